@@ -1,0 +1,3 @@
+"""Stub registry (replaced by the models work)."""
+def model_names() -> list[str]:
+    return ["resnet", "tiny"]

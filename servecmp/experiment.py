@@ -1,0 +1,295 @@
+"""The experiment file: one YAML document drives every server config, the local runtime and kind.
+
+Validated with pydantic; every error names the field path and what was expected
+(``load.profile: Input should be 'open_loop', 'closed_loop' or 'rate_sweep'``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ExperimentError(ValueError):
+    """A malformed experiment file; the message names the file and each bad field."""
+
+
+class Server(StrEnum):
+    torchserve = "torchserve"
+    tfserving = "tfserving"
+    # In-process baselines: the raw model compute with the same thread budget, no server.
+    pytorch = "pytorch"
+    tensorflow = "tensorflow"
+
+
+class Protocol(StrEnum):
+    rest = "rest"
+    grpc = "grpc"
+    inprocess = "inprocess"
+
+
+class Encoding(StrEnum):
+    json = "json"  # {"instances": [...]} / JSON nested list: the same body shape on both servers
+    raw = "raw"  # raw little-endian float32 bytes (TorchServe's native best over REST)
+    b64 = "b64"  # base64 of raw float32 in JSON {"b64": ...} (TF Serving's binary-in-JSON)
+    tensorproto = "tensorproto"  # TF Serving gRPC PredictRequest TensorProto
+    bytes = "bytes"  # TorchServe gRPC PredictionsRequest input["data"] = raw float32 bytes
+    ndarray = "ndarray"  # in-process: numpy array handed to the framework directly
+
+
+# Which encodings each (server, protocol) pair accepts; the first one is its default.
+ALLOWED_ENCODINGS: dict[tuple[Server, Protocol], tuple[Encoding, ...]] = {
+    (Server.torchserve, Protocol.rest): (Encoding.json, Encoding.raw),
+    (Server.torchserve, Protocol.grpc): (Encoding.bytes,),
+    (Server.tfserving, Protocol.rest): (Encoding.json, Encoding.b64),
+    (Server.tfserving, Protocol.grpc): (Encoding.tensorproto,),
+    (Server.pytorch, Protocol.inprocess): (Encoding.ndarray,),
+    (Server.tensorflow, Protocol.inprocess): (Encoding.ndarray,),
+}
+
+# Encodings that are each server's best native choice rather than the fair common one:
+# reported as extra, clearly labelled targets.
+NATIVE_EXTRA = {Encoding.raw, Encoding.b64}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Target(_Strict):
+    """One column of the comparison: a server reached over one protocol with one payload encoding."""
+
+    server: Server
+    protocol: Protocol
+    encoding: Encoding | None = Field(
+        default=None, description="payload encoding; default: the pair's common encoding"
+    )
+
+    @model_validator(mode="after")
+    def _check_pair(self) -> Target:
+        key = (self.server, self.protocol)
+        if key not in ALLOWED_ENCODINGS:
+            allowed = sorted(f"{s.value}/{p.value}" for s, p in ALLOWED_ENCODINGS)
+            raise ValueError(
+                f"server {self.server.value!r} cannot be reached over {self.protocol.value!r}; "
+                f"allowed server/protocol pairs: {', '.join(allowed)}"
+            )
+        if self.encoding is not None and self.encoding not in ALLOWED_ENCODINGS[key]:
+            allowed_enc = ", ".join(e.value for e in ALLOWED_ENCODINGS[key])
+            raise ValueError(
+                f"encoding {self.encoding.value!r} is not valid for "
+                f"{self.server.value}/{self.protocol.value}; allowed: {allowed_enc}"
+            )
+        return self
+
+    @property
+    def effective_encoding(self) -> Encoding:
+        return self.encoding or ALLOWED_ENCODINGS[(self.server, self.protocol)][0]
+
+    @property
+    def name(self) -> str:
+        """Stable id used in results, metrics labels and report columns, e.g. ``torchserve-rest-json``."""
+        if self.protocol is Protocol.inprocess:
+            return f"{self.server.value}-inprocess"
+        return f"{self.server.value}-{self.protocol.value}-{self.effective_encoding.value}"
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.protocol is Protocol.inprocess
+
+    @property
+    def is_native_extra(self) -> bool:
+        return self.effective_encoding in NATIVE_EXTRA
+
+
+class Payload(_Strict):
+    batch_size: Annotated[int, Field(ge=1, le=256)] = 1
+    # Number of distinct seeded inputs cycled through; each response is checked against the
+    # expected logits for its input.
+    distinct_inputs: Annotated[int, Field(ge=1, le=4096)] = 64
+    atol: Annotated[float, Field(gt=0, le=1.0)] = 1e-3
+
+
+class LoadProfile(StrEnum):
+    open_loop = "open_loop"
+    closed_loop = "closed_loop"
+    rate_sweep = "rate_sweep"
+
+
+class Arrival(StrEnum):
+    uniform = "uniform"
+    poisson = "poisson"
+
+
+class Stability(_Strict):
+    """Measurement windows repeat until the last ``windows`` agree within ``tolerance`` or time runs out."""
+
+    window_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    windows: Annotated[int, Field(ge=2, le=20)] = 3
+    tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.10
+    max_windows: Annotated[int, Field(ge=2, le=100)] = 6
+
+
+class Load(_Strict):
+    profile: LoadProfile = LoadProfile.closed_loop
+    arrival: Arrival = Arrival.poisson
+    warmup_s: Annotated[float, Field(ge=0, le=600)] = 3.0
+    stability: Stability = Stability()
+    # open_loop: one fixed arrival rate (req/s)
+    rate: Annotated[float, Field(gt=0, le=100_000)] = 20.0
+    # closed_loop: concurrency levels (in-flight requests) swept in order
+    concurrency: list[Annotated[int, Field(ge=1, le=1024)]] = Field(default_factory=lambda: [1, 4])
+    # rate_sweep: rates tried in order until the p99 SLO breaks
+    rates: list[Annotated[float, Field(gt=0, le=100_000)]] = Field(
+        default_factory=lambda: [10.0, 20.0, 40.0, 80.0]
+    )
+    slo_p99_ms: Annotated[float, Field(gt=0, le=60_000)] = 100.0
+    # Hard per-request timeout; a request that takes longer is a transport error.
+    request_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # Upper bound on requests in one step, whatever the time settings say (every loop stops by itself).
+    max_requests_per_step: Annotated[int, Field(ge=1, le=10_000_000)] = 200_000
+    # A step is invalid when the load generator itself was the bottleneck.
+    generator_cpu_limit: Annotated[float, Field(gt=0, le=1.0)] = 0.90
+    late_send_tolerance: Annotated[float, Field(ge=0, le=1.0)] = 0.05
+    late_threshold_ms: Annotated[float, Field(gt=0)] = 10.0
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> Load:
+        if self.profile is LoadProfile.closed_loop and not self.concurrency:
+            raise ValueError("load.concurrency must list at least one level for closed_loop")
+        if self.profile is LoadProfile.rate_sweep and not self.rates:
+            raise ValueError("load.rates must list at least one rate for rate_sweep")
+        return self
+
+
+class Resources(_Strict):
+    """The budget every server gets: the same for all, translated into each server's own knobs."""
+
+    cpus: Annotated[float, Field(gt=0, le=256)] = 1.0
+    memory_mib: Annotated[int, Field(ge=256, le=1_048_576)] = 2048
+    # local runtime: pin servers and generator to disjoint CPU sets (auto = when >= 2 cores)
+    pinning: Literal["auto", "on", "off"] = "auto"
+
+
+class Batching(_Strict):
+    enabled: bool = False
+    max_batch_size: Annotated[int, Field(ge=1, le=1024)] = 8
+    batch_timeout_ms: Annotated[float, Field(ge=0, le=10_000)] = 5.0
+    # TF Serving: queued batches allowed before rejecting; TorchServe: job_queue_size derives from it
+    max_enqueued_batches: Annotated[int, Field(ge=1, le=100_000)] = 100
+
+
+class Tuning(_Strict):
+    # Model instances: TorchServe workers per model. TF Serving runs one session; its
+    # parallelism comes from inter-op threads, so ``workers`` maps to inter_op threads there.
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    # Threads per instance for the model math; default derives from resources.cpus / workers.
+    intra_op_threads: Annotated[int, Field(ge=1, le=256)] | None = None
+    # Threads accepting requests (TorchServe netty, TF Serving REST); default derives from cpus.
+    io_threads: Annotated[int, Field(ge=1, le=256)] | None = None
+    batching: Batching = Batching()
+
+
+class Experiment(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")]
+    description: str = ""
+    model: str = Field(default="resnet", description="a name from servecmp.models.registry")
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 1234
+    targets: list[Target] = Field(min_length=1)
+    payload: Payload = Payload()
+    load: Load = Load()
+    resources: Resources = Resources()
+    tuning: Tuning = Tuning()
+
+    @model_validator(mode="after")
+    def _check(self) -> Experiment:
+        from servecmp.models.registry import model_names
+
+        if self.model not in model_names():
+            raise ValueError(
+                f"model {self.model!r} is unknown; allowed: {', '.join(sorted(model_names()))}"
+            )
+        names = [t.name for t in self.targets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"targets: duplicate target(s) {', '.join(dupes)}")
+        return self
+
+    # ---- derived, fair-by-construction settings -------------------------------------------
+    @property
+    def intra_op_threads(self) -> int:
+        """Math threads per model instance, derived from the CPU budget, never the node's cores."""
+        if self.tuning.intra_op_threads is not None:
+            return self.tuning.intra_op_threads
+        return max(1, int(self.resources.cpus) // self.tuning.workers)
+
+    @property
+    def io_threads(self) -> int:
+        if self.tuning.io_threads is not None:
+            return self.tuning.io_threads
+        return max(1, int(self.resources.cpus))
+
+    def fairness_settings(self) -> dict[str, object]:
+        """The settings two runs must share to be compared (report refuses otherwise)."""
+        return {
+            "model": self.model,
+            "resources.cpus": self.resources.cpus,
+            "resources.memory_mib": self.resources.memory_mib,
+            "tuning.workers": self.tuning.workers,
+            "threads.intra_op": self.intra_op_threads,
+            "threads.io": self.io_threads,
+            "tuning.batching": self.tuning.batching.model_dump(),
+            "payload.batch_size": self.payload.batch_size,
+            "payload.encodings": sorted(f"{t.name}" for t in self.targets),
+        }
+
+    def digest(self) -> str:
+        """Hash of the normalised experiment (not of the file's formatting)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _format_errors(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: invalid experiment ({err.error_count()} error(s))"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; see experiments/*.yaml for the schema)"
+        if e["type"] == "missing":
+            msg = "required field is missing"
+        lines.append(f"  - {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_experiment(data: object, source: str = "<experiment>") -> Experiment:
+    if not isinstance(data, dict):
+        raise ExperimentError(f"{source}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as err:
+        raise ExperimentError(_format_errors(source, err)) from None
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    p = Path(path)
+    if not p.is_file():
+        raise ExperimentError(f"{p}: experiment file not found")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ExperimentError(f"{p}: not valid YAML: {err}") from None
+    return parse_experiment(data, str(p))
+
+
+def with_overrides(exp: Experiment, **changes: object) -> Experiment:
+    """A copy with top-level fields replaced, re-validated."""
+    data = exp.model_dump(mode="json")
+    data.update(changes)
+    return parse_experiment(data)
