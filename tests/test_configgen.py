@@ -1,0 +1,112 @@
+"""Generated server configs: one source, parsed with TF Serving's protos, fair by construction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from servecmp.deploy.configgen import Placement, Ports, render_all, write_configs
+from servecmp.deploy.configgen.tfserving_protos import (
+    parse_batching_config,
+    parse_models_config,
+    parse_monitoring_config,
+)
+from servecmp.deploy.configgen.torchserve import parse_properties
+from servecmp.experiment import load_experiment, parse_experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
+
+
+def _exp(**over: object):
+    data = {"name": "t", "targets": [{"server": "torchserve", "protocol": "rest"}]}
+    data.update(over)
+    return parse_experiment(data)
+
+
+def _local() -> Placement:
+    return Placement.local(
+        Ports(18080, 18081, 18082, 17070, 17071, 18500, 18501),
+        ts_model_store="/tmp/ms",
+        tfs_model_root="/tmp/tfs",
+        ts_config_dir="/tmp/cfg/ts",
+        tfs_config_dir="/tmp/cfg/tfs",
+    )
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("placement", [Placement.kubernetes(), _local()], ids=["k8s", "local"])
+def test_tfserving_files_parse_with_official_protos(path: Path, placement: Placement) -> None:
+    exp = load_experiment(path)
+    files = render_all(exp, placement).files["tfserving"]
+    models = parse_models_config(files["models.config"])
+    (cfg,) = models.model_config_list.config
+    assert cfg.name == exp.model
+    assert cfg.base_path == f"{placement.tfs_model_root}/{exp.model}"
+    assert cfg.model_platform == "tensorflow"
+    mon = parse_monitoring_config(files["monitoring.config"])
+    assert mon.prometheus_config.enable and mon.prometheus_config.path == "/monitoring/prometheus/metrics"
+    batching = parse_batching_config(files["batching.config"])
+    assert batching.max_batch_size.value == exp.tuning.batching.max_batch_size
+
+
+def test_batching_policy_maps_to_both_servers() -> None:
+    exp = _exp(tuning={"workers": 2, "batching": {"enabled": True, "max_batch_size": 16, "batch_timeout_ms": 7}})
+    gen = render_all(exp, Placement.kubernetes())
+    props = parse_properties(gen.files["torchserve"]["config.properties"])
+    import json
+
+    model = json.loads(props["models"])["resnet"]["1.0"]
+    assert (model["batchSize"], model["maxBatchDelay"]) == (16, 7)
+    assert model["minWorkers"] == model["maxWorkers"] == 2
+    b = parse_batching_config(gen.files["tfserving"]["batching.config"])
+    assert (b.max_batch_size.value, b.batch_timeout_micros.value, b.num_batch_threads.value) == (16, 7000, 2)
+    flags = gen.tfserving_flags()
+    assert "--enable_batching=true" in flags
+    assert "--batching_parameters_file=/config/tfserving/batching.config" in flags
+
+
+def test_batching_off_means_batch_size_one_and_no_flag() -> None:
+    gen = render_all(_exp(), Placement.kubernetes())
+    import json
+
+    props = parse_properties(gen.files["torchserve"]["config.properties"])
+    assert json.loads(props["models"])["resnet"]["1.0"]["batchSize"] == 1
+    assert not any(f.startswith("--enable_batching") for f in gen.tfserving_flags())
+
+
+def test_thread_budget_is_the_same_on_both_servers() -> None:
+    exp = _exp(resources={"cpus": 4}, tuning={"workers": 2})
+    gen = render_all(exp, Placement.kubernetes())
+    flags = gen.tfserving_flags()
+    assert "--tensorflow_intra_op_parallelism=2" in flags
+    assert "--tensorflow_inter_op_parallelism=2" in flags
+    assert "--rest_api_num_threads=4" in flags
+    props = parse_properties(gen.files["torchserve"]["config.properties"])
+    assert props["number_of_netty_threads"] == "4"
+    assert props["default_workers_per_model"] == "2"
+    assert gen.env["torchserve"]["OMP_NUM_THREADS"] == gen.env["tfserving"]["OMP_NUM_THREADS"] == "2"
+
+
+def test_local_placement_binds_loopback_and_uses_its_ports(tmp_path: Path) -> None:
+    gen = render_all(_exp(), _local())
+    props = parse_properties(gen.files["torchserve"]["config.properties"])
+    assert props["inference_address"] == "http://127.0.0.1:18080"
+    assert props["grpc_inference_address"] == "127.0.0.1"
+    assert props["grpc_inference_port"] == "17070"
+    assert props["disable_token_authorization"] == "true"
+    assert props["metrics_mode"] == "prometheus"
+    assert "--port=18500" in gen.tfserving_flags()
+    dirs = write_configs(gen, tmp_path)
+    assert (dirs["torchserve"] / "config.properties").read_text() == gen.files["torchserve"]["config.properties"]
+    assert "OMP_NUM_THREADS=1" in (dirs["tfserving"] / "env").read_text()
+
+
+def test_malformed_tfserving_config_is_caught_by_the_proto_parser() -> None:
+    from google.protobuf import text_format
+
+    with pytest.raises(text_format.ParseError, match="max_batch_sise"):
+        parse_batching_config("max_batch_sise { value: 3 }\n")
+    with pytest.raises(text_format.ParseError):
+        parse_models_config('model_config_list { config { nam: "x" } }')

@@ -1,0 +1,90 @@
+"""The experiment file: validation errors name the field and the allowed values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from servecmp.experiment import ExperimentError, load_experiment, parse_experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = {"name": "t", "targets": [{"server": "torchserve", "protocol": "rest"}]}
+
+
+def _err(data: dict) -> str:
+    with pytest.raises(ExperimentError) as info:
+        parse_experiment(data, "exp.yaml")
+    return str(info.value)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+def test_committed_experiments_are_valid(path: Path) -> None:
+    exp = load_experiment(path)
+    assert exp.targets
+
+
+def test_unknown_protocol_names_field_and_allowed_values() -> None:
+    msg = _err({**BASE, "targets": [{"server": "torchserve", "protocol": "http3"}]})
+    assert "exp.yaml" in msg
+    assert "targets.0.protocol" in msg
+    assert "'rest', 'grpc' or 'inprocess'" in msg
+
+
+def test_bad_load_profile_and_negative_cpu_reported_together() -> None:
+    msg = _err({**BASE, "load": {"profile": "burst"}, "resources": {"cpus": -1}})
+    assert "load.profile" in msg and "open_loop" in msg
+    assert "resources.cpus" in msg and "greater than 0" in msg
+
+
+def test_unknown_field_is_rejected_by_name() -> None:
+    msg = _err({**BASE, "tuning": {"wokers": 2}})
+    assert "tuning.wokers" in msg and "unknown field" in msg
+
+
+def test_encoding_must_fit_server_and_protocol() -> None:
+    msg = _err({**BASE, "targets": [{"server": "tfserving", "protocol": "grpc", "encoding": "raw"}]})
+    assert "encoding 'raw' is not valid for tfserving/grpc" in msg
+    assert "tensorproto" in msg
+
+
+def test_server_protocol_pair_must_exist() -> None:
+    msg = _err({**BASE, "targets": [{"server": "pytorch", "protocol": "rest"}]})
+    assert "cannot be reached over 'rest'" in msg
+
+
+def test_unknown_model_lists_registry() -> None:
+    msg = _err({**BASE, "model": "bert"})
+    assert "model 'bert' is unknown" in msg and "resnet" in msg
+
+
+def test_duplicate_targets_rejected() -> None:
+    t = {"server": "torchserve", "protocol": "rest"}
+    assert "duplicate target(s) torchserve-rest-json" in _err({**BASE, "targets": [t, t]})
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ExperimentError, match="experiment file not found"):
+        load_experiment(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ExperimentError, match="not valid YAML"):
+        load_experiment(bad)
+    lst = tmp_path / "list.yaml"
+    lst.write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(ExperimentError, match="expected a YAML mapping"):
+        load_experiment(lst)
+
+
+def test_thread_budget_derives_from_cpus_not_machine() -> None:
+    exp = parse_experiment({**BASE, "resources": {"cpus": 4}, "tuning": {"workers": 2}})
+    assert exp.intra_op_threads == 2
+    assert exp.io_threads == 4
+
+
+def test_digest_ignores_formatting_but_not_settings() -> None:
+    a = parse_experiment(BASE)
+    b = parse_experiment(yaml.safe_load(yaml.safe_dump(BASE, default_flow_style=True)))
+    c = parse_experiment({**BASE, "seed": 7})
+    assert a.digest() == b.digest() != c.digest()
