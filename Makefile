@@ -1,0 +1,84 @@
+# servecmp — thin targets; the logic lives in Python (servecmp/, models/, deploy/, loadtests/) and scripts/.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SERVECMP := $(VENV)/bin/servecmp
+EXPERIMENT ?= experiments/quick.yaml
+RUN ?= $(shell ls -1dt runs/*/ 2>/dev/null | head -1)
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+##@ Help
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+	/^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
+	/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Main job
+.PHONY: setup demo run report
+setup: ## Install everything (apt: JDK, prometheus, wrk, chromium; .venv; helm) — idempotent
+	bash scripts/setup.sh
+
+demo: setup ## The README's main job: quick local side-by-side run ending in a table + report
+	$(SERVECMP) run $(EXPERIMENT) --quick
+
+run: ## Run EXPERIMENT locally (full windows)
+	$(SERVECMP) run $(EXPERIMENT)
+
+report: ## Rebuild the report of RUN (default: newest run) from stored results
+	$(SERVECMP) report $(RUN)
+
+##@ Models
+.PHONY: export parity
+export: ## Export both models for both servers (.mar + SavedModel) and check parity
+	$(SERVECMP) export
+
+parity: ## PyTorch vs TensorFlow parity check
+	$(SERVECMP) parity
+
+##@ Quality
+.PHONY: test test-fast lint typecheck
+test: setup ## The README's test command: the whole suite (what CI runs)
+	$(VENV)/bin/pytest
+
+test-fast: ## Tests that start no server
+	$(VENV)/bin/pytest -m "not slow"
+
+lint: ## ruff
+	$(VENV)/bin/ruff check .
+
+typecheck: ## mypy
+	$(VENV)/bin/mypy servecmp models deploy loadtests
+
+##@ Benchmarks
+.PHONY: bench-harness
+bench-harness: ## Load generator capacity and added latency vs wrk (prints figures)
+	$(PY) scripts/bench_harness.py
+
+##@ Observability
+.PHONY: dashboards dashboards-check
+dashboards: ## Regenerate the committed Grafana dashboard JSON
+	$(PY) -m servecmp.observability.dashboards --write
+
+dashboards-check: ## Fail when committed dashboards drift from the code
+	$(PY) -m servecmp.observability.dashboards --check
+
+##@ Kubernetes (kind)
+.PHONY: kind-up kind-load kind-down helm-lint
+kind-up: ## Create the kind cluster, install monitoring and both servers, wait (idempotent)
+	bash scripts/kind-up.sh
+
+kind-load: ## Run the experiment's load in-cluster and copy results into runs/
+	bash scripts/kind-load.sh $(EXPERIMENT)
+
+kind-down: ## Delete the kind cluster
+	bash scripts/kind-down.sh
+
+helm-lint: ## helm lint every scenario values file
+	$(VENV)/bin/pytest tests -k helm_lint -q
+
+##@ Housekeeping
+.PHONY: clean
+clean: ## Remove build outputs (keeps runs/ and .venv)
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,1 @@
+"""Local runtime: the servers as plain processes on this machine (the embedded default)."""

@@ -1,0 +1,114 @@
+"""TorchServe as local processes: launcher + JVM + Python workers, started from the generated config."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import requests
+
+from servecmp.deploy.configgen import GeneratedConfigs
+from servecmp.deploy.local.procs import ManagedProcess
+from servecmp.deploy.local.server import Endpoints, LocalServer
+
+
+def _bin(name: str) -> str | None:
+    # Prefer the running interpreter's venv: the README's setup installs TorchServe there.
+    cand = Path(sys.executable).parent / name
+    return str(cand) if cand.exists() else shutil.which(name)
+
+
+class TorchServeServer(LocalServer):
+    name = "torchserve"
+
+    def __init__(
+        self,
+        configs: GeneratedConfigs,
+        config_dir: Path,
+        run_dir: Path,
+        model_name: str,
+        cpus: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__()
+        self.configs = configs
+        self.config_dir = config_dir
+        self.run_dir = run_dir
+        self.model_name = model_name
+        self.cpus = cpus
+        p = configs.placement.ports
+        host = configs.placement.bind_host
+        self._endpoints = Endpoints(
+            rest=f"{host}:{p.ts_inference}",
+            grpc=f"{host}:{p.ts_grpc_inference}",
+            metrics_url=f"http://{host}:{p.ts_metrics}/metrics",
+            management_url=f"http://{host}:{p.ts_management}",
+        )
+
+    @classmethod
+    def availability(cls) -> str | None:
+        if _bin("torchserve") is None:
+            return "torchserve is not installed (pip install torchserve==0.12.0; run `make setup`)"
+        if shutil.which("java") is None:
+            return "java not found: TorchServe 0.12 needs a JDK/JRE 17 (apt-get install openjdk-17-jre-headless)"
+        return None
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return self._endpoints
+
+    def start(self) -> None:
+        reason = self.availability()
+        if reason:
+            from servecmp.deploy.local.server import ServerUnavailable
+
+            raise ServerUnavailable(reason)
+        logs = self.log_dir(self.run_dir)
+        # TorchServe keeps its pid file in $TMPDIR/.model_server.pid: one instance per TMPDIR, so
+        # each run gets its own and never collides with another TorchServe on the machine.
+        tmp = self.run_dir / "tmp" / "torchserve"
+        tmp.mkdir(parents=True, exist_ok=True)
+        env = {
+            "TMPDIR": str(tmp),
+            "LOG_LOCATION": str(logs),
+            "METRICS_LOCATION": str(logs),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            **self.configs.env["torchserve"],
+        }
+        argv = [
+            str(_bin("torchserve")),
+            "--start",
+            "--foreground",  # the launcher stays the group leader we stop
+            "--ncs",  # no config snapshots: the generated file is the only config
+            "--ts-config",
+            str(self.config_dir / "config.properties"),
+            "--model-store",
+            self.configs.placement.ts_model_store,
+        ]
+        self.process = ManagedProcess(
+            self.name, argv, log_path=logs / "console.log", cwd=logs, env=env, cpus=self.cpus
+        )
+        self.started_at = self.process.started_at
+
+    def is_ready(self) -> bool:
+        # /ping says Healthy before any worker is up; a READY worker is what serves requests.
+        assert self._endpoints.management_url
+        r = requests.get(f"{self._endpoints.management_url}/models/{self.model_name}", timeout=2)
+        if r.status_code != 200:
+            return False
+        return any(
+            w.get("status") == "READY" for m in r.json() for w in m.get("workers", [])
+        )
+
+    # -- model update through the management API (friction measurement) -----------------------
+    def register_version(self, mar_name: str, version: str) -> None:
+        mgmt = self._endpoints.management_url
+        r = requests.post(
+            f"{mgmt}/models",
+            params={"url": mar_name, "initial_workers": "1", "synchronous": "true"},
+            timeout=120,
+        )
+        r.raise_for_status()
+        r = requests.put(f"{mgmt}/models/{self.model_name}/{version}/set-default", timeout=30)
+        r.raise_for_status()

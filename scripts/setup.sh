@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up everything servecmp needs on a fresh Debian 12 machine (idempotent; re-runs are cheap).
+#   system: OpenJDK 17 (TorchServe), prometheus + promtool, wrk, chromium (report screenshot test)
+#   python: .venv with the pinned stack; tensorflow-serving-api with --no-deps (see README)
+#   tools:  helm (scripts/install-helm.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+STAMP="$VENV/.servecmp-setup"
+HASH=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+
+need_apt=()
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+command -v prometheus >/dev/null || need_apt+=(prometheus)
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v chromium >/dev/null || need_apt+=(chromium)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  echo "==> apt-get install ${need_apt[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then
+  echo "==> python environment up to date ($VENV)"
+else
+  echo "==> python environment in $VENV"
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  # torch first and exactly pinned: any other version pulls a multi-GB CUDA build.
+  "$VENV/bin/pip" install -q torch==2.13.0
+  "$VENV/bin/pip" install -q -e '.[dev]'
+  # Declares `tensorflow` and would pull the full wheel over tensorflow-cpu (same package dir).
+  "$VENV/bin/pip" install -q --no-deps tensorflow-serving-api==2.21.0
+  echo "$HASH" >"$STAMP"
+fi
+
+bash scripts/install-helm.sh >/dev/null || echo "warning: helm could not be installed; chart tests will be skipped"
+echo "==> setup done"

@@ -1,0 +1,139 @@
+"""``servecmp`` command line: thin wrappers; the logic lives in the modules each command names.
+
+Heavy imports (torch, tensorflow, locust) happen inside the command that needs them so that
+``servecmp --help`` and ``servecmp validate`` stay instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from servecmp.experiment import ExperimentError, load_experiment
+
+DEFAULT_ARTIFACTS = Path("build/models")
+DEFAULT_RUNS = Path("runs")
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    exp = load_experiment(args.experiment)
+    print(f"{args.experiment}: valid ({len(exp.targets)} targets, digest {exp.digest()})")
+    for t in exp.targets:
+        print(f"  {t.name}{'  (native-encoding extra)' if t.is_native_extra else ''}")
+    return 0
+
+
+def _cmd_configs(args: argparse.Namespace) -> int:
+    from servecmp.deploy.configgen import Placement, render_all, write_configs
+
+    exp = load_experiment(args.experiment)
+    if args.placement != "kubernetes":
+        raise SystemExit("configs: only --placement kubernetes is written standalone; "
+                         "the local runtime writes its own (free ports) into the run directory")
+    dirs = write_configs(render_all(exp, Placement.kubernetes()), Path(args.out))
+    for server, d in sorted(dirs.items()):
+        print(f"{server}: {d}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from servecmp.models.__main__ import main as models_main
+
+    argv = ["export", "--out", str(args.out)]
+    for m in args.model or []:
+        argv += ["--model", m]
+    return int(models_main(argv) or 0)
+
+
+def _cmd_parity(args: argparse.Namespace) -> int:
+    from servecmp.models.__main__ import main as models_main
+
+    argv = ["parity"]
+    for m in args.model or []:
+        argv += ["--model", m]
+    return int(models_main(argv) or 0)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from servecmp.deploy.local.orchestrate import run_experiment
+
+    exp = load_experiment(args.experiment)
+    run_dir = run_experiment(
+        exp,
+        experiment_path=Path(args.experiment),
+        runs_root=Path(args.runs),
+        artifacts_root=Path(args.artifacts),
+        quick=args.quick,
+        only=args.target or None,
+        prometheus=not args.no_prometheus,
+        report=not args.no_report,
+    )
+    print(f"results: {run_dir}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from servecmp.report.build import build_report_cli
+
+    return build_report_cli(Path(args.run_dir), compare=args.compare, force=args.force)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="servecmp",
+        description="Deploy one model behind TorchServe and TF Serving and measure them side by side.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(func=fn)
+        return sp
+
+    sp = add("validate", _cmd_validate, "check an experiment file and list its targets")
+    sp.add_argument("experiment")
+
+    sp = add("configs", _cmd_configs, "write the generated server configs (Helm mounts these)")
+    sp.add_argument("experiment")
+    sp.add_argument("--placement", choices=["kubernetes"], default="kubernetes")
+    sp.add_argument("--out", default="build/configs")
+
+    sp = add("export", _cmd_export, "export the model(s) for both servers (.mar + SavedModel) and check parity")
+    sp.add_argument("--model", action="append", help="model name (repeatable; default: all)")
+    sp.add_argument("--out", type=Path, default=DEFAULT_ARTIFACTS)
+
+    sp = add("parity", _cmd_parity, "check that PyTorch and TF compute the same logits")
+    sp.add_argument("--model", action="append")
+
+    sp = add("run", _cmd_run, "run an experiment locally and store the results (the main job)")
+    sp.add_argument("experiment", nargs="?", default="experiments/quick.yaml")
+    sp.add_argument("--quick", action="store_true", help="short windows and warm-up (≤ 5 min on 2 cores)")
+    sp.add_argument("--target", action="append", help="only this target name (repeatable)")
+    sp.add_argument("--runs", default=str(DEFAULT_RUNS), help="parent directory of run directories")
+    sp.add_argument("--artifacts", default=str(DEFAULT_ARTIFACTS))
+    sp.add_argument("--no-prometheus", action="store_true", help="do not start a local Prometheus")
+    sp.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+
+    sp = add("report", _cmd_report, "build the HTML + Markdown report from a stored run")
+    sp.add_argument("run_dir")
+    sp.add_argument("--compare", help="another run directory to compare against")
+    sp.add_argument("--force", action="store_true", help="compare even when fairness settings differ")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ExperimentError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: every finished step is on disk", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
