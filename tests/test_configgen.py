@@ -110,3 +110,20 @@ def test_malformed_tfserving_config_is_caught_by_the_proto_parser() -> None:
         parse_batching_config("max_batch_sise { value: 3 }\n")
     with pytest.raises(text_format.ParseError):
         parse_models_config('model_config_list { config { nam: "x" } }')
+
+
+def test_config_surface_counts_what_was_generated() -> None:
+    from servecmp.deploy.configgen.surface import config_surface
+
+    off = config_surface(render_all(_exp(), Placement.kubernetes()))
+    on = config_surface(
+        render_all(_exp(tuning={"batching": {"enabled": True}}), Placement.kubernetes())
+    )
+    ts, tfs = off["torchserve"], off["tfserving"]
+    assert "metrics_mode" in ts.changed and "disable_token_authorization" in ts.changed
+    assert "--rest_api_port" in tfs.changed
+    # Batching adds a file and knobs on TF Serving; on TorchServe it only changes values.
+    assert on["tfserving"].files == tfs.files + 1
+    assert on["tfserving"].knobs_set > tfs.knobs_set
+    assert on["torchserve"].files == ts.files
+    assert 0 < ts.knobs_changed <= ts.knobs_set and 0 < tfs.knobs_changed <= tfs.knobs_set
