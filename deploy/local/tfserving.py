@@ -14,8 +14,15 @@ from servecmp.deploy.local.procs import ManagedProcess
 from servecmp.deploy.local.server import Endpoints, LocalServer, ServerUnavailable
 
 BINARY = "tensorflow_model_server"
-# Pinned: the image tag matching the tensorflow / tensorflow-serving-api versions we export with.
-IMAGE = "tensorflow/serving:2.19.1"
+CHART_VALUES = Path(__file__).resolve().parents[2] / "helm/servecmp/charts/tfserving/values.yaml"
+
+
+def pinned_image() -> str:
+    """The TF Serving image pinned in the Helm chart: local Docker runs use the same one."""
+    import yaml
+
+    img = yaml.safe_load(CHART_VALUES.read_text())["image"]
+    return f"{img['repository']}:{img['tag']}"
 
 
 def docker_answers() -> bool:
@@ -60,7 +67,7 @@ class TFServingServer(LocalServer):
             return None
         return (
             f"`{BINARY}` is not on PATH and no Docker engine answers (`docker info`); install the "
-            f"binary from Google's apt repository or run Docker to use the {IMAGE} image"
+            "binary from Google's apt repository or run Docker to use the tensorflow/serving image"
         )
 
     @property
@@ -86,7 +93,7 @@ class TFServingServer(LocalServer):
                 "-v", f"{pl.tfs_model_root}:{pl.tfs_model_root}:ro",
                 "-v", f"{pl.tfs_config_dir}:{pl.tfs_config_dir}:ro",
                 *(["--cpuset-cpus", cpus] if cpus else []),
-                "--entrypoint", BINARY, IMAGE, *flags,
+                "--entrypoint", BINARY, pinned_image(), *flags,
             ]  # fmt: skip
         raise ServerUnavailable(self.availability() or "TF Serving unavailable")
 

@@ -1,0 +1,252 @@
+"""Cluster measurements for the kind path, with the official ``kubernetes`` client.
+
+What it records (``python -m servecmp.deploy.kind.cluster report``): per server, install -> Ready
+seconds, pod restarts, and the image sizes the nodes report (``node.status.images``); and
+(``recover``) the seconds from deleting a server pod under load until the Deployment is back to
+full strength with Ready pods (readiness = model loaded, see the chart's probes).
+
+The pure parts (parsing API objects) take plain client model objects and are unit-tested with
+fakes; everything that talks to a cluster goes through a ``CoreV1Api``/``AppsV1Api`` passed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+SERVER_LABEL = "servecmp.io/server"
+SERVERS = ("torchserve", "tfserving")
+
+
+# ---- pure: parsing API objects ----------------------------------------------------------------
+def normalize_image(ref: str) -> str:
+    """``pytorch/torchserve:0.12.0-cpu`` and ``docker.io/pytorch/torchserve:0.12.0-cpu`` are one
+    image; ``busybox:1`` is ``docker.io/library/busybox:1``. Digests (``@sha256:``) are dropped."""
+    ref = ref.split("@", 1)[0]
+    first, _, rest = ref.partition("/")
+    if not rest or ("." not in first and ":" not in first and first != "localhost"):
+        ref = f"docker.io/{ref}" if rest else f"docker.io/library/{ref}"
+    if ref.startswith("docker.io/") and ref.count("/") == 1:
+        ref = ref.replace("docker.io/", "docker.io/library/", 1)
+    return ref
+
+
+def node_image_sizes(nodes: Iterable[Any]) -> dict[str, int]:
+    """Image reference (normalized) -> size in bytes, from every node's ``status.images``.
+
+    A node lists each image once with all its names (tags and digests); the same image on two
+    nodes has the same size, so the largest seen is kept."""
+    sizes: dict[str, int] = {}
+    for node in nodes:
+        for img in getattr(getattr(node, "status", None), "images", None) or []:
+            size = int(getattr(img, "size_bytes", 0) or 0)
+            for name in getattr(img, "names", None) or []:
+                if "@" in name:  # digest-only names carry no tag
+                    continue
+                key = normalize_image(name)
+                sizes[key] = max(size, sizes.get(key, 0))
+    return sizes
+
+
+def image_size(nodes: Iterable[Any], image: str) -> int | None:
+    return node_image_sizes(nodes).get(normalize_image(image))
+
+
+def _condition_time(pod: Any, kind: str) -> datetime | None:
+    for c in getattr(pod.status, "conditions", None) or []:
+        if c.type == kind and c.status == "True":
+            return c.last_transition_time
+    return None
+
+
+def pod_ready(pod: Any) -> bool:
+    return (
+        _condition_time(pod, "Ready") is not None
+        and getattr(pod.metadata, "deletion_timestamp", None) is None
+    )
+
+
+def pod_restarts(pod: Any) -> int:
+    statuses = (getattr(pod.status, "container_statuses", None) or []) + (
+        getattr(pod.status, "init_container_statuses", None) or []
+    )
+    return sum(int(s.restart_count or 0) for s in statuses)
+
+
+def pod_ready_seconds(pod: Any) -> float | None:
+    """Seconds from the pod's creation to its Ready condition (None while not Ready)."""
+    ready = _condition_time(pod, "Ready")
+    if ready is None:
+        return None
+    return (ready - pod.metadata.creation_timestamp).total_seconds()
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    server: str
+    pods: int
+    ready: int
+    restarts: int
+    install_to_ready_s: float | None  # first pod created -> last pod Ready
+    images: dict[str, int | None]  # image -> bytes on the node (None: not reported)
+
+
+def server_status(server: str, pods: list[Any], nodes: list[Any]) -> ServerStatus:
+    sizes = node_image_sizes(nodes)
+    images: dict[str, int | None] = {}
+    for pod in pods:
+        for c in list(getattr(pod.spec, "init_containers", None) or []) + list(pod.spec.containers):
+            images[c.image] = sizes.get(normalize_image(c.image))
+    readies = [_condition_time(p, "Ready") for p in pods]
+    install: float | None = None
+    if pods and all(r is not None for r in readies):
+        first = min(p.metadata.creation_timestamp for p in pods)
+        install = (max(r for r in readies if r is not None) - first).total_seconds()
+    return ServerStatus(
+        server=server,
+        pods=len(pods),
+        ready=sum(1 for p in pods if pod_ready(p)),
+        restarts=sum(pod_restarts(p) for p in pods),
+        install_to_ready_s=install,
+        images=images,
+    )
+
+
+# ---- talking to the cluster -------------------------------------------------------------------
+def load_clients(context: str | None = None) -> tuple[Any, Any]:
+    from kubernetes import client, config
+
+    config.load_kube_config(context=context)
+    return client.CoreV1Api(), client.AppsV1Api()
+
+
+def server_pods(core: Any, namespace: str, server: str) -> list[Any]:
+    return list(
+        core.list_namespaced_pod(namespace, label_selector=f"{SERVER_LABEL}={server}").items
+    )
+
+
+def wait_rollout(
+    apps: Any,
+    namespace: str,
+    name: str,
+    timeout_s: float = 600,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Wait until Deployment ``name`` has all replicas updated and available; returns seconds."""
+    t0 = clock()
+    while True:
+        d = apps.read_namespaced_deployment(name, namespace)
+        want = d.spec.replicas or 0
+        st = d.status
+        if (
+            (st.observed_generation or 0) >= (d.metadata.generation or 0)
+            and (st.updated_replicas or 0) == want
+            and (st.available_replicas or 0) == want
+            and (st.replicas or 0) == want
+        ):
+            return clock() - t0
+        if clock() - t0 > timeout_s:
+            raise TimeoutError(
+                f"deployment {namespace}/{name}: {st.available_replicas or 0}/{want} available "
+                f"after {timeout_s:.0f}s (kubectl -n {namespace} describe deploy/{name})"
+            )
+        sleep(1.0)
+
+
+def recover(
+    core: Any,
+    namespace: str,
+    server: str,
+    replicas: int,
+    timeout_s: float = 600,
+    *,
+    answering: Callable[[], bool] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Delete one Ready pod of ``server`` and return the seconds until ``replicas`` pods other
+    than the deleted one are Ready (and, if given, ``answering()`` is true)."""
+    pods = [p for p in server_pods(core, namespace, server) if pod_ready(p)]
+    if not pods:
+        raise RuntimeError(f"{server}: no Ready pod to delete in namespace {namespace}")
+    victim = sorted(pods, key=lambda p: p.metadata.name)[0].metadata.name
+    t0 = clock()
+    core.delete_namespaced_pod(victim, namespace, grace_period_seconds=0)
+    while True:
+        ready = [
+            p
+            for p in server_pods(core, namespace, server)
+            if p.metadata.name != victim and pod_ready(p)
+        ]
+        if len(ready) >= replicas and (answering is None or answering()):
+            return clock() - t0
+        if clock() - t0 > timeout_s:
+            raise TimeoutError(
+                f"{server}: {len(ready)}/{replicas} Ready {timeout_s:.0f}s after deleting {victim}"
+            )
+        sleep(0.5)
+
+
+def report(core: Any, namespace: str) -> dict[str, Any]:
+    nodes = list(core.list_node().items)
+    out: dict[str, Any] = {"namespace": namespace, "servers": {}}
+    for server in SERVERS:
+        pods = server_pods(core, namespace, server)
+        if pods:
+            out["servers"][server] = asdict(server_status(server, pods, nodes))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="servecmp kind cluster measurements")
+    p.add_argument("--namespace", default="servecmp")
+    p.add_argument("--context", default="kind-servecmp")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("wait", help="wait for both server Deployments to roll out")
+    w.add_argument("--release", default="servecmp")
+    w.add_argument("--timeout", type=float, default=600)
+    r = sub.add_parser("report", help="install->Ready, restarts, image sizes (JSON)")
+    r.add_argument("--out", type=Path)
+    rc = sub.add_parser("recover", help="delete a server pod, print seconds until Ready again")
+    rc.add_argument("--server", choices=SERVERS, required=True)
+    rc.add_argument("--replicas", type=int, default=1)
+    rc.add_argument("--timeout", type=float, default=600)
+    rc.add_argument("--out", type=Path)
+    args = p.parse_args(argv)
+
+    core, apps = load_clients(args.context)
+    if args.cmd == "wait":
+        for server in SERVERS:
+            name = f"{args.release}-{server}"
+            try:
+                apps.read_namespaced_deployment(name, args.namespace)
+            except Exception:  # not deployed in this scenario
+                continue
+            print(
+                f"{name}: rolled out in {wait_rollout(apps, args.namespace, name, args.timeout):.1f}s"
+            )
+        return 0
+    if args.cmd == "report":
+        data = report(core, args.namespace)
+    else:
+        secs = recover(core, args.namespace, args.server, args.replicas, args.timeout)
+        data = {"server": args.server, "recovery_s": round(secs, 3)}
+    text = json.dumps(data, indent=2, default=str)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

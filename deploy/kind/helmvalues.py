@@ -1,0 +1,103 @@
+"""Helm inputs from one experiment: the generated configs (files) and the values derived from it.
+
+``servecmp.deploy.configgen`` is the only source of server configs; this module writes them with
+``write_configs`` and adds what the chart needs besides (model, shared budget, thread env,
+which servers/protocols the targets use). ``scripts/kind-up.sh`` runs::
+
+    python -m servecmp.deploy.kind.helmvalues experiments/quick.yaml --out build/kind
+
+and passes ``-f build/kind/experiment-values.yaml`` plus :func:`set_file_args`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+from servecmp.deploy.configgen import GeneratedConfigs, Placement, render_all, write_configs
+
+from servecmp.experiment import Experiment, Protocol, Server, load_experiment
+
+# Helm value key -> (server, generated file name). The chart's README documents the same keys.
+SET_FILE_KEYS: dict[str, tuple[str, str]] = {
+    "torchserve.config.properties": ("torchserve", "config.properties"),
+    "tfserving.config.models": ("tfserving", "models.config"),
+    "tfserving.config.monitoring": ("tfserving", "monitoring.config"),
+    "tfserving.config.batching": ("tfserving", "batching.config"),
+    "tfserving.config.flags": ("tfserving", "flags.txt"),
+}
+
+
+def experiment_values(exp: Experiment, configs: GeneratedConfigs) -> dict[str, Any]:
+    """Values derived from the experiment (everything but the config files themselves)."""
+    from servecmp.models.registry import get_model
+
+    servers = {t.server for t in exp.targets}
+    protocols = sorted(
+        {t.protocol.value for t in exp.targets if t.protocol in (Protocol.rest, Protocol.grpc)}
+    )
+    cpu: float | int = exp.resources.cpus
+    if float(cpu).is_integer():
+        cpu = int(cpu)
+    return {
+        "global": {
+            "model": {
+                "name": exp.model,
+                "inputShape": list(get_model(exp.model).input_shape),
+            },
+            "resources": {"cpu": cpu, "memoryMiB": exp.resources.memory_mib},
+            "protocols": protocols or ["rest", "grpc"],
+        },
+        "torchserve": {
+            "enabled": Server.torchserve in servers,
+            "env": dict(sorted(configs.env.get("torchserve", {}).items())),
+        },
+        "tfserving": {
+            "enabled": Server.tfserving in servers,
+            "env": dict(sorted(configs.env.get("tfserving", {}).items())),
+        },
+    }
+
+
+def set_file_args(config_dir: Path) -> list[str]:
+    """``--set-file key=path`` arguments for the files under ``config_dir/<server>/``."""
+    out: list[str] = []
+    for key, (server, name) in SET_FILE_KEYS.items():
+        out += ["--set-file", f"{key}={config_dir / server / name}"]
+    return out
+
+
+def write_helm_inputs(exp: Experiment, out_dir: Path) -> tuple[Path, Path]:
+    """Write ``<out>/configs/<server>/*`` and ``<out>/experiment-values.yaml``."""
+    configs = render_all(exp, Placement.kubernetes())
+    config_dir = out_dir / "configs"
+    write_configs(configs, config_dir)
+    values_path = out_dir / "experiment-values.yaml"
+    values_path.parent.mkdir(parents=True, exist_ok=True)
+    header = f"# Generated from experiment {exp.name!r} ({exp.digest()}) by servecmp.deploy.kind.helmvalues\n"
+    values_path.write_text(
+        header + yaml.safe_dump(experiment_values(exp, configs), sort_keys=False)
+    )
+    return config_dir, values_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("experiment", type=Path)
+    p.add_argument("--out", type=Path, default=Path("build/kind"))
+    p.add_argument(
+        "--print-set-file", action="store_true", help="print the --set-file arguments, one per line"
+    )
+    args = p.parse_args(argv)
+    config_dir, values_path = write_helm_inputs(load_experiment(args.experiment), args.out)
+    if args.print_set_file:
+        print("\n".join(set_file_args(config_dir)))
+    else:
+        print(f"configs: {config_dir}\nvalues: {values_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
