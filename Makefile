@@ -57,12 +57,20 @@ bench-harness: ## Load generator capacity and added latency vs wrk (prints figur
 	$(PY) scripts/bench_harness.py
 
 ##@ Observability
-.PHONY: dashboards dashboards-check
+.PHONY: dashboards dashboards-check rules rules-check
 dashboards: ## Regenerate the committed Grafana dashboard JSON
 	$(PY) -m servecmp.observability.dashboards --write
 
 dashboards-check: ## Fail when committed dashboards drift from the code
 	$(PY) -m servecmp.observability.dashboards --check
+
+rules: ## Regenerate helm/servecmp/files/recording-rules.yaml from servecmp/observability/rules.py
+	$(PY) -m servecmp.observability.rules --write
+
+rules-check: ## Rules drift + promtool check + promtool unit tests
+	$(PY) -m servecmp.observability.rules --check
+	promtool check rules helm/servecmp/files/recording-rules.yaml
+	cd tests/promtool && promtool test rules rules_test.yaml
 
 ##@ Kubernetes (kind)
 .PHONY: helm test-helm kind-up kind-load kind-down kind-grafana-password kind-e2e
