@@ -71,6 +71,9 @@ class TorchServeServer(LocalServer):
         tmp.mkdir(parents=True, exist_ok=True)
         env = {
             "TMPDIR": str(tmp),
+            # The JVM puts the workers' Unix sockets in $TEMP (not $TMPDIR); a shared one lets a
+            # second TorchServe on the machine take over this one's worker sockets.
+            "TEMP": str(tmp),
             "LOG_LOCATION": str(logs),
             "METRICS_LOCATION": str(logs),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

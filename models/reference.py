@@ -1,0 +1,48 @@
+"""In-process PyTorch reference: seeded inputs and the logits every served response must match."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+import numpy as np
+from servecmp.models.registry import DEFAULT_SEED, get_model
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+@functools.lru_cache(maxsize=8)
+def torch_model(name: str, seed: int = DEFAULT_SEED) -> nn.Module:
+    """The seeded eval-mode PyTorch model, built once per (name, seed) in this process."""
+    return get_model(name).build_torch(seed)
+
+
+def seeded_inputs(name: str, n: int, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """``n`` standard-normal float32 examples shaped ``[n, *input_shape]``, reproducible from seed."""
+    if n < 1:
+        raise ValueError(f"n: expected a positive number of inputs, got {n}")
+    spec = get_model(name)
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, *spec.input_shape), dtype=np.float32)
+
+
+def check_batch(name: str, inputs: np.ndarray) -> np.ndarray:
+    """``inputs`` as C-contiguous float32 ``[B, *input_shape]``; ValueError naming the shape otherwise."""
+    spec = get_model(name)
+    arr = np.asarray(inputs)
+    if arr.ndim != len(spec.input_shape) + 1 or tuple(arr.shape[1:]) != spec.input_shape:
+        want = ", ".join(str(d) for d in spec.input_shape)
+        raise ValueError(f"inputs: expected shape [B, {want}] for model {name!r}, got {list(arr.shape)}")
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"inputs: expected a numeric (float32) array, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def expected_logits(name: str, inputs: np.ndarray, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """PyTorch logits ``[B, num_classes]`` (float32) for ``inputs`` ``[B, *input_shape]``."""
+    import torch
+
+    x = check_batch(name, inputs)
+    with torch.inference_mode():
+        return torch_model(name, seed)(torch.from_numpy(x)).numpy()
