@@ -1,0 +1,10 @@
+"""Closed-loop concurrency sweep over the experiment's ``load.concurrency``.
+
+    SERVECMP_TARGET=torchserve-rest-json SERVECMP_ADDRESS=127.0.0.1:8080 \
+      locust -f loadtests/locustfiles/concurrency_sweep.py --headless
+"""
+
+import locust  # noqa: F401  - gevent patching first
+import servecmp.loadtests.locustfiles.common  # noqa: F401
+from servecmp.loadtests.shapes import ConcurrencySweepShape  # noqa: F401
+from servecmp.loadtests.users import ClosedLoopUser  # noqa: F401
