@@ -75,6 +75,14 @@ def test_generator_cpu_over_limit_with_saturated_server_is_valid() -> None:
     assert judge_validity(vi(generator_cpu=0.95, server_cpu=0.97, server_cpu_budget=1.0))[0]
 
 
+def test_busy_core_of_an_inprocess_baseline_is_its_compute_not_a_bottleneck() -> None:
+    assert judge_validity(vi(generator_cpu=0.99, inprocess=True)) == (True, None)
+    # ...but the open-loop lateness rules still apply to it.
+    ok, _ = judge_validity(vi(generator_cpu=0.99, inprocess=True, mode="open_loop", sends=100,
+                              late_total=50, late_generator=50, service_p99_ms=5))
+    assert not ok
+
+
 def test_generator_late_sends_over_tolerance_are_invalid() -> None:
     ok, why = judge_validity(vi(mode="open_loop", sends=1000, late_total=80, late_generator=60,
                                 late_send_tolerance=0.05, service_p99_ms=50))

@@ -7,6 +7,7 @@ TorchServe's launcher, its JVM and the Python workers — and nothing is left be
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import subprocess
@@ -83,24 +84,18 @@ class ManagedProcess:
 
     def kill_hard(self) -> None:
         """SIGKILL the whole group now (used to simulate a crash)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM the group, wait, then SIGKILL whatever is left of it."""
         members = self._group_members() or self.tree()
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         _, alive = psutil.wait_procs(members, timeout=timeout)
         for p in alive:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(alive, timeout=5)
         try:
             self.popen.wait(timeout=5)

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
 from servecmp.deploy.local.ports import free_ports
 from servecmp.deploy.local.procs import ManagedProcess
-
 from servecmp.observability import queries
 from servecmp.observability import rules as rules_mod
 from servecmp.observability import scrape_config as sc

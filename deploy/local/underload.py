@@ -67,8 +67,9 @@ class TrickleLoad:
             try:
                 if client is None:
                     client = self.client_factory()
-                logits = client.send(i)
-                v = self._match(i, logits)
+                idx = client.payloads.index(i)  # cycle through the distinct payloads
+                logits = client.send(idx)
+                v = self._match(idx, logits)
                 self.samples.append(Sample(t, v is not None, v, None if v else "wrong_answer"))
             except TransportError as err:
                 self.samples.append(Sample(t, False, None, err.kind))

@@ -237,6 +237,7 @@ class ValidityInput:
     late_send_tolerance: float = 0.05
     late_threshold_ms: float = 10.0
     service_p99_ms: float | None = None  # open loop: from actual send start
+    inprocess: bool = False  # the target runs inside the generator process (baseline)
 
 
 def judge_validity(v: ValidityInput) -> tuple[bool, str | None]:
@@ -252,6 +253,8 @@ def judge_validity(v: ValidityInput) -> tuple[bool, str | None]:
        only when its processes were watched (``server_pids``) and used
        >= 90% of ``server_cpu_budget`` cores. Unwatched servers (cluster, or no pids given) are
        never assumed saturated: a busy generator then always invalidates the step.
+       Not applied to in-process baselines: there the generator process *is* the computation
+       being measured, so its full core is the model's compute, not a generator bottleneck.
 
     R2 generator-late sends (open loop): sends that started more than ``late_threshold_ms``
        after ``max(scheduled time, moment an in-flight slot became free)`` exceed
@@ -272,7 +275,7 @@ def judge_validity(v: ValidityInput) -> tuple[bool, str | None]:
         and v.server_cpu_budget is not None
         and v.server_cpu >= SERVER_SATURATED_FRACTION * v.server_cpu_budget
     )
-    if v.generator_cpu >= v.generator_cpu_limit and not saturated:
+    if v.generator_cpu >= v.generator_cpu_limit and not saturated and not v.inprocess:
         if v.server_cpu is None:
             why = "server CPU not watched"
         else:

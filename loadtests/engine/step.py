@@ -184,6 +184,7 @@ def run_here(spec: StepSpec) -> StepResult:
         server_cpu_budget=spec.server_cpu_budget, sends=d("sent"), late_total=d("late"),
         late_generator=d("late_generator"), late_send_tolerance=load.late_send_tolerance,
         late_threshold_ms=load.late_threshold_ms, service_p99_ms=svc.p99 if svc else None,
+        inprocess=spec.target.is_baseline,
     ))
     if user_errors and valid and ok == 0:
         reason = f"{reason}; user errors: {user_errors[0]}"

@@ -1,0 +1,413 @@
+"""``servecmp run``: the embedded default — a local side-by-side run that ends in stored results.
+
+Order of work, and why:
+1. export the model for both servers (once per seed; reused) — the same weights everywhere;
+2. write the payloads (seeded inputs + expected logits) into the run dir — every target gets the
+   same tensors and is checked against the same answers;
+3. generate every server config into the run dir (deploy/configgen) — the only config source;
+4. one server at a time, pinned to the server CPUs while the generator uses the others — the
+   servers never compete with each other for the budget; friction is measured while each is up;
+5. in-process baselines, pinned to the server CPUs with the same thread budget;
+6. Prometheus series stored, the console table printed, the report built.
+
+Every step's result is on disk (fsync'd) as soon as the step ends, so an interrupted run keeps
+everything measured so far; every child process is stopped on any exit path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from servecmp.deploy.configgen import GeneratedConfigs, Placement, Ports, render_all, write_configs
+from servecmp.deploy.local import cpus as cpu_plan
+from servecmp.deploy.local import friction, probes
+from servecmp.deploy.local.ports import free_ports
+from servecmp.deploy.local.procs import install_handlers
+from servecmp.deploy.local.server import LocalServer, ServerFailed, ServerUnavailable
+from servecmp.deploy.local.tfserving import TFServingServer
+from servecmp.deploy.local.torchserve import TorchServeServer
+from servecmp.experiment import Experiment, Server, Target, parse_experiment
+from servecmp.results.friction import append_friction, unavailable
+from servecmp.results.schema import StepResult, TargetAvailability
+from servecmp.results.store import RunStore
+
+SERVERS: dict[Server, type[LocalServer]] = {
+    Server.torchserve: TorchServeServer,
+    Server.tfserving: TFServingServer,
+}
+FRICTION_METRICS_PER_SERVER = (
+    "cold_start_ready_s", "cold_start_first_inference_s", "idle_rss_bytes", "peak_rss_bytes",
+    "idle_cpu_cores", "metric_families", "server_latency_quantiles", "update_s",
+    "update_failed_requests", "recovery_s", "recovery_lost_requests", "bad_payload_clear_errors",
+    "image_bytes", "install_ready_s",
+)  # fmt: skip
+CLUSTER_ONLY = {"image_bytes", "install_ready_s"}
+
+
+def quick_profile(exp: Experiment) -> Experiment:
+    """Short warm-up and windows: the README's main job in a few minutes on 2 cores."""
+    data = exp.model_dump(mode="json")
+    data["load"]["warmup_s"] = min(exp.load.warmup_s, 1.0)
+    data["load"]["stability"] = {"window_s": 2.0, "windows": 3, "tolerance": 0.10, "max_windows": 5}
+    return parse_experiment(data, "experiment (--quick)")
+
+
+def _log(msg: str) -> None:
+    print(f"[servecmp {datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+def ensure_artifacts(model: str, root: Path, seed: int) -> dict[int, dict[str, Any]]:
+    """Export v1 (measured) and v2 (the model-update test) unless already exported with this seed."""
+    from servecmp.models.__main__ import export_command
+    from servecmp.models.export import read_records
+
+    records = read_records(model, root)
+    if {1, 2} <= set(records):
+        return records
+    _log(f"exporting {model} for both servers (seed {seed}) into {root}")
+    if export_command(root, [model], seed=seed, versions=(1, 2)) != 0:
+        raise RuntimeError(f"export of {model!r} failed its parity check; see the output above")
+    return read_records(model, root)
+
+
+class LocalRun:
+    def __init__(
+        self,
+        exp: Experiment,
+        *,
+        run_dir: Path,
+        artifacts_root: Path,
+        prometheus: bool,
+        friction_under_load: bool = True,
+    ) -> None:
+        self.exp = exp
+        self.run_dir = run_dir
+        self.run_id = run_dir.name
+        self.store = RunStore(run_dir)
+        self.artifacts_root = artifacts_root
+        self.want_prometheus = prometheus
+        self.friction_under_load = friction_under_load
+        self.placement = cpu_plan.plan(exp.resources.cpus, exp.resources.pinning)
+        self.notes: list[str] = [self.placement.note]
+        self.prom: Any = None
+        self.exporter_pids: dict[str, int] = {}
+        self._http: list[Any] = []
+        self.index = 0
+        self.results: list[StepResult] = []
+
+    # ---- set-up ---------------------------------------------------------------------------
+    def prepare(self) -> None:
+        from servecmp.loadtests.payloads import PayloadSet
+        from servecmp.models.export import artifacts, seed_for_version
+        from servecmp.models.reference import expected_logits
+        from servecmp.models.registry import get_model
+        from servecmp.results.provenance import build_meta
+
+        exp = self.exp
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "experiment.yaml").write_text(
+            yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False)
+        )
+        self.model_root = self.artifacts_root / f"seed-{exp.seed}"
+        self.export_records = ensure_artifacts(exp.model, self.model_root, exp.seed)
+        self.art1 = artifacts(exp.model, self.model_root, 1)
+        self.art2 = artifacts(exp.model, self.model_root, 2)
+        spec = get_model(exp.model)
+        self.spec = spec
+        payloads = PayloadSet.build(
+            spec, exp.seed, exp.payload.batch_size, exp.payload.distinct_inputs,
+            atol=exp.payload.atol, weights_seed=seed_for_version(exp.seed, 1),
+        )
+        self.payloads_path = payloads.save(self.run_dir)
+        self.payloads = payloads
+        # v2's answers, to tell which version served a request during the update test.
+        flat = payloads.inputs.reshape(-1, *payloads.inputs.shape[2:])
+        v2 = expected_logits(exp.model, flat, seed_for_version(exp.seed, 2))
+        self.expected = {"v1": payloads.expected, "v2": v2.reshape(payloads.expected.shape)}
+
+        # TF Serving reads <root>/<model>/<version>/: publish v1 only; v2 arrives in the update test.
+        self.tfs_root = self.run_dir / "models" / "tfserving"
+        tfs_base = self.tfs_root / exp.model
+        tfs_base.mkdir(parents=True, exist_ok=True)
+        if not (tfs_base / "1").exists():
+            friction.copy_version(self.art1.savedmodel, tfs_base, 1)
+
+        ports = Ports(*free_ports(7))
+        cfg_dir = self.run_dir / "configs"
+        placement = Placement.local(
+            ports,
+            ts_model_store=str(self.art1.model_store),
+            tfs_model_root=str(self.tfs_root),
+            ts_config_dir=str(cfg_dir / "torchserve"),
+            tfs_config_dir=str(cfg_dir / "tfserving"),
+        )
+        self.configs: GeneratedConfigs = render_all(exp, placement)
+        self.config_dirs = write_configs(self.configs, cfg_dir)
+
+        meta = build_meta(
+            exp, self.run_id,
+            placement={
+                **self.placement.as_dict(),
+                "servers_run": "one at a time",
+                "baselines_on": list(self.placement.server_cpus),
+            },
+            notes=self.notes,
+        )
+        meta.seeds.update({"weights_v1": seed_for_version(exp.seed, 1), "weights_v2": seed_for_version(exp.seed, 2)})
+        meta.payload["fairness"] = exp.fairness_settings()
+        self.store.write_meta(meta)
+        friction.packaging(self.run_dir, self.export_records)
+        friction.configuration(self.run_dir, self.configs)
+
+    # ---- observability --------------------------------------------------------------------
+    def start_observability(self) -> None:
+        from servecmp.deploy.local import prometheus as prom_mod
+        from servecmp.observability import generator_metrics as gm
+        from servecmp.observability.process_exporter import ProcessExporter
+        from servecmp.observability.scrape_config import local_scrape_config
+
+        gm.enable_multiprocess(self.run_dir / "tmp" / "prom-multiproc")
+        if not self.want_prometheus:
+            return
+        reason = prom_mod.availability()
+        if reason:
+            self.notes.append(f"Prometheus not started: {reason}")
+            return
+        gen_port, exp_port = free_ports(2)
+        self._http.append(gm.start_exposition(gen_port))
+        self._http.append(ProcessExporter(lambda: dict(self.exporter_pids)).serve(exp_port))
+        cfg = local_scrape_config(
+            run_id=self.run_id,
+            torchserve_metrics_url=self.configs_url("torchserve"),
+            tfserving_metrics_url=self.configs_url("tfserving"),
+            generator_port=gen_port,
+            process_exporter_port=exp_port,
+        )
+        self.prom = prom_mod.LocalPrometheus(
+            self.run_dir, cfg, cpus=self.placement.generator_cpus if self.placement.pinned else None
+        )
+        self.prom.start()
+        self.t_start = time.time()
+
+    def configs_url(self, server: str) -> str:
+        p = self.configs.placement.ports
+        if server == "torchserve":
+            return f"http://127.0.0.1:{p.ts_metrics}/metrics"
+        return f"http://127.0.0.1:{p.tfs_rest}/monitoring/prometheus/metrics"
+
+    def stop_observability(self) -> None:
+        if self.prom is not None:
+            try:
+                time.sleep(3)  # one more scrape + rule evaluation
+                self.prom.store_series(self.t_start, time.time(), run=self.run_id)
+            except Exception as err:  # the stored steps matter more than the series
+                self.notes.append(f"Prometheus series not stored: {err}")
+            finally:
+                self.prom.stop()
+        for srv in self._http:
+            srv.shutdown()
+
+    # ---- load -----------------------------------------------------------------------------
+    def _run_target(self, target: Target, address: str, **kw: Any) -> None:
+        from servecmp.loadtests.engine import run_target
+
+        def done(r: StepResult) -> None:
+            verdict = "valid" if r.valid else f"INVALID ({r.invalid_reason})"
+            p50 = r.latency_ms.p50
+            _log(
+                f"  step {r.step_id}: {r.throughput_rps:.1f} req/s, p50 "
+                f"{p50 if p50 is None else round(p50, 2)} ms, errors {r.transport_error_count}, "
+                f"wrong {r.wrong_answers}, {r.stop_reason}, {verdict}"
+            )
+
+        results = run_target(
+            self.exp, target, address, self.run_dir, run_id=self.run_id,
+            start_index=self.index, on_result=done, payloads_path=str(self.payloads_path), **kw,
+        )
+        self.index += len(results)
+        self.results += results
+
+    def _client_factory(self, target: Target, address: str) -> Any:
+        from servecmp.loadtests.clients import make_client
+
+        return lambda: make_client(target, address, self.payloads, self.exp.load.request_timeout_s)
+
+    def run_server(self, server_kind: Server, targets: list[Target]) -> None:
+        cls = SERVERS[server_kind]
+        name = server_kind.value
+        reason = cls.availability()
+        if reason:
+            self._mark_unavailable(name, targets, reason)
+            return
+        config_dir = self.config_dirs[name]
+        cpus = self.placement.server_cpus if self.placement.pinned else None
+        server = cls(self.configs, config_dir, self.run_dir, self.exp.model, cpus=cpus)  # type: ignore[call-arg]
+        try:
+            _log(f"starting {name}")
+            server.start()
+            ready_s = server.wait_ready(timeout_s=180)
+            first_ok = friction.first_correct_inference(self._client_factory(targets[0], server.address(targets[0].protocol)))
+            friction.cold_start(self.run_dir, server, ready_s, first_ok)
+            _log(f"{name} ready in {ready_s:.1f} s")
+            friction.idle_resources(self.run_dir, server)
+            assert server.process is not None
+            self.exporter_pids[name] = server.process.pid
+            pids = [p.pid for p in server.process.tree()]
+            sampler = probes.ResourceSampler(server.process.pid).start()
+            try:
+                for target in targets:
+                    address = server.address(target.protocol)
+                    self.store.append_target(TargetAvailability(target=target.name, available=True, address=address))
+                    _log(f"load: {target.name} at {address}")
+                    self._run_target(
+                        target, address, cpus=self.placement.generator_cpus if self.placement.pinned else None,
+                        server_pids=pids,
+                    )
+            finally:
+                sampler.stop()
+                friction.peak_rss(self.run_dir, name, sampler)
+            friction.native_observability(self.run_dir, server)
+            friction.bad_payloads(self.run_dir, server, self.exp.model, self.spec.input_shape, 64 * 1024 * 1024)
+            if self.friction_under_load:
+                self._disruptions(server, targets[0])
+        except (ServerFailed, ServerUnavailable, TimeoutError) as err:
+            _log(f"{name} failed: {err}")
+            self._mark_unavailable(name, [t for t in targets if not self._measured(t)], str(err).splitlines()[0])
+        finally:
+            server.stop()
+            self.exporter_pids.pop(name, None)
+
+    def _measured(self, target: Target) -> bool:
+        return any(r.target == target.name for r in self.results)
+
+    def _disruptions(self, server: LocalServer, target: Target) -> None:
+        make = self._client_factory(target, server.address(target.protocol))
+        atol = self.exp.payload.atol
+        if isinstance(server, TorchServeServer):
+            def update() -> None:
+                server.register_version(self.art2.mar.name, "2.0")
+        else:
+            def update() -> None:
+                friction.copy_version(self.art2.savedmodel, self.tfs_root / self.exp.model, 2)
+        _log(f"{server.name}: model update v1 → v2 under load")
+        friction.model_update(self.run_dir, server, make, self.expected, atol, update)
+
+        def restart() -> None:
+            server.start()
+
+        _log(f"{server.name}: kill under load and restart")
+        friction.recovery(self.run_dir, server, make, self.expected, atol, restart)
+
+    def _mark_unavailable(self, server: str, targets: list[Target], reason: str) -> None:
+        _log(f"{server}: unavailable — {reason}")
+        for t in targets:
+            self.store.append_target(TargetAvailability(target=t.name, available=False, reason=reason))
+        for metric in FRICTION_METRICS_PER_SERVER:
+            why = "cluster path only (kind)" if metric in CLUSTER_ONLY else reason
+            append_friction(self.run_dir, unavailable(server, metric, why))
+        self.notes.append(f"{server} unavailable: {reason}")
+
+    def run_baselines(self, targets: list[Target]) -> None:
+        cpus = self.placement.server_cpus if self.placement.pinned else None
+        for target in targets:
+            artifact = self._torchscript_path() if target.server is Server.pytorch else self.art1.savedmodel
+            self.store.append_target(TargetAvailability(target=target.name, available=True, address=str(artifact)))
+            _log(f"baseline: {target.name} (in-process, {self.exp.intra_op_threads} thread(s))")
+            self._run_target(
+                target, str(artifact), cpus=cpus,
+                client_options={"intra_op_threads": self.exp.intra_op_threads},
+            )
+
+    def _torchscript_path(self) -> Path:
+        """The TorchScript file from inside the .mar: the baseline runs TorchServe's exact bytes."""
+        import zipfile
+
+        dest = self.run_dir / "models" / "pytorch" / "model.pt"
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(self.art1.mar) as mar:
+                dest.write_bytes(mar.read("model.pt"))
+        return dest
+
+    def finish_meta(self) -> None:
+        meta = self.store.read_meta()
+        meta.notes = self.notes
+        self.store.write_meta(meta)
+
+
+@contextlib.contextmanager
+def _pinned(cpus: tuple[int, ...] | None) -> Iterator[None]:
+    import os
+
+    before = os.sched_getaffinity(0)
+    if cpus:
+        os.sched_setaffinity(0, set(cpus))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def run_experiment(
+    exp: Experiment,
+    *,
+    experiment_path: Path | None = None,
+    runs_root: Path = Path("runs"),
+    artifacts_root: Path = Path("build/models"),
+    quick: bool = False,
+    only: list[str] | None = None,
+    prometheus: bool = True,
+    report: bool = True,
+    friction_under_load: bool = True,
+) -> Path:
+    install_handlers()
+    if quick:
+        exp = quick_profile(exp)
+    targets = [t for t in exp.targets if not only or t.name in only]
+    if only and not targets:
+        known = ", ".join(t.name for t in exp.targets)
+        raise SystemExit(f"--target: none of {only} is in the experiment; its targets: {known}")
+    run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{exp.name}"
+    # Absolute paths: servers run with their log directory as cwd.
+    run_dir = runs_root.resolve() / run_id
+    run = LocalRun(exp, run_dir=run_dir, artifacts_root=artifacts_root.resolve(), prometheus=prometheus,
+                   friction_under_load=friction_under_load)
+    _log(f"run {run_id}: {len(targets)} target(s); {run.placement.note}")
+    if experiment_path is not None and experiment_path.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(experiment_path, run_dir / "experiment.source.yaml")
+    gen_cpus = run.placement.generator_cpus if run.placement.pinned else None
+    with _pinned(gen_cpus):
+        run.prepare()
+        try:
+            run.start_observability()
+            for kind in (Server.torchserve, Server.tfserving):
+                group = [t for t in targets if t.server is kind]
+                if group:
+                    run.run_server(kind, group)
+            baselines = [t for t in targets if t.is_baseline]
+            if baselines:
+                run.run_baselines(baselines)
+        finally:
+            run.stop_observability()
+            run.finish_meta()
+    from servecmp.console import print_summary
+
+    print_summary(run_dir)
+    if report:
+        try:
+            from servecmp.report.build import build_report
+
+            out = build_report(run_dir)
+            _log(f"report: {out}")
+        except ImportError as err:
+            _log(f"report not built: {err}")
+    return run_dir
