@@ -1,30 +1,22 @@
 """TorchServe clients against a REAL TorchServe 0.12 serving the models package's .mar.
 
-Starts ``torchserve --foreground`` on free 127.0.0.1 ports (its own TMPDIR, cwd and config),
-waits until the model has a READY worker, then checks every TorchServe client end to end:
+TorchServe is started by the project's runtime from the generated config (conftest
+``local_torchserve``); every TorchServe client is checked end to end:
 the same seeded tensor in, the PyTorch reference logits out.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from servecmp.loadtests.clients import Outcome, TransportError, call, make_client
-from servecmp.loadtests.payloads import PayloadSet
 
 from servecmp.experiment import Encoding, Protocol, Server, Target
+from servecmp.loadtests.clients import Outcome, TransportError, call, make_client
+from servecmp.loadtests.payloads import PayloadSet
 
 pytestmark = [pytest.mark.slow, pytest.mark.torchserve]
 
@@ -37,122 +29,18 @@ TARGETS = [
 ]
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+@pytest.fixture(scope="module")
+def torchserve(local_torchserve: Any) -> dict[str, str]:
+    server = local_torchserve(MODEL)
+    return {"rest": server.endpoints.rest, "grpc": server.endpoints.grpc}
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, int]:
-    export = pytest.importorskip("servecmp.models.export", reason="models export not available")
-    if shutil.which("java") is None or not (BIN / "torchserve").exists():
-        pytest.skip("needs Java 17 and the torchserve package")
-    root = tmp_path_factory.mktemp("export")
-    record = export.export_model(MODEL, root)
-    return export.artifacts(MODEL, root), record.seed
+def payloads() -> PayloadSet:
+    from servecmp.models.registry import DEFAULT_SEED, get_model
 
-
-@pytest.fixture(scope="module")
-def torchserve(
-    exported: tuple[Any, int], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    art, _ = exported
-    home = tmp_path_factory.mktemp("torchserve")
-    inf, mgmt, metrics, grpc_inf, grpc_mgmt, worker = _free_ports(6)
-    cfg = home / "config.properties"
-    cfg.write_text(
-        "\n".join(
-            [
-                f"inference_address=http://127.0.0.1:{inf}",
-                f"management_address=http://127.0.0.1:{mgmt}",
-                f"metrics_address=http://127.0.0.1:{metrics}",
-                "grpc_inference_address=127.0.0.1",
-                "grpc_management_address=127.0.0.1",
-                f"grpc_inference_port={grpc_inf}",
-                f"grpc_management_port={grpc_mgmt}",
-                "disable_token_authorization=true",
-                "default_workers_per_model=1",
-                "install_py_dep_per_model=false",
-                "number_of_netty_threads=1",
-                # worker sockets are /tmp/.ts.sock.<port>: never share 9000 with other instances
-                f"initial_worker_port={worker}",
-                f"model_store={art.model_store}",
-            ]
-        )
-        + "\n"
-    )
-    env = {**os.environ, "TMPDIR": str(home), "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
-    log = (home / "torchserve.out").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(BIN / "torchserve"),
-            "--start",
-            "--foreground",
-            "--ncs",
-            "--disable-token-auth",
-            "--ts-config",
-            str(cfg),
-            "--model-store",
-            str(art.model_store),
-            "--models",
-            f"{MODEL}={art.mar.name}",
-        ],
-        cwd=home,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        from servecmp.loadtests.clients._http import HttpConnection
-
-        mgmt_http = HttpConnection(f"127.0.0.1:{mgmt}", 2.0)
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"torchserve exited: {(home / 'torchserve.out').read_text()[-3000:]}")
-            try:
-                status, body = mgmt_http.request("GET", f"/models/{MODEL}")
-                if status == 200 and any(
-                    w.get("status") == "READY"
-                    for m in json.loads(body)
-                    for w in m.get("workers", [])
-                ):
-                    break
-            except TransportError:
-                pass
-            out = (home / "torchserve.out").read_text(errors="replace")
-            if out.count("Load model failed") >= 2:
-                pytest.fail(f"the model's worker keeps dying on load: {out[-4000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"no READY worker in 120 s: {(home / 'torchserve.out').read_text()[-3000:]}"
-                )
-            time.sleep(0.5)
-        mgmt_http.close()
-        yield {"rest": f"127.0.0.1:{inf}", "grpc": f"127.0.0.1:{grpc_inf}"}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # our own process group (start_new_session)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def payloads(exported: tuple[Any, int]) -> PayloadSet:
-    from servecmp.models.registry import get_model
-
-    _, weights_seed = exported
-    return PayloadSet.build(get_model(MODEL), 99, 2, 4, weights_seed=weights_seed)
+    # conftest's exported_model uses the default weights seed
+    return PayloadSet.build(get_model(MODEL), 99, 2, 4, weights_seed=DEFAULT_SEED)
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)

@@ -1,19 +1,16 @@
-"""The exported .mar served by a REAL TorchServe 0.12: REST JSON and raw bytes, bad input."""
+"""The exported .mar served by a REAL TorchServe 0.12 started from the generated config:
+REST JSON and raw bytes match in-process PyTorch (and the SavedModel in TF), bad input is a 400."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from servecmp.models.export import artifacts
+import requests
+
 from servecmp.models.reference import expected_logits, seeded_inputs
-from torchserve_process import LocalTorchServe, group_pids, start_torchserve
 
 pytestmark = [pytest.mark.slow, pytest.mark.torchserve]
 
@@ -21,59 +18,55 @@ NAME = "resnet"
 
 
 @pytest.fixture(scope="module")
-def server(exported_model: Callable[[str], Path],
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTorchServe]:
-    if shutil.which("java") is None:
-        pytest.skip("needs Java 17 for TorchServe")
-    art = artifacts(NAME, exported_model(NAME))
-    ts = start_torchserve(art.model_store, {NAME: art.mar.name}, tmp_path_factory.mktemp("ts"))
-    try:
-        ts.wait_ready(NAME)
-        yield ts
-    finally:
-        ts.stop()
-        left = group_pids(ts.proc.pid)
-        assert not left, f"TorchServe processes survived stop(): {left}"
+def server(local_torchserve: Any) -> Any:
+    return local_torchserve(NAME)
 
 
-def post(ts: LocalTorchServe, body: bytes, content_type: str) -> tuple[int, str, bytes]:
-    req = urllib.request.Request(f"{ts.inference_url}/predictions/{NAME}", data=body,
-                                 headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, r.headers.get("Content-Type", ""), r.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers.get("Content-Type", ""), err.read()
+def post(server: Any, body: bytes, content_type: str) -> requests.Response:
+    return requests.post(
+        f"http://{server.endpoints.rest}/predictions/{NAME}", data=body,
+        headers={"Content-Type": content_type}, timeout=30,
+    )
 
 
-def test_rest_json(server: LocalTorchServe) -> None:
+def test_rest_json_matches_pytorch_and_the_savedmodel(server: Any, exported_model: Any) -> None:
+    import tensorflow as tf
+
+    from servecmp.models.export import artifacts
+
     x = seeded_inputs(NAME, 2, 77)
-    code, ctype, body = post(server, json.dumps({"instances": x.tolist()}).encode(), "application/json")
-    assert code == 200 and ctype.startswith("application/json"), body[:300]
-    got = np.asarray(json.loads(body)["predictions"], dtype=np.float32)
-    np.testing.assert_allclose(got, expected_logits(NAME, x), atol=1e-4, rtol=0)
+    r = post(server, json.dumps({"instances": x.tolist()}).encode(), "application/json")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json"), r.text[:300]
+    got = np.asarray(r.json()["predictions"], dtype=np.float32)
+    ref = expected_logits(NAME, x)
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+    saved = tf.saved_model.load(str(artifacts(NAME, exported_model(NAME)).savedmodel))
+    tf_logits = saved.signatures["serving_default"](input=tf.constant(x))["logits"].numpy()
+    np.testing.assert_allclose(tf_logits, got, atol=1e-4, rtol=0)
 
 
-def test_rest_raw(server: LocalTorchServe) -> None:
+def test_rest_raw(server: Any) -> None:
     x = seeded_inputs(NAME, 3, 78)
-    code, ctype, body = post(server, x.astype("<f4").tobytes(), "application/octet-stream")
-    assert code == 200 and ctype.startswith("application/octet-stream"), body[:300]
-    got = np.frombuffer(body, "<f4").reshape(3, -1)
+    r = post(server, x.astype("<f4").tobytes(), "application/octet-stream")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/octet-stream")
+    got = np.frombuffer(r.content, "<f4").reshape(3, -1)
     np.testing.assert_allclose(got, expected_logits(NAME, x), atol=1e-4, rtol=0)
 
 
-def test_bad_shape_is_a_400_with_message(server: LocalTorchServe) -> None:
+def test_bad_shape_is_a_400_with_message(server: Any) -> None:
     body = json.dumps({"instances": np.zeros((1, 3, 32, 32)).tolist()}).encode()
-    code, _, resp = post(server, body, "application/json")
-    assert code == 400
-    msg = json.loads(resp)["message"]
+    r = post(server, body, "application/json")
+    assert r.status_code == 400
+    msg = r.json()["message"]
     assert "expected shape [B, 3, 64, 64]" in msg and "[1, 3, 32, 32]" in msg
-    code, _, resp = post(server, b"\x00" * 100, "application/octet-stream")
-    assert code == 400 and "multiple of 49152 bytes, got 100 bytes" in json.loads(resp)["message"]
+    r = post(server, b"\x00" * 100, "application/octet-stream")
+    assert r.status_code == 400 and "multiple of 49152 bytes, got 100 bytes" in r.json()["message"]
 
 
-def test_server_still_serves_after_bad_requests(server: LocalTorchServe) -> None:
+def test_server_still_serves_after_bad_requests(server: Any) -> None:
     x = seeded_inputs(NAME, 1, 79)
-    code, _, body = post(server, x.tobytes(), "application/octet-stream")
-    assert code == 200
-    np.testing.assert_allclose(np.frombuffer(body, "<f4").reshape(1, -1), expected_logits(NAME, x), atol=1e-4)
+    r = post(server, x.tobytes(), "application/octet-stream")
+    assert r.status_code == 200
+    np.testing.assert_allclose(
+        np.frombuffer(r.content, "<f4").reshape(1, -1), expected_logits(NAME, x), atol=1e-4
+    )

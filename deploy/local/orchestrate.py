@@ -162,7 +162,6 @@ class LocalRun:
             notes=self.notes,
         )
         meta.seeds.update({"weights_v1": seed_for_version(exp.seed, 1), "weights_v2": seed_for_version(exp.seed, 2)})
-        meta.payload["fairness"] = exp.fairness_settings()
         self.store.write_meta(meta)
         friction.packaging(self.run_dir, self.export_records)
         friction.configuration(self.run_dir, self.configs)

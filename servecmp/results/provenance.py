@@ -106,5 +106,6 @@ def build_meta(
             "late_threshold_ms": load.late_threshold_ms,
         },
         placement=placement or {},
+        fairness=exp.fairness_settings(),
         notes=notes or [],
     )

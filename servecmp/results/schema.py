@@ -192,6 +192,7 @@ class RunMeta(_Record):
     seeds: dict[str, int] = Field(default_factory=dict)
     load: dict[str, Any] = Field(default_factory=dict)  # warm-up, windows, durations, profile
     placement: dict[str, Any] = Field(default_factory=dict)  # role -> CPU list
+    fairness: dict[str, Any] = Field(default_factory=dict)  # Experiment.fairness_settings()
     notes: list[str] = Field(default_factory=list)
 
 

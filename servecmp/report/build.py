@@ -1,0 +1,200 @@
+"""Build ``<run_dir>/report/report.html`` + ``report.md`` from stored results only.
+
+    from servecmp.report.build import build_report
+    paths = build_report(Path("runs/quick-…"), compare=None, force=False)   # -> ReportPaths
+
+    servecmp report RUN_DIR [--compare OTHER] [--force]   # -> build_report_cli(...)
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from servecmp.experiment import ExperimentError
+from servecmp.report import analysis as an
+from servecmp.report import plots as pl
+from servecmp.report.compare import CompareRefused, check_comparable, delta_table
+from servecmp.report.data import ReportError, RunData, load_run
+from servecmp.report.templates import render_html, render_md
+from servecmp.results.schema import FormatVersionError
+from servecmp.results.store import StoreError
+
+__all__ = ["CompareRefused", "ReportError", "ReportPaths", "build_report", "build_report_cli"]
+
+SLO_RULE = (
+    "For each p99 latency SLO (the standard levels {levels} ms plus the experiment's "
+    "load.slo_p99_ms and any per-step SLO), per protocol: each server's highest throughput over its "
+    "valid steps whose p99 meets the SLO with at most {err} of requests failed (any target of that "
+    "server and protocol with the common encoding; native-encoding extras and baselines excluded, see the side-by-side tables for them). The two servers are "
+    "compared with the noise rule below (“no data”: a server's target was unavailable, reason in "
+    "Targets); the resource cost is the server CPU measured during that "
+    "step and the peak RSS from the friction measurements (or the Prometheus memory series)."
+)
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    html: Path
+    markdown: Path
+
+
+def _version() -> str:
+    try:
+        return metadata.version("servecmp")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def _kv(pairs: list[tuple[str, Any]]) -> an.Table:
+    t = an.Table(["item", "value"], [])
+    for k, v in pairs:
+        t.add([k, "—" if v is None or v == "" else str(v)])
+    return t
+
+
+def provenance_table(run: RunData) -> an.Table:
+    m = run.meta
+    host = m.host
+    load = m.load
+    stab = load.get("stability") or {}
+    pl_ = m.placement
+    versions = ", ".join(f"{k} {v if v else 'not installed'}" for k, v in m.versions.items())
+    measured = [s.measured_s for s in run.steps]
+    enc = m.payload.get("encodings") or {}
+    pairs: list[tuple[str, Any]] = [
+        ("experiment", m.experiment_name),
+        ("experiment hash (digest)", m.experiment_digest),
+        ("run id", m.run_id),
+        ("created", m.created_at),
+        ("versions", versions),
+        ("CPU model", host.get("cpu_model")),
+        ("cores (logical / physical / usable)", f"{host.get('logical_cores', '?')} / {host.get('physical_cores', '?')} / {host.get('usable_cores', '?')}"),
+        ("memory", an.fmt_bytes(host["memory_bytes"]) if host.get("memory_bytes") else None),
+        ("platform", host.get("platform")),
+        ("CPU placement: pinned", pl_.get("pinned", "not recorded")),
+        ("CPU placement: server CPUs", _cpus(pl_.get("server_cpus"))),
+        ("CPU placement: generator CPUs", _cpus(pl_.get("generator_cpus"))),
+        ("CPU placement: note", pl_.get("note")),
+        ("model", m.payload.get("model")),
+        ("batch size", m.payload.get("batch_size")),
+        ("payload encodings", ", ".join(f"{k}: {v}" for k, v in enc.items()) or None),
+        ("seeds", ", ".join(f"{k} {v}" for k, v in m.seeds.items()) or None),
+        ("load profile", f"{load.get('profile', '?')} (arrival {load.get('arrival', '?')})"),
+        ("load levels", _levels(load)),
+        ("warm-up", f"{load['warmup_s']:g} s" if "warmup_s" in load else None),
+        ("measurement window", f"{stab['window_s']:g} s x {stab.get('windows', '?')} reported (max {stab.get('max_windows', '?')}, tolerance {stab.get('tolerance', '?')})" if "window_s" in stab else None),
+        ("measured durations", f"{min(measured):.1f}-{max(measured):.1f} s per step, {sum(measured):.1f} s total over {len(measured)} steps" if measured else "no step"),
+        ("p99 SLO (experiment)", f"{load['slo_p99_ms']:g} ms" if "slo_p99_ms" in load else None),
+        ("unavailable targets", "; ".join(f"{t.name}: {t.unavailable}" for t in an.targets(run) if t.unavailable) or "none"),
+    ]
+    for note in m.notes:
+        pairs.append(("note", note))
+    return _kv(pairs)
+
+
+def _cpus(v: Any) -> str:
+    if v is None:
+        return "not recorded"
+    if isinstance(v, list | tuple):
+        return ",".join(str(c) for c in v) or "(none)"
+    return str(v)
+
+
+def _levels(load: dict[str, Any]) -> str | None:
+    prof = load.get("profile")
+    if prof == "closed_loop":
+        return f"concurrency {load.get('concurrency')}"
+    if prof == "rate_sweep":
+        return f"rates {load.get('rates')} req/s"
+    if prof == "open_loop":
+        return f"rate {load.get('rate')} req/s"
+    return None
+
+
+def targets_table(run: RunData) -> an.Table:
+    t = an.Table(["target", "kind", "server", "protocol", "encoding", "status", "steps"], [])
+    for ti in an.targets(run):
+        n = sum(1 for s in run.steps if s.target == ti.name)
+        status = f"unavailable: {ti.unavailable}" if ti.unavailable else (
+            "available" if ti.name in run.availability else "availability not recorded")
+        t.add([ti.name, ti.kind, ti.server, ti.protocol, ti.encoding, status, str(n)],
+              ["", "", "", "", "", "unavail" if ti.unavailable else "", ""])
+    return t
+
+
+def _context(run: RunData, other: RunData | None, compare_warnings: list[str]) -> dict[str, Any]:
+    warnings = list(run.warnings)
+    if run.truncated_steps:
+        warnings.insert(0, f"steps.jsonl ends with a truncated line (the run was interrupted while writing a step); this report shows the {len(run.steps)} complete step(s) only.")
+    plots = pl.all_plots(run)
+    res_table, res_note = an.resource_table(run)
+    tables: dict[str, an.Table] = {
+        "provenance": provenance_table(run),
+        "targets": targets_table(run),
+        "recommendations": an.recommendations(run),
+        "head_to_head": an.head_to_head(run),
+        "overhead": an.overhead(run),
+        "resources": res_table,
+        "all_steps": an.all_steps(run),
+    }
+    if other is not None:
+        tables["compare"] = delta_table(run, other)
+    return {
+        "run": run,
+        "compare": other,
+        "compare_warnings": compare_warnings,
+        "warnings": warnings,
+        "servecmp_version": _version(),
+        "tables": tables,
+        "side_by_side": [(an.param_label(p), an.side_by_side(run, p)) for p in an.params(run)],
+        "friction": an.friction_tables(run),
+        "plots": plots,
+        "plot_divs": pl.plot_html(plots),
+        "resource_note": res_note,
+        "noise_rule": an.NOISE_RULE,
+        "representative_rule": an.REPRESENTATIVE_RULE,
+        "slo_rule": SLO_RULE.format(
+            levels=", ".join(f"{x:g}" for x in an.STANDARD_SLOS_MS),
+            err=an.fmt_pct(an.MAX_ERROR_FRACTION_FOR_SLO),
+        ),
+    }
+
+
+def build_report(run_dir: str | Path, compare: str | Path | None = None, force: bool = False) -> ReportPaths:
+    """Write ``run_dir/report/report.{html,md}``.
+
+    Raises ReportError (missing dir, refused comparison: CompareRefused), StoreError (missing /
+    malformed meta.json, bad middle line), FormatVersionError (older results format)."""
+    run = load_run(run_dir)
+    other = None
+    compare_warnings: list[str] = []
+    if compare is not None:
+        other = load_run(compare)
+        compare_warnings = check_comparable(run, other, force)
+        if other.truncated_steps:
+            compare_warnings.append(f"{other.dir}/steps.jsonl ends with a truncated line; only its complete steps are compared")
+    ctx = _context(run, other, compare_warnings)
+    out = run.dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    html, md = out / "report.html", out / "report.md"
+    html.write_text(render_html(ctx), encoding="utf-8")
+    md.write_text(render_md(ctx), encoding="utf-8")
+    return ReportPaths(html, md)
+
+
+def build_report_cli(run_dir: Path, compare: str | None, force: bool) -> int:
+    try:
+        paths = build_report(run_dir, compare=compare, force=force)
+    except CompareRefused as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except (ReportError, StoreError, FormatVersionError, ExperimentError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {paths.html}")
+    print(f"wrote {paths.markdown}")
+    return 0

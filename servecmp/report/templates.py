@@ -1,0 +1,223 @@
+"""Jinja2 templates of report.html and report.md (kept in code: no package data to ship).
+
+Both render the same context; every table is an :class:`~servecmp.report.analysis.Table` whose
+cell strings are computed once, so the HTML and the Markdown show identical numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+from markupsafe import Markup, escape
+
+from servecmp.report.analysis import Table
+
+
+def md_escape(text: object) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
+
+
+def md_table(t: Table) -> str:
+    lines = ["| " + " | ".join(md_escape(h) for h in t.headers) + " |", "|" + "---|" * len(t.headers)]
+    for row in t.rows:
+        lines.append("| " + " | ".join(md_escape(c) for c in row) + " |")
+    return "\n".join(lines)
+
+
+HTML = r"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>servecmp report: {{ run.meta.experiment_name }} ({{ run.run_id }})</title>
+<style>
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1340px; color: #222; line-height: 1.4; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 4px; margin-top: 1.8em; }
+table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; vertical-align: top; }
+th { background: #f3f5f7; text-align: left; }
+td { font-variant-numeric: tabular-nums; }
+td:first-child { white-space: nowrap; }
+td.unavail { background: #fde8e8; color: #8a1f1f; }
+td.invalid { background: #fff3d6; color: #7a5200; }
+td.na { color: #888; }
+td.ns { background: #eef0f3; font-style: italic; }
+td.win { background: #e6f4ea; font-weight: 600; }
+.warning { background: #fff3d6; border: 1px solid #e0b252; padding: 8px 12px; margin: 8px 0; white-space: pre-wrap; }
+.note { color: #555; font-size: 13px; }
+.notrecorded { color: #8a1f1f; font-weight: 600; }
+.scroll { overflow-x: auto; }
+</style>
+</head>
+<body>
+<h1>servecmp report: {{ run.meta.experiment_name }}</h1>
+<p class="note">run <code>{{ run.run_id }}</code>, created {{ run.meta.created_at }}; built from stored results only by servecmp {{ servecmp_version }}.</p>
+
+{% for w in warnings %}<div class="warning" role="alert">⚠ {{ w }}</div>
+{% endfor %}
+
+<h2 id="provenance">Provenance</h2>
+{{ tables.provenance | html_table }}
+<h3>Targets</h3>
+{{ tables.targets | html_table }}
+
+<h2 id="recommendations">Recommendations</h2>
+<p class="note">{{ slo_rule }}</p>
+{{ tables.recommendations | html_table }}
+
+<h2 id="head-to-head">TorchServe vs TF Serving (same protocol, common encoding)</h2>
+{{ tables.head_to_head | html_table }}
+
+<h2 id="side-by-side">Side by side</h2>
+<p class="note">{{ representative_rule }}</p>
+{% for label, t in side_by_side %}<h3>{{ label }}</h3>
+<div class="scroll">{{ t | html_table }}</div>
+{% endfor %}
+
+<h2 id="plots">Plots</h2>
+{% for p in plots %}<h3>{{ p.title }}</h3>
+<p class="note">{{ p.note }}</p>
+{% if p.id in plot_divs %}{{ plot_divs[p.id] | safe }}{% else %}<p class="notrecorded" id="{{ p.id }}-missing">{{ p.note if p.id == 'plot-resources' else 'nothing to plot' }}</p>{% endif %}
+{% endfor %}
+
+<h2 id="overhead">Serving overhead vs in-process baselines</h2>
+{{ tables.overhead | html_table }}
+
+<h2 id="resources">Server resources (Prometheus series)</h2>
+{% if resource_note %}<p class="{{ 'notrecorded' if not tables.resources.rows else 'note' }}">{{ resource_note }}</p>{% endif %}
+{% if tables.resources.rows %}{{ tables.resources | html_table }}{% endif %}
+
+<h2 id="friction">Operational friction</h2>
+{% if friction %}{% for group, t in friction.items() %}<h3>{{ group }}</h3>
+{{ t | html_table }}
+{% endfor %}{% else %}<p class="notrecorded">not recorded (no friction.jsonl)</p>{% endif %}
+
+{% if compare %}<h2 id="compare">Compared with run {{ compare.run_id }}</h2>
+<p class="note">other run: {{ compare.dir }} (experiment {{ compare.meta.experiment_name }}, digest {{ compare.meta.experiment_digest }})</p>
+{% for w in compare_warnings %}<div class="warning" role="alert">⚠ {{ w }}</div>
+{% endfor %}
+{{ tables.compare | html_table }}
+{% endif %}
+
+<h2 id="noise">How “not significant” is decided</h2>
+<p>{{ noise_rule }}</p>
+
+<h2 id="all-steps">All steps</h2>
+<div class="scroll">{{ tables.all_steps | html_table }}</div>
+</body>
+</html>
+"""
+
+MD = r"""# servecmp report: {{ run.meta.experiment_name }}
+
+run `{{ run.run_id }}`, created {{ run.meta.created_at }}; built from stored results only by servecmp {{ servecmp_version }}.
+{% for w in warnings %}
+> **WARNING:** {{ w | md_escape }}
+{% endfor %}
+
+## Provenance
+
+{{ tables.provenance | md_table }}
+
+### Targets
+
+{{ tables.targets | md_table }}
+
+## Recommendations
+
+{{ slo_rule }}
+
+{{ tables.recommendations | md_table }}
+
+## TorchServe vs TF Serving (same protocol, common encoding)
+
+{{ tables.head_to_head | md_table }}
+
+## Side by side
+
+{{ representative_rule }}
+{% for label, t in side_by_side %}
+### {{ label }}
+
+{{ t | md_table }}
+{% endfor %}
+
+## Serving overhead vs in-process baselines
+
+{{ tables.overhead | md_table }}
+
+## Server resources (Prometheus series)
+
+{% if resource_note %}{{ resource_note }}
+{% endif %}{% if tables.resources.rows %}
+{{ tables.resources | md_table }}
+{% endif %}
+
+## Operational friction
+{% if friction %}{% for group, t in friction.items() %}
+### {{ group }}
+
+{{ t | md_table }}
+{% endfor %}{% else %}
+not recorded (no friction.jsonl)
+{% endif %}
+{% if compare %}
+## Compared with run {{ compare.run_id }}
+
+other run: `{{ compare.dir }}` (experiment {{ compare.meta.experiment_name }}, digest {{ compare.meta.experiment_digest }})
+{% for w in compare_warnings %}
+> **WARNING:** {{ w | md_escape }}
+{% endfor %}
+
+{{ tables.compare | md_table }}
+{% endif %}
+
+## How “not significant” is decided
+
+{{ noise_rule }}
+
+## All steps
+
+{{ tables.all_steps | md_table }}
+
+Plots are in report.html.
+"""
+
+
+def html_table(t: Table) -> Markup:
+    esc = escape
+    out = ["<table>"]
+    if t.caption:
+        out.append(f"<caption>{esc(t.caption)}</caption>")
+    out.append("<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in t.headers) + "</tr></thead><tbody>")
+    for i, row in enumerate(t.rows):
+        cls = t.classes[i] if i < len(t.classes) else [""] * len(row)
+        tds = []
+        for j, c in enumerate(row):
+            cl = cls[j] if j < len(cls) else ""
+            attr = f' class="{cl}"' if cl else ""
+            tds.append(f"<td{attr}>{esc(c)}</td>")
+        out.append("<tr>" + "".join(tds) + "</tr>")
+    out.append("</tbody></table>")
+    return Markup("".join(out))
+
+
+def _env(autoescape: bool) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.DictLoader({"report.html": HTML, "report.md": MD}),
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["md_table"] = md_table
+    env.filters["md_escape"] = md_escape
+    env.filters["html_table"] = html_table
+    return env
+
+
+def render_html(ctx: dict[str, Any]) -> str:
+    return _env(True).get_template("report.html").render(**ctx)
+
+
+def render_md(ctx: dict[str, Any]) -> str:
+    return _env(False).get_template("report.md").render(**ctx)

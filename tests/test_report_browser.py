@@ -1,0 +1,74 @@
+"""The HTML report in a real headless Chromium: no console errors, every plot rendered, not blank."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from fixtures.report_runs import make_run
+
+from servecmp.report.build import build_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+PLOT_IDS = ("plot-latency-throughput", "plot-percentiles", "plot-distribution", "plot-overhead", "plot-resources")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
+]
+
+
+def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    cmd = [str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+           "--v=0", "--no-first-run", "--disable-extensions", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def console_errors(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if "Uncaught" in ln or "ERROR:CONSOLE" in ln
+            or ("CONSOLE" in ln and "error" in ln.lower())]
+
+
+def non_white_fraction(png: Path) -> float:
+    from PIL import Image
+
+    img = Image.open(png).convert("RGB")
+    small = img.resize((img.width // 4, img.height // 4))
+    px = list(small.getdata())
+    return sum(1 for r, g, b in px if min(r, g, b) < 235) / len(px)
+
+
+def test_console_error_detection_works(tmp_path: Path) -> None:
+    """Guard for the check below: a page with a JS error must be caught."""
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><script>undefinedFunction();</script></body></html>")
+    res = chromium("--virtual-time-budget=2000", "--dump-dom", bad.as_uri())
+    assert console_errors(res.stderr), res.stderr[-2000:]
+
+
+def test_report_renders_in_chromium(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run-a")
+    html = build_report(run).html
+    out = tmp_path / "shots"
+    out.mkdir()
+
+    dom = chromium("--virtual-time-budget=10000", "--dump-dom", html.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert not console_errors(dom.stderr), console_errors(dom.stderr)
+    text = dom.stdout
+    # every plot div holds plotly's rendered SVG (before the next plot div starts)
+    positions = sorted((text.index(f'id="{pid}"'), pid) for pid in PLOT_IDS)
+    for i, (pos, pid) in enumerate(positions):
+        end = positions[i + 1][0] if i + 1 < len(positions) else len(text)
+        chunk = text[pos:end]
+        assert 'class="main-svg"' in chunk, f"{pid}: no rendered plot"
+        assert re.search(r'class="(trace|point|bars|scatterlayer)', chunk), f"{pid}: no traces drawn"
+
+    shot = out / "report.png"
+    res = chromium("--virtual-time-budget=10000", "--hide-scrollbars", f"--screenshot={shot}",
+                   "--window-size=1400,3000", html.as_uri())
+    assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
+    assert not console_errors(res.stderr), console_errors(res.stderr)
+    assert non_white_fraction(shot) > 0.03, "screenshot is (almost) blank"
