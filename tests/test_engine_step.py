@@ -109,7 +109,9 @@ def test_server_killed_mid_step_ends_cleanly(tmp_path: Path) -> None:
 
 def test_generator_bound_step_is_marked_invalid(tmp_path: Path) -> None:
     spec = StepSpec(
-        run_id="t", step_id="busy", target=Target(server="pytorch", protocol="inprocess"), address=None,
+        # A server target (not an in-process baseline, whose busy core is its compute): the busy
+        # client stands in for a generator that cannot keep up; the address is never dialled.
+        run_id="t", step_id="busy", target=Target(server="torchserve", protocol="rest"), address="127.0.0.1:9",
         sweep="closed_loop", mode="closed_loop", concurrency=2, load=_load(generator_cpu_limit=0.5),
         client_factory="test_engine_doubles:busy_client_maker",
     )

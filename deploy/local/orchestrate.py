@@ -273,6 +273,14 @@ class LocalRun:
             finally:
                 sampler.stop()
                 friction.peak_rss(self.run_dir, name, sampler)
+            if not server.process.alive():
+                # It died under load: what it answered is on disk; the rest cannot be measured.
+                why = f"{name} died during the load steps (exit {server.process.popen.returncode})"
+                _log(why)
+                self.notes.append(why)
+                for metric in ("metric_families", "bad_payload_clear_errors", "update_s", "recovery_s"):
+                    append_friction(self.run_dir, unavailable(name, metric, why))
+                return
             friction.native_observability(self.run_dir, server)
             friction.bad_payloads(self.run_dir, server, self.exp.model, self.spec.input_shape, 64 * 1024 * 1024)
             if self.friction_under_load:
