@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from locust import LoadTestShape
+
+from servecmp.experiment import Load, LoadProfile
 from servecmp.loadtests.engine.context import context_of
 from servecmp.loadtests.engine.recorder import new_hist, record_ms, summarize
 from servecmp.loadtests.engine.spec import plan_steps
 from servecmp.loadtests.users import ClosedLoopUser, OpenLoopUser
-
-from servecmp.experiment import Load, LoadProfile
 
 log = logging.getLogger(__name__)
 

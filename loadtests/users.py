@@ -23,6 +23,7 @@ import locust  # noqa: F401  - first: gevent monkey-patching before anything ope
 from gevent.pool import Pool
 from locust import User, constant, task
 from locust.exception import StopUser
+
 from servecmp.loadtests.clients.base import call
 from servecmp.loadtests.engine.context import LoadContext, context_of
 

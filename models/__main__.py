@@ -29,6 +29,7 @@ def export_command(
 ) -> int:
     """Export every model/version for both servers, then check the SavedModel against PyTorch."""
     import tensorflow as tf
+
     from servecmp.models.export import artifacts, export_model, seed_for_version
     from servecmp.models.parity import check_parity
 

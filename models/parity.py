@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from servecmp.models.reference import check_batch, seeded_inputs
 from servecmp.models.registry import DEFAULT_SEED, get_model
 

@@ -6,6 +6,7 @@ import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from servecmp.models.registry import DEFAULT_SEED, get_model
 
 if TYPE_CHECKING:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from servecmp.models.calibration import calibrate
 from torch import nn
+
+from servecmp.models.calibration import calibrate
 
 INPUT_SHAPE = (3, 64, 64)
 NUM_CLASSES = 10
@@ -70,6 +71,7 @@ def build_torch(seed: int) -> ResNet:
 def build_tf(torch_model: ResNet) -> Any:
     """The same function in TensorFlow (a ``tf_mirror.Mirror``), weights copied from PyTorch."""
     import tensorflow as tf
+
     from servecmp.models import tf_mirror as tfm
 
     m = torch_model

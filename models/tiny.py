@@ -32,6 +32,7 @@ def build_torch(seed: int) -> Tiny:
 def build_tf(torch_model: Tiny) -> Any:
     """The same function in TensorFlow, weights copied from PyTorch."""
     import tensorflow as tf
+
     from servecmp.models import tf_mirror as tfm
 
     fc = tfm.Linear(torch_model.fc, "fc")

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 from doubles.tiny_artifacts import TinySpec, TinyWeights, write_savedmodel, write_torchscript
-from servecmp.loadtests.clients import Outcome, TransportError, call, execute, make_client
-from servecmp.loadtests.payloads import PayloadSet
 
 from servecmp.experiment import Encoding, Protocol, Server, Target
+from servecmp.loadtests.clients import Outcome, TransportError, call, execute, make_client
+from servecmp.loadtests.payloads import PayloadSet
 
 SPEC = TinySpec()
 WEIGHTS = TinyWeights.seeded()

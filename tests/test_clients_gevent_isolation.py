@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from doubles.tiny_artifacts import TinySpec, TinyWeights, write_savedmodel
+
 from servecmp.loadtests.payloads import PayloadSet
 
 REPO = Path(__file__).resolve().parents[1]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from servecmp.experiment import Load, Target
 from servecmp.loadtests.engine.context import Budget
 from servecmp.loadtests.engine.recorder import (
     ValidityInput,
@@ -13,8 +15,6 @@ from servecmp.loadtests.engine.recorder import (
     spread,
 )
 from servecmp.loadtests.engine.spec import AddressError, check_address, plan_steps
-
-from servecmp.experiment import Load, Target
 from servecmp.results.schema import WindowSummary
 
 

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from servecmp.loadtests.engine.runner import run_step
-from servecmp.loadtests.engine.spec import StepSpec
 from test_engine_doubles import child_env, save_echo_payloads, start_echo_server
 
 from servecmp.experiment import Load, Stability, Target
+from servecmp.loadtests.engine.runner import run_step
+from servecmp.loadtests.engine.spec import StepSpec
 from servecmp.results.store import RunStore
 
 SERVICE_MS = 20.0  # serial endpoint: capacity 50 req/s

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
+
 from servecmp.models.__main__ import main
 from servecmp.models.export import artifacts, export_model, read_records, seed_for_version
 from servecmp.models.parity import check_parity

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from servecmp.models.export import artifacts
-from servecmp.models.reference import expected_logits, seeded_inputs
 from ts.context import Context, RequestProcessor
 from ts.utils.util import PredictionException
+
+from servecmp.models.export import artifacts
+from servecmp.models.reference import expected_logits, seeded_inputs
 
 NAME = "tiny"
 SEED = 1234

@@ -27,6 +27,7 @@ from kubernetes.client import (
     V1PodSpec,
     V1PodStatus,
 )
+
 from servecmp.deploy.kind import cluster, loadgen
 
 PINS = load_env_file(KIND_DIR / "versions.env")

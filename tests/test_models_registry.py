@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from servecmp.models.reference import check_batch, expected_logits, seeded_inputs
 from servecmp.models.registry import UnknownModelError, get_model, model_names
-from torch import nn
 
 
 def test_names_and_specs() -> None:

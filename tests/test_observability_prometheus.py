@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from servecmp.deploy.local.ports import free_ports
 
+from servecmp.deploy.local.ports import free_ports
 from servecmp.observability import check, dashboards, rules
 from servecmp.observability import names as n
 from servecmp.observability import scrape_config as sc
@@ -115,7 +115,6 @@ _FEED = textwrap.dedent(
 @needs_prometheus
 def test_real_prometheus_scrapes_generator_and_panels_have_data(tmp_path):
     from servecmp.deploy.local.prometheus import LocalPrometheus
-
     from servecmp.observability.process_exporter import ProcessExporter
 
     mp = tmp_path / "prom-multiproc"

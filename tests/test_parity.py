@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from servecmp.models.__main__ import main
 from servecmp.models.parity import (
     ATOL,

@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 from doubles.tiny_artifacts import TinySpec, TinyWeights
+
+from servecmp.experiment import Encoding
 from servecmp.loadtests.payloads import (
     B64_SIGNATURE,
     QUANTUM,
     PayloadSet,
     tensor_proto_to_array,
 )
-
-from servecmp.experiment import Encoding
 
 SPEC = TinySpec()
 WEIGHTS = TinyWeights.seeded()

@@ -143,7 +143,9 @@ def test_every_torchserve_and_generator_panel_query_returned_data(run_dir: Path)
         d = fn()
         for pq in check.panel_queries(d):
             sources = check.query_sources(pq.expr)
-            if not sources & {"torchserve", "generator"} or "tfserving" in sources:
+            # TF Serving's rows (its own metrics, or generator series labelled server="tfserving")
+            # are covered by the promtool unit tests; here the server is unavailable.
+            if not sources & {"torchserve", "generator"} or "tfserving" in sources or 'server="tfserving"' in pq.expr:
                 continue
             entry = doc["queries"][f"{pq.dashboard_uid}#{pq.panel_id}{pq.ref_id}"]
             if entry["status"] != "success" or not entry["result"]:
@@ -175,10 +177,11 @@ def test_torchserve_killed_mid_run_keeps_earlier_steps(tmp_path: Path) -> None:
     exp_path = tmp_path / "kill.yaml"
     exp_path.write_text(yaml.safe_dump(exp))
     runs = tmp_path / "runs"
+    log = (tmp_path / "run.log").open("w")  # a file, not a pipe: a full pipe would block the run
     proc = subprocess.Popen(
         [sys.executable, "-m", "servecmp.cli", "run", str(exp_path), "--runs", str(runs),
          "--artifacts", str(tmp_path / "build"), "--no-prometheus", "--no-report"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     try:
         steps_file = None
@@ -198,10 +201,12 @@ def test_torchserve_killed_mid_run_keeps_earlier_steps(tmp_path: Path) -> None:
         assert java, "TorchServe's JVM not found"
         for p in java:
             p.send_signal(signal.SIGKILL)
-        out, _ = proc.communicate(timeout=300)
+        proc.wait(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
+        log.close()
+    out = (tmp_path / "run.log").read_text()
     assert proc.returncode == 0, out[-3000:]
     steps = RunStore(run_dir).read_steps().steps
     assert steps_file.read_text().startswith(first)  # earlier step intact, byte for byte

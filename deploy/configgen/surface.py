@@ -73,7 +73,7 @@ def config_surface(configs: GeneratedConfigs) -> dict[str, Surface]:
 
     ts_files = configs.files["torchserve"]
     props = parse_properties(ts_files["config.properties"])
-    changed = [k for k, v in props.items() if TORCHSERVE_DEFAULTS.get(k, None) != v]
+    changed = [k for k, v in props.items() if TORCHSERVE_DEFAULTS.get(k) != v]
     # Per-model settings inside the models= JSON are knobs of their own.
     model_knobs = [
         f"models.{m}.{ver}.{key}"
@@ -94,7 +94,7 @@ def config_surface(configs: GeneratedConfigs) -> dict[str, Surface]:
     tfs_files = {k: v for k, v in configs.files["tfserving"].items()}
     flags = configs.tfserving_flags()
     flag_pairs = [f.split("=", 1) if "=" in f else [f, "true"] for f in flags]
-    tfs_changed = [k for k, v in flag_pairs if TFSERVING_FLAG_DEFAULTS.get(k, None) != v]
+    tfs_changed = [k for k, v in flag_pairs if TFSERVING_FLAG_DEFAULTS.get(k) != v]
     # Count the proto fields set in the config files (each is a knob).
     used = ["models.config", "monitoring.config"]
     if any(k == "--batching_parameters_file" for k, _ in flag_pairs):

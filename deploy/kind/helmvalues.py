@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from servecmp.deploy.configgen import GeneratedConfigs, Placement, render_all, write_configs
 
+from servecmp.deploy.configgen import GeneratedConfigs, Placement, render_all, write_configs
 from servecmp.experiment import Experiment, Protocol, Server, load_experiment
 
 # Helm value key -> (server, generated file name). The chart's README documents the same keys.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import requests
@@ -65,15 +66,16 @@ class TorchServeServer(LocalServer):
 
             raise ServerUnavailable(reason)
         logs = self.log_dir(self.run_dir)
-        # TorchServe keeps its pid file in $TMPDIR/.model_server.pid: one instance per TMPDIR, so
-        # each run gets its own and never collides with another TorchServe on the machine.
-        tmp = self.run_dir / "tmp" / "torchserve"
-        tmp.mkdir(parents=True, exist_ok=True)
+        # TorchServe keeps its pid file in $TMPDIR/.model_server.pid (one instance per TMPDIR) and
+        # the JVM puts the workers' Unix sockets in $TEMP: a private short directory per instance
+        # (AF_UNIX paths are limited to 108 bytes, so not under a possibly deep run dir).
+        if getattr(self, "_tmp", None) is not None:  # a restart (recovery test)
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix="servecmp-ts-"))
+        tmp = self._tmp
         env = {
             "TMPDIR": str(tmp),
-            # The JVM puts the workers' Unix sockets in $TEMP (not $TMPDIR); a shared one lets a
-            # second TorchServe on the machine take over this one's worker sockets.
-            "TEMP": str(tmp),
+            "TEMP": str(tmp),  # shared, a second TorchServe would take over our worker sockets
             "LOG_LOCATION": str(logs),
             "METRICS_LOCATION": str(logs),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -93,6 +95,11 @@ class TorchServeServer(LocalServer):
             self.name, argv, log_path=logs / "console.log", cwd=logs, env=env, cpus=self.cpus
         )
         self.started_at = self.process.started_at
+
+    def stop(self) -> None:
+        super().stop()
+        if getattr(self, "_tmp", None) is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     def is_ready(self) -> bool:
         # /ping says Healthy before any worker is up; a READY worker is what serves requests.

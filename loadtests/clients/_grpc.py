@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+
 from servecmp.loadtests.clients.base import TransportError
 from servecmp.loadtests.clients.gevent_support import (  # re-exported: public home is the package
     gevent_grpc_ready,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
+
 from servecmp.loadtests.clients.base import TransportError, host_port
 
 

@@ -16,9 +16,9 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from servecmp.loadtests.payloads import PayloadSet
 
 from servecmp.experiment import Encoding, Protocol, Server, Target
+from servecmp.loadtests.payloads import PayloadSet
 
 
 class Outcome(StrEnum):

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import grpc
 import numpy as np
+
+from servecmp.experiment import Encoding, Protocol, Server, Target
 from servecmp.loadtests.clients._grpc import insecure_channel, transport_error
 from servecmp.loadtests.clients.base import TargetClient, TransportError
 from servecmp.loadtests.payloads import PayloadSet, tensor_proto_to_array
-
-from servecmp.experiment import Encoding, Protocol, Server, Target
 
 SIGNATURE = "serving_default"
 

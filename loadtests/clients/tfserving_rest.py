@@ -9,12 +9,12 @@ signature. Both read ``{"predictions": [[...], ...]}``.
 from __future__ import annotations
 
 import numpy as np
+
+from servecmp.experiment import Encoding, Protocol, Server, Target
 from servecmp.loadtests.clients._http import HttpConnection
 from servecmp.loadtests.clients.base import TargetClient
 from servecmp.loadtests.clients.torchserve_rest import JSON_HEADERS, decode_predictions_json
 from servecmp.loadtests.payloads import PayloadSet
-
-from servecmp.experiment import Encoding, Protocol, Server, Target
 
 
 class TFServingRestClient(TargetClient):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import grpc
 import numpy as np
+
+from servecmp.experiment import Encoding, Protocol, Server, Target
 from servecmp.loadtests.clients import torchserve_protos
 from servecmp.loadtests.clients._grpc import insecure_channel, transport_error
 from servecmp.loadtests.clients.base import TargetClient, TransportError
 from servecmp.loadtests.payloads import PayloadSet
-
-from servecmp.experiment import Encoding, Protocol, Server, Target
 
 
 class TorchServeGrpcClient(TargetClient):

@@ -11,11 +11,11 @@ import json
 from typing import Any
 
 import numpy as np
+
+from servecmp.experiment import Encoding, Protocol, Server, Target
 from servecmp.loadtests.clients._http import HttpConnection
 from servecmp.loadtests.clients.base import TargetClient, TransportError
 from servecmp.loadtests.payloads import PayloadSet
-
-from servecmp.experiment import Encoding, Protocol, Server, Target
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 RAW_HEADERS = {"Content-Type": "application/octet-stream"}

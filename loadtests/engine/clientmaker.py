@@ -8,9 +8,8 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from servecmp.loadtests.engine.spec import StepSpec
-
 from servecmp.experiment import Payload, Target
+from servecmp.loadtests.engine.spec import StepSpec
 
 
 def load_payloads(target: Target, *, model: str, payload: Payload, seed: int, payloads_path: str | None) -> Any:

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from servecmp.loadtests.engine.spec import StepSpec
-
 from servecmp.results.schema import StepResult
 from servecmp.results.store import RunStore
 

@@ -32,7 +32,6 @@ from servecmp.loadtests.engine.recorder import (
     summarize,
 )
 from servecmp.loadtests.engine.spec import StepSpec
-
 from servecmp.results.schema import GeneratorWatch, LateSends, StepResult
 from servecmp.results.store import RunStore
 
@@ -96,6 +95,7 @@ def run_here(spec: StepSpec) -> StepResult:
     import gevent
     import locust  # noqa: F401  - gevent patching first
     from locust.env import Environment
+
     from servecmp.loadtests import users as U
     from servecmp.loadtests.engine.clientmaker import client_maker
     from servecmp.loadtests.engine.context import Budget, LoadContext

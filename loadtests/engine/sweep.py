@@ -14,10 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from servecmp.experiment import Experiment, LoadProfile, Target
 from servecmp.loadtests.engine.runner import run_step
 from servecmp.loadtests.engine.spec import make_spec, plan_steps
-
-from servecmp.experiment import Experiment, LoadProfile, Target
 from servecmp.results.schema import StepResult
 
 

@@ -5,5 +5,6 @@
 """
 
 import locust  # noqa: F401  - gevent patching first
+
 import servecmp.loadtests.locustfiles.common  # noqa: F401  - --sc-* arguments, LoadContext
 from servecmp.loadtests.users import ClosedLoopUser  # noqa: F401

@@ -12,10 +12,10 @@ from typing import Any
 import locust  # noqa: F401  - gevent patching first
 from locust import events
 from locust.runners import MasterRunner
-from servecmp.loadtests.engine.context import Budget, LoadContext
-from servecmp.loadtests.engine.spec import check_address
 
 from servecmp.experiment import Experiment, LoadProfile, load_experiment
+from servecmp.loadtests.engine.context import Budget, LoadContext
+from servecmp.loadtests.engine.spec import check_address
 
 log = logging.getLogger("servecmp.locustfile")
 

@@ -5,6 +5,7 @@
 """
 
 import locust  # noqa: F401  - gevent patching first
+
 import servecmp.loadtests.locustfiles.common  # noqa: F401
 from servecmp.loadtests.shapes import ConcurrencySweepShape  # noqa: F401
 from servecmp.loadtests.users import ClosedLoopUser  # noqa: F401

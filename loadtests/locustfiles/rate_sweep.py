@@ -6,6 +6,7 @@
 """
 
 import locust  # noqa: F401  - gevent patching first
+
 import servecmp.loadtests.locustfiles.common  # noqa: F401
 from servecmp.loadtests.shapes import RateSweepShape  # noqa: F401
 from servecmp.loadtests.users import OpenLoopUser  # noqa: F401

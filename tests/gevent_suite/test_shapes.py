@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from servecmp.experiment import Load, Stability
 from servecmp.loadtests.shapes import (
     ConcurrencySweepShape,
     OpenLoopShape,
@@ -9,8 +10,6 @@ from servecmp.loadtests.shapes import (
     stage_seconds,
 )
 from servecmp.loadtests.users import ClosedLoopUser, OpenLoopUser
-
-from servecmp.experiment import Load, Stability
 
 LOAD = dict(warmup_s=1.0, stability=Stability(window_s=1.0, windows=2, max_windows=2))  # stage = 3 s
 
