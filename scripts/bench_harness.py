@@ -66,6 +66,7 @@ def serve_rest() -> None:
 
 def serve_grpc() -> None:
     import grpc
+
     from servecmp.loadtests.clients import torchserve_protos
 
     pb2, pb2_grpc = torchserve_protos.load()
@@ -110,10 +111,9 @@ def echo_payloads(run_dir: Path, shape: tuple[int, int, int]) -> str:
 
 def harness_step(run_dir: Path, name: str, target, address: str, payloads: str, concurrency: int,
                  seconds: float, cpus: list[int] | None):
+    from servecmp.experiment import Load, Stability
     from servecmp.loadtests.engine.runner import run_step
     from servecmp.loadtests.engine.spec import StepSpec
-
-    from servecmp.experiment import Load, Stability
 
     load = Load(warmup_s=1.0, request_timeout_s=5.0, max_requests_per_step=5_000_000,
                 stability=Stability(window_s=seconds, windows=2, max_windows=3, tolerance=0.10))
@@ -158,9 +158,9 @@ def main() -> int:
 
     from rich.console import Console
     from rich.table import Table
-    from servecmp.loadtests.engine.spec import check_address
 
     from servecmp.experiment import Target
+    from servecmp.loadtests.engine.spec import check_address
 
     console = Console(width=130)
     usable = sorted(os.sched_getaffinity(0))

@@ -31,7 +31,7 @@ def batching_config(exp: Experiment) -> str:
     b = exp.tuning.batching
     return (
         f"max_batch_size {{ value: {b.max_batch_size} }}\n"
-        f"batch_timeout_micros {{ value: {int(round(b.batch_timeout_ms * 1000))} }}\n"
+        f"batch_timeout_micros {{ value: {round(b.batch_timeout_ms * 1000)} }}\n"
         f"max_enqueued_batches {{ value: {b.max_enqueued_batches} }}\n"
         # One batch thread per model instance: the same parallelism TorchServe's workers get.
         f"num_batch_threads {{ value: {exp.tuning.workers} }}\n"

@@ -28,7 +28,7 @@ def model_settings(exp: Experiment, mar_name: str | None = None) -> dict[str, ob
         "maxWorkers": exp.tuning.workers,
         # batchSize 1 = batching off: TorchServe hands each request to the handler alone.
         "batchSize": b.max_batch_size if b.enabled else 1,
-        "maxBatchDelay": int(round(b.batch_timeout_ms)) if b.enabled else 0,
+        "maxBatchDelay": round(b.batch_timeout_ms) if b.enabled else 0,
         "responseTimeout": 120,
     }
 
