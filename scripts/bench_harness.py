@@ -145,6 +145,34 @@ def wrk_p50(url: str, body_path: Path, content_type: str, seconds: float, cpus: 
     return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
 
 
+def with_real_torchserve(args: argparse.Namespace) -> int:
+    """Start TorchServe via the local runtime (server on the last CPU), write its payloads, then
+    rerun this benchmark's wrk comparison against it (capacity runs skipped: a model is not trivial)."""
+    from servecmp.deploy.local.standalone import start_torchserve
+    from servecmp.loadtests.payloads import PayloadSet
+    from servecmp.models.__main__ import export_command
+    from servecmp.models.export import artifacts
+    from servecmp.models.registry import DEFAULT_SEED, get_model
+
+    root = Path("build/models") / f"seed-{DEFAULT_SEED}"
+    if not artifacts(args.torchserve, root).export_json.is_file():
+        export_command(root, [args.torchserve], seed=DEFAULT_SEED, versions=(1,))
+    usable = sorted(os.sched_getaffinity(0))
+    cpus = (usable[-1],) if len(usable) >= 2 else None
+    with tempfile.TemporaryDirectory(prefix="servecmp-bench-ts-") as tmp:
+        work = Path(tmp)
+        server = start_torchserve(args.torchserve, work, root, cpus=cpus)
+        try:
+            ps = PayloadSet.build(get_model(args.torchserve), DEFAULT_SEED, 1, 16, weights_seed=DEFAULT_SEED)
+            ps.save(work)
+            argv = [sys.executable, __file__, "--seconds", str(args.seconds), "--skip-grpc",
+                    "--concurrency", "1", "--address", server.endpoints.rest, "--payloads", str(work),
+                    "--target", args.target]
+            return subprocess.run(argv, check=False).returncode
+        finally:
+            server.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=3.0, help="measurement window length")
@@ -154,7 +182,12 @@ def main() -> int:
     ap.add_argument("--address", help="real TorchServe REST endpoint (127.0.0.1:port) for the wrk comparison")
     ap.add_argument("--payloads", help="PayloadSet .npz / run dir for --address")
     ap.add_argument("--target", default="torchserve-rest-raw", choices=["torchserve-rest-raw", "torchserve-rest-json"])
+    ap.add_argument("--torchserve", metavar="MODEL",
+                    help="start a REAL local TorchServe serving MODEL (exported into build/models) "
+                         "and compare the harness with wrk against it")
     args = ap.parse_args()
+    if args.torchserve:
+        return with_real_torchserve(args)
 
     from rich.console import Console
     from rich.table import Table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,36 +51,18 @@ def local_torchserve(
     is READY, and stops it (whole process group) at module end; asserts nothing survives."""
     import psutil
 
-    from servecmp.deploy.configgen import Placement, Ports, render_all, write_configs
-    from servecmp.deploy.local.ports import free_ports
-    from servecmp.deploy.local.torchserve import TorchServeServer
-    from servecmp.experiment import parse_experiment
-    from servecmp.models.export import artifacts
+    from servecmp.deploy.local.standalone import start_torchserve
 
     reason = _no_java_or_torchserve()
     if reason:
         pytest.skip(reason)
-    started: list[TorchServeServer] = []
+    started: list[Any] = []
 
-    def start(model: str, **fields: object) -> TorchServeServer:
-        art = artifacts(model, exported_model(model))
-        exp = parse_experiment(
-            {"name": "t", "model": model, "targets": [{"server": "torchserve", "protocol": "rest"}], **fields}
+    def start(model: str, **fields: object) -> Any:
+        server = start_torchserve(
+            model, tmp_path_factory.mktemp(f"ts-{model}"), exported_model(model), **fields
         )
-        run_dir = tmp_path_factory.mktemp(f"ts-{model}")
-        placement = Placement.local(
-            Ports(*free_ports(7)),
-            ts_model_store=str(art.model_store),
-            tfs_model_root=str(run_dir / "tfs"),
-            ts_config_dir=str(run_dir / "configs" / "torchserve"),
-            tfs_config_dir=str(run_dir / "configs" / "tfserving"),
-        )
-        configs = render_all(exp, placement)
-        dirs = write_configs(configs, run_dir / "configs")
-        server = TorchServeServer(configs, dirs["torchserve"], run_dir, model)
-        server.start()
         started.append(server)
-        server.wait_ready(timeout_s=180)
         return server
 
     yield start

@@ -296,6 +296,8 @@ def test_compare_without_fairness_record_needs_force(tmp_path: Path) -> None:
     a = make_run(tmp_path / "run-a")
     b = make_run(tmp_path / "run-b")
     (b / "experiment.yaml").unlink()
+    store = RunStore(b)  # a run written before meta.json carried its fairness settings
+    store.write_meta(store.read_meta().model_copy(update={"fairness": {}}))
     with pytest.raises(CompareRefused, match="no fairness settings"):
         build_report(a, compare=b)
     assert build_report(a, compare=b, force=True).markdown.exists()
