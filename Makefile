@@ -39,7 +39,8 @@ parity: ## PyTorch vs TensorFlow parity check
 
 ##@ Quality
 .PHONY: test test-fast lint typecheck
-test: setup ## The README's test command: the whole suite (what CI runs)
+test: setup ## The README's test command: lint + the whole suite (what CI runs)
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 
 test-fast: ## Tests that start no server
@@ -52,9 +53,13 @@ typecheck: ## mypy
 	$(VENV)/bin/mypy servecmp models deploy loadtests
 
 ##@ Benchmarks
-.PHONY: bench-harness
+.PHONY: bench-harness bench-harness-torchserve
 bench-harness: ## Load generator capacity and added latency vs wrk (prints figures)
 	$(PY) scripts/bench_harness.py
+
+bench-harness-torchserve: ## Added latency at c=1 vs wrk against a REAL local TorchServe (resnet)
+	$(PY) scripts/bench_harness.py --torchserve resnet --target torchserve-rest-json
+	$(PY) scripts/bench_harness.py --torchserve resnet --target torchserve-rest-raw
 
 ##@ Observability
 .PHONY: dashboards dashboards-check rules rules-check

@@ -24,7 +24,9 @@ def start_torchserve(
     until a worker is READY. The caller stops it (``server.stop()``)."""
     from servecmp.models.export import artifacts
 
-    art = artifacts(model, artifacts_root)
+    # Absolute: TorchServe runs with its log directory as cwd.
+    art = artifacts(model, Path(artifacts_root).resolve())
+    work_dir = Path(work_dir).resolve()
     exp = parse_experiment(
         {"name": "standalone", "model": model,
          "targets": [{"server": "torchserve", "protocol": "rest"}], **experiment_fields}
