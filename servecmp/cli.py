@@ -74,6 +74,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_steps(args: argparse.Namespace) -> int:
+    """One target's whole load profile against an address: what the in-cluster Job runs."""
+    from servecmp.loadtests.engine import run_target
+    from servecmp.results.provenance import build_meta
+    from servecmp.results.schema import TargetAvailability
+    from servecmp.results.store import RunStore
+
+    exp = load_experiment(args.experiment)
+    match = [t for t in exp.targets if t.name == args.target]
+    if not match:
+        known = ", ".join(t.name for t in exp.targets)
+        raise SystemExit(f"--target: {args.target!r} is not in {args.experiment}; its targets: {known}")
+    out = Path(args.out)
+    store = RunStore(out)
+    store.write_meta(build_meta(exp, args.run_id, placement={"kind": "in-cluster loadgen"}))
+    store.append_target(TargetAvailability(target=args.target, available=True, address=args.address))
+    results = run_target(
+        exp, match[0], args.address, out, run_id=args.run_id, cluster_mode=args.cluster_mode
+    )
+    for r in results:
+        print(f"{r.step_id}: {r.throughput_rps:.1f} req/s, p99 {r.latency_ms.p99} ms, valid={r.valid}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from servecmp.report.build import build_report_cli
 
@@ -115,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--artifacts", default=str(DEFAULT_ARTIFACTS))
     sp.add_argument("--no-prometheus", action="store_true", help="do not start a local Prometheus")
     sp.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+
+    sp = add("steps", _cmd_steps, "run one target's load profile against an address (in-cluster Job)")
+    sp.add_argument("experiment")
+    sp.add_argument("--target", required=True, help="target name from the experiment")
+    sp.add_argument("--address", required=True, help="host:port (loopback, or a cluster Service with --cluster-mode)")
+    sp.add_argument("--out", required=True, help="run directory to write")
+    sp.add_argument("--run-id", default="steps")
+    sp.add_argument("--cluster-mode", action="store_true", help="allow cluster Service DNS names as targets")
 
     sp = add("report", _cmd_report, "build the HTML + Markdown report from a stored run")
     sp.add_argument("run_dir")

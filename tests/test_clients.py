@@ -262,3 +262,15 @@ print("OK")
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-2000:]
     with pytest.raises(RuntimeError, match="fresh process"):  # here TF is already initialised
         make_client(TF_INPROC, str(artifacts["savedmodel"]), payloads, 5.0, intra_op_threads=7)
+
+
+def test_grpc_round_robin_dials_every_pod_behind_a_headless_service() -> None:
+    from servecmp.loadtests.clients._grpc import channel_target
+
+    target, options = channel_target("ts-grpc.servecmp.svc:7070", lb="round_robin")
+    assert target == "dns:///ts-grpc.servecmp.svc:7070"
+    assert ("grpc.lb_policy_name", "round_robin") in options
+    plain, opts = channel_target("127.0.0.1:7070", lb="")
+    assert plain == "127.0.0.1:7070" and not any(k == "grpc.lb_policy_name" for k, _ in opts)
+    with pytest.raises(ValueError, match="round_robin"):
+        channel_target("x:1", lb="pick_first_please")

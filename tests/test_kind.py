@@ -134,6 +134,7 @@ def test_loadgen_manifests_validate(version: str) -> None:
         address="servecmp-torchserve-grpc.servecmp.svc:7070",
         image="servecmp/loadgen:abc",
         workers=2,
+        engine="locust",
     )
     docs = loadgen.manifests(job)
     assert [d["kind"] for d in docs] == ["Service", "Job", "Job"]
@@ -155,6 +156,43 @@ def test_loadgen_manifests_validate(version: str) -> None:
         assert c["resources"]["requests"] == c["resources"]["limits"]
         assert c["image"] == "servecmp/loadgen:abc"
     assert len(master["metadata"]["name"]) <= 63
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_steps_engine_job_runs_the_local_step_engine_in_cluster_mode(version: str) -> None:
+    import kubernetes_validate
+
+    job = loadgen.LoadJob(run_id="kind-x", target="tfserving-grpc-tensorproto",
+                          address="servecmp-tfserving-grpc.servecmp.svc:8500", image="servecmp/loadgen:abc")
+    (doc,) = loadgen.manifests(job)
+    kubernetes_validate.validate(doc, version, strict=True)
+    c = doc["spec"]["template"]["spec"]["containers"][0]
+    script = " ".join(c["command"])
+    assert "servecmp steps" in script and "--cluster-mode" in script and loadgen.BEGIN in script
+    assert c["command"][-2:] == ["tfserving-grpc-tensorproto", "kind-x"]
+    with pytest.raises(ValueError, match="engine"):
+        loadgen.manifests(loadgen.LoadJob(run_id="r", target="t", address="a", image="i", engine="k6"))
+
+
+def test_merge_appends_in_cluster_steps_in_the_local_format(tmp_path: Path) -> None:
+    from servecmp.results.schema import StepResult, TargetAvailability
+    from servecmp.results.store import RunStore
+
+    def step(run: str, i: int, target: str) -> StepResult:
+        return StepResult(run_id=run, step_id=f"{i:03d}-{target}", index=i, target=target,
+                          server="torchserve", protocol="rest", encoding="json", sweep="closed_loop",
+                          mode="closed_loop", concurrency=1, started_at="2026-01-01T00:00:00Z",
+                          warmup_s=1, window_s=1, stop_reason="stable", ok=10, requests=10)
+
+    local, remote = tmp_path / "kind-run", tmp_path / "remote"
+    RunStore(local).append_step(step("kind-run", 0, "a"))
+    for i in range(2):
+        RunStore(remote).append_step(step("kind-run", i, "b"))
+    RunStore(remote).append_target(TargetAvailability(target="b", available=True, address="svc:1"))
+    assert loadgen.merge_run(local, remote) == 2
+    steps = RunStore(local).read_steps().steps
+    assert [(s.target, s.index) for s in steps] == [("a", 0), ("b", 1), ("b", 2)]
+    assert [t.target for t in RunStore(local).read_targets()] == ["b"]
 
 
 def _results_log(files: dict[str, bytes], noise: str = "") -> str:

@@ -1,4 +1,11 @@
-"""In-cluster Locust: master Job + Service, worker Job, all on the loadgen node.
+"""In-cluster load on the loadgen node, two ways:
+
+- ``engine="steps"`` (default, what ``make kind-load`` uses): one Job runs ``servecmp steps``,
+  the same step engine, Locust users and profile as a local run, with cluster mode on; its run
+  directory (steps.jsonl etc.) comes back and :func:`merge_run` appends its steps to the local
+  run directory, so kind results are read and reported exactly like local ones;
+- ``engine="locust"``: Locust master Job + Service and a worker Job (``--workers N``) running a
+  repository locustfile headless, for more load than one process makes; Locust's CSV/HTML come back.
 
 The master runs headless for a fixed time, writes Locust's CSV/HTML into /results and then
 prints them to its log as a base64 tar between two marker lines; ``scripts/kind-load.sh`` reads
@@ -45,7 +52,7 @@ class LoadJob:
     address: str  # host:port of a cluster Service
     image: str  # servecmp/loadgen:<tag>
     namespace: str = "servecmp"
-    locustfile: str = "loadtests/locustfiles/locustfile.py"
+    locustfile: str = "loadtests/locustfiles/concurrency_sweep.py"
     experiment: str = "experiments/quick.yaml"
     model: str = "resnet"
     users: int = 4
@@ -55,6 +62,7 @@ class LoadJob:
     cpu: str = "1"
     memory: str = "1Gi"
     extra_env: dict[str, str] = field(default_factory=dict)
+    engine: str = "steps"  # "steps" | "locust"
 
     @property
     def name(self) -> str:
@@ -142,8 +150,26 @@ def _job(job: LoadJob, role: str, command: list[str], completions: int) -> dict[
     }
 
 
+def _steps_manifests(job: LoadJob) -> list[dict[str, Any]]:
+    cmd = [
+        "sh",
+        "-c",
+        'servecmp steps "$0" --target "$1" --address "$SERVECMP_ADDRESS" --run-id "$2" '
+        "--cluster-mode --out /results/run; rc=$?; "
+        f"echo '{BEGIN}'; tar -C /results -czf - . | base64; echo '{END}'; exit $rc",
+        job.experiment,
+        job.target,
+        job.run_id,
+    ]
+    return [_job(job, "master", cmd, 1)]
+
+
 def manifests(job: LoadJob) -> list[dict[str, Any]]:
-    """Service (workers -> master bus), master Job, worker Job."""
+    """``steps``: one Job. ``locust``: Service (workers -> master bus), master Job, worker Job."""
+    if job.engine == "steps":
+        return _steps_manifests(job)
+    if job.engine != "locust":
+        raise ValueError(f"engine: expected 'steps' or 'locust', got {job.engine!r}")
     master_cmd = [
         "sh",
         "-c",
@@ -213,6 +239,21 @@ def extract_results(log_text: str, dest: Path) -> list[Path]:
     return sorted(out)
 
 
+def merge_run(run_dir: Path, remote_run: Path) -> int:
+    """Append the in-cluster run's steps and target availability to ``run_dir`` (same format,
+    re-indexed after the steps already there). Returns the number of steps merged."""
+    from servecmp.results.store import RunStore
+
+    local, remote = RunStore(run_dir), RunStore(remote_run)
+    read = remote.read_steps()
+    start = len(local.read_steps().steps)
+    for i, step in enumerate(read.steps):
+        local.append_step(step.model_copy(update={"index": start + i, "run_id": run_dir.name}))
+    for t in remote.read_targets():
+        local.append_target(t)
+    return len(read.steps)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="in-cluster Locust manifests / results")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -229,9 +270,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--duration", type=int, default=30)
     r.add_argument("--workers", type=int, default=1)
     r.add_argument("--print-name", action="store_true", help="print only the job name prefix")
+    r.add_argument("--engine", choices=["steps", "locust"], default="steps")
     x = sub.add_parser("extract", help="unpack results from a master log on stdin")
     x.add_argument("dest", type=Path)
+    m = sub.add_parser("merge", help="append an extracted in-cluster run's steps to a run dir")
+    m.add_argument("run_dir", type=Path)
+    m.add_argument("remote_run", type=Path)
     args = p.parse_args(argv)
+    if args.cmd == "merge":
+        print(f"merged {merge_run(args.run_dir, args.remote_run)} step(s)")
+        return 0
     if args.cmd == "extract":
         for path in extract_results(sys.stdin.read(), args.dest):
             print(path)
@@ -249,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         spawn_rate=float(args.users),
         duration_s=args.duration,
         workers=args.workers,
+        engine=args.engine,
     )
     if args.print_name:
         print(job.name)

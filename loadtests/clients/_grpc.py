@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import grpc
 
 from servecmp.loadtests.clients.base import TransportError
@@ -20,9 +22,25 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def insecure_channel(address: str) -> grpc.Channel:
+LB_ENV = "SERVECMP_GRPC_LB"
+
+
+def channel_target(address: str, lb: str | None = None) -> tuple[str, list[tuple[str, object]]]:
+    """The dial target and options. Kubernetes balances gRPC per *connection*, so with several
+    replicas behind a headless Service the cluster path sets ``SERVECMP_GRPC_LB=round_robin``:
+    dial ``dns:///svc:port`` (every pod IP) and spread calls over them client-side."""
     target = address.split("://", 1)[-1].rstrip("/")
-    return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    lb = lb if lb is not None else os.environ.get(LB_ENV, "")
+    if lb == "round_robin":
+        return f"dns:///{target}", [*CHANNEL_OPTIONS, ("grpc.lb_policy_name", "round_robin")]
+    if lb:
+        raise ValueError(f"{LB_ENV}={lb!r}: expected 'round_robin' or empty")
+    return target, list(CHANNEL_OPTIONS)
+
+
+def insecure_channel(address: str) -> grpc.Channel:
+    target, options = channel_target(address)
+    return grpc.insecure_channel(target, options=options)
 
 
 _CONNECT_HINTS = ("failed to connect", "connection refused", "connect failed", "no route to host")
