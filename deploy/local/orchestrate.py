@@ -60,8 +60,33 @@ def quick_profile(exp: Experiment) -> Experiment:
     return parse_experiment(data, "experiment (--quick)")
 
 
+_PROGRESS: Any = None  # rich Progress while a run is on; log lines print above its bar
+
+
 def _log(msg: str) -> None:
-    print(f"[servecmp {datetime.now():%H:%M:%S}] {msg}", flush=True)
+    line = f"[servecmp {datetime.now():%H:%M:%S}] {msg}"
+    if _PROGRESS is not None:
+        _PROGRESS.console.print(line, markup=False, highlight=False)
+    else:
+        print(line, flush=True)
+
+
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Any]:
+    """A progress bar over the run's load steps (rich), advanced as each step is stored."""
+    global _PROGRESS
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]steps"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"), transient=False,
+    ) as prog:
+        _PROGRESS = prog
+        task = prog.add_task("", total=total)
+        try:
+            yield lambda desc: prog.update(task, advance=1, description=desc)
+        finally:
+            _PROGRESS = None
 
 
 def ensure_artifacts(model: str, root: Path, seed: int) -> dict[int, dict[str, Any]]:
@@ -102,6 +127,7 @@ class LocalRun:
         self._http: list[Any] = []
         self.index = 0
         self.results: list[StepResult] = []
+        self.advance: Any = lambda desc: None
 
     # ---- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -226,6 +252,7 @@ class LocalRun:
                 f"{p50 if p50 is None else round(p50, 2)} ms, errors {r.transport_error_count}, "
                 f"wrong {r.wrong_answers}, {r.stop_reason}, {verdict}"
             )
+            self.advance(r.target)
 
         results = run_target(
             self.exp, target, address, self.run_dir, run_id=self.run_id,
@@ -392,7 +419,10 @@ def run_experiment(
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(experiment_path, run_dir / "experiment.source.yaml")
     gen_cpus = run.placement.generator_cpus if run.placement.pinned else None
-    with _pinned(gen_cpus):
+    from servecmp.loadtests.engine import plan_steps
+
+    with _pinned(gen_cpus), _progress(len(targets) * len(plan_steps(exp.load))) as advance:
+        run.advance = advance
         run.prepare()
         try:
             run.start_observability()
