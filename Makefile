@@ -39,8 +39,9 @@ parity: ## PyTorch vs TensorFlow parity check
 
 ##@ Quality
 .PHONY: test test-fast lint typecheck
-test: setup ## The README's test command: lint + the whole suite (what CI runs)
+test: setup ## The README's test command: lint, type-check, the whole suite (what CI runs)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy servecmp models deploy loadtests
 	$(VENV)/bin/pytest
 
 test-fast: ## Tests that start no server

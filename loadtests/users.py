@@ -96,7 +96,7 @@ class OpenLoopUser(User):
                 counters.late_backpressure += 1
         client = self._client()
         try:
-            call(client, index, scheduled_at=scheduled_at, fire=self.fire)  # type: ignore[arg-type]
+            call(client, index, scheduled_at=scheduled_at, fire=self.fire)
         finally:
             self.free_clients.append(client)
 
@@ -143,7 +143,7 @@ class OpenLoopUser(User):
 
     def on_stop(self) -> None:
         for c in getattr(self, "all_clients", []):
-            c.close()  # type: ignore[attr-defined]
+            c.close()
 
 
 # Kind-named closed-loop users (Locust shows the class name). Behaviour is identical: the kind

@@ -11,7 +11,7 @@ would in ``tensorflow_model_server``.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, TypeAlias
 
 from google.protobuf import (
     descriptor_pb2,
@@ -21,14 +21,14 @@ from google.protobuf import (
     wrappers_pb2,
 )
 
-_F = descriptor_pb2.FieldDescriptorProto
+_F: TypeAlias = descriptor_pb2.FieldDescriptorProto
 
 
 def _field(name: str, number: int, ftype: int, type_name: str = "", repeated: bool = False) -> _F:
     f = _F(
         name=name,
         number=number,
-        type=ftype,  # type: ignore[arg-type]
+        type=ftype,
         label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL,
     )
     if type_name:  # only message fields carry a type name (an empty one counts as set)

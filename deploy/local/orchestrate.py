@@ -275,7 +275,7 @@ class LocalRun:
             return
         config_dir = self.config_dirs[name]
         cpus = self.placement.server_cpus if self.placement.pinned else None
-        server = cls(self.configs, config_dir, self.run_dir, self.exp.model, cpus=cpus)  # type: ignore[call-arg]
+        server = cls(self.configs, config_dir, self.run_dir, self.exp.model, cpus=cpus)
         try:
             _log(f"starting {name}")
             server.start()

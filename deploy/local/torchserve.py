@@ -38,6 +38,7 @@ class TorchServeServer(LocalServer):
         self.run_dir = run_dir
         self.model_name = model_name
         self.cpus = cpus
+        self._tmp: Path | None = None
         p = configs.placement.ports
         host = configs.placement.bind_host
         self._endpoints = Endpoints(
@@ -69,7 +70,7 @@ class TorchServeServer(LocalServer):
         # TorchServe keeps its pid file in $TMPDIR/.model_server.pid (one instance per TMPDIR) and
         # the JVM puts the workers' Unix sockets in $TEMP: a private short directory per instance
         # (AF_UNIX paths are limited to 108 bytes, so not under a possibly deep run dir).
-        if getattr(self, "_tmp", None) is not None:  # a restart (recovery test)
+        if self._tmp is not None:  # a restart (recovery test)
             shutil.rmtree(self._tmp, ignore_errors=True)
         self._tmp = Path(tempfile.mkdtemp(prefix="servecmp-ts-"))
         tmp = self._tmp
@@ -98,7 +99,7 @@ class TorchServeServer(LocalServer):
 
     def stop(self) -> None:
         super().stop()
-        if getattr(self, "_tmp", None) is not None:
+        if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
     def is_ready(self) -> bool:

@@ -147,6 +147,7 @@ def make_spec(
 ) -> StepSpec:
     kind, value = param
     sweep = load.profile.value
+    extra: dict[str, float | int]
     if kind == "concurrency":
         mode, extra = "closed_loop", {"concurrency": int(value)}
         label = f"c{int(value)}"

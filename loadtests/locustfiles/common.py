@@ -87,7 +87,7 @@ def _on_init(environment: Any, **_: Any) -> None:
 def _on_test_start(environment: Any, **_: Any) -> None:
     ctx = getattr(environment, "servecmp", None)
     exp = ctx.extra.get("experiment") if ctx is not None else None
-    if exp is None:
+    if ctx is None or exp is None:
         return
     shape = environment.shape_class
     if shape is not None:

@@ -18,7 +18,7 @@ from servecmp.results.schema import StepResult
 
 class Better(StrEnum):
     higher = "higher"
-    lower = "lower"
+    lower = "lower"  # type: ignore[assignment]  # shadows str.lower on purpose: the enum reads best
     neither = "neither"  # context, not a score (e.g. generator CPU)
 
 
