@@ -87,6 +87,8 @@ for line in "${PLAN[@]}"; do
   "${KUBECTL[@]}" -n "$SERVECMP_NAMESPACE" delete job,service -l "servecmp.io/load-job=$name" --wait=false >/dev/null || true
 done
 "$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$SERVECMP_NAMESPACE" report --out "$RUN_DIR/kind/cluster-report.json" >/dev/null
+recoveries=(); for f in "$RUN_DIR"/kind/*/recovery.json; do [[ -f "$f" ]] && recoveries+=(--recovery "$f"); done
+"$PY" -m servecmp.deploy.kind.cluster friction --report "$RUN_DIR/kind/cluster-report.json" --run-dir "$RUN_DIR" "${recoveries[@]}"
 log "results: $RUN_DIR"
 [[ "$ENGINE" == steps ]] && { "$PY" -m servecmp.cli report "$RUN_DIR" || rc=1; }
 exit "$rc"

@@ -87,6 +87,12 @@ def _cmd_steps(args: argparse.Namespace) -> int:
         known = ", ".join(t.name for t in exp.targets)
         raise SystemExit(f"--target: {args.target!r} is not in {args.experiment}; its targets: {known}")
     out = Path(args.out)
+    if args.metrics_port:
+        # Step processes write to a shared multiprocess dir; this process serves the sum.
+        from servecmp.observability import generator_metrics as gm
+
+        gm.enable_multiprocess(out / "tmp" / "prom-multiproc")
+        gm.start_exposition(args.metrics_port, host=args.metrics_host)
     store = RunStore(out)
     store.write_meta(build_meta(exp, args.run_id, placement={"kind": "in-cluster loadgen"}))
     store.append_target(TargetAvailability(target=args.target, available=True, address=args.address))
@@ -147,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="run directory to write")
     sp.add_argument("--run-id", default="steps")
     sp.add_argument("--cluster-mode", action="store_true", help="allow cluster Service DNS names as targets")
+    sp.add_argument("--metrics-port", type=int, default=0, help="serve the generator's servecmp_* metrics")
+    sp.add_argument("--metrics-host", default="127.0.0.1", help="bind address of --metrics-port")
 
     sp = add("report", _cmd_report, "build the HTML + Markdown report from a stored run")
     sp.add_argument("run_dir")

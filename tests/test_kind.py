@@ -475,3 +475,38 @@ def test_install_helm_is_idempotent_when_present() -> None:
         [str(ROOT / "scripts" / "install-helm.sh")], capture_output=True, text=True, timeout=30
     )
     assert proc.returncode == 0 and "already installed" in proc.stdout
+
+
+def test_chart_podmonitor_scrapes_the_loadgen_jobs(tmp_path: Path) -> None:
+    """The chart's PodMonitor selects the pods loadgen.py creates and their `metrics` port."""
+    from helm_util import by_kind, make_inputs, render, require_helm
+
+    require_helm()
+    docs = render(make_inputs(tmp_path))
+    (pm,) = by_kind(docs, "PodMonitor")
+    assert pm["metadata"]["labels"]["release"] == "kps"
+    job = loadgen.LoadJob(run_id="kind-x", target="torchserve-rest-json",
+                          address="servecmp-torchserve.servecmp.svc:8080", image="servecmp/loadgen:abc")
+    (doc,) = loadgen.manifests(job)
+    pod = doc["spec"]["template"]
+    assert pm["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert {ep["port"] for ep in pm["spec"]["podMetricsEndpoints"]} == {"metrics"}
+    assert str(ports["metrics"]) in " ".join(pod["spec"]["containers"][0]["command"])
+
+
+def test_cluster_report_becomes_typed_friction(tmp_path: Path) -> None:
+    from servecmp.results.friction import read_friction
+
+    report = {"namespace": "servecmp", "servers": {"torchserve": {
+        "server": "torchserve", "pods": 1, "ready": 1, "restarts": 0, "install_to_ready_s": 41.5,
+        "images": {"busybox:1.37": 2_000_000, "pytorch/torchserve:0.12.0-cpu": 1_500_000_000}}}}
+    rec = tmp_path / "recovery.json"
+    rec.write_text('{"server": "torchserve", "recovery_s": 12.25}')
+    assert cluster.to_friction(report, tmp_path, [rec]) == 5
+    recs, _ = read_friction(tmp_path)
+    got = {(r.server, r.metric): r for r in recs}
+    assert got[("torchserve", "install_ready_s")].value == 41.5
+    assert got[("torchserve", "image_bytes")].value == 1_500_000_000  # the server image, not busybox
+    assert got[("torchserve", "recovery_s")].placement == "kubernetes"
+    assert not got[("tfserving", "image_bytes")].available

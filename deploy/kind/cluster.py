@@ -206,6 +206,44 @@ def report(core: Any, namespace: str) -> dict[str, Any]:
     return out
 
 
+def server_image(server: str, images: dict[str, int | None]) -> tuple[str, int | None] | None:
+    """The server's own image (not the artifacts init image) and its size on the node."""
+    key = "torchserve" if server == "torchserve" else "tensorflow/serving"
+    for image, size in images.items():
+        if key in image:
+            return image, size
+    return None
+
+
+def to_friction(report_data: dict[str, Any], run_dir: Path, recoveries: list[Path] = ()) -> int:
+    """Append the cluster measurements to ``run_dir/friction.jsonl`` (placement ``kubernetes``):
+    install -> Ready, the server image's size on the node, and pod-delete recovery."""
+    from servecmp.results.friction import append_friction, record, unavailable
+
+    n = 0
+    for server in SERVERS:
+        st = report_data.get("servers", {}).get(server)
+        if st is None:
+            for metric in ("install_ready_s", "image_bytes"):
+                append_friction(run_dir, unavailable(server, metric, "not deployed in this cluster", placement="kubernetes"))
+                n += 1
+            continue
+        append_friction(run_dir, record(server, "install_ready_s", st["install_to_ready_s"],
+                                        details={"pods": st["pods"], "restarts": st["restarts"]},
+                                        placement="kubernetes"))
+        img = server_image(server, st["images"])
+        append_friction(run_dir, record(server, "image_bytes", None if img is None or img[1] is None else float(img[1]),
+                                        details={"image": img[0] if img else None}, placement="kubernetes"))
+        n += 2
+    for path in recoveries:
+        data = json.loads(Path(path).read_text())
+        append_friction(run_dir, record(data["server"], "recovery_s", float(data["recovery_s"]),
+                                        details={"how": "kubectl delete pod (grace 0); a new pod Ready"},
+                                        placement="kubernetes"))
+        n += 1
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="servecmp kind cluster measurements")
     p.add_argument("--namespace", default="servecmp")
@@ -221,7 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     rc.add_argument("--replicas", type=int, default=1)
     rc.add_argument("--timeout", type=float, default=600)
     rc.add_argument("--out", type=Path)
+    fr = sub.add_parser("friction", help="append report/recovery JSON to a run's friction.jsonl")
+    fr.add_argument("--report", type=Path, required=True)
+    fr.add_argument("--run-dir", type=Path, required=True)
+    fr.add_argument("--recovery", type=Path, action="append", default=[])
     args = p.parse_args(argv)
+    if args.cmd == "friction":
+        n = to_friction(json.loads(args.report.read_text()), args.run_dir, args.recovery)
+        print(f"{n} friction record(s) appended to {args.run_dir}")
+        return 0
 
     core, apps = load_clients(args.context)
     if args.cmd == "wait":

@@ -43,6 +43,8 @@ ENV_CONTRACT = (
     "SERVECMP_MODEL",
 )
 _NAME = re.compile(r"[^a-z0-9-]+")
+# servecmp_* generator metrics, scraped by the chart's PodMonitor (port name `metrics`).
+METRICS_PORT = 9646
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,12 @@ def _pod_spec(job: LoadJob, role: str, command: list[str]) -> dict[str, Any]:
                 "workingDir": "/opt/servecmp",
                 "command": command,
                 "env": _env(job),
-                "ports": [{"name": "locust-bus", "containerPort": 5557, "protocol": "TCP"}]
-                if role == "master"
-                else [],
+                "ports": (
+                    [{"name": "locust-bus", "containerPort": 5557, "protocol": "TCP"}]
+                    if role == "master" and job.engine == "locust"
+                    else []
+                )
+                + [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
                 "resources": {"requests": dict(res), "limits": dict(res)},
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
@@ -155,7 +160,7 @@ def _steps_manifests(job: LoadJob) -> list[dict[str, Any]]:
         "sh",
         "-c",
         'servecmp steps "$0" --target "$1" --address "$SERVECMP_ADDRESS" --run-id "$2" '
-        "--cluster-mode --out /results/run; rc=$?; "
+        f"--cluster-mode --metrics-port {METRICS_PORT} --metrics-host 0.0.0.0 --out /results/run; rc=$?; "
         f"echo '{BEGIN}'; tar -C /results -czf - . | base64; echo '{END}'; exit $rc",
         job.experiment,
         job.target,
