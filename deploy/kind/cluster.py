@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -215,7 +215,7 @@ def server_image(server: str, images: dict[str, int | None]) -> tuple[str, int |
     return None
 
 
-def to_friction(report_data: dict[str, Any], run_dir: Path, recoveries: list[Path] = ()) -> int:
+def to_friction(report_data: dict[str, Any], run_dir: Path, recoveries: Sequence[Path] = ()) -> int:
     """Append the cluster measurements to ``run_dir/friction.jsonl`` (placement ``kubernetes``):
     install -> Ready, the server image's size on the node, and pod-delete recovery."""
     from servecmp.results.friction import append_friction, record, unavailable
