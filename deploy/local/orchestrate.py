@@ -26,9 +26,9 @@ from typing import Any
 
 import yaml
 
-from servecmp.deploy.configgen import GeneratedConfigs, Placement, Ports, render_all, write_configs
 from servecmp.deploy.local import cpus as cpu_plan
 from servecmp.deploy.local import friction, probes
+from servecmp.deploy.local.configs import local_configs
 from servecmp.deploy.local.ports import free_ports
 from servecmp.deploy.local.procs import install_handlers
 from servecmp.deploy.local.server import LocalServer, ServerFailed, ServerUnavailable
@@ -166,17 +166,9 @@ class LocalRun:
         if not (tfs_base / "1").exists():
             friction.copy_version(self.art1.savedmodel, tfs_base, 1)
 
-        ports = Ports(*free_ports(7))
-        cfg_dir = self.run_dir / "configs"
-        placement = Placement.local(
-            ports,
-            ts_model_store=str(self.art1.model_store),
-            tfs_model_root=str(self.tfs_root),
-            ts_config_dir=str(cfg_dir / "torchserve"),
-            tfs_config_dir=str(cfg_dir / "tfserving"),
+        self.configs, self.config_dirs = local_configs(
+            exp, self.run_dir, ts_model_store=self.art1.model_store, tfs_model_root=self.tfs_root
         )
-        self.configs: GeneratedConfigs = render_all(exp, placement)
-        self.config_dirs = write_configs(self.configs, cfg_dir)
 
         meta = build_meta(
             exp, self.run_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -108,22 +109,9 @@ def probe_native_metrics(url: str) -> NativeMetrics:
 # ---- memory and CPU of a process tree -------------------------------------------------------
 
 
-def tree_rss(root_pid: int) -> int:
-    try:
-        root = psutil.Process(root_pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
-
-
-def tree_cpu_seconds(root_pid: int) -> float:
+def _tree_sum(root_pid: int, measure: Callable[[psutil.Process], float]) -> float:
+    """Sum ``measure`` over a process and its descendants (the JVM and workers of TorchServe);
+    processes that vanish while we walk are skipped."""
     try:
         root = psutil.Process(root_pid)
         procs = [root, *root.children(recursive=True)]
@@ -132,11 +120,18 @@ def tree_cpu_seconds(root_pid: int) -> float:
     total = 0.0
     for p in procs:
         try:
-            t = p.cpu_times()
-            total += t.user + t.system
+            total += measure(p)
         except psutil.Error:
             continue
     return total
+
+
+def tree_rss(root_pid: int) -> int:
+    return int(_tree_sum(root_pid, lambda p: p.memory_info().rss))
+
+
+def tree_cpu_seconds(root_pid: int) -> float:
+    return _tree_sum(root_pid, lambda p: sum(p.cpu_times()[:2]))  # user + system
 
 
 def idle_cpu_cores(root_pid: int, seconds: float = 3.0) -> float:

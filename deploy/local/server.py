@@ -9,6 +9,7 @@ from pathlib import Path
 
 import requests
 
+from servecmp.deploy.configgen import GeneratedConfigs
 from servecmp.deploy.local.procs import ManagedProcess
 from servecmp.experiment import Protocol
 
@@ -32,7 +33,19 @@ class Endpoints:
 class LocalServer(ABC):
     name: str
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        configs: GeneratedConfigs,
+        config_dir: Path,
+        run_dir: Path,
+        model_name: str,
+        cpus: tuple[int, ...] | None = None,
+    ) -> None:
+        self.configs = configs  # the generated files this server starts from
+        self.config_dir = config_dir
+        self.run_dir = run_dir
+        self.model_name = model_name
+        self.cpus = cpus  # CPU set the whole process tree is pinned to (None: not pinned)
         self.process: ManagedProcess | None = None
         self.started_at: float | None = None
         self.ready_at: float | None = None

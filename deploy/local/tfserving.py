@@ -45,12 +45,7 @@ class TFServingServer(LocalServer):
         model_name: str,
         cpus: tuple[int, ...] | None = None,
     ) -> None:
-        super().__init__()
-        self.configs = configs
-        self.config_dir = config_dir
-        self.run_dir = run_dir
-        self.model_name = model_name
-        self.cpus = cpus
+        super().__init__(configs, config_dir, run_dir, model_name, cpus)
         p = configs.placement.ports
         self._endpoints = Endpoints(
             rest=f"127.0.0.1:{p.tfs_rest}",

@@ -32,12 +32,7 @@ class TorchServeServer(LocalServer):
         model_name: str,
         cpus: tuple[int, ...] | None = None,
     ) -> None:
-        super().__init__()
-        self.configs = configs
-        self.config_dir = config_dir
-        self.run_dir = run_dir
-        self.model_name = model_name
-        self.cpus = cpus
+        super().__init__(configs, config_dir, run_dir, model_name, cpus)
         self._tmp: Path | None = None
         p = configs.placement.ports
         host = configs.placement.bind_host
