@@ -63,7 +63,8 @@ class LocalServer(ABC):
 
     @property
     @abstractmethod
-    def endpoints(self) -> Endpoints: ...
+    def endpoints(self) -> Endpoints:
+        """Where this server answers, derived from its generated configs' placement."""
 
     def address(self, protocol: Protocol) -> str:
         return self.endpoints.grpc if protocol is Protocol.grpc else self.endpoints.rest

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import requests
 
-from servecmp.deploy.configgen import GeneratedConfigs
 from servecmp.deploy.local.procs import ManagedProcess
 from servecmp.deploy.local.server import Endpoints, LocalServer, ServerUnavailable
 
@@ -37,22 +36,7 @@ def docker_answers() -> bool:
 class TFServingServer(LocalServer):
     name = "tfserving"
 
-    def __init__(
-        self,
-        configs: GeneratedConfigs,
-        config_dir: Path,
-        run_dir: Path,
-        model_name: str,
-        cpus: tuple[int, ...] | None = None,
-    ) -> None:
-        super().__init__(configs, config_dir, run_dir, model_name, cpus)
-        p = configs.placement.ports
-        self._endpoints = Endpoints(
-            rest=f"127.0.0.1:{p.tfs_rest}",
-            grpc=f"127.0.0.1:{p.tfs_grpc}",
-            metrics_url=f"http://127.0.0.1:{p.tfs_rest}/monitoring/prometheus/metrics",
-        )
-        self.mode: str | None = None
+    mode: str | None = None  # "binary" or "docker", decided at start
 
     @classmethod
     def availability(cls) -> str | None:
@@ -67,7 +51,13 @@ class TFServingServer(LocalServer):
 
     @property
     def endpoints(self) -> Endpoints:
-        return self._endpoints
+        # The binary has no listen-address flag: it binds every interface; we dial loopback.
+        p = self.configs.placement.ports
+        return Endpoints(
+            rest=f"127.0.0.1:{p.tfs_rest}",
+            grpc=f"127.0.0.1:{p.tfs_grpc}",
+            metrics_url=f"http://127.0.0.1:{p.tfs_rest}/monitoring/prometheus/metrics",
+        )
 
     def _argv(self) -> list[str]:
         flags = self.configs.tfserving_flags()
@@ -106,7 +96,7 @@ class TFServingServer(LocalServer):
         self.started_at = self.process.started_at
 
     def is_ready(self) -> bool:
-        r = requests.get(f"http://{self._endpoints.rest}/v1/models/{self.model_name}", timeout=2)
+        r = requests.get(f"http://{self.endpoints.rest}/v1/models/{self.model_name}", timeout=2)
         if r.status_code != 200:
             return False
         states = [v.get("state") for v in r.json().get("model_version_status", [])]

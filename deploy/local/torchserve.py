@@ -10,7 +10,6 @@ from pathlib import Path
 
 import requests
 
-from servecmp.deploy.configgen import GeneratedConfigs
 from servecmp.deploy.local.procs import ManagedProcess
 from servecmp.deploy.local.server import Endpoints, LocalServer
 
@@ -24,24 +23,7 @@ def _bin(name: str) -> str | None:
 class TorchServeServer(LocalServer):
     name = "torchserve"
 
-    def __init__(
-        self,
-        configs: GeneratedConfigs,
-        config_dir: Path,
-        run_dir: Path,
-        model_name: str,
-        cpus: tuple[int, ...] | None = None,
-    ) -> None:
-        super().__init__(configs, config_dir, run_dir, model_name, cpus)
-        self._tmp: Path | None = None
-        p = configs.placement.ports
-        host = configs.placement.bind_host
-        self._endpoints = Endpoints(
-            rest=f"{host}:{p.ts_inference}",
-            grpc=f"{host}:{p.ts_grpc_inference}",
-            metrics_url=f"http://{host}:{p.ts_metrics}/metrics",
-            management_url=f"http://{host}:{p.ts_management}",
-        )
+    _tmp: Path | None = None  # private TMPDIR/TEMP of the running instance
 
     @classmethod
     def availability(cls) -> str | None:
@@ -53,7 +35,14 @@ class TorchServeServer(LocalServer):
 
     @property
     def endpoints(self) -> Endpoints:
-        return self._endpoints
+        p = self.configs.placement.ports
+        host = self.configs.placement.bind_host
+        return Endpoints(
+            rest=f"{host}:{p.ts_inference}",
+            grpc=f"{host}:{p.ts_grpc_inference}",
+            metrics_url=f"http://{host}:{p.ts_metrics}/metrics",
+            management_url=f"http://{host}:{p.ts_management}",
+        )
 
     def start(self) -> None:
         reason = self.availability()
@@ -99,8 +88,8 @@ class TorchServeServer(LocalServer):
 
     def is_ready(self) -> bool:
         # /ping says Healthy before any worker is up; a READY worker is what serves requests.
-        assert self._endpoints.management_url
-        r = requests.get(f"{self._endpoints.management_url}/models/{self.model_name}", timeout=2)
+        assert self.endpoints.management_url
+        r = requests.get(f"{self.endpoints.management_url}/models/{self.model_name}", timeout=2)
         if r.status_code != 200:
             return False
         return any(
@@ -109,7 +98,7 @@ class TorchServeServer(LocalServer):
 
     # -- model update through the management API (friction measurement) -----------------------
     def register_version(self, mar_name: str, version: str) -> None:
-        mgmt = self._endpoints.management_url
+        mgmt = self.endpoints.management_url
         r = requests.post(
             f"{mgmt}/models",
             params={"url": mar_name, "initial_workers": "1", "synchronous": "true"},
