@@ -214,3 +214,18 @@ def test_torchserve_killed_mid_run_keeps_earlier_steps(tmp_path: Path) -> None:
     later = steps[1:]
     assert later and sum(s.transport_error_count for s in later) > 0
     assert not _leftovers(run_dir)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium not installed")
+def test_real_runs_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
+    from test_report_browser import chromium, console_errors, non_white_fraction
+
+    html = run_dir / "report" / "report.html"
+    dom = chromium("--virtual-time-budget=10000", "--dump-dom", html.as_uri())
+    assert dom.returncode == 0 and not console_errors(dom.stderr), console_errors(dom.stderr)
+    assert dom.stdout.count('class="main-svg"') >= 3  # plotly drew its plots
+    shot = tmp_path / "report.png"
+    res = chromium("--virtual-time-budget=10000", "--window-size=1400,3000", f"--screenshot={shot}", html.as_uri())
+    assert res.returncode == 0 and shot.exists()
+    assert non_white_fraction(shot) > 0.02
