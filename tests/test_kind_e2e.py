@@ -67,15 +67,23 @@ def test_in_cluster_load_over_rest_and_grpc(kind_cluster) -> None:
         args += ["--target", target]
     subprocess.run(args, cwd=ROOT, env=kind_cluster, check=True, timeout=1800)
     (run,) = set((ROOT / "runs").glob("kind-*")) - before
+    from servecmp.results.friction import read_friction
+    from servecmp.results.store import RunStore
+
+    # The in-cluster steps are stored exactly like a local run's, and reported the same way.
+    steps = RunStore(run).read_steps().steps
     for target in (
         "torchserve-rest-json",
         "torchserve-grpc-bytes",
         "tfserving-rest-json",
         "tfserving-grpc-tensorproto",
     ):
-        stats = Path(run) / "kind" / target / "locust_stats.csv"
-        assert stats.is_file(), f"no Locust stats for {target}"
+        mine = [s for s in steps if s.target == target]
+        assert mine and all(s.ok > 0 and s.wrong_answers == 0 for s in mine), f"{target}: {mine}"
     assert (Path(run) / "kind" / "cluster-report.json").is_file()
+    assert (Path(run) / "report" / "report.md").is_file()
+    metrics = {(r.server, r.metric) for r in read_friction(Path(run))[0] if r.available}
+    assert {("torchserve", "install_ready_s"), ("tfserving", "image_bytes")} <= metrics
 
 
 def test_pod_recovery_is_measured(kind_cluster) -> None:
