@@ -127,3 +127,13 @@ def test_config_surface_counts_what_was_generated() -> None:
     assert on["tfserving"].knobs_set > tfs.knobs_set
     assert on["torchserve"].files == ts.files
     assert 0 < ts.knobs_changed <= ts.knobs_set and 0 < tfs.knobs_changed <= tfs.knobs_set
+
+
+def test_local_docker_runs_use_the_image_pinned_in_the_chart() -> None:
+    import yaml
+
+    from servecmp.deploy.local.tfserving import CHART_VALUES, pinned_image
+
+    img = yaml.safe_load(CHART_VALUES.read_text())["image"]
+    assert pinned_image() == f"{img['repository']}:{img['tag']}"
+    assert img["tag"] and img["tag"] != "latest"

@@ -20,6 +20,11 @@ def pinned_image() -> str:
     """The TF Serving image pinned in the Helm chart: local Docker runs use the same one."""
     import yaml
 
+    if not CHART_VALUES.is_file():
+        raise ServerUnavailable(
+            f"{CHART_VALUES} not found: the TF Serving image tag is pinned in the Helm chart; "
+            "run servecmp from a repository checkout to use Docker"
+        )
     img = yaml.safe_load(CHART_VALUES.read_text())["image"]
     return f"{img['repository']}:{img['tag']}"
 
