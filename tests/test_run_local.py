@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -166,36 +167,64 @@ def test_no_process_left_behind(run_dir: Path) -> None:
     assert not _leftovers(run_dir)
 
 
+def _start_run(tmp_path: Path, name: str, *extra: str) -> tuple[subprocess.Popen[str], Path, Any]:
+    """`servecmp run` in a subprocess; returns it once the first step is on disk (+ its run dir)."""
+    exp = dict(TINY, targets=TINY["targets"][:2], name=name)
+    exp["load"] = dict(TINY["load"], concurrency=[1, 2], stability={"window_s": 1.5, "windows": 2, "max_windows": 4})
+    exp_path = tmp_path / f"{name}.yaml"
+    exp_path.write_text(yaml.safe_dump(exp))
+    runs = tmp_path / "runs"
+    log = (tmp_path / "run.log").open("w")  # a file, not a pipe: a full pipe would block the run
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "servecmp.cli", "run", str(exp_path), "--runs", str(runs),
+         "--artifacts", str(tmp_path / "build"), "--no-report", *extra],
+        stdout=log, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list(runs.glob("*/steps.jsonl"))
+        if found and found[0].read_text().count("\n") >= 1:
+            return proc, found[0].parent, log
+        time.sleep(0.2)
+    proc.kill()
+    log.close()
+    pytest.fail(f"first step never finished:\n{(tmp_path / 'run.log').read_text()[-3000:]}")
+
+
+def test_ctrl_c_stops_every_process_and_keeps_finished_steps(tmp_path: Path) -> None:
+    """SIGINT to `servecmp run` mid-step: it exits 130, the finished step is intact, and no
+    process (step child, TorchServe JVM/workers, Prometheus) is left behind."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    proc, run_dir, log = _start_run(tmp_path, "sigint")
+    try:
+        first = (run_dir / "steps.jsonl").read_text()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    assert proc.returncode == 130, (tmp_path / "run.log").read_text()[-3000:]
+    assert (run_dir / "steps.jsonl").read_text().startswith(first)
+    assert RunStore(run_dir).read_steps().steps[0].ok > 0
+    time.sleep(1.0)  # the JVM exits a moment after its group is signalled
+    assert not _leftovers(run_dir)
+
+
 def test_torchserve_killed_mid_run_keeps_earlier_steps(tmp_path: Path) -> None:
     """SIGKILL TorchServe's JVM during the 2nd step: the run ends cleanly, errors are counted,
     the first step is byte-identical on disk and nothing is left running."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    exp = dict(TINY, targets=TINY["targets"][:2], name="kill")
-    exp["load"] = dict(TINY["load"], concurrency=[1, 2], stability={"window_s": 1.5, "windows": 2, "max_windows": 4})
-    exp_path = tmp_path / "kill.yaml"
-    exp_path.write_text(yaml.safe_dump(exp))
-    runs = tmp_path / "runs"
-    log = (tmp_path / "run.log").open("w")  # a file, not a pipe: a full pipe would block the run
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "servecmp.cli", "run", str(exp_path), "--runs", str(runs),
-         "--artifacts", str(tmp_path / "build"), "--no-prometheus", "--no-report"],
-        stdout=log, stderr=subprocess.STDOUT, text=True,
-    )
+    proc, run_dir, log = _start_run(tmp_path, "kill", "--no-prometheus")
     try:
-        steps_file = None
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            found = list(runs.glob("*/steps.jsonl"))
-            if found and found[0].read_text().count("\n") >= 1:
-                steps_file = found[0]
-                break
-            time.sleep(0.2)
-        assert steps_file is not None, "first step never finished"
+        steps_file = run_dir / "steps.jsonl"
         first = steps_file.read_text()
         time.sleep(1.0)  # inside the second step's measurement
-        run_dir = steps_file.parent
         java = [p for p in psutil.process_iter(["name", "cmdline"])
                 if "java" in (p.info["name"] or "") and str(run_dir) in " ".join(p.info["cmdline"] or [])]
         assert java, "TorchServe's JVM not found"

@@ -58,7 +58,11 @@ def run_step(
         )
         try:
             proc.wait(timeout=deadline)
-        except subprocess.TimeoutExpired:
+        except BaseException as exc:  # Ctrl-C / SIGTERM of the parent: the child goes too
+            if not isinstance(exc, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait(timeout=30)
+                raise
             proc.kill()  # this child only, by its pid
             proc.wait(timeout=30)
             from servecmp.loadtests.engine.step import failed_result
