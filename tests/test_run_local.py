@@ -109,6 +109,9 @@ def test_provenance_and_configs_are_stored(run_dir: Path) -> None:
     assert meta.versions["torchserve"] and meta.versions["torch"]
     assert meta.host["cpu_model"] and meta.payload["encodings"]["torchserve-grpc-bytes"] == "bytes"
     assert meta.fairness["resources.cpus"] == 1.0
+    assert meta.host["usable_cores"] == len(os.sched_getaffinity(0))  # measured before pinning
+    if meta.placement["pinned"]:
+        assert set(meta.placement["server_cpus"]).isdisjoint(meta.placement["generator_cpus"])
     assert (run_dir / "configs" / "torchserve" / "config.properties").is_file()
     assert (run_dir / "configs" / "tfserving" / "models.config").is_file()
     assert yaml.safe_load((run_dir / "experiment.yaml").read_text())["model"] == "tiny"

@@ -413,9 +413,10 @@ def run_experiment(
     gen_cpus = run.placement.generator_cpus if run.placement.pinned else None
     from servecmp.loadtests.engine import plan_steps
 
-    with _pinned(gen_cpus), _progress(len(targets) * len(plan_steps(exp.load))) as advance:
+    with _progress(len(targets) * len(plan_steps(exp.load))) as advance, contextlib.ExitStack() as pin:
         run.advance = advance
-        run.prepare()
+        run.prepare()  # unpinned, so the provenance records every CPU the machine offers
+        pin.enter_context(_pinned(gen_cpus))
         try:
             run.start_observability()
             for kind in (Server.torchserve, Server.tfserving):
