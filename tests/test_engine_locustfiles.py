@@ -107,3 +107,9 @@ def test_closed_loop_locustfile_runs_from_the_web_ui(tmp_path: Path) -> None:
         ui.wait(timeout=30)
         proc_echo.kill()
         proc_echo.wait()
+
+
+def test_open_loop_locustfile_refuses_to_split_its_schedule_over_processes(tmp_path: Path) -> None:
+    out = _locust(tmp_path, "127.0.0.1:9", "open_loop.py", "--processes", "2", "-t", "2s")
+    assert out.returncode != 0
+    assert "open-loop profiles run in a single Locust process" in out.stdout + out.stderr

@@ -11,7 +11,7 @@ from typing import Any
 
 import locust  # noqa: F401  - gevent patching first
 from locust import events
-from locust.runners import MasterRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from servecmp.experiment import Experiment, LoadProfile, load_experiment
 from servecmp.loadtests.engine.context import Budget, LoadContext
@@ -63,6 +63,14 @@ def _on_init(environment: Any, **_: Any) -> None:
     opts = environment.parsed_options
     if opts is None or not hasattr(opts, "sc_experiment"):
         return  # used as a library (the engine attaches its own context)
+    shape = type(environment.shape_class).__name__ if environment.shape_class is not None else ""
+    if shape in ("OpenLoopShape", "RateSweepShape") and isinstance(environment.runner, MasterRunner | WorkerRunner):
+        # The arrival schedule and the sweep's HDR probe live in one process; split over workers
+        # they would multiply the rate and judge the SLO on nothing. Refuse instead of lying.
+        raise SystemExit(
+            f"{shape}: open-loop profiles run in a single Locust process; drop --processes / "
+            "--master / --worker (one process drives > 5,000 req/s, far above a model server)"
+        )
     exp = load_experiment(opts.sc_experiment)
     target = _pick_target(exp, opts.sc_target)
     check_address(opts.sc_address or None, cluster_mode=bool(opts.sc_cluster_mode), target=target)
