@@ -168,6 +168,12 @@ def test_real_prometheus_scrapes_generator_and_panels_have_data(tmp_path):
             rate = prom.query(f'sum({n.R_REQUESTS}{{target="torchserve-rest-json"}})')["data"]["result"]
             assert float(rate[0]["value"][1]) > 0
 
+            # Recorded series appear one rule evaluation after their inputs: on a loaded machine
+            # that can trail the panel checks above, so wait for each before storing.
+            for record in (n.R_REQUESTS, n.R_SERVER_CPU, n.R_SERVER_MEM):
+                deadline = time.monotonic() + 30
+                while not prom.query(record)["data"]["result"] and time.monotonic() < deadline:
+                    time.sleep(0.5)
             path = prom.store_series(t0, time.time(), run=RUN_ID)
         doc = json.loads(path.read_text())
         assert path == tmp_path / "run" / "prometheus" / "series.json"
