@@ -378,61 +378,24 @@ def side_by_side(run: RunData, param: Param) -> Table:
             cls.append("")
     table.add([*row, ""], [*cls, ""])
 
-    row = ["repeats", "steps", ""]
-    cls = ["", "", ""]
-    for t in infos:
-        txt, c_ = cell_text(t, lambda c: str(len(c.valid_steps)))
-        row.append(txt)
-        cls.append(c_)
-    table.add([*row, ""], [*cls, ""])
+    def add_row(label: str, unit: str, better: str, fn: Callable[[Cell], str], best: tuple[str, str] = ("", "")) -> None:
+        """One metric row: a cell per target (or why it has no number), then the best column."""
+        texts, classes = zip(*(cell_text(t, fn) for t in infos), strict=True) if infos else ((), ())
+        table.add([label, unit, better, *texts, best[0]], ["", "", "", *classes, best[1]])
 
+    add_row("repeats", "steps", "", lambda c: str(len(c.valid_steps)))
     for name in ROW_METRICS:
         m = METRICS[name]
         if name in ("offered_rps", "late_send_fraction") and param[0] == "concurrency":
             continue
-        row = [METRIC_LABEL[name], m.unit, m.better.value]
-        cls = ["", "", ""]
-        for t in infos:
-            txt, c_ = cell_text(t, functools.partial(_metric_text, name))
-            row.append(txt)
-            cls.append(c_)
-        best, bcls = best_label(name, cand)
-        table.add([*row, best], [*cls, bcls])
-
-    kinds = sorted({k for s in run.steps for k in s.transport_errors})
-    for kind in kinds:
-        row = [f"transport errors: {kind}", "count", "lower"]
-        cls = ["", "", ""]
-        for t in infos:
-            txt, c_ = cell_text(t, functools.partial(_errors_of_kind, kind))
-            row.append(txt)
-            cls.append(c_)
-        table.add([*row, ""], [*cls, ""])
-
+        add_row(METRIC_LABEL[name], m.unit, m.better.value, functools.partial(_metric_text, name),
+                best_label(name, cand))
+    for kind in sorted({k for s in run.steps for k in s.transport_errors}):
+        add_row(f"transport errors: {kind}", "count", "lower", functools.partial(_errors_of_kind, kind))
     if param[0] == "rate":
-        row = ["late sends (count)", "count", "lower"]
-        cls = ["", "", ""]
-        for t in infos:
-            txt, c_ = cell_text(t, _late_total)
-            row.append(txt)
-            cls.append(c_)
-        table.add([*row, ""], [*cls, ""])
-
-    row = ["server CPU (during step)", "cores", "neither"]
-    cls = ["", "", ""]
-    for t in infos:
-        txt, c_ = cell_text(t, _server_cpu)
-        row.append(txt)
-        cls.append(c_)
-    table.add([*row, ""], [*cls, ""])
-
-    row = ["stop reason", "", ""]
-    cls = ["", "", ""]
-    for t in infos:
-        txt, c_ = cell_text(t, _stop_reason)
-        row.append(txt)
-        cls.append(c_)
-    table.add([*row, ""], [*cls, ""])
+        add_row("late sends (count)", "count", "lower", _late_total)
+    add_row("server CPU (during step)", "cores", "neither", _server_cpu)
+    add_row("stop reason", "", "", _stop_reason)
     return table
 
 
