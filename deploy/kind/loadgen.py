@@ -45,6 +45,10 @@ ENV_CONTRACT = (
 _NAME = re.compile(r"[^a-z0-9-]+")
 # servecmp_* generator metrics, scraped by the chart's PodMonitor (port name `metrics`).
 METRICS_PORT = 9646
+# deploy/kind/loadgen.Dockerfile: the runtime stage's WORKDIR and the locustfiles copied into it
+# (tests/test_kind_image_layout.py checks both against the Dockerfile).
+IMAGE_WORKDIR = "/opt/servecmp"
+LOCUSTFILE_DIR = "locustfiles"
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class LoadJob:
     address: str  # host:port of a cluster Service
     image: str  # servecmp/loadgen:<tag>
     namespace: str = "servecmp"
-    locustfile: str = "loadtests/locustfiles/concurrency_sweep.py"
+    locustfile: str = f"{LOCUSTFILE_DIR}/concurrency_sweep.py"  # relative to IMAGE_WORKDIR
     experiment: str = "experiments/quick.yaml"
     model: str = "resnet"
     users: int = 4
@@ -113,7 +117,7 @@ def _pod_spec(job: LoadJob, role: str, command: list[str]) -> dict[str, Any]:
                 "name": f"locust-{role}",
                 "image": job.image,
                 "imagePullPolicy": "IfNotPresent",
-                "workingDir": "/opt/servecmp",
+                "workingDir": IMAGE_WORKDIR,
                 "command": command,
                 "env": _env(job),
                 "ports": (
