@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # In-cluster load on the loadgen node against each target over REST and gRPC. Default engine
-# "steps": the same step engine and profile as a local run; its steps are merged into
-# runs/<id>/steps.jsonl (same format, so `servecmp report runs/<id>` works). --engine locust runs
-# Locust master + workers instead (CSV/HTML under runs/<id>/kind/<target>/). Usage:
-#   scripts/kind-load.sh [experiment.yaml] [--engine steps|locust] [--duration S] [--users N] [--workers N] [--target NAME]... [--recover]
+# "steps": the same step engine and profile as a local run (the experiment's own load section);
+# its steps are merged into runs/<id>/steps.jsonl (same format, so `servecmp report runs/<id>`
+# works). --engine locust runs Locust master + workers instead (CSV/HTML under runs/<id>/kind/<target>/);
+# --duration/--users/--workers/--locustfile apply to it only. Usage:
+#   scripts/kind-load.sh [experiment.yaml] [--target NAME]... [--recover]
+#   scripts/kind-load.sh [experiment.yaml] --engine locust [--duration S] [--users N] [--workers N] [--locustfile NAME]
 source "$(dirname "${BASH_SOURCE[0]}")/kind-lib.sh"
 cd "$ROOT"
-EXPERIMENT="experiments/quick.yaml"; DURATION=30; USERS=4; WORKERS=1; TARGETS=(); RECOVER=0; ENGINE=steps
+EXPERIMENT="experiments/quick.yaml"; TARGETS=(); RECOVER=0; ENGINE=steps; LOCUST_ARGS=()
 while (($#)); do
   case "$1" in
-    --duration) DURATION="$2"; shift 2;;
-    --users) USERS="$2"; shift 2;;
-    --workers) WORKERS="$2"; shift 2;;
+    --duration|--users|--workers|--locustfile) LOCUST_ARGS+=("$1" "$2"); shift 2;;
     --target) TARGETS+=("$2"); shift 2;;
     --recover) RECOVER=1; shift;;
     --engine) ENGINE="$2"; shift 2;;
@@ -19,72 +19,67 @@ while (($#)); do
     *) EXPERIMENT="$1"; shift;;
   esac
 done
+[[ "$ENGINE" == steps || "$ENGINE" == locust ]] || die "--engine: expected steps or locust, got '$ENGINE'"
+if [[ "$ENGINE" == steps ]] && ((${#LOCUST_ARGS[@]})); then
+  die "${LOCUST_ARGS[0]} applies to --engine locust only (the steps engine runs the experiment's load profile)"
+fi
+[[ -f "$EXPERIMENT" ]] || die "experiment file not found: $EXPERIMENT"
 check_prereqs
 cluster_exists || die "no cluster '$KIND_CLUSTER_NAME': run make kind-up first"
-LOCUSTFILE="${LOCUSTFILE:-loadtests/locustfiles/concurrency_sweep.py}"
-[[ -f "$LOCUSTFILE" ]] || die "$LOCUSTFILE not found (set LOCUSTFILE=loadtests/locustfiles/<file>.py)"
+"$PY" -m servecmp.deploy.kind.preflight "$EXPERIMENT" || exit 3
 
 RUN_ID="kind-$(date -u +%Y%m%dT%H%M%SZ)"
 RUN_DIR="$ROOT/runs/$RUN_ID"
 mkdir -p "$RUN_DIR/kind"
 cp "$EXPERIMENT" "$RUN_DIR/experiment.yaml"
-"$PY" - "$EXPERIMENT" "$RUN_ID" "$RUN_DIR" <<'PYEOF'
-import sys
-from servecmp.experiment import load_experiment
-from servecmp.results.provenance import build_meta
-from servecmp.results.store import RunStore
-exp = load_experiment(sys.argv[1])
-RunStore(sys.argv[3]).write_meta(build_meta(exp, sys.argv[2], placement={"kind": "kind cluster: servers and loadgen on separate nodes"}))
-PYEOF
 
-# Load generator image: this checkout's code, tagged by its content.
-GEN_TAG="$(git ls-files -s pyproject.toml servecmp models deploy loadtests experiments | sha256sum | cut -c1-12)"
-GEN_IMAGE="servecmp/loadgen:$GEN_TAG"
+# Load generator image: the installed wheel of this working tree, tagged by what it copies.
+GEN_IMAGE="servecmp/loadgen:$("$PY" -m servecmp.deploy.kind.images tag deploy/kind/loadgen.Dockerfile --context .)"
 if ! docker image inspect "$GEN_IMAGE" >/dev/null 2>&1; then
   log "building $GEN_IMAGE"
   docker build -q -f deploy/kind/loadgen.Dockerfile -t "$GEN_IMAGE" . >/dev/null
 fi
-kind load docker-image --name "$KIND_CLUSTER_NAME" "$GEN_IMAGE"
+"$PY" -m servecmp.deploy.kind.images load "$GEN_IMAGE" --cluster "$KIND_CLUSTER_NAME" --role loadgen
+
+# meta.json: server images (tag + digest), the runtimes the servers report, kind placement truth.
+"$PY" -m servecmp.deploy.kind.provenance --context "$KCTX" --namespace "$SERVECMP_NAMESPACE" \
+  meta "$EXPERIMENT" --run-id "$RUN_ID" --run-dir "$RUN_DIR" --loadgen-image "$GEN_IMAGE"
 
 # target name -> in-cluster address (REST: the ClusterIP Service; gRPC: the headless Service).
-mapfile -t PLAN < <("$PY" - "$EXPERIMENT" "$SERVECMP_RELEASE" "$SERVECMP_NAMESPACE" "${TARGETS[@]}" <<'PYEOF'
-import sys
-from servecmp.experiment import load_experiment
-exp = load_experiment(sys.argv[1]); rel, ns = sys.argv[2], sys.argv[3]; only = set(sys.argv[4:])
-ports = {("torchserve", "rest"): ("", 8080), ("torchserve", "grpc"): ("-grpc", 7070),
-         ("tfserving", "rest"): ("", 8501), ("tfserving", "grpc"): ("-grpc", 8500)}
-for t in exp.targets:
-    key = (t.server.value, t.protocol.value)
-    if key in ports and (not only or t.name in only):
-        suffix, port = ports[key]
-        print(f"{t.name} {rel}-{t.server.value}{suffix}.{ns}.svc:{port} {exp.model}")
-PYEOF
-)
+mapfile -t PLAN < <("$PY" -m servecmp.deploy.kind.provenance addresses "$EXPERIMENT" \
+  --release "$SERVECMP_RELEASE" --namespace "$SERVECMP_NAMESPACE" "${TARGETS[@]/#/--target=}")
 ((${#PLAN[@]})) || die "no REST/gRPC targets selected in $EXPERIMENT"
 
 rc=0
 for line in "${PLAN[@]}"; do
-  read -r target address model <<<"$line"
-  log "load: $target -> $address ($USERS users, ${DURATION}s, $WORKERS worker(s))"
+  read -r target address <<<"$line"
   args=(--run-id "$RUN_ID" --target "$target" --address "$address" --image "$GEN_IMAGE"
-        --namespace "$SERVECMP_NAMESPACE" --locustfile "$LOCUSTFILE" --experiment "$EXPERIMENT"
-        --model "$model" --users "$USERS" --duration "$DURATION" --workers "$WORKERS" --engine "$ENGINE")
+        --namespace "$SERVECMP_NAMESPACE" --experiment "$EXPERIMENT" --engine "$ENGINE" "${LOCUST_ARGS[@]}")
   name="$("$PY" -m servecmp.deploy.kind.loadgen render "${args[@]}" --print-name)"
-  "$PY" -m servecmp.deploy.kind.loadgen render "${args[@]}" | "${KUBECTL[@]}" apply -f - >/dev/null
+  manifest="$RUN_DIR/kind/$target.yaml"
+  "$PY" -m servecmp.deploy.kind.loadgen render "${args[@]}" > "$manifest"
+  deadline="$("$PY" -c 'import sys, yaml; print(max(d["spec"]["activeDeadlineSeconds"] for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "Job"))' "$manifest")"
+  log "load: $target -> $address ($ENGINE engine, Job deadline ${deadline}s)"
+  "${KUBECTL[@]}" apply -f "$manifest" >/dev/null
+  # Follow the log while the Job runs: each finished step lands here at once, so a Job killed at
+  # its deadline (its pod deleted with its log) loses no finished step.
+  mlog="$RUN_DIR/kind/$target.master.log"
+  "${KUBECTL[@]}" -n "$SERVECMP_NAMESPACE" logs -f --pod-running-timeout=300s "job/$name-master" > "$mlog" 2>&1 &
+  follower=$!
   if [[ "$RECOVER" == 1 ]]; then
-    sleep $((DURATION / 3))
+    sleep 20
     "$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$SERVECMP_NAMESPACE" recover \
       --server "${target%%-*}" --out "$RUN_DIR/kind/$target/recovery.json" || rc=1
   fi
-  "${KUBECTL[@]}" -n "$SERVECMP_NAMESPACE" wait --for=condition=complete "job/$name-master" \
-    --timeout=$((DURATION + 300))s || { log "$target: master job did not complete"; rc=1; }
-  "${KUBECTL[@]}" -n "$SERVECMP_NAMESPACE" logs "job/$name-master" > "$RUN_DIR/kind/$target.master.log" || true
-  "$PY" -m servecmp.deploy.kind.loadgen extract "$RUN_DIR/kind/$target" < "$RUN_DIR/kind/$target.master.log" >/dev/null \
-    || { log "$target: no results in the master log"; rc=1; }
-  if [[ "$ENGINE" == steps && -d "$RUN_DIR/kind/$target/run" ]]; then
-    "$PY" -m servecmp.deploy.kind.loadgen merge "$RUN_DIR" "$RUN_DIR/kind/$target/run" || rc=1
+  "$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$SERVECMP_NAMESPACE" \
+    wait-job "$name-master" --timeout $((deadline + 60)) || { log "$target: load Job did not complete"; rc=1; }
+  wait "$follower" || true
+  "$PY" -m servecmp.deploy.kind.loadgen extract "$RUN_DIR/kind/$target" < "$mlog" >/dev/null \
+    || log "$target: no results tar in the log (Job killed?); keeping the steps it printed"
+  if [[ "$ENGINE" == steps ]]; then
+    "$PY" -m servecmp.deploy.kind.loadgen merge "$RUN_DIR" "$RUN_DIR/kind/$target/run" --log "$mlog" || rc=1
   fi
-  "${KUBECTL[@]}" -n "$SERVECMP_NAMESPACE" delete job,service -l "servecmp.io/load-job=$name" --wait=false >/dev/null || true
+  "${KUBECTL[@]}" -n "$SERVECMP_NAMESPACE" delete job,service,configmap -l "servecmp.io/load-job=$name" --wait=false >/dev/null || true
 done
 "$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$SERVECMP_NAMESPACE" report --out "$RUN_DIR/kind/cluster-report.json" >/dev/null
 recoveries=(); for f in "$RUN_DIR"/kind/*/recovery.json; do [[ -f "$f" ]] && recoveries+=(--recovery "$f"); done

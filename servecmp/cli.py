@@ -78,7 +78,7 @@ def _cmd_steps(args: argparse.Namespace) -> int:
     """One target's whole load profile against an address: what the in-cluster Job runs."""
     from servecmp.loadtests.engine import run_target
     from servecmp.results.provenance import build_meta
-    from servecmp.results.schema import TargetAvailability
+    from servecmp.results.schema import StepResult, TargetAvailability
     from servecmp.results.store import RunStore
 
     exp = load_experiment(args.experiment)
@@ -96,11 +96,16 @@ def _cmd_steps(args: argparse.Namespace) -> int:
     store = RunStore(out)
     store.write_meta(build_meta(exp, args.run_id, placement={"kind": "in-cluster loadgen"}))
     store.append_target(TargetAvailability(target=args.target, available=True, address=args.address))
-    results = run_target(
-        exp, match[0], args.address, out, run_id=args.run_id, cluster_mode=args.cluster_mode
-    )
-    for r in results:
+    from servecmp.deploy.kind.loadgen import STEP_MARK
+
+    def landed(r: StepResult) -> None:
+        # each finished step goes to stdout at once: the Job's log is followed from outside, so a
+        # Job killed at its deadline loses no finished step (servecmp.deploy.kind.loadgen)
         print(f"{r.step_id}: {r.throughput_rps:.1f} req/s, p99 {r.latency_ms.p99} ms, valid={r.valid}")
+        print(STEP_MARK + r.model_dump_json(), flush=True)
+
+    run_target(exp, match[0], args.address, out, run_id=args.run_id,
+               cluster_mode=args.cluster_mode, on_result=landed)
     return 0
 
 

@@ -31,6 +31,7 @@ from kubernetes.client import (
 from servecmp.deploy.kind import cluster, loadgen
 
 PINS = load_env_file(KIND_DIR / "versions.env")
+EXP_TEXT = (ROOT / "experiments" / "quick.yaml").read_text()
 
 
 # ---- kind cluster config ----------------------------------------------------------------------
@@ -52,7 +53,8 @@ def test_servers_and_loadgen_get_separate_nodes(kind_cfg: dict) -> None:
     chart_selector = load_yaml(CHART / "values.yaml")["global"]["nodeSelector"]
     assert chart_selector == {"servecmp.io/role": "server"}
     job = loadgen.LoadJob(
-        run_id="r", target="tfserving-rest-json", address="a.b.svc:8501", image="i:1"
+        run_id="r", target="tfserving-rest-json", address="a.b.svc:8501", image="i:1",
+        experiment_text=EXP_TEXT,
     )
     for m in loadgen.manifests(job):
         if m["kind"] == "Job":
@@ -135,9 +137,11 @@ def test_loadgen_manifests_validate(version: str) -> None:
         image="servecmp/loadgen:abc",
         workers=2,
         engine="locust",
+        experiment_text=EXP_TEXT,
     )
     docs = loadgen.manifests(job)
-    assert [d["kind"] for d in docs] == ["Service", "Job", "Job"]
+    assert [d["kind"] for d in docs] == ["ConfigMap", "Service", "Job", "Job"]
+    docs = docs[1:]
     for d in docs:
         kubernetes_validate.validate(d, version, strict=True)
     master, worker = docs[1], docs[2]
@@ -163,15 +167,17 @@ def test_steps_engine_job_runs_the_local_step_engine_in_cluster_mode(version: st
     import kubernetes_validate
 
     job = loadgen.LoadJob(run_id="kind-x", target="tfserving-grpc-tensorproto",
-                          address="servecmp-tfserving-grpc.servecmp.svc:8500", image="servecmp/loadgen:abc")
-    (doc,) = loadgen.manifests(job)
+                          address="servecmp-tfserving-grpc.servecmp.svc:8500", image="servecmp/loadgen:abc",
+                          experiment_text=EXP_TEXT)
+    _, doc = loadgen.manifests(job)
     kubernetes_validate.validate(doc, version, strict=True)
     c = doc["spec"]["template"]["spec"]["containers"][0]
     script = " ".join(c["command"])
     assert "servecmp steps" in script and "--cluster-mode" in script and loadgen.BEGIN in script
     assert c["command"][-2:] == ["tfserving-grpc-tensorproto", "kind-x"]
     with pytest.raises(ValueError, match="engine"):
-        loadgen.manifests(loadgen.LoadJob(run_id="r", target="t", address="a", image="i", engine="k6"))
+        loadgen.manifests(loadgen.LoadJob(run_id="r", target="t", address="a", image="i", engine="k6",
+                                          experiment_text=EXP_TEXT))
 
 
 def test_merge_appends_in_cluster_steps_in_the_local_format(tmp_path: Path) -> None:
@@ -486,8 +492,9 @@ def test_chart_podmonitor_scrapes_the_loadgen_jobs(tmp_path: Path) -> None:
     (pm,) = by_kind(docs, "PodMonitor")
     assert pm["metadata"]["labels"]["release"] == "kps"
     job = loadgen.LoadJob(run_id="kind-x", target="torchserve-rest-json",
-                          address="servecmp-torchserve.servecmp.svc:8080", image="servecmp/loadgen:abc")
-    (doc,) = loadgen.manifests(job)
+                          address="servecmp-torchserve.servecmp.svc:8080", image="servecmp/loadgen:abc",
+                          experiment_text=EXP_TEXT)
+    _, doc = loadgen.manifests(job)
     pod = doc["spec"]["template"]
     assert pm["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}

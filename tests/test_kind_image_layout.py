@@ -123,7 +123,8 @@ def test_step_module_runs_in_the_image_workdir(image: dict) -> None:
 
 
 def _locustfiles(image: dict) -> list[str]:
-    job = loadgen.LoadJob(run_id="r", target="t", address="a:1", image="i:1", engine="locust")
+    job = loadgen.LoadJob(run_id="r", target="t", address="a:1", image="i:1", engine="locust",
+                          experiment_text="name: x\n")
     default = Path(job.locustfile)
     files = sorted((image["work"] / default.parent).glob("*.py"))
     return [str(f.relative_to(image["work"])) for f in files if f.stem not in ("__init__", "common")]
@@ -144,7 +145,8 @@ def test_job_manifests_match_the_image() -> None:
     assert runtime.env.get("PYTHONSAFEPATH") == "1"
     assert runtime.user and not runtime.user.startswith("0")
     for engine in ("steps", "locust"):
-        job = loadgen.LoadJob(run_id="r", target="t", address="a:1", image="i:1", engine=engine)
+        job = loadgen.LoadJob(run_id="r", target="t", address="a:1", image="i:1", engine=engine,
+                              experiment_text="name: x\n")
         for doc in loadgen.manifests(job):
             if doc["kind"] == "Job":
                 (c,) = doc["spec"]["template"]["spec"]["containers"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -118,6 +119,53 @@ def server_status(server: str, pods: list[Any], nodes: list[Any]) -> ServerStatu
     )
 
 
+# ---- pure: is a pod stuck? (on `kubectl get pod -o json` dicts) ------------------------------
+# Waiting reasons that never clear by themselves (kubelet: images, config, crash loops).
+FATAL_WAITING = {
+    "CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull",
+    "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
+}
+# A pod the scheduler cannot place may be waiting for a terminating pod to free CPU (a rolling
+# update): give it this long before calling it stuck.
+UNSCHEDULABLE_GRACE_S = 30.0
+
+
+def pod_problem(pod: dict[str, Any], now: datetime) -> str | None:
+    """Why ``pod`` will not become Ready by waiting (None: keep waiting)."""
+    status = pod.get("status") or {}
+    name = (pod.get("metadata") or {}).get("name", "?")
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
+            since = cond.get("lastTransitionTime")
+            age = (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).total_seconds() if since else 1e9
+            if age >= UNSCHEDULABLE_GRACE_S:
+                return f"pod {name} is Pending, unschedulable for {age:.0f}s: {cond.get('message', '')}"
+    statuses = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    for cs in statuses:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason in FATAL_WAITING:
+            last = ((cs.get("lastState") or {}).get("terminated") or {})
+            extra = f"; last exit code {last.get('exitCode')} ({last.get('reason')})" if last else ""
+            return (f"pod {name} container {cs.get('name')}: {reason} "
+                    f"(restarts {cs.get('restartCount', 0)}){extra}: {waiting.get('message', '')}").rstrip(": ")
+    if status.get("phase") == "Failed":
+        return f"pod {name} Failed: {status.get('reason', '')} {status.get('message', '')}".strip()
+    return None
+
+
+def format_events(events: Iterable[dict[str, Any]], limit: int = 15) -> str:
+    rows = sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))[-limit:]
+    return "\n".join(
+        f"  {e.get('lastTimestamp') or e.get('eventTime') or ''} {e.get('type', '')} {e.get('reason', '')}: "
+        f"{(e.get('message') or '').strip()}" for e in rows
+    )
+
+
+class PodStuck(RuntimeError):
+    """A pod will not become Ready by waiting; the message carries its events."""
+
+
 # ---- talking to the cluster -------------------------------------------------------------------
 def load_clients(context: str | None = None) -> tuple[Any, Any]:
     from kubernetes import client, config
@@ -160,6 +208,83 @@ def wait_rollout(
                 f"after {timeout_s:.0f}s (kubectl -n {namespace} describe deploy/{name})"
             )
         sleep(1.0)
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return obj
+    from kubernetes.client import ApiClient
+
+    return ApiClient().sanitize_for_serialization(obj)
+
+
+def check_pods(core: Any, namespace: str, selector: str = "", *, now: Callable[[], datetime] | None = None) -> None:
+    """Raise PodStuck (with the pod's events) when a pod matching ``selector`` is stuck."""
+    from datetime import UTC
+
+    when = now() if now else datetime.now(UTC)
+    for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
+        d = _as_dict(pod)
+        problem = pod_problem(d, when)
+        if problem:
+            name = d["metadata"]["name"]
+            events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+            raise PodStuck(
+                f"{problem}\nevents of pod {namespace}/{name}:\n{format_events(_as_dict(e) for e in events)}\n"
+                f"(kubectl -n {namespace} describe pod {name})"
+            )
+
+
+def wait_namespace(
+    core: Any, apps: Any, namespace: str, timeout_s: float = 600, *, selector: str = "",
+    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Wait for every Deployment in ``namespace`` to roll out; fail fast on a stuck pod."""
+    t0 = clock()
+    while True:
+        deps = apps.list_namespaced_deployment(namespace, label_selector=selector).items
+        pending = []
+        for d in deps:
+            want, st = d.spec.replicas or 0, d.status
+            if not ((st.observed_generation or 0) >= (d.metadata.generation or 0)
+                    and (st.updated_replicas or 0) == want and (st.available_replicas or 0) == want):
+                pending.append(f"{d.metadata.name} {st.available_replicas or 0}/{want}")
+        if deps and not pending:
+            return clock() - t0
+        check_pods(core, namespace, selector)
+        if clock() - t0 > timeout_s:
+            raise TimeoutError(f"{namespace}: not rolled out after {timeout_s:.0f}s: {', '.join(pending) or 'no Deployments'}")
+        sleep(2.0)
+
+
+def job_state(job: dict[str, Any]) -> str | None:
+    """"complete", "failed: <reason>: <message>" or None (still running), from a Job's conditions."""
+    for c in (job.get("status") or {}).get("conditions") or []:
+        if c.get("status") != "True":
+            continue
+        if c.get("type") == "Complete":
+            return "complete"
+        if c.get("type") == "Failed":
+            return f"failed: {c.get('reason', '')}: {c.get('message', '')}"
+    return None
+
+
+def wait_job(
+    core: Any, batch: Any, namespace: str, name: str, timeout_s: float, *,
+    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Wait for Job ``name``; returns "complete" or raises (failed, stuck pod, timeout)."""
+    t0 = clock()
+    while True:
+        state = job_state(_as_dict(batch.read_namespaced_job(name, namespace)))
+        if state == "complete":
+            return state
+        if state is not None:
+            raise RuntimeError(f"job {namespace}/{name} {state}")
+        check_pods(core, namespace, f"job-name={name}")
+        if clock() - t0 > timeout_s:
+            raise TimeoutError(f"job {namespace}/{name} not finished after {timeout_s:.0f}s")
+        sleep(2.0)
 
 
 def recover(
@@ -249,9 +374,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--namespace", default="servecmp")
     p.add_argument("--context", default="kind-servecmp")
     sub = p.add_subparsers(dest="cmd", required=True)
-    w = sub.add_parser("wait", help="wait for both server Deployments to roll out")
+    w = sub.add_parser("wait", help="wait for the namespace's Deployments; fail fast on a stuck pod")
     w.add_argument("--release", default="servecmp")
     w.add_argument("--timeout", type=float, default=600)
+    w.add_argument("--selector", default="", help="label selector of the Deployments and pods")
+    wj = sub.add_parser("wait-job", help="wait for a Job; fail fast when it fails or a pod is stuck")
+    wj.add_argument("name")
+    wj.add_argument("--timeout", type=float, required=True)
     r = sub.add_parser("report", help="install->Ready, restarts, image sizes (JSON)")
     r.add_argument("--out", type=Path)
     rc = sub.add_parser("recover", help="delete a server pod, print seconds until Ready again")
@@ -270,17 +399,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     core, apps = load_clients(args.context)
-    if args.cmd == "wait":
-        for server in SERVERS:
-            name = f"{args.release}-{server}"
-            try:
-                apps.read_namespaced_deployment(name, args.namespace)
-            except Exception:  # not deployed in this scenario
-                continue
-            print(
-                f"{name}: rolled out in {wait_rollout(apps, args.namespace, name, args.timeout):.1f}s"
-            )
-        return 0
+    try:
+        if args.cmd == "wait":
+            secs = wait_namespace(core, apps, args.namespace, args.timeout, selector=args.selector)
+            print(f"{args.namespace}: every Deployment rolled out in {secs:.1f}s")
+            return 0
+        if args.cmd == "wait-job":
+            from kubernetes import client
+
+            print(wait_job(core, client.BatchV1Api(), args.namespace, args.name, args.timeout))
+            return 0
+    except (PodStuck, RuntimeError, TimeoutError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     if args.cmd == "report":
         data = report(core, args.namespace)
     else:

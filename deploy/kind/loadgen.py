@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import json
+import math
 import re
 import sys
 import tarfile
@@ -39,7 +41,7 @@ ENV_CONTRACT = (
     "SERVECMP_ADDRESS",  # <svc>.<ns>.svc:<port> (gRPC: the headless -grpc Service)
     "SERVECMP_CLUSTER_MODE",  # "1": cluster Service names are allowed load targets
     "SERVECMP_GRPC_LB",  # "round_robin": dial dns:///<address> and spread calls over pods
-    "SERVECMP_EXPERIMENT",  # experiment file inside the image
+    "SERVECMP_EXPERIMENT",  # the experiment file, mounted from a ConfigMap (EXPERIMENT_MOUNT)
     "SERVECMP_MODEL",
 )
 _NAME = re.compile(r"[^a-z0-9-]+")
@@ -49,6 +51,30 @@ METRICS_PORT = 9646
 # (tests/test_kind_image_layout.py checks both against the Dockerfile).
 IMAGE_WORKDIR = "/opt/servecmp"
 LOCUSTFILE_DIR = "locustfiles"
+# The experiment is passed in (a ConfigMap per Job), never expected inside the image.
+EXPERIMENT_DIR = "/etc/servecmp"
+EXPERIMENT_MOUNT = f"{EXPERIMENT_DIR}/experiment.yaml"
+# Each finished step is printed to the Job's log as it lands (``servecmp steps``), one line:
+# STEP_MARK + StepResult JSON. scripts/kind-load.sh follows the log while the Job runs, so a Job
+# killed at its deadline (its pod deleted) loses no finished step.
+STEP_MARK = "---SERVECMP-STEP--- "
+# Seconds a Job gets beyond its steps' hard deadlines: pod start, imports, the results tar.
+JOB_STARTUP_S = 120
+# One step process at a time, single-threaded (gevent): one core; the parent mostly waits.
+STEP_CPU = 1.0
+# Peak RSS (MiB) of the step child per (server, protocol), measured on a build machine with
+# `.venv/bin/python scripts/measure_step_memory.py` (resnet, concurrency 64, cold gRPC stub cache;
+# 2026-11-25: torchserve rest 453.9, torchserve grpc 1544.7 cold / 506 warm, tfserving rest 454.0,
+# tfserving grpc 966.1 -- only the TF Serving gRPC client imports TensorFlow). The parent
+# `servecmp steps` process measured 36.6 MiB. tests/test_kind_loadgen.py re-measures one kind.
+STEP_PEAK_RSS_MIB: dict[tuple[str, str], float] = {
+    ("torchserve", "rest"): 454.0,
+    ("torchserve", "grpc"): 1545.0,  # protoc generating the TorchServe stubs in a fresh pod
+    ("tfserving", "rest"): 454.0,
+    ("tfserving", "grpc"): 966.0,
+}
+PARENT_RSS_MIB = 64.0
+MEMORY_HEADROOM = 1.5
 
 
 @dataclass(frozen=True)
@@ -59,14 +85,15 @@ class LoadJob:
     image: str  # servecmp/loadgen:<tag>
     namespace: str = "servecmp"
     locustfile: str = f"{LOCUSTFILE_DIR}/concurrency_sweep.py"  # relative to IMAGE_WORKDIR
-    experiment: str = "experiments/quick.yaml"
+    experiment_text: str = ""  # the experiment file's content (shipped as a ConfigMap)
     model: str = "resnet"
     users: int = 4
     spawn_rate: float = 4.0
     duration_s: int = 30
     workers: int = 1
     cpu: str = "1"
-    memory: str = "1Gi"
+    memory: str = "1Gi"  # render: memory_for(target) (measured peak RSS x headroom)
+    deadline_s: int = 0  # activeDeadlineSeconds; 0: duration_s + JOB_STARTUP_S (locust engine)
     extra_env: dict[str, str] = field(default_factory=dict)
     engine: str = "steps"  # "steps" | "locust"
 
@@ -91,7 +118,7 @@ def _env(job: LoadJob) -> list[dict[str, str]]:
         "SERVECMP_ADDRESS": job.address,
         "SERVECMP_CLUSTER_MODE": "1",
         "SERVECMP_GRPC_LB": "round_robin",
-        "SERVECMP_EXPERIMENT": job.experiment,
+        "SERVECMP_EXPERIMENT": EXPERIMENT_MOUNT,
         "SERVECMP_MODEL": job.model,
         "HOME": "/tmp",
         **job.extra_env,
@@ -135,10 +162,15 @@ def _pod_spec(job: LoadJob, role: str, command: list[str]) -> dict[str, Any]:
                 "volumeMounts": [
                     {"name": "results", "mountPath": "/results"},
                     {"name": "tmp", "mountPath": "/tmp"},
+                    {"name": "experiment", "mountPath": EXPERIMENT_DIR, "readOnly": True},
                 ],
             }
         ],
-        "volumes": [{"name": "results", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+        "volumes": [
+            {"name": "results", "emptyDir": {}},
+            {"name": "tmp", "emptyDir": {}},
+            {"name": "experiment", "configMap": {"name": f"{job.name}-experiment"}},
+        ],
     }
 
 
@@ -152,7 +184,7 @@ def _job(job: LoadJob, role: str, command: list[str], completions: int) -> dict[
             "backoffLimit": 0,
             "completions": completions,
             "parallelism": completions,
-            "activeDeadlineSeconds": job.duration_s + 300,
+            "activeDeadlineSeconds": job.deadline_s or job.duration_s + JOB_STARTUP_S,
             "ttlSecondsAfterFinished": 3600,
             "template": {"metadata": {"labels": labels}, "spec": _pod_spec(job, role, command)},
         },
@@ -166,15 +198,27 @@ def _steps_manifests(job: LoadJob) -> list[dict[str, Any]]:
         'servecmp steps "$0" --target "$1" --address "$SERVECMP_ADDRESS" --run-id "$2" '
         f"--cluster-mode --metrics-port {METRICS_PORT} --metrics-host 0.0.0.0 --out /results/run; rc=$?; "
         f"echo '{BEGIN}'; tar -C /results -czf - . | base64; echo '{END}'; exit $rc",
-        job.experiment,
+        EXPERIMENT_MOUNT,
         job.target,
         job.run_id,
     ]
-    return [_job(job, "master", cmd, 1)]
+    return [_experiment_configmap(job), _job(job, "master", cmd, 1)]
+
+
+def _experiment_configmap(job: LoadJob) -> dict[str, Any]:
+    if not job.experiment_text.strip():
+        raise ValueError("experiment_text: the experiment file's content is required (it is mounted into the Job)")
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{job.name}-experiment", "namespace": job.namespace, "labels": job.labels},
+        "data": {"experiment.yaml": job.experiment_text},
+    }
 
 
 def manifests(job: LoadJob) -> list[dict[str, Any]]:
-    """``steps``: one Job. ``locust``: Service (workers -> master bus), master Job, worker Job."""
+    """``steps``: ConfigMap + Job. ``locust``: ConfigMap, Service (workers -> master bus), master
+    Job, worker Job. The ConfigMap carries the experiment file."""
     if job.engine == "steps":
         return _steps_manifests(job)
     if job.engine != "locust":
@@ -215,10 +259,41 @@ def manifests(job: LoadJob) -> list[dict[str, Any]]:
         },
     }
     return [
+        _experiment_configmap(job),
         service,
         _job(job, "master", master_cmd, 1),
         _job(job, "worker", worker_cmd, job.workers),
     ]
+
+
+# ---- sizing from the experiment ---------------------------------------------------------------
+def job_cpu(exp: Any = None) -> float:
+    """CPU request = limit of a load Job (the preflight adds it to the loadgen node)."""
+    return STEP_CPU
+
+
+def job_deadline_s(exp: Any, target_name: str) -> int:
+    """activeDeadlineSeconds of a steps Job: the sum of each step's hard deadline, from the same
+    plan and StepSpec the engine uses (loadtests.engine.sweep.run_target), plus JOB_STARTUP_S."""
+    from servecmp.loadtests.engine.spec import make_spec, plan_steps
+
+    (target,) = [t for t in exp.targets if t.name == target_name]
+    total = 0.0
+    for i, param in enumerate(plan_steps(exp.load)):
+        spec = make_spec(run_id="deadline", index=i, target=target, address="svc.ns.svc:1",
+                         load=exp.load, param=param, model=exp.model, payload=exp.payload,
+                         seed=exp.seed, cluster_mode=True)
+        total += spec.hard_deadline_s()
+    return int(total + JOB_STARTUP_S + 0.999)
+
+
+def memory_mib_for(server: str, protocol: str) -> int:
+    """Memory request = limit of a steps Job for one target kind: the measured peak RSS of the
+    step child (STEP_PEAK_RSS_MIB) plus the parent ``servecmp steps`` process, with headroom."""
+    step = STEP_PEAK_RSS_MIB.get((server, protocol))
+    if step is None:
+        step = max(STEP_PEAK_RSS_MIB.values())
+    return int(math.ceil((step + PARENT_RSS_MIB) * MEMORY_HEADROOM / 64.0) * 64)
 
 
 def extract_results(log_text: str, dest: Path) -> list[Path]:
@@ -248,65 +323,100 @@ def extract_results(log_text: str, dest: Path) -> list[Path]:
     return sorted(out)
 
 
-def merge_run(run_dir: Path, remote_run: Path) -> int:
+def steps_from_log(log_text: str) -> list[Any]:
+    """The StepResults ``servecmp steps`` printed as they landed (STEP_MARK lines), in order."""
+    from servecmp.results.schema import StepResult
+
+    out = []
+    for line in log_text.splitlines():
+        if line.startswith(STEP_MARK):
+            out.append(StepResult.model_validate(json.loads(line[len(STEP_MARK):])))
+    return out
+
+
+def merge_run(run_dir: Path, remote_run: Path | None, log_text: str = "") -> int:
     """Append the in-cluster run's steps and target availability to ``run_dir`` (same format,
-    re-indexed after the steps already there). Returns the number of steps merged."""
+    re-indexed after the steps already there). The steps come from the extracted run directory
+    when the Job finished, else from the step lines of the followed log (a Job killed at its
+    deadline). Returns the number of steps merged."""
     from servecmp.results.store import RunStore
 
-    local, remote = RunStore(run_dir), RunStore(remote_run)
-    read = remote.read_steps()
+    local = RunStore(run_dir)
+    remote = RunStore(remote_run) if remote_run is not None and (remote_run / "steps.jsonl").is_file() else None
+    steps = list(remote.read_steps().steps) if remote is not None else steps_from_log(log_text)
     start = len(local.read_steps().steps)
-    for i, step in enumerate(read.steps):
+    for i, step in enumerate(steps):
         local.append_step(step.model_copy(update={"index": start + i, "run_id": run_dir.name}))
-    for t in remote.read_targets():
-        local.append_target(t)
-    return len(read.steps)
+    if remote is not None:
+        for t in remote.read_targets():
+            local.append_target(t)
+    return len(steps)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="in-cluster Locust manifests / results")
+    p = argparse.ArgumentParser(description="in-cluster load Job manifests / results")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("render", help="print the manifests (YAML) for one target")
     r.add_argument("--run-id", required=True)
-    r.add_argument("--target", required=True)
+    r.add_argument("--target", required=True, help="target name from the experiment")
     r.add_argument("--address", required=True)
     r.add_argument("--image", required=True)
     r.add_argument("--namespace", default="servecmp")
-    r.add_argument("--locustfile", default=LoadJob.locustfile)
-    r.add_argument("--experiment", default=LoadJob.experiment)
-    r.add_argument("--model", default="resnet")
-    r.add_argument("--users", type=int, default=4)
-    r.add_argument("--duration", type=int, default=30)
-    r.add_argument("--workers", type=int, default=1)
-    r.add_argument("--print-name", action="store_true", help="print only the job name prefix")
+    r.add_argument("--experiment", required=True, type=Path, help="experiment file (shipped as a ConfigMap)")
     r.add_argument("--engine", choices=["steps", "locust"], default="steps")
+    r.add_argument("--locustfile", help="--engine locust: a locustfile name (locustfiles/<name>.py in the image)")
+    r.add_argument("--users", type=int, help="--engine locust only")
+    r.add_argument("--duration", type=int, help="--engine locust only (seconds)")
+    r.add_argument("--workers", type=int, help="--engine locust only")
+    r.add_argument("--print-name", action="store_true", help="print only the job name prefix")
     x = sub.add_parser("extract", help="unpack results from a master log on stdin")
     x.add_argument("dest", type=Path)
-    m = sub.add_parser("merge", help="append an extracted in-cluster run's steps to a run dir")
+    m = sub.add_parser("merge", help="append an in-cluster run's steps to a run dir")
     m.add_argument("run_dir", type=Path)
-    m.add_argument("remote_run", type=Path)
+    m.add_argument("remote_run", type=Path, help="the extracted run directory (may be missing)")
+    m.add_argument("--log", type=Path, help="the followed Job log (its step lines when the run dir is missing)")
     args = p.parse_args(argv)
     if args.cmd == "merge":
-        print(f"merged {merge_run(args.run_dir, args.remote_run)} step(s)")
+        log = args.log.read_text(errors="replace") if args.log and args.log.is_file() else ""
+        print(f"merged {merge_run(args.run_dir, args.remote_run, log)} step(s)")
         return 0
     if args.cmd == "extract":
         for path in extract_results(sys.stdin.read(), args.dest):
             print(path)
         return 0
+    from servecmp.experiment import load_experiment
+
+    exp = load_experiment(args.experiment)
+    match = [t for t in exp.targets if t.name == args.target]
+    if not match:
+        p.error(f"--target {args.target!r} is not in {args.experiment}")
+    target = match[0]
+    locust_only = {"--users": args.users, "--duration": args.duration, "--workers": args.workers,
+                   "--locustfile": args.locustfile}
+    if args.engine == "steps":
+        given = [k for k, v in locust_only.items() if v is not None]
+        if given:
+            p.error(f"{', '.join(given)}: only with --engine locust (the steps engine runs the "
+                    f"experiment's own load profile)")
+    locustfile = f"{LOCUSTFILE_DIR}/{(args.locustfile or 'concurrency_sweep').removesuffix('.py').split('/')[-1]}.py"
+    users = args.users or 4
     job = LoadJob(
         run_id=args.run_id,
         target=args.target,
         address=args.address,
         image=args.image,
         namespace=args.namespace,
-        locustfile=args.locustfile,
-        experiment=args.experiment,
-        model=args.model,
-        users=args.users,
-        spawn_rate=float(args.users),
-        duration_s=args.duration,
-        workers=args.workers,
+        locustfile=locustfile,
+        experiment_text=args.experiment.read_text(),
+        model=exp.model,
+        users=users,
+        spawn_rate=float(users),
+        duration_s=args.duration or 30,
+        workers=args.workers or 1,
         engine=args.engine,
+        cpu=f"{job_cpu(exp):g}",
+        memory=f"{memory_mib_for(target.server.value, target.protocol.value)}Mi",
+        deadline_s=job_deadline_s(exp, target.name) if args.engine == "steps" else 0,
     )
     if args.print_name:
         print(job.name)

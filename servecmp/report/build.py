@@ -56,6 +56,26 @@ def _kv(pairs: list[tuple[str, Any]]) -> an.Table:
     return t
 
 
+def _kind_rows(m: Any) -> list[tuple[str, Any]]:
+    """kind runs: what served (image digests, runtimes the servers report) and CPU sharing."""
+    rows: list[tuple[str, Any]] = []
+    for server, info in sorted(m.servers.items()):
+        if not info.get("deployed", True):
+            rows.append((f"{server}: deployment", "not deployed"))
+            continue
+        imgs = "; ".join(f"{i['image']} ({i.get('digest') or 'digest not reported'})" for i in info.get("images", []))
+        rt = ", ".join(f"{k} {v}" for k, v in (info.get("runtime") or {}).items())
+        rows += [(f"{server}: image", imgs or None), (f"{server}: runtime (reported by the server)", rt or None)]
+    if m.cluster:
+        c = m.cluster
+        nodes = ", ".join(f"{n} ({v.get('role') or '-'}): {v.get('allocatable_cpu')} CPU" for n, v in c.get("nodes", {}).items())
+        rows += [("kind: host CPUs", f"{c.get('host_cpus')} ({c.get('host_cpus_source')})"),
+                 ("kind: node allocatable CPUs", nodes or None),
+                 ("kind: server and generator can contend", "yes" if c.get("server_and_generator_can_contend") else "no"),
+                 ("kind: CPU sharing", c.get("note"))]
+    return rows
+
+
 def provenance_table(run: RunData) -> an.Table:
     m = run.meta
     host = m.host
@@ -93,6 +113,7 @@ def provenance_table(run: RunData) -> an.Table:
     ]
     for note in m.notes:
         pairs.append(("note", note))
+    pairs += _kind_rows(m)
     return _kv(pairs)
 
 

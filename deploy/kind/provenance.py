@@ -1,0 +1,198 @@
+"""Provenance of a kind run (meta.json): what actually served, and where it ran.
+
+- ``servers``: per server, the image each container ran (reference + the digest the node
+  resolved, from ``status.containerStatuses[].imageID``) and the runtime versions the *server's
+  own container* reports (``kubectl exec``), not this host's venv;
+- ``cluster``: placement truth. kind nodes are containers on ONE host: each node's allocatable
+  CPU is every host core (kind v0.27.0 pkg/cluster/internal/kubeadm/config.go reserves nothing),
+  requests/limits are CFS quotas/shares, not dedicated cores, so the server and the load generator
+  on "separate nodes" can still contend for the same cores.
+
+``python -m servecmp.deploy.kind.provenance meta|addresses ...`` is what scripts/kind-load.sh runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from servecmp.experiment import Experiment, load_experiment
+
+ROLE_LABEL = "servecmp.io/role"
+# What each server's container is asked to report (exec'd inside the running pod).
+TORCHSERVE_PROBE = (
+    "import json, platform, sys\n"
+    "from importlib import metadata as m\n"
+    "print(json.dumps({'python': platform.python_version(), 'torch': m.version('torch'),"
+    " 'torchserve': m.version('torchserve'), 'torch-model-archiver': m.version('torch-model-archiver')}))"
+)
+RUNTIME_COMMANDS: dict[str, list[list[str]]] = {
+    "torchserve": [["python", "-c", TORCHSERVE_PROBE], ["java", "-version"]],
+    "tfserving": [["tensorflow_model_server", "--version"]],
+}
+
+
+# ---- pure ---------------------------------------------------------------------------------------
+def parse_java_version(text: str) -> str | None:
+    m = re.search(r'version "([^"]+)"', text)
+    return m.group(1) if m else None
+
+
+def parse_tfserving_version(text: str) -> dict[str, str]:
+    """``tensorflow_model_server --version`` prints 'TensorFlow ModelServer: X' and
+    'TensorFlow Library: Y' (tensorflow/serving 2.19.0 tensorflow_serving/model_servers/main.cc)."""
+    out = {}
+    for key, label in (("tensorflow_model_server", "TensorFlow ModelServer"), ("tensorflow", "TensorFlow Library")):
+        m = re.search(rf"{label}:\s*(\S+)", text)
+        if m:
+            out[key] = m.group(1)
+    return out
+
+
+def parse_runtime(server: str, outputs: Sequence[str]) -> dict[str, Any]:
+    if server == "torchserve":
+        data: dict[str, Any] = {}
+        try:
+            data.update(json.loads(outputs[0].strip().splitlines()[-1]))
+        except (IndexError, ValueError):
+            data["error"] = f"unreadable: {outputs[0][-300:] if outputs else ''}"
+        if len(outputs) > 1:
+            data["java"] = parse_java_version(outputs[1])
+        return data
+    return parse_tfserving_version(outputs[0] if outputs else "") or {"error": "no version printed"}
+
+
+def pod_images(pod: dict[str, Any]) -> list[dict[str, str | None]]:
+    """Image reference and resolved digest of each container of a pod (``kubectl get -o json``)."""
+    out = []
+    statuses = {s["name"]: s for s in (pod.get("status") or {}).get("containerStatuses") or []}
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        st = statuses.get(c["name"], {})
+        image_id = st.get("imageID") or None
+        digest = image_id.split("@", 1)[1] if image_id and "@" in image_id else image_id
+        out.append({"container": c["name"], "image": c["image"], "digest": digest})
+    return out
+
+
+def placement_truth(host_cpus: float, host_source: str, nodes: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """What a reader needs to judge CPU contention on kind (``nodes``: node JSON)."""
+    rows = {}
+    for n in nodes:
+        meta = n.get("metadata") or {}
+        alloc = ((n.get("status") or {}).get("allocatable") or {}).get("cpu")
+        rows[meta.get("name", "?")] = {
+            "role": (meta.get("labels") or {}).get(ROLE_LABEL),
+            "allocatable_cpu": _cpu(alloc) if alloc is not None else None,
+        }
+    allocs = [r["allocatable_cpu"] for r in rows.values() if r["allocatable_cpu"] is not None]
+    shared = bool(allocs) and all(a >= host_cpus - 1e-9 for a in allocs)
+    return {
+        "runtime": "kind",
+        "host_cpus": host_cpus,
+        "host_cpus_source": host_source,
+        "nodes": rows,
+        "nodes_share_host_cores": True,
+        "server_and_generator_can_contend": True,
+        "note": (
+            f"kind nodes are containers on one host with {host_cpus:g} cores"
+            + (", and each node reports all of them as allocatable" if shared else "")
+            + ": the server and load-generator pods sit on different nodes but share those cores "
+            "(CPU requests/limits are CFS quotas and shares, not dedicated cores), so they can "
+            "contend; compare against a local pinned run or a real multi-machine cluster."
+        ),
+    }
+
+
+def _cpu(q: str) -> float:
+    return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
+
+
+def addresses(exp: Experiment, release: str, namespace: str, only: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """(target, in-cluster address) per REST/gRPC target (gRPC: the headless -grpc Service)."""
+    ports = {("torchserve", "rest"): ("", 8080), ("torchserve", "grpc"): ("-grpc", 7070),
+             ("tfserving", "rest"): ("", 8501), ("tfserving", "grpc"): ("-grpc", 8500)}
+    out = []
+    for t in exp.targets:
+        key = (t.server.value, t.protocol.value)
+        if key in ports and (not only or t.name in only):
+            suffix, port = ports[key]
+            out.append((t.name, f"{release}-{t.server.value}{suffix}.{namespace}.svc:{port}"))
+    return out
+
+
+# ---- talking to the cluster ---------------------------------------------------------------------
+Runner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def kubectl_json(kubectl: list[str], args: list[str], run: Runner = _run) -> dict[str, Any]:
+    proc = run([*kubectl, *args, "-o", "json"])
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {proc.stderr.strip()}")
+    return json.loads(proc.stdout)
+
+
+def server_provenance(kubectl: list[str], namespace: str, run: Runner = _run) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for server, commands in RUNTIME_COMMANDS.items():
+        pods = kubectl_json(kubectl, ["-n", namespace, "get", "pods", "-l", f"servecmp.io/server={server}"], run)["items"]
+        running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+        if not running:
+            out[server] = {"deployed": False}
+            continue
+        pod = sorted(running, key=lambda p: p["metadata"]["name"])[0]
+        outputs = []
+        for cmd in commands:
+            proc = run([*kubectl, "-n", namespace, "exec", pod["metadata"]["name"], "-c", server, "--", *cmd])
+            outputs.append(proc.stdout + proc.stderr)  # java -version prints to stderr
+        out[server] = {"deployed": True, "pod": pod["metadata"]["name"], "images": pod_images(pod),
+                       "runtime": parse_runtime(server, outputs)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="provenance of a kind run")
+    p.add_argument("--context", default="kind-servecmp")
+    p.add_argument("--namespace", default="servecmp")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("meta", help="write RUN_DIR/meta.json for a kind run")
+    m.add_argument("experiment", type=Path)
+    m.add_argument("--run-id", required=True)
+    m.add_argument("--run-dir", type=Path, required=True)
+    m.add_argument("--loadgen-image", required=True)
+    a = sub.add_parser("addresses", help="print '<target> <address>' per REST/gRPC target")
+    a.add_argument("experiment", type=Path)
+    a.add_argument("--release", default="servecmp")
+    a.add_argument("--target", action="append", default=[])
+    args = p.parse_args(argv)
+    exp = load_experiment(args.experiment)
+    if args.cmd == "addresses":
+        for name, address in addresses(exp, args.release, args.namespace, args.target):
+            print(f"{name} {address}")
+        return 0
+    from servecmp.deploy.kind.preflight import host_cpus
+    from servecmp.results.provenance import build_meta
+    from servecmp.results.store import RunStore
+
+    kubectl = ["kubectl", "--context", args.context]
+    cpus, source = host_cpus()
+    nodes = kubectl_json(kubectl, ["get", "nodes"])["items"]
+    truth = placement_truth(cpus, source, nodes)
+    meta = build_meta(exp, args.run_id, placement={"kind": "kind cluster", "note": truth["note"]},
+                      notes=[f"load generator image: {args.loadgen_image}"])
+    meta = meta.model_copy(update={"servers": server_provenance(kubectl, args.namespace), "cluster": truth})
+    RunStore(args.run_dir).write_meta(meta)
+    print(json.dumps({"servers": meta.servers, "cluster": truth["note"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
