@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Create (or reuse) the servecmp kind cluster and install monitoring + both servers. Idempotent:
 # re-running upgrades in place. Usage: scripts/kind-up.sh [experiment.yaml]
+# The logic lives in Python (servecmp.deploy.kind.*); this script checks prerequisites and calls it.
 source "$(dirname "${BASH_SOURCE[0]}")/kind-lib.sh"
 EXPERIMENT="${1:-${EXPERIMENT:-experiments/quick.yaml}}"
 cd "$ROOT"
+[[ -f "$EXPERIMENT" ]] || die "experiment file not found: $EXPERIMENT"
 
 check_prereqs
+# 0. does the experiment fit on this host's kind nodes? (seconds, before anything is created)
+"$PY" -m servecmp.deploy.kind.preflight "$EXPERIMENT" || exit 3
 mkdir -p "$BUILD/artifacts"
 
 # 1. cluster -----------------------------------------------------------------------------------
@@ -20,24 +24,25 @@ else
 fi
 "${KUBECTL[@]}" wait --for=condition=Ready nodes --all --timeout=180s
 
-# 2. model artifacts + generated configs (servecmp python; the only config generator) ----------
+# 2. model artifacts (the measured version only) + generated configs ------------------------------
 MODEL="$("$PY" -c 'import sys; from servecmp.experiment import load_experiment; print(load_experiment(sys.argv[1]).model)' "$EXPERIMENT")"
 log "exporting model '$MODEL' (servecmp export) and generating configs for $EXPERIMENT"
 "$PY" -m servecmp.cli export --model "$MODEL" --out build/models
 "$PY" -m servecmp.deploy.kind.helmvalues "$EXPERIMENT" --out "$BUILD"
-# hostPath copy (used only with global.modelArtifacts.source=hostPath)
-rm -rf "$BUILD/artifacts/torchserve" "$BUILD/artifacts/tfserving"
-cp -R "build/models/$MODEL/torchserve" "build/models/$MODEL/tfserving" "$BUILD/artifacts/"
+# one staged tree (v1 only) is both the artifacts image's context and the hostPath copy
+"$PY" -m servecmp.deploy.kind.artifacts stage "build/models/$MODEL" "$BUILD/artifacts" --model "$MODEL" >/dev/null
 
-# 3. artifacts image, tagged by content, loaded into the nodes -----------------------------------
-ART_TAG="$(cd "build/models/$MODEL" && find torchserve tfserving -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)"
-ART_IMAGE="servecmp/model-artifacts:${MODEL}-${ART_TAG}"
-if ! docker image inspect "$ART_IMAGE" >/dev/null 2>&1; then
-  log "building $ART_IMAGE"
-  docker build -q -f deploy/kind/artifacts.Dockerfile -t "$ART_IMAGE" "build/models/$MODEL" >/dev/null
-fi
-log "loading $ART_IMAGE into the cluster"
-kind load docker-image --name "$KIND_CLUSTER_NAME" "$ART_IMAGE"
+# 3. images built here, tagged by content, loaded onto the server node only -----------------------
+ART_TAG="${MODEL}-$("$PY" -m servecmp.deploy.kind.images tag deploy/kind/artifacts.Dockerfile --context "$BUILD/artifacts")"
+ART_IMAGE="servecmp/model-artifacts:$ART_TAG"
+TS_TAG="$("$PY" -m servecmp.deploy.kind.images tag deploy/kind/torchserve.Dockerfile --context . \
+  --prefix "$("$PY" -c 'import yaml; print(yaml.safe_load(open("helm/servecmp/charts/torchserve/values.yaml"))["image"]["tag"])')")"
+TS_IMAGE="servecmp/torchserve:$TS_TAG"
+docker image inspect "$ART_IMAGE" >/dev/null 2>&1 || { log "building $ART_IMAGE"; docker build -q -f deploy/kind/artifacts.Dockerfile -t "$ART_IMAGE" "$BUILD/artifacts" >/dev/null; }
+docker image inspect "$TS_IMAGE" >/dev/null 2>&1 || { log "building $TS_IMAGE (a few minutes the first time)"; docker build -q -f deploy/kind/torchserve.Dockerfile -t "$TS_IMAGE" . >/dev/null; }
+for image in "$ART_IMAGE" "$TS_IMAGE"; do
+  "$PY" -m servecmp.deploy.kind.images load "$image" --cluster "$KIND_CLUSTER_NAME" --role server
+done
 
 # 4. kube-prometheus-stack with our values; Grafana admin Secret with a random password ----------
 "${KUBECTL[@]}" create namespace "$KPS_NAMESPACE" --dry-run=client -o yaml | "${KUBECTL[@]}" apply -f - >/dev/null
@@ -51,20 +56,28 @@ log "installing kube-prometheus-stack $KPS_CHART_VERSION"
 "$HELM" repo add prometheus-community https://prometheus-community.github.io/helm-charts --force-update >/dev/null
 "$HELM" upgrade --install "$KPS_RELEASE" prometheus-community/kube-prometheus-stack \
   --kube-context "$KCTX" --namespace "$KPS_NAMESPACE" --version "$KPS_CHART_VERSION" \
-  -f deploy/kind/kube-prometheus-stack-values.yaml --wait --timeout 10m
+  -f deploy/kind/kube-prometheus-stack-values.yaml
+# our wait stops at a stuck pod (Pending, crash loop, image pull) with its events
+"$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$KPS_NAMESPACE" wait --timeout 600
 
-# 5. our chart -----------------------------------------------------------------------------------
+# 5. our chart, in a namespace that enforces Pod Security "restricted" -----------------------------
+# (global.modelArtifacts.source=hostPath needs SERVECMP_POD_SECURITY=privileged: PSS forbids hostPath)
+"${KUBECTL[@]}" create namespace "$SERVECMP_NAMESPACE" --dry-run=client -o yaml | "${KUBECTL[@]}" apply -f - >/dev/null
+"${KUBECTL[@]}" label --overwrite namespace "$SERVECMP_NAMESPACE" \
+  "pod-security.kubernetes.io/enforce=${SERVECMP_POD_SECURITY:-restricted}" \
+  "pod-security.kubernetes.io/warn=restricted" >/dev/null
 log "installing helm/servecmp (release $SERVECMP_RELEASE, namespace $SERVECMP_NAMESPACE)"
-mapfile -t SET_FILES < <("$PY" -c 'import sys; from pathlib import Path; from servecmp.deploy.kind.helmvalues import set_file_args; print("\n".join(set_file_args(Path(sys.argv[1]))))' "$BUILD/configs")
+mapfile -t SET_FILES < <("$PY" -m servecmp.deploy.kind.helmvalues "$EXPERIMENT" --out "$BUILD" --print-set-file)
 "$HELM" upgrade --install "$SERVECMP_RELEASE" helm/servecmp \
-  --kube-context "$KCTX" --namespace "$SERVECMP_NAMESPACE" --create-namespace \
+  --kube-context "$KCTX" --namespace "$SERVECMP_NAMESPACE" \
   -f "$BUILD/experiment-values.yaml" \
   --set global.monitoring.release="$KPS_RELEASE" \
-  --set global.modelArtifacts.image.tag="${MODEL}-${ART_TAG}" \
-  "${SET_FILES[@]}" ${SERVECMP_HELM_ARGS:-} --wait --timeout 10m
+  --set global.modelArtifacts.image.tag="$ART_TAG" \
+  --set torchserve.image.tag="$TS_TAG" \
+  "${SET_FILES[@]}" ${SERVECMP_HELM_ARGS:-}
 
-# 6. wait + record install -> Ready, restarts, image sizes ----------------------------------------
-"$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$SERVECMP_NAMESPACE" wait --release "$SERVECMP_RELEASE"
+# 6. wait (fail fast on a stuck pod) + record install -> Ready, restarts, image sizes; helm test ---
+"$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$SERVECMP_NAMESPACE" wait --timeout 600
 "$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$SERVECMP_NAMESPACE" report --out "$BUILD/cluster-report.json" >/dev/null
 "$HELM" test "$SERVECMP_RELEASE" --kube-context "$KCTX" --namespace "$SERVECMP_NAMESPACE" --logs --timeout 5m
 log "ready. Grafana: http://127.0.0.1:${GRAFANA_HOST_PORT} (user admin; make kind-grafana-password)  Prometheus: http://127.0.0.1:${PROMETHEUS_HOST_PORT}"

@@ -1,0 +1,144 @@
+"""Blocker 3 of issue 10: on a 2-core host the server node cannot hold two 1-CPU servers plus
+kindnetd; the preflight says so in seconds with the numbers and the fix, and the waits stop at a
+stuck pod (Pending/unschedulable, crash loop, image pull) with its events instead of sitting out
+a 10-minute timeout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from helm_util import ROOT
+
+from servecmp.deploy.kind import cluster, preflight
+from servecmp.experiment import load_experiment, parse_experiment
+
+QUICK = ROOT / "experiments" / "quick.yaml"
+PODS = Path(__file__).parent / "kind_pods"
+
+
+def _exp(**over):
+    data = yaml.safe_load(QUICK.read_text())
+    data.update(over)
+    return parse_experiment(data, "<preflight test>")
+
+
+def test_two_core_host_fails_with_numbers_and_fix() -> None:
+    ok, msg = preflight.check(load_experiment(QUICK), 2.0, "test", "experiments/quick.yaml")
+    assert not ok
+    assert "torchserve 1 + tfserving 1" in msg and "kindnetd 0.1" in msg and "= 2.1 CPU of 2 allocatable" in msg
+    assert "resources.cpus <= 0.95 in experiments/quick.yaml" in msg
+    assert ">= 3 cores" in msg
+
+
+def test_fix_it_suggests_actually_fits() -> None:
+    ok, _ = preflight.check(_exp(resources={"cpus": 0.95, "memory_mib": 2048}), 2.0, "test")
+    assert ok
+    ok, _ = preflight.check(_exp(resources={"cpus": 1.0, "memory_mib": 2048}), 3.0, "test")
+    assert ok
+
+
+def test_one_server_or_more_replicas() -> None:
+    ts_only = _exp(targets=[{"server": "torchserve", "protocol": "rest"}])
+    assert preflight.check(ts_only, 2.0, "test")[0]
+    (srv, gen) = preflight.budgets(load_experiment(QUICK), 4.0, replicas=2)
+    assert srv.requested == pytest.approx(4.1) and not srv.fits
+    assert gen.requested == pytest.approx(1.1) and gen.fits
+
+
+def test_cli_fails_in_seconds_with_exit_3() -> None:
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "servecmp.deploy.kind.preflight", str(QUICK), "--cpus", "2"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3 and "TOO MUCH: server node" in proc.stderr
+    assert time.monotonic() - t0 < 30
+    ok = subprocess.run([sys.executable, "-m", "servecmp.deploy.kind.preflight", str(QUICK), "--cpus", "8"],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "preflight ok" in ok.stdout
+
+
+def test_scripts_run_the_preflight_before_creating_anything() -> None:
+    up = (ROOT / "scripts" / "kind-up.sh").read_text()
+    assert up.index("servecmp.deploy.kind.preflight") < up.index("kind create cluster")
+    assert "servecmp.deploy.kind.preflight" in (ROOT / "scripts" / "kind-load.sh").read_text()
+    # no helm --wait sitting out its timeout: our waits fail fast on a stuck pod
+    assert "--wait --timeout" not in up
+    assert up.count("servecmp.deploy.kind.cluster") >= 2 and " wait " in up
+
+
+# ---- stuck pods -----------------------------------------------------------------------------------
+def _pod(name: str) -> dict:
+    return json.loads((PODS / f"{name}.json").read_text())
+
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_pending_unschedulable_is_stuck_after_a_grace() -> None:
+    pod = _pod("pending-unschedulable")
+    assert cluster.pod_problem(pod, T0 + timedelta(seconds=5)) is None  # may be a rolling update
+    msg = cluster.pod_problem(pod, T0 + timedelta(seconds=cluster.UNSCHEDULABLE_GRACE_S + 1))
+    assert msg and "unschedulable" in msg and "Insufficient cpu" in msg
+
+
+def test_crash_loop_and_image_pull_are_stuck_at_once() -> None:
+    msg = cluster.pod_problem(_pod("crashloop"), T0)
+    assert msg and "CrashLoopBackOff" in msg and "restarts 3" in msg and "exit code 1" in msg
+    msg = cluster.pod_problem(_pod("image-never-pull"), T0)
+    assert msg and "ErrImagePull" in msg
+
+
+def test_a_starting_pod_is_not_stuck() -> None:
+    assert cluster.pod_problem(_pod("starting"), T0 + timedelta(minutes=5)) is None
+
+
+class _Core:
+    def __init__(self, pods: list[dict]) -> None:
+        self.pods = pods
+
+    def list_namespaced_pod(self, ns, label_selector=""):
+        return SimpleNamespace(items=self.pods)
+
+    def list_namespaced_event(self, ns, field_selector=""):
+        name = field_selector.split("=", 1)[1]
+        return SimpleNamespace(items=[
+            {"type": "Warning", "reason": "FailedScheduling", "lastTimestamp": "2026-01-01T00:00:01Z",
+             "message": f"0/3 nodes are available: 1 Insufficient cpu ({name})"}])
+
+
+class _Apps:
+    def list_namespaced_deployment(self, ns, label_selector=""):
+        return SimpleNamespace(items=[SimpleNamespace(
+            metadata=SimpleNamespace(name="servecmp-tfserving", generation=1),
+            spec=SimpleNamespace(replicas=1),
+            status=SimpleNamespace(observed_generation=1, updated_replicas=1, available_replicas=0, replicas=1))])
+
+
+def test_wait_fails_fast_with_the_pods_events() -> None:
+    clock = SimpleNamespace(t=0.0)
+    core = _Core([_pod("pending-unschedulable")])
+    with pytest.raises(cluster.PodStuck) as err:
+        cluster.wait_namespace(core, _Apps(), "servecmp", timeout_s=600, clock=lambda: clock.t,
+                               sleep=lambda s: setattr(clock, "t", clock.t + s))
+    text = str(err.value)
+    assert "FailedScheduling" in text and "Insufficient cpu" in text and "kubectl -n servecmp describe pod" in text
+    assert clock.t == 0.0  # first poll: the pod has been unschedulable since 2026-01-01
+
+
+def test_wait_job_reports_a_failed_job_at_once() -> None:
+    class Batch:
+        def read_namespaced_job(self, name, ns):
+            return {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+                                               "message": "Job was active longer than specified deadline"}]}}
+
+    with pytest.raises(RuntimeError, match="DeadlineExceeded"):
+        cluster.wait_job(_Core([]), Batch(), "servecmp", "j", timeout_s=600, sleep=lambda s: None)
+    assert cluster.job_state({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}) == "complete"
+    assert cluster.job_state({"status": {}}) is None
