@@ -153,7 +153,7 @@ def pss_restricted_violations(spec: dict[str, Any]) -> list[str]:
             out.append(f"{n}: capabilities must drop ALL")
         if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
             out.append(f"{n}: adds capabilities {caps.get('add')}")
-        if not (sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True):
+        if sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is not True:
             out.append(f"{n}: runAsNonRoot must be true")
         if sc.get("runAsUser", psc.get("runAsUser")) == 0:
             out.append(f"{n}: runAsUser 0")
