@@ -72,3 +72,14 @@ def test_without_a_usable_helm_it_says_what_to_do(tmp_path: Path, helm_version: 
 def test_make_kind_up_reaches_kind_up_through_install_helm() -> None:
     make = (ROOT / "Makefile").read_text()
     assert "kind-up: helm" in make and "bash scripts/install-helm.sh" in make
+
+
+def test_workflow_installs_tools_without_root() -> None:
+    """Hosted runners give a user account: tools go to a user-writable dir put on GITHUB_PATH."""
+    import yaml
+
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "kind-e2e.yml").read_text())
+    runs = "\n".join(s.get("run", "") for s in wf["jobs"]["kind-e2e"]["steps"])
+    assert "sudo" not in runs and "/usr/local/bin" not in runs and "/usr/bin" not in runs
+    assert '"$HOME/.local/bin" >> "$GITHUB_PATH"' in runs
+    assert "-m cluster tests/test_kind_e2e.py" in runs
