@@ -142,3 +142,22 @@ def test_wait_job_reports_a_failed_job_at_once() -> None:
         cluster.wait_job(_Core([]), Batch(), "servecmp", "j", timeout_s=600, sleep=lambda s: None)
     assert cluster.job_state({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}) == "complete"
     assert cluster.job_state({"status": {}}) is None
+
+
+def test_wait_ignores_pods_that_already_ended() -> None:
+    """An old load Job's failed pod (kept for its TTL) does not fail a later kind-up's wait."""
+    old_job = _pod("image-never-pull")
+    old_job["status"]["phase"] = "Failed"
+    old_job["status"]["containerStatuses"][0]["state"] = {"terminated": {"exitCode": 1, "reason": "Error"}}
+    assert cluster.pod_problem(old_job, T0) is not None  # a Job's own wait does see it
+
+    class ReadyApps(_Apps):
+        def list_namespaced_deployment(self, ns, label_selector=""):
+            d = super().list_namespaced_deployment(ns).items[0]
+            d.status.available_replicas = 0
+            return SimpleNamespace(items=[d])
+
+    clock = SimpleNamespace(t=0.0)
+    with pytest.raises(TimeoutError):  # keeps waiting for the Deployment instead of failing on the old pod
+        cluster.wait_namespace(_Core([old_job]), ReadyApps(), "servecmp", timeout_s=10, clock=lambda: clock.t,
+                               sleep=lambda s: setattr(clock, "t", clock.t + s))

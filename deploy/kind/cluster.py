@@ -218,13 +218,17 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     return ApiClient().sanitize_for_serialization(obj)
 
 
-def check_pods(core: Any, namespace: str, selector: str = "", *, now: Callable[[], datetime] | None = None) -> None:
-    """Raise PodStuck (with the pod's events) when a pod matching ``selector`` is stuck."""
+def check_pods(core: Any, namespace: str, selector: str = "", *, finished: bool = True,
+               now: Callable[[], datetime] | None = None) -> None:
+    """Raise PodStuck (with the pod's events) when a pod matching ``selector`` is stuck.
+    ``finished=False`` ignores pods that already ended (an old load Job's or helm test's pod)."""
     from datetime import UTC
 
     when = now() if now else datetime.now(UTC)
     for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
         d = _as_dict(pod)
+        if not finished and (d.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
         problem = pod_problem(d, when)
         if problem:
             name = d["metadata"]["name"]
@@ -251,7 +255,7 @@ def wait_namespace(
                 pending.append(f"{d.metadata.name} {st.available_replicas or 0}/{want}")
         if deps and not pending:
             return clock() - t0
-        check_pods(core, namespace, selector)
+        check_pods(core, namespace, selector, finished=False)
         if clock() - t0 > timeout_s:
             raise TimeoutError(f"{namespace}: not rolled out after {timeout_s:.0f}s: {', '.join(pending) or 'no Deployments'}")
         sleep(2.0)

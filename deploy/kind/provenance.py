@@ -187,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     nodes = kubectl_json(kubectl, ["get", "nodes"])["items"]
     truth = placement_truth(cpus, source, nodes)
     meta = build_meta(exp, args.run_id, placement={"kind": "kind cluster", "note": truth["note"]},
-                      notes=[f"load generator image: {args.loadgen_image}"])
+                      notes=[f"load generator image: {args.loadgen_image}",
+                             "versions: this host's venv, which only orchestrates a kind run; what "
+                             "served is under the server image/runtime rows (reported by the pods)"])
     meta = meta.model_copy(update={"servers": server_provenance(kubectl, args.namespace), "cluster": truth})
     RunStore(args.run_dir).write_meta(meta)
     print(json.dumps({"servers": meta.servers, "cluster": truth["note"]}, indent=1))
