@@ -55,7 +55,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def measure(server: str, protocol: str, encoding: str | None, model: str, concurrency: int) -> dict:
+def measure(server: str, protocol: str, encoding: str | None, model: str, concurrency: int,
+            multiprocess: bool = True) -> dict:
     target = {"server": server, "protocol": protocol, **({"encoding": encoding} if encoding else {})}
     exp = parse_experiment({
         "name": "rss", "model": model, "targets": [target],
@@ -68,14 +69,20 @@ def measure(server: str, protocol: str, encoding: str | None, model: str, concur
                      payload=exp.payload, seed=exp.seed)
     with tempfile.TemporaryDirectory() as td:
         spec_path = spec.write(Path(td) / "spec.json")
-        # a fresh pod has no generated TorchServe gRPC stubs: generate them cold, like the Job
-        env = {**os.environ, "SERVECMP_GRPC_STUB_DIR": str(Path(td) / "stubs")}
+        # As in the Job: a minimal environment, no generated TorchServe gRPC stubs yet (protoc runs
+        # cold in the child), and prometheus-client's multiprocess mode, which `servecmp steps
+        # --metrics-port` switches on (its mmap'd metric files count in the child's RSS).
+        (Path(td) / "prom").mkdir()
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": td, "LANG": "C.UTF-8",
+               "SERVECMP_GRPC_STUB_DIR": str(Path(td) / "stubs"), "PROMETHEUS_MULTIPROC_DIR": str(Path(td) / "prom")}
+        if not multiprocess:
+            env.pop("PROMETHEUS_MULTIPROC_DIR")
         out = subprocess.run([sys.executable, "-c", WRAPPER, str(spec_path), str(Path(td) / "run")],
                              capture_output=True, text=True, timeout=300, env=env)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("MEASURED ")), None)
     if line is None:
         raise RuntimeError(f"{t.name}: no measurement\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    return {"target": t.name, **json.loads(line[len("MEASURED "):])}
+    return {"target": t.name, "metrics_multiprocess": multiprocess, **json.loads(line[len("MEASURED "):])}
 
 
 def main() -> int:

@@ -63,15 +63,17 @@ JOB_STARTUP_S = 120
 # One step process at a time, single-threaded (gevent): one core; the parent mostly waits.
 STEP_CPU = 1.0
 # Peak RSS (MiB) of the step child per (server, protocol), measured on a build machine with
-# `.venv/bin/python scripts/measure_step_memory.py` (resnet, concurrency 64, cold gRPC stub cache;
-# 2026-11-25: torchserve rest 453.9, torchserve grpc 1544.7 cold / 506 warm, tfserving rest 454.0,
-# tfserving grpc 966.1 -- only the TF Serving gRPC client imports TensorFlow). The parent
-# `servecmp steps` process measured 36.6 MiB. tests/test_kind_loadgen.py re-measures one kind.
+# `.venv/bin/python scripts/measure_step_memory.py` (resnet, concurrency 64, the Job's minimal
+# environment, cold gRPC stub cache, with and without prometheus multiprocess mode; 2026-11-25:
+# torchserve rest 453.6-453.9, torchserve grpc 1545.3-1551.3 cold (506 with the stubs cached),
+# tfserving rest 453.1-454.0, tfserving grpc 964.2-966.1 -- only the TF Serving gRPC client imports
+# TensorFlow). The parent `servecmp steps` process measured 36.6 MiB.
+# tests/test_kind_loadgen.py re-measures one kind (slow).
 STEP_PEAK_RSS_MIB: dict[tuple[str, str], float] = {
     ("torchserve", "rest"): 454.0,
-    ("torchserve", "grpc"): 1545.0,  # protoc generating the TorchServe stubs in a fresh pod
+    ("torchserve", "grpc"): 1552.0,  # protoc generating the TorchServe stubs in a fresh pod
     ("tfserving", "rest"): 454.0,
-    ("tfserving", "grpc"): 966.0,
+    ("tfserving", "grpc"): 967.0,
 }
 PARENT_RSS_MIB = 64.0
 MEMORY_HEADROOM = 1.5
