@@ -46,8 +46,8 @@ fi
   meta "$EXPERIMENT" --run-id "$RUN_ID" --run-dir "$RUN_DIR" --loadgen-image "$GEN_IMAGE"
 
 # target name -> in-cluster address (REST: the ClusterIP Service; gRPC: the headless Service).
-mapfile -t PLAN < <("$PY" -m servecmp.deploy.kind.provenance addresses "$EXPERIMENT" \
-  --release "$SERVECMP_RELEASE" --namespace "$SERVECMP_NAMESPACE" "${TARGETS[@]/#/--target=}")
+mapfile -t PLAN < <("$PY" -m servecmp.deploy.kind.provenance --namespace "$SERVECMP_NAMESPACE" \
+  addresses "$EXPERIMENT" --release "$SERVECMP_RELEASE" "${TARGETS[@]/#/--target=}")
 ((${#PLAN[@]})) || die "no REST/gRPC targets selected in $EXPERIMENT"
 
 rc=0

@@ -57,13 +57,18 @@ def check(dest: Path, model: str, version: int = MEASURED_VERSION) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="stage the measured model version for the kind path")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("stage")
     s.add_argument("export_dir", type=Path)
     s.add_argument("dest", type=Path)
     s.add_argument("--model", required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     for path in stage(args.export_dir, args.dest, args.model):
         print(path)

@@ -373,7 +373,7 @@ def to_friction(report_data: dict[str, Any], run_dir: Path, recoveries: Sequence
     return n
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="servecmp kind cluster measurements")
     p.add_argument("--namespace", default="servecmp")
     p.add_argument("--context", default="kind-servecmp")
@@ -396,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
     fr.add_argument("--report", type=Path, required=True)
     fr.add_argument("--run-dir", type=Path, required=True)
     fr.add_argument("--recovery", type=Path, action="append", default=[])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.cmd == "friction":
         n = to_friction(json.loads(args.report.read_text()), args.run_dir, args.recovery)

@@ -83,14 +83,18 @@ def write_helm_inputs(exp: Experiment, out_dir: Path) -> tuple[Path, Path]:
     return config_dir, values_path
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("experiment", type=Path)
     p.add_argument("--out", type=Path, default=Path("build/kind"))
     p.add_argument(
         "--print-set-file", action="store_true", help="print the --set-file arguments, one per line"
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     config_dir, values_path = write_helm_inputs(load_experiment(args.experiment), args.out)
     if args.print_set_file:
         print("\n".join(set_file_args(config_dir)))

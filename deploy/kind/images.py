@@ -212,7 +212,7 @@ def nodes_with_role(kind_config: Path, role: str, cluster: str) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="servecmp kind images: content tags and node-scoped loads")
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("tag", help="print the content tag of an image built from a Dockerfile")
@@ -224,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     ld.add_argument("--cluster", required=True)
     ld.add_argument("--role", action="append", required=True, help="server | loadgen | monitoring")
     ld.add_argument("--kind-config", type=Path, default=KIND_DIR / "kind-config.yaml")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.cmd == "tag":
         print(image_tag(args.dockerfile, args.context, args.prefix))

@@ -355,7 +355,7 @@ def merge_run(run_dir: Path, remote_run: Path | None, log_text: str = "") -> int
     return len(steps)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="in-cluster load Job manifests / results")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("render", help="print the manifests (YAML) for one target")
@@ -377,6 +377,11 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("run_dir", type=Path)
     m.add_argument("remote_run", type=Path, help="the extracted run directory (may be missing)")
     m.add_argument("--log", type=Path, help="the followed Job log (its step lines when the run dir is missing)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.cmd == "merge":
         log = args.log.read_text(errors="replace") if args.log and args.log.is_file() else ""

@@ -142,11 +142,16 @@ def check(exp: Experiment, allocatable: float, source: str, experiment_path: str
     return False, "\n".join(msg)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="does the experiment fit on the kind nodes of this host?")
     p.add_argument("experiment")
     p.add_argument("--cpus", type=float, help="CPUs per kind node (default: docker info NCPU, else this host)")
     p.add_argument("--replicas", type=int, help="server replicas (default: the chart's global.replicas)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     exp = load_experiment(args.experiment)
     cpus, source = (args.cpus, "--cpus") if args.cpus else host_cpus()

@@ -158,7 +158,7 @@ def server_provenance(kubectl: list[str], namespace: str, run: Runner = _run) ->
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="provenance of a kind run")
     p.add_argument("--context", default="kind-servecmp")
     p.add_argument("--namespace", default="servecmp")
@@ -172,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("experiment", type=Path)
     a.add_argument("--release", default="servecmp")
     a.add_argument("--target", action="append", default=[])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     exp = load_experiment(args.experiment)
     if args.cmd == "addresses":

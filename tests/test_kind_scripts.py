@@ -1,0 +1,146 @@
+"""Dry run of scripts/kind-up.sh and scripts/kind-load.sh without a cluster: docker, kind, kubectl
+and helm are recording fakes (tests/kind_dryrun/bin), SERVECMP_PYTHON is a shim that passes every
+`python -m servecmp...` call through the module's real argument parser and runs every command that
+needs no cluster for real (tests/kind_dryrun/shim.py). So a wrong option, a missing file or a step
+in the wrong order fails here, not on a user's first `make kind-up && make kind-load`."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from helm_util import ROOT
+
+DRY = Path(__file__).parent / "kind_dryrun"
+COPY = ("scripts", "deploy", "helm", "experiments", "servecmp", "models", "loadtests", "pyproject.toml", "README.md")
+
+
+@pytest.fixture()
+def checkout(tmp_path: Path) -> Path:
+    root = tmp_path / "a checkout"
+    for item in COPY:
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, root / item, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, root / item)
+    py = tmp_path / "py"
+    py.write_text(f'#!/bin/bash\nexec {shlex.quote(str(ROOT / ".venv" / "bin" / "python"))} '
+                  f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n')
+    py.chmod(0o755)
+    return root
+
+
+def _env(tmp: Path, **extra: str) -> dict[str, str]:
+    from servecmp.deploy.kind.loadgen import STEP_MARK
+    from servecmp.results.schema import StepResult
+
+    step = StepResult(run_id="kind-x", step_id="000-torchserve-rest-json-closed_loop-c1", index=0,
+                      target="torchserve-rest-json", server="torchserve", protocol="rest", encoding="json",
+                      sweep="closed_loop", mode="closed_loop", concurrency=1, started_at="2026-01-01T00:00:00Z",
+                      warmup_s=1, window_s=1, stop_reason="stable", ok=10, requests=10)
+    line = tmp / "step-line.txt"
+    line.write_text(STEP_MARK + step.model_dump_json() + "\n")
+    return {
+        "PATH": f"{DRY / 'bin'}:/usr/bin:/bin", "HOME": str(tmp), "LANG": "C.UTF-8",
+        "DRYRUN_LOG": str(tmp / "calls.log"), "DRYRUN_STEP_LINE": str(line),
+        "SERVECMP_PYTHON": str(tmp / "py"), "SERVECMP_HELM": str(DRY / "bin" / "helm"), **extra,
+    }
+
+
+def _calls(tmp: Path) -> list[list[str]]:
+    out = []
+    for ln in (tmp / "calls.log").read_text().splitlines():
+        try:
+            out.append(shlex.split(ln))
+        except ValueError:
+            out.append(ln.split())
+    return out
+
+
+def _run(root: Path, script: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(root / "scripts" / script), *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _index(calls: list[list[str]], pred) -> int:
+    return next(i for i, c in enumerate(calls) if pred(c))
+
+
+@pytest.mark.timeout(900)
+def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
+    proc = _run(checkout, "kind-up.sh", _env(tmp_path), "experiments/quick.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    calls = _calls(tmp_path)
+    pre = _index(calls, lambda c: "servecmp.deploy.kind.preflight" in c)
+    create = _index(calls, lambda c: c[:3] == ["kind", "create", "cluster"])
+    assert pre < create
+    # images: built here, loaded onto the server node only, never `kind load` directly
+    loads = [c for c in calls if "servecmp.deploy.kind.images" in c and "load" in c]
+    assert [c[c.index("load") + 1].split(":")[0] for c in loads] == ["servecmp/model-artifacts", "servecmp/torchserve"]
+    assert all(c[c.index("--role") + 1] == "server" for c in loads)
+    builds = [c for c in calls if c[:2] == ["docker", "build"]]
+    assert any("deploy/kind/torchserve.Dockerfile" in c for c in builds)
+    # only v1 in the artifacts context / hostPath copy
+    staged = checkout / "build" / "kind" / "artifacts"
+    assert sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()) == [
+        "tfserving/resnet/1/saved_model.pb", "torchserve/resnet.mar"]
+    # helm: no --wait; the chart gets the built tags; the namespace enforces PSS restricted first
+    ups = [c for c in calls if c[:3] == ["helm", "upgrade", "--install"]]
+    assert len(ups) == 2 and not any("--wait" in c for c in ups)
+    chart = ups[1]
+    sets = [chart[i + 1] for i, a in enumerate(chart) if a == "--set"]
+    ts_tag = next(s for s in sets if s.startswith("torchserve.image.tag="))
+    assert ts_tag.startswith("torchserve.image.tag=0.12.0-py3.11-torch2.13.0-")
+    assert any(s.startswith("global.modelArtifacts.image.tag=resnet-") for s in sets)
+    assert _index(calls, lambda c: "label" in c and any("enforce=restricted" in a for a in c)) < calls.index(chart)
+    waits = [c for c in calls if "servecmp.deploy.kind.cluster" in c and "wait" in c]
+    assert len(waits) == 2
+    assert any(c[:2] == ["helm", "test"] for c in calls)
+
+
+def test_kind_up_stops_in_seconds_on_a_two_core_host(checkout: Path, tmp_path: Path) -> None:
+    proc = _run(checkout, "kind-up.sh", _env(tmp_path, DRYRUN_NCPU="2"), "experiments/quick.yaml")
+    assert proc.returncode == 3
+    assert "resources.cpus <= 0.95" in proc.stderr and "2.1 CPU of 2 allocatable" in proc.stderr
+    calls = _calls(tmp_path)
+    assert not any(c[:2] in (["kind", "create"], ["helm", "upgrade"], ["docker", "build"]) for c in calls)
+
+
+@pytest.mark.timeout(900)
+def test_kind_load_dry_run_keeps_the_steps_a_killed_job_printed(checkout: Path, tmp_path: Path) -> None:
+    env = _env(tmp_path, DRYRUN_CLUSTER="1")
+    proc = _run(checkout, "kind-load.sh", env, "experiments/quick.yaml", "--target", "torchserve-rest-json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = (checkout / "runs").glob("kind-*")
+    assert "000-torchserve-rest-json" in (run / "steps.jsonl").read_text()
+    assert (run / "meta.json").is_file() and (run / "kind" / "torchserve-rest-json.yaml").is_file()
+    calls = _calls(tmp_path)
+    load = next(c for c in calls if "servecmp.deploy.kind.images" in c and "load" in c)
+    assert load[load.index("--role") + 1] == "loadgen"
+    assert any(c[:1] == ["kubectl"] and "logs" in c and "-f" in c for c in calls)
+    assert any("wait-job" in c for c in calls)
+
+
+def test_kind_load_refuses_locust_options_with_the_steps_engine(checkout: Path, tmp_path: Path) -> None:
+    proc = _run(checkout, "kind-load.sh", _env(tmp_path, DRYRUN_CLUSTER="1"), "--duration", "30")
+    assert proc.returncode != 0 and "--engine locust only" in proc.stderr
+
+
+@pytest.mark.timeout(900)
+def test_kind_load_locust_engine_dry_run(checkout: Path, tmp_path: Path) -> None:
+    env = _env(tmp_path, DRYRUN_CLUSTER="1")
+    proc = _run(checkout, "kind-load.sh", env, "--engine", "locust", "--duration", "20", "--users", "2",
+                "--target", "tfserving-rest-json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = (checkout / "runs").glob("kind-*")
+    import yaml
+
+    docs = list(yaml.safe_load_all((run / "kind" / "tfserving-rest-json.yaml").read_text()))
+    assert [d["kind"] for d in docs] == ["ConfigMap", "Service", "Job", "Job"]
+    assert not os.path.exists(run / "steps.jsonl")  # Locust's CSVs, not steps
