@@ -34,7 +34,7 @@ KINDS = [
 ]
 
 WRAPPER = """
-import json, resource, runpy, sys
+import json, runpy, sys
 sys.argv = ["step", "--spec", sys.argv[1], "--out", sys.argv[2]]
 try:
     runpy.run_module("servecmp.loadtests.engine.step", run_name="__main__")
@@ -42,8 +42,11 @@ except SystemExit:
     pass
 finally:
     mods = sys.modules
+    # VmHWM: this process image's peak RSS. (ru_maxrss would not do: Linux carries it over
+    # fork + execve, so a child of a big parent, e.g. pytest, reports the parent's peak.)
+    hwm = next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM:"))
     print("MEASURED " + json.dumps({
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": round(hwm / 1024, 1),
         "tensorflow": "tensorflow" in mods, "torch": "torch" in mods,
     }))
 """
@@ -66,7 +69,8 @@ def measure(server: str, protocol: str, encoding: str | None, model: str, concur
     (t,) = exp.targets
     spec = make_spec(run_id="rss", index=0, target=t, address=f"127.0.0.1:{_free_port()}",
                      load=exp.load, param=plan_steps(exp.load)[0], model=exp.model,
-                     payload=exp.payload, seed=exp.seed)
+                     payload=exp.payload, seed=exp.seed,
+                     grace_s=120)  # cold imports + protoc on a busy machine: no self-destruct
     with tempfile.TemporaryDirectory() as td:
         spec_path = spec.write(Path(td) / "spec.json")
         # As in the Job: a minimal environment, no generated TorchServe gRPC stubs yet (protoc runs
@@ -81,7 +85,7 @@ def measure(server: str, protocol: str, encoding: str | None, model: str, concur
                              capture_output=True, text=True, timeout=300, env=env)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("MEASURED ")), None)
     if line is None:
-        raise RuntimeError(f"{t.name}: no measurement\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+        raise RuntimeError(f"{t.name}: no measurement (exit {out.returncode})\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
     return {"target": t.name, "metrics_multiprocess": multiprocess, **json.loads(line[len("MEASURED "):])}
 
 

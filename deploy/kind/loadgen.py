@@ -63,7 +63,7 @@ JOB_STARTUP_S = 120
 # One step process at a time, single-threaded (gevent): one core; the parent mostly waits.
 STEP_CPU = 1.0
 # Peak RSS (MiB) of the step child per (server, protocol), measured on a build machine with
-# `.venv/bin/python scripts/measure_step_memory.py` (resnet, concurrency 64, the Job's minimal
+# `.venv/bin/python scripts/measure_step_memory.py` (resnet, concurrency 64, VmHWM of the child, the Job's minimal
 # environment, cold gRPC stub cache, with and without prometheus multiprocess mode; 2026-11-25:
 # torchserve rest 453.6-453.9, torchserve grpc 1545.3-1551.3 cold (506 with the stubs cached),
 # tfserving rest 453.1-454.0, tfserving grpc 964.2-966.1 -- only the TF Serving gRPC client imports
