@@ -26,7 +26,12 @@ fi
 [[ -f "$EXPERIMENT" ]] || die "experiment file not found: $EXPERIMENT"
 check_prereqs
 cluster_exists || die "no cluster '$KIND_CLUSTER_NAME': run make kind-up first"
-"$PY" -m servecmp.deploy.kind.preflight "$EXPERIMENT" || exit 3
+LOADGEN_CPU=1  # one steps Job; Locust: a master + --workers workers, one core each
+for ((i = 0; i < ${#LOCUST_ARGS[@]}; i += 2)); do
+  [[ "${LOCUST_ARGS[i]}" == --workers ]] && LOADGEN_CPU=$((1 + LOCUST_ARGS[i + 1]))
+done
+[[ "$ENGINE" == locust && "$LOADGEN_CPU" == 1 ]] && LOADGEN_CPU=2
+"$PY" -m servecmp.deploy.kind.preflight "$EXPERIMENT" --loadgen-cpu "$LOADGEN_CPU" || exit 3
 
 RUN_ID="kind-$(date -u +%Y%m%dT%H%M%SZ)"
 RUN_DIR="$ROOT/runs/$RUN_ID"

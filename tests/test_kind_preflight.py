@@ -161,3 +161,8 @@ def test_wait_ignores_pods_that_already_ended() -> None:
     with pytest.raises(TimeoutError):  # keeps waiting for the Deployment instead of failing on the old pod
         cluster.wait_namespace(_Core([old_job]), ReadyApps(), "servecmp", timeout_s=10, clock=lambda: clock.t,
                                sleep=lambda s: setattr(clock, "t", clock.t + s))
+
+
+def test_locust_workers_count_on_the_loadgen_node() -> None:
+    ok, msg = preflight.check(load_experiment(QUICK), 4.0, "test", loadgen_cpu=5.0)
+    assert not ok and "TOO MUCH: loadgen node" in msg and "--workers" in msg

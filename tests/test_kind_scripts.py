@@ -144,3 +144,9 @@ def test_kind_load_locust_engine_dry_run(checkout: Path, tmp_path: Path) -> None
     docs = list(yaml.safe_load_all((run / "kind" / "tfserving-rest-json.yaml").read_text()))
     assert [d["kind"] for d in docs] == ["ConfigMap", "Service", "Job", "Job"]
     assert not os.path.exists(run / "steps.jsonl")  # Locust's CSVs, not steps
+
+
+def test_kind_load_preflight_counts_locust_workers(checkout: Path, tmp_path: Path) -> None:
+    proc = _run(checkout, "kind-load.sh", _env(tmp_path, DRYRUN_CLUSTER="1", DRYRUN_NCPU="4"),
+                "--engine", "locust", "--workers", "4", "--target", "tfserving-rest-json")
+    assert proc.returncode == 3 and "TOO MUCH: loadgen node" in proc.stderr

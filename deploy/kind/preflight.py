@@ -135,7 +135,7 @@ def check(exp: Experiment, allocatable: float, source: str, experiment_path: str
             )
         elif n.name == "loadgen":
             msg.append(
-                f"  fix: give the load generator less CPU (load.generator_cpu_limit in {experiment_path}), "
+                f"  fix: fewer Locust workers (--workers), "
                 f"or use a machine with >= {math.ceil(n.requested)} cores"
             )
     msg.append("  (a pod that does not fit stays Pending: helm --wait would wait out its whole timeout)")
@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment")
     p.add_argument("--cpus", type=float, help="CPUs per kind node (default: docker info NCPU, else this host)")
     p.add_argument("--replicas", type=int, help="server replicas (default: the chart's global.replicas)")
+    p.add_argument("--loadgen-cpu", type=float,
+                   help="CPU of the load pods on the loadgen node (default: one steps Job; Locust: 1 + workers)")
     return p
 
 
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     exp = load_experiment(args.experiment)
     cpus, source = (args.cpus, "--cpus") if args.cpus else host_cpus()
-    ok, msg = check(exp, cpus, source, args.experiment, replicas=args.replicas)
+    ok, msg = check(exp, cpus, source, args.experiment, replicas=args.replicas, loadgen_cpu=args.loadgen_cpu)
     print(msg, file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 3
 
