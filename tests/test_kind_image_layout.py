@@ -50,6 +50,21 @@ def _layout(stage: images.Stage, root: Path) -> Path:
     return work
 
 
+def _wheel(src: Path, wheels: Path) -> None:
+    """``pip wheel --no-deps`` as the build stage runs it; offline when this venv's setuptools
+    can build pyproject's metadata (>= 77, PEP 639 license), else with build isolation."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        offline = int(version("setuptools").split(".")[0]) >= 77
+    except PackageNotFoundError:
+        offline = False
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels), str(src)]
+    if offline:
+        cmd.insert(5, "--no-build-isolation")
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+
+
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("loadgen image")  # a space in the path, on purpose
@@ -60,18 +75,10 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict:
     for st in stages[:-1]:
         src = _layout(st, tmp / f"ctx-{st.name}")
         if any("pip wheel" in r for r in st.runs):
-            subprocess.run(
-                [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                 "--wheel-dir", str(wheels), str(src)],
-                check=True, capture_output=True, timeout=300,
-            )
+            _wheel(src, wheels)
     built = sorted(wheels.glob("servecmp-*.whl")) if wheels.is_dir() else []
     if not built:  # the old single-stage image installed the copied source tree itself
-        subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-             "--wheel-dir", str(wheels), str(_layout(runtime, tmp / "ctx-old"))],
-            check=True, capture_output=True, timeout=300,
-        )
+        _wheel(_layout(runtime, tmp / "ctx-old"), wheels)
         built = sorted(wheels.glob("servecmp-*.whl"))
     (wheel,) = built
     # 2. a fresh venv with the wheel installed non-editable; heavy deps through a .pth line
