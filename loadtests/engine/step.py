@@ -39,6 +39,9 @@ from servecmp.loadtests.engine.spec import StepSpec
 from servecmp.results.schema import GeneratorWatch, LateSends, StepResult
 from servecmp.results.store import RunStore
 
+# How long a built client may keep failing its first request before the step goes on without a
+# correct answer (a dead server: the step then measures the outage and is marked disrupted).
+CLIENT_READY_RETRY_S = 10.0
 # Open loop: clients built and answered before warm-up (the rest are built on demand).
 OPEN_LOOP_READY_CLIENTS = 8
 SLO_MAX_ERROR_FRACTION = 0.01
@@ -118,6 +121,8 @@ def server_tree(pids: list[int]) -> dict[int, tuple[float, str]]:
             continue
         for p in procs:
             try:
+                if p.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped by its parent
+                    continue
                 out[p.pid] = (p.create_time(), p.name())
             except psutil.Error:
                 continue
@@ -146,13 +151,14 @@ def _ready_clients(maker: Any, n: int, bound_s: float, sleep: Any) -> tuple[list
     from servecmp.loadtests.clients.base import execute
 
     t0 = time.perf_counter()
-    deadline = t0 + bound_s
     clients: list[Any] = []
     error: str | None = None
     all_ok = True
     for i in range(n):
         client = maker()
         clients.append(client)
+        # retries (a server that is not answering yet) are bounded apart from the build itself
+        deadline = time.perf_counter() + bound_s
         while True:
             r = execute(client, i)
             if r.ok:
@@ -176,9 +182,9 @@ def run_here(spec: StepSpec) -> StepResult:
     from servecmp.loadtests import users as U
     from servecmp.loadtests.engine.clientmaker import client_maker
     from servecmp.loadtests.engine.context import Budget, LoadContext
-    from servecmp.loadtests.engine.spec import CLIENT_READY_BOUND_S
 
     started_at = _now_iso()
+    tree_before = server_tree(spec.server_pids) if spec.server_pids else {}
     load, st = spec.load, spec.load.stability
     maker = client_maker(spec)
     n_inputs = int(getattr(maker, "n_inputs", spec.payload.distinct_inputs))
@@ -194,7 +200,7 @@ def run_here(spec: StepSpec) -> StepResult:
     )
     U.prepare_protocol(ctx)
     n_ready = min(spec.max_in_flight, OPEN_LOOP_READY_CLIENTS) if open_loop else n_users
-    ready, client_ready_s, ready_error = _ready_clients(maker, n_ready, CLIENT_READY_BOUND_S, gevent.sleep)
+    ready, client_ready_s, ready_error = _ready_clients(maker, n_ready, CLIENT_READY_RETRY_S, gevent.sleep)
 
     def new_client() -> Any:
         return ready.pop() if ready else maker()
@@ -220,7 +226,6 @@ def run_here(spec: StepSpec) -> StepResult:
     rec = WindowRecorder(ctx.counters, server_watch)
     env.events.request.add_listener(rec.on_request)
     gm = _attach_generator_metrics(env, spec)
-    tree_before = server_tree(spec.server_pids) if spec.server_pids else {}
 
     runner = env.create_local_runner()
     runner.start(n_users, spawn_rate=float(max(20, n_users * 20)), wait=False)
@@ -354,7 +359,7 @@ def run_here(spec: StepSpec) -> StepResult:
         disrupted=disrupted,
         client_ready_s=round(client_ready_s, 4) if client_ready_s is not None else None,
         error=("; ".join(sorted(set(user_errors)))[:2000]
-               or (f"no correct answer before warm-up within {CLIENT_READY_BOUND_S:g} s: {ready_error}"
+               or (f"no correct answer before warm-up within {CLIENT_READY_RETRY_S:g} s: {ready_error}"
                    if client_ready_s is None else None)),
         totals={
             "windows": len(windows),
