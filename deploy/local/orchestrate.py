@@ -238,6 +238,10 @@ class LocalRun:
 
         def done(r: StepResult) -> None:
             verdict = "valid" if r.valid else f"INVALID ({r.invalid_reason})"
+            if r.disrupted:
+                verdict += f", DISRUPTED ({r.disrupted})"
+            if not r.steady:
+                verdict += f", not steady ({r.unsteady_reason})"
             p50 = r.latency_ms.p50
             _log(
                 f"  step {r.step_id}: {r.throughput_rps:.1f} req/s, p50 "
@@ -346,7 +350,8 @@ class LocalRun:
         for target in targets:
             artifact = self._torchscript_path() if target.server is Server.pytorch else self.art1.savedmodel
             self.store.append_target(TargetAvailability(target=target.name, available=True, address=str(artifact)))
-            _log(f"baseline: {target.name} (in-process, {self.exp.intra_op_threads} thread(s))")
+            _log(f"baseline: {target.name} (in-process, {self.exp.tuning.workers} instance(s) x "
+                 f"{self.exp.intra_op_threads} thread(s))")
             self._run_target(
                 target, str(artifact), cpus=cpus,
                 client_options={"intra_op_threads": self.exp.intra_op_threads, "workers": self.exp.tuning.workers},
