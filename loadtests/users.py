@@ -24,11 +24,12 @@ from gevent.pool import Pool
 from locust import User, constant, task
 from locust.exception import StopUser
 
-from servecmp.loadtests.clients.base import call
+from servecmp.loadtests.clients.base import call, execute, fire_result
 from servecmp.loadtests.engine.context import LoadContext, context_of
 
 
-def _prepare_protocol(ctx: LoadContext) -> None:
+def prepare_protocol(ctx: LoadContext) -> None:
+    """Protocol set-up needed in this process before the first client exists (gRPC+gevent)."""
     if ctx.protocol == "grpc":
         from servecmp.loadtests.clients._grpc import init_gevent_grpc
 
@@ -43,16 +44,24 @@ class ClosedLoopUser(User):
 
     def on_start(self) -> None:
         self.ctx = context_of(self.environment)
-        _prepare_protocol(self.ctx)
+        prepare_protocol(self.ctx)
         self.client = self.ctx.new_client()
         self.fire = self.environment.events.request.fire
         self.i = random.Random(self.ctx.seed + id(self)).randrange(max(1, self.ctx.n_inputs))
+        self.answered_at: float | None = None
 
     @task
     def send(self) -> None:
         if not self.ctx.budget.take():
             raise StopUser()
-        call(self.client, self.i, fire=self.fire)
+        start = time.perf_counter()
+        if self.answered_at is not None:  # the part of the cycle outside the measured latency
+            counters = self.ctx.counters
+            counters.gap_ms_sum += (start - self.answered_at) * 1000.0
+            counters.gaps += 1
+        result = execute(self.client, self.i)
+        self.answered_at = start + result.response_time_ms / 1000.0
+        fire_result(self.client, result, self.fire)
         self.i += 1
 
     def on_stop(self) -> None:
@@ -70,7 +79,7 @@ class OpenLoopUser(User):
 
     def on_start(self) -> None:
         self.ctx = context_of(self.environment)
-        _prepare_protocol(self.ctx)
+        prepare_protocol(self.ctx)
         self.fire = self.environment.events.request.fire
         self.free_clients: list[object] = []
         self.all_clients: list[object] = []
@@ -95,9 +104,12 @@ class OpenLoopUser(User):
             else:
                 counters.late_backpressure += 1
         client = self._client()
+        counters.in_flight += 1
+        counters.in_flight_peak = max(counters.in_flight_peak, counters.in_flight)
         try:
             call(client, index, scheduled_at=scheduled_at, fire=self.fire)
         finally:
+            counters.in_flight -= 1
             self.free_clients.append(client)
 
     @task

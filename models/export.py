@@ -44,7 +44,7 @@ class Artifacts:
 class PackagingRecord:
     server: str
     artifact: str
-    steps: list[str]  # what was run, in order (shell commands verbatim, Python calls described)
+    steps: list[str]  # what was run, in order (shell commands shlex.join-quoted, Python calls described)
     seconds: float
     bytes: int
 
@@ -135,7 +135,7 @@ def _export_torchserve(name: str, model: Any, art: Artifacts, version: int) -> P
             f"{', '.join(map(str, spec.input_shape))}]).save('model.pt')",
             f"python: write {SPEC_FILE} (input shape, classes) for the handler",
             shlex.join(cmd),
-            f"mv {name}.mar {art.mar}",
+            shlex.join(["mv", f"{name}.mar", str(art.mar)]),
         ],
         seconds=round(seconds, 3),
         bytes=_size(art.mar),
@@ -163,7 +163,7 @@ def _export_tfserving(name: str, model: Any, art: Artifacts) -> PackagingRecord:
             f"python: {spec.module}.build_tf(torch_model) (TF mirror, weights copied from PyTorch)",
             "python: tf.saved_model.save(module, dir, signatures={'serving_default': "
             "module.serve, 'serving_b64': module.serve_b64} (concrete functions))",
-            f"mv {tmp.name} {art.savedmodel}",
+            shlex.join(["mv", tmp.name, str(art.savedmodel)]),
         ],
         seconds=round(seconds, 3),
         bytes=_size(art.savedmodel),

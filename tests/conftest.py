@@ -13,7 +13,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def model_export_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("model-exports")
+    return tmp_path_factory.mktemp("model exports")  # a space: recorded commands must be quoted
 
 
 @pytest.fixture(scope="session")

@@ -111,6 +111,35 @@ def busy_client_maker(spec):
     return new_client
 
 
+# ---- a client whose construction blocks (a model load) ---------------------------------------
+SLOW_START_S = 1.5
+
+
+def slow_start_client_maker(spec):
+    """client_factory: building the first client blocks the process for SLOW_START_S (like a
+    SavedModel load: no greenlet runs meanwhile); each answer then takes ~2 ms."""
+    from servecmp.loadtests.clients.base import TargetClient
+
+    payloads = echo_payloads()
+    loaded: list[bool] = []
+
+    class SlowStartClient(TargetClient):
+        def _exchange(self, index: int):
+            time.sleep(0.002)
+            return self.payloads.expected[index], 16
+
+    def new_client():
+        if not loaded:
+            end = time.perf_counter() + SLOW_START_S
+            while time.perf_counter() < end:  # blocking, not a gevent sleep
+                pass
+            loaded.append(True)
+        return SlowStartClient(spec.target, "", payloads, 1.0)
+
+    new_client.n_inputs = len(payloads)
+    return new_client
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("cmd", choices=["serve"])

@@ -64,6 +64,9 @@ def test_open_loop_shows_queueing_that_closed_loop_hides(tmp_path: Path, slow_en
     assert above.late is not None and above.late.total > 0 and above.late.backpressure > 0
     assert above.throughput_rps < 0.8 * 80.0  # the server could not keep up
     assert above.offered_rps == 80.0
+    # the in-flight self-check sees the bound reached, never exceeded
+    assert above.totals["in_flight_peak"] == 4
+    assert below.sent_rps is not None and abs(below.sent_rps / 20.0 - 1) <= 0.1  # sent ≈ offered
     # backpressure is the server's number: it never invalidates the step by itself
     assert above.late.backpressure > 5 * above.late.generator
     assert above.valid or "free in-flight slot" in above.invalid_reason

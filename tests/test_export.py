@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -71,8 +72,11 @@ def test_export_record(exported_model: Callable[[str], Path]) -> None:
     assert rec["seed"] == DEFAULT_SEED and rec["version"] == 1
     ts, tfs = rec["torchserve"], rec["tfserving"]
     assert ts["artifact"] == str(art.mar) and ts["bytes"] == art.mar.stat().st_size
-    assert any(step.split()[0].endswith("torch-model-archiver") and "--version 1.0" in step
+    # recorded commands are shell-quoted (paths may hold spaces): shlex.split gives the argv back
+    assert any(shlex.split(step)[0].endswith("torch-model-archiver") and "--version 1.0" in step
                for step in ts["steps"])
+    assert shlex.split(ts["steps"][-1]) == ["mv", "tiny.mar", str(art.mar)]
+    assert shlex.split(tfs["steps"][-1]) == ["mv", f".tmp-{art.savedmodel.name}", str(art.savedmodel)]
     assert tfs["artifact"] == str(art.savedmodel) and tfs["bytes"] > 0
     assert any("tf.saved_model.save" in step for step in tfs["steps"])
     assert ts["seconds"] > 0 and tfs["seconds"] > 0

@@ -7,6 +7,7 @@ as unavailable with the reason (never replaced by anything).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -170,10 +171,12 @@ def test_no_process_left_behind(run_dir: Path) -> None:
     assert not _leftovers(run_dir)
 
 
-def _start_run(tmp_path: Path, name: str, *extra: str) -> tuple[subprocess.Popen[str], Path, Any]:
+def _start_run(tmp_path: Path, name: str, *extra: str, env: dict[str, str] | None = None
+               ) -> tuple[subprocess.Popen[str], Path, Any]:
     """`servecmp run` in a subprocess; returns it once the first step is on disk (+ its run dir)."""
     exp = dict(TINY, targets=TINY["targets"][:2], name=name)
     exp["load"] = dict(TINY["load"], concurrency=[1, 2], stability={"window_s": 1.5, "windows": 2, "max_windows": 4})
+    tmp_path.mkdir(parents=True, exist_ok=True)
     exp_path = tmp_path / f"{name}.yaml"
     exp_path.write_text(yaml.safe_dump(exp))
     runs = tmp_path / "runs"
@@ -181,7 +184,7 @@ def _start_run(tmp_path: Path, name: str, *extra: str) -> tuple[subprocess.Popen
     proc = subprocess.Popen(
         [sys.executable, "-m", "servecmp.cli", "run", str(exp_path), "--runs", str(runs),
          "--artifacts", str(tmp_path / "build"), "--no-report", *extra],
-        stdout=log, stderr=subprocess.STDOUT, text=True,
+        stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
@@ -245,7 +248,82 @@ def test_torchserve_killed_mid_run_keeps_earlier_steps(tmp_path: Path) -> None:
     assert steps[0].ok > 0 and not steps[0].transport_errors
     later = steps[1:]
     assert later and sum(s.transport_error_count for s in later) > 0
+    # the step it died in is marked disrupted (kept out of comparisons), saying what changed:
+    # the JVM exited (killed once the step had started) or nothing was listening (before)
+    hit = [s for s in later if s.transport_error_count]
+    assert hit[0].disrupted and not hit[0].comparable
+    assert "exited: java" in hit[0].disrupted or "outage" in hit[0].disrupted, hit[0].disrupted
+    assert all(s.disrupted for s in hit)
     assert not _leftovers(run_dir)
+
+
+RUN_MARKER = "SERVECMP_TEST_RUN_MARKER"
+
+
+def _processes_of(marker: str, run_dir: Path) -> list[str]:
+    """Live processes of a run: the test's marker in their environment (every child inherits it:
+    the TorchServe JVM passes its environment on to the workers), or the run dir in their command
+    line or working directory. Walks /proc."""
+    needle = f"{RUN_MARKER}={marker}".encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            env = Path(f"/proc/{entry}/environ").read_bytes()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:  # gone, a zombie, or not ours
+            continue
+        if needle in env.split(b"\0") or str(run_dir) in cmd or cwd.startswith(str(run_dir)):
+            out.append(f"{entry}: {cmd[:160]}")
+    return out
+
+
+def test_kill_9_of_servecmp_run_leaves_no_process_and_a_new_run_works(tmp_path: Path) -> None:
+    """SIGKILL `servecmp run` mid-step (no handler can run): within 10 s no process of the run
+    is left — step process, TorchServe launcher, JVM and worker, Prometheus — and a new run
+    right after works without any cleanup."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    import uuid
+
+    marker = uuid.uuid4().hex
+    proc, run_dir, log = _start_run(tmp_path / "first", "kill9", env={RUN_MARKER: marker})
+    left: list[str] = []
+    try:
+        time.sleep(1.0)  # inside the second step
+        before = _processes_of(marker, run_dir)
+        assert any("java" in p for p in before), before
+        assert any("prometheus" in p for p in before), before
+        assert any("servecmp.loadtests.engine.step" in p for p in before), before
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (left := _processes_of(marker, run_dir)):
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+        for line in _processes_of(marker, run_dir):  # never leave them running, even on failure
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split(":")[0]), signal.SIGKILL)
+    assert not left, "still running 10 s after kill -9:\n" + "\n".join(left)
+    assert RunStore(run_dir).read_steps().steps[0].ok > 0  # the finished step survived
+
+    proc2, run_dir2, log2 = _start_run(tmp_path / "again", "again", "--no-prometheus")
+    try:
+        proc2.wait(timeout=400)
+    finally:
+        if proc2.poll() is None:
+            proc2.kill()
+        log2.close()
+    assert proc2.returncode == 0, (tmp_path / "again" / "run.log").read_text()[-3000:]
+    steps = RunStore(run_dir2).read_steps().steps
+    assert len(steps) == 4 and all(s.ok > 0 for s in steps)
+    assert not _leftovers(run_dir2)
 
 
 @pytest.mark.browser

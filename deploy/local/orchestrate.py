@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from servecmp.deploy.local import cpus as cpu_plan
-from servecmp.deploy.local import friction, probes
+from servecmp.deploy.local import friction, probes, watchdog
 from servecmp.deploy.local.configs import local_configs
 from servecmp.deploy.local.ports import free_ports
 from servecmp.deploy.local.procs import install_handlers
@@ -238,6 +238,10 @@ class LocalRun:
 
         def done(r: StepResult) -> None:
             verdict = "valid" if r.valid else f"INVALID ({r.invalid_reason})"
+            if r.disrupted:
+                verdict += f", DISRUPTED ({r.disrupted})"
+            if not r.steady:
+                verdict += f", not steady ({r.unsteady_reason})"
             p50 = r.latency_ms.p50
             _log(
                 f"  step {r.step_id}: {r.throughput_rps:.1f} req/s, p50 "
@@ -346,10 +350,11 @@ class LocalRun:
         for target in targets:
             artifact = self._torchscript_path() if target.server is Server.pytorch else self.art1.savedmodel
             self.store.append_target(TargetAvailability(target=target.name, available=True, address=str(artifact)))
-            _log(f"baseline: {target.name} (in-process, {self.exp.intra_op_threads} thread(s))")
+            _log(f"baseline: {target.name} (in-process, {self.exp.tuning.workers} instance(s) x "
+                 f"{self.exp.intra_op_threads} thread(s))")
             self._run_target(
                 target, str(artifact), cpus=cpus,
-                client_options={"intra_op_threads": self.exp.intra_op_threads},
+                client_options={"intra_op_threads": self.exp.intra_op_threads, "workers": self.exp.tuning.workers},
             )
 
     def _torchscript_path(self) -> Path:
@@ -413,7 +418,11 @@ def run_experiment(
     gen_cpus = run.placement.generator_cpus if run.placement.pinned else None
     from servecmp.loadtests.engine import plan_steps
 
+    # Everything started from here on dies with this process, even on kill -9 (watchdog.py).
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    watchdog.start(run_dir / "logs" / "watchdog.log")
     with _progress(len(targets) * len(plan_steps(exp.load))) as advance, contextlib.ExitStack() as pin:
+        pin.callback(watchdog.stop)
         run.advance = advance
         run.prepare()  # unpinned, so the provenance records every CPU the machine offers
         pin.enter_context(_pinned(gen_cpus))

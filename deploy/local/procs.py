@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import threading
@@ -17,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psutil
+
+from servecmp.deploy.local import watchdog
 
 _RUNNING: set[ManagedProcess] = set()
 _LOCK = threading.Lock()
@@ -38,6 +41,9 @@ class ManagedProcess:
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        # the exact command, shell-quoted (paths may hold spaces), so it can be re-run by hand
+        self._log.write(f"$ {shlex.join(self.argv)}\n".encode())
+        self._log.flush()
         cpuset = set(cpus) if cpus else None
 
         def _pin() -> None:  # runs in the child before exec: the whole tree inherits it
@@ -58,6 +64,7 @@ class ManagedProcess:
             preexec_fn=_pin,
         )
         self.pid = self.popen.pid
+        watchdog.register(self.pid)  # its own session: pgid == pid
         with _LOCK:
             _RUNNING.add(self)
 
@@ -102,6 +109,7 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             self.popen.kill()
         self._log.close()
+        watchdog.unregister(self.pid)
         with _LOCK:
             _RUNNING.discard(self)
         return self.popen.returncode

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import requests
 
+from servecmp.deploy.local import watchdog
 from servecmp.deploy.local.procs import ManagedProcess
 from servecmp.deploy.local.server import Endpoints, LocalServer
 
@@ -58,6 +59,7 @@ class TorchServeServer(LocalServer):
             shutil.rmtree(self._tmp, ignore_errors=True)
         self._tmp = Path(tempfile.mkdtemp(prefix="servecmp-ts-"))
         tmp = self._tmp
+        watchdog.remove_on_exit(tmp)  # also when we are killed
         env = {
             "TMPDIR": str(tmp),
             "TEMP": str(tmp),  # shared, a second TorchServe would take over our worker sockets

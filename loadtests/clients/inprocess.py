@@ -2,16 +2,31 @@
 
 ``address`` is the artifact: a TorchScript file (``pytorch``) or a SavedModel directory
 (``tensorflow``; a TF Serving base dir with numeric version subdirs picks the highest).
-``intra_op_threads`` sets the framework's math threads (the same budget the servers get).
-Thread settings are process-wide in both frameworks; ``threads_effective`` records what the
-framework actually uses. TensorFlow refuses changes once its runtime is initialised: the TF
-client then raises (``strict_threads=True``, the default) rather than run a baseline with a
-thread budget other than the one asked for — run each baseline in its own process.
-Timeouts cannot interrupt a framework call; ``timeout_s`` is accepted and not enforced.
+
+Same concurrency semantics as a server with the same budget (issue 11): every client of one
+process shares ONE :class:`InstancePool` of ``workers`` model instances, each call runs on a
+native OS thread of that pool, and a caller whose request finds every instance busy waits for
+one. Latency is measured by the caller from the moment it issues the request, so the wait for a
+free instance is in it, as a server's queue is. Under gevent (a Locust process) the caller's
+greenlet waits cooperatively for the pool thread, so other users keep issuing requests and the
+hub is never blocked by the model (a blocking call there would hide the queue: at c=4 the old
+baseline reported 14.7 ms p50 at 40 req/s, where Little's law requires ~100 ms).
+
+``intra_op_threads`` sets the framework's math threads per instance (the budget each TorchServe
+worker gets); PyTorch applies ``set_num_threads`` to every calling thread, so ``workers``
+instances use ``workers x intra_op_threads`` threads, as ``workers`` TorchServe workers do.
+TensorFlow runs one loaded SavedModel (one session, as TF Serving does) called from ``workers``
+pool threads. Thread settings are process-wide in both frameworks; ``threads_effective``
+records what the framework actually uses. TensorFlow refuses changes once its runtime is
+initialised: the TF client then raises (``strict_threads=True``, the default) rather than run a
+baseline with a thread budget other than the one asked for — run each baseline in its own
+process. Timeouts cannot interrupt a framework call; ``timeout_s`` is accepted and not enforced.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +35,64 @@ import numpy as np
 from servecmp.experiment import Protocol, Server, Target
 from servecmp.loadtests.clients.base import TargetClient, TransportError
 from servecmp.loadtests.payloads import PayloadSet
+
+
+def _gevent_patched() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent comes with locust
+        return False
+    return bool(monkey.is_module_patched("threading"))
+
+
+class InstancePool:
+    """``workers`` model instances served by ``workers`` native threads; callers queue for them.
+
+    ``run(fn)`` calls ``fn(instance)`` on a free instance and returns its result. In a
+    gevent-patched process the call runs on a thread of a dedicated gevent ``ThreadPool``
+    (``maxsize=workers``: a request beyond that waits in the pool's queue) and the calling
+    greenlet yields until it is done. Without gevent, callers are native threads already: a
+    native semaphore bounds them to ``workers``.
+    """
+
+    def __init__(self, instances: list[Any]) -> None:
+        if not instances:
+            raise ValueError("an instance pool needs at least one instance")
+        self.workers = len(instances)
+        # at most `workers` calls run at once, so popleft() always finds one (deque ops are
+        # atomic under the GIL; no lock that gevent would patch)
+        self._free: deque[Any] = deque(instances)
+        self._pool: Any = None
+        self._sem: Any = None
+
+    def _on_instance(self, fn: Callable[[Any], Any]) -> Any:
+        inst = self._free.popleft()
+        try:
+            return fn(inst)
+        finally:
+            self._free.append(inst)
+
+    def run(self, fn: Callable[[Any], Any]) -> Any:
+        if _gevent_patched():
+            if self._pool is None:
+                from gevent.threadpool import ThreadPool
+
+                self._pool = ThreadPool(self.workers)  # idle threads stay: model state stays warm
+            return self._pool.apply(self._on_instance, (fn,))
+        if self._sem is None:
+            import threading
+
+            self._sem = threading.BoundedSemaphore(self.workers)
+        with self._sem:
+            return self._on_instance(fn)
+
+    def on_pool_thread(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn()`` on one of the pool's threads (loading state that belongs to it)."""
+        return self.run(lambda _inst: fn())
+
+
+# One pool per (artifact, budget, payload set) and process: every user / client shares it.
+_PT_POOLS: dict[tuple[str, int, int | None, int], tuple[InstancePool, list[Any], int]] = {}
 
 
 class PyTorchInProcessClient(TargetClient):
@@ -33,26 +106,40 @@ class PyTorchInProcessClient(TargetClient):
         timeout_s: float,
         *,
         intra_op_threads: int | None = None,
+        workers: int = 1,
     ) -> None:
         super().__init__(target, address, payloads, timeout_s)
         import torch
 
         self._torch = torch
-        if intra_op_threads is not None:
-            torch.set_num_threads(int(intra_op_threads))
-        self.threads_effective = torch.get_num_threads()
-        self._model = torch.jit.load(str(address), map_location="cpu").eval()
-        self._inputs = [torch.from_numpy(payloads.inputs[i]) for i in range(len(payloads))]
+        key = (str(address), int(workers), intra_op_threads, id(payloads))
+        if key not in _PT_POOLS:
+            if intra_op_threads is not None:
+                torch.set_num_threads(int(intra_op_threads))
+            models = [torch.jit.load(str(address), map_location="cpu").eval() for _ in range(int(workers))]
+            pool = InstancePool(models)
+            # what a pool thread really uses (PyTorch applies the budget per calling thread)
+            threads = int(pool.on_pool_thread(torch.get_num_threads))
+            inputs = [torch.from_numpy(payloads.inputs[i]) for i in range(len(payloads))]
+            _PT_POOLS[key] = (pool, inputs, threads)
+        self._pool, self._inputs, self.threads_effective = _PT_POOLS[key]
+        self.workers = int(workers)
 
     def _exchange(self, index: int) -> tuple[np.ndarray, int]:
+        x = self._inputs[index]
+        torch = self._torch
+
+        def infer(model: Any) -> np.ndarray:
+            with torch.inference_mode():
+                out = model(x)
+            if isinstance(out, dict):
+                out = out[self.payloads.output_name]
+            return out.detach().numpy()
+
         try:
-            with self._torch.inference_mode():
-                out = self._model(self._inputs[index])
+            logits = self._pool.run(infer)
         except Exception as err:
             raise TransportError("inprocess", f"{type(err).__name__}: {err}") from None
-        if isinstance(out, dict):
-            out = out[self.payloads.output_name]
-        logits = out.detach().numpy()
         return self._logits_from_flat(logits), logits.nbytes
 
 
@@ -66,27 +153,13 @@ def saved_model_dir(path: str | Path) -> Path:
     raise FileNotFoundError(f"{p}: no saved_model.pb (nor numeric version dirs holding one)")
 
 
-# One loaded SavedModel (and its input tensors) per process. Under gevent (a Locust process),
-# TensorFlow's per-thread eager context becomes per-greenlet and calls from another greenlet come
-# back in graph mode (SymbolicTensor outputs). So in a patched process every TensorFlow call runs
-# on one native thread of gevent's threadpool (the greenlet waits cooperatively); this adds a
-# thread hand-off of tens of microseconds per call, negligible against the model's compute.
-_TF_CACHE: dict[tuple[str, str, int], tuple[Any, Any, list[Any]]] = {}
-
-
-def _on_tf_thread(fn: Any, *args: Any) -> Any:
-    try:
-        from gevent import monkey
-    except ImportError:  # pragma: no cover - gevent comes with locust
-        return fn(*args)
-    if not monkey.is_module_patched("threading"):
-        return fn(*args)
-    import gevent
-
-    hub = gevent.get_hub()
-    if hub.threadpool.maxsize != 1:
-        hub.threadpool.maxsize = 1  # one native thread: TF state stays on it
-    return hub.threadpool.apply(fn, args)
+# One loaded SavedModel (and its input tensors) per process, called from `workers` native threads.
+# Under gevent (a Locust process), TensorFlow's per-thread eager context becomes per-greenlet and
+# calls from another greenlet come back in graph mode (SymbolicTensor outputs). So in a patched
+# process every TensorFlow call, the load included, runs on a native thread of the pool (the
+# greenlet waits cooperatively); the thread hand-off costs tens of microseconds per call,
+# negligible against the model's compute.
+_TF_POOLS: dict[tuple[str, str, int, int], tuple[InstancePool, Any, Any, list[Any]]] = {}
 
 
 class TensorFlowInProcessClient(TargetClient):
@@ -100,6 +173,7 @@ class TensorFlowInProcessClient(TargetClient):
         timeout_s: float,
         *,
         intra_op_threads: int | None = None,
+        workers: int = 1,
         signature_name: str = "serving_default",
         strict_threads: bool = True,
     ) -> None:
@@ -121,26 +195,29 @@ class TensorFlowInProcessClient(TargetClient):
         self.threads_effective: int | None = (
             tf.config.threading.get_intra_op_parallelism_threads() or None
         )
-        key = (str(saved_model_dir(address)), signature_name, id(payloads))
-        if key not in _TF_CACHE:
+        key = (str(saved_model_dir(address)), signature_name, int(workers), id(payloads))
+        if key not in _TF_POOLS:
+            pool = InstancePool([None] * int(workers))  # one session, `workers` calling threads
 
             def load() -> tuple[Any, Any, list[Any]]:
                 loaded = tf.saved_model.load(key[0])
                 inputs = [tf.constant(payloads.inputs[i]) for i in range(len(payloads))]
                 return loaded, loaded.signatures[signature_name], inputs
 
-            _TF_CACHE[key] = _on_tf_thread(load)
-        self._loaded, self._fn, self._inputs = _TF_CACHE[key]
+            _TF_POOLS[key] = (pool, *pool.on_pool_thread(load))
+        self._pool, self._loaded, self._fn, self._inputs = _TF_POOLS[key]
+        self.workers = int(workers)
 
     def _exchange(self, index: int) -> tuple[np.ndarray, int]:
         name = self.payloads.output_name
+        x = self._inputs[index]
 
-        def infer() -> Any:
-            out = self._fn(**{self.payloads.input_name: self._inputs[index]})
+        def infer(_inst: Any) -> dict[str, np.ndarray]:
+            out = self._fn(**{self.payloads.input_name: x})
             return {k: v.numpy() for k, v in out.items()}
 
         try:
-            out = _on_tf_thread(infer)
+            out = self._pool.run(infer)
         except Exception as err:
             raise TransportError("inprocess", f"{type(err).__name__}: {err}") from None
         if name not in out:

@@ -44,7 +44,7 @@ class Budget:
 
 @dataclass
 class SendCounters:
-    """Open-loop scheduler counters (monotonic; the recorder diffs them per window)."""
+    """Load counters (monotonic except the in-flight pair; the recorder diffs them per window)."""
 
     scheduled: int = 0
     sent: int = 0
@@ -52,8 +52,13 @@ class SendCounters:
     late_backpressure: int = 0
     late_generator: int = 0
     owed_at_end: int = 0  # scheduled times already past when the scheduler stopped
+    in_flight: int = 0  # open loop: requests sent and not yet answered
+    in_flight_peak: int = 0  # most in flight at once (the recorder restarts it per window)
+    # closed loop: time from a response to the same user's next send (Little's law diagnostic)
+    gap_ms_sum: float = 0.0
+    gaps: int = 0
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self) -> dict[str, float]:
         return dict(self.__dict__)
 
 

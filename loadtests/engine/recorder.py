@@ -9,8 +9,10 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
+import numpy as np
 import psutil
 from hdrh.histogram import HdrHistogram
 
@@ -110,6 +112,13 @@ class Window:
     cpu_end: float = 0.0
     server_cpu_start: float | None = None
     server_cpu_end: float | None = None
+    # ok latencies (ms) of this window: percentiles for the stability rule from a sort, not from
+    # the HDR histogram's iterator, which takes tens of ms per window and would stall the event
+    # loop between windows (with requests in flight)
+    samples: list[float] = field(default_factory=list)
+    latency_sum_all_ms: float = 0.0  # every completed request, any outcome (Little's law)
+    completed: int = 0
+    in_flight_peak: int = 0  # open loop: most requests in flight at once in this window
 
     @property
     def duration(self) -> float:
@@ -123,7 +132,9 @@ class Window:
         return sum(self.transport.values())
 
     def summary(self) -> WindowSummary:
-        lat = summarize(self.hist)
+        p50 = p99 = None
+        if self.samples:
+            p50, p99 = (float(v) for v in np.percentile(np.asarray(self.samples), [50, 99], method="higher"))
         return WindowSummary(
             index=self.index,
             duration_s=round(self.duration, 6),
@@ -131,8 +142,8 @@ class Window:
             wrong_answers=self.wrong,
             transport_errors=self.transport_total,
             throughput_rps=self.ok / self.duration,
-            p99_ms=lat.p99,
-            p50_ms=lat.p50,
+            p99_ms=p99,
+            p50_ms=p50,
             scheduled=self.delta("scheduled"),
             late_sends=self.delta("late"),
             generator_cpu=(self.cpu_end - self.cpu_start) / self.duration,
@@ -150,6 +161,7 @@ class WindowRecorder:
     def __init__(self, counters: Any = None, server_watch: CpuWatch | None = None) -> None:
         self.measuring = False
         self.windows: list[Window] = []
+        self.warmup_windows: list[Window] = []
         self.current: Window | None = None
         self.counters = counters
         self.server_watch = server_watch
@@ -165,8 +177,11 @@ class WindowRecorder:
             return
         ctx = context or {}
         outcome = ctx.get("outcome") or ("ok" if exception is None else "transport_error")
+        w.completed += 1
+        w.latency_sum_all_ms += response_time
         if outcome == "ok":
             w.ok += 1
+            w.samples.append(response_time)
             record_ms(w.hist, response_time)
             record_ms(w.service, response_time - float(ctx.get("late_ms") or 0.0))
         elif outcome == "wrong_answer":
@@ -180,11 +195,14 @@ class WindowRecorder:
         w = Window(index=len(self.windows), start=now, counters_start=self._counters(), cpu_start=own_cpu_seconds())
         if self.server_watch is not None:
             w.server_cpu_start = self.server_watch.sample()
+        if self.counters is not None and hasattr(self.counters, "in_flight_peak"):
+            self.counters.in_flight_peak = self.counters.in_flight  # the peak restarts per window
         self.current = w
         self.measuring = True
         return w
 
-    def close_window(self) -> Window:
+    def close_window(self, *, warmup: bool = False) -> Window:
+        """Close the current window; a ``warmup`` window is kept apart from the measured ones."""
         w = self.current
         assert w is not None, "no open window"
         w.end = time.perf_counter()
@@ -192,7 +210,9 @@ class WindowRecorder:
         w.cpu_end = own_cpu_seconds()
         if self.server_watch is not None:
             w.server_cpu_end = self.server_watch.sample()
-        self.windows.append(w)
+        if self.counters is not None and hasattr(self.counters, "in_flight_peak"):
+            w.in_flight_peak = int(self.counters.in_flight_peak)
+        (self.warmup_windows if warmup else self.windows).append(w)
         self.current = None
         self.measuring = False
         return w
@@ -205,17 +225,56 @@ def spread(values: Sequence[float]) -> float:
     return (max(values) - min(values)) / m if m > 0 else float("inf")
 
 
-def is_stable(windows: Sequence[WindowSummary], n: int, tolerance: float) -> bool:
-    """Stable when the last ``n`` windows agree: for throughput AND p99 separately,
-    ``(max - min) / mean <= tolerance``. A window without ok responses (no p99, zero
-    throughput) is never stable, so a dead server runs to the time bound."""
+def _monotone(values: Sequence[float]) -> str | None:
+    if all(b > a for a, b in pairwise(values)):
+        return "rising"
+    if all(b < a for a, b in pairwise(values)):
+        return "falling"
+    return None
+
+
+def _ms(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def steadiness(windows: Sequence[WindowSummary], n: int, tolerance: float) -> tuple[bool, str | None]:
+    """Is the system in steady state over the last ``n`` windows? (steady, why not).
+
+    Not steady when a window has no ok response; when the windows TREND — p50 latency or
+    throughput moves the same way from each window to the next (``n >= 3``) by more than
+    ``tolerance`` overall, e.g. a queue built during the start and draining: p50
+    1,274 → 1,966 → 760 → 162 ms never agrees, and 900 → 600 → 400 ms is a trend even if a
+    later window would agree — or when they DISAGREE: throughput or p99
+    ``(max - min) / mean > tolerance``."""
     if len(windows) < n:
-        return False
+        return False, f"only {len(windows)} measurement window(s), {n} needed to judge steadiness"
     last = windows[-n:]
-    if any(w.p99_ms is None or w.throughput_rps <= 0 for w in last):
-        return False
-    return (spread([w.throughput_rps for w in last]) <= tolerance
-            and spread([w.p99_ms for w in last if w.p99_ms is not None]) <= tolerance)
+    if any(w.p99_ms is None or w.p50_ms is None or w.throughput_rps <= 0 for w in last):
+        return False, "a measurement window had no successful response"
+    p50 = [float(w.p50_ms) for w in last if w.p50_ms is not None]
+    thr = [w.throughput_rps for w in last]
+    if n >= 3:
+        for label, values, fmt in (("p50", p50, lambda v: f"{_ms(v)} ms"), ("throughput", thr, lambda v: f"{v:.1f} req/s")):
+            direction = _monotone(values)
+            if direction and spread(values) > tolerance:
+                seq = " → ".join(fmt(v) for v in values)
+                return False, f"trend: {label} {direction} over the last {n} windows ({seq})"
+    parts = []
+    s_thr, s_p99 = spread(thr), spread([float(w.p99_ms) for w in last if w.p99_ms is not None])
+    if s_thr > tolerance:
+        parts.append(f"throughput spread {s_thr:.0%}")
+    if s_p99 > tolerance:
+        parts.append(f"p99 spread {s_p99:.0%}")
+    if parts:
+        return False, f"windows never agreed: {', '.join(parts)} over the last {n} (tolerance {tolerance:.0%})"
+    return True, None
+
+
+def is_stable(windows: Sequence[WindowSummary], n: int, tolerance: float) -> bool:
+    """Stable when the last ``n`` windows agree (throughput AND p99 ``(max - min) / mean <=
+    tolerance``) and do not trend (see :func:`steadiness`). A window without ok responses is
+    never stable, so a dead server runs to the time bound."""
+    return steadiness(windows, n, tolerance)[0]
 
 
 # ---- validity ---------------------------------------------------------------------------------
@@ -238,6 +297,37 @@ class ValidityInput:
     late_threshold_ms: float = 10.0
     service_p99_ms: float | None = None  # open loop: from actual send start
     inprocess: bool = False  # the target runs inside the generator process (baseline)
+    # Little's law (closed loop): completed requests / s and their mean latency, any outcome
+    concurrency: int | None = None
+    completed_rps: float = 0.0
+    latency_mean_all_ms: float | None = None
+    send_gap_ms: float | None = None  # mean time from a response to the user's next send
+    # open loop: the offered schedule, and what the generator really did
+    offered_rps: float | None = None
+    measured_s: float = 0.0
+    arrival: str = "poisson"
+    late_backpressure: int = 0
+    max_in_flight: int | None = None
+    in_flight_peak: int = 0
+
+
+# Little's law for a closed loop of N users: N = throughput x (latency + time between a response
+# and the user's next send). That gap is the generator's own work (check the answer, record it,
+# schedule the next send): tens of microseconds against milliseconds of latency, so mean latency
+# x throughput / N must be 1 within LITTLE_TOLERANCE; the rest absorbs requests straddling a
+# window edge (<= N per window). Fewer than LITTLE_MIN_REQUESTS completions: not judged.
+LITTLE_TOLERANCE = 0.15
+LITTLE_MIN_REQUESTS = 50
+# Open loop: sends in the reported windows vs offered rate x time. Poisson arrivals vary by
+# sqrt(expected): the tolerance is the larger of 10 % and 3 standard deviations.
+SENT_TOLERANCE = 0.10
+
+
+def sent_tolerance(expected: float, arrival: str) -> float:
+    if expected <= 0:
+        return float("inf")
+    noise = 3.0 / expected**0.5 if arrival == "poisson" else 2.0 / expected
+    return max(SENT_TOLERANCE, noise)
 
 
 def judge_validity(v: ValidityInput) -> tuple[bool, str | None]:
@@ -267,6 +357,19 @@ def judge_validity(v: ValidityInput) -> tuple[bool, str | None]:
        ``late_send_tolerance`` of sends while the service-time p99 (from actual send start) was
        within ``late_threshold_ms``: a server answering that fast cannot have caused the
        lateness (it catches R2's blind spot, e.g. the in-flight bound set too low).
+
+    Self-checks (a violation is a measurement bug, not a server property):
+
+    L1 Little's law (closed loop, >= ``LITTLE_MIN_REQUESTS`` completions): with X completed
+       requests/s and W their mean latency, ``|X * W / concurrency - 1| <= LITTLE_TOLERANCE``.
+       Below: time in each user's cycle is outside the measured latency (e.g. a blocking call
+       that keeps the other users from sending: their wait is in no one's latency).
+
+    O1 in flight (open loop): more requests in flight at once than ``max_in_flight``.
+
+    O2 sent vs offered (open loop): the sends in the reported windows differ from
+       ``offered_rps * measured_s`` by more than :func:`sent_tolerance` — unless every
+       in-flight slot was busy (backpressure: the server's queue, which stays in its latency).
     """
     if v.ok == 0:
         return False, f"no successful responses ({v.requests} requests completed)"
@@ -284,6 +387,18 @@ def judge_validity(v: ValidityInput) -> tuple[bool, str | None]:
             f"generator-bound: load generator used {v.generator_cpu:.0%} of one core "
             f"(limit {v.generator_cpu_limit:.0%}) while the target was not saturated ({why})"
         )
+    if (v.mode == "closed_loop" and v.concurrency and v.requests >= LITTLE_MIN_REQUESTS
+            and v.latency_mean_all_ms is not None):
+        product = v.completed_rps * v.latency_mean_all_ms / 1000.0
+        ratio = product / v.concurrency
+        if abs(ratio - 1.0) > LITTLE_TOLERANCE:
+            gap = "" if v.send_gap_ms is None else f"; mean {v.send_gap_ms:.2f} ms from a response to the next send"
+            return False, (
+                f"self-check failed (Little's law): throughput {v.completed_rps:.1f} req/s x mean "
+                f"latency {v.latency_mean_all_ms:.2f} ms = {product:.2f} requests in flight, but "
+                f"{v.concurrency} users were sending ({ratio:.2f}x, tolerance "
+                f"±{LITTLE_TOLERANCE:.0%}){gap}: part of each request's time is not in its latency"
+            )
     if v.mode == "open_loop" and v.sends > 0:
         limit = v.late_send_tolerance * v.sends
         if v.late_generator > limit:
@@ -297,5 +412,20 @@ def judge_validity(v: ValidityInput) -> tuple[bool, str | None]:
             return False, (
                 f"generator-bound: {v.late_total} of {v.sends} sends were late while the server "
                 f"answered within {v.service_p99_ms:.1f} ms p99 (<= {v.late_threshold_ms:g} ms)"
+            )
+    if v.mode == "open_loop" and v.max_in_flight is not None and v.in_flight_peak > v.max_in_flight:
+        return False, (
+            f"self-check failed: {v.in_flight_peak} requests in flight at once, above "
+            f"max_in_flight {v.max_in_flight}"
+        )
+    if v.mode == "open_loop" and v.offered_rps and v.measured_s > 0:
+        expected = v.offered_rps * v.measured_s
+        tol = sent_tolerance(expected, v.arrival)
+        dev = v.sends / expected - 1.0
+        if dev > tol or (dev < -tol and v.late_backpressure == 0):
+            return False, (
+                f"self-check failed: sent {v.sends / v.measured_s:.1f} req/s against "
+                f"{v.offered_rps:g} offered ({dev:+.0%}, tolerance ±{tol:.0%}) "
+                + ("with a free in-flight slot for every send" if dev < 0 else "(more than scheduled)")
             )
     return True, None

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from servecmp.deploy.local import watchdog
 from servecmp.loadtests.engine.spec import StepSpec
 from servecmp.results.schema import StepResult
 from servecmp.results.store import RunStore
@@ -56,6 +57,7 @@ def run_step(
             stdout=log, stderr=subprocess.STDOUT, env=child_env,
             start_new_session=True,  # the child's signals never reach us
         )
+        watchdog.register(proc.pid)  # dies with the orchestrator, even on kill -9
         try:
             proc.wait(timeout=deadline)
         except BaseException as exc:  # Ctrl-C / SIGTERM of the parent: the child goes too
@@ -65,6 +67,7 @@ def run_step(
                 raise
             proc.kill()  # this child only, by its pid
             proc.wait(timeout=30)
+            watchdog.unregister(proc.pid)
             from servecmp.loadtests.engine.step import failed_result
 
             result = failed_result(
@@ -73,6 +76,7 @@ def run_step(
             )
             store.append_step(result)
             return result
+    watchdog.unregister(proc.pid)
     found = store.find_step(spec.step_id)
     if found is not None:
         return found

@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from servecmp.experiment import Load, LoadProfile, Payload, Protocol, Target
 
 SPEC_VERSION = 1
+# Building the clients and getting one correct answer from each (loading a model in-process, a
+# first gRPC connect) happens before the warm-up clock; this bounds it.
+CLIENT_READY_BOUND_S = 60.0
 
 # A Kubernetes Service DNS name: <svc>.<ns>.svc[.cluster.local], optionally with :port.
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
@@ -98,13 +101,21 @@ class StepSpec(BaseModel):
         return self
 
     # ---- time bounds ----------------------------------------------------------------------
+    def warmup_bound_s(self) -> float:
+        """Warm-up runs at least ``load.warmup_s`` and ends when latency stops falling, at the
+        latest after this many seconds (0 when warm-up is off)."""
+        w = self.load.warmup_s
+        return 0.0 if w <= 0 else w + max(2.0, 2.0 * w)
+
     def measurement_bound_s(self) -> float:
+        """Warm-up bound + every window the stability rule may use (starts once clients are ready)."""
         st = self.load.stability
-        return self.load.warmup_s + st.max_windows * st.window_s
+        return self.warmup_bound_s() + st.max_windows * st.window_s
 
     def hard_deadline_s(self) -> float:
         """Wall seconds after which the parent kills the step process (never hangs)."""
-        return self.measurement_bound_s() + self.load.request_timeout_s + self.grace_s + 15.0
+        return (CLIENT_READY_BOUND_S + self.measurement_bound_s() + self.load.request_timeout_s
+                + self.grace_s + 15.0)
 
     # ---- io -------------------------------------------------------------------------------
     def write(self, path: str | Path) -> Path:

@@ -172,7 +172,8 @@ class Cell:
 
     @property
     def valid_steps(self) -> list[StepResult]:
-        return [s for s in self.steps if s.valid]
+        # comparable = valid, steady and undisturbed (issue 11): only those feed the verdicts
+        return [s for s in self.steps if s.comparable]
 
     @property
     def rep(self) -> StepResult | None:

@@ -89,3 +89,29 @@ def write_savedmodel(weights: TinyWeights, path: Path) -> Path:
         mod, str(path), signatures={"serving_default": mod.serve, "serving_b64": mod.serve_b64}
     )
     return path
+
+
+def write_slow_torchscript(weights: TinyWeights, path: Path, matmuls: int = 8, size: int = 192) -> Path:
+    """The tiny model plus ``matmuls`` products of ``size`` x ``size`` matrices per call: the same
+    logits, but milliseconds of compute (so queueing for a model instance is measurable)."""
+    import torch
+
+    class SlowTiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(FEATURES, NUM_CLASSES)
+            self.m = torch.nn.Parameter(torch.eye(size) * 0.5, requires_grad=False)
+            self.n = matmuls
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            z = self.m
+            for _ in range(self.n):
+                z = torch.tanh(z @ self.m)
+            return self.fc(torch.flatten(x, 1)) + 0.0 * z.sum()
+
+    m = SlowTiny()
+    with torch.no_grad():
+        m.fc.weight.copy_(torch.from_numpy(weights.w.T.copy()))
+        m.fc.bias.copy_(torch.from_numpy(weights.b))
+    torch.jit.script(m.eval()).save(str(path))
+    return path

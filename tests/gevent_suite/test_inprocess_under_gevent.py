@@ -45,3 +45,29 @@ def test_pytorch_inprocess_from_several_greenlets(tmp_path: Path) -> None:
     payloads = PayloadSet.build(TinySpec(), 1234, 2, 3, expected=w.logits)  # type: ignore[arg-type]
     results = _users(Target(server="pytorch", protocol="inprocess"), str(pt), payloads)
     assert all(o is Outcome.ok for r in results for o in r), results
+
+
+def test_users_share_a_pool_of_workers_instances(tmp_path: Path) -> None:
+    """Like a server with `workers` model instances: every client of the process shares them,
+    calls run on native threads (the greenlets wait cooperatively), and each call uses one of
+    exactly `workers` instances."""
+    w = TinyWeights.seeded()
+    pt = write_torchscript(w, tmp_path / "model.pt")
+    payloads = PayloadSet.build(TinySpec(), 1234, 2, 3, expected=w.logits)  # type: ignore[arg-type]
+    target = Target(server="pytorch", protocol="inprocess")
+    clients = [make_client(target, str(pt), payloads, 5.0, intra_op_threads=1, workers=2) for _ in range(4)]
+    pool = clients[0]._pool  # type: ignore[attr-defined]
+    assert all(c._pool is pool for c in clients) and pool.workers == 2  # type: ignore[attr-defined]
+    assert clients[0].threads_effective == 1  # the budget as seen from a pool thread
+    used: set[int] = set()
+    inner = pool._on_instance
+
+    def spy(fn):
+        return inner(lambda inst: (used.add(id(inst)), fn(inst))[1])
+
+    pool._on_instance = spy
+    jobs = [gevent.spawn(lambda c=c: [call(c, i) for i in range(12)]) for c in clients]
+    gevent.joinall(jobs, raise_error=True)
+    assert all(o is Outcome.ok for j in jobs for o in j.value)
+    assert len(used) == 2  # both instances served, and no third one exists
+    assert pool._pool is not None and pool._pool.maxsize == 2  # a gevent ThreadPool: native threads
