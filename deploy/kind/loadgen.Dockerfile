@@ -11,6 +11,6 @@ COPY models/ models/
 COPY deploy/ deploy/
 COPY loadtests/ loadtests/
 COPY experiments/ experiments/
-RUN pip install . && pip install --no-deps tensorflow-serving-api==2.21.0
+RUN pip install . && pip install --no-deps tensorflow-serving-api==2.20.0
 USER 1000:1000
 ENTRYPOINT []

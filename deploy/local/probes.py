@@ -126,6 +126,14 @@ def _tree_sum(root_pid: int, measure: Callable[[psutil.Process], float]) -> floa
     return total
 
 
+def tree(root_pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(root_pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 def tree_rss(root_pid: int) -> int:
     return int(_tree_sum(root_pid, lambda p: p.memory_info().rss))
 
