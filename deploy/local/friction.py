@@ -175,8 +175,11 @@ def recovery(
             return
         t_kill = load.now()
         server.kill_hard()
+        # A request sent while the kill was still in flight (`docker kill` takes a moment) may
+        # be answered by the dying server: "back" means answered after the server was gone.
+        t_dead = load.now()
         restart()
-        t_back = load.wait_for(lambda s: s.ok and s.t > t_kill, RECOVERY_TIMEOUT_S)
+        t_back = load.wait_for(lambda s: s.ok and s.t > t_dead, RECOVERY_TIMEOUT_S)
     finally:
         load.stop()
     end = t_back if t_back is not None else load.now()
