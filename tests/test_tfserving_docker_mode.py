@@ -148,6 +148,8 @@ def test_docker_mode_measures_kills_and_cleans_up_the_container(shim_env: Path, 
     meta = RunStore(run_dir).read_meta()
     assert meta.placement["tfserving_runtime"]["mode"] == "docker"
     assert "docker: tensorflow/serving:" in meta.versions["tfserving"]
+    # The report says TF Serving's request counter includes non-inference requests.
+    assert any("request_count counts every REST request" in note for note in meta.notes)
 
     # Normal exit: no container, no container process.
     assert not _containers(state)

@@ -82,3 +82,14 @@ def test_version_output_of_the_binary_is_parsed() -> None:
     out = "TensorFlow ModelServer: 2.19.1-rc0+dev.sha.1b2c3d\nTensorFlow Library: 2.19.0\n"
     assert versions.release_of(out) == "2.19.1"
     assert versions.release_of("garbage") is None
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / ".github/workflows").glob("*.yml")), ids=lambda p: p.name)
+def test_workflows_update_apt_before_installing(path: Path) -> None:
+    """A hosted runner's apt lists are stale: `apt-get install` without `apt-get update` in the
+    same step fails when a package version rotates out of the mirror."""
+    for job in yaml.safe_load(path.read_text())["jobs"].values():
+        for step in job.get("steps", []):
+            run = step.get("run", "")
+            if "apt-get install" in run:
+                assert "apt-get update" in run.split("apt-get install")[0], (path.name, step)

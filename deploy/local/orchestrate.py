@@ -32,7 +32,7 @@ from servecmp.deploy.local.configs import local_configs
 from servecmp.deploy.local.ports import free_ports
 from servecmp.deploy.local.procs import install_handlers
 from servecmp.deploy.local.server import LocalServer, ServerFailed, ServerUnavailable
-from servecmp.deploy.local.tfserving import TFServingServer
+from servecmp.deploy.local.tfserving import REQUEST_COUNT_NOTE, TFServingServer
 from servecmp.deploy.local.torchserve import TorchServeServer
 from servecmp.experiment import Experiment, Server, Target, parse_experiment
 from servecmp.results.friction import append_friction, unavailable
@@ -233,6 +233,8 @@ class LocalRun:
             return
         prov = server.provenance()
         self.server_provenance[server.name] = prov
+        if REQUEST_COUNT_NOTE not in self.notes:
+            self.notes.append(REQUEST_COUNT_NOTE)
         if not prov["matches_pin"]:
             self.notes.append(
                 f"TF Serving: the {prov['mode']} in use ({prov.get('binary') or prov.get('image')}) "

@@ -28,6 +28,13 @@ BINARY = "tensorflow_model_server"
 # its entrypoint script hard-codes --port/--rest_api_port/--model_name, so we replace it.
 IMAGE_BINARY = "/usr/bin/tensorflow_model_server"
 DOCKER_TIMEOUT_S = 30
+# Stated with every run that measured TF Serving: its request counter is not an inference count.
+REQUEST_COUNT_NOTE = (
+    "TF Serving's :tensorflow:serving:request_count counts every REST request, model-status GETs "
+    "and readiness probes included (model_servers/http_server.cc, 2.20.0: RecordModelRequestCount "
+    "for each request): it is not compared one-to-one with the harness's inference count; "
+    "request_latency with API=\"predict\"/\"Predict\" is."
+)
 
 
 def pinned_image() -> str:
