@@ -32,7 +32,12 @@ from servecmp.deploy.local.configs import local_configs
 from servecmp.deploy.local.ports import free_ports
 from servecmp.deploy.local.procs import install_handlers
 from servecmp.deploy.local.server import LocalServer, ServerFailed, ServerUnavailable
-from servecmp.deploy.local.tfserving import REQUEST_COUNT_NOTE, TFServingServer
+from servecmp.deploy.local.tfserving import (
+    REQUEST_COUNT_NOTE,
+    TFServingServer,
+    mismatch_note,
+    provenance_label,
+)
 from servecmp.deploy.local.torchserve import TorchServeServer
 from servecmp.experiment import Experiment, Server, Target, parse_experiment
 from servecmp.results.friction import append_friction, unavailable
@@ -235,12 +240,9 @@ class LocalRun:
         self.server_provenance[server.name] = prov
         if REQUEST_COUNT_NOTE not in self.notes:
             self.notes.append(REQUEST_COUNT_NOTE)
-        if not prov["matches_pin"]:
-            self.notes.append(
-                f"TF Serving: the {prov['mode']} in use ({prov.get('binary') or prov.get('image')}) "
-                f"reports version {prov['version'] or 'unknown'}, the pin is {prov['pinned']}: "
-                "its numbers are labelled with the version that actually served"
-            )
+        note = mismatch_note(prov)
+        if note:
+            self.notes.append(note)
 
     def configs_url(self, server: str) -> str:
         p = self.configs.placement.ports
@@ -402,10 +404,7 @@ class LocalRun:
         meta = self.store.read_meta()
         meta.notes = self.notes
         for name, prov in self.server_provenance.items():
-            where = prov.get("image") if prov["mode"] == "docker" else prov.get("binary")
-            digest = f"@{prov['digest'].split('@')[-1]}" if prov.get("digest") else ""
-            label = "" if prov["matches_pin"] else f", NOT the pinned {prov['pinned']}"
-            meta.versions[name] = f"{prov['version'] or 'unknown'} ({prov['mode']}: {where}{digest}{label})"
+            meta.versions[name] = provenance_label(prov)
             meta.placement[f"{name}_runtime"] = prov
         self.store.write_meta(meta)
 

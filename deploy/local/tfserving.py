@@ -64,6 +64,24 @@ def binary_version(binary: str) -> str | None:
     return versions.release_of(out.stdout + out.stderr)
 
 
+def provenance_label(prov: dict[str, Any]) -> str:
+    """meta.versions["tfserving"]: the version that served, how, and whether it is the pin."""
+    where = prov.get("image") if prov["mode"] == "docker" else prov.get("binary")
+    digest = f"@{prov['digest'].split('@')[-1]}" if prov.get("digest") else ""
+    label = "" if prov["matches_pin"] else f", NOT the pinned {prov['pinned']}"
+    return f"{prov['version'] or 'unknown'} ({prov['mode']}: {where}{digest}{label})"
+
+
+def mismatch_note(prov: dict[str, Any]) -> str | None:
+    if prov["matches_pin"]:
+        return None
+    return (
+        f"TF Serving: the {prov['mode']} in use ({prov.get('binary') or prov.get('image')}) "
+        f"reports version {prov['version'] or 'unknown'}, the pin is {prov['pinned']}: it was used, "
+        "and its numbers are labelled with the version that actually served"
+    )
+
+
 class TFServingServer(LocalServer):
     name = "tfserving"
 
