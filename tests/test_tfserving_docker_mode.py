@@ -111,6 +111,10 @@ def test_docker_mode_measures_kills_and_cleans_up_the_container(shim_env: Path, 
     assert avail["tfserving-rest-json"].available, avail
     steps = RunStore(run_dir).read_steps().steps
     assert steps and all(s.ok > 0 and s.wrong_answers == 0 for s in steps)
+    # The "server saturated" input watched the container serving the load (a TensorFlow process
+    # answering tens of requests per second), not the idle `docker run` client.
+    assert all(s.generator and (s.generator.server_cpu_fraction or 0) > 0.02 for s in steps), [
+        s.generator for s in steps]
 
     recs, _ = read_friction(run_dir)
     tfs = {r.metric: r for r in recs if r.server == "tfserving"}
