@@ -195,8 +195,10 @@ class Tuning(_Strict):
     # parallelism comes from inter-op threads, so ``workers`` maps to inter_op threads there.
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     # Threads per instance for the model math; default derives from resources.cpus / workers.
+    # (TF Serving has one process-wide pool: it gets this x workers, i.e. the whole budget.)
     intra_op_threads: Annotated[int, Field(ge=1, le=256)] | None = None
-    # Threads accepting requests (TorchServe netty, TF Serving REST); default derives from cpus.
+    # TorchServe's netty I/O threads; default derives from cpus. Not TF Serving's REST pool,
+    # which runs requests to completion (deploy/configgen/tfserving.py rest_api_num_threads).
     io_threads: Annotated[int, Field(ge=1, le=256)] | None = None
     batching: Batching = Batching()
 
