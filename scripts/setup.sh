@@ -32,7 +32,7 @@ else
   "$VENV/bin/pip" install -q torch==2.13.0
   "$VENV/bin/pip" install -q -e '.[dev]'
   # Declares `tensorflow` and would pull the full wheel over tensorflow-cpu (same package dir).
-  "$VENV/bin/pip" install -q --no-deps tensorflow-serving-api==2.21.0
+  "$VENV/bin/pip" install -q --no-deps tensorflow-serving-api==2.20.0
   echo "$HASH" >"$STAMP"
 fi
 

@@ -177,6 +177,11 @@ class Resources(_Strict):
     pinning: Literal["auto", "on", "off"] = "auto"
 
 
+# The largest batch, in examples, either server is asked to form (TF Serving's max_batch_size is
+# max_batch_size x payload.batch_size; the same bound as tuning.batching.max_batch_size itself).
+MAX_EXAMPLES_PER_BATCH = 1024
+
+
 class Batching(_Strict):
     enabled: bool = False
     max_batch_size: Annotated[int, Field(ge=1, le=1024)] = 8
@@ -190,8 +195,10 @@ class Tuning(_Strict):
     # parallelism comes from inter-op threads, so ``workers`` maps to inter_op threads there.
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     # Threads per instance for the model math; default derives from resources.cpus / workers.
+    # (TF Serving has one process-wide pool: it gets this x workers, i.e. the whole budget.)
     intra_op_threads: Annotated[int, Field(ge=1, le=256)] | None = None
-    # Threads accepting requests (TorchServe netty, TF Serving REST); default derives from cpus.
+    # TorchServe's netty I/O threads; default derives from cpus. Not TF Serving's REST pool,
+    # which runs requests to completion (deploy/configgen/tfserving.py rest_api_num_threads).
     io_threads: Annotated[int, Field(ge=1, le=256)] | None = None
     batching: Batching = Batching()
 
@@ -219,6 +226,17 @@ class Experiment(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"targets: duplicate target(s) {', '.join(dupes)}")
+        b = self.tuning.batching
+        examples = b.max_batch_size * self.payload.batch_size
+        if b.enabled and examples > MAX_EXAMPLES_PER_BATCH:
+            # TF Serving counts a batch in examples (batching_session.h: a task's size is its 0th
+            # dimension), TorchServe in requests: the same batch is max_batch_size x batch_size.
+            raise ValueError(
+                f"payload.batch_size ({self.payload.batch_size}) x tuning.batching.max_batch_size "
+                f"({b.max_batch_size}) = {examples} examples per batch; at most "
+                f"{MAX_EXAMPLES_PER_BATCH} can be batched (TF Serving's max_batch_size counts "
+                "examples): lower one of them"
+            )
         return self
 
     # ---- derived, fair-by-construction settings -------------------------------------------

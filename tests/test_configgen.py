@@ -76,17 +76,70 @@ def test_batching_off_means_batch_size_one_and_no_flag() -> None:
     assert not any(f.startswith("--enable_batching") for f in gen.tfserving_flags())
 
 
-def test_thread_budget_is_the_same_on_both_servers() -> None:
-    exp = _exp(resources={"cpus": 4}, tuning={"workers": 2})
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_thread_budget_is_the_same_on_both_servers(workers: int) -> None:
+    """TF's intra-op pool is process-wide (shared by all concurrent session runs): it gets the
+    whole budget and inter-op = workers; TorchServe gets cpus / workers per worker."""
+    exp = _exp(resources={"cpus": 4}, tuning={"workers": workers})
     gen = render_all(exp, Placement.kubernetes())
     flags = gen.tfserving_flags()
-    assert "--tensorflow_intra_op_parallelism=2" in flags
-    assert "--tensorflow_inter_op_parallelism=2" in flags
-    assert "--rest_api_num_threads=4" in flags
+    assert "--tensorflow_intra_op_parallelism=4" in flags
+    assert f"--tensorflow_inter_op_parallelism={workers}" in flags
+    assert gen.env["tfserving"]["OMP_NUM_THREADS"] == "4"
     props = parse_properties(gen.files["torchserve"]["config.properties"])
     assert props["number_of_netty_threads"] == "4"
-    assert props["default_workers_per_model"] == "2"
-    assert gen.env["torchserve"]["OMP_NUM_THREADS"] == gen.env["tfserving"]["OMP_NUM_THREADS"] == "2"
+    assert props["default_workers_per_model"] == str(workers)
+    per_worker = int(gen.env["torchserve"]["OMP_NUM_THREADS"])
+    assert per_worker == 4 // workers and per_worker * workers == 4  # same total on both servers
+
+
+def test_explicit_intra_op_threads_are_per_instance_on_both_servers() -> None:
+    gen = render_all(_exp(resources={"cpus": 8}, tuning={"workers": 2, "intra_op_threads": 3}),
+                     Placement.kubernetes())
+    assert "--tensorflow_intra_op_parallelism=6" in gen.tfserving_flags()
+    assert gen.env["torchserve"]["OMP_NUM_THREADS"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("load", "cpus", "expected"),
+    [
+        ({"concurrency": [1]}, 1, 5),  # quick.yaml: 1 I/O thread must not cap REST at 1
+        ({"concurrency": [1, 4, 32]}, 2, 36),
+        ({"concurrency": [1]}, 4, 16),  # the server's own default, 4 x CPUs
+        ({"profile": "open_loop", "rate": 50}, 1, 68),  # open loop: up to 64 in flight
+    ],
+)
+def test_rest_api_threads_never_cap_the_measured_concurrency(
+    load: dict[str, object], cpus: int, expected: int
+) -> None:
+    """http_server.cc (2.20.0): each REST request runs to completion on the pool, and metrics and
+    model-status GETs share it: threads >= peak in-flight + a reserve, never the I/O count."""
+    exp = _exp(resources={"cpus": cpus}, load=load)
+    flags = render_all(exp, Placement.kubernetes()).tfserving_flags()
+    assert f"--rest_api_num_threads={expected}" in flags
+    assert expected > exp.io_threads
+
+
+def test_tfserving_batch_size_counts_examples() -> None:
+    """batching_session.h: a task's size is its 0th dimension, so B examples per request make
+    TorchServe's batch of M requests M x B examples on TF Serving."""
+    exp = _exp(payload={"batch_size": 4},
+               tuning={"batching": {"enabled": True, "max_batch_size": 8}})
+    gen = render_all(exp, Placement.kubernetes())
+    assert parse_batching_config(gen.files["tfserving"]["batching.config"]).max_batch_size.value == 32
+    props = parse_properties(gen.files["torchserve"]["config.properties"])
+    import json
+
+    assert json.loads(props["models"])["resnet"]["1.0"]["batchSize"] == 8
+
+
+def test_a_batch_too_large_to_form_is_rejected_naming_the_fields() -> None:
+    from servecmp.experiment import ExperimentError
+
+    with pytest.raises((ExperimentError, ValueError),
+                       match=r"payload\.batch_size \(8\) x tuning\.batching\.max_batch_size \(256\)"):
+        _exp(payload={"batch_size": 8}, tuning={"batching": {"enabled": True, "max_batch_size": 256}})
+    _exp(payload={"batch_size": 8}, tuning={"batching": {"enabled": False, "max_batch_size": 256}})
 
 
 def test_local_placement_binds_loopback_and_uses_its_ports(tmp_path: Path) -> None:
@@ -129,11 +182,13 @@ def test_config_surface_counts_what_was_generated() -> None:
     assert 0 < ts.knobs_changed <= ts.knobs_set and 0 < tfs.knobs_changed <= tfs.knobs_set
 
 
-def test_local_docker_runs_use_the_image_pinned_in_the_chart() -> None:
-    import yaml
+def test_config_surface_does_not_count_values_equal_to_the_defaults() -> None:
+    from servecmp.deploy.configgen.surface import config_surface
 
-    from servecmp.deploy.local.tfserving import CHART_VALUES, pinned_image
-
-    img = yaml.safe_load(CHART_VALUES.read_text())["image"]
-    assert pinned_image() == f"{img['repository']}:{img['tag']}"
-    assert img["tag"] and img["tag"] != "latest"
+    tfs = config_surface(render_all(_exp(), Placement.kubernetes()))["tfserving"]
+    # --port=8500, the latest-1 version policy and the default metrics path are defaults.
+    assert "--port" not in tfs.changed
+    assert "models.config:model_version_policy" not in tfs.changed
+    assert "monitoring.config:path" not in tfs.changed
+    assert "monitoring.config:enable" in tfs.changed
+    assert tfs.knobs_changed == len(tfs.changed) < tfs.knobs_set

@@ -79,3 +79,79 @@ def test_new_version_directory_is_served(tfs: Any, payloads: PayloadSet) -> None
                 return
             time.sleep(0.5)
     pytest.fail("TF Serving never served version 2 within 60 s")
+
+
+def test_metric_labels_the_recording_rules_depend_on(tfs: Any, payloads: PayloadSet) -> None:
+    """servables/tensorflow/util.cc (2.20.0): request_count{model_name,status},
+    request_latency{model_name,API,entrypoint}, runtime_latency{model_name,API,runtime}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from servecmp.observability import names as n
+
+    for protocol in (Protocol.rest, Protocol.grpc):
+        with make_client(Target(server="tfserving", protocol=protocol), tfs.address(protocol),
+                         payloads, 10.0) as client:
+            client.send(0)  # an answered predict (v1 or v2: an earlier test publishes v2)
+    fams = {f.name: f for f in text_string_to_metric_families(
+        requests.get(tfs.endpoints.metrics_url, timeout=10).text)}
+    assert {"model_name", "status"} <= set(fams[n.TFS_REQUEST_COUNT].samples[0].labels)
+    lat = {(s.labels["API"], s.labels["entrypoint"]) for s in fams[n.TFS_REQUEST_LATENCY].samples
+           if s.labels.get("model_name") == MODEL}
+    assert {("predict", "REST"), ("Predict", "GRPC")} <= lat
+    rt = fams[n.TFS_RUNTIME_LATENCY].samples[0].labels
+    assert {"model_name", "API", "runtime"} <= set(rt)
+
+
+def test_batching_on_with_the_generated_batching_config(
+    exported_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """--enable_batching with the generated batching.config; payload batch 2 → max_batch_size
+    counts examples (batching_session.h), and the queuing-latency metric appears."""
+    from servecmp.deploy.local.standalone import start_tfserving
+    from servecmp.models.registry import DEFAULT_SEED, get_model
+    from servecmp.observability import names as n
+
+    server = start_tfserving(MODEL, tmp_path, exported_model(MODEL), payload={"batch_size": 2},
+                             tuning={"batching": {"enabled": True, "max_batch_size": 4,
+                                                  "batch_timeout_ms": 2}})
+    try:
+        assert "--enable_batching=true" in server.configs.tfserving_flags()
+        batch2 = PayloadSet.build(get_model(MODEL), 5, 2, 4, weights_seed=DEFAULT_SEED)
+        for protocol in (Protocol.rest, Protocol.grpc):
+            with make_client(Target(server="tfserving", protocol=protocol),
+                             server.address(protocol), batch2, 10.0) as client:
+                assert all(call(client, i) is Outcome.ok for i in range(len(batch2)))
+        text = requests.get(server.endpoints.metrics_url, timeout=10).text
+        assert n.TFS_QUEUING_LATENCY in text
+    finally:
+        server.stop()
+
+
+def test_resources_and_recovery_are_the_servers(
+    exported_model: Callable[[str], Path], tmp_path: Path, payloads: PayloadSet
+) -> None:
+    """Binary or Docker: RSS is the server's own (≥ 50 MB, a TensorFlow process, not a CLI
+    client); a kill under load loses requests and recovery takes time."""
+    from servecmp.deploy.local import friction, probes
+    from servecmp.deploy.local.standalone import start_tfserving
+    from servecmp.results.friction import read_friction
+
+    server = start_tfserving(MODEL, tmp_path / "srv", exported_model(MODEL))
+    try:
+        pid = server.measured_pid()
+        assert pid is not None and probes.tree_rss(pid) >= 50e6, (server.mode, pid)
+        if server.mode == "docker":
+            assert pid != server.process.pid  # the container, not the `docker run` client
+        target = Target(server="tfserving", protocol="rest")
+
+        def make() -> Any:
+            return make_client(target, server.address(Protocol.rest), payloads, 5.0)
+
+        friction.recovery(tmp_path, server, make, {"v1": payloads.expected}, payloads.atol,
+                          server.start)
+        recs = {r.metric: r for r in read_friction(tmp_path)[0]}
+        assert recs["recovery_s"].value is not None and recs["recovery_s"].value > 0
+        assert recs["recovery_lost_requests"].value > 0
+        assert server.measured_pid() not in (None, pid)
+    finally:
+        server.stop()

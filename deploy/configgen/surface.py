@@ -38,7 +38,9 @@ TORCHSERVE_DEFAULTS: dict[str, str | None] = {
     "vmargs": None,
 }
 
-# tensorflow_model_server flag defaults (`tensorflow_model_server --help`).
+# tensorflow_model_server flag defaults: tensorflow_serving/model_servers/server.h (2.20.0),
+# ``Server::Options``. rest_api_num_threads defaults to 4 x NumSchedulableCPUs() (machine-dependent:
+# setting it at all is our choice, so it counts as changed).
 TFSERVING_FLAG_DEFAULTS: dict[str, str | None] = {
     "--port": "8500",
     "--rest_api_port": "0",  # REST is off unless a port is given
@@ -51,6 +53,15 @@ TFSERVING_FLAG_DEFAULTS: dict[str, str | None] = {
     "--file_system_poll_wait_seconds": "1",
     "--enable_batching": "false",
     "--batching_parameters_file": None,
+}
+
+# Config-file fields whose value equals the server's default (``<file>:<field>`` → text value).
+TFSERVING_PROTO_DEFAULTS: dict[str, str] = {
+    # config/file_system_storage_path_source.proto (2.20.0): "This is the default policy, with
+    # the default number of versions as 1."
+    "models.config:model_version_policy": "{ latest { num_versions: 1 } }",
+    # util/prometheus_exporter.cc (2.20.0): kPrometheusPath = "/monitoring/prometheus/metrics".
+    "monitoring.config:path": '"/monitoring/prometheus/metrics"',
 }
 
 
@@ -99,19 +110,21 @@ def config_surface(configs: GeneratedConfigs) -> dict[str, Surface]:
     used = ["models.config", "monitoring.config"]
     if any(k == "--batching_parameters_file" for k, _ in flag_pairs):
         used.append("batching.config")
-    proto_knobs = [
-        f"{name}:{ln.strip().split()[0].rstrip(':')}"
+    proto_set = [
+        (f"{name}:{ln.strip().split()[0].rstrip(':')}", ln.strip().split(None, 1)[1].lstrip(": "))
         for name in used
         for ln in tfs_files[name].splitlines()
         if ln.strip() and ("{" not in ln or ln.strip().endswith("}")) and ln.strip() != "}"
     ]
+    proto_knobs = [k for k, _ in proto_set]
+    proto_changed = [k for k, v in proto_set if TFSERVING_PROTO_DEFAULTS.get(k) != v]
     env = configs.env.get("tfserving", {})
     out["tfserving"] = Surface(
         server="tfserving",
         files=len(used) + 1 + (1 if env else 0),  # + the command line itself
         lines=sum(_content_lines(tfs_files[n]) for n in used) + len(flags) + len(env),
         knobs_set=len(flag_pairs) + len(proto_knobs) + len(env),
-        knobs_changed=len(tfs_changed) + len(proto_knobs) + len(env),
-        changed=tuple(sorted([*tfs_changed, *proto_knobs, *(f"env.{k}" for k in env)])),
+        knobs_changed=len(tfs_changed) + len(proto_changed) + len(env),
+        changed=tuple(sorted([*tfs_changed, *proto_changed, *(f"env.{k}" for k in env)])),
     )
     return out

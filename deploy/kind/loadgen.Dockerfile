@@ -26,7 +26,7 @@ ENV PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONSAFEPATH=1 PYTHONUNBUFFER
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 COPY --from=build /wheels/ /wheels/
 # tensorflow-serving-api with --no-deps: it declares the full `tensorflow` wheel (see pyproject).
-RUN pip install /wheels/*.whl && pip install --no-deps tensorflow-serving-api==2.21.0 \
+RUN pip install /wheels/*.whl && pip install --no-deps tensorflow-serving-api==2.20.0 \
     && rm -rf /wheels
 WORKDIR /opt/servecmp
 COPY loadtests/locustfiles/ locustfiles/

@@ -17,7 +17,7 @@ import numpy as np
 from servecmp.deploy.configgen import GeneratedConfigs
 from servecmp.deploy.configgen.surface import config_surface
 from servecmp.deploy.local import probes
-from servecmp.deploy.local.server import LocalServer
+from servecmp.deploy.local.server import LocalServer, ServerFailed
 from servecmp.deploy.local.underload import TrickleLoad
 from servecmp.loadtests.clients.base import TargetClient, TransportError, check_logits
 from servecmp.results.friction import append_friction, record, unavailable
@@ -76,16 +76,30 @@ def cold_start(run_dir: Path, server: LocalServer, ready_s: float, first_ok_at: 
 
 
 def idle_resources(run_dir: Path, server: LocalServer) -> None:
-    assert server.process is not None
-    pid = server.process.pid
+    """Idle RSS and CPU of the server itself: in Docker mode the container's processes, never
+    the ``docker run`` client (``source`` in the record says which tree was measured)."""
+    try:
+        pid = server.measured_pid()
+    except ServerFailed as err:
+        pid, why = None, str(err)
+    else:
+        why = f"{server.name} is not running"
+    if pid is None:
+        for metric in ("idle_rss_bytes", "idle_cpu_cores"):
+            append_friction(run_dir, unavailable(server.name, metric, why))
+        return
+    source = server.resource_source
     _rec(run_dir, server.name, "idle_rss_bytes", float(probes.tree_rss(pid)),
-         processes=len(server.process.tree()))
-    _rec(run_dir, server.name, "idle_cpu_cores", probes.idle_cpu_cores(pid, 3.0), window_s=3.0)
+         processes=len(probes.tree(pid)), pid=pid, source=source)
+    _rec(run_dir, server.name, "idle_cpu_cores", probes.idle_cpu_cores(pid, 3.0), window_s=3.0,
+         pid=pid, source=source)
 
 
-def peak_rss(run_dir: Path, server_name: str, sampler: probes.ResourceSampler) -> None:
+def peak_rss(run_dir: Path, server_name: str, sampler: probes.ResourceSampler,
+             source: str = "") -> None:
     _rec(run_dir, server_name, "peak_rss_bytes", float(sampler.peak_rss),
-         samples=len(sampler.samples), interval_s=sampler.interval_s)
+         samples=len(sampler.samples), interval_s=sampler.interval_s, pid=sampler.root_pid,
+         source=source)
 
 
 def native_observability(run_dir: Path, server: LocalServer) -> None:
@@ -150,8 +164,9 @@ def recovery(
     atol: float,
     restart: Callable[[], None],
 ) -> None:
-    """Kill the whole server tree (SIGKILL) under a trickle of load, restart it as a supervisor
-    would, and measure seconds until it answers correctly again and the requests lost."""
+    """Kill the server (SIGKILL of its process group; in Docker mode ``docker kill`` of the
+    container, then ``docker rm``) under a trickle of load, restart it as a supervisor would, and
+    measure seconds until it answers correctly again and the requests lost."""
     assert server.process is not None
     load = TrickleLoad(make, expected, atol, rate=20.0, max_s=RECOVERY_TIMEOUT_S + 30).start()
     try:
@@ -159,16 +174,18 @@ def recovery(
             append_friction(run_dir, unavailable(server.name, "recovery_s", "server did not answer before the kill"))
             return
         t_kill = load.now()
-        server.process.kill_hard()
-        server.process.stop(timeout=5)
+        server.kill_hard()
+        # A request sent while the kill was still in flight (`docker kill` takes a moment) may
+        # be answered by the dying server: "back" means answered after the server was gone.
+        t_dead = load.now()
         restart()
-        t_back = load.wait_for(lambda s: s.ok and s.t > t_kill, RECOVERY_TIMEOUT_S)
+        t_back = load.wait_for(lambda s: s.ok and s.t > t_dead, RECOVERY_TIMEOUT_S)
     finally:
         load.stop()
     end = t_back if t_back is not None else load.now()
     lost = load.failures_between(t_kill, end)
     _rec(run_dir, server.name, "recovery_s", None if t_back is None else t_back - t_kill,
-         how="SIGKILL of the process group, restarted by the local runtime (no supervisor)",
+         how=server.kill_description,
          **load.summary())
     _rec(run_dir, server.name, "recovery_lost_requests", float(lost), rate=load.rate)
 

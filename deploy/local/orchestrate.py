@@ -32,7 +32,12 @@ from servecmp.deploy.local.configs import local_configs
 from servecmp.deploy.local.ports import free_ports
 from servecmp.deploy.local.procs import install_handlers
 from servecmp.deploy.local.server import LocalServer, ServerFailed, ServerUnavailable
-from servecmp.deploy.local.tfserving import TFServingServer
+from servecmp.deploy.local.tfserving import (
+    REQUEST_COUNT_NOTE,
+    TFServingServer,
+    mismatch_note,
+    provenance_label,
+)
 from servecmp.deploy.local.torchserve import TorchServeServer
 from servecmp.experiment import Experiment, Server, Target, parse_experiment
 from servecmp.results.friction import append_friction, unavailable
@@ -123,7 +128,8 @@ class LocalRun:
         self.placement = cpu_plan.plan(exp.resources.cpus, exp.resources.pinning)
         self.notes: list[str] = [self.placement.note]
         self.prom: Any = None
-        self.exporter_pids: dict[str, int] = {}
+        self.live_servers: dict[str, LocalServer] = {}
+        self.server_provenance: dict[str, dict[str, Any]] = {}
         self._http: list[Any] = []
         self.index = 0
         self.results: list[StepResult] = []
@@ -200,7 +206,7 @@ class LocalRun:
             return
         gen_port, exp_port = free_ports(2)
         self._http.append(gm.start_exposition(gen_port))
-        self._http.append(ProcessExporter(lambda: dict(self.exporter_pids)).serve(exp_port))
+        self._http.append(ProcessExporter(self.exporter_pids).serve(exp_port))
         cfg = local_scrape_config(
             run_id=self.run_id,
             torchserve_metrics_url=self.configs_url("torchserve"),
@@ -213,6 +219,30 @@ class LocalRun:
         )
         self.prom.start()
         self.t_start = time.time()
+
+    def exporter_pids(self) -> dict[str, int]:
+        """Root pid per running server, looked up at each scrape: a restarted server (or a new
+        container) is followed."""
+        out = {}
+        for name, server in list(self.live_servers.items()):
+            try:
+                pid = server.measured_pid()
+            except ServerFailed:
+                pid = None
+            if pid is not None:
+                out[name] = pid
+        return out
+
+    def _record_server_provenance(self, server: LocalServer) -> None:
+        if not isinstance(server, TFServingServer):
+            return
+        prov = server.provenance()
+        self.server_provenance[server.name] = prov
+        if REQUEST_COUNT_NOTE not in self.notes:
+            self.notes.append(REQUEST_COUNT_NOTE)
+        note = mismatch_note(prov)
+        if note:
+            self.notes.append(note)
 
     def configs_url(self, server: str) -> str:
         p = self.configs.placement.ports
@@ -271,7 +301,8 @@ class LocalRun:
             return
         config_dir = self.config_dirs[name]
         cpus = self.placement.server_cpus if self.placement.pinned else None
-        server = cls(self.configs, config_dir, self.run_dir, self.exp.model, cpus=cpus)
+        server = cls(self.configs, config_dir, self.run_dir, self.exp.model, cpus=cpus,
+                     memory_mib=self.exp.resources.memory_mib)
         try:
             _log(f"starting {name}")
             server.start()
@@ -279,11 +310,17 @@ class LocalRun:
             first_ok = friction.first_correct_inference(self._client_factory(targets[0], server.address(targets[0].protocol)))
             friction.cold_start(self.run_dir, server, ready_s, first_ok)
             _log(f"{name} ready in {ready_s:.1f} s")
+            self._record_server_provenance(server)
             friction.idle_resources(self.run_dir, server)
             assert server.process is not None
-            self.exporter_pids[name] = server.process.pid
-            pids = [p.pid for p in server.process.tree()]
-            sampler = probes.ResourceSampler(server.process.pid).start()
+            # The server's own processes (Docker: the container's, not the `docker run` client's)
+            # feed the process exporter, peak RSS and the generator's "server saturated" check.
+            root = server.measured_pid()
+            if root is None:
+                raise ServerFailed(f"{name}: no server process to measure after it was ready")
+            self.live_servers[name] = server
+            pids = [p.pid for p in probes.tree(root)]
+            sampler = probes.ResourceSampler(root).start()
             try:
                 for target in targets:
                     address = server.address(target.protocol)
@@ -295,7 +332,7 @@ class LocalRun:
                     )
             finally:
                 sampler.stop()
-                friction.peak_rss(self.run_dir, name, sampler)
+                friction.peak_rss(self.run_dir, name, sampler, server.resource_source)
             if not server.process.alive():
                 # It died under load: what it answered is on disk; the rest cannot be measured.
                 why = f"{name} died during the load steps (exit {server.process.popen.returncode})"
@@ -313,7 +350,7 @@ class LocalRun:
             self._mark_unavailable(name, [t for t in targets if not self._measured(t)], str(err).splitlines()[0])
         finally:
             server.stop()
-            self.exporter_pids.pop(name, None)
+            self.live_servers.pop(name, None)
 
     def _measured(self, target: Target) -> bool:
         return any(r.target == target.name for r in self.results)
@@ -371,6 +408,9 @@ class LocalRun:
     def finish_meta(self) -> None:
         meta = self.store.read_meta()
         meta.notes = self.notes
+        for name, prov in self.server_provenance.items():
+            meta.versions[name] = provenance_label(prov)
+            meta.placement[f"{name}_runtime"] = prov
         self.store.write_meta(meta)
 
 

@@ -52,8 +52,17 @@ def _bodies(shape: tuple[int, ...], oversize_bytes: int) -> dict[str, bytes]:
         "wrong_shape": json.dumps({"instances": wrong}).encode(),
         "wrong_dtype": json.dumps({"instances": [[["a"] * w] * h] * c}).encode(),
         "garbage_bytes": bytes(np.random.default_rng(0).integers(0, 256, 512, dtype=np.uint8)),
-        "oversize_body": b"[" + b"0," * (oversize_bytes // 2) + b"0]",
+        "oversize_body": _oversize_instances(shape, oversize_bytes),
     }
+
+
+def _oversize_instances(shape: tuple[int, ...], min_bytes: int) -> bytes:
+    """A *valid* predict body, ``{"instances": [...]}`` of correctly shaped rows, just larger
+    than ``min_bytes``: what is tested is the size, not the format (a bare JSON array fails as
+    "Is not object" on TF Serving, util/json_tensor.cc, before any size matters)."""
+    row = json.dumps(np.zeros(shape, dtype=np.int8).tolist(), separators=(",", ":")).encode()
+    n = min_bytes // (len(row) + 1) + 1
+    return b'{"instances":[' + b",".join([row] * n) + b"]}"
 
 
 def probe_bad_payloads(
@@ -124,6 +133,14 @@ def _tree_sum(root_pid: int, measure: Callable[[psutil.Process], float]) -> floa
         except psutil.Error:
             continue
     return total
+
+
+def tree(root_pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(root_pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def tree_rss(root_pid: int) -> int:

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -35,8 +35,10 @@ class ManagedProcess:
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
         cpus: Sequence[int] | None = None,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self.on_stop = on_stop  # extra clean-up, e.g. removing the container a client started
         self.argv = list(argv)
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +98,9 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM the group, wait, then SIGKILL whatever is left of it."""
+        if self.on_stop is not None:
+            with contextlib.suppress(Exception):
+                self.on_stop()
         members = self._group_members() or self.tree()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGTERM)

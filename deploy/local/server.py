@@ -40,12 +40,14 @@ class LocalServer(ABC):
         run_dir: Path,
         model_name: str,
         cpus: tuple[int, ...] | None = None,
+        memory_mib: int | None = None,
     ) -> None:
         self.configs = configs  # the generated files this server starts from
         self.config_dir = config_dir
         self.run_dir = run_dir
         self.model_name = model_name
         self.cpus = cpus  # CPU set the whole process tree is pinned to (None: not pinned)
+        self.memory_mib = memory_mib  # memory limit where the runtime can enforce one (Docker)
         self.process: ManagedProcess | None = None
         self.started_at: float | None = None
         self.ready_at: float | None = None
@@ -88,6 +90,25 @@ class LocalServer(ABC):
             time.sleep(poll_s)
         tail = self.process.log_tail() if self.process else ""
         raise ServerFailed(f"{self.name} not ready after {timeout_s:.0f} s; log tail:\n{tail}")
+
+    # ---- what is measured and how it is disrupted (Docker mode overrides these) -------------
+    def measured_pid(self) -> int | None:
+        """Root of the process tree whose memory and CPU are the server's (None: not running)."""
+        return self.process.pid if self.process is not None and self.process.alive() else None
+
+    @property
+    def resource_source(self) -> str:
+        return "process tree of the server process started by servecmp"
+
+    @property
+    def kill_description(self) -> str:
+        return "SIGKILL of the process group, restarted by the local runtime (no supervisor)"
+
+    def kill_hard(self) -> None:
+        """Crash the server now (SIGKILL, no clean shutdown) and reap what is left."""
+        if self.process is not None:
+            self.process.kill_hard()
+            self.process.stop(timeout=5)
 
     def stop(self) -> None:
         if self.process is not None:

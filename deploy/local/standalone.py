@@ -39,7 +39,8 @@ def _start(
          "targets": [{"server": cls.name, "protocol": "rest"}], **fields}
     )
     configs, dirs = local_configs(exp, work_dir, ts_model_store=art.model_store, tfs_model_root=tfs_root)
-    server = cls(configs, dirs[cls.name], work_dir, model, cpus=cpus)
+    server = cls(configs, dirs[cls.name], work_dir, model, cpus=cpus,
+                 memory_mib=exp.resources.memory_mib)
     server.start()
     try:
         server.wait_ready(timeout_s=ready_timeout_s)

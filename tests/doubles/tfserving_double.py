@@ -1,19 +1,47 @@
-"""A TF Serving *test double* — used only to test the TF Serving clients.
+"""A TF Serving *test double* — used only to test our TF Serving code paths.
 
 It is NOT TensorFlow Serving and must never be reported as such: the real
-``tensorflow_model_server`` is not obtainable on our build machines, so this double speaks TF
-Serving's wire protocols (gRPC ``tensorflow.serving.PredictionService/Predict`` with the official
-messages, REST ``POST /v1/models/<m>:predict`` and ``GET /v1/models/<m>``) and answers with the
-REAL SavedModel run by TensorFlow in this process. ``perturb`` adds an offset to every output
-(to test wrong-answer detection).
+``tensorflow_model_server`` is not obtainable on our build machines. It lives under ``tests/``
+only (never importable from the package), and a result made with it never leaves a test's
+temporary directory. It answers with the REAL SavedModel run by TensorFlow in this process, and
+mirrors TF Serving 2.20.0 wherever our code depends on its behaviour (each item names the
+upstream file, tensorflow/serving at tag 2.20.0, it follows):
+
+- REST routing: ``/v1/`` prefix, case-insensitive, predict and model-status regexes
+  (model_servers/http_rest_api_util.cc ``kPredictionApiGegex``/``kModelStatusApiRegex``); a
+  ``/v1/`` path that matches neither is ``400 {"error": "Malformed request: <M> <path>"}``
+  (http_rest_api_handler.cc); any other path is a bare 404 (evhttp_server.cc); the metrics path
+  is matched exactly (http_server.cc ``RegisterRequestHandler``).
+- One pool of ``--rest_api_num_threads`` threads runs every REST request to completion, the
+  model call and the metrics page included (http_server.cc ``RequestExecutor``).
+- Errors: ``{"error": msg}`` (util/json_tensor.cc ``MakeJsonFromStatus``) with the status mapped
+  to HTTP as in http_server.cc ``ToHTTPStatusCode``; JSON texts from json_tensor.cc; gRPC input
+  names from predict_util.cc and TensorFlow's saved_model util.
+- Model status: every version the server has seen, newest first, ``END`` after unload, 404
+  ``Could not find version N of model M`` (model_servers/get_model_status_impl.cc).
+- gRPC replies carry ``float_val`` (servables/tensorflow/predict_util.cc ``AsProtoField``)
+  unless ``--enable_serialization_as_tensor_content``.
+- ``/monitoring/prometheus/metrics`` with the real names, labels and histogram buckets
+  (servables/tensorflow/util.cc, batching/batching_session.cc, util/prometheus_exporter.cc).
+
+``perturb`` adds an offset to every output (to test wrong-answer detection); ``delay_s`` makes
+each model call take at least that long (to saturate the REST pool in tests).
+
+Run as a program it takes ``tensorflow_model_server`` flags (the test-only ``docker`` shim
+starts it as the "container" process): ``python tfserving_double.py --port=.. --rest_api_port=..
+--model_config_file=.. [--rest_api_num_threads=..] [--enable_batching=true ...]``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import signal
+import sys
 import threading
+import time
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,35 +50,181 @@ from typing import Any
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
-_PREDICT = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
-_STATUS = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?/?$")
+# model_servers/http_rest_api_util.{h,cc} (2.20.0)
+_V1 = re.compile(r"(?i)/v1/.*")
+_PREDICT = re.compile(
+    r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)"
+)
+_STATUS = re.compile(
+    r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:\/(metadata))?"
+)
+METRICS_PATH = "/monitoring/prometheus/metrics"  # util/prometheus_exporter.cc kPrometheusPath
+
+# model_servers/http_server.cc ToHTTPStatusCode
+_HTTP = {
+    grpc.StatusCode.OK: 200, grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400, grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500, grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500, grpc.StatusCode.UNAUTHENTICATED: 401,
+}  # fmt: skip
+# error::Code_Name, the `status` label of request_count (servables/tensorflow/util.cc)
+_CODE_NAME = {c: c.name for c in grpc.StatusCode}
+
+# util.cc: Buckets::Exponential(10, 1.8, 33) for request/runtime latency (µs);
+# batching_session.cc: Exponential(100, 1.2, 52) for queuing latency.
+_LATENCY_BOUNDS = [10 * 1.8**i for i in range(33)]
+_QUEUE_BOUNDS = [100 * 1.2**i for i in range(52)]
 
 
 class DoubleError(Exception):
-    def __init__(self, http_status: int, grpc_code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
-        self.http_status = http_status
-        self.grpc_code = grpc_code
+        self.code = code
+
+    @property
+    def http_status(self) -> int:
+        return _HTTP[self.code]
+
+
+def _invalid(msg: str) -> DoubleError:
+    return DoubleError(grpc.StatusCode.INVALID_ARGUMENT, msg)
+
+
+# ---- metrics, exposed like util/prometheus_exporter.cc ------------------------------------------
+class _Histogram:
+    def __init__(self, bounds: list[float]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def add(self, value: float) -> None:
+        i = next((k for k, b in enumerate(self.bounds) if value < b), len(self.bounds))
+        self.counts[i] += 1
+        self.total += value
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.request_count: dict[tuple[str, str], int] = {}
+        self.hists: dict[str, dict[tuple[tuple[str, str], ...], _Histogram]] = {}
+
+    def count(self, model: str, code: grpc.StatusCode) -> None:
+        with self.lock:
+            key = (model, _CODE_NAME[code])
+            self.request_count[key] = self.request_count.get(key, 0) + 1
+
+    def observe(self, name: str, labels: dict[str, str], value_us: float,
+                bounds: list[float] = _LATENCY_BOUNDS) -> None:
+        with self.lock:
+            cell = self.hists.setdefault(name, {})
+            key = tuple(labels.items())
+            cell.setdefault(key, _Histogram(bounds)).add(value_us)
+
+    @staticmethod
+    def _num(x: float) -> str:
+        return f"{x:.6g}"  # absl::StrCat(double): six significant digits
+
+    def page(self) -> str:
+        lines = []
+        with self.lock:
+            if self.request_count:
+                lines.append("# TYPE :tensorflow:serving:request_count counter")
+                for (model, status), n in sorted(self.request_count.items()):
+                    lines.append(
+                        f':tensorflow:serving:request_count{{model_name="{model}",status="{status}"}} {n}'
+                    )
+            for name, cells in sorted(self.hists.items()):
+                lines.append(f"# TYPE {name} histogram")
+                for key, h in cells.items():
+                    labels = ",".join(f'{k}="{v}"' for k, v in key)
+                    cum = 0
+                    for i, c in enumerate(h.counts):
+                        cum += c
+                        le = self._num(h.bounds[i]) if i < len(h.bounds) else "+Inf"
+                        lines.append(f'{name}_bucket{{{labels},le="{le}"}} {cum}')
+                    lines.append(f"{name}_sum{{{labels}}} {self._num(h.total)}")
+                    lines.append(f"{name}_count{{{labels}}} {cum}")
+        return "\n".join(lines) + "\n"
+
+
+# ---- models and versions ------------------------------------------------------------------------
+class _Version:
+    def __init__(self, number: int, path: Path) -> None:
+        self.number = number
+        self.path = path
+        self.state = "LOADING"
+        self.loaded: Any = None
+
+    def load(self) -> None:
+        self.loaded = tf.saved_model.load(str(self.path))
+        self.signatures = dict(self.loaded.signatures)
+        self.state = "AVAILABLE"
+
+    def unload(self) -> None:
+        self.state = "UNLOADING"
+        self.loaded = None
+        self.signatures = {}
+        self.state = "END"  # ServableStateMonitor keeps the END state (get_model_status_impl.cc)
 
 
 class _Model:
+    """One model. ``base_path`` holds numeric version directories; the newest is served (the
+    default ``latest { num_versions: 1 }`` policy) and a newer one replaces it when it appears.
+    A plain SavedModel directory (no version subdirectories) is served as version 1."""
+
     def __init__(self, name: str, path: Path) -> None:
         self.name = name
-        self.version = 1
-        self.loaded = tf.saved_model.load(str(path))
-        self.signatures = dict(self.loaded.signatures)
+        self.base = Path(path)
+        self.versions: dict[int, _Version] = {}
+        self.fixed = (self.base / "saved_model.pb").is_file()
+        self.lock = threading.Lock()
+        self.poll()
 
-    def signature(self, name: str) -> Any:
-        sig = self.signatures.get(name or "serving_default")
-        if sig is None:
-            raise DoubleError(
-                400,
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f'Serving signature name: "{name}" not found in signature def',
-            )
-        return sig
+    def _on_disk(self) -> dict[int, Path]:
+        if self.fixed:
+            return {1: self.base}
+        return {
+            int(p.name): p
+            for p in self.base.iterdir()
+            if p.name.isdigit() and (p / "saved_model.pb").is_file()
+        }
+
+    def poll(self) -> None:
+        found = self._on_disk()
+        if not found:
+            return
+        newest = max(found)
+        with self.lock:
+            current = self.serving()
+            if current is not None and current.number >= newest:
+                return
+        v = _Version(newest, found[newest])
+        with self.lock:
+            self.versions[newest] = v
+        v.load()
+        with self.lock:
+            for n, old in self.versions.items():
+                if n != newest and old.state == "AVAILABLE":
+                    old.unload()
+
+    def serving(self, version: int | None = None) -> _Version | None:
+        if version is not None:
+            v = self.versions.get(version)
+            return v if v is not None and v.state == "AVAILABLE" else None
+        live = [v for v in self.versions.values() if v.state == "AVAILABLE"]
+        return max(live, key=lambda v: v.number) if live else None
 
 
 def _unb64(value: Any) -> Any:
@@ -63,95 +237,241 @@ def _unb64(value: Any) -> Any:
     return value
 
 
-class TFServingDouble:
-    """Serves SavedModels ``{name: path}`` over gRPC and REST on free 127.0.0.1 ports."""
+def _json_type(value: Any) -> str:
+    # rapidjson type names as util/json_tensor.cc JsonTypeString prints them
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, str):
+        return "String"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, dict):
+        return "Object"
+    return "Number"
 
-    def __init__(self, models: dict[str, str | Path], *, perturb: float = 0.0) -> None:
+
+def _first_bad_leaf(value: Any, want_float: bool) -> Any:
+    if isinstance(value, list):
+        for v in value:
+            bad = _first_bad_leaf(v, want_float)
+            if bad is not None:
+                return bad
+        return None
+    if want_float and (isinstance(value, bool) or not isinstance(value, int | float)):
+        return value
+    return None
+
+
+def _as_proto_field(arr: np.ndarray) -> Any:
+    """``Tensor::AsProtoField`` for float32: dtype, shape and every value in ``float_val``."""
+    proto = tf.make_tensor_proto(np.zeros((0,), np.float32))
+    proto.Clear()
+    proto.dtype = tf.float32.as_datatype_enum
+    for d in arr.shape:
+        proto.tensor_shape.dim.add().size = int(d)
+    proto.float_val.extend(arr.astype(np.float32).ravel().tolist())
+    return proto
+
+
+# ---- the double ---------------------------------------------------------------------------------
+class TFServingDouble:
+    """Serves SavedModels ``{name: path}`` over gRPC and REST on 127.0.0.1 ports (0 = free)."""
+
+    def __init__(
+        self,
+        models: dict[str, str | Path],
+        *,
+        perturb: float = 0.0,
+        grpc_port: int = 0,
+        rest_port: int = 0,
+        rest_api_num_threads: int | None = None,
+        enable_batching: bool = False,
+        tensor_content: bool = False,
+        poll_s: float = 1.0,
+        delay_s: float = 0.0,
+    ) -> None:
         self.models = {name: _Model(name, Path(p)) for name, p in models.items()}
         self.perturb = perturb
-        self.grpc_port = 0
-        self.rest_port = 0
+        self.delay_s = delay_s
+        self.grpc_port = grpc_port
+        self.rest_port = rest_port
+        # server.h: http_num_threads = 4 * NumSchedulableCPUs()
+        self.rest_threads = rest_api_num_threads or 4 * len(os.sched_getaffinity(0))
+        self.enable_batching = enable_batching
+        self.tensor_content = tensor_content
+        self.poll_s = poll_s
+        self.metrics = Metrics()
         self._grpc_server: grpc.Server | None = None
         self._http: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._pool: futures.ThreadPoolExecutor | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
 
     # ---- the model call shared by both protocols -------------------------------------------
-    def predict(
-        self, model: str, signature_name: str, inputs: dict[str, Any]
-    ) -> dict[str, np.ndarray]:
+    def _servable(self, model: str, version: int | None) -> _Version:
         m = self.models.get(model)
-        if m is None:
+        v = m.serving(version) if m is not None else None
+        if v is None:
+            # core/servable_handle / manager: "Servable not found for request: Latest(m)"
+            which = f"Specific({model}, {version})" if version is not None else f"Latest({model})"
+            raise DoubleError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {which}")
+        return v
+
+    def _signature(self, v: _Version, name: str) -> Any:
+        sig = v.signatures.get(name or "serving_default")
+        if sig is None:
+            # predict_util.cc RunPredict
             raise DoubleError(
-                404, grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({model})"
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f'Serving signature key "{name or "serving_default"}" not found.',
             )
-        sig = m.signature(signature_name)
+        return sig
+
+    def predict(
+        self, model: str, signature_name: str, inputs: dict[str, Any], version: int | None = None
+    ) -> dict[str, np.ndarray]:
+        v = self._servable(model, version)
+        sig = self._signature(v, signature_name)
         specs = sig.structured_input_signature[1]
-        missing = set(specs) - set(inputs)
-        extra = set(inputs) - set(specs)
-        if missing or extra:
-            raise DoubleError(
-                400,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"input names mismatch: missing {sorted(missing)}, unexpected {sorted(extra)}",
+        if set(inputs) != set(specs):
+            if len(inputs) != len(specs):  # predict_util.cc VerifyRequestInputsSize
+                raise _invalid(
+                    f"input size does not match signature: {len(inputs)}!={len(specs)} "
+                    f"len({{{','.join(sorted(inputs))}}}) != len({{{','.join(sorted(specs))}}}). "
+                    f"Sent extra: {{{','.join(sorted(set(inputs) - set(specs)))}}}. "
+                    f"Missing but required: {{{','.join(sorted(set(specs) - set(inputs)))}}}."
+                )
+            # TensorFlow cc/saved_model/util.cc GetInputValues (text from the 2.20.0 library)
+            raise _invalid(
+                "Inputs contains invalid name. Used request inputs: " + ",".join(sorted(inputs))
             )
+        t0 = time.perf_counter()
         try:
             feed = {k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()}
             out = sig(**feed)
         except (tf.errors.OpError, ValueError, TypeError) as err:
-            raise DoubleError(400, grpc.StatusCode.INVALID_ARGUMENT, str(err)[:500]) from None
-        return {k: v.numpy() + np.float32(self.perturb) for k, v in out.items()}
+            raise _invalid(str(err)[:500]) from None
+        if self.delay_s:
+            time.sleep(max(0.0, self.delay_s - (time.perf_counter() - t0)))
+        elapsed_us = (time.perf_counter() - t0) * 1e6
+        # predict_util.cc RecordRuntimeLatency(model, "Predict", "TF1", ...)
+        self.metrics.observe(":tensorflow:serving:runtime_latency",
+                             {"model_name": model, "API": "Predict", "runtime": "TF1"}, elapsed_us)
+        if self.enable_batching:  # batching_session.cc queuing_latency{thread_pool_name}
+            self.metrics.observe(":tensorflow:serving:batching_session:queuing_latency",
+                                 {"thread_pool_name": "batch_threads"}, 0.0, _QUEUE_BOUNDS)
+        return {k: t.numpy() + np.float32(self.perturb) for k, t in out.items()}
 
     # ---- gRPC ----------------------------------------------------------------------------------
     def _grpc_predict(self, request: Any, context: grpc.ServicerContext) -> Any:
-        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        start = time.perf_counter()
+        model = request.model_spec.name
         try:
-            outputs = self.predict(
-                request.model_spec.name, request.model_spec.signature_name, inputs
-            )
+            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            version = request.model_spec.version.value if request.model_spec.HasField("version") else None
+            outputs = self.predict(model, request.model_spec.signature_name, inputs, version)
+            wanted = list(request.output_filter) or sorted(outputs)
+            for name in wanted:
+                if name not in outputs:
+                    raise _invalid(
+                        f"output tensor alias not found in signature: {name} Outputs expected to "
+                        f"be in the set {{{','.join(sorted(outputs))}}}."
+                    )
         except DoubleError as err:
-            context.abort(err.grpc_code, str(err))
+            self.metrics.count(model, err.code)  # prediction_service_impl.cc
+            context.abort(err.code, str(err))
         reply = predict_pb2.PredictResponse()
-        reply.model_spec.name = request.model_spec.name
+        reply.model_spec.name = model
         reply.model_spec.signature_name = request.model_spec.signature_name or "serving_default"
-        reply.model_spec.version.value = self.models[request.model_spec.name].version
-        wanted = set(request.output_filter) or set(outputs)
+        reply.model_spec.version.value = self._servable(model, version).number
         for name in wanted:
-            if name not in outputs:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"output {name!r} not found")
-            reply.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name]))
+            arr = outputs[name]
+            proto = tf.make_tensor_proto(arr) if self.tensor_content else _as_proto_field(arr)
+            reply.outputs[name].CopyFrom(proto)
+        self.metrics.observe(":tensorflow:serving:request_latency",
+                             {"model_name": model, "API": "Predict", "entrypoint": "GRPC"},
+                             (time.perf_counter() - start) * 1e6)
+        self.metrics.count(model, grpc.StatusCode.OK)
+        return reply
+
+    def _grpc_status(self, request: Any, context: grpc.ServicerContext) -> Any:
+        version = request.model_spec.version.value if request.model_spec.HasField("version") else None
+        try:
+            doc = self.status(request.model_spec.name, version)
+        except DoubleError as err:
+            context.abort(err.code, str(err))
+        reply = get_model_status_pb2.GetModelStatusResponse()
+        for s in doc["model_version_status"]:
+            mv = reply.model_version_status.add()
+            mv.version = int(s["version"])
+            mv.state = get_model_status_pb2.ModelVersionStatus.State.Value(s["state"])
         return reply
 
     # ---- REST ----------------------------------------------------------------------------------
-    def _rest_predict(self, model: str, body: bytes) -> dict[str, Any]:
+    def _parse_json(self, body: bytes) -> dict[str, Any]:
+        # util/json_tensor.cc ParseJson (rapidjson messages)
+        if not body:
+            raise _invalid("JSON Parse error: The document is empty")
         try:
             doc = json.loads(body)
-        except ValueError as err:
-            raise DoubleError(400, grpc.StatusCode.INVALID_ARGUMENT, f"bad JSON: {err}") from None
+        except UnicodeDecodeError:
+            raise _invalid("JSON Parse error: Invalid encoding in string. at offset: 0") from None
+        except json.JSONDecodeError as err:
+            raise _invalid(f"JSON Parse error: Invalid value. at offset: {err.pos}") from None
+        if not isinstance(doc, dict):
+            raise _invalid(f"JSON Value: {json.dumps(doc, separators=(',', ':'))[:200]} Is not object")
+        return doc
+
+    def _rest_predict(self, model: str, version: int | None, body: bytes) -> dict[str, Any]:
+        doc = self._parse_json(body)
         sig_name = doc.get("signature_name", "serving_default")
-        m = self.models.get(model)
-        if m is None:
-            raise DoubleError(
-                404, grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({model})"
-            )
-        specs = m.signature(sig_name).structured_input_signature[1]
-        if "instances" in doc:  # row format
+        specs = self._signature(self._servable(model, version), sig_name).structured_input_signature[1]
+        want_float = {k: s.dtype.is_floating for k, s in specs.items()}
+        if "instances" in doc and "inputs" in doc:
+            raise _invalid("JSON Value: ... Not formatted correctly expecting only one of "
+                           "'inputs' or 'instances' keys to exist ")
+        if "instances" in doc:  # row format (json_tensor.cc FillTensorMapFromInstancesList)
             rows = _unb64(doc["instances"])
-            if rows and all(isinstance(r, dict) for r in rows):
+            if not isinstance(rows, list):
+                raise _invalid("JSON Value: ... Expecting 'instances' to be an list/array")
+            if not rows:
+                raise _invalid("JSON Value: ... No values in 'instances' array")
+            if isinstance(rows[0], dict):
+                for i, r in enumerate(rows):
+                    for key in r:
+                        if key not in specs:
+                            raise _invalid(
+                                f"Failed to process element: {i} key: {key} of 'instances' list. "
+                                f"Error: INVALID_ARGUMENT: JSON object: does not have named input: {key}"
+                            )
                 inputs = {k: [r[k] for r in rows] for k in rows[0]}
             elif len(specs) == 1:
-                inputs = {next(iter(specs)): rows}
+                name = next(iter(specs))
+                for i, r in enumerate(rows):
+                    bad = _first_bad_leaf(r, want_float[name])
+                    if bad is not None:
+                        raise _invalid(
+                            f"Failed to process element: {i} of 'instances' list. Error: "
+                            f"INVALID_ARGUMENT: JSON Value: {json.dumps(bad)} Type: "
+                            f"{_json_type(bad)} is not of expected type: float"
+                        )
+                inputs = {name: rows}
             else:
-                raise DoubleError(400, grpc.StatusCode.INVALID_ARGUMENT, "instances need names")
+                raise _invalid("instances is a plain list, but expecting list of objects as "
+                               "multiple input tensors required as per tensorinfo_map")
             columnar = False
         elif "inputs" in doc:  # columnar format
             raw = _unb64(doc["inputs"])
             inputs = raw if isinstance(raw, dict) else {next(iter(specs)): raw}
+            for name in specs:
+                if name not in inputs:
+                    raise _invalid(f"Missing named input: {name} in 'inputs' object.")
             columnar = True
         else:
-            raise DoubleError(
-                400, grpc.StatusCode.INVALID_ARGUMENT, "missing 'instances' or 'inputs'"
-            )
-        outputs = self.predict(model, sig_name, inputs)
+            raise _invalid("Missing 'inputs' or 'instances' key")
+        outputs = self.predict(model, sig_name, inputs, version)
         if columnar:
             if len(outputs) == 1:
                 return {"outputs": next(iter(outputs.values())).tolist()}
@@ -161,21 +481,65 @@ class TFServingDouble:
         n = len(next(iter(outputs.values())))
         return {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(n)]}
 
-    def _rest_status(self, model: str) -> dict[str, Any]:
+    def status(self, model: str, version: int | None = None) -> dict[str, Any]:
+        # get_model_status_impl.cc; VersionMap is ordered newest first (servable_state_monitor.h)
         m = self.models.get(model)
-        if m is None:
-            raise DoubleError(
-                404, grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {model}"
-            )
+        with m.lock if m is not None else threading.Lock():
+            seen = dict(m.versions) if m is not None else {}
+        if version is not None:
+            if version not in seen:
+                raise DoubleError(grpc.StatusCode.NOT_FOUND,
+                                  f"Could not find version {version} of model {model}")
+            seen = {version: seen[version]}
+        if not seen:
+            raise DoubleError(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {model}")
         return {
             "model_version_status": [
-                {
-                    "version": str(m.version),
-                    "state": "AVAILABLE",
-                    "status": {"error_code": "OK", "error_message": ""},
-                }
+                {"version": str(n), "state": v.state,
+                 "status": {"error_code": "OK", "error_message": ""}}
+                for n, v in sorted(seen.items(), reverse=True)
             ]
-        }
+        }  # fmt: skip
+
+    def handle_rest(self, method: str, path: str, body: bytes) -> tuple[int, str, str]:
+        """(status, content type, body) for one REST request, as the server answers it."""
+        if method == "GET" and path == METRICS_PATH:  # exact match, its own handler
+            return 200, "text/plain", self.metrics.page()
+        if not _V1.fullmatch(path):
+            return 404, "text/html", "<html><body><h1>404 Not Found</h1></body></html>"
+        start = time.perf_counter()
+        model, api, code = "", "", grpc.StatusCode.OK
+        try:
+            m = _PREDICT.fullmatch(path) if method == "POST" else (
+                _STATUS.fullmatch(path) if method == "GET" else None)
+            if m is None:
+                raise _invalid(f"Malformed request: {method} {path}")
+            model = m.group(1) or ""
+            version = int(m.group(2)) if m.group(2) else None
+            if method == "POST":
+                api = m.group(4)
+                # The regex is case-insensitive but the dispatch compares `method == "predict"`
+                # (http_rest_api_handler.cc): ":PREDICT" stays a malformed request.
+                if api not in ("classify", "regress", "predict"):
+                    raise _invalid(f"Malformed request: {method} {path}")
+                if api != "predict":
+                    raise DoubleError(grpc.StatusCode.UNIMPLEMENTED, f"{api} is not served by the double")
+                doc = self._rest_predict(model, version, body)
+            else:
+                if not model:
+                    raise _invalid("Missing model name in request.")
+                doc = self.status(model, version)
+            status, text = 200, json.dumps(doc)
+        except DoubleError as err:
+            code = err.code
+            status, text = err.http_status, json.dumps({"error": str(err)}, indent=4)
+        if code is grpc.StatusCode.OK:
+            # http_server.cc: latency of successful requests, API = method ("" for GETs)
+            self.metrics.observe(":tensorflow:serving:request_latency",
+                                 {"model_name": model, "API": api, "entrypoint": "REST"},
+                                 (time.perf_counter() - start) * 1e6)
+        self.metrics.count(model, code)  # every REST request, status GETs included
+        return status, "application/json", text
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         double = self
@@ -186,34 +550,26 @@ class TFServingDouble:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _reply(self, status: int, doc: dict[str, Any]) -> None:
-                data = json.dumps(doc).encode()
+            def _serve(self, method: str) -> None:
+                n = int(self.headers.get("Content-Length", 0) or 0)
+                body = self.rfile.read(n) if n else b""
+                # Connections are read by the event loop (any number); the request itself runs
+                # to completion on the fixed pool, like evhttp_server.cc's executor.
+                assert double._pool is not None
+                job = double._pool.submit(double.handle_rest, method, self.path.split("?")[0], body)
+                status, ctype, text = job.result()
+                data = text.encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _serve(self, fn: Any, *args: Any) -> None:
-                try:
-                    self._reply(200, fn(*args))
-                except DoubleError as err:
-                    self._reply(err.http_status, {"error": str(err)})
-
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                m = _PREDICT.match(self.path)
-                if not m:
-                    self._reply(404, {"error": f"Malformed request: POST {self.path}"})
-                    return
-                self._serve(double._rest_predict, m.group(1), body)
+                self._serve("POST")
 
             def do_GET(self) -> None:
-                m = _STATUS.match(self.path)
-                if not m:
-                    self._reply(404, {"error": f"Malformed request: GET {self.path}"})
-                    return
-                self._serve(double._rest_status, m.group(1))
+                self._serve("GET")
 
         return Handler
 
@@ -226,16 +582,32 @@ class TFServingDouble:
             def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
                 return double._grpc_predict(request, context)
 
+        class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+            def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+                return double._grpc_status(request, context)
+
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), server)
-        self.grpc_port = server.add_insecure_port("127.0.0.1:0")
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(), server)
+        self.grpc_port = server.add_insecure_port(f"127.0.0.1:{self.grpc_port}")
         server.start()
         self._grpc_server = server
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        # One fixed pool runs every REST request to completion (http_server.cc RequestExecutor):
+        # with every thread busy, a scrape waits like any request.
+        self._pool = futures.ThreadPoolExecutor(self.rest_threads, thread_name_prefix="httprestserver")
+        self._http = ThreadingHTTPServer(("127.0.0.1", self.rest_port), self._handler())
         self._http.daemon_threads = True
         self.rest_port = self._http.server_address[1]
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._http.serve_forever, daemon=True),
+                         threading.Thread(target=self._poll_loop, daemon=True)]
+        for t in self._threads:
+            t.start()
         return self
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            for m in self.models.values():
+                if not m.fixed:
+                    m.poll()
 
     @property
     def grpc_address(self) -> str:
@@ -246,14 +618,60 @@ class TFServingDouble:
         return f"127.0.0.1:{self.rest_port}"
 
     def stop(self) -> None:
+        self._stop.set()
         if self._grpc_server is not None:
             self._grpc_server.stop(grace=None)
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> TFServingDouble:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# ---- as a program: tensorflow_model_server's flags ----------------------------------------------
+def _flags(argv: list[str]) -> dict[str, str]:
+    out = {}
+    for a in argv:
+        if not a.startswith("--"):
+            raise SystemExit(f"unexpected argument {a!r} (flags only, as tensorflow_model_server)")
+        k, _, v = a[2:].partition("=")
+        out[k] = v if _ else "true"
+    return out
+
+
+def main(argv: list[str]) -> int:
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    f = _flags(argv)
+    if "version" in f:
+        print("TensorFlow ModelServer: 0.0.0-test-double\nTensorFlow Library: " + tf.__version__)
+        return 0
+    cfg = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse(Path(f["model_config_file"]).read_text(), cfg)
+    models = {c.name: c.base_path for c in cfg.model_config_list.config}
+    double = TFServingDouble(
+        models, grpc_port=int(f.get("port", "8500")), rest_port=int(f.get("rest_api_port", "0")),
+        rest_api_num_threads=int(f["rest_api_num_threads"]) if "rest_api_num_threads" in f else None,
+        enable_batching=f.get("enable_batching") == "true",
+        tensor_content=f.get("enable_serialization_as_tensor_content") == "true",
+        poll_s=float(f.get("file_system_poll_wait_seconds", "1")),
+    ).start()
+    print(f"test double (NOT TF Serving) serving {sorted(models)} on gRPC {double.grpc_port}, "
+          f"REST {double.rest_port}", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done.wait()
+    double.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,36 @@
+"""TF Serving and the TensorFlow that exports for it: the one place these versions are pinned.
+
+A SavedModel must be written by a TensorFlow no newer than the TF Serving that loads it (ops and
+graph features added later are unknown to an older server). So the server and the exporter are
+pinned to the same release. 2.20.0 is the newest TF Serving release (tensorflow/serving tags:
+2.19.0, 2.19.1, 2.20.0; there is no 2.21) and tensorflow-cpu 2.20.0 installs beside torch 2.13.0,
+protobuf 7.36 and numpy 2.4 (checked in a fresh venv: export, load and call a SavedModel).
+
+Everything else reads or is checked against this module: ``pinned_image()`` (local Docker), the
+chart's ``image.tag``, ``pyproject.toml``, ``scripts/setup.sh``, the workflows and the loadgen
+Dockerfile (tests/test_versions.py fails when one of them diverges).
+"""
+
+from __future__ import annotations
+
+TF_SERVING_VERSION = "2.20.0"
+# The official image (tensorflow_serving/tools/docker/Dockerfile at 2.20.0: binary at
+# /usr/bin/tensorflow_model_server, entrypoint /usr/bin/tf_serving_entrypoint.sh).
+TF_SERVING_IMAGE_REPOSITORY = "tensorflow/serving"
+# The exporter (tensorflow-cpu) and the gRPC API package, both equal to the server's release.
+TENSORFLOW_EXPORTER_VERSION = TF_SERVING_VERSION
+TF_SERVING_API_VERSION = TF_SERVING_VERSION
+
+
+def tf_serving_image() -> str:
+    return f"{TF_SERVING_IMAGE_REPOSITORY}:{TF_SERVING_VERSION}"
+
+
+def release_of(version_text: str) -> str | None:
+    """The x.y.z release in ``tensorflow_model_server --version`` output, e.g.
+    ``TensorFlow ModelServer: 2.20.0-rc0+dev.sha.abc`` → ``2.20.0`` (main.cc prints
+    ``"TensorFlow ModelServer: " << TF_Serving_Version()`` then ``"TensorFlow Library: "``)."""
+    import re
+
+    m = re.search(r"TensorFlow ModelServer:\s*(\d+\.\d+\.\d+)", version_text)
+    return m.group(1) if m else None

@@ -1,0 +1,95 @@
+"""One pin for TF Serving and the TensorFlow that exports for it (servecmp.deploy.versions): every
+other place that names a version must agree, and the exporter is never newer than the server."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import yaml
+
+from servecmp.deploy import versions
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVING_API_PINNED_IN = (
+    "scripts/setup.sh",
+    ".github/workflows/tfserving-local.yml",
+    ".github/workflows/kind-e2e.yml",
+    "deploy/kind/loadgen.Dockerfile",
+)
+
+
+def _release(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+
+def test_exporter_is_not_newer_than_the_server() -> None:
+    assert _release(versions.TENSORFLOW_EXPORTER_VERSION) <= _release(versions.TF_SERVING_VERSION)
+
+
+def test_pyproject_pins_the_exporter() -> None:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (tf,) = [d for d in deps if d.startswith("tensorflow-cpu")]
+    assert tf == f"tensorflow-cpu=={versions.TENSORFLOW_EXPORTER_VERSION}", tf
+
+
+@pytest.mark.parametrize("path", SERVING_API_PINNED_IN)
+def test_every_install_of_the_serving_api_uses_the_pin(path: str) -> None:
+    found = re.findall(r"tensorflow-serving-api==([\w.]+)", (ROOT / path).read_text())
+    assert found, f"{path} no longer installs tensorflow-serving-api"
+    assert set(found) == {versions.TF_SERVING_API_VERSION}, (path, found)
+
+
+def test_chart_image_is_the_pinned_server() -> None:
+    chart = ROOT / "helm/servecmp/charts/tfserving"
+    img = yaml.safe_load((chart / "values.yaml").read_text())["image"]
+    assert (img["repository"], img["tag"]) == (
+        versions.TF_SERVING_IMAGE_REPOSITORY, versions.TF_SERVING_VERSION)
+    assert yaml.safe_load((chart / "Chart.yaml").read_text())["appVersion"] == versions.TF_SERVING_VERSION
+
+
+def test_local_docker_runs_use_the_pinned_image() -> None:
+    from servecmp.deploy.local.tfserving import pinned_image
+
+    assert pinned_image() == f"tensorflow/serving:{versions.TF_SERVING_VERSION}"
+
+
+def test_no_other_tf_serving_image_tag_is_named() -> None:
+    """Docs and workflows name the image with the pinned tag only (tests hold fixture data)."""
+    bad = []
+    for path in [*ROOT.glob("*.md"), *ROOT.glob("helm/**/*.md"), *ROOT.glob("helm/**/*.yaml"),
+                 *ROOT.glob(".github/workflows/*.yml"), *ROOT.glob("docs/*.md")]:
+        for tag in re.findall(r"tensorflow/serving:([\w.-]+)", path.read_text()):
+            if tag != versions.TF_SERVING_VERSION:
+                bad.append(f"{path.relative_to(ROOT)}: {tag}")
+    assert not bad, bad
+
+
+def test_installed_exporter_matches_the_pin() -> None:
+    try:
+        installed = metadata.version("tensorflow-cpu")
+    except metadata.PackageNotFoundError:
+        pytest.skip("tensorflow-cpu is not installed (run scripts/setup.sh)")
+    assert installed == versions.TENSORFLOW_EXPORTER_VERSION
+
+
+def test_version_output_of_the_binary_is_parsed() -> None:
+    # main.cc (2.20.0): "TensorFlow ModelServer: " << TF_Serving_Version() << "\n"
+    #                   "TensorFlow Library: " << TF_Version()
+    out = "TensorFlow ModelServer: 2.19.1-rc0+dev.sha.1b2c3d\nTensorFlow Library: 2.19.0\n"
+    assert versions.release_of(out) == "2.19.1"
+    assert versions.release_of("garbage") is None
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / ".github/workflows").glob("*.yml")), ids=lambda p: p.name)
+def test_workflows_update_apt_before_installing(path: Path) -> None:
+    """A hosted runner's apt lists are stale: `apt-get install` without `apt-get update` in the
+    same step fails when a package version rotates out of the mirror."""
+    for job in yaml.safe_load(path.read_text())["jobs"].values():
+        for step in job.get("steps", []):
+            run = step.get("run", "")
+            if "apt-get install" in run:
+                assert "apt-get update" in run.split("apt-get install")[0], (path.name, step)
