@@ -154,6 +154,23 @@ def pod_problem(pod: dict[str, Any], now: datetime) -> str | None:
     return None
 
 
+def container_started(pod: dict[str, Any], container: str | None = None) -> bool:
+    """True once the pod's (main) container has started: running or already terminated.
+
+    ``kubectl logs -f`` does not wait for that: on a container still waiting (image pull,
+    ContainerCreating, PodInitializing) the API server answers 400 "container ... is waiting to
+    start" and kubectl exits at once (kubernetes/kubernetes#28746, kubernetes/kubectl#1227; still
+    so with the kubectl >= 1.29 we support), so a follower started right after ``kubectl apply``
+    would capture nothing. scripts/kind-load.sh waits for this first."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if container is not None and cs.get("name") != container:
+            continue
+        state = cs.get("state") or {}
+        if "running" in state or "terminated" in state:
+            return True
+    return False
+
+
 def format_events(events: Iterable[dict[str, Any]], limit: int = 15) -> str:
     rows = sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))[-limit:]
     return "\n".join(
@@ -291,6 +308,25 @@ def wait_job(
         sleep(2.0)
 
 
+def wait_started(
+    core: Any, namespace: str, job: str, timeout_s: float, *,
+    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Wait until a pod of Job ``job`` has its container started (its log can be followed);
+    returns the pod name. Fails fast (PodStuck) on a stuck pod, TimeoutError after ``timeout_s``."""
+    t0 = clock()
+    selector = f"job-name={job}"
+    while True:
+        for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
+            d = _as_dict(pod)
+            if container_started(d):
+                return str(d["metadata"]["name"])
+        check_pods(core, namespace, selector)
+        if clock() - t0 > timeout_s:
+            raise TimeoutError(f"job {namespace}/{job}: no pod with a started container after {timeout_s:.0f}s")
+        sleep(1.0)
+
+
 def recover(
     core: Any,
     namespace: str,
@@ -385,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     wj = sub.add_parser("wait-job", help="wait for a Job; fail fast when it fails or a pod is stuck")
     wj.add_argument("name")
     wj.add_argument("--timeout", type=float, required=True)
+    ws = sub.add_parser("wait-started", help="wait until a Job's pod has started (so `kubectl logs -f` can follow it)")
+    ws.add_argument("name")
+    ws.add_argument("--timeout", type=float, required=True)
     r = sub.add_parser("report", help="install->Ready, restarts, image sizes (JSON)")
     r.add_argument("--out", type=Path)
     rc = sub.add_parser("recover", help="delete a server pod, print seconds until Ready again")
@@ -412,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "wait":
             secs = wait_namespace(core, apps, args.namespace, args.timeout, selector=args.selector)
             print(f"{args.namespace}: every Deployment rolled out in {secs:.1f}s")
+            return 0
+        if args.cmd == "wait-started":
+            print(wait_started(core, args.namespace, args.name, args.timeout))
             return 0
         if args.cmd == "wait-job":
             from kubernetes import client

@@ -1,0 +1,81 @@
+"""scripts/kind-load.sh follows each load Job's log to keep the steps it prints. `kubectl logs -f`
+exits at once with "container ... is waiting to start: ContainerCreating" while the pod starts
+(kubernetes/kubernetes#28746, kubernetes/kubectl#1227), so the script first waits for the Job's
+container to start (cluster.py wait-started). The dry run of the script with this behaviour in
+the fake kubectl is in tests/test_kind_scripts.py."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from servecmp.deploy.kind import cluster
+
+PODS = Path(__file__).parent / "kind_pods"
+
+
+def _pod(name: str) -> dict:
+    return json.loads((PODS / f"{name}.json").read_text())
+
+
+def _running(pod: dict) -> dict:
+    pod = copy.deepcopy(pod)
+    pod["status"]["phase"] = "Running"
+    pod["status"]["initContainerStatuses"][0]["state"] = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    pod["status"]["containerStatuses"][0]["state"] = {"running": {"startedAt": "2026-01-01T00:00:09Z"}}
+    return pod
+
+
+def test_container_started_only_once_running_or_terminated() -> None:
+    starting = _pod("starting")  # init container running, main container PodInitializing
+    assert not cluster.container_started(starting)
+    assert not cluster.container_started({"status": {"phase": "Pending"}})  # not even scheduled
+    running = _running(starting)
+    assert cluster.container_started(running)
+    done = copy.deepcopy(running)
+    done["status"]["containerStatuses"][0]["state"] = {"terminated": {"exitCode": 0}}
+    assert cluster.container_started(done)  # a Job that already finished: its log is readable
+    assert not cluster.container_started(running, container="other")
+
+
+class _Core:
+    """Pod of a Job that starts on the third poll."""
+
+    def __init__(self, pods: list[dict]) -> None:
+        self.pods, self.polls = pods, 0
+
+    def list_namespaced_pod(self, ns, label_selector=""):
+        assert label_selector == "job-name=locust-x-master"
+        pod = self.pods[min(self.polls, len(self.pods) - 1)]
+        self.polls += 1
+        return SimpleNamespace(items=[pod])
+
+    def list_namespaced_event(self, ns, field_selector=""):
+        return SimpleNamespace(items=[])
+
+
+def test_wait_started_polls_until_the_container_runs() -> None:
+    starting = _pod("starting")
+    core = _Core([starting, starting, _running(starting)])
+    clock = SimpleNamespace(t=0.0)
+    name = cluster.wait_started(core, "servecmp", "locust-x-master", 300, clock=lambda: clock.t,
+                                sleep=lambda s: setattr(clock, "t", clock.t + s))
+    assert name == starting["metadata"]["name"] and core.polls == 3
+
+
+def test_wait_started_fails_fast_on_a_stuck_pod() -> None:
+    core = _Core([_pod("image-never-pull")])
+    with pytest.raises(cluster.PodStuck, match="ErrImagePull"):
+        cluster.wait_started(core, "servecmp", "locust-x-master", 300, sleep=lambda s: None)
+
+
+def test_wait_started_times_out() -> None:
+    core = _Core([_pod("starting")])
+    clock = SimpleNamespace(t=0.0)
+    with pytest.raises(TimeoutError, match="no pod with a started container"):
+        cluster.wait_started(core, "servecmp", "locust-x-master", 5, clock=lambda: clock.t,
+                             sleep=lambda s: setattr(clock, "t", clock.t + s))
