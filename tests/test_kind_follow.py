@@ -79,3 +79,19 @@ def test_wait_started_times_out() -> None:
     with pytest.raises(TimeoutError, match="no pod with a started container"):
         cluster.wait_started(core, "servecmp", "locust-x-master", 5, clock=lambda: clock.t,
                              sleep=lambda s: setattr(clock, "t", clock.t + s))
+
+
+def test_load_job_names_stay_unique_and_short() -> None:
+    """Two targets with a long common prefix got the same 52-character Job name (plain
+    truncation): the second run would have hit the first one's Job, Service and ConfigMap."""
+    from servecmp.deploy.kind.loadgen import LoadJob
+
+    run = "kind-20261125T215724Z"
+    a = LoadJob(run_id=run, target="torchserve-rest-json-batching-on-b8", address="a:1", image="i:1")
+    b = LoadJob(run_id=run, target="torchserve-rest-json-batching-on-b16", address="a:1", image="i:1")
+    assert a.name != b.name
+    for job in (a, b):
+        assert len(job.name) <= 52 and len(f"{job.name}-experiment") <= 63
+        assert job.name[0].isalpha() and job.name[-1].isalnum()
+    short = LoadJob(run_id=run, target="tfserving-rest-json", address="a:1", image="i:1")
+    assert short.name == "locust-kind-20261125t215724z-tfserving-rest-json"  # short names unchanged

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import io
 import json
 import math
@@ -101,8 +102,15 @@ class LoadJob:
 
     @property
     def name(self) -> str:
-        raw = f"locust-{self.run_id}-{self.target}".lower()
-        return _NAME.sub("-", raw)[:52].strip("-")
+        """Job name prefix, unique per (run, target): at most 52 characters so ``-master`` /
+        ``-worker`` and ``-experiment`` still fit a 63-character name. A longer one is cut and
+        suffixed with a hash of the whole name: plain truncation gave two targets with a long
+        common prefix the same Job, ConfigMap and Service."""
+        raw = _NAME.sub("-", f"locust-{self.run_id}-{self.target}".lower()).strip("-")
+        if len(raw) <= 52:
+            return raw
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+        return f"{raw[:43].strip('-')}-{digest}"
 
     @property
     def labels(self) -> dict[str, str]:
