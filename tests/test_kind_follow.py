@@ -95,3 +95,23 @@ def test_load_job_names_stay_unique_and_short() -> None:
         assert job.name[0].isalpha() and job.name[-1].isalnum()
     short = LoadJob(run_id=run, target="tfserving-rest-json", address="a:1", image="i:1")
     assert short.name == "locust-kind-20261125t215724z-tfserving-rest-json"  # short names unchanged
+
+
+def test_run_label_equals_the_run_directory_name() -> None:
+    """The PodMonitor copies the pod's servecmp.io/run-id label into the series' `run` label; it
+    was lowercased ("kind-20261125t215724z"), so Grafana's `run` for a kind run did not match the
+    run directory (runs/kind-20261125T215724Z) the way a local run's does."""
+    import re
+
+    from servecmp.deploy.kind.loadgen import LoadJob, manifests
+
+    job = LoadJob(run_id="kind-20261125T215724Z", target="tfserving-rest-json", address="a:1", image="i:1",
+                  experiment_text="name: x\n")
+    value = job.labels["servecmp.io/run-id"]
+    assert value == "kind-20261125T215724Z"
+    # a valid Kubernetes label value (apimachinery validation.IsValidLabelValue)
+    assert len(value) <= 63 and re.fullmatch(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", value)
+    odd = LoadJob(run_id="my run/1.", target="t", address="a:1", image="i:1").labels["servecmp.io/run-id"]
+    assert re.fullmatch(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", odd) and odd == "my-run-1"
+    pod_labels = next(d for d in manifests(job) if d["kind"] == "Job")["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels["servecmp.io/run-id"] == "kind-20261125T215724Z"

@@ -46,6 +46,7 @@ ENV_CONTRACT = (
     "SERVECMP_MODEL",
 )
 _NAME = re.compile(r"[^a-z0-9-]+")
+_LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
 # servecmp_* generator metrics, scraped by the chart's PodMonitor (port name `metrics`).
 METRICS_PORT = 9646
 # deploy/kind/loadgen.Dockerfile: the runtime stage's WORKDIR and the locustfiles copied into it
@@ -117,7 +118,10 @@ class LoadJob:
         return {
             "app.kubernetes.io/name": "servecmp-loadgen",
             "app.kubernetes.io/part-of": "servecmp",
-            "servecmp.io/run-id": _NAME.sub("-", self.run_id.lower())[:63].strip("-"),
+            # Case kept (label values may hold [A-Za-z0-9._-]): the chart's PodMonitor turns this
+            # into the `run` label of the generator's series, which must equal the run directory
+            # name, as a local run's `run` label does (observability/scrape_config.py).
+            "servecmp.io/run-id": _LABEL_VALUE.sub("-", self.run_id)[:63].strip("-._"),
             "servecmp.io/load-job": self.name,
         }
 
