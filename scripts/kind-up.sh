@@ -64,8 +64,10 @@ log "installing kube-prometheus-stack $KPS_CHART_VERSION"
 "$HELM" upgrade --install "$KPS_RELEASE" prometheus-community/kube-prometheus-stack \
   --kube-context "$KCTX" --namespace "$KPS_NAMESPACE" --version "$KPS_CHART_VERSION" \
   -f deploy/kind/kube-prometheus-stack-values.yaml
-# our wait stops at a stuck pod (Pending, crash loop, image pull) with its events
-"$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$KPS_NAMESPACE" wait --timeout 600
+# our wait stops at a stuck pod (Pending, crash loop, image pull) with its events; Prometheus is
+# a StatefulSet the operator creates later (alertmanager is off: exactly one)
+"$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$KPS_NAMESPACE" wait --timeout 600 \
+  --min-statefulsets 1
 
 # 5. our chart, in a namespace that enforces Pod Security "restricted" -----------------------------
 # (global.modelArtifacts.source=hostPath needs SERVECMP_POD_SECURITY=privileged: PSS forbids hostPath)

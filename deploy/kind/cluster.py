@@ -258,9 +258,15 @@ def check_pods(core: Any, namespace: str, selector: str = "", *, finished: bool 
 
 def wait_namespace(
     core: Any, apps: Any, namespace: str, timeout_s: float = 600, *, selector: str = "",
+    min_statefulsets: int = 0,
     clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
 ) -> float:
-    """Wait for every Deployment in ``namespace`` to roll out; fail fast on a stuck pod."""
+    """Wait for every Deployment in ``namespace`` to roll out; fail fast on a stuck pod.
+
+    ``min_statefulsets``: also wait until at least that many StatefulSets exist and all are
+    ready. kube-prometheus-stack's Prometheus is a StatefulSet the operator creates only after
+    its own Deployment is up, so a Deployments-only wait returned while Prometheus was not even
+    scheduled (a Pending or crash-looping Prometheus then showed up as empty dashboards)."""
     t0 = clock()
     while True:
         deps = apps.list_namespaced_deployment(namespace, label_selector=selector).items
@@ -270,6 +276,14 @@ def wait_namespace(
             if not ((st.observed_generation or 0) >= (d.metadata.generation or 0)
                     and (st.updated_replicas or 0) == want and (st.available_replicas or 0) == want):
                 pending.append(f"{d.metadata.name} {st.available_replicas or 0}/{want}")
+        if min_statefulsets:
+            sets = apps.list_namespaced_stateful_set(namespace, label_selector=selector).items
+            if len(sets) < min_statefulsets:
+                pending.append(f"{len(sets)}/{min_statefulsets} StatefulSets created")
+            for ss in sets:
+                want, st = ss.spec.replicas or 0, ss.status
+                if (st.ready_replicas or 0) < want:
+                    pending.append(f"{ss.metadata.name} {st.ready_replicas or 0}/{want}")
         if deps and not pending:
             return clock() - t0
         check_pods(core, namespace, selector, finished=False)
@@ -418,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--release", default="servecmp")
     w.add_argument("--timeout", type=float, default=600)
     w.add_argument("--selector", default="", help="label selector of the Deployments and pods")
+    w.add_argument("--min-statefulsets", type=int, default=0,
+                   help="also wait for at least this many ready StatefulSets (kube-prometheus-stack: Prometheus)")
     wj = sub.add_parser("wait-job", help="wait for a Job; fail fast when it fails or a pod is stuck")
     wj.add_argument("name")
     wj.add_argument("--timeout", type=float, required=True)
@@ -449,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     core, apps = load_clients(args.context)
     try:
         if args.cmd == "wait":
-            secs = wait_namespace(core, apps, args.namespace, args.timeout, selector=args.selector)
+            secs = wait_namespace(core, apps, args.namespace, args.timeout, selector=args.selector,
+                                  min_statefulsets=args.min_statefulsets)
             print(f"{args.namespace}: every Deployment rolled out in {secs:.1f}s")
             return 0
         if args.cmd == "wait-started":

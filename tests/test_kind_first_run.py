@@ -1,8 +1,14 @@
-"""scripts/kind-load.sh follows each load Job's log to keep the steps it prints. `kubectl logs -f`
-exits at once with "container ... is waiting to start: ContainerCreating" while the pod starts
-(kubernetes/kubernetes#28746, kubernetes/kubectl#1227), so the script first waits for the Job's
-container to start (cluster.py wait-started). The dry run of the script with this behaviour in
-the fake kubectl is in tests/test_kind_scripts.py."""
+"""What broke or misreported on a first real `make kind-up && make kind-load`, found by review
+against upstream and fixed (issue 10 review):
+
+- scripts/kind-load.sh follows each load Job's log to keep the steps it prints. `kubectl logs -f`
+  exits at once with "container ... is waiting to start: ContainerCreating" while the pod starts
+  (kubernetes/kubernetes#28746, kubernetes/kubectl#1227), so the script first waits for the Job's
+  container to start (cluster.py wait-started); the dry run with this behaviour in the fake
+  kubectl is in tests/test_kind_scripts.py;
+- load Job names unique per (run, target); the `run` label keeps the run id's case;
+- kind-up waits for kube-prometheus-stack's Prometheus StatefulSet, not only its Deployments.
+"""
 
 from __future__ import annotations
 
@@ -115,3 +121,54 @@ def test_run_label_equals_the_run_directory_name() -> None:
     assert re.fullmatch(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", odd) and odd == "my-run-1"
     pod_labels = next(d for d in manifests(job) if d["kind"] == "Job")["spec"]["template"]["metadata"]["labels"]
     assert pod_labels["servecmp.io/run-id"] == "kind-20261125T215724Z"
+
+
+def _deployment_ready() -> SimpleNamespace:
+    return SimpleNamespace(metadata=SimpleNamespace(name="kps-grafana", generation=1), spec=SimpleNamespace(replicas=1),
+                           status=SimpleNamespace(observed_generation=1, updated_replicas=1, available_replicas=1))
+
+
+class _Apps:
+    """kube-prometheus-stack after install: Deployments ready; the operator creates the
+    Prometheus StatefulSet on the second poll and it is ready on the fourth."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+
+    def list_namespaced_deployment(self, ns, label_selector=""):
+        self.polls += 1
+        return SimpleNamespace(items=[_deployment_ready()])
+
+    def list_namespaced_stateful_set(self, ns, label_selector=""):
+        if self.polls < 2:
+            return SimpleNamespace(items=[])
+        ready = 1 if self.polls >= 4 else 0
+        return SimpleNamespace(items=[SimpleNamespace(
+            metadata=SimpleNamespace(name="prometheus-kps-kube-prometheus-stack-prometheus"),
+            spec=SimpleNamespace(replicas=1), status=SimpleNamespace(ready_replicas=ready))])
+
+
+class _NoPods:
+    def list_namespaced_pod(self, ns, label_selector=""):
+        return SimpleNamespace(items=[])
+
+
+def test_monitoring_wait_covers_the_prometheus_statefulset() -> None:
+    clock = SimpleNamespace(t=0.0)
+    tick = {"clock": lambda: clock.t, "sleep": lambda s: setattr(clock, "t", clock.t + s)}
+    apps = _Apps()
+    cluster.wait_namespace(_NoPods(), apps, "monitoring", 600, min_statefulsets=1, **tick)
+    assert apps.polls == 4  # returned only once Prometheus was ready, not on the first poll
+    apps = _Apps()
+    cluster.wait_namespace(_NoPods(), apps, "monitoring", 600, **tick)
+    assert apps.polls == 1  # Deployments only (the servecmp namespace)
+
+
+def test_kind_up_waits_for_prometheus() -> None:
+    from helm_util import ROOT
+
+    text = (ROOT / "scripts" / "kind-up.sh").read_text()
+    wait = text[text.index('--namespace "$KPS_NAMESPACE" wait'):]
+    assert "--min-statefulsets 1" in wait.split("\n#")[0]
+    args = cluster.build_parser().parse_args(["wait", "--min-statefulsets", "1"])
+    assert args.min_statefulsets == 1
