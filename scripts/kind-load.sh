@@ -67,9 +67,13 @@ for line in "${PLAN[@]}"; do
   log "load: $target -> $address ($ENGINE engine, Job deadline ${deadline}s)"
   "${KUBECTL[@]}" apply -f "$manifest" >/dev/null
   # Follow the log while the Job runs: each finished step lands here at once, so a Job killed at
-  # its deadline (its pod deleted with its log) loses no finished step.
+  # its deadline (its pod deleted with its log) loses no finished step. `kubectl logs -f` exits at
+  # once with "is waiting to start: ContainerCreating" on a container not started yet, so wait
+  # for it first (cluster.py wait-started; it fails fast on a stuck pod).
   mlog="$RUN_DIR/kind/$target.master.log"
-  "${KUBECTL[@]}" -n "$SERVECMP_NAMESPACE" logs -f --pod-running-timeout=300s "job/$name-master" > "$mlog" 2>&1 &
+  { "$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$SERVECMP_NAMESPACE" \
+      wait-started "$name-master" --timeout 300 >/dev/null \
+    && "${KUBECTL[@]}" -n "$SERVECMP_NAMESPACE" logs -f "job/$name-master"; } > "$mlog" 2>&1 &
   follower=$!
   if [[ "$RECOVER" == 1 ]]; then
     sleep 20
@@ -79,8 +83,17 @@ for line in "${PLAN[@]}"; do
   "$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$SERVECMP_NAMESPACE" \
     wait-job "$name-master" --timeout $((deadline + 60)) || { log "$target: load Job did not complete"; rc=1; }
   wait "$follower" || true
-  "$PY" -m servecmp.deploy.kind.loadgen extract "$RUN_DIR/kind/$target" < "$mlog" >/dev/null \
-    || log "$target: no results tar in the log (Job killed?); keeping the steps it printed"
+  if ! "$PY" -m servecmp.deploy.kind.loadgen extract "$RUN_DIR/kind/$target" < "$mlog" >/dev/null 2>&1; then
+    # the follower may have been cut off (API server or kubelet restart): the finished pod's
+    # whole log once more, kept only when it carries the results tar
+    "${KUBECTL[@]}" -n "$SERVECMP_NAMESPACE" logs "job/$name-master" > "$mlog.full" 2>/dev/null || true
+    if "$PY" -m servecmp.deploy.kind.loadgen extract "$RUN_DIR/kind/$target" < "$mlog.full" >/dev/null 2>&1; then
+      mv "$mlog.full" "$mlog"
+    else
+      rm -f "$mlog.full"
+      log "$target: no results tar in the log (Job killed?); keeping the steps it printed"
+    fi
+  fi
   if [[ "$ENGINE" == steps ]]; then
     "$PY" -m servecmp.deploy.kind.loadgen merge "$RUN_DIR" "$RUN_DIR/kind/$target/run" --log "$mlog" || rc=1
   fi

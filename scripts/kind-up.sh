@@ -17,8 +17,15 @@ if cluster_exists; then
   log "cluster '$KIND_CLUSTER_NAME' exists; reusing it"
 else
   log "creating cluster '$KIND_CLUSTER_NAME' ($KIND_NODE_IMAGE)"
-  # extraMounts need absolute host paths: render the config with this checkout's build dir.
-  sed "s#hostPath: build/kind/artifacts#hostPath: $BUILD/artifacts#" deploy/kind/kind-config.yaml > "$BUILD/kind-config.yaml"
+  # extraMounts need absolute host paths: render the config with this checkout's build dir
+  # (through YAML, not sed: a checkout path with '#', '&' or ': ' broke the substitution or the YAML).
+  "$PY" -c 'import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1]))
+for node in cfg["nodes"]:
+    for m in node.get("extraMounts") or []:
+        if m["hostPath"] == "build/kind/artifacts":
+            m["hostPath"] = sys.argv[2]
+yaml.safe_dump(cfg, open(sys.argv[3], "w"), sort_keys=False)' deploy/kind/kind-config.yaml "$BUILD/artifacts" "$BUILD/kind-config.yaml"
   kind create cluster --name "$KIND_CLUSTER_NAME" --image "$KIND_NODE_IMAGE" \
     --config "$BUILD/kind-config.yaml" --wait 180s
 fi
@@ -57,8 +64,10 @@ log "installing kube-prometheus-stack $KPS_CHART_VERSION"
 "$HELM" upgrade --install "$KPS_RELEASE" prometheus-community/kube-prometheus-stack \
   --kube-context "$KCTX" --namespace "$KPS_NAMESPACE" --version "$KPS_CHART_VERSION" \
   -f deploy/kind/kube-prometheus-stack-values.yaml
-# our wait stops at a stuck pod (Pending, crash loop, image pull) with its events
-"$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$KPS_NAMESPACE" wait --timeout 600
+# our wait stops at a stuck pod (Pending, crash loop, image pull) with its events; Prometheus is
+# a StatefulSet the operator creates later (alertmanager is off: exactly one)
+"$PY" -m servecmp.deploy.kind.cluster --context "$KCTX" --namespace "$KPS_NAMESPACE" wait --timeout 600 \
+  --min-statefulsets 1
 
 # 5. our chart, in a namespace that enforces Pod Security "restricted" -----------------------------
 # (global.modelArtifacts.source=hostPath needs SERVECMP_POD_SECURITY=privileged: PSS forbids hostPath)

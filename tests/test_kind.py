@@ -100,6 +100,11 @@ def test_pins() -> None:
     assert PINS["KPS_CHART_VERSION"].count(".") == 2
     image = PINS["KIND_NODE_IMAGE"]
     assert image.startswith("kindest/node:v1.") and not image.endswith(":latest")
+    # the node image kind v0.27.0 was released with, by digest (kind v0.27.0
+    # pkg/apis/config/defaults/image.go): a bare tag is re-pushed with each kind release
+    assert image == ("kindest/node:v1.32.2@sha256:"
+                     "f226345927d7e348497136874b6d207e0b32cc52154ad8323129352923a3142f")
+    assert PINS["KIND_MIN_VERSION"] == "0.27.0"
 
 
 def test_kube_prometheus_stack_values_select_our_objects() -> None:

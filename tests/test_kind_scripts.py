@@ -150,3 +150,29 @@ def test_kind_load_preflight_counts_locust_workers(checkout: Path, tmp_path: Pat
     proc = _run(checkout, "kind-load.sh", _env(tmp_path, DRYRUN_CLUSTER="1", DRYRUN_NCPU="4"),
                 "--engine", "locust", "--workers", "4", "--target", "tfserving-rest-json")
     assert proc.returncode == 3 and "TOO MUCH: loadgen node" in proc.stderr
+
+
+@pytest.mark.timeout(900)
+def test_kind_up_renders_the_mount_path_of_any_checkout(tmp_path: Path) -> None:
+    """The kind config gets this checkout's absolute artifacts path, whatever characters it has
+    (the sed substitution broke on '#' and mangled '&')."""
+    import yaml
+
+    odd = tmp_path / "odd #1 & co: checkout"
+    for item in COPY:
+        s = ROOT / item
+        if s.is_dir():
+            shutil.copytree(s, odd / item, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            odd.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(s, odd / item)
+    py = tmp_path / "py"
+    py.write_text(f'#!/bin/bash\nexec {shlex.quote(str(ROOT / ".venv" / "bin" / "python"))} '
+                  f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n')
+    py.chmod(0o755)
+    proc = _run(odd, "kind-up.sh", _env(tmp_path), "experiments/quick.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = yaml.safe_load((odd / "build" / "kind" / "kind-config.yaml").read_text())
+    mounts = [m for n in cfg["nodes"] for m in n.get("extraMounts") or []]
+    assert [m["hostPath"] for m in mounts] == [str(odd / "build" / "kind" / "artifacts")]
+    assert cfg["nodes"][0]["extraPortMappings"][0]["listenAddress"] == "127.0.0.1"

@@ -154,6 +154,23 @@ def pod_problem(pod: dict[str, Any], now: datetime) -> str | None:
     return None
 
 
+def container_started(pod: dict[str, Any], container: str | None = None) -> bool:
+    """True once the pod's (main) container has started: running or already terminated.
+
+    ``kubectl logs -f`` does not wait for that: on a container still waiting (image pull,
+    ContainerCreating, PodInitializing) the API server answers 400 "container ... is waiting to
+    start" and kubectl exits at once (kubernetes/kubernetes#28746, kubernetes/kubectl#1227; still
+    so with the kubectl >= 1.29 we support), so a follower started right after ``kubectl apply``
+    would capture nothing. scripts/kind-load.sh waits for this first."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if container is not None and cs.get("name") != container:
+            continue
+        state = cs.get("state") or {}
+        if "running" in state or "terminated" in state:
+            return True
+    return False
+
+
 def format_events(events: Iterable[dict[str, Any]], limit: int = 15) -> str:
     rows = sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))[-limit:]
     return "\n".join(
@@ -241,9 +258,15 @@ def check_pods(core: Any, namespace: str, selector: str = "", *, finished: bool 
 
 def wait_namespace(
     core: Any, apps: Any, namespace: str, timeout_s: float = 600, *, selector: str = "",
+    min_statefulsets: int = 0,
     clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
 ) -> float:
-    """Wait for every Deployment in ``namespace`` to roll out; fail fast on a stuck pod."""
+    """Wait for every Deployment in ``namespace`` to roll out; fail fast on a stuck pod.
+
+    ``min_statefulsets``: also wait until at least that many StatefulSets exist and all are
+    ready. kube-prometheus-stack's Prometheus is a StatefulSet the operator creates only after
+    its own Deployment is up, so a Deployments-only wait returned while Prometheus was not even
+    scheduled (a Pending or crash-looping Prometheus then showed up as empty dashboards)."""
     t0 = clock()
     while True:
         deps = apps.list_namespaced_deployment(namespace, label_selector=selector).items
@@ -253,6 +276,14 @@ def wait_namespace(
             if not ((st.observed_generation or 0) >= (d.metadata.generation or 0)
                     and (st.updated_replicas or 0) == want and (st.available_replicas or 0) == want):
                 pending.append(f"{d.metadata.name} {st.available_replicas or 0}/{want}")
+        if min_statefulsets:
+            sets = apps.list_namespaced_stateful_set(namespace, label_selector=selector).items
+            if len(sets) < min_statefulsets:
+                pending.append(f"{len(sets)}/{min_statefulsets} StatefulSets created")
+            for ss in sets:
+                want, st = ss.spec.replicas or 0, ss.status
+                if (st.ready_replicas or 0) < want:
+                    pending.append(f"{ss.metadata.name} {st.ready_replicas or 0}/{want}")
         if deps and not pending:
             return clock() - t0
         check_pods(core, namespace, selector, finished=False)
@@ -289,6 +320,25 @@ def wait_job(
         if clock() - t0 > timeout_s:
             raise TimeoutError(f"job {namespace}/{name} not finished after {timeout_s:.0f}s")
         sleep(2.0)
+
+
+def wait_started(
+    core: Any, namespace: str, job: str, timeout_s: float, *,
+    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Wait until a pod of Job ``job`` has its container started (its log can be followed);
+    returns the pod name. Fails fast (PodStuck) on a stuck pod, TimeoutError after ``timeout_s``."""
+    t0 = clock()
+    selector = f"job-name={job}"
+    while True:
+        for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
+            d = _as_dict(pod)
+            if container_started(d):
+                return str(d["metadata"]["name"])
+        check_pods(core, namespace, selector)
+        if clock() - t0 > timeout_s:
+            raise TimeoutError(f"job {namespace}/{job}: no pod with a started container after {timeout_s:.0f}s")
+        sleep(1.0)
 
 
 def recover(
@@ -382,9 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--release", default="servecmp")
     w.add_argument("--timeout", type=float, default=600)
     w.add_argument("--selector", default="", help="label selector of the Deployments and pods")
+    w.add_argument("--min-statefulsets", type=int, default=0,
+                   help="also wait for at least this many ready StatefulSets (kube-prometheus-stack: Prometheus)")
     wj = sub.add_parser("wait-job", help="wait for a Job; fail fast when it fails or a pod is stuck")
     wj.add_argument("name")
     wj.add_argument("--timeout", type=float, required=True)
+    ws = sub.add_parser("wait-started", help="wait until a Job's pod has started (so `kubectl logs -f` can follow it)")
+    ws.add_argument("name")
+    ws.add_argument("--timeout", type=float, required=True)
     r = sub.add_parser("report", help="install->Ready, restarts, image sizes (JSON)")
     r.add_argument("--out", type=Path)
     rc = sub.add_parser("recover", help="delete a server pod, print seconds until Ready again")
@@ -410,8 +465,12 @@ def main(argv: list[str] | None = None) -> int:
     core, apps = load_clients(args.context)
     try:
         if args.cmd == "wait":
-            secs = wait_namespace(core, apps, args.namespace, args.timeout, selector=args.selector)
+            secs = wait_namespace(core, apps, args.namespace, args.timeout, selector=args.selector,
+                                  min_statefulsets=args.min_statefulsets)
             print(f"{args.namespace}: every Deployment rolled out in {secs:.1f}s")
+            return 0
+        if args.cmd == "wait-started":
+            print(wait_started(core, args.namespace, args.name, args.timeout))
             return 0
         if args.cmd == "wait-job":
             from kubernetes import client

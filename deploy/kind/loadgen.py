@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import io
 import json
 import math
@@ -45,6 +46,7 @@ ENV_CONTRACT = (
     "SERVECMP_MODEL",
 )
 _NAME = re.compile(r"[^a-z0-9-]+")
+_LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
 # servecmp_* generator metrics, scraped by the chart's PodMonitor (port name `metrics`).
 METRICS_PORT = 9646
 # deploy/kind/loadgen.Dockerfile: the runtime stage's WORKDIR and the locustfiles copied into it
@@ -101,15 +103,25 @@ class LoadJob:
 
     @property
     def name(self) -> str:
-        raw = f"locust-{self.run_id}-{self.target}".lower()
-        return _NAME.sub("-", raw)[:52].strip("-")
+        """Job name prefix, unique per (run, target): at most 52 characters so ``-master`` /
+        ``-worker`` and ``-experiment`` still fit a 63-character name. A longer one is cut and
+        suffixed with a hash of the whole name: plain truncation gave two targets with a long
+        common prefix the same Job, ConfigMap and Service."""
+        raw = _NAME.sub("-", f"locust-{self.run_id}-{self.target}".lower()).strip("-")
+        if len(raw) <= 52:
+            return raw
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+        return f"{raw[:43].strip('-')}-{digest}"
 
     @property
     def labels(self) -> dict[str, str]:
         return {
             "app.kubernetes.io/name": "servecmp-loadgen",
             "app.kubernetes.io/part-of": "servecmp",
-            "servecmp.io/run-id": _NAME.sub("-", self.run_id.lower())[:63].strip("-"),
+            # Case kept (label values may hold [A-Za-z0-9._-]): the chart's PodMonitor turns this
+            # into the `run` label of the generator's series, which must equal the run directory
+            # name, as a local run's `run` label does (observability/scrape_config.py).
+            "servecmp.io/run-id": _LABEL_VALUE.sub("-", self.run_id)[:63].strip("-._"),
             "servecmp.io/load-job": self.name,
         }
 

@@ -21,6 +21,7 @@ from pathlib import Path
 PARSE_ONLY = {
     ("servecmp.cli", "export"), ("servecmp.cli", "report"),
     ("servecmp.deploy.kind.cluster", "wait"), ("servecmp.deploy.kind.cluster", "wait-job"),
+    ("servecmp.deploy.kind.cluster", "wait-started"),
     ("servecmp.deploy.kind.cluster", "report"), ("servecmp.deploy.kind.cluster", "recover"),
     ("servecmp.deploy.kind.provenance", "meta"), ("servecmp.deploy.kind.images", "load"),
 }
@@ -42,6 +43,9 @@ def _side_effects(module: str, sub: str, ns: object) -> None:
             for v in ("1", "2"):
                 (root / "tfserving" / model / v).mkdir(parents=True, exist_ok=True)
                 (root / "tfserving" / model / v / "saved_model.pb").write_bytes(v.encode())
+    elif (module, sub) == ("servecmp.deploy.kind.cluster", "wait-started"):
+        # returns once the Job's container has started (the fake kubectl's pod state)
+        (Path(os.environ["DRYRUN_LOG"]).parent / "pod-started").touch()
     elif (module, sub) == ("servecmp.deploy.kind.cluster", "report"):
         if a.get("out"):
             Path(a["out"]).parent.mkdir(parents=True, exist_ok=True)
