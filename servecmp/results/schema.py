@@ -157,6 +157,15 @@ class StepResult(_Record):
     slo_pass: bool | None = None
     error: str | None = None
     totals: dict[str, Any] = Field(default_factory=dict)  # all windows incl. unreported ones
+    # trust flags (issue 11): a step is comparable only if valid, steady and undisturbed
+    steady: bool = True
+    unsteady_reason: str | None = None
+    disrupted: str | None = None
+    client_ready_s: float | None = None
+
+    @property
+    def comparable(self) -> bool:
+        return self.valid and self.steady and self.disrupted is None
 
     @property
     def transport_error_count(self) -> int:
