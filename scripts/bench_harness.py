@@ -13,12 +13,12 @@ latency does it add?
    REST; a plain gRPC user as in Locust's gRPC example): ours must reach >= 0.8x of stock Locust.
 2. Added latency at concurrency 1 against one endpoint (default: the trivial REST endpoint, or
    ``--address`` with ``--payloads`` for a real TorchServe REST target): ``--rounds`` rounds
-   (>= 3), each one harness step and one ``wrk -c1`` run (``/usr/bin/wrk``; ``apt-get install
+   (default 5), each one harness step and one ``wrk -c1`` run (``/usr/bin/wrk``; ``apt-get install
    wrk``) on the same body, the order alternating (H W, W H, H W ...) so the server's drift hits
    both tools. Printed: every round's p50s and ratio, the median ratio and its spread (min-max);
    goal: median harness p50 / wrk p50 <= 1.10.
 
-    .venv/bin/python scripts/bench_harness.py [--seconds 3] [--rounds 3] [--skip-grpc] [--address 127.0.0.1:8080 --payloads runs/x]
+    .venv/bin/python scripts/bench_harness.py [--seconds 3] [--rounds 5] [--capacity-rounds 3] [--skip-grpc] [--address 127.0.0.1:8080 --payloads runs/x]
     .venv/bin/python scripts/bench_harness.py --torchserve resnet --target torchserve-rest-json
 
 Numbers on a shared machine are indicative only: rerun and report ranges.
@@ -252,6 +252,8 @@ def latency_rounds(run: Path, target, addr: str, payloads: str, model: str, roun
     body.write_bytes(ps.body(target.effective_encoding, 0))
     ctype = "application/json" if target.effective_encoding.value == "json" else "application/octet-stream"
     url = f"http://{addr}/predictions/{model}"
+    with console.status("warm-up (not reported): wrk for 2 s ..."):
+        wrk_p50(url, body, ctype, 2, cpus)  # both tools then meet a warm server (JIT, caches)
     out: list[tuple[float, float]] = []
     for r in range(rounds):
         got: dict[str, float] = {}
@@ -317,7 +319,8 @@ def with_real_torchserve(args: argparse.Namespace) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=3.0, help="measurement window length")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating harness/wrk rounds (>= 3)")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds, harness/wrk and ours/stock (>= 3)")
+    ap.add_argument("--capacity-rounds", type=int, default=3, help="alternating ours/stock Locust rounds (>= 3)")
     ap.add_argument("--concurrency", type=int, default=32, help="closed-loop users for the capacity runs")
     ap.add_argument("--shape", default="1,2,2", help="C,H,W of the echoed float32 payload")
     ap.add_argument("--skip-grpc", action="store_true")
@@ -329,8 +332,8 @@ def main() -> int:
                     help="start a REAL local TorchServe serving MODEL (exported into build/models) "
                          "and compare the harness with wrk against it")
     args = ap.parse_args()
-    if args.rounds < 3:
-        ap.error("--rounds must be >= 3 (a median and a spread need several alternating rounds)")
+    if args.rounds < 3 or args.capacity_rounds < 3:
+        ap.error("--rounds and --capacity-rounds must be >= 3 (a median and a spread need several alternating rounds)")
     if args.address and not args.payloads:
         ap.error("--address needs --payloads (the run's PayloadSet)")
     if args.torchserve:
@@ -375,9 +378,9 @@ def main() -> int:
                     ours: list[float] = []
                     stock: list[float] = []
                     last = None
-                    for r in range(args.rounds):  # alternating order: ours,stock / stock,ours / ...
+                    for r in range(args.capacity_rounds):  # alternating order: ours,stock / stock,ours / ...
                         for who in (("ours", "stock") if r % 2 == 0 else ("stock", "ours")):
-                            with console.status(f"capacity round {r + 1}/{args.rounds}: {who} on {target.name} ..."):
+                            with console.status(f"capacity round {r + 1}/{args.capacity_rounds}: {who} on {target.name} ..."):
                                 if who == "ours":
                                     last = harness_step(run, f"capacity-{kind}-{r}", target, addr, payloads,
                                                         args.concurrency, args.seconds, gen_cpus)
@@ -399,7 +402,7 @@ def main() -> int:
                                   f"{last.latency_ms.p50 or 0:.2f}", f"{last.latency_ms.p99 or 0:.2f}", str(errs))
                 console.print(table)
                 console.print(f"ours: engine steps (answers checked, HDR recorded); stock: stock Locust, one process, no "
-                              f"answer check; {args.rounds} alternating rounds each; ours/stock: median of the per-round "
+                              f"answer check; {args.capacity_rounds} alternating rounds each; ours/stock: median of the per-round "
                               "ratios (min-max); req/s: medians; gen CPU/p50/p99/errors: our last round.")
 
             # ---- added latency at concurrency 1: harness vs wrk, alternating ----------------

@@ -49,6 +49,7 @@ def base_fields(spec: StepSpec) -> dict[str, Any]:
         "run_id": spec.run_id,
         "step_id": spec.step_id,
         "index": spec.index,
+        "repeat": spec.repeat,
         "target": t.name,
         "server": t.server.value,
         "protocol": t.protocol.value,
