@@ -138,3 +138,10 @@ def test_friction_rows_use_human_labels_with_units(tmp_path: Path) -> None:
 
 def test_plan_is_untouched_by_these_tests() -> None:
     assert all(p.repeat == 0 and p.steady and p.disrupted is None for p in STEP_PLAN)
+
+
+def test_report_paths_print_as_paths_not_reprs(tmp_path: Path) -> None:
+    paths = build_report(make_run(tmp_path / "r"))
+    text = f"report: {paths}"
+    assert "PosixPath" not in text and "ReportPaths" not in text
+    assert str(paths.html) in text and str(paths.markdown) in text

@@ -8,7 +8,8 @@ Order of work, and why:
 4. every available server started in turn (cold start and idle friction measured as each comes
    up, the ones already up idling), all pinned to the same server CPUs while the generator uses
    the others;
-5. ``load.repeats`` interleaved rounds: each round runs every target's profile once, in the same
+5. ``load.repeats`` interleaved rounds: each round runs every target once per load level (all
+   targets at the first level, then at the next), in the same
    order, servers and in-process baselines alike (the idle servers' residual CPU is the
    ``idle_cpu_cores`` friction figure). Interleaving (A B A B, rather than A A B B) makes slow
    drift of a shared machine hit both sides of every comparison; the report pairs the steps of a
@@ -40,7 +41,7 @@ from servecmp.deploy.local.procs import install_handlers
 from servecmp.deploy.local.server import LocalServer, ServerFailed, ServerUnavailable
 from servecmp.deploy.local.tfserving import TFServingServer
 from servecmp.deploy.local.torchserve import TorchServeServer
-from servecmp.experiment import Experiment, Server, Target, parse_experiment
+from servecmp.experiment import Experiment, LoadProfile, Server, Target, parse_experiment
 from servecmp.results.friction import append_friction, unavailable
 from servecmp.results.schema import StepResult, TargetAvailability
 from servecmp.results.store import RunStore
@@ -64,10 +65,10 @@ QUICK_REPEATS = 3
 def quick_profile(exp: Experiment) -> Experiment:
     """Short warm-up and windows, 3 interleaved repeats: the README's main job in minutes on 2 cores."""
     data = exp.model_dump(mode="json")
-    data["load"]["warmup_s"] = min(exp.load.warmup_s, 1.0)
+    data["load"]["warmup_s"] = min(exp.load.warmup_s, 0.5)
     # Shorter steps, but 3 interleaved repeats: the report's verdicts need the noise estimated
     # from repeats (windows of one step share the step's drift, repeats do not).
-    data["load"]["stability"] = {"window_s": 2.0, "windows": 2, "tolerance": 0.10, "max_windows": 3}
+    data["load"]["stability"] = {"window_s": 1.5, "windows": 2, "tolerance": 0.10, "max_windows": 3}
     data["load"]["repeats"] = max(exp.load.repeats, QUICK_REPEATS)
     return parse_experiment(data, "experiment (--quick)")
 
@@ -312,26 +313,37 @@ class LocalRun:
         gen = self.placement.generator_cpus if self.placement.pinned else None
         base_cpus = self.placement.server_cpus if self.placement.pinned else None
         repeats = self.exp.load.repeats
+        from servecmp.loadtests.engine import plan_steps
+
+        # Closed / open loop: within a round, one load level at a time across the targets
+        # (A@c1 B@c1 … A@c4 B@c4 …), so the two steps of a pair are as close in time as possible.
+        # A rate sweep stops per target at its first failing rate: it runs whole, target by target.
+        levels: list[list[tuple[str, float]] | None] = (
+            [None] if self.exp.load.profile is LoadProfile.rate_sweep else [[p] for p in plan_steps(self.exp.load)])
         for r in range(repeats):
             if repeats > 1:
                 _log(f"round {r + 1}/{repeats}")
-            for server, targets in groups:
-                for target in targets:
-                    if server is None:  # in-process baseline
-                        artifact = self._baseline_artifact(target)
-                        if r == 0:
-                            self.store.append_target(TargetAvailability(target=target.name, available=True, address=str(artifact)))
-                        _log(f"baseline: {target.name} (in-process, {self.exp.intra_op_threads} thread(s))")
-                        self._run_target(target, str(artifact), repeat=r, cpus=base_cpus,
-                                         client_options={"intra_op_threads": self.exp.intra_op_threads})
-                        continue
-                    assert server.process is not None
-                    if not server.process.alive():
-                        continue  # reported once by wind_down
-                    address = server.address(target.protocol)
-                    _log(f"load: {target.name} at {address}")
-                    self._run_target(target, address, repeat=r, cpus=gen,
-                                     server_pids=[p.pid for p in server.process.tree()])
+            for params in levels:
+                for server, targets in groups:
+                    for target in targets:
+                        if server is None:  # in-process baseline
+                            artifact = self._baseline_artifact(target)
+                            if r == 0 and not self._announced(target):
+                                self.store.append_target(TargetAvailability(target=target.name, available=True, address=str(artifact)))
+                            _log(f"baseline: {target.name} (in-process, {self.exp.intra_op_threads} thread(s))")
+                            self._run_target(target, str(artifact), repeat=r, cpus=base_cpus, params=params,
+                                             client_options={"intra_op_threads": self.exp.intra_op_threads})
+                            continue
+                        assert server.process is not None
+                        if not server.process.alive():
+                            continue  # reported once by wind_down
+                        address = server.address(target.protocol)
+                        _log(f"load: {target.name} at {address}")
+                        self._run_target(target, address, repeat=r, cpus=gen, params=params,
+                                         server_pids=[p.pid for p in server.process.tree()])
+
+    def _announced(self, target: Target) -> bool:
+        return any(t.target == target.name for t in self.store.read_targets())
 
     def wind_down(self, server: LocalServer, targets: list[Target]) -> None:
         """After every round: peak memory, then the friction that disturbs the server (bad
