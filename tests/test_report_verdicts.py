@@ -85,7 +85,7 @@ def test_not_comparable_steps_are_kept_out_and_labelled(tmp_path: Path) -> None:
     v = an.difference("throughput_rps", cs[(TS, ("concurrency", 1.0))], cb)
     assert v is not None and v.n_pairs == 3 and not v.significant
     md = build_report(run_dir).markdown.read_text()
-    summary = md.split("## Summary")[1].split("## Differences")[0]
+    summary = md.split("## Summary")[1].split("## Details")[0]
     best = next(ln for ln in summary.splitlines() if ln.startswith("| Best throughput"))
     assert "| 100.00 (concurrency 1) | 100.00 (concurrency 1) | not significant" in best, best
     steps = md.split("## All steps")[1]
@@ -110,7 +110,7 @@ def test_the_report_answers_first_and_provenance_comes_last(tmp_path: Path) -> N
     order = _md_table_order(md)
     assert order[:2] == ["REST", "GRPC"], order  # the summary tables come first
     assert order[-2:] == ["Provenance", "Targets"], order
-    assert md.index("## Summary") < md.index("## Differences") < md.index("## Details") < md.index("## Provenance")
+    assert md.index("## Summary") < md.index("## Details") < md.index("### Differences") < md.index("## Provenance")
     first_table = re.search(r"<table[^>]*>", html)
     assert first_table is not None and first_table.group(0) == '<table id="summary-rest">'
     assert html.index('id="plot-latency-throughput"') < html.index('id="details"')  # key plots before details

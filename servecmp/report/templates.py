@@ -66,9 +66,6 @@ details { margin: 8px 0; } summary { cursor: pointer; color: #333; }
 {% if tables.notes.rows %}<h3 id="notes">Notes</h3>
 {{ tables.notes | html_table }}{% endif %}
 
-<h2 id="differences">Differences between targets (paired over interleaved repeats)</h2>
-<div class="scroll">{{ tables.differences | html_table }}</div>
-
 <h2 id="key-plots">Key plots</h2>
 {% for p in key_plots %}<h3>{{ p.title }}</h3>
 <p class="note">{{ p.note }}</p>
@@ -76,6 +73,10 @@ details { margin: 8px 0; } summary { cursor: pointer; color: #333; }
 {% endfor %}
 
 <h2 id="details">Details</h2>
+<h3 id="differences">Differences between targets (paired over interleaved repeats)</h3>
+<p class="note">b vs a: the relative difference with its 95 % interval over the rounds both were measured in; “noise” is the round-to-round spread of the pair's log-ratio.</p>
+<div class="scroll">{{ tables.differences | html_table }}</div>
+
 <h3 id="recommendations">Recommendations by SLO</h3>
 <p class="note">{{ slo_rule }}</p>
 {{ tables.recommendations | html_table }}
@@ -150,11 +151,13 @@ Per protocol, each server's headline numbers and the verdict. The SLO used here:
 {{ tables.notes | md_table }}
 {% endif %}
 
-## Differences between targets (paired over interleaved repeats)
+## Details
+
+### Differences between targets (paired over interleaved repeats)
+
+b vs a: the relative difference with its 95 % interval over the rounds both were measured in; "noise" is the round-to-round spread of the pair's log-ratio.
 
 {{ tables.differences | md_table }}
-
-## Details
 
 ### Recommendations
 
