@@ -145,3 +145,14 @@ def test_report_paths_print_as_paths_not_reprs(tmp_path: Path) -> None:
     text = f"report: {paths}"
     assert "PosixPath" not in text and "ReportPaths" not in text
     assert str(paths.html) in text and str(paths.markdown) in text
+
+
+def test_resolution_is_the_half_width_of_the_interval(tmp_path: Path) -> None:
+    a, b = [100.0, 104.0, 98.0], [116.0, 118.0, 114.0]
+    run = load_run(make_run(tmp_path / "r", plan=interleaved(rounds(TS, a, 20.0), rounds(TF, b, 20.0))))
+    cs = an.cells(run)
+    v = an.difference("throughput_rps", cs[(TS, ("concurrency", 1.0))], cs[(TF, ("concurrency", 1.0))])
+    assert v is not None and v.resolution is not None
+    d = np.log(np.array(b) / np.array(a))
+    assert v.resolution == pytest.approx(max(0.05, math.expm1(T_975_DF2 * d.std(ddof=1) / math.sqrt(3))))
+    assert f"resolves ≥ {an.fmt_pct(v.resolution)}" in v.describe()

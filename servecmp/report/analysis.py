@@ -43,7 +43,8 @@ NOISE_RULE = (
     "rounds where both have a comparable step: for each round r the log-ratio d_r = ln(b_r / a_r) "
     f"is taken; the difference is exp(mean d) - 1 with its {CONFIDENCE:.0%} Student-t confidence "
     "interval over the rounds (scipy.stats.ttest_1samp), transformed back the same way; the noise "
-    "is the standard deviation of the d_r. A winner is named only when that interval excludes 0 "
+    "is the standard deviation of the d_r and “resolves ≥ x” is the interval's half-width: the "
+    "smallest difference that run could have called. A winner is named only when that interval excludes 0 "
     f"and the difference exceeds {MIN_REL_DIFF:.0%}; otherwise the pair is labelled "
     f"“{NOT_SIGNIFICANT}”. A cell's number is the median over its comparable repeats. "
     "With a single step per target (no repeats) the fallback rule applies: a and b differ only "
@@ -330,6 +331,7 @@ class Verdict:
     interval: tuple[float, float] | None = None
     n_pairs: int = 0
     noise: float | None = None  # standard deviation of the paired log-ratios
+    resolution: float | None = None  # smallest difference these pairs could call (half-width, >= 5 %)
 
     @property
     def label(self) -> str:
@@ -344,7 +346,8 @@ class Verdict:
         if self.interval is not None and self.change is not None:
             lo, hi = self.interval
             return (f"{_signed_pct(self.change)} [{_signed_pct(lo)}, {_signed_pct(hi)}] "
-                    f"({self.n_pairs} paired repeats, noise {fmt_pct(self.noise or 0.0)})")
+                    f"({self.n_pairs} paired repeats, noise {fmt_pct(self.noise or 0.0)}, "
+                    f"resolves ≥ {fmt_pct(self.resolution or MIN_REL_DIFF)})")
         return f"{fmt_pct(self.rel_diff)} (threshold {fmt_pct(self.threshold)}; 1 repeat, window noise)"
 
 
@@ -381,13 +384,15 @@ def paired_verdict(metric: Metric, pairs: list[tuple[float, float]], a: float, b
     else:
         ci = stats.ttest_1samp(d, 0.0).confidence_interval(CONFIDENCE)
         lo, hi = float(ci.low), float(ci.high)
+    resolution = max(MIN_REL_DIFF, math.expm1((hi - lo) / 2))
     change = math.expm1(mean)
     sig = (lo > 0 or hi < 0) and abs(change) > MIN_REL_DIFF
     better = None
     if sig and metric.better is not Better.neither:
         better = "b" if metric.is_better(1.0 + change, 1.0) else "a"
     return Verdict(a, b, abs(change), MIN_REL_DIFF, sig, better, change=change,
-                   interval=(math.expm1(lo), math.expm1(hi)), n_pairs=len(pairs), noise=sd)
+                   interval=(math.expm1(lo), math.expm1(hi)), n_pairs=len(pairs), noise=sd,
+                   resolution=resolution)
 
 
 def difference(metric: str, ca: Cell, cb: Cell) -> Verdict | None:
