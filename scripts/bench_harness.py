@@ -170,8 +170,10 @@ class StockFastHttp(FastHttpUser):
         self.client.post(PATH, data=BODY, headers=HEADERS)
 """
 
-# A plain gRPC user in the style of Locust's own gRPC example (examples/grpc): a grpcio stub,
-# gevent-patched grpc, one request event per call. No answer check, no HDR: the bare minimum.
+# A plain gRPC user after Locust's own example (locustio/locust examples/grpc/grpc_user.py:
+# grpc.experimental.gevent.init_gevent(), grpc.insecure_channel, one request event per call),
+# minus its grpc-interceptor layer and ByteSize() (not installed here; leaner, so the comparison
+# is stricter). No answer check, no HDR: the bare minimum.
 STOCK_GRPC = """
 import os
 import time
