@@ -94,13 +94,13 @@ def test_results_hold_torchserve_both_protocols_and_both_baselines(run_dir: Path
 
 
 def test_repeats_are_interleaved_rounds_over_every_target(run_dir: Path) -> None:
-    """A B C D, A B C D: round 0 of every target (servers and baselines) before any round 1,
-    in the same order, so drift hits both sides of every comparison; the report pairs them."""
+    """A B C D, D C B A: round 0 of every target (servers and baselines) before any round 1,
+    the order counterbalanced, so drift hits both sides of every comparison; the report pairs them."""
     steps = RunStore(run_dir).read_steps().steps
     rounds = [s.repeat for s in steps]
     assert rounds == sorted(rounds) and set(rounds) == {0, 1}
     first = [s.target for s in steps if s.repeat == 0]
-    assert first == [s.target for s in steps if s.repeat == 1]
+    assert first[::-1] == [s.target for s in steps if s.repeat == 1]
     assert {"torchserve-rest-json", "torchserve-grpc-bytes", "pytorch-inprocess", "tensorflow-inprocess"} <= set(first)
     md = (run_dir / "report" / "report.md").read_text()
     assert "2 paired repeats" in md

@@ -9,8 +9,9 @@ Order of work, and why:
    up, the ones already up idling), all pinned to the same server CPUs while the generator uses
    the others;
 5. ``load.repeats`` interleaved rounds: each round runs every target once per load level (all
-   targets at the first level, then at the next), in the same
-   order, servers and in-process baselines alike (the idle servers' residual CPU is the
+   targets at the first level, then at the next), the order reversed every other round
+   (A B C, C B A: counterbalanced), servers and in-process baselines alike (the idle
+   servers' residual CPU is the
    ``idle_cpu_cores`` friction figure). Interleaving (A B A B, rather than A A B B) makes slow
    drift of a shared machine hit both sides of every comparison; the report pairs the steps of a
    round and states each difference with an interval from those pairs;
@@ -307,9 +308,10 @@ class LocalRun:
             return None
 
     def run_rounds(self, groups: list[tuple[LocalServer | None, list[Target]]]) -> None:
-        """``load.repeats`` rounds; each round runs every target's whole profile once, in the
-        same order (A B C, A B C, ...), so slow drift of a shared machine hits every target of a
-        comparison alike. Servers stay up between rounds; a server that died is skipped."""
+        """``load.repeats`` rounds; each round runs every target once per load level, in a
+        counterbalanced order (A B C, then C B A, ...), so slow drift of a shared machine hits
+        every target of a comparison alike. Servers stay up between rounds; a server that died
+        is skipped."""
         gen = self.placement.generator_cpus if self.placement.pinned else None
         base_cpus = self.placement.server_cpus if self.placement.pinned else None
         repeats = self.exp.load.repeats
@@ -320,27 +322,30 @@ class LocalRun:
         # A rate sweep stops per target at its first failing rate: it runs whole, target by target.
         levels: list[list[tuple[str, float]] | None] = (
             [None] if self.exp.load.profile is LoadProfile.rate_sweep else [[p] for p in plan_steps(self.exp.load)])
+        order = [(server, target) for server, targets in groups for target in targets]
         for r in range(repeats):
             if repeats > 1:
                 _log(f"round {r + 1}/{repeats}")
+            # counterbalanced (A B C, C B A, A B C …): a drift that is linear within a round
+            # favours no target on average, instead of always the one measured first
+            this_round = order if r % 2 == 0 else order[::-1]
             for params in levels:
-                for server, targets in groups:
-                    for target in targets:
-                        if server is None:  # in-process baseline
-                            artifact = self._baseline_artifact(target)
-                            if r == 0 and not self._announced(target):
-                                self.store.append_target(TargetAvailability(target=target.name, available=True, address=str(artifact)))
-                            _log(f"baseline: {target.name} (in-process, {self.exp.intra_op_threads} thread(s))")
-                            self._run_target(target, str(artifact), repeat=r, cpus=base_cpus, params=params,
-                                             client_options={"intra_op_threads": self.exp.intra_op_threads})
-                            continue
-                        assert server.process is not None
-                        if not server.process.alive():
-                            continue  # reported once by wind_down
-                        address = server.address(target.protocol)
-                        _log(f"load: {target.name} at {address}")
-                        self._run_target(target, address, repeat=r, cpus=gen, params=params,
-                                         server_pids=[p.pid for p in server.process.tree()])
+                for server, target in this_round:
+                    if server is None:  # in-process baseline
+                        artifact = self._baseline_artifact(target)
+                        if r == 0 and not self._announced(target):
+                            self.store.append_target(TargetAvailability(target=target.name, available=True, address=str(artifact)))
+                        _log(f"baseline: {target.name} (in-process, {self.exp.intra_op_threads} thread(s))")
+                        self._run_target(target, str(artifact), repeat=r, cpus=base_cpus, params=params,
+                                         client_options={"intra_op_threads": self.exp.intra_op_threads})
+                        continue
+                    assert server.process is not None
+                    if not server.process.alive():
+                        continue  # reported once by wind_down
+                    address = server.address(target.protocol)
+                    _log(f"load: {target.name} at {address}")
+                    self._run_target(target, address, repeat=r, cpus=gen, params=params,
+                                     server_pids=[p.pid for p in server.process.tree()])
 
     def _announced(self, target: Target) -> bool:
         return any(t.target == target.name for t in self.store.read_targets())
