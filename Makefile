@@ -59,8 +59,8 @@ bench-harness: ## Load generator capacity and added latency vs wrk (prints figur
 	$(PY) scripts/bench_harness.py
 
 bench-harness-torchserve: ## Added latency at c=1 vs wrk against a REAL local TorchServe (resnet)
-	$(PY) scripts/bench_harness.py --torchserve resnet --target torchserve-rest-json
-	$(PY) scripts/bench_harness.py --torchserve resnet --target torchserve-rest-raw
+	$(PY) scripts/bench_harness.py --torchserve resnet --target torchserve-rest-json --rounds 9 --seconds 1.5
+	$(PY) scripts/bench_harness.py --torchserve resnet --target torchserve-rest-raw --rounds 9 --seconds 1.5
 
 ##@ Observability
 .PHONY: dashboards dashboards-check rules rules-check

@@ -8,13 +8,18 @@ latency does it add?
      form, driven by the real ``TorchServeRestClient`` (target ``torchserve-rest-raw``);
    - gRPC: a grpc.aio echo ``InferenceAPIsService.Predictions`` driven by the real
      ``TorchServeGrpcClient`` (target ``torchserve-grpc-bytes``).
-   Each is one engine step (closed loop, ``--concurrency`` users) run exactly as a real step.
-   Goals on 2 cores: >= 5,000 REST req/s, >= 2,000 gRPC req/s.
+   Each is one engine step (closed loop, ``--concurrency`` users) run exactly as a real step,
+   alternated with stock Locust on the same endpoint, same users, same CPU (FastHttpUser for
+   REST; a plain gRPC user as in Locust's gRPC example): ours must reach >= 0.8x of stock Locust.
 2. Added latency at concurrency 1 against one endpoint (default: the trivial REST endpoint, or
-   ``--address`` with ``--payloads`` for a real TorchServe REST target): the harness's p50 vs
-   ``wrk -c1`` (``/usr/bin/wrk``; ``apt-get install wrk``) on the same body, and the ratio.
+   ``--address`` with ``--payloads`` for a real TorchServe REST target): ``--rounds`` rounds
+   (default 5), each one harness step and one ``wrk -c1`` run (``/usr/bin/wrk``; ``apt-get install
+   wrk``) on the same body, the order alternating (H W, W H, H W ...) so the server's drift hits
+   both tools. Printed: every round's p50s and ratio, the median ratio and its spread (min-max);
+   goal: median harness p50 / wrk p50 <= 1.10.
 
-    .venv/bin/python scripts/bench_harness.py [--seconds 3] [--skip-grpc] [--address 127.0.0.1:8080 --payloads runs/x]
+    .venv/bin/python scripts/bench_harness.py [--seconds 3] [--rounds 5] [--capacity-rounds 3] [--skip-grpc] [--address 127.0.0.1:8080 --payloads runs/x]
+    .venv/bin/python scripts/bench_harness.py --torchserve resnet --target torchserve-rest-json
 
 Numbers on a shared machine are indicative only: rerun and report ranges.
 """
@@ -23,9 +28,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -145,6 +152,147 @@ def wrk_p50(url: str, body_path: Path, content_type: str, seconds: float, cpus: 
     return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
 
 
+# ---- stock Locust on the same endpoint (the reference for generator capacity) ----------------
+STOCK_REST = """
+import os
+from locust import FastHttpUser, constant, task
+
+BODY = open(os.environ["BENCH_BODY"], "rb").read()
+PATH = os.environ["BENCH_PATH"]
+HEADERS = {"Content-Type": "application/octet-stream"}
+
+
+class StockFastHttp(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def post(self):
+        self.client.post(PATH, data=BODY, headers=HEADERS)
+"""
+
+# A plain gRPC user after Locust's own example (locustio/locust examples/grpc/grpc_user.py:
+# grpc.experimental.gevent.init_gevent(), grpc.insecure_channel, one request event per call),
+# minus its grpc-interceptor layer and ByteSize() (not installed here; leaner, so the comparison
+# is stricter). No answer check, no HDR: the bare minimum.
+STOCK_GRPC = """
+import os
+import time
+
+import grpc
+import grpc.experimental.gevent as grpc_gevent
+from locust import User, constant, task
+
+grpc_gevent.init_gevent()
+from servecmp.loadtests.clients import torchserve_protos
+
+pb2, pb2_grpc = torchserve_protos.load()
+DATA = open(os.environ["BENCH_BODY"], "rb").read()
+
+
+class StockGrpc(User):
+    wait_time = constant(0)
+
+    def on_start(self):
+        self.channel = grpc.insecure_channel(self.host)
+        self.stub = pb2_grpc.InferenceAPIsServiceStub(self.channel)
+        self.request = pb2.PredictionsRequest(model_name=os.environ["BENCH_MODEL"], input={"data": DATA})
+
+    @task
+    def predict(self):
+        start = time.perf_counter()
+        exc = None
+        length = 0
+        try:
+            length = len(self.stub.Predictions(self.request).prediction)
+        except grpc.RpcError as err:
+            exc = err
+        self.environment.events.request.fire(
+            request_type="grpc", name="Predictions", response_time=(time.perf_counter() - start) * 1000,
+            response_length=length, exception=exc, context={})
+
+    def on_stop(self):
+        self.channel.close()
+"""
+
+
+def stock_locust_rps(kind: str, address: str, body: Path, users: int, seconds: float, cpus: list[int] | None,
+                     work: Path) -> tuple[float, int]:
+    """(req/s, failures) of stock Locust, one process, ``users`` users, after they all spawned."""
+    lf = work / f"stock_{kind}.py"
+    lf.write_text(STOCK_REST if kind == "rest" else STOCK_GRPC)
+    prefix = work / f"stock_{kind}"
+    host = f"http://{address}" if kind == "rest" else address
+    env = dict(os.environ, BENCH_BODY=str(body), BENCH_PATH=f"/predictions/{ECHO_MODEL}", BENCH_MODEL=ECHO_MODEL)
+
+    def pin() -> None:
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    locust = Path(sys.executable).with_name("locust")
+    argv = [str(locust), "-f", str(lf), "--headless", "-u", str(users), "-r", str(users * 100),
+            "-t", f"{max(2, round(seconds))}s", "--host", host, "--reset-stats", "--only-summary",
+            "--csv", str(prefix), "--loglevel", "WARNING", "--stop-timeout", "2"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=seconds + 60, preexec_fn=pin)
+    stats = prefix.with_name(prefix.name + "_stats.csv")
+    if not stats.is_file():
+        raise RuntimeError(f"stock Locust ({kind}) wrote no stats (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    with stats.open() as fh:
+        for row in csv.DictReader(fh):
+            if row["Name"] == "Aggregated":
+                return float(row["Requests/s"]), int(row["Failure Count"])
+    raise RuntimeError(f"no Aggregated row in {stats}")
+
+
+# ---- added latency at c=1: alternating rounds -------------------------------------------------
+def latency_rounds(run: Path, target, addr: str, payloads: str, model: str, rounds: int, seconds: float,
+                   cpus: list[int] | None, console) -> list[tuple[float, float]]:
+    """``rounds`` x (harness p50, wrk p50) in ms; the order alternates each round."""
+    from servecmp.loadtests.payloads import PayloadSet
+
+    ps = PayloadSet.load(payloads)
+    body = run / "body.bin"
+    body.write_bytes(ps.body(target.effective_encoding, 0))
+    ctype = "application/json" if target.effective_encoding.value == "json" else "application/octet-stream"
+    url = f"http://{addr}/predictions/{model}"
+    with console.status("warm-up (not reported): wrk for 2 s ..."):
+        wrk_p50(url, body, ctype, 2, cpus)  # both tools then meet a warm server (JIT, caches)
+    out: list[tuple[float, float]] = []
+    for r in range(rounds):
+        got: dict[str, float] = {}
+        order = ("harness", "wrk") if r % 2 == 0 else ("wrk", "harness")
+        for tool in order:
+            with console.status(f"round {r + 1}/{rounds}: {tool} at c=1 ..."):
+                if tool == "harness":
+                    res = harness_step(run, f"c1-r{r}", target, addr, payloads, 1, seconds, cpus)
+                    errs = res.wrong_answers + sum(res.transport_errors.values())
+                    if res.latency_ms.p50 is None or errs:
+                        raise RuntimeError(f"harness round {r + 1}: p50 {res.latency_ms.p50}, {errs} errors; {res.error or ''}")
+                    got[tool] = res.latency_ms.p50
+                else:
+                    got[tool] = wrk_p50(url, body, ctype, seconds * 2, cpus)
+        out.append((got["harness"], got["wrk"]))
+    return out
+
+
+def latency_table(label: str, pairs: list[tuple[float, float]], goal: float | None):
+    from rich.table import Table
+
+    ratios = [h / w for h, w in pairs]
+    med = statistics.median(ratios)
+    t = Table(title=f"added latency at concurrency 1, {label}: {len(pairs)} alternating rounds")
+    for col in ("round", "order", "harness p50 ms", "wrk p50 ms", "ratio harness/wrk", "added ms"):
+        t.add_column(col, justify="right")
+    for i, (h, w) in enumerate(pairs):
+        t.add_row(str(i + 1), "H,W" if i % 2 == 0 else "W,H", f"{h:.3f}", f"{w:.3f}", f"{h / w:.3f}", f"{h - w:+.3f}")
+    if goal is None:  # a trivial endpoint: the ratio of two tiny numbers; the added ms is the figure
+        verdict = "(no ratio goal on a trivial endpoint: the added ms is what the harness costs per request)"
+    else:
+        verdict = f"goal <= {goal:.2f} " + ("[green]ok[/green]" if med <= goal else "[red]above goal[/red]")
+    t.caption = (f"median ratio {med:.3f} (spread {min(ratios):.3f}-{max(ratios):.3f}; "
+                 f"median added {statistics.median(h - w for h, w in pairs):+.3f} ms); {verdict}")
+    return t, med
+
+
 def with_real_torchserve(args: argparse.Namespace) -> int:
     """Start TorchServe via the local runtime (server on the last CPU), write its payloads, then
     rerun this benchmark's wrk comparison against it (capacity runs skipped: a model is not trivial)."""
@@ -165,8 +313,8 @@ def with_real_torchserve(args: argparse.Namespace) -> int:
         try:
             ps = PayloadSet.build(get_model(args.torchserve), DEFAULT_SEED, 1, 16, weights_seed=DEFAULT_SEED)
             ps.save(work)
-            argv = [sys.executable, __file__, "--seconds", str(args.seconds), "--skip-grpc",
-                    "--concurrency", "1", "--address", server.endpoints.rest, "--payloads", str(work),
+            argv = [sys.executable, __file__, "--seconds", str(args.seconds), "--rounds", str(args.rounds),
+                    "--skip-capacity", "--address", server.endpoints.rest, "--payloads", str(work),
                     "--target", args.target]
             return subprocess.run(argv, check=False).returncode
         finally:
@@ -176,9 +324,12 @@ def with_real_torchserve(args: argparse.Namespace) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=3.0, help="measurement window length")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds, harness/wrk and ours/stock (>= 3)")
+    ap.add_argument("--capacity-rounds", type=int, default=3, help="alternating ours/stock Locust rounds (>= 3)")
     ap.add_argument("--concurrency", type=int, default=32, help="closed-loop users for the capacity runs")
     ap.add_argument("--shape", default="1,2,2", help="C,H,W of the echoed float32 payload")
     ap.add_argument("--skip-grpc", action="store_true")
+    ap.add_argument("--skip-capacity", action="store_true", help="only the added-latency rounds")
     ap.add_argument("--address", help="real TorchServe REST endpoint (127.0.0.1:port) for the wrk comparison")
     ap.add_argument("--payloads", help="PayloadSet .npz / run dir for --address")
     ap.add_argument("--target", default="torchserve-rest-raw", choices=["torchserve-rest-raw", "torchserve-rest-json"])
@@ -186,6 +337,10 @@ def main() -> int:
                     help="start a REAL local TorchServe serving MODEL (exported into build/models) "
                          "and compare the harness with wrk against it")
     args = ap.parse_args()
+    if args.rounds < 3 or args.capacity_rounds < 3:
+        ap.error("--rounds and --capacity-rounds must be >= 3 (a median and a spread need several alternating rounds)")
+    if args.address and not args.payloads:
+        ap.error("--address needs --payloads (the run's PayloadSet)")
     if args.torchserve:
         return with_real_torchserve(args)
 
@@ -194,72 +349,79 @@ def main() -> int:
 
     from servecmp.experiment import Target
     from servecmp.loadtests.engine.spec import check_address
+    from servecmp.loadtests.payloads import PayloadSet
 
-    console = Console(width=130)
+    console = Console(width=140)
     usable = sorted(os.sched_getaffinity(0))
     server_cpus, gen_cpus = ([usable[0]], usable[1:2]) if len(usable) >= 2 else (None, None)
-    console.print(f"CPUs usable: {usable}; trivial servers on {server_cpus}, generator (+wrk) on {gen_cpus}. "
-                  "[yellow]Shared machine: figures are indicative only.[/yellow]")
+    console.print(f"CPUs usable: {usable}; trivial servers on {server_cpus}, generator (+wrk, +stock Locust) on "
+                  f"{gen_cpus}. [yellow]Shared machine: figures are indicative only.[/yellow]")
     shape = tuple(int(x) for x in args.shape.split(","))
     rest_t = Target(server="torchserve", protocol="rest", encoding="raw")
     grpc_t = Target(server="torchserve", protocol="grpc")
-    table = Table(title="generator capacity (closed loop, trivial echo endpoints)")
-    for col in ("target", "users", "req/s", "goal", "gen CPU", "p50 ms", "p99 ms", "errors", "stop"):
-        table.add_column(col)
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="servecmp-bench-") as tmp:
         run = Path(tmp)
         payloads = echo_payloads(run, shape)  # type: ignore[arg-type]
+        echo_body = run / "echo.bin"
+        echo_body.write_bytes(PayloadSet.load(payloads).body(rest_t.effective_encoding, 0))
         try:
             rest_proc, rest_addr = start_server("rest", server_cpus)
             procs.append(rest_proc)
-            cases = [("rest", rest_t, rest_addr, 5000)]
-            if not args.skip_grpc:
-                grpc_proc, grpc_addr = start_server("grpc", server_cpus)
-                procs.append(grpc_proc)
-                cases.append(("grpc", grpc_t, grpc_addr, 2000))
-            for kind, target, addr, goal in cases:
-                with console.status(f"capacity: {target.name} ..."):
-                    r = harness_step(run, f"capacity-{kind}", target, addr, payloads, args.concurrency, args.seconds, gen_cpus)
-                errs = r.wrong_answers + sum(r.transport_errors.values())
-                ok = "[green]ok[/green]" if r.throughput_rps >= goal else "[red]below[/red]"
-                table.add_row(target.name, str(args.concurrency), f"{r.throughput_rps:,.0f}", f">= {goal:,} {ok}",
-                              f"{r.generator.cpu_fraction:.0%}" if r.generator else "?",
-                              f"{r.latency_ms.p50 or 0:.2f}", f"{r.latency_ms.p99 or 0:.2f}", str(errs), r.stop_reason)
-                if r.error:
-                    console.print(f"[red]{target.name}: {r.error[:500]}[/red]")
-            console.print(table)
+            if not args.skip_capacity:
+                table = Table(title=f"generator capacity (closed loop, {args.concurrency} users, trivial echo endpoints, "
+                                    "ours and stock Locust alternating)")
+                for col in ("target", "ours req/s", "stock req/s", "ours/stock", "goal", "gen CPU",
+                            "p50 ms", "p99 ms", "errors"):
+                    table.add_column(col, justify="right", overflow="fold")
+                cases = [("rest", rest_t, rest_addr, 5000)]
+                if not args.skip_grpc:
+                    grpc_proc, grpc_addr = start_server("grpc", server_cpus)
+                    procs.append(grpc_proc)
+                    cases.append(("grpc", grpc_t, grpc_addr, 2000))
+                for kind, target, addr, goal in cases:
+                    ours: list[float] = []
+                    stock: list[float] = []
+                    last = None
+                    for r in range(args.capacity_rounds):  # alternating order: ours,stock / stock,ours / ...
+                        for who in (("ours", "stock") if r % 2 == 0 else ("stock", "ours")):
+                            with console.status(f"capacity round {r + 1}/{args.capacity_rounds}: {who} on {target.name} ..."):
+                                if who == "ours":
+                                    last = harness_step(run, f"capacity-{kind}-{r}", target, addr, payloads,
+                                                        args.concurrency, args.seconds, gen_cpus)
+                                    ours.append(last.throughput_rps)
+                                    if last.error:
+                                        console.print(f"[red]{target.name}: {last.error[:500]}[/red]")
+                                else:
+                                    rps, _fails = stock_locust_rps(kind, addr, echo_body, args.concurrency,
+                                                                   args.seconds * 2, gen_cpus, run)
+                                    stock.append(rps)
+                    assert last is not None
+                    ratios = [o / st for o, st in zip(ours, stock, strict=True)]
+                    med = statistics.median(ratios)
+                    errs = last.wrong_answers + sum(last.transport_errors.values())
+                    ok = "[green]ok[/green]" if med >= 0.8 else "[red]below[/red]"
+                    table.add_row(target.name, f"{statistics.median(ours):,.0f}", f"{statistics.median(stock):,.0f}",
+                                  f"{med:.2f} ({min(ratios):.2f}-{max(ratios):.2f}) {ok}", f"ratio >= 0.8; >= {goal:,}/s",
+                                  f"{last.generator.cpu_fraction:.0%}" if last.generator else "?",
+                                  f"{last.latency_ms.p50 or 0:.2f}", f"{last.latency_ms.p99 or 0:.2f}", str(errs))
+                console.print(table)
+                console.print(f"ours: engine steps (answers checked, HDR recorded); stock: stock Locust, one process, no "
+                              f"answer check; {args.capacity_rounds} alternating rounds each; ours/stock: median of the per-round "
+                              "ratios (min-max); req/s: medians; gen CPU/p50/p99/errors: our last round.")
 
-            # ---- added latency at concurrency 1: harness vs wrk ---------------------------
+            # ---- added latency at concurrency 1: harness vs wrk, alternating ----------------
             if args.address:
                 check_address(args.address)
                 target = Target(server="torchserve", protocol="rest", encoding=args.target.rsplit("-", 1)[1])
                 addr, pl, label = args.address, args.payloads, f"{target.name} at {args.address}"
-                if not pl:
-                    ap.error("--address needs --payloads (the run's PayloadSet)")
-                from servecmp.loadtests.payloads import PayloadSet
-
-                ps = PayloadSet.load(pl)
-                model = ps.model
+                model = PayloadSet.load(pl).model
             else:
                 target, addr, pl, label = rest_t, rest_addr, payloads, f"trivial echo {rest_addr}"
-                from servecmp.loadtests.payloads import PayloadSet
-
-                ps = PayloadSet.load(pl)
                 model = ECHO_MODEL
-            body = run / "body.bin"
-            body.write_bytes(ps.body(target.effective_encoding, 0))
-            ctype = "application/json" if target.effective_encoding.value == "json" else "application/octet-stream"
-            with console.status(f"added latency at c=1: {label} ..."):
-                r1 = harness_step(run, "c1", target, addr, pl, 1, args.seconds, gen_cpus)
-                wrk_ms = wrk_p50(f"http://{addr}/predictions/{model}", body, ctype, args.seconds * 2, gen_cpus)
-            h = r1.latency_ms.p50 or float("nan")
-            lat = Table(title=f"added latency at concurrency 1 ({label})")
-            for col in ("harness p50 ms", "wrk p50 ms", "ratio harness/wrk", "harness req/s", "errors"):
-                lat.add_column(col)
-            lat.add_row(f"{h:.3f}", f"{wrk_ms:.3f}", f"{h / wrk_ms:.2f}", f"{r1.throughput_rps:,.0f}",
-                        str(r1.wrong_answers + sum(r1.transport_errors.values())))
-            console.print(lat)
+            pairs = latency_rounds(run, target, addr, pl, model, args.rounds, args.seconds, gen_cpus, console)
+            table, _ = latency_table(label, pairs, 1.10 if args.address else None)
+            console.print(table)
         finally:
             for p in procs:
                 p.kill()

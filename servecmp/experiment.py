@@ -158,6 +158,10 @@ class Load(_Strict):
     generator_cpu_limit: Annotated[float, Field(gt=0, le=1.0)] = 0.90
     late_send_tolerance: Annotated[float, Field(ge=0, le=1.0)] = 0.05
     late_threshold_ms: Annotated[float, Field(gt=0)] = 10.0
+    # Each target's whole profile runs `repeats` times, interleaved across targets (round 1:
+    # A B C, round 2: A B C, ...): drift on a shared machine hits every target alike, and the
+    # report states each difference with an interval estimated from the paired repeats.
+    repeats: Annotated[int, Field(ge=1, le=20)] = 1
 
     @model_validator(mode="after")
     def _non_empty(self) -> Load:

@@ -274,3 +274,57 @@ def test_grpc_round_robin_dials_every_pod_behind_a_headless_service() -> None:
     assert plain == "127.0.0.1:7070" and not any(k == "grpc.lb_policy_name" for k, _ in opts)
     with pytest.raises(ValueError, match="round_robin"):
         channel_target("x:1", lb="pick_first_please")
+
+
+# ---- what the clock measures ------------------------------------------------------------------
+def test_decoding_and_checking_are_outside_the_measured_time(
+    double: Any, payloads: PayloadSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Latency ends when the answer's bytes are in (as for wrk): a slow JSON decode is not in
+    it, and the decoded answer is still checked (a wrong answer is still caught)."""
+    import servecmp.loadtests.clients.tfserving_rest as mod
+
+    real = mod.decode_predictions_json
+    corrupt = {"on": False}
+
+    def slow_decode(data: bytes, output_name: str = "logits") -> np.ndarray:
+        time.sleep(0.3)
+        flat = real(data, output_name)
+        return flat + 1.0 if corrupt["on"] else flat
+
+    monkeypatch.setattr(mod, "decode_predictions_json", slow_decode)
+    with make_client(TF_REST_JSON, double.rest_address, payloads, 5.0) as client:
+        execute(client, 0)  # connection set up
+        ok = execute(client, 0)
+        corrupt["on"] = True
+        wrong = execute(client, 1)
+    assert ok.outcome is Outcome.ok
+    assert ok.response_time_ms < 300, f"decode time counted in the latency: {ok.response_time_ms:.1f} ms"
+    assert wrong.outcome is Outcome.wrong_answer and wrong.response_time_ms < 300
+
+
+def test_known_good_bytes_skip_decoding_but_changed_bytes_are_checked(payloads: PayloadSet) -> None:
+    """Checking is never sampled: an answer whose bytes differ from the verified ones is decoded
+    and checked again, so a server that starts answering wrongly is caught at once."""
+    from servecmp.loadtests.clients.base import TargetClient
+
+    good = payloads.expected[0].astype("<f4").tobytes()
+    bad = (payloads.expected[0] + 1.0).astype("<f4").tobytes()
+
+    class Scripted(TargetClient):
+        def __init__(self, answers: list[bytes]) -> None:
+            super().__init__(TS_REST_RAW, "127.0.0.1:1", payloads, 1.0)
+            self.answers, self.decoded = answers, 0
+
+        def _transfer(self, index: int) -> tuple[bytes, int]:
+            data = self.answers.pop(0)
+            return data, len(data)
+
+        def _decode(self, answer: bytes) -> np.ndarray:
+            self.decoded += 1
+            return self._logits_from_flat(np.frombuffer(answer, dtype="<f4"))
+
+    client = Scripted([good, good, good, bad, good])
+    outcomes = [execute(client, 0).outcome for _ in range(5)]
+    assert outcomes == [Outcome.ok, Outcome.ok, Outcome.ok, Outcome.wrong_answer, Outcome.ok]
+    assert client.decoded == 2  # the first good answer and the changed (bad) one

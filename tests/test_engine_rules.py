@@ -123,6 +123,18 @@ def test_recorder_ignores_warmup_and_splits_outcomes() -> None:
     assert decode(win.hist.encode().decode()).get_total_count() == 4  # round-trips
 
 
+def test_service_histogram_only_in_open_loop() -> None:
+    """Closed loop: service time == latency, so the second HDR record per request is skipped
+    (generator hot path); open loop keeps latency - late."""
+    closed, open_ = WindowRecorder(service=False), WindowRecorder(service=True)
+    for rec in (closed, open_):
+        rec.open_window()
+        rec.on_request(response_time=10.0, context={"outcome": "ok", "late_ms": 4.0})
+    wc, wo = closed.close_window(), open_.close_window()
+    assert wc.hist.get_total_count() == 1 and wc.service.get_total_count() == 0
+    assert wo.service.get_total_count() == 1 and 5.9 < wo.service.get_max_value() / 1000 < 6.1
+
+
 # ---- bounds, addresses, planning ----------------------------------------------------------------
 def test_budget_bounds_count_and_time() -> None:
     now = [0.0]

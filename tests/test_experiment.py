@@ -88,3 +88,17 @@ def test_digest_ignores_formatting_but_not_settings() -> None:
     b = parse_experiment(yaml.safe_load(yaml.safe_dump(BASE, default_flow_style=True)))
     c = parse_experiment({**BASE, "seed": 7})
     assert a.digest() == b.digest() != c.digest()
+
+
+def test_repeats_default_and_bounds() -> None:
+    assert parse_experiment(BASE, "exp.yaml").load.repeats == 1
+    assert parse_experiment({**BASE, "load": {"repeats": 3}}, "exp.yaml").load.repeats == 3
+    msg = _err({**BASE, "load": {"repeats": 0}})
+    assert "load.repeats" in msg and "greater than or equal to 1" in msg
+
+
+def test_quick_profile_interleaves_three_repeats() -> None:
+    from servecmp.deploy.local.orchestrate import quick_profile
+
+    exp = quick_profile(load_experiment(ROOT / "experiments" / "quick.yaml"))
+    assert exp.load.repeats == 3 and exp.load.warmup_s <= 0.5

@@ -4,6 +4,7 @@ noise labels follow the documented rule, comparisons refuse unfair pairs, bad in
 from __future__ import annotations
 
 import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,7 @@ def test_all_steps_table_equals_stored_json(built: tuple[Path, str, str]) -> Non
             assert float(cells[col]) == rounded(metric.value(s), metric.unit), (s.step_id, m)
 
 
-def test_side_by_side_equals_last_valid_repeat(built: tuple[Path, str, str]) -> None:
+def test_side_by_side_is_the_median_of_comparable_repeats(built: tuple[Path, str, str]) -> None:
     run_dir, md, _ = built
     tables = md_tables(md)
     steps = stored_steps(run_dir)
@@ -100,23 +101,23 @@ def test_side_by_side_equals_last_valid_repeat(built: tuple[Path, str, str]) -> 
             target = label.split(" [")[0]
             valid = [s for s in steps if s.target == target and s.concurrency == conc and s.valid]
             if target == UNAVAILABLE_TARGET:
-                assert by_metric["step validity"][col] == f"unavailable: {UNAVAILABLE_REASON}"
+                assert by_metric["step status"][col] == "unavailable (note 1)"
                 continue
             if not valid:
                 continue
-            rep = valid[-1]  # the documented rule: last valid repeat
             for name in ("throughput_rps", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms",
                          "latency_p99_ms", "latency_p999_ms", "latency_max_ms", "error_fraction"):
                 m = METRICS[name]
                 cell = by_metric[an.METRIC_LABEL[name]][col]
-                assert float(cell) == rounded(m.value(rep), m.unit), (target, conc, name)
+                expected = statistics.median(m.value(s) for s in valid)  # the documented rule
+                assert float(cell) == rounded(expected, m.unit), (target, conc, name)
             for kind in ("timeout", "connection"):
-                assert int(by_metric[f"transport errors: {kind}"][col]) == rep.transport_errors.get(kind, 0)
-    # the repeated cell really shows the later repeat (100 req/s), not the first (96)
+                assert int(by_metric[f"transport errors: {kind}"][col]) == valid[-1].transport_errors.get(kind, 0)
+    # the repeated cell shows the median of its repeats (96 and 100), not one of them
     header = tables["concurrency 4"][0]
     col = header.index("torchserve-rest-json")
     thr_row = next(r for r in tables["concurrency 4"] if r[0] == "throughput")
-    assert thr_row[col] == "100.00"
+    assert thr_row[col] == "98.00"
 
 
 def test_overhead_is_server_minus_baseline(built: tuple[Path, str, str]) -> None:
@@ -136,13 +137,17 @@ def test_unavailable_target_is_shown_with_reason(built: tuple[Path, str, str]) -
     _, md, html = built
     targets = md_tables(md)["Targets"]
     row = next(r for r in targets if r[0] == UNAVAILABLE_TARGET)
-    assert row[5] == f"unavailable: {UNAVAILABLE_REASON}"
+    assert row[5] == "unavailable (note 1)"
+    notes = md_tables(md)["Notes"]
+    assert notes[1] == ["1", f"{UNAVAILABLE_TARGET} unavailable: {UNAVAILABLE_REASON}"]
     for conc in (1, 4):  # a column of every side-by-side table, never dropped
         rows = md_tables(md)[f"concurrency {conc}"]
         col = rows[0].index(UNAVAILABLE_TARGET)
-        assert rows[1][col] == f"unavailable: {UNAVAILABLE_REASON}"
+        assert rows[1][col] == "unavailable (note 1)"
         assert all(r[col] == "unavailable" for r in rows[2:])
-    assert f"unavailable: {UNAVAILABLE_REASON}" in html
+    # the reason is written once (the note), never repeated in cells
+    assert md.count(UNAVAILABLE_REASON) == 1
+    assert html.count(UNAVAILABLE_REASON) == 1
     # recommendations say "no data" for the server whose gRPC target is unavailable
     recs = md_tables(md)["Recommendations"]
     grpc = [r for r in recs[1:] if r[1] == "grpc"]
@@ -156,8 +161,8 @@ def test_invalid_steps_are_not_shown_as_numbers(built: tuple[Path, str, str]) ->
     rows = md_tables(md)["All steps"]
     for s in invalid:
         row = next(r for r in rows if r[0] == s.step_id)
-        assert row[3] == f"invalid: {INVALID_REASON}"
-        assert row[4:-1] == ["invalid"] * len(an.ALL_STEP_METRICS)
+        assert row[4] == f"invalid: {INVALID_REASON}"
+        assert row[5:-1] == ["invalid"] * len(an.ALL_STEP_METRICS)
     c4 = md_tables(md)["concurrency 4"]
     col = c4[0].index("torchserve-rest-raw [native extra]")
     assert c4[1][col] == f"invalid: {INVALID_REASON}"
@@ -177,7 +182,7 @@ def _expected_significant(steps: list[StepResult], a: str, b: str, conc: int, me
     for target in (a, b):
         valid = [s for s in steps if s.target == target and s.concurrency == conc and s.valid]
         rep = valid[-1]
-        vals.append(m.value(rep))
+        vals.append(statistics.median(m.value(s) for s in valid))
         noises.append(max(_spread([m.value(s) for s in valid]),
                           _spread([getattr(w, window_stat) for w in rep.windows[-rep.reported_windows:]])))
     rel = abs(vals[0] - vals[1]) / ((vals[0] + vals[1]) / 2)
@@ -201,11 +206,11 @@ def test_not_significant_exactly_when_the_rule_says(built: tuple[Path, str, str]
         assert (cells["verdict"] == an.NOT_SIGNIFICANT) == (not sig), cells
         seen.add(sig)
     assert seen == {True, False}, "the fixture must exercise both sides of the rule"
-    # throughput at c=4: 100 vs 103 (3 %) is inside noise; at c=1: 50 vs 70 is not
+    # throughput at c=4: 98 (median of 96, 100) vs 103 is inside noise; at c=1: 50 vs 70 is not
     thr = {r[0]: r[-1] for r in rows[1:] if r[1] == "rest" and r[2] == "throughput"}
     assert thr == {"concurrency 4": an.NOT_SIGNIFICANT, "concurrency 1": "TF Serving better"}
-    assert "How “not significant” is decided" in md and an.NOISE_RULE in md
-    assert "How “not significant” is decided" in html
+    assert "How verdicts are decided" in md and an.NOISE_RULE in md
+    assert "How verdicts are decided" in html
 
 
 @pytest.mark.parametrize(
@@ -234,9 +239,11 @@ def test_recommendations_slo_levels_and_friction(built: tuple[Path, str, str]) -
     assert rest40[4].startswith("TF Serving") and "peak RSS" in rest40[3]
     start = md_tables(md)["start-up"]
     assert start[0] == ["measurement", "unit", "better", "TorchServe", "TF Serving", "winner"]
-    assert start[1] == ["cold_start_ready_s", "s", "lower", "12.500", "3.250", "TF Serving"]
+    assert start[1] == ["Cold start to ready", "s", "lower", "12.500", "3.250", "TF Serving"]
     pack = md_tables(md)["packaging"]
-    assert pack[1][3] == "unavailable: no cluster in this run (local path)"
+    assert pack[1][0] == "Container image size (kubernetes)" and pack[1][1] == "MiB"
+    assert pack[1][3] == "unavailable (note 2)"
+    assert md_tables(md)["Notes"][2][1].endswith("unavailable: no cluster in this run (local path)")
     res = md_tables(md)["Server resources (Prometheus series)"]
     assert {r[0] for r in res[1:]} == {"torchserve", "tfserving"}
 

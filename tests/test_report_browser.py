@@ -58,13 +58,22 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert not console_errors(dom.stderr), console_errors(dom.stderr)
     text = dom.stdout
-    # every plot div holds plotly's rendered SVG (before the next plot div starts)
+    # the answer first: the first table of the rendered page is the summary (REST)
+    first = re.search(r"<table[^>]*>", text)
+    assert first is not None and 'id="summary-rest"' in first.group(0), first
+    assert text.index('id="summary-rest"') < text.index('id="plot-latency-throughput"')
+    # every plot div holds plotly's rendered SVG (before the next plot div starts) WITH data:
+    # drawn markers/bars, or a line through at least two points
     positions = sorted((text.index(f'id="{pid}"'), pid) for pid in PLOT_IDS)
     for i, (pos, pid) in enumerate(positions):
         end = positions[i + 1][0] if i + 1 < len(positions) else len(text)
         chunk = text[pos:end]
         assert 'class="main-svg"' in chunk, f"{pid}: no rendered plot"
         assert re.search(r'class="(trace|point|bars|scatterlayer)', chunk), f"{pid}: no traces drawn"
+        points = len(re.findall(r'class="point"', chunk))
+        lines = re.findall(r'class="js-line"[^>]*\sd="(M[^"]*L[^"]*)"', chunk) + re.findall(
+            r'\sd="(M[^"]*L[^"]*)"[^>]*class="js-line"', chunk)
+        assert points > 0 or lines, f"{pid}: a plot without data points"
 
     shot = out / "report.png"
     res = chromium("--virtual-time-budget=10000", "--hide-scrollbars", f"--screenshot={shot}",

@@ -45,7 +45,7 @@ TINY = {
     "payload": {"distinct_inputs": 8},
     "load": {
         "profile": "closed_loop", "concurrency": [2], "warmup_s": 0.5,
-        "stability": {"window_s": 1.0, "windows": 2, "max_windows": 3},
+        "stability": {"window_s": 1.0, "windows": 2, "max_windows": 3}, "repeats": 2,
     },
 }
 
@@ -92,6 +92,19 @@ def test_results_hold_torchserve_both_protocols_and_both_baselines(run_dir: Path
         assert s.ok > 0 and s.wrong_answers == 0 and not s.transport_errors, s
         assert s.latency_ms.p50 is not None and s.throughput_rps > 0
         assert s.hdr_latency_us  # the histogram is stored for re-plotting
+
+
+def test_repeats_are_interleaved_rounds_over_every_target(run_dir: Path) -> None:
+    """A B C D, D C B A: round 0 of every target (servers and baselines) before any round 1,
+    the order counterbalanced, so drift hits both sides of every comparison; the report pairs them."""
+    steps = RunStore(run_dir).read_steps().steps
+    rounds = [s.repeat for s in steps]
+    assert rounds == sorted(rounds) and set(rounds) == {0, 1}
+    first = [s.target for s in steps if s.repeat == 0]
+    assert first[::-1] == [s.target for s in steps if s.repeat == 1]
+    assert {"torchserve-rest-json", "torchserve-grpc-bytes", "pytorch-inprocess", "tensorflow-inprocess"} <= set(first)
+    md = (run_dir / "report" / "report.md").read_text()
+    assert "2 paired repeats" in md
 
 
 def test_tfserving_is_measured_or_unavailable_with_reason(run_dir: Path) -> None:

@@ -5,9 +5,17 @@ Order of work, and why:
 2. write the payloads (seeded inputs + expected logits) into the run dir — every target gets the
    same tensors and is checked against the same answers;
 3. generate every server config into the run dir (deploy/configgen) — the only config source;
-4. one server at a time, pinned to the server CPUs while the generator uses the others — the
-   servers never compete with each other for the budget; friction is measured while each is up;
-5. in-process baselines, pinned to the server CPUs with the same thread budget;
+4. every available server started in turn (cold start and idle friction measured as each comes
+   up, the ones already up idling), all pinned to the same server CPUs while the generator uses
+   the others;
+5. ``load.repeats`` interleaved rounds: each round runs every target once per load level (all
+   targets at the first level, then at the next), the order reversed every other round
+   (A B C, C B A: counterbalanced), servers and in-process baselines alike (the idle
+   servers' residual CPU is the
+   ``idle_cpu_cores`` friction figure). Interleaving (A B A B, rather than A A B B) makes slow
+   drift of a shared machine hit both sides of every comparison; the report pairs the steps of a
+   round and states each difference with an interval from those pairs;
+   then each server's disruptive friction (bad payloads, model update, kill and recovery) and stop;
 6. Prometheus series stored, the console table printed, the report built.
 
 Every step's result is on disk (fsync'd) as soon as the step ends, so an interrupted run keeps
@@ -39,7 +47,7 @@ from servecmp.deploy.local.tfserving import (
     provenance_label,
 )
 from servecmp.deploy.local.torchserve import TorchServeServer
-from servecmp.experiment import Experiment, Server, Target, parse_experiment
+from servecmp.experiment import Experiment, LoadProfile, Server, Target, parse_experiment
 from servecmp.results.friction import append_friction, unavailable
 from servecmp.results.schema import StepResult, TargetAvailability
 from servecmp.results.store import RunStore
@@ -57,11 +65,17 @@ FRICTION_METRICS_PER_SERVER = (
 CLUSTER_ONLY = {"image_bytes", "install_ready_s"}
 
 
+QUICK_REPEATS = 3
+
+
 def quick_profile(exp: Experiment) -> Experiment:
-    """Short warm-up and windows: the README's main job in a few minutes on 2 cores."""
+    """Short warm-up and windows, 3 interleaved repeats: the README's main job in minutes on 2 cores."""
     data = exp.model_dump(mode="json")
-    data["load"]["warmup_s"] = min(exp.load.warmup_s, 1.0)
-    data["load"]["stability"] = {"window_s": 2.0, "windows": 3, "tolerance": 0.10, "max_windows": 5}
+    data["load"]["warmup_s"] = min(exp.load.warmup_s, 0.5)
+    # Shorter steps, but 3 interleaved repeats: the report's verdicts need the noise estimated
+    # from repeats (windows of one step share the step's drift, repeats do not).
+    data["load"]["stability"] = {"window_s": 1.5, "windows": 2, "tolerance": 0.10, "max_windows": 3}
+    data["load"]["repeats"] = max(exp.load.repeats, QUICK_REPEATS)
     return parse_experiment(data, "experiment (--quick)")
 
 
@@ -134,6 +148,7 @@ class LocalRun:
         self.index = 0
         self.results: list[StepResult] = []
         self.advance: Any = lambda desc: None
+        self._samplers: dict[str, Any] = {}
 
     # ---- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -180,7 +195,8 @@ class LocalRun:
             exp, self.run_id,
             placement={
                 **self.placement.as_dict(),
-                "servers_run": "one at a time",
+                "servers_run": "all up together on the server CPUs; load on one target at a time, "
+                               f"{exp.load.repeats} interleaved round(s)",
                 "baselines_on": list(self.placement.server_cpus),
             },
             notes=self.notes,
@@ -292,16 +308,17 @@ class LocalRun:
 
         return lambda: make_client(target, address, self.payloads, self.exp.load.request_timeout_s)
 
-    def run_server(self, server_kind: Server, targets: list[Target]) -> None:
+    def bring_up(self, server_kind: Server, targets: list[Target]) -> LocalServer | None:
+        """Start one server pinned to the server CPUs and take its start-up friction; None when
+        it cannot run (its targets are marked unavailable with the reason)."""
         cls = SERVERS[server_kind]
         name = server_kind.value
         reason = cls.availability()
         if reason:
             self._mark_unavailable(name, targets, reason)
-            return
-        config_dir = self.config_dirs[name]
+            return None
         cpus = self.placement.server_cpus if self.placement.pinned else None
-        server = cls(self.configs, config_dir, self.run_dir, self.exp.model, cpus=cpus,
+        server = cls(self.configs, self.config_dirs[name], self.run_dir, self.exp.model, cpus=cpus,
                      memory_mib=self.exp.resources.memory_mib)
         try:
             _log(f"starting {name}")
@@ -319,20 +336,76 @@ class LocalRun:
             if root is None:
                 raise ServerFailed(f"{name}: no server process to measure after it was ready")
             self.live_servers[name] = server
-            pids = [p.pid for p in probes.tree(root)]
-            sampler = probes.ResourceSampler(root).start()
-            try:
-                for target in targets:
+            for target in targets:
+                self.store.append_target(TargetAvailability(
+                    target=target.name, available=True, address=server.address(target.protocol)))
+            self._samplers[name] = probes.ResourceSampler(root).start()
+            return server
+        except (ServerFailed, ServerUnavailable, TimeoutError) as err:
+            _log(f"{name} failed: {err}")
+            self._mark_unavailable(name, [t for t in targets if not self._measured(t)], str(err).splitlines()[0])
+            server.stop()
+            self.live_servers.pop(name, None)
+            return None
+
+    def run_rounds(self, groups: list[tuple[LocalServer | None, list[Target]]]) -> None:
+        """``load.repeats`` rounds; each round runs every target once per load level, in a
+        counterbalanced order (A B C, then C B A, ...), so slow drift of a shared machine hits
+        every target of a comparison alike. Servers stay up between rounds; a server that died
+        is skipped."""
+        gen = self.placement.generator_cpus if self.placement.pinned else None
+        base_cpus = self.placement.server_cpus if self.placement.pinned else None
+        repeats = self.exp.load.repeats
+        from servecmp.loadtests.engine import plan_steps
+
+        # Closed / open loop: within a round, one load level at a time across the targets
+        # (A@c1 B@c1 … A@c4 B@c4 …), so the two steps of a pair are as close in time as possible.
+        # A rate sweep stops per target at its first failing rate: it runs whole, target by target.
+        levels: list[list[tuple[str, float]] | None] = (
+            [None] if self.exp.load.profile is LoadProfile.rate_sweep else [[p] for p in plan_steps(self.exp.load)])
+        order = [(server, target) for server, targets in groups for target in targets]
+        for r in range(repeats):
+            if repeats > 1:
+                _log(f"round {r + 1}/{repeats}")
+            # counterbalanced (A B C, C B A, A B C …): a drift that is linear within a round
+            # favours no target on average, instead of always the one measured first
+            this_round = order if r % 2 == 0 else order[::-1]
+            for params in levels:
+                for server, target in this_round:
+                    if server is None:  # in-process baseline
+                        artifact = self._baseline_artifact(target)
+                        if r == 0 and not self._announced(target):
+                            self.store.append_target(TargetAvailability(target=target.name, available=True, address=str(artifact)))
+                        _log(f"baseline: {target.name} (in-process, {self.exp.tuning.workers} instance(s) x "
+                             f"{self.exp.intra_op_threads} thread(s))")
+                        self._run_target(
+                            target, str(artifact), repeat=r, cpus=base_cpus, params=params,
+                            client_options={"intra_op_threads": self.exp.intra_op_threads,
+                                            "workers": self.exp.tuning.workers},
+                        )
+                        continue
+                    assert server.process is not None
+                    root = server.measured_pid() if server.process.alive() else None
+                    if root is None:
+                        continue  # reported once by wind_down
                     address = server.address(target.protocol)
-                    self.store.append_target(TargetAvailability(target=target.name, available=True, address=address))
                     _log(f"load: {target.name} at {address}")
-                    self._run_target(
-                        target, address, cpus=self.placement.generator_cpus if self.placement.pinned else None,
-                        server_pids=pids,
-                    )
-            finally:
+                    self._run_target(target, address, repeat=r, cpus=gen, params=params,
+                                     server_pids=[p.pid for p in probes.tree(root)])
+
+    def _announced(self, target: Target) -> bool:
+        return any(t.target == target.name for t in self.store.read_targets())
+
+    def wind_down(self, server: LocalServer, targets: list[Target]) -> None:
+        """After every round: peak memory, then the friction that disturbs the server (bad
+        payloads, model update and kill under load), then stop it."""
+        name = server.name
+        try:
+            sampler = self._samplers.pop(name, None)
+            if sampler is not None:
                 sampler.stop()
                 friction.peak_rss(self.run_dir, name, sampler, server.resource_source)
+            assert server.process is not None
             if not server.process.alive():
                 # It died under load: what it answered is on disk; the rest cannot be measured.
                 why = f"{name} died during the load steps (exit {server.process.popen.returncode})"
@@ -347,10 +420,37 @@ class LocalRun:
                 self._disruptions(server, targets[0])
         except (ServerFailed, ServerUnavailable, TimeoutError) as err:
             _log(f"{name} failed: {err}")
-            self._mark_unavailable(name, [t for t in targets if not self._measured(t)], str(err).splitlines()[0])
+            self.notes.append(f"{name} failed after the load steps: {str(err).splitlines()[0]}")
         finally:
             server.stop()
             self.live_servers.pop(name, None)
+
+    def run_all(self, targets: list[Target]) -> None:
+        """Every available server up at once on the same server CPUs (idle while another is
+        loaded), the rounds, then each server's disruptive friction and stop."""
+        up: list[tuple[LocalServer, list[Target]]] = []
+        try:
+            for kind in (Server.torchserve, Server.tfserving):
+                group = [t for t in targets if t.server is kind]
+                if group:
+                    server = self.bring_up(kind, group)
+                    if server is not None:
+                        up.append((server, group))
+            groups: list[tuple[LocalServer | None, list[Target]]] = [*up]
+            baselines = [t for t in targets if t.is_baseline]
+            if baselines:
+                groups.append((None, baselines))
+            self.run_rounds(groups)
+            while up:
+                server, group = up.pop(0)
+                self.wind_down(server, group)
+        finally:
+            for server, _ in up:
+                server.stop()
+                self.live_servers.pop(server.name, None)
+            for sampler in self._samplers.values():
+                sampler.stop()
+            self._samplers.clear()
 
     def _measured(self, target: Target) -> bool:
         return any(r.target == target.name for r in self.results)
@@ -382,17 +482,8 @@ class LocalRun:
             append_friction(self.run_dir, unavailable(server, metric, why))
         self.notes.append(f"{server} unavailable: {reason}")
 
-    def run_baselines(self, targets: list[Target]) -> None:
-        cpus = self.placement.server_cpus if self.placement.pinned else None
-        for target in targets:
-            artifact = self._torchscript_path() if target.server is Server.pytorch else self.art1.savedmodel
-            self.store.append_target(TargetAvailability(target=target.name, available=True, address=str(artifact)))
-            _log(f"baseline: {target.name} (in-process, {self.exp.tuning.workers} instance(s) x "
-                 f"{self.exp.intra_op_threads} thread(s))")
-            self._run_target(
-                target, str(artifact), cpus=cpus,
-                client_options={"intra_op_threads": self.exp.intra_op_threads, "workers": self.exp.tuning.workers},
-            )
+    def _baseline_artifact(self, target: Target) -> Path:
+        return self._torchscript_path() if target.server is Server.pytorch else self.art1.savedmodel
 
     def _torchscript_path(self) -> Path:
         """The TorchScript file from inside the .mar: the baseline runs TorchServe's exact bytes."""
@@ -461,20 +552,14 @@ def run_experiment(
     # Everything started from here on dies with this process, even on kill -9 (watchdog.py).
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     watchdog.start(run_dir / "logs" / "watchdog.log")
-    with _progress(len(targets) * len(plan_steps(exp.load))) as advance, contextlib.ExitStack() as pin:
+    with _progress(len(targets) * len(plan_steps(exp.load)) * exp.load.repeats) as advance, contextlib.ExitStack() as pin:
         pin.callback(watchdog.stop)
         run.advance = advance
         run.prepare()  # unpinned, so the provenance records every CPU the machine offers
         pin.enter_context(_pinned(gen_cpus))
         try:
             run.start_observability()
-            for kind in (Server.torchserve, Server.tfserving):
-                group = [t for t in targets if t.server is kind]
-                if group:
-                    run.run_server(kind, group)
-            baselines = [t for t in targets if t.is_baseline]
-            if baselines:
-                run.run_baselines(baselines)
+            run.run_all(targets)
         finally:
             run.stop_observability()
             run.finish_meta()
@@ -486,7 +571,8 @@ def run_experiment(
             from servecmp.report.build import build_report
 
             out = build_report(run_dir)
-            _log(f"report: {out}")
+            _log(f"report: {out.html}")
+            _log(f"report (Markdown): {out.markdown}")
         except ImportError as err:
             _log(f"report not built: {err}")
     return run_dir

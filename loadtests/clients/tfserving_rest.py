@@ -36,11 +36,12 @@ class TFServingRestClient(TargetClient):
         self._path = f"/v1/models/{self.model_name}:predict"
         self._http = HttpConnection(address, timeout_s, concurrency=concurrency)
 
-    def _exchange(self, index: int) -> tuple[np.ndarray, int]:
-        body = self.payloads.body(self.encoding, index)
-        data = self._http.post(self._path, body, JSON_HEADERS)
-        flat = decode_predictions_json(data, self.payloads.output_name)
-        return self._logits_from_flat(flat), len(data)
+    def _transfer(self, index: int) -> tuple[bytes, int]:
+        data = self._http.post(self._path, self.payloads.body(self.encoding, index), JSON_HEADERS)
+        return data, len(data)
+
+    def _decode(self, answer: bytes) -> np.ndarray:
+        return self._logits_from_flat(decode_predictions_json(answer, self.payloads.output_name))
 
     def close(self) -> None:
         self._http.close()

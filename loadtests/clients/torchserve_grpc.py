@@ -39,15 +39,18 @@ class TorchServeGrpcClient(TargetClient):
         self._channel = insecure_channel(address)
         self._predict = pb2_grpc.InferenceAPIsServiceStub(self._channel).Predictions
 
-    def _exchange(self, index: int) -> tuple[np.ndarray, int]:
+    def _transfer(self, index: int) -> tuple[bytes, int]:
         try:
             reply = self._predict(self._requests[index], timeout=self.timeout_s)
         except grpc.RpcError as err:
             raise transport_error(err) from None
-        data = reply.prediction
-        if len(data) % 4:
-            raise TransportError("decode", f"prediction of {len(data)} bytes is not float32")
-        return self._logits_from_flat(np.frombuffer(data, dtype="<f4")), reply.ByteSize()
+        data: bytes = reply.prediction
+        return data, len(data)
+
+    def _decode(self, answer: bytes) -> np.ndarray:
+        if len(answer) % 4:
+            raise TransportError("decode", f"prediction of {len(answer)} bytes is not float32")
+        return self._logits_from_flat(np.frombuffer(answer, dtype="<f4"))
 
     def close(self) -> None:
         self._channel.close()

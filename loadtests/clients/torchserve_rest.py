@@ -53,16 +53,18 @@ class TorchServeRestClient(TargetClient):
         self._path = f"/predictions/{self.model_name}"
         self._http = HttpConnection(address, timeout_s, concurrency=concurrency)
 
-    def _exchange(self, index: int) -> tuple[np.ndarray, int]:
-        body = self.payloads.body(self.encoding, index)
-        data = self._http.post(self._path, body, self._headers)
+    def _transfer(self, index: int) -> tuple[bytes, int]:
+        data = self._http.post(self._path, self.payloads.body(self.encoding, index), self._headers)
+        return data, len(data)
+
+    def _decode(self, answer: bytes) -> np.ndarray:
         if self.encoding is Encoding.json:
-            flat = decode_predictions_json(data, self.payloads.output_name)
+            flat = decode_predictions_json(answer, self.payloads.output_name)
         else:
-            if len(data) % 4:
-                raise TransportError("decode", f"raw reply of {len(data)} bytes is not float32")
-            flat = np.frombuffer(data, dtype="<f4")
-        return self._logits_from_flat(flat), len(data)
+            if len(answer) % 4:
+                raise TransportError("decode", f"raw reply of {len(answer)} bytes is not float32")
+            flat = np.frombuffer(answer, dtype="<f4")
+        return self._logits_from_flat(flat)
 
     def close(self) -> None:
         self._http.close()

@@ -158,7 +158,10 @@ class WindowRecorder:
     ``late_ms`` from the event context gives the service time (latency - late) in open loop.
     """
 
-    def __init__(self, counters: Any = None, server_watch: CpuWatch | None = None) -> None:
+    def __init__(self, counters: Any = None, server_watch: CpuWatch | None = None, *, service: bool = True) -> None:
+        # service=False (closed loop): service time == latency, so the second histogram (an HDR
+        # record per request on the generator's hot path) is not kept.
+        self.service = service
         self.measuring = False
         self.windows: list[Window] = []
         self.warmup_windows: list[Window] = []
@@ -183,7 +186,8 @@ class WindowRecorder:
             w.ok += 1
             w.samples.append(response_time)
             record_ms(w.hist, response_time)
-            record_ms(w.service, response_time - float(ctx.get("late_ms") or 0.0))
+            if self.service:
+                record_ms(w.service, response_time - float(ctx.get("late_ms") or 0.0))
         elif outcome == "wrong_answer":
             w.wrong += 1
         else:

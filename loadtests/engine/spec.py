@@ -69,6 +69,7 @@ class StepSpec(BaseModel):
     run_id: str
     step_id: str
     index: int = 0
+    repeat: int = Field(default=0, ge=0)  # interleaved round this step belongs to (load.repeats)
     target: Target
     address: str | None
     cluster_mode: bool = False

@@ -58,6 +58,7 @@ def base_fields(spec: StepSpec) -> dict[str, Any]:
         "run_id": spec.run_id,
         "step_id": spec.step_id,
         "index": spec.index,
+        "repeat": spec.repeat,
         "target": t.name,
         "server": t.server.value,
         "protocol": t.protocol.value,
@@ -223,7 +224,7 @@ def run_here(spec: StepSpec) -> StepResult:
         lambda user_instance, exception, tb, **_: user_errors.append(f"{type(exception).__name__}: {exception}")
     )
     server_watch = CpuWatch(spec.server_pids) if spec.server_pids else None
-    rec = WindowRecorder(ctx.counters, server_watch)
+    rec = WindowRecorder(ctx.counters, server_watch, service=spec.mode == "open_loop")
     env.events.request.add_listener(rec.on_request)
     gm = _attach_generator_metrics(env, spec)
 

@@ -30,12 +30,14 @@ def run_target(
     cpus: Sequence[int] | None = None,
     start_index: int = 0,
     on_result: Callable[[StepResult], None] | None = None,
+    params: Sequence[tuple[str, float]] | None = None,
     **spec_kw: Any,
 ) -> list[StepResult]:
-    """Run every step of ``exp.load.profile`` against one target; returns the step results."""
+    """Run every step of ``exp.load.profile`` (or only ``params``, a part of that plan) against
+    one target; returns the step results."""
     results: list[StepResult] = []
     server_cpu_budget = spec_kw.pop("server_cpu_budget", exp.resources.cpus)
-    for i, param in enumerate(plan_steps(exp.load)):
+    for i, param in enumerate(plan_steps(exp.load) if params is None else params):
         spec = make_spec(
             run_id=run_id, index=start_index + i, target=target, address=address, load=exp.load,
             param=param, model=exp.model, payload=exp.payload, seed=exp.seed,

@@ -3,20 +3,25 @@
 Conventions (also written into the report itself, see ``NOISE_RULE`` / ``REPRESENTATIVE_RULE``):
 
 * a *cell* is one target at one load parameter (closed loop: concurrency; open loop: rate);
-* the cell's number is its *last valid* step (repeats feed the noise estimate; every step is
-  listed in the "All steps" table); a cell whose steps are all invalid shows the reason, never a
-  number;
-* two numbers differ significantly only when their relative difference exceeds
-  ``max(MIN_REL_DIFF, noise(a), noise(b))`` (see :func:`noise`).
+* only *comparable* steps (valid, steady, undisturbed: ``StepResult.comparable``) give numbers;
+  the cell's number is the median over its comparable repeats; a cell without one shows the
+  reason, never a number (every step is listed in the "All steps" table);
+* with interleaved repeats (``load.repeats``), two cells are compared over the steps of the same
+  round, paired: the difference and its 95 % t-interval come from those pairs (:func:`difference`);
+  with a single repeat the window-noise rule applies (:func:`compare_values`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+from scipy import stats
 
 from servecmp.observability import names as obs_names
 from servecmp.report.data import RunData
@@ -25,26 +30,36 @@ from servecmp.results.metrics import METRICS, Better, Metric
 from servecmp.results.schema import StepResult
 
 MIN_REL_DIFF = 0.05  # below 5 % nothing is called a difference, however quiet the run
+CONFIDENCE = 0.95  # of the paired intervals
 STANDARD_SLOS_MS = (25.0, 50.0, 100.0, 250.0)
 MAX_ERROR_FRACTION_FOR_SLO = 0.001  # a step "meets" an SLO only with ≤ 0.1 % failed requests
 NOT_SIGNIFICANT = "not significant"
 
 NOISE_RULE = (
-    "Two numbers a and b (same metric) differ significantly only when |a - b| / ((a + b) / 2) is "
-    f"greater than max({MIN_REL_DIFF:.0%}, noise(a), noise(b)); otherwise they are labelled "
-    f"“{NOT_SIGNIFICANT}”. noise(x) of one target at one load parameter is the largest of: "
-    "(1) the spread (max - min) / mean of that metric over repeated steps (same target and "
-    "parameter measured more than once, valid steps only); (2) the spread (max - min) / mean over "
-    "the step's reported measurement windows of the window statistic that tracks the metric "
-    "(window throughput for throughput; window p50 for p50 and mean; window p99 for p90 … max). "
-    "Window spread is conservative: the step's own number is computed over all reported windows "
-    "together, so it is less noisy than any single window."
+    "Only comparable steps count: valid (the measurement checked itself), steady (its windows "
+    "agree) and undisturbed (the server's processes did not change during the step). "
+    "With interleaved repeats (load.repeats ≥ 2: round 1 runs A, B, C …, round 2 again A, B, C …, "
+    "so slow drift of the machine hits every target alike), two targets are compared over the "
+    "rounds where both have a comparable step: for each round r the log-ratio d_r = ln(b_r / a_r) "
+    f"is taken; the difference is exp(mean d) - 1 with its {CONFIDENCE:.0%} Student-t confidence "
+    "interval over the rounds (scipy.stats.ttest_1samp), transformed back the same way; the noise "
+    "is the standard deviation of the d_r and “resolves ≥ x” is the interval's half-width: the "
+    "smallest difference that run could have called. A winner is named only when that interval excludes 0 "
+    f"and the difference exceeds {MIN_REL_DIFF:.0%}; otherwise the pair is labelled "
+    f"“{NOT_SIGNIFICANT}”. A cell's number is the median over its comparable repeats. "
+    "With a single step per target (no repeats) the fallback rule applies: a and b differ only "
+    "when |a - b| / ((a + b) / 2) is "
+    f"greater than max({MIN_REL_DIFF:.0%}, noise(a), noise(b)), where noise(x) is the largest of "
+    "the spread (max - min) / mean over repeated steps and over the step's reported windows of "
+    "the window statistic that tracks the metric (window throughput for throughput; window p50 "
+    "for p50 and mean; window p99 for p90 … max). One-off friction measurements (cold start, "
+    "memory, recovery) have no repeats: their winner is marked “1 measurement each”."
 )
 REPRESENTATIVE_RULE = (
-    "When a target was measured more than once at the same load parameter, the tables show its last "
-    "valid step; all repeats are listed under “All steps” and feed the noise estimate. Invalid "
-    "steps (valid = false) never appear as a server number: their cells say “invalid” and the "
-    "validity row gives the reason."
+    "A cell's number is the median over its comparable repeats (valid, steady, undisturbed); "
+    "distributions and histograms show the last comparable repeat; every step is listed under "
+    "“All steps”. Steps that are not comparable never appear as a server number: their cells say "
+    "why (invalid / not steady / disrupted) and the status row gives the reason."
 )
 
 # window statistic that tracks each metric (for the within-step noise estimate)
@@ -143,6 +158,41 @@ def targets(run: RunData) -> list[TargetInfo]:
     return [target_info(run, n) for n in run.target_names()]
 
 
+# ---- notes: each reason for missing data is written once ---------------------------------------
+def unavailable_reasons(run: RunData) -> list[str]:
+    """Distinct reasons why a target or a friction measurement is unavailable, in report order."""
+    out: list[str] = []
+    for t in targets(run):
+        if t.unavailable and t.unavailable not in out:
+            out.append(t.unavailable)
+    for r in run.friction:
+        if not r.available:
+            why = r.reason or "no reason recorded"
+            if why not in out:
+                out.append(why)
+    return out
+
+
+def note_ref(run: RunData, reason: str | None) -> str:
+    """``unavailable (note N)``: the cell points at the note that gives the reason once."""
+    reasons = unavailable_reasons(run)
+    why = reason or "no reason recorded"
+    return f"unavailable (note {reasons.index(why) + 1})" if why in reasons else "unavailable"
+
+
+def notes_table(run: RunData) -> Table:
+    t = Table(["note", "reason"], [])
+    for i, why in enumerate(unavailable_reasons(run), start=1):
+        who = [x.name for x in targets(run) if x.unavailable == why]
+        fr = sorted({f"{SERVER_LABEL.get(r.server, r.server)} {FRICTION_LABEL.get(r.metric, r.metric).lower()}"
+                     for r in run.friction if not r.available and (r.reason or "no reason recorded") == why})
+        subject = ", ".join(who) if who else ""
+        if fr and not who:
+            subject = "; ".join(fr[:4]) + (f" and {len(fr) - 4} more" if len(fr) > 4 else "")
+        t.add([str(i), f"{subject} unavailable: {why}" if subject else why])
+    return t
+
+
 # ---- load parameters -------------------------------------------------------------------------
 Param = tuple[str, float]  # ("concurrency", 4) | ("rate", 40.0)
 
@@ -164,6 +214,17 @@ def params(run: RunData) -> list[Param]:
 
 
 # ---- cells -----------------------------------------------------------------------------------
+def not_comparable_reason(s: StepResult) -> str | None:
+    """Why ``s`` gives no number (None: it is comparable)."""
+    if not s.valid:
+        return f"invalid: {s.invalid_reason or s.error or 'marked invalid without a reason'}"
+    if s.disrupted is not None:
+        return f"disrupted: {s.disrupted}"
+    if not s.steady:
+        return f"not steady: {s.unsteady_reason or 'its windows did not agree'}"
+    return None
+
+
 @dataclass
 class Cell:
     target: str
@@ -172,12 +233,12 @@ class Cell:
 
     @property
     def valid_steps(self) -> list[StepResult]:
-        # comparable = valid, steady and undisturbed (issue 11): only those feed the verdicts
+        """The comparable steps (valid, steady, undisturbed): the only ones that give numbers."""
         return [s for s in self.steps if s.comparable]
 
     @property
     def rep(self) -> StepResult | None:
-        """The step whose numbers the tables show: the last valid repeat (None: none valid)."""
+        """The last comparable repeat (histograms, stop reason, CPU); None: none comparable."""
         v = self.valid_steps
         return v[-1] if v else None
 
@@ -187,13 +248,33 @@ class Cell:
 
     @property
     def invalid_reason(self) -> str | None:
+        """Why the cell has no number (the last step's reason), None when it has one."""
         if self.rep is not None or not self.steps:
             return None
-        s = self.steps[-1]
-        return s.invalid_reason or s.error or "marked invalid without a reason"
+        return not_comparable_reason(self.steps[-1]) or "not comparable"
+
+    @property
+    def status_class(self) -> str:
+        return "invalid" if self.invalid_reason else ""
+
+    def values(self, metric: str) -> list[float]:
+        m = METRICS[metric]
+        return [v for s in self.valid_steps if (v := m.value(s)) is not None]
 
     def value(self, metric: str) -> float | None:
-        return METRICS[metric].value(self.rep) if self.rep is not None else None
+        """Median over the comparable repeats."""
+        vs = self.values(metric)
+        return float(statistics.median(vs)) if vs else None
+
+    def by_repeat(self, metric: str) -> dict[int, float]:
+        """The metric of the last comparable step of each interleaved round."""
+        m = METRICS[metric]
+        out: dict[int, float] = {}
+        for s in self.valid_steps:
+            v = m.value(s)
+            if v is not None:
+                out[s.repeat] = v
+        return out
 
 
 def cells(run: RunData) -> dict[tuple[str, Param], Cell]:
@@ -245,10 +326,33 @@ class Verdict:
     threshold: float
     significant: bool
     better: str | None  # "a" | "b" | None (not significant, equal or no direction)
+    # paired over interleaved repeats: b / a - 1, its confidence interval, the pairs, the noise
+    change: float | None = None
+    interval: tuple[float, float] | None = None
+    n_pairs: int = 0
+    noise: float | None = None  # standard deviation of the paired log-ratios
+    resolution: float | None = None  # smallest difference these pairs could call (half-width, >= 5 %)
 
     @property
     def label(self) -> str:
         return "significant" if self.significant else NOT_SIGNIFICANT
+
+    @property
+    def paired(self) -> bool:
+        return self.interval is not None
+
+    def describe(self) -> str:
+        """The difference with its interval (paired) or threshold (fallback rule)."""
+        if self.interval is not None and self.change is not None:
+            lo, hi = self.interval
+            return (f"{_signed_pct(self.change)} [{_signed_pct(lo)}, {_signed_pct(hi)}] "
+                    f"({self.n_pairs} paired repeats, noise {fmt_pct(self.noise or 0.0)}, "
+                    f"resolves ≥ {fmt_pct(self.resolution or MIN_REL_DIFF)})")
+        return f"{fmt_pct(self.rel_diff)} (threshold {fmt_pct(self.threshold)}; 1 repeat, window noise)"
+
+
+def _signed_pct(x: float) -> str:
+    return f"{'+' if x >= 0 else '-'}{abs(x) * 100:.1f} %"
 
 
 def compare_values(metric: Metric, a: float, b: float, noise_a: float, noise_b: float) -> Verdict:
@@ -263,10 +367,45 @@ def compare_values(metric: Metric, a: float, b: float, noise_a: float, noise_b: 
 
 
 def compare_cells(metric: str, ca: Cell, cb: Cell) -> Verdict | None:
+    """Unpaired rule (single repeats, or two different runs): window / repeat noise thresholds."""
     va, vb = ca.value(metric), cb.value(metric)
     if va is None or vb is None:
         return None
     return compare_values(METRICS[metric], va, vb, noise(ca, metric), noise(cb, metric))
+
+
+def paired_verdict(metric: Metric, pairs: list[tuple[float, float]], a: float, b: float) -> Verdict:
+    """b vs a over paired repeats: exp(mean ln(b/a)) - 1 with a Student-t interval."""
+    d = np.log(np.array([y / x for x, y in pairs], dtype=float))
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1))
+    if sd < 1e-12:  # identical ratios in every round: the interval is the point
+        lo = hi = mean
+    else:
+        ci = stats.ttest_1samp(d, 0.0).confidence_interval(CONFIDENCE)
+        lo, hi = float(ci.low), float(ci.high)
+    resolution = max(MIN_REL_DIFF, math.expm1((hi - lo) / 2))
+    change = math.expm1(mean)
+    sig = (lo > 0 or hi < 0) and abs(change) > MIN_REL_DIFF
+    better = None
+    if sig and metric.better is not Better.neither:
+        better = "b" if metric.is_better(1.0 + change, 1.0) else "a"
+    return Verdict(a, b, abs(change), MIN_REL_DIFF, sig, better, change=change,
+                   interval=(math.expm1(lo), math.expm1(hi)), n_pairs=len(pairs), noise=sd,
+                   resolution=resolution)
+
+
+def difference(metric: str, ca: Cell, cb: Cell) -> Verdict | None:
+    """b (``cb``) vs a (``ca``): paired over interleaved rounds when both have >= 2 rounds in
+    common, else the unpaired fallback rule. None when either side has no comparable step."""
+    va, vb = ca.value(metric), cb.value(metric)
+    if va is None or vb is None:
+        return None
+    ra, rb = ca.by_repeat(metric), cb.by_repeat(metric)
+    pairs = [(ra[r], rb[r]) for r in sorted(set(ra) & set(rb)) if ra[r] > 0 and rb[r] > 0]
+    if len(pairs) >= 2:
+        return paired_verdict(METRICS[metric], pairs, va, vb)
+    return compare_cells(metric, ca, cb)
 
 
 # ---- tables (rendered to both HTML and Markdown from the same strings) -----------------------
@@ -332,14 +471,11 @@ def best_label(metric: str, cands: list[tuple[TargetInfo, Cell]]) -> tuple[str, 
         return "", ""
     vals.sort(key=lambda x: x[2], reverse=m.better is Better.higher)
     (t1, c1, _), (t2, c2, _) = vals[0], vals[1]
-    v = compare_cells(metric, c1, c2)
+    v = difference(metric, c2, c1)  # the best (b) vs the runner-up (a)
     assert v is not None
     if not v.significant:
-        return (
-            f"{t1.name} ≈ {t2.name}: {NOT_SIGNIFICANT} (Δ {fmt_pct(v.rel_diff)} ≤ {fmt_pct(v.threshold)})",
-            "ns",
-        )
-    return f"{t1.name} (Δ {fmt_pct(v.rel_diff)} vs {t2.name} > {fmt_pct(v.threshold)})", "win"
+        return f"{t1.name} ≈ {t2.name}: {NOT_SIGNIFICANT} ({v.describe()})", "ns"
+    return f"{t1.name} (vs {t2.name}: {v.describe()})", "win"
 
 
 def side_by_side(run: RunData, param: Param) -> Table:
@@ -356,26 +492,26 @@ def side_by_side(run: RunData, param: Param) -> Table:
         if c is None:
             return "not measured", "na"
         if c.rep is None:
-            return "invalid", "invalid"
+            return (c.invalid_reason or "not comparable").split(":")[0], "invalid"
         return fn(c), ""
 
-    # validity first: the reader sees at once which columns hold numbers
-    row, cls = ["step validity", "", ""], ["", "", ""]
+    # status first: the reader sees at once which columns hold numbers
+    row, cls = ["step status", "", ""], ["", "", ""]
     for t in infos:
         c = cs.get((t.name, param))
         if t.unavailable:
-            row.append(f"unavailable: {t.unavailable}")
+            row.append(note_ref(run, t.unavailable))
             cls.append("unavail")
         elif c is None:
             row.append("not measured")
             cls.append("na")
         elif c.rep is None:
-            row.append(f"invalid: {c.invalid_reason}")
+            row.append(c.invalid_reason or "not comparable")
             cls.append("invalid")
         else:
-            n_inv = len(c.steps) - len(c.valid_steps)
-            extra = f" ({len(c.steps)} steps, {n_inv} invalid)" if n_inv else ""
-            row.append(f"valid{extra}")
+            n_out = len(c.steps) - len(c.valid_steps)
+            extra = f" ({len(c.steps)} steps, {n_out} not comparable)" if n_out else ""
+            row.append(f"comparable{extra}")
             cls.append("")
     table.add([*row, ""], [*cls, ""])
 
@@ -384,7 +520,7 @@ def side_by_side(run: RunData, param: Param) -> Table:
         texts, classes = zip(*(cell_text(t, fn) for t in infos), strict=True) if infos else ((), ())
         table.add([label, unit, better, *texts, best[0]], ["", "", "", *classes, best[1]])
 
-    add_row("repeats", "steps", "", lambda c: str(len(c.valid_steps)))
+    add_row("comparable repeats", "steps", "", lambda c: str(len(c.valid_steps)))
     for name in ROW_METRICS:
         m = METRICS[name]
         if name in ("offered_rps", "late_send_fraction") and param[0] == "concurrency":
@@ -459,7 +595,7 @@ def head_to_head(run: RunData) -> Table:
                         side.append("not measured")
                         cl.append(None)
                     elif c.rep is None:
-                        side.append(f"invalid: {c.invalid_reason}")
+                        side.append(c.invalid_reason or "not comparable")
                         cl.append(None)
                     else:
                         side.append(fmt(c.value(name), m.unit))
@@ -468,9 +604,9 @@ def head_to_head(run: RunData) -> Table:
                 if ca is None or cb is None:
                     table.add([*row, *side, "—", "no data"], ["", "", "", "", "", "", "", "na"])
                     continue
-                v = compare_cells(name, ca, cb)
+                v = difference(name, ca, cb)
                 assert v is not None
-                diff = f"{fmt_pct(v.rel_diff)} (threshold {fmt_pct(v.threshold)})"
+                diff = f"TF Serving vs TorchServe: {v.describe()}" if v.paired else v.describe()
                 if not v.significant:
                     verdict, vc = NOT_SIGNIFICANT, "ns"
                 else:
@@ -514,9 +650,9 @@ def overhead(run: RunData) -> Table:
             elif c is None or cb is None:
                 why = "not measured"
             elif c.rep is None:
-                why = f"invalid: {c.invalid_reason}"
+                why = c.invalid_reason or "not comparable"
             elif cb.rep is None:
-                why = f"baseline invalid: {cb.invalid_reason}"
+                why = f"baseline {cb.invalid_reason or 'not comparable'}"
             if why is not None:
                 table.add([*row, why, why, why], ["", "", "", "na", "na", "na"])
                 continue
@@ -587,14 +723,43 @@ def resource_table(run: RunData) -> tuple[Table, str]:
 
 
 # ---- friction --------------------------------------------------------------------------------
-def friction_value(rec: FrictionRecord) -> str:
+FRICTION_LABEL: dict[str, str] = {
+    "packaging_steps": "Packaging commands",
+    "packaging_s": "Packaging time",
+    "artifact_bytes": "Model artifact size",
+    "image_bytes": "Container image size",
+    "cold_start_ready_s": "Cold start to ready",
+    "cold_start_first_inference_s": "Cold start to first correct answer",
+    "install_ready_s": "Helm install to pod Ready",
+    "idle_rss_bytes": "Idle memory (RSS)",
+    "peak_rss_bytes": "Peak memory under load (RSS)",
+    "idle_cpu_cores": "Idle CPU",
+    "config_files": "Configuration files written",
+    "config_lines": "Configuration lines",
+    "config_knobs_changed": "Settings changed from defaults",
+    "metric_families": "Native Prometheus metric families",
+    "server_latency_quantiles": "Server-side latency histogram",
+    "update_failed_requests": "Failed requests during a model update",
+    "update_s": "Model update to first v2 answer",
+    "recovery_s": "Recovery after a kill under load",
+    "recovery_lost_requests": "Requests lost while down",
+    "bad_payload_clear_errors": "Bad payloads answered with a clear 4xx",
+}
+
+
+def friction_unit(metric: str) -> str:
+    unit = FRICTION_METRICS[metric].unit
+    return "MiB" if unit == "bytes" else unit
+
+
+def friction_value(rec: FrictionRecord, run: RunData | None = None) -> str:
     if not rec.available:
-        return f"unavailable: {rec.reason or 'no reason recorded'}"
+        return note_ref(run, rec.reason) if run is not None else f"unavailable: {rec.reason or 'no reason recorded'}"
     if rec.value is None:
         return "—"
     unit = rec.definition.unit
     if unit == "bytes":
-        return fmt_bytes(rec.value)
+        return f"{rec.value / 2**20:.1f}"
     if unit == "yes/no":
         return "yes" if rec.value else "no"
     if float(rec.value).is_integer():
@@ -615,9 +780,9 @@ def friction_tables(run: RunData) -> dict[str, Table]:
             d.group,
             Table(["measurement", "unit", "better", "TorchServe", "TF Serving", "winner"], []),
         )
-        label = metric if placement == "local" else f"{metric} ({placement})"
+        label = FRICTION_LABEL.get(metric, metric) + ("" if placement == "local" else f" ({placement})")
         recs = [latest.get((metric, placement, s)) for s in SERVERS]
-        vals = [friction_value(r) if r is not None else "not measured" for r in recs]
+        vals = [friction_value(r, run) if r is not None else "not measured" for r in recs]
         cls = ["unavail" if (r is None or not r.available) else "" for r in recs]
         winner = ""
         a, b = recs
@@ -639,7 +804,7 @@ def friction_tables(run: RunData) -> dict[str, Table]:
             winner = "(no direction)"
         else:
             winner = "—"
-        t.add([label, d.unit, d.better.value, *vals, winner], ["", "", "", *cls, "win" if winner not in ("", "—", "tie", "(no direction)") else ""])
+        t.add([label, friction_unit(metric), d.better.value, *vals, winner], ["", "", "", *cls, "win" if winner not in ("", "—", "tie", "(no direction)") else ""])
     return groups
 
 
@@ -681,7 +846,7 @@ def _best_under_slo(run: RunData, cs: dict[tuple[str, Param], Cell], infos: list
             if best is None or thr > (best.value("throughput_rps") or 0.0):
                 best = c
     if best is None:
-        return None, "no valid step meets it" if any_valid else "no data (no valid step)"
+        return None, "no comparable step meets it" if any_valid else "no data (no comparable step)"
     return best, ""
 
 
@@ -732,13 +897,13 @@ def recommendations(run: RunData) -> Table:
                 else:
                     rec, cls = f"{winner} (only one meets it)", "win"
             else:
-                v = compare_cells("throughput_rps", ca, cb)
+                v = difference("throughput_rps", ca, cb)
                 assert v is not None
                 if not v.significant:
-                    rec, cls = f"{NOT_SIGNIFICANT} (Δ {fmt_pct(v.rel_diff)} ≤ {fmt_pct(v.threshold)}): choose on friction/cost", "ns"
+                    rec, cls = f"{NOT_SIGNIFICANT} ({v.describe()}): choose on friction/cost", "ns"
                 else:
                     winner = "TorchServe" if v.better == "a" else "TF Serving"
-                    rec, cls = f"{winner} (+{fmt_pct(v.rel_diff)} throughput, > {fmt_pct(v.threshold)})", "win"
+                    rec, cls = f"{winner} (TF Serving vs TorchServe throughput {v.describe()})", "win"
             table.add([f"≤ {slo:g} ms", proto, *texts, rec], ["", "", "", "", cls])
     return table
 
@@ -749,17 +914,157 @@ ALL_STEP_METRICS = ("throughput_rps", "latency_p50_ms", "latency_p99_ms", "laten
 
 def all_steps(run: RunData) -> Table:
     t = Table(
-        ["step", "target", "load", "valid", *(f"{METRIC_LABEL[m]} ({METRICS[m].unit})" for m in ALL_STEP_METRICS), "stop"],
+        ["step", "target", "load", "round", "status", *(f"{METRIC_LABEL[m]} ({METRICS[m].unit})" for m in ALL_STEP_METRICS), "stop"],
         [],
     )
     for s in run.steps:
-        if s.valid:
+        why = not_comparable_reason(s)
+        if s.valid:  # a valid but unsteady / disrupted step keeps its numbers here, labelled
             nums = [fmt(METRICS[m].value(s), METRICS[m].unit) for m in ALL_STEP_METRICS]
             cls = [""] * len(nums)
-            validity = "valid"
         else:
             nums = ["invalid"] * len(ALL_STEP_METRICS)
             cls = ["invalid"] * len(nums)
-            validity = f"invalid: {s.invalid_reason or s.error or 'no reason recorded'}"
-        t.add([s.step_id, s.target, param_label(param_of(s)), validity, *nums, s.stop_reason], ["", "", "", "invalid" if not s.valid else "", *cls, ""])
+        status = why or "comparable"
+        t.add([s.step_id, s.target, param_label(param_of(s)), str(s.repeat + 1), status, *nums, s.stop_reason],
+              ["", "", "", "", "invalid" if why else "", *cls, ""])
+    return t
+
+
+# ---- the answer first: summary per protocol --------------------------------------------------
+SUMMARY_FRICTION = ("cold_start_ready_s", "idle_rss_bytes", "recovery_s", "config_knobs_changed")
+
+
+def summary_slo(run: RunData) -> float:
+    slo = run.meta.load.get("slo_p99_ms")
+    return float(slo) if isinstance(slo, int | float) else 100.0
+
+
+def _verdict_text(v: Verdict | None, a_label: str = "TorchServe", b_label: str = "TF Serving") -> tuple[str, str]:
+    if v is None:
+        return "no data", "na"
+    if not v.significant:
+        return f"{NOT_SIGNIFICANT}: {v.describe()}", "ns"
+    winner = a_label if v.better == "a" else b_label
+    return f"{winner} better: {b_label} vs {a_label} {v.describe()}", "win"
+
+
+def summary_tables(run: RunData) -> list[tuple[str, Table]]:
+    """Per protocol: each server's headline numbers and the verdict, one line per question."""
+    infos = targets(run)
+    cs = cells(run)
+    ps = params(run)
+    slo = summary_slo(run)
+    out: list[tuple[str, Table]] = []
+    for proto in ("rest", "grpc"):
+        mains = [_main_target(infos, srv, proto) for srv in SERVERS]
+        if all(m is None for m in mains):
+            continue
+        t = Table(["question", "unit", "TorchServe", "TF Serving", "verdict"], [],
+                  caption=f"{proto.upper()}: " + " vs ".join(m.name if m else f"no {SERVER_LABEL[srv]} target"
+                                                               for m, srv in zip(mains, SERVERS, strict=True)))
+
+        def side(m: TargetInfo | None, p: Param | None = None) -> tuple[Cell | None, str]:
+            if m is None:
+                return None, "no target"
+            if m.unavailable:
+                return None, note_ref(run, m.unavailable)
+            if p is None:
+                return None, ""
+            c = cs.get((m.name, p))
+            if c is None:
+                return None, "not measured"
+            if c.rep is None:
+                return None, c.invalid_reason or "not comparable"
+            return c, ""
+
+        # best throughput under the SLO
+        best: list[tuple[Cell | None, str]] = []
+        for srv, m in zip(SERVERS, mains, strict=True):
+            _, why = side(m)
+            if why:
+                best.append((None, why))
+                continue
+            c, why = _best_under_slo(run, cs, infos, srv, proto, slo)
+            best.append((c, why))
+        texts = [f"{fmt(c.value('throughput_rps'), 'req/s')} ({param_label(c.param)})" if c else why for c, why in best]
+        (ba, _), (bb, _) = best
+        vt, vc = _verdict_text(difference("throughput_rps", ba, bb) if ba and bb else None)
+        t.add([f"Best throughput with p99 ≤ {slo:g} ms", "req/s", *texts, vt], ["", "", "", "", vc])
+        # latency at the lowest load
+        if ps:
+            low = ps[0]
+            sides = [side(m, low) for m in mains]
+            for metric, label in (("latency_p50_ms", "p50"), ("latency_p99_ms", "p99")):
+                texts = [fmt(c.value(metric), "ms") if c else why for c, why in sides]
+                (ca, _), (cb, _) = sides
+                vt, vc = _verdict_text(difference(metric, ca, cb) if ca and cb else None)
+                t.add([f"{label} latency at the lowest load ({param_label(low)})", "ms", *texts, vt], ["", "", "", "", vc])
+        # one-off friction measurements
+        for metric in SUMMARY_FRICTION:
+            d = FRICTION_METRICS[metric]
+            recs = [_last_friction(run, srv, metric) for srv in SERVERS]
+            texts = [friction_value(r, run) if r is not None else "not measured" for r in recs]
+            a, b = recs
+            if a is None or b is None or not a.available or not b.available or a.value is None or b.value is None:
+                vt, vc = "no data", "na"
+            elif a.value == b.value:
+                vt, vc = "tie", "ns"
+            else:
+                better_a = a.value < b.value if d.better is Better.lower else a.value > b.value
+                vt, vc = f"{SERVER_LABEL['torchserve' if better_a else 'tfserving']} better (1 measurement each)", "win"
+            t.add([FRICTION_LABEL[metric], friction_unit(metric), *texts, vt], ["", "", "", "", vc])
+        out.append((proto, t))
+    return out
+
+
+def _last_friction(run: RunData, server: str, metric: str) -> FrictionRecord | None:
+    found = None
+    for r in run.friction:
+        if r.server == server and r.metric == metric and r.placement == "local":
+            found = r
+    return found
+
+
+DIFF_METRICS = ("throughput_rps", "latency_p50_ms", "latency_p99_ms")
+
+
+def compared_pairs(run: RunData) -> list[tuple[TargetInfo, TargetInfo]]:
+    """The pairs a reader decides between: same protocol across servers, protocols and encodings
+    within a server, each server target against its framework's in-process baseline."""
+    infos = [t for t in targets(run) if not t.unavailable]
+    by_name = {t.name: t for t in infos}
+    pairs: list[tuple[TargetInfo, TargetInfo]] = []
+    servers = [t for t in infos if not t.baseline]
+    for i, a in enumerate(servers):
+        for b in servers[i + 1:]:
+            if a.server == b.server or (a.protocol == b.protocol and not a.native_extra and not b.native_extra):
+                pairs.append((a, b))
+    for a in servers:
+        base = by_name.get(BASELINE_OF.get(a.server, ""))
+        if base is not None:
+            pairs.append((base, a))
+    return pairs
+
+
+def differences(run: RunData) -> Table:
+    """Every compared pair at every load: b vs a with its interval (paired over rounds)."""
+    cs = cells(run)
+    t = Table(["load", "a", "b", "metric", "unit", "a", "b", "b vs a", "verdict"], [])
+    for p in params(run):
+        for a, b in compared_pairs(run):
+            ca, cb = cs.get((a.name, p)), cs.get((b.name, p))
+            for metric in DIFF_METRICS:
+                m = METRICS[metric]
+                va = fmt(ca.value(metric), m.unit) if ca and ca.rep else (ca.invalid_reason if ca else "not measured")
+                vb = fmt(cb.value(metric), m.unit) if cb and cb.rep else (cb.invalid_reason if cb else "not measured")
+                v = difference(metric, ca, cb) if ca and cb and ca.rep and cb.rep else None
+                if v is None:
+                    dtxt, verdict, cls = "—", "no data", "na"
+                elif not v.significant:
+                    dtxt, verdict, cls = v.describe(), NOT_SIGNIFICANT, "ns"
+                else:
+                    dtxt, verdict, cls = v.describe(), f"{(b if v.better == 'b' else a).name} better", "win"
+                t.add([param_label(p), a.label, b.label, METRIC_LABEL[metric], m.unit, va or "", vb or "", dtxt, verdict],
+                      ["", "", "", "", "", "", "", "", cls])
     return t

@@ -36,10 +36,16 @@ SLO_RULE = (
 )
 
 
+KEY_PLOTS = ("plot-latency-throughput", "plot-percentiles")
+
+
 @dataclass(frozen=True)
 class ReportPaths:
     html: Path
     markdown: Path
+
+    def __str__(self) -> str:  # what a log line shows: the files, not a repr
+        return f"{self.html} and {self.markdown}"
 
 
 def _version() -> str:
@@ -109,7 +115,8 @@ def provenance_table(run: RunData) -> an.Table:
         ("measurement window", f"{stab['window_s']:g} s x {stab.get('windows', '?')} reported (max {stab.get('max_windows', '?')}, tolerance {stab.get('tolerance', '?')})" if "window_s" in stab else None),
         ("measured durations", f"{min(measured):.1f}-{max(measured):.1f} s per step, {sum(measured):.1f} s total over {len(measured)} steps" if measured else "no step"),
         ("p99 SLO (experiment)", f"{load['slo_p99_ms']:g} ms" if "slo_p99_ms" in load else None),
-        ("unavailable targets", "; ".join(f"{t.name}: {t.unavailable}" for t in an.targets(run) if t.unavailable) or "none"),
+        ("unavailable targets", "; ".join(f"{t.name}: {an.note_ref(run, t.unavailable)}" for t in an.targets(run) if t.unavailable) or "none"),
+        ("interleaved rounds (load.repeats)", load.get("repeats", 1)),
     ]
     for note in m.notes:
         pairs.append(("note", note))
@@ -140,7 +147,7 @@ def targets_table(run: RunData) -> an.Table:
     t = an.Table(["target", "kind", "server", "protocol", "encoding", "status", "steps"], [])
     for ti in an.targets(run):
         n = sum(1 for s in run.steps if s.target == ti.name)
-        status = f"unavailable: {ti.unavailable}" if ti.unavailable else (
+        status = an.note_ref(run, ti.unavailable) if ti.unavailable else (
             "available" if ti.name in run.availability else "availability not recorded")
         t.add([ti.name, ti.kind, ti.server, ti.protocol, ti.encoding, status, str(n)],
               ["", "", "", "", "", "unavail" if ti.unavailable else "", ""])
@@ -154,6 +161,8 @@ def _context(run: RunData, other: RunData | None, compare_warnings: list[str]) -
     plots = pl.all_plots(run)
     res_table, res_note = an.resource_table(run)
     tables: dict[str, an.Table] = {
+        "notes": an.notes_table(run),
+        "differences": an.differences(run),
         "provenance": provenance_table(run),
         "targets": targets_table(run),
         "recommendations": an.recommendations(run),
@@ -174,6 +183,10 @@ def _context(run: RunData, other: RunData | None, compare_warnings: list[str]) -
         "side_by_side": [(an.param_label(p), an.side_by_side(run, p)) for p in an.params(run)],
         "friction": an.friction_tables(run),
         "plots": plots,
+        "key_plots": [p for p in plots if p.id in KEY_PLOTS],
+        "other_plots": [p for p in plots if p.id not in KEY_PLOTS],
+        "summary": an.summary_tables(run),
+        "summary_slo": an.summary_slo(run),
         "plot_divs": pl.plot_html(plots),
         "resource_note": res_note,
         "noise_rule": an.NOISE_RULE,

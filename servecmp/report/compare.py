@@ -86,7 +86,7 @@ def delta_table(a: RunData, b: RunData) -> Table:
                 if c is None:
                     return "not measured"
                 if c.rep is None:
-                    return f"invalid: {c.invalid_reason}"
+                    return c.invalid_reason or "not comparable"
                 return fmt(c.value(metric), m.unit)
 
             sa, sb = side(x, ua.get(name)), side(y, ub.get(name))

@@ -1,7 +1,8 @@
 """Plotly figures for the HTML report (plotly.js embedded once, inline: the file opens offline).
 
-Only valid steps are plotted (an invalid step is not a server number); unavailable targets have
-no trace and are named in each figure's note.
+Only comparable steps give the plotted numbers (an invalid step is not a server number; a valid
+step that is not steady or was disrupted appears as a marked point with its reason, outside the
+lines); unavailable targets have no trace and are named in each figure's note.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from servecmp.report.analysis import (
     BASELINE_OF,
     Cell,
     cells,
+    not_comparable_reason,
+    note_ref,
     param_label,
     param_of,
     params,
@@ -43,7 +46,7 @@ def _layout(fig: go.Figure, height: int = 420) -> go.Figure:
 
 
 def _unavail_note(run: RunData) -> str:
-    un = [f"{t.name} (unavailable: {t.unavailable})" for t in targets(run) if t.unavailable]
+    un = [f"{t.name} ({note_ref(run, t.unavailable)})" for t in targets(run) if t.unavailable]
     return ("Not plotted: " + "; ".join(un) + ". ") if un else ""
 
 
@@ -51,11 +54,23 @@ def latency_vs_throughput(run: RunData) -> Plot:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("p50 latency vs throughput", "p99 latency vs throughput"))
     any_pt = False
     for i, t in enumerate(targets(run)):
-        steps = sorted((s for s in run.steps if s.target == t.name and s.valid), key=lambda s: (param_of(s), s.index))
+        mine = sorted((s for s in run.steps if s.target == t.name and s.valid), key=lambda s: (param_of(s), s.index))
+        steps = [s for s in mine if s.comparable]
+        others = [s for s in mine if not s.comparable]  # valid but unsteady / disrupted: shown as such
+        color = _color(i)
+        if others:
+            any_pt = True
+            for col, attr in ((1, "p50"), (2, "p99")):
+                fig.add_trace(go.Scatter(
+                    x=[s.throughput_rps for s in others], y=[getattr(s.latency_ms, attr) for s in others],
+                    text=[f"{s.step_id}: {not_comparable_reason(s)}" for s in others], mode="markers",
+                    name=f"{t.name} (not comparable)", legendgroup=t.name + "-nc", showlegend=col == 1,
+                    marker={"color": color, "symbol": "x-open", "size": 10},
+                    hovertemplate="%{text}<br>%{x:.2f} req/s<br>%{y:.3f} ms<extra>not comparable</extra>",
+                ), row=1, col=col)
         if not steps:
             continue
         any_pt = True
-        color = _color(i)
         dash = "dot" if t.baseline else ("dash" if t.native_extra else "solid")
         for col, attr in ((1, "p50"), (2, "p99")):
             fig.add_trace(
@@ -75,7 +90,9 @@ def latency_vs_throughput(run: RunData) -> Plot:
             )
     fig.update_xaxes(title_text="throughput (req/s)")
     fig.update_yaxes(title_text="latency (ms)")
-    note = _unavail_note(run) + "One point per valid step (repeats included); dotted = in-process baseline, dashed = native-encoding extra."
+    note = _unavail_note(run) + ("One point per comparable step (repeats included); dotted = in-process baseline, "
+                                 "dashed = native-encoding extra; ✕ = a valid step that is not comparable (not steady "
+                                 "or disrupted: hover for the reason), kept out of every verdict.")
     return Plot("plot-latency-throughput", "Latency vs throughput", note, _layout(fig) if any_pt else None)
 
 
@@ -103,7 +120,7 @@ def percentile_bars(run: RunData) -> Plot:
             )
     fig.update_layout(barmode="group")
     fig.update_yaxes(title_text="ms")
-    note = _unavail_note(run) + "Last valid step per target and load; invalid steps are not drawn."
+    note = _unavail_note(run) + "Last comparable step per target and load; steps that are not comparable are not drawn."
     return Plot("plot-percentiles", "Latency percentiles", note, _layout(fig, 320 * len(ps) + 60))
 
 

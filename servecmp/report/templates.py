@@ -43,6 +43,8 @@ td.invalid { background: #fff3d6; color: #7a5200; }
 td.na { color: #888; }
 td.ns { background: #eef0f3; font-style: italic; }
 td.win { background: #e6f4ea; font-weight: 600; }
+caption { text-align: left; font-weight: 600; padding: 2px 0; }
+details { margin: 8px 0; } summary { cursor: pointer; color: #333; }
 .warning { background: #fff3d6; border: 1px solid #e0b252; padding: 8px 12px; margin: 8px 0; white-space: pre-wrap; }
 .note { color: #555; font-size: 13px; }
 .notrecorded { color: #8a1f1f; font-weight: 600; }
@@ -51,44 +53,58 @@ td.win { background: #e6f4ea; font-weight: 600; }
 </head>
 <body>
 <h1>servecmp report: {{ run.meta.experiment_name }}</h1>
-<p class="note">run <code>{{ run.run_id }}</code>, created {{ run.meta.created_at }}; built from stored results only by servecmp {{ servecmp_version }}.</p>
+<p class="note">run <code>{{ run.run_id }}</code>, created {{ run.meta.created_at }}; built from stored results only by servecmp {{ servecmp_version }}. Provenance is at the end.</p>
 
 {% for w in warnings %}<div class="warning" role="alert">⚠ {{ w }}</div>
 {% endfor %}
 
-<h2 id="provenance">Provenance</h2>
-{{ tables.provenance | html_table }}
-<h3>Targets</h3>
-{{ tables.targets | html_table }}
+<h2 id="summary">Summary</h2>
+<p class="note">Per protocol, each server's headline numbers and the verdict (winner, {{ 'not significant' }} or no data). Differences carry their 95 % interval over interleaved repeats; how that is decided is under “How verdicts are decided”. The SLO used here: p99 ≤ {{ '%g' % summary_slo }} ms.</p>
+{% for proto, t in summary %}<h3>{{ proto | upper }}</h3>
+{{ t | html_table(id="summary-" ~ proto) }}
+{% endfor %}
+{% if tables.notes.rows %}<h3 id="notes">Notes</h3>
+{{ tables.notes | html_table }}{% endif %}
 
-<h2 id="recommendations">Recommendations</h2>
+<h2 id="key-plots">Key plots</h2>
+{% for p in key_plots %}<h3>{{ p.title }}</h3>
+<p class="note">{{ p.note }}</p>
+{% if p.id in plot_divs %}{{ plot_divs[p.id] | safe }}{% else %}<p class="notrecorded" id="{{ p.id }}-missing">{{ p.note }}</p>{% endif %}
+{% endfor %}
+
+<h2 id="details">Details</h2>
+<h3 id="differences">Differences between targets (paired over interleaved repeats)</h3>
+<p class="note">b vs a: the relative difference with its 95 % interval over the rounds both were measured in; “noise” is the round-to-round spread of the pair's log-ratio.</p>
+<div class="scroll">{{ tables.differences | html_table }}</div>
+
+<h3 id="recommendations">Recommendations by SLO</h3>
 <p class="note">{{ slo_rule }}</p>
 {{ tables.recommendations | html_table }}
 
-<h2 id="head-to-head">TorchServe vs TF Serving (same protocol, common encoding)</h2>
+<h3 id="head-to-head">TorchServe vs TF Serving (same protocol, common encoding)</h3>
 {{ tables.head_to_head | html_table }}
 
-<h2 id="side-by-side">Side by side</h2>
+<h3 id="side-by-side">Side by side</h3>
 <p class="note">{{ representative_rule }}</p>
-{% for label, t in side_by_side %}<h3>{{ label }}</h3>
+{% for label, t in side_by_side %}<h4>{{ label }}</h4>
 <div class="scroll">{{ t | html_table }}</div>
 {% endfor %}
 
-<h2 id="plots">Plots</h2>
-{% for p in plots %}<h3>{{ p.title }}</h3>
-<p class="note">{{ p.note }}</p>
-{% if p.id in plot_divs %}{{ plot_divs[p.id] | safe }}{% else %}<p class="notrecorded" id="{{ p.id }}-missing">{{ p.note if p.id == 'plot-resources' else 'nothing to plot' }}</p>{% endif %}
-{% endfor %}
-
-<h2 id="overhead">Serving overhead vs in-process baselines</h2>
+<h3 id="overhead">Serving overhead vs in-process baselines</h3>
 {{ tables.overhead | html_table }}
 
-<h2 id="resources">Server resources (Prometheus series)</h2>
+<h3 id="plots">More plots</h3>
+{% for p in other_plots %}<h4>{{ p.title }}</h4>
+<p class="note">{{ p.note }}</p>
+{% if p.id in plot_divs %}{{ plot_divs[p.id] | safe }}{% else %}<p class="notrecorded" id="{{ p.id }}-missing">{{ p.note }}</p>{% endif %}
+{% endfor %}
+
+<h3 id="resources">Server resources (Prometheus series)</h3>
 {% if resource_note %}<p class="{{ 'notrecorded' if not tables.resources.rows else 'note' }}">{{ resource_note }}</p>{% endif %}
 {% if tables.resources.rows %}{{ tables.resources | html_table }}{% endif %}
 
-<h2 id="friction">Operational friction</h2>
-{% if friction %}{% for group, t in friction.items() %}<h3>{{ group }}</h3>
+<h3 id="friction">Operational friction</h3>
+{% if friction %}{% for group, t in friction.items() %}<h4>{{ group }}</h4>
 {{ t | html_table }}
 {% endfor %}{% else %}<p class="notrecorded">not recorded (no friction.jsonl)</p>{% endif %}
 
@@ -99,63 +115,83 @@ td.win { background: #e6f4ea; font-weight: 600; }
 {{ tables.compare | html_table }}
 {% endif %}
 
-<h2 id="noise">How “not significant” is decided</h2>
+<h2 id="noise">How verdicts are decided</h2>
 <p>{{ noise_rule }}</p>
 
 <h2 id="all-steps">All steps</h2>
 <div class="scroll">{{ tables.all_steps | html_table }}</div>
+
+<h2 id="provenance">Provenance</h2>
+<details><summary>versions, machine, CPU placement, load settings, targets</summary>
+{{ tables.provenance | html_table }}
+<h3>Targets</h3>
+{{ tables.targets | html_table }}
+</details>
 </body>
 </html>
 """
 
 MD = r"""# servecmp report: {{ run.meta.experiment_name }}
 
-run `{{ run.run_id }}`, created {{ run.meta.created_at }}; built from stored results only by servecmp {{ servecmp_version }}.
+run `{{ run.run_id }}`, created {{ run.meta.created_at }}; built from stored results only by servecmp {{ servecmp_version }}. Provenance is at the end.
 {% for w in warnings %}
 > **WARNING:** {{ w | md_escape }}
 {% endfor %}
 
-## Provenance
+## Summary
 
-{{ tables.provenance | md_table }}
+Per protocol, each server's headline numbers and the verdict. The SLO used here: p99 ≤ {{ '%g' % summary_slo }} ms.
+{% for proto, t in summary %}
+### {{ proto | upper }}
 
-### Targets
+{{ t | md_table }}
+{% endfor %}{% if tables.notes.rows %}
+### Notes
 
-{{ tables.targets | md_table }}
+{{ tables.notes | md_table }}
+{% endif %}
 
-## Recommendations
+## Details
+
+### Differences between targets (paired over interleaved repeats)
+
+b vs a: the relative difference with its 95 % interval over the rounds both were measured in; "noise" is the round-to-round spread of the pair's log-ratio.
+
+{{ tables.differences | md_table }}
+
+### Recommendations
 
 {{ slo_rule }}
 
 {{ tables.recommendations | md_table }}
 
-## TorchServe vs TF Serving (same protocol, common encoding)
+### TorchServe vs TF Serving (same protocol, common encoding)
 
 {{ tables.head_to_head | md_table }}
 
-## Side by side
+### Side by side
 
 {{ representative_rule }}
 {% for label, t in side_by_side %}
-### {{ label }}
+#### {{ label }}
 
 {{ t | md_table }}
 {% endfor %}
 
-## Serving overhead vs in-process baselines
+### Serving overhead vs in-process baselines
 
 {{ tables.overhead | md_table }}
 
-## Server resources (Prometheus series)
+### Server resources (Prometheus series)
 
 {% if resource_note %}{{ resource_note }}
 {% endif %}{% if tables.resources.rows %}
 {{ tables.resources | md_table }}
 {% endif %}
 
-## Operational friction
+### Operational friction
 {% if friction %}{% for group, t in friction.items() %}
-### {{ group }}
+#### {{ group }}
 
 {{ t | md_table }}
 {% endfor %}{% else %}
@@ -172,7 +208,7 @@ other run: `{{ compare.dir }}` (experiment {{ compare.meta.experiment_name }}, d
 {{ tables.compare | md_table }}
 {% endif %}
 
-## How “not significant” is decided
+## How verdicts are decided
 
 {{ noise_rule }}
 
@@ -180,13 +216,21 @@ other run: `{{ compare.dir }}` (experiment {{ compare.meta.experiment_name }}, d
 
 {{ tables.all_steps | md_table }}
 
+## Provenance
+
+{{ tables.provenance | md_table }}
+
+### Targets
+
+{{ tables.targets | md_table }}
+
 Plots are in report.html.
 """
 
 
-def html_table(t: Table) -> Markup:
+def html_table(t: Table, id: str | None = None) -> Markup:
     esc = escape
-    out = ["<table>"]
+    out = [f'<table id="{esc(id)}">' if id else "<table>"]
     if t.caption:
         out.append(f"<caption>{esc(t.caption)}</caption>")
     out.append("<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in t.headers) + "</tr></thead><tbody>")

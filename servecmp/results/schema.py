@@ -113,6 +113,7 @@ class StepResult(_Record):
     run_id: str
     step_id: str
     index: int = 0
+    repeat: int = 0  # interleaved round (load.repeats): steps of one round are paired in verdicts
     # what was measured
     target: str  # Target.name, e.g. "torchserve-rest-json"
     server: str
