@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from servecmp.loadtests.engine.recorder import (
     LITTLE_TOLERANCE,
+    P99_MIN_OK,
     ValidityInput,
     judge_validity,
     sent_tolerance,
@@ -110,10 +111,26 @@ def test_a_slow_trend_within_the_spread_of_p99_is_still_a_trend() -> None:
 
 
 def test_windows_that_never_agree_are_not_steady() -> None:
-    ws = [win(0, 30, 100, 200), win(1, 45, 100, 200), win(2, 30, 100, 320)]
+    # >= P99_MIN_OK answers a window: the p99 is well sampled and compared
+    ws = [win(0, 600, 100, 200), win(1, 900, 100, 200), win(2, 600, 100, 320)]
+    assert all(w.ok >= P99_MIN_OK for w in ws)
     steady, why = steadiness(ws, 3, 0.10)
     assert not steady and why is not None
     assert "never agreed" in why and "throughput spread" in why and "p99 spread" in why
+
+
+def test_p99_of_small_windows_is_sampling_noise_judged_by_p50_instead() -> None:
+    # ~150 answers a window (the quick demo's 1.5 s windows): p99 rests on 1-2 samples
+    small = [win(0, 100, 9.2, 21.0), win(1, 101, 9.3, 32.0), win(2, 100, 9.1, 25.0)]
+    assert steadiness(small, 3, 0.10) == (True, None)
+    # the same p99 spread in well-sampled windows is a disagreement
+    big = [win(i, w.throughput_rps * 10, w.p50_ms or 0, w.p99_ms or 0) for i, w in enumerate(small)]
+    steady, why = steadiness(big, 3, 0.10)
+    assert not steady and why is not None and "p99 spread" in why
+    # small windows whose p50 disagrees are still not steady, and the reason says why p50
+    wobbly = [win(0, 100, 9.0, 21.0), win(1, 100, 12.0, 22.0), win(2, 100, 9.5, 21.0)]
+    steady, why = steadiness(wobbly, 3, 0.10)
+    assert not steady and why is not None and "p50 spread" in why and "p99 not judged" in why
 
 
 def test_agreeing_windows_are_steady_and_noise_is_not_a_trend() -> None:

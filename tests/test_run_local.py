@@ -103,8 +103,18 @@ def test_repeats_are_interleaved_rounds_over_every_target(run_dir: Path) -> None
     first = [s.target for s in steps if s.repeat == 0]
     assert first[::-1] == [s.target for s in steps if s.repeat == 1]
     assert {"torchserve-rest-json", "torchserve-grpc-bytes", "pytorch-inprocess", "tensorflow-inprocess"} <= set(first)
+    # The report pairs the rounds wherever both targets of a pair have a comparable step in
+    # each; a pair short of that falls back to the single-repeat rule and says so.
     md = (run_dir / "report" / "report.md").read_text()
-    assert "2 paired repeats" in md
+    comparable: dict[str, set[int]] = {}
+    for s in steps:
+        if s.comparable:
+            comparable.setdefault(s.target, set()).add(s.repeat)
+    servers = ("torchserve-rest-json", "torchserve-grpc-bytes")
+    if all(comparable.get(t) == {0, 1} for t in servers):
+        assert "2 paired repeats" in md
+    elif all(comparable.get(t) for t in servers):
+        assert "1 repeat, window noise" in md  # both measured, but not in two common rounds
 
 
 def test_tfserving_is_measured_or_unavailable_with_reason(run_dir: Path) -> None:
@@ -188,7 +198,9 @@ def _start_run(tmp_path: Path, name: str, *extra: str, env: dict[str, str] | Non
                ) -> tuple[subprocess.Popen[str], Path, Any]:
     """`servecmp run` in a subprocess; returns it once the first step is on disk (+ its run dir)."""
     exp = dict(TINY, targets=TINY["targets"][:2], name=name)
-    exp["load"] = dict(TINY["load"], concurrency=[1, 2], stability={"window_s": 1.5, "windows": 2, "max_windows": 4})
+    # one round: these tests are about processes and stored steps, not about interleaving
+    exp["load"] = dict(TINY["load"], concurrency=[1, 2], repeats=1,
+                       stability={"window_s": 1.5, "windows": 2, "max_windows": 4})
     tmp_path.mkdir(parents=True, exist_ok=True)
     exp_path = tmp_path / f"{name}.yaml"
     exp_path.write_text(yaml.safe_dump(exp))

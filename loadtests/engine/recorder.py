@@ -241,6 +241,10 @@ def _ms(v: float) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
 
 
+P99_MIN_OK = 1000
+"""Answers a window needs before its p99 (then >= 10 samples above it) is compared between windows."""
+
+
 def steadiness(windows: Sequence[WindowSummary], n: int, tolerance: float) -> tuple[bool, str | None]:
     """Is the system in steady state over the last ``n`` windows? (steady, why not).
 
@@ -249,7 +253,8 @@ def steadiness(windows: Sequence[WindowSummary], n: int, tolerance: float) -> tu
     ``tolerance`` overall, e.g. a queue built during the start and draining: p50
     1,274 → 1,966 → 760 → 162 ms never agrees, and 900 → 600 → 400 ms is a trend even if a
     later window would agree — or when they DISAGREE: throughput or p99
-    ``(max - min) / mean > tolerance``."""
+    ``(max - min) / mean > tolerance`` (p50 instead of p99 while a window holds fewer than
+    :data:`P99_MIN_OK` answers)."""
     if len(windows) < n:
         return False, f"only {len(windows)} measurement window(s), {n} needed to judge steadiness"
     last = windows[-n:]
@@ -264,19 +269,29 @@ def steadiness(windows: Sequence[WindowSummary], n: int, tolerance: float) -> tu
                 seq = " → ".join(fmt(v) for v in values)
                 return False, f"trend: {label} {direction} over the last {n} windows ({seq})"
     parts = []
-    s_thr, s_p99 = spread(thr), spread([float(w.p99_ms) for w in last if w.p99_ms is not None])
+    s_thr = spread(thr)
     if s_thr > tolerance:
         parts.append(f"throughput spread {s_thr:.0%}")
-    if s_p99 > tolerance:
-        parts.append(f"p99 spread {s_p99:.0%}")
+    # A window's p99 rests on its slowest 1 %: below P99_MIN_OK answers that is under 10 samples,
+    # and its window-to-window spread is sampling noise, not a change of state (measured: p99
+    # spreads of 17-71 % between 1.5 s windows of ~150 answers whose p50 agreed within 3 %).
+    # Such windows are judged on p50 instead, and the reason says so.
+    if all(w.ok >= P99_MIN_OK for w in last):
+        s_p99 = spread([float(w.p99_ms) for w in last if w.p99_ms is not None])
+        if s_p99 > tolerance:
+            parts.append(f"p99 spread {s_p99:.0%}")
+    else:
+        s_p50 = spread(p50)
+        if s_p50 > tolerance:
+            parts.append(f"p50 spread {s_p50:.0%} (p99 not judged: < {P99_MIN_OK} answers a window)")
     if parts:
         return False, f"windows never agreed: {', '.join(parts)} over the last {n} (tolerance {tolerance:.0%})"
     return True, None
 
 
 def is_stable(windows: Sequence[WindowSummary], n: int, tolerance: float) -> bool:
-    """Stable when the last ``n`` windows agree (throughput AND p99 ``(max - min) / mean <=
-    tolerance``) and do not trend (see :func:`steadiness`). A window without ok responses is
+    """Stable when the last ``n`` windows agree (throughput AND p99 — p50 in small windows —
+    ``(max - min) / mean <= tolerance``) and do not trend (see :func:`steadiness`). A window without ok responses is
     never stable, so a dead server runs to the time bound."""
     return steadiness(windows, n, tolerance)[0]
 
