@@ -72,22 +72,27 @@ class CpuWatch:
         self._last: dict[int, float] = {}
 
     def sample(self) -> float:
-        procs: list[psutil.Process] = []
-        for pid in self.pids:
-            try:
-                p = psutil.Process(pid)
-                procs.append(p)
-                if self.children:
-                    procs.extend(p.children(recursive=True))
-            except psutil.Error:
-                continue
-        for p in procs:
+        for p in process_tree(self.pids, children=self.children):
             try:
                 t = p.cpu_times()
                 self._last[p.pid] = t.user + t.system
             except psutil.Error:
                 continue
         return sum(self._last.values())
+
+
+def process_tree(pids: Sequence[int], *, children: bool = True) -> list[psutil.Process]:
+    """The processes ``pids`` (and, with ``children``, all their descendants) still running."""
+    procs: list[psutil.Process] = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            procs.append(p)
+            if children:
+                procs.extend(p.children(recursive=True))
+        except psutil.Error:
+            continue
+    return procs
 
 
 def own_cpu_seconds() -> float:

@@ -32,6 +32,7 @@ from servecmp.loadtests.engine.recorder import (
     is_stable,
     judge_validity,
     new_hist,
+    process_tree,
     steadiness,
     summarize,
 )
@@ -114,19 +115,13 @@ def server_tree(pids: list[int]) -> dict[int, tuple[float, str]]:
     import psutil
 
     out: dict[int, tuple[float, str]] = {}
-    for pid in pids:
+    for p in process_tree(pids):
         try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
+            if p.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped by its parent
+                continue
+            out[p.pid] = (p.create_time(), p.name())
         except psutil.Error:
             continue
-        for p in procs:
-            try:
-                if p.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped by its parent
-                    continue
-                out[p.pid] = (p.create_time(), p.name())
-            except psutil.Error:
-                continue
     return out
 
 
@@ -321,9 +316,9 @@ def run_here(spec: StepSpec) -> StepResult:
         unsteady_reason = f"{unsteady_reason}; the time bound ({st.max_windows} windows) was reached first"
     # disrupted: the server's processes changed, or nothing was listening for a while
     disrupted = tree_change(tree_before, tree_after) if spec.server_pids else None
-    outage = sum(w.transport.get(k, 0) for w in [*rec.warmup_windows, *windows] for k in OUTAGE_KINDS)
+    kinds = Counter({k: sum(w.transport.get(k, 0) for w in [*rec.warmup_windows, *windows]) for k in OUTAGE_KINDS})
+    outage = sum(kinds.values())
     if outage:
-        kinds = Counter({k: sum(w.transport.get(k, 0) for w in [*rec.warmup_windows, *windows]) for k in OUTAGE_KINDS})
         what = ", ".join(f"{n} {k}" for k, n in kinds.items() if n)
         note = f"outage: {outage} request(s) found no server listening ({what})"
         disrupted = f"{disrupted}; {note}" if disrupted else note
