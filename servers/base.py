@@ -172,7 +172,7 @@ class ServerAdapter(ABC):
     def launcher(self) -> type[LocalServer]:
         raise NotImplementedError(f"{self.name} is an in-process baseline: nothing to launch")
 
-    def publish(self, artifacts: Any, model_root: Path, version: int) -> None:
+    def publish(self, artifacts: Any, model_root: Path, version: int) -> None:  # noqa: B027 - optional
         """Make ``version`` of the exported model visible where the server loads it from."""
 
     def update_action(self, server: LocalServer, artifacts_v2: Any, model_root: Path) -> Callable[[], None]:
