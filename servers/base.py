@@ -78,7 +78,7 @@ class ProtocolSpec:
 
     def client_class(self) -> type[TargetClient]:
         module, _, cls = self.client.partition(":")
-        return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), cls)
 
 
 # ---- metrics the server reports about itself --------------------------------------------------

@@ -29,7 +29,7 @@ def get(name: str) -> ServerAdapter:
     module, _, attr = ref.partition(":")
     adapter = getattr(importlib.import_module(module), attr or "ADAPTER")
     assert adapter.name == name, f"{ref} holds {adapter.name!r}, registered as {name!r}"
-    return adapter  # type: ignore[no-any-return]
+    return adapter
 
 
 def names() -> tuple[str, ...]:
