@@ -164,7 +164,7 @@ def test_job_memory_covers_the_measured_step_peak(target: str) -> None:
     (c,) = job["spec"]["template"]["spec"]["containers"]
     mem = c["resources"]["limits"]["memory"]
     assert c["resources"]["requests"] == c["resources"]["limits"] and mem.endswith("Mi")
-    peak = loadgen.STEP_PEAK_RSS_MIB[(t.server.value, t.protocol.value)]
+    peak = loadgen.STEP_PEAK_RSS_MIB[(t.server, t.protocol.value)]
     assert int(mem[:-2]) >= (peak + loadgen.PARENT_RSS_MIB) * 1.25, (target, mem)
 
 

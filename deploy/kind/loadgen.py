@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers or 1,
         engine=args.engine,
         cpu=f"{job_cpu(exp):g}",
-        memory=f"{memory_mib_for(target.server.value, target.protocol.value)}Mi",
+        memory=f"{memory_mib_for(target.server, target.protocol.value)}Mi",
         deadline_s=job_deadline_s(exp, target.name) if args.engine == "steps" else 0,
     )
     if args.print_name:
