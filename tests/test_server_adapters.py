@@ -238,3 +238,12 @@ def test_the_fake_server_is_gone_after_the_test() -> None:
     assert "fake" not in registry.names()
     with pytest.raises(ExperimentError, match="'fake' is unknown"):
         _exp(server="fake")
+
+
+def test_friction_records_take_any_registered_server(fake_registered: ServerAdapter, tmp_path: Path) -> None:
+    """Friction of a new server is stored like any other (no closed list of server names)."""
+    from servecmp.results.friction import append_friction, read_friction, record
+
+    append_friction(tmp_path, record("fake", "cold_start_ready_s", 1.5))
+    recs, _ = read_friction(tmp_path)
+    assert [(r.server, r.value) for r in recs] == [("fake", 1.5)]
