@@ -226,6 +226,12 @@ def test_a_fourth_server_is_one_adapter(fake_registered: ServerAdapter, tmp_path
     assert set_file_keys()["fake.config.args"] == ("fake", "args.txt")
     assert dict(addresses(exp, "r", "ns"))["fake-rest-json"] == "r-fake.ns.svc:8090"
 
+    # the defaults a new adapter inherits
+    assert fake_registered.local_paths(None, Path("/run/models/fake"), Path("/run/configs/fake")) == {
+        "config_dir": "/run/configs/fake"}
+    assert fake_registered.parse_runtime(["v1.2\n"]) == {"outputs": ["v1.2"]}
+    assert fake_registered.run_notes({"version": "1"}) == [] and fake_registered.provenance_label({}) == "unknown"
+
     payloads = PayloadSet.build(get_model("tiny"), 1, 1, 2, weights_seed=1)
     client = make_client(exp.targets[0], "127.0.0.1:9", payloads, 1.0)
     try:
@@ -247,3 +253,19 @@ def test_friction_records_take_any_registered_server(fake_registered: ServerAdap
     append_friction(tmp_path, record("fake", "cold_start_ready_s", 1.5))
     recs, _ = read_friction(tmp_path)
     assert [(r.server, r.value) for r in recs] == [("fake", 1.5)]
+
+
+def test_tfserving_states_what_served_and_its_request_counter() -> None:
+    """The orchestrator writes what adapters say: TF Serving's version label and run notes."""
+    from servecmp.servers.tfserving.local import REQUEST_COUNT_NOTE
+
+    tfs = registry.get("tfserving")
+    prov = {"mode": "binary", "binary": "/usr/bin/tensorflow_model_server", "version": "2.19.0",
+            "pinned": "2.20.0", "matches_pin": False}
+    notes = tfs.run_notes(prov)
+    assert notes[0] == REQUEST_COUNT_NOTE and "NOT" not in notes[1] and "2.19.0" in notes[1]
+    assert "NOT the pinned 2.20.0" in tfs.provenance_label(prov)
+    assert tfs.run_notes({**prov, "version": "2.20.0", "matches_pin": True}) == [REQUEST_COUNT_NOTE]
+    assert tfs.parse_runtime(["TensorFlow ModelServer: 2.20.0\nTensorFlow Library: 2.20.0\n"]) == {
+        "tensorflow_model_server": "2.20.0", "tensorflow": "2.20.0"}
+    assert registry.get("torchserve").run_notes(prov) == []  # TorchServe reports nothing extra
