@@ -44,11 +44,6 @@ class Placement:
         except KeyError:
             raise KeyError(f"placement {self.kind}: no {role!r} path for server {server!r}") from None
 
-    def as_dict(self) -> dict[str, object]:
-        return {"kind": self.kind, "bind_host": self.bind_host,
-                "ports": {s: dict(p) for s, p in self.ports.items()},
-                "paths": {s: dict(p) for s, p in self.paths.items()}}
-
     @classmethod
     def kubernetes(cls, adapters: Iterable[ServerAdapter] | None = None) -> Placement:
         """Inside a pod: listen on all interfaces, each server's Wire ports and paths (the chart
