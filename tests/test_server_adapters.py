@@ -225,6 +225,9 @@ def test_a_fourth_server_is_one_adapter(fake_registered: ServerAdapter, tmp_path
     assert values["fake"]["wire"]["ports"]["http"]["port"] == 8090
     assert set_file_keys()["fake.config.args"] == ("fake", "args.txt")
     assert dict(addresses(exp, "r", "ns"))["fake-rest-json"] == "r-fake.ns.svc:8090"
+    from servecmp.deploy.kind import loadgen  # the in-cluster Job sized by the client it reuses
+    tfs_rest = parse_experiment({"name": "x", "targets": [{"server": "tfserving", "protocol": "rest"}]}).targets[0]
+    assert loadgen.memory_mib_for(exp.targets[0]) == loadgen.memory_mib_for(tfs_rest)
 
     # the defaults a new adapter inherits
     assert fake_registered.local_paths(None, Path("/run/models/fake"), Path("/run/configs/fake")) == {
