@@ -33,6 +33,9 @@ needs_promtool = pytest.mark.skipif(
     not Path(PROMTOOL).exists(), reason="promtool not installed (apt-get install prometheus)"
 )
 
+# the registry's servers are the test adapters (tests/adapters_for_tests.py)
+pytestmark = pytest.mark.usefixtures("test_registry")
+
 RUN_ID = "test-run"
 TARGETS = [  # quick.yaml's targets
     "torchserve-rest-json", "torchserve-grpc-bytes", "tfserving-rest-json",
@@ -45,17 +48,18 @@ def _config(**kw) -> dict:
 
 
 def test_local_scrape_config_shape():
+    """One job per server: job = its adapter's Wire.service, path = its Wire.metrics_path."""
     cfg = _config(
-        torchserve_metrics_url="http://127.0.0.1:8082/metrics",
-        tfserving_metrics_url=f"http://127.0.0.1:8501{n.TFS_METRICS_PATH}",
+        metrics_addresses={"torchserve": "127.0.0.1:8082", "tfserving": "127.0.0.1:8501"},
         generator_port=9646,
         process_exporter_port=9647,
     )
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
-    assert set(jobs) == {n.JOB_TORCHSERVE, n.JOB_TFSERVING, n.JOB_GENERATOR, n.JOB_PROCESSES}
-    assert jobs[n.JOB_TFSERVING]["metrics_path"] == "/monitoring/prometheus/metrics"
-    assert jobs[n.JOB_TORCHSERVE]["static_configs"][0]["targets"] == ["127.0.0.1:8082"]
-    assert jobs[n.JOB_TORCHSERVE]["static_configs"][0]["labels"] == {
+    assert set(jobs) == {"torchserve", "tfserving", n.JOB_GENERATOR, n.JOB_PROCESSES}
+    assert jobs["tfserving"]["metrics_path"] == "/monitoring/prometheus/metrics"
+    assert jobs["torchserve"]["metrics_path"] == "/metrics"
+    assert jobs["torchserve"]["static_configs"][0]["targets"] == ["127.0.0.1:8082"]
+    assert jobs["torchserve"]["static_configs"][0]["labels"] == {
         "namespace": "local", "run": RUN_ID, "server": "torchserve"}
     assert jobs[n.JOB_GENERATOR]["static_configs"][0]["labels"] == {"namespace": "local", "run": RUN_ID}
     # parts that do not run are left out
@@ -63,12 +67,24 @@ def test_local_scrape_config_shape():
     assert [j["job_name"] for j in only_gen["scrape_configs"]] == [n.JOB_GENERATOR]
 
 
+def test_local_scrape_config_takes_any_registered_server():
+    import adapters_for_tests as ta
+
+    cfg = _config(metrics_addresses={"kserve": "127.0.0.1:9000"}, adapters=[ta.TORCHSERVE, ta.KSERVE])
+    (job,) = cfg["scrape_configs"]
+    assert (job["job_name"], job["metrics_path"], job["static_configs"][0]["labels"]["server"]) == (
+        "kserve", "/metrics", "kserve")
+    with pytest.raises(ValueError, match="unknown server 'tfserving'; known: torchserve, kserve"):
+        _config(metrics_addresses={"tfserving": "127.0.0.1:8501"}, adapters=[ta.TORCHSERVE, ta.KSERVE])
+    with pytest.raises(ValueError, match="host:port"):
+        _config(metrics_addresses={"torchserve": "http://127.0.0.1:8082/metrics"})
+
+
 @pytest.mark.prometheus
 @needs_promtool
 def test_promtool_check_config(tmp_path):
     cfg = _config(
-        torchserve_metrics_url="http://127.0.0.1:8082/metrics",
-        tfserving_metrics_url=f"http://127.0.0.1:8501{n.TFS_METRICS_PATH}",
+        metrics_addresses={"torchserve": "127.0.0.1:8082", "tfserving": "127.0.0.1:8501"},
         generator_port=9646,
         process_exporter_port=9647,
     )

@@ -1,10 +1,12 @@
-"""prometheus.yml for a local run: both servers, the load generator and the process exporter.
+"""prometheus.yml for a local run: every running server, the load generator and the process exporter.
 
     cfg = local_scrape_config(
         run_id="20250101-quick", rule_files=["recording-rules.yaml"],
-        torchserve_metrics_url=ts.endpoints.metrics_url,        # http://127.0.0.1:P/metrics
-        tfserving_metrics_url=tfs.endpoints.metrics_url,        # http://127.0.0.1:P/monitoring/prometheus/metrics
+        metrics_addresses={"torchserve": "127.0.0.1:P1", "tfserving": "127.0.0.1:P2"},
         generator_port=9646, process_exporter_port=9647)
+
+One job per server, named after its adapter's ``Wire.service``, scraping its ``Wire.metrics_path``
+(the local runtime remaps ports, never paths).
     write_scrape_config(run_dir / "prometheus" / "prometheus.yml", cfg)
 
 Every target carries ``namespace="local"`` and ``run=<run_id>`` so the dashboards' and rules'
@@ -14,6 +16,7 @@ Scrape and rule evaluation every second: local steps last seconds, not minutes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from servecmp.observability import names as n
+from servecmp.servers import registry
+from servecmp.servers.base import ServerAdapter
 
 LOCAL_NAMESPACE = "local"
 
@@ -81,27 +86,38 @@ def build_scrape_config(
     }
 
 
+def server_target(adapter: ServerAdapter, address: str) -> ScrapeTarget:
+    """The scrape target of one server: job = its ``Wire.service``, path = its metrics path,
+    ``address`` = host:port of its metrics port (local runs remap ports, never paths)."""
+    if adapter.wire is None:
+        raise ValueError(f"{adapter.name}: an in-process baseline has no metrics endpoint to scrape")
+    if "/" in address or ":" not in address:
+        raise ValueError(f"{adapter.name}: expected host:port of its metrics port, got {address!r}")
+    return ScrapeTarget(adapter.wire.service, address, adapter.wire.metrics_path, {"server": adapter.name})
+
+
 def local_scrape_config(
     *,
     run_id: str,
-    torchserve_metrics_url: str | None = None,
-    tfserving_metrics_url: str | None = None,
+    metrics_addresses: Mapping[str, str] | None = None,
     generator_port: int | None = None,
     process_exporter_port: int | None = None,
     rule_files: list[str] | None = None,
     host: str = "127.0.0.1",
     scrape_interval: str = "1s",
+    adapters: Sequence[ServerAdapter] | None = None,
 ) -> dict[str, Any]:
-    """The scrape config for whichever of the parts run (None = not running)."""
+    """The scrape config for whichever of the parts run (None = not running).
+
+    ``metrics_addresses``: server name -> host:port of its metrics port, for the servers that run;
+    job names and metrics paths come from each server's adapter (``adapters``, default the
+    registry's servers)."""
+    known = {a.name: a for a in (registry.servers() if adapters is None else adapters)}
     targets: list[ScrapeTarget] = []
-    if torchserve_metrics_url:
-        targets.append(
-            ScrapeTarget.from_url(n.JOB_TORCHSERVE, torchserve_metrics_url, server="torchserve")
-        )
-    if tfserving_metrics_url:
-        targets.append(
-            ScrapeTarget.from_url(n.JOB_TFSERVING, tfserving_metrics_url, server="tfserving")
-        )
+    for name, address in (metrics_addresses or {}).items():
+        if name not in known:
+            raise ValueError(f"metrics_addresses: unknown server {name!r}; known: {', '.join(known)}")
+        targets.append(server_target(known[name], address))
     if generator_port:
         targets.append(ScrapeTarget(n.JOB_GENERATOR, f"{host}:{generator_port}"))
     if process_exporter_port:
