@@ -57,11 +57,6 @@ def _rate(selector: str) -> str:
     return f"rate({selector}[{WINDOW}])"
 
 
-def _server(expr: str, server: str) -> str:
-    """Attach a constant ``server`` label."""
-    return f'label_replace({expr}, "server", "{server}", "", "")'
-
-
 def _rule(record: str, expr: str, **labels: str) -> dict[str, Any]:
     r: dict[str, Any] = {"record": record, "expr": expr}
     if labels:
@@ -111,23 +106,25 @@ def server_query(template: str, sel: str = "", q: float | None = None) -> str:
 
 
 def server_rules(adapter: ServerAdapter) -> list[dict[str, Any]]:
-    """One server's own metrics under the server-neutral record names, labelled ``server``."""
+    """One server's own metrics under the server-neutral record names. ``server`` is a static rule
+    label: it names the series and keeps the servers' rules for one record apart (promtool's
+    duplicate-rule lint)."""
     m = adapter.metrics
     if m is None:
         return []
     name = adapter.name
-    rules = [_rule(n.R_SERVER_REQUESTS, _server(server_query(m.requests_rate), name))]
+    rules = [_rule(n.R_SERVER_REQUESTS, server_query(m.requests_rate), server=name)]
     if m.error_ratio:
-        rules.append(_rule(n.R_SERVER_ERROR_RATIO, _server(server_query(m.error_ratio), name)))
+        rules.append(_rule(n.R_SERVER_ERROR_RATIO, server_query(m.error_ratio), server=name))
     if m.latency_mean_s:
-        rules.append(_rule(n.R_SERVER_LATENCY_MEAN, _server(server_query(m.latency_mean_s), name)))
+        rules.append(_rule(n.R_SERVER_LATENCY_MEAN, server_query(m.latency_mean_s), server=name))
     if m.latency_quantile_s:
         for q, record in n.R_SERVER_LATENCY_P.items():
-            rules.append(_rule(record, _server(server_query(m.latency_quantile_s, q=q / 100), name)))
+            rules.append(_rule(record, server_query(m.latency_quantile_s, q=q / 100), server=name))
     if m.queue_mean_s:
-        rules.append(_rule(n.R_SERVER_QUEUE_MEAN, _server(server_query(m.queue_mean_s), name)))
+        rules.append(_rule(n.R_SERVER_QUEUE_MEAN, server_query(m.queue_mean_s), server=name))
     for key, template in sorted(m.extra.items()):
-        rules.append(_rule(n.r_server_extra(key), _server(server_query(template), name)))
+        rules.append(_rule(n.r_server_extra(key), server_query(template), server=name))
     return rules
 
 
