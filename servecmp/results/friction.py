@@ -57,7 +57,9 @@ FRICTION_METRICS: dict[str, FrictionMetric] = {m.name: m for m in _DEFS}
 
 class FrictionRecord(_Record):
     format_version: int = FORMAT_VERSION
-    server: Literal["torchserve", "tfserving"]
+    # a registry name (servecmp.servers.registry); any server's, so a stored run of a server this
+    # installation does not register still loads (the report shows it under this name)
+    server: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     metric: str
     value: float | None = None
     available: bool = True
