@@ -233,8 +233,8 @@ def _side_by_side(srv: Sequence[ServerAdapter]) -> RowSpec:
             9,
             "Queue time",
             "Mean time requests wait before the model runs, as each server reports it (absent for "
-            "a server without a queue metric; TF Serving's batching queue exists only with "
-            "batching on).",
+            "a server without a queue metric; what each measures is in its row's server-side "
+            "latency panel).",
             "s",
             _q((f"{n.R_SERVER_QUEUE_MEAN}{{{SRV}}}", "{{server}} {{model_name}} mean")),
             width=12,
@@ -242,8 +242,8 @@ def _side_by_side(srv: Sequence[ServerAdapter]) -> RowSpec:
         PanelSpec(
             10,
             "CPU per server",
-            "CPU cores used by each server: psutil over the process tree locally (JVM + workers for "
-            "TorchServe), cAdvisor container usage on Kubernetes. Compare with resources.cpus.",
+            "CPU cores used by each server: psutil over its whole process tree locally (every "
+            "worker included), cAdvisor container usage on Kubernetes. Compare with resources.cpus.",
             "none",
             _q((f"sum by (server) ({n.R_SERVER_CPU}{{{SRV}}})", "{{server}}")),
             width=12,
