@@ -136,16 +136,27 @@ def _cmd_kind_down(args: argparse.Namespace) -> int:
     return commands.down()
 
 
+def _generate(what: str, main: Callable[[list[str]], int], check: bool) -> int:
+    """Generated files come from every registered server's adapter: one that cannot be loaded is
+    named, not a traceback."""
+    try:
+        return main(["--check"] if check else ["--write"])
+    except (ImportError, AttributeError, KeyError) as err:
+        print(f"error: gen {what}: a registered server adapter cannot be loaded "
+              f"(servecmp.servers.registry.MODULES): {err}", file=sys.stderr)
+        return 2
+
+
 def _cmd_gen_dashboards(args: argparse.Namespace) -> int:
     from servecmp.observability import dashboards
 
-    return dashboards.main(["--check"] if args.check else ["--write"])
+    return _generate("dashboards", dashboards.main, args.check)
 
 
 def _cmd_gen_rules(args: argparse.Namespace) -> int:
     from servecmp.observability import rules
 
-    return rules.main(["--check"] if args.check else ["--write"])
+    return _generate("rules", rules.main, args.check)
 
 
 def build_parser() -> argparse.ArgumentParser:

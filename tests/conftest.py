@@ -12,6 +12,34 @@ import pytest
 # tests: report, console, rules, dashboards, scrape config)
 pytest_plugins = ["adapters_for_tests"]
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _stand_in_for_adapters_not_on_this_branch() -> Any:
+    """Branch seamout only: servers/torchserve and servers/tfserving hold metrics.py but not yet
+    their ADAPTER, and servers/inprocess.py is absent (the seam-core stream writes them). Until they
+    land, code that reads the registry (scrape config, rules, dashboards, report labels) gets the
+    test adapters for those names. A no-op once the real adapters exist; delete it at the merge."""
+    import importlib
+
+    import adapters_for_tests as ta
+
+    from servecmp.servers import registry
+
+    saved = dict(registry.MODULES)
+    for name in ta.MODULES:
+        module, _, attr = registry.MODULES.get(name, "").partition(":")
+        try:
+            present = hasattr(importlib.import_module(module), attr or "ADAPTER")
+        except ImportError:
+            present = False
+        if not present:
+            registry.MODULES[name] = ta.MODULES[name]
+    registry.get.cache_clear()
+    yield
+    registry.MODULES.clear()
+    registry.MODULES.update(saved)
+    registry.get.cache_clear()
+
 # ==== servecmp.models fixtures (owner: models/) ===================================================
 
 

@@ -101,3 +101,17 @@ def test_parity_keeps_every_model_given(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(models_main, "parity_command", lambda models=None, *a, **kw: seen.append(list(models or [])) or 0)
     assert main(["parity", "--model", "tiny", "--model", "resnet"]) == 0
     assert seen == [["tiny", "resnet"]]
+
+
+def test_gen_names_an_adapter_that_cannot_be_loaded(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from servecmp.servers import registry
+
+    monkeypatch.setattr(registry, "MODULES", {"nope": "servecmp.servers.no_such_server"})
+    registry.get.cache_clear()
+    try:
+        assert main(["gen", "rules", "--check"]) == 2
+    finally:
+        registry.get.cache_clear()
+    err = capsys.readouterr().err
+    assert "gen rules: a registered server adapter cannot be loaded" in err and "no_such_server" in err

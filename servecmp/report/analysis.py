@@ -100,7 +100,7 @@ class ServerFacts:
 def server_facts(name: str) -> ServerFacts:
     try:
         adapter = registry.get(name)
-    except (KeyError, ImportError):  # not registered here, or its package is absent
+    except (KeyError, ImportError, AttributeError):  # not registered, or its package absent/incomplete
         return ServerFacts(name, name, None, registered=False)
     return ServerFacts(name, adapter.label, adapter.baseline, registered=True, inprocess=adapter.is_inprocess)
 
