@@ -47,13 +47,12 @@ def _config(**kw) -> dict:
     return sc.local_scrape_config(run_id=RUN_ID, rule_files=["recording-rules.yaml"], **kw)
 
 
+URLS = {"torchserve": "http://127.0.0.1:8082/metrics", "tfserving": "http://127.0.0.1:8501/monitoring/prometheus/metrics"}
+
+
 def test_local_scrape_config_shape():
     """One job per server: job = its adapter's Wire.service, path = its Wire.metrics_path."""
-    cfg = _config(
-        metrics_addresses={"torchserve": "127.0.0.1:8082", "tfserving": "127.0.0.1:8501"},
-        generator_port=9646,
-        process_exporter_port=9647,
-    )
+    cfg = _config(metrics_urls=URLS, generator_port=9646, process_exporter_port=9647)
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
     assert set(jobs) == {"torchserve", "tfserving", n.JOB_GENERATOR, n.JOB_PROCESSES}
     assert jobs["tfserving"]["metrics_path"] == "/monitoring/prometheus/metrics"
@@ -70,21 +69,30 @@ def test_local_scrape_config_shape():
 def test_local_scrape_config_takes_any_registered_server():
     import adapters_for_tests as ta
 
-    cfg = _config(metrics_addresses={"kserve": "127.0.0.1:9000"}, adapters=[ta.TORCHSERVE, ta.KSERVE])
+    from servecmp.servers.base import Wire
+
+    class Renamed(ta.KServeForTests):
+        wire = Wire(service="kserve-predictor", ports=ta.KSERVE.wire.ports, metrics_path="/metrics",
+                    ready_path="/v1/models/{model}")
+
+    cfg = _config(metrics_urls={"kserve": "http://127.0.0.1:9000/metrics"}, adapters=[ta.TORCHSERVE, Renamed()])
     (job,) = cfg["scrape_configs"]
     assert (job["job_name"], job["metrics_path"], job["static_configs"][0]["labels"]["server"]) == (
-        "kserve", "/metrics", "kserve")
+        "kserve-predictor", "/metrics", "kserve")
     with pytest.raises(ValueError, match="unknown server 'tfserving'; known: torchserve, kserve"):
-        _config(metrics_addresses={"tfserving": "127.0.0.1:8501"}, adapters=[ta.TORCHSERVE, ta.KSERVE])
-    with pytest.raises(ValueError, match="host:port"):
-        _config(metrics_addresses={"torchserve": "http://127.0.0.1:8082/metrics"})
+        _config(metrics_urls={"tfserving": URLS["tfserving"]}, adapters=[ta.TORCHSERVE, ta.KSERVE])
+    with pytest.raises(ValueError, match="unknown server 'nope'"):
+        _config(metrics_urls={"nope": "http://127.0.0.1:1/metrics"})
+    # a path that is not the adapter's: the wire facts and the runtime disagree
+    with pytest.raises(ValueError, match="'/monitoring/prometheus/metrics'"):
+        _config(metrics_urls={"tfserving": "http://127.0.0.1:8501/metrics"})
 
 
 @pytest.mark.prometheus
 @needs_promtool
 def test_promtool_check_config(tmp_path):
     cfg = _config(
-        metrics_addresses={"torchserve": "127.0.0.1:8082", "tfserving": "127.0.0.1:8501"},
+        metrics_urls=URLS,
         generator_port=9646,
         process_exporter_port=9647,
     )

@@ -208,7 +208,6 @@ class LocalRun:
 
     # ---- observability --------------------------------------------------------------------
     def start_observability(self) -> None:
-        from urllib.parse import urlsplit
 
         from servecmp.deploy.local import prometheus as prom_mod
         from servecmp.observability import generator_metrics as gm
@@ -227,8 +226,7 @@ class LocalRun:
         self._http.append(ProcessExporter(self.exporter_pids).serve(exp_port))
         cfg = local_scrape_config(
             run_id=self.run_id,
-            # host:port of each server's metrics port; job and path come from its adapter
-            metrics_addresses={s: urlsplit(self.configs_url(s)).netloc for s in ("torchserve", "tfserving")},
+            metrics_urls={s: self.configs_url(s) for s in ("torchserve", "tfserving")},
             generator_port=gen_port,
             process_exporter_port=exp_port,
         )

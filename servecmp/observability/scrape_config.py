@@ -2,11 +2,12 @@
 
     cfg = local_scrape_config(
         run_id="20250101-quick", rule_files=["recording-rules.yaml"],
-        metrics_addresses={"torchserve": "127.0.0.1:P1", "tfserving": "127.0.0.1:P2"},
+        metrics_urls={"torchserve": "http://127.0.0.1:P1/metrics",
+                      "tfserving": "http://127.0.0.1:P2/monitoring/prometheus/metrics"},
         generator_port=9646, process_exporter_port=9647)
 
-One job per server, named after its adapter's ``Wire.service``, scraping its ``Wire.metrics_path``
-(the local runtime remaps ports, never paths).
+One job per server, named after its adapter's ``Wire.service``; the URL's path must be its
+``Wire.metrics_path`` (the local runtime remaps ports, never paths).
     write_scrape_config(run_dir / "prometheus" / "prometheus.yml", cfg)
 
 Every target carries ``namespace="local"`` and ``run=<run_id>`` so the dashboards' and rules'
@@ -86,20 +87,39 @@ def build_scrape_config(
     }
 
 
-def server_target(adapter: ServerAdapter, address: str) -> ScrapeTarget:
-    """The scrape target of one server: job = its ``Wire.service``, path = its metrics path,
-    ``address`` = host:port of its metrics port (local runs remap ports, never paths)."""
-    if adapter.wire is None:
-        raise ValueError(f"{adapter.name}: an in-process baseline has no metrics endpoint to scrape")
-    if "/" in address or ":" not in address:
-        raise ValueError(f"{adapter.name}: expected host:port of its metrics port, got {address!r}")
-    return ScrapeTarget(adapter.wire.service, address, adapter.wire.metrics_path, {"server": adapter.name})
+def server_target(name: str, url: str, adapter: ServerAdapter | None) -> ScrapeTarget:
+    """The scrape target of one running server: job = its adapter's ``Wire.service``, and the URL's
+    path must be its ``Wire.metrics_path`` (the local runtime remaps ports, never paths). Without
+    an adapter (a server this installation cannot load) the job is the server's name."""
+    if adapter is not None:
+        if adapter.wire is None:
+            raise ValueError(f"{name}: an in-process baseline has no metrics endpoint to scrape")
+        t = ScrapeTarget.from_url(adapter.wire.service, url, server=name)
+        if t.metrics_path != adapter.wire.metrics_path:
+            raise ValueError(f"{name}: metrics URL {url!r} does not end in its adapter's metrics path "
+                             f"{adapter.wire.metrics_path!r}")
+        return t
+    return ScrapeTarget.from_url(name, url, server=name)
+
+
+def _adapter(name: str, adapters: Sequence[ServerAdapter] | None) -> ServerAdapter | None:
+    if adapters is not None:
+        for a in adapters:
+            if a.name == name:
+                return a
+        raise ValueError(f"metrics_urls: unknown server {name!r}; known: {', '.join(a.name for a in adapters)}")
+    try:
+        return registry.get(name)
+    except KeyError as err:
+        raise ValueError(f"metrics_urls: {err.args[0]}") from None
+    except (ImportError, AttributeError):  # registered, but its package cannot be loaded here
+        return None
 
 
 def local_scrape_config(
     *,
     run_id: str,
-    metrics_addresses: Mapping[str, str] | None = None,
+    metrics_urls: Mapping[str, str] | None = None,
     generator_port: int | None = None,
     process_exporter_port: int | None = None,
     rule_files: list[str] | None = None,
@@ -109,15 +129,10 @@ def local_scrape_config(
 ) -> dict[str, Any]:
     """The scrape config for whichever of the parts run (None = not running).
 
-    ``metrics_addresses``: server name -> host:port of its metrics port, for the servers that run;
-    job names and metrics paths come from each server's adapter (``adapters``, default the
-    registry's servers)."""
-    known = {a.name: a for a in (registry.servers() if adapters is None else adapters)}
-    targets: list[ScrapeTarget] = []
-    for name, address in (metrics_addresses or {}).items():
-        if name not in known:
-            raise ValueError(f"metrics_addresses: unknown server {name!r}; known: {', '.join(known)}")
-        targets.append(server_target(known[name], address))
+    ``metrics_urls``: server name -> the metrics URL of that running server (its metrics port
+    here, its adapter's metrics path); one job per server, named after its adapter's
+    ``Wire.service`` (``adapters``: the servers to look names up in, default the registry)."""
+    targets = [server_target(name, url, _adapter(name, adapters)) for name, url in (metrics_urls or {}).items()]
     if generator_port:
         targets.append(ScrapeTarget(n.JOB_GENERATOR, f"{host}:{generator_port}"))
     if process_exporter_port:
