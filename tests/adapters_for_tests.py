@@ -150,3 +150,20 @@ def test_registry_with_kserve(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     use(monkeypatch, WITH_KSERVE)
     yield
     registry.get.cache_clear()
+
+
+def real_adapters_missing() -> str | None:
+    """Branch seamout only (delete at the merge, with its two uses in test_run_local.py and
+    test_tfserving_docker_mode.py): a `servecmp run` SUBPROCESS reads the real registry, whose
+    torchserve/tfserving/in-process adapters the seam-core stream writes; in this process the
+    conftest stand-in covers them, a child process has no such stand-in."""
+    import importlib
+
+    for module, attr in (("servecmp.servers.torchserve", "ADAPTER"), ("servecmp.servers.tfserving", "ADAPTER"),
+                         ("servecmp.servers.inprocess", "PYTORCH")):
+        try:
+            if not hasattr(importlib.import_module(module), attr):
+                return f"{module}.{attr} is not on this branch yet (seam-core writes it)"
+        except ImportError:
+            return f"{module} is not on this branch yet (seam-core writes it)"
+    return None

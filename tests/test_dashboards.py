@@ -10,9 +10,9 @@ import pytest
 from servecmp.observability import check, dashboards
 from servecmp.servers import registry
 
-# the registry's servers are the test adapters (tests/adapters_for_tests.py): real metrics objects
-# and wire facts, no launcher
-pytestmark = pytest.mark.usefixtures("test_registry")
+# Default = the registry's servers: the committed JSON must be what `servecmp gen dashboards`
+# writes from them. Label-dependent tests name their adapters (tests/adapters_for_tests.py).
+TWO = [ta.TORCHSERVE, ta.TFSERVING]
 
 
 def _all():
@@ -71,7 +71,7 @@ def test_ids_refids_descriptions(name):
 
 
 def test_comparison_layout():
-    d = dashboards.comparison_dashboard()
+    d = dashboards.comparison_dashboard(TWO)
     rows = [p["title"] for p in d["panels"] if p["type"] == "row"]
     assert rows == ["Side by side (every target)", "TorchServe (torchserve)", "TF Serving (tfserving)"]
     titles = {p["title"] for p in _panels(d)}
@@ -101,23 +101,29 @@ def test_one_row_per_server_from_the_injected_adapters():
             assert by_id[p["id"]] == p, p["id"]
 
 
-def test_default_is_the_registry():
+def test_default_is_the_registry(monkeypatch):
     assert dashboards.rendered() == dashboards.rendered(registry.servers())
+    ta.use(monkeypatch, ta.WITH_KSERVE)
+    try:
+        rows = [p["title"] for p in dashboards.comparison_dashboard()["panels"] if p["type"] == "row"]
+    finally:
+        registry.get.cache_clear()
+    assert rows[-1] == "KServe (kserve)"
 
 
 def test_check_command_uses_injected_adapters(tmp_path, monkeypatch):
     monkeypatch.setattr(dashboards, "OUT_DIR", tmp_path)
     assert dashboards.main(["--write"], adapters=[ta.TORCHSERVE, ta.TFSERVING, ta.KSERVE]) == 0
     assert dashboards.main(["--check"], adapters=[ta.TORCHSERVE, ta.TFSERVING, ta.KSERVE]) == 0
-    assert dashboards.main(["--check"]) == 1  # the registry has two servers: a row less
+    assert dashboards.main(["--check"], adapters=TWO) == 1  # two servers: a row less
 
 
 def test_server_panels_trace_to_their_own_server():
     """A server row's queries expand (through the rules) to that server's metrics only."""
-    d = dashboards.comparison_dashboard()
+    d = dashboards.comparison_dashboard(TWO)
     for p in _panels(d):
         for t in p.get("targets") or []:
-            src = check.query_sources(t["expr"])
+            src = check.query_sources(t["expr"], TWO)
             if 100 < p["id"] < 200:
                 assert src <= {"generator", "torchserve"}, (p["title"], src)
             elif 200 < p["id"] < 300:

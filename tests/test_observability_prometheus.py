@@ -33,9 +33,6 @@ needs_promtool = pytest.mark.skipif(
     not Path(PROMTOOL).exists(), reason="promtool not installed (apt-get install prometheus)"
 )
 
-# the registry's servers are the test adapters (tests/adapters_for_tests.py)
-pytestmark = pytest.mark.usefixtures("test_registry")
-
 RUN_ID = "test-run"
 TARGETS = [  # quick.yaml's targets
     "torchserve-rest-json", "torchserve-grpc-bytes", "tfserving-rest-json",

@@ -197,6 +197,10 @@ def test_no_process_left_behind(run_dir: Path) -> None:
 def _start_run(tmp_path: Path, name: str, *extra: str, env: dict[str, str] | None = None
                ) -> tuple[subprocess.Popen[str], Path, Any]:
     """`servecmp run` in a subprocess; returns it once the first step is on disk (+ its run dir)."""
+    from adapters_for_tests import real_adapters_missing
+
+    if (why := real_adapters_missing()) is not None:  # seamout branch only: delete at the merge
+        pytest.skip(f"`servecmp run` in a subprocess needs the real server adapters: {why}")
     exp = dict(TINY, targets=TINY["targets"][:2], name=name)
     # one round: these tests are about processes and stored steps, not about interleaving
     exp["load"] = dict(TINY["load"], concurrency=[1, 2], repeats=1,

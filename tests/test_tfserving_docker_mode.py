@@ -184,6 +184,10 @@ def test_an_invisible_container_pid_is_a_reported_failure_and_leaves_nothing(
 def test_ctrl_c_removes_the_container(shim_env: Path, tmp_path: Path) -> None:
     exp = dict(EXP, load=dict(EXP["load"], concurrency=[1, 2],
                               stability={"window_s": 2.0, "windows": 3, "max_windows": 6}))
+    from adapters_for_tests import real_adapters_missing
+
+    if (why := real_adapters_missing()) is not None:  # seamout branch only: delete at the merge
+        pytest.skip(f"`servecmp run` in a subprocess needs the real server adapters: {why}")
     exp_path = tmp_path / "exp.yaml"
     exp_path.write_text(yaml.safe_dump(exp))
     log = (tmp_path / "run.log").open("w")
