@@ -195,6 +195,9 @@ def test_real_prometheus_scrapes_generator_and_panels_have_data(tmp_path):
                 deadline = time.monotonic() + 30
                 while not prom.query(record)["data"]["result"] and time.monotonic() < deadline:
                     time.sleep(0.5)
+            # an instant query sees a sample up to now; the stored range query evaluates at
+            # t0 + k * 1s <= end only: let one more step pass so its last point is after the sample
+            time.sleep(1.5)
             path = prom.store_series(t0, time.time(), run=RUN_ID)
         doc = json.loads(path.read_text())
         assert path == tmp_path / "run" / "prometheus" / "series.json"
