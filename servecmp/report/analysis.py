@@ -25,7 +25,7 @@ from scipy import stats
 
 from servecmp.observability import names as obs_names
 from servecmp.report.data import RunData
-from servecmp.results.friction import FRICTION_METRICS, FrictionRecord
+from servecmp.results.friction import FRICTION_METRICS, FrictionMetric, FrictionRecord
 from servecmp.results.metrics import METRICS, Better, Metric
 from servecmp.results.schema import StepResult
 from servecmp.servers import registry
@@ -79,7 +79,6 @@ NOISY_METRICS = tuple(_WINDOW_STAT)
 
 # decimals per unit: the Markdown shows round(value, DECIMALS[unit])
 DECIMALS: dict[str, int] = {"req/s": 2, "ms": 3, "fraction": 4, "count": 0, "cores": 3}
-
 
 
 # ---- servers: facts come from their adapters (servecmp.servers.registry) ------------------------
@@ -815,7 +814,7 @@ def friction_value(rec: FrictionRecord, run: RunData | None = None) -> str:
     return f"{rec.value:.3f}"
 
 
-def _friction_winner(d: Any, recs: list[FrictionRecord | None], names: list[str]) -> str:
+def _friction_winner(d: FrictionMetric, recs: list[FrictionRecord | None], names: list[str]) -> str:
     """The best of N one-off measurements ("tie" when several share the best value)."""
     if d.better is Better.neither:
         return "(no direction)"
@@ -1014,7 +1013,7 @@ def _verdict_text(v: Verdict | None, a_label: str, b_label: str) -> tuple[str, s
     return f"{winner} better: {b_label} vs {a_label} {v.describe()}", "win"
 
 
-def _friction_pair(d: Any, a: FrictionRecord | None, b: FrictionRecord | None, la: str, lb: str) -> tuple[str, str]:
+def _friction_pair(d: FrictionMetric, a: FrictionRecord | None, b: FrictionRecord | None, la: str, lb: str) -> tuple[str, str]:
     if a is None or b is None or not a.available or not b.available or a.value is None or b.value is None:
         return "no data", "na"
     if a.value == b.value:
