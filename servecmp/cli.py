@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from servecmp.experiment import ExperimentError, load_experiment
 
@@ -39,21 +40,17 @@ def _cmd_configs(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from servecmp.models.__main__ import main as models_main
+    from servecmp.models.__main__ import export_command
 
-    argv = ["export", "--out", str(args.out)]
-    for m in args.model or []:
-        argv += ["--model", m]
-    return int(models_main(argv) or 0)
+    # every --model given (the list argparse collected), not re-parsed: re-parsing through
+    # `python -m servecmp.models` kept only the last one
+    return int(export_command(args.out, args.model or None) or 0)
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
-    from servecmp.models.__main__ import main as models_main
+    from servecmp.models.__main__ import parity_command
 
-    argv = ["parity"]
-    for m in args.model or []:
-        argv += ["--model", m]
-    return int(models_main(argv) or 0)
+    return int(parity_command(args.model or None) or 0)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -115,15 +112,63 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return build_report_cli(Path(args.run_dir), compare=args.compare, force=args.force)
 
 
+def _cmd_kind_up(args: argparse.Namespace) -> int:
+    from servecmp.deploy.kind import commands
+
+    return commands.up(args.experiment)
+
+
+def _cmd_kind_load(args: argparse.Namespace) -> int:
+    from servecmp.deploy.kind import commands
+
+    locust: list[str] = []
+    for flag in ("duration", "users", "workers", "locustfile"):
+        value = getattr(args, flag)
+        if value is not None:
+            locust += [f"--{flag}", str(value)]
+    return commands.load(args.experiment, targets=args.target or (), recover=args.recover,
+                         engine=args.engine, locust_options=locust)
+
+
+def _cmd_kind_down(args: argparse.Namespace) -> int:
+    from servecmp.deploy.kind import commands
+
+    return commands.down()
+
+
+def _generate(what: str, main: Callable[[list[str]], int], check: bool) -> int:
+    """Generated files come from every registered server's adapter: one that cannot be loaded is
+    named, not a traceback."""
+    try:
+        return main(["--check"] if check else ["--write"])
+    except (ImportError, AttributeError, KeyError) as err:
+        print(f"error: gen {what}: a registered server adapter cannot be loaded "
+              f"(servecmp.servers.registry.MODULES): {err}", file=sys.stderr)
+        return 2
+
+
+def _cmd_gen_dashboards(args: argparse.Namespace) -> int:
+    from servecmp.observability import dashboards
+
+    return _generate("dashboards", dashboards.main, args.check)
+
+
+def _cmd_gen_rules(args: argparse.Namespace) -> int:
+    from servecmp.observability import rules
+
+    return _generate("rules", rules.main, args.check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="servecmp",
-        description="Deploy one model behind TorchServe and TF Serving and measure them side by side.",
+        description="Deploy one model behind several model servers and measure them side by side.",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_)
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
+            parent: Any = sub) -> argparse.ArgumentParser:
+        sp = parent.add_parser(name, help=help_, description=help_)
         sp.set_defaults(func=fn)
         return sp
 
@@ -135,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--placement", choices=["kubernetes"], default="kubernetes")
     sp.add_argument("--out", default="build/configs")
 
-    sp = add("export", _cmd_export, "export the model(s) for both servers (.mar + SavedModel) and check parity")
+    sp = add("export", _cmd_export, "export the model(s) for every server (.mar + SavedModel) and check parity")
     sp.add_argument("--model", action="append", help="model name (repeatable; default: all)")
     sp.add_argument("--out", type=Path, default=DEFAULT_ARTIFACTS)
 
@@ -165,6 +210,32 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("run_dir")
     sp.add_argument("--compare", help="another run directory to compare against")
     sp.add_argument("--force", action="store_true", help="compare even when fairness settings differ")
+
+    kind = sub.add_parser("kind", help="the kind cluster path: up, load, down",
+                          description="the kind cluster path (needs docker, kind, kubectl, helm)")
+    ksub = kind.add_subparsers(dest="kind_command", required=True, metavar="KIND_COMMAND")
+    sp = add("up", _cmd_kind_up, "create the cluster, install monitoring and every server chart, wait",
+             ksub)
+    sp.add_argument("experiment", nargs="?", default="experiments/quick.yaml")
+    sp = add("load", _cmd_kind_load, "run the experiment's load in-cluster; steps land in runs/kind-<time>/",
+             ksub)
+    sp.add_argument("experiment", nargs="?", default="experiments/quick.yaml")
+    sp.add_argument("--target", action="append", help="only this target name (repeatable)")
+    sp.add_argument("--recover", action="store_true", help="also measure pod recovery after a kill")
+    sp.add_argument("--engine", choices=["steps", "locust"], default="steps")
+    sp.add_argument("--duration", type=float, help="locust engine only: seconds")
+    sp.add_argument("--users", type=int, help="locust engine only")
+    sp.add_argument("--workers", type=int, help="locust engine only")
+    sp.add_argument("--locustfile", help="locust engine only")
+    add("down", _cmd_kind_down, "delete the kind cluster", ksub)
+
+    gen = sub.add_parser("gen", help="regenerate committed files: dashboards, rules",
+                         description="regenerate (or --check) files generated from the code")
+    gsub = gen.add_subparsers(dest="gen_command", required=True, metavar="WHAT")
+    for name, fn, what in (("dashboards", _cmd_gen_dashboards, "the Grafana dashboard JSON"),
+                           ("rules", _cmd_gen_rules, "the Prometheus recording rules")):
+        sp = add(name, fn, f"write {what} (helm/servecmp/) from the server registry", gsub)
+        sp.add_argument("--check", action="store_true", help="exit 1 when the committed files drift instead")
     return p
 
 

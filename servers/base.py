@@ -99,6 +99,10 @@ class ServerMetrics:
     queue_mean_s: str | None = None
     error_ratio: str | None = None
     note: str = ""  # what the numbers include (queueing, REST and gRPC together, ...)
+    # Further series worth recording and plotting: key -> PromQL (same ``{sel}`` rule), recorded
+    # as ``servecmp:server_<key>_rate1m`` with a ``server`` label, e.g. {"runtime_seconds:p99": ...}.
+    # Keys are lower-case ``[a-z0-9_:]``; a key holding "seconds" is in seconds.
+    extra: dict[str, str] = field(default_factory=dict)
 
 
 # ---- tuning (servecmp tune) and fairness (README table) ---------------------------------------

@@ -8,6 +8,11 @@ from typing import Any
 
 import pytest
 
+# test_registry / test_registry_with_kserve: the registry pointed at test adapters (presentation
+# tests: report, console, rules, dashboards, scrape config)
+pytest_plugins = ["adapters_for_tests"]
+
+
 # ==== servecmp.models fixtures (owner: models/) ===================================================
 
 

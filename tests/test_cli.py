@@ -16,8 +16,42 @@ def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for cmd in ("validate", "configs", "export", "parity", "run", "steps", "report"):
+    for cmd in ("validate", "configs", "export", "parity", "run", "steps", "report", "kind", "gen"):
         assert cmd in out
+
+
+@pytest.mark.parametrize(("argv", "script", "args"), [
+    (["kind", "up", "exp.yaml"], "kind-up.sh", ["exp.yaml"]),
+    (["kind", "load"], "kind-load.sh", ["experiments/quick.yaml", "--engine", "steps"]),
+    (["kind", "load", "e.yaml", "--target", "a", "--target", "b", "--recover"], "kind-load.sh",
+     ["e.yaml", "--engine", "steps", "--target", "a", "--target", "b", "--recover"]),
+    (["kind", "load", "e.yaml", "--engine", "locust", "--users", "8", "--workers", "2"], "kind-load.sh",
+     ["e.yaml", "--engine", "locust", "--users", "8", "--workers", "2"]),
+    (["kind", "down"], "kind-down.sh", []),
+])
+def test_kind_subcommands_reach_one_library_function_each(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], script: str, args: list[str]
+) -> None:
+    from servecmp.deploy.kind import commands
+
+    calls: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(commands, "_script", lambda name, a: calls.append((name, list(a))) or 7)
+    assert main(argv) == 7  # the script's exit status is the command's
+    assert calls == [(script, args)]
+    assert (commands.SCRIPTS / script).is_file()
+
+
+@pytest.mark.parametrize("what", ["dashboards", "rules"])
+def test_gen_check_passes_on_the_committed_files(what: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gen", what, "--check"]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_makefile_targets_call_the_cli() -> None:
+    make = (ROOT / "Makefile").read_text()
+    for cmd in ("gen dashboards", "gen dashboards --check", "gen rules", "gen rules --check",
+                "kind up $(EXPERIMENT)", "kind load $(EXPERIMENT)", "kind down"):
+        assert f"$(SERVECMP) {cmd}\n" in make, cmd
 
 
 def test_validate_good_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,3 +81,36 @@ def test_run_rejects_unknown_target(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="none of"):
         main(["run", str(ROOT / "experiments/quick.yaml"), "--target", "nope",
               "--runs", str(tmp_path), "--artifacts", str(tmp_path / "b")])
+
+
+def test_export_keeps_every_model_given(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`servecmp export --model a --model b` exports both (it used to keep only the last one)."""
+    from servecmp.models import __main__ as models_main
+
+    seen: list[object] = []
+    monkeypatch.setattr(models_main, "export_command", lambda out, models=None, *a, **kw: seen.append(list(models or [])) or 0)
+    assert main(["export", "--model", "tiny", "--model", "resnet", "--out", str(tmp_path)]) == 0
+    assert seen == [["tiny", "resnet"]]
+
+
+def test_parity_keeps_every_model_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    from servecmp.models import __main__ as models_main
+
+    seen: list[object] = []
+    monkeypatch.setattr(models_main, "parity_command", lambda models=None, *a, **kw: seen.append(list(models or [])) or 0)
+    assert main(["parity", "--model", "tiny", "--model", "resnet"]) == 0
+    assert seen == [["tiny", "resnet"]]
+
+
+def test_gen_names_an_adapter_that_cannot_be_loaded(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from servecmp.servers import registry
+
+    monkeypatch.setattr(registry, "MODULES", {"nope": "servecmp.servers.no_such_server"})
+    registry.get.cache_clear()
+    try:
+        assert main(["gen", "rules", "--check"]) == 2
+    finally:
+        registry.get.cache_clear()
+    err = capsys.readouterr().err
+    assert "gen rules: a registered server adapter cannot be loaded" in err and "no_such_server" in err

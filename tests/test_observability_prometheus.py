@@ -44,18 +44,18 @@ def _config(**kw) -> dict:
     return sc.local_scrape_config(run_id=RUN_ID, rule_files=["recording-rules.yaml"], **kw)
 
 
+URLS = {"torchserve": "http://127.0.0.1:8082/metrics", "tfserving": "http://127.0.0.1:8501/monitoring/prometheus/metrics"}
+
+
 def test_local_scrape_config_shape():
-    cfg = _config(
-        torchserve_metrics_url="http://127.0.0.1:8082/metrics",
-        tfserving_metrics_url=f"http://127.0.0.1:8501{n.TFS_METRICS_PATH}",
-        generator_port=9646,
-        process_exporter_port=9647,
-    )
+    """One job per server: job = its adapter's Wire.service, path = its Wire.metrics_path."""
+    cfg = _config(metrics_urls=URLS, generator_port=9646, process_exporter_port=9647)
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
-    assert set(jobs) == {n.JOB_TORCHSERVE, n.JOB_TFSERVING, n.JOB_GENERATOR, n.JOB_PROCESSES}
-    assert jobs[n.JOB_TFSERVING]["metrics_path"] == "/monitoring/prometheus/metrics"
-    assert jobs[n.JOB_TORCHSERVE]["static_configs"][0]["targets"] == ["127.0.0.1:8082"]
-    assert jobs[n.JOB_TORCHSERVE]["static_configs"][0]["labels"] == {
+    assert set(jobs) == {"torchserve", "tfserving", n.JOB_GENERATOR, n.JOB_PROCESSES}
+    assert jobs["tfserving"]["metrics_path"] == "/monitoring/prometheus/metrics"
+    assert jobs["torchserve"]["metrics_path"] == "/metrics"
+    assert jobs["torchserve"]["static_configs"][0]["targets"] == ["127.0.0.1:8082"]
+    assert jobs["torchserve"]["static_configs"][0]["labels"] == {
         "namespace": "local", "run": RUN_ID, "server": "torchserve"}
     assert jobs[n.JOB_GENERATOR]["static_configs"][0]["labels"] == {"namespace": "local", "run": RUN_ID}
     # parts that do not run are left out
@@ -63,12 +63,33 @@ def test_local_scrape_config_shape():
     assert [j["job_name"] for j in only_gen["scrape_configs"]] == [n.JOB_GENERATOR]
 
 
+def test_local_scrape_config_takes_any_registered_server():
+    import adapters_for_tests as ta
+
+    from servecmp.servers.base import Wire
+
+    class Renamed(ta.KServeForTests):
+        wire = Wire(service="kserve-predictor", ports=ta.KSERVE.wire.ports, metrics_path="/metrics",
+                    ready_path="/v1/models/{model}")
+
+    cfg = _config(metrics_urls={"kserve": "http://127.0.0.1:9000/metrics"}, adapters=[ta.TORCHSERVE, Renamed()])
+    (job,) = cfg["scrape_configs"]
+    assert (job["job_name"], job["metrics_path"], job["static_configs"][0]["labels"]["server"]) == (
+        "kserve-predictor", "/metrics", "kserve")
+    with pytest.raises(ValueError, match="unknown server 'tfserving'; known: torchserve, kserve"):
+        _config(metrics_urls={"tfserving": URLS["tfserving"]}, adapters=[ta.TORCHSERVE, ta.KSERVE])
+    with pytest.raises(ValueError, match="unknown server 'nope'"):
+        _config(metrics_urls={"nope": "http://127.0.0.1:1/metrics"})
+    # a path that is not the adapter's: the wire facts and the runtime disagree
+    with pytest.raises(ValueError, match="'/monitoring/prometheus/metrics'"):
+        _config(metrics_urls={"tfserving": "http://127.0.0.1:8501/metrics"})
+
+
 @pytest.mark.prometheus
 @needs_promtool
 def test_promtool_check_config(tmp_path):
     cfg = _config(
-        torchserve_metrics_url="http://127.0.0.1:8082/metrics",
-        tfserving_metrics_url=f"http://127.0.0.1:8501{n.TFS_METRICS_PATH}",
+        metrics_urls=URLS,
         generator_port=9646,
         process_exporter_port=9647,
     )
@@ -174,6 +195,9 @@ def test_real_prometheus_scrapes_generator_and_panels_have_data(tmp_path):
                 deadline = time.monotonic() + 30
                 while not prom.query(record)["data"]["result"] and time.monotonic() < deadline:
                     time.sleep(0.5)
+            # an instant query sees a sample up to now; the stored range query evaluates at
+            # t0 + k * 1s <= end only: let one more step pass so its last point is after the sample
+            time.sleep(1.5)
             path = prom.store_series(t0, time.time(), run=RUN_ID)
         doc = json.loads(path.read_text())
         assert path == tmp_path / "run" / "prometheus" / "series.json"

@@ -26,6 +26,9 @@ from servecmp.results.metrics import METRICS
 from servecmp.results.provenance import build_meta
 from servecmp.results.store import StoreError
 
+# server labels and baselines come from the registry: here its test adapters
+pytestmark = pytest.mark.usefixtures("test_registry")
+
 
 # ---- helpers ---------------------------------------------------------------------------------
 def md_tables(text: str) -> dict[str, list[list[str]]]:
@@ -192,8 +195,10 @@ def _expected_significant(steps: list[StepResult], a: str, b: str, conc: int, me
 def test_not_significant_exactly_when_the_rule_says(built: tuple[Path, str, str]) -> None:
     run_dir, md, html = built
     steps = stored_steps(run_dir)
-    rows = md_tables(md)["TorchServe vs TF Serving (same protocol, common encoding)"]
+    rows = md_tables(md)["Servers head to head, every pair (same protocol, common encoding)"]
     header = rows[0]
+    assert header == ["load", "protocol", "metric", "unit", "a", "b", "a value", "b value", "difference", "verdict"]
+    assert {(r[4], r[5]) for r in rows[1:]} == {("TorchServe", "TF Serving")}  # two servers: one pair
     metric_of = {an.METRIC_LABEL[m]: m for m in an.HEAD_METRICS}
     seen = set()
     for r in rows[1:]:

@@ -15,6 +15,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 PLOT_IDS = ("plot-latency-throughput", "plot-percentiles", "plot-distribution", "plot-overhead", "plot-resources")
 
 pytestmark = [
+    pytest.mark.usefixtures("test_registry"),  # server labels and baselines from test adapters
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
 ]

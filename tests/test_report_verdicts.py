@@ -20,6 +20,9 @@ T_975_DF2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of free
 
 TS, TF = "torchserve-rest-json", "tfserving-rest-json"
 
+# server labels and baselines come from the registry: here its test adapters
+pytestmark = pytest.mark.usefixtures("test_registry")
+
 
 def rounds(target: str, thr: list[float], p50: float, conc: int = 1, **kw: object) -> list[PlannedStep]:
     return [PlannedStep(target, conc, t, (t * 0.99, t, t * 1.01), p50, repeat=r, **kw)  # type: ignore[arg-type]

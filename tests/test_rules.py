@@ -9,10 +9,17 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import adapters_for_tests as ta
 import pytest
 import yaml
 
 from servecmp.observability import check, dashboards, rules
+from servecmp.observability import names as n
+from servecmp.servers.base import Wire
+
+# Default = the registry's servers: the committed file must be what `servecmp gen rules` writes
+# from them, and the promtool tests cover those rules. Adapter-specific tests name their adapters
+# (tests/adapters_for_tests.py).
 
 REPO = Path(__file__).resolve().parents[1]
 PROMTOOL_DIR = REPO / "tests" / "promtool"
@@ -58,6 +65,9 @@ def test_rule_file_is_plain_prometheus_format():
 def test_promtool_check_rules():
     res = subprocess.run([PROMTOOL, "check", "rules", str(rules.RULES_PATH)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+    # promtool 2.42 exits 0 on lint findings; a duplicate rule (same record, same static labels)
+    # would record one server's series over another's
+    assert "FAILED" not in res.stdout + res.stderr, res.stdout + res.stderr
 
 
 @pytest.mark.prometheus
@@ -133,3 +143,53 @@ def test_promtool_input_uses_real_torchserve_names():
                 assert name in real, name
                 keys = set(re.findall(r"(\w+)=", s["series"].split("{", 1)[1]))
                 assert real[name] <= keys, (name, real[name] - keys)
+
+
+def test_one_group_per_injected_server_under_server_neutral_names():
+    doc = rules.rule_groups([ta.TORCHSERVE, ta.TFSERVING, ta.KSERVE])
+    names = [g["name"] for g in doc["groups"]]
+    assert names == ["servecmp.generator", "servecmp.torchserve", "servecmp.tfserving", "servecmp.kserve",
+                     "servecmp.resources"]
+    kserve = next(g for g in doc["groups"] if g["name"] == "servecmp.kserve")["rules"]
+    # only what its metrics declare: requests, no latency
+    assert [r["record"] for r in kserve] == [n.R_SERVER_REQUESTS]
+    assert kserve[0]["expr"] == "sum by (namespace, model_name) (rate(request_predict_seconds_count{}[1m]))"
+    assert kserve[0]["labels"] == {"server": "kserve"}
+    cadvisor = [r for r in next(g for g in doc["groups"] if g["name"] == "servecmp.resources")["rules"]
+                if r["labels"]["source"] == "cadvisor"]
+    assert all('container=~"torchserve|tfserving|kserve"' in r["expr"] for r in cadvisor)
+
+
+def test_container_named_unlike_the_server_is_mapped_back(monkeypatch):
+    class Renamed(ta.KServeForTests):
+        wire = Wire(service="kserve-predictor", ports=ta.KSERVE.wire.ports, metrics_path="/metrics",
+                    ready_path="/v1/models/{model}")
+
+    cpu = next(r for r in rules.resource_rules([ta.TORCHSERVE, Renamed()])
+               if r["record"] == n.R_SERVER_CPU and r["labels"]["source"] == "cadvisor")
+    assert 'container=~"torchserve|kserve-predictor"' in cpu["expr"]
+    assert 'label_replace(' in cpu["expr"] and '"server", "kserve", "container", "kserve-predictor")' in cpu["expr"]
+
+
+def test_server_query_fills_selector_and_quantile():
+    q = ta.TFSERVING.metrics.latency_quantile_s
+    filled = rules.server_query(q, sel='namespace="x"', q=0.99)
+    assert "histogram_quantile(0.99," in filled and '{API=~"(?i)predict",namespace="x"}' in filled
+    assert '{API=~"(?i)predict"}' in rules.server_query(q, q=0.5)  # no stray comma when empty
+    assert "{sel}" not in filled and "{q}" not in filled
+
+
+def test_default_is_the_registry_and_check_uses_injected_adapters(tmp_path, monkeypatch):
+    monkeypatch.setattr(rules, "RULES_PATH", tmp_path / "recording-rules.yaml")
+    monkeypatch.setattr(rules, "REPO", tmp_path)
+    three = [ta.TORCHSERVE, ta.TFSERVING, ta.KSERVE]
+    assert rules.main(["--write"], adapters=three) == 0
+    assert rules.main(["--check"], adapters=three) == 0
+    assert rules.main(["--check"], adapters=three[:2]) == 1  # a server less: drift
+    ta.use(monkeypatch, ta.WITH_KSERVE)  # the default follows the registry
+    try:
+        assert rules.render() == rules.render(three)
+    finally:
+        from servecmp.servers import registry
+
+        registry.get.cache_clear()

@@ -116,7 +116,6 @@ def test_server_has_chart_wire_fairness_launcher_and_baseline(adapter: ServerAda
     assert registry.get(base.server).framework == adapter.framework
 
 
-@pytest.mark.xfail(strict=True, reason="metrics wired at merge")
 @pytest.mark.parametrize("adapter", SERVERS, ids=lambda a: a.name)
 def test_server_declares_its_metrics(adapter: ServerAdapter) -> None:
     assert adapter.metrics is not None, f"{adapter.name}: no ServerMetrics"

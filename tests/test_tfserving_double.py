@@ -18,7 +18,7 @@ import requests
 from doubles.tiny_artifacts import TinyWeights, write_savedmodel
 from prometheus_client.parser import text_string_to_metric_families
 
-from servecmp.observability import names as n
+from servecmp.servers.tfserving import metrics as tfs_m
 from servecmp.servers.tfserving.config import flag_lines
 
 WEIGHTS = TinyWeights.seeded()
@@ -89,15 +89,15 @@ def test_metrics_have_the_real_names_and_labels(base: Path) -> None:
             _grpc_predict(d)
             page = requests.get(f"http://{d.rest_address}/monitoring/prometheus/metrics", timeout=10)
             fams = {f.name: f for f in text_string_to_metric_families(page.text)}
-        count = {tuple(sorted(s.labels.items())): s.value for s in fams[n.TFS_REQUEST_COUNT].samples}
+        count = {tuple(sorted(s.labels.items())): s.value for s in fams[tfs_m.REQUEST_COUNT].samples}
         assert count[(("model_name", "tiny"), ("status", "OK"))] == 3  # 2 REST (1 GET) + 1 gRPC
-        lat = fams[n.TFS_REQUEST_LATENCY]
+        lat = fams[tfs_m.REQUEST_LATENCY]
         assert lat.type == "histogram"
         entry = {(s.labels["API"], s.labels["entrypoint"]) for s in lat.samples}
         assert entry == {("predict", "REST"), ("", "REST"), ("Predict", "GRPC")}
-        rt = {(s.labels["API"], s.labels["runtime"]) for s in fams[n.TFS_RUNTIME_LATENCY].samples}
+        rt = {(s.labels["API"], s.labels["runtime"]) for s in fams[tfs_m.RUNTIME_LATENCY].samples}
         assert rt == {("Predict", "TF1")}
-        assert (n.TFS_QUEUING_LATENCY in fams) is batching
+        assert (tfs_m.QUEUING_LATENCY in fams) is batching
 
 
 def test_model_status_lists_versions_newest_first_and_end_after_unload(

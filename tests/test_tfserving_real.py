@@ -87,7 +87,7 @@ def test_metric_labels_the_recording_rules_depend_on(tfs: Any, payloads: Payload
     request_latency{model_name,API,entrypoint}, runtime_latency{model_name,API,runtime}."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from servecmp.observability import names as n
+    from servecmp.servers.tfserving import metrics as tfs_m
 
     for protocol in (Protocol.rest, Protocol.grpc):
         with make_client(Target(server="tfserving", protocol=protocol), tfs.address(protocol),
@@ -95,11 +95,11 @@ def test_metric_labels_the_recording_rules_depend_on(tfs: Any, payloads: Payload
             client.send(0)  # an answered predict (v1 or v2: an earlier test publishes v2)
     fams = {f.name: f for f in text_string_to_metric_families(
         requests.get(tfs.endpoints.metrics_url, timeout=10).text)}
-    assert {"model_name", "status"} <= set(fams[n.TFS_REQUEST_COUNT].samples[0].labels)
-    lat = {(s.labels["API"], s.labels["entrypoint"]) for s in fams[n.TFS_REQUEST_LATENCY].samples
+    assert {"model_name", "status"} <= set(fams[tfs_m.REQUEST_COUNT].samples[0].labels)
+    lat = {(s.labels["API"], s.labels["entrypoint"]) for s in fams[tfs_m.REQUEST_LATENCY].samples
            if s.labels.get("model_name") == MODEL}
     assert {("predict", "REST"), ("Predict", "GRPC")} <= lat
-    rt = fams[n.TFS_RUNTIME_LATENCY].samples[0].labels
+    rt = fams[tfs_m.RUNTIME_LATENCY].samples[0].labels
     assert {"model_name", "API", "runtime"} <= set(rt)
 
 
@@ -110,7 +110,7 @@ def test_batching_on_with_the_generated_batching_config(
     counts examples (batching_session.h), and the queuing-latency metric appears."""
     from servecmp.deploy.local.standalone import start_server
     from servecmp.models.registry import DEFAULT_SEED, get_model
-    from servecmp.observability import names as n
+    from servecmp.servers.tfserving import metrics as tfs_m
 
     server = start_server("tfserving", MODEL, tmp_path, exported_model(MODEL), payload={"batch_size": 2},
                              tuning={"batching": {"enabled": True, "max_batch_size": 4,
@@ -123,7 +123,7 @@ def test_batching_on_with_the_generated_batching_config(
                              server.address(protocol), batch2, 10.0) as client:
                 assert all(call(client, i) is Outcome.ok for i in range(len(batch2)))
         text = requests.get(server.endpoints.metrics_url, timeout=10).text
-        assert n.TFS_QUEUING_LATENCY in text
+        assert tfs_m.QUEUING_LATENCY in text
     finally:
         server.stop()
 

@@ -193,6 +193,7 @@ class LocalRun:
 
     # ---- observability --------------------------------------------------------------------
     def start_observability(self) -> None:
+
         from servecmp.deploy.local import prometheus as prom_mod
         from servecmp.observability import generator_metrics as gm
         from servecmp.observability.process_exporter import ProcessExporter
@@ -209,10 +210,12 @@ class LocalRun:
         self._http.append(gm.start_exposition(gen_port))
         self._http.append(ProcessExporter(self.exporter_pids).serve(exp_port))
         # one <server>_metrics_url per registered server (its Wire's metrics port and path)
-        metrics_urls: dict[str, Any] = {f"{a.name}_metrics_url": self.configs_url(a.name) for a in registry.servers()}
+        # one job per server this experiment runs (its Wire's metrics port and path)
+        wanted = {t.server for t in self.exp.targets}
+        metrics_urls = {a.name: self.configs_url(a.name) for a in registry.servers() if a.name in wanted}
         cfg = local_scrape_config(
             run_id=self.run_id,
-            **metrics_urls,
+            metrics_urls=metrics_urls,
             generator_port=gen_port,
             process_exporter_port=exp_port,
         )

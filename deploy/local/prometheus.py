@@ -1,6 +1,6 @@
 """A REAL local Prometheus for one run: start, wait for targets, store the series, stop.
 
-    cfg = scrape_config.local_scrape_config(run_id=..., torchserve_metrics_url=..., generator_port=...)
+    cfg = scrape_config.local_scrape_config(run_id=..., metrics_urls={...}, generator_port=...)
     with LocalPrometheus(run_dir, cfg, cpus=generator_cpus) as prom:   # starts and waits ready
         prom.wait_targets_up()
         t0 = time.time(); ...load...; t1 = time.time()

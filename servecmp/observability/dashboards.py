@@ -6,10 +6,11 @@
 Two dashboards, fixed uids:
 - ``servecmp-comparison`` "Serving comparison": side-by-side panels (client p50/p95/p99,
   throughput, error and wrong-answer ratio, server-side latency, queue time, CPU, memory), then one
-  row per server x protocol.
+  row per registered server (its targets over every protocol, its own metrics from its adapter).
 - ``servecmp-generator`` "Load generator health": its CPU per process, late sends, in-flight,
   request rate and outcomes per target, memory.
 
+The server list is injected (``adapters=``; default: ``registry.servers()``).
 Conventions: panels read recorded series (servecmp/observability/rules.py) where one exists;
 every selector carries braces (``metric{...}``) so tools find metric names mechanically; panel ids
 and refIds are explicit; every panel has a description; shared defaults live in ``_panel``.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
 from servecmp.observability import names as n
+from servecmp.servers import registry
+from servecmp.servers.base import ServerAdapter
 
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / "helm" / "servecmp" / "dashboards"
@@ -169,7 +173,11 @@ def _dashboard(uid: str, title: str, description: str, rows: list[RowSpec], tags
 
 
 # ---- Serving comparison -----------------------------------------------------------------------
-def _side_by_side() -> RowSpec:
+def _notes(srv: Sequence[ServerAdapter]) -> str:
+    return "; ".join(f"{a.label}: {a.metrics.note}" for a in srv if a.metrics is not None and a.metrics.note)
+
+
+def _side_by_side(srv: Sequence[ServerAdapter]) -> RowSpec:
     row = RowSpec(1, "Side by side (every target)")
     for i, (q, rec) in enumerate(sorted(n.R_CLIENT_P.items())):
         row.panels.append(
@@ -210,38 +218,32 @@ def _side_by_side() -> RowSpec:
         PanelSpec(
             8,
             "Server-side latency",
-            "Latency the servers report themselves. TorchServe: mean only (ts_inference_latency_"
-            "microseconds / ts_inference_requests_total; includes queueing; REST and gRPC together). "
-            "TF Serving: p50/p99 and mean of :tensorflow:serving:request_latency per protocol "
-            "(successful Predict calls).",
+            "Latency each server reports itself (its adapter's metrics: servers/<name>/metrics.py): "
+            "the mean for every server, p50/p99 where the server has a histogram. What each "
+            "includes: " + _notes(srv) + ".",
             "s",
             _q(
-                (f"{n.R_TS_LATENCY_MEAN}{{{SRV}}}", "torchserve mean"),
-                (f"{n.R_TFS_LATENCY_MEAN}{{{SRV}}}", "tfserving {{protocol}} mean"),
-                (f"{n.R_TFS_LATENCY_P[50]}{{{SRV}}}", "tfserving {{protocol}} p50"),
-                (f"{n.R_TFS_LATENCY_P[99]}{{{SRV}}}", "tfserving {{protocol}} p99"),
+                (f"{n.R_SERVER_LATENCY_MEAN}{{{SRV}}}", "{{server}} {{protocol}} mean"),
+                (f"{n.R_SERVER_LATENCY_P[50]}{{{SRV}}}", "{{server}} {{protocol}} p50"),
+                (f"{n.R_SERVER_LATENCY_P[99]}{{{SRV}}}", "{{server}} {{protocol}} p99"),
             ),
             width=12,
         ),
         PanelSpec(
             9,
             "Queue time",
-            "Time requests wait before the model runs. TorchServe: mean of "
-            "ts_queue_latency_microseconds per request. TF Serving: batching queue mean and p99 "
-            "(:tensorflow:serving:batching_session:queuing_latency; present only with batching on).",
+            "Mean time requests wait before the model runs, as each server reports it (absent for "
+            "a server without a queue metric; what each measures is in its row's server-side "
+            "latency panel).",
             "s",
-            _q(
-                (f"{n.R_TS_QUEUE_MEAN}{{{SRV}}}", "torchserve mean"),
-                (f"{n.R_TFS_QUEUE_MEAN}{{{SRV}}}", "tfserving batching mean"),
-                (f"{n.R_TFS_QUEUE_P99}{{{SRV}}}", "tfserving batching p99"),
-            ),
+            _q((f"{n.R_SERVER_QUEUE_MEAN}{{{SRV}}}", "{{server}} {{model_name}} mean")),
             width=12,
         ),
         PanelSpec(
             10,
             "CPU per server",
-            "CPU cores used by each server: psutil over the process tree locally (JVM + workers for "
-            "TorchServe), cAdvisor container usage on Kubernetes. Compare with resources.cpus.",
+            "CPU cores used by each server: psutil over its whole process tree locally (every "
+            "worker included), cAdvisor container usage on Kubernetes. Compare with resources.cpus.",
             "none",
             _q((f"sum by (server) ({n.R_SERVER_CPU}{{{SRV}}})", "{{server}}")),
             width=12,
@@ -259,83 +261,95 @@ def _side_by_side() -> RowSpec:
     return row
 
 
-def _server_protocol_rows() -> list[RowSpec]:
-    rows = []
-    pairs = [("torchserve", "rest"), ("torchserve", "grpc"), ("tfserving", "rest"), ("tfserving", "grpc")]
-    for k, (server, protocol) in enumerate(pairs, start=1):
-        base = 100 * k
-        f = f'{GEN}, server="{server}", protocol="{protocol}"'
-        row = RowSpec(base, f"{server} / {protocol}")
-        row.panels.append(
-            PanelSpec(
-                base + 1,
-                f"{server} {protocol}: client latency",
-                f"Client-side p50/p95/p99 of successful requests to {server} over {protocol}, per "
-                "encoding target.",
-                "s",
-                _q(*((f"{n.R_CLIENT_P[q]}{{{f}}}", f"{{{{target}}}} p{q}") for q in (50, 95, 99))),
-            )
+def _server_row(k: int, a: ServerAdapter) -> RowSpec:
+    """Row ``k`` (ids 100*k ...): one server, every protocol it speaks."""
+    base = 100 * k
+    f = f'{GEN}, server="{a.name}"'
+    fs = f'{SRV}, server="{a.name}"'
+    row = RowSpec(base, f"{a.label} ({a.name})")
+    row.panels.append(
+        PanelSpec(
+            base + 1,
+            f"{a.name}: client latency",
+            f"Client-side p50/p95/p99 of successful requests to {a.label}, per target (protocol "
+            "and encoding).",
+            "s",
+            _q(*((f"{n.R_CLIENT_P[q]}{{{f}}}", f"{{{{target}}}} p{q}") for q in (50, 95, 99))),
         )
+    )
+    row.panels.append(
+        PanelSpec(
+            base + 2,
+            f"{a.name}: throughput and failures",
+            f"Requests per second to {a.label} by target and outcome (ok, transport_error, "
+            "wrong_answer), stacked.",
+            "reqps",
+            _q((f"{n.R_OUTCOMES}{{{f}}}", "{{target}} {{outcome}}")),
+            stack=True,
+        )
+    )
+    m = a.metrics
+    if m is not None:
+        queries = [(f"{n.R_SERVER_REQUESTS}{{{fs}}}", "{{model_name}} answered req/s")]
+        latency = []
+        if m.latency_mean_s:
+            latency.append((f"{n.R_SERVER_LATENCY_MEAN}{{{fs}}}", "{{model_name}} {{protocol}} mean"))
+        if m.latency_quantile_s:
+            latency += [(f"{n.R_SERVER_LATENCY_P[q]}{{{fs}}}", f"{{{{model_name}}}} {{{{protocol}}}} p{q}")
+                        for q in (50, 95, 99)]
+        if m.queue_mean_s:
+            latency.append((f"{n.R_SERVER_QUEUE_MEAN}{{{fs}}}", "{{model_name}} queue mean"))
+        latency += [(f"{n.r_server_extra(key)}{{{fs}}}", "{{model_name}} " + key.replace("_seconds:", " "))
+                    for key in sorted(m.extra) if "seconds" in key]
+        if latency:
+            row.panels.append(
+                PanelSpec(
+                    base + 3,
+                    f"{a.name}: server-side latency",
+                    f"{a.label}'s own latency ({m.note or 'as it reports it'}).",
+                    "s",
+                    _q(*latency),
+                )
+            )
         row.panels.append(
             PanelSpec(
-                base + 2,
-                f"{server} {protocol}: throughput and failures",
-                f"Requests per second to {server} over {protocol} by outcome (ok, transport_error, "
-                "wrong_answer), stacked.",
+                base + 4,
+                f"{a.name}: requests the server counted",
+                f"Requests per second {a.label} counted itself, to set beside the load generator's "
+                "count (a large gap means requests were lost or counted elsewhere).",
                 "reqps",
-                _q((f"{n.R_OUTCOMES}{{{f}}}", "{{target}} {{outcome}}")),
-                stack=True,
+                _q(*queries),
             )
         )
-        if server == "torchserve":
-            row.panels.append(
-                PanelSpec(
-                    base + 3,
-                    f"{server} {protocol}: server-side latency",
-                    "TorchServe's own mean latency and queue time per request. TorchServe counts "
-                    "REST and gRPC together, so this panel is the same in both TorchServe rows.",
-                    "s",
-                    _q(
-                        (f"{n.R_TS_LATENCY_MEAN}{{{SRV}}}", "{{model_name}} latency mean"),
-                        (f"{n.R_TS_QUEUE_MEAN}{{{SRV}}}", "{{model_name}} queue mean"),
-                    ),
-                )
-            )
-        else:
-            fp = f'{SRV}, protocol="{protocol}"'
-            row.panels.append(
-                PanelSpec(
-                    base + 3,
-                    f"{server} {protocol}: server-side latency",
-                    f"TF Serving's own request latency over {protocol} (p50/p95/p99 from its "
-                    "histogram) and model runtime p50/p99 (:tensorflow:serving:runtime_latency, "
-                    "both protocols).",
-                    "s",
-                    _q(
-                        *((f"{n.R_TFS_LATENCY_P[q]}{{{fp}}}", f"{{{{model_name}}}} p{q}") for q in (50, 95, 99)),
-                        (f"{n.R_TFS_RUNTIME_P[50]}{{{SRV}}}", "{{model_name}} runtime p50"),
-                        (f"{n.R_TFS_RUNTIME_P[99]}{{{SRV}}}", "{{model_name}} runtime p99"),
-                    ),
-                )
-            )
-        rows.append(row)
-    return rows
+    return row
 
 
-def comparison_dashboard() -> dict[str, Any]:
+def _server_rows(srv: Sequence[ServerAdapter]) -> list[RowSpec]:
+    """One row per server, in registry order (ids 100, 200, ...: stable while servers are added
+    at the end of the registry)."""
+    return [_server_row(k, a) for k, a in enumerate(srv, start=1)]
+
+
+def _servers(adapters: Sequence[ServerAdapter] | None) -> tuple[ServerAdapter, ...]:
+    """The servers to draw: the registry's unless a list is injected (tests, tools)."""
+    return tuple(registry.servers() if adapters is None else adapters)
+
+
+def comparison_dashboard(adapters: Sequence[ServerAdapter] | None = None) -> dict[str, Any]:
+    srv = _servers(adapters)
     return _dashboard(
         "servecmp-comparison",
         "Serving comparison",
-        "TorchServe vs TF Serving serving the same model with the same budget: client-side "
-        "latency, throughput and correctness from the load generator, server-side latency and "
-        "resources from each server.",
-        [_side_by_side(), *_server_protocol_rows()],
+        " vs ".join(a.label for a in srv) + " serving the same model with the same budget: "
+        "client-side latency, throughput and correctness from the load generator, server-side "
+        "latency and resources from each server. One row per server.",
+        [_side_by_side(srv), *_server_rows(srv)],
         ["servecmp"],
     )
 
 
 # ---- Load generator health --------------------------------------------------------------------
-def generator_dashboard() -> dict[str, Any]:
+def generator_dashboard(adapters: Sequence[ServerAdapter] | None = None) -> dict[str, Any]:
     row = RowSpec(1, "Load generator")
     row.panels = [
         PanelSpec(
@@ -395,7 +409,7 @@ def generator_dashboard() -> dict[str, Any]:
     )
 
 
-DASHBOARDS = {
+DASHBOARDS: dict[str, Callable[..., dict[str, Any]]] = {
     "servecmp-comparison.json": comparison_dashboard,
     "servecmp-generator.json": generator_dashboard,
 }
@@ -405,8 +419,8 @@ def render(d: dict[str, Any]) -> str:
     return json.dumps(d, indent=2, sort_keys=True) + "\n"
 
 
-def rendered() -> dict[str, str]:
-    return {name: render(fn()) for name, fn in DASHBOARDS.items()}
+def rendered(adapters: Sequence[ServerAdapter] | None = None) -> dict[str, str]:
+    return {name: render(fn(adapters)) for name, fn in DASHBOARDS.items()}
 
 
 def _rel(path: Path) -> str:
@@ -416,14 +430,14 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, adapters: Sequence[ServerAdapter] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Grafana dashboards for servecmp")
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--write", action="store_true", help="write helm/servecmp/dashboards/*.json")
     g.add_argument("--check", action="store_true", help="exit 1 when the committed JSON drifts")
     args = ap.parse_args(argv)
     drift = []
-    for name, text in rendered().items():
+    for name, text in rendered(adapters).items():
         path = OUT_DIR / name
         if args.write:
             OUT_DIR.mkdir(parents=True, exist_ok=True)

@@ -13,24 +13,27 @@ over the run window and returns a JSON-ready document::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from servecmp.observability import check, dashboards, rules
+from servecmp.servers.base import ServerAdapter
 
 SCHEMA_VERSION = 1
 
 
-def report_queries(namespace: str = ".*", run: str = ".*") -> dict[str, str]:
+def report_queries(namespace: str = ".*", run: str = ".*",
+                   adapters: Sequence[ServerAdapter] | None = None) -> dict[str, str]:
+    """``adapters``: the servers whose series to store (default: ``registry.servers()``)."""
     q: dict[str, str] = {}
     sel = f'{{namespace=~"{namespace}"}}'
-    for record in sorted(rules.recorded_names()):
+    for record in sorted(rules.recorded_names(adapters)):
         q[record] = record + sel
     for fn in dashboards.DASHBOARDS.values():
-        d = fn()
+        d = fn(adapters)
         for pq in check.panel_queries(d):
             q[f"{pq.dashboard_uid}#{pq.panel_id}{pq.ref_id}"] = check.substitute(
                 pq.expr, {"namespace": namespace, "run": run}

@@ -1,10 +1,13 @@
-"""prometheus.yml for a local run: both servers, the load generator and the process exporter.
+"""prometheus.yml for a local run: every running server, the load generator and the process exporter.
 
     cfg = local_scrape_config(
         run_id="20250101-quick", rule_files=["recording-rules.yaml"],
-        torchserve_metrics_url=ts.endpoints.metrics_url,        # http://127.0.0.1:P/metrics
-        tfserving_metrics_url=tfs.endpoints.metrics_url,        # http://127.0.0.1:P/monitoring/prometheus/metrics
+        metrics_urls={"torchserve": "http://127.0.0.1:P1/metrics",
+                      "tfserving": "http://127.0.0.1:P2/monitoring/prometheus/metrics"},
         generator_port=9646, process_exporter_port=9647)
+
+One job per server, named after its adapter's ``Wire.service``; the URL's path must be its
+``Wire.metrics_path`` (the local runtime remaps ports, never paths).
     write_scrape_config(run_dir / "prometheus" / "prometheus.yml", cfg)
 
 Every target carries ``namespace="local"`` and ``run=<run_id>`` so the dashboards' and rules'
@@ -14,6 +17,7 @@ Scrape and rule evaluation every second: local steps last seconds, not minutes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from servecmp.observability import names as n
+from servecmp.servers import registry
+from servecmp.servers.base import ServerAdapter
 
 LOCAL_NAMESPACE = "local"
 
@@ -81,27 +87,52 @@ def build_scrape_config(
     }
 
 
+def server_target(name: str, url: str, adapter: ServerAdapter | None) -> ScrapeTarget:
+    """The scrape target of one running server: job = its adapter's ``Wire.service``, and the URL's
+    path must be its ``Wire.metrics_path`` (the local runtime remaps ports, never paths). Without
+    an adapter (a server this installation cannot load) the job is the server's name."""
+    if adapter is not None:
+        if adapter.wire is None:
+            raise ValueError(f"{name}: an in-process baseline has no metrics endpoint to scrape")
+        t = ScrapeTarget.from_url(adapter.wire.service, url, server=name)
+        if t.metrics_path != adapter.wire.metrics_path:
+            raise ValueError(f"{name}: metrics URL {url!r} does not end in its adapter's metrics path "
+                             f"{adapter.wire.metrics_path!r}")
+        return t
+    return ScrapeTarget.from_url(name, url, server=name)
+
+
+def _adapter(name: str, adapters: Sequence[ServerAdapter] | None) -> ServerAdapter | None:
+    if adapters is not None:
+        for a in adapters:
+            if a.name == name:
+                return a
+        raise ValueError(f"metrics_urls: unknown server {name!r}; known: {', '.join(a.name for a in adapters)}")
+    try:
+        return registry.get(name)
+    except KeyError as err:
+        raise ValueError(f"metrics_urls: {err.args[0]}") from None
+    except (ImportError, AttributeError):  # registered, but its package cannot be loaded here
+        return None
+
+
 def local_scrape_config(
     *,
     run_id: str,
-    torchserve_metrics_url: str | None = None,
-    tfserving_metrics_url: str | None = None,
+    metrics_urls: Mapping[str, str] | None = None,
     generator_port: int | None = None,
     process_exporter_port: int | None = None,
     rule_files: list[str] | None = None,
     host: str = "127.0.0.1",
     scrape_interval: str = "1s",
+    adapters: Sequence[ServerAdapter] | None = None,
 ) -> dict[str, Any]:
-    """The scrape config for whichever of the parts run (None = not running)."""
-    targets: list[ScrapeTarget] = []
-    if torchserve_metrics_url:
-        targets.append(
-            ScrapeTarget.from_url(n.JOB_TORCHSERVE, torchserve_metrics_url, server="torchserve")
-        )
-    if tfserving_metrics_url:
-        targets.append(
-            ScrapeTarget.from_url(n.JOB_TFSERVING, tfserving_metrics_url, server="tfserving")
-        )
+    """The scrape config for whichever of the parts run (None = not running).
+
+    ``metrics_urls``: server name -> the metrics URL of that running server (its metrics port
+    here, its adapter's metrics path); one job per server, named after its adapter's
+    ``Wire.service`` (``adapters``: the servers to look names up in, default the registry)."""
+    targets = [server_target(name, url, _adapter(name, adapters)) for name, url in (metrics_urls or {}).items()]
     if generator_port:
         targets.append(ScrapeTarget(n.JOB_GENERATOR, f"{host}:{generator_port}"))
     if process_exporter_port:

@@ -25,9 +25,10 @@ from scipy import stats
 
 from servecmp.observability import names as obs_names
 from servecmp.report.data import RunData
-from servecmp.results.friction import FRICTION_METRICS, FrictionRecord
+from servecmp.results.friction import FRICTION_METRICS, FrictionMetric, FrictionRecord
 from servecmp.results.metrics import METRICS, Better, Metric
 from servecmp.results.schema import StepResult
+from servecmp.servers import registry
 
 MIN_REL_DIFF = 0.05  # below 5 % nothing is called a difference, however quiet the run
 CONFIDENCE = 0.95  # of the paired intervals
@@ -79,9 +80,57 @@ NOISY_METRICS = tuple(_WINDOW_STAT)
 # decimals per unit: the Markdown shows round(value, DECIMALS[unit])
 DECIMALS: dict[str, int] = {"req/s": 2, "ms": 3, "fraction": 4, "count": 0, "cores": 3}
 
-BASELINE_OF = {"torchserve": "pytorch-inprocess", "tfserving": "tensorflow-inprocess"}
-SERVERS = ("torchserve", "tfserving")
-SERVER_LABEL = {"torchserve": "TorchServe", "tfserving": "TF Serving"}
+
+# ---- servers: facts come from their adapters (servecmp.servers.registry) ------------------------
+@dataclass(frozen=True)
+class ServerFacts:
+    """What the report needs to know about a server: its display label and the in-process
+    baseline target its overhead is measured against. ``registered`` is False for a server found
+    in stored results that this installation's registry does not know (a report rebuilt from an
+    older or newer run): it is then shown under its stored name, without a baseline."""
+
+    name: str
+    label: str
+    baseline: str | None
+    registered: bool
+    inprocess: bool = False
+
+
+def server_facts(name: str) -> ServerFacts:
+    try:
+        adapter = registry.get(name)
+    except (KeyError, ImportError, AttributeError):  # not registered, or its package absent/incomplete
+        return ServerFacts(name, name, None, registered=False)
+    return ServerFacts(name, adapter.label, adapter.baseline, registered=True, inprocess=adapter.is_inprocess)
+
+
+def server_label(name: str) -> str:
+    return server_facts(name).label
+
+
+def baseline_of(server: str) -> str | None:
+    """Target name of the in-process baseline ``server`` is compared against (None: none known)."""
+    return server_facts(server).baseline
+
+
+def _registry_order(name: str) -> tuple[int, str]:
+    order = registry.names()
+    return (order.index(name), "") if name in order else (len(order), name)
+
+
+def servers(run: RunData) -> list[str]:
+    """The model servers (not in-process baselines) of a run, in registry order, then any server
+    the registry does not know, by name: one report column each."""
+    infos = targets(run)
+    baselines = {t.server for t in infos if t.baseline}
+    found = {t.server for t in infos if not t.baseline}
+    found |= {r.server for r in run.friction if r.server not in baselines and not server_facts(r.server).inprocess}
+    return sorted(found, key=_registry_order)
+
+
+def server_pairs(names: list[str]) -> list[tuple[str, str]]:
+    """Every unordered pair, in column order: (a, b) with a before b."""
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
 
 
 # ---- formatting ------------------------------------------------------------------------------
@@ -184,7 +233,7 @@ def notes_table(run: RunData) -> Table:
     t = Table(["note", "reason"], [])
     for i, why in enumerate(unavailable_reasons(run), start=1):
         who = [x.name for x in targets(run) if x.unavailable == why]
-        fr = sorted({f"{SERVER_LABEL.get(r.server, r.server)} {FRICTION_LABEL.get(r.metric, r.metric).lower()}"
+        fr = sorted({f"{server_label(r.server)} {FRICTION_LABEL.get(r.metric, r.metric).lower()}"
                      for r in run.friction if not r.available and (r.reason or "no reason recorded") == why})
         subject = ", ".join(who) if who else ""
         if fr and not who:
@@ -569,50 +618,48 @@ def _main_target(infos: list[TargetInfo], server: str, protocol: str) -> TargetI
 
 
 def head_to_head(run: RunData) -> Table:
+    """Every pair of servers, per load and protocol, on their common-encoding targets: b vs a
+    with the noise rule (paired interval over interleaved repeats, else the fallback)."""
     infos = targets(run)
     cs = cells(run)
-    table = Table(
-        ["load", "protocol", "metric", "unit", "TorchServe", "TF Serving", "difference", "verdict"], []
-    )
+    names = servers(run)
+    table = Table(["load", "protocol", "metric", "unit", "a", "b", "a value", "b value", "difference", "verdict"], [])
+
+    def side(t: TargetInfo | None, p: Param, metric: str) -> tuple[str, Cell | None]:
+        if t is None:
+            return "no target", None
+        if t.unavailable:
+            return f"no data ({t.name} unavailable)", None
+        c = cs.get((t.name, p))
+        if c is None:
+            return "not measured", None
+        if c.rep is None:
+            return c.invalid_reason or "not comparable", None
+        return fmt(c.value(metric), METRICS[metric].unit), c
+
     for p in params(run):
         for proto in ("rest", "grpc"):
-            ta, tb = _main_target(infos, "torchserve", proto), _main_target(infos, "tfserving", proto)
-            if ta is None and tb is None:
-                continue
-            for name in HEAD_METRICS:
-                m = METRICS[name]
-                row = [param_label(p), proto, METRIC_LABEL[name], m.unit]
-                side: list[str] = []
-                cl: list[Cell | None] = []
-                for t in (ta, tb):
-                    if t is None:
-                        side.append("no target")
-                        cl.append(None)
-                    elif t.unavailable:
-                        side.append(f"no data ({t.name} unavailable)")
-                        cl.append(None)
-                    elif (c := cs.get((t.name, p))) is None:
-                        side.append("not measured")
-                        cl.append(None)
-                    elif c.rep is None:
-                        side.append(c.invalid_reason or "not comparable")
-                        cl.append(None)
-                    else:
-                        side.append(fmt(c.value(name), m.unit))
-                        cl.append(c)
-                ca, cb = cl
-                if ca is None or cb is None:
-                    table.add([*row, *side, "—", "no data"], ["", "", "", "", "", "", "", "na"])
+            mains = {x: _main_target(infos, x, proto) for x in names}
+            for a, b in server_pairs(names):
+                ta, tb = mains[a], mains[b]
+                if ta is None and tb is None:
                     continue
-                v = difference(name, ca, cb)
-                assert v is not None
-                diff = f"TF Serving vs TorchServe: {v.describe()}" if v.paired else v.describe()
-                if not v.significant:
-                    verdict, vc = NOT_SIGNIFICANT, "ns"
-                else:
-                    winner = "TorchServe" if v.better == "a" else "TF Serving"
-                    verdict, vc = f"{winner} better", "win"
-                table.add([*row, *side, diff, verdict], ["", "", "", "", "", "", "", vc])
+                la, lb = server_label(a), server_label(b)
+                for name in HEAD_METRICS:
+                    m = METRICS[name]
+                    row = [param_label(p), proto, METRIC_LABEL[name], m.unit, la, lb]
+                    (va, ca), (vb, cb) = side(ta, p, name), side(tb, p, name)
+                    if ca is None or cb is None:
+                        table.add([*row, va, vb, "—", "no data"], [*([""] * 8), "", "na"])
+                        continue
+                    v = difference(name, ca, cb)
+                    assert v is not None
+                    diff = f"{lb} vs {la}: {v.describe()}" if v.paired else v.describe()
+                    if not v.significant:
+                        verdict, vc = NOT_SIGNIFICANT, "ns"
+                    else:
+                        verdict, vc = f"{la if v.better == 'a' else lb} better", "win"
+                    table.add([*row, va, vb, diff, verdict], [*([""] * 8), "", vc])
     return table
 
 
@@ -634,9 +681,9 @@ def overhead(run: RunData) -> Table:
     by_name = {t.name: t for t in infos}
     for p in params(run):
         for t in infos:
-            if t.baseline or t.server not in BASELINE_OF:
+            base = baseline_of(t.server)
+            if t.baseline or base is None:
                 continue
-            base = BASELINE_OF[t.server]
             row = [param_label(p), t.label, base]
             c, cb = cs.get((t.name, p)), cs.get((base, p))
             bi = by_name.get(base)
@@ -767,43 +814,39 @@ def friction_value(rec: FrictionRecord, run: RunData | None = None) -> str:
     return f"{rec.value:.3f}"
 
 
+def _friction_winner(d: FrictionMetric, recs: list[FrictionRecord | None], names: list[str]) -> str:
+    """The best of N one-off measurements ("tie" when several share the best value)."""
+    if d.better is Better.neither:
+        return "(no direction)"
+    have = [(n, r.value) for n, r in zip(names, recs, strict=True)
+            if r is not None and r.available and r.value is not None]
+    if len(have) < 2:
+        return "—"
+    pick = min if d.better is Better.lower else max
+    best = pick(v for _, v in have)
+    winners = [n for n, v in have if v == best]
+    return "tie" if len(winners) > 1 else server_label(winners[0])
+
+
 def friction_tables(run: RunData) -> dict[str, Table]:
     latest: dict[tuple[str, str, str], FrictionRecord] = {}
     for r in run.friction:
         if r.metric in FRICTION_METRICS:
             latest[(r.metric, r.placement, r.server)] = r
     rows = sorted({(m, pl) for m, pl, _ in latest}, key=lambda k: (list(FRICTION_METRICS).index(k[0]), k[1]))
+    names = servers(run)
     groups: dict[str, Table] = {}
     for metric, placement in rows:
         d = FRICTION_METRICS[metric]
         t = groups.setdefault(
             d.group,
-            Table(["measurement", "unit", "better", "TorchServe", "TF Serving", "winner"], []),
+            Table(["measurement", "unit", "better", *(server_label(x) for x in names), "winner"], []),
         )
         label = FRICTION_LABEL.get(metric, metric) + ("" if placement == "local" else f" ({placement})")
-        recs = [latest.get((metric, placement, s)) for s in SERVERS]
+        recs = [latest.get((metric, placement, x)) for x in names]
         vals = [friction_value(r, run) if r is not None else "not measured" for r in recs]
         cls = ["unavail" if (r is None or not r.available) else "" for r in recs]
-        winner = ""
-        a, b = recs
-        if (
-            d.better is not Better.neither
-            and a is not None
-            and b is not None
-            and a.available
-            and b.available
-            and a.value is not None
-            and b.value is not None
-        ):
-            if a.value == b.value:
-                winner = "tie"
-            else:
-                better_a = a.value < b.value if d.better is Better.lower else a.value > b.value
-                winner = SERVER_LABEL["torchserve" if better_a else "tfserving"]
-        elif d.better is Better.neither:
-            winner = "(no direction)"
-        else:
-            winner = "—"
+        winner = _friction_winner(d, recs, names)
         t.add([label, friction_unit(metric), d.better.value, *vals, winner], ["", "", "", *cls, "win" if winner not in ("", "—", "tie", "(no direction)") else ""])
     return groups
 
@@ -869,14 +912,29 @@ def _cost(run: RunData, c: Cell) -> str:
     return ", ".join(parts) if parts else "resource cost not recorded"
 
 
+def _ranked_verdict(metric: str, found: list[tuple[str, Cell]]) -> tuple[str, str, str, Verdict]:
+    """The best server by ``metric`` and whether it beats the runner-up beyond noise:
+    (best, runner-up, css class, verdict of best (b) vs runner-up (a))."""
+    m = METRICS[metric]
+    ranked = sorted(found, key=lambda x: x[1].value(metric) or 0.0, reverse=m.better is not Better.lower)
+    (s1, c1), (s2, c2) = ranked[0], ranked[1]
+    v = difference(metric, c2, c1)
+    assert v is not None
+    return s1, s2, ("win" if v.significant else "ns"), v
+
+
 def recommendations(run: RunData) -> Table:
+    """Per SLO and protocol: each server's best throughput under it, then the recommendation over
+    all N servers: the best one when it beats the runner-up beyond noise (the pairwise rule of
+    :func:`difference`), else "not significant"."""
     infos = targets(run)
     cs = cells(run)
+    names = servers(run)
     protos = [p for p in ("rest", "grpc") if any(t.protocol == p for t in infos)]
-    table = Table(["p99 SLO", "protocol", "TorchServe", "TF Serving", "recommendation"], [])
+    table = Table(["p99 SLO", "protocol", *(server_label(x) for x in names), "recommendation"], [])
     for slo in slo_levels(run):
         for proto in protos:
-            found = [_best_under_slo(run, cs, infos, s, proto, slo) for s in SERVERS]
+            found = [_best_under_slo(run, cs, infos, x, proto, slo) for x in names]
             texts = []
             for c, why in found:
                 if c is None:
@@ -886,25 +944,31 @@ def recommendations(run: RunData) -> Table:
                         f"{fmt(c.value('throughput_rps'), 'req/s')} req/s at p99 {fmt(c.value('latency_p99_ms'), 'ms')} ms "
                         f"({c.target}, {param_label(c.param)}; {_cost(run, c)})"
                     )
-            (ca, wa), (cb, wb) = found
-            if ca is None and cb is None:
-                rec, cls = ("no data" if wa.startswith("no data") or wb.startswith("no data") else "neither meets this SLO"), "na"
-            elif ca is None or cb is None:
-                other_why = wa if ca is None else wb
-                winner = "TorchServe" if ca is not None else "TF Serving"
-                if other_why.startswith("no data"):
+            meets = [(x, c) for x, (c, _) in zip(names, found, strict=True) if c is not None]
+            whys = [why for c, why in found if c is None]
+            if not meets:
+                missing = [server_label(x) for x, (_, w) in zip(names, found, strict=True) if w.startswith("no data")]
+                if not names or len(missing) == len(names) or (missing and len(names) == 2):
+                    rec = "no data"
+                elif missing:
+                    rec = f"none of the measured servers meets this SLO (no data for {', '.join(missing)})"
+                else:
+                    rec = "neither meets this SLO" if len(names) == 2 else "none meets this SLO"
+                cls = "na"
+            elif len(meets) == 1:
+                winner = server_label(meets[0][0])
+                if all(w.startswith("no data") for w in whys):
                     rec, cls = f"no data for comparison: only {winner} measured", "na"
                 else:
                     rec, cls = f"{winner} (only one meets it)", "win"
             else:
-                v = difference("throughput_rps", ca, cb)
-                assert v is not None
+                best, runner, cls, v = _ranked_verdict("throughput_rps", meets)
+                pair = f"{server_label(best)} vs {server_label(runner)} throughput {v.describe()}"
                 if not v.significant:
-                    rec, cls = f"{NOT_SIGNIFICANT} ({v.describe()}): choose on friction/cost", "ns"
+                    rec = f"{NOT_SIGNIFICANT} ({pair}): choose on friction/cost"
                 else:
-                    winner = "TorchServe" if v.better == "a" else "TF Serving"
-                    rec, cls = f"{winner} (TF Serving vs TorchServe throughput {v.describe()})", "win"
-            table.add([f"≤ {slo:g} ms", proto, *texts, rec], ["", "", "", "", cls])
+                    rec = f"{server_label(best)} ({pair})"
+            table.add([f"≤ {slo:g} ms", proto, *texts, rec], ["", "", *([""] * len(names)), cls])
     return table
 
 
@@ -940,7 +1004,7 @@ def summary_slo(run: RunData) -> float:
     return float(slo) if isinstance(slo, int | float) else 100.0
 
 
-def _verdict_text(v: Verdict | None, a_label: str = "TorchServe", b_label: str = "TF Serving") -> tuple[str, str]:
+def _verdict_text(v: Verdict | None, a_label: str, b_label: str) -> tuple[str, str]:
     if v is None:
         return "no data", "na"
     if not v.significant:
@@ -949,20 +1013,37 @@ def _verdict_text(v: Verdict | None, a_label: str = "TorchServe", b_label: str =
     return f"{winner} better: {b_label} vs {a_label} {v.describe()}", "win"
 
 
+def _friction_pair(d: FrictionMetric, a: FrictionRecord | None, b: FrictionRecord | None, la: str, lb: str) -> tuple[str, str]:
+    if a is None or b is None or not a.available or not b.available or a.value is None or b.value is None:
+        return "no data", "na"
+    if a.value == b.value:
+        return "tie", "ns"
+    if d.better is Better.neither:
+        return "(no direction)", "ns"
+    better_a = a.value < b.value if d.better is Better.lower else a.value > b.value
+    return f"{la if better_a else lb} better (1 measurement each)", "win"
+
+
 def summary_tables(run: RunData) -> list[tuple[str, Table]]:
-    """Per protocol: each server's headline numbers and the verdict, one line per question."""
+    """Per protocol: each server's headline numbers (a column each) and a verdict for every pair
+    of servers (a column each: "A vs B"), one line per question."""
     infos = targets(run)
     cs = cells(run)
     ps = params(run)
     slo = summary_slo(run)
+    names = servers(run)
+    pairs = server_pairs(names)
+    labels = [server_label(x) for x in names]
+    idx = {x: i for i, x in enumerate(names)}
     out: list[tuple[str, Table]] = []
     for proto in ("rest", "grpc"):
-        mains = [_main_target(infos, srv, proto) for srv in SERVERS]
+        mains = [_main_target(infos, srv, proto) for srv in names]
         if all(m is None for m in mains):
             continue
-        t = Table(["question", "unit", "TorchServe", "TF Serving", "verdict"], [],
-                  caption=f"{proto.upper()}: " + " vs ".join(m.name if m else f"no {SERVER_LABEL[srv]} target"
-                                                               for m, srv in zip(mains, SERVERS, strict=True)))
+        t = Table(["question", "unit", *labels, *(f"{server_label(a)} vs {server_label(b)}" for a, b in pairs)], [],
+                  caption=f"{proto.upper()}: " + " vs ".join(m.name if m else f"no {server_label(srv)} target"
+                                                               for m, srv in zip(mains, names, strict=True)))
+        blank = ["", ""] + [""] * len(names)
 
         def side(m: TargetInfo | None, p: Param | None = None) -> tuple[Cell | None, str]:
             if m is None:
@@ -978,9 +1059,19 @@ def summary_tables(run: RunData) -> list[tuple[str, Table]]:
                 return None, c.invalid_reason or "not comparable"
             return c, ""
 
+        def verdicts(metric: str, got: list[tuple[Cell | None, str]]) -> tuple[list[str], list[str]]:
+            texts, classes = [], []
+            for a, b in pairs:
+                ca, cb = got[idx[a]][0], got[idx[b]][0]
+                vt, vc = _verdict_text(difference(metric, ca, cb) if ca and cb else None,
+                                       server_label(a), server_label(b))
+                texts.append(vt)
+                classes.append(vc)
+            return texts, classes
+
         # best throughput under the SLO
         best: list[tuple[Cell | None, str]] = []
-        for srv, m in zip(SERVERS, mains, strict=True):
+        for srv, m in zip(names, mains, strict=True):
             _, why = side(m)
             if why:
                 best.append((None, why))
@@ -988,32 +1079,23 @@ def summary_tables(run: RunData) -> list[tuple[str, Table]]:
             c, why = _best_under_slo(run, cs, infos, srv, proto, slo)
             best.append((c, why))
         texts = [f"{fmt(c.value('throughput_rps'), 'req/s')} ({param_label(c.param)})" if c else why for c, why in best]
-        (ba, _), (bb, _) = best
-        vt, vc = _verdict_text(difference("throughput_rps", ba, bb) if ba and bb else None)
-        t.add([f"Best throughput with p99 ≤ {slo:g} ms", "req/s", *texts, vt], ["", "", "", "", vc])
+        vts, vcs = verdicts("throughput_rps", best)
+        t.add([f"Best throughput with p99 ≤ {slo:g} ms", "req/s", *texts, *vts], [*blank, *vcs])
         # latency at the lowest load
         if ps:
             low = ps[0]
             sides = [side(m, low) for m in mains]
             for metric, label in (("latency_p50_ms", "p50"), ("latency_p99_ms", "p99")):
                 texts = [fmt(c.value(metric), "ms") if c else why for c, why in sides]
-                (ca, _), (cb, _) = sides
-                vt, vc = _verdict_text(difference(metric, ca, cb) if ca and cb else None)
-                t.add([f"{label} latency at the lowest load ({param_label(low)})", "ms", *texts, vt], ["", "", "", "", vc])
+                vts, vcs = verdicts(metric, sides)
+                t.add([f"{label} latency at the lowest load ({param_label(low)})", "ms", *texts, *vts], [*blank, *vcs])
         # one-off friction measurements
         for metric in SUMMARY_FRICTION:
             d = FRICTION_METRICS[metric]
-            recs = [_last_friction(run, srv, metric) for srv in SERVERS]
+            recs = [_last_friction(run, srv, metric) for srv in names]
             texts = [friction_value(r, run) if r is not None else "not measured" for r in recs]
-            a, b = recs
-            if a is None or b is None or not a.available or not b.available or a.value is None or b.value is None:
-                vt, vc = "no data", "na"
-            elif a.value == b.value:
-                vt, vc = "tie", "ns"
-            else:
-                better_a = a.value < b.value if d.better is Better.lower else a.value > b.value
-                vt, vc = f"{SERVER_LABEL['torchserve' if better_a else 'tfserving']} better (1 measurement each)", "win"
-            t.add([FRICTION_LABEL[metric], friction_unit(metric), *texts, vt], ["", "", "", "", vc])
+            pv = [_friction_pair(d, recs[idx[a]], recs[idx[b]], server_label(a), server_label(b)) for a, b in pairs]
+            t.add([FRICTION_LABEL[metric], friction_unit(metric), *texts, *(x for x, _ in pv)], [*blank, *(c for _, c in pv)])
         out.append((proto, t))
     return out
 
@@ -1041,7 +1123,7 @@ def compared_pairs(run: RunData) -> list[tuple[TargetInfo, TargetInfo]]:
             if a.server == b.server or (a.protocol == b.protocol and not a.native_extra and not b.native_extra):
                 pairs.append((a, b))
     for a in servers:
-        base = by_name.get(BASELINE_OF.get(a.server, ""))
+        base = by_name.get(baseline_of(a.server) or "")
         if base is not None:
             pairs.append((base, a))
     return pairs

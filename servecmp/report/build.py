@@ -29,8 +29,8 @@ SLO_RULE = (
     "For each p99 latency SLO (the standard levels {levels} ms plus the experiment's "
     "load.slo_p99_ms and any per-step SLO), per protocol: each server's highest throughput over its "
     "valid steps whose p99 meets the SLO with at most {err} of requests failed (any target of that "
-    "server and protocol with the common encoding; native-encoding extras and baselines excluded, see the side-by-side tables for them). The two servers are "
-    "compared with the noise rule below (“no data”: a server's target was unavailable, reason in "
+    "server and protocol with the common encoding; native-encoding extras and baselines excluded, see the side-by-side tables for them). The recommendation is the "
+    "server with the highest such throughput when it beats the runner-up under the noise rule below (“no data”: a server's target was unavailable, reason in "
     "Targets); the resource cost is the server CPU measured during that "
     "step and the peak RSS from the friction measurements (or the Prometheus memory series)."
 )

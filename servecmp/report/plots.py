@@ -14,8 +14,8 @@ from hdrh.histogram import HdrHistogram
 from plotly.subplots import make_subplots
 
 from servecmp.report.analysis import (
-    BASELINE_OF,
     Cell,
+    baseline_of,
     cells,
     not_comparable_reason,
     note_ref,
@@ -23,6 +23,8 @@ from servecmp.report.analysis import (
     param_of,
     params,
     resource_series,
+    server_label,
+    servers,
     targets,
 )
 from servecmp.report.data import RunData
@@ -175,12 +177,13 @@ def overhead_bars(run: RunData) -> Plot:
     fig = go.Figure()
     n = 0
     for i, t in enumerate(targets(run)):
-        if t.baseline or t.unavailable or t.server not in BASELINE_OF:
+        base = baseline_of(t.server)
+        if t.baseline or t.unavailable or base is None:
             continue
         xs, ys = [], []
         for p in params(run):
             c: Cell | None = cs.get((t.name, p))
-            b: Cell | None = cs.get((BASELINE_OF[t.server], p))
+            b: Cell | None = cs.get((base, p))
             if c is None or b is None or c.rep is None or b.rep is None:
                 continue
             a50, b50 = c.value("latency_p50_ms"), b.value("latency_p50_ms")
@@ -193,7 +196,8 @@ def overhead_bars(run: RunData) -> Plot:
             fig.add_trace(go.Bar(x=xs, y=ys, name=t.label, marker_color=_color(i)))
     fig.update_layout(barmode="group")
     fig.update_yaxes(title_text="p50 - baseline p50 (ms)")
-    note = "Server p50 minus the same framework's in-process p50 (TorchServe - pytorch-inprocess, TF Serving - tensorflow-inprocess)."
+    pairs = ", ".join(f"{server_label(x)} - {baseline_of(x)}" for x in servers(run) if baseline_of(x))
+    note = "Server p50 minus the in-process p50 of the framework it serves" + (f" ({pairs})." if pairs else ".")
     return Plot("plot-overhead", "Serving overhead vs in-process baseline", note if n else note + " No pair with valid steps on both sides.", _layout(fig, 380) if n else None)
 
 

@@ -59,7 +59,7 @@ details { margin: 8px 0; } summary { cursor: pointer; color: #333; }
 {% endfor %}
 
 <h2 id="summary">Summary</h2>
-<p class="note">Per protocol, each server's headline numbers and the verdict (winner, {{ 'not significant' }} or no data). Differences carry their 95 % interval over interleaved repeats; how that is decided is under “How verdicts are decided”. The SLO used here: p99 ≤ {{ '%g' % summary_slo }} ms.</p>
+<p class="note">Per protocol, each server's headline numbers (a column each) and, for every pair of servers, the verdict (winner, {{ 'not significant' }} or no data). Differences carry their 95 % interval over interleaved repeats; how that is decided is under “How verdicts are decided”. The SLO used here: p99 ≤ {{ '%g' % summary_slo }} ms.</p>
 {% for proto, t in summary %}<h3>{{ proto | upper }}</h3>
 {{ t | html_table(id="summary-" ~ proto) }}
 {% endfor %}
@@ -81,7 +81,8 @@ details { margin: 8px 0; } summary { cursor: pointer; color: #333; }
 <p class="note">{{ slo_rule }}</p>
 {{ tables.recommendations | html_table }}
 
-<h3 id="head-to-head">TorchServe vs TF Serving (same protocol, common encoding)</h3>
+<h3 id="head-to-head">Servers head to head, every pair (same protocol, common encoding)</h3>
+<p class="note">b vs a for every pair of servers, with the noise rule (“How verdicts are decided”).</p>
 {{ tables.head_to_head | html_table }}
 
 <h3 id="side-by-side">Side by side</h3>
@@ -140,7 +141,7 @@ run `{{ run.run_id }}`, created {{ run.meta.created_at }}; built from stored res
 
 ## Summary
 
-Per protocol, each server's headline numbers and the verdict. The SLO used here: p99 ≤ {{ '%g' % summary_slo }} ms.
+Per protocol, each server's headline numbers and, for every pair of servers, the verdict. The SLO used here: p99 ≤ {{ '%g' % summary_slo }} ms.
 {% for proto, t in summary %}
 ### {{ proto | upper }}
 
@@ -165,7 +166,9 @@ b vs a: the relative difference with its 95 % interval over the rounds both were
 
 {{ tables.recommendations | md_table }}
 
-### TorchServe vs TF Serving (same protocol, common encoding)
+### Servers head to head, every pair (same protocol, common encoding)
+
+b vs a for every pair of servers, with the noise rule ("How verdicts are decided").
 
 {{ tables.head_to_head | md_table }}
 

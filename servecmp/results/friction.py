@@ -57,8 +57,9 @@ FRICTION_METRICS: dict[str, FrictionMetric] = {m.name: m for m in _DEFS}
 
 class FrictionRecord(_Record):
     format_version: int = FORMAT_VERSION
-    # a registry server name (servers/registry.py); stored runs keep the name they were made with
-    server: Annotated[str, Field(min_length=1)]
+    # a registry name (servecmp.servers.registry); any server's, so a stored run of a server this
+    # installation does not register still loads (the report shows it under this name)
+    server: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     metric: str
     value: float | None = None
     available: bool = True

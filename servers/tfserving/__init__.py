@@ -21,6 +21,7 @@ from servecmp.servers.base import (
     ServerAdapter,
     Wire,
 )
+from servecmp.servers.tfserving.metrics import METRICS
 
 if TYPE_CHECKING:
     from servecmp.deploy.configgen.placement import Placement
@@ -71,6 +72,7 @@ class TFServingAdapter(ServerAdapter):
     baseline = "tensorflow-inprocess"
     chart = "tfserving"
     wire = WIRE
+    metrics = METRICS
     fairness = (
         FairnessRow("resources.cpus", "CPU set (local) / CPU limit (k8s)", "= resources.cpus"),
         FairnessRow("resources.memory_mib", "memory limit (k8s; local Docker --memory)", "= memory_mib"),

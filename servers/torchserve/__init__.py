@@ -22,6 +22,7 @@ from servecmp.servers.base import (
     ServerAdapter,
     Wire,
 )
+from servecmp.servers.torchserve.metrics import METRICS
 
 if TYPE_CHECKING:
     from servecmp.deploy.configgen.placement import Placement
@@ -80,6 +81,7 @@ class TorchServeAdapter(ServerAdapter):
     baseline = "pytorch-inprocess"
     chart = "torchserve"
     wire = WIRE
+    metrics = METRICS
     fairness = (
         FairnessRow("resources.cpus", "CPU set (local) / CPU limit (k8s)", "= resources.cpus"),
         FairnessRow("resources.memory_mib", "memory limit (k8s); JVM -Xmx", "-Xmx = memory_mib / 4"),

@@ -33,6 +33,8 @@ sys.path.insert(0, str(REPO))
 
 from servecmp.observability import names as n  # noqa: E402
 from servecmp.observability.generator_metrics import LATENCY_BUCKETS  # noqa: E402
+from servecmp.servers.tfserving import metrics as tfs_m  # noqa: E402
+from servecmp.servers.torchserve import metrics as ts_m  # noqa: E402
 
 OUT = HERE / "rules_test.yaml"
 INTERVAL_S = 10
@@ -162,51 +164,61 @@ def build() -> dict[str, object]:
     for pod, ip in (("torchserve-0", "10.244.1.5"), ("torchserve-1", "10.244.1.6")):
         ts = {"model_name": "resnet", "model_version": "default", "hostname": pod,
               "job": "servecmp-torchserve", "instance": f"{ip}:8082", "namespace": "servecmp", "pod": pod}
-        series.append({"series": f"{n.TS_REQUESTS}{labels(ts)}", "values": counter(300)})
-        series.append({"series": f"{n.TS_LATENCY_US}{labels(ts)}", "values": counter(300 * 15000)})
-        series.append({"series": f"{n.TS_QUEUE_US}{labels(ts)}", "values": counter(300 * 200)})
+        series.append({"series": f"{ts_m.REQUESTS}{labels(ts)}", "values": counter(300)})
+        series.append({"series": f"{ts_m.LATENCY_US}{labels(ts)}", "values": counter(300 * 15000)})
+        series.append({"series": f"{ts_m.QUEUE_US}{labels(ts)}", "values": counter(300 * 200)})
         host = {"Level": "Host", "Hostname": pod, "job": "servecmp-torchserve", "instance": f"{ip}:8082", "namespace": "servecmp"}
         series.append({"series": f"QueueTime{labels(host)}", "values": gauge(0)})
         series.append({"series": f"Requests2XX{labels(host)}", "values": counter(300)})
         series.append({"series": f"CPUUtilization{labels(host)}", "values": gauge(50)})
     ts_out = {"namespace": "servecmp", "model_name": "resnet", "server": "torchserve"}
-    expect(n.R_TS_REQUESTS, sample(n.R_TS_REQUESTS, 60, **ts_out))
-    expect(n.R_TS_LATENCY_MEAN, sample(n.R_TS_LATENCY_MEAN, 0.015, **ts_out))
-    expect(n.R_TS_QUEUE_MEAN, sample(n.R_TS_QUEUE_MEAN, 0.0002, **ts_out))
+    # the server-neutral records hold one series per server: both servers' samples are expected
+    # together below (a record's expectation lists every series it has)
+    srv: dict[str, list[dict[str, object]]] = {}
+
+    def server_expect(record: str, *samples: dict[str, object]) -> None:
+        srv.setdefault(record, []).extend(samples)
+
+    server_expect(n.R_SERVER_REQUESTS, sample(n.R_SERVER_REQUESTS, 60, **ts_out))
+    server_expect(n.R_SERVER_LATENCY_MEAN, sample(n.R_SERVER_LATENCY_MEAN, 0.015, **ts_out))
+    server_expect(n.R_SERVER_QUEUE_MEAN, sample(n.R_SERVER_QUEUE_MEAN, 0.0002, **ts_out))
 
     # ---------------- TF Serving (prometheus_exporter.cc format) -----------------------------
     tfs = {"job": "servecmp-tfserving", "instance": "10.244.1.7:8501", "namespace": "servecmp"}
-    series.append({"series": f"{n.TFS_REQUEST_COUNT}{labels({'model_name': 'resnet', 'status': 'OK', **tfs})}", "values": counter(450)})
-    series.append({"series": f"{n.TFS_REQUEST_COUNT}{labels({'model_name': 'resnet', 'status': 'UNAVAILABLE', **tfs})}", "values": counter(50)})
-    series.append({"series": f"{n.TFS_REQUEST_COUNT}{labels({'model_name': 'tiny', 'status': 'OK', **tfs})}", "values": counter(20)})
+    series.append({"series": f"{tfs_m.REQUEST_COUNT}{labels({'model_name': 'resnet', 'status': 'OK', **tfs})}", "values": counter(450)})
+    series.append({"series": f"{tfs_m.REQUEST_COUNT}{labels({'model_name': 'resnet', 'status': 'UNAVAILABLE', **tfs})}", "values": counter(50)})
+    series.append({"series": f"{tfs_m.REQUEST_COUNT}{labels({'model_name': 'tiny', 'status': 'OK', **tfs})}", "values": counter(20)})
     lim = TFS_LATENCY_LIMITS
-    rest = Histogram(n.TFS_REQUEST_LATENCY, {"model_name": "resnet", "API": "predict", "entrypoint": "REST", **tfs}, lim, tf_le,
+    rest = Histogram(tfs_m.REQUEST_LATENCY, {"model_name": "resnet", "API": "predict", "entrypoint": "REST", **tfs}, lim, tf_le,
                      {9: 100, 10: 150, 11: 50}, 300 * 2500)
-    grpc = Histogram(n.TFS_REQUEST_LATENCY, {"model_name": "resnet", "API": "Predict", "entrypoint": "GRPC", **tfs}, lim, tf_le,
+    grpc = Histogram(tfs_m.REQUEST_LATENCY, {"model_name": "resnet", "API": "Predict", "entrypoint": "GRPC", **tfs}, lim, tf_le,
                      {8: 200}, 200 * 900)
-    status_get = Histogram(n.TFS_REQUEST_LATENCY, {"model_name": "resnet", "API": "", "entrypoint": "REST", **tfs}, lim, tf_le,
+    status_get = Histogram(tfs_m.REQUEST_LATENCY, {"model_name": "resnet", "API": "", "entrypoint": "REST", **tfs}, lim, tf_le,
                            {20: 100}, 100 * 1e6)  # readiness polls: excluded by API=~"(?i)predict"
-    runtime = Histogram(n.TFS_RUNTIME_LATENCY, {"model_name": "resnet", "API": "Predict", "runtime": "TF1", **tfs}, lim, tf_le,
+    runtime = Histogram(tfs_m.RUNTIME_LATENCY, {"model_name": "resnet", "API": "Predict", "runtime": "TF1", **tfs}, lim, tf_le,
                         {7: 400, 8: 100}, 500 * 500)
-    queue = Histogram(n.TFS_QUEUING_LATENCY, {"thread_pool_name": "model_server_batch_threads", **tfs}, TFS_QUEUE_LIMITS, tf_le,
+    queue = Histogram(tfs_m.QUEUING_LATENCY, {"thread_pool_name": "model_server_batch_threads", **tfs}, TFS_QUEUE_LIMITS, tf_le,
                       {10: 500}, 500 * 600)
     for h in (rest, grpc, status_get, runtime, queue):
         series += h.series()
     tf_out = {"namespace": "servecmp", "model_name": "resnet", "server": "tfserving"}
-    expect(n.R_TFS_REQUESTS, sample(n.R_TFS_REQUESTS, 45, **tf_out, status="OK"),
-           sample(n.R_TFS_REQUESTS, 5, **tf_out, status="UNAVAILABLE"),
-           sample(n.R_TFS_REQUESTS, 2, namespace="servecmp", model_name="tiny", server="tfserving", status="OK"))
-    expect(n.R_TFS_ERROR_RATIO, sample(n.R_TFS_ERROR_RATIO, 0.1, **tf_out),
-           sample(n.R_TFS_ERROR_RATIO, 0, namespace="servecmp", model_name="tiny", server="tfserving"))
-    for q, rec in n.R_TFS_LATENCY_P.items():
-        expect(rec, sample(rec, quantile(q / 100, rest.rates()) / 1e6, **tf_out, protocol="rest"),
-               sample(rec, quantile(q / 100, grpc.rates()) / 1e6, **tf_out, protocol="grpc"))
-    expect(n.R_TFS_LATENCY_MEAN, sample(n.R_TFS_LATENCY_MEAN, 0.0025, **tf_out, protocol="rest"),
-           sample(n.R_TFS_LATENCY_MEAN, 0.0009, **tf_out, protocol="grpc"))
-    for q, rec in n.R_TFS_RUNTIME_P.items():
-        expect(rec, sample(rec, quantile(q / 100, runtime.rates()) / 1e6, **tf_out))
-    expect(n.R_TFS_QUEUE_MEAN, sample(n.R_TFS_QUEUE_MEAN, 0.0006, namespace="servecmp", server="tfserving"))
-    expect(n.R_TFS_QUEUE_P99, sample(n.R_TFS_QUEUE_P99, quantile(0.99, queue.rates()) / 1e6, namespace="servecmp", server="tfserving"))
+    server_expect(n.R_SERVER_REQUESTS, sample(n.R_SERVER_REQUESTS, 50, **tf_out),
+                  sample(n.R_SERVER_REQUESTS, 2, namespace="servecmp", model_name="tiny", server="tfserving"))
+    server_expect(n.R_SERVER_ERROR_RATIO, sample(n.R_SERVER_ERROR_RATIO, 0.1, **tf_out),
+                  sample(n.R_SERVER_ERROR_RATIO, 0, namespace="servecmp", model_name="tiny", server="tfserving"))
+    for q, rec in n.R_SERVER_LATENCY_P.items():
+        server_expect(rec, sample(rec, quantile(q / 100, rest.rates()) / 1e6, **tf_out, protocol="rest"),
+                      sample(rec, quantile(q / 100, grpc.rates()) / 1e6, **tf_out, protocol="grpc"))
+    server_expect(n.R_SERVER_LATENCY_MEAN, sample(n.R_SERVER_LATENCY_MEAN, 0.0025, **tf_out, protocol="rest"),
+                  sample(n.R_SERVER_LATENCY_MEAN, 0.0009, **tf_out, protocol="grpc"))
+    for q in (50, 99):
+        rec = n.r_server_extra(f"runtime_seconds:p{q}")
+        server_expect(rec, sample(rec, quantile(q / 100, runtime.rates()) / 1e6, **tf_out))
+    server_expect(n.R_SERVER_QUEUE_MEAN, sample(n.R_SERVER_QUEUE_MEAN, 0.0006, namespace="servecmp", server="tfserving"))
+    rec = n.r_server_extra("queue_seconds:p99")
+    server_expect(rec, sample(rec, quantile(0.99, queue.rates()) / 1e6, namespace="servecmp", server="tfserving"))
+    for record, samples in srv.items():
+        expect(record, *samples)
 
     # ---------------- CPU / memory: local process exporter + cAdvisor ------------------------
     proc = {"job": n.JOB_PROCESSES, "instance": "127.0.0.1:9647", "namespace": "local", "run": "r1"}
