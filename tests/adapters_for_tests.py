@@ -40,6 +40,15 @@ from servecmp.servers.torchserve.metrics import METRICS as TS_METRICS
 _CLIENTS = "servecmp.loadtests.clients"
 
 
+def _spec(protocol: str, encodings: tuple[str, ...], client: str) -> ProtocolSpec:
+    """A ProtocolSpec with the shared enums (Target.name reads ``.value`` of both)."""
+    from servecmp.experiment import Encoding, Protocol
+
+    known = Encoding._value2member_map_
+    encs = tuple(Encoding(e) if e in known else e for e in encodings)
+    return ProtocolSpec(Protocol(protocol), encs, client)  # type: ignore[arg-type]
+
+
 class _TestAdapter(ServerAdapter):
     def render(self, exp: Any, placement: Any) -> RenderedConfig:
         raise NotImplementedError(f"{self.name}: test adapter (presentation tests only): renders nothing")
@@ -49,8 +58,8 @@ class TorchServeForTests(_TestAdapter):
     name: ClassVar[str] = "torchserve"
     label: ClassVar[str] = "TorchServe"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
-    protocols = (ProtocolSpec("rest", ("json", "raw"), f"{_CLIENTS}.torchserve_rest:TorchServeRest"),  # type: ignore[arg-type]
-                 ProtocolSpec("grpc", ("bytes",), f"{_CLIENTS}.torchserve_grpc:TorchServeGrpc"))  # type: ignore[arg-type]
+    protocols = (_spec("rest", ("json", "raw"), f"{_CLIENTS}.torchserve_rest:TorchServeRest"),
+                 _spec("grpc", ("bytes",), f"{_CLIENTS}.torchserve_grpc:TorchServeGrpc"))
     baseline = "pytorch-inprocess"
     chart = "torchserve"
     wire = Wire(
@@ -68,8 +77,8 @@ class TFServingForTests(_TestAdapter):
     name: ClassVar[str] = "tfserving"
     label: ClassVar[str] = "TF Serving"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "tensorflow"
-    protocols = (ProtocolSpec("rest", ("json", "b64"), f"{_CLIENTS}.tfserving_rest:TFServingRest"),  # type: ignore[arg-type]
-                 ProtocolSpec("grpc", ("tensorproto",), f"{_CLIENTS}.tfserving_grpc:TFServingGrpc"))  # type: ignore[arg-type]
+    protocols = (_spec("rest", ("json", "b64"), f"{_CLIENTS}.tfserving_rest:TFServingRest"),
+                 _spec("grpc", ("tensorproto",), f"{_CLIENTS}.tfserving_grpc:TFServingGrpc"))
     baseline = "tensorflow-inprocess"
     chart = "tfserving"
     # metrics on the REST port: one Port with both roles is impossible, so the REST port is
@@ -87,8 +96,8 @@ class KServeForTests(_TestAdapter):
     name: ClassVar[str] = "kserve"
     label: ClassVar[str] = "KServe"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
-    protocols = (ProtocolSpec("rest", ("json",), f"{_CLIENTS}.oip_rest:OipRest"),  # type: ignore[arg-type]
-                 ProtocolSpec("grpc", ("oip",), f"{_CLIENTS}.oip_grpc:OipGrpc"))  # type: ignore[arg-type]
+    protocols = (_spec("rest", ("json",), f"{_CLIENTS}.oip_rest:OipRest"),
+                 _spec("grpc", ("oip",), f"{_CLIENTS}.oip_grpc:OipGrpc"))
     baseline = "pytorch-inprocess"
     wire = Wire(service="kserve", ports=(Port("http", 8080, "rest"), Port("grpc", 8081, "grpc", "grpc"),
                                          Port("metrics", 8080, "metrics")),
@@ -101,7 +110,7 @@ class KServeForTests(_TestAdapter):
 
 
 class _Baseline(_TestAdapter):
-    protocols = (ProtocolSpec("inprocess", ("ndarray",), f"{_CLIENTS}.inprocess:InProcess"),)  # type: ignore[arg-type]
+    protocols = (_spec("inprocess", ("ndarray",), f"{_CLIENTS}.inprocess:InProcess"),)
 
 
 class PyTorchForTests(_Baseline):
