@@ -211,7 +211,7 @@ class ServerAdapter(ABC):
         is this server's own directory under the run dir (``publish`` writes there),
         ``config_dir`` the one its generated files are written to."""
         assert self.wire is not None, f"{self.name}: an in-process baseline has no paths"
-        return {role: str(config_dir if role == "config_dir" else model_root) for role in self.wire.paths}
+        return {role: str(config_dir if role == "config" else model_root) for role in self.wire.paths}
 
     # Helm: value key under the server's chart -> generated file passed with ``--set-file``
     # (e.g. {"config.properties": "config.properties"}).

@@ -28,8 +28,8 @@ def _exp(**over: object):
 
 def _local() -> Placement:
     return Placement.local(
-        {"torchserve": {"model_store": "/tmp/ms", "config_dir": "/tmp/cfg/ts"},
-         "tfserving": {"model_root": "/tmp/tfs", "config_dir": "/tmp/cfg/tfs"}},
+        {"torchserve": {"models": "/tmp/ms", "config": "/tmp/cfg/ts"},
+         "tfserving": {"models": "/tmp/tfs", "config": "/tmp/cfg/tfs"}},
         {"torchserve": {"rest": 18080, "management": 18081, "metrics": 18082, "grpc": 17070,
                         "grpc-management": 17071},
          "tfserving": {"grpc": 18500, "rest": 18501, "metrics": 18501}},
@@ -48,7 +48,7 @@ def test_tfserving_files_parse_with_official_protos(path: Path, placement: Place
     models = parse_models_config(files["models.config"])
     (cfg,) = models.model_config_list.config
     assert cfg.name == exp.model
-    assert cfg.base_path == f"{placement.path('tfserving', 'model_root')}/{exp.model}"
+    assert cfg.base_path == f"{placement.path('tfserving', 'models')}/{exp.model}"
     assert cfg.model_platform == "tensorflow"
     mon = parse_monitoring_config(files["monitoring.config"])
     assert mon.prometheus_config.enable and mon.prometheus_config.path == "/monitoring/prometheus/metrics"
@@ -202,8 +202,8 @@ def test_config_surface_does_not_count_values_equal_to_the_defaults() -> None:
 def test_local_placement_gives_every_socket_its_own_free_port() -> None:
     """Placement.local without ports: one free loopback port per socket of every server; a port
     seen in two roles (TF Serving's metrics on its REST port) stays one socket."""
-    pl = Placement.local({"torchserve": {"model_store": "/m", "config_dir": "/c/ts"},
-                          "tfserving": {"model_root": "/t", "config_dir": "/c/tfs"}})
+    pl = Placement.local({"torchserve": {"models": "/m", "config": "/c/ts"},
+                          "tfserving": {"models": "/t", "config": "/c/tfs"}})
     assert pl.bind_host == "127.0.0.1"
     ts, tfs = pl.ports["torchserve"], pl.ports["tfserving"]
     assert set(ts) == {"rest", "grpc", "management", "grpc-management", "metrics"}
@@ -211,7 +211,7 @@ def test_local_placement_gives_every_socket_its_own_free_port() -> None:
     sockets = [*ts.values(), tfs["rest"], tfs["grpc"]]
     assert len(set(sockets)) == len(sockets) and all(p > 0 for p in sockets)
     with pytest.raises(ValueError, match=r"no local paths for server.*tfserving"):
-        Placement.local({"torchserve": {"model_store": "/m", "config_dir": "/c/ts"}})
+        Placement.local({"torchserve": {"models": "/m", "config": "/c/ts"}})
 
 
 def test_kubernetes_placement_takes_the_wire_numbers_and_paths() -> None:

@@ -190,9 +190,9 @@ def test_torchserve_ports_and_mounts_match_config_properties(rendered, scenario:
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     k8s = Placement.kubernetes()
     config_arg = c["args"][c["args"].index("--ts-config") + 1]
-    assert config_arg == f"{k8s.path('torchserve', 'config_dir')}/config.properties"
-    assert mounts[k8s.path("torchserve", "config_dir")] == "config"
-    store = k8s.path("torchserve", "model_store")
+    assert config_arg == f"{k8s.path('torchserve', 'config')}/config.properties"
+    assert mounts[k8s.path("torchserve", "config")] == "config"
+    store = k8s.path("torchserve", "models")
     assert props["model_store"] == store and mounts[store] == "model-store"
     cm = named(docs, "ConfigMap", "servecmp-torchserve-config")
     assert (
@@ -216,14 +216,14 @@ def test_tfserving_args_ports_and_mounts_match_flags(rendered, scenario: str) ->
     assert f"--port={ports['grpc']}" in flags and f"--rest_api_port={ports['http']}" in flags
     k8s = Placement.kubernetes()
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
-    tfs_cfg, tfs_models = k8s.path("tfserving", "config_dir"), k8s.path("tfserving", "model_root")
+    tfs_cfg, tfs_models = k8s.path("tfserving", "config"), k8s.path("tfserving", "models")
     assert mounts[tfs_cfg] == "config" and mounts[tfs_models] == "models"
     cm = named(docs, "ConfigMap", "servecmp-tfserving-config")
     for flag in flags:  # every file a flag names is a key of the mounted ConfigMap
         m = re.match(r"--\w+_file=(.+)$", flag)
         if m:
             path = Path(m.group(1))
-            assert str(path.parent) == k8s.path("tfserving", "config_dir") and path.name in cm["data"], flag
+            assert str(path.parent) == k8s.path("tfserving", "config") and path.name in cm["data"], flag
     batching = SCENARIOS[scenario].get("tuning", {}).get("batching", {}).get("enabled", False)
     assert ("--enable_batching=true" in flags) == batching
     assert f'base_path: "{tfs_models}/resnet"' in cm["data"]["models.config"]

@@ -97,7 +97,7 @@ def test_server_has_chart_wire_fairness_launcher_and_baseline(adapter: ServerAda
         same = [p for p in wire.ports if p.number == port.number]
         assert len({p.app_protocol for p in same}) == 1, f"{adapter.name}: port {port.number} speaks two protocols"
     assert wire.metrics_path.startswith("/") and wire.ready_path.startswith("/")
-    assert "config_dir" in wire.paths and all(p.startswith("/") for p in wire.paths.values())
+    assert "config" in wire.paths and "models" in wire.paths and all(p.startswith("/") for p in wire.paths.values())
     values = wire.values()
     assert values["metricsPort"] == wire.port("metrics").name and values["metricsPath"] == wire.metrics_path
     settings = {row.setting for row in adapter.fairness}
@@ -168,7 +168,7 @@ class FakeAdapter(ServerAdapter):
     baseline = "pytorch-inprocess"
     chart = "fake"
     wire = Wire(service="fake", ports=(Port("http", 8090, "rest"), Port("metrics", 8091, "metrics")),
-                metrics_path="/metrics", ready_path="/v1/models/{model}", paths={"config_dir": "/config/fake"})
+                metrics_path="/metrics", ready_path="/v1/models/{model}", paths={"config": "/config/fake", "models": "/models/fake"})
     fairness = tuple(FairnessRow(s, "fake knob", "= setting") for s in FAIRNESS_SETTINGS)
     chart_files = {"config.args": "args.txt"}
 
@@ -230,7 +230,7 @@ def test_a_fourth_server_is_one_adapter(fake_registered: ServerAdapter, tmp_path
 
     # the defaults a new adapter inherits
     assert fake_registered.local_paths(None, Path("/run/models/fake"), Path("/run/configs/fake")) == {
-        "config_dir": "/run/configs/fake"}
+        "config": "/run/configs/fake", "models": "/run/models/fake"}
     assert fake_registered.parse_runtime(["v1.2\n"]) == {"outputs": ["v1.2"]}
     assert fake_registered.run_notes({"version": "1"}) == [] and fake_registered.provenance_label({}) == "unknown"
 

@@ -69,7 +69,7 @@ def test_new_version_directory_is_served(tfs: Any, payloads: PayloadSet) -> None
     from servecmp.models.reference import expected_logits
 
     export_model(MODEL, tfs.artifacts_root, seed=seed_for_version(1234, 2), version=2)
-    base = Path(tfs.configs.placement.path("tfserving", "model_root")) / MODEL
+    base = Path(tfs.configs.placement.path("tfserving", "models")) / MODEL
     copy_version(artifacts(MODEL, tfs.artifacts_root, 2).savedmodel, base, 2)
     v2 = expected_logits(MODEL, payloads.inputs[0], seed_for_version(1234, 2))
     target = Target(server="tfserving", protocol="rest")

@@ -43,7 +43,7 @@ WIRE = Wire(
     ),
     metrics_path="/monitoring/prometheus/metrics",
     ready_path="/v1/models/{model}",
-    paths={"model_root": "/models", "config_dir": "/config/tfserving"},
+    paths={"models": "/models", "config": "/config/tfserving"},
 )
 
 

@@ -64,7 +64,7 @@ def models_config(exp: Experiment, placement: Placement) -> str:
         "model_config_list {\n"
         "  config {\n"
         f'    name: "{exp.model}"\n'
-        f'    base_path: "{placement.path(NAME, "model_root")}/{exp.model}"\n'
+        f'    base_path: "{placement.path(NAME, "models")}/{exp.model}"\n'
         '    model_platform: "tensorflow"\n'
         "    model_version_policy { latest { num_versions: 1 } }\n"
         "  }\n"
@@ -88,7 +88,7 @@ def batching_config(exp: Experiment) -> str:
 
 
 def flags(exp: Experiment, placement: Placement) -> list[str]:
-    cfg = placement.path(NAME, "config_dir")
+    cfg = placement.path(NAME, "config")
     out = [
         f"--port={placement.port(NAME, 'grpc')}",
         f"--rest_api_port={placement.port(NAME, 'rest')}",

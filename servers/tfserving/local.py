@@ -123,7 +123,7 @@ class TFServingServer(LocalServer):
     def _docker_argv(self, flags: list[str]) -> list[str]:
         pl = self.configs.placement
         grpc, rest = self._port("grpc"), self._port("rest")
-        model_root, config_dir = pl.path(self.name, "model_root"), pl.path(self.name, "config_dir")
+        model_root, config_dir = pl.path(self.name, "models"), pl.path(self.name, "config")
         env = self.configs.env[self.name]
         memory_mib = self.memory_mib
         return [

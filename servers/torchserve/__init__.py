@@ -48,7 +48,7 @@ WIRE = Wire(
     ),
     metrics_path="/metrics",
     ready_path="/ping",
-    paths={"model_store": "/home/model-server/model-store", "config_dir": "/config/torchserve"},
+    paths={"models": "/home/model-server/model-store", "config": "/config/torchserve"},
 )
 
 # What the server's container reports on the cluster path (kubectl exec): its Python packages
@@ -127,7 +127,7 @@ class TorchServeAdapter(ServerAdapter):
 
     def local_paths(self, artifacts: Any, model_root: Path, config_dir: Path) -> dict[str, str]:
         # The export's own model store (v1 and v2 .mar side by side): nothing is copied.
-        return {"model_store": str(artifacts.model_store), "config_dir": str(config_dir)}
+        return {"models": str(artifacts.model_store), "config": str(config_dir)}
 
     def update_action(self, server: LocalServer, artifacts_v2: Any, model_root: Path) -> Callable[[], None]:
         from servecmp.servers.torchserve.local import TorchServeServer

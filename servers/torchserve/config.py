@@ -55,7 +55,7 @@ def config_properties(exp: Experiment, placement: Placement) -> str:
         "grpc_inference_port": str(port("grpc")),
         "grpc_management_address": host,
         "grpc_management_port": str(port("grpc-management")),
-        "model_store": placement.path(NAME, "model_store"),
+        "model_store": placement.path(NAME, "models"),
         "load_models": f"{exp.model}.mar",
         "models": json.dumps({exp.model: {"1.0": model_settings(exp)}}, sort_keys=True),
         # Token auth is on by default in 0.12 (REST 400 / gRPC PERMISSION_DENIED otherwise);

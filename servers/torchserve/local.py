@@ -77,7 +77,7 @@ class TorchServeServer(LocalServer):
             "--ts-config",
             str(self.config_dir / "config.properties"),
             "--model-store",
-            self.configs.placement.path(self.name, "model_store"),
+            self.configs.placement.path(self.name, "models"),
         ]
         self.process = ManagedProcess(
             self.name, argv, log_path=logs / "console.log", cwd=logs, env=env, cpus=self.cpus
