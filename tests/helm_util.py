@@ -73,6 +73,18 @@ BASE_EXPERIMENT: dict[str, Any] = {
 }
 
 
+def _kserve_targets() -> list[dict[str, str]]:
+    from servecmp.experiment import Server
+
+    if "kserve" not in Server.__members__:
+        return []
+    return [{"server": "kserve", "protocol": "rest"}, {"server": "kserve", "protocol": "grpc"}]
+
+
+KSERVE_TARGETS = _kserve_targets()
+BASE_EXPERIMENT["targets"] += KSERVE_TARGETS
+
+
 def experiment(**over: Any):
     from servecmp.experiment import parse_experiment
 
@@ -178,10 +190,7 @@ class Inputs:
     def set_file_args(self) -> list[str]:
         from servecmp.deploy.kind.helmvalues import set_file_args
 
-        args = set_file_args(self.config_dir)
-        if "kserve.config.flags" not in args and (self.config_dir / "kserve" / "flags.txt").is_file():
-            args += ["--set-file", f"kserve.config.flags={self.config_dir / 'kserve' / 'flags.txt'}"]
-        return args
+        return set_file_args(self.config_dir)
 
     def file(self, server: str, name: str) -> str:
         return (self.config_dir / server / name).read_text()
@@ -200,7 +209,12 @@ def make_inputs(tmp: Path, **over: Any) -> Inputs:
 
     exp = experiment(**over)
     config_dir, values_file = write_helm_inputs(exp, tmp)
-    write_kserve_configs(exp, config_dir)
+    if not (config_dir / "kserve" / "flags.txt").is_file():
+        write_kserve_configs(exp, config_dir)
+    if not KSERVE_TARGETS:  # MERGE: the experiment targets kserve once Server.kserve exists
+        values = yaml.safe_load(values_file.read_text())
+        values.setdefault("kserve", {})["enabled"] = True
+        values_file.write_text(yaml.safe_dump(values, sort_keys=False))
     return Inputs(exp, config_dir, values_file, write_wire_values(tmp / "wire-values.yaml"))
 
 

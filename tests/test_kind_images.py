@@ -53,8 +53,12 @@ def test_chart_runs_that_image_non_root_read_only() -> None:
     assert vals["image"]["tag"] == f"{pins['torchserve']}-py{py}-torch{pins['torch']}"
     assert vals["image"]["pullPolicy"] in ("IfNotPresent", "Never")
     assert vals["securityContext"]["runAsUser"] == 1000 and vals["securityContext"]["readOnlyRootFilesystem"]
-    up = (ROOT / "scripts" / "kind-up.sh").read_text()
-    assert "deploy/kind/torchserve.Dockerfile" in up and "torchserve.image.tag=" in up
+    # `servecmp kind up` builds deploy/kind/<chart>.Dockerfile and sets <chart>.image.tag to its tag
+    from servecmp.deploy.kind.commands import local_image
+
+    repo, tag = local_image("torchserve", ROOT)  # type: ignore[misc]
+    assert repo == vals["image"]["repository"] and tag.startswith(vals["image"]["tag"] + "-")
+    assert local_image("tfserving", ROOT) is None  # pulled: tensorflow/serving
 
 
 # ---- item 7: only the measured version ships ------------------------------------------------------
@@ -109,8 +113,8 @@ def test_check_refuses_another_version(tmp_path: Path) -> None:
 
 
 def test_kind_up_builds_and_mounts_the_staged_tree_only() -> None:
-    up = (ROOT / "scripts" / "kind-up.sh").read_text()
-    assert "servecmp.deploy.kind.artifacts stage" in up
+    up = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    assert "artifacts.stage(models / exp.model" in up
     assert 'cp -R "build/models/' not in up  # the old copy took every exported version
     (stage,) = images.parse_dockerfile(KIND_DIR / "artifacts.Dockerfile")
     assert sorted(s for c in stage.copies for s in c.sources) == ["kserve/", "tfserving/", "torchserve/"]
@@ -164,5 +168,7 @@ def test_both_failing_names_both_errors() -> None:
 def test_scripts_load_images_per_node_role() -> None:
     for script in ("kind-up.sh", "kind-load.sh"):
         text = (ROOT / "scripts" / script).read_text()
-        assert "kind load docker-image" not in text, script  # always through images.load_image
-        assert "servecmp.deploy.kind.images load" in text and "--role" in text
+        assert "kind load docker-image" not in text and "servecmp.deploy.kind.commands" in text, script
+    flow = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    assert "kind load docker-image" not in flow  # always through images.load_image, node-scoped
+    assert 'load_onto(ops, s, image, "server")' in flow and 'load_onto(ops, s, gen_image, "loadgen")' in flow

@@ -65,12 +65,12 @@ def test_cli_fails_in_seconds_with_exit_3() -> None:
 
 
 def test_scripts_run_the_preflight_before_creating_anything() -> None:
-    up = (ROOT / "scripts" / "kind-up.sh").read_text()
-    assert up.index("servecmp.deploy.kind.preflight") < up.index("kind create cluster")
-    assert "servecmp.deploy.kind.preflight" in (ROOT / "scripts" / "kind-load.sh").read_text()
+    up = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    assert up.index("_preflight(ops, experiment, exp)") < up.index('"kind", "create", "cluster"')
+    assert "_preflight(ops, experiment, exp, loadgen_cpu=loadgen_cpu)" in up
     # no helm --wait sitting out its timeout: our waits fail fast on a stuck pod
     assert "--wait --timeout" not in up
-    assert up.count("servecmp.deploy.kind.cluster") >= 2 and " wait " in up
+    assert up.count('"deploy.kind.cluster"') >= 2 and '"wait",' in up
 
 
 # ---- stuck pods -----------------------------------------------------------------------------------

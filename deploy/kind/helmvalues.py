@@ -27,6 +27,7 @@ SET_FILE_KEYS: dict[str, tuple[str, str]] = {
     "tfserving.config.monitoring": ("tfserving", "monitoring.config"),
     "tfserving.config.batching": ("tfserving", "batching.config"),
     "tfserving.config.flags": ("tfserving", "flags.txt"),
+    "kserve.config.flags": ("kserve", "flags.txt"),
 }
 
 
@@ -58,14 +59,22 @@ def experiment_values(exp: Experiment, configs: GeneratedConfigs) -> dict[str, A
             "enabled": Server.tfserving in servers,
             "env": dict(sorted(configs.env.get("tfserving", {}).items())),
         },
+        # MERGE: the seam stream generates every chart's block (enabled, env, wire) from the registry.
+        "kserve": {
+            "enabled": "kserve" in {s.value for s in servers},
+            "env": dict(sorted(configs.env.get("kserve", {}).items())),
+        },
     }
 
 
 def set_file_args(config_dir: Path) -> list[str]:
-    """``--set-file key=path`` arguments for the files under ``config_dir/<server>/``."""
+    """``--set-file key=path`` arguments for the files under ``config_dir/<server>/`` that were
+    generated (a server the experiment does not target may have none; the chart refuses an
+    enabled server whose file is missing, naming the --set-file)."""
     out: list[str] = []
     for key, (server, name) in SET_FILE_KEYS.items():
-        out += ["--set-file", f"{key}={config_dir / server / name}"]
+        if (config_dir / server / name).is_file():
+            out += ["--set-file", f"{key}={config_dir / server / name}"]
     return out
 
 

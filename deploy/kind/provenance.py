@@ -8,7 +8,8 @@
   requests/limits are CFS quotas/shares, not dedicated cores, so the server and the load generator
   on "separate nodes" can still contend for the same cores.
 
-``python -m servecmp.deploy.kind.provenance meta|addresses ...`` is what scripts/kind-load.sh runs.
+``python -m servecmp.deploy.kind.provenance meta ...`` is what ``servecmp kind load`` runs
+(deploy/kind/commands.py); :func:`addresses` reads the servers' generated wire values.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 import json
 import re
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,17 @@ TORCHSERVE_PROBE = (
     "print(json.dumps({'python': platform.python_version(), 'torch': m.version('torch'),"
     " 'torchserve': m.version('torchserve'), 'torch-model-archiver': m.version('torch-model-archiver')}))"
 )
+KSERVE_PROBE = (
+    "import json, platform\n"
+    "from importlib import metadata as m\n"
+    "print(json.dumps({'python': platform.python_version(), 'torch': m.version('torch'),"
+    " 'kserve': m.version('kserve')}))"
+)
+# MERGE: per-server runtime probes belong to each adapter (servers/<name>/); until then, here.
 RUNTIME_COMMANDS: dict[str, list[list[str]]] = {
     "torchserve": [["python", "-c", TORCHSERVE_PROBE], ["java", "-version"]],
     "tfserving": [["tensorflow_model_server", "--version"]],
+    "kserve": [["python", "-c", KSERVE_PROBE]],
 }
 
 
@@ -55,7 +64,7 @@ def parse_tfserving_version(text: str) -> dict[str, str]:
 
 
 def parse_runtime(server: str, outputs: Sequence[str]) -> dict[str, Any]:
-    if server == "torchserve":
+    if server in ("torchserve", "kserve"):  # JSON from the container's own Python
         data: dict[str, Any] = {}
         try:
             data.update(json.loads(outputs[0].strip().splitlines()[-1]))
@@ -112,16 +121,26 @@ def _cpu(q: str) -> float:
     return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
 
 
-def addresses(exp: Experiment, release: str, namespace: str, only: Sequence[str] = ()) -> list[tuple[str, str]]:
-    """(target, in-cluster address) per REST/gRPC target (gRPC: the headless -grpc Service)."""
-    ports = {("torchserve", "rest"): ("", 8080), ("torchserve", "grpc"): ("-grpc", 7070),
-             ("tfserving", "rest"): ("", 8501), ("tfserving", "grpc"): ("-grpc", 8500)}
+def addresses(exp: Experiment, release: str, namespace: str, only: Sequence[str] = (),
+              wires: Mapping[str, Mapping[str, Any]] | None = None) -> list[tuple[str, str]]:
+    """(target, in-cluster address) per REST/gRPC target: ``<release>-<server>`` on the wire's
+    rest port, the headless ``<release>-<server>-grpc`` on its grpc port. ``wires`` maps a chart
+    to its generated wire values (the same the chart rendered its Services from); a target whose
+    server has none, or no port for its protocol, is refused with the reason."""
     out = []
     for t in exp.targets:
-        key = (t.server.value, t.protocol.value)
-        if key in ports and (not only or t.name in only):
-            suffix, port = ports[key]
-            out.append((t.name, f"{release}-{t.server.value}{suffix}.{namespace}.svc:{port}"))
+        protocol = t.protocol.value
+        if protocol not in ("rest", "grpc") or (only and t.name not in only):
+            continue
+        wire = (wires or {}).get(t.server.value)
+        if not wire:
+            raise ValueError(f"{t.name}: no generated wire values for server {t.server.value!r} "
+                             f"(deploy/kind/helmvalues.py writes <chart>.wire from the adapter)")
+        ports = [p["port"] for _, p in sorted(wire["ports"].items()) if p["role"] == protocol]
+        if not ports:
+            raise ValueError(f"{t.name}: {t.server.value}'s wire has no {protocol} port")
+        suffix = "-grpc" if protocol == "grpc" else ""
+        out.append((t.name, f"{release}-{t.server.value}{suffix}.{namespace}.svc:{ports[0]}"))
     return out
 
 
@@ -180,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     exp = load_experiment(args.experiment)
     if args.cmd == "addresses":
-        for name, address in addresses(exp, args.release, args.namespace, args.target):
+        from servecmp.deploy.kind.commands import _wires
+
+        for name, address in addresses(exp, args.release, args.namespace, args.target, _wires(exp)):
             print(f"{name} {address}")
         return 0
     from servecmp.deploy.kind.preflight import host_cpus
