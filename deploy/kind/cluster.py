@@ -162,7 +162,7 @@ def container_started(pod: dict[str, Any], container: str | None = None) -> bool
     ContainerCreating, PodInitializing) the API server answers 400 "container ... is waiting to
     start" and kubectl exits at once (kubernetes/kubernetes#28746, kubernetes/kubectl#1227; still
     so with the kubectl >= 1.29 we support), so a follower started right after ``kubectl apply``
-    would capture nothing. scripts/kind-load.sh waits for this first."""
+    would capture nothing. ``servecmp kind load`` (commands.py) waits for this first."""
     for cs in (pod.get("status") or {}).get("containerStatuses") or []:
         if container is not None and cs.get("name") != container:
             continue

@@ -2,7 +2,7 @@
 
 ``servecmp.deploy.configgen`` is the only source of server configs; this module writes them with
 ``write_configs`` and adds what the chart needs besides (model, shared budget, thread env,
-which servers/protocols the targets use). ``scripts/kind-up.sh`` runs::
+which servers/protocols the targets use). ``servecmp kind up`` (deploy/kind/commands.py) runs the equivalent of::
 
     python -m servecmp.deploy.kind.helmvalues experiments/quick.yaml --out build/kind
 
