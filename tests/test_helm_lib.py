@@ -175,3 +175,28 @@ def test_kserve_runs_the_image_entrypoint_with_exactly_the_generated_flags(tmp_p
     assert cm["data"]["flags.txt"].strip() == inputs.file("kserve", "flags.txt").strip()
     init = named(docs, "Deployment", "servecmp-kserve")["spec"]["template"]["spec"]["initContainers"][0]
     assert "/artifacts/kserve/resnet/." in init["command"][-1]
+
+
+def test_notes_list_every_enabled_server_with_its_wire_addresses(tmp_path: Path) -> None:
+    """NOTES.txt (rendered only by install/upgrade) through `helm template --show-only` on a copy
+    of the chart where it is an ordinary template."""
+    import shutil
+
+    from helm_util import helm, template_args
+
+    chart = tmp_path / "servecmp"
+    shutil.copytree(CHART, chart, symlinks=True)
+    notes = (chart / "templates" / "NOTES.txt").read_text().splitlines()
+    # as a YAML block scalar (helm parses every template's output as YAML)
+    (chart / "templates" / "notes-copy.yaml").write_text("notes: |\n" + "".join(f"  {ln}\n" for ln in notes))
+    inputs = make_inputs(tmp_path / "in")
+    out = helm(*template_args(inputs, chart=chart), "--show-only", "templates/notes-copy.yaml").stdout
+    out = yaml.safe_load(out)["notes"]
+    for server in SUBCHARTS:
+        w = wire_values(server)
+        rest = next(p["port"] for p in w["ports"].values() if p["role"] == "rest")
+        grpc = next(p["port"] for p in w["ports"].values() if p["role"] == "grpc")
+        metrics = w["ports"][w["metricsPort"]]["port"]
+        assert f"http://servecmp-{server}.servecmp:{rest}/" in out
+        assert f"dns:///servecmp-{server}-grpc.servecmp:{grpc}" in out
+        assert f"http://servecmp-{server}-metrics.servecmp:{metrics}{w['metricsPath']}" in out
