@@ -519,3 +519,20 @@ def test_grpc_only_kserve_scenario(rendered) -> None:
     assert not by_kind(docs, "Pod")  # the helm test posts REST: nothing to test without it
     spread = _deployment(docs, "kserve")["spec"]["template"]["spec"]["topologySpreadConstraints"]
     assert spread[0]["labelSelector"]["matchLabels"]["app.kubernetes.io/name"] == "kserve"
+
+
+def test_every_template_renders_in_some_scenario(tmp_path: Path) -> None:
+    """No dead template: each file under templates/ of the umbrella and of every server chart
+    renders at least one object in some ci/ scenario (and so meets the checks above)."""
+    from helm_util import template_args
+
+    sources: set[str] = set()
+    for scenario, over in SCENARIOS.items():
+        inputs = make_inputs(tmp_path / scenario, **over)
+        out = helm(*template_args(inputs, [CI_DIR / f"{scenario}-values.yaml"])).stdout
+        sources |= set(re.findall(r"^# Source: (\S+)$", out, re.M))
+    expected = {f"servecmp/templates/{p.relative_to(CHART / 'templates')}"
+                for p in (CHART / "templates").rglob("*.yaml")}
+    for name, sub in SUBCHARTS.items():
+        expected |= {f"servecmp/charts/{name}/templates/{p.name}" for p in (sub / "templates").glob("*.yaml")}
+    assert expected - sources == set(), f"templates that never render: {sorted(expected - sources)}"

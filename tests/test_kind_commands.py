@@ -151,3 +151,12 @@ def test_settings_come_from_versions_env() -> None:
     env = (ROOT / "deploy" / "kind" / "versions.env").read_text()
     assert f"KIND_CLUSTER_NAME={s.cluster}" in env and f"KPS_CHART_VERSION={s.kps_chart_version}" in env
     assert s.context == f"kind-{s.cluster}"
+
+
+def test_extra_helm_args_reach_the_chart_install(checkout: Path, monkeypatch) -> None:
+    monkeypatch.setattr(helmvalues, "experiment_values", _with_wire(enable_kserve=False))
+    ops = RecordingOps(checkout)
+    assert commands.up(QUICK, ops=ops, helm_args=["--set", "global.replicas=2"]) == 0
+    (chart,) = [c for c in ops.calls if c[:4] == ["helm", "upgrade", "--install", "servecmp"]]
+    assert chart[-2:] == ["--set", "global.replicas=2"]  # last: overrides the generated values
+    assert not any(c[:2] == ["docker", "build"] and any("kserve" in a for a in c) for c in ops.calls)

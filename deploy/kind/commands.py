@@ -520,7 +520,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.experiment.is_file():
             print(f"[kind] ERROR: experiment file not found: {args.experiment}", file=sys.stderr)
             return 2
-        return up(args.experiment)
+        # extra `helm upgrade` arguments for our chart, e.g. "--set global.replicas=2"
+        return up(args.experiment, helm_args=shlex.split(os.environ.get("SERVECMP_HELM_ARGS", "")))
     if args.cmd == "load":
         if not args.experiment.is_file():
             print(f"[kind] ERROR: experiment file not found: {args.experiment}", file=sys.stderr)
