@@ -200,3 +200,29 @@ def test_notes_list_every_enabled_server_with_its_wire_addresses(tmp_path: Path)
         assert f"http://servecmp-{server}.servecmp:{rest}/" in out
         assert f"dns:///servecmp-{server}-grpc.servecmp:{grpc}" in out
         assert f"http://servecmp-{server}-metrics.servecmp:{metrics}{w['metricsPath']}" in out
+
+
+# MERGE: parametrize over [a.chart for a in registry.servers() if a.chart] once the adapters land,
+# so a registered server without every piece of its chart fails here.
+@pytest.mark.parametrize("server", sorted(SUBCHARTS))
+def test_every_server_chart_has_every_piece(server: str) -> None:
+    chart = SUBCHARTS[server]
+    umbrella = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    (dep,) = [d for d in umbrella["dependencies"] if d["name"] == server]
+    assert dep["repository"] == f"file://charts/{server}" and dep["condition"] == f"{server}.enabled"
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert isinstance(values[server]["enabled"], bool)
+    assert values["tests"]["predictPaths"][server].startswith("/")  # the helm test posts there
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert server in schema["required"] and server in schema["properties"]
+    sub = yaml.safe_load((chart / "values.yaml").read_text())
+    assert sub["image"]["tag"] not in ("", "latest") and sub["wire"] == {}
+    templates = {p.name for p in (chart / "templates").iterdir()}
+    assert {"deployment.yaml", "services.yaml", "servicemonitor.yaml", "configmap.yaml"} <= templates
+    helpers = (chart / "templates" / "_helpers.tpl").read_text()
+    assert 'include "servecmp-lib.wire"' in helpers  # the one guard, with the paths it mounts
+    for name in ("services.yaml", "servicemonitor.yaml"):
+        assert "servecmp-lib." in (chart / "templates" / name).read_text()
+    # built here from a Dockerfile (tagged by content) or pulled: never both, never neither
+    dockerfile = CHART.parents[1] / "deploy" / "kind" / f"{server}.Dockerfile"
+    assert dockerfile.is_file() == sub["image"]["repository"].startswith("servecmp/"), server
