@@ -1,7 +1,10 @@
 # KServe's Python model server for the kind path, on the project's pins: Python 3.11 (pyproject
 # requires-python), kserve 0.21.0 (deploy/versions.py KSERVE_VERSION) and torch 2.13.0 from the
-# CPU wheel index (pyproject; any other torch pulls a multi-GB CUDA build). kserve 0.21 requires
-# protobuf<7, which is why it has its own image (locally: its own venv) instead of sharing ours.
+# CPU wheel index (pyproject; any other torch pulls a multi-GB CUDA build). kserve 0.21.0's wheel
+# METADATA: Requires-Python >=3.10,<3.14 and protobuf<7.0.0,>=6.33.5 (ours resolves to 7.x), which
+# is why it has its own image (locally: its own venv) instead of sharing ours. It serves HTTP on
+# 8080 and gRPC on 8081 by default (kserve/constants/constants.py); the chart passes the ports the
+# adapter's wire names anyway.
 # tests/test_kind_kserve_image.py checks these pins, the user and the entrypoint.
 #
 # The entrypoint is servers/kserve/model_server.py, a standalone script (imports kserve, torch and
