@@ -119,7 +119,9 @@ def wire_values(server: str) -> dict[str, Any]:
             ready_path="/ping",
             paths={"config": "/config/torchserve", "models": "/home/model-server/model-store"},
         ),
-        # TF Serving: gRPC 8500, REST 8501; Prometheus on the REST port at the monitoring path.
+        # TF Serving: gRPC 8500, REST 8501 (tensorflow/serving 2.20.0 tensorflow_serving/tools/docker/
+        # Dockerfile: the entrypoint's --port=8500 --rest_api_port=8501); Prometheus is served on the
+        # REST port at the path of the generated monitoring.config (prometheus_config.path).
         "tfserving": Wire(
             service="tfserving",
             ports=(
