@@ -151,6 +151,11 @@ def wire_values(server: str) -> dict[str, Any]:
     return wires[server].values()
 
 
+def port_name(server: str, role: str) -> str:
+    """The wire's port name for a role (tests assert by role, whatever the adapter names it)."""
+    return next(n for n, p in sorted(wire_values(server)["ports"].items()) if p["role"] == role)
+
+
 WIRE_TEST_ONLY = True  # MERGE: delete with the Wire objects above once the registry has them
 
 

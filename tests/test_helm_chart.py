@@ -23,6 +23,7 @@ from helm_util import (
     make_inputs,
     named,
     pod_specs,
+    port_name,
     render,
     require_helm,
     wire_values,
@@ -196,11 +197,14 @@ def test_torchserve_ports_and_mounts_match_config_properties(rendered, scenario:
     spec = _deployment(docs, "torchserve")["spec"]["template"]["spec"]
     c = _containers(spec, "torchserve")
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert ports["http"] == int(props["inference_address"].rsplit(":", 1)[1])
-    assert ports["management"] == int(props["management_address"].rsplit(":", 1)[1])
-    assert ports["metrics"] == int(props["metrics_address"].rsplit(":", 1)[1])
-    assert ports["grpc"] == int(props["grpc_inference_port"])
-    assert ports["grpc-mgmt"] == int(props["grpc_management_port"])
+    def port(role: str) -> int:
+        return ports[port_name("torchserve", role)]
+
+    assert port("rest") == int(props["inference_address"].rsplit(":", 1)[1])
+    assert port("management") == int(props["management_address"].rsplit(":", 1)[1])
+    assert port("metrics") == int(props["metrics_address"].rsplit(":", 1)[1])
+    assert port("grpc") == int(props["grpc_inference_port"])
+    assert port("grpc-management") == int(props["grpc_management_port"])
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     k8s = Placement.kubernetes()
     config_arg = c["args"][c["args"].index("--ts-config") + 1]
@@ -228,7 +232,8 @@ def test_tfserving_args_ports_and_mounts_match_flags(rendered, scenario: str) ->
     c = _containers(spec, "tfserving")
     assert c["command"] == ["tensorflow_model_server"] and c["args"] == flags
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert f"--port={ports['grpc']}" in flags and f"--rest_api_port={ports['http']}" in flags
+    grpc, rest = ports[port_name("tfserving", "grpc")], ports[port_name("tfserving", "rest")]
+    assert f"--port={grpc}" in flags and f"--rest_api_port={rest}" in flags
     k8s = Placement.kubernetes()
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     assert mounts[k8s.tfs_config_dir] == "config" and mounts[k8s.tfs_model_root] == "models"
@@ -310,10 +315,10 @@ def test_rest_only_scenario_has_no_grpc_service(rendered) -> None:
     names = {s["metadata"]["name"] for s in by_kind(docs, "Service")}
     assert "servecmp-torchserve-grpc" not in names
     inference = named(docs, "Service", "servecmp-torchserve")
-    assert [p["name"] for p in inference["spec"]["ports"]] == ["http"]
+    assert [p["name"] for p in inference["spec"]["ports"]] == [port_name("torchserve", "rest")]
     (np,) = by_kind(docs, "NetworkPolicy")
     mgmt_rule = next(r for r in np["spec"]["ingress"] if "from" in r)
-    assert {p["port"] for p in mgmt_rule["ports"]} == {"management", "grpc-mgmt"}
+    assert {p["port"] for p in mgmt_rule["ports"]} == {port_name("torchserve", r) for r in ("management", "grpc-management")}
     # hostPath artifacts: read-only model store, no init container
     spec = _deployment(docs, "torchserve")["spec"]["template"]["spec"]
     assert "initContainers" not in spec
@@ -512,7 +517,7 @@ def test_readme_documents_the_set_file_keys() -> None:
 def test_grpc_only_kserve_scenario(rendered) -> None:
     _, docs = rendered["kserve-only"]
     inference = named(docs, "Service", "servecmp-kserve")
-    assert [(p["name"], p["appProtocol"]) for p in inference["spec"]["ports"]] == [("grpc", "grpc")]
+    assert [(p["name"], p["appProtocol"]) for p in inference["spec"]["ports"]] == [(port_name("kserve", "grpc"), "grpc")]
     assert named(docs, "Service", "servecmp-kserve-grpc")["spec"]["clusterIP"] == "None"
     # metrics stay scrapeable on the REST port's number even when REST inference is not exposed
     assert [p["port"] for p in named(docs, "Service", "servecmp-kserve-metrics")["spec"]["ports"]] == [8080]

@@ -18,6 +18,7 @@ from helm_util import (
     by_kind,
     make_inputs,
     named,
+    port_name,
     render,
     require_helm,
     wire_values,
@@ -154,9 +155,10 @@ def test_metrics_on_the_rest_port_is_declared_once(moved) -> None:
     wires, docs = moved
     for server in ("tfserving", "kserve"):
         w = wires[server]["wire"]
-        assert w["ports"]["metrics"]["port"] == w["ports"]["http"]["port"]
+        rest = port_name(server, "rest")
+        assert w["ports"][w["metricsPort"]]["port"] == w["ports"][rest]["port"]
         svc = named(docs, "Service", f"servecmp-{server}-metrics")
-        assert [(p["name"], p["targetPort"]) for p in svc["spec"]["ports"]] == [("metrics", "http")]
+        assert [(p["name"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(w["metricsPort"], rest)]
 
 
 # ---- the kserve subchart -----------------------------------------------------------------------------
@@ -169,7 +171,8 @@ def test_kserve_runs_the_image_entrypoint_with_exactly_the_generated_flags(tmp_p
     assert "command" not in c and c["args"] == flags  # the image's ENTRYPOINT runs model_server.py
     w = wire_values("kserve")
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert f"--http_port={ports['http']}" in flags and f"--grpc_port={ports['grpc']}" in flags
+    rest, grpc = ports[port_name("kserve", "rest")], ports[port_name("kserve", "grpc")]
+    assert f"--http_port={rest}" in flags and f"--grpc_port={grpc}" in flags
     assert f"--model_dir={w['paths']['models']}/resnet" in flags
     cm = named(docs, "ConfigMap", "servecmp-kserve-config")
     assert cm["data"]["flags.txt"].strip() == inputs.file("kserve", "flags.txt").strip()

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helm_util import helm, make_inputs, require_helm, template_args
+from helm_util import helm, make_inputs, port_name, require_helm, template_args, wire_values
 
 pytestmark = pytest.mark.helm
+TF_REST, KS_GRPC = port_name("tfserving", "rest"), port_name("kserve", "grpc")
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,8 @@ def _fails(inputs, *extra: str, with_inputs: bool = True) -> str:
         (["--set", "torchserve.service.type=LoadBalancer"], "service.type", "ClusterIP"),
         (["--set", "global.resources.memoryMiB=100"], "global.resources.memoryMiB", "256"),
         (["--set", "global.unknownKey=1"], "unknownKey", "Additional property"),
-        (["--set", "tfserving.wire.ports.http.port=70000"], "wire.ports.http.port", "65535"),
-        (["--set", "kserve.wire.ports.grpc.role=inference"], "wire.ports.grpc.role", "rest"),
+        (["--set", f"tfserving.wire.ports.{TF_REST}.port=70000"], f"wire.ports.{TF_REST}.port", "65535"),
+        (["--set", f"kserve.wire.ports.{KS_GRPC}.role=inference"], f"wire.ports.{KS_GRPC}.role", "rest"),
         (["--set", "torchserve.wire.metricsPath=metrics"], "wire.metricsPath", "^/"),
         (["--set", "kserve.wire.extra=1"], "wire", "Additional property extra"),
     ],
@@ -88,9 +89,10 @@ def test_missing_wire_is_refused_by_the_schema(inputs, tmp_path: Path) -> None:
     ("extra", "message"),
     [
         (["--set", "tfserving.wire.metricsPort=prometheus"],
-         'tfserving.wire.metricsPort "prometheus" is not among wire.ports (grpc, http, metrics)'),
+         f'tfserving.wire.metricsPort "prometheus" is not among wire.ports ({", ".join(sorted(wire_values("tfserving")["ports"]))})'),
         (["--set", "kserve.wire.service=torchserve"], 'kserve.wire.service is "torchserve", expected "kserve"'),
-        (["--set", "torchserve.wire.ports.http.role=grpc"], "torchserve.wire.ports: no port with role rest"),
+        (["--set", f"torchserve.wire.ports.{port_name('torchserve', 'rest')}.role=grpc"],
+         "torchserve.wire.ports: no port with role rest"),
         (["--drop-path", "tfserving"], "tfserving.wire.paths.models is missing"),
     ],
     ids=["metrics-port-not-a-port", "wire-of-another-server", "no-rest-port", "missing-path"],
