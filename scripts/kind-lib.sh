@@ -1,4 +1,5 @@
-# Shared by scripts/kind-*.sh (sourced, not run). Pins live in deploy/kind/versions.env.
+# Shared by scripts/kind-*.sh (sourced, not run): prerequisite checks only; the kind flow itself is
+# servecmp.deploy.kind.commands. Pins live in deploy/kind/versions.env.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=../deploy/kind/versions.env
@@ -8,9 +9,10 @@ HELM="${SERVECMP_HELM:-}"
 if [[ -z "$HELM" ]]; then
   if [[ -x "$ROOT/.tools/bin/helm" ]]; then HELM="$ROOT/.tools/bin/helm"; else HELM="$(command -v helm || true)"; fi
 fi
+# servecmp.deploy.kind.commands runs helm and our own modules through these
+export SERVECMP_HELM="$HELM" SERVECMP_PYTHON="$PY"
 KCTX="kind-${KIND_CLUSTER_NAME}"
 KUBECTL=(kubectl --context "$KCTX")
-BUILD="$ROOT/build/kind"
 
 log() { printf '\033[1m[kind]\033[0m %s\n' "$*" >&2; }
 die() { printf '[kind] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -53,4 +55,3 @@ check_prereqs() {
   fi
 }
 
-cluster_exists() { kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER_NAME"; }

@@ -115,19 +115,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_kind_up(args: argparse.Namespace) -> int:
     from servecmp.deploy.kind import commands
 
-    return commands.up(args.experiment)
+    return commands.up(Path(args.experiment))
 
 
 def _cmd_kind_load(args: argparse.Namespace) -> int:
     from servecmp.deploy.kind import commands
 
-    locust: list[str] = []
-    for flag in ("duration", "users", "workers", "locustfile"):
-        value = getattr(args, flag)
-        if value is not None:
-            locust += [f"--{flag}", str(value)]
-    return commands.load(args.experiment, targets=args.target or (), recover=args.recover,
-                         engine=args.engine, locust_options=locust)
+    locust = {flag: getattr(args, flag) for flag in ("duration", "users", "workers", "locustfile")
+              if getattr(args, flag) is not None}
+    return commands.load(Path(args.experiment), targets=args.target or (), recover=args.recover,
+                         engine=args.engine, locust_args=locust)
 
 
 def _cmd_kind_down(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from helm_util import (
     CHART,
     CI_DIR,
     K8S_VERSIONS,
+    LIBCHART,
     SCENARIOS,
     SUBCHARTS,
     by_kind,
@@ -22,13 +23,15 @@ from helm_util import (
     make_inputs,
     named,
     pod_specs,
+    port_name,
     render,
     require_helm,
+    wire_values,
 )
 
 pytestmark = pytest.mark.helm
 
-SERVERS = ("torchserve", "tfserving")
+SERVERS = ("torchserve", "tfserving", "kserve")
 CRD_GROUPS = ("monitoring.coreos.com/",)
 
 
@@ -64,6 +67,8 @@ def test_lint_strict(scenario: str, tmp_path: Path) -> None:
         "lint",
         str(CHART),
         "--strict",
+        "-f",
+        str(inputs.wire_file),
         "-f",
         str(inputs.values_file),
         "-f",
@@ -117,6 +122,7 @@ def test_scenarios_deploy_what_they_say(rendered) -> None:
     assert _enabled(rendered["default"][1]) == list(SERVERS)
     assert _enabled(rendered["tfserving-only"][1]) == ["tfserving"]
     assert _enabled(rendered["torchserve-only"][1]) == ["torchserve"]
+    assert _enabled(rendered["kserve-only"][1]) == ["kserve"]
     for s in SERVERS:
         assert _deployment(rendered["two-replicas"][1], s)["spec"]["replicas"] == 2
 
@@ -128,9 +134,14 @@ def test_probes_present(rendered, scenario: str) -> None:
         c = _containers(_deployment(docs, server)["spec"]["template"]["spec"], server)
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert probe in c, f"{server}: no {probe}"
-        if server == "tfserving":
-            assert c["readinessProbe"]["httpGet"]["path"] == "/v1/models/resnet"
-            assert c["readinessProbe"]["httpGet"]["port"] == "http"
+        # every GET probe asks the wire's ready path on the REST port
+        wire = wire_values(server)
+        ready = wire["readyPath"].replace("{model}", "resnet")
+        rest = next(n for n, p in wire["ports"].items() if p["role"] == "rest")
+        for probe in ("startupProbe", "livenessProbe"):
+            assert c[probe]["httpGet"] == {"path": ready, "port": rest}, (server, probe)
+        if server != "torchserve":
+            assert c["readinessProbe"]["httpGet"] == {"path": ready, "port": rest}
         else:
             # readiness = a worker of the model is READY in the management API, not just /ping
             cmd = " ".join(c["readinessProbe"]["exec"]["command"])
@@ -164,6 +175,10 @@ def test_thread_env_matches_generated_configs(rendered, scenario: str) -> None:
         c = _containers(_deployment(docs, server)["spec"]["template"]["spec"], server)
         env = {e["name"]: e["value"] for e in c["env"]}
         assert env["OMP_NUM_THREADS"] == intra
+        if not (inputs.config_dir / server / "env").is_file():
+            # MERGE: kserve's env file comes with servers/kserve/config.py (kserve stream)
+            assert server == "kserve"
+            continue
         for k, v in inputs.env(server).items():
             assert env.get(k) == v, f"{server}: env {k}={env.get(k)!r}, generator says {v!r}"
         if server == "tfserving":
@@ -182,11 +197,14 @@ def test_torchserve_ports_and_mounts_match_config_properties(rendered, scenario:
     spec = _deployment(docs, "torchserve")["spec"]["template"]["spec"]
     c = _containers(spec, "torchserve")
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert ports["http"] == int(props["inference_address"].rsplit(":", 1)[1])
-    assert ports["management"] == int(props["management_address"].rsplit(":", 1)[1])
-    assert ports["metrics"] == int(props["metrics_address"].rsplit(":", 1)[1])
-    assert ports["grpc"] == int(props["grpc_inference_port"])
-    assert ports["grpc-mgmt"] == int(props["grpc_management_port"])
+    def port(role: str) -> int:
+        return ports[port_name("torchserve", role)]
+
+    assert port("rest") == int(props["inference_address"].rsplit(":", 1)[1])
+    assert port("management") == int(props["management_address"].rsplit(":", 1)[1])
+    assert port("metrics") == int(props["metrics_address"].rsplit(":", 1)[1])
+    assert port("grpc") == int(props["grpc_inference_port"])
+    assert port("grpc-management") == int(props["grpc_management_port"])
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     k8s = Placement.kubernetes()
     config_arg = c["args"][c["args"].index("--ts-config") + 1]
@@ -213,7 +231,8 @@ def test_tfserving_args_ports_and_mounts_match_flags(rendered, scenario: str) ->
     c = _containers(spec, "tfserving")
     assert c["command"] == ["tensorflow_model_server"] and c["args"] == flags
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert f"--port={ports['grpc']}" in flags and f"--rest_api_port={ports['http']}" in flags
+    grpc, rest = ports[port_name("tfserving", "grpc")], ports[port_name("tfserving", "rest")]
+    assert f"--port={grpc}" in flags and f"--rest_api_port={rest}" in flags
     k8s = Placement.kubernetes()
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     tfs_cfg, tfs_models = k8s.path("tfserving", "config"), k8s.path("tfserving", "models")
@@ -247,8 +266,10 @@ def test_servicemonitors_select_their_metrics_service(rendered, scenario: str) -
         for ep in sm["spec"]["endpoints"]:
             assert ep["port"] in port_names
         server = svc["metadata"]["labels"]["servecmp.io/server"]
-        path = sm["spec"]["endpoints"][0]["path"]
-        assert path == ("/metrics" if server == "torchserve" else "/monitoring/prometheus/metrics")
+        wire = wire_values(server)
+        (ep,) = sm["spec"]["endpoints"]
+        assert (ep["port"], ep["path"]) == (wire["metricsPort"], wire["metricsPath"])
+        assert [p["port"] for p in svc["spec"]["ports"]] == [wire["ports"][wire["metricsPort"]]["port"]]
         # the Service's target port is a named container port of the server pod
         c = _containers(_deployment(docs, server)["spec"]["template"]["spec"], server)
         assert svc["spec"]["ports"][0]["targetPort"] in {p["name"] for p in c["ports"]}
@@ -272,16 +293,18 @@ def test_management_never_exposed_by_nodeport(rendered) -> None:
     nodeports = [s for s in by_kind(docs, "Service") if s["spec"].get("type") == "NodePort"]
     assert nodeports, "the two-replicas scenario uses NodePort inference Services"
     for svc in nodeports:
-        assert {p["port"] for p in svc["spec"]["ports"]}.isdisjoint({8081, 7071}), svc["metadata"][
-            "name"
-        ]
+        wire = wire_values(svc["metadata"]["labels"]["servecmp.io/server"])
+        roles = {wire["ports"][p["name"]]["role"] for p in svc["spec"]["ports"]}
+        assert roles <= {"rest", "grpc"}, (svc["metadata"]["name"], roles)
+    kserve = named(docs, "Service", "servecmp-kserve")
+    assert [p.get("nodePort") for p in kserve["spec"]["ports"]] == [30880, None]
     mgmt = named(docs, "Service", "servecmp-torchserve-management")
     assert mgmt["spec"]["type"] == "ClusterIP"
 
 
 def test_grpc_headless_services_for_round_robin(rendered) -> None:
     _, docs = rendered["two-replicas"]
-    for server, port in (("torchserve", 7070), ("tfserving", 8500)):
+    for server, port in (("torchserve", 7070), ("tfserving", 8500), ("kserve", 8081)):
         svc = named(docs, "Service", f"servecmp-{server}-grpc")
         assert svc["spec"]["clusterIP"] == "None"
         assert [p["port"] for p in svc["spec"]["ports"]] == [port]
@@ -292,10 +315,10 @@ def test_rest_only_scenario_has_no_grpc_service(rendered) -> None:
     names = {s["metadata"]["name"] for s in by_kind(docs, "Service")}
     assert "servecmp-torchserve-grpc" not in names
     inference = named(docs, "Service", "servecmp-torchserve")
-    assert [p["name"] for p in inference["spec"]["ports"]] == ["http"]
+    assert [p["name"] for p in inference["spec"]["ports"]] == [port_name("torchserve", "rest")]
     (np,) = by_kind(docs, "NetworkPolicy")
     mgmt_rule = next(r for r in np["spec"]["ingress"] if "from" in r)
-    assert {p["port"] for p in mgmt_rule["ports"]} == {"management", "grpc-mgmt"}
+    assert {p["port"] for p in mgmt_rule["ports"]} == {port_name("torchserve", r) for r in ("management", "grpc-management")}
     # hostPath artifacts: read-only model store, no init container
     spec = _deployment(docs, "torchserve")["spec"]["template"]["spec"]
     assert "initContainers" not in spec
@@ -337,6 +360,9 @@ def test_images_pinned(rendered, scenario: str) -> None:
         assert "servecmp/torchserve:0.12.0-py3.11-torch2.13.0" in images
     if "tfserving" in _enabled(docs):
         assert any(re.fullmatch(r"tensorflow/serving:2\.\d+\.\d+", i) for i in images)
+    if "kserve" in _enabled(docs):
+        # built from deploy/kind/kserve.Dockerfile (the project's pins)
+        assert "servecmp/kserve:kserve0.21.0-py3.11-torch2.13.0" in images
 
 
 def test_helm_test_pod_posts_a_valid_body(rendered) -> None:
@@ -351,11 +377,12 @@ def test_helm_test_pod_posts_a_valid_body(rendered) -> None:
     script = pod["spec"]["containers"][0]["args"][0]
     assert "http://servecmp-torchserve:8080/predictions/resnet" in script
     assert "http://servecmp-tfserving:8501/v1/models/resnet:predict" in script
+    assert "http://servecmp-kserve:8080/v1/models/resnet:predict" in script
     # only the enabled server is tested
     script_tf = named(rendered["tfserving-only"][1], "Pod", "servecmp-test-inference")["spec"][
         "containers"
     ][0]["args"][0]
-    assert "torchserve" not in script_tf
+    assert "torchserve" not in script_tf and "kserve" not in script_tf
 
 
 def test_checksum_annotation_rolls_pods_on_config_change(rendered) -> None:
@@ -462,6 +489,7 @@ def test_every_value_has_a_param_comment(chart: Path) -> None:
 def test_helpers_are_commented() -> None:
     for tpl in [
         CHART / "templates" / "_helpers.tpl",
+        LIBCHART / "templates" / "_helpers.tpl",
         *(c / "templates" / "_helpers.tpl" for c in SUBCHARTS.values()),
     ]:
         text = tpl.read_text()
@@ -484,3 +512,32 @@ def test_readme_documents_the_set_file_keys() -> None:
                 node = vals
                 for part in path:
                     node = node[part]
+
+
+def test_grpc_only_kserve_scenario(rendered) -> None:
+    _, docs = rendered["kserve-only"]
+    inference = named(docs, "Service", "servecmp-kserve")
+    assert [(p["name"], p["appProtocol"]) for p in inference["spec"]["ports"]] == [(port_name("kserve", "grpc"), "grpc")]
+    assert named(docs, "Service", "servecmp-kserve-grpc")["spec"]["clusterIP"] == "None"
+    # metrics stay scrapeable on the REST port's number even when REST inference is not exposed
+    assert [p["port"] for p in named(docs, "Service", "servecmp-kserve-metrics")["spec"]["ports"]] == [8080]
+    assert not by_kind(docs, "Pod")  # the helm test posts REST: nothing to test without it
+    spread = _deployment(docs, "kserve")["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread[0]["labelSelector"]["matchLabels"]["app.kubernetes.io/name"] == "kserve"
+
+
+def test_every_template_renders_in_some_scenario(tmp_path: Path) -> None:
+    """No dead template: each file under templates/ of the umbrella and of every server chart
+    renders at least one object in some ci/ scenario (and so meets the checks above)."""
+    from helm_util import template_args
+
+    sources: set[str] = set()
+    for scenario, over in SCENARIOS.items():
+        inputs = make_inputs(tmp_path / scenario, **over)
+        out = helm(*template_args(inputs, [CI_DIR / f"{scenario}-values.yaml"])).stdout
+        sources |= set(re.findall(r"^# Source: (\S+)$", out, re.M))
+    expected = {f"servecmp/templates/{p.relative_to(CHART / 'templates')}"
+                for p in (CHART / "templates").rglob("*.yaml")}
+    for name, sub in SUBCHARTS.items():
+        expected |= {f"servecmp/charts/{name}/templates/{p.name}" for p in (sub / "templates").glob("*.yaml")}
+    assert expected - sources == set(), f"templates that never render: {sorted(expected - sources)}"

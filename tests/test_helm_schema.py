@@ -3,12 +3,15 @@ that names the field. One test per kind of error."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from helm_util import helm, make_inputs, require_helm, template_args
+import yaml
+from helm_util import helm, make_inputs, port_name, require_helm, template_args, wire_values
 
 pytestmark = pytest.mark.helm
+TF_REST, KS_GRPC = port_name("tfserving", "rest"), port_name("kserve", "grpc")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,10 @@ def _fails(inputs, *extra: str, with_inputs: bool = True) -> str:
         (["--set", "torchserve.service.type=LoadBalancer"], "service.type", "ClusterIP"),
         (["--set", "global.resources.memoryMiB=100"], "global.resources.memoryMiB", "256"),
         (["--set", "global.unknownKey=1"], "unknownKey", "Additional property"),
-        (["--set", "tfserving.ports.http=70000"], "ports.http", "65535"),
+        (["--set", f"tfserving.wire.ports.{TF_REST}.port=70000"], f"wire.ports.{TF_REST}.port", "65535"),
+        (["--set", f"kserve.wire.ports.{KS_GRPC}.role=inference"], f"wire.ports.{KS_GRPC}.role", "rest"),
+        (["--set", "torchserve.wire.metricsPath=metrics"], "wire.metricsPath", "^/"),
+        (["--set", "kserve.wire.extra=1"], "wire", "Additional property extra"),
     ],
     ids=[
         "negative-cpu",
@@ -46,6 +52,9 @@ def _fails(inputs, *extra: str, with_inputs: bool = True) -> str:
         "too-little-memory",
         "unknown-key",
         "port-out-of-range",
+        "unknown-port-role",
+        "relative-metrics-path",
+        "unknown-wire-key",
     ],
 )
 def test_schema_rejects(inputs, extra: list[str], field: str, why: str) -> None:
@@ -60,29 +69,45 @@ def test_unpinned_image_tag_rejected(inputs, tag: str) -> None:
 
 
 def test_missing_generated_config_is_explained(inputs) -> None:
-    err = _fails(inputs, with_inputs=False)
-    assert "config.properties is empty" in err or "tfserving.config.models is empty" in err
-    assert "--set-file" in err
+    proc = helm(*template_args(None, extra=["-f", str(inputs.wire_file), "-f", str(inputs.values_file)]), check=False)
+    assert proc.returncode != 0
+    assert re.search(r"(torchserve|tfserving|kserve)\.config\.\w+ is empty", proc.stderr), proc.stderr
+    assert "--set-file" in proc.stderr
 
 
-def test_port_mismatch_with_generated_config_is_refused(inputs) -> None:
-    err = _fails(inputs, "--set", "torchserve.ports.http=9000")
-    assert "inference_address" in err and "9000" in err
-    err = _fails(inputs, "--set", "tfserving.ports.grpc=9500")
-    assert "--port=9500" in err
+# ---- the one wire guard (servecmp-lib.wire) -------------------------------------------------------
+def test_missing_wire_is_refused_by_the_schema(inputs, tmp_path: Path) -> None:
+    """Without the generated wire values the chart does not render (every server requires it)."""
+    proc = helm(*template_args(None, extra=["-f", str(inputs.values_file), *inputs.set_file_args()]), check=False)
+    assert proc.returncode != 0
+    for server in ("torchserve", "tfserving", "kserve"):
+        assert f"{server}:" in proc.stderr
+    assert "wire" in proc.stderr and "required" in proc.stderr, proc.stderr
 
 
-def test_model_name_mismatch_with_generated_config_is_refused(inputs) -> None:
-    err = _fails(inputs, "--set", "global.model.name=tiny")
-    assert "base_path" in err and "tiny" in err
-
-
-def test_config_outside_mount_dir_is_refused(inputs, tmp_path: Path) -> None:
-    flags = tmp_path / "flags.txt"
-    flags.write_text(
-        (inputs.config_dir / "tfserving" / "flags.txt")
-        .read_text()
-        .replace("/config/tfserving/models.config", "/etc/models.config")
-    )
-    err = _fails(inputs, "--set-file", f"tfserving.config.flags={flags}")
-    assert "outside the mounted config directory" in err
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "tfserving.wire.metricsPort=prometheus"],
+         f'tfserving.wire.metricsPort "prometheus" is not among wire.ports ({", ".join(sorted(wire_values("tfserving")["ports"]))})'),
+        (["--set", "kserve.wire.service=torchserve"], 'kserve.wire.service is "torchserve", expected "kserve"'),
+        (["--set", f"torchserve.wire.ports.{port_name('torchserve', 'rest')}.role=grpc"],
+         "torchserve.wire.ports: no port with role rest"),
+        (["--drop-path", "tfserving"], "tfserving.wire.paths.models is missing"),
+    ],
+    ids=["metrics-port-not-a-port", "wire-of-another-server", "no-rest-port", "missing-path"],
+)
+def test_wire_guard_refuses_inconsistent_wire(inputs, tmp_path: Path, extra: list[str], message: str) -> None:
+    if extra[0] == "--drop-path":  # maps merge in helm: a key can only go in a whole wire file
+        wires = yaml.safe_load(inputs.wire_file.read_text())
+        del wires[extra[1]]["wire"]["paths"]["models"]
+        wire_file = tmp_path / "wire.yaml"
+        wire_file.write_text(yaml.safe_dump(wires))
+        proc = helm(*template_args(None, extra=["-f", str(wire_file), "-f", str(inputs.values_file),
+                                                *inputs.set_file_args()]), check=False)
+        assert proc.returncode != 0
+        err = proc.stderr
+    else:
+        err = _fails(inputs, *extra)
+    assert message in err, err
+    assert "helmvalues" in err or "rest" in err  # says where the wire comes from / what is missing

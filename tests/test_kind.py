@@ -127,7 +127,7 @@ def test_kube_prometheus_stack_values_select_our_objects() -> None:
     admin = kps["grafana"]["admin"]
     assert admin["existingSecret"] == "servecmp-grafana-admin"
     assert "adminPassword" not in kps["grafana"]
-    assert "servecmp-grafana-admin" in (ROOT / "scripts" / "kind-up.sh").read_text()
+    assert '"servecmp-grafana-admin"' in (ROOT / "deploy" / "kind" / "commands.py").read_text()
 
 
 # ---- in-cluster Locust ------------------------------------------------------------------------

@@ -150,6 +150,22 @@ def test_prometheus_scraped_both_servers_and_the_load_generator(steps_run) -> No
     assert any(p.startswith(f"podMonitor/{NS}/") for p in up), sorted(up)
 
 
+def test_kserve_runs_the_project_pins_and_is_scraped(steps_run) -> None:
+    """The third server on the kind path: its image reports the pinned kserve/torch, and its
+    ServiceMonitor (metrics port/path from the wire) is a healthy Prometheus target."""
+    from servecmp.deploy import versions
+    from servecmp.experiment import load_experiment
+
+    if "kserve" not in {t.server.value for t in load_experiment(ROOT / EXPERIMENT).targets}:
+        pytest.skip(f"{EXPERIMENT} targets no kserve server")
+    meta = json.loads((steps_run["run"] / "meta.json").read_text())
+    ks = meta["servers"]["kserve"]
+    assert ks["deployed"] and ks["runtime"]["kserve"] == versions.KSERVE_VERSION
+    assert ks["runtime"]["torch"].startswith("2.13.0") and ks["runtime"]["python"].startswith("3.11")
+    assert all(i["digest"] for i in ks["images"]), ks
+    assert f"serviceMonitor/{NS}/servecmp-kserve/0" in steps_run["up"], sorted(steps_run["up"])
+
+
 def test_recording_rules_produce_series_for_every_target(steps_run) -> None:
     rules = yaml.safe_load((ROOT / "helm/servecmp/files/recording-rules.yaml").read_text())
     records = [r["record"] for g in rules["groups"] for r in g["rules"]]

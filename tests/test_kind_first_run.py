@@ -167,8 +167,8 @@ def test_monitoring_wait_covers_the_prometheus_statefulset() -> None:
 def test_kind_up_waits_for_prometheus() -> None:
     from helm_util import ROOT
 
-    text = (ROOT / "scripts" / "kind-up.sh").read_text()
-    wait = text[text.index('--namespace "$KPS_NAMESPACE" wait'):]
-    assert "--min-statefulsets 1" in wait.split("\n#")[0]
+    text = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    wait = text[text.index('s.kps_namespace, "wait"'):]
+    assert '"--min-statefulsets", "1"' in wait.split("\n")[1]
     args = cluster.build_parser().parse_args(["wait", "--min-statefulsets", "1"])
     assert args.min_statefulsets == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -52,16 +53,22 @@ def test_chart_runs_that_image_non_root_read_only() -> None:
     assert vals["image"]["tag"] == f"{pins['torchserve']}-py{py}-torch{pins['torch']}"
     assert vals["image"]["pullPolicy"] in ("IfNotPresent", "Never")
     assert vals["securityContext"]["runAsUser"] == 1000 and vals["securityContext"]["readOnlyRootFilesystem"]
-    up = (ROOT / "scripts" / "kind-up.sh").read_text()
-    assert "deploy/kind/torchserve.Dockerfile" in up and "torchserve.image.tag=" in up
+    # `servecmp kind up` builds deploy/kind/<chart>.Dockerfile and sets <chart>.image.tag to its tag
+    from servecmp.deploy.kind.commands import local_image
+
+    repo, tag = local_image("torchserve", ROOT)  # type: ignore[misc]
+    assert repo == vals["image"]["repository"] and tag.startswith(vals["image"]["tag"] + "-")
+    assert local_image("tfserving", ROOT) is None  # pulled: tensorflow/serving
 
 
 # ---- item 7: only the measured version ships ------------------------------------------------------
 def _export(tmp: Path, model: str = "resnet") -> Path:
     ex = tmp / "export dir" / model
     (ex / "torchserve").mkdir(parents=True)
-    (ex / "torchserve" / f"{model}.mar").write_bytes(b"v1")
-    (ex / "torchserve" / f"{model}_v2.mar").write_bytes(b"v2")
+    for name, body in ((f"{model}.mar", b"v1"), (f"{model}_v2.mar", b"v2")):
+        with zipfile.ZipFile(ex / "torchserve" / name, "w") as zf:  # a .mar is a zip
+            zf.writestr("model.pt", body)
+            zf.writestr("MAR-INF/MANIFEST.json", "{}")
     for v in ("1", "2", ".tmp-3"):
         (ex / "tfserving" / model / v / "variables").mkdir(parents=True)
         (ex / "tfserving" / model / v / "saved_model.pb").write_bytes(v.encode())
@@ -74,8 +81,27 @@ def test_stage_ships_version_1_only(tmp_path: Path) -> None:
     (dest / "tfserving" / "resnet" / "2").mkdir(parents=True)  # left over from an older staging
     files = artifacts.stage(_export(tmp_path), dest, "resnet")
     rel = sorted(str(p.relative_to(dest)) for p in files)
-    assert rel == ["tfserving/resnet/1/saved_model.pb", "torchserve/resnet.mar"]
-    assert (dest / "torchserve" / "resnet.mar").read_bytes() == b"v1"
+    assert rel == ["kserve/resnet/1/model.pt", "tfserving/resnet/1/saved_model.pb", "torchserve/resnet.mar"]
+    with zipfile.ZipFile(dest / "torchserve" / "resnet.mar") as zf:
+        assert zf.read("model.pt") == b"v1"
+    # KServe gets the very TorchScript bytes of the v1 archive TorchServe serves
+    assert (dest / "kserve" / "resnet" / "1" / "model.pt").read_bytes() == b"v1"
+
+
+def test_stage_refuses_a_mar_without_torchscript(tmp_path: Path) -> None:
+    ex = _export(tmp_path)
+    (ex / "torchserve" / "resnet.mar").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"resnet\.mar: no model\.pt inside"):
+        artifacts.stage(ex, tmp_path / "staged", "resnet")
+
+
+def test_check_refuses_a_second_kserve_version(tmp_path: Path) -> None:
+    dest = tmp_path / "staged"
+    artifacts.stage(_export(tmp_path), dest, "resnet")
+    (dest / "kserve" / "resnet" / "2").mkdir()
+    (dest / "kserve" / "resnet" / "2" / "model.pt").write_bytes(b"v2")
+    with pytest.raises(ValueError, match=r"expected only 1/model\.pt.*loads the highest"):
+        artifacts.check(dest, "resnet")
 
 
 def test_check_refuses_another_version(tmp_path: Path) -> None:
@@ -87,11 +113,11 @@ def test_check_refuses_another_version(tmp_path: Path) -> None:
 
 
 def test_kind_up_builds_and_mounts_the_staged_tree_only() -> None:
-    up = (ROOT / "scripts" / "kind-up.sh").read_text()
-    assert "servecmp.deploy.kind.artifacts stage" in up
+    up = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    assert "artifacts.stage(models / exp.model" in up
     assert 'cp -R "build/models/' not in up  # the old copy took every exported version
     (stage,) = images.parse_dockerfile(KIND_DIR / "artifacts.Dockerfile")
-    assert sorted(s for c in stage.copies for s in c.sources) == ["tfserving/", "torchserve/"]
+    assert sorted(s for c in stage.copies for s in c.sources) == ["kserve/", "tfserving/", "torchserve/"]
 
 
 # ---- item 9: node-scoped loads, image-archive fallback ---------------------------------------------
@@ -142,5 +168,7 @@ def test_both_failing_names_both_errors() -> None:
 def test_scripts_load_images_per_node_role() -> None:
     for script in ("kind-up.sh", "kind-load.sh"):
         text = (ROOT / "scripts" / script).read_text()
-        assert "kind load docker-image" not in text, script  # always through images.load_image
-        assert "servecmp.deploy.kind.images load" in text and "--role" in text
+        assert "kind load docker-image" not in text and "servecmp.deploy.kind.commands" in text, script
+    flow = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    assert "kind load docker-image" not in flow  # always through images.load_image, node-scoped
+    assert 'load_onto(ops, s, image, "server")' in flow and 'load_onto(ops, s, gen_image, "loadgen")' in flow

@@ -48,9 +48,9 @@ def test_tag_changes_with_an_unstaged_edit(tmp_path: Path) -> None:
 def test_loadgen_image_tag_covers_every_copied_path() -> None:
     srcs = images.context_sources(ROOT / "deploy" / "kind" / "loadgen.Dockerfile")
     assert {"servecmp", "models", "deploy", "loadtests", "pyproject.toml", "loadtests/locustfiles"} <= set(srcs)
-    script = (ROOT / "scripts" / "kind-load.sh").read_text()
+    script = (ROOT / "deploy" / "kind" / "commands.py").read_text()
     assert "git ls-files" not in script
-    assert "servecmp.deploy.kind.images tag deploy/kind/loadgen.Dockerfile" in script
+    assert "images.image_tag(ops.kind_dir / 'loadgen.Dockerfile', ops.root)" in script
 
 
 def _render(*args: str) -> list[dict]:
@@ -151,7 +151,7 @@ def test_a_job_killed_at_its_deadline_loses_no_finished_step(tmp_path: Path) -> 
         loadgen.extract_results(log, tmp_path / "x")
     assert loadgen.merge_run(run_dir, tmp_path / "x" / "run", log) == 2
     assert [s.concurrency for s in RunStore(run_dir).read_steps().steps] == [1, 2]
-    assert "--log" in (ROOT / "scripts" / "kind-load.sh").read_text()
+    assert "loadgen.merge_run(run_dir, dest / \"run\", text)" in (ROOT / "deploy" / "kind" / "commands.py").read_text()
 
 
 # ---- item 8: memory from measured RSS; no TensorFlow where it is not needed -----------------------

@@ -192,9 +192,9 @@ def test_pss_check_can_fail() -> None:
 
 
 def test_namespace_enforces_restricted() -> None:
-    up = (ROOT / "scripts" / "kind-up.sh").read_text()
-    assert 'pod-security.kubernetes.io/enforce=${SERVECMP_POD_SECURITY:-restricted}' in up
-    assert up.index("pod-security.kubernetes.io/enforce") < up.index('upgrade --install "$SERVECMP_RELEASE"')
+    up = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    assert 'os.environ.get("SERVECMP_POD_SECURITY") or "restricted"' in up
+    assert up.index("pod-security.kubernetes.io/enforce") < up.index('"upgrade", "--install", s.release')
 
 
 # ---- images ------------------------------------------------------------------------------------------

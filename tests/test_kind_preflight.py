@@ -53,6 +53,19 @@ def test_one_server_or_more_replicas() -> None:
     assert gen.requested == pytest.approx(1.1) and gen.fits
 
 
+def test_every_networked_server_gets_a_pod_budget() -> None:
+    """A third server (KServe) counts like the others; an in-process baseline gets no pod."""
+    from types import SimpleNamespace as NS
+
+    def target(server: str, protocol: str) -> NS:
+        return NS(server=NS(value=server), protocol=NS(value=protocol))
+
+    exp = NS(targets=[target("torchserve", "rest"), target("kserve", "grpc"), target("kserve", "rest"),
+                      target("pytorch", "inprocess")], resources=NS(cpus=1.0))
+    (srv, _) = preflight.budgets(exp, 8.0, replicas=1)  # type: ignore[arg-type]
+    assert srv.requests == {"kindnetd": 0.1, "kserve": 1.0, "torchserve": 1.0}
+
+
 def test_cli_fails_in_seconds_with_exit_3() -> None:
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "servecmp.deploy.kind.preflight", str(QUICK), "--cpus", "2"],
@@ -65,12 +78,12 @@ def test_cli_fails_in_seconds_with_exit_3() -> None:
 
 
 def test_scripts_run_the_preflight_before_creating_anything() -> None:
-    up = (ROOT / "scripts" / "kind-up.sh").read_text()
-    assert up.index("servecmp.deploy.kind.preflight") < up.index("kind create cluster")
-    assert "servecmp.deploy.kind.preflight" in (ROOT / "scripts" / "kind-load.sh").read_text()
+    up = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    assert up.index("_preflight(ops, experiment, exp)") < up.index('"kind", "create", "cluster"')
+    assert "_preflight(ops, experiment, exp, loadgen_cpu=loadgen_cpu)" in up
     # no helm --wait sitting out its timeout: our waits fail fast on a stuck pod
     assert "--wait --timeout" not in up
-    assert up.count("servecmp.deploy.kind.cluster") >= 2 and " wait " in up
+    assert up.count('"deploy.kind.cluster"') >= 2 and '"wait",' in up
 
 
 # ---- stuck pods -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from helm_util import ROOT
 
 from servecmp.deploy.kind import provenance as kp
@@ -104,10 +105,28 @@ def test_meta_json_of_a_kind_run_records_servers_and_cluster_and_the_report_show
     assert "2" in rows["kind: host CPUs"]
 
 
+def _wires() -> dict:
+    from helm_util import SUBCHARTS, wire_values  # MERGE: registry.get(name).wire.values()
+
+    return {s: wire_values(s) for s in SUBCHARTS}
+
+
 def test_addresses_point_grpc_at_the_headless_services() -> None:
     exp = load_experiment(QUICK)
-    got = dict(kp.addresses(exp, "servecmp", "servecmp"))
+    got = dict(kp.addresses(exp, "servecmp", "servecmp", wires=_wires()))
     assert got["torchserve-grpc-bytes"] == "servecmp-torchserve-grpc.servecmp.svc:7070"
     assert got["tfserving-rest-json"] == "servecmp-tfserving.servecmp.svc:8501"
     assert "pytorch-inprocess" not in got
-    assert list(dict(kp.addresses(exp, "r", "ns", ["tfserving-grpc-tensorproto"]))) == ["tfserving-grpc-tensorproto"]
+    only = kp.addresses(exp, "r", "ns", ["tfserving-grpc-tensorproto"], _wires())
+    assert list(dict(only)) == ["tfserving-grpc-tensorproto"]
+
+
+def test_addresses_follow_the_wire_and_refuse_a_server_without_one() -> None:
+    exp = load_experiment(QUICK)
+    wires = _wires()
+    wires["tfserving"]["ports"]["http"]["port"] = 9501
+    got = dict(kp.addresses(exp, "servecmp", "servecmp", wires=wires))
+    assert got["tfserving-rest-json"] == "servecmp-tfserving.servecmp.svc:9501"  # not a copy of 8501
+    del wires["torchserve"]
+    with pytest.raises(ValueError, match=r"torchserve-rest-json: no generated wire values for server 'torchserve'"):
+        kp.addresses(exp, "servecmp", "servecmp", wires=wires)

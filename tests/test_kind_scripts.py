@@ -16,7 +16,8 @@ import pytest
 from helm_util import ROOT
 
 DRY = Path(__file__).parent / "kind_dryrun"
-COPY = ("scripts", "deploy", "helm", "experiments", "servecmp", "models", "loadtests", "servers", "pyproject.toml", "README.md")
+COPY = ("scripts", "deploy", "helm", "experiments", "servecmp", "servers", "models", "loadtests", "pyproject.toml",
+        "README.md")
 
 
 @pytest.fixture()
@@ -76,20 +77,26 @@ def _index(calls: list[list[str]], pred) -> int:
 def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
     proc = _run(checkout, "kind-up.sh", _env(tmp_path), "experiments/quick.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "preflight ok" in proc.stdout  # servecmp.deploy.kind.commands.up checked the budget first
     calls = _calls(tmp_path)
-    pre = _index(calls, lambda c: "servecmp.deploy.kind.preflight" in c)
+    # the script only checks prerequisites, then hands over to the library function
+    handover = _index(calls, lambda c: "servecmp.deploy.kind.commands" in c)
+    assert calls[handover][-2:] == ["up", "experiments/quick.yaml"]
     create = _index(calls, lambda c: c[:3] == ["kind", "create", "cluster"])
-    assert pre < create
-    # images: built here, loaded onto the server node only, never `kind load` directly
-    loads = [c for c in calls if "servecmp.deploy.kind.images" in c and "load" in c]
-    assert [c[c.index("load") + 1].split(":")[0] for c in loads] == ["servecmp/model-artifacts", "servecmp/torchserve"]
-    assert all(c[c.index("--role") + 1] == "server" for c in loads)
+    nodes = _index(calls, lambda c: c[:1] == ["kubectl"] and "--for=condition=Ready" in c)
+    export = _index(calls, lambda c: "servecmp.cli" in c and "export" in c)
+    assert handover < create < nodes < export
+    # images: built here, loaded onto the server node only (kind load --nodes, via images.load_image)
+    loads = [c for c in calls if c[:3] == ["kind", "load", "docker-image"]]
+    assert [c[-1].split(":")[0] for c in loads] == ["servecmp/model-artifacts", "servecmp/torchserve"]
+    assert all(c[c.index("--nodes") + 1] == "servecmp-worker" for c in loads)
     builds = [c for c in calls if c[:2] == ["docker", "build"]]
-    assert any("deploy/kind/torchserve.Dockerfile" in c for c in builds)
-    # only v1 in the artifacts context / hostPath copy
+    assert any(any(a.endswith("deploy/kind/torchserve.Dockerfile") for a in c) for c in builds)
+    assert export < _index(calls, lambda c: c[:2] == ["docker", "build"])
+    # only v1 in the artifacts context / hostPath copy; KServe gets the .mar's TorchScript
     staged = checkout / "build" / "kind" / "artifacts"
     assert sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()) == [
-        "tfserving/resnet/1/saved_model.pb", "torchserve/resnet.mar"]
+        "kserve/resnet/1/model.pt", "tfserving/resnet/1/saved_model.pb", "torchserve/resnet.mar"]
     # helm: no --wait; the chart gets the built tags; the namespace enforces PSS restricted first
     ups = [c for c in calls if c[:3] == ["helm", "upgrade", "--install"]]
     assert len(ups) == 2 and not any("--wait" in c for c in ups)
@@ -100,8 +107,38 @@ def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
     assert any(s.startswith("global.modelArtifacts.image.tag=resnet-") for s in sets)
     assert _index(calls, lambda c: "label" in c and any("enforce=restricted" in a for a in c)) < calls.index(chart)
     waits = [c for c in calls if "servecmp.deploy.kind.cluster" in c and "wait" in c]
-    assert len(waits) == 2
-    assert any(c[:2] == ["helm", "test"] for c in calls)
+    assert len(waits) == 2 and calls.index(waits[1]) > calls.index(chart)
+    assert calls.index(chart) < _index(calls, lambda c: c[:2] == ["helm", "test"])
+
+
+@pytest.mark.timeout(900)
+def test_kind_up_generates_values_the_chart_accepts(checkout: Path, tmp_path: Path) -> None:
+    """The exact `helm upgrade --install` the flow runs, with the values files and --set-file
+    paths it generated, rendered by the real helm and validated strictly against Kubernetes."""
+    import kubernetes_validate
+    import yaml
+    from helm_util import require_helm
+
+    real_helm = require_helm()
+    proc = _run(checkout, "kind-up.sh", _env(tmp_path), "experiments/quick.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    chart = [c for c in _calls(tmp_path) if c[:3] == ["helm", "upgrade", "--install"]][1]
+    args = chart[3:]
+    for flag in ("--kube-context",):
+        i = args.index(flag)
+        del args[i:i + 2]
+    rendered = subprocess.run([real_helm, "template", *args], cwd=checkout, capture_output=True, text=True,
+                              timeout=300)
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    deployments = sorted(d["metadata"]["name"] for d in docs if d["kind"] == "Deployment")
+    assert deployments == ["servecmp-tfserving", "servecmp-torchserve"]  # what quick.yaml targets
+    for doc in docs:
+        if not doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            kubernetes_validate.validate(doc, "1.32.0", strict=True)  # the kind node's Kubernetes
+    images = {c["image"] for d in docs if d["kind"] == "Deployment"
+              for c in d["spec"]["template"]["spec"]["containers"]}
+    assert any(i.startswith("servecmp/torchserve:0.12.0-py3.11-torch2.13.0-") for i in images)
 
 
 def test_kind_up_stops_in_seconds_on_a_two_core_host(checkout: Path, tmp_path: Path) -> None:
@@ -121,15 +158,20 @@ def test_kind_load_dry_run_keeps_the_steps_a_killed_job_printed(checkout: Path, 
     assert "000-torchserve-rest-json" in (run / "steps.jsonl").read_text()
     assert (run / "meta.json").is_file() and (run / "kind" / "torchserve-rest-json.yaml").is_file()
     calls = _calls(tmp_path)
-    load = next(c for c in calls if "servecmp.deploy.kind.images" in c and "load" in c)
-    assert load[load.index("--role") + 1] == "loadgen"
+    load = next(c for c in calls if c[:3] == ["kind", "load", "docker-image"])
+    assert load[load.index("--nodes") + 1] == "servecmp-worker2" and load[-1].startswith("servecmp/loadgen:")
     assert any(c[:1] == ["kubectl"] and "logs" in c and "-f" in c for c in calls)
     assert any("wait-job" in c for c in calls)
+    # the Job targets the Service the wire names (the same generated values the chart got)
+    manifest = (run / "kind" / "torchserve-rest-json.yaml").read_text()
+    assert "servecmp-torchserve.servecmp.svc:8080" in manifest
 
 
 def test_kind_load_refuses_locust_options_with_the_steps_engine(checkout: Path, tmp_path: Path) -> None:
     proc = _run(checkout, "kind-load.sh", _env(tmp_path, DRYRUN_CLUSTER="1"), "--duration", "30")
-    assert proc.returncode != 0 and "--engine locust only" in proc.stderr
+    assert proc.returncode == 2 and "--duration applies to --engine locust only" in proc.stderr
+    # nothing beyond the prerequisite checks (versions) ran
+    assert all("version" in c for c in _calls(tmp_path) if c[0] in ("docker", "kubectl", "kind"))
 
 
 @pytest.mark.timeout(900)

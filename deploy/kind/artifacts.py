@@ -8,6 +8,11 @@ tensorflow_serving/config/file_system_storage_path_source.proto: the default
 or the hostPath copy would silently be what the cluster measures. :func:`stage` copies v1 only;
 both the artifacts image's build context and the hostPath directory are staged this way.
 
+KServe's model server loads ``<model_dir>/<version>/model.pt`` (servers/kserve/model_server.py):
+the TorchScript file inside the same v1 ``.mar`` TorchServe serves (the archiver stores the
+``--serialized-file`` under its own name, model.pt: models/export.py), extracted, so both servers
+run the very same bytes.
+
 ``python -m servecmp.deploy.kind.artifacts stage build/models/resnet build/kind/artifacts --model resnet``
 """
 
@@ -15,13 +20,30 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import zipfile
 from pathlib import Path
 
 MEASURED_VERSION = 1
+# The serialized file's name inside a .mar (models/export.py archives staging/model.pt).
+TORCHSCRIPT_IN_MAR = "model.pt"
+# Staged sub-directories, one per server that reads model files (artifacts.Dockerfile copies each).
+STAGED = ("torchserve", "tfserving", "kserve")
+
+
+def extract_torchscript(mar: Path, dest: Path) -> Path:
+    """Write the TorchScript file of ``mar`` to ``dest`` (a .mar is a zip archive)."""
+    try:
+        with zipfile.ZipFile(mar) as zf:
+            data = zf.read(TORCHSCRIPT_IN_MAR)
+    except (zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(f"{mar}: no {TORCHSCRIPT_IN_MAR} inside ({err}); re-export the model") from None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+    return dest
 
 
 def stage(export_dir: Path, dest: Path, model: str, version: int = MEASURED_VERSION) -> list[Path]:
-    """Replace ``dest``'s torchserve/ and tfserving/ with version ``version`` of ``model`` only."""
+    """Replace ``dest``'s torchserve/, tfserving/ and kserve/ with version ``version`` of ``model`` only."""
     from servecmp.models.export import mar_filename
 
     mar = export_dir / "torchserve" / mar_filename(model, version)
@@ -29,12 +51,13 @@ def stage(export_dir: Path, dest: Path, model: str, version: int = MEASURED_VERS
     for path in (mar, saved):
         if not path.exists():
             raise FileNotFoundError(f"{path}: not exported (run: servecmp export --model {model})")
-    for sub in ("torchserve", "tfserving"):
+    for sub in STAGED:
         shutil.rmtree(dest / sub, ignore_errors=True)
     (dest / "torchserve").mkdir(parents=True)
     # the chart loads <model>.mar (TorchServe's name for v1; mar_filename(model, 1))
     shutil.copy2(mar, dest / "torchserve" / mar_filename(model, 1))
     shutil.copytree(saved, dest / "tfserving" / model / str(version))
+    extract_torchscript(mar, dest / "kserve" / model / str(version) / TORCHSCRIPT_IN_MAR)
     check(dest, model, version)
     return sorted(p for p in dest.rglob("*") if p.is_file())
 
@@ -54,6 +77,13 @@ def check(dest: Path, model: str, version: int = MEASURED_VERSION) -> None:
         raise ValueError(
             f"{dest / 'tfserving' / model}: expected only version {version}/, found {versions} "
             f"(TF Serving would serve the highest)"
+        )
+    kserve = dest / "kserve" / model
+    found = sorted(str(p.relative_to(kserve)) for p in kserve.rglob("*") if p.is_file()) if kserve.is_dir() else []
+    if found != [f"{version}/{TORCHSCRIPT_IN_MAR}"]:
+        raise ValueError(
+            f"{kserve}: expected only {version}/{TORCHSCRIPT_IN_MAR}, found {found} "
+            f"(KServe's model server loads the highest version)"
         )
 
 

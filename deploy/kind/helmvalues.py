@@ -4,7 +4,7 @@
 ``write_configs`` and adds what the chart needs besides (model, shared budget, thread env,
 which servers/protocols the targets use, and each server's ``wire`` block: ports, metrics and
 ready paths, in-container paths, generated from its adapter's ``Wire`` so the chart carries no
-copy of them). ``scripts/kind-up.sh`` runs::
+copy of them). ``servecmp kind up`` (deploy/kind/commands.py) runs the equivalent of::
 
     python -m servecmp.deploy.kind.helmvalues experiments/quick.yaml --out build/kind
 
@@ -68,10 +68,13 @@ def experiment_values(exp: Experiment, configs: GeneratedConfigs) -> dict[str, A
 
 
 def set_file_args(config_dir: Path) -> list[str]:
-    """``--set-file key=path`` arguments for the files under ``config_dir/<server>/``."""
+    """``--set-file key=path`` arguments for the files under ``config_dir/<server>/`` that were
+    generated (a server the experiment does not target may have none; the chart refuses an
+    enabled server whose file is missing, naming the --set-file)."""
     out: list[str] = []
     for key, (server, name) in set_file_keys().items():
-        out += ["--set-file", f"{key}={config_dir / server / name}"]
+        if (config_dir / server / name).is_file():
+            out += ["--set-file", f"{key}={config_dir / server / name}"]
     return out
 
 

@@ -2,7 +2,7 @@
 loading an image onto the one node that runs it.
 
 - :func:`parse_dockerfile` reads the few instructions we rely on (FROM/AS, WORKDIR, COPY, ENV,
-  USER, RUN). Tests use it to lay out an image's working directory without Docker.
+  USER, RUN, exec-form ENTRYPOINT/CMD). Tests use it to lay out an image's working directory without Docker.
 - :func:`context_digest` hashes the *working tree* content of every path the Dockerfile copies
   from the build context (plus the Dockerfile), so an edited but unstaged file changes the tag
   (hashing the git index, as before, kept serving a stale image).
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shlex
 import subprocess
@@ -49,6 +50,8 @@ class Stage:
     copies: list[Copy] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     user: str | None = None
+    entrypoint: list[str] = field(default_factory=list)  # exec form only (JSON array)
+    cmd: list[str] = field(default_factory=list)
     # WORKDIR in effect at each COPY (a relative COPY dest is relative to it)
     copy_workdirs: list[str] = field(default_factory=list)
 
@@ -98,6 +101,15 @@ def parse_dockerfile(path: Path) -> list[Stage]:
             st.env.update(_env_pairs(arg))
         elif instr == "USER":
             st.user = arg
+        elif instr in ("ENTRYPOINT", "CMD"):
+            try:
+                words = json.loads(arg)
+            except json.JSONDecodeError:
+                raise ValueError(f"{path}: {instr} must use the exec form (a JSON array): {arg}") from None
+            if instr == "ENTRYPOINT":
+                st.entrypoint = [str(w) for w in words]
+            else:
+                st.cmd = [str(w) for w in words]
         elif instr == "RUN":
             st.runs.append(arg)
         elif instr in ("COPY", "ADD"):

@@ -2,7 +2,7 @@
 # Locust users and locustfiles). Build context: the repository root (scripts/kind-load.sh builds
 # it, tags it with a hash of what it copies and `kind load`s it onto the loadgen node).
 #
-# Why a wheel: models/, deploy/ and loadtests/ become servecmp.models/.deploy/.loadtests only in
+# Why a wheel: models/, deploy/, loadtests/ and servers/ become servecmp.models/.deploy/.loadtests/.servers only in
 # the installed distribution (pyproject package-dir). A source tree in the working directory
 # would shadow the installed package (python -m and Locust put the cwd first on sys.path) and its
 # bare servecmp/ has none of those subpackages. So the runtime stage carries no source package:
@@ -18,6 +18,7 @@ COPY servecmp/ servecmp/
 COPY models/ models/
 COPY deploy/ deploy/
 COPY loadtests/ loadtests/
+# servers/ becomes servecmp.servers (the adapters the step engine builds clients through).
 COPY servers/ servers/
 RUN pip wheel --no-deps --wheel-dir /wheels .
 

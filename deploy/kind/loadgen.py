@@ -8,7 +8,7 @@
   repository locustfile headless, for more load than one process makes; Locust's CSV/HTML come back.
 
 The master runs headless for a fixed time, writes Locust's CSV/HTML into /results and then
-prints them to its log as a base64 tar between two marker lines; ``scripts/kind-load.sh`` reads
+prints them to its log as a base64 tar between two marker lines; ``servecmp kind load`` (commands.py) reads
 the log and unpacks it into ``runs/<id>/kind/<target>/`` (:func:`extract_results`). A finished
 Job pod cannot be ``kubectl cp``-ed from; the log survives it.
 
@@ -60,7 +60,7 @@ LOCUSTFILE_DIR = "locustfiles"
 EXPERIMENT_DIR = "/etc/servecmp"
 EXPERIMENT_MOUNT = f"{EXPERIMENT_DIR}/experiment.yaml"
 # Each finished step is printed to the Job's log as it lands (``servecmp steps``), one line:
-# STEP_MARK + StepResult JSON. scripts/kind-load.sh follows the log while the Job runs, so a Job
+# STEP_MARK + StepResult JSON. ``servecmp kind load`` follows the log while the Job runs, so a Job
 # killed at its deadline (its pod deleted) loses no finished step.
 STEP_MARK = "---SERVECMP-STEP--- "
 # Seconds a Job gets beyond its steps' hard deadlines: pod start, imports, the results tar.

@@ -8,8 +8,8 @@ pkg/build/nodeimage/const_cni.go). So on a 2-core host the server node (TorchSer
 TF Serving 1 CPU + kindnetd 0.1) needs 2.1 CPUs, a server pod stays Pending and `helm --wait`
 used to sit out its 10 minutes. This module does the sum in milliseconds and names the fix.
 
-``python -m servecmp.deploy.kind.preflight experiments/quick.yaml`` (scripts/kind-up.sh and
-kind-load.sh run it): exit 0 and a one-line summary per node, or exit 3 with the numbers.
+``python -m servecmp.deploy.kind.preflight experiments/quick.yaml`` (``servecmp kind up`` and
+``load`` run it): exit 0 and a one-line summary per node, or exit 3 with the numbers.
 """
 
 from __future__ import annotations

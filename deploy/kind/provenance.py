@@ -8,7 +8,8 @@
   requests/limits are CFS quotas/shares, not dedicated cores, so the server and the load generator
   on "separate nodes" can still contend for the same cores.
 
-``python -m servecmp.deploy.kind.provenance meta|addresses ...`` is what scripts/kind-load.sh runs.
+``python -m servecmp.deploy.kind.provenance meta ...`` is what ``servecmp kind load`` runs
+(deploy/kind/commands.py); :func:`addresses` reads the servers' generated wire values.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,19 +72,34 @@ def _cpu(q: str) -> float:
     return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
 
 
-def addresses(exp: Experiment, release: str, namespace: str, only: Sequence[str] = ()) -> list[tuple[str, str]]:
-    """(target, in-cluster address) per REST/gRPC target: ``<release>-<Wire.service>`` on the
-    Wire's port for the protocol; gRPC goes to the headless ``-grpc`` Service (one connection
-    per pod, so the load spreads over the replicas)."""
+def addresses(exp: Experiment, release: str, namespace: str, only: Sequence[str] = (),
+              wires: Mapping[str, Mapping[str, Any]] | None = None) -> list[tuple[str, str]]:
+    """(target, in-cluster address) per REST/gRPC target: ``<release>-<wire service>`` on the
+    wire's port for the protocol; gRPC goes to the headless ``-grpc`` Service (one connection
+    per pod, so the load spreads over the replicas). ``wires``: chart -> the generated wire values
+    the chart rendered its Services from (default: each adapter's ``Wire.values()``, the same
+    thing); a target whose server has none, or no port for its protocol, is refused."""
     from servecmp.servers import registry
 
     out = []
     for t in exp.targets:
-        wire = registry.get(t.server).wire
-        if wire is None or t.protocol.value not in ("rest", "grpc") or (only and t.name not in only):
+        protocol = t.protocol.value
+        adapter = registry.get(t.server)
+        if adapter.is_inprocess or protocol not in ("rest", "grpc") or (only and t.name not in only):
             continue
-        suffix = "-grpc" if t.protocol.value == "grpc" else ""
-        out.append((t.name, f"{release}-{wire.service}{suffix}.{namespace}.svc:{wire.port(t.protocol.value).number}"))
+        if wires is None:
+            assert adapter.wire is not None
+            wire: Mapping[str, Any] | None = adapter.wire.values()
+        else:
+            wire = wires.get(adapter.chart or t.server)
+        if not wire:
+            raise ValueError(f"{t.name}: no generated wire values for server {t.server!r} "
+                             f"(deploy/kind/helmvalues.py writes <chart>.wire from the adapter)")
+        ports = [p["port"] for _, p in sorted(wire["ports"].items()) if p["role"] == protocol]
+        if not ports:
+            raise ValueError(f"{t.name}: {t.server}'s wire has no {protocol} port")
+        suffix = "-grpc" if protocol == "grpc" else ""
+        out.append((t.name, f"{release}-{wire['service']}{suffix}.{namespace}.svc:{ports[0]}"))
     return out
 
 
@@ -149,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     exp = load_experiment(args.experiment)
     if args.cmd == "addresses":
-        for name, address in addresses(exp, args.release, args.namespace, args.target):
+        from servecmp.deploy.kind.commands import _wires
+
+        for name, address in addresses(exp, args.release, args.namespace, args.target, _wires(exp)):
             print(f"{name} {address}")
         return 0
     from servecmp.deploy.kind.preflight import host_cpus

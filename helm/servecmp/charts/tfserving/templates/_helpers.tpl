@@ -1,52 +1,24 @@
 {{/*
-tfserving.name: the chart name (or nameOverride), used in app.kubernetes.io/name.
+TF Serving's own helpers. Everything shared (names, labels, image, ports, Services, probes,
+ServiceMonitor, security contexts) is in the servecmp-lib library chart; ports and paths come
+from the generated `wire` values.
 */}}
-{{- define "tfserving.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+
+{{/*
+tfserving.files: config value key -> mounted file name (the generated files; flags.txt is also
+the container's argument list).
+*/}}
+{{- define "tfserving.files" -}}
+{{- toYaml (dict "models" "models.config" "monitoring" "monitoring.config" "batching" "batching.config" "flags" "flags.txt") -}}
 {{- end -}}
 
 {{/*
-tfserving.fullname: resource name prefix, <release>-tfserving unless fullnameOverride is set.
-The umbrella chart's helm test derives the same name (servecmp.serverFullname); keep them in step.
+tfserving.check: the wire guard (with the paths this chart mounts) and the generated files that
+must not be empty (batching.config may be: batching off).
 */}}
-{{- define "tfserving.fullname" -}}
-{{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
-{{- else -}}
-{{- printf "%s-tfserving" .Release.Name | trunc 63 | trimSuffix "-" -}}
-{{- end -}}
-{{- end -}}
-
-{{/*
-tfserving.selectorLabels: the immutable labels Deployments and Services select pods by.
-*/}}
-{{- define "tfserving.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "tfserving.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end -}}
-
-{{/*
-tfserving.labels: standard labels on every object; servecmp.io/server names the server.
-*/}}
-{{- define "tfserving.labels" -}}
-{{ include "tfserving.selectorLabels" . }}
-app.kubernetes.io/component: model-server
-app.kubernetes.io/part-of: servecmp
-app.kubernetes.io/version: {{ .Values.image.tag | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
-servecmp.io/server: tfserving
-{{- end -}}
-
-{{/*
-tfserving.image: repository:tag; refuses an empty tag or `latest`.
-*/}}
-{{- define "tfserving.image" -}}
-{{- $tag := toString .Values.image.tag -}}
-{{- if or (eq $tag "") (eq $tag "latest") -}}
-{{- fail "tfserving.image.tag: pin an exact tag (empty and `latest` are refused)" -}}
-{{- end -}}
-{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- define "tfserving.check" -}}
+{{- include "servecmp-lib.wire" (dict "root" . "paths" (list "config" "models")) -}}
+{{- include "servecmp-lib.requireConfig" (dict "root" . "files" (dict "models" "models.config" "monitoring" "monitoring.config" "flags" "flags.txt")) -}}
 {{- end -}}
 
 {{/*
@@ -62,80 +34,4 @@ comments dropped). Returned as YAML {flags: [...]}; use with fromYaml.
 {{- end -}}
 {{- end -}}
 {{- toYaml (dict "flags" $out) -}}
-{{- end -}}
-
-{{/*
-tfserving.validate: fails the render when the generated files and this chart disagree: ports in
-the flags, config files outside the mounted directory, the model's base path, the metrics path.
-*/}}
-{{- define "tfserving.validate" -}}
-{{- range $k := list "models" "monitoring" "flags" -}}
-{{- if not (trim (toString (index $.Values.config $k))) -}}
-{{- fail (printf "tfserving.config.%s is empty: generate the files (`servecmp configs <experiment> --out build/kind/configs`) and pass --set-file tfserving.config.%s=build/kind/configs/tfserving/%s" $k $k (ternary "flags.txt" (printf "%s.config" $k) (eq $k "flags"))) -}}
-{{- end -}}
-{{- end -}}
-{{- $flags := (include "tfserving.flags" . | fromYaml).flags -}}
-{{- if not (has (printf "--port=%v" .Values.ports.grpc) $flags) -}}
-{{- fail (printf "tfserving.config.flags: no --port=%v (the chart's gRPC port); regenerate the flags or fix tfserving.ports.grpc" .Values.ports.grpc) -}}
-{{- end -}}
-{{- if not (has (printf "--rest_api_port=%v" .Values.ports.http) $flags) -}}
-{{- fail (printf "tfserving.config.flags: no --rest_api_port=%v (the chart's REST port); regenerate the flags or fix tfserving.ports.http" .Values.ports.http) -}}
-{{- end -}}
-{{- range $f := $flags -}}
-{{- if regexMatch "^--[a-z_]+_file=" $f -}}
-{{- $path := regexReplaceAll "^--[a-z_]+_file=" $f "" -}}
-{{- if not (hasPrefix (printf "%s/" $.Values.config.mountDir) $path) -}}
-{{- fail (printf "tfserving.config.flags: %s points outside the mounted config directory %s" $f $.Values.config.mountDir) -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
-{{- $base := printf "base_path: \"%s/%s\"" .Values.modelRoot .Values.global.model.name -}}
-{{- if not (contains $base (toString .Values.config.models)) -}}
-{{- fail (printf "tfserving.config.models: expected %s (model %q under modelRoot %s)" $base .Values.global.model.name .Values.modelRoot) -}}
-{{- end -}}
-{{- if not (contains (printf "%q" .Values.metricsPath) (toString .Values.config.monitoring)) -}}
-{{- fail (printf "tfserving.config.monitoring: the prometheus path is not %q (tfserving.metricsPath)" .Values.metricsPath) -}}
-{{- end -}}
-{{- end -}}
-
-{{/*
-tfserving.threads: math threads when the generator gave none: floor(cpu limit), at least 1.
-*/}}
-{{- define "tfserving.threads" -}}
-{{- max 1 (int (floor (float64 .Values.global.resources.cpu))) -}}
-{{- end -}}
-
-{{/*
-tfserving.resources: requests = limits from the one shared budget (global.resources).
-*/}}
-{{- define "tfserving.resources" -}}
-{{- $r := dict "cpu" (toString .Values.global.resources.cpu) "memory" (printf "%vMi" .Values.global.resources.memoryMiB) -}}
-requests:
-  {{- toYaml $r | nindent 2 }}
-limits:
-  {{- toYaml $r | nindent 2 }}
-{{- end -}}
-
-{{/*
-tfserving.containerSecurityContext: non-root, no privilege escalation, no capabilities,
-read-only root filesystem (/tmp is an emptyDir).
-*/}}
-{{- define "tfserving.containerSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsGroup }}
-allowPrivilegeEscalation: false
-privileged: false
-readOnlyRootFilesystem: {{ .Values.securityContext.readOnlyRootFilesystem }}
-capabilities:
-  drop: ["ALL"]
-seccompProfile:
-  type: RuntimeDefault
-{{- end -}}
-
-{{/*
-tfserving.protocolEnabled: "true" when the protocol (rest|grpc) is in global.protocols.
-*/}}
-{{- define "tfserving.protocolEnabled" -}}
-{{- if has .protocol .root.Values.global.protocols -}}true{{- end -}}
 {{- end -}}
