@@ -23,6 +23,7 @@ class ExperimentError(ValueError):
 class Server(StrEnum):
     torchserve = "torchserve"
     tfserving = "tfserving"
+    kserve = "kserve"
     # In-process baselines: the raw model compute with the same thread budget, no server.
     pytorch = "pytorch"
     tensorflow = "tensorflow"
@@ -41,6 +42,9 @@ class Encoding(StrEnum):
     tensorproto = "tensorproto"  # TF Serving gRPC PredictRequest TensorProto
     bytes = "bytes"  # TorchServe gRPC PredictionsRequest input["data"] = raw float32 bytes
     ndarray = "ndarray"  # in-process: numpy array handed to the framework directly
+    # Open Inference Protocol (v2): REST JSON {"inputs": [{name, shape, datatype FP32, data}]};
+    # gRPC ModelInferRequest with the float32 bytes in raw_input_contents.
+    oip = "oip"
 
 
 # Which encodings each (server, protocol) pair accepts; the first one is its default.
@@ -49,6 +53,9 @@ ALLOWED_ENCODINGS: dict[tuple[Server, Protocol], tuple[Encoding, ...]] = {
     (Server.torchserve, Protocol.grpc): (Encoding.bytes,),
     (Server.tfserving, Protocol.rest): (Encoding.json, Encoding.b64),
     (Server.tfserving, Protocol.grpc): (Encoding.tensorproto,),
+    # KServe REST: json = v1 predict {"instances"} (TF Serving's body), oip = v2 infer.
+    (Server.kserve, Protocol.rest): (Encoding.json, Encoding.oip),
+    (Server.kserve, Protocol.grpc): (Encoding.oip,),
     (Server.pytorch, Protocol.inprocess): (Encoding.ndarray,),
     (Server.tensorflow, Protocol.inprocess): (Encoding.ndarray,),
 }

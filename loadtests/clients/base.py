@@ -254,6 +254,10 @@ def make_client(
         from servecmp.loadtests.clients.tfserving_rest import TFServingRestClient as cls
     elif key == (Server.tfserving, Protocol.grpc):
         from servecmp.loadtests.clients.tfserving_grpc import TFServingGrpcClient as cls
+    elif key == (Server.kserve, Protocol.rest):
+        from servecmp.loadtests.clients.oip_rest import OipRestClient as cls
+    elif key == (Server.kserve, Protocol.grpc):
+        from servecmp.loadtests.clients.oip_grpc import OipGrpcClient as cls
     elif key == (Server.pytorch, Protocol.inprocess):
         from servecmp.loadtests.clients.inprocess import PyTorchInProcessClient as cls
     elif key == (Server.tensorflow, Protocol.inprocess):
