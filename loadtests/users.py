@@ -176,6 +176,14 @@ class TFServingGrpcUser(ClosedLoopUser):
     abstract = True
 
 
+class KServeRestUser(ClosedLoopUser):
+    abstract = True
+
+
+class KServeGrpcUser(ClosedLoopUser):
+    abstract = True
+
+
 class InProcessUser(ClosedLoopUser):
     abstract = True
 
@@ -185,6 +193,8 @@ _KIND_USERS = {
     ("torchserve", "grpc"): TorchServeGrpcUser,
     ("tfserving", "rest"): TFServingRestUser,
     ("tfserving", "grpc"): TFServingGrpcUser,
+    ("kserve", "rest"): KServeRestUser,
+    ("kserve", "grpc"): KServeGrpcUser,
 }
 
 

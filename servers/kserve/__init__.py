@@ -48,7 +48,7 @@ from servecmp.servers.kserve.metrics import METRICS  # noqa: E402 - cheap: names
 from servecmp.servers.kserve.search import SEARCH_SPACE  # noqa: E402
 
 # Where the cluster image puts the script (deploy/kind/kserve.Dockerfile, helm stream).
-IMAGE_SCRIPT = "/app/model_server.py"
+IMAGE_SCRIPT = "/opt/servecmp/model_server.py"
 
 
 class KServeAdapter(ServerAdapter):
