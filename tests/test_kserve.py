@@ -70,7 +70,7 @@ def test_flags_carry_the_experiment_budget() -> None:
 def test_batching_request_is_stated_not_hidden() -> None:
     text = config.render(_exp(tuning={"batching": {"enabled": True}}), _Placement()).files[config.FLAGS_FILE]
     assert "tuning.batching.enabled is ignored" in text and "no server-side dynamic batching" in text
-    assert any(r.setting == "tuning.batching" and r.knob == "none" for r in ADAPTER.fairness)
+    assert any(r.setting == "tuning.batching.enabled" and r.knob == "none" for r in ADAPTER.fairness)
 
 
 def test_registry_lists_kserve_after_tfserving_with_its_pieces() -> None:
@@ -82,7 +82,9 @@ def test_registry_lists_kserve_after_tfserving_with_its_pieces() -> None:
     assert a.encodings(Protocol.grpc) == (Encoding.oip,)
     for spec in a.protocols:
         assert spec.client_class().__name__ in ("OipRestClient", "OipGrpcClient")
-    assert {r.setting for r in a.fairness} >= {"tuning.workers", "threads.intra_op", "threads.io", "tuning.batching"}
+    assert {r.setting for r in a.fairness} >= {"tuning.workers", "tuning.intra_op_threads", "tuning.io_threads",
+                                               "tuning.batching.enabled"}
+    assert a.chart_files == {"flags": config.FLAGS_FILE}
     assert a.search_space is not None and all(k.source for k in a.search_space.knobs)
     assert WIRE.port("metrics").number == WIRE.port("rest").number  # /metrics on the HTTP port
 
@@ -369,6 +371,16 @@ def test_two_workers_are_two_rest_processes_and_stop_leaves_nothing(
     finally:
         server.stop()
     assert not [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+@needs_venv
+def test_runtime_probe_reports_the_installed_versions() -> None:
+    from servecmp.servers.kserve import RUNTIME_PROBE
+
+    out = subprocess.run([str(venv_python()), "-c", RUNTIME_PROBE], capture_output=True, text=True, timeout=60)
+    found = ADAPTER.parse_runtime([out.stdout])
+    assert found["version"] == "0.21.0" and found["torch"].startswith("2.13.0")
+    assert ADAPTER.parse_runtime(["garbage"])["version"] == "unknown"
 
 
 def test_oip_json_decoder_names_what_is_wrong() -> None:

@@ -51,6 +51,10 @@ from servecmp.servers.kserve.search import SEARCH_SPACE  # noqa: E402
 IMAGE_SCRIPT = "/opt/servecmp/model_server.py"
 
 
+RUNTIME_PROBE = ("import importlib.metadata as m, json; "
+                 "print(json.dumps({p: m.version(p) for p in ('kserve', 'torch', 'protobuf')}))")
+
+
 class KServeAdapter(ServerAdapter):
     name: ClassVar[str] = "kserve"
     label: ClassVar[str] = "KServe 0.21 (Python model server)"
@@ -65,19 +69,37 @@ class KServeAdapter(ServerAdapter):
     metrics: ClassVar[ServerMetrics | None] = METRICS
     search_space: ClassVar[SearchSpace | None] = SEARCH_SPACE
     fairness: ClassVar[tuple[FairnessRow, ...]] = (
+        FairnessRow("resources.cpus", "CPU set (local) / CPU limit (k8s)", "= resources.cpus"),
+        FairnessRow("resources.memory_mib", "memory limit (k8s); no server knob", "= memory_mib"),
         FairnessRow("tuning.workers", "--workers",
                     "= tuning.workers uvicorn REST processes, each with its own model copy; gRPC is "
                     "served by the parent process alone (one more copy)"),
-        FairnessRow("threads.intra_op", "torch.set_num_threads (--intra_op_threads), OMP_NUM_THREADS",
-                    "= intra_op_threads in every process that loads the model"),
-        FairnessRow("threads.io", "--max_threads",
-                    "= io_threads (the gRPC server's thread pool; servicers are coroutines on one event "
-                    "loop per process, so it bounds little; REST has no I/O pool)"),
-        FairnessRow("tuning.batching", "none",
+        FairnessRow("tuning.intra_op_threads", "--intra_op_threads (torch.set_num_threads), OMP_NUM_THREADS",
+                    "per process: cpus / workers (or tuning.intra_op_threads)"),
+        FairnessRow("tuning.io_threads", "--max_threads",
+                    "= cpus (or tuning.io_threads): the gRPC server's thread pool; servicers are "
+                    "coroutines on one event loop per process, so it bounds little; REST has no I/O pool"),
+        FairnessRow("tuning.batching.enabled", "none",
                     "no server-side dynamic batching in the Python model server (the KServe batcher "
                     "is the Go agent sidecar of an InferenceService): runs unbatched, the flags file says so"),
-        FairnessRow("resources.cpus", "CPU set (local) / container limit (cluster)", "= resources.cpus"),
+        FairnessRow("tuning.batching.max_batch_size", "none", "not applicable (no batching)"),
+        FairnessRow("tuning.batching.batch_timeout_ms", "none", "not applicable (no batching)"),
+        FairnessRow("tuning.batching.max_enqueued_batches", "none",
+                    "no queue bound: requests wait on the event loop"),
     )
+    # Helm: the chart's config.flags value gets the generated flags.txt (--set-file).
+    chart_files: ClassVar[dict[str, str]] = {"flags": "flags.txt"}
+    # Cluster path: what the running container reports (kubectl exec).
+    runtime_commands: ClassVar[tuple[tuple[str, ...], ...]] = (("python", "-c", RUNTIME_PROBE),)
+
+    def parse_runtime(self, outputs: Any) -> dict[str, Any]:
+        import json
+
+        try:
+            found = json.loads(outputs[0].strip().splitlines()[-1])
+            return {"version": found.get("kserve", "unknown"), **found}
+        except (ValueError, IndexError, AttributeError):
+            return {"version": "unknown", "outputs": [str(o).strip()[-300:] for o in outputs]}
 
     def render(self, exp: Experiment, placement: Placement) -> RenderedConfig:
         from servecmp.servers.kserve.config import render
