@@ -406,3 +406,21 @@ def test_setup_installs_the_pinned_kserve_in_its_own_venv() -> None:
     if dockerfile.is_file():
         text = dockerfile.read_text()
         assert f"kserve=={KSERVE_VERSION}" in text and "servers/kserve/model_server.py" in text
+
+
+@needs_venv
+@pytest.mark.slow
+@pytest.mark.parametrize("target", [TARGETS[0], TARGETS[2]], ids=lambda t: t.name)
+def test_an_engine_step_measures_kserve(kserve_server: KServeServer, target: Target, tmp_path: Path) -> None:
+    """The load engine's step process (Locust users, gevent; gRPC patched for gevent) drives the
+    OIP clients and checks every answer."""
+    from servecmp.experiment import Load, Stability
+    from servecmp.loadtests.engine.runner import run_step
+    from servecmp.loadtests.engine.spec import make_spec
+
+    payloads_path = str(_payloads(1).save(tmp_path))
+    load = Load(warmup_s=0.5, request_timeout_s=10, stability=Stability(window_s=1.0, windows=2, max_windows=2))
+    spec = make_spec(run_id="t", index=0, target=target, address=kserve_server.address(target.protocol), load=load,
+                     param=("concurrency", 2), payloads_path=payloads_path, model=MODEL)
+    result = run_step(spec, tmp_path)
+    assert result.ok > 0 and result.wrong_answers == 0 and not result.transport_errors, result.error
