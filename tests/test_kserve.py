@@ -424,3 +424,14 @@ def test_an_engine_step_measures_kserve(kserve_server: KServeServer, target: Tar
                      param=("concurrency", 2), payloads_path=payloads_path, model=MODEL)
     result = run_step(spec, tmp_path)
     assert result.ok > 0 and result.wrong_answers == 0 and not result.transport_errors, result.error
+
+
+def test_oip_clients_check_the_protocol_not_the_server() -> None:
+    from servecmp.loadtests.clients.oip_grpc import OipGrpcClient
+    from servecmp.loadtests.clients.oip_rest import OipRestClient
+
+    ps = _payloads(1)
+    with pytest.raises(ValueError, match="speaks grpc, not rest"):
+        OipGrpcClient(TARGETS[1], "127.0.0.1:1", ps, 1.0)
+    with pytest.raises(ValueError, match="speaks rest, not grpc"):
+        OipRestClient(TARGETS[2], "127.0.0.1:1", ps, 1.0)

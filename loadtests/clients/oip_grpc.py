@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from servecmp.experiment import Encoding, Protocol, Server, Target
+from servecmp.experiment import Encoding, Protocol, Target
 from servecmp.loadtests.clients import oip_protos
 from servecmp.loadtests.clients._grpc import insecure_channel, transport_error
 from servecmp.loadtests.clients.base import TargetClient, TransportError
@@ -23,10 +23,14 @@ from servecmp.loadtests.payloads import PayloadSet
 
 
 class OipGrpcClient(TargetClient):
-    serves = ((Server.kserve, Protocol.grpc),)
+    # Any server whose adapter lists this client for grpc (KServe today; Triton, MLServer and
+    # OpenVINO Model Server speak the same protocol): the protocol is checked, not the server.
+    serves = ()
 
     def __init__(self, target: Target, address: str, payloads: PayloadSet, timeout_s: float) -> None:
         super().__init__(target, address, payloads, timeout_s)
+        if target.protocol is not Protocol.grpc:
+            raise ValueError(f"{type(self).__name__} speaks grpc, not {target.protocol.value} ({target.name})")
         if self.encoding is not Encoding.oip:
             raise ValueError(f"OIP gRPC does not take encoding {self.encoding.value}")
         pb2, pb2_grpc = oip_protos.load()

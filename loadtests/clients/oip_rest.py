@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from servecmp.experiment import Encoding, Protocol, Server, Target
+from servecmp.experiment import Encoding, Protocol, Target
 from servecmp.loadtests.clients._http import HttpConnection
 from servecmp.loadtests.clients.base import TargetClient, TransportError
 from servecmp.loadtests.clients.torchserve_rest import JSON_HEADERS, decode_predictions_json
@@ -38,12 +38,16 @@ def decode_oip_json(data: bytes, output_name: str | None = None) -> np.ndarray:
 
 
 class OipRestClient(TargetClient):
-    serves = ((Server.kserve, Protocol.rest),)
+    # Any server whose adapter lists this client for rest (KServe today; Triton, MLServer and
+    # OpenVINO Model Server speak the same protocol): the protocol is checked, not the server.
+    serves = ()
 
     def __init__(
         self, target: Target, address: str, payloads: PayloadSet, timeout_s: float, *, concurrency: int = 1
     ) -> None:
         super().__init__(target, address, payloads, timeout_s)
+        if target.protocol is not Protocol.rest:
+            raise ValueError(f"{type(self).__name__} speaks rest, not {target.protocol.value} ({target.name})")
         if self.encoding not in (Encoding.oip, Encoding.json):
             raise ValueError(f"OIP/v1 REST does not take encoding {self.encoding.value}")
         payloads.prepare([self.encoding])

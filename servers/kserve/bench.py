@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         payloads_path = str(payloads.save(work))
         model_pt = work / "models" / "kserve" / exp.model / "1" / "model.pt"
         assert artifacts(exp.model, root).mar.is_file()
-        targets = [t for t in exp.targets if t.server.value == "kserve"]
+        targets = [t for t in exp.targets if str(t.server) == "kserve"]
         targets.append(Target(server="pytorch", protocol="inprocess"))  # type: ignore[arg-type]
         rows: dict[tuple[str, int], list[float]] = {}
         index = 0
