@@ -39,11 +39,13 @@ def installed_versions() -> dict[str, str]:
 
 def publish_model(mar: Path, model_dir: Path, version: int) -> Path:
     """``<model_dir>/<version>/model.pt``: the TorchScript bytes from inside the .mar (the
-    in-process baseline and TorchServe run the same file)."""
+    in-process baseline and TorchServe run the same file), and the .mar's ``model_spec.json``."""
     dest = model_dir / str(version) / "model.pt"
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".pt.tmp")
     with zipfile.ZipFile(mar) as zf:
+        if "model_spec.json" in zf.namelist():  # the input shape the server enforces
+            (dest.parent / "model_spec.json").write_bytes(zf.read("model_spec.json"))
         tmp.write_bytes(zf.read("model.pt"))
     os.replace(tmp, dest)  # a reload never sees half a file
     return dest

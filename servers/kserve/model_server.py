@@ -10,7 +10,8 @@ CLI (one flag per line in the generated ``flags.txt``; servers/kserve/config.py 
         --intra_op_threads 1 --http_port 8080 --grpc_port 8081 --workers 1 --max_threads 4
 
 Our flags: ``--model_dir`` holds ``<version>/model.pt`` (the TorchScript file from inside the
-.mar); the highest version loads. ``--intra_op_threads`` sets ``torch.set_num_threads`` (the
+.mar; ``<version>/model_spec.json`` beside it, when present, fixes the input's [C, H, W]); the
+highest version loads. ``--intra_op_threads`` sets ``torch.set_num_threads`` (the
 TorchServe handler and the in-process baseline do the same), ``--interop_threads``
 ``torch.set_num_interop_threads``. Every other flag is KServe's own: ``kserve/model_server.py``
 (kserve 0.21.0) parses ``sys.argv`` with ``parse_known_args`` when it is imported
@@ -37,6 +38,7 @@ What it serves (routes of kserve 0.21.0, ``kserve/protocol/rest/{v1,v2}_endpoint
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import uuid
 from pathlib import Path
@@ -57,6 +59,7 @@ from kserve.model_repository import ModelRepository  # noqa: E402
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse  # noqa: E402
 
 MODEL_FILE = "model.pt"
+SPEC_FILE = "model_spec.json"  # from the .mar, optional: {"input_shape": [C, H, W], ...}
 
 
 def latest_version(model_dir: Path) -> tuple[int, Path]:
@@ -81,6 +84,7 @@ class TorchScriptModel(kserve.Model):
         self.output_name = output_name
         self.threads = threads  # torch intra-op threads, set in every process that loads
         self.version = 0
+        self.input_shape: list[int] | None = None  # [C, H, W] when the version ships its spec
         self._module: Any = None
 
     # --workers > 1 starts REST processes with multiprocessing "spawn" and pickles the model
@@ -102,7 +106,10 @@ class TorchScriptModel(kserve.Model):
         version, path = latest_version(self.model_dir)
         module = torch.jit.load(str(path), map_location="cpu")
         module.eval()
+        spec = path.with_name(SPEC_FILE)
+        shape = json.loads(spec.read_text()).get("input_shape") if spec.is_file() else None
         self._module, self.version = module, version
+        self.input_shape = [int(d) for d in shape] if shape else None
         self.ready = True
         return self.ready
 
@@ -111,6 +118,10 @@ class TorchScriptModel(kserve.Model):
             raise InvalidInput(f"input must be FP32 (float32), got {batch.dtype}")
         if batch.ndim != 4:
             raise InvalidInput(f"input must be a [B, C, H, W] batch, got shape {list(batch.shape)}")
+        if self.input_shape and list(batch.shape[1:]) != self.input_shape:
+            # A global-pooling CNN would answer other H, W too: the model's declared shape rules.
+            raise InvalidInput(f"input shape {list(batch.shape)} does not match the model's [B, "
+                               f"{', '.join(map(str, self.input_shape))}]")
         try:
             with torch.inference_mode():
                 out = self._module(torch.from_numpy(np.ascontiguousarray(batch)))
