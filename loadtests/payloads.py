@@ -87,6 +87,13 @@ def _json_body(batch: np.ndarray) -> bytes:
     return json.dumps({"instances": batch.tolist()}, separators=(",", ":")).encode()
 
 
+def _oip_json_body(batch: np.ndarray, input_name: str) -> bytes:
+    # Open Inference Protocol v2 REST: the tensor's data flattened in row-major order.
+    body = {"inputs": [{"name": input_name, "shape": list(batch.shape), "datatype": "FP32",
+                        "data": batch.ravel().tolist()}]}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 def _b64_body(batch: np.ndarray, input_name: str) -> bytes:
     instances = [
         {input_name: {"b64": base64.b64encode(item.astype("<f4").tobytes()).decode("ascii")}}
@@ -246,6 +253,8 @@ class PayloadSet:
             return tensor_proto(batch)
         if enc is Encoding.ndarray:
             return batch
+        if enc is Encoding.oip:
+            return _oip_json_body(batch, self.input_name)
         raise ValueError(f"unknown encoding {enc!r}")
 
     def body(self, encoding: Encoding, index: int) -> Any:

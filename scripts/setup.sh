@@ -2,6 +2,7 @@
 # Set up everything servecmp needs on a fresh Debian 12 machine (idempotent; re-runs are cheap).
 #   system: OpenJDK 17 (TorchServe), prometheus + promtool, wrk, chromium (report screenshot test)
 #   python: .venv with the pinned stack; tensorflow-serving-api with --no-deps (see README)
+#   kserve: .venv-kserve with kserve + torch (its own pins, see below)
 #   tools:  helm (scripts/install-helm.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,22 @@ else
   # Declares `tensorflow` and would pull the full wheel over tensorflow-cpu (same package dir).
   "$VENV/bin/pip" install -q --no-deps tensorflow-serving-api==2.20.0
   echo "$HASH" >"$STAMP"
+fi
+
+# KServe's Python model server in its own venv: kserve 0.21.0 requires protobuf<7, our stack
+# resolves to protobuf 7.x. Pins: deploy/versions.py KSERVE_VERSION (tests/test_versions.py).
+KVENV=${KSERVE_VENV:-.venv-kserve}
+KSTAMP="$KVENV/.servecmp-setup"
+KHASH=$(cat scripts/setup.sh deploy/versions.py | sha256sum | cut -c1-16)
+if [ -f "$KSTAMP" ] && [ "$(cat "$KSTAMP")" = "$KHASH" ]; then
+  echo "==> kserve environment up to date ($KVENV)"
+else
+  echo "==> kserve environment in $KVENV"
+  [ -x "$KVENV/bin/python" ] || "$PY" -m venv "$KVENV"
+  "$KVENV/bin/pip" install -q --upgrade pip
+  "$KVENV/bin/pip" install -q torch==2.13.0  # the CPU wheel: any other pin pulls CUDA builds
+  "$KVENV/bin/pip" install -q kserve==0.21.0 numpy
+  echo "$KHASH" >"$KSTAMP"
 fi
 
 bash scripts/install-helm.sh >/dev/null || echo "warning: helm could not be installed; chart tests will be skipped"

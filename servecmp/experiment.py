@@ -33,6 +33,9 @@ class Encoding(StrEnum):
     tensorproto = "tensorproto"  # TF Serving gRPC PredictRequest TensorProto
     bytes = "bytes"  # TorchServe gRPC PredictionsRequest input["data"] = raw float32 bytes
     ndarray = "ndarray"  # in-process: numpy array handed to the framework directly
+    # Open Inference Protocol (v2): REST JSON {"inputs": [{name, shape, datatype FP32, data}]};
+    # gRPC ModelInferRequest with the float32 bytes in raw_input_contents.
+    oip = "oip"
 
 
 def known_servers() -> tuple[str, ...]:

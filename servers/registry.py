@@ -15,6 +15,7 @@ from servecmp.servers.base import ServerAdapter
 MODULES: dict[str, str] = {
     "torchserve": "servecmp.servers.torchserve",
     "tfserving": "servecmp.servers.tfserving",
+    "kserve": "servecmp.servers.kserve",
     "pytorch": "servecmp.servers.inprocess:PYTORCH",
     "tensorflow": "servecmp.servers.inprocess:TENSORFLOW",
 }

@@ -66,6 +66,10 @@ def _decode(ps: PayloadSet, enc: Encoding, i: int) -> np.ndarray:
         # through the wire form, as a server sees it
         proto = tensor_pb2.TensorProto.FromString(body.SerializeToString())
         return tensor_proto_to_array(proto)
+    if enc is Encoding.oip:  # Open Inference Protocol v2 JSON: flat row-major data + shape
+        (inp,) = json.loads(body)["inputs"]
+        assert inp["name"] == ps.input_name and inp["datatype"] == "FP32"
+        return np.asarray(inp["data"], dtype=np.float32).reshape(inp["shape"])
     assert enc is Encoding.ndarray
     return np.asarray(body)
 

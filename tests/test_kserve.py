@@ -1,0 +1,444 @@
+"""KServe's Python model server (kserve 0.21.0), for real: started from the generated flags in
+its own venv, driven by the project's clients over v1 REST, OIP v2 REST and OIP v2 gRPC.
+
+Contract tests check each upstream fact the adapter rests on against the INSTALLED kserve
+(``.venv-kserve``): flag names, default ports, metric names, the routes, the missing .proto.
+Everything skips (with the reason) only when ``.venv-kserve`` is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+import requests
+
+from servecmp.experiment import Encoding, Protocol, Target, parse_experiment
+from servecmp.servers import registry
+from servecmp.servers.kserve import ADAPTER, WIRE, config
+from servecmp.servers.kserve import metrics as kmetrics
+from servecmp.servers.kserve.local import KServeServer, venv_python
+
+pytestmark = pytest.mark.kserve
+MODEL = "resnet"
+REASON = KServeServer.availability()
+needs_venv = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+
+
+def kserve_python(code: str) -> Any:
+    """Run ``code`` in the KServe venv; its last stdout line parsed as JSON."""
+    out = subprocess.run([str(venv_python()), "-c", code], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _exp(**fields: object) -> Any:
+    return parse_experiment({"name": "k", "model": MODEL, "targets": [{"server": "kserve", "protocol": "rest"}],
+                             **fields})
+
+
+# ---- no server: rendering, adapter, registry -----------------------------------------------------
+class _Placement:
+    bind_host = "127.0.0.1"
+
+    def port(self, server: str, role: str) -> int:
+        return {"rest": 18080, "grpc": 18081, "metrics": 18080}[role]
+
+    def path(self, server: str, role: str) -> str:
+        return {"model_root": "/m root", "config_dir": "/c"}[role]
+
+
+def test_flags_carry_the_experiment_budget() -> None:
+    exp = _exp(resources={"cpus": 4}, tuning={"workers": 2, "io_threads": 3})
+    rendered = config.render(exp, _Placement())
+    flags = config.read_flags(rendered.files[config.FLAGS_FILE])
+    assert "--workers=2" in flags and "--max_threads=3" in flags
+    assert "--intra_op_threads=2" in flags  # 4 cpus / 2 workers
+    assert "--http_port=18080" in flags and "--grpc_port=18081" in flags
+    assert "--model_dir=/m root/resnet" in flags and f"--model_name={MODEL}" in flags
+    assert rendered.env["OMP_NUM_THREADS"] == "2"
+    assert "ignored" not in rendered.files[config.FLAGS_FILE]
+
+
+def test_batching_request_is_stated_not_hidden() -> None:
+    text = config.render(_exp(tuning={"batching": {"enabled": True}}), _Placement()).files[config.FLAGS_FILE]
+    assert "tuning.batching.enabled is ignored" in text and "no server-side dynamic batching" in text
+    assert any(r.setting == "tuning.batching.enabled" and r.knob == "none" for r in ADAPTER.fairness)
+
+
+def test_registry_lists_kserve_after_tfserving_with_its_pieces() -> None:
+    names = registry.names()
+    assert names.index("kserve") == names.index("tfserving") + 1
+    a = registry.get("kserve")
+    assert a.framework == "pytorch" and a.baseline == "pytorch-inprocess" and a.chart == "kserve"
+    assert a.encodings(Protocol.rest) == (Encoding.json, Encoding.oip)
+    assert a.encodings(Protocol.grpc) == (Encoding.oip,)
+    for spec in a.protocols:
+        assert spec.client_class().__name__ in ("OipRestClient", "OipGrpcClient")
+    assert {r.setting for r in a.fairness} >= {"tuning.workers", "tuning.intra_op_threads", "tuning.io_threads",
+                                               "tuning.batching.enabled"}
+    assert a.chart_files == {"flags": config.FLAGS_FILE}
+    assert a.search_space is not None and all(k.source for k in a.search_space.knobs)
+    assert WIRE.port("metrics").number == WIRE.port("rest").number  # /metrics on the HTTP port
+
+
+def test_targets_accept_kserve_pairs_and_refuse_others() -> None:
+    names = [Target(server="kserve", protocol=p, encoding=e).name  # type: ignore[arg-type]
+             for p, e in (("rest", None), ("rest", "oip"), ("grpc", None))]
+    assert names == ["kserve-rest-json", "kserve-rest-oip", "kserve-grpc-oip"]
+    with pytest.raises(ValueError, match="encoding 'raw' is not valid for kserve/rest"):
+        Target(server="kserve", protocol="rest", encoding="raw")  # type: ignore[arg-type]
+
+
+def test_missing_venv_is_reported_with_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SERVECMP_KSERVE_VENV", str(tmp_path / "nope"))
+    reason = KServeServer.availability()
+    assert reason and "scripts/setup.sh" in reason and "protobuf<7" in reason
+
+
+def test_descriptor_reader_refuses_a_file_that_is_not_generated_code() -> None:
+    from servecmp.loadtests.clients import oip_protos
+
+    with pytest.raises(oip_protos.StubError, match="AddSerializedFile"):
+        oip_protos.descriptor_bytes("x = 1\n")
+
+
+# ---- contract: facts from the installed kserve 0.21.0 ---------------------------------------------
+@needs_venv
+def test_contract_installed_kserve_is_the_pin_and_needs_its_own_venv() -> None:
+    from servecmp.deploy.versions import KSERVE_VERSION
+
+    got = kserve_python("import importlib.metadata as m, json; "
+                        "print(json.dumps([m.version('kserve'), m.version('protobuf'), m.version('torch')]))")
+    assert got[0] == KSERVE_VERSION
+    assert int(got[1].split(".")[0]) < 7  # kserve requires protobuf<7; our stack has 7.x
+    assert got[2].startswith("2.13.0")
+
+
+@needs_venv
+def test_contract_every_rendered_flag_exists_in_kserve_or_our_script() -> None:
+    code = (
+        "import sys, json; sys.argv=['x']\n"
+        "from kserve.model_server import parser\n"
+        "from kserve.constants import constants as c\n"
+        "print(json.dumps({'flags': [o for a in parser._actions for o in a.option_strings],"
+        " 'http': c.DEFAULT_HTTP_PORT, 'grpc': c.DEFAULT_GRPC_PORT}))"
+    )
+    facts = kserve_python(code)
+    ours = {"--model_dir", "--intra_op_threads", "--interop_threads", "--output_name"}
+    flags = config.read_flags(config.render(_exp(), _Placement()).files[config.FLAGS_FILE])
+    for flag in flags:
+        name = flag.split("=", 1)[0]
+        assert name in facts["flags"] or name in ours, f"{name} is not a kserve 0.21.0 flag"
+    assert {"--workers", "--max_threads", "--enable_grpc", "--http_port", "--grpc_port"} <= set(facts["flags"])
+    assert (WIRE.port("rest").number, WIRE.port("grpc").number) == (facts["http"], facts["grpc"])
+
+
+@needs_venv
+def test_contract_metric_names_and_label() -> None:
+    code = ("import json\nfrom kserve import metrics as m\n"
+            "print(json.dumps({h._name: list(h._labelnames) for h in (m.PRE_HIST_TIME, m.PREDICT_HIST_TIME,"
+            " m.POST_HIST_TIME, m.EXPLAIN_HIST_TIME)}))")
+    facts = kserve_python(code)
+    assert set(facts) == set(kmetrics.NAMES)
+    assert all(labels == ["model_name"] for labels in facts.values())
+
+
+@needs_venv
+def test_contract_routes_and_no_proto_file_in_the_wheel() -> None:
+    code = (
+        "import sys, json, importlib.metadata as m; sys.argv=['x']\n"
+        "import fastapi\n"
+        "from kserve.protocol.rest.v1_endpoints import register_v1_endpoints\n"
+        "from kserve.protocol.rest.v2_endpoints import register_v2_endpoints\n"
+        "app = fastapi.FastAPI(); register_v1_endpoints(app, None, None); register_v2_endpoints(app, None, None)\n"
+        "files = [str(f) for f in m.files('kserve')]\n"
+        "print(json.dumps({'routes': list(app.openapi()['paths']),"
+        " 'protos': [f for f in files if f.endswith('.proto')],"
+        " 'pb2': [f for f in files if f.endswith('grpc_predict_v2_pb2.py')]}))"
+    )
+    facts = kserve_python(code)
+    for route in ("/v1/models/{model_name}:predict", "/v2/models/{model_name}/infer", "/v2/health/ready",
+                  "/v2/models/{model_name}/ready", "/v2/repository/models/{model_name}/load"):
+        assert route in facts["routes"]
+    assert WIRE.ready_path.replace("{model}", "{model_name}") in facts["routes"]
+    assert facts["protos"] == []  # hence oip_protos reads the descriptor out of the pb2 file
+    assert facts["pb2"] == ["kserve/protocol/grpc/grpc_predict_v2_pb2.py"]
+
+
+@needs_venv
+def test_oip_stubs_generated_with_our_grpcio_tools(tmp_path: Path) -> None:
+    from servecmp.loadtests.clients import oip_protos
+
+    d = oip_protos.stub_dir(tmp_path / "stubs")
+    grpc_py = (d / oip_protos.PACKAGE / "grpc_predict_v2_pb2_grpc.py").read_text()
+    assert "/inference.GRPCInferenceService/ModelInfer" in grpc_py  # the OIP wire path
+    assert oip_protos.stub_dir(tmp_path / "stubs") == d  # cached
+
+
+# ---- the real server ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def model_root(exported_model: Callable[[str], Path]) -> Path:
+    from servecmp.models.export import DEFAULT_SEED, artifacts, export_model, seed_for_version
+
+    root = exported_model(MODEL)
+    if not artifacts(MODEL, root, 2).mar.is_file():
+        export_model(MODEL, root, seed=seed_for_version(DEFAULT_SEED, 2), version=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def kserve_server(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KServeServer]:
+    from servecmp.servers.kserve.standalone import start_kserve
+
+    if REASON:
+        pytest.skip(REASON)
+    work = tmp_path_factory.mktemp("kserve run dir")  # a space in the path
+    server = start_kserve(MODEL, work, model_root)
+    yield server
+    tree = server.process.tree() if server.process else []
+    server.stop()
+    left = [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"KServe processes survived stop(): {left}"
+
+
+def _payloads(batch: int, version: int = 1) -> Any:
+    from servecmp.loadtests.payloads import PayloadSet
+    from servecmp.models.export import DEFAULT_SEED, seed_for_version
+    from servecmp.models.registry import get_model
+
+    return PayloadSet.build(get_model(MODEL), 99, batch, 4, weights_seed=seed_for_version(DEFAULT_SEED, version))
+
+
+TARGETS = [Target(server="kserve", protocol="rest"),  # type: ignore[arg-type]
+           Target(server="kserve", protocol="rest", encoding="oip"),  # type: ignore[arg-type]
+           Target(server="kserve", protocol="grpc")]  # type: ignore[arg-type]
+
+
+def _outcomes(server: KServeServer, target: Target, payloads: Any) -> list[str]:
+    from servecmp.loadtests.clients.base import execute, make_client
+
+    with make_client(target, server.address(target.protocol), payloads, 10.0) as client:
+        results = [execute(client, i) for i in range(len(payloads))]
+    return [r.outcome.value + ("" if r.ok else f": {r.exception}") for r in results]
+
+
+@needs_venv
+@pytest.mark.slow
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
+def test_every_protocol_answers_the_expected_logits(kserve_server: KServeServer, target: Target, batch: int) -> None:
+    assert _outcomes(kserve_server, target, _payloads(batch)) == ["ok"] * 4
+
+
+@needs_venv
+@pytest.mark.slow
+def test_a_wrong_model_version_is_caught_as_a_wrong_answer(kserve_server: KServeServer) -> None:
+    # The clients check logits: v2 weights' expectations against the v1 server must fail.
+    outcomes = _outcomes(kserve_server, TARGETS[1], _payloads(1, version=2))
+    assert all(o.startswith("wrong_answer") for o in outcomes)
+
+
+@needs_venv
+@pytest.mark.slow
+def test_readiness_endpoints(kserve_server: KServeServer) -> None:
+    base = f"http://{kserve_server.endpoints.rest}"
+    assert requests.get(f"{base}/v2/health/ready", timeout=5).json() == {"ready": True}
+    assert requests.get(f"{base}/v2/models/{MODEL}/ready", timeout=5).json()["ready"] is True
+    assert requests.get(f"{base}/v2/models/nope/ready", timeout=5).status_code == 404
+    assert kserve_server.is_ready()
+
+
+@needs_venv
+@pytest.mark.slow
+def test_metrics_scrape_parses_and_counts_predicts(kserve_server: KServeServer) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def predicts() -> float:
+        text = requests.get(kserve_server.endpoints.metrics_url, timeout=5).text
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        assert set(kmetrics.NAMES) <= set(fams)
+        return sum(s.value for s in fams[kmetrics.PREDICT].samples
+                   if s.name == kmetrics.PREDICT + "_count" and s.labels.get("model_name") == MODEL)
+
+    before = predicts()
+    assert _outcomes(kserve_server, TARGETS[2], _payloads(1)) == ["ok"] * 4  # gRPC counts too
+    assert predicts() - before == 4
+
+
+@needs_venv
+@pytest.mark.slow
+def test_bad_payloads_get_clear_errors(kserve_server: KServeServer) -> None:
+    base = f"http://{kserve_server.endpoints.rest}"
+    ok_url, missing_url = ADAPTER.predict_urls(kserve_server.endpoints.rest, MODEL)
+
+    def post(url: str, body: object) -> tuple[int, str]:
+        r = requests.post(url, json=body, timeout=10)
+        return r.status_code, r.json().get("error", "")
+
+    assert post(ok_url, {"rows": [1]}) == (400, 'v1 predict body must be a JSON object with "instances": [B, C, H, W]')
+    code, err = post(ok_url, {"instances": [[1, 2], [3]]})
+    assert code == 400 and "not a rectangular array" in err
+    code, err = post(missing_url, {"instances": [[1]]})
+    assert code == 404 and "does not exist" in err
+    v2 = f"{base}/v2/models/{MODEL}/infer"
+    code, err = post(v2, {"inputs": [{"name": "input", "shape": [1, 3, 64, 64], "datatype": "INT32", "data": [1]}]})
+    assert code == 400 and "datatype must be FP32" in err
+    code, err = post(v2, {"inputs": [{"name": "input", "shape": [1, 3, 64, 64], "datatype": "FP32", "data": [1.0]}]})
+    assert code == 400 and "cannot reshape" in err
+    code, err = post(v2, {"inputs": [{"name": "input", "shape": [1, 5, 8, 8], "datatype": "FP32", "data": [0.0] * 320}]})
+    assert code == 400 and "input shape [1, 5, 8, 8] does not match the model's [B, 3, 64, 64]" in err
+    # a global-pooling CNN would run 65 x 64 too: the model's declared shape is enforced
+    code, err = post(ok_url, {"instances": np.zeros((1, 3, 65, 64)).tolist()})
+    assert code == 400 and "does not match" in err
+    code, err = post(ok_url, {"instances": [[["a"] * 64] * 64] * 3})
+    assert code == 400 and "could not convert string to float" in err
+    r = requests.post(ok_url, data=bytes(range(256)) * 2, headers={"Content-Type": "application/json"}, timeout=10)
+    assert r.status_code == 400 and "Unrecognized request format" in r.json()["error"]
+    r = requests.post(ok_url, data=b"{}", headers={"Content-Type": "text/plain"}, timeout=10)
+    assert r.status_code == 400 and "Content-Type: application/json" in r.json()["error"]
+
+
+@needs_venv
+@pytest.mark.slow
+def test_bad_grpc_request_is_invalid_argument(kserve_server: KServeServer) -> None:
+    import grpc
+
+    from servecmp.loadtests.clients import oip_protos
+
+    pb2, pb2_grpc = oip_protos.load()
+    req = pb2.ModelInferRequest(model_name=MODEL, inputs=[pb2.ModelInferRequest.InferInputTensor(
+        name="input", datatype="INT32", shape=[1], contents=pb2.InferTensorContents(int_contents=[1]))])
+    with grpc.insecure_channel(kserve_server.endpoints.grpc) as ch, pytest.raises(grpc.RpcError) as info:
+        pb2_grpc.GRPCInferenceServiceStub(ch).ModelInfer(req, timeout=10)
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "datatype must be FP32" in (info.value.details() or "")
+
+
+@needs_venv
+@pytest.mark.slow
+def test_model_update_through_the_repository_extension(kserve_server: KServeServer, model_root: Path) -> None:
+    from servecmp.models.export import artifacts
+
+    flags = config.read_flags((kserve_server.config_dir / config.FLAGS_FILE).read_text())
+    model_dir = Path(next(f for f in flags if f.startswith("--model_dir=")).split("=", 1)[1])
+    update = ADAPTER.update_action(kserve_server, artifacts(MODEL, model_root, 2), model_dir.parent)
+    pid = kserve_server.measured_pid()
+    try:
+        update()
+        assert kserve_server.measured_pid() == pid  # in place, no restart
+        assert _outcomes(kserve_server, TARGETS[1], _payloads(1, version=2)) == ["ok"] * 4
+        r = requests.post(f"http://{kserve_server.endpoints.rest}/v2/models/{MODEL}/infer",
+                          data=_payloads(1).body(Encoding.oip, 0), timeout=10,
+                          headers={"Content-Type": "application/json"})
+        assert r.json()["model_version"] == "2"
+    finally:  # back to v1 for the other tests
+        (model_dir / "2" / "model.pt").unlink(missing_ok=True)
+        kserve_server.reload_model()
+    assert _outcomes(kserve_server, TARGETS[0], _payloads(1)) == ["ok"] * 4
+
+
+@needs_venv
+@pytest.mark.slow
+def test_kill_hard_then_restart_recovers(kserve_server: KServeServer) -> None:
+    tree = kserve_server.process.tree() if kserve_server.process else []
+    kserve_server.kill_hard()
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in tree)
+    with pytest.raises(requests.ConnectionError):
+        kserve_server.is_ready()
+    kserve_server.start()
+    kserve_server.wait_ready(timeout_s=120)
+    for target in TARGETS:
+        assert _outcomes(kserve_server, target, _payloads(1)) == ["ok"] * 4
+
+
+@needs_venv
+@pytest.mark.slow
+def test_two_workers_are_two_rest_processes_and_stop_leaves_nothing(
+    model_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from servecmp.servers.kserve.standalone import start_kserve
+
+    server = start_kserve(MODEL, tmp_path_factory.mktemp("kserve two workers"), model_root,
+                          resources={"cpus": 2}, tuning={"workers": 2})
+    try:
+        assert server.process is not None
+        tree = server.process.tree()
+        spawned = [p for p in tree if "spawn_main" in " ".join(p.cmdline())]
+        assert len(spawned) == 2  # one uvicorn process per worker, each with its own model
+        for target in TARGETS:
+            assert _outcomes(server, target, _payloads(4)) == ["ok"] * 4
+    finally:
+        server.stop()
+    assert not [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+@needs_venv
+def test_runtime_probe_reports_the_installed_versions() -> None:
+    from servecmp.servers.kserve import RUNTIME_PROBE
+
+    out = subprocess.run([str(venv_python()), "-c", RUNTIME_PROBE], capture_output=True, text=True, timeout=60)
+    found = ADAPTER.parse_runtime([out.stdout])
+    assert found["version"] == "0.21.0" and found["torch"].startswith("2.13.0")
+    assert ADAPTER.parse_runtime(["garbage"])["version"] == "unknown"
+
+
+def test_oip_json_decoder_names_what_is_wrong() -> None:
+    from servecmp.loadtests.clients.base import TransportError
+    from servecmp.loadtests.clients.oip_rest import decode_oip_json
+
+    ok = json.dumps({"outputs": [{"name": "logits", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]})
+    assert np.array_equal(decode_oip_json(ok.encode(), "logits"), np.array([[1, 2]], np.float32))
+    with pytest.raises(TransportError, match="not FP32"):
+        decode_oip_json(ok.replace("FP32", "INT64").encode())
+    with pytest.raises(TransportError, match="bad v2 inference JSON"):
+        decode_oip_json(b'{"error": "x"}')
+
+
+def test_setup_installs_the_pinned_kserve_in_its_own_venv() -> None:
+    from servecmp.deploy.versions import KSERVE_VERSION
+
+    root = Path(__file__).resolve().parents[1]
+    setup = (root / "scripts/setup.sh").read_text()
+    assert f"kserve=={KSERVE_VERSION}" in setup and "torch==2.13.0" in setup
+    assert ".venv-kserve" in setup and "deploy/versions.py" in setup  # re-runs when the pin moves
+    dockerfile = root / "deploy/kind/kserve.Dockerfile"  # written by the helm stream
+    if dockerfile.is_file():
+        text = dockerfile.read_text()
+        assert f"kserve=={KSERVE_VERSION}" in text and "servers/kserve/model_server.py" in text
+
+
+@needs_venv
+@pytest.mark.slow
+@pytest.mark.parametrize("target", [TARGETS[0], TARGETS[2]], ids=lambda t: t.name)
+def test_an_engine_step_measures_kserve(kserve_server: KServeServer, target: Target, tmp_path: Path) -> None:
+    """The load engine's step process (Locust users, gevent; gRPC patched for gevent) drives the
+    OIP clients and checks every answer."""
+    from servecmp.experiment import Load, Stability
+    from servecmp.loadtests.engine.runner import run_step
+    from servecmp.loadtests.engine.spec import make_spec
+
+    payloads_path = str(_payloads(1).save(tmp_path))
+    load = Load(warmup_s=0.5, request_timeout_s=10, stability=Stability(window_s=1.0, windows=2, max_windows=2))
+    spec = make_spec(run_id="t", index=0, target=target, address=kserve_server.address(target.protocol), load=load,
+                     param=("concurrency", 2), payloads_path=payloads_path, model=MODEL)
+    result = run_step(spec, tmp_path)
+    assert result.ok > 0 and result.wrong_answers == 0 and not result.transport_errors, result.error
+
+
+def test_oip_clients_check_the_protocol_not_the_server() -> None:
+    from servecmp.loadtests.clients.oip_grpc import OipGrpcClient
+    from servecmp.loadtests.clients.oip_rest import OipRestClient
+
+    ps = _payloads(1)
+    with pytest.raises(ValueError, match="speaks grpc, not rest"):
+        OipGrpcClient(TARGETS[1], "127.0.0.1:1", ps, 1.0)
+    with pytest.raises(ValueError, match="speaks rest, not grpc"):
+        OipRestClient(TARGETS[2], "127.0.0.1:1", ps, 1.0)
