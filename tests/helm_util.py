@@ -73,16 +73,7 @@ BASE_EXPERIMENT: dict[str, Any] = {
 }
 
 
-def _kserve_targets() -> list[dict[str, str]]:
-    from servecmp.experiment import Server
-
-    if "kserve" not in Server.__members__:
-        return []
-    return [{"server": "kserve", "protocol": "rest"}, {"server": "kserve", "protocol": "grpc"}]
-
-
-KSERVE_TARGETS = _kserve_targets()
-BASE_EXPERIMENT["targets"] += KSERVE_TARGETS
+BASE_EXPERIMENT["targets"] += [{"server": "kserve", "protocol": "rest"}, {"server": "kserve", "protocol": "grpc"}]
 
 
 def experiment(**over: Any):
@@ -93,98 +84,19 @@ def experiment(**over: Any):
 
 
 # ---- wire facts -----------------------------------------------------------------------------
-# MERGE: RE-POINT AT THE REGISTRY. Until the adapters land (servers/{torchserve,tfserving,kserve}/
-# __init__.py, other streams), the charts' `wire` values are built here from servers.base.Wire
-# objects. At merge this whole function becomes
-#     return registry.get(server).wire.values()
-# (servecmp.servers.registry) and WIRE_TEST_ONLY goes away; nothing else in the tests builds wire.
 def wire_values(server: str) -> dict[str, Any]:
-    """The `<chart>.wire` block for ``server`` (= Wire.values() of its adapter)."""
-    from servecmp.servers.base import Port, Wire
+    """The `<chart>.wire` block for ``server``: its adapter's ``Wire.values()``, exactly what
+    deploy/kind/helmvalues.py generates (the charts carry no copy of ports or paths)."""
+    from servecmp.servers import registry
 
-    wires = {
-        # TorchServe 0.12.0 defaults (pytorch/serve v0.12.0 docs/configuration.md): inference 8080,
-        # management 8081, metrics 8082 (/metrics), gRPC 7070 / 7071. Ready path as the chart
-        # had it: startup/liveness GET /ping (readiness asks the management API for a READY worker).
-        "torchserve": Wire(
-            service="torchserve",
-            ports=(
-                Port("http", 8080, "rest"),
-                Port("management", 8081, "management"),
-                Port("metrics", 8082, "metrics"),
-                Port("grpc", 7070, "grpc", "grpc"),
-                Port("grpc-mgmt", 7071, "grpc-management", "grpc"),
-            ),
-            metrics_path="/metrics",
-            ready_path="/ping",
-            paths={"config": "/config/torchserve", "models": "/home/model-server/model-store"},
-        ),
-        # TF Serving: gRPC 8500, REST 8501 (tensorflow/serving 2.20.0 tensorflow_serving/tools/docker/
-        # Dockerfile: the entrypoint's --port=8500 --rest_api_port=8501); Prometheus is served on the
-        # REST port at the path of the generated monitoring.config (prometheus_config.path).
-        "tfserving": Wire(
-            service="tfserving",
-            ports=(
-                Port("grpc", 8500, "grpc", "grpc"),
-                Port("http", 8501, "rest"),
-                Port("metrics", 8501, "metrics"),
-            ),
-            metrics_path="/monitoring/prometheus/metrics",
-            ready_path="/v1/models/{model}",
-            paths={"config": "/config/tfserving", "models": "/models"},
-        ),
-        # KServe 0.21.0 (kserve/constants/constants.py DEFAULT_HTTP_PORT 8080, DEFAULT_GRPC_PORT
-        # 8081; kserve/protocol/rest/server.py serves GET /metrics on the HTTP port;
-        # v2_endpoints.py GET /v2/models/{model_name}/ready).
-        "kserve": Wire(
-            service="kserve",
-            ports=(
-                Port("http", 8080, "rest"),
-                Port("grpc", 8081, "grpc", "grpc"),
-                Port("metrics", 8080, "metrics"),
-            ),
-            metrics_path="/metrics",
-            ready_path="/v2/models/{model}/ready",
-            paths={"config": "/config/kserve", "models": "/mnt/models"},
-        ),
-    }
-    return wires[server].values()
+    wire = registry.get(server).wire
+    assert wire is not None, f"{server} has no wire (in-process baseline)"
+    return wire.values()
 
 
 def port_name(server: str, role: str) -> str:
     """The wire's port name for a role (tests assert by role, whatever the adapter names it)."""
     return next(n for n, p in sorted(wire_values(server)["ports"].items()) if p["role"] == role)
-
-
-WIRE_TEST_ONLY = True  # MERGE: delete with the Wire objects above once the registry has them
-
-
-def write_wire_values(path: Path) -> Path:
-    """A values file with every subchart's generated `wire` block. MERGE: drop it once
-    deploy/kind/helmvalues.py writes `<chart>.wire` itself (seam stream)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({s: {"wire": wire_values(s)} for s in SUBCHARTS}, sort_keys=True))
-    return path
-
-
-def write_kserve_configs(exp: Any, config_dir: Path) -> Path:
-    """KServe's generated flags.txt for the chart tests. MERGE: RE-POINT AT THE REGISTRY:
-    ``registry.get("kserve").render(exp, Placement.kubernetes())`` (servers/kserve/config.py) and
-    write_configs write it; the flags follow servers/kserve/model_server.py's documented CLI."""
-    wire = wire_values("kserve")
-    ports = wire["ports"]
-    flags = [
-        f"--model_name={exp.model}",
-        f"--model_dir={wire['paths']['models']}/{exp.model}",
-        f"--intra_op_threads={exp.intra_op_threads}",
-        f"--http_port={ports['http']['port']}",
-        f"--grpc_port={ports['grpc']['port']}",
-        f"--workers={exp.tuning.workers}",
-    ]
-    out = config_dir / "kserve" / "flags.txt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(flags) + "\n")
-    return out
 
 
 @dataclass
@@ -216,13 +128,11 @@ def make_inputs(tmp: Path, **over: Any) -> Inputs:
 
     exp = experiment(**over)
     config_dir, values_file = write_helm_inputs(exp, tmp)
-    if not (config_dir / "kserve" / "flags.txt").is_file():
-        write_kserve_configs(exp, config_dir)
-    if not KSERVE_TARGETS:  # MERGE: the experiment targets kserve once Server.kserve exists
-        values = yaml.safe_load(values_file.read_text())
-        values.setdefault("kserve", {})["enabled"] = True
-        values_file.write_text(yaml.safe_dump(values, sort_keys=False))
-    return Inputs(exp, config_dir, values_file, write_wire_values(tmp / "wire-values.yaml"))
+    # the generated values carry every chart's wire block; the schema tests also use it alone
+    wire_file = tmp / "wire-values.yaml"
+    values = yaml.safe_load(values_file.read_text())
+    wire_file.write_text(yaml.safe_dump({s: {"wire": values[s]["wire"]} for s in SUBCHARTS}, sort_keys=True))
+    return Inputs(exp, config_dir, values_file, wire_file)
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helm_util import ROOT, SUBCHARTS, wire_values
+from helm_util import ROOT
 
-from servecmp.deploy.kind import commands, helmvalues, preflight
+from servecmp.deploy.kind import commands, preflight
 
 QUICK = Path("experiments/quick.yaml")
 
@@ -60,27 +60,8 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def _with_wire(enable_kserve: bool):  # type: ignore[no-untyped-def]
-    """MERGE: drop once helmvalues writes `<chart>.wire` (and kserve.enabled) from the registry."""
-    real = helmvalues.experiment_values
-
-    def values(exp, configs):  # type: ignore[no-untyped-def]
-        out = real(exp, configs)
-        for chart in SUBCHARTS:
-            out.setdefault(chart, {})["wire"] = wire_values(chart)
-        if enable_kserve:
-            out["kserve"]["enabled"] = True
-        return out
-
-    return values
-
-
 def test_up_builds_the_local_server_images_and_pulls_the_others(checkout: Path, monkeypatch) -> None:
-    monkeypatch.setattr(helmvalues, "experiment_values", _with_wire(enable_kserve=True))
-    script = checkout / "servers" / "kserve" / "model_server.py"
-    if not script.is_file():  # MERGE: the kserve stream's script; only its bytes are hashed here
-        script.parent.mkdir(parents=True, exist_ok=True)
-        script.write_text("# placeholder for the image tag\n")
+    assert (checkout / "servers" / "kserve" / "model_server.py").is_file()  # hashed into the tag
     ops = RecordingOps(checkout)
     assert commands.up(QUICK, ops=ops) == 0
     builds = [c[c.index("-f") + 1] for c in ops.calls if c[:2] == ["docker", "build"]]
@@ -107,7 +88,6 @@ def test_up_stops_before_creating_anything_when_it_does_not_fit(checkout: Path, 
 
 
 def test_up_reports_a_failed_step_with_its_command(checkout: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(helmvalues, "experiment_values", _with_wire(enable_kserve=False))
 
     class Failing(RecordingOps):
         def run(self, cmd, **kw):  # type: ignore[no-untyped-def, override]
@@ -154,7 +134,6 @@ def test_settings_come_from_versions_env() -> None:
 
 
 def test_extra_helm_args_reach_the_chart_install(checkout: Path, monkeypatch) -> None:
-    monkeypatch.setattr(helmvalues, "experiment_values", _with_wire(enable_kserve=False))
     ops = RecordingOps(checkout)
     assert commands.up(QUICK, ops=ops, helm_args=["--set", "global.replicas=2"]) == 0
     (chart,) = [c for c in ops.calls if c[:4] == ["helm", "upgrade", "--install", "servecmp"]]

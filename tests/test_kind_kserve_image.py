@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helm_util import CHART, KIND_DIR, ROOT, experiment, write_kserve_configs
+from helm_util import CHART, KIND_DIR, ROOT, experiment
 
 from servecmp.deploy import versions
 from servecmp.deploy.kind import images
@@ -105,6 +105,10 @@ def test_generated_flags_are_accepted_by_the_entrypoint(tmp_path: Path) -> None:
         pytest.skip("no kserve wheel installed (.venv-kserve): scripts/setup.sh installs it")
     known = _parser_flags(MODEL_SERVER, "ours") | _parser_flags(upstream, "parser")
     assert {"--model_dir", "--http_port", "--grpc_port", "--model_name"} <= known
-    flags = write_kserve_configs(experiment(), tmp_path).read_text().split()
+    from servecmp.deploy.configgen import Placement
+    from servecmp.servers import registry
+
+    rendered = registry.get("kserve").render(experiment(), Placement.kubernetes())
+    flags = rendered.files["flags.txt"].split()
     unknown = [f for f in flags if f.split("=", 1)[0] not in known]
     assert not unknown, f"flags neither model_server.py nor kserve {versions.KSERVE_VERSION} parse: {unknown}"

@@ -52,7 +52,7 @@ class _Placement:
         return {"rest": 18080, "grpc": 18081, "metrics": 18080}[role]
 
     def path(self, server: str, role: str) -> str:
-        return {"model_root": "/m root", "config_dir": "/c"}[role]
+        return {"models": "/m root", "config": "/c"}[role]
 
 
 def test_flags_carry_the_experiment_budget() -> None:
@@ -84,7 +84,7 @@ def test_registry_lists_kserve_after_tfserving_with_its_pieces() -> None:
         assert spec.client_class().__name__ in ("OipRestClient", "OipGrpcClient")
     assert {r.setting for r in a.fairness} >= {"tuning.workers", "tuning.intra_op_threads", "tuning.io_threads",
                                                "tuning.batching.enabled"}
-    assert a.chart_files == {"flags": config.FLAGS_FILE}
+    assert a.chart_files == {"config.flags": config.FLAGS_FILE}
     assert a.search_space is not None and all(k.source for k in a.search_space.knobs)
     assert WIRE.port("metrics").number == WIRE.port("rest").number  # /metrics on the HTTP port
 

@@ -431,7 +431,7 @@ def _load_target(ops: Ops, s: Settings, exp: Any, experiment: Path, run_id: str,
         locustfile=f"{loadgen.LOCUSTFILE_DIR}/{locustfile}.py", experiment_text=experiment.read_text(),
         model=exp.model, users=users, spawn_rate=float(users), duration_s=int(locust_args.get("duration", 30)),
         workers=int(locust_args.get("workers", 1)), engine=engine, cpu=f"{loadgen.job_cpu(exp):g}",
-        memory=f"{loadgen.memory_mib_for(t.server.value, t.protocol.value)}Mi",
+        memory=f"{loadgen.memory_mib_for(t)}Mi",
         deadline_s=loadgen.job_deadline_s(exp, target) if engine == "steps" else 0,
     )
     docs = loadgen.manifests(job)
@@ -449,7 +449,7 @@ def _load_target(ops: Ops, s: Settings, exp: Any, experiment: Path, run_id: str,
         time.sleep(20)
         out = run_dir / "kind" / target / "recovery.json"
         if ops.module("deploy.kind.cluster", "--context", s.context, "--namespace", s.namespace, "recover",
-                      "--server", t.server.value, "--out", str(out), check=False).returncode != 0:
+                      "--server", t.server, "--out", str(out), check=False).returncode != 0:
             rc = 1
     if ops.module("deploy.kind.cluster", "--context", s.context, "--namespace", s.namespace, "wait-job",
                   f"{job.name}-master", "--timeout", str(deadline + 60), check=False).returncode != 0:

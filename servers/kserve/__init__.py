@@ -41,7 +41,7 @@ WIRE = Wire(
     ),
     metrics_path="/metrics",
     ready_path="/v2/models/{model}/ready",
-    paths={"model_root": "/mnt/models", "config_dir": "/config/kserve"},
+    paths={"models": "/mnt/models", "config": "/config/kserve"},
 )
 
 from servecmp.servers.kserve.metrics import METRICS  # noqa: E402 - cheap: names and PromQL only
@@ -88,7 +88,7 @@ class KServeAdapter(ServerAdapter):
                     "no queue bound: requests wait on the event loop"),
     )
     # Helm: the chart's config.flags value gets the generated flags.txt (--set-file).
-    chart_files: ClassVar[dict[str, str]] = {"flags": "flags.txt"}
+    chart_files: ClassVar[dict[str, str]] = {"config.flags": "flags.txt"}
     # Cluster path: what the running container reports (kubectl exec).
     runtime_commands: ClassVar[tuple[tuple[str, ...], ...]] = (("python", "-c", RUNTIME_PROBE),)
 
@@ -113,7 +113,7 @@ class KServeAdapter(ServerAdapter):
 
     def publish(self, artifacts: Any, model_root: Path, version: int) -> None:
         """``<model_root>/<model>/<version>/model.pt`` from the exported .mar (the flags'
-        ``--model_dir`` is ``<model_root role>/<model>``)."""
+        ``--model_dir`` is ``<models role>/<model>``)."""
         from servecmp.servers.kserve.local import publish_model
 
         model = Path(artifacts.export_json).parent.name

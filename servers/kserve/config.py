@@ -63,7 +63,7 @@ def flags(exp: Experiment, placement: Any) -> list[str]:
     """KServe's argv after the script, one ``--flag=value`` each."""
     return [
         f"--model_name={exp.model}",
-        f"--model_dir={path(placement, 'model_root').rstrip('/')}/{exp.model}",
+        f"--model_dir={path(placement, 'models').rstrip('/')}/{exp.model}",
         f"--http_port={port(placement, 'rest')}",
         f"--grpc_port={port(placement, 'grpc')}",
         "--enable_grpc=true",

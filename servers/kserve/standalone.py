@@ -39,7 +39,7 @@ def local_placement(model_root: Path, config_dir: Path) -> LocalPlacement:
     free = dict(zip(numbers, free_ports(len(numbers)), strict=True))
     return LocalPlacement(
         ports={"kserve": {p.role: free[p.number] for p in WIRE.ports}},
-        paths={"kserve": {"model_root": str(model_root), "config_dir": str(config_dir)}},
+        paths={"kserve": {"models": str(model_root), "config": str(config_dir)}},
     )
 
 

@@ -61,31 +61,9 @@ def _side_effects(module: str, sub: str, ns: object) -> None:
         RunStore(a["run_dir"]).write_meta(build_meta(load_experiment(a["experiment"]), a["run_id"]))
 
 
-def _generated_wire() -> None:
-    """MERGE: DELETE once deploy/kind/helmvalues.py writes `<chart>.wire` from the registry (seam
-    stream). Until then the dry run adds the wire values the tests build (tests/helm_util.py
-    wire_values) to the generated values, exactly where helmvalues will put them."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from helm_util import SUBCHARTS, wire_values
-
-    from servecmp.deploy.kind import helmvalues
-
-    real = helmvalues.experiment_values
-
-    def with_wire(exp, configs):  # type: ignore[no-untyped-def]
-        values = real(exp, configs)
-        for chart in SUBCHARTS:
-            values.setdefault(chart, {}).setdefault("wire", wire_values(chart))
-        return values
-
-    helmvalues.experiment_values = with_wire  # type: ignore[assignment]
-
-
 def main() -> None:
     args = sys.argv[1:]
     _log(args)
-    if args[:2] in (["-m", "servecmp.deploy.kind.commands"], ["-m", "servecmp.deploy.kind.provenance"]):
-        _generated_wire()
     if args[0] == "-c":
         sys.argv = ["-c", *args[2:]]
         exec(compile(args[1], "<string>", "exec"), {"__name__": "__main__"})
