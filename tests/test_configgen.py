@@ -29,10 +29,12 @@ def _exp(**over: object):
 def _local() -> Placement:
     return Placement.local(
         {"torchserve": {"models": "/tmp/ms", "config": "/tmp/cfg/ts"},
-         "tfserving": {"models": "/tmp/tfs", "config": "/tmp/cfg/tfs"}},
+         "tfserving": {"models": "/tmp/tfs", "config": "/tmp/cfg/tfs"},
+         "kserve": {"models": "/tmp/ks", "config": "/tmp/cfg/ks"}},
         {"torchserve": {"rest": 18080, "management": 18081, "metrics": 18082, "grpc": 17070,
                         "grpc-management": 17071},
-         "tfserving": {"grpc": 18500, "rest": 18501, "metrics": 18501}},
+         "tfserving": {"grpc": 18500, "rest": 18501, "metrics": 18501},
+         "kserve": {"rest": 18090, "grpc": 18091, "metrics": 18090}},
     )
 
 
@@ -203,7 +205,8 @@ def test_local_placement_gives_every_socket_its_own_free_port() -> None:
     """Placement.local without ports: one free loopback port per socket of every server; a port
     seen in two roles (TF Serving's metrics on its REST port) stays one socket."""
     pl = Placement.local({"torchserve": {"models": "/m", "config": "/c/ts"},
-                          "tfserving": {"models": "/t", "config": "/c/tfs"}})
+                          "tfserving": {"models": "/t", "config": "/c/tfs"},
+                          "kserve": {"models": "/k", "config": "/c/ks"}})
     assert pl.bind_host == "127.0.0.1"
     ts, tfs = pl.ports["torchserve"], pl.ports["tfserving"]
     assert set(ts) == {"rest", "grpc", "management", "grpc-management", "metrics"}
@@ -211,7 +214,8 @@ def test_local_placement_gives_every_socket_its_own_free_port() -> None:
     sockets = [*ts.values(), tfs["rest"], tfs["grpc"]]
     assert len(set(sockets)) == len(sockets) and all(p > 0 for p in sockets)
     with pytest.raises(ValueError, match=r"no local paths for server.*tfserving"):
-        Placement.local({"torchserve": {"models": "/m", "config": "/c/ts"}})
+        Placement.local({"torchserve": {"models": "/m", "config": "/c/ts"},
+                         "kserve": {"models": "/k", "config": "/c/ks"}})
 
 
 def test_kubernetes_placement_takes_the_wire_numbers_and_paths() -> None:

@@ -167,7 +167,9 @@ def test_kserve_runs_the_image_entrypoint_with_exactly_the_generated_flags(tmp_p
     inputs = make_inputs(tmp_path)
     docs = render(inputs)
     c = named(docs, "Deployment", "servecmp-kserve")["spec"]["template"]["spec"]["containers"][0]
-    flags = [ln for ln in inputs.file("kserve", "flags.txt").splitlines() if ln.strip()]
+    from servecmp.servers.kserve.config import read_flags
+
+    flags = read_flags(inputs.file("kserve", "flags.txt"))  # the generated file's argv lines
     assert "command" not in c and c["args"] == flags  # the image's ENTRYPOINT runs model_server.py
     w = wire_values("kserve")
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}

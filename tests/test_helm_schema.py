@@ -76,9 +76,21 @@ def test_missing_generated_config_is_explained(inputs) -> None:
 
 
 # ---- the one wire guard (servecmp-lib.wire) -------------------------------------------------------
+def _without_wire(inputs, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """The generated values file minus every chart's wire block (helmvalues writes it there)."""
+    values = yaml.safe_load(inputs.values_file.read_text())
+    for block in values.values():
+        if isinstance(block, dict):
+            block.pop("wire", None)
+    out = tmp_path / "values-without-wire.yaml"
+    out.write_text(yaml.safe_dump(values, sort_keys=False))
+    return out
+
+
 def test_missing_wire_is_refused_by_the_schema(inputs, tmp_path: Path) -> None:
     """Without the generated wire values the chart does not render (every server requires it)."""
-    proc = helm(*template_args(None, extra=["-f", str(inputs.values_file), *inputs.set_file_args()]), check=False)
+    proc = helm(*template_args(None, extra=["-f", str(_without_wire(inputs, tmp_path)), *inputs.set_file_args()]),
+                check=False)
     assert proc.returncode != 0
     for server in ("torchserve", "tfserving", "kserve"):
         assert f"{server}:" in proc.stderr
@@ -103,7 +115,7 @@ def test_wire_guard_refuses_inconsistent_wire(inputs, tmp_path: Path, extra: lis
         del wires[extra[1]]["wire"]["paths"]["models"]
         wire_file = tmp_path / "wire.yaml"
         wire_file.write_text(yaml.safe_dump(wires))
-        proc = helm(*template_args(None, extra=["-f", str(wire_file), "-f", str(inputs.values_file),
+        proc = helm(*template_args(None, extra=["-f", str(wire_file), "-f", str(_without_wire(inputs, tmp_path)),
                                                 *inputs.set_file_args()]), check=False)
         assert proc.returncode != 0
         err = proc.stderr

@@ -525,10 +525,11 @@ def test_cluster_report_becomes_typed_friction(tmp_path: Path) -> None:
         "server_image": "pytorch/torchserve:0.12.0-cpu"}}}
     rec = tmp_path / "recovery.json"
     rec.write_text('{"server": "torchserve", "recovery_s": 12.25}')
-    assert cluster.to_friction(report, tmp_path, [rec]) == 5
+    # 2 measured + 1 recovery + 2 "not deployed" for each other chart server (tfserving, kserve)
+    assert cluster.to_friction(report, tmp_path, [rec]) == 3 + 2 * (len(cluster.chart_servers()) - 1)
     recs, _ = read_friction(tmp_path)
     got = {(r.server, r.metric): r for r in recs}
     assert got[("torchserve", "install_ready_s")].value == 41.5
     assert got[("torchserve", "image_bytes")].value == 1_500_000_000  # the server image, not busybox
     assert got[("torchserve", "recovery_s")].placement == "kubernetes"
-    assert not got[("tfserving", "image_bytes")].available
+    assert not got[("tfserving", "image_bytes")].available and not got[("kserve", "install_ready_s")].available

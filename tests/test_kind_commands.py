@@ -134,8 +134,15 @@ def test_settings_come_from_versions_env() -> None:
 
 
 def test_extra_helm_args_reach_the_chart_install(checkout: Path, monkeypatch) -> None:
+    import yaml
+
+    # an experiment without KServe targets: its image is neither built nor loaded
+    exp = yaml.safe_load((checkout / QUICK).read_text())
+    exp["targets"] = [t for t in exp["targets"] if t["server"] != "kserve"]
+    no_kserve = checkout / "experiments" / "no-kserve.yaml"
+    no_kserve.write_text(yaml.safe_dump(exp))
     ops = RecordingOps(checkout)
-    assert commands.up(QUICK, ops=ops, helm_args=["--set", "global.replicas=2"]) == 0
+    assert commands.up(no_kserve, ops=ops, helm_args=["--set", "global.replicas=2"]) == 0
     (chart,) = [c for c in ops.calls if c[:4] == ["helm", "upgrade", "--install", "servecmp"]]
     assert chart[-2:] == ["--set", "global.replicas=2"]  # last: overrides the generated values
     assert not any(c[:2] == ["docker", "build"] and any("kserve" in a for a in c) for c in ops.calls)

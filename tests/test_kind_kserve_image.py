@@ -109,6 +109,8 @@ def test_generated_flags_are_accepted_by_the_entrypoint(tmp_path: Path) -> None:
     from servecmp.servers import registry
 
     rendered = registry.get("kserve").render(experiment(), Placement.kubernetes())
-    flags = rendered.files["flags.txt"].split()
+    from servecmp.servers.kserve.config import read_flags
+
+    flags = read_flags(rendered.files["flags.txt"])
     unknown = [f for f in flags if f.split("=", 1)[0] not in known]
     assert not unknown, f"flags neither model_server.py nor kserve {versions.KSERVE_VERSION} parse: {unknown}"

@@ -422,11 +422,8 @@ def to_friction(report_data: dict[str, Any], run_dir: Path, recoveries: Sequence
         st = report_data.get("servers", {}).get(server)
         if st is None:
             for metric in ("install_ready_s", "image_bytes"):
-                try:
-                    rec = unavailable(server, metric, "not deployed in this cluster", placement="kubernetes")
-                except ValueError:  # MERGE: a server the results schema does not name yet (kserve)
-                    break
-                append_friction(run_dir, rec)
+                append_friction(run_dir, unavailable(server, metric, "not deployed in this cluster",
+                                                     placement="kubernetes"))
                 n += 1
             continue
         append_friction(run_dir, record(server, "install_ready_s", st["install_to_ready_s"],
