@@ -36,7 +36,8 @@ needs_promtool = pytest.mark.skipif(
 RUN_ID = "test-run"
 TARGETS = [  # quick.yaml's targets
     "torchserve-rest-json", "torchserve-grpc-bytes", "tfserving-rest-json",
-    "tfserving-grpc-tensorproto", "torchserve-rest-raw", "pytorch-inprocess", "tensorflow-inprocess",
+    "tfserving-grpc-tensorproto", "kserve-rest-json", "kserve-grpc-oip", "kserve-rest-oip",
+    "torchserve-rest-raw", "pytorch-inprocess", "tensorflow-inprocess",
 ]
 
 
@@ -215,3 +216,10 @@ def test_real_prometheus_scrapes_generator_and_panels_have_data(tmp_path):
         for p in procs:
             p.kill()
             p.wait(timeout=10)
+
+
+def test_feed_targets_are_quick_yamls() -> None:
+    """The fed targets stand for the README's main job: one per quick.yaml target, no more."""
+    from servecmp.experiment import load_experiment
+
+    assert set(TARGETS) == {t.name for t in load_experiment(REPO / "experiments" / "quick.yaml").targets}
