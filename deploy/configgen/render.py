@@ -23,6 +23,12 @@ class GeneratedConfigs:
 
 
 def render_all(exp: Experiment, placement: Placement) -> GeneratedConfigs:
+    # Each server renders the experiment as it runs it: its own tuning.per_server entry applied.
+    ts, tfs = exp.for_server("torchserve"), exp.for_server("tfserving")
+    return _render(ts, tfs, placement)
+
+
+def _render(ts: Experiment, exp: Experiment, placement: Placement) -> GeneratedConfigs:
     tfs_files = {
         "models.config": tfserving.models_config(exp, placement),
         "monitoring.config": tfserving.monitoring_config(),
@@ -32,10 +38,10 @@ def render_all(exp: Experiment, placement: Placement) -> GeneratedConfigs:
     return GeneratedConfigs(
         placement=placement,
         files={
-            "torchserve": {"config.properties": torchserve.config_properties(exp, placement)},
+            "torchserve": {"config.properties": torchserve.config_properties(ts, placement)},
             "tfserving": tfs_files,
         },
-        env={"torchserve": torchserve.worker_env(exp), "tfserving": tfserving.worker_env(exp)},
+        env={"torchserve": torchserve.worker_env(ts), "tfserving": tfserving.worker_env(exp)},
     )
 
 
