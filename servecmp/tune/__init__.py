@@ -100,7 +100,8 @@ def run_tune(
     from servecmp.deploy.local.procs import install_handlers
     from servecmp.tune import report
     from servecmp.tune.measure import LocalMeasurer
-    from servecmp.tune.search import Budget, Search, describe
+    from servecmp.tune.search import Budget, Search, ServerOutcome, describe, planned_measurements
+    from servecmp.tune.space import defaults_candidate
     from servecmp.tune.store import TuneStore
 
     if strategy not in ("coordinate", "grid"):
@@ -136,17 +137,18 @@ def run_tune(
         stack.enter_context(_pinned(placement.generator_cpus if placement.pinned else None))
         # small spaces first: what they leave of their share rolls over to the larger ones
         order = sorted(names, key=lambda n: sizes[n])
-        for i, name in enumerate(order):
-            share_end = budget.spent_s + budget.left_s / (len(order) - i)
-            reason = _unavailable(name)
-            from servecmp.tune.search import ServerOutcome
-            from servecmp.tune.space import defaults_candidate
-
+        reasons = {n: _unavailable(n) for n in order}
+        for name in order:
+            reason = reasons[name]
             if reason:
                 _log(f"{name}: unavailable — {reason}")
-                o = ServerOutcome(name, defaults_candidate(name, exp, spaces[name]), None, unavailable=reason)
-                outcomes.append(o)
-                continue
+                outcomes.append(ServerOutcome(name, defaults_candidate(name, exp, spaces[name]), None,
+                                              unavailable=reason))
+        avail = [n for n in order if not reasons[n]]
+        # each server's share of what is left, by how many measurements its search plans
+        weight = {n: (sizes[n] if strategy == "grid" else planned_measurements(spaces[n])) for n in avail}
+        for i, name in enumerate(avail):
+            share_end = budget.spent_s + budget.left_s * weight[name] / sum(weight[n] for n in avail[i:])
             _log(f"{name}: {sizes[name]} configurations in its space; "
                  f"share {share_end - budget.spent_s:.0f} s")
             if strategy == "grid":

@@ -45,6 +45,11 @@ class Measurer(Protocol):
     def measure(self, cand: Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None) -> Measurement: ...
 
 
+def planned_measurements(space: SearchSpace) -> int:
+    """One coordinate-descent pass plus a confirmation of 3 configurations x 2 rounds."""
+    return 1 + sum(len(k.values) - 1 for k in space.knobs) + TOP_K * 2
+
+
 class OutOfBudget(Exception):
     pass
 
@@ -163,7 +168,7 @@ class Search:
         out = ServerOutcome(server, defaults, None)
         est = self.estimate(server)
         # keep enough for the confirmation: at least 2 configurations x 2 rounds
-        reserve = 4 * est
+        reserve = min(4 * est, 0.5 * (share_end - self.budget.spent_s))
         screen_end = share_end - reserve
         tried: dict[str, Measurement] = {}
 
