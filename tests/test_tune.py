@@ -25,7 +25,7 @@ from servecmp.tune import space as sp
 from servecmp.tune.pareto import Point, front
 from servecmp.tune.report import defaults_vs_best
 from servecmp.tune.search import Budget, Search
-from servecmp.tune.store import Level, Measurement, TuneStore
+from servecmp.tune.store import Level, Measurement, Stage, TuneStore
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "experiments" / "quick.yaml"
@@ -159,7 +159,7 @@ class ScriptedMeasurer:
         self.fn = fn
         self.calls: list[tuple[str, str, int]] = []
 
-    def measure(self, cand: sp.Candidate, stage: str, rnd: int, incumbent: Measurement | None = None) -> Measurement:
+    def measure(self, cand: sp.Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None) -> Measurement:
         self.calls.append((cand.id, stage, rnd))
         rps = float(self.fn(cand.as_dict(), rnd))
         lv = Level(param="concurrency=4", throughput_rps=rps, p50_ms=5.0, p99_ms=20.0, error_fraction=0.0,
