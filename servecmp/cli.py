@@ -118,7 +118,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         tune_dir = run_tune(
             args.experiment, budget_minutes=args.budget_minutes, servers=args.server or None,
             resume=Path(args.resume) if args.resume else None, strategy=args.strategy,
-            runs_root=Path(args.runs), artifacts_root=Path(args.artifacts), out=out,
+            runs_root=Path(args.runs), artifacts_root=Path(args.artifacts), out=out, cluster=args.cluster,
         )
     except TuneError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--strategy", choices=["coordinate", "grid"], default="coordinate",
                     help="coordinate descent + confirmation (default) or the exhaustive grid (reference)")
     sp.add_argument("--out", help="tuned experiment file (default experiments/tuned-<name>.yaml)")
+    sp.add_argument("--cluster", action="store_true", help="roll candidates out to the kind cluster (helm upgrade) "
+                    "and measure them with the in-cluster step engine")
     sp.add_argument("--runs", default=str(DEFAULT_RUNS), help="parent directory of tune run directories")
     sp.add_argument("--artifacts", default=str(DEFAULT_ARTIFACTS))
 

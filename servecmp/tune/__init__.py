@@ -63,8 +63,8 @@ def _open_dir(exp: Experiment, spec: dict[str, Any], runs_root: Path, resume: Pa
     if not f.is_file():
         raise TuneError(f"--resume {resume}: not a tune run directory (no {TUNE_FILE})")
     stored = json.loads(f.read_text())
-    for key in ("experiment_digest", "strategy", "servers", "budget_minutes"):
-        if stored.get(key) != spec.get(key):
+    for key in ("experiment_digest", "strategy", "servers", "budget_minutes", "cluster"):
+        if stored.get(key, False if key == "cluster" else None) != spec.get(key):
             raise TuneError(f"--resume {resume}: {key} differs from the stored run "
                             f"({stored.get(key)!r} there, {spec.get(key)!r} now); resume with the same arguments")
     return d
@@ -92,6 +92,7 @@ def run_tune(
     artifacts_root: Path = Path("build/models"),
     out: Path | None = None,
     rounds: int = 3,
+    cluster: bool = False,
 ) -> Path:
     """Search, store, write the tuned experiment and the report; returns the tune directory."""
     from servecmp.deploy.local import cpus as cpu_plan
@@ -108,6 +109,12 @@ def run_tune(
         raise TuneError(f"strategy {strategy!r}: expected 'coordinate' or 'grid'")
     exp = load_experiment(experiment)
     names = servers_of(exp, servers)
+    if cluster:
+        from servecmp.tune.cluster import unavailable_reason
+
+        why = unavailable_reason()
+        if why:
+            raise TuneError(f"--cluster: {why}")
     spaces = {}
     for name in names:
         spaces[name] = space_for(name)
@@ -116,6 +123,7 @@ def run_tune(
     min_s = check_budget(exp, budget_s)
     sizes = {n: len(grid(n, spaces[n])) for n in names}
     spec: dict[str, Any] = {"experiment": exp.name, "experiment_digest": exp.digest(), "strategy": strategy,
+            "cluster": cluster,
             "servers": names, "budget_minutes": budget_minutes,
             "space_sizes": sizes}
     tune_dir = _open_dir(exp, spec, runs_root, resume)
@@ -124,7 +132,11 @@ def run_tune(
     install_handlers()
     placement = cpu_plan.plan(exp.resources.cpus, exp.resources.pinning)
     store = TuneStore(tune_dir)
-    measurer = LocalMeasurer(exp, tune_dir, artifacts_root.resolve(), log=_log)
+    measurer: Any = LocalMeasurer(exp, tune_dir, artifacts_root.resolve(), log=_log)
+    if cluster:
+        from servecmp.tune.cluster import ClusterMeasurer
+
+        measurer = ClusterMeasurer(exp, tune_dir)
     budget = Budget(budget_s)
     search = Search(exp, store, measurer, budget, min_s, log=_log)
     t0 = time.monotonic()
@@ -137,7 +149,9 @@ def run_tune(
         stack.enter_context(_pinned(placement.generator_cpus if placement.pinned else None))
         # small spaces first: what they leave of their share rolls over to the larger ones
         order = sorted(names, key=lambda n: sizes[n])
-        reasons = {n: _unavailable(n) for n in order}
+        reasons = {n: (("in-process baseline: no cluster form (tune it without --cluster)"
+                        if n in ("pytorch", "tensorflow") else None) if cluster else _unavailable(n))
+                   for n in order}
         for name in order:
             reason = reasons[name]
             if reason:
