@@ -275,3 +275,14 @@ def test_tuned_experiment_reparses_unchanged(tmp_path: Path) -> None:
     assert back.configuration == "tuned" and back.for_server("torchserve").tuning.workers == 2
     assert back.for_server("torchserve").tuning.batching.enabled
     assert back.for_server("pytorch").tuning.workers == exp.tuning.workers
+
+
+def test_resume_refuses_a_directory_of_another_search(tmp_path: Path) -> None:
+    from servecmp.tune import run_tune
+
+    with pytest.raises(sp.TuneError, match="not a tune run directory"):
+        run_tune(QUICK, resume=tmp_path, runs_root=tmp_path)
+    (tmp_path / "tune.json").write_text(json.dumps({"experiment_digest": "other", "strategy": "coordinate",
+                                                    "servers": ["pytorch"], "budget_minutes": 15.0}))
+    with pytest.raises(sp.TuneError, match="experiment_digest differs"):
+        run_tune(QUICK, resume=tmp_path, servers=["pytorch"], runs_root=tmp_path)
