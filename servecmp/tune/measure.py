@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from servecmp.experiment import Experiment, Server, Target
+from servecmp.experiment import Experiment, LoadProfile, Server, Target
 from servecmp.results.schema import StepResult
 from servecmp.tune.space import Candidate, variant
 from servecmp.tune.store import Level, Measurement, Stage
@@ -98,7 +98,15 @@ class LocalMeasurer:
                                          f"{cand.server} did not start")
                     return self._done(m, t0)
             ref = {lv.param: lv for lv in incumbent.levels} if incumbent else {}
-            for param in plan_steps(exp.load):
+            plan = plan_steps(exp.load)
+            screening = stage == "screen" and exp.load.profile is LoadProfile.closed_loop
+            if screening:
+                # Screening (successive-halving style: a cheap first look, the full profile for the
+                # re-measured top candidates): the highest concurrency first, stopping at the first
+                # level that meets the SLO. Closed-loop throughput does not fall as concurrency
+                # rises below saturation, so that level holds the best SLO-meeting throughput.
+                plan = plan[::-1]
+            for param in plan:
                 before, n0 = len(run.results), len(m.levels)
                 if server is None:
                     own = exp.for_server(cand.server)
@@ -121,6 +129,8 @@ class LocalMeasurer:
                     m.early_stop = (f"stopped early at {last.param}: {last.throughput_rps:.1f} req/s is more than "
                                     f"{EARLY_STOP_MARGIN:.0%} below the incumbent's {inc.throughput_rps:.1f}")
                     break
+                if screening and last and last.slo_ok:
+                    break  # lower concurrency cannot serve more under the SLO
         finally:
             if server is not None:
                 sampler = run._samplers.pop(server.name, None)

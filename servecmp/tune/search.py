@@ -46,8 +46,9 @@ class Measurer(Protocol):
 
 
 def planned_measurements(space: SearchSpace) -> int:
-    """One coordinate-descent pass plus a confirmation of 3 configurations x 2 rounds."""
-    return 1 + sum(len(k.values) - 1 for k in space.knobs) + TOP_K * 2
+    """One coordinate-descent pass (screening: about half a full measurement each) plus a
+    confirmation of 2 configurations x 2 rounds."""
+    return (1 + sum(len(k.values) - 1 for k in space.knobs)) // 2 + 2 * 2
 
 
 class OutOfBudget(Exception):
@@ -111,11 +112,15 @@ class Search:
         for w in warnings:
             log(f"note: {w}")
         self.done: dict[tuple[str, str, str, int], Measurement] = {m.key: m for m in records}
-        self.durations: dict[str, list[float]] = {}
+        # (server, screening?) -> durations: a screening measurement runs fewer load levels
+        self.durations: dict[tuple[str, bool], list[float]] = {}
 
-    def estimate(self, server: str) -> float:
-        seen = self.durations.get(server)
-        return max(seen) if seen else self.min_measure_s
+    def estimate(self, server: str, screen: bool = False, worst: bool = False) -> float:
+        """Expected seconds of the next measurement (mean so far; ``worst``: the longest)."""
+        seen = self.durations.get((server, screen)) or self.durations.get((server, not screen))
+        if not seen:
+            return self.min_measure_s
+        return max(seen) if worst else sum(seen) / len(seen)
 
     def measure(self, out: ServerOutcome, cand: Candidate, stage: Stage, rnd: int = 0,
                 incumbent: Measurement | None = None, share_end: float | None = None) -> Measurement:
@@ -126,7 +131,10 @@ class Search:
             self.log(f"  reused {stage} r{rnd} {cand.label()}: {m.score_rps:.1f} req/s under SLO (stored)")
         else:
             end = self.budget.total_s if share_end is None else share_end
-            if self.budget.spent_s + self.estimate(cand.server) > end:
+            screen = stage == "screen"
+            # the server's share by the mean; the whole budget even in the worst case seen so far
+            if (self.budget.spent_s + self.estimate(cand.server, screen) > end
+                    or self.budget.spent_s + self.estimate(cand.server, screen, worst=True) > self.budget.total_s):
                 raise OutOfBudget
             m = self.measurer.measure(cand, stage, rnd, incumbent)
             self.store.append(m)
@@ -137,7 +145,7 @@ class Search:
                      f"p99 {m.score_p99_ms if m.score_p99_ms is None else round(m.score_p99_ms, 1)} ms, "
                      f"{m.duration_s:.0f} s{extra}")
         self.budget.spent_s += m.duration_s
-        self.durations.setdefault(cand.server, []).append(m.duration_s)
+        self.durations.setdefault((cand.server, stage == "screen"), []).append(m.duration_s)
         return m
 
     # ---- strategies -------------------------------------------------------------------------
@@ -166,17 +174,22 @@ class Search:
     def run_coordinate(self, server: str, space: SearchSpace, share_end: float, rounds: int = 3) -> ServerOutcome:
         defaults = defaults_candidate(server, self.exp, space)
         out = ServerOutcome(server, defaults, None)
-        est = self.estimate(server)
-        # keep enough for the confirmation: at least 2 configurations x 2 rounds
-        reserve = min(4 * est, 0.5 * (share_end - self.budget.spent_s))
-        screen_end = share_end - reserve
+        # keep enough for the confirmation: at least 2 configurations x 2 rounds of full measurements
+        # (re-estimated as durations come in; before any, the minimum one measurement takes)
+
+        def screen_end_now() -> float:
+            full = self.estimate(server, screen=False)
+            if (server, False) not in self.durations and (server, True) in self.durations:
+                full = 2 * self.estimate(server, screen=True)  # a full profile measures more levels
+            return share_end - 4 * full
         tried: dict[str, Measurement] = {}
 
         def screen(c: Candidate, inc: Measurement | None) -> Measurement:
             if c.id in tried:
                 return tried[c.id]
-            m = self.measure(out, c, "screen", incumbent=inc, share_end=max(screen_end, self.budget.spent_s + est)
-                             if not tried else screen_end)
+            # the defaults are always measured (the budget check guaranteed one measurement)
+            end = share_end if not tried else screen_end_now()
+            m = self.measure(out, c, "screen", incumbent=inc, share_end=end)
             tried[c.id] = m
             out.screened.append(m)
             return m
@@ -220,7 +233,9 @@ class Search:
 
     def _confirm(self, out: ServerOutcome, tried: dict[str, Measurement], share_end: float, rounds: int) -> None:
         ranked = sorted((m for m in tried.values() if not m.unavailable), key=lambda m: -m.score_rps)
-        est = self.estimate(out.server)
+        est = self.estimate(out.server, screen=False)
+        if (out.server, False) not in self.durations and (out.server, True) in self.durations:
+            est = 2 * self.estimate(out.server, screen=True)
         left = share_end - self.budget.spent_s
         # as many configurations (<= TOP_K, defaults always among them) and rounds (2..rounds) as fit
         k, r = TOP_K, rounds
