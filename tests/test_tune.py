@@ -286,3 +286,24 @@ def test_resume_refuses_a_directory_of_another_search(tmp_path: Path) -> None:
                                                     "servers": ["pytorch"], "budget_minutes": 15.0}))
     with pytest.raises(sp.TuneError, match="experiment_digest differs"):
         run_tune(QUICK, resume=tmp_path, servers=["pytorch"], runs_root=tmp_path)
+
+
+def test_objective_is_the_best_throughput_meeting_the_slo_with_few_errors() -> None:
+    from servecmp.results.schema import LatencySummary, StepResult
+    from servecmp.tune.measure import level_of, score
+
+    def step(c: int, rps: float, p99: float, errors: int = 0, valid: bool = True) -> StepResult:
+        return StepResult(run_id="r", step_id=f"s{c}", target="t", server="torchserve", protocol="rest",
+                          encoding="json", sweep="closed_loop", mode="closed_loop", concurrency=c,
+                          started_at="x", warmup_s=1, window_s=1, stop_reason="stable", requests=10_000,
+                          ok=10_000 - errors, transport_errors={"timeout": errors} if errors else {},
+                          throughput_rps=rps, latency_ms=LatencySummary(p50=p99 / 2, p99=p99), valid=valid)
+
+    m = Measurement(server="torchserve", target="t", config_id="c", config={}, label="c", stage="screen",
+                    started_at="x", duration_s=1, candidate_dir="c",
+                    levels=[level_of(s, 100.0) for s in (
+                        step(1, 50, 20), step(2, 90, 60), step(4, 120, 150),  # p99 over the SLO
+                        step(8, 130, 80, errors=20),  # 0.2 % errors
+                        step(16, 140, 50, valid=False))])
+    score(m)
+    assert (m.score_rps, m.score_p99_ms) == (90, 60)
