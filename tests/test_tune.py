@@ -158,9 +158,12 @@ class ScriptedMeasurer:
     def __init__(self, fn: Any) -> None:
         self.fn = fn
         self.calls: list[tuple[str, str, int]] = []
+        self.levels: list[str | None] = []
 
-    def measure(self, cand: sp.Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None) -> Measurement:
+    def measure(self, cand: sp.Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None,
+                level: str | None = None) -> Measurement:
         self.calls.append((cand.id, stage, rnd))
+        self.levels.append(level)
         rps = float(self.fn(cand.as_dict(), rnd))
         lv = Level(param="concurrency=4", throughput_rps=rps, p50_ms=5.0, p99_ms=20.0, error_fraction=0.0,
                    valid=True, steady=True, slo_ok=rps > 0, step_id="s")
@@ -196,6 +199,8 @@ def test_coordinate_descent_finds_the_best_and_confirms_it_against_defaults(tmp_
     r1 = [c[0] for c in confirm if c[2] == 1]
     r2 = [c[0] for c in confirm if c[2] == 2]
     assert r2 == r1[::-1]
+    # re-measured at the level where the leader scored, the same for every configuration
+    assert {lv for (_, stage, _), lv in zip(fake.calls, fake.levels, strict=True) if stage == "confirm"} == {"concurrency=4"}
 
 
 def test_a_replayed_search_measures_nothing_twice(tmp_path: Path) -> None:

@@ -90,7 +90,9 @@ class ClusterMeasurer:
         self._run([self.python, "-m", "servecmp.deploy.kind.cluster", "--context", self.context,
                    "--namespace", self.namespace, "wait", "--timeout", "600"], "rollout wait")
 
-    def measure(self, cand: Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None) -> Measurement:
+    def measure(self, cand: Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None,
+                level: str | None = None) -> Measurement:
+        """The in-cluster Job runs the experiment's whole profile (``level`` is not narrowed here)."""
         exp = variant(self.exp, cand)
         target = target_for(exp, cand.server)
         if target.is_baseline:

@@ -34,6 +34,11 @@ def target_for(exp: Experiment, server: str) -> Target:
     raise ValueError(f"{server}: no target in experiment {exp.name!r}")
 
 
+def param_text(param: tuple[str, float]) -> str:
+    """A plan entry as a level name: ("concurrency", 4.0) -> "concurrency=4"."""
+    return f"{param[0]}={param[1]:g}"
+
+
 def level_of(step: StepResult, slo_ms: float) -> Level:
     p99 = step.latency_ms.p99
     param = f"concurrency={step.concurrency}" if step.mode == "closed_loop" else f"rate={step.rate:g}"
@@ -68,7 +73,9 @@ class LocalMeasurer:
         self.artifacts_root = artifacts_root
         self.log = log
 
-    def measure(self, cand: Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None) -> Measurement:
+    def measure(self, cand: Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None,
+                level: str | None = None) -> Measurement:
+        """``level`` (e.g. ``concurrency=4``): measure only that load level of the profile."""
         from servecmp.deploy.local import probes
         from servecmp.deploy.local.orchestrate import LocalRun
         from servecmp.loadtests.engine import plan_steps
@@ -99,6 +106,8 @@ class LocalMeasurer:
                     return self._done(m, t0)
             ref = {lv.param: lv for lv in incumbent.levels} if incumbent else {}
             plan = plan_steps(exp.load)
+            if level is not None:
+                plan = [p for p in plan if param_text(p) == level] or plan
             screening = stage == "screen" and exp.load.profile is LoadProfile.closed_loop
             if screening:
                 # Screening (successive-halving style: a cheap first look, the full profile for the

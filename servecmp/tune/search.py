@@ -42,13 +42,14 @@ TOP_K = 3
 
 
 class Measurer(Protocol):
-    def measure(self, cand: Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None) -> Measurement: ...
+    def measure(self, cand: Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None,
+                level: str | None = None) -> Measurement: ...
 
 
 def planned_measurements(space: SearchSpace) -> int:
-    """One coordinate-descent pass (screening: about half a full measurement each) plus a
-    confirmation of 2 configurations x 2 rounds."""
-    return (1 + sum(len(k.values) - 1 for k in space.knobs)) // 2 + 2 * 2
+    """One coordinate-descent pass plus a confirmation of 2 configurations x 2 rounds, all at
+    one load level each."""
+    return 1 + sum(len(k.values) - 1 for k in space.knobs) + 2 * 2
 
 
 class OutOfBudget(Exception):
@@ -123,7 +124,8 @@ class Search:
         return max(seen) if worst else sum(seen) / len(seen)
 
     def measure(self, out: ServerOutcome, cand: Candidate, stage: Stage, rnd: int = 0,
-                incumbent: Measurement | None = None, share_end: float | None = None) -> Measurement:
+                incumbent: Measurement | None = None, share_end: float | None = None,
+                level: str | None = None) -> Measurement:
         key = (cand.server, cand.id, stage, rnd)
         if key in self.done:
             m = self.done[key]
@@ -131,12 +133,12 @@ class Search:
             self.log(f"  reused {stage} r{rnd} {cand.label()}: {m.score_rps:.1f} req/s under SLO (stored)")
         else:
             end = self.budget.total_s if share_end is None else share_end
-            screen = stage == "screen"
+            screen = stage == "screen" or level is not None  # fewer load levels than the profile
             # the server's share by the mean; the whole budget even in the worst case seen so far
             if (self.budget.spent_s + self.estimate(cand.server, screen) > end
                     or self.budget.spent_s + self.estimate(cand.server, screen, worst=True) > self.budget.total_s):
                 raise OutOfBudget
-            m = self.measurer.measure(cand, stage, rnd, incumbent)
+            m = self.measurer.measure(cand, stage, rnd, incumbent, level)
             self.store.append(m)
             self.done[key] = m
             out.measured += 1
@@ -145,7 +147,7 @@ class Search:
                      f"p99 {m.score_p99_ms if m.score_p99_ms is None else round(m.score_p99_ms, 1)} ms, "
                      f"{m.duration_s:.0f} s{extra}")
         self.budget.spent_s += m.duration_s
-        self.durations.setdefault((cand.server, stage == "screen"), []).append(m.duration_s)
+        self.durations.setdefault((cand.server, stage == "screen" or level is not None), []).append(m.duration_s)
         return m
 
     # ---- strategies -------------------------------------------------------------------------
@@ -174,14 +176,11 @@ class Search:
     def run_coordinate(self, server: str, space: SearchSpace, share_end: float, rounds: int = 3) -> ServerOutcome:
         defaults = defaults_candidate(server, self.exp, space)
         out = ServerOutcome(server, defaults, None)
-        # keep enough for the confirmation: at least 2 configurations x 2 rounds of full measurements
+        # keep enough for the confirmation: at least 2 configurations x 2 rounds at one load level
         # (re-estimated as durations come in; before any, the minimum one measurement takes)
 
         def screen_end_now() -> float:
-            full = self.estimate(server, screen=False)
-            if (server, False) not in self.durations and (server, True) in self.durations:
-                full = 2 * self.estimate(server, screen=True)  # a full profile measures more levels
-            return share_end - 4 * full
+            return share_end - 4 * self.estimate(server, screen=True)  # confirmation: one level each
         tried: dict[str, Measurement] = {}
 
         def screen(c: Candidate, inc: Measurement | None) -> Measurement:
@@ -233,8 +232,12 @@ class Search:
 
     def _confirm(self, out: ServerOutcome, tried: dict[str, Measurement], share_end: float, rounds: int) -> None:
         ranked = sorted((m for m in tried.values() if not m.unavailable), key=lambda m: -m.score_rps)
-        est = self.estimate(out.server, screen=False)
-        if (out.server, False) not in self.durations and (out.server, True) in self.durations:
+        # Re-measure at the load level where the leader reached its score, the same level for every
+        # configuration (paired, and as cheap as a screening look); the whole profile when no
+        # configuration met the SLO anywhere.
+        level = score_level(ranked[0]) if ranked else None
+        est = self.estimate(out.server, screen=level is not None)
+        if level is None and (out.server, False) not in self.durations and (out.server, True) in self.durations:
             est = 2 * self.estimate(out.server, screen=True)
         left = share_end - self.budget.spent_s
         # as many configurations (<= TOP_K, defaults always among them) and rounds (2..rounds) as fit
@@ -255,7 +258,7 @@ class Search:
             order = chosen if rnd % 2 == 0 else chosen[::-1]  # counterbalanced
             for c in order:
                 try:
-                    m = self.measure(out, c, "confirm", rnd + 1, share_end=share_end)
+                    m = self.measure(out, c, "confirm", rnd + 1, share_end=share_end, level=level)
                 except OutOfBudget:
                     out.stopped += f"; confirmation cut by the budget in round {rnd + 1}"
                     break
@@ -277,6 +280,12 @@ class Search:
                 win = c
         out.best = win
         out.stopped += f"; {len(chosen)} configurations re-measured in {n} interleaved round(s)"
+
+
+def score_level(m: Measurement) -> str | None:
+    """The load level (e.g. ``concurrency=4``) where ``m`` reached its score."""
+    ok = [lv for lv in m.levels if lv.slo_ok]
+    return max(ok, key=lambda lv: lv.throughput_rps).param if ok else None
 
 
 def _cheaper(a: list[Measurement], b: list[Measurement]) -> bool:
