@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         tp = (s.get("ratios") or {}).get("throughput_rps")
         dfrac = (f"{1 / tp['ratio']:.2f}" + (f" [{1 / tp['interval'][1]:.2f}, {1 / tp['interval'][0]:.2f}]"
                                              if tp.get("interval") else "")) if tp else "—"
+        if s.get("defaults_won"):
+            dfrac = "1 (the defaults won the re-measurement)"
         print(f"{name:<11} {gbest.score_rps:>16.1f} {conf:>26.1f} {at_win if at_win is not None else float('nan'):>15.1f} "
               f"{frac:>16.0%} {'ok' if hit else 'MISS'}  {dfrac}")
         print(f"{'':<11} grid best: {gbest.label}; search winner: {s['best_label']}")

@@ -186,7 +186,8 @@ def run_tune(
             best[o.server] = o.best
             confirm = [m for m in records if m.server == o.server and m.stage == "confirm"]
             ratios = report.defaults_vs_best(confirm, o.defaults.id, o.best.id)
-            if strategy == "grid":
+            row["defaults_won"] = o.best.id == o.defaults.id  # no ratio: best is the defaults
+            if strategy == "grid" or row["defaults_won"]:
                 ratios = None
             row["ratios"] = {k: v.__dict__ for k, v in (ratios or {}).items()}
             screened = {m.config_id: m for m in records if m.server == o.server and m.stage in ("screen", "grid")}
@@ -225,6 +226,8 @@ def _header(tune_dir: Path, summary: dict[str, Any], experiment: str | Path) -> 
         else:
             tp = (s.get("ratios") or {}).get("throughput_rps")
             ratio = (f", throughput under SLO x{tp['ratio']:.2f} vs defaults" if tp else "")
+            if s.get("defaults_won"):
+                ratio = " (the defaults won the re-measurement)"
             lines.append(f"# {s['server']}: {s['best_label']}{ratio}")
     return "\n".join(lines) + "\n"
 
@@ -242,6 +245,8 @@ def _print(summary: dict[str, Any]) -> None:
             iv = tp["interval"]
             r = (f"best/defaults x{tp['ratio']:.2f}" + (f" [{iv[0]:.2f}, {iv[1]:.2f}]" if iv else "")
                  + f" ({tp['defaults']:.1f} -> {tp['best']:.1f} req/s)")
+        elif s.get("defaults_won"):
+            r = f"the defaults won the re-measurement ({s.get('best_confirmed_rps') or 0:.1f} req/s mean)"
         else:
             r = f"best {s.get('best_screen_rps') or 0:.1f} req/s (single measurement)"
         print(f"  {s['server']:<11} {s['best_label']}: {r}")

@@ -99,13 +99,16 @@ def build(tune_dir: Path, summary: dict[str, Any], slo_ms: float) -> tuple[Path,
         r = s.get("ratios") or {}
         tp = r.get("throughput_rps")
         p99 = r.get("latency_p99_ms")
-        tp_t = Ratio(**tp).text("req/s") if tp else "no paired re-measurement"
+        tp_t = Ratio(**tp).text("req/s") if tp else (
+            "the defaults won the re-measurement (x1)" if s.get("defaults_won") else "no paired re-measurement")
         p_t = Ratio(**p99).text("ms") if p99 else "—"
         md.append(f"| {s['server']} | {s['defaults_label']} | {s['best_label']} | {tp_t} | {p_t} | {s['stopped']} |")
     md.append("")
     md.append("Ratios come from the confirmation rounds only (defaults and the top candidates re-measured "
-              "in interleaved, counterbalanced rounds); the interval is a Student-t interval over the "
-              "paired log-ratios (as the run report's verdicts).")
+              "in interleaved, counterbalanced rounds at one load level), over the rounds where both met "
+              "the SLO; the interval is a Student-t interval over the paired log-ratios (as the run "
+              "report's verdicts). The winner is the best mean over all rounds, a round that missed the "
+              "SLO counting 0.")
     md.append("")
     md.append("## Pareto front (throughput vs p99)")
     md.append("")
