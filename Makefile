@@ -54,6 +54,10 @@ typecheck: ## mypy
 	$(VENV)/bin/mypy servecmp models deploy loadtests servers
 
 ##@ Benchmarks
+.PHONY: bench-tune
+bench-tune: ## servecmp tune (15 min budget) vs the stored exhaustive grid: prints both (scripts/bench_tune.py)
+	$(PY) scripts/bench_tune.py --experiment experiments/quick.yaml --budget-minutes 15
+
 .PHONY: bench-harness bench-harness-torchserve
 bench-harness: ## Load generator capacity and added latency vs wrk (prints figures)
 	$(PY) scripts/bench_harness.py

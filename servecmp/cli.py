@@ -106,6 +106,24 @@ def _cmd_steps(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from servecmp.tune import TuneError, run_tune
+
+    exp = load_experiment(args.experiment)
+    out = Path(args.out) if args.out else Path("experiments") / f"tuned-{exp.name}.yaml"
+    try:
+        tune_dir = run_tune(
+            args.experiment, budget_minutes=args.budget_minutes, servers=args.server or None,
+            resume=Path(args.resume) if args.resume else None, strategy=args.strategy,
+            runs_root=Path(args.runs), artifacts_root=Path(args.artifacts), out=out, cluster=args.cluster,
+        )
+    except TuneError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"tune results: {tune_dir}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from servecmp.report.build import build_report_cli
 
@@ -202,6 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--cluster-mode", action="store_true", help="allow cluster Service DNS names as targets")
     sp.add_argument("--metrics-port", type=int, default=0, help="serve the generator's servecmp_* metrics")
     sp.add_argument("--metrics-host", default="127.0.0.1", help="bind address of --metrics-port")
+
+    sp = add("tune", _cmd_tune, "search each server's own best configuration under the experiment's budget")
+    sp.add_argument("experiment")
+    sp.add_argument("--budget-minutes", type=float, default=15.0, help="time for the whole search (all servers)")
+    sp.add_argument("--server", action="append", help="only this server (repeatable; default: every server)")
+    sp.add_argument("--resume", help="a tune run directory to continue (finished configurations are reused)")
+    sp.add_argument("--strategy", choices=["coordinate", "grid"], default="coordinate",
+                    help="coordinate descent + confirmation (default) or the exhaustive grid (reference)")
+    sp.add_argument("--out", help="tuned experiment file (default experiments/tuned-<name>.yaml)")
+    sp.add_argument("--cluster", action="store_true", help="roll candidates out to the kind cluster (helm upgrade) "
+                    "and measure them with the in-cluster step engine")
+    sp.add_argument("--runs", default=str(DEFAULT_RUNS), help="parent directory of tune run directories")
+    sp.add_argument("--artifacts", default=str(DEFAULT_ARTIFACTS))
 
     sp = add("report", _cmd_report, "build the HTML + Markdown report from a stored run")
     sp.add_argument("run_dir")

@@ -200,6 +200,15 @@ class Batching(_Strict):
     max_enqueued_batches: Annotated[int, Field(ge=1, le=100_000)] = 100
 
 
+class ServerTuning(_Strict):
+    """One server's overrides of ``tuning``; a field left out keeps the shared value."""
+
+    workers: Annotated[int, Field(ge=1, le=64)] | None = None
+    intra_op_threads: Annotated[int, Field(ge=1, le=256)] | None = None
+    io_threads: Annotated[int, Field(ge=1, le=256)] | None = None
+    batching: Batching | None = None
+
+
 class Tuning(_Strict):
     # Model instances: TorchServe workers per model. TF Serving runs one session; its
     # parallelism comes from inter-op threads, so ``workers`` maps to inter_op threads there.
@@ -211,6 +220,10 @@ class Tuning(_Strict):
     # which runs requests to completion (servers/tfserving/config.py rest_api_num_threads).
     io_threads: Annotated[int, Field(ge=1, le=256)] | None = None
     batching: Batching = Batching()
+    # Each server's own configuration (``servecmp tune`` writes these): applied by configgen and
+    # the baselines when that server is rendered or run (``Experiment.for_server``), on top of the
+    # shared settings above. Empty: every server runs the shared settings (the defaults).
+    per_server: dict[str, ServerTuning] = Field(default_factory=dict)  # server name -> its own
 
 
 class Experiment(_Strict):
@@ -223,6 +236,9 @@ class Experiment(_Strict):
     load: Load = Load()
     resources: Resources = Resources()
     tuning: Tuning = Tuning()
+    # Which configuration the servers run: "defaults" (the shared settings) or "tuned" (each its
+    # own best from ``servecmp tune``, in tuning.per_server). The report's title says which.
+    configuration: Literal["defaults", "tuned"] = "defaults"
 
     @model_validator(mode="after")
     def _check(self) -> Experiment:
@@ -236,7 +252,23 @@ class Experiment(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"targets: duplicate target(s) {', '.join(dupes)}")
-        b = self.tuning.batching
+        if self.tuning.per_server and self.configuration != "tuned":
+            raise ValueError(
+                "tuning.per_server gives servers their own configurations: set "
+                "`configuration: tuned` so every report says so"
+            )
+        in_targets = {t.server for t in self.targets}
+        for server in self.tuning.per_server:
+            if server not in in_targets:
+                raise ValueError(
+                    f"tuning.per_server.{server}: no target of this server in the experiment; "
+                    f"servers with targets: {', '.join(sorted(in_targets))}"
+                )
+        for b in [self.tuning.batching, *(o.batching for o in self.tuning.per_server.values() if o.batching)]:
+            self._check_batch(b)
+        return self
+
+    def _check_batch(self, b: Batching) -> None:
         examples = b.max_batch_size * self.payload.batch_size
         if b.enabled and examples > MAX_EXAMPLES_PER_BATCH:
             # TF Serving counts a batch in examples (batching_session.h: a task's size is its 0th
@@ -247,7 +279,17 @@ class Experiment(_Strict):
                 f"{MAX_EXAMPLES_PER_BATCH} can be batched (TF Serving's max_batch_size counts "
                 "examples): lower one of them"
             )
-        return self
+
+    def for_server(self, server: str) -> Experiment:
+        """This experiment as ``server`` runs it: its ``tuning.per_server`` entry (if any) merged
+        into the shared tuning. Config rendering and the baselines read tuning through this."""
+        override = self.tuning.per_server.get(server)
+        if override is None:
+            return self
+        tuning = self.tuning.model_copy(
+            update={k: v for k, v in override if v is not None} | {"per_server": {}}
+        )
+        return self.model_copy(update={"tuning": tuning})
 
     # ---- derived, fair-by-construction settings -------------------------------------------
     @property
@@ -275,11 +317,27 @@ class Experiment(_Strict):
             "tuning.batching": self.tuning.batching.model_dump(),
             "payload.batch_size": self.payload.batch_size,
             "payload.encodings": sorted(f"{t.name}" for t in self.targets),
+        } | self._tuned_settings()
+
+    def _tuned_settings(self) -> dict[str, object]:
+        if self.configuration == "defaults" and not self.tuning.per_server:
+            return {}  # absent, so runs stored before per-server tuning existed still compare
+        return {
+            "configuration": f"{self.configuration}: each server runs its own tuned configuration "
+            "(tuning.per_server) within the same resource budget",
+            "tuning.per_server": {s: o.model_dump(mode="json", exclude_none=True)
+                                  for s, o in sorted(self.tuning.per_server.items())},
         }
 
     def digest(self) -> str:
         """Hash of the normalised experiment (not of the file's formatting)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        data = self.model_dump(mode="json")
+        # Fields added with per-server tuning count only when set: older digests stay valid.
+        if not data["tuning"]["per_server"]:
+            del data["tuning"]["per_server"]
+        if data["configuration"] == "defaults":
+            del data["configuration"]
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

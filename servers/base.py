@@ -120,6 +120,12 @@ class Knob:
 @dataclass(frozen=True)
 class SearchSpace:
     knobs: tuple[Knob, ...]
+    # Every experiment field this server's config reads, so a knob outside it is refused by name
+    # (servecmp tune); empty: the knobs' own fields.
+    known: tuple[str, ...] = ()
+
+    def known_fields(self) -> tuple[str, ...]:
+        return self.known or tuple(k.field for k in self.knobs)
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,47 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from servecmp.experiment import Encoding, Protocol
-from servecmp.servers.base import FairnessRow, ProtocolSpec, RenderedConfig, ServerAdapter
+from servecmp.servers.base import (
+    FairnessRow,
+    Knob,
+    ProtocolSpec,
+    RenderedConfig,
+    SearchSpace,
+    ServerAdapter,
+)
 
 if TYPE_CHECKING:
     from servecmp.deploy.configgen.placement import Placement
     from servecmp.experiment import Experiment
+
+# Search spaces (servecmp tune): model instances and math threads per instance, the two settings
+# the baseline clients honour. The baseline stands for "the model's compute with the same budget":
+# tuning it the same way keeps the server-vs-baseline overhead honest when the servers are tuned.
+KNOWN_FIELDS = ("tuning.workers", "tuning.intra_op_threads")
+
+PYTORCH_SPACE = SearchSpace(
+    known=KNOWN_FIELDS,
+    knobs=(
+        Knob(field="tuning.workers", values=(1, 2),
+             source="pytorch/serve v0.12.0 docs/performance_guide.md: number of workers (model "
+             "instances) on CPU; the baseline mirrors TorchServe's workers"),
+        Knob(field="tuning.intra_op_threads", values=(1, 2),
+             source="pytorch/serve v0.12.0 docs/performance_guide.md 'TorchServe On CPU': math "
+             "threads per instance (torch.set_num_threads)"),
+    )
+)
+
+TENSORFLOW_SPACE = SearchSpace(
+    known=KNOWN_FIELDS,
+    knobs=(
+        Knob(field="tuning.workers", values=(1, 2),
+             source="tensorflow/serving 2.20.0 tensorflow_serving/g3doc/performance.md 'Binary "
+             "Configuration': inter-op parallelism (concurrent runs)"),
+        Knob(field="tuning.intra_op_threads", values=(1, 2),
+             source="tensorflow/serving 2.20.0 tensorflow_serving/g3doc/performance.md 'Binary "
+             "Configuration': tensorflow_intra_op_parallelism"),
+    )
+)
 
 _FAIRNESS = (
     FairnessRow("tuning.workers", "model instances shared by the users", "= tuning.workers"),
@@ -38,6 +74,7 @@ class PyTorchInProcess(InProcessAdapter):
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
     protocols = (ProtocolSpec(Protocol.inprocess, (Encoding.ndarray,),
                               "servecmp.loadtests.clients.inprocess:PyTorchInProcessClient"),)
+    search_space = PYTORCH_SPACE
 
 
 class TensorFlowInProcess(InProcessAdapter):
@@ -46,6 +83,7 @@ class TensorFlowInProcess(InProcessAdapter):
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "tensorflow"
     protocols = (ProtocolSpec(Protocol.inprocess, (Encoding.ndarray,),
                               "servecmp.loadtests.clients.inprocess:TensorFlowInProcessClient"),)
+    search_space = TENSORFLOW_SPACE
 
 
 PYTORCH = PyTorchInProcess()

@@ -156,7 +156,7 @@ def test_kserve_runs_the_project_pins_and_is_scraped(steps_run) -> None:
     from servecmp.deploy import versions
     from servecmp.experiment import load_experiment
 
-    if "kserve" not in {t.server.value for t in load_experiment(ROOT / EXPERIMENT).targets}:
+    if "kserve" not in {t.server for t in load_experiment(ROOT / EXPERIMENT).targets}:
         pytest.skip(f"{EXPERIMENT} targets no kserve server")
     meta = json.loads((steps_run["run"] / "meta.json").read_text())
     ks = meta["servers"]["kserve"]

@@ -36,7 +36,8 @@ def render_all(
     files: dict[str, dict[str, str]] = {}
     env: dict[str, dict[str, str]] = {}
     for a in adapters:
-        rendered = a.render(exp, placement)
+        # each server renders the experiment as it runs it: its tuning.per_server entry applied
+        rendered = a.render(exp.for_server(a.name), placement)
         files[a.name], env[a.name] = dict(rendered.files), dict(rendered.env)
     return GeneratedConfigs(placement=placement, files=files, env=env)
 

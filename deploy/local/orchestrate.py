@@ -363,12 +363,13 @@ class LocalRun:
                         artifact = self._baseline_artifact(target)
                         if r == 0 and not self._announced(target):
                             self.store.append_target(TargetAvailability(target=target.name, available=True, address=str(artifact)))
-                        _log(f"baseline: {target.name} (in-process, {self.exp.tuning.workers} instance(s) x "
-                             f"{self.exp.intra_op_threads} thread(s))")
+                        own = self.exp.for_server(target.server)  # its tuning.per_server entry
+                        _log(f"baseline: {target.name} (in-process, {own.tuning.workers} instance(s) x "
+                             f"{own.intra_op_threads} thread(s))")
                         self._run_target(
                             target, str(artifact), repeat=r, cpus=base_cpus, params=params,
-                            client_options={"intra_op_threads": self.exp.intra_op_threads,
-                                            "workers": self.exp.tuning.workers},
+                            client_options={"intra_op_threads": own.intra_op_threads,
+                                            "workers": own.tuning.workers},
                         )
                         continue
                     assert server.process is not None

@@ -82,6 +82,17 @@ def _kind_rows(m: Any) -> list[tuple[str, Any]]:
     return rows
 
 
+def configuration_label(run: RunData) -> str:
+    """Which configuration the servers ran (``servecmp tune``): the shared defaults, or each
+    server's own tuned one (``tuning.per_server``)."""
+    exp = run.experiment
+    if exp is None or exp.configuration == "defaults":
+        return "defaults (every server runs the experiment's shared settings)"
+    own = "; ".join(f"{s}: {o.model_dump(mode='json', exclude_none=True)}"
+                    for s, o in sorted(exp.tuning.per_server.items()))
+    return f"tuned (each server runs its own tuned configuration: {own or 'none listed'})"
+
+
 def provenance_table(run: RunData) -> an.Table:
     m = run.meta
     host = m.host
@@ -94,6 +105,7 @@ def provenance_table(run: RunData) -> an.Table:
     pairs: list[tuple[str, Any]] = [
         ("experiment", m.experiment_name),
         ("experiment hash (digest)", m.experiment_digest),
+        ("configuration", configuration_label(run)),
         ("run id", m.run_id),
         ("created", m.created_at),
         ("versions", versions),

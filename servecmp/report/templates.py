@@ -52,7 +52,7 @@ details { margin: 8px 0; } summary { cursor: pointer; color: #333; }
 </style>
 </head>
 <body>
-<h1>servecmp report: {{ run.meta.experiment_name }}</h1>
+<h1>servecmp report: {{ run.meta.experiment_name }}{% if run.experiment and run.experiment.configuration == 'tuned' %} — at best (tuned configurations){% else %} — at defaults{% endif %}</h1>
 <p class="note">run <code>{{ run.run_id }}</code>, created {{ run.meta.created_at }}; built from stored results only by servecmp {{ servecmp_version }}. Provenance is at the end.</p>
 
 {% for w in warnings %}<div class="warning" role="alert">⚠ {{ w }}</div>
@@ -132,7 +132,7 @@ details { margin: 8px 0; } summary { cursor: pointer; color: #333; }
 </html>
 """
 
-MD = r"""# servecmp report: {{ run.meta.experiment_name }}
+MD = r"""# servecmp report: {{ run.meta.experiment_name }}{% if run.experiment and run.experiment.configuration == 'tuned' %} — at best (tuned configurations){% else %} — at defaults{% endif %}
 
 run `{{ run.run_id }}`, created {{ run.meta.created_at }}; built from stored results only by servecmp {{ servecmp_version }}. Provenance is at the end.
 {% for w in warnings %}

@@ -22,6 +22,7 @@ from servecmp.servers.base import (
     Wire,
 )
 from servecmp.servers.tfserving.metrics import METRICS
+from servecmp.servers.tfserving.search import SEARCH_SPACE
 
 if TYPE_CHECKING:
     from servecmp.deploy.configgen.placement import Placement
@@ -73,6 +74,7 @@ class TFServingAdapter(ServerAdapter):
     chart = "tfserving"
     wire = WIRE
     metrics = METRICS
+    search_space = SEARCH_SPACE
     fairness = (
         FairnessRow("resources.cpus", "CPU set (local) / CPU limit (k8s)", "= resources.cpus"),
         FairnessRow("resources.memory_mib", "memory limit (k8s; local Docker --memory)", "= memory_mib"),

@@ -23,6 +23,7 @@ from servecmp.servers.base import (
     Wire,
 )
 from servecmp.servers.torchserve.metrics import METRICS
+from servecmp.servers.torchserve.search import SEARCH_SPACE
 
 if TYPE_CHECKING:
     from servecmp.deploy.configgen.placement import Placement
@@ -82,6 +83,7 @@ class TorchServeAdapter(ServerAdapter):
     chart = "torchserve"
     wire = WIRE
     metrics = METRICS
+    search_space = SEARCH_SPACE
     fairness = (
         FairnessRow("resources.cpus", "CPU set (local) / CPU limit (k8s)", "= resources.cpus"),
         FairnessRow("resources.memory_mib", "memory limit (k8s); JVM -Xmx", "-Xmx = memory_mib / 4"),

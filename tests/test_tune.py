@@ -1,0 +1,314 @@
+"""servecmp tune without servers: search spaces and their validation (unknown knob, empty space,
+budget too small), per-server tuning in the experiment and config generation, the search's
+decisions and its resume-by-replay, the defaults-vs-best ratio and the Pareto front.
+
+The search is driven here by a scripted measurer (scores from a table, no load, no server): it
+checks the search's bookkeeping, never stands for a server, and its records stay in tmp dirs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from servecmp.cli import main
+from servecmp.deploy.configgen import Placement, render_all
+from servecmp.experiment import ExperimentError, load_experiment, parse_experiment
+from servecmp.servers.base import Knob, SearchSpace
+from servecmp.servers.torchserve.config import parse_properties
+from servecmp.tune import space as sp
+from servecmp.tune.pareto import Point, front
+from servecmp.tune.report import defaults_vs_best
+from servecmp.tune.search import Budget, Search
+from servecmp.tune.store import Level, Measurement, Stage, TuneStore
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ROOT / "experiments" / "quick.yaml"
+
+
+def _exp(**extra: Any) -> Any:
+    data = {"name": "t", "model": "tiny",
+            "targets": [{"server": "torchserve", "protocol": "rest"}, {"server": "tfserving", "protocol": "rest"},
+                        {"server": "pytorch", "protocol": "inprocess"}],
+            "resources": {"cpus": 2}} | extra
+    return parse_experiment(data)
+
+
+# ---- spaces ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("server", ["torchserve", "tfserving", "pytorch", "tensorflow"])
+def test_declared_spaces_validate_and_cite_their_source(server: str) -> None:
+    space = sp.space_for(server)
+    sp.validate_space(server, space)
+    for k in space.knobs:
+        assert k.source and ("pytorch/serve v0.12.0" in k.source or "tensorflow/serving 2.20.0" in k.source)
+
+
+def test_unknown_knob_is_named_with_the_servers_known_knobs() -> None:
+    bad = SearchSpace(knobs=(Knob(field="tuning.worker_count", values=(1, 2), source="x"),))
+    with pytest.raises(sp.TuneError) as err:
+        sp.validate_space("torchserve", bad)
+    msg = str(err.value)
+    assert "'tuning.worker_count'" in msg and "tuning.workers" in msg and "tuning.io_threads" in msg
+
+
+def test_tfserving_rejects_io_threads_it_has_no_knob_for() -> None:
+    bad = SearchSpace(knobs=(Knob(field="tuning.io_threads", values=(1, 2), source="x"),))
+    with pytest.raises(sp.TuneError, match=r"unknown knob 'tuning\.io_threads'"):
+        sp.validate_space("tfserving", bad)
+
+
+def test_empty_space_and_empty_knob_are_refused() -> None:
+    with pytest.raises(sp.TuneError, match="search space is empty"):
+        sp.validate_space("torchserve", SearchSpace(knobs=()))
+    with pytest.raises(sp.TuneError, match="has no values"):
+        sp.validate_space("torchserve", SearchSpace(knobs=(Knob("tuning.workers", (), "x"),)))
+
+
+def test_budget_too_small_names_the_minimum() -> None:
+    exp = load_experiment(QUICK)
+    need = sp.measurement_seconds(exp)
+    with pytest.raises(sp.TuneError) as err:
+        sp.check_budget(exp, need - 1)
+    assert f"at least {need / 60:.2f}" in str(err.value)
+    assert sp.check_budget(exp, need) == need
+
+
+def test_cli_budget_too_small_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc = main(["tune", str(QUICK), "--budget-minutes", "0.1", "--runs", str(tmp_path), "--out", str(tmp_path / "t.yaml")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "too small for one measurement" in err and "--budget-minutes" in err
+    assert not list(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_cli_unknown_server_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc = main(["tune", str(QUICK), "--server", "triton", "--runs", str(tmp_path)])
+    assert rc == 2
+    assert "--server 'triton'" in capsys.readouterr().err
+
+
+def test_grid_collapses_batching_knobs_when_batching_is_off() -> None:
+    space = sp.space_for("torchserve")
+    cands = sp.grid("torchserve", space)
+    off = [c for c in cands if c.as_dict()["tuning.batching.enabled"] is False]
+    on = [c for c in cands if c.as_dict()["tuning.batching.enabled"] is True]
+    sizes = {k.field: len(k.values) for k in space.knobs}
+    rest = sizes["tuning.workers"] * sizes["tuning.intra_op_threads"] * sizes["tuning.io_threads"]
+    assert len(off) == rest
+    assert len(on) == rest * sizes["tuning.batching.max_batch_size"] * sizes["tuning.batching.batch_timeout_ms"]
+    assert all("tuning.batching.max_batch_size" not in c.as_dict() for c in off)
+    assert len({c.id for c in cands}) == len(cands)
+
+
+# ---- the experiment carries per-server configurations ----------------------------------------
+def test_per_server_tuning_reaches_only_its_server() -> None:
+    exp = _exp(configuration="tuned", tuning={"workers": 1, "per_server": {
+        "torchserve": {"workers": 2, "intra_op_threads": 1, "io_threads": 4,
+                       "batching": {"enabled": True, "max_batch_size": 4, "batch_timeout_ms": 5}}}})
+    cfg = render_all(exp, Placement.kubernetes())
+    props = parse_properties(cfg.files["torchserve"]["config.properties"])
+    assert props["default_workers_per_model"] == "2" and props["number_of_netty_threads"] == "4"
+    model = json.loads(props["models"])["tiny"]["1.0"]
+    assert model["batchSize"] == 4 and model["minWorkers"] == 2
+    assert cfg.env["torchserve"]["OMP_NUM_THREADS"] == "1"
+    flags = cfg.tfserving_flags()
+    assert "--tensorflow_inter_op_parallelism=1" in flags  # TF Serving keeps the shared settings
+    assert not any(f.startswith("--enable_batching") for f in flags)
+    fs = exp.fairness_settings()
+    assert "each server runs its own tuned configuration" in str(fs["configuration"])
+    assert fs["tuning.per_server"] == {"torchserve": exp.tuning.per_server[next(iter(exp.tuning.per_server))]
+                                       .model_dump(mode="json", exclude_none=True)}
+
+
+def test_per_server_needs_the_tuned_label_and_a_target() -> None:
+    with pytest.raises(ExperimentError, match="configuration: tuned"):
+        _exp(tuning={"per_server": {"torchserve": {"workers": 2}}})
+    with pytest.raises(ExperimentError, match=r"tuning\.per_server\.tensorflow: no target"):
+        _exp(configuration="tuned", tuning={"per_server": {"tensorflow": {"workers": 2}}})
+
+
+def test_digest_of_an_untuned_experiment_is_unchanged() -> None:
+    exp = load_experiment(QUICK)
+    data = exp.model_dump(mode="json")
+    del data["tuning"]["per_server"], data["configuration"]
+    old = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    assert exp.digest() == old
+    assert "configuration" not in exp.fairness_settings()
+
+
+def test_variant_is_a_valid_tuned_experiment_for_one_server() -> None:
+    exp = _exp()
+    cand = sp.candidate("torchserve", {"tuning.workers": 2, "tuning.batching.enabled": False,
+                                       "tuning.batching.max_batch_size": 8})
+    v = sp.variant(exp, cand)
+    assert v.configuration == "tuned"
+    assert v.for_server("torchserve").tuning.workers == 2 and v.for_server("pytorch").tuning.workers == 1
+    assert "tuning.batching.max_batch_size" not in cand.as_dict()  # off: collapsed
+
+
+# ---- the search ------------------------------------------------------------------------------
+class ScriptedMeasurer:
+    """Scores from a function of the configuration; counts calls. Not a server."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.calls: list[tuple[str, str, int]] = []
+        self.levels: list[str | None] = []
+
+    def measure(self, cand: sp.Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None,
+                level: str | None = None) -> Measurement:
+        self.calls.append((cand.id, stage, rnd))
+        self.levels.append(level)
+        rps = float(self.fn(cand.as_dict(), rnd))
+        lv = Level(param="concurrency=4", throughput_rps=rps, p50_ms=5.0, p99_ms=20.0, error_fraction=0.0,
+                   valid=True, steady=True, slo_ok=rps > 0, step_id="s")
+        return Measurement(server=cand.server, target="t", config_id=cand.id, config=cand.as_dict(),
+                           label=cand.label(), stage=stage, round=rnd, started_at="now", duration_s=10.0,
+                           candidate_dir="c", levels=[lv], score_rps=rps, score_p99_ms=20.0 if rps else None)
+
+
+def _rps(cfg: dict[str, Any], rnd: int) -> float:
+    # more workers help, 2 intra-op threads hurt; a little round-to-round noise
+    return 100.0 * cfg["tuning.workers"] / cfg["tuning.intra_op_threads"] + rnd
+
+
+def test_coordinate_descent_finds_the_best_and_confirms_it_against_defaults(tmp_path: Path) -> None:
+    exp = _exp()
+    space = SearchSpace(knobs=(Knob("tuning.workers", (1, 2, 4), "s"), Knob("tuning.intra_op_threads", (1, 2, 4), "s"),
+                               Knob("tuning.io_threads", (1, 2, 4), "s")))
+    fake = ScriptedMeasurer(_rps)
+    search = Search(exp, TuneStore(tmp_path), fake, Budget(10_000), 10.0, log=lambda m: None)
+    out = search.run_coordinate("torchserve", space, 10_000)
+    assert out.best is not None
+    assert {k: out.best.as_dict()[k] for k in ("tuning.workers", "tuning.intra_op_threads")} == {
+        "tuning.workers": 4, "tuning.intra_op_threads": 1}
+    assert out.defaults.as_dict() == {"tuning.workers": 1, "tuning.intra_op_threads": 2,  # cpus / workers
+                                      "tuning.io_threads": 2}
+    screened = [c for c in fake.calls if c[1] == "screen"]
+    assert len(screened) <= len(sp.grid("torchserve", space)) // 2  # smarter than the grid
+    confirm = [c for c in fake.calls if c[1] == "confirm"]
+    assert out.defaults.id in {c[0] for c in confirm} and out.best.id in {c[0] for c in confirm}
+    rounds = sorted({c[2] for c in confirm})
+    assert len(rounds) >= 2
+    # counterbalanced: round 2 runs the configurations in reverse order
+    r1 = [c[0] for c in confirm if c[2] == 1]
+    r2 = [c[0] for c in confirm if c[2] == 2]
+    assert r2 == r1[::-1]
+    # re-measured at the level where the leader scored, the same for every configuration
+    assert {lv for (_, stage, _), lv in zip(fake.calls, fake.levels, strict=True) if stage == "confirm"} == {"concurrency=4"}
+
+
+def test_a_replayed_search_measures_nothing_twice(tmp_path: Path) -> None:
+    exp = _exp()
+    space = SearchSpace(knobs=(Knob("tuning.workers", (1, 2, 4), "s"), Knob("tuning.intra_op_threads", (1, 2), "s")))
+    first = ScriptedMeasurer(_rps)
+
+    class Killed(Exception):
+        pass
+
+    def dies_after_three(cfg: dict[str, Any], rnd: int) -> float:
+        if len(first.calls) > 3:
+            raise Killed
+        return _rps(cfg, rnd)
+
+    first.fn = dies_after_three
+    with pytest.raises(Killed):
+        Search(exp, TuneStore(tmp_path), first, Budget(10_000), 10.0, log=lambda m: None).run_coordinate("pytorch", space, 10_000)
+    stored, _ = TuneStore(tmp_path).read()
+    assert len(stored) == 3
+    second = ScriptedMeasurer(_rps)
+    out = Search(exp, TuneStore(tmp_path), second, Budget(10_000), 10.0, log=lambda m: None).run_coordinate("pytorch", space, 10_000)
+    assert out.reused == 3
+    assert not {(m.config_id, m.stage, m.round) for m in stored} & set(second.calls)
+    keys = [m.key for m in TuneStore(tmp_path).read()[0]]
+    assert len(keys) == len(set(keys))
+    assert out.best is not None and out.best.as_dict()["tuning.workers"] == 4
+
+
+def test_the_budget_bounds_the_search(tmp_path: Path) -> None:
+    exp = _exp()
+    space = sp.space_for("torchserve")
+    fake = ScriptedMeasurer(lambda cfg, rnd: 50.0)
+    budget = Budget(45.0)  # 10 s per measurement: at most 4
+    out = Search(exp, TuneStore(tmp_path), fake, budget, 10.0, log=lambda m: None).run_coordinate("torchserve", space, 45.0)
+    assert 1 <= len(fake.calls) <= 4 and budget.spent_s <= 45.0
+    assert "budget" in out.stopped or "only the defaults" in out.stopped
+
+
+# ---- outcome ---------------------------------------------------------------------------------
+def _m(cid: str, rnd: int, rps: float, p99: float) -> Measurement:
+    lv = Level(param="concurrency=4", throughput_rps=rps, p50_ms=1.0, p99_ms=p99, error_fraction=0.0,
+               valid=True, steady=True, slo_ok=True, step_id="s")
+    return Measurement(server="torchserve", target="t", config_id=cid, config={}, label=cid, stage="confirm",
+                       round=rnd, started_at="x", duration_s=1.0, candidate_dir="c", levels=[lv],
+                       score_rps=rps, score_p99_ms=p99)
+
+
+def test_defaults_vs_best_ratio_has_a_paired_interval() -> None:
+    ms = [_m("d", 1, 100, 40), _m("b", 1, 150, 30), _m("b", 2, 160, 31), _m("d", 2, 104, 41),
+          _m("d", 3, 98, 39), _m("b", 3, 149, 29)]
+    r = defaults_vs_best(ms, "d", "b")
+    assert r is not None
+    tp = r["throughput_rps"]
+    assert tp.n_pairs == 3 and tp.interval is not None
+    assert tp.interval[0] < tp.ratio < tp.interval[1] and 1.4 < tp.ratio < 1.6 and tp.significant
+    assert r["latency_p99_ms"].ratio < 1
+
+
+def test_pareto_front_keeps_only_non_dominated_points() -> None:
+    pts = [Point("s", "a", "c1", 100, 10, "screen", True), Point("s", "b", "c4", 200, 30, "screen", True),
+           Point("s", "c", "c4", 150, 40, "screen", True), Point("s", "d", "c1", 90, 12, "screen", True)]
+    assert [p.label for p in front(pts)] == ["a", "b"]
+
+
+def test_tuned_experiment_reparses_unchanged(tmp_path: Path) -> None:
+    from servecmp.tune import tuned_experiment
+
+    exp = load_experiment(QUICK)
+    best = {"torchserve": sp.candidate("torchserve", {"tuning.workers": 2, "tuning.batching.enabled": True,
+                                                     "tuning.batching.max_batch_size": 4,
+                                                     "tuning.batching.batch_timeout_ms": 5.0})}
+    tuned = tuned_experiment(exp, best, "note")
+    f = tmp_path / "tuned.yaml"
+    f.write_text(yaml.safe_dump(tuned.model_dump(mode="json"), sort_keys=False))
+    back = load_experiment(f)
+    assert back.configuration == "tuned" and back.for_server("torchserve").tuning.workers == 2
+    assert back.for_server("torchserve").tuning.batching.enabled
+    assert back.for_server("pytorch").tuning.workers == exp.tuning.workers
+
+
+def test_resume_refuses_a_directory_of_another_search(tmp_path: Path) -> None:
+    from servecmp.tune import run_tune
+
+    with pytest.raises(sp.TuneError, match="not a tune run directory"):
+        run_tune(QUICK, resume=tmp_path, runs_root=tmp_path)
+    (tmp_path / "tune.json").write_text(json.dumps({"experiment_digest": "other", "strategy": "coordinate",
+                                                    "servers": ["pytorch"], "budget_minutes": 15.0}))
+    with pytest.raises(sp.TuneError, match="experiment_digest differs"):
+        run_tune(QUICK, resume=tmp_path, servers=["pytorch"], runs_root=tmp_path)
+
+
+def test_objective_is_the_best_throughput_meeting_the_slo_with_few_errors() -> None:
+    from servecmp.results.schema import LatencySummary, StepResult
+    from servecmp.tune.measure import level_of, score
+
+    def step(c: int, rps: float, p99: float, errors: int = 0, valid: bool = True) -> StepResult:
+        return StepResult(run_id="r", step_id=f"s{c}", target="t", server="torchserve", protocol="rest",
+                          encoding="json", sweep="closed_loop", mode="closed_loop", concurrency=c,
+                          started_at="x", warmup_s=1, window_s=1, stop_reason="stable", requests=10_000,
+                          ok=10_000 - errors, transport_errors={"timeout": errors} if errors else {},
+                          throughput_rps=rps, latency_ms=LatencySummary(p50=p99 / 2, p99=p99), valid=valid)
+
+    m = Measurement(server="torchserve", target="t", config_id="c", config={}, label="c", stage="screen",
+                    started_at="x", duration_s=1, candidate_dir="c",
+                    levels=[level_of(s, 100.0) for s in (
+                        step(1, 50, 20), step(2, 90, 60), step(4, 120, 150),  # p99 over the SLO
+                        step(8, 130, 80, errors=20),  # 0.2 % errors
+                        step(16, 140, 50, valid=False))])
+    score(m)
+    assert (m.score_rps, m.score_p99_ms) == (90, 60)

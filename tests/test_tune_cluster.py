@@ -1,0 +1,99 @@
+"""The cluster path of `servecmp tune`: a candidate is rolled out with `helm upgrade` carrying its
+own generated configs, waited for, and measured by the in-cluster step engine (scripts/kind-load.sh).
+
+Here it runs through the kind dry-run shims (tests/kind_dryrun: recording fakes of kind, kubectl,
+helm and docker; the repository's Python modules run for real): the commands and files are
+checked, the step comes from the fake Job log. For real it needs kind (skipped here, with why).
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from servecmp.experiment import load_experiment
+from servecmp.tune import space as sp
+from servecmp.tune.cluster import ClusterMeasurer, unavailable_reason
+
+ROOT = Path(__file__).resolve().parents[1]
+DRY = ROOT / "tests" / "kind_dryrun"
+COPY = ("scripts", "deploy", "helm", "experiments", "servecmp", "models", "loadtests", "servers", "pyproject.toml",
+        "README.md")
+
+
+@pytest.fixture()
+def checkout(tmp_path: Path) -> Path:
+    root = tmp_path / "a checkout"
+    for item in COPY:
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, root / item, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, root / item)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_candidate_rolled_out_by_helm_upgrade_and_measured_in_cluster(
+        checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from servecmp.deploy.kind.loadgen import STEP_MARK
+    from servecmp.results.schema import StepResult
+
+    py = tmp_path / "py"
+    py.write_text(f'#!/bin/bash\nexec {shlex.quote(str(ROOT / ".venv" / "bin" / "python"))} '
+                  f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n')
+    py.chmod(0o755)
+    step = StepResult(run_id="kind-x", step_id="000-torchserve-rest-json-closed_loop-c1", index=0,
+                      target="torchserve-rest-json", server="torchserve", protocol="rest", encoding="json",
+                      sweep="closed_loop", mode="closed_loop", concurrency=1, started_at="2026-01-01T00:00:00Z",
+                      warmup_s=1, window_s=1, stop_reason="stable", ok=10, requests=10, throughput_rps=40.0)
+    line = tmp_path / "step-line.txt"
+    line.write_text(STEP_MARK + step.model_dump_json() + "\n")
+    for k, v in {"PATH": f"{DRY / 'bin'}:/usr/bin:/bin", "DRYRUN_LOG": str(tmp_path / "calls.log"),
+                 "DRYRUN_STEP_LINE": str(line), "SERVECMP_PYTHON": str(py),
+                 "SERVECMP_HELM": str(DRY / "bin" / "helm"), "DRYRUN_CLUSTER": "1"}.items():
+        monkeypatch.setenv(k, v)
+
+    exp = load_experiment(checkout / "experiments" / "quick.yaml")
+    tune_dir = tmp_path / "tune"
+    cand = sp.candidate("torchserve", {"tuning.workers": 2, "tuning.intra_op_threads": 1, "tuning.io_threads": 4,
+                                       "tuning.batching.enabled": False})
+    m = ClusterMeasurer(exp, tune_dir, root=checkout).measure(cand, "screen", 0)
+
+    calls = [shlex.split(c) for c in (tmp_path / "calls.log").read_text().splitlines()]
+    ups = [c for c in calls if c[:2] == ["helm", "upgrade"]]
+    assert len(ups) == 1 and "--reuse-values" in ups[0]
+    up = ups[0]
+    files = dict(up[i + 1].split("=", 1) for i, a in enumerate(up) if a == "--set-file")
+    props = next(Path(v) for v in files.values() if v.endswith("config.properties")).read_text()
+    assert "default_workers_per_model=2" in props and "number_of_netty_threads=4" in props
+    values = Path(up[up.index("-f") + 1]).read_text()
+    assert "OMP_NUM_THREADS: '1'" in values or 'OMP_NUM_THREADS: "1"' in values
+    wait = next(i for i, c in enumerate(calls) if "servecmp.deploy.kind.cluster" in c and "wait" in c)
+    render = next(i for i, c in enumerate(calls) if "servecmp.deploy.kind.loadgen" in c and "render" in c)
+    assert calls.index(up) < wait < render  # rolled out and ready before the load Job
+    assert calls[render][calls[render].index("--experiment") + 1].endswith(f"{cand.id}-screen-r0/experiment.yaml")
+    assert [lv.param for lv in m.levels] == ["concurrency=1"]
+    assert m.levels[0].step_id == step.step_id and m.levels[0].throughput_rps == 40.0
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_tune_on_a_real_kind_cluster(tmp_path: Path) -> None:
+    """For real: needs `make kind-up` first (kind, kubectl, helm, docker)."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    from servecmp.tune import run_tune
+    from servecmp.tune.store import TuneStore
+
+    tune_dir = run_tune(ROOT / "experiments" / "quick.yaml", budget_minutes=20, servers=["torchserve"],
+                        cluster=True, runs_root=tmp_path, out=tmp_path / "tuned.yaml")
+    ms, _ = TuneStore(tune_dir).read()
+    assert ms and all(m.levels for m in ms)
+    assert (tmp_path / "tuned.yaml").is_file()

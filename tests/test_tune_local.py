@@ -1,0 +1,158 @@
+"""servecmp tune for real on this machine (tiny model, short windows): a search killed with
+SIGKILL resumes without re-measuring finished configurations; TorchServe is tuned end to end and
+the tuned experiment file runs unchanged through `servecmp run`; every shipped experiment file
+runs in a shortened form (only the targets that run here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from servecmp.experiment import load_experiment, parse_experiment
+from servecmp.results.store import RunStore
+from servecmp.servers.tfserving.local import TFServingServer
+from servecmp.servers.torchserve.local import TorchServeServer
+from servecmp.tune.store import TuneStore
+
+pytestmark = [pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY: dict[str, Any] = {
+    "name": "tune-tiny",
+    "model": "tiny",
+    "targets": [{"server": "torchserve", "protocol": "rest"}, {"server": "pytorch", "protocol": "inprocess"}],
+    "payload": {"distinct_inputs": 8},
+    "load": {"profile": "closed_loop", "concurrency": [1, 2], "warmup_s": 0.3,
+             "stability": {"window_s": 0.5, "windows": 2, "max_windows": 2}},
+    "resources": {"cpus": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One export of the tiny model for the whole module."""
+    return tmp_path_factory.mktemp("models")
+
+
+def _write(tmp: Path, data: dict[str, Any], name: str = "exp.yaml") -> Path:
+    f = tmp / name
+    f.write_text(yaml.safe_dump(data, sort_keys=False))
+    return f
+
+
+def _tune_cmd(exp: Path, tmp: Path, models: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "servecmp.cli", "tune", str(exp), "--runs", str(tmp / "runs"),
+            "--artifacts", str(models), "--out", str(tmp / "tuned.yaml"), *extra]
+
+
+def test_killed_search_resumes_without_remeasuring(tmp_path: Path, models: Path) -> None:
+    exp = _write(tmp_path, TINY)
+    args = ["--server", "pytorch", "--budget-minutes", "3"]
+    log = (tmp_path / "first.log").open("w")  # a file, not a pipe nobody reads (it would fill and block)
+    proc = subprocess.Popen(_tune_cmd(exp, tmp_path, models, *args), cwd=ROOT, start_new_session=True,
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        found: list[Path] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            found = list((tmp_path / "runs").glob("tune-*/measurements.jsonl"))
+            if found and len(found[0].read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.2)
+        assert found and proc.poll() is None, "the search ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)  # our own process group only
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    tune_dir = found[0].parent
+    before, _ = TuneStore(tune_dir).read()
+    assert len(before) >= 2
+    stamps = {m.key: (tune_dir / m.candidate_dir / "steps.jsonl").stat().st_mtime_ns for m in before}
+    out = subprocess.run(_tune_cmd(exp, tmp_path, models, *args, "--resume", str(tune_dir)), cwd=ROOT,
+                         capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    after, _ = TuneStore(tune_dir).read()
+    keys = [m.key for m in after]
+    assert len(keys) == len(set(keys)), "a configuration was measured twice"
+    assert [m.key for m in after[: len(before)]] == [m.key for m in before]
+    for m in before:  # finished configurations were reused, their stored steps untouched
+        assert (tune_dir / m.candidate_dir / "steps.jsonl").stat().st_mtime_ns == stamps[m.key]
+    assert out.stdout.count("  reused ") >= len(before)
+    assert (tmp_path / "tuned.yaml").is_file()
+    summary = json.loads((tune_dir / "summary.json").read_text())
+    assert summary["servers"][0]["reused"] >= len(before)
+
+
+def _skip_without_torchserve() -> None:
+    reason = TorchServeServer.availability()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.mark.torchserve
+def test_torchserve_tuned_end_to_end_and_rerun_unchanged(tmp_path: Path, models: Path) -> None:
+    _skip_without_torchserve()
+    from servecmp.deploy.local.orchestrate import run_experiment
+    from servecmp.tune import run_tune
+
+    exp_path = _write(tmp_path, TINY)
+    out = tmp_path / "tuned.yaml"
+    tune_dir = run_tune(exp_path, budget_minutes=2.5, servers=["torchserve"], runs_root=tmp_path / "runs",
+                        artifacts_root=models, out=out)
+    ms, _ = TuneStore(tune_dir).read()
+    assert ms and all(m.server == "torchserve" and not m.unavailable for m in ms)
+    assert any(m.levels and m.levels[0].throughput_rps > 0 for m in ms)
+    # every measurement is a stored run directory of real TorchServe steps
+    for m in ms:
+        steps = RunStore(tune_dir / m.candidate_dir).read_steps().steps
+        assert steps and all(s.server == "torchserve" for s in steps)
+    assert (tune_dir / "report" / "tune.md").read_text().count("## Defaults vs best") == 1
+    tuned = load_experiment(out)  # unchanged: as written
+    assert tuned.configuration == "tuned" and "torchserve" in {s.value for s in tuned.tuning.per_server}
+    run_dir = run_experiment(tuned, experiment_path=out, runs_root=tmp_path / "run", artifacts_root=models,
+                             only=["torchserve-rest-json"], prometheus=False, report=True, friction_under_load=False)
+    props = (run_dir / "configs" / "torchserve" / "config.properties").read_text()
+    workers = tuned.for_server("torchserve").tuning.workers
+    assert f"default_workers_per_model={workers}" in props
+    assert RunStore(run_dir).read_steps().steps
+    md = (run_dir / "report" / "report.md").read_text()
+    assert "at best (tuned configurations)" in md.splitlines()[0]
+    assert "each server runs its own tuned configuration" in md
+
+
+def _shortened(path: Path) -> dict[str, Any]:
+    exp = load_experiment(path)
+    data = exp.model_dump(mode="json")
+    here = {"torchserve", "pytorch", "tensorflow"} | ({"tfserving"} if not TFServingServer.availability() else set())
+    data["model"] = "tiny"
+    data["targets"] = [t for t in data["targets"] if t["server"] in here]
+    data["tuning"]["per_server"] = {k: v for k, v in data["tuning"]["per_server"].items() if k in here}
+    load = data["load"]
+    load.update(warmup_s=0.2, repeats=1, stability={"window_s": 0.5, "windows": 2, "max_windows": 2, "tolerance": 0.1})
+    load["concurrency"] = load["concurrency"][:2]
+    load["rates"] = load["rates"][:2]
+    return data
+
+
+@pytest.mark.torchserve
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "experiments").glob("*.yaml")))
+def test_every_experiment_file_runs_shortened(name: str, tmp_path: Path, models: Path) -> None:
+    _skip_without_torchserve()
+    from servecmp.deploy.local.orchestrate import run_experiment
+
+    exp = parse_experiment(_shortened(ROOT / "experiments" / name), name)
+    run_dir = run_experiment(exp, runs_root=tmp_path / "runs", artifacts_root=models,
+                             prometheus=False, report=False, friction_under_load=False)
+    steps = RunStore(run_dir).read_steps().steps
+    assert {s.target for s in steps} == {t.name for t in exp.targets}
