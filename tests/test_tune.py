@@ -116,7 +116,9 @@ def test_per_server_tuning_reaches_only_its_server() -> None:
     model = json.loads(props["models"])["tiny"]["1.0"]
     assert model["batchSize"] == 4 and model["minWorkers"] == 2
     assert cfg.env["torchserve"]["OMP_NUM_THREADS"] == "1"
-    flags = cfg.tfserving_flags()
+    from servecmp.servers.tfserving.config import flag_lines
+
+    flags = flag_lines(cfg.files["tfserving"])
     assert "--tensorflow_inter_op_parallelism=1" in flags  # TF Serving keeps the shared settings
     assert not any(f.startswith("--enable_batching") for f in flags)
     fs = exp.fairness_settings()
