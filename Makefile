@@ -41,7 +41,7 @@ parity: ## PyTorch vs TensorFlow parity check
 .PHONY: test test-fast lint typecheck
 test: setup ## The README's test command: lint, type-check, the whole suite (what CI runs)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy servecmp models deploy loadtests
+	$(VENV)/bin/mypy servecmp models deploy loadtests servers
 	$(VENV)/bin/pytest
 
 test-fast: ## Tests that start no server
@@ -51,7 +51,7 @@ lint: ## ruff
 	$(VENV)/bin/ruff check .
 
 typecheck: ## mypy
-	$(VENV)/bin/mypy servecmp models deploy loadtests
+	$(VENV)/bin/mypy servecmp models deploy loadtests servers
 
 ##@ Benchmarks
 .PHONY: bench-harness bench-harness-torchserve

@@ -2,7 +2,7 @@
 
 - :class:`ClosedLoopUser` — one in-flight request per user, no think time: ``call()`` in a loop.
   The target kind (TorchServe/TF Serving x REST/gRPC, in-process) is chosen by the client the
-  ``LoadContext`` makes; the kind-named subclasses below exist so Locust's UI / stats show it.
+  ``LoadContext`` makes; closed_loop_user_for() names a subclass so Locust's UI / stats show it.
 - :class:`OpenLoopUser` — ONE scheduler per process that sends on a fixed-rate schedule
   (uniform or Poisson arrivals) whatever the server does: latency is measured from each
   request's scheduled time, in-flight requests are bounded by ``max_in_flight`` (a send that
@@ -158,47 +158,15 @@ class OpenLoopUser(User):
             c.close()
 
 
-# Kind-named closed-loop users (Locust shows the class name). Behaviour is identical: the kind
-# lives in the client that make_client() picks for the target.
-class TorchServeRestUser(ClosedLoopUser):
-    abstract = True
-
-
-class TorchServeGrpcUser(ClosedLoopUser):
-    abstract = True
-
-
-class TFServingRestUser(ClosedLoopUser):
-    abstract = True
-
-
-class TFServingGrpcUser(ClosedLoopUser):
-    abstract = True
-
-
-class KServeRestUser(ClosedLoopUser):
-    abstract = True
-
-
-class KServeGrpcUser(ClosedLoopUser):
-    abstract = True
-
-
 class InProcessUser(ClosedLoopUser):
     abstract = True
 
 
-_KIND_USERS = {
-    ("torchserve", "rest"): TorchServeRestUser,
-    ("torchserve", "grpc"): TorchServeGrpcUser,
-    ("tfserving", "rest"): TFServingRestUser,
-    ("tfserving", "grpc"): TFServingGrpcUser,
-    ("kserve", "rest"): KServeRestUser,
-    ("kserve", "grpc"): KServeGrpcUser,
-}
-
-
 def closed_loop_user_for(server: str, protocol: str) -> type[ClosedLoopUser]:
-    """A concrete closed-loop user class for a target kind."""
-    base = InProcessUser if protocol == "inprocess" else _KIND_USERS[(server, protocol)]
-    return type(base.__name__.replace("User", "ClosedLoop"), (base,), {"abstract": False})
+    """A concrete closed-loop user class for a target kind, named for it (Locust shows the class
+    name, e.g. ``TorchserveRestClosedLoop``). Behaviour is identical: the kind lives in the client
+    that make_client() picks for the target through the server's adapter."""
+    if protocol == "inprocess":
+        return type("InProcessClosedLoop", (InProcessUser,), {"abstract": False})
+    name = "".join(part.capitalize() for part in f"{server}-{protocol}".replace("_", "-").split("-"))
+    return type(f"{name}ClosedLoop", (ClosedLoopUser,), {"abstract": False})

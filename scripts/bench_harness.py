@@ -296,7 +296,7 @@ def latency_table(label: str, pairs: list[tuple[float, float]], goal: float | No
 def with_real_torchserve(args: argparse.Namespace) -> int:
     """Start TorchServe via the local runtime (server on the last CPU), write its payloads, then
     rerun this benchmark's wrk comparison against it (capacity runs skipped: a model is not trivial)."""
-    from servecmp.deploy.local.standalone import start_torchserve
+    from servecmp.deploy.local.standalone import start_server
     from servecmp.loadtests.payloads import PayloadSet
     from servecmp.models.__main__ import export_command
     from servecmp.models.export import artifacts
@@ -309,7 +309,7 @@ def with_real_torchserve(args: argparse.Namespace) -> int:
     cpus = (usable[-1],) if len(usable) >= 2 else None
     with tempfile.TemporaryDirectory(prefix="servecmp-bench-ts-") as tmp:
         work = Path(tmp)
-        server = start_torchserve(args.torchserve, work, root, cpus=cpus)
+        server = start_server("torchserve", args.torchserve, work, root, cpus=cpus)
         try:
             ps = PayloadSet.build(get_model(args.torchserve), DEFAULT_SEED, 1, 16, weights_seed=DEFAULT_SEED)
             ps.save(work)

@@ -13,20 +13,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ExperimentError(ValueError):
     """A malformed experiment file; the message names the file and each bad field."""
-
-
-class Server(StrEnum):
-    torchserve = "torchserve"
-    tfserving = "tfserving"
-    kserve = "kserve"
-    # In-process baselines: the raw model compute with the same thread budget, no server.
-    pytorch = "pytorch"
-    tensorflow = "tensorflow"
 
 
 class Protocol(StrEnum):
@@ -47,22 +38,19 @@ class Encoding(StrEnum):
     oip = "oip"
 
 
-# Which encodings each (server, protocol) pair accepts; the first one is its default.
-ALLOWED_ENCODINGS: dict[tuple[Server, Protocol], tuple[Encoding, ...]] = {
-    (Server.torchserve, Protocol.rest): (Encoding.json, Encoding.raw),
-    (Server.torchserve, Protocol.grpc): (Encoding.bytes,),
-    (Server.tfserving, Protocol.rest): (Encoding.json, Encoding.b64),
-    (Server.tfserving, Protocol.grpc): (Encoding.tensorproto,),
-    # KServe REST: json = v1 predict {"instances"} (TF Serving's body), oip = v2 infer.
-    (Server.kserve, Protocol.rest): (Encoding.json, Encoding.oip),
-    (Server.kserve, Protocol.grpc): (Encoding.oip,),
-    (Server.pytorch, Protocol.inprocess): (Encoding.ndarray,),
-    (Server.tensorflow, Protocol.inprocess): (Encoding.ndarray,),
-}
+def known_servers() -> tuple[str, ...]:
+    """Every server name an experiment may target: the registry's (servers/registry.py)."""
+    from servecmp.servers import registry
 
-# Encodings that are each server's best native choice rather than the fair common one:
-# reported as extra, clearly labelled targets.
-NATIVE_EXTRA = {Encoding.raw, Encoding.b64}
+    return registry.names()
+
+
+def allowed_encodings(server: str, protocol: Protocol) -> tuple[Encoding, ...]:
+    """Which encodings ``server`` takes over ``protocol`` (its adapter's ProtocolSpec); the
+    first is its fair default, the others are native extras. Empty: the pair does not exist."""
+    from servecmp.servers import registry
+
+    return registry.get(server).encodings(protocol)
 
 
 class _Strict(BaseModel):
@@ -72,39 +60,48 @@ class _Strict(BaseModel):
 class Target(_Strict):
     """One column of the comparison: a server reached over one protocol with one payload encoding."""
 
-    server: Server
+    server: str = Field(description="a server name from the registry (servers/registry.py)")
     protocol: Protocol
     encoding: Encoding | None = Field(
         default=None, description="payload encoding; default: the pair's common encoding"
     )
 
+    @field_validator("server")
+    @classmethod
+    def _known_server(cls, v: str) -> str:
+        known = known_servers()
+        if v not in known:
+            raise ValueError(f"server {v!r} is unknown; known servers: {', '.join(known)}")
+        return v
+
     @model_validator(mode="after")
     def _check_pair(self) -> Target:
-        key = (self.server, self.protocol)
-        if key not in ALLOWED_ENCODINGS:
-            allowed = sorted(f"{s.value}/{p.value}" for s, p in ALLOWED_ENCODINGS)
+        if not allowed_encodings(self.server, self.protocol):
+            from servecmp.servers import registry
+
+            allowed = sorted(f"{a.name}/{spec.protocol.value}" for a in registry.adapters() for spec in a.protocols)
             raise ValueError(
-                f"server {self.server.value!r} cannot be reached over {self.protocol.value!r}; "
+                f"server {self.server!r} cannot be reached over {self.protocol.value!r}; "
                 f"allowed server/protocol pairs: {', '.join(allowed)}"
             )
-        if self.encoding is not None and self.encoding not in ALLOWED_ENCODINGS[key]:
-            allowed_enc = ", ".join(e.value for e in ALLOWED_ENCODINGS[key])
+        allowed_enc = allowed_encodings(self.server, self.protocol)
+        if self.encoding is not None and self.encoding not in allowed_enc:
             raise ValueError(
                 f"encoding {self.encoding.value!r} is not valid for "
-                f"{self.server.value}/{self.protocol.value}; allowed: {allowed_enc}"
+                f"{self.server}/{self.protocol.value}; allowed: {', '.join(e.value for e in allowed_enc)}"
             )
         return self
 
     @property
     def effective_encoding(self) -> Encoding:
-        return self.encoding or ALLOWED_ENCODINGS[(self.server, self.protocol)][0]
+        return self.encoding or allowed_encodings(self.server, self.protocol)[0]
 
     @property
     def name(self) -> str:
         """Stable id used in results, metrics labels and report columns, e.g. ``torchserve-rest-json``."""
         if self.protocol is Protocol.inprocess:
-            return f"{self.server.value}-inprocess"
-        return f"{self.server.value}-{self.protocol.value}-{self.effective_encoding.value}"
+            return f"{self.server}-inprocess"
+        return f"{self.server}-{self.protocol.value}-{self.effective_encoding.value}"
 
     @property
     def is_baseline(self) -> bool:
@@ -112,7 +109,9 @@ class Target(_Strict):
 
     @property
     def is_native_extra(self) -> bool:
-        return self.effective_encoding in NATIVE_EXTRA
+        """A server's best native encoding rather than the fair common one (every encoding after
+        the first its adapter lists): reported as an extra, clearly labelled target."""
+        return self.effective_encoding != allowed_encodings(self.server, self.protocol)[0]
 
 
 class Payload(_Strict):
@@ -209,7 +208,7 @@ class Tuning(_Strict):
     # (TF Serving has one process-wide pool: it gets this x workers, i.e. the whole budget.)
     intra_op_threads: Annotated[int, Field(ge=1, le=256)] | None = None
     # TorchServe's netty I/O threads; default derives from cpus. Not TF Serving's REST pool,
-    # which runs requests to completion (deploy/configgen/tfserving.py rest_api_num_threads).
+    # which runs requests to completion (servers/tfserving/config.py rest_api_num_threads).
     io_threads: Annotated[int, Field(ge=1, le=256)] | None = None
     batching: Batching = Batching()
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:  # heavy or circular at import time; adapters import lazily
     from servecmp.deploy.configgen.placement import Placement
+    from servecmp.deploy.configgen.surface import Surface
     from servecmp.deploy.local.server import LocalServer
     from servecmp.experiment import Encoding, Experiment, Protocol, Target
     from servecmp.loadtests.clients.base import TargetClient
@@ -31,7 +32,10 @@ if TYPE_CHECKING:  # heavy or circular at import time; adapters import lazily
 # ---- wire facts: written once here, reaching Helm through generated values --------------------
 @dataclass(frozen=True)
 class Port:
-    """One listening port. ``name`` is the Kubernetes port name (<= 15 chars, IANA style)."""
+    """One listening port. ``name`` is the Kubernetes port name (<= 15 chars, IANA style).
+
+    Two ports with the same ``number`` are one socket seen in two roles (TF Serving serves its
+    metrics on the REST port): a local placement gives them one free port, not two."""
 
     name: str
     number: int  # the server's default / in-cluster port; local runs pick free ports instead
@@ -187,3 +191,40 @@ class ServerAdapter(ABC):
     def provenance(self, server: LocalServer) -> dict[str, Any] | None:
         """What actually ran (binary or image version) when it may differ from the pin."""
         return None
+
+    # ---- optional, with defaults (added by the seam-core stream; additive) -------------------
+    def provenance_label(self, prov: dict[str, Any]) -> str:
+        """meta.versions[name] for what ``provenance()`` returned."""
+        return str(prov.get("version") or "unknown")
+
+    def run_notes(self, prov: dict[str, Any]) -> list[str]:
+        """Notes every run that measured this server states (e.g. what a counter counts, a
+        version that differs from the pin), given what ``provenance()`` returned."""
+        return []
+
+    def local_paths(self, artifacts: Any, model_root: Path, config_dir: Path) -> dict[str, str]:
+        """``Wire.paths`` roles -> where they are on this machine in a local run. ``model_root``
+        is this server's own directory under the run dir (``publish`` writes there),
+        ``config_dir`` the one its generated files are written to."""
+        assert self.wire is not None, f"{self.name}: an in-process baseline has no paths"
+        return {role: str(config_dir if role == "config_dir" else model_root) for role in self.wire.paths}
+
+    # Helm: value key under the server's chart -> generated file passed with ``--set-file``
+    # (e.g. {"config.properties": "config.properties"}).
+    chart_files: ClassVar[dict[str, str]] = {}
+
+    # What the server's own container is asked to report on the cluster path (``kubectl exec``
+    # each command in the running pod; deploy/kind/provenance.py), and how to read the outputs.
+    runtime_commands: ClassVar[tuple[tuple[str, ...], ...]] = ()
+
+    def parse_runtime(self, outputs: Sequence[str]) -> dict[str, Any]:
+        """Versions from the outputs of ``runtime_commands`` (same order)."""
+        return {"outputs": [o.strip()[-300:] for o in outputs]}
+
+    def config_surface(self, rendered: RenderedConfig) -> Surface:
+        """How much configuration this server needed (friction ``config_*``). The default counts
+        every non-comment line as a knob set away from the server's default; a server whose
+        defaults are documented overrides it to count only the changed ones."""
+        from servecmp.deploy.configgen.surface import generic_surface
+
+        return generic_surface(self.name, rendered)

@@ -37,7 +37,7 @@ def exported_model(model_export_root: Path) -> Callable[[str], Path]:
 
 
 def _no_java_or_torchserve() -> str | None:
-    from servecmp.deploy.local.torchserve import TorchServeServer
+    from servecmp.servers.torchserve.local import TorchServeServer
 
     return TorchServeServer.availability()
 
@@ -51,7 +51,7 @@ def local_torchserve(
     is READY, and stops it (whole process group) at module end; asserts nothing survives."""
     import psutil
 
-    from servecmp.deploy.local.standalone import start_torchserve
+    from servecmp.deploy.local.standalone import start_server
 
     reason = _no_java_or_torchserve()
     if reason:
@@ -59,7 +59,7 @@ def local_torchserve(
     started: list[Any] = []
 
     def start(model: str, **fields: object) -> Any:
-        server = start_torchserve(
+        server = start_server("torchserve",
             model, tmp_path_factory.mktemp(f"ts-{model}"), exported_model(model), **fields
         )
         started.append(server)

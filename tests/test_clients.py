@@ -15,21 +15,21 @@ import numpy as np
 import pytest
 from doubles.tiny_artifacts import TinySpec, TinyWeights, write_savedmodel, write_torchscript
 
-from servecmp.experiment import Encoding, Protocol, Server, Target
+from servecmp.experiment import Encoding, Protocol, Target
 from servecmp.loadtests.clients import Outcome, TransportError, call, execute, make_client
 from servecmp.loadtests.payloads import PayloadSet
 
 SPEC = TinySpec()
 WEIGHTS = TinyWeights.seeded()
 
-TF_REST_JSON = Target(server=Server.tfserving, protocol=Protocol.rest)
-TF_REST_B64 = Target(server=Server.tfserving, protocol=Protocol.rest, encoding=Encoding.b64)
-TF_GRPC = Target(server=Server.tfserving, protocol=Protocol.grpc)
-TS_REST_JSON = Target(server=Server.torchserve, protocol=Protocol.rest)
-TS_REST_RAW = Target(server=Server.torchserve, protocol=Protocol.rest, encoding=Encoding.raw)
-TS_GRPC = Target(server=Server.torchserve, protocol=Protocol.grpc)
-PT_INPROC = Target(server=Server.pytorch, protocol=Protocol.inprocess)
-TF_INPROC = Target(server=Server.tensorflow, protocol=Protocol.inprocess)
+TF_REST_JSON = Target(server="tfserving", protocol=Protocol.rest)
+TF_REST_B64 = Target(server="tfserving", protocol=Protocol.rest, encoding=Encoding.b64)
+TF_GRPC = Target(server="tfserving", protocol=Protocol.grpc)
+TS_REST_JSON = Target(server="torchserve", protocol=Protocol.rest)
+TS_REST_RAW = Target(server="torchserve", protocol=Protocol.rest, encoding=Encoding.raw)
+TS_GRPC = Target(server="torchserve", protocol=Protocol.grpc)
+PT_INPROC = Target(server="pytorch", protocol=Protocol.inprocess)
+TF_INPROC = Target(server="tensorflow", protocol=Protocol.inprocess)
 
 
 @pytest.fixture(scope="module")
@@ -201,17 +201,17 @@ def test_inprocess_clients(
 ) -> None:
     path = (
         artifacts["torchscript"]
-        if target.server is Server.pytorch
+        if target.server == "pytorch"
         else artifacts["savedmodel"].parent
     )
     rec = Recorder()
     # TF's runtime is already up in this process (the double): thread budget checked below in a
     # fresh process instead.
-    opts = {"strict_threads": False} if target.server is Server.tensorflow else {}
+    opts = {"strict_threads": False} if target.server == "tensorflow" else {}
     with make_client(target, str(path), payloads, 5.0, intra_op_threads=1, **opts) as client:
         for i in range(len(payloads)):
             assert call(client, i, fire=rec) is Outcome.ok
-        if target.server is Server.pytorch:
+        if target.server == "pytorch":
             assert client.threads_effective == 1  # type: ignore[attr-defined]
     ev = rec.events[0]
     assert ev["request_type"] == "inprocess" and ev["name"] == target.name
@@ -248,11 +248,11 @@ def test_tensorflow_inprocess_thread_budget_in_fresh_process(
 ) -> None:
     payloads.save(tmp_path)
     code = f"""
-from servecmp.experiment import Protocol, Server, Target
+from servecmp.experiment import Protocol, Target
 from servecmp.loadtests.clients import Outcome, call, make_client
 from servecmp.loadtests.payloads import PayloadSet
 ps = PayloadSet.load({str(tmp_path)!r})
-t = Target(server=Server.tensorflow, protocol=Protocol.inprocess)
+t = Target(server="tensorflow", protocol=Protocol.inprocess)
 c = make_client(t, {str(artifacts["savedmodel"])!r}, ps, 5.0, intra_op_threads=1)
 assert c.threads_effective == 1, c.threads_effective
 assert call(c, 0) is Outcome.ok

@@ -32,12 +32,12 @@ import locust  # noqa: F401  (gevent monkey patching first, as in a Locust proce
 import gevent
 from servecmp.loadtests.clients import init_gevent_grpc, Outcome, call, make_client
 init_gevent_grpc()
-from servecmp.experiment import Encoding, Protocol, Server, Target
+from servecmp.experiment import Encoding, Protocol, Target
 from servecmp.loadtests.payloads import PayloadSet
 ps = PayloadSet.load(RUN_DIR)
 targets = [
-    (Target(server=Server.tfserving, protocol=Protocol.rest), REST),
-    (Target(server=Server.tfserving, protocol=Protocol.grpc), GRPC),
+    (Target(server="tfserving", protocol=Protocol.rest), REST),
+    (Target(server="tfserving", protocol=Protocol.grpc), GRPC),
 ]
 events = []
 for target, address in targets:

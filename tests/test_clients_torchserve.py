@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from servecmp.experiment import Encoding, Protocol, Server, Target
+from servecmp.experiment import Encoding, Protocol, Target
 from servecmp.loadtests.clients import Outcome, TransportError, call, make_client
 from servecmp.loadtests.payloads import PayloadSet
 
@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.torchserve]
 MODEL = "tiny"
 BIN = Path(sys.executable).parent
 TARGETS = [
-    Target(server=Server.torchserve, protocol=Protocol.rest),
-    Target(server=Server.torchserve, protocol=Protocol.rest, encoding=Encoding.raw),
-    Target(server=Server.torchserve, protocol=Protocol.grpc),
+    Target(server="torchserve", protocol=Protocol.rest),
+    Target(server="torchserve", protocol=Protocol.rest, encoding=Encoding.raw),
+    Target(server="torchserve", protocol=Protocol.grpc),
 ]
 
 

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from servecmp.deploy.configgen import Placement, Ports, render_all, write_configs
-from servecmp.deploy.configgen.tfserving_protos import (
+from servecmp.deploy.configgen import GeneratedConfigs, Placement, render_all, write_configs
+from servecmp.experiment import load_experiment, parse_experiment
+from servecmp.servers.tfserving.config import flag_lines
+from servecmp.servers.tfserving.protos import (
     parse_batching_config,
     parse_models_config,
     parse_monitoring_config,
 )
-from servecmp.deploy.configgen.torchserve import parse_properties
-from servecmp.experiment import load_experiment, parse_experiment
+from servecmp.servers.torchserve.config import parse_properties
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
@@ -27,12 +28,18 @@ def _exp(**over: object):
 
 def _local() -> Placement:
     return Placement.local(
-        Ports(18080, 18081, 18082, 17070, 17071, 18500, 18501),
-        ts_model_store="/tmp/ms",
-        tfs_model_root="/tmp/tfs",
-        ts_config_dir="/tmp/cfg/ts",
-        tfs_config_dir="/tmp/cfg/tfs",
+        {"torchserve": {"model_store": "/tmp/ms", "config_dir": "/tmp/cfg/ts"},
+         "tfserving": {"model_root": "/tmp/tfs", "config_dir": "/tmp/cfg/tfs"},
+         "kserve": {"model_root": "/tmp/ks", "config_dir": "/tmp/cfg/ks"}},
+        {"torchserve": {"rest": 18080, "management": 18081, "metrics": 18082, "grpc": 17070,
+                        "grpc-management": 17071},
+         "tfserving": {"grpc": 18500, "rest": 18501, "metrics": 18501},
+         "kserve": {"rest": 28080, "grpc": 28081, "metrics": 28080}},
     )
+
+
+def _tfs_flags(gen: GeneratedConfigs) -> list[str]:
+    return flag_lines(gen.files["tfserving"])
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
@@ -43,7 +50,7 @@ def test_tfserving_files_parse_with_official_protos(path: Path, placement: Place
     models = parse_models_config(files["models.config"])
     (cfg,) = models.model_config_list.config
     assert cfg.name == exp.model
-    assert cfg.base_path == f"{placement.tfs_model_root}/{exp.model}"
+    assert cfg.base_path == f"{placement.path('tfserving', 'model_root')}/{exp.model}"
     assert cfg.model_platform == "tensorflow"
     mon = parse_monitoring_config(files["monitoring.config"])
     assert mon.prometheus_config.enable and mon.prometheus_config.path == "/monitoring/prometheus/metrics"
@@ -62,7 +69,7 @@ def test_batching_policy_maps_to_both_servers() -> None:
     assert model["minWorkers"] == model["maxWorkers"] == 2
     b = parse_batching_config(gen.files["tfserving"]["batching.config"])
     assert (b.max_batch_size.value, b.batch_timeout_micros.value, b.num_batch_threads.value) == (16, 7000, 2)
-    flags = gen.tfserving_flags()
+    flags = _tfs_flags(gen)
     assert "--enable_batching=true" in flags
     assert "--batching_parameters_file=/config/tfserving/batching.config" in flags
 
@@ -73,7 +80,7 @@ def test_batching_off_means_batch_size_one_and_no_flag() -> None:
 
     props = parse_properties(gen.files["torchserve"]["config.properties"])
     assert json.loads(props["models"])["resnet"]["1.0"]["batchSize"] == 1
-    assert not any(f.startswith("--enable_batching") for f in gen.tfserving_flags())
+    assert not any(f.startswith("--enable_batching") for f in _tfs_flags(gen))
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])
@@ -82,7 +89,7 @@ def test_thread_budget_is_the_same_on_both_servers(workers: int) -> None:
     whole budget and inter-op = workers; TorchServe gets cpus / workers per worker."""
     exp = _exp(resources={"cpus": 4}, tuning={"workers": workers})
     gen = render_all(exp, Placement.kubernetes())
-    flags = gen.tfserving_flags()
+    flags = _tfs_flags(gen)
     assert "--tensorflow_intra_op_parallelism=4" in flags
     assert f"--tensorflow_inter_op_parallelism={workers}" in flags
     assert gen.env["tfserving"]["OMP_NUM_THREADS"] == "4"
@@ -96,7 +103,7 @@ def test_thread_budget_is_the_same_on_both_servers(workers: int) -> None:
 def test_explicit_intra_op_threads_are_per_instance_on_both_servers() -> None:
     gen = render_all(_exp(resources={"cpus": 8}, tuning={"workers": 2, "intra_op_threads": 3}),
                      Placement.kubernetes())
-    assert "--tensorflow_intra_op_parallelism=6" in gen.tfserving_flags()
+    assert "--tensorflow_intra_op_parallelism=6" in _tfs_flags(gen)
     assert gen.env["torchserve"]["OMP_NUM_THREADS"] == "3"
 
 
@@ -115,7 +122,7 @@ def test_rest_api_threads_never_cap_the_measured_concurrency(
     """http_server.cc (2.20.0): each REST request runs to completion on the pool, and metrics and
     model-status GETs share it: threads >= peak in-flight + a reserve, never the I/O count."""
     exp = _exp(resources={"cpus": cpus}, load=load)
-    flags = render_all(exp, Placement.kubernetes()).tfserving_flags()
+    flags = _tfs_flags(render_all(exp, Placement.kubernetes()))
     assert f"--rest_api_num_threads={expected}" in flags
     assert expected > exp.io_threads
 
@@ -150,7 +157,7 @@ def test_local_placement_binds_loopback_and_uses_its_ports(tmp_path: Path) -> No
     assert props["grpc_inference_port"] == "17070"
     assert props["disable_token_authorization"] == "true"
     assert props["metrics_mode"] == "prometheus"
-    assert "--port=18500" in gen.tfserving_flags()
+    assert "--port=18500" in _tfs_flags(gen)
     dirs = write_configs(gen, tmp_path)
     assert (dirs["torchserve"] / "config.properties").read_text() == gen.files["torchserve"]["config.properties"]
     assert "OMP_NUM_THREADS=1" in (dirs["tfserving"] / "env").read_text()
@@ -192,3 +199,33 @@ def test_config_surface_does_not_count_values_equal_to_the_defaults() -> None:
     assert "monitoring.config:path" not in tfs.changed
     assert "monitoring.config:enable" in tfs.changed
     assert tfs.knobs_changed == len(tfs.changed) < tfs.knobs_set
+
+
+def test_local_placement_gives_every_socket_its_own_free_port() -> None:
+    """Placement.local without ports: one free loopback port per socket of every server; a port
+    seen in two roles (TF Serving's metrics on its REST port) stays one socket."""
+    pl = Placement.local({"torchserve": {"model_store": "/m", "config_dir": "/c/ts"},
+                          "tfserving": {"model_root": "/t", "config_dir": "/c/tfs"},
+                          "kserve": {"model_root": "/k", "config_dir": "/c/ks"}})
+    assert pl.bind_host == "127.0.0.1"
+    ts, tfs = pl.ports["torchserve"], pl.ports["tfserving"]
+    assert set(ts) == {"rest", "grpc", "management", "grpc-management", "metrics"}
+    assert tfs["metrics"] == tfs["rest"] != tfs["grpc"]
+    ks = pl.ports["kserve"]
+    assert ks["metrics"] == ks["rest"] != ks["grpc"]  # KServe's /metrics is on its HTTP port
+    sockets = [*ts.values(), tfs["rest"], tfs["grpc"], ks["rest"], ks["grpc"]]
+    assert len(set(sockets)) == len(sockets) and all(p > 0 for p in sockets)
+    with pytest.raises(ValueError, match=r"no local paths for server.*tfserving, kserve"):
+        Placement.local({"torchserve": {"model_store": "/m", "config_dir": "/c/ts"}})
+
+
+def test_kubernetes_placement_takes_the_wire_numbers_and_paths() -> None:
+    from servecmp.servers import registry
+
+    k8s = Placement.kubernetes()
+    for a in registry.servers():
+        assert a.wire is not None
+        assert k8s.ports[a.name] == {p.role: p.number for p in a.wire.ports}
+        assert k8s.paths[a.name] == a.wire.paths
+    with pytest.raises(KeyError, match="no 'rest' port for server 'nope'"):
+        k8s.port("nope", "rest")

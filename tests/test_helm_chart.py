@@ -173,7 +173,7 @@ def test_thread_env_matches_generated_configs(rendered, scenario: str) -> None:
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_torchserve_ports_and_mounts_match_config_properties(rendered, scenario: str) -> None:
     from servecmp.deploy.configgen import Placement
-    from servecmp.deploy.configgen.torchserve import parse_properties
+    from servecmp.servers.torchserve.config import parse_properties
 
     inputs, docs = rendered[scenario]
     if "torchserve" not in _enabled(docs):
@@ -190,11 +190,10 @@ def test_torchserve_ports_and_mounts_match_config_properties(rendered, scenario:
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     k8s = Placement.kubernetes()
     config_arg = c["args"][c["args"].index("--ts-config") + 1]
-    assert config_arg == f"{k8s.ts_config_dir}/config.properties"
-    assert mounts[k8s.ts_config_dir] == "config"
-    assert (
-        props["model_store"] == k8s.ts_model_store and mounts[k8s.ts_model_store] == "model-store"
-    )
+    assert config_arg == f"{k8s.path('torchserve', 'config_dir')}/config.properties"
+    assert mounts[k8s.path("torchserve", "config_dir")] == "config"
+    store = k8s.path("torchserve", "model_store")
+    assert props["model_store"] == store and mounts[store] == "model-store"
     cm = named(docs, "ConfigMap", "servecmp-torchserve-config")
     assert (
         cm["data"]["config.properties"].strip()
@@ -217,16 +216,17 @@ def test_tfserving_args_ports_and_mounts_match_flags(rendered, scenario: str) ->
     assert f"--port={ports['grpc']}" in flags and f"--rest_api_port={ports['http']}" in flags
     k8s = Placement.kubernetes()
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
-    assert mounts[k8s.tfs_config_dir] == "config" and mounts[k8s.tfs_model_root] == "models"
+    tfs_cfg, tfs_models = k8s.path("tfserving", "config_dir"), k8s.path("tfserving", "model_root")
+    assert mounts[tfs_cfg] == "config" and mounts[tfs_models] == "models"
     cm = named(docs, "ConfigMap", "servecmp-tfserving-config")
     for flag in flags:  # every file a flag names is a key of the mounted ConfigMap
         m = re.match(r"--\w+_file=(.+)$", flag)
         if m:
             path = Path(m.group(1))
-            assert str(path.parent) == k8s.tfs_config_dir and path.name in cm["data"], flag
+            assert str(path.parent) == k8s.path("tfserving", "config_dir") and path.name in cm["data"], flag
     batching = SCENARIOS[scenario].get("tuning", {}).get("batching", {}).get("enabled", False)
     assert ("--enable_batching=true" in flags) == batching
-    assert f'base_path: "{k8s.tfs_model_root}/resnet"' in cm["data"]["models.config"]
+    assert f'base_path: "{tfs_models}/resnet"' in cm["data"]["models.config"]
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -471,14 +471,14 @@ def test_helpers_are_commented() -> None:
 
 
 def test_readme_documents_the_set_file_keys() -> None:
-    from servecmp.deploy.kind.helmvalues import SET_FILE_KEYS
+    from servecmp.deploy.kind.helmvalues import set_file_keys
 
     readme = (CHART / "README.md").read_text()
-    for key in SET_FILE_KEYS:
+    for key in set_file_keys():
         assert key in readme
     for sub in SUBCHARTS.values():  # and each key exists in its subchart's values
         vals = yaml.safe_load((sub / "values.yaml").read_text())
-        for key in SET_FILE_KEYS:
+        for key in set_file_keys():
             server, *path = key.split(".")
             if server == sub.name:
                 node = vals

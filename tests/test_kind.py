@@ -334,6 +334,7 @@ def test_server_status_install_to_ready_and_restarts() -> None:
         "pytorch/torchserve:0.12.0-cpu": 100,
         "servecmp/model-artifacts:resnet-abc": None,
     }
+    assert st.server_image == "pytorch/torchserve:0.12.0-cpu"  # the container named for the server
     assert cluster.pod_ready_seconds(pods[0]) == pytest.approx(12.5)
     not_ready = cluster.server_status("torchserve", [_pod("c", None)], nodes)
     assert not_ready.install_to_ready_s is None and not_ready.ready == 0
@@ -432,6 +433,14 @@ def test_experiment_values(tmp_path: Path) -> None:
     assert vals["global"]["protocols"] == ["rest"]
     assert vals["torchserve"]["enabled"] is False and vals["tfserving"]["enabled"] is True
     assert vals["tfserving"]["env"]["OMP_NUM_THREADS"] == "2"
+    # the wire facts reach the chart as generated values, from the adapter (no copy in the chart)
+    from servecmp.servers import registry
+
+    for server in ("torchserve", "tfserving"):
+        assert vals[server]["wire"] == registry.get(server).wire.values()
+    assert vals["tfserving"]["wire"]["ports"]["http"] == {"port": 8501, "role": "rest", "appProtocol": "http"}
+    assert vals["tfserving"]["wire"]["metricsPath"] == "/monitoring/prometheus/metrics"
+    assert vals["torchserve"]["wire"]["metricsPort"] == "metrics"
 
 
 # ---- scripts ----------------------------------------------------------------------------------
@@ -512,7 +521,8 @@ def test_cluster_report_becomes_typed_friction(tmp_path: Path) -> None:
 
     report = {"namespace": "servecmp", "servers": {"torchserve": {
         "server": "torchserve", "pods": 1, "ready": 1, "restarts": 0, "install_to_ready_s": 41.5,
-        "images": {"busybox:1.37": 2_000_000, "pytorch/torchserve:0.12.0-cpu": 1_500_000_000}}}}
+        "images": {"busybox:1.37": 2_000_000, "pytorch/torchserve:0.12.0-cpu": 1_500_000_000},
+        "server_image": "pytorch/torchserve:0.12.0-cpu"}}}
     rec = tmp_path / "recovery.json"
     rec.write_text('{"server": "torchserve", "recovery_s": 12.25}')
     assert cluster.to_friction(report, tmp_path, [rec]) == 5

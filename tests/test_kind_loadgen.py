@@ -16,7 +16,7 @@ import yaml
 from helm_util import ROOT
 
 from servecmp.deploy.kind import images, loadgen
-from servecmp.experiment import load_experiment
+from servecmp.experiment import Target, load_experiment
 
 QUICK = ROOT / "experiments" / "quick.yaml"
 
@@ -164,7 +164,7 @@ def test_job_memory_covers_the_measured_step_peak(target: str) -> None:
     (c,) = job["spec"]["template"]["spec"]["containers"]
     mem = c["resources"]["limits"]["memory"]
     assert c["resources"]["requests"] == c["resources"]["limits"] and mem.endswith("Mi")
-    peak = loadgen.STEP_PEAK_RSS_MIB[(t.server.value, t.protocol.value)]
+    peak = loadgen.STEP_PEAK_RSS_MIB[loadgen.client_of(t)]
     assert int(mem[:-2]) >= (peak + loadgen.PARENT_RSS_MIB) * 1.25, (target, mem)
 
 
@@ -188,4 +188,5 @@ def test_measured_step_peak_still_holds_and_rest_steps_do_not_import_tensorflow(
     got = m.measure("torchserve", "rest", "json", "resnet", 16)
     print(json.dumps(got))
     assert got["tensorflow"] is False, "a TorchServe REST step imported TensorFlow"
-    assert got["peak_rss_mib"] <= loadgen.STEP_PEAK_RSS_MIB[("torchserve", "rest")] * 1.2, got
+    ts_rest = loadgen.client_of(Target(server="torchserve", protocol="rest"))
+    assert got["peak_rss_mib"] <= loadgen.STEP_PEAK_RSS_MIB[ts_rest] * 1.2, got

@@ -16,7 +16,7 @@ import pytest
 from helm_util import ROOT
 
 DRY = Path(__file__).parent / "kind_dryrun"
-COPY = ("scripts", "deploy", "helm", "experiments", "servecmp", "models", "loadtests", "pyproject.toml", "README.md")
+COPY = ("scripts", "deploy", "helm", "experiments", "servecmp", "models", "loadtests", "servers", "pyproject.toml", "README.md")
 
 
 @pytest.fixture()

@@ -99,12 +99,12 @@ def test_events_become_series():
 
 
 def test_register_target_accepts_experiment_targets():
-    from servecmp.experiment import Encoding, Protocol, Server, Target
+    from servecmp.experiment import Encoding, Protocol, Target
 
     reg = CollectorRegistry()
     m = gm.GeneratorMetrics(reg)
-    m.register_target(Target(server=Server.torchserve, protocol=Protocol.rest, encoding=Encoding.raw))
-    m.register_target(Target(server=Server.pytorch, protocol=Protocol.inprocess))
+    m.register_target(Target(server="torchserve", protocol=Protocol.rest, encoding=Encoding.raw))
+    m.register_target(Target(server="pytorch", protocol=Protocol.inprocess))
     s = _samples(reg)
     assert _value(s, n.GEN_REQUESTS, target="torchserve-rest-raw", server="torchserve", protocol="rest",
                   encoding="raw", outcome="ok") == 0

@@ -22,11 +22,11 @@ import psutil
 import pytest
 import yaml
 
-from servecmp.deploy.local.tfserving import TFServingServer
-from servecmp.deploy.local.torchserve import TorchServeServer
 from servecmp.experiment import parse_experiment
 from servecmp.results.friction import read_friction
 from servecmp.results.store import RunStore
+from servecmp.servers.tfserving.local import TFServingServer
+from servecmp.servers.torchserve.local import TorchServeServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.torchserve, pytest.mark.prometheus]
 

@@ -19,6 +19,7 @@ from doubles.tiny_artifacts import TinyWeights, write_savedmodel
 from prometheus_client.parser import text_string_to_metric_families
 
 from servecmp.observability import names as n
+from servecmp.servers.tfserving.config import flag_lines
 
 WEIGHTS = TinyWeights.seeded()
 X = np.full((1, 3, 8, 8), 0.5, np.float32)
@@ -176,7 +177,7 @@ def test_a_scrape_answers_during_a_saturating_step_with_the_generated_thread_cou
     from servecmp.experiment import load_experiment
 
     exp = load_experiment(Path(__file__).resolve().parents[1] / "experiments" / "quick.yaml")
-    flags = render_all(exp, Placement.kubernetes()).tfserving_flags()
+    flags = flag_lines(render_all(exp, Placement.kubernetes()).files["tfserving"])
     threads = int(next(f for f in flags if f.startswith("--rest_api_num_threads=")).split("=")[1])
     concurrency = max(exp.load.concurrency)
     body = json.dumps({"instances": X.tolist()})

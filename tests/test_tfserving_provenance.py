@@ -10,8 +10,8 @@ import pytest
 
 from servecmp.deploy import versions
 from servecmp.deploy.configgen import Placement, render_all
-from servecmp.deploy.local.tfserving import TFServingServer, mismatch_note, provenance_label
 from servecmp.experiment import parse_experiment
+from servecmp.servers.tfserving.local import TFServingServer, mismatch_note, provenance_label
 
 
 def _server(tmp_path: Path) -> TFServingServer:

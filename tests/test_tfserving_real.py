@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import requests
 
-from servecmp.deploy.local.tfserving import TFServingServer
 from servecmp.experiment import Protocol, Target
 from servecmp.loadtests.clients import Outcome, call, make_client
 from servecmp.loadtests.payloads import PayloadSet
+from servecmp.servers.tfserving.config import flag_lines
+from servecmp.servers.tfserving.local import TFServingServer
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,10 +31,10 @@ MODEL = "tiny"
 
 @pytest.fixture(scope="module")
 def tfs(exported_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from servecmp.deploy.local.standalone import start_tfserving
+    from servecmp.deploy.local.standalone import start_server
 
     root = exported_model(MODEL)
-    server = start_tfserving(MODEL, tmp_path_factory.mktemp("tfs"), root)
+    server = start_server("tfserving", MODEL, tmp_path_factory.mktemp("tfs"), root)
     server.artifacts_root = root
     try:
         yield server
@@ -68,7 +69,7 @@ def test_new_version_directory_is_served(tfs: Any, payloads: PayloadSet) -> None
     from servecmp.models.reference import expected_logits
 
     export_model(MODEL, tfs.artifacts_root, seed=seed_for_version(1234, 2), version=2)
-    base = Path(tfs.configs.placement.tfs_model_root) / MODEL
+    base = Path(tfs.configs.placement.path("tfserving", "model_root")) / MODEL
     copy_version(artifacts(MODEL, tfs.artifacts_root, 2).savedmodel, base, 2)
     v2 = expected_logits(MODEL, payloads.inputs[0], seed_for_version(1234, 2))
     target = Target(server="tfserving", protocol="rest")
@@ -107,15 +108,15 @@ def test_batching_on_with_the_generated_batching_config(
 ) -> None:
     """--enable_batching with the generated batching.config; payload batch 2 → max_batch_size
     counts examples (batching_session.h), and the queuing-latency metric appears."""
-    from servecmp.deploy.local.standalone import start_tfserving
+    from servecmp.deploy.local.standalone import start_server
     from servecmp.models.registry import DEFAULT_SEED, get_model
     from servecmp.observability import names as n
 
-    server = start_tfserving(MODEL, tmp_path, exported_model(MODEL), payload={"batch_size": 2},
+    server = start_server("tfserving", MODEL, tmp_path, exported_model(MODEL), payload={"batch_size": 2},
                              tuning={"batching": {"enabled": True, "max_batch_size": 4,
                                                   "batch_timeout_ms": 2}})
     try:
-        assert "--enable_batching=true" in server.configs.tfserving_flags()
+        assert "--enable_batching=true" in flag_lines(server.configs.files["tfserving"])
         batch2 = PayloadSet.build(get_model(MODEL), 5, 2, 4, weights_seed=DEFAULT_SEED)
         for protocol in (Protocol.rest, Protocol.grpc):
             with make_client(Target(server="tfserving", protocol=protocol),
@@ -133,10 +134,10 @@ def test_resources_and_recovery_are_the_servers(
     """Binary or Docker: RSS is the server's own (≥ 50 MB, a TensorFlow process, not a CLI
     client); a kill under load loses requests and recovery takes time."""
     from servecmp.deploy.local import friction, probes
-    from servecmp.deploy.local.standalone import start_tfserving
+    from servecmp.deploy.local.standalone import start_server
     from servecmp.results.friction import read_friction
 
-    server = start_tfserving(MODEL, tmp_path / "srv", exported_model(MODEL))
+    server = start_server("tfserving", MODEL, tmp_path / "srv", exported_model(MODEL))
     try:
         pid = server.measured_pid()
         assert pid is not None and probes.tree_rss(pid) >= 50e6, (server.mode, pid)

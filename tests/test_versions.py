@@ -52,7 +52,7 @@ def test_chart_image_is_the_pinned_server() -> None:
 
 
 def test_local_docker_runs_use_the_pinned_image() -> None:
-    from servecmp.deploy.local.tfserving import pinned_image
+    from servecmp.servers.tfserving.local import pinned_image
 
     assert pinned_image() == f"tensorflow/serving:{versions.TF_SERVING_VERSION}"
 

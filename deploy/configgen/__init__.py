@@ -5,7 +5,7 @@ Helm receives the Kubernetes placement's files with ``--set-file``. Nothing else
 config, so both paths run the same settings.
 """
 
-from servecmp.deploy.configgen.placement import Placement, Ports
+from servecmp.deploy.configgen.placement import Placement
 from servecmp.deploy.configgen.render import GeneratedConfigs, render_all, write_configs
 
-__all__ = ["GeneratedConfigs", "Placement", "Ports", "render_all", "write_configs"]
+__all__ = ["GeneratedConfigs", "Placement", "render_all", "write_configs"]

@@ -1,61 +1,83 @@
-"""Where the servers run: addresses, ports and paths differ, settings do not."""
+"""Where the servers run: addresses, ports and paths differ, settings do not.
+
+Ports and paths are keyed by server name and role (``Port.role``, ``Wire.paths`` keys): the
+numbers and in-container paths come from each adapter's ``Wire`` (servers/<name>/), so no server
+is named here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from servecmp.servers.base import ServerAdapter
 
 
-@dataclass(frozen=True)
-class Ports:
-    # TorchServe defaults (docs: configuration.md); TF Serving defaults: 8500 gRPC, 8501 REST.
-    ts_inference: int = 8080
-    ts_management: int = 8081
-    ts_metrics: int = 8082
-    ts_grpc_inference: int = 7070
-    ts_grpc_management: int = 7071
-    tfs_grpc: int = 8500
-    tfs_rest: int = 8501
+def _servers(adapters: Iterable[ServerAdapter] | None) -> tuple[ServerAdapter, ...]:
+    if adapters is not None:
+        return tuple(a for a in adapters if a.wire is not None)
+    from servecmp.servers import registry
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+    return registry.servers()
 
 
 @dataclass(frozen=True)
 class Placement:
     kind: Literal["local", "kubernetes"]
     bind_host: str
-    ports: Ports = field(default_factory=Ports)
-    # Directory holding <model>.mar (TorchServe's model store).
-    ts_model_store: str = "/home/model-server/model-store"
-    # Directory holding <model>/<version>/saved_model.pb (TF Serving's base paths live under it).
-    tfs_model_root: str = "/models"
-    # Directories the generated files are read from by the servers (flags reference them).
-    ts_config_dir: str = "/config/torchserve"
-    tfs_config_dir: str = "/config/tfserving"
+    # server -> port role -> port number (the roles of the server's Wire.ports)
+    ports: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # server -> path role -> path (the roles of the server's Wire.paths: model root, config dir)
+    paths: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def port(self, server: str, role: str) -> int:
+        try:
+            return self.ports[server][role]
+        except KeyError:
+            raise KeyError(f"placement {self.kind}: no {role!r} port for server {server!r}") from None
+
+    def path(self, server: str, role: str) -> str:
+        try:
+            return self.paths[server][role]
+        except KeyError:
+            raise KeyError(f"placement {self.kind}: no {role!r} path for server {server!r}") from None
 
     @classmethod
-    def kubernetes(cls) -> Placement:
-        """Inside a pod: listen on all interfaces, default ports, mounted paths (see helm/)."""
-        return cls(kind="kubernetes", bind_host="0.0.0.0")
+    def kubernetes(cls, adapters: Iterable[ServerAdapter] | None = None) -> Placement:
+        """Inside a pod: listen on all interfaces, each server's Wire ports and paths (the chart
+        receives the same Wire as generated values)."""
+        servers = _servers(adapters)
+        return cls(
+            kind="kubernetes",
+            bind_host="0.0.0.0",
+            ports={a.name: {p.role: p.number for p in a.wire.ports} for a in servers if a.wire},
+            paths={a.name: dict(a.wire.paths) for a in servers if a.wire},
+        )
 
     @classmethod
     def local(
         cls,
-        ports: Ports,
+        paths: Mapping[str, Mapping[str, str]],
+        ports: Mapping[str, Mapping[str, int]] | None = None,
         *,
-        ts_model_store: str,
-        tfs_model_root: str,
-        ts_config_dir: str,
-        tfs_config_dir: str,
+        adapters: Iterable[ServerAdapter] | None = None,
     ) -> Placement:
-        """Plain processes on this machine: loopback only, so nothing is exposed beyond it."""
-        return cls(
-            kind="local",
-            bind_host="127.0.0.1",
-            ports=ports,
-            ts_model_store=ts_model_store,
-            tfs_model_root=tfs_model_root,
-            ts_config_dir=ts_config_dir,
-            tfs_config_dir=tfs_config_dir,
-        )
+        """Plain processes on this machine: loopback only, so nothing is exposed beyond it.
+
+        ``paths``: server -> role -> local path. ``ports`` (tests) fixes the numbers; by default
+        every socket of every server gets a free loopback port (ports of one server that share a
+        Wire number share the free port too: one socket in two roles)."""
+        servers = _servers(adapters)
+        if ports is None:
+            from servecmp.deploy.local.ports import free_ports
+
+            sockets = [(a.name, n) for a in servers if a.wire for n in dict.fromkeys(p.number for p in a.wire.ports)]
+            free = dict(zip(sockets, free_ports(len(sockets)), strict=True))
+            ports = {a.name: {p.role: free[(a.name, p.number)] for p in a.wire.ports} for a in servers if a.wire}
+        missing = [a.name for a in servers if a.name not in paths]
+        if missing:
+            raise ValueError(f"Placement.local: no local paths for server(s) {', '.join(missing)}")
+        return cls(kind="local", bind_host="127.0.0.1", ports={k: dict(v) for k, v in ports.items()},
+                   paths={k: dict(v) for k, v in paths.items()})

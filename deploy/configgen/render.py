@@ -1,13 +1,17 @@
-"""Render every server's files for one experiment and one placement."""
+"""Render every server's files for one experiment and one placement (each adapter's ``render``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from servecmp.deploy.configgen import tfserving, torchserve
 from servecmp.deploy.configgen.placement import Placement
 from servecmp.experiment import Experiment
+
+if TYPE_CHECKING:
+    from servecmp.servers.base import ServerAdapter
 
 
 @dataclass(frozen=True)
@@ -18,25 +22,23 @@ class GeneratedConfigs:
     # server -> environment for the server process / container (thread budget).
     env: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def tfserving_flags(self) -> list[str]:
-        return [ln for ln in self.files["tfserving"]["flags.txt"].splitlines() if ln.strip()]
 
+def render_all(
+    exp: Experiment, placement: Placement, adapters: Iterable[ServerAdapter] | None = None
+) -> GeneratedConfigs:
+    """Every registered server's files (``adapters``: a subset, e.g. one server in a test).
+    Rendered whether or not the experiment targets the server: Helm and ``servecmp configs``
+    get the full set, and the files do not depend on which targets are listed."""
+    if adapters is None:
+        from servecmp.servers import registry
 
-def render_all(exp: Experiment, placement: Placement) -> GeneratedConfigs:
-    tfs_files = {
-        "models.config": tfserving.models_config(exp, placement),
-        "monitoring.config": tfserving.monitoring_config(),
-        "batching.config": tfserving.batching_config(exp),
-        "flags.txt": "\n".join(tfserving.flags(exp, placement)) + "\n",
-    }
-    return GeneratedConfigs(
-        placement=placement,
-        files={
-            "torchserve": {"config.properties": torchserve.config_properties(exp, placement)},
-            "tfserving": tfs_files,
-        },
-        env={"torchserve": torchserve.worker_env(exp), "tfserving": tfserving.worker_env(exp)},
-    )
+        adapters = registry.servers()
+    files: dict[str, dict[str, str]] = {}
+    env: dict[str, dict[str, str]] = {}
+    for a in adapters:
+        rendered = a.render(exp, placement)
+        files[a.name], env[a.name] = dict(rendered.files), dict(rendered.env)
+    return GeneratedConfigs(placement=placement, files=files, env=env)
 
 
 def write_configs(configs: GeneratedConfigs, out_dir: Path) -> dict[str, Path]:

@@ -22,7 +22,20 @@ from pathlib import Path
 from typing import Any
 
 SERVER_LABEL = "servecmp.io/server"
-SERVERS = ("torchserve", "tfserving")
+
+
+def chart_servers() -> tuple[str, ...]:
+    """Servers deployed by the chart (label ``servecmp.io/server`` = the registry name)."""
+    from servecmp.servers import registry
+
+    return tuple(a.name for a in registry.servers() if a.chart is not None)
+
+
+def _container(server: str) -> str:
+    from servecmp.servers import registry
+
+    wire = registry.get(server).wire
+    return wire.service if wire is not None else server
 
 
 # ---- pure: parsing API objects ----------------------------------------------------------------
@@ -96,14 +109,18 @@ class ServerStatus:
     restarts: int
     install_to_ready_s: float | None  # first pod created -> last pod Ready
     images: dict[str, int | None]  # image -> bytes on the node (None: not reported)
+    server_image: str | None = None  # the server container's own image (Wire.service = its name)
 
 
 def server_status(server: str, pods: list[Any], nodes: list[Any]) -> ServerStatus:
     sizes = node_image_sizes(nodes)
     images: dict[str, int | None] = {}
+    own: str | None = None
+    container = _container(server)
     for pod in pods:
         for c in list(getattr(pod.spec, "init_containers", None) or []) + list(pod.spec.containers):
             images[c.image] = sizes.get(normalize_image(c.image))
+        own = own or next((c.image for c in pod.spec.containers if c.name == container), None)
     readies = [_condition_time(p, "Ready") for p in pods]
     install: float | None = None
     if pods and all(r is not None for r in readies):
@@ -116,6 +133,7 @@ def server_status(server: str, pods: list[Any], nodes: list[Any]) -> ServerStatu
         restarts=sum(pod_restarts(p) for p in pods),
         install_to_ready_s=install,
         images=images,
+        server_image=own,
     )
 
 
@@ -378,20 +396,20 @@ def recover(
 def report(core: Any, namespace: str) -> dict[str, Any]:
     nodes = list(core.list_node().items)
     out: dict[str, Any] = {"namespace": namespace, "servers": {}}
-    for server in SERVERS:
+    for server in chart_servers():
         pods = server_pods(core, namespace, server)
         if pods:
             out["servers"][server] = asdict(server_status(server, pods, nodes))
     return out
 
 
-def server_image(server: str, images: dict[str, int | None]) -> tuple[str, int | None] | None:
-    """The server's own image (not the artifacts init image) and its size on the node."""
-    key = "torchserve" if server == "torchserve" else "tensorflow/serving"
-    for image, size in images.items():
-        if key in image:
-            return image, size
-    return None
+def server_image(status: dict[str, Any]) -> tuple[str, int | None] | None:
+    """The server's own image (its container's, not the artifacts init image) and its size on
+    the node, from a ``server_status`` record."""
+    image = status.get("server_image")
+    if image is None:
+        return None
+    return image, status.get("images", {}).get(image)
 
 
 def to_friction(report_data: dict[str, Any], run_dir: Path, recoveries: Sequence[Path] = ()) -> int:
@@ -400,7 +418,7 @@ def to_friction(report_data: dict[str, Any], run_dir: Path, recoveries: Sequence
     from servecmp.results.friction import append_friction, record, unavailable
 
     n = 0
-    for server in SERVERS:
+    for server in chart_servers():
         st = report_data.get("servers", {}).get(server)
         if st is None:
             for metric in ("install_ready_s", "image_bytes"):
@@ -410,7 +428,7 @@ def to_friction(report_data: dict[str, Any], run_dir: Path, recoveries: Sequence
         append_friction(run_dir, record(server, "install_ready_s", st["install_to_ready_s"],
                                         details={"pods": st["pods"], "restarts": st["restarts"]},
                                         placement="kubernetes"))
-        img = server_image(server, st["images"])
+        img = server_image(st)
         append_friction(run_dir, record(server, "image_bytes", None if img is None or img[1] is None else float(img[1]),
                                         details={"image": img[0] if img else None}, placement="kubernetes"))
         n += 2
@@ -443,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="install->Ready, restarts, image sizes (JSON)")
     r.add_argument("--out", type=Path)
     rc = sub.add_parser("recover", help="delete a server pod, print seconds until Ready again")
-    rc.add_argument("--server", choices=SERVERS, required=True)
+    rc.add_argument("--server", choices=chart_servers(), required=True)
     rc.add_argument("--replicas", type=int, default=1)
     rc.add_argument("--timeout", type=float, default=600)
     rc.add_argument("--out", type=Path)

@@ -2,7 +2,9 @@
 
 ``servecmp.deploy.configgen`` is the only source of server configs; this module writes them with
 ``write_configs`` and adds what the chart needs besides (model, shared budget, thread env,
-which servers/protocols the targets use). ``scripts/kind-up.sh`` runs::
+which servers/protocols the targets use, and each server's ``wire`` block: ports, metrics and
+ready paths, in-container paths, generated from its adapter's ``Wire`` so the chart carries no
+copy of them). ``scripts/kind-up.sh`` runs::
 
     python -m servecmp.deploy.kind.helmvalues experiments/quick.yaml --out build/kind
 
@@ -18,21 +20,24 @@ from typing import Any
 import yaml
 
 from servecmp.deploy.configgen import GeneratedConfigs, Placement, render_all, write_configs
-from servecmp.experiment import Experiment, Protocol, Server, load_experiment
+from servecmp.experiment import Experiment, Protocol, load_experiment
 
-# Helm value key -> (server, generated file name). The chart's README documents the same keys.
-SET_FILE_KEYS: dict[str, tuple[str, str]] = {
-    "torchserve.config.properties": ("torchserve", "config.properties"),
-    "tfserving.config.models": ("tfserving", "models.config"),
-    "tfserving.config.monitoring": ("tfserving", "monitoring.config"),
-    "tfserving.config.batching": ("tfserving", "batching.config"),
-    "tfserving.config.flags": ("tfserving", "flags.txt"),
-}
+
+def set_file_keys() -> dict[str, tuple[str, str]]:
+    """Helm value key -> (server, generated file name), from each adapter's ``chart_files``."""
+    from servecmp.servers import registry
+
+    return {
+        f"{a.chart}.{key}": (a.name, file)
+        for a in registry.servers() if a.chart is not None
+        for key, file in a.chart_files.items()
+    }
 
 
 def experiment_values(exp: Experiment, configs: GeneratedConfigs) -> dict[str, Any]:
     """Values derived from the experiment (everything but the config files themselves)."""
     from servecmp.models.registry import get_model
+    from servecmp.servers import registry
 
     servers = {t.server for t in exp.targets}
     protocols = sorted(
@@ -41,7 +46,7 @@ def experiment_values(exp: Experiment, configs: GeneratedConfigs) -> dict[str, A
     cpu: float | int = exp.resources.cpus
     if float(cpu).is_integer():
         cpu = int(cpu)
-    return {
+    values: dict[str, Any] = {
         "global": {
             "model": {
                 "name": exp.model,
@@ -50,21 +55,22 @@ def experiment_values(exp: Experiment, configs: GeneratedConfigs) -> dict[str, A
             "resources": {"cpu": cpu, "memoryMiB": exp.resources.memory_mib},
             "protocols": protocols or ["rest", "grpc"],
         },
-        "torchserve": {
-            "enabled": Server.torchserve in servers,
-            "env": dict(sorted(configs.env.get("torchserve", {}).items())),
-        },
-        "tfserving": {
-            "enabled": Server.tfserving in servers,
-            "env": dict(sorted(configs.env.get("tfserving", {}).items())),
-        },
     }
+    for a in registry.servers():
+        if a.chart is None or a.wire is None:
+            continue
+        values[a.chart] = {
+            "enabled": a.name in servers,
+            "env": dict(sorted(configs.env.get(a.name, {}).items())),
+            "wire": a.wire.values(),
+        }
+    return values
 
 
 def set_file_args(config_dir: Path) -> list[str]:
     """``--set-file key=path`` arguments for the files under ``config_dir/<server>/``."""
     out: list[str] = []
-    for key, (server, name) in SET_FILE_KEYS.items():
+    for key, (server, name) in set_file_keys().items():
         out += ["--set-file", f"{key}={config_dir / server / name}"]
     return out
 

@@ -18,6 +18,7 @@ COPY servecmp/ servecmp/
 COPY models/ models/
 COPY deploy/ deploy/
 COPY loadtests/ loadtests/
+COPY servers/ servers/
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim-bookworm

@@ -29,9 +29,12 @@ import sys
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from servecmp.experiment import Target
 
 BEGIN = "---SERVECMP-RESULTS-BEGIN---"
 END = "---SERVECMP-RESULTS-END---"
@@ -64,18 +67,21 @@ STEP_MARK = "---SERVECMP-STEP--- "
 JOB_STARTUP_S = 120
 # One step process at a time, single-threaded (gevent): one core; the parent mostly waits.
 STEP_CPU = 1.0
-# Peak RSS (MiB) of the step child per (server, protocol), measured on a build machine with
+# Peak RSS (MiB) of the step child per client class, measured on a build machine with
 # `.venv/bin/python scripts/measure_step_memory.py` (resnet, concurrency 64, VmHWM of the child, the Job's minimal
 # environment, cold gRPC stub cache, with and without prometheus multiprocess mode; 2026-11-25:
 # torchserve rest 453.6-453.9, torchserve grpc 1545.3-1551.3 cold (506 with the stubs cached),
 # tfserving rest 453.1-454.0, tfserving grpc 964.2-966.1 -- only the TF Serving gRPC client imports
 # TensorFlow). The parent `servecmp steps` process measured 36.6 MiB.
 # tests/test_kind_loadgen.py re-measures one kind (slow).
-STEP_PEAK_RSS_MIB: dict[tuple[str, str], float] = {
-    ("torchserve", "rest"): 454.0,
-    ("torchserve", "grpc"): 1552.0,  # protoc generating the TorchServe stubs in a fresh pod
-    ("tfserving", "rest"): 454.0,
-    ("tfserving", "grpc"): 967.0,
+# Keyed by the client a target's adapter names for its protocol (ProtocolSpec.client): a step's
+# memory is its client's, so a server that reuses a client reuses the figure.
+_C = "servecmp.loadtests.clients."
+STEP_PEAK_RSS_MIB: dict[str, float] = {
+    f"{_C}torchserve_rest:TorchServeRestClient": 454.0,
+    f"{_C}torchserve_grpc:TorchServeGrpcClient": 1552.0,  # protoc generating the TorchServe stubs in a fresh pod
+    f"{_C}tfserving_rest:TFServingRestClient": 454.0,
+    f"{_C}tfserving_grpc:TFServingGrpcClient": 967.0,
 }
 PARENT_RSS_MIB = 64.0
 MEMORY_HEADROOM = 1.5
@@ -301,10 +307,18 @@ def job_deadline_s(exp: Any, target_name: str) -> int:
     return int(total + JOB_STARTUP_S + 0.999)
 
 
-def memory_mib_for(server: str, protocol: str) -> int:
-    """Memory request = limit of a steps Job for one target kind: the measured peak RSS of the
-    step child (STEP_PEAK_RSS_MIB) plus the parent ``servecmp steps`` process, with headroom."""
-    step = STEP_PEAK_RSS_MIB.get((server, protocol))
+def client_of(target: Target) -> str:
+    """``module:Class`` of the client a target's steps use (its server adapter's ProtocolSpec)."""
+    from servecmp.servers import registry
+
+    return next(s.client for s in registry.get(target.server).protocols if s.protocol == target.protocol)
+
+
+def memory_mib_for(target: Target) -> int:
+    """Memory request = limit of a steps Job for one target: the measured peak RSS of the step
+    child with its client (STEP_PEAK_RSS_MIB; the largest for a client not measured) plus the
+    parent ``servecmp steps`` process, with headroom."""
+    step = STEP_PEAK_RSS_MIB.get(client_of(target))
     if step is None:
         step = max(STEP_PEAK_RSS_MIB.values())
     return int(math.ceil((step + PARENT_RSS_MIB) * MEMORY_HEADROOM / 64.0) * 64)
@@ -434,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers or 1,
         engine=args.engine,
         cpu=f"{job_cpu(exp):g}",
-        memory=f"{memory_mib_for(target.server.value, target.protocol.value)}Mi",
+        memory=f"{memory_mib_for(target)}Mi",
         deadline_s=job_deadline_s(exp, target.name) if args.engine == "steps" else 0,
     )
     if args.print_name:

@@ -26,14 +26,13 @@ from typing import Any
 
 import yaml
 
-from servecmp.experiment import Experiment, Server, load_experiment
+from servecmp.experiment import Experiment, load_experiment
 
 KIND_DIR = Path(__file__).resolve().parent
 ROOT = KIND_DIR.parents[1]
 CHART = ROOT / "helm" / "servecmp"
 # kind v0.27.0 pkg/build/nodeimage/const_cni.go: kindnetd requests cpu "100m" (DaemonSet: every node)
 KINDNETD_CPU = 0.1
-SERVED = (Server.torchserve, Server.tfserving)
 
 
 @dataclass
@@ -95,13 +94,16 @@ def budgets(
 
     replicas = _chart_replicas() if replicas is None else replicas
     per_role = _nodes_per_role(kind_config)
-    servers = [s for s in SERVED if any(t.server is s for t in exp.targets)]
+    from servecmp.servers import registry
+
+    # one pod per server with a chart that the experiment targets (registry order)
+    servers = [a.name for a in registry.servers() if a.chart and any(t.server == a.name for t in exp.targets)]
     out = []
     server = NodeBudget("server", allocatable, {"kindnetd": KINDNETD_CPU})
     # pods spread over the server nodes; the fullest one decides
     per_node = math.ceil(replicas / max(1, per_role.get("server", 1)))
     for s in servers:
-        key = s.value if per_node == 1 else f"{s.value} x{per_node}"
+        key = s if per_node == 1 else f"{s} x{per_node}"
         server.requests[key] = round(exp.resources.cpus * per_node, 3)
     out.append(server)
     gen = NodeBudget("loadgen", allocatable, {"kindnetd": KINDNETD_CPU})

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -24,49 +23,9 @@ from typing import Any
 from servecmp.experiment import Experiment, load_experiment
 
 ROLE_LABEL = "servecmp.io/role"
-# What each server's container is asked to report (exec'd inside the running pod).
-TORCHSERVE_PROBE = (
-    "import json, platform, sys\n"
-    "from importlib import metadata as m\n"
-    "print(json.dumps({'python': platform.python_version(), 'torch': m.version('torch'),"
-    " 'torchserve': m.version('torchserve'), 'torch-model-archiver': m.version('torch-model-archiver')}))"
-)
-RUNTIME_COMMANDS: dict[str, list[list[str]]] = {
-    "torchserve": [["python", "-c", TORCHSERVE_PROBE], ["java", "-version"]],
-    "tfserving": [["tensorflow_model_server", "--version"]],
-}
 
 
 # ---- pure ---------------------------------------------------------------------------------------
-def parse_java_version(text: str) -> str | None:
-    m = re.search(r'version "([^"]+)"', text)
-    return m.group(1) if m else None
-
-
-def parse_tfserving_version(text: str) -> dict[str, str]:
-    """``tensorflow_model_server --version`` prints 'TensorFlow ModelServer: X' and
-    'TensorFlow Library: Y' (tensorflow/serving 2.19.0 tensorflow_serving/model_servers/main.cc)."""
-    out = {}
-    for key, label in (("tensorflow_model_server", "TensorFlow ModelServer"), ("tensorflow", "TensorFlow Library")):
-        m = re.search(rf"{label}:\s*(\S+)", text)
-        if m:
-            out[key] = m.group(1)
-    return out
-
-
-def parse_runtime(server: str, outputs: Sequence[str]) -> dict[str, Any]:
-    if server == "torchserve":
-        data: dict[str, Any] = {}
-        try:
-            data.update(json.loads(outputs[0].strip().splitlines()[-1]))
-        except (IndexError, ValueError):
-            data["error"] = f"unreadable: {outputs[0][-300:] if outputs else ''}"
-        if len(outputs) > 1:
-            data["java"] = parse_java_version(outputs[1])
-        return data
-    return parse_tfserving_version(outputs[0] if outputs else "") or {"error": "no version printed"}
-
-
 def pod_images(pod: dict[str, Any]) -> list[dict[str, str | None]]:
     """Image reference and resolved digest of each container of a pod (``kubectl get -o json``)."""
     out = []
@@ -113,15 +72,18 @@ def _cpu(q: str) -> float:
 
 
 def addresses(exp: Experiment, release: str, namespace: str, only: Sequence[str] = ()) -> list[tuple[str, str]]:
-    """(target, in-cluster address) per REST/gRPC target (gRPC: the headless -grpc Service)."""
-    ports = {("torchserve", "rest"): ("", 8080), ("torchserve", "grpc"): ("-grpc", 7070),
-             ("tfserving", "rest"): ("", 8501), ("tfserving", "grpc"): ("-grpc", 8500)}
+    """(target, in-cluster address) per REST/gRPC target: ``<release>-<Wire.service>`` on the
+    Wire's port for the protocol; gRPC goes to the headless ``-grpc`` Service (one connection
+    per pod, so the load spreads over the replicas)."""
+    from servecmp.servers import registry
+
     out = []
     for t in exp.targets:
-        key = (t.server.value, t.protocol.value)
-        if key in ports and (not only or t.name in only):
-            suffix, port = ports[key]
-            out.append((t.name, f"{release}-{t.server.value}{suffix}.{namespace}.svc:{port}"))
+        wire = registry.get(t.server).wire
+        if wire is None or t.protocol.value not in ("rest", "grpc") or (only and t.name not in only):
+            continue
+        suffix = "-grpc" if t.protocol.value == "grpc" else ""
+        out.append((t.name, f"{release}-{wire.service}{suffix}.{namespace}.svc:{wire.port(t.protocol.value).number}"))
     return out
 
 
@@ -141,8 +103,15 @@ def kubectl_json(kubectl: list[str], args: list[str], run: Runner = _run) -> dic
 
 
 def server_provenance(kubectl: list[str], namespace: str, run: Runner = _run) -> dict[str, Any]:
+    """Per server with a chart: the images its pod ran and the versions its own container
+    reports (``ServerAdapter.runtime_commands``, exec'd in the server container)."""
+    from servecmp.servers import registry
+
     out: dict[str, Any] = {}
-    for server, commands in RUNTIME_COMMANDS.items():
+    for adapter in registry.servers():
+        if adapter.chart is None or adapter.wire is None:
+            continue
+        server, container = adapter.name, adapter.wire.service
         pods = kubectl_json(kubectl, ["-n", namespace, "get", "pods", "-l", f"servecmp.io/server={server}"], run)["items"]
         running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
         if not running:
@@ -150,11 +119,11 @@ def server_provenance(kubectl: list[str], namespace: str, run: Runner = _run) ->
             continue
         pod = sorted(running, key=lambda p: p["metadata"]["name"])[0]
         outputs = []
-        for cmd in commands:
-            proc = run([*kubectl, "-n", namespace, "exec", pod["metadata"]["name"], "-c", server, "--", *cmd])
+        for cmd in adapter.runtime_commands:
+            proc = run([*kubectl, "-n", namespace, "exec", pod["metadata"]["name"], "-c", container, "--", *cmd])
             outputs.append(proc.stdout + proc.stderr)  # java -version prints to stderr
         out[server] = {"deployed": True, "pod": pod["metadata"]["name"], "images": pod_images(pod),
-                       "runtime": parse_runtime(server, outputs)}
+                       "runtime": adapter.parse_runtime(outputs)}
     return out
 
 

@@ -4,22 +4,27 @@ every server's generated files written to ``<run_dir>/configs/<server>/``."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from servecmp.deploy.configgen import GeneratedConfigs, Placement, Ports, render_all, write_configs
-from servecmp.deploy.local.ports import free_ports
+from servecmp.deploy.configgen import GeneratedConfigs, Placement, render_all, write_configs
 from servecmp.experiment import Experiment
 
 
-def local_configs(
-    exp: Experiment, run_dir: Path, *, ts_model_store: Path, tfs_model_root: Path
-) -> tuple[GeneratedConfigs, dict[str, Path]]:
+def model_root(run_dir: Path, server: str) -> Path:
+    """Where a server's published model versions live in a run (``ServerAdapter.publish``)."""
+    return run_dir / "models" / server
+
+
+def local_configs(exp: Experiment, run_dir: Path, artifacts: Any) -> tuple[GeneratedConfigs, dict[str, Path]]:
+    """Render every registered server's files for a local run and write them; ``artifacts`` is
+    the exported model (``models.export.artifacts``) the servers' paths point into."""
+    from servecmp.servers import registry
+
     cfg_dir = run_dir / "configs"
+    servers = registry.servers()
     placement = Placement.local(
-        Ports(*free_ports(7)),
-        ts_model_store=str(ts_model_store),
-        tfs_model_root=str(tfs_model_root),
-        ts_config_dir=str(cfg_dir / "torchserve"),
-        tfs_config_dir=str(cfg_dir / "tfserving"),
+        {a.name: a.local_paths(artifacts, model_root(run_dir, a.name), cfg_dir / a.name) for a in servers},
+        adapters=servers,
     )
-    configs = render_all(exp, placement)
+    configs = render_all(exp, placement, servers)
     return configs, write_configs(configs, cfg_dir)

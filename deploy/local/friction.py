@@ -1,4 +1,4 @@
-"""Friction measured on the local runtime, the same way for both servers (friction.jsonl).
+"""Friction measured on the local runtime, the same way for every server (friction.jsonl).
 
 Called by the orchestrator while a server is up; each function appends typed records and never
 raises for the server's misbehaviour (that *is* the measurement) — only for our own bugs.
@@ -32,9 +32,11 @@ def _rec(run_dir: Path, server: str, metric: str, value: float | None, **details
 
 
 def packaging(run_dir: Path, export_records: dict[int, dict[str, Any]]) -> None:
+    from servecmp.servers import registry
+
     rec = export_records.get(1)
-    for server in ("torchserve", "tfserving"):
-        if rec is None:
+    for server in (a.name for a in registry.servers()):
+        if rec is None or server not in rec:
             append_friction(run_dir, unavailable(server, "packaging_s", "no export record for version 1"))
             continue
         p = rec[server]
@@ -114,12 +116,9 @@ def native_observability(run_dir: Path, server: LocalServer) -> None:
 def bad_payloads(
     run_dir: Path, server: LocalServer, model: str, input_shape: tuple[int, ...], body_limit: int
 ) -> None:
-    rest = server.endpoints.rest
-    if server.name == "torchserve":
-        predict, unknown = f"http://{rest}/predictions/{model}", f"http://{rest}/predictions/no-such-model"
-    else:
-        predict = f"http://{rest}/v1/models/{model}:predict"
-        unknown = f"http://{rest}/v1/models/no-such-model:predict"
+    from servecmp.servers import registry
+
+    predict, unknown = registry.get(server.name).predict_urls(server.endpoints.rest, model)
     results = probes.probe_bad_payloads(predict, unknown, input_shape, body_limit + 1024)
     clear = sum(1 for r in results if r.names_problem)
     _rec(run_dir, server.name, "bad_payload_clear_errors", float(clear),

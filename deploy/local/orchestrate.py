@@ -1,7 +1,7 @@
 """``servecmp run``: the embedded default — a local side-by-side run that ends in stored results.
 
 Order of work, and why:
-1. export the model for both servers (once per seed; reused) — the same weights everywhere;
+1. export the model for every server (once per seed; reused) — the same weights everywhere;
 2. write the payloads (seeded inputs + expected logits) into the run dir — every target gets the
    same tensors and is checked against the same answers;
 3. generate every server config into the run dir (deploy/configgen) — the only config source;
@@ -36,26 +36,16 @@ import yaml
 
 from servecmp.deploy.local import cpus as cpu_plan
 from servecmp.deploy.local import friction, probes, watchdog
-from servecmp.deploy.local.configs import local_configs
+from servecmp.deploy.local.configs import local_configs, model_root
 from servecmp.deploy.local.ports import free_ports
 from servecmp.deploy.local.procs import install_handlers
 from servecmp.deploy.local.server import LocalServer, ServerFailed, ServerUnavailable
-from servecmp.deploy.local.tfserving import (
-    REQUEST_COUNT_NOTE,
-    TFServingServer,
-    mismatch_note,
-    provenance_label,
-)
-from servecmp.deploy.local.torchserve import TorchServeServer
-from servecmp.experiment import Experiment, LoadProfile, Server, Target, parse_experiment
+from servecmp.experiment import Experiment, LoadProfile, Target, parse_experiment
 from servecmp.results.friction import append_friction, unavailable
 from servecmp.results.schema import StepResult, TargetAvailability
 from servecmp.results.store import RunStore
+from servecmp.servers import registry
 
-SERVERS: dict[Server, type[LocalServer]] = {
-    Server.torchserve: TorchServeServer,
-    Server.tfserving: TFServingServer,
-}
 FRICTION_METRICS_PER_SERVER = (
     "cold_start_ready_s", "cold_start_first_inference_s", "idle_rss_bytes", "peak_rss_bytes",
     "idle_cpu_cores", "metric_families", "server_latency_quantiles", "update_s",
@@ -180,16 +170,11 @@ class LocalRun:
         v2 = expected_logits(exp.model, flat, seed_for_version(exp.seed, 2))
         self.expected = {"v1": payloads.expected, "v2": v2.reshape(payloads.expected.shape)}
 
-        # TF Serving reads <root>/<model>/<version>/: publish v1 only; v2 arrives in the update test.
-        self.tfs_root = self.run_dir / "models" / "tfserving"
-        tfs_base = self.tfs_root / exp.model
-        tfs_base.mkdir(parents=True, exist_ok=True)
-        if not (tfs_base / "1").exists():
-            friction.copy_version(self.art1.savedmodel, tfs_base, 1)
+        # Each server publishes v1 where it loads from; v2 arrives in the update test.
+        for adapter in registry.servers():
+            adapter.publish(self.art1, model_root(self.run_dir, adapter.name), 1)
 
-        self.configs, self.config_dirs = local_configs(
-            exp, self.run_dir, ts_model_store=self.art1.model_store, tfs_model_root=self.tfs_root
-        )
+        self.configs, self.config_dirs = local_configs(exp, self.run_dir, self.art1)
 
         meta = build_meta(
             exp, self.run_id,
@@ -223,10 +208,11 @@ class LocalRun:
         gen_port, exp_port = free_ports(2)
         self._http.append(gm.start_exposition(gen_port))
         self._http.append(ProcessExporter(self.exporter_pids).serve(exp_port))
+        # one <server>_metrics_url per registered server (its Wire's metrics port and path)
+        metrics_urls: dict[str, Any] = {f"{a.name}_metrics_url": self.configs_url(a.name) for a in registry.servers()}
         cfg = local_scrape_config(
             run_id=self.run_id,
-            torchserve_metrics_url=self.configs_url("torchserve"),
-            tfserving_metrics_url=self.configs_url("tfserving"),
+            **metrics_urls,
             generator_port=gen_port,
             process_exporter_port=exp_port,
         )
@@ -250,21 +236,20 @@ class LocalRun:
         return out
 
     def _record_server_provenance(self, server: LocalServer) -> None:
-        if not isinstance(server, TFServingServer):
+        adapter = registry.get(server.name)
+        prov = adapter.provenance(server)
+        if prov is None:
             return
-        prov = server.provenance()
         self.server_provenance[server.name] = prov
-        if REQUEST_COUNT_NOTE not in self.notes:
-            self.notes.append(REQUEST_COUNT_NOTE)
-        note = mismatch_note(prov)
-        if note:
-            self.notes.append(note)
+        for note in adapter.run_notes(prov):
+            if note not in self.notes:
+                self.notes.append(note)
 
     def configs_url(self, server: str) -> str:
-        p = self.configs.placement.ports
-        if server == "torchserve":
-            return f"http://127.0.0.1:{p.ts_metrics}/metrics"
-        return f"http://127.0.0.1:{p.tfs_rest}/monitoring/prometheus/metrics"
+        """The URL Prometheus scrapes for ``server`` (its Wire's metrics port and path)."""
+        wire = registry.get(server).wire
+        assert wire is not None, f"{server} is an in-process baseline"
+        return f"http://127.0.0.1:{self.configs.placement.port(server, 'metrics')}{wire.metrics_path}"
 
     def stop_observability(self) -> None:
         if self.prom is not None:
@@ -308,11 +293,10 @@ class LocalRun:
 
         return lambda: make_client(target, address, self.payloads, self.exp.load.request_timeout_s)
 
-    def bring_up(self, server_kind: Server, targets: list[Target]) -> LocalServer | None:
+    def bring_up(self, name: str, targets: list[Target]) -> LocalServer | None:
         """Start one server pinned to the server CPUs and take its start-up friction; None when
         it cannot run (its targets are marked unavailable with the reason)."""
-        cls = SERVERS[server_kind]
-        name = server_kind.value
+        cls = registry.get(name).launcher()
         reason = cls.availability()
         if reason:
             self._mark_unavailable(name, targets, reason)
@@ -430,10 +414,10 @@ class LocalRun:
         loaded), the rounds, then each server's disruptive friction and stop."""
         up: list[tuple[LocalServer, list[Target]]] = []
         try:
-            for kind in (Server.torchserve, Server.tfserving):
-                group = [t for t in targets if t.server is kind]
+            for adapter in registry.servers():
+                group = [t for t in targets if t.server == adapter.name]
                 if group:
-                    server = self.bring_up(kind, group)
+                    server = self.bring_up(adapter.name, group)
                     if server is not None:
                         up.append((server, group))
             groups: list[tuple[LocalServer | None, list[Target]]] = [*up]
@@ -458,12 +442,7 @@ class LocalRun:
     def _disruptions(self, server: LocalServer, target: Target) -> None:
         make = self._client_factory(target, server.address(target.protocol))
         atol = self.exp.payload.atol
-        if isinstance(server, TorchServeServer):
-            def update() -> None:
-                server.register_version(self.art2.mar.name, "2.0")
-        else:
-            def update() -> None:
-                friction.copy_version(self.art2.savedmodel, self.tfs_root / self.exp.model, 2)
+        update = registry.get(server.name).update_action(server, self.art2, model_root(self.run_dir, server.name))
         _log(f"{server.name}: model update v1 → v2 under load")
         friction.model_update(self.run_dir, server, make, self.expected, atol, update)
 
@@ -483,7 +462,8 @@ class LocalRun:
         self.notes.append(f"{server} unavailable: {reason}")
 
     def _baseline_artifact(self, target: Target) -> Path:
-        return self._torchscript_path() if target.server is Server.pytorch else self.art1.savedmodel
+        # the artifact of the framework the baseline runs (TorchServe's exact bytes for PyTorch)
+        return self._torchscript_path() if registry.get(target.server).framework == "pytorch" else self.art1.savedmodel
 
     def _torchscript_path(self) -> Path:
         """The TorchScript file from inside the .mar: the baseline runs TorchServe's exact bytes."""
@@ -500,7 +480,7 @@ class LocalRun:
         meta = self.store.read_meta()
         meta.notes = self.notes
         for name, prov in self.server_provenance.items():
-            meta.versions[name] = provenance_label(prov)
+            meta.versions[name] = registry.get(name).provenance_label(prov)
             meta.placement[f"{name}_runtime"] = prov
         self.store.write_meta(meta)
 

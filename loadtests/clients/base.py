@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from servecmp.experiment import Encoding, Protocol, Server, Target
+from servecmp.experiment import Encoding, Protocol, Target
 from servecmp.loadtests.payloads import PayloadSet
 
 
@@ -56,14 +56,14 @@ class TargetClient(ABC):  # noqa: B024 - a client implements _exchange or _trans
     process, but the load engine normally gives each user its own.
     """
 
-    #: (server, protocol) pairs this class serves; used by ``make_client``
-    serves: tuple[tuple[Server, Protocol], ...] = ()
+    #: protocols this class speaks (a client serves every server whose adapter lists it for the
+    #: protocol: a new server speaking an existing protocol reuses the client)
+    serves: tuple[Protocol, ...] = ()
 
     def __init__(
         self, target: Target, address: str, payloads: PayloadSet, timeout_s: float
     ) -> None:
-        key = (target.server, target.protocol)
-        if self.serves and key not in self.serves:
+        if self.serves and target.protocol not in self.serves:
             raise ValueError(f"{type(self).__name__} cannot serve target {target.name}")
         self.target = target
         self.address = address
@@ -203,7 +203,7 @@ def fire_result(client: TargetClient, result: CallResult, fire: FireFn) -> None:
     static = client.__dict__.get("_fire_static")
     if static is None:  # per client, once: the hot path only adds the per-request fields
         static = client.__dict__["_fire_static"] = {
-            "server": t.server.value, "protocol": t.protocol.value, "encoding": t.effective_encoding.value,
+            "server": t.server, "protocol": t.protocol.value, "encoding": t.effective_encoding.value,
         }
     fire(
         request_type=static["protocol"],
@@ -244,24 +244,8 @@ def make_client(
 ) -> TargetClient:
     """The client for ``target``. ``address``: ``host:port`` for servers; for in-process
     baselines the model artifact path (TorchScript file / SavedModel dir). ``options`` go to the
-    client class (e.g. ``intra_op_threads`` for in-process)."""
-    key = (target.server, target.protocol)
-    if key == (Server.torchserve, Protocol.rest):
-        from servecmp.loadtests.clients.torchserve_rest import TorchServeRestClient as cls
-    elif key == (Server.torchserve, Protocol.grpc):
-        from servecmp.loadtests.clients.torchserve_grpc import TorchServeGrpcClient as cls
-    elif key == (Server.tfserving, Protocol.rest):
-        from servecmp.loadtests.clients.tfserving_rest import TFServingRestClient as cls
-    elif key == (Server.tfserving, Protocol.grpc):
-        from servecmp.loadtests.clients.tfserving_grpc import TFServingGrpcClient as cls
-    elif key == (Server.kserve, Protocol.rest):
-        from servecmp.loadtests.clients.oip_rest import OipRestClient as cls
-    elif key == (Server.kserve, Protocol.grpc):
-        from servecmp.loadtests.clients.oip_grpc import OipGrpcClient as cls
-    elif key == (Server.pytorch, Protocol.inprocess):
-        from servecmp.loadtests.clients.inprocess import PyTorchInProcessClient as cls
-    elif key == (Server.tensorflow, Protocol.inprocess):
-        from servecmp.loadtests.clients.inprocess import TensorFlowInProcessClient as cls
-    else:  # pragma: no cover - Target validation forbids it
-        raise ValueError(f"no client for {target.name}")
-    return cls(target, address, payloads, timeout_s, **options)
+    client class (e.g. ``intra_op_threads`` for in-process). The class is the one the target's
+    server adapter lists for the protocol (servers/<name>/, ``ProtocolSpec.client``)."""
+    from servecmp.servers import registry
+
+    return registry.get(target.server).make_client(target, address, payloads, timeout_s, **options)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from servecmp.experiment import Protocol, Server, Target
+from servecmp.experiment import Protocol, Target
 from servecmp.loadtests.clients.base import TargetClient, TransportError
 from servecmp.loadtests.payloads import PayloadSet
 
@@ -96,7 +96,7 @@ _PT_POOLS: dict[tuple[str, int, int | None, int], tuple[InstancePool, list[Any],
 
 
 class PyTorchInProcessClient(TargetClient):
-    serves = ((Server.pytorch, Protocol.inprocess),)
+    serves = (Protocol.inprocess,)
 
     def __init__(
         self,
@@ -163,7 +163,7 @@ _TF_POOLS: dict[tuple[str, str, int, int], tuple[InstancePool, Any, Any, list[An
 
 
 class TensorFlowInProcessClient(TargetClient):
-    serves = ((Server.tensorflow, Protocol.inprocess),)
+    serves = (Protocol.inprocess,)
 
     def __init__(
         self,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import grpc
 import numpy as np
 
-from servecmp.experiment import Encoding, Protocol, Server, Target
+from servecmp.experiment import Encoding, Protocol, Target
 from servecmp.loadtests.clients._grpc import insecure_channel, transport_error
 from servecmp.loadtests.clients.base import TargetClient, TransportError
 from servecmp.loadtests.payloads import PayloadSet, tensor_proto_to_array
@@ -27,7 +27,7 @@ SIGNATURE = "serving_default"
 
 
 class TFServingGrpcClient(TargetClient):
-    serves = ((Server.tfserving, Protocol.grpc),)
+    serves = (Protocol.grpc,)
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from servecmp.experiment import Encoding, Protocol, Server, Target
+from servecmp.experiment import Encoding, Protocol, Target
 from servecmp.loadtests.clients._http import HttpConnection
 from servecmp.loadtests.clients.base import TargetClient
 from servecmp.loadtests.clients.torchserve_rest import JSON_HEADERS, decode_predictions_json
@@ -18,7 +18,7 @@ from servecmp.loadtests.payloads import PayloadSet
 
 
 class TFServingRestClient(TargetClient):
-    serves = ((Server.tfserving, Protocol.rest),)
+    serves = (Protocol.rest,)
 
     def __init__(
         self,

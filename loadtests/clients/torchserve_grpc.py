@@ -11,7 +11,7 @@ from __future__ import annotations
 import grpc
 import numpy as np
 
-from servecmp.experiment import Encoding, Protocol, Server, Target
+from servecmp.experiment import Encoding, Protocol, Target
 from servecmp.loadtests.clients import torchserve_protos
 from servecmp.loadtests.clients._grpc import insecure_channel, transport_error
 from servecmp.loadtests.clients.base import TargetClient, TransportError
@@ -19,7 +19,7 @@ from servecmp.loadtests.payloads import PayloadSet
 
 
 class TorchServeGrpcClient(TargetClient):
-    serves = ((Server.torchserve, Protocol.grpc),)
+    serves = (Protocol.grpc,)
 
     def __init__(
         self, target: Target, address: str, payloads: PayloadSet, timeout_s: float

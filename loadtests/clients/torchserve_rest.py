@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from servecmp.experiment import Encoding, Protocol, Server, Target
+from servecmp.experiment import Encoding, Protocol, Target
 from servecmp.loadtests.clients._http import HttpConnection
 from servecmp.loadtests.clients.base import TargetClient, TransportError
 from servecmp.loadtests.payloads import PayloadSet
@@ -34,7 +34,7 @@ def decode_predictions_json(data: bytes, output_name: str = "logits") -> np.ndar
 
 
 class TorchServeRestClient(TargetClient):
-    serves = ((Server.torchserve, Protocol.rest),)
+    serves = (Protocol.rest,)
 
     def __init__(
         self,

@@ -61,7 +61,7 @@ def base_fields(spec: StepSpec) -> dict[str, Any]:
         "index": spec.index,
         "repeat": spec.repeat,
         "target": t.name,
-        "server": t.server.value,
+        "server": t.server,
         "protocol": t.protocol.value,
         "encoding": t.effective_encoding.value,
         "sweep": spec.sweep,
@@ -210,7 +210,7 @@ def run_here(spec: StepSpec) -> StepResult:
         ctx.rate.rate = float(spec.rate or 0.0)
         user_cls: type = U.OpenLoopUser
     else:
-        user_cls = U.closed_loop_user_for(spec.target.server.value, spec.target.protocol.value)
+        user_cls = U.closed_loop_user_for(spec.target.server, spec.target.protocol.value)
 
     env = Environment(user_classes=[user_cls], catch_exceptions=True)
     env.servecmp = ctx  # type: ignore[attr-defined]

@@ -170,7 +170,7 @@ class GeneratorMetrics:
         else:
             lv = (
                 target.name,
-                target.server.value,
+                target.server,
                 target.protocol.value,
                 target.effective_encoding.value,
             )

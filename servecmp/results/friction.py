@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -57,7 +57,8 @@ FRICTION_METRICS: dict[str, FrictionMetric] = {m.name: m for m in _DEFS}
 
 class FrictionRecord(_Record):
     format_version: int = FORMAT_VERSION
-    server: Literal["torchserve", "tfserving"]
+    # a registry server name (servers/registry.py); stored runs keep the name they were made with
+    server: Annotated[str, Field(min_length=1)]
     metric: str
     value: float | None = None
     available: bool = True

@@ -13,6 +13,7 @@ import requests
 from servecmp.deploy.local import watchdog
 from servecmp.deploy.local.procs import ManagedProcess
 from servecmp.deploy.local.server import Endpoints, LocalServer
+from servecmp.servers.torchserve import WIRE
 
 
 def _bin(name: str) -> str | None:
@@ -36,13 +37,13 @@ class TorchServeServer(LocalServer):
 
     @property
     def endpoints(self) -> Endpoints:
-        p = self.configs.placement.ports
-        host = self.configs.placement.bind_host
+        pl = self.configs.placement
+        host = pl.bind_host
         return Endpoints(
-            rest=f"{host}:{p.ts_inference}",
-            grpc=f"{host}:{p.ts_grpc_inference}",
-            metrics_url=f"http://{host}:{p.ts_metrics}/metrics",
-            management_url=f"http://{host}:{p.ts_management}",
+            rest=f"{host}:{pl.port(self.name, 'rest')}",
+            grpc=f"{host}:{pl.port(self.name, 'grpc')}",
+            metrics_url=f"http://{host}:{pl.port(self.name, 'metrics')}{WIRE.metrics_path}",
+            management_url=f"http://{host}:{pl.port(self.name, 'management')}",
         )
 
     def start(self) -> None:
@@ -66,7 +67,7 @@ class TorchServeServer(LocalServer):
             "LOG_LOCATION": str(logs),
             "METRICS_LOCATION": str(logs),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            **self.configs.env["torchserve"],
+            **self.configs.env[self.name],
         }
         argv = [
             str(_bin("torchserve")),
@@ -76,7 +77,7 @@ class TorchServeServer(LocalServer):
             "--ts-config",
             str(self.config_dir / "config.properties"),
             "--model-store",
-            self.configs.placement.ts_model_store,
+            self.configs.placement.path(self.name, "model_store"),
         ]
         self.process = ManagedProcess(
             self.name, argv, log_path=logs / "console.log", cwd=logs, env=env, cpus=self.cpus

@@ -22,6 +22,8 @@ import requests
 from servecmp.deploy import versions
 from servecmp.deploy.local.procs import ManagedProcess
 from servecmp.deploy.local.server import Endpoints, LocalServer, ServerFailed, ServerUnavailable
+from servecmp.servers.tfserving import WIRE
+from servecmp.servers.tfserving.config import flag_lines
 
 BINARY = "tensorflow_model_server"
 # tensorflow_serving/tools/docker/Dockerfile (2.20.0): `COPY ... /usr/bin/tensorflow_model_server`;
@@ -102,32 +104,35 @@ class TFServingServer(LocalServer):
             "binary from Google's apt repository or run Docker to use the tensorflow/serving image"
         )
 
+    def _port(self, role: str) -> int:
+        return self.configs.placement.port(self.name, role)
+
     @property
     def endpoints(self) -> Endpoints:
         # The binary has no listen-address flag: it binds every interface; we dial loopback.
-        p = self.configs.placement.ports
         return Endpoints(
-            rest=f"127.0.0.1:{p.tfs_rest}",
-            grpc=f"127.0.0.1:{p.tfs_grpc}",
-            metrics_url=f"http://127.0.0.1:{p.tfs_rest}/monitoring/prometheus/metrics",
+            rest=f"127.0.0.1:{self._port('rest')}",
+            grpc=f"127.0.0.1:{self._port('grpc')}",
+            metrics_url=f"http://127.0.0.1:{self._port('metrics')}{WIRE.metrics_path}",
         )
 
     @property
     def container(self) -> str:
-        return f"servecmp-tfs-{self.configs.placement.ports.tfs_rest}"
+        return f"servecmp-tfs-{self._port('rest')}"
 
     def _docker_argv(self, flags: list[str]) -> list[str]:
         pl = self.configs.placement
-        p = pl.ports
-        env = self.configs.env["tfserving"]
+        grpc, rest = self._port("grpc"), self._port("rest")
+        model_root, config_dir = pl.path(self.name, "model_root"), pl.path(self.name, "config_dir")
+        env = self.configs.env[self.name]
         memory_mib = self.memory_mib
         return [
             "docker", "run", "--rm", "--name", self.container,
-            "-p", f"127.0.0.1:{p.tfs_grpc}:{p.tfs_grpc}",
-            "-p", f"127.0.0.1:{p.tfs_rest}:{p.tfs_rest}",
+            "-p", f"127.0.0.1:{grpc}:{grpc}",
+            "-p", f"127.0.0.1:{rest}:{rest}",
             # The flags reference host paths; mount them at the same paths inside the container.
-            "-v", f"{pl.tfs_model_root}:{pl.tfs_model_root}:ro",
-            "-v", f"{pl.tfs_config_dir}:{pl.tfs_config_dir}:ro",
+            "-v", f"{model_root}:{model_root}:ro",
+            "-v", f"{config_dir}:{config_dir}:ro",
             # The thread budget (OMP_NUM_THREADS, ...) must reach the server, not only the client.
             *[a for k, v in sorted(env.items()) for a in ("-e", f"{k}={v}")],
             *(["--cpuset-cpus", ",".join(map(str, self.cpus))] if self.cpus else []),
@@ -136,7 +141,7 @@ class TFServingServer(LocalServer):
         ]  # fmt: skip
 
     def _argv(self) -> list[str]:
-        flags = self.configs.tfserving_flags()
+        flags = flag_lines(self.configs.files[self.name])
         binary = shutil.which(BINARY)
         if binary:
             self.mode = "binary"
@@ -157,7 +162,7 @@ class TFServingServer(LocalServer):
             argv,
             log_path=logs / "console.log",
             cwd=logs,
-            env=self.configs.env["tfserving"],
+            env=self.configs.env[self.name],
             cpus=self.cpus if self.mode == "binary" else None,
             # Ctrl-C / SIGTERM / atexit stop the client; the container must go with it.
             on_stop=self._remove_container if self.mode == "docker" else None,

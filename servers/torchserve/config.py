@@ -1,11 +1,19 @@
-"""TorchServe: ``config.properties`` (+ per-model batching in its ``models=`` JSON) and worker env."""
+"""TorchServe: ``config.properties`` (+ per-model batching in its ``models=`` JSON), worker env,
+and its configuration surface (which of those settings differ from TorchServe's defaults)."""
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from servecmp.deploy.configgen.placement import Placement
-from servecmp.experiment import Experiment
+from servecmp.servers.base import RenderedConfig
+
+if TYPE_CHECKING:
+    from servecmp.deploy.configgen.placement import Placement
+    from servecmp.deploy.configgen.surface import Surface
+    from servecmp.experiment import Experiment
+
+NAME = "torchserve"
 
 # TorchServe's default job_queue_size is 100; TF Serving (without batching) has no queue bound,
 # so a small TorchServe queue would shed load the other server absorbs. We size it from the
@@ -34,16 +42,20 @@ def model_settings(exp: Experiment, mar_name: str | None = None) -> dict[str, ob
 
 
 def config_properties(exp: Experiment, placement: Placement) -> str:
-    p, host = placement.ports, placement.bind_host
+    host = placement.bind_host
+
+    def port(role: str) -> int:
+        return placement.port(NAME, role)
+
     props: dict[str, str] = {
-        "inference_address": f"http://{host}:{p.ts_inference}",
-        "management_address": f"http://{host}:{p.ts_management}",
-        "metrics_address": f"http://{host}:{p.ts_metrics}",
+        "inference_address": f"http://{host}:{port('rest')}",
+        "management_address": f"http://{host}:{port('management')}",
+        "metrics_address": f"http://{host}:{port('metrics')}",
         "grpc_inference_address": host,
-        "grpc_inference_port": str(p.ts_grpc_inference),
+        "grpc_inference_port": str(port("grpc")),
         "grpc_management_address": host,
-        "grpc_management_port": str(p.ts_grpc_management),
-        "model_store": placement.ts_model_store,
+        "grpc_management_port": str(port("grpc-management")),
+        "model_store": placement.path(NAME, "model_store"),
         "load_models": f"{exp.model}.mar",
         "models": json.dumps({exp.model: {"1.0": model_settings(exp)}}, sort_keys=True),
         # Token auth is on by default in 0.12 (REST 400 / gRPC PERMISSION_DENIED otherwise);
@@ -96,3 +108,57 @@ def parse_properties(text: str) -> dict[str, str]:
             raise ValueError(f"config.properties: line without '=': {raw!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+def render(exp: Experiment, placement: Placement) -> RenderedConfig:
+    return RenderedConfig(files={"config.properties": config_properties(exp, placement)}, env=worker_env(exp))
+
+
+# TorchServe 0.12 defaults (docs/configuration.md). Values that depend on the machine
+# (e.g. netty threads = number of cores) are None: setting them at all is a choice we made.
+DEFAULTS: dict[str, str | None] = {
+    "inference_address": "http://127.0.0.1:8080",
+    "management_address": "http://127.0.0.1:8081",
+    "metrics_address": "http://127.0.0.1:8082",
+    "grpc_inference_address": None,
+    "grpc_inference_port": "7070",
+    "grpc_management_address": None,
+    "grpc_management_port": "7071",
+    "model_store": None,
+    "load_models": None,
+    "models": None,
+    "disable_token_authorization": "false",
+    "enable_model_api": "false",
+    "metrics_mode": "log",
+    "default_workers_per_model": None,
+    "number_of_netty_threads": None,
+    "netty_client_threads": None,
+    "job_queue_size": "100",
+    "install_py_dep_per_model": "false",
+    "max_request_size": "6553500",
+    "max_response_size": "6553500",
+    "vmargs": None,
+}
+
+
+def surface(rendered: RenderedConfig) -> Surface:
+    from servecmp.deploy.configgen.surface import Surface, content_lines
+
+    files, env = rendered.files, rendered.env
+    props = parse_properties(files["config.properties"])
+    changed = [k for k, v in props.items() if DEFAULTS.get(k) != v]
+    # Per-model settings inside the models= JSON are knobs of their own.
+    model_knobs = [
+        f"models.{m}.{ver}.{key}"
+        for m, versions in json.loads(props.get("models", "{}")).items()
+        for ver, settings in versions.items()
+        for key in settings
+    ]
+    return Surface(
+        server=NAME,
+        files=len(files) + (1 if env else 0),
+        lines=sum(content_lines(t) for t in files.values()) + len(env),
+        knobs_set=len(props) + len(model_knobs) + len(env),
+        knobs_changed=len(changed) + len(model_knobs) + len(env),
+        changed=tuple(sorted([*changed, *model_knobs, *(f"env.{k}" for k in env)])),
+    )

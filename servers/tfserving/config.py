@@ -1,10 +1,19 @@
-"""TF Serving: ``models.config``, ``monitoring.config``, ``batching.config`` and command-line flags."""
+"""TF Serving: ``models.config``, ``monitoring.config``, ``batching.config``, command-line flags
+(``flags.txt``, one a line) and its configuration surface."""
 
 from __future__ import annotations
 
-from servecmp.deploy.configgen.placement import Placement
-from servecmp.experiment import Experiment
+from typing import TYPE_CHECKING
 
+from servecmp.servers.base import RenderedConfig
+
+if TYPE_CHECKING:
+    from servecmp.deploy.configgen.placement import Placement
+    from servecmp.deploy.configgen.surface import Surface
+    from servecmp.experiment import Experiment
+
+NAME = "tfserving"
+# util/prometheus_exporter.cc (2.20.0): kPrometheusPath = "/monitoring/prometheus/metrics".
 METRICS_PATH = "/monitoring/prometheus/metrics"
 # Threads kept free for Prometheus scrapes and model-status probes on a saturated REST pool.
 REST_PROBE_RESERVE = 4
@@ -55,7 +64,7 @@ def models_config(exp: Experiment, placement: Placement) -> str:
         "model_config_list {\n"
         "  config {\n"
         f'    name: "{exp.model}"\n'
-        f'    base_path: "{placement.tfs_model_root}/{exp.model}"\n'
+        f'    base_path: "{placement.path(NAME, "model_root")}/{exp.model}"\n'
         '    model_platform: "tensorflow"\n'
         "    model_version_policy { latest { num_versions: 1 } }\n"
         "  }\n"
@@ -79,10 +88,10 @@ def batching_config(exp: Experiment) -> str:
 
 
 def flags(exp: Experiment, placement: Placement) -> list[str]:
-    p, cfg = placement.ports, placement.tfs_config_dir
+    cfg = placement.path(NAME, "config_dir")
     out = [
-        f"--port={p.tfs_grpc}",
-        f"--rest_api_port={p.tfs_rest}",
+        f"--port={placement.port(NAME, 'grpc')}",
+        f"--rest_api_port={placement.port(NAME, 'rest')}",
         f"--model_config_file={cfg}/models.config",
         f"--monitoring_config_file={cfg}/monitoring.config",
         # One process-wide math pool for all concurrent runs = the whole CPU budget
@@ -106,3 +115,76 @@ def flags(exp: Experiment, placement: Placement) -> list[str]:
 def worker_env(exp: Experiment) -> dict[str, str]:
     n = str(intra_op_threads(exp))  # the same process-wide pool size as the intra-op flag
     return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+
+
+def render(exp: Experiment, placement: Placement) -> RenderedConfig:
+    return RenderedConfig(
+        files={
+            "models.config": models_config(exp, placement),
+            "monitoring.config": monitoring_config(),
+            "batching.config": batching_config(exp),
+            "flags.txt": "\n".join(flags(exp, placement)) + "\n",
+        },
+        env=worker_env(exp),
+    )
+
+
+def flag_lines(files: dict[str, str]) -> list[str]:
+    """The command line in a rendered ``flags.txt`` (one flag a line; blank lines skipped)."""
+    return [ln for ln in files["flags.txt"].splitlines() if ln.strip()]
+
+
+# tensorflow_model_server flag defaults: tensorflow_serving/model_servers/server.h (2.20.0),
+# ``Server::Options``. rest_api_num_threads defaults to 4 x NumSchedulableCPUs() (machine-dependent:
+# setting it at all is our choice, so it counts as changed).
+FLAG_DEFAULTS: dict[str, str | None] = {
+    "--port": "8500",
+    "--rest_api_port": "0",  # REST is off unless a port is given
+    "--model_config_file": None,
+    "--monitoring_config_file": None,
+    "--tensorflow_intra_op_parallelism": "0",
+    "--tensorflow_inter_op_parallelism": "0",
+    "--rest_api_num_threads": None,
+    "--rest_api_timeout_in_ms": "30000",
+    "--file_system_poll_wait_seconds": "1",
+    "--enable_batching": "false",
+    "--batching_parameters_file": None,
+}
+
+# Config-file fields whose value equals the server's default (``<file>:<field>`` -> text value).
+PROTO_DEFAULTS: dict[str, str] = {
+    # config/file_system_storage_path_source.proto (2.20.0): "This is the default policy, with
+    # the default number of versions as 1."
+    "models.config:model_version_policy": "{ latest { num_versions: 1 } }",
+    # util/prometheus_exporter.cc (2.20.0): kPrometheusPath = "/monitoring/prometheus/metrics".
+    "monitoring.config:path": '"/monitoring/prometheus/metrics"',
+}
+
+
+def surface(rendered: RenderedConfig) -> Surface:
+    from servecmp.deploy.configgen.surface import Surface, content_lines
+
+    files, env = rendered.files, rendered.env
+    flags_ = flag_lines(files)
+    flag_pairs = [f.split("=", 1) if "=" in f else [f, "true"] for f in flags_]
+    changed = [k for k, v in flag_pairs if FLAG_DEFAULTS.get(k) != v]
+    # Count the proto fields set in the config files (each is a knob).
+    used = ["models.config", "monitoring.config"]
+    if any(k == "--batching_parameters_file" for k, _ in flag_pairs):
+        used.append("batching.config")
+    proto_set = [
+        (f"{name}:{ln.strip().split()[0].rstrip(':')}", ln.strip().split(None, 1)[1].lstrip(": "))
+        for name in used
+        for ln in files[name].splitlines()
+        if ln.strip() and ("{" not in ln or ln.strip().endswith("}")) and ln.strip() != "}"
+    ]
+    proto_knobs = [k for k, _ in proto_set]
+    proto_changed = [k for k, v in proto_set if PROTO_DEFAULTS.get(k) != v]
+    return Surface(
+        server=NAME,
+        files=len(used) + 1 + (1 if env else 0),  # + the command line itself
+        lines=sum(content_lines(files[n]) for n in used) + len(flags_) + len(env),
+        knobs_set=len(flag_pairs) + len(proto_knobs) + len(env),
+        knobs_changed=len(changed) + len(proto_changed) + len(env),
+        changed=tuple(sorted([*changed, *proto_changed, *(f"env.{k}" for k in env)])),
+    )
