@@ -442,3 +442,15 @@ def test_oip_clients_check_the_protocol_not_the_server() -> None:
         OipGrpcClient(TARGETS[1], "127.0.0.1:1", ps, 1.0)
     with pytest.raises(ValueError, match="speaks rest, not grpc"):
         OipRestClient(TARGETS[2], "127.0.0.1:1", ps, 1.0)
+
+
+@needs_venv
+@pytest.mark.slow
+def test_native_metrics_probe_sees_kserve_histograms(kserve_server: KServeServer) -> None:
+    """The friction probe counts KServe's request_*_seconds histograms as latency quantiles
+    (they are: ``_bucket`` series), which a name-contains-'latency' rule missed."""
+    from servecmp.deploy.local.probes import probe_native_metrics
+
+    m = probe_native_metrics(kserve_server.endpoints.metrics_url)
+    assert m.error is None and kmetrics.PREDICT in m.names
+    assert m.latency_quantiles is True
