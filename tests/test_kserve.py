@@ -454,3 +454,13 @@ def test_native_metrics_probe_sees_kserve_histograms(kserve_server: KServeServer
     m = probe_native_metrics(kserve_server.endpoints.metrics_url)
     assert m.error is None and kmetrics.PREDICT in m.names
     assert m.latency_quantiles is True
+
+
+def test_local_scrape_config_takes_the_kserve_metrics_url() -> None:
+    """The registry-driven orchestrator passes <server>_metrics_url for every registered server."""
+    from servecmp.observability.scrape_config import local_scrape_config
+
+    cfg = local_scrape_config(run_id="r", kserve_metrics_url="http://127.0.0.1:18080/metrics")
+    (job,) = [j for j in cfg["scrape_configs"] if j["job_name"] == WIRE.service]
+    assert job["metrics_path"] == WIRE.metrics_path
+    assert job["static_configs"][0]["targets"] == ["127.0.0.1:18080"]

@@ -59,6 +59,7 @@ SERVER_CONTAINERS = ("torchserve", "tfserving")
 # ---- scrape jobs (local) ---------------------------------------------------------------------
 JOB_TORCHSERVE = "torchserve"
 JOB_TFSERVING = "tfserving"
+JOB_KSERVE = "kserve"
 JOB_GENERATOR = "servecmp-generator"
 JOB_PROCESSES = "servecmp-processes"
 

@@ -86,6 +86,7 @@ def local_scrape_config(
     run_id: str,
     torchserve_metrics_url: str | None = None,
     tfserving_metrics_url: str | None = None,
+    kserve_metrics_url: str | None = None,
     generator_port: int | None = None,
     process_exporter_port: int | None = None,
     rule_files: list[str] | None = None,
@@ -102,6 +103,8 @@ def local_scrape_config(
         targets.append(
             ScrapeTarget.from_url(n.JOB_TFSERVING, tfserving_metrics_url, server="tfserving")
         )
+    if kserve_metrics_url:  # the third server (servers/kserve): its /metrics on the HTTP port
+        targets.append(ScrapeTarget.from_url(n.JOB_KSERVE, kserve_metrics_url, server="kserve"))
     if generator_port:
         targets.append(ScrapeTarget(n.JOB_GENERATOR, f"{host}:{generator_port}"))
     if process_exporter_port:
