@@ -211,7 +211,9 @@ def test_local_placement_gives_every_socket_its_own_free_port() -> None:
     ts, tfs = pl.ports["torchserve"], pl.ports["tfserving"]
     assert set(ts) == {"rest", "grpc", "management", "grpc-management", "metrics"}
     assert tfs["metrics"] == tfs["rest"] != tfs["grpc"]
-    sockets = [*ts.values(), tfs["rest"], tfs["grpc"]]
+    ks = pl.ports["kserve"]
+    assert ks["metrics"] == ks["rest"] != ks["grpc"]  # KServe's /metrics is on its HTTP port
+    sockets = [*ts.values(), tfs["rest"], tfs["grpc"], ks["rest"], ks["grpc"]]
     assert len(set(sockets)) == len(sockets) and all(p > 0 for p in sockets)
     with pytest.raises(ValueError, match=r"no local paths for server.*tfserving"):
         Placement.local({"torchserve": {"models": "/m", "config": "/c/ts"},

@@ -442,3 +442,26 @@ def test_oip_clients_check_the_protocol_not_the_server() -> None:
         OipGrpcClient(TARGETS[1], "127.0.0.1:1", ps, 1.0)
     with pytest.raises(ValueError, match="speaks rest, not grpc"):
         OipRestClient(TARGETS[2], "127.0.0.1:1", ps, 1.0)
+
+
+@needs_venv
+@pytest.mark.slow
+def test_native_metrics_probe_sees_kserve_histograms(kserve_server: KServeServer) -> None:
+    """The friction probe counts KServe's request_*_seconds histograms as latency quantiles
+    (they are: ``_bucket`` series), which a name-contains-'latency' rule missed."""
+    from servecmp.deploy.local.probes import probe_native_metrics
+
+    m = probe_native_metrics(kserve_server.endpoints.metrics_url)
+    assert m.error is None and kmetrics.PREDICT in m.names
+    assert m.latency_quantiles is True
+
+
+def test_local_scrape_config_takes_the_kserve_metrics_url() -> None:
+    """The orchestrator passes {server: metrics URL} for every server it runs; KServe's job is
+    named after its Wire and scrapes its metrics path."""
+    from servecmp.observability.scrape_config import local_scrape_config
+
+    cfg = local_scrape_config(run_id="r", metrics_urls={"kserve": "http://127.0.0.1:18080/metrics"})
+    (job,) = [j for j in cfg["scrape_configs"] if j["job_name"] == WIRE.service]
+    assert job["metrics_path"] == WIRE.metrics_path
+    assert job["static_configs"][0]["targets"] == ["127.0.0.1:18080"]

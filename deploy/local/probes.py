@@ -109,8 +109,11 @@ def probe_native_metrics(url: str) -> NativeMetrics:
     except requests.RequestException as err:
         return NativeMetrics(0, [], False, f"{type(err).__name__}: {err}")
     fams = list(text_string_to_metric_families(text))
+    # A request-time histogram or summary: named for latency (TF Serving's request_latency) or in
+    # the base unit (KServe 0.21's request_predict_seconds, Prometheus naming convention).
     quantiles = any(
-        f.type in ("histogram", "summary") and "latency" in f.name.lower() for f in fams
+        f.type in ("histogram", "summary") and ("latency" in f.name.lower() or f.name.endswith("_seconds"))
+        for f in fams
     )
     return NativeMetrics(len(fams), sorted(f.name for f in fams), quantiles)
 

@@ -3,44 +3,14 @@ the exported .mar's TorchScript file, the project's process runtime."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from servecmp.deploy.configgen.placement import Placement
 from servecmp.deploy.configgen.render import GeneratedConfigs
-from servecmp.deploy.local.ports import free_ports
 from servecmp.deploy.local.server import ServerUnavailable
 from servecmp.experiment import parse_experiment
-from servecmp.servers.kserve import ADAPTER, WIRE
+from servecmp.servers.kserve import ADAPTER
 from servecmp.servers.kserve.local import KServeServer
-
-
-@dataclass(frozen=True)
-class LocalPlacement:
-    """The registry-driven Placement's interface (``port``/``path`` by server and role), for the
-    one server started here."""
-
-    ports: Mapping[str, Mapping[str, int]]
-    paths: Mapping[str, Mapping[str, str]]
-    kind: str = "local"
-    bind_host: str = "127.0.0.1"
-    extra: dict[str, object] = field(default_factory=dict)
-
-    def port(self, server: str, role: str) -> int:
-        return int(self.ports[server][role])
-
-    def path(self, server: str, role: str) -> str:
-        return str(self.paths[server][role])
-
-
-def local_placement(model_root: Path, config_dir: Path) -> LocalPlacement:
-    """Free loopback ports; ports sharing a Wire number (rest and metrics) share one."""
-    numbers = list(dict.fromkeys(p.number for p in WIRE.ports))
-    free = dict(zip(numbers, free_ports(len(numbers)), strict=True))
-    return LocalPlacement(
-        ports={"kserve": {p.role: free[p.number] for p in WIRE.ports}},
-        paths={"kserve": {"models": str(model_root), "config": str(config_dir)}},
-    )
 
 
 def start_kserve(
@@ -60,13 +30,14 @@ def start_kserve(
     ADAPTER.publish(art, model_root, 1)
     exp = parse_experiment({"name": "standalone", "model": model,
                             "targets": [{"server": "kserve", "protocol": "rest"}], **experiment_fields})
-    placement = local_placement(model_root, config_dir)
-    rendered = ADAPTER.render(exp, placement)  # type: ignore[arg-type, unused-ignore]
+    # Free loopback ports for this one server (rest and metrics share one: one socket).
+    placement = Placement.local({"kserve": {"models": str(model_root), "config": str(config_dir)}},
+                                adapters=[ADAPTER])
+    rendered = ADAPTER.render(exp, placement)
     config_dir.mkdir(parents=True, exist_ok=True)
     for name, text in rendered.files.items():
         (config_dir / name).write_text(text)
-    configs = GeneratedConfigs(placement=placement, files={"kserve": rendered.files},  # type: ignore[arg-type, unused-ignore]
-                               env={"kserve": rendered.env})
+    configs = GeneratedConfigs(placement=placement, files={"kserve": rendered.files}, env={"kserve": rendered.env})
     server = KServeServer(configs, config_dir, work_dir, model, cpus=cpus, memory_mib=exp.resources.memory_mib)
     server.start()
     try:
