@@ -122,6 +122,32 @@ def test_server_declares_its_metrics(adapter: ServerAdapter) -> None:
     assert adapter.metrics.names and adapter.metrics.requests_rate
 
 
+@pytest.mark.parametrize("adapter", SERVERS, ids=lambda a: a.name)
+def test_server_has_its_dashboard_row_and_umbrella_entry(adapter: ServerAdapter) -> None:
+    """The committed comparison dashboard has the server's row (regenerate: servecmp gen
+    dashboards), and the umbrella chart deploys its subchart behind ``<chart>.enabled``."""
+    import json
+
+    import yaml
+
+    dash = json.loads((ROOT / "helm/servecmp/dashboards/servecmp-comparison.json").read_text())
+    rows = [p["title"] for p in dash["panels"] if p.get("type") == "row"]
+    assert f"{adapter.label} ({adapter.name})" in rows, f"{adapter.name}: no dashboard row in {rows}"
+    umbrella = yaml.safe_load((ROOT / "helm/servecmp/Chart.yaml").read_text())
+    deps = {d["name"]: d for d in umbrella["dependencies"]}
+    assert adapter.chart in deps and deps[adapter.chart]["condition"] == f"{adapter.chart}.enabled"
+
+
+@pytest.mark.parametrize("adapter", registry.adapters(), ids=lambda a: a.name)
+def test_every_adapter_declares_a_valid_search_space(adapter: ServerAdapter) -> None:
+    """servecmp tune searches what the adapter declares, next to its fairness mapping."""
+    from servecmp.tune.space import validate_space
+
+    assert adapter.search_space is not None, f"{adapter.name}: no search_space"
+    validate_space(adapter.name, adapter.search_space)
+    assert all(k.source for k in adapter.search_space.knobs)
+
+
 @pytest.mark.parametrize("module", sorted({registry.MODULES[n].partition(":")[0] for n in registry.names()}))
 def test_adapter_import_stays_cheap(module: str) -> None:
     """Importing an adapter loads no framework and no gRPC stubs (the registry imports them all)."""
