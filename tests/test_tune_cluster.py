@@ -75,9 +75,12 @@ def test_candidate_rolled_out_by_helm_upgrade_and_measured_in_cluster(
     values = Path(up[up.index("-f") + 1]).read_text()
     assert "OMP_NUM_THREADS: '1'" in values or 'OMP_NUM_THREADS: "1"' in values
     wait = next(i for i, c in enumerate(calls) if "servecmp.deploy.kind.cluster" in c and "wait" in c)
-    render = next(i for i, c in enumerate(calls) if "servecmp.deploy.kind.loadgen" in c and "render" in c)
-    assert calls.index(up) < wait < render  # rolled out and ready before the load Job
-    assert calls[render][calls[render].index("--experiment") + 1].endswith(f"{cand.id}-screen-r0/experiment.yaml")
+    # the load: scripts/kind-load.sh hands over to `servecmp.deploy.kind.commands load <experiment>`,
+    # which applies the Job (kubectl apply) for the candidate's experiment
+    load = next(i for i, c in enumerate(calls) if "servecmp.deploy.kind.commands" in c and "load" in c)
+    job = next(i for i, c in enumerate(calls) if c[:1] == ["kubectl"] and "apply" in c and i > load)
+    assert calls.index(up) < wait < load < job  # rolled out and ready before the load Job
+    assert calls[load][calls[load].index("load") + 1].endswith(f"{cand.id}-screen-r0/experiment.yaml")
     assert [lv.param for lv in m.levels] == ["concurrency=1"]
     assert m.levels[0].step_id == step.step_id and m.levels[0].throughput_rps == 40.0
 

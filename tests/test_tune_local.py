@@ -119,7 +119,7 @@ def test_torchserve_tuned_end_to_end_and_rerun_unchanged(tmp_path: Path, models:
         assert steps and all(s.server == "torchserve" for s in steps)
     assert (tune_dir / "report" / "tune.md").read_text().count("## Defaults vs best") == 1
     tuned = load_experiment(out)  # unchanged: as written
-    assert tuned.configuration == "tuned" and "torchserve" in {s.value for s in tuned.tuning.per_server}
+    assert tuned.configuration == "tuned" and "torchserve" in tuned.tuning.per_server
     run_dir = run_experiment(tuned, experiment_path=out, runs_root=tmp_path / "run", artifacts_root=models,
                              only=["torchserve-rest-json"], prometheus=False, report=True, friction_under_load=False)
     props = (run_dir / "configs" / "torchserve" / "config.properties").read_text()
