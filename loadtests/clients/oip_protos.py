@@ -20,14 +20,17 @@ import hashlib
 import importlib
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
 
-from servecmp.loadtests.clients.torchserve_protos import StubError, default_cache_root
+from servecmp.loadtests.clients.torchserve_protos import (
+    StubError,
+    default_cache_root,
+    generate_once,
+)
 
 PACKAGE = "servecmp_oip_grpc_stubs"
 MODULE = "grpc_predict_v2"
@@ -112,22 +115,8 @@ def stub_dir(cache_root: Path | None = None, pb2: Path | None = None) -> Path:
     pb2 = pb2 or find_pb2()
     root = Path(cache_root) if cache_root else default_cache_root()
     final = root / _cache_key(pb2)
-    marker = final / PACKAGE / f"{MODULE}_pb2_grpc.py"
-    if marker.is_file():
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".gen-", dir=root))
-    try:
-        tmp.chmod(0o755)
-        _generate(pb2, tmp)
-        try:
-            os.rename(tmp, final)  # atomic: concurrent generators race harmlessly
-        except OSError:
-            if not marker.is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    found = pb2
+    return generate_once(final, final / PACKAGE / f"{MODULE}_pb2_grpc.py", lambda out: _generate(found, out))
 
 
 def load(cache_root: Path | None = None) -> tuple[ModuleType, ModuleType]:

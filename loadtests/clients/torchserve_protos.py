@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -103,17 +104,24 @@ def stub_dir(cache_root: Path | None = None) -> Path:
     jar = torchserve_jar()
     root = Path(cache_root) if cache_root else default_cache_root()
     final = root / _cache_key(jar)
-    if (final / PACKAGE / "inference_pb2_grpc.py").is_file():
+    return generate_once(final, final / PACKAGE / "inference_pb2_grpc.py", lambda out: _generate(jar, out))
+
+
+def generate_once(final: Path, marker: Path, generate: Callable[[Path], None]) -> Path:
+    """``final`` holding generated stubs: ``generate`` runs into a temporary sibling directory
+    renamed into place only when ``marker`` (its last output) is absent. Shared by every
+    client family whose stubs are compiled at run time (TorchServe's, OIP's)."""
+    if marker.is_file():
         return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".gen-", dir=root))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".gen-", dir=final.parent))
     try:
         tmp.chmod(0o755)
-        _generate(jar, tmp)
+        generate(tmp)
         try:
             os.rename(tmp, final)  # atomic: concurrent generators race harmlessly
         except OSError:
-            if not (final / PACKAGE / "inference_pb2_grpc.py").is_file():
+            if not marker.is_file():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
