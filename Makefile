@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SERVECMP := $(VENV)/bin/servecmp
-EXPERIMENT ?= experiments/quick.yaml
+EXPERIMENT ?= loadtests/experiments/quick.yaml
 RUN ?= $(shell ls -1dt runs/*/ 2>/dev/null | head -1)
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
@@ -41,7 +41,7 @@ parity: ## PyTorch vs TensorFlow parity check
 .PHONY: test test-fast lint typecheck
 test: setup ## The README's test command: lint, type-check, the whole suite (what CI runs)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy servecmp models deploy loadtests servers
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 test-fast: ## Tests that start no server
@@ -51,12 +51,12 @@ lint: ## ruff
 	$(VENV)/bin/ruff check .
 
 typecheck: ## mypy
-	$(VENV)/bin/mypy servecmp models deploy loadtests servers
+	$(VENV)/bin/mypy
 
 ##@ Benchmarks
 .PHONY: bench-tune
 bench-tune: ## servecmp tune (15 min budget) vs the stored exhaustive grid: prints both (scripts/bench_tune.py)
-	$(PY) scripts/bench_tune.py --experiment experiments/quick.yaml --budget-minutes 15
+	$(PY) scripts/bench_tune.py --experiment loadtests/experiments/quick.yaml --budget-minutes 15
 
 .PHONY: bench-harness bench-harness-torchserve
 bench-harness: ## Load generator capacity and added latency vs wrk (prints figures)

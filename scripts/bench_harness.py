@@ -74,11 +74,11 @@ def serve_rest() -> None:
 def serve_grpc() -> None:
     import grpc
 
-    from servecmp.loadtests.clients import torchserve_protos
+    from servecmp.load.clients import torchserve_protos
 
     pb2, pb2_grpc = torchserve_protos.load()
 
-    class Echo(pb2_grpc.InferenceAPIsServiceServicer):
+    class Echo(pb2_grpc.InferenceAPIsServiceServicer):  # type: ignore[name-defined]  # run-time stubs
         async def Predictions(self, request, context):
             return pb2.PredictionResponse(prediction=request.input["data"])
 
@@ -109,7 +109,7 @@ def start_server(kind: str, cpus: list[int] | None) -> tuple[subprocess.Popen, s
 
 # ---- harness steps --------------------------------------------------------------------------
 def echo_payloads(run_dir: Path, shape: tuple[int, int, int]) -> str:
-    from servecmp.loadtests.payloads import PayloadSet, seeded_inputs
+    from servecmp.load.payloads import PayloadSet, seeded_inputs
 
     inputs = seeded_inputs(7, 8, 1, shape)
     ps = PayloadSet(model=ECHO_MODEL, seed=7, inputs=inputs, expected=inputs.reshape(8, 1, -1))
@@ -119,8 +119,8 @@ def echo_payloads(run_dir: Path, shape: tuple[int, int, int]) -> str:
 def harness_step(run_dir: Path, name: str, target, address: str, payloads: str, concurrency: int,
                  seconds: float, cpus: list[int] | None):
     from servecmp.experiment import Load, Stability
-    from servecmp.loadtests.engine.runner import run_step
-    from servecmp.loadtests.engine.spec import StepSpec
+    from servecmp.load.engine.runner import run_step
+    from servecmp.load.engine.spec import StepSpec
 
     load = Load(warmup_s=1.0, request_timeout_s=5.0, max_requests_per_step=5_000_000,
                 stability=Stability(window_s=seconds, windows=2, max_windows=3, tolerance=0.10))
@@ -183,7 +183,7 @@ import grpc.experimental.gevent as grpc_gevent
 from locust import User, constant, task
 
 grpc_gevent.init_gevent()
-from servecmp.loadtests.clients import torchserve_protos
+from servecmp.load.clients import torchserve_protos
 
 pb2, pb2_grpc = torchserve_protos.load()
 DATA = open(os.environ["BENCH_BODY"], "rb").read()
@@ -247,7 +247,7 @@ def stock_locust_rps(kind: str, address: str, body: Path, users: int, seconds: f
 def latency_rounds(run: Path, target, addr: str, payloads: str, model: str, rounds: int, seconds: float,
                    cpus: list[int] | None, console) -> list[tuple[float, float]]:
     """``rounds`` x (harness p50, wrk p50) in ms; the order alternates each round."""
-    from servecmp.loadtests.payloads import PayloadSet
+    from servecmp.load.payloads import PayloadSet
 
     ps = PayloadSet.load(payloads)
     body = run / "body.bin"
@@ -296,11 +296,11 @@ def latency_table(label: str, pairs: list[tuple[float, float]], goal: float | No
 def with_real_torchserve(args: argparse.Namespace) -> int:
     """Start TorchServe via the local runtime (server on the last CPU), write its payloads, then
     rerun this benchmark's wrk comparison against it (capacity runs skipped: a model is not trivial)."""
-    from servecmp.deploy.local.standalone import start_server
-    from servecmp.loadtests.payloads import PayloadSet
+    from servecmp.load.payloads import PayloadSet
     from servecmp.models.__main__ import export_command
     from servecmp.models.export import artifacts
     from servecmp.models.registry import DEFAULT_SEED, get_model
+    from servecmp.run.standalone import start_server
 
     root = Path("build/models") / f"seed-{DEFAULT_SEED}"
     if not artifacts(args.torchserve, root).export_json.is_file():
@@ -347,9 +347,9 @@ def main() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from servecmp.experiment import Target
-    from servecmp.loadtests.engine.spec import check_address
-    from servecmp.loadtests.payloads import PayloadSet
+    from servecmp.experiment import Encoding, Protocol, Target
+    from servecmp.load.engine.spec import check_address
+    from servecmp.load.payloads import PayloadSet
 
     console = Console(width=140)
     usable = sorted(os.sched_getaffinity(0))
@@ -357,8 +357,8 @@ def main() -> int:
     console.print(f"CPUs usable: {usable}; trivial servers on {server_cpus}, generator (+wrk, +stock Locust) on "
                   f"{gen_cpus}. [yellow]Shared machine: figures are indicative only.[/yellow]")
     shape = tuple(int(x) for x in args.shape.split(","))
-    rest_t = Target(server="torchserve", protocol="rest", encoding="raw")
-    grpc_t = Target(server="torchserve", protocol="grpc")
+    rest_t = Target(server="torchserve", protocol=Protocol.rest, encoding=Encoding.raw)
+    grpc_t = Target(server="torchserve", protocol=Protocol.grpc)
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="servecmp-bench-") as tmp:
         run = Path(tmp)
@@ -413,7 +413,8 @@ def main() -> int:
             # ---- added latency at concurrency 1: harness vs wrk, alternating ----------------
             if args.address:
                 check_address(args.address)
-                target = Target(server="torchserve", protocol="rest", encoding=args.target.rsplit("-", 1)[1])
+                target = Target(server="torchserve", protocol=Protocol.rest,
+                                encoding=Encoding(args.target.rsplit("-", 1)[1]))
                 addr, pl, label = args.address, args.payloads, f"{target.name} at {args.address}"
                 model = PayloadSet.load(pl).model
             else:

@@ -11,7 +11,7 @@ import numpy as np
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2
 
-from servecmp.loadtests.payloads import tensor_proto_to_array
+from servecmp.load.payloads import tensor_proto_to_array
 
 
 def _proto(arr: np.ndarray, content: bool) -> tensor_pb2.TensorProto:

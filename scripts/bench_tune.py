@@ -4,7 +4,7 @@
    (`servecmp tune EXPERIMENT --strategy grid`), stored compactly in GRID_DIR (measurements.jsonl,
    summary.json, tune.json; the default is committed: docs/bench/tune-grid-quick/). Reused when
    present: it is run once.
-2. The search: `servecmp tune EXPERIMENT --budget-minutes N` (writes experiments/tuned-<name>.yaml).
+2. The search: `servecmp tune EXPERIMENT --budget-minutes N` (writes loadtests/experiments/tuned-<name>.yaml).
 3. Per server: the grid's best throughput under the SLO, the search's winner (its confirmed mean
    and the grid's own figure for the same configuration), and whether the winner is within 5 %
    of the grid's best; the wall time against the budget; defaults as a fraction of tuned.
@@ -28,7 +28,7 @@ WITHIN = 0.05
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--experiment", default="experiments/quick.yaml")
+    p.add_argument("--experiment", default="loadtests/experiments/quick.yaml")
     p.add_argument("--budget-minutes", type=float, default=15.0)
     p.add_argument("--grid-dir", type=Path, default=Path("docs/bench/tune-grid-quick"))
     p.add_argument("--grid-budget-minutes", type=float, default=60.0)
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     grid_summary = json.loads((a.grid_dir / "summary.json").read_text())
 
     print(f"== search: servecmp tune {a.experiment} --budget-minutes {a.budget_minutes:g}", flush=True)
-    out = Path("experiments") / f"tuned-{Path(a.experiment).stem}.yaml"
+    out = Path("loadtests") / "experiments" / f"tuned-{Path(a.experiment).stem}.yaml"
     td = run_tune(a.experiment, budget_minutes=a.budget_minutes, servers=a.server, runs_root=a.runs, out=out)
     summary = json.loads((td / "summary.json").read_text())
 

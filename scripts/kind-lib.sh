@@ -1,5 +1,5 @@
 # Shared by scripts/kind-*.sh (sourced, not run): prerequisite checks only; the kind flow itself is
-# servecmp.deploy.kind.commands. Pins live in deploy/kind/versions.env.
+# servecmp.cluster.commands. Pins live in deploy/kind/versions.env.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=../deploy/kind/versions.env
@@ -9,7 +9,7 @@ HELM="${SERVECMP_HELM:-}"
 if [[ -z "$HELM" ]]; then
   if [[ -x "$ROOT/.tools/bin/helm" ]]; then HELM="$ROOT/.tools/bin/helm"; else HELM="$(command -v helm || true)"; fi
 fi
-# servecmp.deploy.kind.commands runs helm and our own modules through these
+# servecmp.cluster.commands runs helm and our own modules through these
 export SERVECMP_HELM="$HELM" SERVECMP_PYTHON="$PY"
 KCTX="kind-${KIND_CLUSTER_NAME}"
 KUBECTL=(kubectl --context "$KCTX")

@@ -1,6 +1,6 @@
-"""Peak RSS of the step child (``python -m servecmp.loadtests.engine.step``) per target kind:
+"""Peak RSS of the step child (``python -m servecmp.load.engine.step``) per target kind:
 the number the in-cluster load Job's memory request/limit is sized from
-(servecmp.deploy.kind.loadgen.STEP_PEAK_RSS_MIB). Prints figures; asserts nothing.
+(servecmp.cluster.loadgen.STEP_PEAK_RSS_MIB). Prints figures; asserts nothing.
 
 Each step runs the real child (imports, payloads, clients, users, histograms, recorder) for a
 short closed-loop step at concurrency 64 against a loopback port nobody listens on, so every
@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from servecmp.experiment import parse_experiment
-from servecmp.loadtests.engine.spec import make_spec, plan_steps
+from servecmp.load.engine.spec import make_spec, plan_steps
 
 KINDS = [
     ("torchserve", "rest", "json"),
@@ -37,7 +37,7 @@ WRAPPER = """
 import json, runpy, sys
 sys.argv = ["step", "--spec", sys.argv[1], "--out", sys.argv[2]]
 try:
-    runpy.run_module("servecmp.loadtests.engine.step", run_name="__main__")
+    runpy.run_module("servecmp.load.engine.step", run_name="__main__")
 except SystemExit:
     pass
 finally:

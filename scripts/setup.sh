@@ -38,10 +38,10 @@ else
 fi
 
 # KServe's Python model server in its own venv: kserve 0.21.0 requires protobuf<7, our stack
-# resolves to protobuf 7.x. Pins: deploy/versions.py KSERVE_VERSION (tests/test_versions.py).
+# resolves to protobuf 7.x. Pins: servecmp/versions.py KSERVE_VERSION (tests/test_versions.py).
 KVENV=${KSERVE_VENV:-.venv-kserve}
 KSTAMP="$KVENV/.servecmp-setup"
-KHASH=$(cat scripts/setup.sh deploy/versions.py | sha256sum | cut -c1-16)
+KHASH=$(cat scripts/setup.sh servecmp/versions.py | sha256sum | cut -c1-16)
 if [ -f "$KSTAMP" ] && [ "$(cat "$KSTAMP")" = "$KHASH" ]; then
   echo "==> kserve environment up to date ($KVENV)"
 else

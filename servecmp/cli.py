@@ -27,7 +27,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_configs(args: argparse.Namespace) -> int:
-    from servecmp.deploy.configgen import Placement, render_all, write_configs
+    from servecmp.configgen import Placement, render_all, write_configs
 
     exp = load_experiment(args.experiment)
     if args.placement != "kubernetes":
@@ -54,7 +54,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from servecmp.deploy.local.orchestrate import run_experiment
+    from servecmp.run.orchestrate import run_experiment
 
     exp = load_experiment(args.experiment)
     run_dir = run_experiment(
@@ -73,7 +73,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_steps(args: argparse.Namespace) -> int:
     """One target's whole load profile against an address: what the in-cluster Job runs."""
-    from servecmp.loadtests.engine import run_target
+    from servecmp.load.engine import run_target
     from servecmp.results.provenance import build_meta
     from servecmp.results.schema import StepResult, TargetAvailability
     from servecmp.results.store import RunStore
@@ -93,11 +93,11 @@ def _cmd_steps(args: argparse.Namespace) -> int:
     store = RunStore(out)
     store.write_meta(build_meta(exp, args.run_id, placement={"kind": "in-cluster loadgen"}))
     store.append_target(TargetAvailability(target=args.target, available=True, address=args.address))
-    from servecmp.deploy.kind.loadgen import STEP_MARK
+    from servecmp.cluster.loadgen import STEP_MARK
 
     def landed(r: StepResult) -> None:
         # each finished step goes to stdout at once: the Job's log is followed from outside, so a
-        # Job killed at its deadline loses no finished step (servecmp.deploy.kind.loadgen)
+        # Job killed at its deadline loses no finished step (servecmp.cluster.loadgen)
         print(f"{r.step_id}: {r.throughput_rps:.1f} req/s, p99 {r.latency_ms.p99} ms, valid={r.valid}")
         print(STEP_MARK + r.model_dump_json(), flush=True)
 
@@ -131,13 +131,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_kind_up(args: argparse.Namespace) -> int:
-    from servecmp.deploy.kind import commands
+    from servecmp.cluster import commands
 
     return commands.up(Path(args.experiment))
 
 
 def _cmd_kind_load(args: argparse.Namespace) -> int:
-    from servecmp.deploy.kind import commands
+    from servecmp.cluster import commands
 
     locust = {flag: getattr(args, flag) for flag in ("duration", "users", "workers", "locustfile")
               if getattr(args, flag) is not None}
@@ -146,7 +146,7 @@ def _cmd_kind_load(args: argparse.Namespace) -> int:
 
 
 def _cmd_kind_down(args: argparse.Namespace) -> int:
-    from servecmp.deploy.kind import commands
+    from servecmp.cluster import commands
 
     return commands.down()
 
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", action="append")
 
     sp = add("run", _cmd_run, "run an experiment locally and store the results (the main job)")
-    sp.add_argument("experiment", nargs="?", default="experiments/quick.yaml")
+    sp.add_argument("experiment", nargs="?", default="loadtests/experiments/quick.yaml")
     sp.add_argument("--quick", action="store_true", help="short windows and warm-up (≤ 5 min on 2 cores)")
     sp.add_argument("--target", action="append", help="only this target name (repeatable)")
     sp.add_argument("--runs", default=str(DEFAULT_RUNS), help="parent directory of run directories")
@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resume", help="a tune run directory to continue (finished configurations are reused)")
     sp.add_argument("--strategy", choices=["coordinate", "grid"], default="coordinate",
                     help="coordinate descent + confirmation (default) or the exhaustive grid (reference)")
-    sp.add_argument("--out", help="tuned experiment file (default experiments/tuned-<name>.yaml)")
+    sp.add_argument("--out", help="tuned experiment file (default loadtests/experiments/tuned-<name>.yaml)")
     sp.add_argument("--cluster", action="store_true", help="roll candidates out to the kind cluster (helm upgrade) "
                     "and measure them with the in-cluster step engine")
     sp.add_argument("--runs", default=str(DEFAULT_RUNS), help="parent directory of tune run directories")
@@ -244,10 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = kind.add_subparsers(dest="kind_command", required=True, metavar="KIND_COMMAND")
     sp = add("up", _cmd_kind_up, "create the cluster, install monitoring and every server chart, wait",
              ksub)
-    sp.add_argument("experiment", nargs="?", default="experiments/quick.yaml")
+    sp.add_argument("experiment", nargs="?", default="loadtests/experiments/quick.yaml")
     sp = add("load", _cmd_kind_load, "run the experiment's load in-cluster; steps land in runs/kind-<time>/",
              ksub)
-    sp.add_argument("experiment", nargs="?", default="experiments/quick.yaml")
+    sp.add_argument("experiment", nargs="?", default="loadtests/experiments/quick.yaml")
     sp.add_argument("--target", action="append", help="only this target name (repeatable)")
     sp.add_argument("--recover", action="store_true", help="also measure pod recovery after a kill")
     sp.add_argument("--engine", choices=["steps", "locust"], default="steps")

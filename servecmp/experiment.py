@@ -39,7 +39,7 @@ class Encoding(StrEnum):
 
 
 def known_servers() -> tuple[str, ...]:
-    """Every server name an experiment may target: the registry's (servers/registry.py)."""
+    """Every server name an experiment may target: the registry's (servecmp/servers/registry.py)."""
     from servecmp.servers import registry
 
     return registry.names()
@@ -60,7 +60,7 @@ class _Strict(BaseModel):
 class Target(_Strict):
     """One column of the comparison: a server reached over one protocol with one payload encoding."""
 
-    server: str = Field(description="a server name from the registry (servers/registry.py)")
+    server: str = Field(description="a server name from the registry (servecmp/servers/registry.py)")
     protocol: Protocol
     encoding: Encoding | None = Field(
         default=None, description="payload encoding; default: the pair's common encoding"
@@ -217,7 +217,7 @@ class Tuning(_Strict):
     # (TF Serving has one process-wide pool: it gets this x workers, i.e. the whole budget.)
     intra_op_threads: Annotated[int, Field(ge=1, le=256)] | None = None
     # TorchServe's netty I/O threads; default derives from cpus. Not TF Serving's REST pool,
-    # which runs requests to completion (servers/tfserving/config.py rest_api_num_threads).
+    # which runs requests to completion (servecmp/servers/tfserving/config.py rest_api_num_threads).
     io_threads: Annotated[int, Field(ge=1, le=256)] | None = None
     batching: Batching = Batching()
     # Each server's own configuration (``servecmp tune`` writes these): applied by configgen and
@@ -347,7 +347,7 @@ def _format_errors(source: str, err: ValidationError) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling; see experiments/*.yaml for the schema)"
+            msg = "unknown field (check the spelling; see loadtests/experiments/*.yaml for the schema)"
         if e["type"] == "missing":
             msg = "required field is missing"
         lines.append(f"  - {loc}: {msg}")

@@ -2,7 +2,7 @@
 rules, dashboards, scrape config), and a fixture that registers them.
 
 They carry only what those modules read: name, label, baseline, protocols, the wire facts and
-the real metrics objects (servers/<name>/metrics.py). They render no config and launch nothing
+the real metrics objects (servecmp/servers/<name>/metrics.py). They render no config and launch nothing
 (``render`` raises): they can never run a measurement. Wire facts, with their sources:
 - TorchServe 0.12.0: inference 8080, management 8081, metrics 8082 (``/metrics``), gRPC 7070 and
   management 7071 (pytorch/serve v0.12.0 ``docs/configuration.md`` lines 78-107, and the defaults
@@ -12,7 +12,7 @@ the real metrics objects (servers/<name>/metrics.py). They render no config and 
   ``tensorflow_serving/tools/docker/Dockerfile`` entrypoint ``--port=8500 --rest_api_port=8501``);
   metrics on the REST port at the path monitoring.config sets (``/monitoring/prometheus/metrics``).
 - "kserve": a third server for N-server presentation tests only (Open Inference Protocol ports
-  8080/8081 as KServe's model server defaults); its real adapter is servers/kserve/.
+  8080/8081 as KServe's model server defaults); its real adapter is servecmp/servers/kserve/.
 
     def test_x(test_registry): ...            # torchserve, tfserving + the two baselines
     def test_y(test_registry_with_kserve): ...  # the same + kserve
@@ -37,7 +37,7 @@ from servecmp.servers.base import (
 from servecmp.servers.tfserving.metrics import METRICS as TFS_METRICS
 from servecmp.servers.torchserve.metrics import METRICS as TS_METRICS
 
-_CLIENTS = "servecmp.loadtests.clients"
+_CLIENTS = "servecmp.load.clients"
 
 
 def _spec(protocol: str, encodings: tuple[str, ...], client: str) -> ProtocolSpec:

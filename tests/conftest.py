@@ -56,7 +56,7 @@ def local_torchserve(
     is READY, and stops it (whole process group) at module end; asserts nothing survives."""
     import psutil
 
-    from servecmp.deploy.local.standalone import start_server
+    from servecmp.run.standalone import start_server
 
     reason = _no_java_or_torchserve()
     if reason:

@@ -86,7 +86,7 @@ def experiment(**over: Any):
 # ---- wire facts -----------------------------------------------------------------------------
 def wire_values(server: str) -> dict[str, Any]:
     """The `<chart>.wire` block for ``server``: its adapter's ``Wire.values()``, exactly what
-    deploy/kind/helmvalues.py generates (the charts carry no copy of ports or paths)."""
+    servecmp/cluster/helmvalues.py generates (the charts carry no copy of ports or paths)."""
     from servecmp.servers import registry
 
     wire = registry.get(server).wire
@@ -107,7 +107,7 @@ class Inputs:
     wire_file: Path | None = None
 
     def set_file_args(self) -> list[str]:
-        from servecmp.deploy.kind.helmvalues import set_file_args
+        from servecmp.cluster.helmvalues import set_file_args
 
         return set_file_args(self.config_dir)
 
@@ -124,7 +124,7 @@ class Inputs:
 
 
 def make_inputs(tmp: Path, **over: Any) -> Inputs:
-    from servecmp.deploy.kind.helmvalues import write_helm_inputs
+    from servecmp.cluster.helmvalues import write_helm_inputs
 
     exp = experiment(**over)
     config_dir, values_file = write_helm_inputs(exp, tmp)

@@ -22,7 +22,7 @@ def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(("argv", "function", "args", "kwargs"), [
     (["kind", "up", "exp.yaml"], "up", (Path("exp.yaml"),), {}),
-    (["kind", "load"], "load", (Path("experiments/quick.yaml"),),
+    (["kind", "load"], "load", (Path("loadtests/experiments/quick.yaml"),),
      {"targets": (), "recover": False, "engine": "steps", "locust_args": {}}),
     (["kind", "load", "e.yaml", "--target", "a", "--target", "b", "--recover"], "load", (Path("e.yaml"),),
      {"targets": ["a", "b"], "recover": True, "engine": "steps", "locust_args": {}}),
@@ -34,7 +34,7 @@ def test_kind_subcommands_reach_one_library_function_each(
     monkeypatch: pytest.MonkeyPatch, argv: list[str], function: str, args: tuple[object, ...],
     kwargs: dict[str, object],
 ) -> None:
-    from servecmp.deploy.kind import commands
+    from servecmp.cluster import commands
 
     calls: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
     monkeypatch.setattr(commands, function, lambda *a, **kw: calls.append((function, a, kw)) or 7)
@@ -56,11 +56,11 @@ def test_makefile_targets_call_the_cli() -> None:
     # kubectl versions), then hand over to the same library functions `servecmp kind` calls
     for script in ("kind-up.sh", "kind-load.sh", "kind-down.sh"):
         assert f"bash scripts/{script}" in make, script
-        assert "servecmp.deploy.kind.commands" in (ROOT / "scripts" / script).read_text(), script
+        assert "servecmp.cluster.commands" in (ROOT / "scripts" / script).read_text(), script
 
 
 def test_validate_good_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate", str(ROOT / "experiments/quick.yaml")]) == 0
+    assert main(["validate", str(ROOT / "loadtests/experiments/quick.yaml")]) == 0
     assert "torchserve-rest-raw  (native-encoding extra)" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"name": "x", "targets": [{"server": "torchserve", "protocol": "soap"}]}))
@@ -70,21 +70,21 @@ def test_validate_good_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_configs_writes_the_kubernetes_files(tmp_path: Path) -> None:
-    assert main(["configs", str(ROOT / "experiments/quick.yaml"), "--out", str(tmp_path)]) == 0
+    assert main(["configs", str(ROOT / "loadtests/experiments/quick.yaml"), "--out", str(tmp_path)]) == 0
     assert "inference_address=http://0.0.0.0:8080" in (tmp_path / "torchserve/config.properties").read_text()
     assert (tmp_path / "tfserving/flags.txt").read_text().startswith("--port=8500")
 
 
 def test_steps_refuses_a_non_loopback_address_without_cluster_mode(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="refusing to send load"):
-        main(["steps", str(ROOT / "experiments/quick.yaml"), "--target", "torchserve-rest-json",
+        main(["steps", str(ROOT / "loadtests/experiments/quick.yaml"), "--target", "torchserve-rest-json",
               "--address", "192.168.1.10:8080", "--out", str(tmp_path / "run")])
     assert not (tmp_path / "run" / "steps.jsonl").exists()
 
 
 def test_run_rejects_unknown_target(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="none of"):
-        main(["run", str(ROOT / "experiments/quick.yaml"), "--target", "nope",
+        main(["run", str(ROOT / "loadtests/experiments/quick.yaml"), "--target", "nope",
               "--runs", str(tmp_path), "--artifacts", str(tmp_path / "b")])
 
 

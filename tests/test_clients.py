@@ -16,8 +16,8 @@ import pytest
 from doubles.tiny_artifacts import TinySpec, TinyWeights, write_savedmodel, write_torchscript
 
 from servecmp.experiment import Encoding, Protocol, Target
-from servecmp.loadtests.clients import Outcome, TransportError, call, execute, make_client
-from servecmp.loadtests.payloads import PayloadSet
+from servecmp.load.clients import Outcome, TransportError, call, execute, make_client
+from servecmp.load.payloads import PayloadSet
 
 SPEC = TinySpec()
 WEIGHTS = TinyWeights.seeded()
@@ -106,7 +106,7 @@ def test_tfserving_clients_ok_and_fire_fields(
 
 
 def test_double_rest_status_endpoint(double: Any) -> None:
-    from servecmp.loadtests.clients._http import HttpConnection
+    from servecmp.load.clients._http import HttpConnection
 
     http = HttpConnection(double.rest_address, 5.0)
     status, body = http.request("GET", "/v1/models/tiny")
@@ -237,7 +237,7 @@ def test_same_tensor_same_answer_on_every_target(
 
 
 def test_client_rejects_foreign_encoding(payloads: PayloadSet) -> None:
-    from servecmp.loadtests.clients.tfserving_rest import TFServingRestClient
+    from servecmp.load.clients.tfserving_rest import TFServingRestClient
 
     with pytest.raises(ValueError):
         TFServingRestClient(TS_REST_RAW, "127.0.0.1:1", payloads, 1.0)
@@ -249,8 +249,8 @@ def test_tensorflow_inprocess_thread_budget_in_fresh_process(
     payloads.save(tmp_path)
     code = f"""
 from servecmp.experiment import Protocol, Target
-from servecmp.loadtests.clients import Outcome, call, make_client
-from servecmp.loadtests.payloads import PayloadSet
+from servecmp.load.clients import Outcome, call, make_client
+from servecmp.load.payloads import PayloadSet
 ps = PayloadSet.load({str(tmp_path)!r})
 t = Target(server="tensorflow", protocol=Protocol.inprocess)
 c = make_client(t, {str(artifacts["savedmodel"])!r}, ps, 5.0, intra_op_threads=1)
@@ -265,7 +265,7 @@ print("OK")
 
 
 def test_grpc_round_robin_dials_every_pod_behind_a_headless_service() -> None:
-    from servecmp.loadtests.clients._grpc import channel_target
+    from servecmp.load.clients._grpc import channel_target
 
     target, options = channel_target("ts-grpc.servecmp.svc:7070", lb="round_robin")
     assert target == "dns:///ts-grpc.servecmp.svc:7070"
@@ -282,7 +282,7 @@ def test_decoding_and_checking_are_outside_the_measured_time(
 ) -> None:
     """Latency ends when the answer's bytes are in (as for wrk): a slow JSON decode is not in
     it, and the decoded answer is still checked (a wrong answer is still caught)."""
-    import servecmp.loadtests.clients.tfserving_rest as mod
+    import servecmp.load.clients.tfserving_rest as mod
 
     real = mod.decode_predictions_json
     corrupt = {"on": False}
@@ -306,7 +306,7 @@ def test_decoding_and_checking_are_outside_the_measured_time(
 def test_known_good_bytes_skip_decoding_but_changed_bytes_are_checked(payloads: PayloadSet) -> None:
     """Checking is never sampled: an answer whose bytes differ from the verified ones is decoded
     and checked again, so a server that starts answering wrongly is caught at once."""
-    from servecmp.loadtests.clients.base import TargetClient
+    from servecmp.load.clients.base import TargetClient
 
     good = payloads.expected[0].astype("<f4").tobytes()
     bad = (payloads.expected[0] + 1.0).astype("<f4").tobytes()

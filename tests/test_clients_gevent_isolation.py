@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from doubles.tiny_artifacts import TinySpec, TinyWeights, write_savedmodel
 
-from servecmp.loadtests.payloads import PayloadSet
+from servecmp.load.payloads import PayloadSet
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGE_DIRS = ["servecmp", "models", "deploy", "loadtests"]  # what installs as servecmp.*
+PACKAGE_DIRS = ["servecmp"]  # the one package root
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +30,10 @@ def double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 GEVENT_SCRIPT = """
 import locust  # noqa: F401  (gevent monkey patching first, as in a Locust process)
 import gevent
-from servecmp.loadtests.clients import init_gevent_grpc, Outcome, call, make_client
+from servecmp.load.clients import init_gevent_grpc, Outcome, call, make_client
 init_gevent_grpc()
 from servecmp.experiment import Encoding, Protocol, Target
-from servecmp.loadtests.payloads import PayloadSet
+from servecmp.load.payloads import PayloadSet
 ps = PayloadSet.load(RUN_DIR)
 targets = [
     (Target(server="tfserving", protocol=Protocol.rest), REST),
@@ -81,8 +81,8 @@ def test_package_never_references_test_doubles() -> None:
 def test_importing_the_clients_pulls_nothing_from_tests(tmp_path: Path) -> None:
     code = (
         "import sys\n"
-        "import servecmp.loadtests.clients as c, servecmp.loadtests.payloads\n"
-        "from servecmp.loadtests.clients import base, _http, _grpc, torchserve_rest, "
+        "import servecmp.load.clients as c, servecmp.load.payloads\n"
+        "from servecmp.load.clients import base, _http, _grpc, torchserve_rest, "
         "tfserving_rest, torchserve_grpc, tfserving_grpc, inprocess, torchserve_protos\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tests', 'doubles') or 'double' in m]\n"
         "assert not bad, bad\n"

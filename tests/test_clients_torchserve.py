@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from servecmp.experiment import Encoding, Protocol, Target
-from servecmp.loadtests.clients import Outcome, TransportError, call, make_client
-from servecmp.loadtests.payloads import PayloadSet
+from servecmp.load.clients import Outcome, TransportError, call, make_client
+from servecmp.load.payloads import PayloadSet
 
 pytestmark = [pytest.mark.slow, pytest.mark.torchserve]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from servecmp.deploy.configgen import GeneratedConfigs, Placement, render_all, write_configs
+from servecmp.configgen import GeneratedConfigs, Placement, render_all, write_configs
 from servecmp.experiment import load_experiment, parse_experiment
 from servecmp.servers.tfserving.config import flag_lines
 from servecmp.servers.tfserving.protos import (
@@ -17,7 +17,7 @@ from servecmp.servers.tfserving.protos import (
 from servecmp.servers.torchserve.config import parse_properties
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
+EXPERIMENTS = sorted((ROOT / "loadtests" / "experiments").glob("*.yaml"))
 
 
 def _exp(**over: object):
@@ -173,7 +173,7 @@ def test_malformed_tfserving_config_is_caught_by_the_proto_parser() -> None:
 
 
 def test_config_surface_counts_what_was_generated() -> None:
-    from servecmp.deploy.configgen.surface import config_surface
+    from servecmp.configgen.surface import config_surface
 
     off = config_surface(render_all(_exp(), Placement.kubernetes()))
     on = config_surface(
@@ -190,7 +190,7 @@ def test_config_surface_counts_what_was_generated() -> None:
 
 
 def test_config_surface_does_not_count_values_equal_to_the_defaults() -> None:
-    from servecmp.deploy.configgen.surface import config_surface
+    from servecmp.configgen.surface import config_surface
 
     tfs = config_surface(render_all(_exp(), Placement.kubernetes()))["tfserving"]
     # --port=8500, the latest-1 version policy and the default metrics path are defaults.

@@ -15,9 +15,9 @@ import psutil
 import pytest
 
 from servecmp.experiment import Load, Stability, Target
-from servecmp.loadtests.engine.runner import run_step
-from servecmp.loadtests.engine.spec import StepSpec
-from servecmp.loadtests.payloads import PayloadSet
+from servecmp.load.engine.runner import run_step
+from servecmp.load.engine.spec import StepSpec
+from servecmp.load.payloads import PayloadSet
 
 pytestmark = [pytest.mark.slow, pytest.mark.torchserve]
 

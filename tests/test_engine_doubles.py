@@ -73,7 +73,7 @@ def start_echo_server(service_ms: float, *, serial: bool = False) -> tuple[subpr
 # ---- payloads ---------------------------------------------------------------------------------
 def echo_payloads(n: int = 8, seed: int = 7):
     """A PayloadSet for the echo server: inputs [n, 1, 1, 2, 2]; expected = inputs flattened."""
-    from servecmp.loadtests.payloads import PayloadSet, seeded_inputs
+    from servecmp.load.payloads import PayloadSet, seeded_inputs
 
     inputs = seeded_inputs(seed, n, 1, (1, 2, 2))
     return PayloadSet(model="echo", seed=seed, inputs=inputs, expected=inputs.reshape(n, 1, 4))
@@ -93,7 +93,7 @@ def child_env() -> dict[str, str]:
 # ---- busy in-process client (generator-bound) -------------------------------------------------
 def busy_client_maker(spec):
     """client_factory: an in-process 'target' that burns CPU in the generator for ~2 ms/request."""
-    from servecmp.loadtests.clients.base import TargetClient
+    from servecmp.load.clients.base import TargetClient
 
     payloads = echo_payloads()
 
@@ -118,7 +118,7 @@ SLOW_START_S = 1.5
 def slow_start_client_maker(spec):
     """client_factory: building the first client blocks the process for SLOW_START_S (like a
     SavedModel load: no greenlet runs meanwhile); each answer then takes ~2 ms."""
-    from servecmp.loadtests.clients.base import TargetClient
+    from servecmp.load.clients.base import TargetClient
 
     payloads = echo_payloads()
     loaded: list[bool] = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from servecmp.experiment import Load, Target
-from servecmp.loadtests.engine.context import Budget
-from servecmp.loadtests.engine.recorder import (
+from servecmp.load.engine.context import Budget
+from servecmp.load.engine.recorder import (
     ValidityInput,
     WindowRecorder,
     decode,
@@ -14,7 +14,7 @@ from servecmp.loadtests.engine.recorder import (
     judge_validity,
     spread,
 )
-from servecmp.loadtests.engine.spec import AddressError, check_address, plan_steps
+from servecmp.load.engine.spec import AddressError, check_address, plan_steps
 from servecmp.results.schema import WindowSummary
 
 

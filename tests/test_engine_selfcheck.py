@@ -3,7 +3,7 @@ them, steadiness flags trends and disagreeing windows, a changed process tree is
 
 from __future__ import annotations
 
-from servecmp.loadtests.engine.recorder import (
+from servecmp.load.engine.recorder import (
     LITTLE_TOLERANCE,
     P99_MIN_OK,
     ValidityInput,
@@ -11,7 +11,7 @@ from servecmp.loadtests.engine.recorder import (
     sent_tolerance,
     steadiness,
 )
-from servecmp.loadtests.engine.step import tree_change
+from servecmp.load.engine.step import tree_change
 from servecmp.results.schema import StepResult, WindowSummary
 
 

@@ -13,8 +13,8 @@ import pytest
 from test_engine_doubles import child_env, save_echo_payloads, start_echo_server
 
 from servecmp.experiment import Load, Stability, Target
-from servecmp.loadtests.engine.runner import run_step
-from servecmp.loadtests.engine.spec import StepSpec
+from servecmp.load.engine.runner import run_step
+from servecmp.load.engine.spec import StepSpec
 from servecmp.results.store import RunStore
 
 SERVICE_MS = 20.0  # serial endpoint: capacity 50 req/s
@@ -136,11 +136,11 @@ def test_child_that_overruns_is_killed_and_recorded(tmp_path: Path, slow_endpoin
 
 
 def test_refuses_non_loopback_address(tmp_path: Path) -> None:
-    from servecmp.loadtests.engine.spec import AddressError
+    from servecmp.load.engine.spec import AddressError
 
     with pytest.raises(ValueError, match="refusing to send load"):
         _spec("x", "10.0.0.5:8080", "p", "closed_loop", _load(), concurrency=1)
     with pytest.raises(AddressError):
-        from servecmp.loadtests.engine.spec import check_address
+        from servecmp.load.engine.spec import check_address
 
         check_address("torchserve.servecmp.svc.cluster.local:8080")

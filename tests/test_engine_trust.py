@@ -20,9 +20,9 @@ import pytest
 from test_engine_doubles import SLOW_START_S, child_env, save_echo_payloads, start_echo_server
 
 from servecmp.experiment import Load, Stability, Target
-from servecmp.loadtests.engine.recorder import LITTLE_TOLERANCE
-from servecmp.loadtests.engine.runner import run_step
-from servecmp.loadtests.engine.spec import StepSpec
+from servecmp.load.engine.recorder import LITTLE_TOLERANCE
+from servecmp.load.engine.runner import run_step
+from servecmp.load.engine.spec import StepSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ for doubles
 from doubles.tiny_artifacts import TinySpec, TinyWeights, write_slow_torchscript
@@ -42,7 +42,7 @@ def _little(r) -> float:
 
 
 def test_pytorch_baseline_queues_for_its_model_instance_like_a_server(tmp_path: Path) -> None:
-    from servecmp.loadtests.payloads import PayloadSet
+    from servecmp.load.payloads import PayloadSet
 
     w = TinyWeights.seeded()
     model = write_slow_torchscript(w, tmp_path / "slow.pt", matmuls=16, size=256)  # ~4 ms a call
@@ -70,7 +70,7 @@ def test_clients_are_ready_before_the_warmup_clock(tmp_path: Path) -> None:
     spec = StepSpec(run_id="t", step_id="slow-start", target=RAW, address="127.0.0.1:9", sweep="closed_loop",
                     mode="closed_loop", concurrency=2, load=_load(),
                     client_factory="test_engine_doubles:slow_start_client_maker")
-    from servecmp.loadtests.engine import runner
+    from servecmp.load.engine import runner
 
     r = runner.run_step(spec, tmp_path, env=child_env())
     assert r.ok > 0, r.error

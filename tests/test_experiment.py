@@ -19,7 +19,7 @@ def _err(data: dict) -> str:
     return str(info.value)
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "loadtests" / "experiments").glob("*.yaml")), ids=lambda p: p.name)
 def test_committed_experiments_are_valid(path: Path) -> None:
     exp = load_experiment(path)
     assert exp.targets
@@ -98,7 +98,7 @@ def test_repeats_default_and_bounds() -> None:
 
 
 def test_quick_profile_interleaves_three_repeats() -> None:
-    from servecmp.deploy.local.orchestrate import quick_profile
+    from servecmp.run.orchestrate import quick_profile
 
-    exp = quick_profile(load_experiment(ROOT / "experiments" / "quick.yaml"))
+    exp = quick_profile(load_experiment(ROOT / "loadtests" / "experiments" / "quick.yaml"))
     assert exp.load.repeats == 3 and exp.load.warmup_s <= 0.5

@@ -176,7 +176,7 @@ def test_thread_env_matches_generated_configs(rendered, scenario: str) -> None:
         env = {e["name"]: e["value"] for e in c["env"]}
         assert env["OMP_NUM_THREADS"] == intra
         if not (inputs.config_dir / server / "env").is_file():
-            # MERGE: kserve's env file comes with servers/kserve/config.py (kserve stream)
+            # MERGE: kserve's env file comes with servecmp/servers/kserve/config.py (kserve stream)
             assert server == "kserve"
             continue
         for k, v in inputs.env(server).items():
@@ -187,7 +187,7 @@ def test_thread_env_matches_generated_configs(rendered, scenario: str) -> None:
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_torchserve_ports_and_mounts_match_config_properties(rendered, scenario: str) -> None:
-    from servecmp.deploy.configgen import Placement
+    from servecmp.configgen import Placement
     from servecmp.servers.torchserve.config import parse_properties
 
     inputs, docs = rendered[scenario]
@@ -221,7 +221,7 @@ def test_torchserve_ports_and_mounts_match_config_properties(rendered, scenario:
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_tfserving_args_ports_and_mounts_match_flags(rendered, scenario: str) -> None:
-    from servecmp.deploy.configgen import Placement
+    from servecmp.configgen import Placement
 
     inputs, docs = rendered[scenario]
     if "tfserving" not in _enabled(docs):
@@ -499,7 +499,7 @@ def test_helpers_are_commented() -> None:
 
 
 def test_readme_documents_the_set_file_keys() -> None:
-    from servecmp.deploy.kind.helmvalues import set_file_keys
+    from servecmp.cluster.helmvalues import set_file_keys
 
     readme = (CHART / "README.md").read_text()
     for key in set_file_keys():

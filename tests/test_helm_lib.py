@@ -1,6 +1,6 @@
 """The library chart (helm/servecmp/charts/servecmp-lib) and the thin server subcharts: shared
 helpers live once, and every port, path, probe, Service and ServiceMonitor follows the generated
-`wire` values (servers/base.py Wire.values()); no chart keeps its own copy."""
+`wire` values (servecmp/servers/base.py Wire.values()); no chart keeps its own copy."""
 
 from __future__ import annotations
 

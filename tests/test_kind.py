@@ -28,10 +28,10 @@ from kubernetes.client import (
     V1PodStatus,
 )
 
-from servecmp.deploy.kind import cluster, loadgen
+from servecmp.cluster import cluster, loadgen
 
 PINS = load_env_file(KIND_DIR / "versions.env")
-EXP_TEXT = (ROOT / "experiments" / "quick.yaml").read_text()
+EXP_TEXT = (ROOT / "loadtests" / "experiments" / "quick.yaml").read_text()
 
 
 # ---- kind cluster config ----------------------------------------------------------------------
@@ -127,7 +127,7 @@ def test_kube_prometheus_stack_values_select_our_objects() -> None:
     admin = kps["grafana"]["admin"]
     assert admin["existingSecret"] == "servecmp-grafana-admin"
     assert "adminPassword" not in kps["grafana"]
-    assert '"servecmp-grafana-admin"' in (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    assert '"servecmp-grafana-admin"' in (ROOT / "servecmp" / "cluster" / "commands.py").read_text()
 
 
 # ---- in-cluster Locust ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""deploy/kind/commands.py called as a library (what `servecmp kind up|load|down` calls), with a
+"""servecmp/cluster/commands.py called as a library (what `servecmp kind up|load|down` calls), with a
 recording Ops: no docker, kind, kubectl or helm runs. The shell-level dry run of the same flow is
 tests/test_kind_scripts.py."""
 
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from helm_util import ROOT
 
-from servecmp.deploy.kind import commands, preflight
+from servecmp.cluster import commands, preflight
 
-QUICK = Path("experiments/quick.yaml")
+QUICK = Path("loadtests/experiments/quick.yaml")
 
 
 class RecordingOps(commands.Ops):

@@ -26,7 +26,7 @@ from helm_util import KIND_DIR, ROOT, find_helm, load_env_file
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.docker, pytest.mark.timeout(3600)]
 
 PINS = load_env_file(KIND_DIR / "versions.env")
-EXPERIMENT = "experiments/quick.yaml"
+EXPERIMENT = "loadtests/experiments/quick.yaml"
 TARGETS = ("torchserve-rest-json", "torchserve-grpc-bytes", "tfserving-rest-json", "tfserving-grpc-tensorproto")
 PROM = f"http://127.0.0.1:{PINS['PROMETHEUS_HOST_PORT']}"
 GRAFANA = f"http://127.0.0.1:{PINS['GRAFANA_HOST_PORT']}"
@@ -64,7 +64,7 @@ def kind_cluster():
     helm = find_helm()
     if helm:
         env["SERVECMP_HELM"] = helm
-    pre = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "servecmp.deploy.kind.preflight", EXPERIMENT],
+    pre = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "servecmp.cluster.preflight", EXPERIMENT],
                          cwd=ROOT, capture_output=True, text=True, env=env)
     if pre.returncode != 0:
         pytest.skip(f"this host is too small for {EXPERIMENT} on kind:\n{pre.stderr}")
@@ -153,7 +153,7 @@ def test_prometheus_scraped_both_servers_and_the_load_generator(steps_run) -> No
 def test_kserve_runs_the_project_pins_and_is_scraped(steps_run) -> None:
     """The third server on the kind path: its image reports the pinned kserve/torch, and its
     ServiceMonitor (metrics port/path from the wire) is a healthy Prometheus target."""
-    from servecmp.deploy import versions
+    from servecmp import versions
     from servecmp.experiment import load_experiment
 
     if "kserve" not in {t.server for t in load_experiment(ROOT / EXPERIMENT).targets}:
@@ -232,7 +232,7 @@ def test_locust_engine_runs_in_cluster(kind_cluster) -> None:
 
 
 def test_pod_recovery_is_measured(kind_cluster) -> None:
-    out = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "servecmp.deploy.kind.cluster",
+    out = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "servecmp.cluster.cluster",
                           "recover", "--server", "tfserving"],
                          cwd=ROOT, env=kind_cluster, check=True, capture_output=True, text=True, timeout=900).stdout
     assert json.loads(out)["recovery_s"] > 0

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from servecmp.deploy.kind import cluster
+from servecmp.cluster import cluster
 
 PODS = Path(__file__).parent / "kind_pods"
 
@@ -90,7 +90,7 @@ def test_wait_started_times_out() -> None:
 def test_load_job_names_stay_unique_and_short() -> None:
     """Two targets with a long common prefix got the same 52-character Job name (plain
     truncation): the second run would have hit the first one's Job, Service and ConfigMap."""
-    from servecmp.deploy.kind.loadgen import LoadJob
+    from servecmp.cluster.loadgen import LoadJob
 
     run = "kind-20261125T215724Z"
     a = LoadJob(run_id=run, target="torchserve-rest-json-batching-on-b8", address="a:1", image="i:1")
@@ -109,7 +109,7 @@ def test_run_label_equals_the_run_directory_name() -> None:
     run directory (runs/kind-20261125T215724Z) the way a local run's does."""
     import re
 
-    from servecmp.deploy.kind.loadgen import LoadJob, manifests
+    from servecmp.cluster.loadgen import LoadJob, manifests
 
     job = LoadJob(run_id="kind-20261125T215724Z", target="tfserving-rest-json", address="a:1", image="i:1",
                   experiment_text="name: x\n")
@@ -167,7 +167,7 @@ def test_monitoring_wait_covers_the_prometheus_statefulset() -> None:
 def test_kind_up_waits_for_prometheus() -> None:
     from helm_util import ROOT
 
-    text = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    text = (ROOT / "servecmp" / "cluster" / "commands.py").read_text()
     wait = text[text.index('s.kps_namespace, "wait"'):]
     assert '"--min-statefulsets", "1"' in wait.split("\n")[1]
     args = cluster.build_parser().parse_args(["wait", "--min-statefulsets", "1"])

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from helm_util import ROOT
 
-from servecmp.deploy.kind import images, loadgen
+from servecmp.cluster import images, loadgen
 
 DOCKERFILE = ROOT / "deploy" / "kind" / "loadgen.Dockerfile"
 pytestmark = pytest.mark.timeout(600)
@@ -111,7 +111,7 @@ def _run(image: dict, *cmd: str) -> subprocess.CompletedProcess[str]:
 
 def test_servecmp_imports_from_the_installed_wheel(image: dict) -> None:
     proc = _run(image, str(image["py"]), "-c",
-                "import servecmp, servecmp.loadtests.engine.step, servecmp.deploy.kind.loadgen; "
+                "import servecmp, servecmp.load.engine.step, servecmp.cluster.loadgen; "
                 "print(servecmp.__file__)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().startswith(str(image["site"])), proc.stdout
@@ -124,7 +124,7 @@ def test_servecmp_steps_runs_in_the_image_workdir(image: dict) -> None:
 
 
 def test_step_module_runs_in_the_image_workdir(image: dict) -> None:
-    proc = _run(image, str(image["py"]), "-m", "servecmp.loadtests.engine.step", "--help")
+    proc = _run(image, str(image["py"]), "-m", "servecmp.load.engine.step", "--help")
     assert proc.returncode == 0, proc.stderr
     assert "--spec" in proc.stdout
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from helm_util import CHART, KIND_DIR, ROOT
 
-from servecmp.deploy.kind import artifacts, images
+from servecmp.cluster import artifacts, images
 
 TS_DOCKERFILE = KIND_DIR / "torchserve.Dockerfile"
 
@@ -54,7 +54,7 @@ def test_chart_runs_that_image_non_root_read_only() -> None:
     assert vals["image"]["pullPolicy"] in ("IfNotPresent", "Never")
     assert vals["securityContext"]["runAsUser"] == 1000 and vals["securityContext"]["readOnlyRootFilesystem"]
     # `servecmp kind up` builds deploy/kind/<chart>.Dockerfile and sets <chart>.image.tag to its tag
-    from servecmp.deploy.kind.commands import local_image
+    from servecmp.cluster.commands import local_image
 
     repo, tag = local_image("torchserve", ROOT)  # type: ignore[misc]
     assert repo == vals["image"]["repository"] and tag.startswith(vals["image"]["tag"] + "-")
@@ -113,7 +113,7 @@ def test_check_refuses_another_version(tmp_path: Path) -> None:
 
 
 def test_kind_up_builds_and_mounts_the_staged_tree_only() -> None:
-    up = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    up = (ROOT / "servecmp" / "cluster" / "commands.py").read_text()
     assert "artifacts.stage(models / exp.model" in up
     assert 'cp -R "build/models/' not in up  # the old copy took every exported version
     (stage,) = images.parse_dockerfile(KIND_DIR / "artifacts.Dockerfile")
@@ -168,7 +168,7 @@ def test_both_failing_names_both_errors() -> None:
 def test_scripts_load_images_per_node_role() -> None:
     for script in ("kind-up.sh", "kind-load.sh"):
         text = (ROOT / "scripts" / script).read_text()
-        assert "kind load docker-image" not in text and "servecmp.deploy.kind.commands" in text, script
-    flow = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+        assert "kind load docker-image" not in text and "servecmp.cluster.commands" in text, script
+    flow = (ROOT / "servecmp" / "cluster" / "commands.py").read_text()
     assert "kind load docker-image" not in flow  # always through images.load_image, node-scoped
     assert 'load_onto(ops, s, image, "server")' in flow and 'load_onto(ops, s, gen_image, "loadgen")' in flow

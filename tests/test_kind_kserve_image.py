@@ -1,5 +1,5 @@
 """The KServe image of the kind path (deploy/kind/kserve.Dockerfile): the project's pins, a
-non-root user the chart runs as, an entrypoint that runs servers/kserve/model_server.py, and
+non-root user the chart runs as, an entrypoint that runs servecmp/servers/kserve/model_server.py, and
 generated flags that script (and KServe 0.21.0's own parser) accept. No Docker needed."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 import yaml
 from helm_util import CHART, KIND_DIR, ROOT, experiment
 
-from servecmp.deploy import versions
-from servecmp.deploy.kind import images
+from servecmp import versions
+from servecmp.cluster import images
 
 DOCKERFILE = KIND_DIR / "kserve.Dockerfile"
 MODEL_SERVER = ROOT / "servers" / "kserve" / "model_server.py"
@@ -61,9 +61,9 @@ def test_chart_runs_the_image_as_its_non_root_user() -> None:
 def test_entrypoint_runs_the_copied_model_server_script() -> None:
     stage = _stage()
     (copy,) = [c for c in stage.copies if c.from_stage is None]
-    assert copy.sources == ["servers/kserve/model_server.py"]
+    assert copy.sources == ["servecmp/servers/kserve/model_server.py"]
     assert stage.entrypoint[:1] == ["python"] and stage.entrypoint[-1] == copy.dest
-    assert images.context_sources(DOCKERFILE) == ["servers/kserve/model_server.py"]
+    assert images.context_sources(DOCKERFILE) == ["servecmp/servers/kserve/model_server.py"]
 
 
 def test_tag_changes_with_the_script(tmp_path: Path) -> None:
@@ -99,13 +99,13 @@ def _kserve_model_server() -> Path | None:
 def test_generated_flags_are_accepted_by_the_entrypoint(tmp_path: Path) -> None:
     """Every generated flag is one of model_server.py's own (``ours``) or KServe's parser's."""
     if not MODEL_SERVER.is_file():
-        pytest.skip("servers/kserve/model_server.py lands with the kserve stream (branch kserve)")
+        pytest.skip("servecmp/servers/kserve/model_server.py lands with the kserve stream (branch kserve)")
     upstream = _kserve_model_server()
     if upstream is None:
         pytest.skip("no kserve wheel installed (.venv-kserve): scripts/setup.sh installs it")
     known = _parser_flags(MODEL_SERVER, "ours") | _parser_flags(upstream, "parser")
     assert {"--model_dir", "--http_port", "--grpc_port", "--model_name"} <= known
-    from servecmp.deploy.configgen import Placement
+    from servecmp.configgen import Placement
     from servecmp.servers import registry
 
     rendered = registry.get("kserve").render(experiment(), Placement.kubernetes())

@@ -15,10 +15,10 @@ import pytest
 import yaml
 from helm_util import ROOT
 
-from servecmp.deploy.kind import images, loadgen
+from servecmp.cluster import images, loadgen
 from servecmp.experiment import Target, load_experiment
 
-QUICK = ROOT / "experiments" / "quick.yaml"
+QUICK = ROOT / "loadtests" / "experiments" / "quick.yaml"
 
 
 # ---- item 5: image tag = what the image contains -------------------------------------------------
@@ -47,8 +47,8 @@ def test_tag_changes_with_an_unstaged_edit(tmp_path: Path) -> None:
 
 def test_loadgen_image_tag_covers_every_copied_path() -> None:
     srcs = images.context_sources(ROOT / "deploy" / "kind" / "loadgen.Dockerfile")
-    assert {"servecmp", "models", "deploy", "loadtests", "pyproject.toml", "loadtests/locustfiles"} <= set(srcs)
-    script = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    assert {"servecmp", "pyproject.toml", "loadtests/locustfiles"} <= set(srcs)
+    script = (ROOT / "servecmp" / "cluster" / "commands.py").read_text()
     assert "git ls-files" not in script
     assert "images.image_tag(ops.kind_dir / 'loadgen.Dockerfile', ops.root)" in script
 
@@ -84,7 +84,7 @@ def test_experiment_outside_the_image_is_passed_in_as_a_configmap(tmp_path: Path
 
 # ---- item 6: deadline from the plan; steps survive a killed Job ---------------------------------
 def test_job_deadline_is_the_sum_of_the_steps_hard_deadlines(tmp_path: Path) -> None:
-    from servecmp.loadtests.engine.spec import make_spec, plan_steps
+    from servecmp.load.engine.spec import make_spec, plan_steps
 
     exp_path = tmp_path / "long.yaml"
     data = yaml.safe_load(QUICK.read_text())
@@ -114,7 +114,7 @@ def _step(i: int, target: str = "torchserve-rest-json"):
 
 
 def test_servecmp_steps_prints_each_step_as_it_lands(tmp_path: Path, monkeypatch) -> None:
-    import servecmp.loadtests.engine as engine
+    import servecmp.load.engine as engine
     from servecmp import cli
 
     seen_before_next: list[str] = []
@@ -151,7 +151,7 @@ def test_a_job_killed_at_its_deadline_loses_no_finished_step(tmp_path: Path) -> 
         loadgen.extract_results(log, tmp_path / "x")
     assert loadgen.merge_run(run_dir, tmp_path / "x" / "run", log) == 2
     assert [s.concurrency for s in RunStore(run_dir).read_steps().steps] == [1, 2]
-    assert "loadgen.merge_run(run_dir, dest / \"run\", text)" in (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    assert "loadgen.merge_run(run_dir, dest / \"run\", text)" in (ROOT / "servecmp" / "cluster" / "commands.py").read_text()
 
 
 # ---- item 8: memory from measured RSS; no TensorFlow where it is not needed -----------------------

@@ -22,12 +22,12 @@ import jsonschema
 import pytest
 from helm_util import CI_DIR, ROOT, SCENARIOS, by_kind, make_inputs, pod_specs, render, require_helm
 
-from servecmp.deploy.kind import loadgen
+from servecmp.cluster import loadgen
 
 CRDS = Path(__file__).parent / "crds"
 CRD_FILES = {"ServiceMonitor": "servicemonitors.json", "PodMonitor": "podmonitors.json",
              "PrometheusRule": "prometheusrules.json"}
-EXP_TEXT = (ROOT / "experiments" / "quick.yaml").read_text()
+EXP_TEXT = (ROOT / "loadtests" / "experiments" / "quick.yaml").read_text()
 
 
 # ---- rendered objects -----------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def test_pss_check_can_fail() -> None:
 
 
 def test_namespace_enforces_restricted() -> None:
-    up = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    up = (ROOT / "servecmp" / "cluster" / "commands.py").read_text()
     assert 'os.environ.get("SERVECMP_POD_SECURITY") or "restricted"' in up
     assert up.index("pod-security.kubernetes.io/enforce") < up.index('"upgrade", "--install", s.release')
 

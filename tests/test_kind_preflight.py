@@ -17,10 +17,10 @@ import pytest
 import yaml
 from helm_util import ROOT
 
-from servecmp.deploy.kind import cluster, preflight
+from servecmp.cluster import cluster, preflight
 from servecmp.experiment import load_experiment, parse_experiment
 
-QUICK = ROOT / "experiments" / "quick.yaml"
+QUICK = ROOT / "loadtests" / "experiments" / "quick.yaml"
 PODS = Path(__file__).parent / "kind_pods"
 
 
@@ -31,12 +31,12 @@ def _exp(**over):
 
 
 def test_two_core_host_fails_with_numbers_and_fix() -> None:
-    ok, msg = preflight.check(load_experiment(QUICK), 2.0, "test", "experiments/quick.yaml")
+    ok, msg = preflight.check(load_experiment(QUICK), 2.0, "test", "loadtests/experiments/quick.yaml")
     assert not ok
     # quick.yaml targets three servers: one pod each on the server node
     assert "torchserve 1 + tfserving 1 + kserve 1" in msg and "kindnetd 0.1" in msg
     assert "= 3.1 CPU of 2 allocatable" in msg
-    assert "resources.cpus <= 0.6 in experiments/quick.yaml" in msg
+    assert "resources.cpus <= 0.6 in loadtests/experiments/quick.yaml" in msg
     assert ">= 4 cores" in msg
 
 
@@ -70,17 +70,17 @@ def test_every_networked_server_gets_a_pod_budget() -> None:
 
 def test_cli_fails_in_seconds_with_exit_3() -> None:
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "servecmp.deploy.kind.preflight", str(QUICK), "--cpus", "2"],
+    proc = subprocess.run([sys.executable, "-m", "servecmp.cluster.preflight", str(QUICK), "--cpus", "2"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3 and "TOO MUCH: server node" in proc.stderr
     assert time.monotonic() - t0 < 30
-    ok = subprocess.run([sys.executable, "-m", "servecmp.deploy.kind.preflight", str(QUICK), "--cpus", "8"],
+    ok = subprocess.run([sys.executable, "-m", "servecmp.cluster.preflight", str(QUICK), "--cpus", "8"],
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and "preflight ok" in ok.stdout
 
 
 def test_scripts_run_the_preflight_before_creating_anything() -> None:
-    up = (ROOT / "deploy" / "kind" / "commands.py").read_text()
+    up = (ROOT / "servecmp" / "cluster" / "commands.py").read_text()
     assert up.index("_preflight(ops, experiment, exp)") < up.index('"kind", "create", "cluster"')
     assert "_preflight(ops, experiment, exp, loadgen_cpu=loadgen_cpu)" in up
     # no helm --wait sitting out its timeout: our waits fail fast on a stuck pod

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from helm_util import ROOT
 
-from servecmp.deploy.kind import provenance as kp
+from servecmp.cluster import provenance as kp
 from servecmp.experiment import load_experiment
 
-QUICK = ROOT / "experiments" / "quick.yaml"
+QUICK = ROOT / "loadtests" / "experiments" / "quick.yaml"
 
 TS_POD = {
     "metadata": {"name": "servecmp-torchserve-7d9c-abcde"},

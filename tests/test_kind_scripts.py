@@ -38,7 +38,7 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
-    from servecmp.deploy.kind.loadgen import STEP_MARK
+    from servecmp.cluster.loadgen import STEP_MARK
     from servecmp.results.schema import StepResult
 
     step = StepResult(run_id="kind-x", step_id="000-torchserve-rest-json-closed_loop-c1", index=0,
@@ -75,13 +75,13 @@ def _index(calls: list[list[str]], pred) -> int:
 
 @pytest.mark.timeout(900)
 def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
-    proc = _run(checkout, "kind-up.sh", _env(tmp_path), "experiments/quick.yaml")
+    proc = _run(checkout, "kind-up.sh", _env(tmp_path), "loadtests/experiments/quick.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "preflight ok" in proc.stdout  # servecmp.deploy.kind.commands.up checked the budget first
+    assert "preflight ok" in proc.stdout  # servecmp.cluster.commands.up checked the budget first
     calls = _calls(tmp_path)
     # the script only checks prerequisites, then hands over to the library function
-    handover = _index(calls, lambda c: "servecmp.deploy.kind.commands" in c)
-    assert calls[handover][-2:] == ["up", "experiments/quick.yaml"]
+    handover = _index(calls, lambda c: "servecmp.cluster.commands" in c)
+    assert calls[handover][-2:] == ["up", "loadtests/experiments/quick.yaml"]
     create = _index(calls, lambda c: c[:3] == ["kind", "create", "cluster"])
     nodes = _index(calls, lambda c: c[:1] == ["kubectl"] and "--for=condition=Ready" in c)
     export = _index(calls, lambda c: "servecmp.cli" in c and "export" in c)
@@ -106,7 +106,7 @@ def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
     assert ts_tag.startswith("torchserve.image.tag=0.12.0-py3.11-torch2.13.0-")
     assert any(s.startswith("global.modelArtifacts.image.tag=resnet-") for s in sets)
     assert _index(calls, lambda c: "label" in c and any("enforce=restricted" in a for a in c)) < calls.index(chart)
-    waits = [c for c in calls if "servecmp.deploy.kind.cluster" in c and "wait" in c]
+    waits = [c for c in calls if "servecmp.cluster.cluster" in c and "wait" in c]
     assert len(waits) == 2 and calls.index(waits[1]) > calls.index(chart)
     assert calls.index(chart) < _index(calls, lambda c: c[:2] == ["helm", "test"])
 
@@ -120,7 +120,7 @@ def test_kind_up_generates_values_the_chart_accepts(checkout: Path, tmp_path: Pa
     from helm_util import require_helm
 
     real_helm = require_helm()
-    proc = _run(checkout, "kind-up.sh", _env(tmp_path), "experiments/quick.yaml")
+    proc = _run(checkout, "kind-up.sh", _env(tmp_path), "loadtests/experiments/quick.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
     chart = [c for c in _calls(tmp_path) if c[:3] == ["helm", "upgrade", "--install"]][1]
     args = chart[3:]
@@ -142,7 +142,7 @@ def test_kind_up_generates_values_the_chart_accepts(checkout: Path, tmp_path: Pa
 
 
 def test_kind_up_stops_in_seconds_on_a_two_core_host(checkout: Path, tmp_path: Path) -> None:
-    proc = _run(checkout, "kind-up.sh", _env(tmp_path, DRYRUN_NCPU="2"), "experiments/quick.yaml")
+    proc = _run(checkout, "kind-up.sh", _env(tmp_path, DRYRUN_NCPU="2"), "loadtests/experiments/quick.yaml")
     assert proc.returncode == 3
     # three servers (quick.yaml) at 1 CPU each on one server node
     assert "resources.cpus <= 0.6" in proc.stderr and "3.1 CPU of 2 allocatable" in proc.stderr
@@ -153,7 +153,7 @@ def test_kind_up_stops_in_seconds_on_a_two_core_host(checkout: Path, tmp_path: P
 @pytest.mark.timeout(900)
 def test_kind_load_dry_run_keeps_the_steps_a_killed_job_printed(checkout: Path, tmp_path: Path) -> None:
     env = _env(tmp_path, DRYRUN_CLUSTER="1")
-    proc = _run(checkout, "kind-load.sh", env, "experiments/quick.yaml", "--target", "torchserve-rest-json")
+    proc = _run(checkout, "kind-load.sh", env, "loadtests/experiments/quick.yaml", "--target", "torchserve-rest-json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = (checkout / "runs").glob("kind-*")
     assert "000-torchserve-rest-json" in (run / "steps.jsonl").read_text()
@@ -213,7 +213,7 @@ def test_kind_up_renders_the_mount_path_of_any_checkout(tmp_path: Path) -> None:
     py.write_text(f'#!/bin/bash\nexec {shlex.quote(str(ROOT / ".venv" / "bin" / "python"))} '
                   f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n')
     py.chmod(0o755)
-    proc = _run(odd, "kind-up.sh", _env(tmp_path), "experiments/quick.yaml")
+    proc = _run(odd, "kind-up.sh", _env(tmp_path), "loadtests/experiments/quick.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = yaml.safe_load((odd / "build" / "kind" / "kind-config.yaml").read_text())
     mounts = [m for n in cfg["nodes"] for m in n.get("extraMounts") or []]

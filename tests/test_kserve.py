@@ -104,7 +104,7 @@ def test_missing_venv_is_reported_with_the_fix(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_descriptor_reader_refuses_a_file_that_is_not_generated_code() -> None:
-    from servecmp.loadtests.clients import oip_protos
+    from servecmp.load.clients import oip_protos
 
     with pytest.raises(oip_protos.StubError, match="AddSerializedFile"):
         oip_protos.descriptor_bytes("x = 1\n")
@@ -113,7 +113,7 @@ def test_descriptor_reader_refuses_a_file_that_is_not_generated_code() -> None:
 # ---- contract: facts from the installed kserve 0.21.0 ---------------------------------------------
 @needs_venv
 def test_contract_installed_kserve_is_the_pin_and_needs_its_own_venv() -> None:
-    from servecmp.deploy.versions import KSERVE_VERSION
+    from servecmp.versions import KSERVE_VERSION
 
     got = kserve_python("import importlib.metadata as m, json; "
                         "print(json.dumps([m.version('kserve'), m.version('protobuf'), m.version('torch')]))")
@@ -175,7 +175,7 @@ def test_contract_routes_and_no_proto_file_in_the_wheel() -> None:
 
 @needs_venv
 def test_oip_stubs_generated_with_our_grpcio_tools(tmp_path: Path) -> None:
-    from servecmp.loadtests.clients import oip_protos
+    from servecmp.load.clients import oip_protos
 
     d = oip_protos.stub_dir(tmp_path / "stubs")
     grpc_py = (d / oip_protos.PACKAGE / "grpc_predict_v2_pb2_grpc.py").read_text()
@@ -210,7 +210,7 @@ def kserve_server(model_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def _payloads(batch: int, version: int = 1) -> Any:
-    from servecmp.loadtests.payloads import PayloadSet
+    from servecmp.load.payloads import PayloadSet
     from servecmp.models.export import DEFAULT_SEED, seed_for_version
     from servecmp.models.registry import get_model
 
@@ -223,7 +223,7 @@ TARGETS = [Target(server="kserve", protocol="rest"),  # type: ignore[arg-type]
 
 
 def _outcomes(server: KServeServer, target: Target, payloads: Any) -> list[str]:
-    from servecmp.loadtests.clients.base import execute, make_client
+    from servecmp.load.clients.base import execute, make_client
 
     with make_client(target, server.address(target.protocol), payloads, 10.0) as client:
         results = [execute(client, i) for i in range(len(payloads))]
@@ -311,7 +311,7 @@ def test_bad_payloads_get_clear_errors(kserve_server: KServeServer) -> None:
 def test_bad_grpc_request_is_invalid_argument(kserve_server: KServeServer) -> None:
     import grpc
 
-    from servecmp.loadtests.clients import oip_protos
+    from servecmp.load.clients import oip_protos
 
     pb2, pb2_grpc = oip_protos.load()
     req = pb2.ModelInferRequest(model_name=MODEL, inputs=[pb2.ModelInferRequest.InferInputTensor(
@@ -391,8 +391,8 @@ def test_runtime_probe_reports_the_installed_versions() -> None:
 
 
 def test_oip_json_decoder_names_what_is_wrong() -> None:
-    from servecmp.loadtests.clients.base import TransportError
-    from servecmp.loadtests.clients.oip_rest import decode_oip_json
+    from servecmp.load.clients.base import TransportError
+    from servecmp.load.clients.oip_rest import decode_oip_json
 
     ok = json.dumps({"outputs": [{"name": "logits", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]})
     assert np.array_equal(decode_oip_json(ok.encode(), "logits"), np.array([[1, 2]], np.float32))
@@ -403,16 +403,16 @@ def test_oip_json_decoder_names_what_is_wrong() -> None:
 
 
 def test_setup_installs_the_pinned_kserve_in_its_own_venv() -> None:
-    from servecmp.deploy.versions import KSERVE_VERSION
+    from servecmp.versions import KSERVE_VERSION
 
     root = Path(__file__).resolve().parents[1]
     setup = (root / "scripts/setup.sh").read_text()
     assert f"kserve=={KSERVE_VERSION}" in setup and "torch==2.13.0" in setup
-    assert ".venv-kserve" in setup and "deploy/versions.py" in setup  # re-runs when the pin moves
+    assert ".venv-kserve" in setup and "servecmp/versions.py" in setup  # re-runs when the pin moves
     dockerfile = root / "deploy/kind/kserve.Dockerfile"  # written by the helm stream
     if dockerfile.is_file():
         text = dockerfile.read_text()
-        assert f"kserve=={KSERVE_VERSION}" in text and "servers/kserve/model_server.py" in text
+        assert f"kserve=={KSERVE_VERSION}" in text and "servecmp/servers/kserve/model_server.py" in text
 
 
 @needs_venv
@@ -422,8 +422,8 @@ def test_an_engine_step_measures_kserve(kserve_server: KServeServer, target: Tar
     """The load engine's step process (Locust users, gevent; gRPC patched for gevent) drives the
     OIP clients and checks every answer."""
     from servecmp.experiment import Load, Stability
-    from servecmp.loadtests.engine.runner import run_step
-    from servecmp.loadtests.engine.spec import make_spec
+    from servecmp.load.engine.runner import run_step
+    from servecmp.load.engine.spec import make_spec
 
     payloads_path = str(_payloads(1).save(tmp_path))
     load = Load(warmup_s=0.5, request_timeout_s=10, stability=Stability(window_s=1.0, windows=2, max_windows=2))
@@ -434,8 +434,8 @@ def test_an_engine_step_measures_kserve(kserve_server: KServeServer, target: Tar
 
 
 def test_oip_clients_check_the_protocol_not_the_server() -> None:
-    from servecmp.loadtests.clients.oip_grpc import OipGrpcClient
-    from servecmp.loadtests.clients.oip_rest import OipRestClient
+    from servecmp.load.clients.oip_grpc import OipGrpcClient
+    from servecmp.load.clients.oip_rest import OipRestClient
 
     ps = _payloads(1)
     with pytest.raises(ValueError, match="speaks grpc, not rest"):
@@ -449,7 +449,7 @@ def test_oip_clients_check_the_protocol_not_the_server() -> None:
 def test_native_metrics_probe_sees_kserve_histograms(kserve_server: KServeServer) -> None:
     """The friction probe counts KServe's request_*_seconds histograms as latency quantiles
     (they are: ``_bucket`` series), which a name-contains-'latency' rule missed."""
-    from servecmp.deploy.local.probes import probe_native_metrics
+    from servecmp.run.probes import probe_native_metrics
 
     m = probe_native_metrics(kserve_server.endpoints.metrics_url)
     assert m.error is None and kmetrics.PREDICT in m.names

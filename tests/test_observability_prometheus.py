@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from servecmp.deploy.local.ports import free_ports
 from servecmp.observability import check, dashboards, rules
 from servecmp.observability import names as n
 from servecmp.observability import scrape_config as sc
+from servecmp.run.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 PROMETHEUS = "/usr/bin/prometheus"
@@ -136,8 +136,8 @@ _FEED = textwrap.dedent(
 @pytest.mark.prometheus
 @needs_prometheus
 def test_real_prometheus_scrapes_generator_and_panels_have_data(tmp_path):
-    from servecmp.deploy.local.prometheus import LocalPrometheus
     from servecmp.observability.process_exporter import ProcessExporter
+    from servecmp.run.prometheus import LocalPrometheus
 
     mp = tmp_path / "prom-multiproc"
     mp.mkdir()

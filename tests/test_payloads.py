@@ -10,7 +10,7 @@ import pytest
 from doubles.tiny_artifacts import TinySpec, TinyWeights
 
 from servecmp.experiment import Encoding
-from servecmp.loadtests.payloads import (
+from servecmp.load.payloads import (
     B64_SIGNATURE,
     QUANTUM,
     PayloadSet,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from doubles.tiny_artifacts import INPUT_SHAPE, TinyWeights, write_savedmodel
 
-from servecmp.deploy.local import probes
+from servecmp.run import probes
 
 
 def test_oversize_body_is_a_valid_instances_object_just_over_the_limit() -> None:

@@ -75,7 +75,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    from servecmp.deploy.local.orchestrate import run_experiment
+    from servecmp.run.orchestrate import run_experiment
 
     root = tmp_path_factory.mktemp("e2e")
     return run_experiment(
@@ -326,7 +326,7 @@ def test_kill_9_of_servecmp_run_leaves_no_process_and_a_new_run_works(tmp_path: 
         before = _processes_of(marker, run_dir)
         assert any("java" in p for p in before), before
         assert any("prometheus" in p for p in before), before
-        assert any("servecmp.loadtests.engine.step" in p for p in before), before
+        assert any("servecmp.load.engine.step" in p for p in before), before
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         deadline = time.monotonic() + 10

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from servecmp.deploy.configgen import Placement, render_all
+from servecmp.configgen import Placement, render_all
 from servecmp.experiment import Encoding, ExperimentError, Protocol, parse_experiment
 from servecmp.servers import registry
 from servecmp.servers.base import (
@@ -57,7 +57,7 @@ def test_registry_lists_servers_then_baselines() -> None:
 
 @pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda a: a.name)
 def test_adapter_has_protocols_with_a_client_per_protocol(adapter: ServerAdapter) -> None:
-    from servecmp.loadtests.clients.base import TargetClient
+    from servecmp.load.clients.base import TargetClient
 
     assert adapter.label and adapter.framework in ("pytorch", "tensorflow")
     assert adapter.protocols, f"{adapter.name}: no protocols"
@@ -84,7 +84,7 @@ def test_adapter_renders_for_both_placements(adapter: ServerAdapter, tmp_path: P
 
 @pytest.mark.parametrize("adapter", SERVERS, ids=lambda a: a.name)
 def test_server_has_chart_wire_fairness_launcher_and_baseline(adapter: ServerAdapter) -> None:
-    from servecmp.deploy.local.server import LocalServer
+    from servecmp.run.server import LocalServer
 
     assert adapter.chart and (CHARTS / adapter.chart / "Chart.yaml").is_file(), f"no chart for {adapter.name}"
     wire = adapter.wire
@@ -190,7 +190,7 @@ class FakeAdapter(ServerAdapter):
     label = "Fake Server"
     framework = "pytorch"
     protocols = (ProtocolSpec(Protocol.rest, (Encoding.json,),
-                              "servecmp.loadtests.clients.tfserving_rest:TFServingRestClient"),)
+                              "servecmp.load.clients.tfserving_rest:TFServingRestClient"),)
     baseline = "pytorch-inprocess"
     chart = "fake"
     wire = Wire(service="fake", ports=(Port("http", 8090, "rest"), Port("metrics", 8091, "metrics")),
@@ -222,12 +222,12 @@ def fake_registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerAdapter]:
 
 
 def test_a_fourth_server_is_one_adapter(fake_registered: ServerAdapter, tmp_path: Path) -> None:
-    from servecmp.deploy.configgen.surface import config_surface
-    from servecmp.deploy.kind.helmvalues import experiment_values, set_file_keys
-    from servecmp.deploy.kind.provenance import addresses
-    from servecmp.loadtests.clients import make_client
-    from servecmp.loadtests.clients.tfserving_rest import TFServingRestClient
-    from servecmp.loadtests.payloads import PayloadSet
+    from servecmp.cluster.helmvalues import experiment_values, set_file_keys
+    from servecmp.cluster.provenance import addresses
+    from servecmp.configgen.surface import config_surface
+    from servecmp.load.clients import make_client
+    from servecmp.load.clients.tfserving_rest import TFServingRestClient
+    from servecmp.load.payloads import PayloadSet
     from servecmp.models.registry import get_model
 
     exp = parse_experiment({"name": "t", "model": "tiny", "tuning": {"workers": 2},
@@ -250,7 +250,7 @@ def test_a_fourth_server_is_one_adapter(fake_registered: ServerAdapter, tmp_path
     assert values["fake"]["wire"]["ports"]["http"]["port"] == 8090
     assert set_file_keys()["fake.config.args"] == ("fake", "args.txt")
     assert dict(addresses(exp, "r", "ns"))["fake-rest-json"] == "r-fake.ns.svc:8090"
-    from servecmp.deploy.kind import loadgen  # the in-cluster Job sized by the client it reuses
+    from servecmp.cluster import loadgen  # the in-cluster Job sized by the client it reuses
     tfs_rest = parse_experiment({"name": "x", "targets": [{"server": "tfserving", "protocol": "rest"}]}).targets[0]
     assert loadgen.memory_mib_for(exp.targets[0]) == loadgen.memory_mib_for(tfs_rest)
 

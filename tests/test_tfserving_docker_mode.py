@@ -77,7 +77,7 @@ def _doubles_running(root: Path) -> list[str]:
 
 
 def test_docker_mode_measures_kills_and_cleans_up_the_container(shim_env: Path, tmp_path: Path) -> None:
-    from servecmp.deploy.local.orchestrate import run_experiment
+    from servecmp.run.orchestrate import run_experiment
 
     state = shim_env
     # Container pids as the shim records them (the file is removed when the container ends).
@@ -165,7 +165,7 @@ def test_an_invisible_container_pid_is_a_reported_failure_and_leaves_nothing(
 ) -> None:
     """Docker Desktop / a remote engine: the container's pid is not ours to read. The target is
     reported unavailable with that reason (never measured from the client), the container goes."""
-    from servecmp.deploy.local.orchestrate import run_experiment
+    from servecmp.run.orchestrate import run_experiment
 
     monkeypatch.setenv("DOCKER_SHIM_HIDE_PID", "1")
     run_dir = run_experiment(parse_experiment(EXP), runs_root=tmp_path / "runs",

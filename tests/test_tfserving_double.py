@@ -59,7 +59,7 @@ def _grpc_predict(d: Any, **spec: Any) -> Any:
 def test_grpc_replies_carry_float_val_and_our_decoder_reads_them(double: Any) -> None:
     """predict_util.cc: outputs are written with Tensor::AsProtoField unless
     --enable_serialization_as_tensor_content."""
-    from servecmp.loadtests.payloads import tensor_proto_to_array
+    from servecmp.load.payloads import tensor_proto_to_array
 
     out = _grpc_predict(double).outputs["logits"]
     assert not out.tensor_content and len(out.float_val) == 10
@@ -173,10 +173,10 @@ def test_a_scrape_answers_during_a_saturating_step_with_the_generated_thread_cou
     generator slot is busy; with the old value (1 = the I/O threads of quick.yaml) it queues."""
     from doubles.tfserving_double import TFServingDouble
 
-    from servecmp.deploy.configgen import Placement, render_all
+    from servecmp.configgen import Placement, render_all
     from servecmp.experiment import load_experiment
 
-    exp = load_experiment(Path(__file__).resolve().parents[1] / "experiments" / "quick.yaml")
+    exp = load_experiment(Path(__file__).resolve().parents[1] / "loadtests" / "experiments" / "quick.yaml")
     flags = flag_lines(render_all(exp, Placement.kubernetes()).files["tfserving"])
     threads = int(next(f for f in flags if f.startswith("--rest_api_num_threads=")).split("=")[1])
     concurrency = max(exp.load.concurrency)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from servecmp.deploy import versions
-from servecmp.deploy.configgen import Placement, render_all
+from servecmp import versions
+from servecmp.configgen import Placement, render_all
 from servecmp.experiment import parse_experiment
 from servecmp.servers.tfserving.local import TFServingServer, mismatch_note, provenance_label
 
@@ -64,7 +64,7 @@ def test_docker_provenance_names_the_image_and_digest() -> None:
 def test_the_process_exporter_follows_each_servers_measured_process(tmp_path: Path) -> None:
     """The exporter's series come from measured_pid() (Docker: the container's process), looked
     up at each scrape so a restarted container is followed, not from the `docker run` client."""
-    from servecmp.deploy.local.orchestrate import LocalRun
+    from servecmp.run.orchestrate import LocalRun
 
     class Stub:
         pid = 4242

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from servecmp.experiment import Protocol, Target
-from servecmp.loadtests.clients import Outcome, call, make_client
-from servecmp.loadtests.payloads import PayloadSet
+from servecmp.load.clients import Outcome, call, make_client
+from servecmp.load.payloads import PayloadSet
 from servecmp.servers.tfserving.config import flag_lines
 from servecmp.servers.tfserving.local import TFServingServer
 
@@ -31,7 +31,7 @@ MODEL = "tiny"
 
 @pytest.fixture(scope="module")
 def tfs(exported_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from servecmp.deploy.local.standalone import start_server
+    from servecmp.run.standalone import start_server
 
     root = exported_model(MODEL)
     server = start_server("tfserving", MODEL, tmp_path_factory.mktemp("tfs"), root)
@@ -64,9 +64,9 @@ def test_native_metrics_have_latency_histograms(tfs: Any, payloads: PayloadSet) 
 
 
 def test_new_version_directory_is_served(tfs: Any, payloads: PayloadSet) -> None:
-    from servecmp.deploy.local.friction import copy_version
     from servecmp.models.export import artifacts, export_model, seed_for_version
     from servecmp.models.reference import expected_logits
+    from servecmp.run.friction import copy_version
 
     export_model(MODEL, tfs.artifacts_root, seed=seed_for_version(1234, 2), version=2)
     base = Path(tfs.configs.placement.path("tfserving", "models")) / MODEL
@@ -108,8 +108,8 @@ def test_batching_on_with_the_generated_batching_config(
 ) -> None:
     """--enable_batching with the generated batching.config; payload batch 2 → max_batch_size
     counts examples (batching_session.h), and the queuing-latency metric appears."""
-    from servecmp.deploy.local.standalone import start_server
     from servecmp.models.registry import DEFAULT_SEED, get_model
+    from servecmp.run.standalone import start_server
     from servecmp.servers.tfserving import metrics as tfs_m
 
     server = start_server("tfserving", MODEL, tmp_path, exported_model(MODEL), payload={"batch_size": 2},
@@ -133,9 +133,9 @@ def test_resources_and_recovery_are_the_servers(
 ) -> None:
     """Binary or Docker: RSS is the server's own (≥ 50 MB, a TensorFlow process, not a CLI
     client); a kill under load loses requests and recovery takes time."""
-    from servecmp.deploy.local import friction, probes
-    from servecmp.deploy.local.standalone import start_server
     from servecmp.results.friction import read_friction
+    from servecmp.run import friction, probes
+    from servecmp.run.standalone import start_server
 
     server = start_server("tfserving", MODEL, tmp_path / "srv", exported_model(MODEL))
     try:

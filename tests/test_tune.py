@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from servecmp.cli import main
-from servecmp.deploy.configgen import Placement, render_all
+from servecmp.configgen import Placement, render_all
 from servecmp.experiment import ExperimentError, load_experiment, parse_experiment
 from servecmp.servers.base import Knob, SearchSpace
 from servecmp.servers.torchserve.config import parse_properties
@@ -28,7 +28,7 @@ from servecmp.tune.search import Budget, Search
 from servecmp.tune.store import Level, Measurement, Stage, TuneStore
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ROOT / "experiments" / "quick.yaml"
+QUICK = ROOT / "loadtests" / "experiments" / "quick.yaml"
 
 
 def _exp(**extra: Any) -> Any:

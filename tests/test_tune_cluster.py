@@ -41,7 +41,7 @@ def checkout(tmp_path: Path) -> Path:
 @pytest.mark.timeout(900)
 def test_candidate_rolled_out_by_helm_upgrade_and_measured_in_cluster(
         checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from servecmp.deploy.kind.loadgen import STEP_MARK
+    from servecmp.cluster.loadgen import STEP_MARK
     from servecmp.results.schema import StepResult
 
     py = tmp_path / "py"
@@ -74,10 +74,10 @@ def test_candidate_rolled_out_by_helm_upgrade_and_measured_in_cluster(
     assert "default_workers_per_model=2" in props and "number_of_netty_threads=4" in props
     values = Path(up[up.index("-f") + 1]).read_text()
     assert "OMP_NUM_THREADS: '1'" in values or 'OMP_NUM_THREADS: "1"' in values
-    wait = next(i for i, c in enumerate(calls) if "servecmp.deploy.kind.cluster" in c and "wait" in c)
-    # the load: scripts/kind-load.sh hands over to `servecmp.deploy.kind.commands load <experiment>`,
+    wait = next(i for i, c in enumerate(calls) if "servecmp.cluster.cluster" in c and "wait" in c)
+    # the load: scripts/kind-load.sh hands over to `servecmp.cluster.commands load <experiment>`,
     # which applies the Job (kubectl apply) for the candidate's experiment
-    load = next(i for i, c in enumerate(calls) if "servecmp.deploy.kind.commands" in c and "load" in c)
+    load = next(i for i, c in enumerate(calls) if "servecmp.cluster.commands" in c and "load" in c)
     job = next(i for i, c in enumerate(calls) if c[:1] == ["kubectl"] and "apply" in c and i > load)
     assert calls.index(up) < wait < load < job  # rolled out and ready before the load Job
     assert calls[load][calls[load].index("load") + 1].endswith(f"{cand.id}-screen-r0/experiment.yaml")
@@ -95,7 +95,7 @@ def test_tune_on_a_real_kind_cluster(tmp_path: Path) -> None:
     from servecmp.tune import run_tune
     from servecmp.tune.store import TuneStore
 
-    tune_dir = run_tune(ROOT / "experiments" / "quick.yaml", budget_minutes=20, servers=["torchserve"],
+    tune_dir = run_tune(ROOT / "loadtests" / "experiments" / "quick.yaml", budget_minutes=20, servers=["torchserve"],
                         cluster=True, runs_root=tmp_path, out=tmp_path / "tuned.yaml")
     ms, _ = TuneStore(tune_dir).read()
     assert ms and all(m.levels for m in ms)

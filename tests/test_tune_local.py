@@ -103,7 +103,7 @@ def _skip_without_torchserve() -> None:
 @pytest.mark.torchserve
 def test_torchserve_tuned_end_to_end_and_rerun_unchanged(tmp_path: Path, models: Path) -> None:
     _skip_without_torchserve()
-    from servecmp.deploy.local.orchestrate import run_experiment
+    from servecmp.run.orchestrate import run_experiment
     from servecmp.tune import run_tune
 
     exp_path = _write(tmp_path, TINY)
@@ -146,12 +146,12 @@ def _shortened(path: Path) -> dict[str, Any]:
 
 
 @pytest.mark.torchserve
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "experiments").glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "loadtests" / "experiments").glob("*.yaml")))
 def test_every_experiment_file_runs_shortened(name: str, tmp_path: Path, models: Path) -> None:
     _skip_without_torchserve()
-    from servecmp.deploy.local.orchestrate import run_experiment
+    from servecmp.run.orchestrate import run_experiment
 
-    exp = parse_experiment(_shortened(ROOT / "experiments" / name), name)
+    exp = parse_experiment(_shortened(ROOT / "loadtests" / "experiments" / name), name)
     run_dir = run_experiment(exp, runs_root=tmp_path / "runs", artifacts_root=models,
                              prometheus=False, report=False, friction_under_load=False)
     steps = RunStore(run_dir).read_steps().steps

@@ -1,4 +1,4 @@
-"""One pin for TF Serving and the TensorFlow that exports for it (servecmp.deploy.versions): every
+"""One pin for TF Serving and the TensorFlow that exports for it (servecmp.versions): every
 other place that names a version must agree, and the exporter is never newer than the server."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from servecmp.deploy import versions
+from servecmp import versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVING_API_PINNED_IN = (

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import psutil
 
-from servecmp.deploy.local import watchdog
+from servecmp.run import watchdog
 
 ORCHESTRATOR = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from servecmp.deploy.local import watchdog
-    from servecmp.deploy.local.procs import ManagedProcess
+    from servecmp.run import watchdog
+    from servecmp.run.procs import ManagedProcess
 
     out = Path(sys.argv[1])
     watchdog.start(out / "watchdog.log")

@@ -2,10 +2,10 @@
 # Locust users and locustfiles). Build context: the repository root (scripts/kind-load.sh builds
 # it, tags it with a hash of what it copies and `kind load`s it onto the loadgen node).
 #
-# Why a wheel: models/, deploy/, loadtests/ and servers/ become servecmp.models/.deploy/.loadtests/.servers only in
-# the installed distribution (pyproject package-dir). A source tree in the working directory
-# would shadow the installed package (python -m and Locust put the cwd first on sys.path) and its
-# bare servecmp/ has none of those subpackages. So the runtime stage carries no source package:
+# Why a wheel: the runtime stage runs exactly what `pip install` gives a user (package data such
+# as servecmp/models/golden included), and a source tree in the working directory would shadow
+# the installed package (python -m and Locust put the cwd first on sys.path). So the runtime
+# stage carries no source package:
 # its working directory holds only the locustfiles (scripts that import the installed package),
 # and PYTHONSAFEPATH keeps `python -m` from putting the cwd on sys.path at all.
 # tests/test_kind_image_layout.py lays out this working directory (from the COPY/WORKDIR/ENV lines
@@ -15,11 +15,6 @@ ENV PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY servecmp/ servecmp/
-COPY models/ models/
-COPY deploy/ deploy/
-COPY loadtests/ loadtests/
-# servers/ becomes servecmp.servers (the adapters the step engine builds clients through).
-COPY servers/ servers/
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim-bookworm

@@ -6,5 +6,5 @@
 
 import locust  # noqa: F401  - gevent patching first
 
-import servecmp.loadtests.locustfiles.common  # noqa: F401  - --sc-* arguments, LoadContext
-from servecmp.loadtests.users import ClosedLoopUser  # noqa: F401
+import servecmp.load.locustfile_setup  # noqa: F401  - --sc-* arguments, LoadContext
+from servecmp.load.users import ClosedLoopUser  # noqa: F401

@@ -6,6 +6,6 @@
 
 import locust  # noqa: F401  - gevent patching first
 
-import servecmp.loadtests.locustfiles.common  # noqa: F401
-from servecmp.loadtests.shapes import ConcurrencySweepShape  # noqa: F401
-from servecmp.loadtests.users import ClosedLoopUser  # noqa: F401
+import servecmp.load.locustfile_setup  # noqa: F401
+from servecmp.load.shapes import ConcurrencySweepShape  # noqa: F401
+from servecmp.load.users import ClosedLoopUser  # noqa: F401

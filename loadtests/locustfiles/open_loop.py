@@ -7,6 +7,6 @@ Single process only (the rate lives in this process): no ``--processes`` / worke
 
 import locust  # noqa: F401  - gevent patching first
 
-import servecmp.loadtests.locustfiles.common  # noqa: F401
-from servecmp.loadtests.shapes import OpenLoopShape  # noqa: F401
-from servecmp.loadtests.users import OpenLoopUser  # noqa: F401
+import servecmp.load.locustfile_setup  # noqa: F401
+from servecmp.load.shapes import OpenLoopShape  # noqa: F401
+from servecmp.load.users import OpenLoopUser  # noqa: F401

@@ -218,7 +218,7 @@ def _side_by_side(srv: Sequence[ServerAdapter]) -> RowSpec:
         PanelSpec(
             8,
             "Server-side latency",
-            "Latency each server reports itself (its adapter's metrics: servers/<name>/metrics.py): "
+            "Latency each server reports itself (its adapter's metrics: servecmp/servers/<name>/metrics.py): "
             "the mean for every server, p50/p99 where the server has a histogram. What each "
             "includes: " + _notes(srv) + ".",
             "s",

@@ -35,7 +35,7 @@ PROC_CPU = "servecmp_process_cpu_seconds_total"
 PROC_RSS = "servecmp_process_resident_memory_bytes"
 PROC_COUNT = "servecmp_process_count"
 
-# ---- the servers' own metrics: names and PromQL live in each adapter (servers/<name>/metrics.py,
+# ---- the servers' own metrics: names and PromQL live in each adapter (servecmp/servers/<name>/metrics.py,
 # ``ServerAdapter.metrics``); the rules record them under the server-neutral names below.
 
 # ---- cAdvisor (kind, kube-prometheus-stack kubelet job) --------------------------------------

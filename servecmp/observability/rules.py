@@ -7,7 +7,7 @@ The file is plain Prometheus rule-file format (``groups:``); the Helm chart wrap
 a PrometheusRule, the local runtime passes it to ``prometheus --config.file`` via ``rule_files``.
 
 Every recorded rate uses a 1m window (record names end in ``rate1m``). Each server's own metrics
-come from its adapter (``ServerAdapter.metrics``, servers/<name>/metrics.py): one group per
+come from its adapter (``ServerAdapter.metrics``, servecmp/servers/<name>/metrics.py): one group per
 registered server records them under server-neutral names (``servecmp:server_*``) with a constant
 ``server`` label, so they do not depend on scrape labels. CPU and memory are normalised from two
 sources: the local process exporter (``servecmp_process_*``) and cAdvisor on Kubernetes

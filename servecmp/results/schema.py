@@ -204,7 +204,7 @@ class RunMeta(_Record):
     placement: dict[str, Any] = Field(default_factory=dict)  # role -> CPU list
     fairness: dict[str, Any] = Field(default_factory=dict)  # Experiment.fairness_settings()
     notes: list[str] = Field(default_factory=list)
-    # kind runs (issue 10; servecmp.deploy.kind.provenance): per server the images (reference +
+    # kind runs (issue 10; servecmp.cluster.provenance): per server the images (reference +
     # digest) and the runtime versions the server's container reports; CPU-sharing truth
     servers: dict[str, Any] = Field(default_factory=dict)
     cluster: dict[str, Any] | None = None

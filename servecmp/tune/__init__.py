@@ -1,9 +1,9 @@
 """``servecmp tune``: each server at its best under the experiment's fixed budget.
 
 For every server of the experiment (or ``--server``), search its own knobs (declared next to its
-fairness mapping: ``servers/<name>/search.py``; baselines: ``servers/inprocess.py``) for the
+fairness mapping: ``servecmp/servers/<name>/search.py``; baselines: ``servecmp/servers/inprocess.py``) for the
 highest throughput whose p99 meets ``load.slo_p99_ms`` with <= 0.1 % errors, within a time budget
-shared by the servers, resumable after a crash. Writes ``experiments/tuned-<name>.yaml`` (the
+shared by the servers, resumable after a crash. Writes ``loadtests/experiments/tuned-<name>.yaml`` (the
 experiment with ``configuration: tuned`` and ``tuning.per_server``, which ``servecmp run`` and
 the Helm path accept unchanged) and a report with "defaults vs best" per server.
 """
@@ -96,10 +96,10 @@ def run_tune(
     cluster: bool = False,
 ) -> Path:
     """Search, store, write the tuned experiment and the report; returns the tune directory."""
-    from servecmp.deploy.local import cpus as cpu_plan
-    from servecmp.deploy.local import watchdog
-    from servecmp.deploy.local.orchestrate import _pinned
-    from servecmp.deploy.local.procs import install_handlers
+    from servecmp.run import cpus as cpu_plan
+    from servecmp.run import watchdog
+    from servecmp.run.orchestrate import _pinned
+    from servecmp.run.procs import install_handlers
     from servecmp.tune import report
     from servecmp.tune.measure import LocalMeasurer
     from servecmp.tune.search import Budget, Search, ServerOutcome, describe, planned_measurements

@@ -1,8 +1,8 @@
 """The cluster path of ``servecmp tune`` (``--cluster``): each candidate is rolled out to the
 running kind cluster (``make kind-up``) with ``helm upgrade --reuse-values`` carrying the
-candidate's generated configs and thread environment (deploy/kind/helmvalues.py, the same files
+candidate's generated configs and thread environment (servecmp/cluster/helmvalues.py, the same files
 ``make kind-up`` installs; the subcharts' ``checksum/config`` annotation restarts the server pods
-on a changed config), waited for with ``servecmp.deploy.kind.cluster wait`` (stops at a stuck
+on a changed config), waited for with ``servecmp.cluster.cluster wait`` (stops at a stuck
 pod), then measured by the in-cluster step engine (``scripts/kind-load.sh``: a Job on the loadgen
 node running ``servecmp steps``, its steps merged into a normal run directory). Slower than the
 local path (a rollout per candidate), no early stop (the Job runs the whole profile).
@@ -76,7 +76,7 @@ class ClusterMeasurer:
         return proc.stdout + proc.stderr
 
     def rollout(self, exp: Experiment, cand_dir: Path) -> None:
-        from servecmp.deploy.kind.helmvalues import set_file_args, write_helm_inputs
+        from servecmp.cluster.helmvalues import set_file_args, write_helm_inputs
 
         config_dir, values = write_helm_inputs(exp, cand_dir / "helm")
         helm = helm_binary(self.root)
@@ -87,7 +87,7 @@ class ClusterMeasurer:
         self._run([helm, "upgrade", self.release, str(self.root / "helm" / "servecmp"),
                    "--kube-context", self.context, "--namespace", self.namespace, "--reuse-values",
                    "-f", str(values), *set_file_args(config_dir)], "helm upgrade")
-        self._run([self.python, "-m", "servecmp.deploy.kind.cluster", "--context", self.context,
+        self._run([self.python, "-m", "servecmp.cluster.cluster", "--context", self.context,
                    "--namespace", self.namespace, "wait", "--timeout", "600"], "rollout wait")
 
     def measure(self, cand: Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None,

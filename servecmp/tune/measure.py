@@ -1,5 +1,5 @@
 """One candidate = one server started with one configuration + the experiment's load profile on
-one of its targets, measured with the run's own pieces (deploy/local/orchestrate.py ``LocalRun``:
+one of its targets, measured with the run's own pieces (servecmp/run/orchestrate.py ``LocalRun``:
 ``prepare`` / ``bring_up``, the step engine through ``_run_target``), level by level so a clearly
 worse configuration stops early. Nothing else is started; the friction probes of a full run
 (bad payloads, model update, kill and recovery) are not part of a tune measurement.
@@ -76,9 +76,9 @@ class LocalMeasurer:
     def measure(self, cand: Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None,
                 level: str | None = None) -> Measurement:
         """``level`` (e.g. ``concurrency=4``): measure only that load level of the profile."""
-        from servecmp.deploy.local import probes
-        from servecmp.deploy.local.orchestrate import LocalRun
-        from servecmp.loadtests.engine import plan_steps
+        from servecmp.load.engine import plan_steps
+        from servecmp.run import probes
+        from servecmp.run.orchestrate import LocalRun
 
         exp = variant(self.exp, cand)
         target = target_for(exp, cand.server)

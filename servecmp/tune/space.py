@@ -1,8 +1,8 @@
 """Search spaces: where each server's comes from, validation, and the candidate configurations.
 
 A server's space is declared next to its fairness mapping and reached through its adapter
-(``ServerAdapter.search_space``: ``servers/<name>/search.py``; the in-process baselines' in
-``servers/inprocess.py``). A candidate is one value per knob; the
+(``ServerAdapter.search_space``: ``servecmp/servers/<name>/search.py``; the in-process baselines' in
+``servecmp/servers/inprocess.py``). A candidate is one value per knob; the
 batching sub-knobs collapse when batching is off (they change nothing then), so no configuration
 is measured twice under two names.
 """

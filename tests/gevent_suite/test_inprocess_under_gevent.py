@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for doubl
 from doubles.tiny_artifacts import TinySpec, TinyWeights, write_savedmodel, write_torchscript
 
 from servecmp.experiment import Target
-from servecmp.loadtests.clients import Outcome, call, make_client
-from servecmp.loadtests.payloads import PayloadSet
+from servecmp.load.clients import Outcome, call, make_client
+from servecmp.load.payloads import PayloadSet
 
 
 def _users(target: Target, address: str, payloads: PayloadSet, n: int = 3) -> list[list[Outcome]]:

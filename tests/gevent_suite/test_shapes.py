@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from servecmp.experiment import Load, Stability
-from servecmp.loadtests.shapes import (
+from servecmp.load.shapes import (
     ConcurrencySweepShape,
     OpenLoopShape,
     RateSweepShape,
     stage_seconds,
 )
-from servecmp.loadtests.users import ClosedLoopUser, OpenLoopUser
+from servecmp.load.users import ClosedLoopUser, OpenLoopUser
 
 LOAD = dict(warmup_s=1.0, stability=Stability(window_s=1.0, windows=2, max_windows=2))  # stage = 3 s
 

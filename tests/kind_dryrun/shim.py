@@ -1,6 +1,6 @@
 """Test-only stand-in for SERVECMP_PYTHON in the kind scripts' dry run (tests/test_kind_scripts.py).
 
-Every ``python -m servecmp.deploy.kind.<mod> ...`` / ``python -m servecmp.cli ...`` the scripts
+Every ``python -m servecmp.cluster.<mod> ...`` / ``python -m servecmp.cli ...`` the scripts
 run goes through the module's REAL argument parser (a wrong option fails the dry run). Commands
 that need a cluster or a long export only have their arguments checked and leave a minimal
 output; every other command (preflight, helmvalues, artifacts staging, image tags, manifests,
@@ -20,10 +20,10 @@ from pathlib import Path
 # (module, subcommand) that talk to a cluster or take minutes: arguments checked only
 PARSE_ONLY = {
     ("servecmp.cli", "export"), ("servecmp.cli", "report"),
-    ("servecmp.deploy.kind.cluster", "wait"), ("servecmp.deploy.kind.cluster", "wait-job"),
-    ("servecmp.deploy.kind.cluster", "wait-started"),
-    ("servecmp.deploy.kind.cluster", "report"), ("servecmp.deploy.kind.cluster", "recover"),
-    ("servecmp.deploy.kind.provenance", "meta"), ("servecmp.deploy.kind.images", "load"),
+    ("servecmp.cluster.cluster", "wait"), ("servecmp.cluster.cluster", "wait-job"),
+    ("servecmp.cluster.cluster", "wait-started"),
+    ("servecmp.cluster.cluster", "report"), ("servecmp.cluster.cluster", "recover"),
+    ("servecmp.cluster.provenance", "meta"), ("servecmp.cluster.images", "load"),
 }
 
 
@@ -46,14 +46,14 @@ def _side_effects(module: str, sub: str, ns: object) -> None:
             for v in ("1", "2"):
                 (root / "tfserving" / model / v).mkdir(parents=True, exist_ok=True)
                 (root / "tfserving" / model / v / "saved_model.pb").write_bytes(v.encode())
-    elif (module, sub) == ("servecmp.deploy.kind.cluster", "wait-started"):
+    elif (module, sub) == ("servecmp.cluster.cluster", "wait-started"):
         # returns once the Job's container has started (the fake kubectl's pod state)
         (Path(os.environ["DRYRUN_LOG"]).parent / "pod-started").touch()
-    elif (module, sub) == ("servecmp.deploy.kind.cluster", "report"):
+    elif (module, sub) == ("servecmp.cluster.cluster", "report"):
         if a.get("out"):
             Path(a["out"]).parent.mkdir(parents=True, exist_ok=True)
             Path(a["out"]).write_text(json.dumps({"namespace": a["namespace"], "servers": {}}))
-    elif (module, sub) == ("servecmp.deploy.kind.provenance", "meta"):
+    elif (module, sub) == ("servecmp.cluster.provenance", "meta"):
         from servecmp.experiment import load_experiment
         from servecmp.results.provenance import build_meta
         from servecmp.results.store import RunStore

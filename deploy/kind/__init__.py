@@ -1,2 +1,0 @@
-"""The kind path: cluster config, kube-prometheus-stack values, Helm values from an experiment,
-in-cluster Locust manifests and cluster measurements (servecmp.deploy.kind)."""

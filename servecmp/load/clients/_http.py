@@ -1,0 +1,61 @@
+"""Keep-alive HTTP/1.1 POST over geventhttpclient (the client Locust's FastHttpUser uses).
+
+Outside a gevent-patched process it still works: gevent runs its hub in the calling thread.
+"""
+
+from __future__ import annotations
+
+from geventhttpclient import HTTPClient
+from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
+
+from servecmp.load.clients.base import TransportError, host_port
+
+
+class HttpConnection:
+    """A pool of ``concurrency`` persistent connections to one ``host:port``."""
+
+    def __init__(self, address: str, timeout_s: float, *, concurrency: int = 1) -> None:
+        self.host, self.port = host_port(address, 80)
+        self._client = HTTPClient(
+            self.host,
+            port=self.port,
+            connection_timeout=timeout_s,
+            network_timeout=timeout_s,
+            concurrency=concurrency,
+        )
+
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """(status, body) for any status; network problems -> TransportError(connect|timeout)."""
+        try:
+            response = self._client.request(method, path, body=body, headers=headers)
+            try:
+                data = response.read()
+            finally:
+                response.release()
+            return response.status_code, data
+        except TimeoutError as err:
+            raise TransportError("timeout", f"{method} {path}: {err or 'timed out'}") from None
+        except ConnectionRefusedError as err:
+            raise TransportError("connect", f"{self.host}:{self.port}: {err}") from None
+        except OSError as err:
+            raise TransportError("connect", f"{self.host}:{self.port}: {err!r}") from None
+        except HTTPConnectionClosed as err:
+            raise TransportError("connect", f"{method} {path}: connection closed: {err}") from None
+        except HTTPParseError as err:
+            raise TransportError("decode", f"{method} {path}: bad HTTP response: {err}") from None
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+        """The response body of a 2xx; any other status -> TransportError(http_4xx|http_5xx)."""
+        status, data = self.request("POST", path, body, headers)
+        if status >= 300:
+            kind = (
+                "http_4xx" if 400 <= status < 500 else ("http_5xx" if status >= 500 else "http_3xx")
+            )
+            snippet = data[:200].decode("utf-8", "replace")
+            raise TransportError(kind, f"HTTP {status} from POST {path}: {snippet}")
+        return data
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,313 @@
+"""Seeded request payloads: one tensor per index, sent unchanged to every target.
+
+A :class:`PayloadSet` holds ``distinct_inputs`` seeded float32 batches ``[B, C, H, W]``, the
+expected logits ``[B, classes]`` for each (computed in-process by the PyTorch reference, or
+injected), and the request bodies for each wire encoding, encoded once per encoding before the
+hot loop (``prepare``) so that encoding cost never lands inside a measured request.
+
+Input values are exact multiples of 1/256 in [-4, 4]: every such value is a float32 *and* has a
+short exact decimal form, so the JSON text body decodes to bit-identical float32 on any server
+(no decimal rounding), the raw/b64/TensorProto bodies carry the same bytes, and the only
+difference between targets is the wire format.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from servecmp.experiment import Encoding
+
+FORMAT_VERSION = 1
+PAYLOAD_FILE = "payloads.npz"
+QUANTUM = 1.0 / 256.0  # inputs are k * QUANTUM, |value| <= CLIP
+CLIP = 4.0
+
+# Name of the TF Serving signature that takes the b64 (DT_STRING) form of the input: one
+# little-endian float32 [C, H, W] buffer per batch item (tf.io.decode_raw inside the model).
+B64_SIGNATURE = "serving_b64"
+
+
+class ModelSpecLike(Protocol):
+    """What payloads need from ``servecmp.models.registry.ModelSpec``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def input_shape(self) -> tuple[int, ...]: ...  # [C, H, W] (a leading batch dim is dropped)
+    @property
+    def num_classes(self) -> int: ...
+
+
+ExpectedFn = Callable[[np.ndarray], np.ndarray]  # inputs [M, C, H, W] -> logits [M, classes]
+
+
+def chw(spec: ModelSpecLike) -> tuple[int, int, int]:
+    shape = tuple(int(d) for d in spec.input_shape if d is not None)
+    if len(shape) == 4:
+        shape = shape[1:]
+    if len(shape) != 3:
+        raise ValueError(f"model {spec.name!r}: input_shape {spec.input_shape} is not [C, H, W]")
+    return shape
+
+
+def seeded_inputs(
+    seed: int, distinct_inputs: int, batch_size: int, shape: tuple[int, int, int]
+) -> np.ndarray:
+    """Deterministic inputs ``[N, B, C, H, W]`` float32, exact multiples of 1/256 in [-4, 4]."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((distinct_inputs, batch_size, *shape), dtype=np.float64)
+    x = np.clip(np.round(x / QUANTUM) * QUANTUM, -CLIP, CLIP)
+    return np.ascontiguousarray(x.astype("<f4"))
+
+
+def reference_expected(spec: ModelSpecLike, weights_seed: int | None = None) -> ExpectedFn:
+    """The models package's PyTorch reference logits for ``spec`` with the weights of
+    ``weights_seed`` (``None``: the registry default), imported lazily."""
+    try:
+        from servecmp.models import reference
+    except ImportError as err:  # pragma: no cover - depends on the models work
+        raise RuntimeError(
+            "servecmp.models.reference is not available: pass expected= to PayloadSet.build"
+        ) from err
+    fn = getattr(reference, "expected_logits", None)
+    if fn is None:  # pragma: no cover
+        raise RuntimeError("servecmp.models.reference has no expected_logits(model, inputs)")
+    if weights_seed is None:
+        return lambda inputs: np.asarray(fn(spec.name, inputs), dtype=np.float32)
+    return lambda inputs: np.asarray(fn(spec.name, inputs, weights_seed), dtype=np.float32)
+
+
+def _json_body(batch: np.ndarray) -> bytes:
+    # float32 -> Python float is exact; the values are dyadic with <= 8 fractional digits,
+    # so repr() is short and exact.
+    return json.dumps({"instances": batch.tolist()}, separators=(",", ":")).encode()
+
+
+def _oip_json_body(batch: np.ndarray, input_name: str) -> bytes:
+    # Open Inference Protocol v2 REST: the tensor's data flattened in row-major order.
+    body = {"inputs": [{"name": input_name, "shape": list(batch.shape), "datatype": "FP32",
+                        "data": batch.ravel().tolist()}]}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _b64_body(batch: np.ndarray, input_name: str) -> bytes:
+    instances = [
+        {input_name: {"b64": base64.b64encode(item.astype("<f4").tobytes()).decode("ascii")}}
+        for item in batch
+    ]
+    body = {"signature_name": B64_SIGNATURE, "instances": instances}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def tensor_proto(array: np.ndarray) -> Any:
+    """A float32 ``tensorflow.TensorProto`` with ``tensor_content`` bytes (no tf ops involved).
+
+    Importing ``tensorflow.core.framework.tensor_pb2`` loads the tensorflow package once
+    (that is how the official TF Serving API stubs are packaged); building the message uses only
+    protobuf fields.
+    """
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    arr = np.ascontiguousarray(array, dtype="<f4")
+    return tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_FLOAT,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in arr.shape]
+        ),
+        tensor_content=arr.tobytes(),
+    )
+
+
+def tensor_proto_to_array(proto: Any) -> np.ndarray:
+    """Decode a float32 TensorProto (``tensor_content`` or ``float_val``) without tensorflow ops."""
+    from tensorflow.core.framework import types_pb2
+
+    if proto.dtype != types_pb2.DT_FLOAT:
+        raise ValueError(f"expected DT_FLOAT, got dtype {proto.dtype}")
+    shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
+    if proto.tensor_content:
+        flat = np.frombuffer(proto.tensor_content, dtype="<f4")
+    else:
+        flat = np.asarray(proto.float_val, dtype=np.float32)
+        if flat.size == 1 and int(np.prod(shape)) > 1:
+            flat = np.full(int(np.prod(shape)), flat[0], dtype=np.float32)
+    return flat.reshape(shape)
+
+
+@dataclass
+class PayloadSet:
+    """Seeded inputs, expected logits and pre-encoded bodies for one model and batch size."""
+
+    model: str
+    seed: int
+    inputs: np.ndarray  # [N, B, C, H, W] float32
+    expected: np.ndarray  # [N, B, classes] float32
+    atol: float = 1e-3
+    weights_seed: int | None = None  # the model weights the expected logits belong to
+    input_name: str = "input"
+    output_name: str = "logits"
+    _bodies: dict[Encoding, list[Any]] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.inputs = np.ascontiguousarray(self.inputs, dtype="<f4")
+        self.expected = np.ascontiguousarray(self.expected, dtype=np.float32)
+        if self.inputs.ndim != 5:
+            raise ValueError(f"inputs must be [N, B, C, H, W], got shape {self.inputs.shape}")
+        if self.expected.ndim != 3 or self.expected.shape[:2] != self.inputs.shape[:2]:
+            raise ValueError(
+                f"expected must be [N, B, classes] matching inputs {self.inputs.shape[:2]}, "
+                f"got {self.expected.shape}"
+            )
+
+    # ---- construction ----------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        spec: ModelSpecLike,
+        seed: int,
+        batch_size: int,
+        distinct_inputs: int,
+        *,
+        atol: float = 1e-3,
+        expected: np.ndarray | ExpectedFn | None = None,
+        weights_seed: int | None = None,
+        encodings: Iterable[Encoding] = (),
+    ) -> PayloadSet:
+        """Seeded inputs for ``spec``; expected logits from ``expected`` (array ``[N, B, K]`` or
+        a function of ``[M, C, H, W]``) or, by default, the models package's PyTorch reference
+        (``servecmp.models.reference.expected_logits``) with the weights of ``weights_seed``
+        (the seed the artifacts were exported with; ``None`` = the registry default)."""
+        shape = chw(spec)
+        inputs = seeded_inputs(seed, distinct_inputs, batch_size, shape)
+        if expected is None:
+            expected = reference_expected(spec, weights_seed)
+        if callable(expected):
+            flat = inputs.reshape(distinct_inputs * batch_size, *shape)
+            logits = np.asarray(expected(flat), dtype=np.float32)
+            exp_arr = logits.reshape(distinct_inputs, batch_size, -1)
+        else:
+            exp_arr = np.asarray(expected, dtype=np.float32)
+        if exp_arr.shape[-1] != spec.num_classes:
+            raise ValueError(
+                f"expected logits have {exp_arr.shape[-1]} classes, model {spec.name!r} "
+                f"declares {spec.num_classes}"
+            )
+        ps = cls(
+            model=spec.name,
+            seed=seed,
+            inputs=inputs,
+            expected=exp_arr,
+            atol=atol,
+            weights_seed=weights_seed,
+            input_name=getattr(spec, "input_name", "input") or "input",
+            output_name=getattr(spec, "output_name", "logits") or "logits",
+        )
+        ps.prepare(encodings)
+        return ps
+
+    # ---- shape helpers -----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.inputs.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.expected.shape[2])
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.inputs.shape[2:])  # type: ignore[return-value]
+
+    def index(self, i: int) -> int:
+        """Any integer to a valid payload index (requests cycle through the distinct inputs)."""
+        return i % len(self)
+
+    # ---- encodings ---------------------------------------------------------------------------
+    def prepare(self, encodings: Iterable[Encoding]) -> None:
+        """Encode every input for each encoding once (idempotent); call before the hot loop."""
+        for enc in encodings:
+            enc = Encoding(enc)
+            if enc in self._bodies:
+                continue
+            twin = {Encoding.raw: Encoding.bytes, Encoding.bytes: Encoding.raw}.get(enc)
+            if twin in self._bodies:  # same little-endian float32 bytes: share, don't copy
+                self._bodies[enc] = self._bodies[twin]
+                continue
+            self._bodies[enc] = [self._encode(enc, self.inputs[i]) for i in range(len(self))]
+
+    def _encode(self, enc: Encoding, batch: np.ndarray) -> Any:
+        if enc is Encoding.json:
+            return _json_body(batch)
+        if enc in (Encoding.raw, Encoding.bytes):
+            return batch.tobytes()  # little-endian float32, C order [B, C, H, W]
+        if enc is Encoding.b64:
+            return _b64_body(batch, self.input_name)
+        if enc is Encoding.tensorproto:
+            return tensor_proto(batch)
+        if enc is Encoding.ndarray:
+            return batch
+        if enc is Encoding.oip:
+            return _oip_json_body(batch, self.input_name)
+        raise ValueError(f"unknown encoding {enc!r}")
+
+    def body(self, encoding: Encoding, index: int) -> Any:
+        """The pre-encoded request body (bytes; a TensorProto for ``tensorproto``; the array for
+        ``ndarray``). Encodes all inputs for ``encoding`` on first use."""
+        encoding = Encoding(encoding)
+        bodies = self._bodies.get(encoding)
+        if bodies is None:
+            self.prepare([encoding])
+            bodies = self._bodies[encoding]
+        return bodies[index]
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def save(self, run_dir: str | Path) -> Path:
+        """Write ``<run_dir>/payloads.npz`` (inputs, expected logits, seed, model, atol)."""
+        path = Path(run_dir) / PAYLOAD_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": self.model,
+            "seed": self.seed,
+            "atol": self.atol,
+            "weights_seed": self.weights_seed,
+            "input_name": self.input_name,
+            "output_name": self.output_name,
+            "quantum": QUANTUM,
+        }
+        with path.open("wb") as fh:
+            np.savez_compressed(
+                fh, inputs=self.inputs, expected=self.expected, meta=np.array(json.dumps(meta))
+            )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> PayloadSet:
+        """Read a file written by :meth:`save` (a run dir or the npz path itself)."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / PAYLOAD_FILE
+        with np.load(p, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise ValueError(f"{p}: unsupported payload format {meta.get('format_version')}")
+            return cls(
+                model=meta["model"],
+                seed=int(meta["seed"]),
+                inputs=data["inputs"],
+                expected=data["expected"],
+                atol=float(meta["atol"]),
+                weights_seed=meta.get("weights_seed"),
+                input_name=meta["input_name"],
+                output_name=meta["output_name"],
+            )

@@ -1,0 +1,199 @@
+"""Friction measured on the local runtime, the same way for every server (friction.jsonl).
+
+Called by the orchestrator while a server is up; each function appends typed records and never
+raises for the server's misbehaviour (that *is* the measurement) — only for our own bugs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from servecmp.configgen import GeneratedConfigs
+from servecmp.configgen.surface import config_surface
+from servecmp.load.clients.base import TargetClient, TransportError, check_logits
+from servecmp.results.friction import append_friction, record, unavailable
+from servecmp.run import probes
+from servecmp.run.server import LocalServer, ServerFailed
+from servecmp.run.underload import TrickleLoad
+
+# How long a disruption may take before we call it failed (bounded, like every load loop).
+UPDATE_TIMEOUT_S = 90.0
+RECOVERY_TIMEOUT_S = 120.0
+
+
+def _rec(run_dir: Path, server: str, metric: str, value: float | None, **details: Any) -> None:
+    append_friction(run_dir, record(server, metric, value, details=details))
+
+
+def packaging(run_dir: Path, export_records: dict[int, dict[str, Any]]) -> None:
+    from servecmp.servers import registry
+
+    rec = export_records.get(1)
+    for server in (a.name for a in registry.servers()):
+        if rec is None or server not in rec:
+            append_friction(run_dir, unavailable(server, "packaging_s", "no export record for version 1"))
+            continue
+        p = rec[server]
+        _rec(run_dir, server, "packaging_steps", float(len(p["steps"])), steps=p["steps"])
+        _rec(run_dir, server, "packaging_s", float(p["seconds"]), artifact=p["artifact"])
+        _rec(run_dir, server, "artifact_bytes", float(p["bytes"]), artifact=p["artifact"])
+
+
+def configuration(run_dir: Path, configs: GeneratedConfigs) -> None:
+    for server, s in config_surface(configs).items():
+        _rec(run_dir, server, "config_files", float(s.files))
+        _rec(run_dir, server, "config_lines", float(s.lines))
+        _rec(run_dir, server, "config_knobs_changed", float(s.knobs_changed),
+             knobs_set=s.knobs_set, changed=list(s.changed))
+
+
+def first_correct_inference(make: Callable[[], TargetClient], timeout_s: float = 60.0) -> float:
+    """Poll with real requests until one answer is correct; returns the wall time it happened."""
+    deadline = time.monotonic() + timeout_s
+    last = "no attempt"
+    while time.monotonic() < deadline:
+        try:
+            with make() as client:
+                logits = client.send(0)
+                wrong = check_logits(client.payloads, 0, logits)
+                if wrong is None:
+                    return time.time()
+                last = str(wrong)
+        except TransportError as err:
+            last = str(err)
+        time.sleep(0.1)
+    raise TimeoutError(f"no correct inference within {timeout_s:.0f} s (last: {last})")
+
+
+def cold_start(run_dir: Path, server: LocalServer, ready_s: float, first_ok_at: float) -> None:
+    assert server.started_at is not None
+    _rec(run_dir, server.name, "cold_start_ready_s", ready_s)
+    _rec(run_dir, server.name, "cold_start_first_inference_s", first_ok_at - server.started_at)
+
+
+def idle_resources(run_dir: Path, server: LocalServer) -> None:
+    """Idle RSS and CPU of the server itself: in Docker mode the container's processes, never
+    the ``docker run`` client (``source`` in the record says which tree was measured)."""
+    try:
+        pid = server.measured_pid()
+    except ServerFailed as err:
+        pid, why = None, str(err)
+    else:
+        why = f"{server.name} is not running"
+    if pid is None:
+        for metric in ("idle_rss_bytes", "idle_cpu_cores"):
+            append_friction(run_dir, unavailable(server.name, metric, why))
+        return
+    source = server.resource_source
+    _rec(run_dir, server.name, "idle_rss_bytes", float(probes.tree_rss(pid)),
+         processes=len(probes.tree(pid)), pid=pid, source=source)
+    _rec(run_dir, server.name, "idle_cpu_cores", probes.idle_cpu_cores(pid, 3.0), window_s=3.0,
+         pid=pid, source=source)
+
+
+def peak_rss(run_dir: Path, server_name: str, sampler: probes.ResourceSampler,
+             source: str = "") -> None:
+    _rec(run_dir, server_name, "peak_rss_bytes", float(sampler.peak_rss),
+         samples=len(sampler.samples), interval_s=sampler.interval_s, pid=sampler.root_pid,
+         source=source)
+
+
+def native_observability(run_dir: Path, server: LocalServer) -> None:
+    m = probes.probe_native_metrics(server.endpoints.metrics_url)
+    if m.error:
+        append_friction(run_dir, unavailable(server.name, "metric_families", m.error))
+        return
+    _rec(run_dir, server.name, "metric_families", float(m.families), names=m.names)
+    _rec(run_dir, server.name, "server_latency_quantiles", 1.0 if m.latency_quantiles else 0.0)
+
+
+def bad_payloads(
+    run_dir: Path, server: LocalServer, model: str, input_shape: tuple[int, ...], body_limit: int
+) -> None:
+    from servecmp.servers import registry
+
+    predict, unknown = registry.get(server.name).predict_urls(server.endpoints.rest, model)
+    results = probes.probe_bad_payloads(predict, unknown, input_shape, body_limit + 1024)
+    clear = sum(1 for r in results if r.names_problem)
+    _rec(run_dir, server.name, "bad_payload_clear_errors", float(clear),
+         cases=probes.result_dicts(results))
+
+
+def model_update(
+    run_dir: Path,
+    server: LocalServer,
+    make: Callable[[], TargetClient],
+    expected: dict[str, np.ndarray],
+    atol: float,
+    apply_update: Callable[[], None],
+) -> None:
+    """v1 → v2 under a trickle of load: failed requests and seconds until v2 answers."""
+    load = TrickleLoad(make, expected, atol, rate=20.0, max_s=UPDATE_TIMEOUT_S + 30).start()
+    try:
+        if load.wait_for(lambda s: s.version == "v1", 30.0) is None:
+            append_friction(run_dir, unavailable(server.name, "update_s", "v1 never answered before the update"))
+            return
+        t_update = load.now()
+        apply_update()
+        t_v2 = load.wait_for(lambda s: s.version == "v2", UPDATE_TIMEOUT_S)
+        time.sleep(1.0)  # requests right after the switch count too
+    finally:
+        load.stop()
+    end = t_v2 if t_v2 is not None else load.now()
+    failed = load.failures_between(t_update, end + 1.0)
+    summary = load.summary()
+    if t_v2 is None:
+        _rec(run_dir, server.name, "update_s", None, error=f"v2 never answered within {UPDATE_TIMEOUT_S:.0f} s", **summary)
+    else:
+        _rec(run_dir, server.name, "update_s", t_v2 - t_update, **summary)
+    _rec(run_dir, server.name, "update_failed_requests", float(failed), rate=load.rate)
+
+
+def recovery(
+    run_dir: Path,
+    server: LocalServer,
+    make: Callable[[], TargetClient],
+    expected: dict[str, np.ndarray],
+    atol: float,
+    restart: Callable[[], None],
+) -> None:
+    """Kill the server (SIGKILL of its process group; in Docker mode ``docker kill`` of the
+    container, then ``docker rm``) under a trickle of load, restart it as a supervisor would, and
+    measure seconds until it answers correctly again and the requests lost."""
+    assert server.process is not None
+    load = TrickleLoad(make, expected, atol, rate=20.0, max_s=RECOVERY_TIMEOUT_S + 30).start()
+    try:
+        if load.wait_for(lambda s: s.ok, 30.0) is None:
+            append_friction(run_dir, unavailable(server.name, "recovery_s", "server did not answer before the kill"))
+            return
+        t_kill = load.now()
+        server.kill_hard()
+        # A request sent while the kill was still in flight (`docker kill` takes a moment) may
+        # be answered by the dying server: "back" means answered after the server was gone.
+        t_dead = load.now()
+        restart()
+        t_back = load.wait_for(lambda s: s.ok and s.t > t_dead, RECOVERY_TIMEOUT_S)
+    finally:
+        load.stop()
+    end = t_back if t_back is not None else load.now()
+    lost = load.failures_between(t_kill, end)
+    _rec(run_dir, server.name, "recovery_s", None if t_back is None else t_back - t_kill,
+         how=server.kill_description,
+         **load.summary())
+    _rec(run_dir, server.name, "recovery_lost_requests", float(lost), rate=load.rate)
+
+
+def copy_version(src: Path, dest_root: Path, version: int) -> Path:
+    """Publish a SavedModel version atomically: copy to a temp name, then rename into place."""
+    dest = dest_root / str(version)
+    tmp = dest_root / f".tmp-{version}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    tmp.rename(dest)
+    return dest

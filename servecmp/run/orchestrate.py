@@ -1,0 +1,562 @@
+"""``servecmp run``: the embedded default — a local side-by-side run that ends in stored results.
+
+Order of work, and why:
+1. export the model for every server (once per seed; reused) — the same weights everywhere;
+2. write the payloads (seeded inputs + expected logits) into the run dir — every target gets the
+   same tensors and is checked against the same answers;
+3. generate every server config into the run dir (deploy/configgen) — the only config source;
+4. every available server started in turn (cold start and idle friction measured as each comes
+   up, the ones already up idling), all pinned to the same server CPUs while the generator uses
+   the others;
+5. ``load.repeats`` interleaved rounds: each round runs every target once per load level (all
+   targets at the first level, then at the next), the order reversed every other round
+   (A B C, C B A: counterbalanced), servers and in-process baselines alike (the idle
+   servers' residual CPU is the
+   ``idle_cpu_cores`` friction figure). Interleaving (A B A B, rather than A A B B) makes slow
+   drift of a shared machine hit both sides of every comparison; the report pairs the steps of a
+   round and states each difference with an interval from those pairs;
+   then each server's disruptive friction (bad payloads, model update, kill and recovery) and stop;
+6. Prometheus series stored, the console table printed, the report built.
+
+Every step's result is on disk (fsync'd) as soon as the step ends, so an interrupted run keeps
+everything measured so far; every child process is stopped on any exit path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from servecmp.experiment import Experiment, LoadProfile, Target, parse_experiment
+from servecmp.results.friction import append_friction, unavailable
+from servecmp.results.schema import StepResult, TargetAvailability
+from servecmp.results.store import RunStore
+from servecmp.run import cpus as cpu_plan
+from servecmp.run import friction, probes, watchdog
+from servecmp.run.configs import local_configs, model_root
+from servecmp.run.ports import free_ports
+from servecmp.run.procs import install_handlers
+from servecmp.run.server import LocalServer, ServerFailed, ServerUnavailable
+from servecmp.servers import registry
+
+FRICTION_METRICS_PER_SERVER = (
+    "cold_start_ready_s", "cold_start_first_inference_s", "idle_rss_bytes", "peak_rss_bytes",
+    "idle_cpu_cores", "metric_families", "server_latency_quantiles", "update_s",
+    "update_failed_requests", "recovery_s", "recovery_lost_requests", "bad_payload_clear_errors",
+    "image_bytes", "install_ready_s",
+)  # fmt: skip
+CLUSTER_ONLY = {"image_bytes", "install_ready_s"}
+
+
+QUICK_REPEATS = 3
+
+
+def quick_profile(exp: Experiment) -> Experiment:
+    """Short warm-up and windows, 3 interleaved repeats: the README's main job in minutes on 2 cores."""
+    data = exp.model_dump(mode="json")
+    data["load"]["warmup_s"] = min(exp.load.warmup_s, 0.5)
+    # Shorter steps, but 3 interleaved repeats: the report's verdicts need the noise estimated
+    # from repeats (windows of one step share the step's drift, repeats do not).
+    data["load"]["stability"] = {"window_s": 1.5, "windows": 2, "tolerance": 0.10, "max_windows": 3}
+    data["load"]["repeats"] = max(exp.load.repeats, QUICK_REPEATS)
+    return parse_experiment(data, "experiment (--quick)")
+
+
+_PROGRESS: Any = None  # rich Progress while a run is on; log lines print above its bar
+
+
+def _log(msg: str) -> None:
+    line = f"[servecmp {datetime.now():%H:%M:%S}] {msg}"
+    if _PROGRESS is not None:
+        _PROGRESS.console.print(line, markup=False, highlight=False)
+    else:
+        print(line, flush=True)
+
+
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Any]:
+    """A progress bar over the run's load steps (rich), advanced as each step is stored."""
+    global _PROGRESS
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]steps"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"), transient=False,
+    ) as prog:
+        _PROGRESS = prog
+        task = prog.add_task("", total=total)
+        try:
+            yield lambda desc: prog.update(task, advance=1, description=desc)
+        finally:
+            _PROGRESS = None
+
+
+def ensure_artifacts(model: str, root: Path, seed: int) -> dict[int, dict[str, Any]]:
+    """Export v1 (measured) and v2 (the model-update test) unless already exported with this seed."""
+    from servecmp.models.__main__ import export_command
+    from servecmp.models.export import read_records
+
+    records = read_records(model, root)
+    if {1, 2} <= set(records):
+        return records
+    _log(f"exporting {model} for both servers (seed {seed}) into {root}")
+    if export_command(root, [model], seed=seed, versions=(1, 2)) != 0:
+        raise RuntimeError(f"export of {model!r} failed its parity check; see the output above")
+    return read_records(model, root)
+
+
+class LocalRun:
+    def __init__(
+        self,
+        exp: Experiment,
+        *,
+        run_dir: Path,
+        artifacts_root: Path,
+        prometheus: bool,
+        friction_under_load: bool = True,
+    ) -> None:
+        self.exp = exp
+        self.run_dir = run_dir
+        self.run_id = run_dir.name
+        self.store = RunStore(run_dir)
+        self.artifacts_root = artifacts_root
+        self.want_prometheus = prometheus
+        self.friction_under_load = friction_under_load
+        self.placement = cpu_plan.plan(exp.resources.cpus, exp.resources.pinning)
+        self.notes: list[str] = [self.placement.note]
+        self.prom: Any = None
+        self.live_servers: dict[str, LocalServer] = {}
+        self.server_provenance: dict[str, dict[str, Any]] = {}
+        self._http: list[Any] = []
+        self.index = 0
+        self.results: list[StepResult] = []
+        self.advance: Any = lambda desc: None
+        self._samplers: dict[str, Any] = {}
+
+    # ---- set-up ---------------------------------------------------------------------------
+    def prepare(self) -> None:
+        from servecmp.load.payloads import PayloadSet
+        from servecmp.models.export import artifacts, seed_for_version
+        from servecmp.models.reference import expected_logits
+        from servecmp.models.registry import get_model
+        from servecmp.results.provenance import build_meta
+
+        exp = self.exp
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "experiment.yaml").write_text(
+            yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False)
+        )
+        self.model_root = self.artifacts_root / f"seed-{exp.seed}"
+        self.export_records = ensure_artifacts(exp.model, self.model_root, exp.seed)
+        self.art1 = artifacts(exp.model, self.model_root, 1)
+        self.art2 = artifacts(exp.model, self.model_root, 2)
+        spec = get_model(exp.model)
+        self.spec = spec
+        payloads = PayloadSet.build(
+            spec, exp.seed, exp.payload.batch_size, exp.payload.distinct_inputs,
+            atol=exp.payload.atol, weights_seed=seed_for_version(exp.seed, 1),
+        )
+        self.payloads_path = payloads.save(self.run_dir)
+        self.payloads = payloads
+        # v2's answers, to tell which version served a request during the update test.
+        flat = payloads.inputs.reshape(-1, *payloads.inputs.shape[2:])
+        v2 = expected_logits(exp.model, flat, seed_for_version(exp.seed, 2))
+        self.expected = {"v1": payloads.expected, "v2": v2.reshape(payloads.expected.shape)}
+
+        # Each server publishes v1 where it loads from; v2 arrives in the update test.
+        for adapter in registry.servers():
+            adapter.publish(self.art1, model_root(self.run_dir, adapter.name), 1)
+
+        self.configs, self.config_dirs = local_configs(exp, self.run_dir, self.art1)
+
+        meta = build_meta(
+            exp, self.run_id,
+            placement={
+                **self.placement.as_dict(),
+                "servers_run": "all up together on the server CPUs; load on one target at a time, "
+                               f"{exp.load.repeats} interleaved round(s)",
+                "baselines_on": list(self.placement.server_cpus),
+            },
+            notes=self.notes,
+        )
+        meta.seeds.update({"weights_v1": seed_for_version(exp.seed, 1), "weights_v2": seed_for_version(exp.seed, 2)})
+        self.store.write_meta(meta)
+        friction.packaging(self.run_dir, self.export_records)
+        friction.configuration(self.run_dir, self.configs)
+
+    # ---- observability --------------------------------------------------------------------
+    def start_observability(self) -> None:
+
+        from servecmp.observability import generator_metrics as gm
+        from servecmp.observability.process_exporter import ProcessExporter
+        from servecmp.observability.scrape_config import local_scrape_config
+        from servecmp.run import prometheus as prom_mod
+
+        gm.enable_multiprocess(self.run_dir / "tmp" / "prom-multiproc")
+        if not self.want_prometheus:
+            return
+        reason = prom_mod.availability()
+        if reason:
+            self.notes.append(f"Prometheus not started: {reason}")
+            return
+        gen_port, exp_port = free_ports(2)
+        self._http.append(gm.start_exposition(gen_port))
+        self._http.append(ProcessExporter(self.exporter_pids).serve(exp_port))
+        # one <server>_metrics_url per registered server (its Wire's metrics port and path)
+        # one job per server this experiment runs (its Wire's metrics port and path)
+        wanted = {t.server for t in self.exp.targets}
+        metrics_urls = {a.name: self.configs_url(a.name) for a in registry.servers() if a.name in wanted}
+        cfg = local_scrape_config(
+            run_id=self.run_id,
+            metrics_urls=metrics_urls,
+            generator_port=gen_port,
+            process_exporter_port=exp_port,
+        )
+        self.prom = prom_mod.LocalPrometheus(
+            self.run_dir, cfg, cpus=self.placement.generator_cpus if self.placement.pinned else None
+        )
+        self.prom.start()
+        self.t_start = time.time()
+
+    def exporter_pids(self) -> dict[str, int]:
+        """Root pid per running server, looked up at each scrape: a restarted server (or a new
+        container) is followed."""
+        out = {}
+        for name, server in list(self.live_servers.items()):
+            try:
+                pid = server.measured_pid()
+            except ServerFailed:
+                pid = None
+            if pid is not None:
+                out[name] = pid
+        return out
+
+    def _record_server_provenance(self, server: LocalServer) -> None:
+        adapter = registry.get(server.name)
+        prov = adapter.provenance(server)
+        if prov is None:
+            return
+        self.server_provenance[server.name] = prov
+        for note in adapter.run_notes(prov):
+            if note not in self.notes:
+                self.notes.append(note)
+
+    def configs_url(self, server: str) -> str:
+        """The URL Prometheus scrapes for ``server`` (its Wire's metrics port and path)."""
+        wire = registry.get(server).wire
+        assert wire is not None, f"{server} is an in-process baseline"
+        return f"http://127.0.0.1:{self.configs.placement.port(server, 'metrics')}{wire.metrics_path}"
+
+    def stop_observability(self) -> None:
+        if self.prom is not None:
+            try:
+                time.sleep(3)  # one more scrape + rule evaluation
+                self.prom.store_series(self.t_start, time.time(), run=self.run_id)
+            except Exception as err:  # the stored steps matter more than the series
+                self.notes.append(f"Prometheus series not stored: {err}")
+            finally:
+                self.prom.stop()
+        for srv in self._http:
+            srv.shutdown()
+
+    # ---- load -----------------------------------------------------------------------------
+    def _run_target(self, target: Target, address: str, **kw: Any) -> None:
+        from servecmp.load.engine import run_target
+
+        def done(r: StepResult) -> None:
+            verdict = "valid" if r.valid else f"INVALID ({r.invalid_reason})"
+            if r.disrupted:
+                verdict += f", DISRUPTED ({r.disrupted})"
+            if not r.steady:
+                verdict += f", not steady ({r.unsteady_reason})"
+            p50 = r.latency_ms.p50
+            _log(
+                f"  step {r.step_id}: {r.throughput_rps:.1f} req/s, p50 "
+                f"{p50 if p50 is None else round(p50, 2)} ms, errors {r.transport_error_count}, "
+                f"wrong {r.wrong_answers}, {r.stop_reason}, {verdict}"
+            )
+            self.advance(r.target)
+
+        results = run_target(
+            self.exp, target, address, self.run_dir, run_id=self.run_id,
+            start_index=self.index, on_result=done, payloads_path=str(self.payloads_path), **kw,
+        )
+        self.index += len(results)
+        self.results += results
+
+    def _client_factory(self, target: Target, address: str) -> Any:
+        from servecmp.load.clients import make_client
+
+        return lambda: make_client(target, address, self.payloads, self.exp.load.request_timeout_s)
+
+    def bring_up(self, name: str, targets: list[Target]) -> LocalServer | None:
+        """Start one server pinned to the server CPUs and take its start-up friction; None when
+        it cannot run (its targets are marked unavailable with the reason)."""
+        cls = registry.get(name).launcher()
+        reason = cls.availability()
+        if reason:
+            self._mark_unavailable(name, targets, reason)
+            return None
+        cpus = self.placement.server_cpus if self.placement.pinned else None
+        server = cls(self.configs, self.config_dirs[name], self.run_dir, self.exp.model, cpus=cpus,
+                     memory_mib=self.exp.resources.memory_mib)
+        try:
+            _log(f"starting {name}")
+            server.start()
+            ready_s = server.wait_ready(timeout_s=180)
+            first_ok = friction.first_correct_inference(self._client_factory(targets[0], server.address(targets[0].protocol)))
+            friction.cold_start(self.run_dir, server, ready_s, first_ok)
+            _log(f"{name} ready in {ready_s:.1f} s")
+            self._record_server_provenance(server)
+            friction.idle_resources(self.run_dir, server)
+            assert server.process is not None
+            # The server's own processes (Docker: the container's, not the `docker run` client's)
+            # feed the process exporter, peak RSS and the generator's "server saturated" check.
+            root = server.measured_pid()
+            if root is None:
+                raise ServerFailed(f"{name}: no server process to measure after it was ready")
+            self.live_servers[name] = server
+            for target in targets:
+                self.store.append_target(TargetAvailability(
+                    target=target.name, available=True, address=server.address(target.protocol)))
+            self._samplers[name] = probes.ResourceSampler(root).start()
+            return server
+        except (ServerFailed, ServerUnavailable, TimeoutError) as err:
+            _log(f"{name} failed: {err}")
+            self._mark_unavailable(name, [t for t in targets if not self._measured(t)], str(err).splitlines()[0])
+            server.stop()
+            self.live_servers.pop(name, None)
+            return None
+
+    def run_rounds(self, groups: list[tuple[LocalServer | None, list[Target]]]) -> None:
+        """``load.repeats`` rounds; each round runs every target once per load level, in a
+        counterbalanced order (A B C, then C B A, ...), so slow drift of a shared machine hits
+        every target of a comparison alike. Servers stay up between rounds; a server that died
+        is skipped."""
+        gen = self.placement.generator_cpus if self.placement.pinned else None
+        base_cpus = self.placement.server_cpus if self.placement.pinned else None
+        repeats = self.exp.load.repeats
+        from servecmp.load.engine import plan_steps
+
+        # Closed / open loop: within a round, one load level at a time across the targets
+        # (A@c1 B@c1 … A@c4 B@c4 …), so the two steps of a pair are as close in time as possible.
+        # A rate sweep stops per target at its first failing rate: it runs whole, target by target.
+        levels: list[list[tuple[str, float]] | None] = (
+            [None] if self.exp.load.profile is LoadProfile.rate_sweep else [[p] for p in plan_steps(self.exp.load)])
+        order = [(server, target) for server, targets in groups for target in targets]
+        for r in range(repeats):
+            if repeats > 1:
+                _log(f"round {r + 1}/{repeats}")
+            # counterbalanced (A B C, C B A, A B C …): a drift that is linear within a round
+            # favours no target on average, instead of always the one measured first
+            this_round = order if r % 2 == 0 else order[::-1]
+            for params in levels:
+                for server, target in this_round:
+                    if server is None:  # in-process baseline
+                        artifact = self._baseline_artifact(target)
+                        if r == 0 and not self._announced(target):
+                            self.store.append_target(TargetAvailability(target=target.name, available=True, address=str(artifact)))
+                        own = self.exp.for_server(target.server)  # its tuning.per_server entry
+                        _log(f"baseline: {target.name} (in-process, {own.tuning.workers} instance(s) x "
+                             f"{own.intra_op_threads} thread(s))")
+                        self._run_target(
+                            target, str(artifact), repeat=r, cpus=base_cpus, params=params,
+                            client_options={"intra_op_threads": own.intra_op_threads,
+                                            "workers": own.tuning.workers},
+                        )
+                        continue
+                    assert server.process is not None
+                    root = server.measured_pid() if server.process.alive() else None
+                    if root is None:
+                        continue  # reported once by wind_down
+                    address = server.address(target.protocol)
+                    _log(f"load: {target.name} at {address}")
+                    self._run_target(target, address, repeat=r, cpus=gen, params=params,
+                                     server_pids=[p.pid for p in probes.tree(root)])
+
+    def _announced(self, target: Target) -> bool:
+        return any(t.target == target.name for t in self.store.read_targets())
+
+    def wind_down(self, server: LocalServer, targets: list[Target]) -> None:
+        """After every round: peak memory, then the friction that disturbs the server (bad
+        payloads, model update and kill under load), then stop it."""
+        name = server.name
+        try:
+            sampler = self._samplers.pop(name, None)
+            if sampler is not None:
+                sampler.stop()
+                friction.peak_rss(self.run_dir, name, sampler, server.resource_source)
+            assert server.process is not None
+            if not server.process.alive():
+                # It died under load: what it answered is on disk; the rest cannot be measured.
+                why = f"{name} died during the load steps (exit {server.process.popen.returncode})"
+                _log(why)
+                self.notes.append(why)
+                for metric in ("metric_families", "bad_payload_clear_errors", "update_s", "recovery_s"):
+                    append_friction(self.run_dir, unavailable(name, metric, why))
+                return
+            friction.native_observability(self.run_dir, server)
+            friction.bad_payloads(self.run_dir, server, self.exp.model, self.spec.input_shape, 64 * 1024 * 1024)
+            if self.friction_under_load:
+                self._disruptions(server, targets[0])
+        except (ServerFailed, ServerUnavailable, TimeoutError) as err:
+            _log(f"{name} failed: {err}")
+            self.notes.append(f"{name} failed after the load steps: {str(err).splitlines()[0]}")
+        finally:
+            server.stop()
+            self.live_servers.pop(name, None)
+
+    def run_all(self, targets: list[Target]) -> None:
+        """Every available server up at once on the same server CPUs (idle while another is
+        loaded), the rounds, then each server's disruptive friction and stop."""
+        up: list[tuple[LocalServer, list[Target]]] = []
+        try:
+            for adapter in registry.servers():
+                group = [t for t in targets if t.server == adapter.name]
+                if group:
+                    server = self.bring_up(adapter.name, group)
+                    if server is not None:
+                        up.append((server, group))
+            groups: list[tuple[LocalServer | None, list[Target]]] = [*up]
+            baselines = [t for t in targets if t.is_baseline]
+            if baselines:
+                groups.append((None, baselines))
+            self.run_rounds(groups)
+            while up:
+                server, group = up.pop(0)
+                self.wind_down(server, group)
+        finally:
+            for server, _ in up:
+                server.stop()
+                self.live_servers.pop(server.name, None)
+            for sampler in self._samplers.values():
+                sampler.stop()
+            self._samplers.clear()
+
+    def _measured(self, target: Target) -> bool:
+        return any(r.target == target.name for r in self.results)
+
+    def _disruptions(self, server: LocalServer, target: Target) -> None:
+        make = self._client_factory(target, server.address(target.protocol))
+        atol = self.exp.payload.atol
+        update = registry.get(server.name).update_action(server, self.art2, model_root(self.run_dir, server.name))
+        _log(f"{server.name}: model update v1 → v2 under load")
+        friction.model_update(self.run_dir, server, make, self.expected, atol, update)
+
+        def restart() -> None:
+            server.start()
+
+        _log(f"{server.name}: kill under load and restart")
+        friction.recovery(self.run_dir, server, make, self.expected, atol, restart)
+
+    def _mark_unavailable(self, server: str, targets: list[Target], reason: str) -> None:
+        _log(f"{server}: unavailable — {reason}")
+        for t in targets:
+            self.store.append_target(TargetAvailability(target=t.name, available=False, reason=reason))
+        for metric in FRICTION_METRICS_PER_SERVER:
+            why = "cluster path only (kind)" if metric in CLUSTER_ONLY else reason
+            append_friction(self.run_dir, unavailable(server, metric, why))
+        self.notes.append(f"{server} unavailable: {reason}")
+
+    def _baseline_artifact(self, target: Target) -> Path:
+        # the artifact of the framework the baseline runs (TorchServe's exact bytes for PyTorch)
+        return self._torchscript_path() if registry.get(target.server).framework == "pytorch" else self.art1.savedmodel
+
+    def _torchscript_path(self) -> Path:
+        """The TorchScript file from inside the .mar: the baseline runs TorchServe's exact bytes."""
+        import zipfile
+
+        dest = self.run_dir / "models" / "pytorch" / "model.pt"
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(self.art1.mar) as mar:
+                dest.write_bytes(mar.read("model.pt"))
+        return dest
+
+    def finish_meta(self) -> None:
+        meta = self.store.read_meta()
+        meta.notes = self.notes
+        for name, prov in self.server_provenance.items():
+            meta.versions[name] = registry.get(name).provenance_label(prov)
+            meta.placement[f"{name}_runtime"] = prov
+        self.store.write_meta(meta)
+
+
+@contextlib.contextmanager
+def _pinned(cpus: tuple[int, ...] | None) -> Iterator[None]:
+    import os
+
+    before = os.sched_getaffinity(0)
+    if cpus:
+        os.sched_setaffinity(0, set(cpus))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def run_experiment(
+    exp: Experiment,
+    *,
+    experiment_path: Path | None = None,
+    runs_root: Path = Path("runs"),
+    artifacts_root: Path = Path("build/models"),
+    quick: bool = False,
+    only: list[str] | None = None,
+    prometheus: bool = True,
+    report: bool = True,
+    friction_under_load: bool = True,
+) -> Path:
+    install_handlers()
+    if quick:
+        exp = quick_profile(exp)
+    targets = [t for t in exp.targets if not only or t.name in only]
+    if only and not targets:
+        known = ", ".join(t.name for t in exp.targets)
+        raise SystemExit(f"--target: none of {only} is in the experiment; its targets: {known}")
+    run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{exp.name}"
+    # Absolute paths: servers run with their log directory as cwd.
+    run_dir = runs_root.resolve() / run_id
+    run = LocalRun(exp, run_dir=run_dir, artifacts_root=artifacts_root.resolve(), prometheus=prometheus,
+                   friction_under_load=friction_under_load)
+    _log(f"run {run_id}: {len(targets)} target(s); {run.placement.note}")
+    if experiment_path is not None and experiment_path.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(experiment_path, run_dir / "experiment.source.yaml")
+    gen_cpus = run.placement.generator_cpus if run.placement.pinned else None
+    from servecmp.load.engine import plan_steps
+
+    # Everything started from here on dies with this process, even on kill -9 (watchdog.py).
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    watchdog.start(run_dir / "logs" / "watchdog.log")
+    with _progress(len(targets) * len(plan_steps(exp.load)) * exp.load.repeats) as advance, contextlib.ExitStack() as pin:
+        pin.callback(watchdog.stop)
+        run.advance = advance
+        run.prepare()  # unpinned, so the provenance records every CPU the machine offers
+        pin.enter_context(_pinned(gen_cpus))
+        try:
+            run.start_observability()
+            run.run_all(targets)
+        finally:
+            run.stop_observability()
+            run.finish_meta()
+    from servecmp.console import print_summary
+
+    print_summary(run_dir)
+    if report:
+        try:
+            from servecmp.report.build import build_report
+
+            out = build_report(run_dir)
+            _log(f"report: {out.html}")
+            _log(f"report (Markdown): {out.markdown}")
+        except ImportError as err:
+            _log(f"report not built: {err}")
+    return run_dir

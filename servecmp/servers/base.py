@@ -1,0 +1,240 @@
+"""The seam every model server plugs into: one ``ServerAdapter`` per server, listed in registry.py.
+
+Everything server-specific lives behind an adapter (its package ``servecmp/servers/<name>/``): the knobs
+its config files get from the experiment, how it starts on this machine, the protocols and
+encodings it speaks (and which client speaks each), its ports, paths and Service name (the chart
+gets these through generated values, never its own copy), its metric names and PromQL, the
+in-process baseline it is compared against, its configuration search space (``servecmp tune``)
+and its fairness mapping (the README table). Every other module iterates over the registry.
+
+Adding a server: docs/ARCHITECTURE.md "Adding a server" and tests/test_server_adapters.py, which
+fails when a registered adapter lacks a piece.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:  # heavy or circular at import time; adapters import lazily
+    from servecmp.configgen.placement import Placement
+    from servecmp.configgen.surface import Surface
+    from servecmp.experiment import Encoding, Experiment, Protocol, Target
+    from servecmp.load.clients.base import TargetClient
+    from servecmp.load.payloads import PayloadSet
+    from servecmp.run.server import LocalServer
+
+
+# ---- wire facts: written once here, reaching Helm through generated values --------------------
+@dataclass(frozen=True)
+class Port:
+    """One listening port. ``name`` is the Kubernetes port name (<= 15 chars, IANA style).
+
+    Two ports with the same ``number`` are one socket seen in two roles (TF Serving serves its
+    metrics on the REST port): a local placement gives them one free port, not two."""
+
+    name: str
+    number: int  # the server's default / in-cluster port; local runs pick free ports instead
+    role: Literal["rest", "grpc", "metrics", "management", "grpc-management"]
+    app_protocol: Literal["http", "grpc"] = "http"
+
+
+@dataclass(frozen=True)
+class Wire:
+    """Where a server answers inside its pod (the local runtime remaps ports, never paths)."""
+
+    service: str  # Service, container and scrape job name (also cAdvisor's container label)
+    ports: tuple[Port, ...]
+    metrics_path: str  # served on the port with role "metrics"
+    # HTTP GET on the REST port that answers 200 only once the model can serve ("{model}" filled).
+    ready_path: str
+    # In-container paths the server reads (model root, config dir), by role.
+    paths: dict[str, str] = field(default_factory=dict)
+
+    def port(self, role: str) -> Port:
+        for p in self.ports:
+            if p.role == role:
+                return p
+        raise KeyError(f"{self.service}: no port with role {role!r}")
+
+    def values(self) -> dict[str, Any]:
+        """The ``wire`` block of the server's subchart values (generated, never hand-written)."""
+        return {
+            "service": self.service,
+            "ports": {p.name: {"port": p.number, "role": p.role, "appProtocol": p.app_protocol} for p in self.ports},
+            "metricsPort": self.port("metrics").name,
+            "metricsPath": self.metrics_path,
+            "readyPath": self.ready_path,
+            "paths": dict(self.paths),
+        }
+
+
+# ---- protocols: which encodings, which client -------------------------------------------------
+@dataclass(frozen=True)
+class ProtocolSpec:
+    protocol: Protocol
+    encodings: tuple[Encoding, ...]  # the first is the fair default; the rest are labelled extras
+    client: str  # "module:Class" of a TargetClient, imported only when a client is built
+
+    def client_class(self) -> type[TargetClient]:
+        module, _, cls = self.client.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+# ---- metrics the server reports about itself --------------------------------------------------
+@dataclass(frozen=True)
+class ServerMetrics:
+    """Native metric names and the PromQL (over 1m rates) that reads them. ``{sel}`` in a query is
+    replaced by a label selector body (e.g. ``namespace="servecmp"``); queries return one series
+    per ``namespace, model_name``."""
+
+    names: dict[str, str]  # role -> metric name, e.g. {"requests": "ts_inference_requests_total"}
+    requests_rate: str  # answered requests per second
+    latency_mean_s: str | None  # mean server-side latency, seconds
+    latency_quantile_s: str | None = None  # with "{q}" (0.5, 0.99): None when only means exist
+    queue_mean_s: str | None = None
+    error_ratio: str | None = None
+    note: str = ""  # what the numbers include (queueing, REST and gRPC together, ...)
+    # Further series worth recording and plotting: key -> PromQL (same ``{sel}`` rule), recorded
+    # as ``servecmp:server_<key>_rate1m`` with a ``server`` label, e.g. {"runtime_seconds:p99": ...}.
+    # Keys are lower-case ``[a-z0-9_:]``; a key holding "seconds" is in seconds.
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+# ---- tuning (servecmp tune) and fairness (README table) ---------------------------------------
+@dataclass(frozen=True)
+class Knob:
+    """One searchable setting. ``field`` is the experiment field it sets (dotted, e.g.
+    ``tuning.workers``); ``values`` the candidates in order; ``source`` cites the server's
+    documentation naming it as performance-relevant."""
+
+    field: str
+    values: tuple[Any, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    knobs: tuple[Knob, ...]
+    # Every experiment field this server's config reads, so a knob outside it is refused by name
+    # (servecmp tune); empty: the knobs' own fields.
+    known: tuple[str, ...] = ()
+
+    def known_fields(self) -> tuple[str, ...]:
+        return self.known or tuple(k.field for k in self.knobs)
+
+
+@dataclass(frozen=True)
+class FairnessRow:
+    """One README fairness-table row: experiment setting -> this server's own knob and rule."""
+
+    setting: str  # experiment field, e.g. "tuning.workers"
+    knob: str  # e.g. "default_workers_per_model"
+    rule: str  # e.g. "= tuning.workers"
+
+
+@dataclass(frozen=True)
+class RenderedConfig:
+    files: dict[str, str]  # file name -> content (written to <config dir>/<server>/)
+    env: dict[str, str] = field(default_factory=dict)  # process / container environment
+
+
+# ---- the adapter ------------------------------------------------------------------------------
+class ServerAdapter(ABC):
+    """A model server (or an in-process baseline) as the rest of servecmp sees it."""
+
+    name: ClassVar[str]  # registry key = Target.server value = label value ("torchserve")
+    label: ClassVar[str]  # display name ("TorchServe 0.12")
+    framework: ClassVar[Literal["pytorch", "tensorflow"]]  # which exported artifact it serves
+    protocols: ClassVar[tuple[ProtocolSpec, ...]]
+    # Target name of the in-process baseline its overhead is measured against (None: a baseline).
+    baseline: ClassVar[str | None] = None
+    chart: ClassVar[str | None] = None  # helm/servecmp/charts/<chart>; None: no cluster path
+    wire: ClassVar[Wire | None] = None  # None only for in-process baselines
+    metrics: ClassVar[ServerMetrics | None] = None
+    search_space: ClassVar[SearchSpace | None] = None
+    fairness: ClassVar[tuple[FairnessRow, ...]] = ()
+
+    @property
+    def is_inprocess(self) -> bool:
+        return self.wire is None
+
+    def encodings(self, protocol: Protocol) -> tuple[Encoding, ...]:
+        for spec in self.protocols:
+            if spec.protocol == protocol:
+                return spec.encodings
+        return ()
+
+    def make_client(
+        self, target: Target, address: str, payloads: PayloadSet, timeout_s: float, **options: Any
+    ) -> TargetClient:
+        for spec in self.protocols:
+            if spec.protocol == target.protocol:
+                return spec.client_class()(target, address, payloads, timeout_s, **options)
+        raise ValueError(f"{self.name}: no client for protocol {target.protocol}")
+
+    # ---- configs (deploy/configgen calls these; nothing else writes a server config) ---------
+    @abstractmethod
+    def render(self, exp: Experiment, placement: Placement) -> RenderedConfig:
+        """This server's config files and environment for ``exp`` at ``placement``."""
+
+    # ---- local runtime (servecmp/run/orchestrate.py calls these) ----------------------------
+    def launcher(self) -> type[LocalServer]:
+        raise NotImplementedError(f"{self.name} is an in-process baseline: nothing to launch")
+
+    def publish(self, artifacts: Any, model_root: Path, version: int) -> None:  # noqa: B027 - optional
+        """Make ``version`` of the exported model visible where the server loads it from."""
+
+    def update_action(self, server: LocalServer, artifacts_v2: Any, model_root: Path) -> Callable[[], None]:
+        """What the model-update friction test does to move the live server to version 2."""
+        raise NotImplementedError(f"{self.name}: no model-update action")
+
+    def predict_urls(self, rest_address: str, model: str) -> tuple[str, str]:
+        """(predict URL for ``model``, predict URL for a model that does not exist): the bad
+        payload probes post here."""
+        raise NotImplementedError(f"{self.name}: no REST predict URL")
+
+    def provenance(self, server: LocalServer) -> dict[str, Any] | None:
+        """What actually ran (binary or image version) when it may differ from the pin."""
+        return None
+
+    # ---- optional, with defaults (added by the seam-core stream; additive) -------------------
+    def provenance_label(self, prov: dict[str, Any]) -> str:
+        """meta.versions[name] for what ``provenance()`` returned."""
+        return str(prov.get("version") or "unknown")
+
+    def run_notes(self, prov: dict[str, Any]) -> list[str]:
+        """Notes every run that measured this server states (e.g. what a counter counts, a
+        version that differs from the pin), given what ``provenance()`` returned."""
+        return []
+
+    def local_paths(self, artifacts: Any, model_root: Path, config_dir: Path) -> dict[str, str]:
+        """``Wire.paths`` roles -> where they are on this machine in a local run. ``model_root``
+        is this server's own directory under the run dir (``publish`` writes there),
+        ``config_dir`` the one its generated files are written to."""
+        assert self.wire is not None, f"{self.name}: an in-process baseline has no paths"
+        return {role: str(config_dir if role == "config" else model_root) for role in self.wire.paths}
+
+    # Helm: value key under the server's chart -> generated file passed with ``--set-file``
+    # (e.g. {"config.properties": "config.properties"}).
+    chart_files: ClassVar[dict[str, str]] = {}
+
+    # What the server's own container is asked to report on the cluster path (``kubectl exec``
+    # each command in the running pod; servecmp/cluster/provenance.py), and how to read the outputs.
+    runtime_commands: ClassVar[tuple[tuple[str, ...], ...]] = ()
+
+    def parse_runtime(self, outputs: Sequence[str]) -> dict[str, Any]:
+        """Versions from the outputs of ``runtime_commands`` (same order)."""
+        return {"outputs": [o.strip()[-300:] for o in outputs]}
+
+    def config_surface(self, rendered: RenderedConfig) -> Surface:
+        """How much configuration this server needed (friction ``config_*``). The default counts
+        every non-comment line as a knob set away from the server's default; a server whose
+        defaults are documented overrides it to count only the changed ones."""
+        from servecmp.configgen.surface import generic_surface
+
+        return generic_surface(self.name, rendered)

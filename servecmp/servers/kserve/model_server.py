@@ -1,0 +1,194 @@
+"""KServe Python model server serving servecmp's TorchScript model (a standalone script).
+
+Run by ``.venv-kserve/bin/python`` locally and as the entrypoint of the cluster image
+(deploy/kind/kserve.Dockerfile copies this file): it imports only ``kserve``, ``torch`` and
+``numpy``, never ``servecmp`` (that lives in another venv / is absent from the image).
+
+CLI (one flag per line in the generated ``flags.txt``; servecmp/servers/kserve/config.py writes it)::
+
+    python model_server.py --model_name resnet --model_dir /mnt/models/resnet \\
+        --intra_op_threads 1 --http_port 8080 --grpc_port 8081 --workers 1 --max_threads 4
+
+Our flags: ``--model_dir`` holds ``<version>/model.pt`` (the TorchScript file from inside the
+.mar; ``<version>/model_spec.json`` beside it, when present, fixes the input's [C, H, W]); the
+highest version loads. ``--intra_op_threads`` sets ``torch.set_num_threads`` (the
+TorchServe handler and the in-process baseline do the same), ``--interop_threads``
+``torch.set_num_interop_threads``. Every other flag is KServe's own: ``kserve/model_server.py``
+(kserve 0.21.0) parses ``sys.argv`` with ``parse_known_args`` when it is imported
+(``--http_port``, ``--grpc_port``, ``--workers``, ``--max_threads``, ``--enable_grpc``, ...).
+
+What it serves (routes of kserve 0.21.0, ``kserve/protocol/rest/{v1,v2}_endpoints.py``,
+``kserve/protocol/rest/server.py``, ``kserve/protocol/grpc/servicer.py``):
+- v1 predict ``POST /v1/models/<m>:predict``: ``{"instances": [B,C,H,W]}`` ->
+  ``{"predictions": [[...]]}`` (TF Serving's row format);
+- Open Inference Protocol v2 REST ``POST /v2/models/<m>/infer``: ``inputs[0]`` FP32
+  ``[B,C,H,W]`` -> ``outputs[0]`` ``logits`` FP32 ``[B,K]``;
+- OIP v2 gRPC ``inference.GRPCInferenceService/ModelInfer`` on ``--grpc_port``: raw
+  ``raw_input_contents`` in -> ``raw_output_contents`` out (KServe answers raw for raw), or
+  typed ``contents.fp32_contents`` both ways;
+- readiness ``GET /v2/health/ready``, ``GET /v2/models/<m>/ready``; Prometheus ``GET /metrics``
+  on the HTTP port (histograms ``request_{preprocess,predict,postprocess}_seconds{model_name}``,
+  ``kserve/metrics.py``);
+- model update: ``POST /v2/repository/models/<m>/load`` reloads the highest version under
+  ``--model_dir`` (KServe's model repository extension calls ``ModelRepository.load``, a no-op
+  upstream; ours loads). With ``--workers`` > 1 each REST process holds its own copy and only
+  the process answering the call reloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ours = argparse.ArgumentParser(add_help=False)
+ours.add_argument("--model_dir", required=True, help="directory holding <version>/model.pt")
+ours.add_argument("--intra_op_threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
+ours.add_argument("--interop_threads", type=int, default=0, help="torch.set_num_interop_threads (0: default)")
+ours.add_argument("--output_name", default="logits", help="name of the OIP output tensor")
+
+import kserve  # noqa: E402 - parses sys.argv for its own flags at import (model_server.py)
+from kserve.errors import InvalidInput  # noqa: E402
+from kserve.model_repository import ModelRepository  # noqa: E402
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse  # noqa: E402
+
+MODEL_FILE = "model.pt"
+SPEC_FILE = "model_spec.json"  # from the .mar, optional: {"input_shape": [C, H, W], ...}
+
+
+def latest_version(model_dir: Path) -> tuple[int, Path]:
+    """(version, file) of the highest ``<version>/model.pt`` under ``model_dir``."""
+    found = sorted(
+        (int(d.name), d / MODEL_FILE)
+        for d in model_dir.iterdir()
+        if d.is_dir() and d.name.isdigit() and (d / MODEL_FILE).is_file()
+    ) if model_dir.is_dir() else []
+    if not found:
+        raise FileNotFoundError(f"{model_dir}: no <version>/{MODEL_FILE} (expected e.g. {model_dir}/1/{MODEL_FILE})")
+    return found[-1]
+
+
+class TorchScriptModel(kserve.Model):
+    """One TorchScript module; ``predict`` runs it synchronously (KServe's custom-predictor way:
+    the call holds the process's event loop, one request at a time per process)."""
+
+    def __init__(self, name: str, model_dir: str, output_name: str = "logits", threads: int = 0) -> None:
+        super().__init__(name)
+        self.model_dir = Path(model_dir)
+        self.output_name = output_name
+        self.threads = threads  # torch intra-op threads, set in every process that loads
+        self.version = 0
+        self.input_shape: list[int] | None = None  # [C, H, W] when the version ships its spec
+        self._module: Any = None
+
+    # --workers > 1 starts REST processes with multiprocessing "spawn" and pickles the model
+    # registry into them (kserve/protocol/rest/multiprocess/server.py); a TorchScript module
+    # does not pickle, so each process loads its own copy.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_module"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.ready:
+            self.load()
+
+    def load(self) -> bool:
+        if self.threads > 0:
+            torch.set_num_threads(self.threads)
+        version, path = latest_version(self.model_dir)
+        module = torch.jit.load(str(path), map_location="cpu")
+        module.eval()
+        spec = path.with_name(SPEC_FILE)
+        shape = json.loads(spec.read_text()).get("input_shape") if spec.is_file() else None
+        self._module, self.version = module, version
+        self.input_shape = [int(d) for d in shape] if shape else None
+        self.ready = True
+        return self.ready
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if batch.dtype != np.float32:
+            raise InvalidInput(f"input must be FP32 (float32), got {batch.dtype}")
+        if batch.ndim != 4:
+            raise InvalidInput(f"input must be a [B, C, H, W] batch, got shape {list(batch.shape)}")
+        if self.input_shape and list(batch.shape[1:]) != self.input_shape:
+            # A global-pooling CNN would answer other H, W too: the model's declared shape rules.
+            raise InvalidInput(f"input shape {list(batch.shape)} does not match the model's [B, "
+                               f"{', '.join(map(str, self.input_shape))}]")
+        try:
+            with torch.inference_mode():
+                out = self._module(torch.from_numpy(np.ascontiguousarray(batch)))
+        except RuntimeError as err:  # wrong C/H/W reaches the network's first layer
+            last = (str(err).strip().splitlines() or ["?"])[-1]  # not the TorchScript traceback
+            raise InvalidInput(f"model {self.name} cannot run input of shape {list(batch.shape)}: {last}") from None
+        return out.numpy().astype(np.float32, copy=False)
+
+    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        if isinstance(payload, InferRequest):  # OIP v2, REST or gRPC
+            if len(payload.inputs) != 1:
+                raise InvalidInput(f"expected exactly 1 input tensor, got {len(payload.inputs)}")
+            inp = payload.inputs[0]
+            if inp.datatype != "FP32":
+                raise InvalidInput(f"input {inp.name!r}: datatype must be FP32, got {inp.datatype}")
+            try:
+                batch = inp.as_numpy()
+            except ValueError as err:  # data length does not match the declared shape
+                raise InvalidInput(f"input {inp.name!r}: {err}") from None
+            logits = self._run(batch)
+            binary = payload.use_binary_outputs  # gRPC raw in -> raw out (infer_type.py)
+            out = InferOutput(name=self.output_name, shape=list(logits.shape), datatype="FP32")
+            out.set_data_from_numpy(logits, binary_data=binary)
+            return InferResponse(
+                response_id=payload.id or str(uuid.uuid4()),
+                model_name=self.name,
+                infer_outputs=[out],
+                model_version=str(self.version),
+                use_binary_outputs=binary,
+            )
+        # v1: {"instances": [...]} (TF Serving row format), answered {"predictions": [...]}
+        if isinstance(payload, (bytes, bytearray)):  # dataplane.decode parses JSON content types only
+            raise InvalidInput("v1 predict takes a JSON body: send Content-Type: application/json")
+        if not isinstance(payload, dict) or "instances" not in payload:
+            raise InvalidInput('v1 predict body must be a JSON object with "instances": [B, C, H, W]')
+        try:
+            batch = np.asarray(payload["instances"], dtype=np.float32)
+        except (ValueError, TypeError) as err:
+            raise InvalidInput(f'"instances" is not a rectangular array of numbers: {err}') from None
+        return {"predictions": self._run(batch).tolist()}
+
+
+class VersionedRepository(ModelRepository):
+    """``POST /v2/repository/models/<m>/load`` reloads the newest version from disk (upstream's
+    ``ModelRepository.load`` is a no-op: kserve/model_repository.py 0.21.0)."""
+
+    def load(self, name: str) -> bool:
+        model = self.get_model(name)
+        if model is None:
+            raise KeyError(f"model {name} is not registered")
+        return bool(model.load())
+
+
+def main() -> None:
+    args, _ = ours.parse_known_args()
+    if args.interop_threads > 0:
+        torch.set_num_interop_threads(args.interop_threads)
+    name = kserve.model_server.args.model_name  # KServe's own --model_name flag
+    model = TorchScriptModel(name, args.model_dir, args.output_name, args.intra_op_threads)
+    model.load()
+    print(
+        f"servecmp-kserve: model {name} version {model.version} loaded; torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, pid {os.getpid()}",
+        flush=True,
+    )
+    kserve.ModelServer(registered_models=VersionedRepository()).start([model])
+
+
+if __name__ == "__main__":
+    main()
