@@ -110,7 +110,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from servecmp.tune import TuneError, run_tune
 
     exp = load_experiment(args.experiment)
-    out = Path(args.out) if args.out else Path("experiments") / f"tuned-{exp.name}.yaml"
+    out = Path(args.out) if args.out else Path("loadtests") / "experiments" / f"tuned-{exp.name}.yaml"
     try:
         tune_dir = run_tune(
             args.experiment, budget_minutes=args.budget_minutes, servers=args.server or None,

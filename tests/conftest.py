@@ -38,7 +38,7 @@ def exported_model(model_export_root: Path) -> Callable[[str], Path]:
 # ==== end servecmp.models fixtures ================================================================
 
 
-# ==== real local servers, started by the project's own runtime (deploy/local) =====================
+# ==== real local servers, started by the project's own runtime (servecmp/run) =====================
 
 
 def _no_java_or_torchserve() -> str | None:
@@ -52,7 +52,7 @@ def local_torchserve(
     exported_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
 ):
     """``local_torchserve(model, **experiment_fields)`` starts a REAL TorchServe from the
-    generated config.properties (deploy/configgen) with the exported .mar, waits until a worker
+    generated config.properties (servecmp/configgen) with the exported .mar, waits until a worker
     is READY, and stops it (whole process group) at module end; asserts nothing survives."""
     import psutil
 

@@ -4,7 +4,7 @@ Order of work, and why:
 1. export the model for every server (once per seed; reused) — the same weights everywhere;
 2. write the payloads (seeded inputs + expected logits) into the run dir — every target gets the
    same tensors and is checked against the same answers;
-3. generate every server config into the run dir (deploy/configgen) — the only config source;
+3. generate every server config into the run dir (servecmp/configgen) — the only config source;
 4. every available server started in turn (cold start and idle friction measured as each comes
    up, the ones already up idling), all pinned to the same server CPUs while the generator uses
    the others;

@@ -177,7 +177,7 @@ class ServerAdapter(ABC):
                 return spec.client_class()(target, address, payloads, timeout_s, **options)
         raise ValueError(f"{self.name}: no client for protocol {target.protocol}")
 
-    # ---- configs (deploy/configgen calls these; nothing else writes a server config) ---------
+    # ---- configs (servecmp/configgen calls these; nothing else writes a server config) ---------
     @abstractmethod
     def render(self, exp: Experiment, placement: Placement) -> RenderedConfig:
         """This server's config files and environment for ``exp`` at ``placement``."""
