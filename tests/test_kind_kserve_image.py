@@ -17,7 +17,7 @@ from servecmp import versions
 from servecmp.cluster import images
 
 DOCKERFILE = KIND_DIR / "kserve.Dockerfile"
-MODEL_SERVER = ROOT / "servers" / "kserve" / "model_server.py"
+MODEL_SERVER = ROOT / "servecmp" / "servers" / "kserve" / "model_server.py"
 
 
 def _pins() -> dict[str, str]:
@@ -69,10 +69,10 @@ def test_entrypoint_runs_the_copied_model_server_script() -> None:
 def test_tag_changes_with_the_script(tmp_path: Path) -> None:
     """The content tag covers the script the image runs (an edited model server gets a new image)."""
     ctx = tmp_path / "ctx"
-    (ctx / "servers" / "kserve").mkdir(parents=True)
-    (ctx / "servers" / "kserve" / "model_server.py").write_text("print(1)\n")
+    (ctx / "servecmp" / "servers" / "kserve").mkdir(parents=True)
+    (ctx / "servecmp" / "servers" / "kserve" / "model_server.py").write_text("print(1)\n")
     a = images.image_tag(DOCKERFILE, ctx, prefix="p")
-    (ctx / "servers" / "kserve" / "model_server.py").write_text("print(2)\n")
+    (ctx / "servecmp" / "servers" / "kserve" / "model_server.py").write_text("print(2)\n")
     b = images.image_tag(DOCKERFILE, ctx, prefix="p")
     assert a != b and a.startswith("p-") and len(a) == len("p-") + 12
 

@@ -16,7 +16,7 @@ import pytest
 from helm_util import ROOT
 
 DRY = Path(__file__).parent / "kind_dryrun"
-COPY = ("scripts", "deploy", "helm", "experiments", "servecmp", "servers", "models", "loadtests", "pyproject.toml",
+COPY = ("scripts", "deploy", "helm", "servecmp", "models", "loadtests", "pyproject.toml",
         "README.md")
 
 

@@ -222,4 +222,4 @@ def test_feed_targets_are_quick_yamls() -> None:
     """The fed targets stand for the README's main job: one per quick.yaml target, no more."""
     from servecmp.experiment import load_experiment
 
-    assert set(TARGETS) == {t.name for t in load_experiment(REPO / "experiments" / "quick.yaml").targets}
+    assert set(TARGETS) == {t.name for t in load_experiment(REPO / "loadtests" / "experiments" / "quick.yaml").targets}

@@ -1,2 +1,9 @@
 """The kind path: cluster config, kube-prometheus-stack values, Helm values from an experiment,
 in-cluster Locust manifests and cluster measurements (servecmp.cluster)."""
+
+from pathlib import Path
+
+# A checkout's root and the folder with the Dockerfiles, kind config and versions.env: the kind
+# path runs from a checkout (it builds images from it), never from an installed wheel.
+ROOT = Path(__file__).resolve().parents[2]
+KIND_DIR = ROOT / "deploy" / "kind"

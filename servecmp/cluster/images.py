@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-KIND_DIR = Path(__file__).resolve().parent
+from servecmp.cluster import KIND_DIR
+
 # Never part of an image (also listed in .dockerignore).
 _SKIP_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 

@@ -26,10 +26,9 @@ from typing import Any
 
 import yaml
 
+from servecmp.cluster import KIND_DIR, ROOT
 from servecmp.experiment import Experiment, load_experiment
 
-KIND_DIR = Path(__file__).resolve().parent
-ROOT = KIND_DIR.parents[1]
 CHART = ROOT / "helm" / "servecmp"
 # kind v0.27.0 pkg/build/nodeimage/const_cni.go: kindnetd requests cpu "100m" (DaemonSet: every node)
 KINDNETD_CPU = 0.1

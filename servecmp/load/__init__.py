@@ -1,1 +1,1 @@
-"""loadtests."""
+"""The load engine: clients, Locust users and shapes, payloads, and the step engine."""
