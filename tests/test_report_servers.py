@@ -23,9 +23,11 @@ from rich.console import Console
 from test_report import md_tables
 
 from servecmp.console import summary_table
-from servecmp.report import analysis as an
 from servecmp.report.build import build_report
 from servecmp.report.data import load_run
+from servecmp.report.format import fmt
+from servecmp.report.servers import ServerFacts, server_facts, server_label, server_pairs, servers
+from servecmp.report.stats import NOT_SIGNIFICANT
 from servecmp.results.store import RunStore
 from servecmp.servers import registry
 
@@ -46,10 +48,10 @@ def built3(three: Path, test_registry_with_kserve: None) -> tuple[Path, str, str
 
 def test_servers_come_from_the_stored_run_in_registry_order(three: Path, test_registry_with_kserve: None) -> None:
     run = load_run(three)
-    assert an.servers(run) == ["torchserve", "tfserving", "kserve"]
-    assert an.server_pairs(an.servers(run)) == [("torchserve", "tfserving"), ("torchserve", "kserve"),
+    assert servers(run) == ["torchserve", "tfserving", "kserve"]
+    assert server_pairs(servers(run)) == [("torchserve", "tfserving"), ("torchserve", "kserve"),
                                                 ("tfserving", "kserve")]
-    assert [an.server_label(s) for s in an.servers(run)] == LABELS == [registry.get(s).label for s in an.servers(run)]
+    assert [server_label(s) for s in servers(run)] == LABELS == [registry.get(s).label for s in servers(run)]
 
 
 def test_summary_has_three_columns_and_a_verdict_per_pair(built3: tuple[Path, str, str]) -> None:
@@ -70,7 +72,7 @@ def test_summary_has_three_columns_and_a_verdict_per_pair(built3: tuple[Path, st
     assert verdicts["TF Serving vs KServe"].startswith("KServe better: KServe vs TF Serving ")
     assert all("threshold" in v for v in verdicts.values())
     p50 = next(r for r in rest if r[0].startswith("p50 latency"))
-    assert p50[2:5] == [an.fmt(_p50(t), "ms") for t in ("torchserve-rest-json", "tfserving-rest-json", "kserve-rest-json")]
+    assert p50[2:5] == [fmt(_p50(t), "ms") for t in ("torchserve-rest-json", "tfserving-rest-json", "kserve-rest-json")]
     # one-off friction: each pair judged on its own
     cold = next(r for r in rest if r[0] == "Cold start to ready")
     assert cold[2:] == ["12.500", "3.250", "5.500", "TF Serving better (1 measurement each)",
@@ -94,9 +96,9 @@ def test_head_to_head_judges_every_pair_with_the_noise_rule(built3: tuple[Path, 
     assert thr[("concurrency 1", "rest", "TorchServe", "KServe")] == "KServe better"
     assert thr[("concurrency 1", "rest", "TF Serving", "KServe")] == "KServe better"
     assert thr[("concurrency 1", "rest", "TorchServe", "TF Serving")] == "TF Serving better"
-    assert thr[("concurrency 4", "rest", "TorchServe", "TF Serving")] == an.NOT_SIGNIFICANT  # within noise
+    assert thr[("concurrency 4", "rest", "TorchServe", "TF Serving")] == NOT_SIGNIFICANT  # within noise
     assert thr[("concurrency 4", "rest", "TF Serving", "KServe")] == "KServe better"  # 26 % > its 12 % spread
-    assert thr[("concurrency 1", "grpc", "TorchServe", "KServe")] == an.NOT_SIGNIFICANT  # 61 vs 60
+    assert thr[("concurrency 1", "grpc", "TorchServe", "KServe")] == NOT_SIGNIFICANT  # 61 vs 60
     assert thr[("concurrency 4", "grpc", "TorchServe", "KServe")] == "KServe better"
     # TF Serving's gRPC target is unavailable: every pair with it says so
     assert thr[("concurrency 1", "grpc", "TorchServe", "TF Serving")] == "no data"
@@ -151,8 +153,8 @@ def test_a_server_missing_from_the_registry_still_shows(three: Path, test_regist
     with pytest.raises(KeyError):
         registry.get("kserve")
     run = load_run(three)
-    assert an.server_facts("kserve") == an.ServerFacts("kserve", "kserve", None, registered=False)
-    assert an.servers(run) == ["torchserve", "tfserving", "kserve"]
+    assert server_facts("kserve") == ServerFacts("kserve", "kserve", None, registered=False)
+    assert servers(run) == ["torchserve", "tfserving", "kserve"]
     md = build_report(three).markdown.read_text()
     rest = md_tables(md)["REST"]
     assert rest[0] == ["question", "unit", "TorchServe", "TF Serving", "kserve", "TorchServe vs TF Serving",

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from servecmp.report.analysis import (
-    HEAD_METRICS,
-    METRIC_LABEL,
-    NOT_SIGNIFICANT,
-    Table,
-    cells,
-    compare_cells,
-    fmt,
-    fmt_pct,
-    param_label,
-    targets,
-)
+from servecmp.report.cells import cells, param_label, targets
 from servecmp.report.data import ReportError, RunData, fairness_of
+from servecmp.report.format import METRIC_LABEL, fmt, fmt_pct
+from servecmp.report.stats import NOT_SIGNIFICANT, compare_cells
+from servecmp.report.table import Table
+from servecmp.report.tables.head_to_head import HEAD_METRICS
 from servecmp.results.metrics import METRICS
 
 

@@ -1,6 +1,6 @@
 """Jinja2 templates of report.html and report.md (kept in code: no package data to ship).
 
-Both render the same context; every table is an :class:`~servecmp.report.analysis.Table` whose
+Both render the same context; every table is an :class:`~servecmp.report.table.Table` whose
 cell strings are computed once, so the HTML and the Markdown show identical numbers.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from servecmp.report.analysis import Table
+from servecmp.report.table import Table
 
 
 def md_escape(text: object) -> str:

@@ -1,0 +1,81 @@
+"""How numbers and names look in the report: value formatting per unit and display labels."""
+
+from __future__ import annotations
+
+import math
+
+from servecmp.results.friction import FRICTION_METRICS
+
+# decimals per unit: the Markdown shows round(value, DECIMALS[unit])
+DECIMALS: dict[str, int] = {"req/s": 2, "ms": 3, "fraction": 4, "count": 0, "cores": 3}
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    d = DECIMALS.get(unit, 3)
+    if d == 0:
+        return str(round(value))
+    return f"{value:.{d}f}"
+
+
+def fmt_pct(x: float) -> str:
+    return f"{x * 100:.1f} %"
+
+
+def fmt_bytes(b: float | None) -> str:
+    if b is None:
+        return "—"
+    return f"{b / 2**20:.1f} MiB"
+
+
+def signed_pct(x: float) -> str:
+    return f"{'+' if x >= 0 else '-'}{abs(x) * 100:.1f} %"
+
+
+METRIC_LABEL = {
+    "throughput_rps": "throughput",
+    "achieved_rps": "achieved (any outcome)",
+    "offered_rps": "offered rate",
+    "latency_p50_ms": "p50",
+    "latency_p90_ms": "p90",
+    "latency_p95_ms": "p95",
+    "latency_p99_ms": "p99",
+    "latency_p999_ms": "p99.9",
+    "latency_max_ms": "max",
+    "latency_mean_ms": "mean",
+    "error_fraction": "error fraction",
+    "wrong_answers": "wrong answers",
+    "transport_errors": "transport errors (all kinds)",
+    "late_send_fraction": "late sends (fraction)",
+    "generator_cpu": "generator CPU",
+}
+
+
+FRICTION_LABEL: dict[str, str] = {
+    "packaging_steps": "Packaging commands",
+    "packaging_s": "Packaging time",
+    "artifact_bytes": "Model artifact size",
+    "image_bytes": "Container image size",
+    "cold_start_ready_s": "Cold start to ready",
+    "cold_start_first_inference_s": "Cold start to first correct answer",
+    "install_ready_s": "Helm install to pod Ready",
+    "idle_rss_bytes": "Idle memory (RSS)",
+    "peak_rss_bytes": "Peak memory under load (RSS)",
+    "idle_cpu_cores": "Idle CPU",
+    "config_files": "Configuration files written",
+    "config_lines": "Configuration lines",
+    "config_knobs_changed": "Settings changed from defaults",
+    "metric_families": "Native Prometheus metric families",
+    "server_latency_quantiles": "Server-side latency histogram",
+    "update_failed_requests": "Failed requests during a model update",
+    "update_s": "Model update to first v2 answer",
+    "recovery_s": "Recovery after a kill under load",
+    "recovery_lost_requests": "Requests lost while down",
+    "bad_payload_clear_errors": "Bad payloads answered with a clear 4xx",
+}
+
+
+def friction_unit(metric: str) -> str:
+    unit = FRICTION_METRICS[metric].unit
+    return "MiB" if unit == "bytes" else unit
