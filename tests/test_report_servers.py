@@ -25,9 +25,8 @@ from test_report import md_tables
 from servecmp.console import summary_table
 from servecmp.report.build import build_report
 from servecmp.report.data import load_run
-from servecmp.report.format import fmt
+from servecmp.report.format import NOT_SIGNIFICANT, fmt
 from servecmp.report.servers import ServerFacts, server_facts, server_label, server_pairs, servers
-from servecmp.report.stats import NOT_SIGNIFICANT
 from servecmp.results.store import RunStore
 from servecmp.servers import registry
 

@@ -11,6 +11,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from servecmp.experiment import Protocol
 from servecmp.report.data import RunData
 from servecmp.results.metrics import METRICS
 from servecmp.results.schema import StepResult
@@ -67,6 +68,14 @@ def target_info(run: RunData, name: str) -> TargetInfo:
 
 def targets(run: RunData) -> list[TargetInfo]:
     return [target_info(run, n) for n in run.target_names()]
+
+
+def protocols(run: RunData) -> list[str]:
+    """The network protocols the run's server targets speak: known ones in ``Protocol`` order,
+    then any other a stored run names."""
+    found = {t.protocol for t in targets(run) if not t.baseline and t.protocol != "?"}
+    known = [p.value for p in Protocol if p is not Protocol.inprocess and p.value in found]
+    return known + sorted(found - set(known))
 
 
 # ---- load parameters -------------------------------------------------------------------------

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from servecmp.results.friction import FRICTION_METRICS
+
+if TYPE_CHECKING:
+    from servecmp.report.stats import Verdict
+
+NOT_SIGNIFICANT = "not significant"
 
 # decimals per unit: the Markdown shows round(value, DECIMALS[unit])
 DECIMALS: dict[str, int] = {"req/s": 2, "ms": 3, "fraction": 4, "count": 0, "cores": 3}
@@ -31,6 +37,26 @@ def fmt_bytes(b: float | None) -> str:
 
 def signed_pct(x: float) -> str:
     return f"{'+' if x >= 0 else '-'}{abs(x) * 100:.1f} %"
+
+
+def describe(v: Verdict) -> str:
+    """The difference with its interval (paired) or threshold (fallback rule)."""
+    if v.interval is not None and v.change is not None:
+        lo, hi = v.interval
+        return (f"{signed_pct(v.change)} [{signed_pct(lo)}, {signed_pct(hi)}] "
+                f"({v.n_pairs} paired repeats, noise {fmt_pct(v.noise or 0.0)}, "
+                f"resolves ≥ {fmt_pct(v.resolution or v.threshold)})")
+    return f"{fmt_pct(v.rel_diff)} (threshold {fmt_pct(v.threshold)}; 1 repeat, window noise)"
+
+
+def verdict_outcome(v: Verdict | None, a_label: str, b_label: str) -> tuple[str, str]:
+    """The verdict in words and its CSS class: ("no data", "na"), (NOT_SIGNIFICANT, "ns") or
+    ("<winner> better", "win")."""
+    if v is None:
+        return "no data", "na"
+    if not v.significant:
+        return NOT_SIGNIFICANT, "ns"
+    return f"{a_label if v.better == 'a' else b_label} better", "win"
 
 
 METRIC_LABEL = {

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from servecmp.report.stats import CONFIDENCE, MIN_REL_DIFF, NOT_SIGNIFICANT
+from servecmp.report.format import NOT_SIGNIFICANT
+from servecmp.report.stats import CONFIDENCE, MIN_REL_DIFF
 
 NOISE_RULE = (
     "Only comparable steps count: valid (the measurement checked itself), steady (its windows "

@@ -15,12 +15,10 @@ import numpy as np
 from scipy import stats
 
 from servecmp.report.cells import Cell, reported_windows
-from servecmp.report.format import fmt_pct, signed_pct
 from servecmp.results.metrics import METRICS, Better, Metric
 
 MIN_REL_DIFF = 0.05  # below 5 % nothing is called a difference, however quiet the run
 CONFIDENCE = 0.95  # of the paired intervals
-NOT_SIGNIFICANT = "not significant"
 
 
 # window statistic that tracks each metric (for the within-step noise estimate)
@@ -81,21 +79,8 @@ class Verdict:
     resolution: float | None = None  # smallest difference these pairs could call (half-width, >= 5 %)
 
     @property
-    def label(self) -> str:
-        return "significant" if self.significant else NOT_SIGNIFICANT
-
-    @property
     def paired(self) -> bool:
         return self.interval is not None
-
-    def describe(self) -> str:
-        """The difference with its interval (paired) or threshold (fallback rule)."""
-        if self.interval is not None and self.change is not None:
-            lo, hi = self.interval
-            return (f"{signed_pct(self.change)} [{signed_pct(lo)}, {signed_pct(hi)}] "
-                    f"({self.n_pairs} paired repeats, noise {fmt_pct(self.noise or 0.0)}, "
-                    f"resolves ≥ {fmt_pct(self.resolution or MIN_REL_DIFF)})")
-        return f"{fmt_pct(self.rel_diff)} (threshold {fmt_pct(self.threshold)}; 1 repeat, window noise)"
 
 
 def compare_values(metric: Metric, a: float, b: float, noise_a: float, noise_b: float) -> Verdict:

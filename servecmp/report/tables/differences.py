@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from servecmp.report.cells import TargetInfo, cells, param_label, params, targets
 from servecmp.report.data import RunData
-from servecmp.report.format import METRIC_LABEL, fmt
+from servecmp.report.format import METRIC_LABEL, describe, fmt, verdict_outcome
 from servecmp.report.servers import baseline_of
-from servecmp.report.stats import NOT_SIGNIFICANT, difference
+from servecmp.report.stats import difference
 from servecmp.report.table import Table
 from servecmp.results.metrics import METRICS
 
@@ -43,12 +43,8 @@ def differences(run: RunData) -> Table:
                 va = fmt(ca.value(metric), m.unit) if ca and ca.rep else (ca.invalid_reason if ca else "not measured")
                 vb = fmt(cb.value(metric), m.unit) if cb and cb.rep else (cb.invalid_reason if cb else "not measured")
                 v = difference(metric, ca, cb) if ca and cb and ca.rep and cb.rep else None
-                if v is None:
-                    dtxt, verdict, cls = "—", "no data", "na"
-                elif not v.significant:
-                    dtxt, verdict, cls = v.describe(), NOT_SIGNIFICANT, "ns"
-                else:
-                    dtxt, verdict, cls = v.describe(), f"{(b if v.better == 'b' else a).name} better", "win"
+                dtxt = describe(v) if v is not None else "—"
+                verdict, cls = verdict_outcome(v, a.name, b.name)
                 t.add([param_label(p), a.label, b.label, METRIC_LABEL[metric], m.unit, va or "", vb or "", dtxt, verdict],
                       ["", "", "", "", "", "", "", "", cls])
     return t

@@ -10,12 +10,13 @@ from servecmp.report.cells import (
     main_target,
     param_label,
     params,
+    protocols,
     targets,
 )
 from servecmp.report.data import RunData
-from servecmp.report.format import METRIC_LABEL, fmt
+from servecmp.report.format import METRIC_LABEL, describe, fmt, verdict_outcome
 from servecmp.report.servers import server_label, server_pairs, servers
-from servecmp.report.stats import NOT_SIGNIFICANT, difference
+from servecmp.report.stats import difference
 from servecmp.report.table import Table
 from servecmp.results.metrics import METRICS
 
@@ -43,7 +44,7 @@ def head_to_head(run: RunData) -> Table:
         return fmt(c.value(metric), METRICS[metric].unit), c
 
     for p in params(run):
-        for proto in ("rest", "grpc"):
+        for proto in protocols(run):
             mains = {x: main_target(infos, x, proto) for x in names}
             for a, b in server_pairs(names):
                 ta, tb = mains[a], mains[b]
@@ -59,10 +60,7 @@ def head_to_head(run: RunData) -> Table:
                         continue
                     v = difference(name, ca, cb)
                     assert v is not None
-                    diff = f"{lb} vs {la}: {v.describe()}" if v.paired else v.describe()
-                    if not v.significant:
-                        verdict, vc = NOT_SIGNIFICANT, "ns"
-                    else:
-                        verdict, vc = f"{la if v.better == 'a' else lb} better", "win"
+                    diff = f"{lb} vs {la}: {describe(v)}" if v.paired else describe(v)
+                    verdict, vc = verdict_outcome(v, la, lb)
                     table.add([*row, va, vb, diff, verdict], [*([""] * 8), "", vc])
     return table

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from servecmp.report.cells import Cell, cells, param_label, targets
+from servecmp.report.cells import Cell, cells, param_label, protocols, targets
 from servecmp.report.data import RunData
-from servecmp.report.format import fmt, fmt_bytes
+from servecmp.report.format import NOT_SIGNIFICANT, describe, fmt, fmt_bytes
 from servecmp.report.series import resource_series
 from servecmp.report.servers import server_label, servers
 from servecmp.report.slo import best_under_slo, slo_levels
-from servecmp.report.stats import NOT_SIGNIFICANT, Verdict, difference
+from servecmp.report.stats import Verdict, difference
 from servecmp.report.table import Table
 from servecmp.report.tables.friction import friction_value_of
 from servecmp.results.metrics import METRICS, Better
@@ -51,7 +51,7 @@ def recommendations(run: RunData) -> Table:
     infos = targets(run)
     cs = cells(run)
     names = servers(run)
-    protos = [p for p in ("rest", "grpc") if any(t.protocol == p for t in infos)]
+    protos = protocols(run)
     table = Table(["p99 SLO", "protocol", *(server_label(x) for x in names), "recommendation"], [])
     for slo in slo_levels(run):
         for proto in protos:
@@ -84,7 +84,7 @@ def recommendations(run: RunData) -> Table:
                     rec, cls = f"{winner} (only one meets it)", "win"
             else:
                 best, runner, cls, v = _ranked_verdict("throughput_rps", meets)
-                pair = f"{server_label(best)} vs {server_label(runner)} throughput {v.describe()}"
+                pair = f"{server_label(best)} vs {server_label(runner)} throughput {describe(v)}"
                 if not v.significant:
                     rec = f"{NOT_SIGNIFICANT} ({pair}): choose on friction/cost"
                 else:

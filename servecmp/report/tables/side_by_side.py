@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 from servecmp.report.cells import Cell, Param, TargetInfo, cells, targets
 from servecmp.report.data import RunData
-from servecmp.report.format import METRIC_LABEL, fmt
+from servecmp.report.format import METRIC_LABEL, NOT_SIGNIFICANT, describe, fmt
 from servecmp.report.notes import note_ref
-from servecmp.report.stats import NOT_SIGNIFICANT, WINDOW_STAT, difference
+from servecmp.report.stats import WINDOW_STAT, difference
 from servecmp.report.table import Table
 from servecmp.results.metrics import METRICS, Better
 
@@ -48,8 +48,8 @@ def best_label(metric: str, cands: list[tuple[TargetInfo, Cell]]) -> tuple[str, 
     v = difference(metric, c2, c1)  # the best (b) vs the runner-up (a)
     assert v is not None
     if not v.significant:
-        return f"{t1.name} ≈ {t2.name}: {NOT_SIGNIFICANT} ({v.describe()})", "ns"
-    return f"{t1.name} (vs {t2.name}: {v.describe()})", "win"
+        return f"{t1.name} ≈ {t2.name}: {NOT_SIGNIFICANT} ({describe(v)})", "ns"
+    return f"{t1.name} (vs {t2.name}: {describe(v)})", "win"
 
 
 def side_by_side(run: RunData, param: Param) -> Table:

@@ -10,14 +10,15 @@ from servecmp.report.cells import (
     main_target,
     param_label,
     params,
+    protocols,
     targets,
 )
 from servecmp.report.data import RunData
-from servecmp.report.format import FRICTION_LABEL, fmt, friction_unit
+from servecmp.report.format import FRICTION_LABEL, describe, fmt, friction_unit, verdict_outcome
 from servecmp.report.notes import note_ref
 from servecmp.report.servers import server_label, server_pairs, servers
 from servecmp.report.slo import best_under_slo, summary_slo
-from servecmp.report.stats import NOT_SIGNIFICANT, Verdict, difference
+from servecmp.report.stats import Verdict, difference
 from servecmp.report.table import Table
 from servecmp.report.tables.friction import friction_value
 from servecmp.results.friction import FRICTION_METRICS, FrictionMetric, FrictionRecord
@@ -27,12 +28,12 @@ SUMMARY_FRICTION = ("cold_start_ready_s", "idle_rss_bytes", "recovery_s", "confi
 
 
 def _verdict_text(v: Verdict | None, a_label: str, b_label: str) -> tuple[str, str]:
+    word, cls = verdict_outcome(v, a_label, b_label)
     if v is None:
-        return "no data", "na"
+        return word, cls
     if not v.significant:
-        return f"{NOT_SIGNIFICANT}: {v.describe()}", "ns"
-    winner = a_label if v.better == "a" else b_label
-    return f"{winner} better: {b_label} vs {a_label} {v.describe()}", "win"
+        return f"{word}: {describe(v)}", cls
+    return f"{word}: {b_label} vs {a_label} {describe(v)}", cls
 
 
 def _friction_pair(d: FrictionMetric, a: FrictionRecord | None, b: FrictionRecord | None, la: str, lb: str) -> tuple[str, str]:
@@ -58,7 +59,7 @@ def summary_tables(run: RunData) -> list[tuple[str, Table]]:
     labels = [server_label(x) for x in names]
     idx = {x: i for i, x in enumerate(names)}
     out: list[tuple[str, Table]] = []
-    for proto in ("rest", "grpc"):
+    for proto in protocols(run):
         mains = [main_target(infos, srv, proto) for srv in names]
         if all(m is None for m in mains):
             continue
