@@ -152,9 +152,11 @@ def test_unavailable_target_is_shown_with_reason(built: tuple[Path, str, str]) -
         col = rows[0].index(UNAVAILABLE_TARGET)
         assert rows[1][col] == "unavailable (note 1)"
         assert all(r[col] == "unavailable" for r in rows[2:])
-    # the reason is written once (the note), never repeated in cells
-    assert md.count(UNAVAILABLE_REASON) == 1
-    assert html.count(UNAVAILABLE_REASON) == 1
+    # the reason is written in the note and in the summary's one line for that server, never in cells
+    assert md.count(UNAVAILABLE_REASON) == 2
+    assert html.count(UNAVAILABLE_REASON) == 2
+    summary_line = next(ln for ln in md.splitlines() if ln.startswith("- ") and UNAVAILABLE_REASON in ln)
+    assert summary_line.startswith("- TF Serving (gRPC): ")
     # recommendations say "no data" for the server whose gRPC target is unavailable
     recs = md_tables(md)["Recommendations"]
     grpc = [r for r in recs[1:] if r[1] == "grpc"]

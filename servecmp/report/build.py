@@ -21,7 +21,7 @@ from servecmp.report.compare import CompareRefused, check_comparable, delta_tabl
 from servecmp.report.data import ReportError, RunData, load_run
 from servecmp.report.format import fmt_bytes, fmt_pct
 from servecmp.report.notes import note_ref
-from servecmp.report.rules import NOISE_RULE, REPRESENTATIVE_RULE
+from servecmp.report.rules import FRICTION_RULE, NOISE_RULE, REPRESENTATIVE_RULE
 from servecmp.report.slo import MAX_ERROR_FRACTION_FOR_SLO, STANDARD_SLOS_MS, summary_slo
 from servecmp.report.table import Table
 from servecmp.report.tables.all_steps import all_steps
@@ -33,7 +33,7 @@ from servecmp.report.tables.overhead import overhead
 from servecmp.report.tables.recommendations import recommendations
 from servecmp.report.tables.resources import resource_table
 from servecmp.report.tables.side_by_side import side_by_side
-from servecmp.report.tables.summary import summary_tables
+from servecmp.report.tables.summary import summary_friction, summary_missing, summary_tables
 from servecmp.report.templates import render_html, render_md
 from servecmp.results.schema import FormatVersionError
 from servecmp.results.store import StoreError
@@ -213,10 +213,13 @@ def _context(run: RunData, other: RunData | None, compare_warnings: list[str]) -
         "key_plots": [p for p in plots if p.id in KEY_PLOTS],
         "other_plots": [p for p in plots if p.id not in KEY_PLOTS],
         "summary": summary_tables(run),
+        "summary_friction": summary_friction(run),
+        "summary_missing": summary_missing(run),
         "summary_slo": summary_slo(run),
         "plot_divs": pl.plot_html(plots),
         "resource_note": res_note,
         "noise_rule": NOISE_RULE,
+        "friction_rule": FRICTION_RULE,
         "representative_rule": REPRESENTATIVE_RULE,
         "slo_rule": SLO_RULE.format(
             levels=", ".join(f"{x:g}" for x in STANDARD_SLOS_MS),

@@ -49,6 +49,24 @@ def describe(v: Verdict) -> str:
     return f"{fmt_pct(v.rel_diff)} (threshold {fmt_pct(v.threshold)}; 1 repeat, window noise)"
 
 
+def sig3(x: float | None) -> str:
+    """At most three significant figures; from 100 up an integer with thousands separators
+    (1,274), below it e.g. 82.4, 3.3, 0.0123."""
+    if x is None or math.isnan(x):
+        return "—"
+    if abs(x) >= 100:
+        return f"{round(x):,}"
+    return f"{x:.3g}"
+
+
+def pct3(x: float, signed: bool = False) -> str:
+    """A fraction as a percentage with at most three significant figures: +14.8 %, 166 %."""
+    v = abs(x) * 100
+    num = f"{round(v):,}" if v >= 99.95 else f"{v:.1f}"
+    sign = ("+" if x >= 0 else "-") if signed else ("-" if x < 0 else "")
+    return f"{sign}{num} %"
+
+
 def verdict_outcome(v: Verdict | None, a_label: str, b_label: str) -> tuple[str, str]:
     """The verdict in words and its CSS class: ("no data", "na"), (NOT_SIGNIFICANT, "ns") or
     ("<winner> better", "win")."""
@@ -105,3 +123,38 @@ FRICTION_LABEL: dict[str, str] = {
 def friction_unit(metric: str) -> str:
     unit = FRICTION_METRICS[metric].unit
     return "MiB" if unit == "bytes" else unit
+
+
+def verdict_brief(v: Verdict | None, a_label: str, b_label: str) -> tuple[str, str]:
+    """A summary cell: the verdict, b vs a with at most three significant figures, and what the
+    rule could resolve (the interval's half-width, or the single-repeat threshold)."""
+    word, cls = verdict_outcome(v, a_label, b_label)
+    if v is None:
+        return word, cls
+    if v.interval is not None and v.change is not None:
+        lo, hi = v.interval
+        diff = f"{b_label} vs {a_label} {pct3(v.change, True)} [{pct3(lo, True)}, {pct3(hi, True)}]"
+    else:
+        diff = f"{b_label} vs {a_label} differ by {pct3(v.rel_diff)} (1 repeat)"
+    return f"{word}: {diff}, resolves ≥ {pct3(v.resolution or v.threshold)}", cls
+
+
+def measurements_word(v: Verdict) -> str:
+    n = min(v.n_a, v.n_b)
+    return "one measurement" if n == 1 else f"{n} measurements"
+
+
+def friction_brief(v: Verdict | None, better: str, a_label: str, b_label: str) -> tuple[str, str]:
+    """A friction verdict cell (``better``: the metric's direction, "neither" has none)."""
+    if v is None:
+        return "no data", "na"
+    if better == "neither":
+        return "(no direction)", "ns"
+    if v.rule == "paired":
+        return verdict_brief(v, a_label, b_label)
+    winner = a_label if v.better == "a" else b_label
+    if v.rule == "exact":
+        return (f"{winner} better (exact count)", "win") if v.significant else ("tie", "ns")
+    if not v.significant:
+        return f"{measurements_word(v)}: no verdict (differ by {pct3(v.rel_diff)} ≤ {pct3(v.threshold)} error)", "ns"
+    return f"{winner} better: differ by {pct3(v.rel_diff)} > {pct3(v.threshold)} error ({measurements_word(v)})", "win"

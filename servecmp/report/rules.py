@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from servecmp.report.format import NOT_SIGNIFICANT
-from servecmp.report.stats import CONFIDENCE, MIN_REL_DIFF
+from servecmp.report.format import NOT_SIGNIFICANT, pct3
+from servecmp.report.stats import CONFIDENCE, MIN_FRICTION_ROUNDS, MIN_REL_DIFF, ONE_OFF_ERROR
 
 NOISE_RULE = (
     "Only comparable steps count: valid (the measurement checked itself), steady (its windows "
@@ -22,8 +22,22 @@ NOISE_RULE = (
     f"greater than max({MIN_REL_DIFF:.0%}, noise(a), noise(b)), where noise(x) is the largest of "
     "the spread (max - min) / mean over repeated steps and over the step's reported windows of "
     "the window statistic that tracks the metric (window throughput for throughput; window p50 "
-    "for p50 and mean; window p99 for p90 … max). One-off friction measurements (cold start, "
-    "memory, recovery) have no repeats: their winner is marked “1 measurement each”."
+    "for p50 and mean; window p99 for p90 … max); that threshold is what such a pair resolves. "
+    "Every verdict in the summary states its resolving power as “resolves ≥ x”: the paired "
+    "interval's half-width, or the single-step threshold. Friction measurements follow the "
+    "friction rule below."
+)
+FRICTION_RULE = (
+    "Friction (cold start, memory, recovery …): counted quantities (files, lines, settings, metric "
+    "families) are compared exactly. A measured quantity (seconds, bytes, cores, requests) measured "
+    f"at least {MIN_FRICTION_ROUNDS} times per server, interleaved (round k of every server in "
+    "turn), is compared like interleaved steps: paired by round, the log-ratio's "
+    f"{CONFIDENCE:.0%} Student-t interval, a winner only when it excludes 0 and the difference "
+    f"exceeds {MIN_REL_DIFF:.0%}. Measured fewer times, the medians are trusted only to within a "
+    f"measurement error of {pct3(ONE_OFF_ERROR)} (cold start, memory and recovery of one run move by "
+    "tens of percent between runs on a shared machine): a winner is named only when "
+    f"|a - b| / ((a + b) / 2) exceeds {pct3(ONE_OFF_ERROR)}; otherwise the cell says “one measurement: "
+    "no verdict”. A value shown for several measurements is their median."
 )
 REPRESENTATIVE_RULE = (
     "A cell's number is the median over its comparable repeats (valid, steady, undisturbed); "

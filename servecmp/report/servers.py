@@ -21,6 +21,7 @@ class ServerFacts:
     baseline: str | None
     registered: bool
     inprocess: bool = False
+    short: str = ""  # the name in verdict cells ("" : the label); version/flavour stay in headers
 
 
 def server_facts(name: str) -> ServerFacts:
@@ -28,11 +29,18 @@ def server_facts(name: str) -> ServerFacts:
         adapter = registry.get(name)
     except (KeyError, ImportError, AttributeError):  # not registered, or its package absent/incomplete
         return ServerFacts(name, name, None, registered=False)
-    return ServerFacts(name, adapter.label, adapter.baseline, registered=True, inprocess=adapter.is_inprocess)
+    return ServerFacts(name, adapter.label, adapter.baseline, registered=True, inprocess=adapter.is_inprocess,
+                       short=adapter.short_label)
 
 
 def server_label(name: str) -> str:
     return server_facts(name).label
+
+
+def short_label(name: str) -> str:
+    """The server's name without version or flavour, for cells that repeat it."""
+    facts = server_facts(name)
+    return facts.short or facts.label
 
 
 def baseline_of(server: str) -> str | None:

@@ -2,23 +2,35 @@
 
 With interleaved repeats (``load.repeats``), two cells are compared over the steps of the same
 round, paired: the difference and its 95 % t-interval come from those pairs (:func:`difference`);
-with a single repeat the window-noise rule applies (:func:`compare_values`).
+with a single repeat the window-noise rule applies (:func:`compare_values`). Friction
+measurements (cold start, memory, recovery …) are compared by :func:`compare_friction`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import stats
 
 from servecmp.report.cells import Cell, reported_windows
+from servecmp.results.friction import FrictionMetric
 from servecmp.results.metrics import METRICS, Better, Metric
 
 MIN_REL_DIFF = 0.05  # below 5 % nothing is called a difference, however quiet the run
 CONFIDENCE = 0.95  # of the paired intervals
+# A friction metric measured fewer than MIN_FRICTION_ROUNDS times per server is trusted only to
+# within ONE_OFF_ERROR (relative): cold start, memory and recovery times of one run on a shared
+# machine move by tens of percent from one run to the next.
+ONE_OFF_ERROR = 0.5
+MIN_FRICTION_ROUNDS = 3
+# friction units that are measured (and so carry a measurement error); the others are counted
+MEASURED_FRICTION_UNITS = frozenset({"s", "bytes", "cores", "requests"})
 
 
 # window statistic that tracks each metric (for the within-step noise estimate)
@@ -76,7 +88,12 @@ class Verdict:
     interval: tuple[float, float] | None = None
     n_pairs: int = 0
     noise: float | None = None  # standard deviation of the paired log-ratios
-    resolution: float | None = None  # smallest difference these pairs could call (half-width, >= 5 %)
+    resolution: float | None = None  # smallest difference the rule could call (half-width, >= 5 %)
+    # which rule decided: paired t-interval, window-noise threshold, a one-off measurement's
+    # stated error, or an exact count
+    rule: Literal["paired", "window", "one-off", "exact"] = "window"
+    n_a: int = 1  # measurements behind a and b (friction)
+    n_b: int = 1
 
     @property
     def paired(self) -> bool:
@@ -88,10 +105,14 @@ def compare_values(metric: Metric, a: float, b: float, noise_a: float, noise_b: 
     rel = abs(a - b) / mean if mean > 0 else 0.0
     thr = max(MIN_REL_DIFF, noise_a, noise_b)
     sig = rel > thr
-    better = None
-    if sig and metric.better is not Better.neither:
-        better = "a" if metric.is_better(a, b) else "b"
-    return Verdict(a, b, rel, thr, sig, better)
+    return Verdict(a, b, rel, thr, sig, _better(metric.better, a, b) if sig else None, resolution=thr)
+
+
+def _better(direction: Better, a: float, b: float) -> str | None:
+    """"a" or "b" by ``direction``; None when equal or without a direction."""
+    if direction is Better.neither or a == b:
+        return None
+    return "a" if (a > b) == (direction is Better.higher) else "b"
 
 
 def compare_cells(metric: str, ca: Cell, cb: Cell) -> Verdict | None:
@@ -102,7 +123,7 @@ def compare_cells(metric: str, ca: Cell, cb: Cell) -> Verdict | None:
     return compare_values(METRICS[metric], va, vb, noise(ca, metric), noise(cb, metric))
 
 
-def paired_verdict(metric: Metric, pairs: list[tuple[float, float]], a: float, b: float) -> Verdict:
+def paired_verdict(metric: Metric | FrictionMetric, pairs: list[tuple[float, float]], a: float, b: float) -> Verdict:
     """b vs a over paired repeats: exp(mean ln(b/a)) - 1 with a Student-t interval."""
     d = np.log(np.array([y / x for x, y in pairs], dtype=float))
     mean = float(d.mean())
@@ -115,12 +136,9 @@ def paired_verdict(metric: Metric, pairs: list[tuple[float, float]], a: float, b
     resolution = max(MIN_REL_DIFF, math.expm1((hi - lo) / 2))
     change = math.expm1(mean)
     sig = (lo > 0 or hi < 0) and abs(change) > MIN_REL_DIFF
-    better = None
-    if sig and metric.better is not Better.neither:
-        better = "b" if metric.is_better(1.0 + change, 1.0) else "a"
-    return Verdict(a, b, abs(change), MIN_REL_DIFF, sig, better, change=change,
-                   interval=(math.expm1(lo), math.expm1(hi)), n_pairs=len(pairs), noise=sd,
-                   resolution=resolution)
+    return Verdict(a, b, abs(change), MIN_REL_DIFF, sig, _better(metric.better, 1.0, 1.0 + change) if sig else None,
+                   change=change, interval=(math.expm1(lo), math.expm1(hi)), n_pairs=len(pairs), noise=sd,
+                   resolution=resolution, rule="paired")
 
 
 def difference(metric: str, ca: Cell, cb: Cell) -> Verdict | None:
@@ -134,3 +152,27 @@ def difference(metric: str, ca: Cell, cb: Cell) -> Verdict | None:
     if len(pairs) >= 2:
         return paired_verdict(METRICS[metric], pairs, va, vb)
     return compare_cells(metric, ca, cb)
+
+
+def compare_friction(metric: FrictionMetric, a: dict[int, float], b: dict[int, float]) -> Verdict | None:
+    """b vs a for one friction metric; ``a`` and ``b`` map a measurement round to its value.
+
+    Counted metrics (files, knobs …) compare exactly. Measured ones with >= MIN_FRICTION_ROUNDS
+    rounds in common, all positive, are paired like steps (:func:`paired_verdict`); otherwise
+    their medians differ only beyond ONE_OFF_ERROR. None when a side has no measurement."""
+    if not a or not b:
+        return None
+    va, vb = float(statistics.median(a.values())), float(statistics.median(b.values()))
+    mean = (abs(va) + abs(vb)) / 2
+    rel = abs(va - vb) / mean if mean > 0 else 0.0
+    if metric.unit not in MEASURED_FRICTION_UNITS:
+        sig = va != vb and metric.better is not Better.neither
+        return Verdict(va, vb, rel, 0.0, sig, _better(metric.better, va, vb), resolution=0.0, rule="exact",
+                       n_a=len(a), n_b=len(b))
+    rounds = sorted(set(a) & set(b))
+    pairs = [(a[r], b[r]) for r in rounds]
+    if len(pairs) >= MIN_FRICTION_ROUNDS and all(x > 0 and y > 0 for x, y in pairs):
+        return dataclasses.replace(paired_verdict(metric, pairs, va, vb), n_a=len(a), n_b=len(b))
+    sig = rel > ONE_OFF_ERROR
+    return Verdict(va, vb, rel, ONE_OFF_ERROR, sig, _better(metric.better, va, vb) if sig else None,
+                   resolution=ONE_OFF_ERROR, rule="one-off", n_a=len(a), n_b=len(b))
