@@ -376,3 +376,20 @@ def test_run_without_steps_still_reports(tmp_path: Path) -> None:
     md = build_report(run).markdown.read_text()
     assert "> **WARNING:**" in md and "no step finished in this run" in md
     assert f"unavailable: {UNAVAILABLE_REASON}" in md
+
+
+def test_report_modules_have_one_job_each_and_no_catch_all() -> None:
+    """The report's public names live in small modules (no analysis.py re-exporting them all)."""
+    import importlib
+    import importlib.util
+
+    assert importlib.util.find_spec("servecmp.report.analysis") is None
+    where = {"cells": "cells", "difference": "stats", "compare_friction": "stats", "server_pairs": "servers",
+             "fmt": "format", "Table": "table", "NOISE_RULE": "rules", "FRICTION_RULE": "rules",
+             "side_by_side": "tables.side_by_side", "head_to_head": "tables.head_to_head",
+             "summary_tables": "tables.summary", "friction_tables": "tables.friction",
+             "recommendations": "tables.recommendations", "differences": "tables.differences",
+             "all_steps": "tables.all_steps", "notes_table": "tables.notes", "resource_table": "tables.resources",
+             "overhead": "tables.overhead"}
+    for name, module in where.items():
+        assert hasattr(importlib.import_module(f"servecmp.report.{module}"), name), (module, name)
