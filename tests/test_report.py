@@ -19,8 +19,12 @@ from fixtures.report_runs import (
     truncate_with_partial_step,
 )
 
-from servecmp.report import analysis as an
 from servecmp.report.build import CompareRefused, ReportError, build_report, build_report_cli
+from servecmp.report.format import DECIMALS, METRIC_LABEL, NOT_SIGNIFICANT
+from servecmp.report.rules import NOISE_RULE
+from servecmp.report.stats import compare_values
+from servecmp.report.tables.all_steps import ALL_STEP_METRICS
+from servecmp.report.tables.head_to_head import HEAD_METRICS
 from servecmp.results import FormatVersionError, RunStore, StepResult
 from servecmp.results.metrics import METRICS
 from servecmp.results.provenance import build_meta
@@ -54,7 +58,7 @@ def md_tables(text: str) -> dict[str, list[list[str]]]:
 
 
 def rounded(v: float | None, unit: str) -> float | None:
-    return None if v is None else round(v, an.DECIMALS[unit])
+    return None if v is None else round(v, DECIMALS[unit])
 
 
 def stored_steps(run_dir: Path) -> list[StepResult]:
@@ -84,9 +88,9 @@ def test_all_steps_table_equals_stored_json(built: tuple[Path, str, str]) -> Non
         assert cells["target"] == s.target
         if not s.valid:
             continue
-        for m in an.ALL_STEP_METRICS:
+        for m in ALL_STEP_METRICS:
             metric = METRICS[m]
-            col = f"{an.METRIC_LABEL[m]} ({metric.unit})"
+            col = f"{METRIC_LABEL[m]} ({metric.unit})"
             assert float(cells[col]) == rounded(metric.value(s), metric.unit), (s.step_id, m)
 
 
@@ -111,7 +115,7 @@ def test_side_by_side_is_the_median_of_comparable_repeats(built: tuple[Path, str
             for name in ("throughput_rps", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms",
                          "latency_p99_ms", "latency_p999_ms", "latency_max_ms", "error_fraction"):
                 m = METRICS[name]
-                cell = by_metric[an.METRIC_LABEL[name]][col]
+                cell = by_metric[METRIC_LABEL[name]][col]
                 expected = statistics.median(m.value(s) for s in valid)  # the documented rule
                 assert float(cell) == rounded(expected, m.unit), (target, conc, name)
             for kind in ("timeout", "connection"):
@@ -148,9 +152,11 @@ def test_unavailable_target_is_shown_with_reason(built: tuple[Path, str, str]) -
         col = rows[0].index(UNAVAILABLE_TARGET)
         assert rows[1][col] == "unavailable (note 1)"
         assert all(r[col] == "unavailable" for r in rows[2:])
-    # the reason is written once (the note), never repeated in cells
-    assert md.count(UNAVAILABLE_REASON) == 1
-    assert html.count(UNAVAILABLE_REASON) == 1
+    # the reason is written in the note and in the summary's one line for that server, never in cells
+    assert md.count(UNAVAILABLE_REASON) == 2
+    assert html.count(UNAVAILABLE_REASON) == 2
+    summary_line = next(ln for ln in md.splitlines() if ln.startswith("- ") and UNAVAILABLE_REASON in ln)
+    assert summary_line.startswith("- TF Serving (gRPC): ")
     # recommendations say "no data" for the server whose gRPC target is unavailable
     recs = md_tables(md)["Recommendations"]
     grpc = [r for r in recs[1:] if r[1] == "grpc"]
@@ -165,7 +171,7 @@ def test_invalid_steps_are_not_shown_as_numbers(built: tuple[Path, str, str]) ->
     for s in invalid:
         row = next(r for r in rows if r[0] == s.step_id)
         assert row[4] == f"invalid: {INVALID_REASON}"
-        assert row[5:-1] == ["invalid"] * len(an.ALL_STEP_METRICS)
+        assert row[5:-1] == ["invalid"] * len(ALL_STEP_METRICS)
     c4 = md_tables(md)["concurrency 4"]
     col = c4[0].index("torchserve-rest-raw [native extra]")
     assert c4[1][col] == f"invalid: {INVALID_REASON}"
@@ -199,7 +205,7 @@ def test_not_significant_exactly_when_the_rule_says(built: tuple[Path, str, str]
     header = rows[0]
     assert header == ["load", "protocol", "metric", "unit", "a", "b", "a value", "b value", "difference", "verdict"]
     assert {(r[4], r[5]) for r in rows[1:]} == {("TorchServe", "TF Serving")}  # two servers: one pair
-    metric_of = {an.METRIC_LABEL[m]: m for m in an.HEAD_METRICS}
+    metric_of = {METRIC_LABEL[m]: m for m in HEAD_METRICS}
     seen = set()
     for r in rows[1:]:
         cells = dict(zip(header, r, strict=True))
@@ -208,13 +214,13 @@ def test_not_significant_exactly_when_the_rule_says(built: tuple[Path, str, str]
             continue
         conc = int(cells["load"].split()[-1])
         sig = _expected_significant(steps, "torchserve-rest-json", "tfserving-rest-json", conc, metric_of[cells["metric"]])
-        assert (cells["verdict"] == an.NOT_SIGNIFICANT) == (not sig), cells
+        assert (cells["verdict"] == NOT_SIGNIFICANT) == (not sig), cells
         seen.add(sig)
     assert seen == {True, False}, "the fixture must exercise both sides of the rule"
     # throughput at c=4: 98 (median of 96, 100) vs 103 is inside noise; at c=1: 50 vs 70 is not
     thr = {r[0]: r[-1] for r in rows[1:] if r[1] == "rest" and r[2] == "throughput"}
-    assert thr == {"concurrency 4": an.NOT_SIGNIFICANT, "concurrency 1": "TF Serving better"}
-    assert "How verdicts are decided" in md and an.NOISE_RULE in md
+    assert thr == {"concurrency 4": NOT_SIGNIFICANT, "concurrency 1": "TF Serving better"}
+    assert "How verdicts are decided" in md and NOISE_RULE in md
     assert "How verdicts are decided" in html
 
 
@@ -228,9 +234,9 @@ def test_not_significant_exactly_when_the_rule_says(built: tuple[Path, str, str]
     ],
 )
 def test_noise_rule_both_sides(a: float, b: float, noise_a: float, noise_b: float, significant: bool) -> None:
-    v = an.compare_values(METRICS["throughput_rps"], a, b, noise_a, noise_b)
+    v = compare_values(METRICS["throughput_rps"], a, b, noise_a, noise_b)
     assert v.significant is significant
-    assert (v.label == an.NOT_SIGNIFICANT) is (not significant)
+    assert (not v.significant) is (not significant)
     assert v.better == ("b" if significant else None)
 
 
@@ -297,7 +303,7 @@ def test_compare_same_settings_shows_deltas_with_noise_label(tmp_path: Path) -> 
     md = build_report(a, compare=b).markdown.read_text()
     rows = md_tables(md)["Compared with run run-b"]
     thr = {(r[0], r[1]): r for r in rows[1:] if r[2] == "throughput"}
-    assert thr[("torchserve-rest-json", "concurrency 1")][-1].startswith(an.NOT_SIGNIFICANT)
+    assert thr[("torchserve-rest-json", "concurrency 1")][-1].startswith(NOT_SIGNIFICANT)
     grpc = thr[("torchserve-grpc-bytes", "concurrency 4")]
     assert grpc[4:6] == ["150.00", "225.00"] and grpc[-1] == "other run better"
     unavail = next(r for r in rows[1:] if r[0] == UNAVAILABLE_TARGET)  # never dropped
@@ -370,3 +376,20 @@ def test_run_without_steps_still_reports(tmp_path: Path) -> None:
     md = build_report(run).markdown.read_text()
     assert "> **WARNING:**" in md and "no step finished in this run" in md
     assert f"unavailable: {UNAVAILABLE_REASON}" in md
+
+
+def test_report_modules_have_one_job_each_and_no_catch_all() -> None:
+    """The report's public names live in small modules (no analysis.py re-exporting them all)."""
+    import importlib
+    import importlib.util
+
+    assert importlib.util.find_spec("servecmp.report.analysis") is None
+    where = {"cells": "cells", "difference": "stats", "compare_friction": "stats", "server_pairs": "servers",
+             "fmt": "format", "Table": "table", "NOISE_RULE": "rules", "FRICTION_RULE": "rules",
+             "side_by_side": "tables.side_by_side", "head_to_head": "tables.head_to_head",
+             "summary_tables": "tables.summary", "friction_tables": "tables.friction",
+             "recommendations": "tables.recommendations", "differences": "tables.differences",
+             "all_steps": "tables.all_steps", "notes_table": "tables.notes", "resource_table": "tables.resources",
+             "overhead": "tables.overhead"}
+    for name, module in where.items():
+        assert hasattr(importlib.import_module(f"servecmp.report.{module}"), name), (module, name)

@@ -1,7 +1,9 @@
-"""The HTML report in a real headless Chromium: no console errors, every plot rendered, not blank."""
+"""The HTML report in a real headless Chromium: no console errors, every plot rendered, not blank;
+the REST and gRPC summaries fit one 1400 x 900 screen."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -10,6 +12,22 @@ import pytest
 from fixtures.report_runs import make_run
 
 from servecmp.report.build import build_report
+
+# appended to a copy of the report: writes the rendered boxes of the summary into the DOM
+MEASURE_JS = """<script>
+window.addEventListener('load', () => {
+  const box = (el) => el.getBoundingClientRect();
+  const out = {viewport: [window.innerWidth, window.innerHeight],
+               page_width: document.documentElement.scrollWidth, top: box(document.getElementById('summary')).top};
+  for (const t of document.querySelectorAll('table[id^="summary-"]')) {
+    out[t.id] = {right: box(t).right, bottom: box(t).bottom};
+  }
+  const pre = document.createElement('pre');
+  pre.id = 'measured';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
 
 CHROMIUM = Path("/usr/bin/chromium")
 PLOT_IDS = ("plot-latency-throughput", "plot-percentiles", "plot-distribution", "plot-overhead", "plot-resources")
@@ -82,3 +100,30 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
     assert not console_errors(res.stderr), console_errors(res.stderr)
     assert non_white_fraction(shot) > 0.03, "screenshot is (almost) blank"
+
+
+def test_rest_and_grpc_summaries_fit_a_1400x900_screen(tmp_path: Path, test_registry_with_kserve: None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three servers, KServe labelled like the real adapter (version and flavour): from the
+    Summary heading down to the gRPC table, nothing wider or taller than the window."""
+    from adapters_for_tests import KServeForTests
+
+    monkeypatch.setattr(KServeForTests, "label", "KServe 0.21 (Python model server)")
+    monkeypatch.setattr(KServeForTests, "short_label", "KServe", raising=False)
+    html = build_report(make_run(tmp_path / "run-3", third_server=True)).html
+    probe = tmp_path / "measure.html"
+    probe.write_text(html.read_text(encoding="utf-8").replace("</body>", MEASURE_JS + "</body>"), encoding="utf-8")
+    res = chromium("--window-size=1400,900", "--hide-scrollbars", "--virtual-time-budget=10000", "--dump-dom",
+                   probe.as_uri())
+    assert res.returncode == 0, res.stderr[-2000:]
+    found = re.search(r'<pre id="measured">(.*?)</pre>', res.stdout)
+    assert found is not None, res.stderr[-2000:]
+    m = json.loads(found.group(1))
+    width, height = m["viewport"]
+    assert width == 1400 and 0 < height <= 900, m
+    assert "summary-rest" in m and "summary-grpc" in m, m
+    assert m["page_width"] <= width, m  # no horizontal scrolling
+    for table in ("summary-rest", "summary-grpc"):
+        assert m[table]["right"] <= width, (table, m)
+    used = m["summary-grpc"]["bottom"] - m["top"]
+    assert used <= height, f"REST + gRPC summaries take {used:.0f} px of a {height} px high window: {m}"

@@ -23,9 +23,10 @@ from rich.console import Console
 from test_report import md_tables
 
 from servecmp.console import summary_table
-from servecmp.report import analysis as an
 from servecmp.report.build import build_report
 from servecmp.report.data import load_run
+from servecmp.report.format import NOT_SIGNIFICANT, sig3
+from servecmp.report.servers import ServerFacts, server_facts, server_label, server_pairs, servers
 from servecmp.results.store import RunStore
 from servecmp.servers import registry
 
@@ -46,10 +47,10 @@ def built3(three: Path, test_registry_with_kserve: None) -> tuple[Path, str, str
 
 def test_servers_come_from_the_stored_run_in_registry_order(three: Path, test_registry_with_kserve: None) -> None:
     run = load_run(three)
-    assert an.servers(run) == ["torchserve", "tfserving", "kserve"]
-    assert an.server_pairs(an.servers(run)) == [("torchserve", "tfserving"), ("torchserve", "kserve"),
+    assert servers(run) == ["torchserve", "tfserving", "kserve"]
+    assert server_pairs(servers(run)) == [("torchserve", "tfserving"), ("torchserve", "kserve"),
                                                 ("tfserving", "kserve")]
-    assert [an.server_label(s) for s in an.servers(run)] == LABELS == [registry.get(s).label for s in an.servers(run)]
+    assert [server_label(s) for s in servers(run)] == LABELS == [registry.get(s).label for s in servers(run)]
 
 
 def test_summary_has_three_columns_and_a_verdict_per_pair(built3: tuple[Path, str, str]) -> None:
@@ -66,17 +67,20 @@ def test_summary_has_three_columns_and_a_verdict_per_pair(built3: tuple[Path, st
     verdicts = dict(zip(PAIRS, best[5:], strict=True))
     assert len(verdicts) == 3
     # best under p99 <= 40 ms (the experiment's SLO), 1 repeat: the fallback rule's relative difference
-    assert verdicts["TorchServe vs KServe"].startswith("KServe better: KServe vs TorchServe ")
-    assert verdicts["TF Serving vs KServe"].startswith("KServe better: KServe vs TF Serving ")
-    assert all("threshold" in v for v in verdicts.values())
+    assert verdicts["TorchServe vs KServe"].startswith("KServe better: KServe vs TorchServe differ by ")
+    assert verdicts["TF Serving vs KServe"].startswith("KServe better: KServe vs TF Serving differ by ")
+    assert all(v.endswith("(1 repeat), resolves ≥ 5.0 %") for v in verdicts.values())
     p50 = next(r for r in rest if r[0].startswith("p50 latency"))
-    assert p50[2:5] == [an.fmt(_p50(t), "ms") for t in ("torchserve-rest-json", "tfserving-rest-json", "kserve-rest-json")]
-    # one-off friction: each pair judged on its own
-    cold = next(r for r in rest if r[0] == "Cold start to ready")
-    assert cold[2:] == ["12.500", "3.250", "5.500", "TF Serving better (1 measurement each)",
-                        "KServe better (1 measurement each)", "TF Serving better (1 measurement each)"]
+    assert p50[2:5] == [sig3(_p50(t)) for t in ("torchserve-rest-json", "tfserving-rest-json", "kserve-rest-json")]
+    # one-off friction: each pair judged on its own, against the stated measurement error
+    cold = next(r for r in md_tables(md)["Friction (per server, any protocol)"] if r[0] == "Cold start to ready")
+    assert cold[2:] == ["12.5", "3.25", "5.5",
+                        "TF Serving better: differ by 117 % > 50.0 % error (one measurement)",
+                        "KServe better: differ by 77.8 % > 50.0 % error (one measurement)",
+                        "TF Serving better: differ by 51.4 % > 50.0 % error (one measurement)"]
+    # TF Serving's gRPC target is unavailable: no column there, one line in the summary
     grpc = md_tables(md)["GRPC"]
-    assert grpc[0] == ["question", "unit", *LABELS, *PAIRS]
+    assert grpc[0] == ["question", "unit", "TorchServe", "KServe", "TorchServe vs KServe"]
     assert 'id="summary-rest"' in html
 
 
@@ -94,9 +98,9 @@ def test_head_to_head_judges_every_pair_with_the_noise_rule(built3: tuple[Path, 
     assert thr[("concurrency 1", "rest", "TorchServe", "KServe")] == "KServe better"
     assert thr[("concurrency 1", "rest", "TF Serving", "KServe")] == "KServe better"
     assert thr[("concurrency 1", "rest", "TorchServe", "TF Serving")] == "TF Serving better"
-    assert thr[("concurrency 4", "rest", "TorchServe", "TF Serving")] == an.NOT_SIGNIFICANT  # within noise
+    assert thr[("concurrency 4", "rest", "TorchServe", "TF Serving")] == NOT_SIGNIFICANT  # within noise
     assert thr[("concurrency 4", "rest", "TF Serving", "KServe")] == "KServe better"  # 26 % > its 12 % spread
-    assert thr[("concurrency 1", "grpc", "TorchServe", "KServe")] == an.NOT_SIGNIFICANT  # 61 vs 60
+    assert thr[("concurrency 1", "grpc", "TorchServe", "KServe")] == NOT_SIGNIFICANT  # 61 vs 60
     assert thr[("concurrency 4", "grpc", "TorchServe", "KServe")] == "KServe better"
     # TF Serving's gRPC target is unavailable: every pair with it says so
     assert thr[("concurrency 1", "grpc", "TorchServe", "TF Serving")] == "no data"
@@ -139,10 +143,12 @@ def test_side_by_side_and_friction_have_a_column_per_server(built3: tuple[Path, 
         assert t in c1[0]
     start = md_tables(md)["start-up"]
     assert start[0] == ["measurement", "unit", "better", *LABELS, "winner"]
+    # the winner beats the runner-up (KServe 5.5 s) beyond the one-off error: 51 % > 50 %
     assert start[1] == ["Cold start to ready", "s", "lower", "12.500", "3.250", "5.500", "TF Serving"]
     res = md_tables(md)["resources"]
     peak = next(r for r in res if r[0].startswith("Peak memory"))
-    assert peak[3:] == ["858.3", "429.2", "667.6", "TF Serving"]
+    # 429 vs 668 MiB, one measurement each: 43 % is within the stated 50 % error
+    assert peak[3:] == ["858.3", "429.2", "667.6", "one measurement: no verdict (differ by 43.5 % ≤ 50.0 % error)"]
 
 
 def test_a_server_missing_from_the_registry_still_shows(three: Path, test_registry: None) -> None:
@@ -151,8 +157,8 @@ def test_a_server_missing_from_the_registry_still_shows(three: Path, test_regist
     with pytest.raises(KeyError):
         registry.get("kserve")
     run = load_run(three)
-    assert an.server_facts("kserve") == an.ServerFacts("kserve", "kserve", None, registered=False)
-    assert an.servers(run) == ["torchserve", "tfserving", "kserve"]
+    assert server_facts("kserve") == ServerFacts("kserve", "kserve", None, registered=False)
+    assert servers(run) == ["torchserve", "tfserving", "kserve"]
     md = build_report(three).markdown.read_text()
     rest = md_tables(md)["REST"]
     assert rest[0] == ["question", "unit", "TorchServe", "TF Serving", "kserve", "TorchServe vs TF Serving",

@@ -15,10 +15,25 @@ from pathlib import Path
 from typing import Any
 
 from servecmp.experiment import ExperimentError
-from servecmp.report import analysis as an
 from servecmp.report import plots as pl
+from servecmp.report.cells import param_label, params, targets
 from servecmp.report.compare import CompareRefused, check_comparable, delta_table
 from servecmp.report.data import ReportError, RunData, load_run
+from servecmp.report.format import fmt_bytes, fmt_pct
+from servecmp.report.notes import note_ref
+from servecmp.report.rules import FRICTION_RULE, NOISE_RULE, REPRESENTATIVE_RULE
+from servecmp.report.slo import MAX_ERROR_FRACTION_FOR_SLO, STANDARD_SLOS_MS, summary_slo
+from servecmp.report.table import Table
+from servecmp.report.tables.all_steps import all_steps
+from servecmp.report.tables.differences import differences
+from servecmp.report.tables.friction import friction_tables
+from servecmp.report.tables.head_to_head import head_to_head
+from servecmp.report.tables.notes import notes_table
+from servecmp.report.tables.overhead import overhead
+from servecmp.report.tables.recommendations import recommendations
+from servecmp.report.tables.resources import resource_table
+from servecmp.report.tables.side_by_side import side_by_side
+from servecmp.report.tables.summary import summary_friction, summary_missing, summary_tables
 from servecmp.report.templates import render_html, render_md
 from servecmp.results.schema import FormatVersionError
 from servecmp.results.store import StoreError
@@ -55,8 +70,8 @@ def _version() -> str:
         return "(not installed)"
 
 
-def _kv(pairs: list[tuple[str, Any]]) -> an.Table:
-    t = an.Table(["item", "value"], [])
+def _kv(pairs: list[tuple[str, Any]]) -> Table:
+    t = Table(["item", "value"], [])
     for k, v in pairs:
         t.add([k, "—" if v is None or v == "" else str(v)])
     return t
@@ -93,7 +108,7 @@ def configuration_label(run: RunData) -> str:
     return f"tuned (each server runs its own tuned configuration: {own or 'none listed'})"
 
 
-def provenance_table(run: RunData) -> an.Table:
+def provenance_table(run: RunData) -> Table:
     m = run.meta
     host = m.host
     load = m.load
@@ -111,7 +126,7 @@ def provenance_table(run: RunData) -> an.Table:
         ("versions", versions),
         ("CPU model", host.get("cpu_model")),
         ("cores (logical / physical / usable)", f"{host.get('logical_cores', '?')} / {host.get('physical_cores', '?')} / {host.get('usable_cores', '?')}"),
-        ("memory", an.fmt_bytes(host["memory_bytes"]) if host.get("memory_bytes") else None),
+        ("memory", fmt_bytes(host["memory_bytes"]) if host.get("memory_bytes") else None),
         ("platform", host.get("platform")),
         ("CPU placement: pinned", pl_.get("pinned", "not recorded")),
         ("CPU placement: server CPUs", _cpus(pl_.get("server_cpus"))),
@@ -127,7 +142,7 @@ def provenance_table(run: RunData) -> an.Table:
         ("measurement window", f"{stab['window_s']:g} s x {stab.get('windows', '?')} reported (max {stab.get('max_windows', '?')}, tolerance {stab.get('tolerance', '?')})" if "window_s" in stab else None),
         ("measured durations", f"{min(measured):.1f}-{max(measured):.1f} s per step, {sum(measured):.1f} s total over {len(measured)} steps" if measured else "no step"),
         ("p99 SLO (experiment)", f"{load['slo_p99_ms']:g} ms" if "slo_p99_ms" in load else None),
-        ("unavailable targets", "; ".join(f"{t.name}: {an.note_ref(run, t.unavailable)}" for t in an.targets(run) if t.unavailable) or "none"),
+        ("unavailable targets", "; ".join(f"{t.name}: {note_ref(run, t.unavailable)}" for t in targets(run) if t.unavailable) or "none"),
         ("interleaved rounds (load.repeats)", load.get("repeats", 1)),
     ]
     for note in m.notes:
@@ -155,11 +170,11 @@ def _levels(load: dict[str, Any]) -> str | None:
     return None
 
 
-def targets_table(run: RunData) -> an.Table:
-    t = an.Table(["target", "kind", "server", "protocol", "encoding", "status", "steps"], [])
-    for ti in an.targets(run):
+def targets_table(run: RunData) -> Table:
+    t = Table(["target", "kind", "server", "protocol", "encoding", "status", "steps"], [])
+    for ti in targets(run):
         n = sum(1 for s in run.steps if s.target == ti.name)
-        status = an.note_ref(run, ti.unavailable) if ti.unavailable else (
+        status = note_ref(run, ti.unavailable) if ti.unavailable else (
             "available" if ti.name in run.availability else "availability not recorded")
         t.add([ti.name, ti.kind, ti.server, ti.protocol, ti.encoding, status, str(n)],
               ["", "", "", "", "", "unavail" if ti.unavailable else "", ""])
@@ -171,17 +186,17 @@ def _context(run: RunData, other: RunData | None, compare_warnings: list[str]) -
     if run.truncated_steps:
         warnings.insert(0, f"steps.jsonl ends with a truncated line (the run was interrupted while writing a step); this report shows the {len(run.steps)} complete step(s) only.")
     plots = pl.all_plots(run)
-    res_table, res_note = an.resource_table(run)
-    tables: dict[str, an.Table] = {
-        "notes": an.notes_table(run),
-        "differences": an.differences(run),
+    res_table, res_note = resource_table(run)
+    tables: dict[str, Table] = {
+        "notes": notes_table(run),
+        "differences": differences(run),
         "provenance": provenance_table(run),
         "targets": targets_table(run),
-        "recommendations": an.recommendations(run),
-        "head_to_head": an.head_to_head(run),
-        "overhead": an.overhead(run),
+        "recommendations": recommendations(run),
+        "head_to_head": head_to_head(run),
+        "overhead": overhead(run),
         "resources": res_table,
-        "all_steps": an.all_steps(run),
+        "all_steps": all_steps(run),
     }
     if other is not None:
         tables["compare"] = delta_table(run, other)
@@ -192,20 +207,23 @@ def _context(run: RunData, other: RunData | None, compare_warnings: list[str]) -
         "warnings": warnings,
         "servecmp_version": _version(),
         "tables": tables,
-        "side_by_side": [(an.param_label(p), an.side_by_side(run, p)) for p in an.params(run)],
-        "friction": an.friction_tables(run),
+        "side_by_side": [(param_label(p), side_by_side(run, p)) for p in params(run)],
+        "friction": friction_tables(run),
         "plots": plots,
         "key_plots": [p for p in plots if p.id in KEY_PLOTS],
         "other_plots": [p for p in plots if p.id not in KEY_PLOTS],
-        "summary": an.summary_tables(run),
-        "summary_slo": an.summary_slo(run),
+        "summary": summary_tables(run),
+        "summary_friction": summary_friction(run),
+        "summary_missing": summary_missing(run),
+        "summary_slo": summary_slo(run),
         "plot_divs": pl.plot_html(plots),
         "resource_note": res_note,
-        "noise_rule": an.NOISE_RULE,
-        "representative_rule": an.REPRESENTATIVE_RULE,
+        "noise_rule": NOISE_RULE,
+        "friction_rule": FRICTION_RULE,
+        "representative_rule": REPRESENTATIVE_RULE,
         "slo_rule": SLO_RULE.format(
-            levels=", ".join(f"{x:g}" for x in an.STANDARD_SLOS_MS),
-            err=an.fmt_pct(an.MAX_ERROR_FRACTION_FOR_SLO),
+            levels=", ".join(f"{x:g}" for x in STANDARD_SLOS_MS),
+            err=fmt_pct(MAX_ERROR_FRACTION_FOR_SLO),
         ),
     }
 

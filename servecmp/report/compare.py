@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from servecmp.report.analysis import (
-    HEAD_METRICS,
-    METRIC_LABEL,
-    NOT_SIGNIFICANT,
-    Table,
-    cells,
-    compare_cells,
-    fmt,
-    fmt_pct,
-    param_label,
-    targets,
-)
+from servecmp.report.cells import cells, param_label, targets
 from servecmp.report.data import ReportError, RunData, fairness_of
+from servecmp.report.format import METRIC_LABEL, fmt, fmt_pct, verdict_outcome
+from servecmp.report.stats import compare_cells
+from servecmp.report.table import Table
+from servecmp.report.tables.head_to_head import HEAD_METRICS
 from servecmp.results.metrics import METRICS
 
 
@@ -99,11 +92,9 @@ def delta_table(a: RunData, b: RunData) -> Table:
             delta = (v.b - v.a)
             rel = delta / v.a if v.a else 0.0
             dtxt = f"{fmt(delta, m.unit)} ({'+' if rel >= 0 else '-'}{fmt_pct(abs(rel))})"
+            verdict, cls = verdict_outcome(v, "this run", "other run")
             if not v.significant:
-                verdict, cls = f"{NOT_SIGNIFICANT} (threshold {fmt_pct(v.threshold)})", "ns"
-            else:
-                verdict = "other run better" if v.better == "b" else "this run better"
-                cls = "win"
+                verdict += f" (threshold {fmt_pct(v.threshold)})"
             t.add([*row, dtxt, verdict], ["", "", "", "", "", "", "", cls])
     measured = {k[0] for k in keys}
     for name in names:  # unavailable targets without any step: one row, never dropped

@@ -13,21 +13,19 @@ import plotly.graph_objects as go
 from hdrh.histogram import HdrHistogram
 from plotly.subplots import make_subplots
 
-from servecmp.report.analysis import (
+from servecmp.report.cells import (
     Cell,
-    baseline_of,
     cells,
     not_comparable_reason,
-    note_ref,
     param_label,
     param_of,
     params,
-    resource_series,
-    server_label,
-    servers,
     targets,
 )
 from servecmp.report.data import RunData
+from servecmp.report.notes import note_ref
+from servecmp.report.series import resource_series
+from servecmp.report.servers import baseline_of, server_label, servers
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 CURVE_PERCENTILES = (0, 10, 25, 50, 75, 90, 95, 98, 99, 99.5, 99.9, 99.95, 99.99, 99.999)

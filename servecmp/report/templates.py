@@ -1,6 +1,6 @@
 """Jinja2 templates of report.html and report.md (kept in code: no package data to ship).
 
-Both render the same context; every table is an :class:`~servecmp.report.analysis.Table` whose
+Both render the same context; every table is an :class:`~servecmp.report.table.Table` whose
 cell strings are computed once, so the HTML and the Markdown show identical numbers.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from servecmp.report.analysis import Table
+from servecmp.report.table import Table
 
 
 def md_escape(text: object) -> str:
@@ -60,9 +60,12 @@ details { margin: 8px 0; } summary { cursor: pointer; color: #333; }
 
 <h2 id="summary">Summary</h2>
 <p class="note">Per protocol, each server's headline numbers (a column each) and, for every pair of servers, the verdict (winner, {{ 'not significant' }} or no data). Differences carry their 95 % interval over interleaved repeats; how that is decided is under “How verdicts are decided”. The SLO used here: p99 ≤ {{ '%g' % summary_slo }} ms.</p>
-{% for proto, t in summary %}<h3>{{ proto | upper }}</h3>
+{% if summary_missing %}<ul class="note" id="summary-missing">{% for line in summary_missing %}<li>{{ line }}</li>{% endfor %}</ul>
+{% endif %}{% for proto, t in summary %}<h3>{{ proto | upper }}</h3>
 {{ t | html_table(id="summary-" ~ proto) }}
-{% endfor %}
+{% endfor %}{% if summary_friction %}<h3>Friction (per server, any protocol)</h3>
+{{ summary_friction | html_table(id="summary-friction") }}
+{% endif %}
 {% if tables.notes.rows %}<h3 id="notes">Notes</h3>
 {{ tables.notes | html_table }}{% endif %}
 
@@ -118,6 +121,7 @@ details { margin: 8px 0; } summary { cursor: pointer; color: #333; }
 
 <h2 id="noise">How verdicts are decided</h2>
 <p>{{ noise_rule }}</p>
+<p id="friction-rule">{{ friction_rule }}</p>
 
 <h2 id="all-steps">All steps</h2>
 <div class="scroll">{{ tables.all_steps | html_table }}</div>
@@ -142,11 +146,17 @@ run `{{ run.run_id }}`, created {{ run.meta.created_at }}; built from stored res
 ## Summary
 
 Per protocol, each server's headline numbers and, for every pair of servers, the verdict. The SLO used here: p99 ≤ {{ '%g' % summary_slo }} ms.
-{% for proto, t in summary %}
+{% if summary_missing %}
+{% for line in summary_missing %}- {{ line | md_escape }}
+{% endfor %}{% endif %}{% for proto, t in summary %}
 ### {{ proto | upper }}
 
 {{ t | md_table }}
-{% endfor %}{% if tables.notes.rows %}
+{% endfor %}{% if summary_friction %}
+### Friction (per server, any protocol)
+
+{{ summary_friction | md_table }}
+{% endif %}{% if tables.notes.rows %}
 ### Notes
 
 {{ tables.notes | md_table }}
@@ -214,6 +224,8 @@ other run: `{{ compare.dir }}` (experiment {{ compare.meta.experiment_name }}, d
 ## How verdicts are decided
 
 {{ noise_rule }}
+
+{{ friction_rule }}
 
 ## All steps
 

@@ -149,6 +149,8 @@ class ServerAdapter(ABC):
 
     name: ClassVar[str]  # registry key = Target.server value = label value ("torchserve")
     label: ClassVar[str]  # display name ("TorchServe 0.12")
+    # name in verdict cells when ``label`` carries version/flavour ("KServe"); "": the label
+    short_label: ClassVar[str] = ""
     framework: ClassVar[Literal["pytorch", "tensorflow"]]  # which exported artifact it serves
     protocols: ClassVar[tuple[ProtocolSpec, ...]]
     # Target name of the in-process baseline its overhead is measured against (None: a baseline).

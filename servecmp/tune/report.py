@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from servecmp.report.analysis import paired_verdict
+from servecmp.report.stats import paired_verdict
 from servecmp.results.metrics import METRICS
 from servecmp.tune.pareto import front, pareto_plot, points
 from servecmp.tune.store import Measurement, TuneStore

@@ -58,6 +58,7 @@ RUNTIME_PROBE = ("import importlib.metadata as m, json; "
 class KServeAdapter(ServerAdapter):
     name: ClassVar[str] = "kserve"
     label: ClassVar[str] = "KServe 0.21 (Python model server)"
+    short_label: ClassVar[str] = "KServe"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
     protocols: ClassVar[tuple[ProtocolSpec, ...]] = (
         ProtocolSpec(Protocol.rest, (Encoding.json, Encoding.oip), "servecmp.load.clients.oip_rest:OipRestClient"),

@@ -1,0 +1,47 @@
+"""The rules the report writes into itself, so that every verdict can be checked by its reader."""
+
+from __future__ import annotations
+
+from servecmp.report.format import NOT_SIGNIFICANT, pct3
+from servecmp.report.stats import CONFIDENCE, MIN_FRICTION_ROUNDS, MIN_REL_DIFF, ONE_OFF_ERROR
+
+NOISE_RULE = (
+    "Only comparable steps count: valid (the measurement checked itself), steady (its windows "
+    "agree) and undisturbed (the server's processes did not change during the step). "
+    "With interleaved repeats (load.repeats ≥ 2: round 1 runs A, B, C …, round 2 again A, B, C …, "
+    "so slow drift of the machine hits every target alike), two targets are compared over the "
+    "rounds where both have a comparable step: for each round r the log-ratio d_r = ln(b_r / a_r) "
+    f"is taken; the difference is exp(mean d) - 1 with its {CONFIDENCE:.0%} Student-t confidence "
+    "interval over the rounds (scipy.stats.ttest_1samp), transformed back the same way; the noise "
+    "is the standard deviation of the d_r and “resolves ≥ x” is the interval's half-width: the "
+    "smallest difference that run could have called. A winner is named only when that interval excludes 0 "
+    f"and the difference exceeds {MIN_REL_DIFF:.0%}; otherwise the pair is labelled "
+    f"“{NOT_SIGNIFICANT}”. A cell's number is the median over its comparable repeats. "
+    "With a single step per target (no repeats) the fallback rule applies: a and b differ only "
+    "when |a - b| / ((a + b) / 2) is "
+    f"greater than max({MIN_REL_DIFF:.0%}, noise(a), noise(b)), where noise(x) is the largest of "
+    "the spread (max - min) / mean over repeated steps and over the step's reported windows of "
+    "the window statistic that tracks the metric (window throughput for throughput; window p50 "
+    "for p50 and mean; window p99 for p90 … max); that threshold is what such a pair resolves. "
+    "Every verdict in the summary states its resolving power as “resolves ≥ x”: the paired "
+    "interval's half-width, or the single-step threshold. Friction measurements follow the "
+    "friction rule below."
+)
+FRICTION_RULE = (
+    "Friction (cold start, memory, recovery …): counted quantities (files, lines, settings, metric "
+    "families) are compared exactly. A measured quantity (seconds, bytes, cores, requests) measured "
+    f"at least {MIN_FRICTION_ROUNDS} times per server, interleaved (round k of every server in "
+    "turn), is compared like interleaved steps: paired by round, the log-ratio's "
+    f"{CONFIDENCE:.0%} Student-t interval, a winner only when it excludes 0 and the difference "
+    f"exceeds {MIN_REL_DIFF:.0%}. Measured fewer times, the medians are trusted only to within a "
+    f"measurement error of {pct3(ONE_OFF_ERROR)} (cold start, memory and recovery of one run move by "
+    "tens of percent between runs on a shared machine): a winner is named only when "
+    f"|a - b| / ((a + b) / 2) exceeds {pct3(ONE_OFF_ERROR)}; otherwise the cell says “one measurement: "
+    "no verdict”. A value shown for several measurements is their median."
+)
+REPRESENTATIVE_RULE = (
+    "A cell's number is the median over its comparable repeats (valid, steady, undisturbed); "
+    "distributions and histograms show the last comparable repeat; every step is listed under "
+    "“All steps”. Steps that are not comparable never appear as a server number: their cells say "
+    "why (invalid / not steady / disrupted) and the status row gives the reason."
+)

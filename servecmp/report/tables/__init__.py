@@ -1,0 +1,1 @@
+"""Table builders: one module per family of report tables."""
