@@ -151,11 +151,11 @@ def _cmd_kind_down(args: argparse.Namespace) -> int:
     return commands.down()
 
 
-def _generate(what: str, main: Callable[[list[str]], int], check: bool) -> int:
+def _generate(what: str, generate: Callable[[bool], int], check: bool) -> int:
     """Generated files come from every registered server's adapter: one that cannot be loaded is
     named, not a traceback."""
     try:
-        return main(["--check"] if check else ["--write"])
+        return generate(check)
     except (ImportError, AttributeError, KeyError) as err:
         print(f"error: gen {what}: a registered server adapter cannot be loaded "
               f"(servecmp.servers.registry.MODULES): {err}", file=sys.stderr)
@@ -165,13 +165,13 @@ def _generate(what: str, main: Callable[[list[str]], int], check: bool) -> int:
 def _cmd_gen_dashboards(args: argparse.Namespace) -> int:
     from servecmp.observability import dashboards
 
-    return _generate("dashboards", dashboards.main, args.check)
+    return _generate("dashboards", dashboards.generate, args.check)
 
 
 def _cmd_gen_rules(args: argparse.Namespace) -> int:
     from servecmp.observability import rules
 
-    return _generate("rules", rules.main, args.check)
+    return _generate("rules", rules.generate, args.check)
 
 
 def build_parser() -> argparse.ArgumentParser:
