@@ -297,7 +297,7 @@ def with_real_torchserve(args: argparse.Namespace) -> int:
     """Start TorchServe via the local runtime (server on the last CPU), write its payloads, then
     rerun this benchmark's wrk comparison against it (capacity runs skipped: a model is not trivial)."""
     from servecmp.load.payloads import PayloadSet
-    from servecmp.models.__main__ import export_command
+    from servecmp.models.commands import export_command
     from servecmp.models.export import artifacts
     from servecmp.models.registry import DEFAULT_SEED, get_model
     from servecmp.run.standalone import start_server

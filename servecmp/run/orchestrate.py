@@ -100,7 +100,7 @@ def _progress(total: int) -> Iterator[Any]:
 
 def ensure_artifacts(model: str, root: Path, seed: int) -> dict[int, dict[str, Any]]:
     """Export v1 (measured) and v2 (the model-update test) unless already exported with this seed."""
-    from servecmp.models.__main__ import export_command
+    from servecmp.models.commands import export_command
     from servecmp.models.export import read_records
 
     records = read_records(model, root)
