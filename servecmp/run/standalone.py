@@ -1,5 +1,6 @@
-"""One local server for a model, outside a full run (benchmarks, tests): the same runtime,
-generated config and exported artifacts that `servecmp run` uses."""
+"""One local server for a model, outside a full run (benchmarks, tests): the same adapter,
+runtime, generated config and exported artifacts that `servecmp run` uses, for any registered
+server."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def start_server(
         {"name": "standalone", "model": model,
          "targets": [{"server": adapter.name, "protocol": "rest"}], **experiment_fields}
     )
-    configs, dirs = local_configs(exp, work_dir, art)
+    configs, dirs = local_configs(exp, work_dir, art, [adapter])  # free ports for this server only
     srv = cls(configs, dirs[adapter.name], work_dir, model, cpus=cpus, memory_mib=exp.resources.memory_mib)
     srv.start()
     try:
