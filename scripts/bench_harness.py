@@ -74,9 +74,9 @@ def serve_rest() -> None:
 def serve_grpc() -> None:
     import grpc
 
-    from servecmp.load.clients import torchserve_protos
+    from servecmp.load.clients import protos
 
-    pb2, pb2_grpc = torchserve_protos.load()
+    pb2, pb2_grpc = protos.load("torchserve")
 
     class Echo(pb2_grpc.InferenceAPIsServiceServicer):  # type: ignore[name-defined]  # run-time stubs
         async def Predictions(self, request, context):
@@ -183,9 +183,9 @@ import grpc.experimental.gevent as grpc_gevent
 from locust import User, constant, task
 
 grpc_gevent.init_gevent()
-from servecmp.load.clients import torchserve_protos
+from servecmp.load.clients import protos
 
-pb2, pb2_grpc = torchserve_protos.load()
+pb2, pb2_grpc = protos.load("torchserve")
 DATA = open(os.environ["BENCH_BODY"], "rb").read()
 
 
