@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from servecmp.experiment import ExperimentError, load_experiment
+from servecmp.log import setup as setup_logging
 from servecmp.models.registry import DEFAULT_SEED
 
 DEFAULT_ARTIFACTS = Path("build/models")
@@ -316,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging()
     try:
         return int(args.func(args))
     except ExperimentError as err:

@@ -15,6 +15,7 @@ in-process.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shlex
@@ -34,6 +35,7 @@ KIND_DIR = Path(__file__).resolve().parent
 # checkout uses its own files), else the one this module was installed from (editable install).
 ROOT = KIND_DIR.parents[1]
 ENGINES = ("steps", "locust")
+_logger = logging.getLogger(__name__)
 LOCUST_OPTIONS = ("duration", "users", "workers", "locustfile")
 
 
@@ -87,7 +89,7 @@ class Ops:
 
     def log(self, msg: str) -> None:
         if not self.quiet:
-            print(f"[kind] {msg}", file=sys.stderr, flush=True)
+            _logger.info(msg)
 
     def run(self, cmd: Sequence[str], *, check: bool = True, capture: bool = False,
             stdin: str | None = None, stdout: Any = None) -> subprocess.CompletedProcess[str]:

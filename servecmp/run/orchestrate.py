@@ -25,6 +25,7 @@ everything measured so far; every child process is stopped on any exit path.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from typing import Any
 import yaml
 
 from servecmp.experiment import Experiment, LoadProfile, Target, parse_experiment
+from servecmp.log import console
 from servecmp.results.friction import append_friction, unavailable
 from servecmp.results.schema import StepResult, TargetAvailability
 from servecmp.results.store import RunStore
@@ -69,33 +71,21 @@ def quick_profile(exp: Experiment) -> Experiment:
     return parse_experiment(data, "experiment (--quick)")
 
 
-_PROGRESS: Any = None  # rich Progress while a run is on; log lines print above its bar
-
-
-def _log(msg: str) -> None:
-    line = f"[servecmp {datetime.now():%H:%M:%S}] {msg}"
-    if _PROGRESS is not None:
-        _PROGRESS.console.print(line, markup=False, highlight=False)
-    else:
-        print(line, flush=True)
+_log = logging.getLogger(__name__).info
 
 
 @contextlib.contextmanager
 def _progress(total: int) -> Iterator[Any]:
-    """A progress bar over the run's load steps (rich), advanced as each step is stored."""
-    global _PROGRESS
+    """A progress bar over the run's load steps (rich), advanced as each step is stored; on the
+    log's console, so log lines print above it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("[bold]steps"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.description}"), transient=False,
+        TextColumn("{task.description}"), transient=False, console=console(),
     ) as prog:
-        _PROGRESS = prog
         task = prog.add_task("", total=total)
-        try:
-            yield lambda desc: prog.update(task, advance=1, description=desc)
-        finally:
-            _PROGRESS = None
+        yield lambda desc: prog.update(task, advance=1, description=desc)
 
 
 def ensure_artifacts(model: str, root: Path, seed: int) -> dict[int, dict[str, Any]]:
