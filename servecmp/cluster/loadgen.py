@@ -314,7 +314,7 @@ def job_cpu(exp: Any = None) -> float:
 
 def job_deadline_s(exp: Any, target_name: str) -> int:
     """activeDeadlineSeconds of a steps Job: the sum of each step's hard deadline, from the same
-    plan and StepSpec the engine uses (loadtests.engine.sweep.run_target), plus JOB_STARTUP_S."""
+    plan and StepSpec the engine uses (servecmp.load.engine.sweep.run_target), plus JOB_STARTUP_S."""
     from servecmp.load.engine.spec import make_spec, plan_steps
 
     (target,) = [t for t in exp.targets if t.name == target_name]

@@ -23,7 +23,7 @@ def export_command(
     seed: int = DEFAULT_SEED,
     versions: Sequence[int] = (1,),
 ) -> int:
-    """Export every model/version for both servers, then check the SavedModel against PyTorch."""
+    """Export every model/version (.mar and SavedModel), then check the SavedModel against PyTorch."""
     import tensorflow as tf
 
     from servecmp.models.export import artifacts, export_model, seed_for_version

@@ -179,7 +179,8 @@ def _libraries() -> dict[str, str]:
 def export_model(
     name: str, out_root: str | Path, seed: int = DEFAULT_SEED, version: int = 1
 ) -> ExportRecord:
-    """Build the seeded model once and package it for TorchServe and TF Serving."""
+    """Build the seeded model once and package it: the .mar (TorchServe; KServe serves its TorchScript
+    file) and the SavedModel (TF Serving)."""
     art = artifacts(name, out_root, version)
     art.model_store.mkdir(parents=True, exist_ok=True)
     art.tfserving_base.mkdir(parents=True, exist_ok=True)

@@ -96,7 +96,7 @@ def ensure_artifacts(model: str, root: Path, seed: int) -> dict[int, dict[str, A
     records = read_records(model, root)
     if {1, 2} <= set(records):
         return records
-    _log(f"exporting {model} for both servers (seed {seed}) into {root}")
+    _log(f"exporting {model} (.mar + SavedModel, seed {seed}) into {root}")
     if export_command(root, [model], seed=seed, versions=(1, 2)) != 0:
         raise RuntimeError(f"export of {model!r} failed its parity check; see the output above")
     return read_records(model, root)
