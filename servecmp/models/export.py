@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -171,9 +172,7 @@ def _export_tfserving(name: str, model: Any, art: Artifacts) -> PackagingRecord:
 
 
 def _libraries() -> dict[str, str]:
-    from importlib.metadata import version
-
-    return {pkg: version(pkg) for pkg in ("torch", "tensorflow-cpu", "torch-model-archiver")}
+    return {pkg: metadata.version(pkg) for pkg in ("torch", "tensorflow-cpu", "torch-model-archiver")}
 
 
 def export_model(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from servecmp.experiment import parse_experiment
+from servecmp.models.export import artifacts
 from servecmp.run.configs import local_configs, model_root
 from servecmp.run.server import LocalServer, ServerUnavailable
 from servecmp.servers import registry
@@ -19,8 +20,6 @@ def start_server(
     """Start ``server`` (a registry name) serving v1 of ``model`` (exported under
     ``artifacts_root``) and wait until it is ready; raises ServerUnavailable when it cannot run
     here (the reason in the message). The caller stops it (``server.stop()``)."""
-    from servecmp.models.export import artifacts
-
     adapter = registry.get(server)
     cls = adapter.launcher()
     reason = cls.availability()

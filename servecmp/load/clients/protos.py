@@ -39,6 +39,8 @@ from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
 
+from google.protobuf import descriptor_pb2
+
 CHECKOUT = Path(__file__).resolve().parents[3]  # servecmp/load/clients/protos.py -> the checkout
 
 PB2_IN_KSERVE = ("kserve", "protocol", "grpc", "grpc_predict_v2_pb2.py")  # kserve 0.21.0 wheel
@@ -121,8 +123,6 @@ def descriptor_bytes(pb2_source: str) -> bytes:
 
 def _oip_inputs(pb2: Path, package: str, src: Path) -> list[str]:
     """The schema out of the pb2 file as a descriptor set in ``src``; protoc's arguments."""
-    from google.protobuf import descriptor_pb2
-
     fdp = descriptor_pb2.FileDescriptorProto.FromString(descriptor_bytes(pb2.read_text()))
     if fdp.package != "inference" or not any(s.name == "GRPCInferenceService" for s in fdp.service):
         raise StubError(f"{pb2}: not the Open Inference Protocol schema (package {fdp.package!r})")
