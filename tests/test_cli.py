@@ -134,3 +134,33 @@ def test_every_module_the_kind_flow_runs_as_a_child_exists_with_an_entry_point()
     assert {"cli", "cluster.cluster", "cluster.provenance"} <= names
     for name in names:
         assert callable(getattr(importlib.import_module(f"servecmp.{name}"), "main", None)), name
+
+
+def test_kind_preflight_exit_3_when_it_does_not_fit(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from servecmp.cluster import preflight
+
+    seen: list[tuple[float, str, object, object]] = []
+
+    def check(exp: object, cpus: float, source: str, path: str, *, replicas: object, loadgen_cpu: object
+              ) -> tuple[bool, str]:
+        seen.append((cpus, source, replicas, loadgen_cpu))
+        return cpus >= 4, f"fits: {cpus >= 4}"
+
+    monkeypatch.setattr(preflight, "check", check)
+    monkeypatch.setattr(preflight, "host_cpus", lambda: (2.0, "this host"))
+    quick = str(ROOT / "loadtests/experiments/quick.yaml")
+    assert main(["kind", "preflight", quick]) == 3
+    assert "fits: False" in capsys.readouterr().err
+    assert main(["kind", "preflight", quick, "--cpus", "8", "--replicas", "2", "--loadgen-cpu", "3"]) == 0
+    assert "fits: True" in capsys.readouterr().out
+    assert seen == [(2.0, "this host", None, None), (8.0, "--cpus", 2, 3.0)]
+
+
+def test_kind_values_writes_the_helm_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kind", "values", str(ROOT / "loadtests/experiments/quick.yaml"), "--out", str(tmp_path)]) == 0
+    assert f"values: {tmp_path / 'experiment-values.yaml'}" in capsys.readouterr().out
+    assert (tmp_path / "configs" / "torchserve" / "config.properties").is_file()
+    assert main(["kind", "values", str(ROOT / "loadtests/experiments/quick.yaml"), "--out", str(tmp_path),
+                 "--print-set-file"]) == 0
+    assert "torchserve.config.properties=" in capsys.readouterr().out
