@@ -1,4 +1,4 @@
-# servecmp — thin targets; the logic lives in Python (servecmp/, models/, deploy/, loadtests/) and scripts/.
+# servecmp — thin targets; the logic lives in Python (servecmp/, reached through `servecmp <command>`) and scripts/.
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 VENV ?= .venv

@@ -74,9 +74,9 @@ def serve_rest() -> None:
 def serve_grpc() -> None:
     import grpc
 
-    from servecmp.load.clients import torchserve_protos
+    from servecmp.load.clients import protos
 
-    pb2, pb2_grpc = torchserve_protos.load()
+    pb2, pb2_grpc = protos.load("torchserve")
 
     class Echo(pb2_grpc.InferenceAPIsServiceServicer):  # type: ignore[name-defined]  # run-time stubs
         async def Predictions(self, request, context):
@@ -183,9 +183,9 @@ import grpc.experimental.gevent as grpc_gevent
 from locust import User, constant, task
 
 grpc_gevent.init_gevent()
-from servecmp.load.clients import torchserve_protos
+from servecmp.load.clients import protos
 
-pb2, pb2_grpc = torchserve_protos.load()
+pb2, pb2_grpc = protos.load("torchserve")
 DATA = open(os.environ["BENCH_BODY"], "rb").read()
 
 
@@ -297,7 +297,7 @@ def with_real_torchserve(args: argparse.Namespace) -> int:
     """Start TorchServe via the local runtime (server on the last CPU), write its payloads, then
     rerun this benchmark's wrk comparison against it (capacity runs skipped: a model is not trivial)."""
     from servecmp.load.payloads import PayloadSet
-    from servecmp.models.__main__ import export_command
+    from servecmp.models.commands import export_command
     from servecmp.models.export import artifacts
     from servecmp.models.registry import DEFAULT_SEED, get_model
     from servecmp.run.standalone import start_server

@@ -4,4 +4,4 @@
 source "$(dirname "${BASH_SOURCE[0]}")/kind-lib.sh"
 cd "$ROOT"
 command -v kind >/dev/null 2>&1 || die "kind not found: nothing to delete"
-exec "$PY" -m servecmp.cluster.commands down
+exec "$PY" -m servecmp.cli kind down

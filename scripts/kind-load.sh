@@ -7,4 +7,4 @@
 source "$(dirname "${BASH_SOURCE[0]}")/kind-lib.sh"
 cd "$ROOT"
 check_prereqs
-exec "$PY" -m servecmp.cluster.commands load "$@"
+exec "$PY" -m servecmp.cli kind load "$@"

@@ -7,4 +7,4 @@ EXPERIMENT="${1:-${EXPERIMENT:-loadtests/experiments/quick.yaml}}"
 cd "$ROOT"
 [[ -f "$EXPERIMENT" ]] || die "experiment file not found: $EXPERIMENT"
 check_prereqs
-exec "$PY" -m servecmp.cluster.commands up "$EXPERIMENT"
+exec "$PY" -m servecmp.cli kind up "$EXPERIMENT"

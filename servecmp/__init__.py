@@ -1,3 +1,4 @@
-"""servecmp: one model behind TorchServe and TF Serving, over REST and gRPC, measured side by side."""
+"""servecmp: one model behind several model servers (each a ServerAdapter in servecmp/servers/),
+over REST and gRPC, measured side by side."""
 
 __version__ = "0.1.0"

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from servecmp.experiment import ExperimentError, load_experiment
+from servecmp.log import setup as setup_logging
+from servecmp.models.registry import DEFAULT_SEED
 
 DEFAULT_ARTIFACTS = Path("build/models")
 DEFAULT_RUNS = Path("runs")
@@ -40,17 +42,22 @@ def _cmd_configs(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from servecmp.models.__main__ import export_command
+    from servecmp.models import commands
 
-    # every --model given (the list argparse collected), not re-parsed: re-parsing through
-    # `python -m servecmp.models` kept only the last one
-    return int(export_command(args.out, args.model or None) or 0)
+    # every --model given (the list argparse collected)
+    return commands.export_command(args.out, args.model or None, args.seed, args.versions)
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
-    from servecmp.models.__main__ import parity_command
+    from servecmp.models import commands
 
-    return int(parity_command(args.model or None) or 0)
+    return commands.parity_command(args.model or None, args.seed, args.n)
+
+
+def _cmd_golden(args: argparse.Namespace) -> int:
+    from servecmp.models import commands
+
+    return commands.golden_command(args.model or None, args.seed)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -151,11 +158,33 @@ def _cmd_kind_down(args: argparse.Namespace) -> int:
     return commands.down()
 
 
-def _generate(what: str, main: Callable[[list[str]], int], check: bool) -> int:
+def _cmd_kind_preflight(args: argparse.Namespace) -> int:
+    from servecmp.cluster import preflight
+
+    exp = load_experiment(args.experiment)
+    cpus, source = (args.cpus, "--cpus") if args.cpus else preflight.host_cpus()
+    ok, msg = preflight.check(exp, cpus, source, args.experiment, replicas=args.replicas,
+                              loadgen_cpu=args.loadgen_cpu)
+    print(msg, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 3
+
+
+def _cmd_kind_values(args: argparse.Namespace) -> int:
+    from servecmp.cluster import helmvalues
+
+    config_dir, values_path = helmvalues.write_helm_inputs(load_experiment(args.experiment), Path(args.out))
+    if args.print_set_file:
+        print("\n".join(helmvalues.set_file_args(config_dir)))
+    else:
+        print(f"configs: {config_dir}\nvalues: {values_path}")
+    return 0
+
+
+def _generate(what: str, generate: Callable[[bool], int], check: bool) -> int:
     """Generated files come from every registered server's adapter: one that cannot be loaded is
     named, not a traceback."""
     try:
-        return main(["--check"] if check else ["--write"])
+        return generate(check)
     except (ImportError, AttributeError, KeyError) as err:
         print(f"error: gen {what}: a registered server adapter cannot be loaded "
               f"(servecmp.servers.registry.MODULES): {err}", file=sys.stderr)
@@ -165,13 +194,13 @@ def _generate(what: str, main: Callable[[list[str]], int], check: bool) -> int:
 def _cmd_gen_dashboards(args: argparse.Namespace) -> int:
     from servecmp.observability import dashboards
 
-    return _generate("dashboards", dashboards.main, args.check)
+    return _generate("dashboards", dashboards.generate, args.check)
 
 
 def _cmd_gen_rules(args: argparse.Namespace) -> int:
     from servecmp.observability import rules
 
-    return _generate("rules", rules.main, args.check)
+    return _generate("rules", rules.generate, args.check)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
-            parent: Any = sub) -> argparse.ArgumentParser:
-        sp = parent.add_parser(name, help=help_, description=help_)
+            parent: Any = sub, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
+        sp = parent.add_parser(name, help=help_, description=help_, parents=list(parents))
         sp.set_defaults(func=fn)
         return sp
 
@@ -195,12 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--placement", choices=["kubernetes"], default="kubernetes")
     sp.add_argument("--out", default="build/configs")
 
-    sp = add("export", _cmd_export, "export the model(s) for every server (.mar + SavedModel) and check parity")
-    sp.add_argument("--model", action="append", help="model name (repeatable; default: all)")
-    sp.add_argument("--out", type=Path, default=DEFAULT_ARTIFACTS)
+    models = argparse.ArgumentParser(add_help=False)
+    models.add_argument("--model", action="append", help="model name (repeatable; default: all)")
+    models.add_argument("--seed", type=int, default=DEFAULT_SEED, help="weights seed (default %(default)s)")
 
-    sp = add("parity", _cmd_parity, "check that PyTorch and TF compute the same logits")
-    sp.add_argument("--model", action="append")
+    sp = add("export", _cmd_export, "export the model(s) for every server (.mar + SavedModel) and check parity",
+             parents=[models])
+    sp.add_argument("--out", type=Path, default=DEFAULT_ARTIFACTS)
+    sp.add_argument("--versions", nargs="+", type=int, default=[1],
+                    help="model versions; version v uses seed+v-1 (default: 1)")
+
+    sp = add("parity", _cmd_parity, "check that PyTorch and TF compute the same logits", parents=[models])
+    sp.add_argument("-n", type=int, default=32, help="random inputs besides the golden ones")
+
+    add("golden", _cmd_golden, "regenerate servecmp/models/golden/<name>.npz", parents=[models])
 
     sp = add("run", _cmd_run, "run an experiment locally and store the results (the main job)")
     sp.add_argument("experiment", nargs="?", default="loadtests/experiments/quick.yaml")
@@ -239,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--compare", help="another run directory to compare against")
     sp.add_argument("--force", action="store_true", help="compare even when fairness settings differ")
 
-    kind = sub.add_parser("kind", help="the kind cluster path: up, load, down",
+    kind = sub.add_parser("kind", help="the kind cluster path: preflight, values, up, load, down",
                           description="the kind cluster path (needs docker, kind, kubectl, helm)")
     ksub = kind.add_subparsers(dest="kind_command", required=True, metavar="KIND_COMMAND")
     sp = add("up", _cmd_kind_up, "create the cluster, install monitoring and every server chart, wait",
@@ -256,6 +293,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--workers", type=int, help="locust engine only")
     sp.add_argument("--locustfile", help="locust engine only")
     add("down", _cmd_kind_down, "delete the kind cluster", ksub)
+    sp = add("preflight", _cmd_kind_preflight, "does the experiment fit on this host's kind nodes? (exit 3: no)",
+             ksub)
+    sp.add_argument("experiment", nargs="?", default="loadtests/experiments/quick.yaml")
+    sp.add_argument("--cpus", type=float, help="CPUs per kind node (default: docker info NCPU, else this host)")
+    sp.add_argument("--replicas", type=int, help="server replicas (default: the chart's global.replicas)")
+    sp.add_argument("--loadgen-cpu", type=float,
+                    help="CPU of the load pods on the loadgen node (default: one steps Job; Locust: 1 + workers)")
+    sp = add("values", _cmd_kind_values, "write the generated server configs and the Helm values file", ksub)
+    sp.add_argument("experiment", nargs="?", default="loadtests/experiments/quick.yaml")
+    sp.add_argument("--out", default="build/kind")
+    sp.add_argument("--print-set-file", action="store_true", help="print the --set-file arguments, one per line")
 
     gen = sub.add_parser("gen", help="regenerate committed files: dashboards, rules",
                          description="regenerate (or --check) files generated from the code")
@@ -269,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging()
     try:
         return int(args.func(args))
     except ExperimentError as err:

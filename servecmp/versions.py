@@ -13,6 +13,8 @@ Dockerfile (tests/test_versions.py fails when one of them diverges).
 
 from __future__ import annotations
 
+import re
+
 TF_SERVING_VERSION = "2.20.0"
 # The official image (tensorflow_serving/tools/docker/Dockerfile at 2.20.0: binary at
 # /usr/bin/tensorflow_model_server, entrypoint /usr/bin/tf_serving_entrypoint.sh).
@@ -30,8 +32,6 @@ def release_of(version_text: str) -> str | None:
     """The x.y.z release in ``tensorflow_model_server --version`` output, e.g.
     ``TensorFlow ModelServer: 2.20.0-rc0+dev.sha.abc`` → ``2.20.0`` (main.cc prints
     ``"TensorFlow ModelServer: " << TF_Serving_Version()`` then ``"TensorFlow Library: "``)."""
-    import re
-
     m = re.search(r"TensorFlow ModelServer:\s*(\d+\.\d+\.\d+)", version_text)
     return m.group(1) if m else None
 

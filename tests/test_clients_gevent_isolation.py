@@ -83,7 +83,7 @@ def test_importing_the_clients_pulls_nothing_from_tests(tmp_path: Path) -> None:
         "import sys\n"
         "import servecmp.load.clients as c, servecmp.load.payloads\n"
         "from servecmp.load.clients import base, _http, _grpc, torchserve_rest, "
-        "tfserving_rest, torchserve_grpc, tfserving_grpc, inprocess, torchserve_protos\n"
+        "tfserving_rest, torchserve_grpc, tfserving_grpc, inprocess, protos\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tests', 'doubles') or 'double' in m]\n"
         "assert not bad, bad\n"
         "import importlib.util\n"

@@ -33,16 +33,16 @@ def test_committed_json_matches_code():
         for name, text in dashboards.rendered().items()
         if not (dashboards.OUT_DIR / name).exists() or (dashboards.OUT_DIR / name).read_text() != text
     ]
-    assert not drift, f"{drift} drift: run `python -m servecmp.observability.dashboards --write`"
+    assert not drift, f"{drift} drift: run `servecmp gen dashboards`"
 
 
 def test_check_command_reports_drift(tmp_path, monkeypatch):
     monkeypatch.setattr(dashboards, "OUT_DIR", tmp_path)
-    assert dashboards.main(["--check"]) == 1
-    assert dashboards.main(["--write"]) == 0
-    assert dashboards.main(["--check"]) == 0
+    assert dashboards.generate(check=True) == 1
+    assert dashboards.generate(check=False) == 0
+    assert dashboards.generate(check=True) == 0
     (tmp_path / "servecmp-generator.json").write_text("{}")
-    assert dashboards.main(["--check"]) == 1
+    assert dashboards.generate(check=True) == 1
 
 
 def test_output_is_sorted_and_stable():
@@ -113,9 +113,9 @@ def test_default_is_the_registry(monkeypatch):
 
 def test_check_command_uses_injected_adapters(tmp_path, monkeypatch):
     monkeypatch.setattr(dashboards, "OUT_DIR", tmp_path)
-    assert dashboards.main(["--write"], adapters=[ta.TORCHSERVE, ta.TFSERVING, ta.KSERVE]) == 0
-    assert dashboards.main(["--check"], adapters=[ta.TORCHSERVE, ta.TFSERVING, ta.KSERVE]) == 0
-    assert dashboards.main(["--check"], adapters=TWO) == 1  # two servers: a row less
+    assert dashboards.generate(check=False, adapters=[ta.TORCHSERVE, ta.TFSERVING, ta.KSERVE]) == 0
+    assert dashboards.generate(check=True, adapters=[ta.TORCHSERVE, ta.TFSERVING, ta.KSERVE]) == 0
+    assert dashboards.generate(check=True, adapters=TWO) == 1  # two servers: a row less
 
 
 def test_server_panels_trace_to_their_own_server():

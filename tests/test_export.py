@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 import torch
 
-from servecmp.models.__main__ import main
+from servecmp.cli import main
 from servecmp.models.export import artifacts, export_model, read_records, seed_for_version
 from servecmp.models.parity import check_parity
 from servecmp.models.reference import expected_logits, seeded_inputs
@@ -112,7 +112,7 @@ def test_bad_arguments_are_named(tmp_path: Path) -> None:
 
 
 def test_export_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["export", "--out", str(tmp_path), "--models", "tiny"]) == 0
+    assert main(["export", "--out", str(tmp_path), "--model", "tiny"]) == 0
     out = capsys.readouterr().out
     assert "parity (SavedModel): PASS tiny" in out
     assert artifacts("tiny", tmp_path).mar.is_file()

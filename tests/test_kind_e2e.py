@@ -64,7 +64,7 @@ def kind_cluster():
     helm = find_helm()
     if helm:
         env["SERVECMP_HELM"] = helm
-    pre = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "servecmp.cluster.preflight", EXPERIMENT],
+    pre = subprocess.run([str(ROOT / ".venv" / "bin" / "servecmp"), "kind", "preflight", EXPERIMENT],
                          cwd=ROOT, capture_output=True, text=True, env=env)
     if pre.returncode != 0:
         pytest.skip(f"this host is too small for {EXPERIMENT} on kind:\n{pre.stderr}")

@@ -168,7 +168,7 @@ def test_both_failing_names_both_errors() -> None:
 def test_scripts_load_images_per_node_role() -> None:
     for script in ("kind-up.sh", "kind-load.sh"):
         text = (ROOT / "scripts" / script).read_text()
-        assert "kind load docker-image" not in text and "servecmp.cluster.commands" in text, script
+        assert "kind load docker-image" not in text and "-m servecmp.cli kind " in text, script
     flow = (ROOT / "servecmp" / "cluster" / "commands.py").read_text()
     assert "kind load docker-image" not in flow  # always through images.load_image, node-scoped
     assert 'load_onto(ops, s, image, "server")' in flow and 'load_onto(ops, s, gen_image, "loadgen")' in flow

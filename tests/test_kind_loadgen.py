@@ -53,23 +53,18 @@ def test_loadgen_image_tag_covers_every_copied_path() -> None:
     assert "images.image_tag(ops.kind_dir / 'loadgen.Dockerfile', ops.root)" in script
 
 
-def _render(*args: str) -> list[dict]:
-    out = io.StringIO()
-    with redirect_stdout(out):
-        assert loadgen.main(["render", *args]) == 0
-    return [d for d in yaml.safe_load_all(out.getvalue()) if d]
-
-
-def _base(target: str, experiment: Path) -> list[str]:
-    return ["--run-id", "kind-x", "--target", target, "--address", "svc.servecmp.svc:8080",
-            "--image", "servecmp/loadgen:abc", "--experiment", str(experiment)]
+def _render(target: str, experiment: Path, engine: str = "steps", **locust: object) -> list[dict]:
+    job = loadgen.load_job(load_experiment(experiment), target, run_id="kind-x", address="svc.servecmp.svc:8080",
+                           image="servecmp/loadgen:abc", namespace="servecmp",
+                           experiment_text=experiment.read_text(), engine=engine, locust_args=locust)
+    return [d for d in loadgen.manifests(job) if d]
 
 
 def test_experiment_outside_the_image_is_passed_in_as_a_configmap(tmp_path: Path) -> None:
     exp = tmp_path / "my experiments" / "mine.yaml"
     exp.parent.mkdir()
     exp.write_text(QUICK.read_text().replace("name: quick", "name: mine"))
-    cm, job = _render(*_base("torchserve-rest-json", exp))
+    cm, job = _render("torchserve-rest-json", exp)
     assert cm["kind"] == "ConfigMap" and cm["data"]["experiment.yaml"] == exp.read_text()
     spec = job["spec"]["template"]["spec"]
     (c,) = spec["containers"]
@@ -98,7 +93,7 @@ def test_job_deadline_is_the_sum_of_the_steps_hard_deadlines(tmp_path: Path) -> 
                   cluster_mode=True).hard_deadline_s()
         for i, p in enumerate(plan_steps(exp.load))
     )
-    _, job = _render(*_base(target.name, exp_path))
+    _, job = _render(target.name, exp_path)
     deadline = job["spec"]["activeDeadlineSeconds"]
     assert expected + loadgen.JOB_STARTUP_S <= deadline < expected + loadgen.JOB_STARTUP_S + 1
     assert deadline > 4 * (30 + 6 * 20)  # four steps of up to 150 s each: not "duration + 300"
@@ -160,7 +155,7 @@ def test_a_job_killed_at_its_deadline_loses_no_finished_step(tmp_path: Path) -> 
 def test_job_memory_covers_the_measured_step_peak(target: str) -> None:
     exp = load_experiment(QUICK)
     t = next(x for x in exp.targets if x.name == target)
-    _, job = _render(*_base(target, QUICK))
+    _, job = _render(target, QUICK)
     (c,) = job["spec"]["template"]["spec"]["containers"]
     mem = c["resources"]["limits"]["memory"]
     assert c["resources"]["requests"] == c["resources"]["limits"] and mem.endswith("Mi")
@@ -169,10 +164,10 @@ def test_job_memory_covers_the_measured_step_peak(target: str) -> None:
 
 
 def test_steps_engine_refuses_locust_only_options() -> None:
-    with pytest.raises(SystemExit):
-        loadgen.main(["render", *_base("torchserve-rest-json", QUICK), "--duration", "30"])
-    docs = _render(*_base("torchserve-rest-json", QUICK), "--engine", "locust", "--duration", "30",
-                   "--users", "2", "--workers", "2", "--locustfile", "open_loop")
+    with pytest.raises(ValueError, match="--duration: only with --engine locust"):
+        _render("torchserve-rest-json", QUICK, duration=30)
+    docs = _render("torchserve-rest-json", QUICK, engine="locust", duration=30, users=2, workers=2,
+                   locustfile="open_loop")
     assert [d["kind"] for d in docs] == ["ConfigMap", "Service", "Job", "Job"]
     master = docs[2]["spec"]["template"]["spec"]["containers"][0]["command"]
     assert "locustfiles/open_loop.py" in master and "30" in master and "2" in master

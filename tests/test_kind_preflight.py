@@ -70,11 +70,11 @@ def test_every_networked_server_gets_a_pod_budget() -> None:
 
 def test_cli_fails_in_seconds_with_exit_3() -> None:
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "servecmp.cluster.preflight", str(QUICK), "--cpus", "2"],
+    proc = subprocess.run([sys.executable, "-m", "servecmp.cli", "kind", "preflight", str(QUICK), "--cpus", "2"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3 and "TOO MUCH: server node" in proc.stderr
     assert time.monotonic() - t0 < 30
-    ok = subprocess.run([sys.executable, "-m", "servecmp.cluster.preflight", str(QUICK), "--cpus", "8"],
+    ok = subprocess.run([sys.executable, "-m", "servecmp.cli", "kind", "preflight", str(QUICK), "--cpus", "8"],
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and "preflight ok" in ok.stdout
 

@@ -77,10 +77,10 @@ def _index(calls: list[list[str]], pred) -> int:
 def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
     proc = _run(checkout, "kind-up.sh", _env(tmp_path), "loadtests/experiments/quick.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "preflight ok" in proc.stdout  # servecmp.cluster.commands.up checked the budget first
+    assert "preflight ok" in proc.stdout  # servecmp.cluster.commands.up (`servecmp kind up`) checked the budget first
     calls = _calls(tmp_path)
     # the script only checks prerequisites, then hands over to the library function
-    handover = _index(calls, lambda c: "servecmp.cluster.commands" in c)
+    handover = _index(calls, lambda c: c[2:4] == ["servecmp.cli", "kind"])
     assert calls[handover][-2:] == ["up", "loadtests/experiments/quick.yaml"]
     create = _index(calls, lambda c: c[:3] == ["kind", "create", "cluster"])
     nodes = _index(calls, lambda c: c[:1] == ["kubectl"] and "--for=condition=Ready" in c)

@@ -104,10 +104,10 @@ def test_missing_venv_is_reported_with_the_fix(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_descriptor_reader_refuses_a_file_that_is_not_generated_code() -> None:
-    from servecmp.load.clients import oip_protos
+    from servecmp.load.clients import protos
 
-    with pytest.raises(oip_protos.StubError, match="AddSerializedFile"):
-        oip_protos.descriptor_bytes("x = 1\n")
+    with pytest.raises(protos.StubError, match="AddSerializedFile"):
+        protos.descriptor_bytes("x = 1\n")
 
 
 # ---- contract: facts from the installed kserve 0.21.0 ---------------------------------------------
@@ -169,18 +169,18 @@ def test_contract_routes_and_no_proto_file_in_the_wheel() -> None:
                   "/v2/models/{model_name}/ready", "/v2/repository/models/{model_name}/load"):
         assert route in facts["routes"]
     assert WIRE.ready_path.replace("{model}", "{model_name}") in facts["routes"]
-    assert facts["protos"] == []  # hence oip_protos reads the descriptor out of the pb2 file
+    assert facts["protos"] == []  # hence protos.py reads the descriptor out of the pb2 file
     assert facts["pb2"] == ["kserve/protocol/grpc/grpc_predict_v2_pb2.py"]
 
 
 @needs_venv
 def test_oip_stubs_generated_with_our_grpcio_tools(tmp_path: Path) -> None:
-    from servecmp.load.clients import oip_protos
+    from servecmp.load.clients import protos
 
-    d = oip_protos.stub_dir(tmp_path / "stubs")
-    grpc_py = (d / oip_protos.PACKAGE / "grpc_predict_v2_pb2_grpc.py").read_text()
+    d = protos.stub_dir("oip", tmp_path / "stubs")
+    grpc_py = (d / protos.SETS["oip"].package / "grpc_predict_v2_pb2_grpc.py").read_text()
     assert "/inference.GRPCInferenceService/ModelInfer" in grpc_py  # the OIP wire path
-    assert oip_protos.stub_dir(tmp_path / "stubs") == d  # cached
+    assert protos.stub_dir("oip", tmp_path / "stubs") == d  # cached
 
 
 # ---- the real server ----------------------------------------------------------------------------
@@ -196,12 +196,12 @@ def model_root(exported_model: Callable[[str], Path]) -> Path:
 
 @pytest.fixture(scope="module")
 def kserve_server(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KServeServer]:
-    from servecmp.servers.kserve.standalone import start_kserve
+    from servecmp.run.standalone import start_server
 
     if REASON:
         pytest.skip(REASON)
     work = tmp_path_factory.mktemp("kserve run dir")  # a space in the path
-    server = start_kserve(MODEL, work, model_root)
+    server = start_server("kserve", MODEL, work, model_root)
     yield server
     tree = server.process.tree() if server.process else []
     server.stop()
@@ -311,9 +311,9 @@ def test_bad_payloads_get_clear_errors(kserve_server: KServeServer) -> None:
 def test_bad_grpc_request_is_invalid_argument(kserve_server: KServeServer) -> None:
     import grpc
 
-    from servecmp.load.clients import oip_protos
+    from servecmp.load.clients import protos
 
-    pb2, pb2_grpc = oip_protos.load()
+    pb2, pb2_grpc = protos.load("oip")
     req = pb2.ModelInferRequest(model_name=MODEL, inputs=[pb2.ModelInferRequest.InferInputTensor(
         name="input", datatype="INT32", shape=[1], contents=pb2.InferTensorContents(int_contents=[1]))])
     with grpc.insecure_channel(kserve_server.endpoints.grpc) as ch, pytest.raises(grpc.RpcError) as info:
@@ -364,9 +364,9 @@ def test_kill_hard_then_restart_recovers(kserve_server: KServeServer) -> None:
 def test_two_workers_are_two_rest_processes_and_stop_leaves_nothing(
     model_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from servecmp.servers.kserve.standalone import start_kserve
+    from servecmp.run.standalone import start_server
 
-    server = start_kserve(MODEL, tmp_path_factory.mktemp("kserve two workers"), model_root,
+    server = start_server("kserve", MODEL, tmp_path_factory.mktemp("kserve two workers"), model_root,
                           resources={"cpus": 2}, tuning={"workers": 2})
     try:
         assert server.process is not None
@@ -409,7 +409,7 @@ def test_setup_installs_the_pinned_kserve_in_its_own_venv() -> None:
     setup = (root / "scripts/setup.sh").read_text()
     assert f"kserve=={KSERVE_VERSION}" in setup and "torch==2.13.0" in setup
     assert ".venv-kserve" in setup and "servecmp/versions.py" in setup  # re-runs when the pin moves
-    dockerfile = root / "deploy/kind/kserve.Dockerfile"  # written by the helm stream
+    dockerfile = root / "deploy/kind/kserve.Dockerfile"
     if dockerfile.is_file():
         text = dockerfile.read_text()
         assert f"kserve=={KSERVE_VERSION}" in text and "servecmp/servers/kserve/model_server.py" in text

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from servecmp.models.__main__ import main
+from servecmp.cli import main
 from servecmp.models.parity import (
     ATOL,
     GOLDEN_N,
@@ -64,7 +64,7 @@ def test_batchnorm_statistics_are_checked(pair: dict) -> None:
 def test_committed_golden_files_are_well_formed() -> None:
     for name in model_names():
         golden = load_golden(name)
-        assert golden is not None, f"{golden_path(name)} missing: run python -m servecmp.models golden"
+        assert golden is not None, f"{golden_path(name)} missing: run servecmp golden"
         x, logits, seed = golden
         assert x.shape == (GOLDEN_N, *get_model(name).input_shape)
         assert logits.shape == (GOLDEN_N, get_model(name).num_classes) and seed == DEFAULT_SEED
@@ -90,5 +90,5 @@ def test_malformed_golden_names_file(tmp_path: Path) -> None:
 
 
 def test_parity_cli_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["parity", "--models", "tiny", "-n", "8"]) == 0
+    assert main(["parity", "--model", "tiny", "-n", "8"]) == 0
     assert "PASS tiny" in capsys.readouterr().out

@@ -41,7 +41,7 @@ def _fixture_module():
 
 def test_committed_rules_match_code():
     assert rules.RULES_PATH.read_text() == rules.render(), (
-        "helm/servecmp/files/recording-rules.yaml drifts: run `python -m servecmp.observability.rules --write`"
+        "helm/servecmp/files/recording-rules.yaml drifts: run `servecmp gen rules`"
     )
 
 
@@ -183,9 +183,9 @@ def test_default_is_the_registry_and_check_uses_injected_adapters(tmp_path, monk
     monkeypatch.setattr(rules, "RULES_PATH", tmp_path / "recording-rules.yaml")
     monkeypatch.setattr(rules, "REPO", tmp_path)
     three = [ta.TORCHSERVE, ta.TFSERVING, ta.KSERVE]
-    assert rules.main(["--write"], adapters=three) == 0
-    assert rules.main(["--check"], adapters=three) == 0
-    assert rules.main(["--check"], adapters=three[:2]) == 1  # a server less: drift
+    assert rules.generate(check=False, adapters=three) == 0
+    assert rules.generate(check=True, adapters=three) == 0
+    assert rules.generate(check=True, adapters=three[:2]) == 1  # a server less: drift
     ta.use(monkeypatch, ta.WITH_KSERVE)  # the default follows the registry
     try:
         assert rules.render() == rules.render(three)
@@ -193,3 +193,13 @@ def test_default_is_the_registry_and_check_uses_injected_adapters(tmp_path, monk
         from servecmp.servers import registry
 
         registry.get.cache_clear()
+
+
+def test_generated_header_names_the_cli_command_that_writes_it():
+    from servecmp.cli import build_parser
+
+    first = rules.RULES_PATH.read_text().splitlines()[0]
+    command = first.split("`")[1].split()
+    assert command[0] == "servecmp", first
+    args = build_parser().parse_args(command[1:])  # SystemExit on a command the CLI does not have
+    assert (args.command, args.gen_command, args.check) == ("gen", "rules", False)

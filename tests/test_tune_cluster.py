@@ -75,9 +75,9 @@ def test_candidate_rolled_out_by_helm_upgrade_and_measured_in_cluster(
     values = Path(up[up.index("-f") + 1]).read_text()
     assert "OMP_NUM_THREADS: '1'" in values or 'OMP_NUM_THREADS: "1"' in values
     wait = next(i for i, c in enumerate(calls) if "servecmp.cluster.cluster" in c and "wait" in c)
-    # the load: scripts/kind-load.sh hands over to `servecmp.cluster.commands load <experiment>`,
+    # the load: scripts/kind-load.sh hands over to `servecmp kind load <experiment>`,
     # which applies the Job (kubectl apply) for the candidate's experiment
-    load = next(i for i, c in enumerate(calls) if "servecmp.cluster.commands" in c and "load" in c)
+    load = next(i for i, c in enumerate(calls) if c[2:5] == ["servecmp.cli", "kind", "load"])
     job = next(i for i, c in enumerate(calls) if c[:1] == ["kubectl"] and "apply" in c and i > load)
     assert calls.index(up) < wait < load < job  # rolled out and ready before the load Job
     assert calls[load][calls[load].index("load") + 1].endswith(f"{cand.id}-screen-r0/experiment.yaml")

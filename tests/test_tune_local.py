@@ -88,7 +88,7 @@ def test_killed_search_resumes_without_remeasuring(tmp_path: Path, models: Path)
     assert [m.key for m in after[: len(before)]] == [m.key for m in before]
     for m in before:  # finished configurations were reused, their stored steps untouched
         assert (tune_dir / m.candidate_dir / "steps.jsonl").stat().st_mtime_ns == stamps[m.key]
-    assert out.stdout.count("  reused ") >= len(before)
+    assert out.stderr.count("  reused ") >= len(before)  # log lines go to stderr
     assert (tmp_path / "tuned.yaml").is_file()
     summary = json.loads((tune_dir / "summary.json").read_text())
     assert summary["servers"][0]["reused"] >= len(before)

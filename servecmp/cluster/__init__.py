@@ -1,5 +1,5 @@
-"""The kind path: cluster config, kube-prometheus-stack values, Helm values from an experiment,
-in-cluster Locust manifests and cluster measurements (servecmp.cluster)."""
+"""The kind path behind ``servecmp kind preflight|values|up|load|down``: preflight, Helm values from
+an experiment, images, the in-cluster load Jobs, cluster measurements and provenance."""
 
 from pathlib import Path
 

@@ -11,14 +11,11 @@ both the artifacts image's build context and the hostPath directory are staged t
 KServe's model server loads ``<model_dir>/<version>/model.pt`` (servecmp/servers/kserve/model_server.py):
 the TorchScript file inside the same v1 ``.mar`` TorchServe serves (the archiver stores the
 ``--serialized-file`` under its own name, model.pt: servecmp/models/export.py), extracted, so both servers
-run the very same bytes.
-
-``python -m servecmp.cluster.artifacts stage build/models/resnet build/kind/artifacts --model resnet``
+run the very same bytes. ``servecmp kind up`` stages them (servecmp/cluster/commands.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import zipfile
 from pathlib import Path
@@ -85,25 +82,3 @@ def check(dest: Path, model: str, version: int = MEASURED_VERSION) -> None:
             f"{kserve}: expected only {version}/{TORCHSCRIPT_IN_MAR}, found {found} "
             f"(KServe's model server loads the highest version)"
         )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="stage the measured model version for the kind path")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("stage")
-    s.add_argument("export_dir", type=Path)
-    s.add_argument("dest", type=Path)
-    s.add_argument("--model", required=True)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = build_parser()
-    args = p.parse_args(argv)
-    for path in stage(args.export_dir, args.dest, args.model):
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

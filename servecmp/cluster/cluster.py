@@ -1,6 +1,6 @@
 """Cluster measurements for the kind path, with the official ``kubernetes`` client.
 
-What it records (``python -m servecmp.cluster.cluster report``): per server, install -> Ready
+What it records (``python -m servecmp.cluster.cluster report``, a child process of ``servecmp kind up|load``): per server, install -> Ready
 seconds, pod restarts, and the image sizes the nodes report (``node.status.images``); and
 (``recover``) the seconds from deleting a server pod under load until the Deployment is back to
 full strength with Ready pods (readiness = model loaded, see the chart's probes).
@@ -473,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Entry point of the child process servecmp.cluster.commands and servecmp.tune.cluster run (waits, report, recover).
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)

@@ -15,7 +15,7 @@ in-process.
 
 from __future__ import annotations
 
-import argparse
+import logging
 import os
 import secrets
 import shlex
@@ -35,6 +35,7 @@ from servecmp.cluster import KIND_DIR, ROOT
 # The checkout: the working directory when it is one (scripts and make run there; a copy of the
 # checkout uses its own files), else the one this module was installed from (editable install).
 ENGINES = ("steps", "locust")
+_logger = logging.getLogger(__name__)
 LOCUST_OPTIONS = ("duration", "users", "workers", "locustfile")
 
 
@@ -88,7 +89,7 @@ class Ops:
 
     def log(self, msg: str) -> None:
         if not self.quiet:
-            print(f"[kind] {msg}", file=sys.stderr, flush=True)
+            _logger.info(msg)
 
     def run(self, cmd: Sequence[str], *, check: bool = True, capture: bool = False,
             stdin: str | None = None, stdout: Any = None) -> subprocess.CompletedProcess[str]:
@@ -211,7 +212,7 @@ def _preflight(ops: Ops, experiment: Path, exp: Any, loadgen_cpu: float | None =
 
 # ---- up -----------------------------------------------------------------------------------------
 def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = None,
-       helm_args: Sequence[str] = (), pod_security: str | None = None) -> int:
+       helm_args: Sequence[str] | None = None, pod_security: str | None = None) -> int:
     """Create (or reuse) the kind cluster, install kube-prometheus-stack and every server the
     experiment targets, wait until all are Ready, record install -> Ready and run ``helm test``.
     Idempotent: re-running upgrades in place. Returns an exit code (3: does not fit)."""
@@ -223,6 +224,8 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
     kind_dir = ops.kind_dir
     experiment = Path(experiment)
     pod_security = pod_security or os.environ.get("SERVECMP_POD_SECURITY") or "restricted"
+    if helm_args is None:  # extra `helm upgrade` arguments for our chart, e.g. "--set global.replicas=2"
+        helm_args = shlex.split(os.environ.get("SERVECMP_HELM_ARGS", ""))
     build = ops.root / "build" / "kind"
     try:
         exp = load_experiment(experiment)
@@ -424,16 +427,8 @@ def _load_target(ops: Ops, s: Settings, exp: Any, experiment: Path, run_id: str,
     from servecmp.cluster import loadgen
 
     (t,) = [t for t in exp.targets if t.name == target]
-    users = int(locust_args.get("users", 4))
-    locustfile = str(locust_args.get("locustfile", "concurrency_sweep")).removesuffix(".py").split("/")[-1]
-    job = loadgen.LoadJob(
-        run_id=run_id, target=target, address=address, image=image, namespace=s.namespace,
-        locustfile=f"{loadgen.LOCUSTFILE_DIR}/{locustfile}.py", experiment_text=experiment.read_text(),
-        model=exp.model, users=users, spawn_rate=float(users), duration_s=int(locust_args.get("duration", 30)),
-        workers=int(locust_args.get("workers", 1)), engine=engine, cpu=f"{loadgen.job_cpu(exp):g}",
-        memory=f"{loadgen.memory_mib_for(t)}Mi",
-        deadline_s=loadgen.job_deadline_s(exp, target) if engine == "steps" else 0,
-    )
+    job = loadgen.load_job(exp, target, run_id=run_id, address=address, image=image, namespace=s.namespace,
+                           experiment_text=experiment.read_text(), engine=engine, locust_args=dict(locust_args))
     docs = loadgen.manifests(job)
     manifest = run_dir / "kind" / f"{target}.yaml"
     manifest.write_text(yaml.safe_dump_all(docs, sort_keys=False))
@@ -493,43 +488,3 @@ def down(*, settings: Settings | None = None, ops: Ops | None = None) -> int:
         print(f"[kind] ERROR: {err}", file=sys.stderr)
         return 1
     return 0
-
-
-# ---- command line (what scripts/kind-*.sh call; `servecmp kind ...` calls the same functions) --
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="servecmp kind", description="servecmp on a local kind cluster")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    u = sub.add_parser("up", help="create the cluster, install monitoring and the servers, wait")
-    u.add_argument("experiment", type=Path, nargs="?", default=Path("loadtests/experiments/quick.yaml"))
-    ld = sub.add_parser("load", help="run the experiment's load in-cluster; results land in runs/")
-    ld.add_argument("experiment", type=Path, nargs="?", default=Path("loadtests/experiments/quick.yaml"))
-    ld.add_argument("--target", action="append", default=[], help="only this target (repeatable)")
-    ld.add_argument("--engine", choices=ENGINES, default="steps")
-    ld.add_argument("--recover", action="store_true", help="delete a server pod under load, time its recovery")
-    ld.add_argument("--duration", type=int, help="--engine locust only (seconds)")
-    ld.add_argument("--users", type=int, help="--engine locust only")
-    ld.add_argument("--workers", type=int, help="--engine locust only")
-    ld.add_argument("--locustfile", help="--engine locust only (locustfiles/<name>.py in the image)")
-    sub.add_parser("down", help="delete the cluster")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.cmd == "up":
-        if not args.experiment.is_file():
-            print(f"[kind] ERROR: experiment file not found: {args.experiment}", file=sys.stderr)
-            return 2
-        # extra `helm upgrade` arguments for our chart, e.g. "--set global.replicas=2"
-        return up(args.experiment, helm_args=shlex.split(os.environ.get("SERVECMP_HELM_ARGS", "")))
-    if args.cmd == "load":
-        if not args.experiment.is_file():
-            print(f"[kind] ERROR: experiment file not found: {args.experiment}", file=sys.stderr)
-            return 2
-        return load(args.experiment, targets=args.target, engine=args.engine, recover=args.recover,
-                    locust_args={k: getattr(args, k) for k in LOCUST_OPTIONS})
-    return down()
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

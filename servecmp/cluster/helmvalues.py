@@ -4,23 +4,22 @@
 ``write_configs`` and adds what the chart needs besides (model, shared budget, thread env,
 which servecmp/servers/protocols the targets use, and each server's ``wire`` block: ports, metrics and
 ready paths, in-container paths, generated from its adapter's ``Wire`` so the chart carries no
-copy of them). ``servecmp kind up`` (servecmp/cluster/commands.py) runs the equivalent of::
+copy of them). ``servecmp kind up`` (servecmp/cluster/commands.py) writes them as::
 
-    python -m servecmp.cluster.helmvalues loadtests/experiments/quick.yaml --out build/kind
+    servecmp kind values loadtests/experiments/quick.yaml --out build/kind
 
-and passes ``-f build/kind/experiment-values.yaml`` plus :func:`set_file_args`.
+does, and passes ``-f build/kind/experiment-values.yaml`` plus :func:`set_file_args`.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from servecmp.configgen import GeneratedConfigs, Placement, render_all, write_configs
-from servecmp.experiment import Experiment, Protocol, load_experiment
+from servecmp.experiment import Experiment, Protocol
 
 
 def set_file_keys() -> dict[str, tuple[str, str]]:
@@ -90,27 +89,3 @@ def write_helm_inputs(exp: Experiment, out_dir: Path) -> tuple[Path, Path]:
         header + yaml.safe_dump(experiment_values(exp, configs), sort_keys=False)
     )
     return config_dir, values_path
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("experiment", type=Path)
-    p.add_argument("--out", type=Path, default=Path("build/kind"))
-    p.add_argument(
-        "--print-set-file", action="store_true", help="print the --set-file arguments, one per line"
-    )
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config_dir, values_path = write_helm_inputs(load_experiment(args.experiment), args.out)
-    if args.print_set_file:
-        print("\n".join(set_file_args(config_dir)))
-    else:
-        print(f"configs: {config_dir}\nvalues: {values_path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -11,25 +11,19 @@ loading an image onto the one node that runs it.
   ``docker save`` + ``kind load image-archive --nodes <node>``. Both subcommands take
   ``--name`` and ``--nodes`` (kind v0.27.0 pkg/cmd/kind/load/docker-image/docker-image.go and
   pkg/cmd/kind/load/image-archive/image-archive.go).
-
-``python -m servecmp.cluster.images tag|load ...`` is what scripts/kind-*.sh call.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import shlex
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from servecmp.cluster import KIND_DIR
 
 # Never part of an image (also listed in .dockerignore).
 _SKIP_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
@@ -223,41 +217,3 @@ def nodes_with_role(kind_config: Path, role: str, cluster: str) -> list[str]:
         if (node.get("labels") or {}).get("servecmp.io/role") == role:
             out.append(name)
     return out
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="servecmp kind images: content tags and node-scoped loads")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("tag", help="print the content tag of an image built from a Dockerfile")
-    t.add_argument("dockerfile", type=Path)
-    t.add_argument("--context", type=Path, default=Path("."))
-    t.add_argument("--prefix", default="")
-    ld = sub.add_parser("load", help="load an image onto the nodes of one servecmp.io/role")
-    ld.add_argument("image")
-    ld.add_argument("--cluster", required=True)
-    ld.add_argument("--role", action="append", required=True, help="server | loadgen | monitoring")
-    ld.add_argument("--kind-config", type=Path, default=KIND_DIR / "kind-config.yaml")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = build_parser()
-    args = p.parse_args(argv)
-    if args.cmd == "tag":
-        print(image_tag(args.dockerfile, args.context, args.prefix))
-        return 0
-    nodes = [n for r in args.role for n in nodes_with_role(args.kind_config, r, args.cluster)]
-    if not nodes:
-        print(f"no node with servecmp.io/role in {args.role} in {args.kind_config}", file=sys.stderr)
-        return 2
-    try:
-        how = load_image(args.image, args.cluster, nodes)
-    except RuntimeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"{args.image} -> {', '.join(nodes)} ({how})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

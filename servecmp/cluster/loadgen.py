@@ -18,20 +18,16 @@ as environment (``SERVECMP_*``, see :data:`ENV_CONTRACT`).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import io
 import json
 import math
 import re
-import sys
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import yaml
 
 if TYPE_CHECKING:
     from servecmp.experiment import Target
@@ -286,6 +282,30 @@ def manifests(job: LoadJob) -> list[dict[str, Any]]:
     ]
 
 
+def load_job(exp: Any, target_name: str, *, run_id: str, address: str, image: str, namespace: str,
+             experiment_text: str, engine: str = "steps", locust_args: dict[str, Any] | None = None) -> LoadJob:
+    """The load Job for one target of ``exp``: sized from the experiment; ``locust_args``
+    (users, duration, workers, locustfile) apply to the Locust engine only."""
+    match = [t for t in exp.targets if t.name == target_name]
+    if not match:
+        raise ValueError(f"target: {target_name!r} is not in the experiment; its targets: "
+                         f"{', '.join(t.name for t in exp.targets)}")
+    given = {k: v for k, v in (locust_args or {}).items() if v is not None}
+    if engine == "steps" and given:
+        raise ValueError(f"{', '.join('--' + k for k in given)}: only with --engine locust (the steps "
+                         f"engine runs the experiment's own load profile)")
+    users = int(given.get("users", 4))
+    locustfile = str(given.get("locustfile", "concurrency_sweep")).removesuffix(".py").split("/")[-1]
+    return LoadJob(
+        run_id=run_id, target=target_name, address=address, image=image, namespace=namespace,
+        locustfile=f"{LOCUSTFILE_DIR}/{locustfile}.py", experiment_text=experiment_text,
+        model=exp.model, users=users, spawn_rate=float(users), duration_s=int(given.get("duration", 30)),
+        workers=int(given.get("workers", 1)), engine=engine, cpu=f"{job_cpu(exp):g}",
+        memory=f"{memory_mib_for(match[0])}Mi",
+        deadline_s=job_deadline_s(exp, target_name) if engine == "steps" else 0,
+    )
+
+
 # ---- sizing from the experiment ---------------------------------------------------------------
 def job_cpu(exp: Any = None) -> float:
     """CPU request = limit of a load Job (the preflight adds it to the loadgen node)."""
@@ -294,7 +314,7 @@ def job_cpu(exp: Any = None) -> float:
 
 def job_deadline_s(exp: Any, target_name: str) -> int:
     """activeDeadlineSeconds of a steps Job: the sum of each step's hard deadline, from the same
-    plan and StepSpec the engine uses (loadtests.engine.sweep.run_target), plus JOB_STARTUP_S."""
+    plan and StepSpec the engine uses (servecmp.load.engine.sweep.run_target), plus JOB_STARTUP_S."""
     from servecmp.load.engine.spec import make_spec, plan_steps
 
     (target,) = [t for t in exp.targets if t.name == target_name]
@@ -379,84 +399,3 @@ def merge_run(run_dir: Path, remote_run: Path | None, log_text: str = "") -> int
         for t in remote.read_targets():
             local.append_target(t)
     return len(steps)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="in-cluster load Job manifests / results")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("render", help="print the manifests (YAML) for one target")
-    r.add_argument("--run-id", required=True)
-    r.add_argument("--target", required=True, help="target name from the experiment")
-    r.add_argument("--address", required=True)
-    r.add_argument("--image", required=True)
-    r.add_argument("--namespace", default="servecmp")
-    r.add_argument("--experiment", required=True, type=Path, help="experiment file (shipped as a ConfigMap)")
-    r.add_argument("--engine", choices=["steps", "locust"], default="steps")
-    r.add_argument("--locustfile", help="--engine locust: a locustfile name (locustfiles/<name>.py in the image)")
-    r.add_argument("--users", type=int, help="--engine locust only")
-    r.add_argument("--duration", type=int, help="--engine locust only (seconds)")
-    r.add_argument("--workers", type=int, help="--engine locust only")
-    r.add_argument("--print-name", action="store_true", help="print only the job name prefix")
-    x = sub.add_parser("extract", help="unpack results from a master log on stdin")
-    x.add_argument("dest", type=Path)
-    m = sub.add_parser("merge", help="append an in-cluster run's steps to a run dir")
-    m.add_argument("run_dir", type=Path)
-    m.add_argument("remote_run", type=Path, help="the extracted run directory (may be missing)")
-    m.add_argument("--log", type=Path, help="the followed Job log (its step lines when the run dir is missing)")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = build_parser()
-    args = p.parse_args(argv)
-    if args.cmd == "merge":
-        log = args.log.read_text(errors="replace") if args.log and args.log.is_file() else ""
-        print(f"merged {merge_run(args.run_dir, args.remote_run, log)} step(s)")
-        return 0
-    if args.cmd == "extract":
-        for path in extract_results(sys.stdin.read(), args.dest):
-            print(path)
-        return 0
-    from servecmp.experiment import load_experiment
-
-    exp = load_experiment(args.experiment)
-    match = [t for t in exp.targets if t.name == args.target]
-    if not match:
-        p.error(f"--target {args.target!r} is not in {args.experiment}")
-    target = match[0]
-    locust_only = {"--users": args.users, "--duration": args.duration, "--workers": args.workers,
-                   "--locustfile": args.locustfile}
-    if args.engine == "steps":
-        given = [k for k, v in locust_only.items() if v is not None]
-        if given:
-            p.error(f"{', '.join(given)}: only with --engine locust (the steps engine runs the "
-                    f"experiment's own load profile)")
-    locustfile = f"{LOCUSTFILE_DIR}/{(args.locustfile or 'concurrency_sweep').removesuffix('.py').split('/')[-1]}.py"
-    users = args.users or 4
-    job = LoadJob(
-        run_id=args.run_id,
-        target=args.target,
-        address=args.address,
-        image=args.image,
-        namespace=args.namespace,
-        locustfile=locustfile,
-        experiment_text=args.experiment.read_text(),
-        model=exp.model,
-        users=users,
-        spawn_rate=float(users),
-        duration_s=args.duration or 30,
-        workers=args.workers or 1,
-        engine=args.engine,
-        cpu=f"{job_cpu(exp):g}",
-        memory=f"{memory_mib_for(target)}Mi",
-        deadline_s=job_deadline_s(exp, target.name) if args.engine == "steps" else 0,
-    )
-    if args.print_name:
-        print(job.name)
-    else:
-        print(yaml.safe_dump_all(manifests(job), sort_keys=False), end="")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

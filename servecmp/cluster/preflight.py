@@ -8,18 +8,16 @@ pkg/build/nodeimage/const_cni.go). So on a 2-core host the server node (TorchSer
 TF Serving 1 CPU + kindnetd 0.1) needs 2.1 CPUs, a server pod stays Pending and `helm --wait`
 used to sit out its 10 minutes. This module does the sum in milliseconds and names the fix.
 
-``python -m servecmp.cluster.preflight loadtests/experiments/quick.yaml`` (``servecmp kind up`` and
-``load`` run it): exit 0 and a one-line summary per node, or exit 3 with the numbers.
+``servecmp kind preflight loadtests/experiments/quick.yaml`` (``servecmp kind up`` and ``load`` run
+it too): exit 0 and a one-line summary per node, or exit 3 with the numbers.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from typing import Any
 import yaml
 
 from servecmp.cluster import KIND_DIR, ROOT
-from servecmp.experiment import Experiment, load_experiment
+from servecmp.experiment import Experiment
 
 CHART = ROOT / "helm" / "servecmp"
 # kind v0.27.0 pkg/build/nodeimage/const_cni.go: kindnetd requests cpu "100m" (DaemonSet: every node)
@@ -141,27 +139,3 @@ def check(exp: Experiment, allocatable: float, source: str, experiment_path: str
             )
     msg.append("  (a pod that does not fit stays Pending: helm --wait would wait out its whole timeout)")
     return False, "\n".join(msg)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="does the experiment fit on the kind nodes of this host?")
-    p.add_argument("experiment")
-    p.add_argument("--cpus", type=float, help="CPUs per kind node (default: docker info NCPU, else this host)")
-    p.add_argument("--replicas", type=int, help="server replicas (default: the chart's global.replicas)")
-    p.add_argument("--loadgen-cpu", type=float,
-                   help="CPU of the load pods on the loadgen node (default: one steps Job; Locust: 1 + workers)")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = build_parser()
-    args = p.parse_args(argv)
-    exp = load_experiment(args.experiment)
-    cpus, source = (args.cpus, "--cpus") if args.cpus else host_cpus()
-    ok, msg = check(exp, cpus, source, args.experiment, replicas=args.replicas, loadgen_cpu=args.loadgen_cpu)
-    print(msg, file=sys.stdout if ok else sys.stderr)
-    return 0 if ok else 3
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

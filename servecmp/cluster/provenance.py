@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Entry point of the child process `servecmp kind load` runs (meta) through servecmp.cluster.commands.Ops.module.
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)

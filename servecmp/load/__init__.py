@@ -1,1 +1,1 @@
-"""The load engine: clients, Locust users and shapes, payloads, and the step engine."""
+"""Load generation: clients per server and protocol, the step engine, payloads, Locust users and shapes."""

@@ -17,7 +17,7 @@ from servecmp.experiment import Experiment, LoadProfile, load_experiment
 from servecmp.load.engine.context import Budget, LoadContext
 from servecmp.load.engine.spec import check_address
 
-log = logging.getLogger("servecmp.locustfile")
+log = logging.getLogger(__name__)
 
 # Seconds a shape-less run (closed_loop.py driven from the UI) may last before users stop.
 NO_SHAPE_MAX_SECONDS = float(os.environ.get("SERVECMP_MAX_SECONDS", "3600"))

@@ -1,1 +1,1 @@
-"""models."""
+"""The measured models: PyTorch definitions, their TF mirrors, export for every server, parity."""

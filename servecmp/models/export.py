@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -171,15 +172,14 @@ def _export_tfserving(name: str, model: Any, art: Artifacts) -> PackagingRecord:
 
 
 def _libraries() -> dict[str, str]:
-    from importlib.metadata import version
-
-    return {pkg: version(pkg) for pkg in ("torch", "tensorflow-cpu", "torch-model-archiver")}
+    return {pkg: metadata.version(pkg) for pkg in ("torch", "tensorflow-cpu", "torch-model-archiver")}
 
 
 def export_model(
     name: str, out_root: str | Path, seed: int = DEFAULT_SEED, version: int = 1
 ) -> ExportRecord:
-    """Build the seeded model once and package it for TorchServe and TF Serving."""
+    """Build the seeded model once and package it: the .mar (TorchServe; KServe serves its TorchScript
+    file) and the SavedModel (TF Serving)."""
     art = artifacts(name, out_root, version)
     art.model_store.mkdir(parents=True, exist_ok=True)
     art.tfserving_base.mkdir(parents=True, exist_ok=True)

@@ -107,7 +107,7 @@ def load_golden(name: str, golden_dir: Path = GOLDEN_DIR) -> tuple[np.ndarray, n
         missing = {"inputs", "logits", "seed"} - set(z.files)
         if missing:
             raise ValueError(f"{path}: missing array(s) {sorted(missing)}; regenerate with "
-                             "`python -m servecmp.models golden`")
+                             "`servecmp golden`")
         x = check_batch(name, z["inputs"])
         logits = np.asarray(z["logits"], dtype=np.float32)
         want = (x.shape[0], get_model(name).num_classes)

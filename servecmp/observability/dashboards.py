@@ -1,7 +1,7 @@
 """Grafana dashboards as code (grafana-foundation-sdk 11.6): source of helm/servecmp/dashboards/*.json.
 
-    python -m servecmp.observability.dashboards --write   # regenerate the committed JSON
-    python -m servecmp.observability.dashboards --check   # exit 1 when the committed JSON drifts
+    servecmp gen dashboards           # regenerate the committed JSON
+    servecmp gen dashboards --check   # exit 1 when the committed JSON drifts
 
 Two dashboards, fixed uids:
 - ``servecmp-comparison`` "Serving comparison": side-by-side panels (client p50/p95/p99,
@@ -20,7 +20,6 @@ only: server metrics carry no run label).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -430,32 +429,22 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def main(argv: list[str] | None = None, adapters: Sequence[ServerAdapter] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Grafana dashboards for servecmp")
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--write", action="store_true", help="write helm/servecmp/dashboards/*.json")
-    g.add_argument("--check", action="store_true", help="exit 1 when the committed JSON drifts")
-    args = ap.parse_args(argv)
+def generate(check: bool, adapters: Sequence[ServerAdapter] | None = None) -> int:
+    """Write the dashboards (``servecmp gen dashboards``) or, with ``check``, exit status 1 when
+    the committed JSON drifts (``--check``)."""
     drift = []
     for name, text in rendered(adapters).items():
         path = OUT_DIR / name
-        if args.write:
+        if not check:
             OUT_DIR.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             print(f"wrote {_rel(path)}")
         elif not path.exists() or path.read_text() != text:
             drift.append(_rel(path))
     if drift:
-        print(
-            f"{', '.join(drift)} drift(s) from servecmp/observability/dashboards.py; run "
-            "`python -m servecmp.observability.dashboards --write`",
-            file=sys.stderr,
-        )
+        print(f"{', '.join(drift)} drift(s) from servecmp/observability/dashboards.py; run `servecmp gen dashboards`",
+              file=sys.stderr)
         return 1
-    if args.check:
+    if check:
         print("dashboards are up to date")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -10,15 +10,11 @@ descendants that exit are kept, so ``servecmp_process_cpu_seconds_total`` never 
     server = exporter.serve(port)          # 127.0.0.1:port/metrics
     ...
     server.shutdown()
-
-CLI: ``python -m servecmp.observability.process_exporter --port 9400 --pid torchserve=1234``
 """
 
 from __future__ import annotations
 
-import argparse
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -101,22 +97,3 @@ class ProcessExporter(Collector):
     def serve(self, port: int, host: str = "127.0.0.1") -> Any:
         server, _ = start_http_server(port, addr=host, registry=self.registry())
         return server
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--pid", action="append", default=[], metavar="SERVER=PID", required=True)
-    args = ap.parse_args(argv)
-    pids = {}
-    for item in args.pid:
-        server, _, pid = item.partition("=")
-        pids[server] = int(pid)
-    ProcessExporter(pids).serve(args.port, args.host)
-    while True:
-        time.sleep(3600)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

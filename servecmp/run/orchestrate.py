@@ -25,21 +25,39 @@ everything measured so far; every child process is stopped on any exit path.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import shutil
 import time
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from servecmp.console import print_summary
 from servecmp.experiment import Experiment, LoadProfile, Target, parse_experiment
+from servecmp.load.clients import make_client
+from servecmp.load.engine import plan_steps, run_target
+from servecmp.load.payloads import PayloadSet
+from servecmp.log import console
+from servecmp.models.commands import export_command
+from servecmp.models.export import artifacts, read_records, seed_for_version
+from servecmp.models.reference import expected_logits
+from servecmp.models.registry import get_model
+from servecmp.observability import generator_metrics as gm
+from servecmp.observability.process_exporter import ProcessExporter
+from servecmp.observability.scrape_config import local_scrape_config
 from servecmp.results.friction import append_friction, unavailable
+from servecmp.results.provenance import build_meta
 from servecmp.results.schema import StepResult, TargetAvailability
 from servecmp.results.store import RunStore
 from servecmp.run import cpus as cpu_plan
 from servecmp.run import friction, probes, watchdog
+from servecmp.run import prometheus as prom_mod
 from servecmp.run.configs import local_configs, model_root
 from servecmp.run.ports import free_ports
 from servecmp.run.procs import install_handlers
@@ -69,44 +87,27 @@ def quick_profile(exp: Experiment) -> Experiment:
     return parse_experiment(data, "experiment (--quick)")
 
 
-_PROGRESS: Any = None  # rich Progress while a run is on; log lines print above its bar
-
-
-def _log(msg: str) -> None:
-    line = f"[servecmp {datetime.now():%H:%M:%S}] {msg}"
-    if _PROGRESS is not None:
-        _PROGRESS.console.print(line, markup=False, highlight=False)
-    else:
-        print(line, flush=True)
+_log = logging.getLogger(__name__).info
 
 
 @contextlib.contextmanager
 def _progress(total: int) -> Iterator[Any]:
-    """A progress bar over the run's load steps (rich), advanced as each step is stored."""
-    global _PROGRESS
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    """A progress bar over the run's load steps (rich), advanced as each step is stored; on the
+    log's console, so log lines print above it."""
     with Progress(
         TextColumn("[bold]steps"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.description}"), transient=False,
+        TextColumn("{task.description}"), transient=False, console=console(),
     ) as prog:
-        _PROGRESS = prog
         task = prog.add_task("", total=total)
-        try:
-            yield lambda desc: prog.update(task, advance=1, description=desc)
-        finally:
-            _PROGRESS = None
+        yield lambda desc: prog.update(task, advance=1, description=desc)
 
 
 def ensure_artifacts(model: str, root: Path, seed: int) -> dict[int, dict[str, Any]]:
     """Export v1 (measured) and v2 (the model-update test) unless already exported with this seed."""
-    from servecmp.models.__main__ import export_command
-    from servecmp.models.export import read_records
-
     records = read_records(model, root)
     if {1, 2} <= set(records):
         return records
-    _log(f"exporting {model} for both servers (seed {seed}) into {root}")
+    _log(f"exporting {model} (.mar + SavedModel, seed {seed}) into {root}")
     if export_command(root, [model], seed=seed, versions=(1, 2)) != 0:
         raise RuntimeError(f"export of {model!r} failed its parity check; see the output above")
     return read_records(model, root)
@@ -142,12 +143,6 @@ class LocalRun:
 
     # ---- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
-        from servecmp.load.payloads import PayloadSet
-        from servecmp.models.export import artifacts, seed_for_version
-        from servecmp.models.reference import expected_logits
-        from servecmp.models.registry import get_model
-        from servecmp.results.provenance import build_meta
-
         exp = self.exp
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "experiment.yaml").write_text(
@@ -193,12 +188,6 @@ class LocalRun:
 
     # ---- observability --------------------------------------------------------------------
     def start_observability(self) -> None:
-
-        from servecmp.observability import generator_metrics as gm
-        from servecmp.observability.process_exporter import ProcessExporter
-        from servecmp.observability.scrape_config import local_scrape_config
-        from servecmp.run import prometheus as prom_mod
-
         gm.enable_multiprocess(self.run_dir / "tmp" / "prom-multiproc")
         if not self.want_prometheus:
             return
@@ -268,8 +257,6 @@ class LocalRun:
 
     # ---- load -----------------------------------------------------------------------------
     def _run_target(self, target: Target, address: str, **kw: Any) -> None:
-        from servecmp.load.engine import run_target
-
         def done(r: StepResult) -> None:
             verdict = "valid" if r.valid else f"INVALID ({r.invalid_reason})"
             if r.disrupted:
@@ -292,8 +279,6 @@ class LocalRun:
         self.results += results
 
     def _client_factory(self, target: Target, address: str) -> Any:
-        from servecmp.load.clients import make_client
-
         return lambda: make_client(target, address, self.payloads, self.exp.load.request_timeout_s)
 
     def bring_up(self, name: str, targets: list[Target]) -> LocalServer | None:
@@ -343,7 +328,6 @@ class LocalRun:
         gen = self.placement.generator_cpus if self.placement.pinned else None
         base_cpus = self.placement.server_cpus if self.placement.pinned else None
         repeats = self.exp.load.repeats
-        from servecmp.load.engine import plan_steps
 
         # Closed / open loop: within a round, one load level at a time across the targets
         # (A@c1 B@c1 … A@c4 B@c4 …), so the two steps of a pair are as close in time as possible.
@@ -471,8 +455,6 @@ class LocalRun:
 
     def _torchscript_path(self) -> Path:
         """The TorchScript file from inside the .mar: the baseline runs TorchServe's exact bytes."""
-        import zipfile
-
         dest = self.run_dir / "models" / "pytorch" / "model.pt"
         if not dest.exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -491,8 +473,6 @@ class LocalRun:
 
 @contextlib.contextmanager
 def _pinned(cpus: tuple[int, ...] | None) -> Iterator[None]:
-    import os
-
     before = os.sched_getaffinity(0)
     if cpus:
         os.sched_setaffinity(0, set(cpus))
@@ -531,7 +511,6 @@ def run_experiment(
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(experiment_path, run_dir / "experiment.source.yaml")
     gen_cpus = run.placement.generator_cpus if run.placement.pinned else None
-    from servecmp.load.engine import plan_steps
 
     # Everything started from here on dies with this process, even on kill -9 (watchdog.py).
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -547,7 +526,6 @@ def run_experiment(
         finally:
             run.stop_observability()
             run.finish_meta()
-    from servecmp.console import print_summary
 
     print_summary(run_dir)
     if report:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from contextlib import ExitStack
 
@@ -19,8 +20,6 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
 
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost: the only addresses local load may target."""
-    import ipaddress
-
     if host in ("localhost", "localhost.localdomain"):
         return True
     try:

@@ -1,11 +1,13 @@
-"""One local server for a model, outside a full run (benchmarks, tests): the same runtime,
-generated config and exported artifacts that `servecmp run` uses."""
+"""One local server for a model, outside a full run (benchmarks, tests): the same adapter,
+runtime, generated config and exported artifacts that `servecmp run` uses, for any registered
+server."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from servecmp.experiment import parse_experiment
+from servecmp.models.export import artifacts
 from servecmp.run.configs import local_configs, model_root
 from servecmp.run.server import LocalServer, ServerUnavailable
 from servecmp.servers import registry
@@ -18,8 +20,6 @@ def start_server(
     """Start ``server`` (a registry name) serving v1 of ``model`` (exported under
     ``artifacts_root``) and wait until it is ready; raises ServerUnavailable when it cannot run
     here (the reason in the message). The caller stops it (``server.stop()``)."""
-    from servecmp.models.export import artifacts
-
     adapter = registry.get(server)
     cls = adapter.launcher()
     reason = cls.availability()
@@ -33,7 +33,7 @@ def start_server(
         {"name": "standalone", "model": model,
          "targets": [{"server": adapter.name, "protocol": "rest"}], **experiment_fields}
     )
-    configs, dirs = local_configs(exp, work_dir, art)
+    configs, dirs = local_configs(exp, work_dir, art, [adapter])  # free ports for this server only
     srv = cls(configs, dirs[adapter.name], work_dir, model, cpus=cpus, memory_mib=exp.resources.memory_mib)
     srv.start()
     try:

@@ -167,6 +167,7 @@ def remove_on_exit(path: str | os.PathLike[str]) -> None:
         _active.remove_on_exit(path)
 
 
+# Entry point of the watchdog child process that Watchdog (above) spawns.
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m servecmp.run.watchdog", description=__doc__)
     ap.add_argument("--fd", type=int, required=True, help="read end of the orchestrator's pipe")

@@ -204,7 +204,7 @@ class ServerAdapter(ABC):
         """What actually ran (binary or image version) when it may differ from the pin."""
         return None
 
-    # ---- optional, with defaults (added by the seam-core stream; additive) -------------------
+    # ---- optional, with defaults ---------------------------------------------------------------
     def provenance_label(self, prov: dict[str, Any]) -> str:
         """meta.versions[name] for what ``provenance()`` returned."""
         return str(prov.get("version") or "unknown")

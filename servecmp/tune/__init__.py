@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from datetime import UTC, datetime
@@ -28,8 +29,7 @@ __all__ = ["TuneError", "run_tune"]
 TUNE_FILE = "tune.json"
 
 
-def _log(msg: str) -> None:
-    print(f"[servecmp tune {datetime.now():%H:%M:%S}] {msg}", flush=True)
+_log = logging.getLogger(__name__).info
 
 
 def servers_of(exp: Experiment, only: list[str] | None) -> list[str]:

@@ -1,4 +1,4 @@
-"""gRPC plumbing shared by the TorchServe and TF Serving clients: gevent, channels, errors."""
+"""gRPC plumbing shared by the gRPC clients (TorchServe, TF Serving, OIP): gevent, channels, errors."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ process. Timeouts cannot interrupt a framework call; ``timeout_s`` is accepted a
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -80,8 +81,6 @@ class InstancePool:
                 self._pool = ThreadPool(self.workers)  # idle threads stay: model state stays warm
             return self._pool.apply(self._on_instance, (fn,))
         if self._sem is None:
-            import threading
-
             self._sem = threading.BoundedSemaphore(self.workers)
         with self._sem:
             return self._on_instance(fn)

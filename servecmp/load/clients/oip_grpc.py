@@ -4,7 +4,7 @@ Request: one FP32 input ``[B,C,H,W]`` whose little-endian bytes travel in
 ``raw_input_contents`` (no per-float protobuf encoding, as TorchServe's ``bytes`` and TF
 Serving's ``tensor_content``). A server answers raw inputs with ``raw_output_contents`` (KServe
 0.21.0 ``InferRequest.use_binary_outputs``; Triton does the same); typed
-``outputs[0].contents.fp32_contents`` are read too. Stubs: ``oip_protos`` (generated with our
+``outputs[0].contents.fp32_contents`` are read too. Stubs: ``protos.load("oip")`` (generated with our
 grpcio-tools). Under gevent call ``init_gevent_grpc()`` before constructing any client.
 """
 
@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 
 from servecmp.experiment import Encoding, Protocol, Target
-from servecmp.load.clients import oip_protos
+from servecmp.load.clients import protos
 from servecmp.load.clients._grpc import insecure_channel, transport_error
 from servecmp.load.clients.base import TargetClient, TransportError
 from servecmp.load.payloads import PayloadSet
@@ -33,7 +33,7 @@ class OipGrpcClient(TargetClient):
             raise ValueError(f"{type(self).__name__} speaks grpc, not {target.protocol.value} ({target.name})")
         if self.encoding is not Encoding.oip:
             raise ValueError(f"OIP gRPC does not take encoding {self.encoding.value}")
-        pb2, pb2_grpc = oip_protos.load()
+        pb2, pb2_grpc = protos.load("oip")
         payloads.prepare([Encoding.bytes])
         shape = [payloads.batch_size, *payloads.input_shape]
         # Requests are built once; the hot loop only serialises them.

@@ -2,7 +2,7 @@
 
 Request ``PredictionsRequest(model_name=m, input={"data": little-endian float32 [B,C,H,W]})``;
 reply ``prediction`` = raw float32 ``[B, classes]`` bytes (docs/ARCHITECTURE.md). Stubs are
-generated from the .proto files in TorchServe's jar (see ``torchserve_protos``). One channel per
+generated from the .proto files in TorchServe's jar (see ``protos``). One channel per
 client; under gevent call ``init_gevent_grpc()`` before constructing any client.
 """
 
@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 
 from servecmp.experiment import Encoding, Protocol, Target
-from servecmp.load.clients import torchserve_protos
+from servecmp.load.clients import protos
 from servecmp.load.clients._grpc import insecure_channel, transport_error
 from servecmp.load.clients.base import TargetClient, TransportError
 from servecmp.load.payloads import PayloadSet
@@ -27,7 +27,7 @@ class TorchServeGrpcClient(TargetClient):
         super().__init__(target, address, payloads, timeout_s)
         if self.encoding is not Encoding.bytes:
             raise ValueError(f"TorchServe gRPC does not take encoding {self.encoding.value}")
-        pb2, pb2_grpc = torchserve_protos.load()
+        pb2, pb2_grpc = protos.load("torchserve")
         payloads.prepare([Encoding.bytes])
         # Requests are built once; the hot loop only serialises them.
         self._requests = [

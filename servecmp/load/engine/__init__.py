@@ -1,7 +1,7 @@
 """The load engine: one step (target x profile parameter) in a child process, recorded with HDR
 histograms over stability windows, with the generator watching itself.
 
-Lead-facing API (none of these import Locust/gevent into the calling process)::
+API (none of these import Locust/gevent into the calling process)::
 
     from servecmp.load.engine import StepSpec, run_step, run_target
     spec = StepSpec.closed(run_id, target, "127.0.0.1:8080", load, concurrency=4, ...)

@@ -382,6 +382,7 @@ def run_here(spec: StepSpec) -> StepResult:
     return result
 
 
+# Entry point of the step child process that servecmp.load.engine.runner starts.
 def main(argv: list[str] | None = None) -> int:
     import locust  # noqa: F401  - gevent monkey-patching before anything else opens sockets
 

@@ -47,7 +47,7 @@ WIRE = Wire(
 from servecmp.servers.kserve.metrics import METRICS  # noqa: E402 - cheap: names and PromQL only
 from servecmp.servers.kserve.search import SEARCH_SPACE  # noqa: E402
 
-# Where the cluster image puts the script (deploy/kind/kserve.Dockerfile, helm stream).
+# Where the cluster image puts the script (deploy/kind/kserve.Dockerfile).
 IMAGE_SCRIPT = "/opt/servecmp/model_server.py"
 
 

@@ -175,6 +175,7 @@ class VersionedRepository(ModelRepository):
         return bool(model.load())
 
 
+# Entry point of the KServe container image (deploy/kind/kserve.Dockerfile) and of the local KServe process (local.py).
 def main() -> None:
     args, _ = ours.parse_known_args()
     if args.interop_threads > 0:

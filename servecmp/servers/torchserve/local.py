@@ -12,7 +12,7 @@ import requests
 
 from servecmp.run import watchdog
 from servecmp.run.procs import ManagedProcess
-from servecmp.run.server import Endpoints, LocalServer
+from servecmp.run.server import Endpoints, LocalServer, ServerUnavailable
 from servecmp.servers.torchserve import WIRE
 
 
@@ -49,8 +49,6 @@ class TorchServeServer(LocalServer):
     def start(self) -> None:
         reason = self.availability()
         if reason:
-            from servecmp.run.server import ServerUnavailable
-
             raise ServerUnavailable(reason)
         logs = self.log_dir(self.run_dir)
         # TorchServe keeps its pid file in $TMPDIR/.model_server.pid (one instance per TMPDIR) and

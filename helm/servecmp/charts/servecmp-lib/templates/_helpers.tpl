@@ -79,7 +79,7 @@ Call: include "servecmp-lib.wire" (dict "root" . "paths" (list "config" "models"
 {{- define "servecmp-lib.wire" -}}
 {{- $c := .root.Chart.Name -}}
 {{- $w := .root.Values.wire | default dict -}}
-{{- $hint := printf "it is generated from the %s adapter (servecmp/servers/base.py Wire.values()) by `python -m servecmp.cluster.helmvalues <experiment>`; never write it by hand" $c -}}
+{{- $hint := printf "it is generated from the %s adapter (servecmp/servers/base.py Wire.values()) by `servecmp kind values <experiment>`; never write it by hand" $c -}}
 {{- if not $w -}}
 {{- fail (printf "%s.wire is missing: %s" $c $hint) -}}
 {{- end -}}
@@ -512,7 +512,7 @@ that provides it. Call: include "servecmp-lib.requireConfig" (dict "root" . "fil
 {{- $c := .root.Chart.Name -}}
 {{- range $key, $file := .files -}}
 {{- if not (trim (toString (index $.root.Values.config $key))) -}}
-{{- fail (printf "%s.config.%s is empty: generate it (`python -m servecmp.cluster.helmvalues <experiment> --out build/kind`) and pass --set-file %s.config.%s=build/kind/configs/%s/%s" $c $key $c $key $c $file) -}}
+{{- fail (printf "%s.config.%s is empty: generate it (`servecmp kind values <experiment> --out build/kind`) and pass --set-file %s.config.%s=build/kind/configs/%s/%s" $c $key $c $key $c $file) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

@@ -3,7 +3,7 @@
 the project's load engine exactly as in ``servecmp run``. The in-process PyTorch baseline runs
 the same TorchScript file on the same CPU for reference.
 
-    .venv/bin/python -m servecmp.servers.kserve.bench [--experiment loadtests/experiments/quick.yaml]
+    .venv/bin/python scripts/bench_kserve.py [--experiment loadtests/experiments/quick.yaml]
         [--artifacts build/models/seed-1234] [--rounds 2]
 
 The server is pinned to CPU 0 and the generator to CPU 1 when two are usable. Rounds alternate
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     from servecmp.load.payloads import PayloadSet
     from servecmp.models.export import artifacts, read_records
     from servecmp.models.registry import get_model
-    from servecmp.servers.kserve.standalone import start_kserve
+    from servecmp.run.standalone import start_server
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", default="loadtests/experiments/quick.yaml")
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     cpus = sorted(os.sched_getaffinity(0))
     server_cpus, gen_cpus = (tuple(cpus[:1]), list(cpus[1:2])) if len(cpus) >= 2 else (None, None)
     work = Path(tempfile.mkdtemp(prefix="kserve bench "))
-    server = start_kserve(exp.model, work, root, cpus=server_cpus,
+    server = start_server("kserve", exp.model, work, root, cpus=server_cpus,
                           resources=exp.resources.model_dump(),
                           tuning=exp.tuning.model_dump(exclude_none=True))
     try:

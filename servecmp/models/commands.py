@@ -1,13 +1,9 @@
-"""``python -m servecmp.models {export,parity,golden}``.
-
-The ``*_command`` functions return a process exit code; ``servecmp export`` / ``servecmp parity``
-call them directly.
+"""What ``servecmp export``, ``servecmp parity`` and ``servecmp golden`` do; each function returns
+a process exit code.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +23,7 @@ def export_command(
     seed: int = DEFAULT_SEED,
     versions: Sequence[int] = (1,),
 ) -> int:
-    """Export every model/version for both servers, then check the SavedModel against PyTorch."""
+    """Export every model/version (.mar and SavedModel), then check the SavedModel against PyTorch."""
     import tensorflow as tf
 
     from servecmp.models.export import artifacts, export_model, seed_for_version
@@ -67,32 +63,3 @@ def golden_command(models: Sequence[str] | None = None, seed: int = DEFAULT_SEED
     for name in _names(models):
         print(f"wrote {write_golden(name, seed)}")
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m servecmp.models", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--models", nargs="+", choices=model_names(), help="default: all")
-    common.add_argument("--seed", type=int, default=DEFAULT_SEED, help="weights seed (default %(default)s)")
-    e = sub.add_parser("export", parents=[common], help="package for TorchServe + TF Serving, then check parity")
-    e.add_argument("--out", type=Path, default=Path("build/models"), help="default %(default)s")
-    e.add_argument("--versions", nargs="+", type=int, default=[1],
-                   help="model versions; version v uses seed+v-1 (default: 1)")
-    q = sub.add_parser("parity", parents=[common], help="PyTorch vs TF parity check")
-    q.add_argument("-n", type=int, default=32, help="random inputs besides the golden ones")
-    sub.add_parser("golden", parents=[common], help="regenerate servecmp/models/golden/<name>.npz")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.cmd == "export":
-        return export_command(args.out, args.models, args.seed, args.versions)
-    if args.cmd == "parity":
-        return parity_command(args.models, args.seed, args.n)
-    return golden_command(args.models, args.seed)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
