@@ -50,7 +50,7 @@ class RecordingOps(commands.Ops):
 @pytest.fixture()
 def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "a checkout"
-    for item in ("deploy", "helm", "experiments", "servecmp", "servers", "models", "loadtests"):
+    for item in ("deploy", "helm", "servecmp", "loadtests"):
         shutil.copytree(ROOT / item, root / item, symlinks=True,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for item in ("pyproject.toml", "README.md"):
@@ -61,7 +61,7 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_up_builds_the_local_server_images_and_pulls_the_others(checkout: Path, monkeypatch) -> None:
-    assert (checkout / "servers" / "kserve" / "model_server.py").is_file()  # hashed into the tag
+    assert (checkout / "servecmp" / "servers" / "kserve" / "model_server.py").is_file()  # hashed into the tag
     ops = RecordingOps(checkout)
     assert commands.up(QUICK, ops=ops) == 0
     builds = [c[c.index("-f") + 1] for c in ops.calls if c[:2] == ["docker", "build"]]
@@ -139,7 +139,7 @@ def test_extra_helm_args_reach_the_chart_install(checkout: Path, monkeypatch) ->
     # an experiment without KServe targets: its image is neither built nor loaded
     exp = yaml.safe_load((checkout / QUICK).read_text())
     exp["targets"] = [t for t in exp["targets"] if t["server"] != "kserve"]
-    no_kserve = checkout / "experiments" / "no-kserve.yaml"
+    no_kserve = checkout / "loadtests" / "experiments" / "no-kserve.yaml"
     no_kserve.write_text(yaml.safe_dump(exp))
     ops = RecordingOps(checkout)
     assert commands.up(no_kserve, ops=ops, helm_args=["--set", "global.replicas=2"]) == 0

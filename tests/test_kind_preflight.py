@@ -85,7 +85,7 @@ def test_scripts_run_the_preflight_before_creating_anything() -> None:
     assert "_preflight(ops, experiment, exp, loadgen_cpu=loadgen_cpu)" in up
     # no helm --wait sitting out its timeout: our waits fail fast on a stuck pod
     assert "--wait --timeout" not in up
-    assert up.count('"deploy.kind.cluster"') >= 2 and '"wait",' in up
+    assert up.count('"cluster.cluster"') >= 2 and '"wait",' in up
 
 
 # ---- stuck pods -----------------------------------------------------------------------------------

@@ -16,8 +16,7 @@ import pytest
 from helm_util import ROOT
 
 DRY = Path(__file__).parent / "kind_dryrun"
-COPY = ("scripts", "deploy", "helm", "experiments", "servecmp", "servers", "models", "loadtests", "pyproject.toml",
-        "README.md")
+COPY = ("scripts", "deploy", "helm", "servecmp", "loadtests", "pyproject.toml", "README.md")
 
 
 @pytest.fixture()

@@ -30,10 +30,10 @@ from typing import Any
 
 import yaml
 
-KIND_DIR = Path(__file__).resolve().parent
 # The checkout: the working directory when it is one (scripts and make run there; a copy of the
 # checkout uses its own files), else the one this module was installed from (editable install).
-ROOT = KIND_DIR.parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+KIND_DIR = ROOT / "deploy" / "kind"
 ENGINES = ("steps", "locust")
 LOCUST_OPTIONS = ("duration", "users", "workers", "locustfile")
 
@@ -283,7 +283,7 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
                  "--kube-context", s.context, "--namespace", s.kps_namespace, "--version", s.kps_chart_version,
                  "-f", str(kind_dir / "kube-prometheus-stack-values.yaml")])
         # Prometheus is a StatefulSet the operator creates later: wait for it too
-        ops.module("deploy.kind.cluster", "--context", s.context, "--namespace", s.kps_namespace, "wait",
+        ops.module("cluster.cluster", "--context", s.context, "--namespace", s.kps_namespace, "wait",
                    "--timeout", "600", "--min-statefulsets", "1")
 
         # 5. our chart, in a namespace that enforces Pod Security (hostPath artifacts need privileged)
@@ -298,9 +298,9 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
                  *helmvalues.set_file_args(config_dir), *helm_args])
 
         # 6. wait (fail fast on a stuck pod), record install -> Ready / restarts / image sizes, test
-        ops.module("deploy.kind.cluster", "--context", s.context, "--namespace", s.namespace, "wait",
+        ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace, "wait",
                    "--timeout", "600")
-        ops.module("deploy.kind.cluster", "--context", s.context, "--namespace", s.namespace, "report",
+        ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace, "report",
                    "--out", str(build / "cluster-report.json"), capture=True)
         ops.run([ops.helm, "test", s.release, "--kube-context", s.context, "--namespace", s.namespace,
                  "--logs", "--timeout", "5m"])
@@ -330,7 +330,7 @@ def _follow(ops: Ops, s: Settings, job: str, log_path: Path) -> threading.Thread
 
     def follow() -> None:
         with log_path.open("w") as fh:
-            started = ops.module("deploy.kind.cluster", "--context", s.context, "--namespace", s.namespace,
+            started = ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace,
                                  "wait-started", f"{job}-master", "--timeout", "300", check=False, capture=True)
             if started.returncode != 0:
                 fh.write(started.stderr or "")
@@ -391,7 +391,7 @@ def load(experiment: Path, *, targets: Sequence[str] = (), engine: str = "steps"
         load_onto(ops, s, gen_image, "loadgen")
 
         # meta.json: server images (tag + digest), the runtimes the servers report, kind placement
-        ops.module("deploy.kind.provenance", "--context", s.context, "--namespace", s.namespace, "meta",
+        ops.module("cluster.provenance", "--context", s.context, "--namespace", s.namespace, "meta",
                    str(experiment), "--run-id", run_id, "--run-dir", str(run_dir), "--loadgen-image", gen_image)
 
         plan = provenance.addresses(exp, s.release, s.namespace, targets, _wires(exp))
@@ -401,7 +401,7 @@ def load(experiment: Path, *, targets: Sequence[str] = (), engine: str = "steps"
         for target, address in plan:
             rc |= _load_target(ops, s, exp, experiment, run_id, run_dir, target, address, gen_image,
                                engine, recover, locust_args)
-        ops.module("deploy.kind.cluster", "--context", s.context, "--namespace", s.namespace, "report",
+        ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace, "report",
                    "--out", str(run_dir / "kind" / "cluster-report.json"), capture=True)
         report = run_dir / "kind" / "cluster-report.json"
         recoveries = sorted((run_dir / "kind").glob("*/recovery.json"))
@@ -448,10 +448,10 @@ def _load_target(ops: Ops, s: Settings, exp: Any, experiment: Path, run_id: str,
 
         time.sleep(20)
         out = run_dir / "kind" / target / "recovery.json"
-        if ops.module("deploy.kind.cluster", "--context", s.context, "--namespace", s.namespace, "recover",
+        if ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace, "recover",
                       "--server", t.server, "--out", str(out), check=False).returncode != 0:
             rc = 1
-    if ops.module("deploy.kind.cluster", "--context", s.context, "--namespace", s.namespace, "wait-job",
+    if ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace, "wait-job",
                   f"{job.name}-master", "--timeout", str(deadline + 60), check=False).returncode != 0:
         ops.log(f"{target}: load Job did not complete")
         rc = 1

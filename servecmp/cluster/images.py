@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-KIND_DIR = Path(__file__).resolve().parent
+KIND_DIR = Path(__file__).resolve().parents[2] / "deploy" / "kind"
 # Never part of an image (also listed in .dockerignore).
 _SKIP_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 

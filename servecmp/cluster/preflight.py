@@ -28,8 +28,8 @@ import yaml
 
 from servecmp.experiment import Experiment, load_experiment
 
-KIND_DIR = Path(__file__).resolve().parent
-ROOT = KIND_DIR.parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+KIND_DIR = ROOT / "deploy" / "kind"
 CHART = ROOT / "helm" / "servecmp"
 # kind v0.27.0 pkg/build/nodeimage/const_cni.go: kindnetd requests cpu "100m" (DaemonSet: every node)
 KINDNETD_CPU = 0.1
