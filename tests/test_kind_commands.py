@@ -57,6 +57,7 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         shutil.copy2(ROOT / item, root / item)
     monkeypatch.chdir(root)
     monkeypatch.setattr(preflight, "host_cpus", lambda: (8.0, "test"))
+    monkeypatch.setattr(preflight, "port_holder", lambda address, port: None)
     return root
 
 
@@ -85,6 +86,25 @@ def test_up_stops_before_creating_anything_when_it_does_not_fit(checkout: Path, 
     ops = RecordingOps(checkout)
     assert commands.up(QUICK, ops=ops) == 3
     assert not any(c[:1] in (["kind"], ["docker"], ["helm"]) for c in ops.calls)
+
+
+def test_up_stops_before_creating_anything_when_a_mapped_port_is_taken(checkout: Path, monkeypatch,
+                                                                      capsys) -> None:
+    held = {9090: "pid 812 (prometheus: /usr/bin/prometheus)"}
+    monkeypatch.setattr(preflight, "port_holder", lambda address, port: held.get(port))
+    ops = RecordingOps(checkout)
+    assert commands.up(QUICK, ops=ops) == 4
+    err = capsys.readouterr().err
+    assert "127.0.0.1:9090 held by pid 812 (prometheus" in err and "3000" not in err
+    assert ops.calls == [["kind", "get", "clusters"]]  # nothing created, built or installed
+
+
+def test_up_reuses_an_existing_cluster_without_a_port_check(checkout: Path, monkeypatch) -> None:
+    # the existing cluster's own node container holds the mapped ports
+    monkeypatch.setattr(preflight, "port_holder", lambda address, port: "pid 1 (docker-proxy)")
+    ops = RecordingOps(checkout, cluster=True)
+    assert commands.up(QUICK, ops=ops) == 0
+    assert not any(c[:3] == ["kind", "create", "cluster"] for c in ops.calls)
 
 
 def test_up_reports_a_failed_step_with_its_command(checkout: Path, monkeypatch, capsys) -> None:

@@ -88,6 +88,39 @@ def test_scripts_run_the_preflight_before_creating_anything() -> None:
     assert up.count('"cluster.cluster"') >= 2 and '"wait",' in up
 
 
+# ---- host ports the kind config maps --------------------------------------------------------------
+def test_every_mapped_host_port_is_checked() -> None:
+    from helm_util import KIND_DIR, load_env_file
+
+    env = load_env_file(KIND_DIR / "versions.env")
+    assert preflight.mapped_ports(KIND_DIR / "kind-config.yaml") == [
+        ("127.0.0.1", int(env["GRAFANA_HOST_PORT"])), ("127.0.0.1", int(env["PROMETHEUS_HOST_PORT"]))]
+
+
+def test_a_taken_port_is_named_with_its_process(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    with socket.socket() as held, socket.socket() as probe:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        probe.bind(("127.0.0.1", 0))
+        taken, free = held.getsockname()[1], probe.getsockname()[1]
+        probe.close()
+        cfg = tmp_path / "kind-config.yaml"
+        cfg.write_text(yaml.safe_dump({"nodes": [{"role": "control-plane", "extraPortMappings": [
+            {"containerPort": 30300, "hostPort": free, "listenAddress": "127.0.0.1"},
+            {"containerPort": 30090, "hostPort": taken, "listenAddress": "127.0.0.1"}]}]}))
+        ok, msg = preflight.check_ports(cfg)
+    assert not ok
+    import psutil
+
+    assert f"127.0.0.1:{taken} held by pid {os.getpid()} ({psutil.Process().name()}:" in msg
+    assert f":{free} held" not in msg
+    ok, msg = preflight.check_ports(cfg)  # released: free again
+    assert ok, msg
+
+
 # ---- stuck pods -----------------------------------------------------------------------------------
 def _pod(name: str) -> dict:
     return json.loads((PODS / f"{name}.json").read_text())

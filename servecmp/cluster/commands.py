@@ -214,7 +214,8 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
        helm_args: Sequence[str] = (), pod_security: str | None = None) -> int:
     """Create (or reuse) the kind cluster, install kube-prometheus-stack and every server the
     experiment targets, wait until all are Ready, record install -> Ready and run ``helm test``.
-    Idempotent: re-running upgrades in place. Returns an exit code (3: does not fit)."""
+    Idempotent: re-running upgrades in place. Returns an exit code (3: does not fit; 4: a host
+    port the kind config maps is taken)."""
     from servecmp.cluster import artifacts, helmvalues, images
     from servecmp.experiment import load_experiment
 
@@ -229,10 +230,19 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
         # 0. does the experiment fit on this host's kind nodes? (before anything is created)
         if not _preflight(ops, experiment, exp):
             return 3
+        exists = _cluster_exists(ops, s)
+        if not exists:
+            # the ports kind will publish (an existing cluster's node holds them itself)
+            from servecmp.cluster import preflight
+
+            free, msg = preflight.check_ports(kind_dir / "kind-config.yaml")
+            print(msg, file=sys.stdout if free else sys.stderr, flush=True)
+            if not free:
+                return 4
         (build / "artifacts").mkdir(parents=True, exist_ok=True)
 
         # 1. cluster
-        if _cluster_exists(ops, s):
+        if exists:
             ops.log(f"cluster '{s.cluster}' exists; reusing it")
         else:
             ops.log(f"creating cluster '{s.cluster}' ({s.node_image})")
