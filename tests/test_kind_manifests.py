@@ -303,3 +303,15 @@ def test_write_path_check_can_fail(rendered) -> None:
     c["env"] = [e for e in c["env"] if e["name"] not in ("TEMP", "TMPDIR")]
     c["volumeMounts"] = [m for m in c["volumeMounts"] if m["mountPath"] != "/tmp"]
     assert any("pid file at /tmp" in p for p in writable_problems(spec, "torchserve"))
+
+
+# ---- rollouts on a node sized for the experiment -----------------------------------------------------
+def test_server_rollouts_replace_pods_instead_of_surging(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """A changed experiment or tune candidate rolls the server pods on a node that holds exactly
+    the experiment's requests: a RollingUpdate's surge pod (the default: maxSurge 25% rounds up
+    to 1, maxUnavailable 0) would stay Pending and the rollout would never finish."""
+    for scenario, docs in rendered.items():
+        deployments = by_kind(docs, "Deployment")
+        assert deployments, scenario
+        for d in deployments:
+            assert d["spec"].get("strategy") == {"type": "Recreate"}, (scenario, d["metadata"]["name"])

@@ -403,6 +403,17 @@ limits:
 {{- end -}}
 
 {{/*
+servecmp-lib.strategy: Recreate. A server pod's requests fill its share of a node sized for the
+experiment; the default RollingUpdate (maxSurge 25% -> 1 pod, maxUnavailable 0) needs one more
+server's CPU during a rollout (a new experiment or tune candidate), which the node lacks: the new
+pod stays Pending and the rollout never ends. The old pod goes first instead.
+*/}}
+{{- define "servecmp-lib.strategy" -}}
+strategy:
+  type: Recreate
+{{- end -}}
+
+{{/*
 servecmp-lib.podSecurityContext: the pod runs non-root with the chart's uid/gid/fsGroup and the
 runtime's default seccomp profile (Pod Security "restricted").
 */}}
