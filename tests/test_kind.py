@@ -417,6 +417,36 @@ def test_recover_measures_until_replacement_ready() -> None:
     assert secs == pytest.approx(1.5)  # three 0.5 s sleeps before the replacement is Ready
 
 
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_recover_with_two_replicas_waits_for_the_replacement_not_the_survivor(replicas: int) -> None:
+    clock = FakeClock()
+
+    class Core:
+        def __init__(self) -> None:
+            self.deleted: list[str] = []
+            self.polls = 0
+
+        def list_namespaced_pod(self, ns, label_selector):
+            if not self.deleted:
+                return SimpleNamespace(items=[_pod("ts-a", 3.0), _pod("ts-b", 3.0)])
+            self.polls += 1
+            # ts-b survives (Ready all along); the replacement ts-c is Ready from the 21st poll
+            new = _pod("ts-c", 30.0 if self.polls >= 21 else None)
+            return SimpleNamespace(items=[_pod("ts-b", 3.0), new])
+
+        def delete_namespaced_pod(self, name, ns, grace_period_seconds):
+            self.deleted.append(name)
+
+    core = Core()
+    secs = cluster.recover(core, "servecmp", "torchserve", replicas=replicas, clock=clock, sleep=clock.sleep)
+    assert core.deleted == ["ts-a"]
+    assert secs == pytest.approx(10.0)  # twenty 0.5 s sleeps: the survivor did not end the wait
+    with pytest.raises(ValueError, match="replicas"):
+        cluster.recover(core, "servecmp", "torchserve", replicas=0)
+    assert cluster.build_parser().parse_args(
+        ["recover", "--server", "torchserve", "--replicas", "2"]).replicas == 2
+
+
 # ---- Helm inputs from an experiment -----------------------------------------------------------
 def test_experiment_values(tmp_path: Path) -> None:
     from helm_util import make_inputs

@@ -370,11 +370,17 @@ def recover(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> float:
-    """Delete one Ready pod of ``server`` and return the seconds until ``replicas`` pods other
-    than the deleted one are Ready (and, if given, ``answering()`` is true)."""
-    pods = [p for p in server_pods(core, namespace, server) if pod_ready(p)]
+    """Delete one Ready pod of ``server`` and return the seconds until its replacement (a pod
+    that did not exist before the delete) is Ready and ``replicas`` pods other than the deleted
+    one are Ready (and, if given, ``answering()`` is true). With replicas > 1 the surviving pods
+    are Ready all along: only the new pod says the server recovered."""
+    if replicas < 1:
+        raise ValueError(f"replicas: expected >= 1, got {replicas}")
+    existing = server_pods(core, namespace, server)
+    pods = [p for p in existing if pod_ready(p)]
     if not pods:
         raise RuntimeError(f"{server}: no Ready pod to delete in namespace {namespace}")
+    before = {p.metadata.name for p in existing}
     victim = sorted(pods, key=lambda p: p.metadata.name)[0].metadata.name
     t0 = clock()
     core.delete_namespaced_pod(victim, namespace, grace_period_seconds=0)
@@ -384,11 +390,13 @@ def recover(
             for p in server_pods(core, namespace, server)
             if p.metadata.name != victim and pod_ready(p)
         ]
-        if len(ready) >= replicas and (answering is None or answering()):
+        new = [p for p in ready if p.metadata.name not in before]
+        if new and len(ready) >= replicas and (answering is None or answering()):
             return clock() - t0
         if clock() - t0 > timeout_s:
             raise TimeoutError(
-                f"{server}: {len(ready)}/{replicas} Ready {timeout_s:.0f}s after deleting {victim}"
+                f"{server}: {len(ready)}/{replicas} Ready ({len(new)} new) {timeout_s:.0f}s "
+                f"after deleting {victim}"
             )
         sleep(0.5)
 
@@ -463,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path)
     rc = sub.add_parser("recover", help="delete a server pod, print seconds until Ready again")
     rc.add_argument("--server", choices=chart_servers(), required=True)
-    rc.add_argument("--replicas", type=int, default=1)
+    rc.add_argument("--replicas", type=int, required=True, help="the server Deployment's replica count")
     rc.add_argument("--timeout", type=float, default=600)
     rc.add_argument("--out", type=Path)
     fr = sub.add_parser("friction", help="append report/recovery JSON to a run's friction.jsonl")

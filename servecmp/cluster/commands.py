@@ -458,8 +458,11 @@ def _load_target(ops: Ops, s: Settings, exp: Any, experiment: Path, run_id: str,
 
         time.sleep(20)
         out = run_dir / "kind" / target / "recovery.json"
-        if ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace, "recover",
-                      "--server", t.server, "--out", str(out), check=False).returncode != 0:
+        replicas = _replicas(ops, s, t.server)
+        if replicas is None or ops.module(
+                "cluster.cluster", "--context", s.context, "--namespace", s.namespace, "recover",
+                "--server", t.server, "--replicas", str(replicas), "--out", str(out),
+                check=False).returncode != 0:
             rc = 1
     if ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace, "wait-job",
                   f"{job.name}-master", "--timeout", str(deadline + 60), check=False).returncode != 0:
@@ -486,6 +489,18 @@ def _load_target(ops: Ops, s: Settings, exp: Any, experiment: Path, run_id: str,
     ops.kubectl(s, "-n", s.namespace, "delete", "job,service,configmap", "-l",
                 f"servecmp.io/load-job={job.name}", "--wait=false", check=False, capture=True)
     return rc
+
+
+def _replicas(ops: Ops, s: Settings, server: str) -> int | None:
+    """The server Deployment's replica count as deployed (the chart's global.replicas, or what
+    SERVECMP_HELM_ARGS set), so recovery waits for a replacement pod, not for a survivor."""
+    proc = ops.kubectl(s, "-n", s.namespace, "get", "deployments", "-l", f"servecmp.io/server={server}",
+                       "-o", "jsonpath={.items[*].spec.replicas}", check=False, capture=True)
+    counts = (proc.stdout or "").split()
+    if proc.returncode != 0 or len(counts) != 1 or not counts[0].isdigit():
+        ops.log(f"{server}: cannot read its Deployment's replicas ({proc.stderr or counts}); no recovery measured")
+        return None
+    return int(counts[0])
 
 
 # ---- down ---------------------------------------------------------------------------------------
