@@ -61,7 +61,7 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def test_up_builds_the_local_server_images_and_pulls_the_others(checkout: Path, monkeypatch) -> None:
+def test_up_builds_the_local_server_images_and_loads_every_server_image(checkout: Path, monkeypatch) -> None:
     assert (checkout / "servecmp" / "servers" / "kserve" / "model_server.py").is_file()  # hashed into the tag
     ops = RecordingOps(checkout)
     assert commands.up(QUICK, ops=ops) == 0
@@ -69,7 +69,16 @@ def test_up_builds_the_local_server_images_and_pulls_the_others(checkout: Path, 
     assert sorted(Path(b).name for b in builds) == ["artifacts.Dockerfile", "kserve.Dockerfile",
                                                     "torchserve.Dockerfile"]  # tfserving is pulled
     loads = [c[-1] for c in ops.calls if c[:3] == ["kind", "load", "docker-image"]]
-    assert [i.split(":")[0] for i in loads] == ["servecmp/model-artifacts", "servecmp/kserve", "servecmp/torchserve"]
+    assert [i.split(":")[0] for i in loads] == ["servecmp/model-artifacts", "servecmp/kserve", "tensorflow/serving",
+                                                "servecmp/torchserve"]
+    # TF Serving: pulled on the host before the chart install and loaded like the built ones,
+    # so its install -> Ready holds no registry download the others never pay
+    tfs = next(i for i in loads if i.startswith("tensorflow/serving:"))
+    pull = ops.calls.index(["docker", "pull", tfs])
+    load = next(i for i, c in enumerate(ops.calls) if c[:3] == ["kind", "load", "docker-image"] and c[-1] == tfs)
+    (install,) = [i for i, c in enumerate(ops.calls) if c[:4] == ["helm", "upgrade", "--install", "servecmp"]]
+    assert pull < load < install
+    assert ops.calls[load][ops.calls[load].index("--nodes") + 1] == "servecmp-worker"
     (chart,) = [c for c in ops.calls if c[:4] == ["helm", "upgrade", "--install", "servecmp"]]
     sets = [chart[i + 1] for i, a in enumerate(chart) if a == "--set"]
     kserve_tag = next(s for s in sets if s.startswith("kserve.image.tag="))

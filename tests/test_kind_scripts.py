@@ -109,7 +109,8 @@ def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
     assert handover < create < nodes < export
     # images: built here, loaded onto the server node only (kind load --nodes, via images.load_image)
     loads = [c for c in calls if c[:3] == ["kind", "load", "docker-image"]]
-    assert [c[-1].split(":")[0] for c in loads] == ["servecmp/model-artifacts", "servecmp/kserve", "servecmp/torchserve"]
+    assert [c[-1].split(":")[0] for c in loads] == ["servecmp/model-artifacts", "servecmp/kserve", "tensorflow/serving",
+                                                     "servecmp/torchserve"]
     assert all(c[c.index("--nodes") + 1] == "servecmp-worker" for c in loads)
     builds = [c for c in calls if c[:2] == ["docker", "build"]]
     assert any(any(a.endswith("deploy/kind/torchserve.Dockerfile") for a in c) for c in builds)

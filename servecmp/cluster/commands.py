@@ -155,7 +155,7 @@ def enabled_charts(chart: Path, values: Mapping[str, Any]) -> list[str]:
 def local_image(chart: str, root: Path) -> tuple[str, str] | None:
     """(repository, content tag) of a server image built here: a server whose chart has a
     ``deploy/kind/<chart>.Dockerfile`` (TorchServe, KServe) is built from the project's pins;
-    any other (TF Serving) is pulled by the node from its registry."""
+    any other (TF Serving) is a registry image (:func:`registry_image`)."""
     from servecmp.cluster import images
 
     dockerfile = root / "deploy" / "kind" / f"{chart}.Dockerfile"
@@ -163,6 +163,22 @@ def local_image(chart: str, root: Path) -> tuple[str, str] | None:
         return None
     image = yaml.safe_load((root / "helm" / "servecmp" / "charts" / chart / "values.yaml").read_text())["image"]
     return image["repository"], images.image_tag(dockerfile, root, prefix=str(image["tag"]))
+
+
+def registry_image(chart: str, root: Path) -> str:
+    """``repository:tag`` of a server image taken from its registry (the chart's default)."""
+    image = yaml.safe_load((root / "helm" / "servecmp" / "charts" / chart / "values.yaml").read_text())["image"]
+    return f"{image['repository']}:{image['tag']}"
+
+
+def ensure_pulled(ops: Ops, image: str) -> None:
+    """Pull a registry image on the host, before the cluster install: it is then `kind load`ed
+    like the images built here, so no server's install -> Ready includes a registry download
+    (the chart's IfNotPresent finds it on the node)."""
+    if ops.run(["docker", "image", "inspect", image], check=False, capture=True).returncode == 0:
+        return
+    ops.log(f"pulling {image} on the host")
+    ops.run(["docker", "pull", image], capture=True)
 
 
 def ensure_image(ops: Ops, dockerfile: Path, image: str, context: Path) -> None:
@@ -258,7 +274,8 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
         values = yaml.safe_load(values_file.read_text())
         artifacts.stage(models / exp.model, build / "artifacts", exp.model)
 
-        # 3. images built here (tagged by content), loaded onto the server node only
+        # 3. images built here (tagged by content) or pulled on the host, loaded onto the server
+        #    node only: install -> Ready is container start to Ready for every server
         art_tag = f"{exp.model}-{images.image_tag(kind_dir / 'artifacts.Dockerfile', build / 'artifacts')}"
         art_image = f"servecmp/model-artifacts:{art_tag}"
         ensure_image(ops, kind_dir / "artifacts.Dockerfile", art_image, build / "artifacts")
@@ -269,6 +286,9 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
         for chart in charts:
             local = local_image(chart, ops.root)
             if local is None:
+                pulled = registry_image(chart, ops.root)
+                ensure_pulled(ops, pulled)
+                built.append(pulled)
                 continue
             image = f"{local[0]}:{local[1]}"
             ensure_image(ops, kind_dir / f"{chart}.Dockerfile", image, ops.root)
