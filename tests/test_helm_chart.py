@@ -145,7 +145,7 @@ def test_probes_present(rendered, scenario: str) -> None:
         else:
             # readiness = a worker of the model is READY in the management API, not just /ping
             cmd = " ".join(c["readinessProbe"]["exec"]["command"])
-            assert "/models/resnet" in cmd and "READY" in cmd and ":8081/" in cmd
+            assert "/models/resnet" in cmd and "READY" in cmd and "/dev/tcp/127.0.0.1/8081" in cmd
             assert c["startupProbe"]["httpGet"]["path"] == "/ping"
 
 
