@@ -52,7 +52,7 @@ def test_one_server_or_more_replicas() -> None:
     assert preflight.check(ts_only, 2.0, "test")[0]
     (srv, gen) = preflight.budgets(load_experiment(QUICK), 4.0, replicas=2)
     assert srv.requested == pytest.approx(6.1) and not srv.fits  # 3 servers x 2 replicas + kindnetd
-    assert gen.requested == pytest.approx(1.1) and gen.fits
+    assert gen.requested == pytest.approx(1.4) and gen.fits  # kindnetd + coredns x2 + helm test pod + 1 Job
 
 
 def test_every_networked_server_gets_a_pod_budget() -> None:
@@ -86,6 +86,38 @@ def test_scripts_run_the_preflight_before_creating_anything() -> None:
     # no helm --wait sitting out its timeout: our waits fail fast on a stuck pod
     assert "--wait --timeout" not in up
     assert up.count('"cluster.cluster"') >= 2 and '"wait",' in up
+
+
+# ---- the server node holds the servers only -------------------------------------------------------
+def test_server_node_is_tainted_and_only_server_pods_tolerate_it() -> None:
+    from helm_util import CHART, KIND_DIR
+
+    cfg = yaml.safe_load((KIND_DIR / "kind-config.yaml").read_text())
+    (server,) = [n for n in cfg["nodes"] if (n.get("labels") or {}).get("servecmp.io/role") == "server"]
+    patches = [yaml.safe_load(p) for p in server.get("kubeadmConfigPatches") or []]
+    (join,) = [p for p in patches if p.get("kind") == "JoinConfiguration"]
+    taints = join["nodeRegistration"]["taints"]
+    assert taints == [{"key": "servecmp.io/role", "value": "server", "effect": "NoSchedule"}]
+    chart = yaml.safe_load((CHART / "values.yaml").read_text())
+    tol = chart["global"]["tolerations"]
+
+    def tolerates(t: dict, taint: dict) -> bool:
+        return (t.get("effect") in (None, taint["effect"]) and t.get("key") in (None, taint["key"])
+                and (t.get("operator") == "Exists" or t.get("value") == taint["value"]))
+
+    assert all(any(tolerates(t, taint) for t in tol) for taint in taints)
+    test_pod = (CHART / "templates" / "tests" / "test-inference.yaml").read_text()
+    assert "tolerations" not in test_pod  # the helm test pod goes elsewhere
+
+
+def test_loadgen_node_keeps_room_for_what_the_tainted_server_node_refuses() -> None:
+    (srv, gen) = preflight.budgets(load_experiment(QUICK), 4.0)
+    assert set(srv.requests) == {"kindnetd", "torchserve", "tfserving", "kserve"}
+    assert gen.requests["coredns x2"] == pytest.approx(0.2) and gen.requests["helm test pod"] == pytest.approx(0.1)
+    assert gen.requested == pytest.approx(0.1 + 0.2 + 0.1 + gen.requests["load Job"])
+    # a loadgen node that fits the Job alone but not CoreDNS and the test pod beside it
+    ok, msg = preflight.check(load_experiment(QUICK), 4.0, "test", loadgen_cpu=3.8)
+    assert not ok and "TOO MUCH: loadgen node" in msg
 
 
 # ---- host ports the kind config maps --------------------------------------------------------------

@@ -36,6 +36,13 @@ KIND_DIR = ROOT / "deploy" / "kind"
 CHART = ROOT / "helm" / "servecmp"
 # kind v0.27.0 pkg/build/nodeimage/const_cni.go: kindnetd requests cpu "100m" (DaemonSet: every node)
 KINDNETD_CPU = 0.1
+# The server node is tainted (deploy/kind/kind-config.yaml), so what else the cluster schedules
+# lands on the loadgen node and must fit there beside the load: kubeadm's CoreDNS, 2 replicas of
+# cpu 100m (kubernetes cmd/kubeadm/app/phases/addons/dns/manifests.go; it tolerates the
+# control-plane taint, so it may also go there: counted where it costs most), and the chart's
+# helm test pod (helm/servecmp/templates/tests/test-inference.yaml: cpu 100m).
+COREDNS_CPU = 0.2
+HELM_TEST_CPU = 0.1
 
 
 @dataclass
@@ -109,7 +116,8 @@ def budgets(
         key = s if per_node == 1 else f"{s} x{per_node}"
         server.requests[key] = round(exp.resources.cpus * per_node, 3)
     out.append(server)
-    gen = NodeBudget("loadgen", allocatable, {"kindnetd": KINDNETD_CPU})
+    gen = NodeBudget("loadgen", allocatable, {"kindnetd": KINDNETD_CPU, "coredns x2": COREDNS_CPU,
+                                              "helm test pod": HELM_TEST_CPU})
     gen.requests["load Job"] = job_cpu(exp) if loadgen_cpu is None else loadgen_cpu
     out.append(gen)
     return out
