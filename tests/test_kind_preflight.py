@@ -168,11 +168,22 @@ def test_pending_unschedulable_is_stuck_after_a_grace() -> None:
     assert msg and "unschedulable" in msg and "Insufficient cpu" in msg
 
 
-def test_crash_loop_and_image_pull_are_stuck_at_once() -> None:
+def test_crash_loop_is_stuck_at_once() -> None:
     msg = cluster.pod_problem(_pod("crashloop"), T0)
     assert msg and "CrashLoopBackOff" in msg and "restarts 3" in msg and "exit code 1" in msg
-    msg = cluster.pod_problem(_pod("image-never-pull"), T0)
-    assert msg and "ErrImagePull" in msg
+
+
+def test_a_failed_pull_is_stuck_only_after_the_kubelets_retries() -> None:
+    pod = _pod("image-never-pull")
+    pod["status"]["startTime"] = "2026-01-01T00:00:00Z"
+    (cs,) = pod["status"]["containerStatuses"]
+    for reason, after_s in (("ErrImagePull", 1), ("ImagePullBackOff", 40), ("ErrImagePull", 120)):
+        cs["state"]["waiting"]["reason"] = reason
+        assert cluster.pod_problem(pod, T0 + timedelta(seconds=after_s)) is None, (reason, after_s)
+    msg = cluster.pod_problem(pod, T0 + timedelta(seconds=cluster.IMAGE_PULL_GRACE_S + 1))
+    assert msg and "ErrImagePull" in msg and "pull access denied" in msg
+    cs["state"]["waiting"]["reason"] = "ErrImageNeverPull"  # a kind-loaded image missing: no retry helps
+    assert cluster.pod_problem(pod, T0 + timedelta(seconds=1))
 
 
 def test_a_starting_pod_is_not_stuck() -> None:

@@ -140,9 +140,14 @@ def server_status(server: str, pods: list[Any], nodes: list[Any]) -> ServerStatu
 # ---- pure: is a pod stuck? (on `kubectl get pod -o json` dicts) ------------------------------
 # Waiting reasons that never clear by themselves (kubelet: images, config, crash loops).
 FATAL_WAITING = {
-    "CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull",
+    "CrashLoopBackOff", "ErrImageNeverPull",
     "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
 }
+# A failed pull may be a registry hiccup: the kubelet retries it with a back-off from 10 s,
+# doubling up to 300 s (kubernetes pkg/kubelet/kubelet.go: imageBackOff). Fatal only once the pod
+# has been pulling this long (10 + 20 + 40 + 80 s: about five attempts).
+PULL_WAITING = {"ErrImagePull", "ImagePullBackOff"}
+IMAGE_PULL_GRACE_S = 150.0
 # A pod the scheduler cannot place may be waiting for a terminating pod to free CPU (a rolling
 # update): give it this long before calling it stuck.
 UNSCHEDULABLE_GRACE_S = 30.0
@@ -159,10 +164,12 @@ def pod_problem(pod: dict[str, Any], now: datetime) -> str | None:
             if age >= UNSCHEDULABLE_GRACE_S:
                 return f"pod {name} is Pending, unschedulable for {age:.0f}s: {cond.get('message', '')}"
     statuses = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    since = status.get("startTime") or (pod.get("metadata") or {}).get("creationTimestamp")
+    age = (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).total_seconds() if since else 1e9
     for cs in statuses:
         waiting = (cs.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason")
-        if reason in FATAL_WAITING:
+        if reason in FATAL_WAITING or (reason in PULL_WAITING and age >= IMAGE_PULL_GRACE_S):
             last = ((cs.get("lastState") or {}).get("terminated") or {})
             extra = f"; last exit code {last.get('exitCode')} ({last.get('reason')})" if last else ""
             return (f"pod {name} container {cs.get('name')}: {reason} "
