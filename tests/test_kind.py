@@ -563,3 +563,11 @@ def test_cluster_report_becomes_typed_friction(tmp_path: Path) -> None:
     assert got[("torchserve", "image_bytes")].value == 1_500_000_000  # the server image, not busybox
     assert got[("torchserve", "recovery_s")].placement == "kubernetes"
     assert not got[("tfserving", "image_bytes")].available and not got[("kserve", "install_ready_s")].available
+
+
+def test_docs_say_kindnetd_enforces_network_policies() -> None:
+    """kind v0.27.0's kindnetd runs kube-network-policies (images/kindnetd/cmd/kindnetd/main.go)."""
+    for path in (ROOT / "helm/servecmp/charts/torchserve/values.yaml", ROOT / "helm/servecmp/README.md"):
+        text = " ".join(path.read_text().split())
+        assert "does not enforce" not in text and "kind's default does not" not in text, path
+        assert "enforces NetworkPolicies since kind v0.27.0" in text or "does since kind v0.27.0" in text, path
