@@ -79,15 +79,6 @@ def test_cli_fails_in_seconds_with_exit_3() -> None:
     assert ok.returncode == 0 and "preflight ok" in ok.stdout
 
 
-def test_scripts_run_the_preflight_before_creating_anything() -> None:
-    up = (ROOT / "servecmp" / "cluster" / "commands.py").read_text()
-    assert up.index("_preflight(ops, experiment, exp)") < up.index('"kind", "create", "cluster"')
-    assert "_preflight(ops, experiment, exp, loadgen_cpu=loadgen_cpu)" in up
-    # no helm --wait sitting out its timeout: our waits fail fast on a stuck pod
-    assert "--wait --timeout" not in up
-    assert up.count('"cluster.cluster"') >= 2 and '"wait",' in up
-
-
 # ---- the server node holds the servers only -------------------------------------------------------
 def test_server_node_is_tainted_and_only_server_pods_tolerate_it() -> None:
     from helm_util import CHART, KIND_DIR
