@@ -58,7 +58,9 @@ def checkout(tmp_path: Path) -> Path:
     return root
 
 
-def _env(tmp: Path, **extra: str) -> dict[str, str]:
+def _env(tmp: Path, root: Path | None = None, **extra: str) -> dict[str, str]:
+    """The dry run's environment; the shim imports servecmp from the copied checkout ``root``
+    (default: the ``checkout`` fixture's), not from wherever the test venv was installed from."""
     from servecmp.cluster.loadgen import STEP_MARK
     from servecmp.results.schema import StepResult
 
@@ -71,7 +73,8 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
     return {
         "PATH": f"{DRY / 'bin'}:/usr/bin:/bin", "HOME": str(tmp), "LANG": "C.UTF-8",
         "DRYRUN_LOG": str(tmp / "calls.log"), "DRYRUN_STEP_LINE": str(line),
-        "SERVECMP_PYTHON": str(tmp / "py"), "SERVECMP_HELM": str(DRY / "bin" / "helm"), **extra,
+        "SERVECMP_PYTHON": str(tmp / "py"), "SERVECMP_HELM": str(DRY / "bin" / "helm"),
+        "PYTHONPATH": str(root or tmp / "a checkout"), **extra,
     }
 
 
@@ -229,7 +232,7 @@ def test_kind_up_renders_the_mount_path_of_any_checkout(tmp_path: Path) -> None:
     py.write_text(f'#!/bin/bash\nexec {shlex.quote(str(ROOT / ".venv" / "bin" / "python"))} '
                   f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n')
     py.chmod(0o755)
-    proc = _run(odd, "kind-up.sh", _env(tmp_path), "loadtests/experiments/quick.yaml")
+    proc = _run(odd, "kind-up.sh", _env(tmp_path, odd), "loadtests/experiments/quick.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = yaml.safe_load((odd / "build" / "kind" / "kind-config.yaml").read_text())
     mounts = [m for n in cfg["nodes"] for m in n.get("extraMounts") or []]
