@@ -22,6 +22,8 @@ if ((${#need_apt[@]})); then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
 fi
+# Debian's package starts prometheus.service on :9090 (systemd hosts): ours run on their own ports.
+bash scripts/stop-packaged-prometheus.sh
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then
   echo "==> python environment up to date ($VENV)"

@@ -203,6 +203,12 @@ def _cmd_gen_rules(args: argparse.Namespace) -> int:
     return _generate("rules", rules.generate, args.check)
 
 
+def _cmd_gen_chart_values(args: argparse.Namespace) -> int:
+    from servecmp.cluster import helmvalues
+
+    return _generate("chart-values", helmvalues.generate_chart_defaults, args.check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="servecmp",
@@ -309,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="regenerate (or --check) files generated from the code")
     gsub = gen.add_subparsers(dest="gen_command", required=True, metavar="WHAT")
     for name, fn, what in (("dashboards", _cmd_gen_dashboards, "the Grafana dashboard JSON"),
-                           ("rules", _cmd_gen_rules, "the Prometheus recording rules")):
+                           ("rules", _cmd_gen_rules, "the Prometheus recording rules"),
+                           ("chart-values", _cmd_gen_chart_values, "the subcharts' default configs and wire")):
         sp = add(name, fn, f"write {what} (helm/servecmp/) from the server registry", gsub)
         sp.add_argument("--check", action="store_true", help="exit 1 when the committed files drift instead")
     return p

@@ -138,14 +138,17 @@ def test_probes_present(rendered, scenario: str) -> None:
         wire = wire_values(server)
         ready = wire["readyPath"].replace("{model}", "resnet")
         rest = next(n for n, p in wire["ports"].items() if p["role"] == "rest")
-        for probe in ("startupProbe", "livenessProbe"):
-            assert c[probe]["httpGet"] == {"path": ready, "port": rest}, (server, probe)
+        assert c["startupProbe"]["httpGet"] == {"path": ready, "port": rest}, server
+        if server == "kserve":  # a TCP connect: a predict holding its event loop cannot fail it
+            assert c["livenessProbe"]["tcpSocket"] == {"port": rest}
+        else:
+            assert c["livenessProbe"]["httpGet"] == {"path": ready, "port": rest}, server
         if server != "torchserve":
             assert c["readinessProbe"]["httpGet"] == {"path": ready, "port": rest}
         else:
             # readiness = a worker of the model is READY in the management API, not just /ping
             cmd = " ".join(c["readinessProbe"]["exec"]["command"])
-            assert "/models/resnet" in cmd and "READY" in cmd and ":8081/" in cmd
+            assert "/models/resnet" in cmd and "READY" in cmd and "/dev/tcp/127.0.0.1/8081" in cmd
             assert c["startupProbe"]["httpGet"]["path"] == "/ping"
 
 

@@ -69,7 +69,9 @@ def test_unpinned_image_tag_rejected(inputs, tag: str) -> None:
 
 
 def test_missing_generated_config_is_explained(inputs) -> None:
-    proc = helm(*template_args(None, extra=["-f", str(inputs.wire_file), "-f", str(inputs.values_file)]), check=False)
+    # the committed defaults carry quick.yaml's configs: an emptied one is what the guard catches
+    proc = helm(*template_args(None, extra=["-f", str(inputs.wire_file), "-f", str(inputs.values_file),
+                                            "--set-string", "tfserving.config.models="]), check=False)
     assert proc.returncode != 0
     assert re.search(r"(torchserve|tfserving|kserve)\.config\.\w+ is empty", proc.stderr), proc.stderr
     assert "--set-file" in proc.stderr
@@ -77,11 +79,12 @@ def test_missing_generated_config_is_explained(inputs) -> None:
 
 # ---- the one wire guard (servecmp-lib.wire) -------------------------------------------------------
 def _without_wire(inputs, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
-    """The generated values file minus every chart's wire block (helmvalues writes it there)."""
+    """The generated values file with every chart's wire block removed, the committed default
+    included (a null value deletes a chart default in helm)."""
     values = yaml.safe_load(inputs.values_file.read_text())
     for block in values.values():
-        if isinstance(block, dict):
-            block.pop("wire", None)
+        if isinstance(block, dict) and "wire" in block:
+            block["wire"] = None
     out = tmp_path / "values-without-wire.yaml"
     out.write_text(yaml.safe_dump(values, sort_keys=False))
     return out
@@ -112,10 +115,10 @@ def test_missing_wire_is_refused_by_the_schema(inputs, tmp_path: Path) -> None:
 def test_wire_guard_refuses_inconsistent_wire(inputs, tmp_path: Path, extra: list[str], message: str) -> None:
     if extra[0] == "--drop-path":  # maps merge in helm: a key can only go in a whole wire file
         wires = yaml.safe_load(inputs.wire_file.read_text())
-        del wires[extra[1]]["wire"]["paths"]["models"]
+        wires[extra[1]]["wire"]["paths"]["models"] = None  # null deletes the key, the default's too
         wire_file = tmp_path / "wire.yaml"
         wire_file.write_text(yaml.safe_dump(wires))
-        proc = helm(*template_args(None, extra=["-f", str(wire_file), "-f", str(_without_wire(inputs, tmp_path)),
+        proc = helm(*template_args(None, extra=["-f", str(inputs.values_file), "-f", str(wire_file),
                                                 *inputs.set_file_args()]), check=False)
         assert proc.returncode != 0
         err = proc.stderr

@@ -127,7 +127,7 @@ def test_kube_prometheus_stack_values_select_our_objects() -> None:
     admin = kps["grafana"]["admin"]
     assert admin["existingSecret"] == "servecmp-grafana-admin"
     assert "adminPassword" not in kps["grafana"]
-    assert '"servecmp-grafana-admin"' in (ROOT / "servecmp" / "cluster" / "commands.py").read_text()
+    # `kind up` creates that Secret: tests/test_kind_commands.py (behaviour on the recording fake)
 
 
 # ---- in-cluster Locust ------------------------------------------------------------------------
@@ -417,6 +417,36 @@ def test_recover_measures_until_replacement_ready() -> None:
     assert secs == pytest.approx(1.5)  # three 0.5 s sleeps before the replacement is Ready
 
 
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_recover_with_two_replicas_waits_for_the_replacement_not_the_survivor(replicas: int) -> None:
+    clock = FakeClock()
+
+    class Core:
+        def __init__(self) -> None:
+            self.deleted: list[str] = []
+            self.polls = 0
+
+        def list_namespaced_pod(self, ns, label_selector):
+            if not self.deleted:
+                return SimpleNamespace(items=[_pod("ts-a", 3.0), _pod("ts-b", 3.0)])
+            self.polls += 1
+            # ts-b survives (Ready all along); the replacement ts-c is Ready from the 21st poll
+            new = _pod("ts-c", 30.0 if self.polls >= 21 else None)
+            return SimpleNamespace(items=[_pod("ts-b", 3.0), new])
+
+        def delete_namespaced_pod(self, name, ns, grace_period_seconds):
+            self.deleted.append(name)
+
+    core = Core()
+    secs = cluster.recover(core, "servecmp", "torchserve", replicas=replicas, clock=clock, sleep=clock.sleep)
+    assert core.deleted == ["ts-a"]
+    assert secs == pytest.approx(10.0)  # twenty 0.5 s sleeps: the survivor did not end the wait
+    with pytest.raises(ValueError, match="replicas"):
+        cluster.recover(core, "servecmp", "torchserve", replicas=0)
+    assert cluster.build_parser().parse_args(
+        ["recover", "--server", "torchserve", "--replicas", "2"]).replicas == 2
+
+
 # ---- Helm inputs from an experiment -----------------------------------------------------------
 def test_experiment_values(tmp_path: Path) -> None:
     from helm_util import make_inputs
@@ -533,3 +563,11 @@ def test_cluster_report_becomes_typed_friction(tmp_path: Path) -> None:
     assert got[("torchserve", "image_bytes")].value == 1_500_000_000  # the server image, not busybox
     assert got[("torchserve", "recovery_s")].placement == "kubernetes"
     assert not got[("tfserving", "image_bytes")].available and not got[("kserve", "install_ready_s")].available
+
+
+def test_docs_say_kindnetd_enforces_network_policies() -> None:
+    """kind v0.27.0's kindnetd runs kube-network-policies (images/kindnetd/cmd/kindnetd/main.go)."""
+    for path in (ROOT / "helm/servecmp/charts/torchserve/values.yaml", ROOT / "helm/servecmp/README.md"):
+        text = " ".join(path.read_text().split())
+        assert "does not enforce" not in text and "kind's default does not" not in text, path
+        assert "enforces NetworkPolicies since kind v0.27.0" in text or "does since kind v0.27.0" in text, path

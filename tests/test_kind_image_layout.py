@@ -40,11 +40,32 @@ def _place(src_root: Path, root: Path, copy: images.Copy, workdir: str) -> None:
             shutil.copy2(src, target)
 
 
-def _layout(stage: images.Stage, root: Path) -> Path:
-    """The stage's files copied from the build context, under ``root`` (= the image's /)."""
+def _kserve_wheel_file(stage: images.Stage, member: str) -> Path:
+    """What a stage that takes ``member`` out of the pinned kserve wheel (``pip download``)
+    produces: the same file of the same release, from the KServe venv's installed wheel."""
+    import re
+
+    (pin,) = {m for r in stage.runs for m in re.findall(r"kserve==([0-9][^\s\"']*)", r)}
+    member = member.removeprefix("/oip/")
+    for site in sorted((ROOT / ".venv-kserve").glob("lib/python3*/site-packages")):
+        found = site / "kserve" / "protocol" / "grpc" / member
+        if (site / f"kserve-{pin}.dist-info").is_dir() and found.is_file():
+            return found
+    pytest.skip(f"no kserve {pin} wheel installed in .venv-kserve (scripts/setup.sh installs it)")
+
+
+def _layout(stage: images.Stage, root: Path, stages: list[images.Stage] | None = None) -> Path:
+    """The stage's files under ``root`` (= the image's /): from the build context, and from the
+    stage that extracts the OIP schema out of the kserve wheel (emulated, see above)."""
+    by_name = {st.name: st for st in stages or []}
     for copy, wd in zip(stage.copies, stage.copy_workdirs, strict=True):
         if copy.from_stage is None:
             _place(ROOT, root, copy, wd)
+        elif any("kserve==" in r for r in by_name[copy.from_stage].runs):
+            (src,) = copy.sources
+            target = root / copy.dest.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(_kserve_wheel_file(by_name[copy.from_stage], src), target)
     work = root / stage.workdir.lstrip("/")
     work.mkdir(parents=True, exist_ok=True)
     return work
@@ -73,6 +94,8 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict:
     # 1. the wheel, from exactly what the build stages copy (pip wheel in the build stage)
     wheels = tmp / "wheels"
     for st in stages[:-1]:
+        if not any("pip wheel" in r for r in st.runs):
+            continue
         src = _layout(st, tmp / f"ctx-{st.name}")
         if any("pip wheel" in r for r in st.runs):
             _wheel(src, wheels)
@@ -94,12 +117,15 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict:
     (site / "zz_servecmp_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     # 3. the runtime stage's working directory, as its COPY/WORKDIR lines lay it out
     root = tmp / "image-root"
-    work = _layout(runtime, root)
+    work = _layout(runtime, root, stages)
+    # absolute paths the image's ENV names are files the image has: here under root
+    image_env = {k: str(root / v.lstrip("/")) if v.startswith("/") and (root / v.lstrip("/")).exists() else v
+                 for k, v in runtime.env.items()}
     env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
-        "HOME": str(tmp / "home"),
+        "HOME": str(tmp / "home"),  # the Job sets HOME=/tmp (a writable emptyDir)
         "LANG": "C.UTF-8",
-        **runtime.env,
+        **image_env,
     }
     return {"py": py, "work": work, "env": env, "site": site, "stage": runtime, "root": root}
 
@@ -167,6 +193,48 @@ def test_job_manifests_match_the_image() -> None:
     assert f"{runtime.workdir}/{Path(default).parent}" in copied
     # no source package in the working directory: nothing to shadow the installed one
     assert not any(p.endswith(("/servecmp", "/loadtests", "/models", "/deploy")) for p in copied)
+
+
+_BUILD_CLIENTS = """
+import json, sys
+from servecmp.cluster import provenance
+from servecmp.experiment import load_experiment
+from servecmp.load.clients.base import make_client
+from servecmp.load.payloads import PayloadSet
+from servecmp.models.registry import get_model
+
+built = []
+for path in sys.argv[1:]:
+    exp = load_experiment(path)
+    payloads = PayloadSet.build(get_model(exp.model), exp.seed, exp.payload.batch_size, 2,
+                                expected=lambda x: [[0.0] * get_model(exp.model).num_classes] * len(x))
+    for name, address in provenance.addresses(exp, "servecmp", "servecmp"):
+        (t,) = [t for t in exp.targets if t.name == name]
+        payloads.prepare([t.effective_encoding])
+        client = make_client(t, address, payloads, 1.0)
+        built.append([path.rsplit("/", 1)[-1], name, type(client).__name__])
+        getattr(client, "close", lambda: None)()
+print(json.dumps(built))
+"""
+
+
+def test_every_shipped_target_gets_its_client_in_the_image(image: dict) -> None:
+    """The client of every REST/gRPC target of every shipped experiment is built where the load
+    Job builds it (KServe's OIP gRPC client needs its schema in the image: it once looked only
+    for a .venv-kserve beside the sources, and `kind load` exited 1 on quick.yaml)."""
+    import json
+
+    from servecmp.experiment import load_experiment
+
+    shipped = sorted((ROOT / "loadtests" / "experiments").glob("*.yaml"))
+    assert len(shipped) >= 4
+    proc = _run(image, str(image["py"]), "-c", _BUILD_CLIENTS, *map(str, shipped))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    built = json.loads(proc.stdout.strip().splitlines()[-1])
+    want = [[p.name, t.name] for p in shipped for t in load_experiment(p).targets
+            if t.protocol.value in ("rest", "grpc")]
+    assert [b[:2] for b in built] == want
+    assert any(name.startswith("kserve-grpc") for _, name, _ in built)
 
 
 def test_space_in_checkout_path_is_exercised(image: dict) -> None:

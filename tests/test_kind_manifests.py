@@ -191,12 +191,6 @@ def test_pss_check_can_fail() -> None:
     assert any("hostPath" in g for g in got)
 
 
-def test_namespace_enforces_restricted() -> None:
-    up = (ROOT / "servecmp" / "cluster" / "commands.py").read_text()
-    assert 'os.environ.get("SERVECMP_POD_SECURITY") or "restricted"' in up
-    assert up.index("pod-security.kubernetes.io/enforce") < up.index('"upgrade", "--install", s.release')
-
-
 # ---- images ------------------------------------------------------------------------------------------
 LOCAL_REPOS = ("servecmp/",)  # built by scripts/kind-*.sh and `kind load`-ed, never pulled
 
@@ -303,3 +297,15 @@ def test_write_path_check_can_fail(rendered) -> None:
     c["env"] = [e for e in c["env"] if e["name"] not in ("TEMP", "TMPDIR")]
     c["volumeMounts"] = [m for m in c["volumeMounts"] if m["mountPath"] != "/tmp"]
     assert any("pid file at /tmp" in p for p in writable_problems(spec, "torchserve"))
+
+
+# ---- rollouts on a node sized for the experiment -----------------------------------------------------
+def test_server_rollouts_replace_pods_instead_of_surging(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """A changed experiment or tune candidate rolls the server pods on a node that holds exactly
+    the experiment's requests: a RollingUpdate's surge pod (the default: maxSurge 25% rounds up
+    to 1, maxUnavailable 0) would stay Pending and the rollout would never finish."""
+    for scenario, docs in rendered.items():
+        deployments = by_kind(docs, "Deployment")
+        assert deployments, scenario
+        for d in deployments:
+            assert d["spec"].get("strategy") == {"type": "Recreate"}, (scenario, d["metadata"]["name"])

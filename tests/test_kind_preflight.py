@@ -52,7 +52,7 @@ def test_one_server_or_more_replicas() -> None:
     assert preflight.check(ts_only, 2.0, "test")[0]
     (srv, gen) = preflight.budgets(load_experiment(QUICK), 4.0, replicas=2)
     assert srv.requested == pytest.approx(6.1) and not srv.fits  # 3 servers x 2 replicas + kindnetd
-    assert gen.requested == pytest.approx(1.1) and gen.fits
+    assert gen.requested == pytest.approx(1.4) and gen.fits  # kindnetd + coredns x2 + helm test pod + 1 Job
 
 
 def test_every_networked_server_gets_a_pod_budget() -> None:
@@ -79,13 +79,69 @@ def test_cli_fails_in_seconds_with_exit_3() -> None:
     assert ok.returncode == 0 and "preflight ok" in ok.stdout
 
 
-def test_scripts_run_the_preflight_before_creating_anything() -> None:
-    up = (ROOT / "servecmp" / "cluster" / "commands.py").read_text()
-    assert up.index("_preflight(ops, experiment, exp)") < up.index('"kind", "create", "cluster"')
-    assert "_preflight(ops, experiment, exp, loadgen_cpu=loadgen_cpu)" in up
-    # no helm --wait sitting out its timeout: our waits fail fast on a stuck pod
-    assert "--wait --timeout" not in up
-    assert up.count('"cluster.cluster"') >= 2 and '"wait",' in up
+# ---- the server node holds the servers only -------------------------------------------------------
+def test_server_node_is_tainted_and_only_server_pods_tolerate_it() -> None:
+    from helm_util import CHART, KIND_DIR
+
+    cfg = yaml.safe_load((KIND_DIR / "kind-config.yaml").read_text())
+    (server,) = [n for n in cfg["nodes"] if (n.get("labels") or {}).get("servecmp.io/role") == "server"]
+    patches = [yaml.safe_load(p) for p in server.get("kubeadmConfigPatches") or []]
+    (join,) = [p for p in patches if p.get("kind") == "JoinConfiguration"]
+    taints = join["nodeRegistration"]["taints"]
+    assert taints == [{"key": "servecmp.io/role", "value": "server", "effect": "NoSchedule"}]
+    chart = yaml.safe_load((CHART / "values.yaml").read_text())
+    tol = chart["global"]["tolerations"]
+
+    def tolerates(t: dict, taint: dict) -> bool:
+        return (t.get("effect") in (None, taint["effect"]) and t.get("key") in (None, taint["key"])
+                and (t.get("operator") == "Exists" or t.get("value") == taint["value"]))
+
+    assert all(any(tolerates(t, taint) for t in tol) for taint in taints)
+    test_pod = (CHART / "templates" / "tests" / "test-inference.yaml").read_text()
+    assert "tolerations" not in test_pod  # the helm test pod goes elsewhere
+
+
+def test_loadgen_node_keeps_room_for_what_the_tainted_server_node_refuses() -> None:
+    (srv, gen) = preflight.budgets(load_experiment(QUICK), 4.0)
+    assert set(srv.requests) == {"kindnetd", "torchserve", "tfserving", "kserve"}
+    assert gen.requests["coredns x2"] == pytest.approx(0.2) and gen.requests["helm test pod"] == pytest.approx(0.1)
+    assert gen.requested == pytest.approx(0.1 + 0.2 + 0.1 + gen.requests["load Job"])
+    # a loadgen node that fits the Job alone but not CoreDNS and the test pod beside it
+    ok, msg = preflight.check(load_experiment(QUICK), 4.0, "test", loadgen_cpu=3.8)
+    assert not ok and "TOO MUCH: loadgen node" in msg
+
+
+# ---- host ports the kind config maps --------------------------------------------------------------
+def test_every_mapped_host_port_is_checked() -> None:
+    from helm_util import KIND_DIR, load_env_file
+
+    env = load_env_file(KIND_DIR / "versions.env")
+    assert preflight.mapped_ports(KIND_DIR / "kind-config.yaml") == [
+        ("127.0.0.1", int(env["GRAFANA_HOST_PORT"])), ("127.0.0.1", int(env["PROMETHEUS_HOST_PORT"]))]
+
+
+def test_a_taken_port_is_named_with_its_process(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    with socket.socket() as held, socket.socket() as probe:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        probe.bind(("127.0.0.1", 0))
+        taken, free = held.getsockname()[1], probe.getsockname()[1]
+        probe.close()
+        cfg = tmp_path / "kind-config.yaml"
+        cfg.write_text(yaml.safe_dump({"nodes": [{"role": "control-plane", "extraPortMappings": [
+            {"containerPort": 30300, "hostPort": free, "listenAddress": "127.0.0.1"},
+            {"containerPort": 30090, "hostPort": taken, "listenAddress": "127.0.0.1"}]}]}))
+        ok, msg = preflight.check_ports(cfg)
+    assert not ok
+    import psutil
+
+    assert f"127.0.0.1:{taken} held by pid {os.getpid()} ({psutil.Process().name()}:" in msg
+    assert f":{free} held" not in msg
+    ok, msg = preflight.check_ports(cfg)  # released: free again
+    assert ok, msg
 
 
 # ---- stuck pods -----------------------------------------------------------------------------------
@@ -103,11 +159,22 @@ def test_pending_unschedulable_is_stuck_after_a_grace() -> None:
     assert msg and "unschedulable" in msg and "Insufficient cpu" in msg
 
 
-def test_crash_loop_and_image_pull_are_stuck_at_once() -> None:
+def test_crash_loop_is_stuck_at_once() -> None:
     msg = cluster.pod_problem(_pod("crashloop"), T0)
     assert msg and "CrashLoopBackOff" in msg and "restarts 3" in msg and "exit code 1" in msg
-    msg = cluster.pod_problem(_pod("image-never-pull"), T0)
-    assert msg and "ErrImagePull" in msg
+
+
+def test_a_failed_pull_is_stuck_only_after_the_kubelets_retries() -> None:
+    pod = _pod("image-never-pull")
+    pod["status"]["startTime"] = "2026-01-01T00:00:00Z"
+    (cs,) = pod["status"]["containerStatuses"]
+    for reason, after_s in (("ErrImagePull", 1), ("ImagePullBackOff", 40), ("ErrImagePull", 120)):
+        cs["state"]["waiting"]["reason"] = reason
+        assert cluster.pod_problem(pod, T0 + timedelta(seconds=after_s)) is None, (reason, after_s)
+    msg = cluster.pod_problem(pod, T0 + timedelta(seconds=cluster.IMAGE_PULL_GRACE_S + 1))
+    assert msg and "ErrImagePull" in msg and "pull access denied" in msg
+    cs["state"]["waiting"]["reason"] = "ErrImageNeverPull"  # a kind-loaded image missing: no retry helps
+    assert cluster.pod_problem(pod, T0 + timedelta(seconds=1))
 
 
 def test_a_starting_pod_is_not_stuck() -> None:

@@ -20,9 +20,24 @@ COPY = ("scripts", "deploy", "helm", "servecmp", "models", "loadtests", "pyproje
         "README.md")
 
 
-@pytest.fixture()
-def checkout(tmp_path: Path) -> Path:
-    root = tmp_path / "a checkout"
+def _free_host_ports(root: Path) -> None:
+    """The copied kind config maps ports that are free now: `kind up` checks them before it
+    creates a cluster, and 3000/9090 may be busy on a shared test machine."""
+    import socket
+
+    import yaml
+
+    cfg_path = root / "deploy" / "kind" / "kind-config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    for node in cfg["nodes"]:
+        for m in node.get("extraPortMappings") or []:
+            with socket.socket() as s:
+                s.bind((m["listenAddress"], 0))
+                m["hostPort"] = s.getsockname()[1]
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def _copy_checkout(root: Path) -> None:
     for item in COPY:
         src = ROOT / item
         if src.is_dir():
@@ -30,6 +45,13 @@ def checkout(tmp_path: Path) -> Path:
         else:
             root.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, root / item)
+    _free_host_ports(root)
+
+
+@pytest.fixture()
+def checkout(tmp_path: Path) -> Path:
+    root = tmp_path / "a checkout"
+    _copy_checkout(root)
     py = tmp_path / "py"
     py.write_text(f'#!/bin/bash\nexec {shlex.quote(str(ROOT / ".venv" / "bin" / "python"))} '
                   f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n')
@@ -37,7 +59,9 @@ def checkout(tmp_path: Path) -> Path:
     return root
 
 
-def _env(tmp: Path, **extra: str) -> dict[str, str]:
+def _env(tmp: Path, root: Path | None = None, **extra: str) -> dict[str, str]:
+    """The dry run's environment; the shim imports servecmp from the copied checkout ``root``
+    (default: the ``checkout`` fixture's), not from wherever the test venv was installed from."""
     from servecmp.cluster.loadgen import STEP_MARK
     from servecmp.results.schema import StepResult
 
@@ -50,7 +74,8 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
     return {
         "PATH": f"{DRY / 'bin'}:/usr/bin:/bin", "HOME": str(tmp), "LANG": "C.UTF-8",
         "DRYRUN_LOG": str(tmp / "calls.log"), "DRYRUN_STEP_LINE": str(line),
-        "SERVECMP_PYTHON": str(tmp / "py"), "SERVECMP_HELM": str(DRY / "bin" / "helm"), **extra,
+        "SERVECMP_PYTHON": str(tmp / "py"), "SERVECMP_HELM": str(DRY / "bin" / "helm"),
+        "PYTHONPATH": str(root or tmp / "a checkout"), **extra,
     }
 
 
@@ -88,7 +113,8 @@ def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
     assert handover < create < nodes < export
     # images: built here, loaded onto the server node only (kind load --nodes, via images.load_image)
     loads = [c for c in calls if c[:3] == ["kind", "load", "docker-image"]]
-    assert [c[-1].split(":")[0] for c in loads] == ["servecmp/model-artifacts", "servecmp/kserve", "servecmp/torchserve"]
+    assert [c[-1].split(":")[0] for c in loads] == ["servecmp/model-artifacts", "servecmp/kserve", "tensorflow/serving",
+                                                     "servecmp/torchserve"]
     assert all(c[c.index("--nodes") + 1] == "servecmp-worker" for c in loads)
     builds = [c for c in calls if c[:2] == ["docker", "build"]]
     assert any(any(a.endswith("deploy/kind/torchserve.Dockerfile") for a in c) for c in builds)
@@ -202,18 +228,12 @@ def test_kind_up_renders_the_mount_path_of_any_checkout(tmp_path: Path) -> None:
     import yaml
 
     odd = tmp_path / "odd #1 & co: checkout"
-    for item in COPY:
-        s = ROOT / item
-        if s.is_dir():
-            shutil.copytree(s, odd / item, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            odd.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(s, odd / item)
+    _copy_checkout(odd)
     py = tmp_path / "py"
     py.write_text(f'#!/bin/bash\nexec {shlex.quote(str(ROOT / ".venv" / "bin" / "python"))} '
                   f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n')
     py.chmod(0o755)
-    proc = _run(odd, "kind-up.sh", _env(tmp_path), "loadtests/experiments/quick.yaml")
+    proc = _run(odd, "kind-up.sh", _env(tmp_path, odd), "loadtests/experiments/quick.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = yaml.safe_load((odd / "build" / "kind" / "kind-config.yaml").read_text())
     mounts = [m for n in cfg["nodes"] for m in n.get("extraMounts") or []]

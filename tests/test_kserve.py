@@ -409,10 +409,11 @@ def test_setup_installs_the_pinned_kserve_in_its_own_venv() -> None:
     setup = (root / "scripts/setup.sh").read_text()
     assert f"kserve=={KSERVE_VERSION}" in setup and "torch==2.13.0" in setup
     assert ".venv-kserve" in setup and "servecmp/versions.py" in setup  # re-runs when the pin moves
+    # a renamed or moved Dockerfile must fail here, not drop the check
     dockerfile = root / "deploy/kind/kserve.Dockerfile"
-    if dockerfile.is_file():
-        text = dockerfile.read_text()
-        assert f"kserve=={KSERVE_VERSION}" in text and "servecmp/servers/kserve/model_server.py" in text
+    assert dockerfile.is_file(), f"{dockerfile} missing: the kind path builds KServe's image from it"
+    text = dockerfile.read_text()
+    assert f"kserve=={KSERVE_VERSION}" in text and "servecmp/servers/kserve/model_server.py" in text
 
 
 @needs_venv

@@ -34,26 +34,58 @@ def checkout(tmp_path: Path) -> Path:
         else:
             root.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, root / item)
+    # the copied kind config maps ports that are free now (`kind up` checks them; 3000/9090 may be busy)
+    import socket
+
+    import yaml
+
+    cfg_path = root / "deploy" / "kind" / "kind-config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    for node in cfg["nodes"]:
+        for m in node.get("extraPortMappings") or []:
+            with socket.socket() as s:
+                s.bind((m["listenAddress"], 0))
+                m["hostPort"] = s.getsockname()[1]
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return root
+
+
+def _step(**over: object) -> object:
+    from servecmp.results.schema import LatencySummary, StepResult
+
+    fields: dict = dict(run_id="kind-x", step_id="000-torchserve-rest-json-closed_loop-c1", index=0,
+                        target="torchserve-rest-json", server="torchserve", protocol="rest", encoding="json",
+                        sweep="closed_loop", mode="closed_loop", concurrency=1, started_at="2026-01-01T00:00:00Z",
+                        warmup_s=1, window_s=1, stop_reason="stable", ok=400, requests=400, throughput_rps=40.0,
+                        achieved_rps=40.0, latency_ms=LatencySummary(count=400, mean=24.0, p50=23.0, p99=41.0))
+    fields.update(over)
+    return StepResult(**fields)
+
+
+# what the Job printed -> (level valid, meets the SLO, the candidate's score)
+CASES = {
+    "measured": (_step(), True, True, 40.0),
+    # every answer wrong: no throughput, nothing to rank the candidate by
+    "zero throughput": (_step(ok=0, wrong_answers=400, throughput_rps=0.0,
+                              latency_ms={"count": 400, "p50": 23.0, "p99": 41.0}), True, False, 0.0),
+    "invalid": (_step(valid=False, invalid_reason="generator saturated"), False, False, 0.0),
+}
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_candidate_rolled_out_by_helm_upgrade_and_measured_in_cluster(
-        checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
     from servecmp.cluster.loadgen import STEP_MARK
-    from servecmp.results.schema import StepResult
 
+    step, valid, slo_ok, score = CASES[case]
     py = tmp_path / "py"
     py.write_text(f'#!/bin/bash\nexec {shlex.quote(str(ROOT / ".venv" / "bin" / "python"))} '
                   f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n')
     py.chmod(0o755)
-    step = StepResult(run_id="kind-x", step_id="000-torchserve-rest-json-closed_loop-c1", index=0,
-                      target="torchserve-rest-json", server="torchserve", protocol="rest", encoding="json",
-                      sweep="closed_loop", mode="closed_loop", concurrency=1, started_at="2026-01-01T00:00:00Z",
-                      warmup_s=1, window_s=1, stop_reason="stable", ok=10, requests=10, throughput_rps=40.0)
     line = tmp_path / "step-line.txt"
-    line.write_text(STEP_MARK + step.model_dump_json() + "\n")
+    line.write_text(STEP_MARK + step.model_dump_json() + "\n")  # type: ignore[attr-defined]
     for k, v in {"PATH": f"{DRY / 'bin'}:/usr/bin:/bin", "DRYRUN_LOG": str(tmp_path / "calls.log"),
                  "DRYRUN_STEP_LINE": str(line), "SERVECMP_PYTHON": str(py),
                  "SERVECMP_HELM": str(DRY / "bin" / "helm"), "DRYRUN_CLUSTER": "1"}.items():
@@ -81,8 +113,11 @@ def test_candidate_rolled_out_by_helm_upgrade_and_measured_in_cluster(
     job = next(i for i, c in enumerate(calls) if c[:1] == ["kubectl"] and "apply" in c and i > load)
     assert calls.index(up) < wait < load < job  # rolled out and ready before the load Job
     assert calls[load][calls[load].index("load") + 1].endswith(f"{cand.id}-screen-r0/experiment.yaml")
-    assert [lv.param for lv in m.levels] == ["concurrency=1"]
-    assert m.levels[0].step_id == step.step_id and m.levels[0].throughput_rps == 40.0
+    (level,) = m.levels
+    assert level.param == "concurrency=1" and level.step_id == step.step_id  # type: ignore[attr-defined]
+    assert (level.valid, level.slo_ok, m.score_rps) == (valid, slo_ok, score)
+    if case == "measured":
+        assert level.throughput_rps == 40.0 and level.error_fraction == 0 and m.score_p99_ms == 41.0
 
 
 @pytest.mark.cluster
@@ -99,4 +134,9 @@ def test_tune_on_a_real_kind_cluster(tmp_path: Path) -> None:
                         cluster=True, runs_root=tmp_path, out=tmp_path / "tuned.yaml")
     ms, _ = TuneStore(tune_dir).read()
     assert ms and all(m.levels for m in ms)
+    # a real measurement: valid steps that served answers, and at least one candidate scored
+    for m in ms:
+        for lv in m.levels:
+            assert lv.valid and lv.throughput_rps > 0 and lv.error_fraction == 0, (m.label, lv)
+    assert max(m.score_rps for m in ms) > 0
     assert (tmp_path / "tuned.yaml").is_file()

@@ -17,6 +17,16 @@ COPY pyproject.toml README.md ./
 COPY servecmp/ servecmp/
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
+# The KServe gRPC client's schema (servecmp/load/clients/oip_protos.py compiles it at first use):
+# the kserve 0.21.0 wheel carries the Open Inference Protocol only as the serialized descriptor in
+# kserve/protocol/grpc/grpc_predict_v2_pb2.py (its RECORD lists no .proto). kserve itself needs
+# protobuf<7 (ours is 7) and is never imported, so only that one file is taken from its wheel.
+FROM python:3.11-slim-bookworm AS oip
+ENV PIP_NO_CACHE_DIR=1
+RUN pip download --no-deps --only-binary=:all: --dest /dl kserve==0.21.0 \
+    && python -m zipfile -e /dl/kserve-0.21.0-py3-none-any.whl /x \
+    && mkdir /oip && cp /x/kserve/protocol/grpc/grpc_predict_v2_pb2.py /oip/
+
 FROM python:3.11-slim-bookworm
 ENV PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONSAFEPATH=1 PYTHONUNBUFFERED=1
 # torch 2.13.0 CPU wheel (the same pin as pyproject.toml; any other index pulls a CUDA build).
@@ -25,6 +35,8 @@ COPY --from=build /wheels/ /wheels/
 # tensorflow-serving-api with --no-deps: it declares the full `tensorflow` wheel (see pyproject).
 RUN pip install /wheels/*.whl && pip install --no-deps tensorflow-serving-api==2.20.0 \
     && rm -rf /wheels
+COPY --from=oip /oip/grpc_predict_v2_pb2.py /opt/oip/grpc_predict_v2_pb2.py
+ENV SERVECMP_OIP_PB2=/opt/oip/grpc_predict_v2_pb2.py
 WORKDIR /opt/servecmp
 COPY loadtests/locustfiles/ locustfiles/
 USER 1000:1000

@@ -140,9 +140,14 @@ def server_status(server: str, pods: list[Any], nodes: list[Any]) -> ServerStatu
 # ---- pure: is a pod stuck? (on `kubectl get pod -o json` dicts) ------------------------------
 # Waiting reasons that never clear by themselves (kubelet: images, config, crash loops).
 FATAL_WAITING = {
-    "CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull",
+    "CrashLoopBackOff", "ErrImageNeverPull",
     "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
 }
+# A failed pull may be a registry hiccup: the kubelet retries it with a back-off from 10 s,
+# doubling up to 300 s (kubernetes pkg/kubelet/kubelet.go: imageBackOff). Fatal only once the pod
+# has been pulling this long (10 + 20 + 40 + 80 s: about five attempts).
+PULL_WAITING = {"ErrImagePull", "ImagePullBackOff"}
+IMAGE_PULL_GRACE_S = 150.0
 # A pod the scheduler cannot place may be waiting for a terminating pod to free CPU (a rolling
 # update): give it this long before calling it stuck.
 UNSCHEDULABLE_GRACE_S = 30.0
@@ -159,10 +164,12 @@ def pod_problem(pod: dict[str, Any], now: datetime) -> str | None:
             if age >= UNSCHEDULABLE_GRACE_S:
                 return f"pod {name} is Pending, unschedulable for {age:.0f}s: {cond.get('message', '')}"
     statuses = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    since = status.get("startTime") or (pod.get("metadata") or {}).get("creationTimestamp")
+    age = (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).total_seconds() if since else 1e9
     for cs in statuses:
         waiting = (cs.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason")
-        if reason in FATAL_WAITING:
+        if reason in FATAL_WAITING or (reason in PULL_WAITING and age >= IMAGE_PULL_GRACE_S):
             last = ((cs.get("lastState") or {}).get("terminated") or {})
             extra = f"; last exit code {last.get('exitCode')} ({last.get('reason')})" if last else ""
             return (f"pod {name} container {cs.get('name')}: {reason} "
@@ -370,11 +377,17 @@ def recover(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> float:
-    """Delete one Ready pod of ``server`` and return the seconds until ``replicas`` pods other
-    than the deleted one are Ready (and, if given, ``answering()`` is true)."""
-    pods = [p for p in server_pods(core, namespace, server) if pod_ready(p)]
+    """Delete one Ready pod of ``server`` and return the seconds until its replacement (a pod
+    that did not exist before the delete) is Ready and ``replicas`` pods other than the deleted
+    one are Ready (and, if given, ``answering()`` is true). With replicas > 1 the surviving pods
+    are Ready all along: only the new pod says the server recovered."""
+    if replicas < 1:
+        raise ValueError(f"replicas: expected >= 1, got {replicas}")
+    existing = server_pods(core, namespace, server)
+    pods = [p for p in existing if pod_ready(p)]
     if not pods:
         raise RuntimeError(f"{server}: no Ready pod to delete in namespace {namespace}")
+    before = {p.metadata.name for p in existing}
     victim = sorted(pods, key=lambda p: p.metadata.name)[0].metadata.name
     t0 = clock()
     core.delete_namespaced_pod(victim, namespace, grace_period_seconds=0)
@@ -384,11 +397,13 @@ def recover(
             for p in server_pods(core, namespace, server)
             if p.metadata.name != victim and pod_ready(p)
         ]
-        if len(ready) >= replicas and (answering is None or answering()):
+        new = [p for p in ready if p.metadata.name not in before]
+        if new and len(ready) >= replicas and (answering is None or answering()):
             return clock() - t0
         if clock() - t0 > timeout_s:
             raise TimeoutError(
-                f"{server}: {len(ready)}/{replicas} Ready {timeout_s:.0f}s after deleting {victim}"
+                f"{server}: {len(ready)}/{replicas} Ready ({len(new)} new) {timeout_s:.0f}s "
+                f"after deleting {victim}"
             )
         sleep(0.5)
 
@@ -463,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path)
     rc = sub.add_parser("recover", help="delete a server pod, print seconds until Ready again")
     rc.add_argument("--server", choices=chart_servers(), required=True)
-    rc.add_argument("--replicas", type=int, default=1)
+    rc.add_argument("--replicas", type=int, required=True, help="the server Deployment's replica count")
     rc.add_argument("--timeout", type=float, default=600)
     rc.add_argument("--out", type=Path)
     fr = sub.add_parser("friction", help="append report/recovery JSON to a run's friction.jsonl")

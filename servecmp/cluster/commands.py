@@ -156,7 +156,7 @@ def enabled_charts(chart: Path, values: Mapping[str, Any]) -> list[str]:
 def local_image(chart: str, root: Path) -> tuple[str, str] | None:
     """(repository, content tag) of a server image built here: a server whose chart has a
     ``deploy/kind/<chart>.Dockerfile`` (TorchServe, KServe) is built from the project's pins;
-    any other (TF Serving) is pulled by the node from its registry."""
+    any other (TF Serving) is a registry image (:func:`registry_image`)."""
     from servecmp.cluster import images
 
     dockerfile = root / "deploy" / "kind" / f"{chart}.Dockerfile"
@@ -164,6 +164,22 @@ def local_image(chart: str, root: Path) -> tuple[str, str] | None:
         return None
     image = yaml.safe_load((root / "helm" / "servecmp" / "charts" / chart / "values.yaml").read_text())["image"]
     return image["repository"], images.image_tag(dockerfile, root, prefix=str(image["tag"]))
+
+
+def registry_image(chart: str, root: Path) -> str:
+    """``repository:tag`` of a server image taken from its registry (the chart's default)."""
+    image = yaml.safe_load((root / "helm" / "servecmp" / "charts" / chart / "values.yaml").read_text())["image"]
+    return f"{image['repository']}:{image['tag']}"
+
+
+def ensure_pulled(ops: Ops, image: str) -> None:
+    """Pull a registry image on the host, before the cluster install: it is then `kind load`ed
+    like the images built here, so no server's install -> Ready includes a registry download
+    (the chart's IfNotPresent finds it on the node)."""
+    if ops.run(["docker", "image", "inspect", image], check=False, capture=True).returncode == 0:
+        return
+    ops.log(f"pulling {image} on the host")
+    ops.run(["docker", "pull", image], capture=True)
 
 
 def ensure_image(ops: Ops, dockerfile: Path, image: str, context: Path) -> None:
@@ -215,7 +231,8 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
        helm_args: Sequence[str] | None = None, pod_security: str | None = None) -> int:
     """Create (or reuse) the kind cluster, install kube-prometheus-stack and every server the
     experiment targets, wait until all are Ready, record install -> Ready and run ``helm test``.
-    Idempotent: re-running upgrades in place. Returns an exit code (3: does not fit)."""
+    Idempotent: re-running upgrades in place. Returns an exit code (3: does not fit; 4: a host
+    port the kind config maps is taken)."""
     from servecmp.cluster import artifacts, helmvalues, images
     from servecmp.experiment import load_experiment
 
@@ -232,10 +249,19 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
         # 0. does the experiment fit on this host's kind nodes? (before anything is created)
         if not _preflight(ops, experiment, exp):
             return 3
+        exists = _cluster_exists(ops, s)
+        if not exists:
+            # the ports kind will publish (an existing cluster's node holds them itself)
+            from servecmp.cluster import preflight
+
+            free, msg = preflight.check_ports(kind_dir / "kind-config.yaml")
+            print(msg, file=sys.stdout if free else sys.stderr, flush=True)
+            if not free:
+                return 4
         (build / "artifacts").mkdir(parents=True, exist_ok=True)
 
         # 1. cluster
-        if _cluster_exists(ops, s):
+        if exists:
             ops.log(f"cluster '{s.cluster}' exists; reusing it")
         else:
             ops.log(f"creating cluster '{s.cluster}' ({s.node_image})")
@@ -251,7 +277,8 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
         values = yaml.safe_load(values_file.read_text())
         artifacts.stage(models / exp.model, build / "artifacts", exp.model)
 
-        # 3. images built here (tagged by content), loaded onto the server node only
+        # 3. images built here (tagged by content) or pulled on the host, loaded onto the server
+        #    node only: install -> Ready is container start to Ready for every server
         art_tag = f"{exp.model}-{images.image_tag(kind_dir / 'artifacts.Dockerfile', build / 'artifacts')}"
         art_image = f"servecmp/model-artifacts:{art_tag}"
         ensure_image(ops, kind_dir / "artifacts.Dockerfile", art_image, build / "artifacts")
@@ -262,6 +289,9 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
         for chart in charts:
             local = local_image(chart, ops.root)
             if local is None:
+                pulled = registry_image(chart, ops.root)
+                ensure_pulled(ops, pulled)
+                built.append(pulled)
                 continue
             image = f"{local[0]}:{local[1]}"
             ensure_image(ops, kind_dir / f"{chart}.Dockerfile", image, ops.root)
@@ -443,8 +473,11 @@ def _load_target(ops: Ops, s: Settings, exp: Any, experiment: Path, run_id: str,
 
         time.sleep(20)
         out = run_dir / "kind" / target / "recovery.json"
-        if ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace, "recover",
-                      "--server", t.server, "--out", str(out), check=False).returncode != 0:
+        replicas = _replicas(ops, s, t.server)
+        if replicas is None or ops.module(
+                "cluster.cluster", "--context", s.context, "--namespace", s.namespace, "recover",
+                "--server", t.server, "--replicas", str(replicas), "--out", str(out),
+                check=False).returncode != 0:
             rc = 1
     if ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace, "wait-job",
                   f"{job.name}-master", "--timeout", str(deadline + 60), check=False).returncode != 0:
@@ -471,6 +504,18 @@ def _load_target(ops: Ops, s: Settings, exp: Any, experiment: Path, run_id: str,
     ops.kubectl(s, "-n", s.namespace, "delete", "job,service,configmap", "-l",
                 f"servecmp.io/load-job={job.name}", "--wait=false", check=False, capture=True)
     return rc
+
+
+def _replicas(ops: Ops, s: Settings, server: str) -> int | None:
+    """The server Deployment's replica count as deployed (the chart's global.replicas, or what
+    SERVECMP_HELM_ARGS set), so recovery waits for a replacement pod, not for a survivor."""
+    proc = ops.kubectl(s, "-n", s.namespace, "get", "deployments", "-l", f"servecmp.io/server={server}",
+                       "-o", "jsonpath={.items[*].spec.replicas}", check=False, capture=True)
+    counts = (proc.stdout or "").split()
+    if proc.returncode != 0 or len(counts) != 1 or not counts[0].isdigit():
+        ops.log(f"{server}: cannot read its Deployment's replicas ({proc.stderr or counts}); no recovery measured")
+        return None
+    return int(counts[0])
 
 
 # ---- down ---------------------------------------------------------------------------------------

@@ -14,14 +14,17 @@ it too): exit 0 and a one-line summary per node, or exit 3 with the numbers.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 from servecmp.cluster import KIND_DIR, ROOT
@@ -30,6 +33,13 @@ from servecmp.experiment import Experiment
 CHART = ROOT / "helm" / "servecmp"
 # kind v0.27.0 pkg/build/nodeimage/const_cni.go: kindnetd requests cpu "100m" (DaemonSet: every node)
 KINDNETD_CPU = 0.1
+# The server node is tainted (deploy/kind/kind-config.yaml), so what else the cluster schedules
+# lands on the loadgen node and must fit there beside the load: kubeadm's CoreDNS, 2 replicas of
+# cpu 100m (kubernetes cmd/kubeadm/app/phases/addons/dns/manifests.go; it tolerates the
+# control-plane taint, so it may also go there: counted where it costs most), and the chart's
+# helm test pod (helm/servecmp/templates/tests/test-inference.yaml: cpu 100m).
+COREDNS_CPU = 0.2
+HELM_TEST_CPU = 0.1
 
 
 @dataclass
@@ -103,7 +113,8 @@ def budgets(
         key = s if per_node == 1 else f"{s} x{per_node}"
         server.requests[key] = round(exp.resources.cpus * per_node, 3)
     out.append(server)
-    gen = NodeBudget("loadgen", allocatable, {"kindnetd": KINDNETD_CPU})
+    gen = NodeBudget("loadgen", allocatable, {"kindnetd": KINDNETD_CPU, "coredns x2": COREDNS_CPU,
+                                              "helm test pod": HELM_TEST_CPU})
     gen.requests["load Job"] = job_cpu(exp) if loadgen_cpu is None else loadgen_cpu
     out.append(gen)
     return out
@@ -139,3 +150,64 @@ def check(exp: Experiment, allocatable: float, source: str, experiment_path: str
             )
     msg.append("  (a pod that does not fit stays Pending: helm --wait would wait out its whole timeout)")
     return False, "\n".join(msg)
+
+
+# ---- host ports -----------------------------------------------------------------------------------
+def mapped_ports(kind_config: Path = KIND_DIR / "kind-config.yaml") -> list[tuple[str, int]]:
+    """(listen address, host port) of every extraPortMappings entry of the kind config. kind
+    v0.27.0 pkg/cluster/internal/providers/docker/provision.go: an empty listenAddress binds 0.0.0.0
+    ("::" for IPv6 clusters)."""
+    cfg = yaml.safe_load(Path(kind_config).read_text())
+    out = []
+    for node in cfg.get("nodes") or []:
+        for m in node.get("extraPortMappings") or []:
+            if m.get("hostPort"):
+                out.append((str(m.get("listenAddress") or "0.0.0.0"), int(m["hostPort"])))
+    return out
+
+
+def _listeners(port: int) -> list[Any]:
+    return [c for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
+
+
+def port_holder(address: str, port: int) -> str | None:
+    """None when ``address:port`` can be bound (kind's node container will get it), else who
+    holds it: the process (psutil), or why it cannot be named."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, port))
+            return None
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                return f"cannot bind: {err.strerror}"
+    try:
+        conns = _listeners(port)
+    except psutil.AccessDenied:  # macOS: other processes' sockets need root
+        conns = []
+    for c in conns:
+        if c.pid is None:
+            continue
+        try:
+            proc = psutil.Process(c.pid)
+            return f"pid {c.pid} ({proc.name()}: {' '.join(proc.cmdline())[:120]})"
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return f"pid {c.pid}"
+    return f"a process this user cannot see (try: sudo ss -ltnp 'sport = :{port}')"
+
+
+def check_ports(kind_config: Path = KIND_DIR / "kind-config.yaml") -> tuple[bool, str]:
+    """Every host port the kind config maps must be free before the cluster is created: Docker
+    cannot publish a taken one, and ``kind create cluster`` dies late with a bare bind error."""
+    taken = [(a, p, h) for a, p in mapped_ports(kind_config) if (h := port_holder(a, p))]
+    if not taken:
+        return True, f"preflight ok: host ports {', '.join(str(p) for _, p in mapped_ports(kind_config))} free"
+    lines = [f"preflight: host ports that {kind_config.name} maps are taken:"]
+    for address, port, holder in taken:
+        hint = (" (Debian's prometheus.service? `sudo systemctl disable --now prometheus`)"
+                if port == 9090 else "")
+        lines.append(f"  {address}:{port} held by {holder}{hint}")
+    lines.append(f"  fix: stop that process, or change hostPort in {kind_config}")
+    return False, "\n".join(lines)
+

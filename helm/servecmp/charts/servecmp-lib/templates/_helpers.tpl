@@ -345,13 +345,16 @@ servecmp-lib.readyPath: wire.readyPath with "{model}" replaced by global.model.n
 {{/*
 servecmp-lib.probes: startup, readiness and liveness probes: HTTP GET wire.readyPath on the REST
 port, timings from .Values.probes. A server whose readiness needs more than a GET (TorchServe:
-a READY worker in the management API) passes its own readiness probe body as "readiness".
-Call: include "servecmp-lib.probes" (dict "root" . ["readiness" (dict "exec" ...)])
+a READY worker in the management API) passes its own readiness probe body as "readiness"; one
+whose GET is answered on the thread that serves inference (KServe: its event loop) passes a
+liveness probe body as "liveness" that overload cannot fail.
+Call: include "servecmp-lib.probes" (dict "root" . ["readiness" (dict "exec" ...)] ["liveness" (dict "tcpSocket" ...)])
 */}}
 {{- define "servecmp-lib.probes" -}}
 {{- $v := .root.Values.probes -}}
 {{- $get := dict "httpGet" (dict "path" (include "servecmp-lib.readyPath" .root) "port" (include "servecmp-lib.targetPort" (dict "root" .root "name" (include "servecmp-lib.portName" (dict "root" .root "role" "rest"))))) -}}
 {{- $ready := .readiness | default $get -}}
+{{- $live := .liveness | default $get -}}
 startupProbe:
   {{- toYaml $get | nindent 2 }}
   periodSeconds: {{ $v.startup.periodSeconds }}
@@ -363,7 +366,7 @@ readinessProbe:
   timeoutSeconds: {{ $v.readiness.timeoutSeconds }}
   failureThreshold: {{ $v.readiness.failureThreshold }}
 livenessProbe:
-  {{- toYaml $get | nindent 2 }}
+  {{- toYaml $live | nindent 2 }}
   periodSeconds: {{ $v.liveness.periodSeconds }}
   timeoutSeconds: {{ $v.liveness.timeoutSeconds }}
   failureThreshold: {{ $v.liveness.failureThreshold }}
@@ -400,6 +403,17 @@ requests:
   {{- toYaml $r | nindent 2 }}
 limits:
   {{- toYaml $r | nindent 2 }}
+{{- end -}}
+
+{{/*
+servecmp-lib.strategy: Recreate. A server pod's requests fill its share of a node sized for the
+experiment; the default RollingUpdate (maxSurge 25% -> 1 pod, maxUnavailable 0) needs one more
+server's CPU during a rollout (a new experiment or tune candidate), which the node lacks: the new
+pod stays Pending and the rollout never ends. The old pod goes first instead.
+*/}}
+{{- define "servecmp-lib.strategy" -}}
+strategy:
+  type: Recreate
 {{- end -}}
 
 {{/*
