@@ -125,4 +125,4 @@ def test_wire_guard_refuses_inconsistent_wire(inputs, tmp_path: Path, extra: lis
     else:
         err = _fails(inputs, *extra)
     assert message in err, err
-    assert "helmvalues" in err or "rest" in err  # says where the wire comes from / what is missing
+    assert "servecmp kind values" in err or "rest" in err  # says where the wire comes from / what is missing
