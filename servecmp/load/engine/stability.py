@@ -120,9 +120,10 @@ class Series:
         s, allowed = spread(self.values), self.allowed_spread()
         if s <= allowed:
             return None
-        noise = allowed - self.tolerance
-        why = f" (tolerance + sampling noise allow {allowed:.0%})" if noise > 0.005 else ""
-        return f"{self.label} spread {s:.0%}{why}"
+        if allowed - self.tolerance <= 0.005:
+            return f"{self.label} spread {s:.0%}"
+        what = "sampling noise allows" if self.tolerance == 0 else "tolerance + sampling noise allow"
+        return f"{self.label} spread {s:.0%} ({what} {allowed:.0%})"
 
 
 # ---- per-statistic noise ------------------------------------------------------------------------
