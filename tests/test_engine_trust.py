@@ -12,6 +12,7 @@ Runs on 2 shared cores: ratios with generous margins, no absolute timings.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,9 +60,41 @@ def test_pytorch_baseline_queues_for_its_model_instance_like_a_server(tmp_path: 
         # Little's law: the users' time is in the latency (the old baseline: 0.22 at c=4)
         assert abs(_little(r) - 1.0) <= LITTLE_TOLERANCE, (r.concurrency, _little(r), r.invalid_reason)
         assert r.valid, r.invalid_reason
-    # one instance: four users wait for it, so latency grows ~4x and throughput does not
-    assert c4.latency_ms.mean >= 2.5 * c1.latency_ms.mean, (c1.latency_ms, c4.latency_ms)
-    assert c4.throughput_rps <= 1.6 * c1.throughput_rps
+    # One instance: four users wait for it, and Little's law above shows that wait is in their
+    # latency. (Comparing the two steps' latencies, ~4x apart on a quiet machine, is left out: the
+    # steps run seconds apart and a machine whose load changes in between moves that ratio; the
+    # queueing itself is checked with controlled calls in the test below.)
+
+
+def test_instance_pool_lets_one_call_in_per_instance_and_callers_wait_their_turn() -> None:
+    import threading
+
+    from servecmp.load.clients.inprocess import InstancePool
+
+    pool = InstancePool([object()])
+    inside, peak, order = [0], [0], []
+    lock = threading.Lock()
+    arrived = threading.Barrier(4)
+
+    def call(i: int) -> None:
+        def on_instance(_inst: object) -> None:
+            with lock:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+            time.sleep(0.1)  # long enough for the others to pile up behind it; however slow the
+            with lock:  # machine, a correct pool never lets a second caller in meanwhile
+                inside[0] -= 1
+                order.append(i)
+
+        arrived.wait(10)
+        pool.run(on_instance)
+
+    users = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for u in users:
+        u.start()
+    for u in users:
+        u.join(30)
+    assert peak[0] == 1 and sorted(order) == [0, 1, 2, 3]
 
 
 def test_clients_are_ready_before_the_warmup_clock(tmp_path: Path) -> None:

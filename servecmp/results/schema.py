@@ -23,8 +23,9 @@ FORMAT_VERSION = 1
 StopReason = Literal["stable", "time_bound", "request_bound", "deadline", "error"]
 """Why a step's measurement ended.
 
-- ``stable``: the last ``stability.windows`` windows agreed within ``stability.tolerance``
-  (throughput AND p99);
+- ``stable``: the last ``stability.windows`` windows were steady: no trend or spread of
+  throughput, p50 or p99 beyond their sampling noise plus ``stability.tolerance``
+  (``servecmp/load/engine/stability.py``); for a burn-in step, throughput alone;
 - ``time_bound``: ``stability.max_windows`` windows ran without reaching stability;
 - ``request_bound``: ``load.max_requests_per_step`` was reached first;
 - ``deadline``: the step process overran its hard deadline and was killed by the parent
