@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -96,16 +97,16 @@ def _ready_clients(maker: Any, n: int, bound_s: float, sleep: Any) -> tuple[list
     return clients, (time.perf_counter() - t0 if all_ok else None), error
 
 
-def stop_rule(spec: StepSpec) -> Any:
+def stop_rule(spec: StepSpec) -> Callable[[list[WindowSummary]], bool]:
     """When the measurement may stop early: steady windows, or for a burn-in settled throughput."""
     st, open_loop, arrival = spec.load.stability, spec.mode == "open_loop", spec.load.arrival.value
-    if spec.burn_in:
-        return lambda ws: settled(ws, st.windows, st.tolerance, open_loop=open_loop, arrival=arrival)[0]
 
-    def steady(ws: list[WindowSummary]) -> bool:
+    def done(ws: list[WindowSummary]) -> bool:
+        if spec.burn_in:
+            return settled(ws, st.windows, st.tolerance, open_loop=open_loop, arrival=arrival)[0]
         return is_stable(ws, st.windows, st.tolerance, open_loop=open_loop, arrival=arrival)
 
-    return steady
+    return done
 
 
 def run_here(spec: StepSpec) -> StepResult:
