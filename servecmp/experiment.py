@@ -142,6 +142,30 @@ class Stability(_Strict):
     max_windows: Annotated[int, Field(ge=2, le=100)] = 6
 
 
+class BurnIn(_Strict):
+    """Load before round 1 and after every server restart, until the server's throughput stops
+    changing beyond its sampling noise (the steadiness rule on throughput), within ``max_s``."""
+
+    # at most this long per server (0: no burn-in); it stops as soon as throughput has settled
+    max_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    window_s: Annotated[float, Field(gt=0, le=600)] = 2.0
+    # closed-loop users driving it (default: the largest of load.concurrency)
+    concurrency: Annotated[int, Field(ge=1, le=1024)] | None = None
+
+    @model_validator(mode="after")
+    def _room_for_windows(self) -> BurnIn:
+        if 0 < self.max_s < BURN_IN_WINDOWS * self.window_s:
+            raise ValueError(
+                f"max_s ({self.max_s:g} s) must allow {BURN_IN_WINDOWS} windows of window_s "
+                f"({self.window_s:g} s), i.e. at least {BURN_IN_WINDOWS * self.window_s:g} s, or be 0 (no burn-in)"
+            )
+        return self
+
+
+# windows a burn-in compares (a trend needs three)
+BURN_IN_WINDOWS = 3
+
+
 class Load(_Strict):
     profile: LoadProfile = LoadProfile.closed_loop
     arrival: Arrival = Arrival.poisson
@@ -168,6 +192,7 @@ class Load(_Strict):
     # A B C, round 2: A B C, ...): drift on a shared machine hits every target alike, and the
     # report states each difference with an interval estimated from the paired repeats.
     repeats: Annotated[int, Field(ge=1, le=20)] = 1
+    burn_in: BurnIn = BurnIn()
 
     @model_validator(mode="after")
     def _non_empty(self) -> Load:
@@ -337,6 +362,8 @@ class Experiment(_Strict):
             del data["tuning"]["per_server"]
         if data["configuration"] == "defaults":
             del data["configuration"]
+        if data["load"]["burn_in"] == BurnIn().model_dump(mode="json"):
+            del data["load"]["burn_in"]  # added later: the default keeps older digests
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -2,7 +2,9 @@
 
 - An echo "TorchServe REST raw" endpoint: ``POST /predictions/<m>`` answers the request body
   after ``service_ms``, optionally one request at a time (``--serial``: a server with capacity
-  1000/service_ms req/s). With an echo PayloadSet (expected logits = the inputs, flattened) the
+  1000/service_ms req/s), optionally dying abruptly (``os._exit``: no clean shutdown, like a
+  SIGKILL) right after its N-th answer (``--die-after N``): a crash at a point fixed by the load,
+  not by the clock. With an echo PayloadSet (expected logits = the inputs, flattened) the
   REAL ``TorchServeRestClient`` and ``call()`` drive it, so correctness checks pass.
 - A busy in-process client (burns generator CPU) for the generator-bottleneck test.
 
@@ -27,8 +29,10 @@ PY = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python
 
 
 # ---- echo server ------------------------------------------------------------------------------
-def serve(service_ms: float, serial: bool) -> None:
+def serve(service_ms: float, serial: bool, die_after: int = 0) -> None:
     lock = threading.Lock()
+    count_lock = threading.Lock()
+    answered = [0]
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -47,6 +51,12 @@ def serve(service_ms: float, serial: bool) -> None:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            if die_after:
+                with count_lock:
+                    answered[0] += 1
+                    if answered[0] >= die_after:
+                        self.wfile.flush()
+                        os._exit(0)
 
         def log_message(self, *a: object) -> None:
             pass
@@ -58,10 +68,12 @@ def serve(service_ms: float, serial: bool) -> None:
     srv.serve_forever()
 
 
-def start_echo_server(service_ms: float, *, serial: bool = False) -> tuple[subprocess.Popen, str]:
+def start_echo_server(service_ms: float, *, serial: bool = False, die_after: int = 0) -> tuple[subprocess.Popen, str]:
     cmd = [PY, str(HERE / "test_engine_doubles.py"), "serve", "--service-ms", str(service_ms)]
     if serial:
         cmd.append("--serial")
+    if die_after:
+        cmd += ["--die-after", str(die_after)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
     if not line.startswith("PORT "):
@@ -92,15 +104,16 @@ def child_env() -> dict[str, str]:
 
 # ---- busy in-process client (generator-bound) -------------------------------------------------
 def busy_client_maker(spec):
-    """client_factory: an in-process 'target' that burns CPU in the generator for ~2 ms/request."""
+    """client_factory: an in-process 'target' that burns 2 ms of the generator's CPU per request
+    (CPU time, not wall time: each request costs that much CPU however the machine is shared)."""
     from servecmp.load.clients.base import TargetClient
 
     payloads = echo_payloads()
 
     class BusyClient(TargetClient):
         def _exchange(self, index: int):
-            end = time.perf_counter() + 0.002
-            while time.perf_counter() < end:
+            end = time.process_time() + 0.002
+            while time.process_time() < end:
                 pass
             return self.payloads.expected[index], 16
 
@@ -145,5 +158,6 @@ if __name__ == "__main__":
     ap.add_argument("cmd", choices=["serve"])
     ap.add_argument("--service-ms", type=float, default=20.0)
     ap.add_argument("--serial", action="store_true")
+    ap.add_argument("--die-after", type=int, default=0, help="exit abruptly after this many answers")
     a = ap.parse_args()
-    serve(a.service_ms, a.serial)
+    serve(a.service_ms, a.serial, a.die_after)

@@ -6,15 +6,10 @@ import pytest
 
 from servecmp.experiment import Load, Target
 from servecmp.load.engine.context import Budget
-from servecmp.load.engine.recorder import (
-    ValidityInput,
-    WindowRecorder,
-    decode,
-    is_stable,
-    judge_validity,
-    spread,
-)
+from servecmp.load.engine.recorder import WindowRecorder, decode
 from servecmp.load.engine.spec import AddressError, check_address, plan_steps
+from servecmp.load.engine.stability import is_stable, spread
+from servecmp.load.engine.validity import Asked, Measured, Sends, judge_validity
 from servecmp.results.schema import WindowSummary
 
 
@@ -50,59 +45,75 @@ def test_spread() -> None:
 
 
 # ---- validity ---------------------------------------------------------------------------------
-def vi(**kw) -> ValidityInput:
+MEASURED = {"ok", "requests", "generator_cpu", "server_cpu", "completed_rps", "latency_mean_all_ms",
+            "send_gap_ms", "service_p99_ms"}
+SENDS = {"sends": "sent", "late_total": "late", "late_generator": "late_generator",
+         "late_backpressure": "late_backpressure", "in_flight_peak": "in_flight_peak"}
+
+
+def split(flat: dict) -> tuple[Measured, Asked]:
+    """The validity rule's two records from one flat set of facts and settings."""
+    m = {k: v for k, v in flat.items() if k in MEASURED}
+    if "measured_s" in flat:
+        m["seconds"] = flat["measured_s"]
+    sends = Sends(**{SENDS[k]: v for k, v in flat.items() if k in SENDS})
+    a = {k: v for k, v in flat.items() if k not in MEASURED and k not in SENDS and k != "measured_s"}
+    return Measured(**m, sends=sends), Asked(**a)
+
+
+def vi(**kw) -> tuple[Measured, Asked]:
     base = dict(mode="closed_loop", ok=1000, requests=1000, generator_cpu=0.3, generator_cpu_limit=0.9,
                 server_cpu=None, server_cpu_budget=None)
     base.update(kw)
-    return ValidityInput(**base)
+    return split(base)
 
 
 def test_valid_when_generator_idle() -> None:
-    assert judge_validity(vi()) == (True, None)
+    assert judge_validity(*vi()) == (True, None)
 
 
 def test_generator_cpu_over_limit_with_unwatched_server_is_invalid() -> None:
-    ok, why = judge_validity(vi(generator_cpu=0.95))
+    ok, why = judge_validity(*vi(generator_cpu=0.95))
     assert not ok and "generator-bound" in why and "not watched" in why
 
 
 def test_generator_cpu_over_limit_with_idle_server_is_invalid() -> None:
-    ok, why = judge_validity(vi(generator_cpu=0.95, server_cpu=0.3, server_cpu_budget=1.0))
+    ok, why = judge_validity(*vi(generator_cpu=0.95, server_cpu=0.3, server_cpu_budget=1.0))
     assert not ok and "0.30 of 1.0 cores" in why
 
 
 def test_generator_cpu_over_limit_with_saturated_server_is_valid() -> None:
-    assert judge_validity(vi(generator_cpu=0.95, server_cpu=0.97, server_cpu_budget=1.0))[0]
+    assert judge_validity(*vi(generator_cpu=0.95, server_cpu=0.97, server_cpu_budget=1.0))[0]
 
 
 def test_busy_core_of_an_inprocess_baseline_is_its_compute_not_a_bottleneck() -> None:
-    assert judge_validity(vi(generator_cpu=0.99, inprocess=True)) == (True, None)
+    assert judge_validity(*vi(generator_cpu=0.99, inprocess=True)) == (True, None)
     # ...but the open-loop lateness rules still apply to it.
-    ok, _ = judge_validity(vi(generator_cpu=0.99, inprocess=True, mode="open_loop", sends=100,
+    ok, _ = judge_validity(*vi(generator_cpu=0.99, inprocess=True, mode="open_loop", sends=100,
                               late_total=50, late_generator=50, service_p99_ms=5))
     assert not ok
 
 
 def test_generator_late_sends_over_tolerance_are_invalid() -> None:
-    ok, why = judge_validity(vi(mode="open_loop", sends=1000, late_total=80, late_generator=60,
+    ok, why = judge_validity(*vi(mode="open_loop", sends=1000, late_total=80, late_generator=60,
                                 late_send_tolerance=0.05, service_p99_ms=50))
     assert not ok and "free in-flight slot" in why
 
 
 def test_backpressure_late_sends_with_slow_server_are_valid() -> None:
     # late because every slot was busy (slow server): the wait is in the latency, not invalid
-    assert judge_validity(vi(mode="open_loop", sends=1000, late_total=600, late_generator=3,
+    assert judge_validity(*vi(mode="open_loop", sends=1000, late_total=600, late_generator=3,
                              late_send_tolerance=0.05, service_p99_ms=200))[0]
 
 
 def test_late_sends_while_server_fast_are_invalid() -> None:
-    ok, why = judge_validity(vi(mode="open_loop", sends=1000, late_total=200, late_generator=0,
+    ok, why = judge_validity(*vi(mode="open_loop", sends=1000, late_total=200, late_generator=0,
                                 late_send_tolerance=0.05, late_threshold_ms=10, service_p99_ms=4))
     assert not ok and "answered within" in why
 
 
 def test_no_answers_is_invalid() -> None:
-    ok, why = judge_validity(vi(ok=0, requests=500))
+    ok, why = judge_validity(*vi(ok=0, requests=500))
     assert not ok and "no successful responses" in why
 
 

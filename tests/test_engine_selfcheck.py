@@ -3,85 +3,87 @@ them, steadiness flags trends and disagreeing windows, a changed process tree is
 
 from __future__ import annotations
 
-from servecmp.load.engine.recorder import (
+from test_engine_rules import split
+
+from servecmp.load.engine.stability import P99_MIN_OK, steadiness
+from servecmp.load.engine.step import tree_change
+from servecmp.load.engine.validity import (
     LITTLE_TOLERANCE,
-    P99_MIN_OK,
-    ValidityInput,
+    Asked,
+    Measured,
     judge_validity,
     sent_tolerance,
-    steadiness,
 )
-from servecmp.load.engine.step import tree_change
 from servecmp.results.schema import StepResult, WindowSummary
 
 
-def closed(concurrency: int, rps: float, mean_ms: float, n: int = 500, **kw: object) -> ValidityInput:
+def closed(concurrency: int, rps: float, mean_ms: float, n: int = 500, **kw: object) -> tuple[Measured, Asked]:
     base: dict = dict(mode="closed_loop", ok=n, requests=n, generator_cpu=0.2, generator_cpu_limit=0.9,
                       server_cpu=None, server_cpu_budget=None, concurrency=concurrency,
                       completed_rps=rps, latency_mean_all_ms=mean_ms)
     base.update(kw)
-    return ValidityInput(**base)
+    return split(base)
 
 
-def opened(rate: float, sends: int, measured_s: float = 6.0, **kw: object) -> ValidityInput:
+def opened(rate: float, sends: int, measured_s: float = 6.0, **kw: object) -> tuple[Measured, Asked]:
     base: dict = dict(mode="open_loop", ok=sends, requests=sends, generator_cpu=0.2, generator_cpu_limit=0.9,
                       server_cpu=None, server_cpu_budget=None, sends=sends, offered_rps=rate,
                       measured_s=measured_s, arrival="uniform", max_in_flight=64)
     base.update(kw)
-    return ValidityInput(**base)
+    return split(base)
 
 
 # ---- Little's law (closed loop) ---------------------------------------------------------------
 def test_littles_law_holds_for_a_consistent_closed_loop_step() -> None:
     # 4 users, 36.3 req/s, mean 110 ms: 4.0 in flight (TorchServe REST raw measured here)
-    assert judge_validity(closed(4, 36.3, 110.0)) == (True, None)
-    assert judge_validity(closed(1, 34.0, 29.8)) == (True, None)
+    assert judge_validity(*closed(4, 36.3, 110.0)) == (True, None)
+    assert judge_validity(*closed(1, 34.0, 29.8)) == (True, None)
 
 
 def test_the_old_inprocess_baseline_at_c4_breaks_littles_law() -> None:
     # issue 11: pytorch-inprocess at c=4 reported 40 req/s at 14.7 ms: 0.59 in flight, not 4
-    ok, why = judge_validity(closed(4, 40.0, 14.7, send_gap_ms=85.0, inprocess=True))
+    ok, why = judge_validity(*closed(4, 40.0, 14.7, send_gap_ms=85.0, inprocess=True))
     assert not ok and why is not None
     assert "Little's law" in why and "0.59 requests in flight" in why and "4 users" in why
     assert "85.00 ms from a response to the next send" in why
 
 
 def test_a_third_of_the_cycle_outside_the_latency_is_rejected_and_the_tolerance_is_the_stated_one() -> None:
-    assert not judge_validity(closed(1, 100.0, 6.7))[0]  # 0.67: issue 11's c=1 baseline
+    assert not judge_validity(*closed(1, 100.0, 6.7))[0]  # 0.67: issue 11's c=1 baseline
     edge = 1.0 - LITTLE_TOLERANCE
-    assert judge_validity(closed(1, 100.0, (edge + 0.01) * 10.0))[0]
-    assert not judge_validity(closed(1, 100.0, (edge - 0.01) * 10.0))[0]
-    assert not judge_validity(closed(2, 100.0, 30.0))[0]  # 3 in flight with 2 users: too many
+    assert judge_validity(*closed(1, 100.0, (edge + 0.01) * 10.0))[0]
+    assert not judge_validity(*closed(1, 100.0, (edge - 0.01) * 10.0))[0]
+    assert not judge_validity(*closed(2, 100.0, 30.0))[0]  # 3 in flight with 2 users: too many
 
 
 def test_littles_law_is_not_judged_on_too_few_requests_or_in_open_loop() -> None:
-    assert judge_validity(closed(4, 40.0, 14.7, n=20))[0]
-    assert judge_validity(opened(20.0, 120, concurrency=None, completed_rps=20.0, latency_mean_all_ms=1.0))[0]
+    assert judge_validity(*closed(4, 40.0, 14.7, n=20))[0]
+    assert judge_validity(*opened(20.0, 120, concurrency=None, completed_rps=20.0, latency_mean_all_ms=1.0))[0]
 
 
 # ---- open loop --------------------------------------------------------------------------------
 def test_open_loop_sending_the_offered_rate_is_valid() -> None:
-    assert judge_validity(opened(20.0, 118)) == (True, None)
+    assert judge_validity(*opened(20.0, 118)) == (True, None)
 
 
 def test_open_loop_more_in_flight_than_the_bound_is_rejected() -> None:
-    ok, why = judge_validity(opened(20.0, 120, in_flight_peak=65))
+    ok, why = judge_validity(*opened(20.0, 120, in_flight_peak=65))
     assert not ok and why is not None and "65 requests in flight" in why and "max_in_flight 64" in why
-    assert judge_validity(opened(20.0, 120, in_flight_peak=64))[0]
+    assert judge_validity(*opened(20.0, 120, in_flight_peak=64))[0]
 
 
 def test_open_loop_sending_less_than_offered_with_free_slots_is_rejected() -> None:
-    ok, why = judge_validity(opened(30.0, 90))  # 15 req/s of 30 offered, no backpressure
+    ok, why = judge_validity(*opened(30.0, 90))  # 15 req/s of 30 offered, no backpressure
     assert not ok and why is not None and "sent 15.0 req/s against 30 offered" in why
 
 
 def test_open_loop_shortfall_from_backpressure_is_the_servers_number() -> None:
-    assert judge_validity(opened(30.0, 90, late_backpressure=40, late_total=40, late_threshold_ms=10.0,
+    assert judge_validity(*opened(30.0, 90, late_backpressure=40, late_total=40, late_threshold_ms=10.0,
                                  service_p99_ms=400.0))[0]
 
 
 def test_open_loop_sending_more_than_offered_is_rejected() -> None:
-    ok, why = judge_validity(opened(20.0, 180))
+    ok, why = judge_validity(*opened(20.0, 180))
     assert not ok and why is not None and "more than scheduled" in why
 
 

@@ -5,7 +5,6 @@ Runs on 2 shared cores: the thresholds are generous ratios, not absolute timings
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -82,27 +81,31 @@ def test_open_loop_shows_queueing_that_closed_loop_hides(tmp_path: Path, slow_en
 
 
 def test_server_killed_mid_step_ends_cleanly(tmp_path: Path) -> None:
-    proc, address = start_echo_server(2.0)
+    # The server crashes (os._exit, like SIGKILL) right after its 40th answer: 2 go to the
+    # clients' readiness checks, the rest to the first measurement window (no warm-up). Where
+    # the crash lands is fixed by the load, not by a timer racing the step's start-up.
+    alive, alive_address = start_echo_server(2.0)
+    proc, address = start_echo_server(2.0, die_after=40)
     payloads = save_echo_payloads(tmp_path)
     try:
-        load = _load(stability=Stability(window_s=1.0, windows=2, max_windows=4, tolerance=0.01))
-        first = run_step(_spec("first", address, payloads, "closed_loop", _load(), concurrency=2), tmp_path)
-        assert first.ok > 0 and first.valid
-        killer = threading.Timer(2.0, proc.kill)  # mid-measurement of the second step
-        killer.start()
+        load = _load(warmup_s=0.0, stability=Stability(window_s=1.0, windows=2, max_windows=4, tolerance=0.01))
+        first = run_step(_spec("first", alive_address, payloads, "closed_loop", _load(), concurrency=2), tmp_path)
+        assert first.ok > 0
         spec = _spec("killed", address, payloads, "closed_loop", load, concurrency=2)
         t0 = time.monotonic()
         second = run_step(spec, tmp_path)
         elapsed = time.monotonic() - t0
+        assert proc.wait(timeout=30) == 0  # it did crash mid-step
     finally:
-        proc.kill()
-        proc.wait()
+        for p in (alive, proc):
+            p.kill()
+            p.wait()
     assert elapsed < spec.hard_deadline_s()
-    assert elapsed < spec.measurement_bound_s() + 8.0  # ended by its own time bound, not the kill
-    assert second.stop_reason in ("time_bound", "request_bound")
+    assert second.stop_reason in ("time_bound", "request_bound")  # ended by its own bound, not the kill
+    assert second.client_ready_s is not None  # the crash came after the clients were ready
     assert sum(second.transport_errors.values()) > 0
     assert set(second.transport_errors) <= {"connect", "timeout"}
-    assert second.totals["ok"] > 0  # answers before the kill were counted
+    assert 0 < second.totals["ok"] <= 38  # answers before the crash were counted
     assert not second.valid  # the reported windows have no answers
     read = RunStore(tmp_path).read_steps()
     assert [s.step_id for s in read.steps] == ["first", "killed"]
@@ -111,16 +114,20 @@ def test_server_killed_mid_step_ends_cleanly(tmp_path: Path) -> None:
 
 
 def test_generator_bound_step_is_marked_invalid(tmp_path: Path) -> None:
+    # Every request burns 2 ms of the generator's CPU time. The share of a core the step process
+    # gets depends on who else runs, so the limit sits far below any share a busy process gets on
+    # a shared machine: the test checks that the step measures its own CPU and judges by it.
+    limit = 0.05
     spec = StepSpec(
         # A server target (not an in-process baseline, whose busy core is its compute): the busy
         # client stands in for a generator that cannot keep up; the address is never dialled.
         run_id="t", step_id="busy", target=Target(server="torchserve", protocol="rest"), address="127.0.0.1:9",
-        sweep="closed_loop", mode="closed_loop", concurrency=2, load=_load(generator_cpu_limit=0.5),
+        sweep="closed_loop", mode="closed_loop", concurrency=2, load=_load(generator_cpu_limit=limit),
         client_factory="test_engine_doubles:busy_client_maker",
     )
     r = run_step(spec, tmp_path, env=child_env())
     assert r.ok > 0, r.error
-    assert r.generator is not None and r.generator.cpu_fraction >= 0.5
+    assert r.generator is not None and r.generator.cpu_fraction >= limit
     assert not r.valid and r.invalid_reason and "generator-bound" in r.invalid_reason
 
 

@@ -12,7 +12,6 @@ Runs on 2 shared cores: ratios with generous margins, no absolute timings.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,9 +19,9 @@ import pytest
 from test_engine_doubles import SLOW_START_S, child_env, save_echo_payloads, start_echo_server
 
 from servecmp.experiment import Load, Stability, Target
-from servecmp.load.engine.recorder import LITTLE_TOLERANCE
 from servecmp.load.engine.runner import run_step
 from servecmp.load.engine.spec import StepSpec
+from servecmp.load.engine.validity import LITTLE_TOLERANCE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ for doubles
 from doubles.tiny_artifacts import TinySpec, TinyWeights, write_slow_torchscript
@@ -61,9 +60,41 @@ def test_pytorch_baseline_queues_for_its_model_instance_like_a_server(tmp_path: 
         # Little's law: the users' time is in the latency (the old baseline: 0.22 at c=4)
         assert abs(_little(r) - 1.0) <= LITTLE_TOLERANCE, (r.concurrency, _little(r), r.invalid_reason)
         assert r.valid, r.invalid_reason
-    # one instance: four users wait for it, so latency grows ~4x and throughput does not
-    assert c4.latency_ms.mean >= 2.5 * c1.latency_ms.mean, (c1.latency_ms, c4.latency_ms)
-    assert c4.throughput_rps <= 1.6 * c1.throughput_rps
+    # One instance: four users wait for it, and Little's law above shows that wait is in their
+    # latency. (Comparing the two steps' latencies, ~4x apart on a quiet machine, is left out: the
+    # steps run seconds apart and a machine whose load changes in between moves that ratio; the
+    # queueing itself is checked with controlled calls in the test below.)
+
+
+def test_instance_pool_lets_one_call_in_per_instance_and_callers_wait_their_turn() -> None:
+    import threading
+
+    from servecmp.load.clients.inprocess import InstancePool
+
+    pool = InstancePool([object()])
+    inside, peak, order = [0], [0], []
+    lock = threading.Lock()
+    arrived = threading.Barrier(4)
+
+    def call(i: int) -> None:
+        def on_instance(_inst: object) -> None:
+            with lock:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+            time.sleep(0.1)  # long enough for the others to pile up behind it; however slow the
+            with lock:  # machine, a correct pool never lets a second caller in meanwhile
+                inside[0] -= 1
+                order.append(i)
+
+        arrived.wait(10)
+        pool.run(on_instance)
+
+    users = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for u in users:
+        u.start()
+    for u in users:
+        u.join(30)
+    assert peak[0] == 1 and sorted(order) == [0, 1, 2, 3]
 
 
 def test_clients_are_ready_before_the_warmup_clock(tmp_path: Path) -> None:
@@ -82,22 +113,17 @@ def test_clients_are_ready_before_the_warmup_clock(tmp_path: Path) -> None:
 
 
 def test_a_server_that_dies_mid_step_marks_it_disrupted(tmp_path: Path) -> None:
-    proc, address = start_echo_server(5.0)
+    # It crashes (os._exit, like SIGKILL) after its 200th answer: after the clients' readiness
+    # checks and while load runs, at a point fixed by the load rather than a timer.
+    proc, address = start_echo_server(5.0, die_after=200)
     payloads = save_echo_payloads(tmp_path)
     spec = StepSpec(run_id="t", step_id="dies", target=RAW, address=address, sweep="closed_loop",
                     mode="closed_loop", concurrency=2, load=_load(max_requests_per_step=20_000),
                     payloads_path=payloads, server_pids=[proc.pid])
-
-    def kill_soon() -> None:
-        time.sleep(2.0)  # the clients are ready and load runs
-        proc.kill()
-
-    killer = threading.Thread(target=kill_soon)
-    killer.start()
     try:
         r = run_step(spec, tmp_path)
+        assert proc.wait(timeout=30) == 0  # it did crash during the step
     finally:
-        killer.join()
         proc.kill()
         proc.wait()
     assert r.client_ready_s is not None
@@ -118,5 +144,5 @@ def test_no_warmup_means_none(tmp_path: Path, warmup_s: float) -> None:
     finally:
         proc.kill()
         proc.wait()
-    assert r.totals["warmup_end"] == "off" and r.totals["warmup_measured_s"] < 0.05
+    assert r.totals["warmup_end"] == "off" and r.totals["warmup_measured_s"] == 0.0
     assert r.disrupted is None and r.ok > 0

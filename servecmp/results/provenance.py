@@ -104,6 +104,7 @@ def build_meta(
             "generator_cpu_limit": load.generator_cpu_limit,
             "late_send_tolerance": load.late_send_tolerance,
             "late_threshold_ms": load.late_threshold_ms,
+            "burn_in": load.burn_in.model_dump(),
         },
         placement=placement or {},
         fairness=exp.fairness_settings(),

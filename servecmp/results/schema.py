@@ -23,8 +23,9 @@ FORMAT_VERSION = 1
 StopReason = Literal["stable", "time_bound", "request_bound", "deadline", "error"]
 """Why a step's measurement ended.
 
-- ``stable``: the last ``stability.windows`` windows agreed within ``stability.tolerance``
-  (throughput AND p99);
+- ``stable``: the last ``stability.windows`` windows were steady: no trend or spread of
+  throughput, p50 or p99 beyond their sampling noise plus ``stability.tolerance``
+  (``servecmp/load/engine/stability.py``); for a burn-in step, throughput alone;
 - ``time_bound``: ``stability.max_windows`` windows ran without reaching stability;
 - ``request_bound``: ``load.max_requests_per_step`` was reached first;
 - ``deadline``: the step process overran its hard deadline and was killed by the parent
@@ -79,6 +80,12 @@ class WindowSummary(_Record):
     scheduled: int = 0  # open loop: sends scheduled in this window
     late_sends: int = 0
     generator_cpu: float | None = None  # fraction of one core
+    # sampling noise of the window (steadiness judges spreads against it): ok latencies' mean and
+    # standard deviation, and the 95 % order-statistic interval of p50 / p99 (None: open end)
+    mean_ms: float | None = None
+    sd_ms: float | None = None
+    p50_ci_ms: tuple[float | None, float | None] | None = None
+    p99_ci_ms: tuple[float | None, float | None] | None = None
 
 
 class GeneratorWatch(_Record):
@@ -187,6 +194,22 @@ class TargetAvailability(_Record):
     address: str | None = None
 
 
+class BurnInRecord(_Record):
+    """One burn-in of one server: load until its throughput settled (or the bound ran out)."""
+
+    server: str
+    target: str  # the target whose protocol and encoding drove it
+    after: Literal["start", "restart"]
+    started_at: str
+    concurrency: int
+    converged: bool  # throughput stopped changing beyond its sampling noise within max_s
+    duration_s: float  # wall seconds of load (its windows)
+    windows: int
+    window_s: float
+    throughput_rps: list[float] = Field(default_factory=list)  # per window
+    reason: str | None = None  # why it did not converge
+
+
 class RunMeta(_Record):
     """meta.json: provenance of one run."""
 
@@ -208,6 +231,7 @@ class RunMeta(_Record):
     # digest) and the runtime versions the server's container reports; CPU-sharing truth
     servers: dict[str, Any] = Field(default_factory=dict)
     cluster: dict[str, Any] | None = None
+    burn_in: list[BurnInRecord] = Field(default_factory=list)  # per server, in run order
 
 
 def check_version(data: Any, where: str) -> None:

@@ -58,6 +58,7 @@ from servecmp.results.store import RunStore
 from servecmp.run import cpus as cpu_plan
 from servecmp.run import friction, probes, watchdog
 from servecmp.run import prometheus as prom_mod
+from servecmp.run.burnin import BurnIns
 from servecmp.run.configs import local_configs, model_root
 from servecmp.run.ports import free_ports
 from servecmp.run.procs import install_handlers
@@ -74,6 +75,7 @@ CLUSTER_ONLY = {"image_bytes", "install_ready_s"}
 
 
 QUICK_REPEATS = 3
+QUICK_BURN_IN = {"max_s": 6.0, "window_s": 1.0}
 
 
 def quick_profile(exp: Experiment) -> Experiment:
@@ -84,6 +86,8 @@ def quick_profile(exp: Experiment) -> Experiment:
     # from repeats (windows of one step share the step's drift, repeats do not).
     data["load"]["stability"] = {"window_s": 1.5, "windows": 2, "tolerance": 0.10, "max_windows": 3}
     data["load"]["repeats"] = max(exp.load.repeats, QUICK_REPEATS)
+    if exp.load.burn_in.max_s > 0:  # short, but still until throughput settles
+        data["load"]["burn_in"] |= {**QUICK_BURN_IN, "max_s": min(exp.load.burn_in.max_s, QUICK_BURN_IN["max_s"])}
     return parse_experiment(data, "experiment (--quick)")
 
 
@@ -140,6 +144,8 @@ class LocalRun:
         self.results: list[StepResult] = []
         self.advance: Any = lambda desc: None
         self._samplers: dict[str, Any] = {}
+        self.burn_ins = BurnIns(exp, run_dir, self.run_id, payloads_path=None,
+                                cpus=self.placement.generator_cpus if self.placement.pinned else None, log=_log)
 
     # ---- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -159,6 +165,7 @@ class LocalRun:
             atol=exp.payload.atol, weights_seed=seed_for_version(exp.seed, 1),
         )
         self.payloads_path = payloads.save(self.run_dir)
+        self.burn_ins.payloads_path = str(self.payloads_path)
         self.payloads = payloads
         # v2's answers, to tell which version served a request during the update test.
         flat = payloads.inputs.reshape(-1, *payloads.inputs.shape[2:])
@@ -360,6 +367,7 @@ class LocalRun:
                     root = server.measured_pid() if server.process.alive() else None
                     if root is None:
                         continue  # reported once by wind_down
+                    self.burn_ins.ensure(server, target)  # again after a restart
                     address = server.address(target.protocol)
                     _log(f"load: {target.name} at {address}")
                     self._run_target(target, address, repeat=r, cpus=gen, params=params,
@@ -408,6 +416,8 @@ class LocalRun:
                     server = self.bring_up(adapter.name, group)
                     if server is not None:
                         up.append((server, group))
+            for server, group in up:  # before round 1
+                self.burn_ins.ensure(server, group[0])
             groups: list[tuple[LocalServer | None, list[Target]]] = [*up]
             baselines = [t for t in targets if t.is_baseline]
             if baselines:
@@ -464,7 +474,8 @@ class LocalRun:
 
     def finish_meta(self) -> None:
         meta = self.store.read_meta()
-        meta.notes = self.notes
+        meta.notes = self.notes + [n for n in self.burn_ins.notes() if n not in self.notes]
+        meta.burn_in = self.burn_ins.records
         for name, prov in self.server_provenance.items():
             meta.versions[name] = registry.get(name).provenance_label(prov)
             meta.placement[f"{name}_runtime"] = prov

@@ -1,5 +1,5 @@
-"""HDR recording per measurement window, the stability rule, the generator self-watch and the
-validity rule. Nothing here imports Locust or gevent (the recorder is a plain event listener).
+"""HDR recording per measurement window and the generator self-watch. Nothing here imports
+Locust or gevent (the recorder is a plain event listener).
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import psutil
 from hdrh.histogram import HdrHistogram
 
+from servecmp.load.engine.stability import quantile_ci
 from servecmp.results.schema import LatencySummary, WindowSummary
 
 # HDR range: 1 us .. 10 min, 3 significant digits.
@@ -137,9 +137,13 @@ class Window:
         return sum(self.transport.values())
 
     def summary(self) -> WindowSummary:
-        p50 = p99 = None
+        p50 = p99 = mean = sd = None
+        p50_ci = p99_ci = None
         if self.samples:
-            p50, p99 = (float(v) for v in np.percentile(np.asarray(self.samples), [50, 99], method="higher"))
+            x = np.asarray(self.samples)
+            p50, p99 = (float(v) for v in np.percentile(x, [50, 99], method="higher"))
+            mean, sd = float(x.mean()), float(x.std())
+            p50_ci, p99_ci = quantile_ci(x, 0.5), quantile_ci(x, 0.99)
         return WindowSummary(
             index=self.index,
             duration_s=round(self.duration, 6),
@@ -152,6 +156,10 @@ class Window:
             scheduled=self.delta("scheduled"),
             late_sends=self.delta("late"),
             generator_cpu=(self.cpu_end - self.cpu_start) / self.duration,
+            mean_ms=mean,
+            sd_ms=sd,
+            p50_ci_ms=p50_ci,
+            p99_ci_ms=p99_ci,
         )
 
 
@@ -225,231 +233,3 @@ class WindowRecorder:
         self.current = None
         self.measuring = False
         return w
-
-
-# ---- stability --------------------------------------------------------------------------------
-def spread(values: Sequence[float]) -> float:
-    """(max - min) / mean; inf when the mean is not positive."""
-    m = sum(values) / len(values)
-    return (max(values) - min(values)) / m if m > 0 else float("inf")
-
-
-def _monotone(values: Sequence[float]) -> str | None:
-    if all(b > a for a, b in pairwise(values)):
-        return "rising"
-    if all(b < a for a, b in pairwise(values)):
-        return "falling"
-    return None
-
-
-def _ms(v: float) -> str:
-    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
-
-
-P99_MIN_OK = 1000
-"""Answers a window needs before its p99 (then >= 10 samples above it) is compared between windows."""
-
-
-def steadiness(windows: Sequence[WindowSummary], n: int, tolerance: float) -> tuple[bool, str | None]:
-    """Is the system in steady state over the last ``n`` windows? (steady, why not).
-
-    Not steady when a window has no ok response; when the windows TREND — p50 latency or
-    throughput moves the same way from each window to the next (``n >= 3``) by more than
-    ``tolerance`` overall, e.g. a queue built during the start and draining: p50
-    1,274 → 1,966 → 760 → 162 ms never agrees, and 900 → 600 → 400 ms is a trend even if a
-    later window would agree — or when they DISAGREE: throughput or p99
-    ``(max - min) / mean > tolerance`` (p50 instead of p99 while a window holds fewer than
-    :data:`P99_MIN_OK` answers)."""
-    if len(windows) < n:
-        return False, f"only {len(windows)} measurement window(s), {n} needed to judge steadiness"
-    last = windows[-n:]
-    if any(w.p99_ms is None or w.p50_ms is None or w.throughput_rps <= 0 for w in last):
-        return False, "a measurement window had no successful response"
-    p50 = [float(w.p50_ms) for w in last if w.p50_ms is not None]
-    thr = [w.throughput_rps for w in last]
-    if n >= 3:
-        for label, values, fmt in (("p50", p50, lambda v: f"{_ms(v)} ms"), ("throughput", thr, lambda v: f"{v:.1f} req/s")):
-            direction = _monotone(values)
-            if direction and spread(values) > tolerance:
-                seq = " → ".join(fmt(v) for v in values)
-                return False, f"trend: {label} {direction} over the last {n} windows ({seq})"
-    parts = []
-    s_thr = spread(thr)
-    if s_thr > tolerance:
-        parts.append(f"throughput spread {s_thr:.0%}")
-    # A window's p99 rests on its slowest 1 %: below P99_MIN_OK answers that is under 10 samples,
-    # and its window-to-window spread is sampling noise, not a change of state (measured: p99
-    # spreads of 17-71 % between 1.5 s windows of ~150 answers whose p50 agreed within 3 %).
-    # Such windows are judged on p50 instead, and the reason says so.
-    if all(w.ok >= P99_MIN_OK for w in last):
-        s_p99 = spread([float(w.p99_ms) for w in last if w.p99_ms is not None])
-        if s_p99 > tolerance:
-            parts.append(f"p99 spread {s_p99:.0%}")
-    else:
-        s_p50 = spread(p50)
-        if s_p50 > tolerance:
-            parts.append(f"p50 spread {s_p50:.0%} (p99 not judged: < {P99_MIN_OK} answers a window)")
-    if parts:
-        return False, f"windows never agreed: {', '.join(parts)} over the last {n} (tolerance {tolerance:.0%})"
-    return True, None
-
-
-def is_stable(windows: Sequence[WindowSummary], n: int, tolerance: float) -> bool:
-    """Stable when the last ``n`` windows agree (throughput AND p99 — p50 in small windows —
-    ``(max - min) / mean <= tolerance``) and do not trend (see :func:`steadiness`). A window without ok responses is
-    never stable, so a dead server runs to the time bound."""
-    return steadiness(windows, n, tolerance)[0]
-
-
-# ---- validity ---------------------------------------------------------------------------------
-SERVER_SATURATED_FRACTION = 0.90
-
-
-@dataclass(frozen=True)
-class ValidityInput:
-    mode: str  # "closed_loop" | "open_loop"
-    ok: int
-    requests: int
-    generator_cpu: float  # fraction of one core over the reported windows
-    generator_cpu_limit: float
-    server_cpu: float | None  # cores used by the server processes (None: not watched)
-    server_cpu_budget: float | None  # cores the server was given
-    sends: int = 0  # open loop: sends started in the reported windows
-    late_total: int = 0
-    late_generator: int = 0
-    late_send_tolerance: float = 0.05
-    late_threshold_ms: float = 10.0
-    service_p99_ms: float | None = None  # open loop: from actual send start
-    inprocess: bool = False  # the target runs inside the generator process (baseline)
-    # Little's law (closed loop): completed requests / s and their mean latency, any outcome
-    concurrency: int | None = None
-    completed_rps: float = 0.0
-    latency_mean_all_ms: float | None = None
-    send_gap_ms: float | None = None  # mean time from a response to the user's next send
-    # open loop: the offered schedule, and what the generator really did
-    offered_rps: float | None = None
-    measured_s: float = 0.0
-    arrival: str = "poisson"
-    late_backpressure: int = 0
-    max_in_flight: int | None = None
-    in_flight_peak: int = 0
-
-
-# Little's law for a closed loop of N users: N = throughput x (latency + time between a response
-# and the user's next send). That gap is the generator's own work (check the answer, record it,
-# schedule the next send): tens of microseconds against milliseconds of latency, so mean latency
-# x throughput / N must be 1 within LITTLE_TOLERANCE; the rest absorbs requests straddling a
-# window edge (<= N per window). Fewer than LITTLE_MIN_REQUESTS completions: not judged.
-LITTLE_TOLERANCE = 0.15
-LITTLE_MIN_REQUESTS = 50
-# Open loop: sends in the reported windows vs offered rate x time. Poisson arrivals vary by
-# sqrt(expected): the tolerance is the larger of 10 % and 3 standard deviations.
-SENT_TOLERANCE = 0.10
-
-
-def sent_tolerance(expected: float, arrival: str) -> float:
-    if expected <= 0:
-        return float("inf")
-    noise = 3.0 / expected**0.5 if arrival == "poisson" else 2.0 / expected
-    return max(SENT_TOLERANCE, noise)
-
-
-def judge_validity(v: ValidityInput) -> tuple[bool, str | None]:
-    """Was this a measurement of the *server*? Returns (valid, invalid_reason).
-
-    The step is marked ``valid=false`` when any rule fires (first match is reported):
-
-    R0 no answer: zero ok responses in the reported windows -> no latency/throughput to report.
-
-    R1 generator CPU: ``generator_cpu >= generator_cpu_limit`` (the step process's CPU seconds /
-       wall seconds over the reported windows; 1.0 = one full core: the gevent generator cannot
-       use more) while the target was NOT shown to be saturated. The target counts as saturated
-       only when its processes were watched (``server_pids``) and used
-       >= 90% of ``server_cpu_budget`` cores. Unwatched servers (cluster, or no pids given) are
-       never assumed saturated: a busy generator then always invalidates the step.
-       Not applied to in-process baselines: there the generator process *is* the computation
-       being measured, so its full core is the model's compute, not a generator bottleneck.
-
-    R2 generator-late sends (open loop): sends that started more than ``late_threshold_ms``
-       after ``max(scheduled time, moment an in-flight slot became free)`` exceed
-       ``late_send_tolerance`` of sends. Such lateness is the generator's own scheduling delay
-       (event loop busy), not backpressure from a slow server. Late sends caused by all
-       in-flight slots being busy are the server's queueing: they stay in the reported latency
-       (measured from the scheduled time) and do not invalidate the step.
-
-    R3 late while the server was fast (open loop): all late sends exceed
-       ``late_send_tolerance`` of sends while the service-time p99 (from actual send start) was
-       within ``late_threshold_ms``: a server answering that fast cannot have caused the
-       lateness (it catches R2's blind spot, e.g. the in-flight bound set too low).
-
-    Self-checks (a violation is a measurement bug, not a server property):
-
-    L1 Little's law (closed loop, >= ``LITTLE_MIN_REQUESTS`` completions): with X completed
-       requests/s and W their mean latency, ``|X * W / concurrency - 1| <= LITTLE_TOLERANCE``.
-       Below: time in each user's cycle is outside the measured latency (e.g. a blocking call
-       that keeps the other users from sending: their wait is in no one's latency).
-
-    O1 in flight (open loop): more requests in flight at once than ``max_in_flight``.
-
-    O2 sent vs offered (open loop): the sends in the reported windows differ from
-       ``offered_rps * measured_s`` by more than :func:`sent_tolerance` — unless every
-       in-flight slot was busy (backpressure: the server's queue, which stays in its latency).
-    """
-    if v.ok == 0:
-        return False, f"no successful responses ({v.requests} requests completed)"
-    saturated = (
-        v.server_cpu is not None
-        and v.server_cpu_budget is not None
-        and v.server_cpu >= SERVER_SATURATED_FRACTION * v.server_cpu_budget
-    )
-    if v.generator_cpu >= v.generator_cpu_limit and not saturated and not v.inprocess:
-        if v.server_cpu is None:
-            why = "server CPU not watched"
-        else:
-            why = f"server used {v.server_cpu:.2f} of {v.server_cpu_budget} cores"
-        return False, (
-            f"generator-bound: load generator used {v.generator_cpu:.0%} of one core "
-            f"(limit {v.generator_cpu_limit:.0%}) while the target was not saturated ({why})"
-        )
-    if (v.mode == "closed_loop" and v.concurrency and v.requests >= LITTLE_MIN_REQUESTS
-            and v.latency_mean_all_ms is not None):
-        product = v.completed_rps * v.latency_mean_all_ms / 1000.0
-        ratio = product / v.concurrency
-        if abs(ratio - 1.0) > LITTLE_TOLERANCE:
-            gap = "" if v.send_gap_ms is None else f"; mean {v.send_gap_ms:.2f} ms from a response to the next send"
-            return False, (
-                f"self-check failed (Little's law): throughput {v.completed_rps:.1f} req/s x mean "
-                f"latency {v.latency_mean_all_ms:.2f} ms = {product:.2f} requests in flight, but "
-                f"{v.concurrency} users were sending ({ratio:.2f}x, tolerance "
-                f"±{LITTLE_TOLERANCE:.0%}){gap}: part of each request's time is not in its latency"
-            )
-    if v.mode == "open_loop" and v.sends > 0:
-        limit = v.late_send_tolerance * v.sends
-        if v.late_generator > limit:
-            return False, (
-                f"generator-bound: {v.late_generator} of {v.sends} sends started > "
-                f"{v.late_threshold_ms:g} ms late with a free in-flight slot "
-                f"(tolerance {v.late_send_tolerance:.0%})"
-            )
-        if (v.late_total > limit and v.service_p99_ms is not None
-                and v.service_p99_ms <= v.late_threshold_ms):
-            return False, (
-                f"generator-bound: {v.late_total} of {v.sends} sends were late while the server "
-                f"answered within {v.service_p99_ms:.1f} ms p99 (<= {v.late_threshold_ms:g} ms)"
-            )
-    if v.mode == "open_loop" and v.max_in_flight is not None and v.in_flight_peak > v.max_in_flight:
-        return False, (
-            f"self-check failed: {v.in_flight_peak} requests in flight at once, above "
-            f"max_in_flight {v.max_in_flight}"
-        )
-    if v.mode == "open_loop" and v.offered_rps and v.measured_s > 0:
-        expected = v.offered_rps * v.measured_s
-        tol = sent_tolerance(expected, v.arrival)
-        dev = v.sends / expected - 1.0
-        if dev > tol or (dev < -tol and v.late_backpressure == 0):
-            return False, (
-                f"self-check failed: sent {v.sends / v.measured_s:.1f} req/s against "
-                f"{v.offered_rps:g} offered ({dev:+.0%}, tolerance ±{tol:.0%}) "
-                + ("with a free in-flight slot for every send" if dev < 0 else "(more than scheduled)")
-            )
-    return True, None

@@ -91,6 +91,8 @@ class StepSpec(BaseModel):
     server_cpu_budget: float | None = None  # cores given to the server (resources.cpus)
     slo_p99_ms: float | None = None  # rate sweep: judged per step
     grace_s: float = Field(default=5.0, ge=0)  # startup + drain allowance in the hard deadline
+    # a burn-in (servecmp.load.engine.burnin), not a measurement: stops once throughput settled
+    burn_in: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> StepSpec:
