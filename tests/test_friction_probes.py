@@ -329,7 +329,7 @@ class _EarlyRefusal(http.server.BaseHTTPRequestHandler):
 
     limit = 10_000
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         if int(self.headers["Content-Length"]) > self.limit:
             self.send_response(413, "Request Entity Too Large")
             self.send_header("Connection", "close")
