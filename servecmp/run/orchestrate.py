@@ -504,9 +504,10 @@ class LocalRun:
                 server, group = up.pop(0)
                 self.wind_down(server, group)
         finally:
-            for server, _ in up:
+            # every server still up, those of a start-up round cut short included
+            for server in list(self.live_servers.values()):
                 server.stop()
-                self.live_servers.pop(server.name, None)
+            self.live_servers.clear()
             for sampler in self._samplers.values():
                 sampler.stop()
             self._samplers.clear()
