@@ -42,11 +42,12 @@ CASES = (
 OVERSIZE = BadPayloadCase("oversize_body", ("size", "large", "length", "limit", "exceed"))
 ALL_CASES = (*CASES, OVERSIZE)
 
-# Body size sent to a server without a documented request-size limit (TF Serving 2.20.0:
-# util/net_http/server/internal/evhttp_server.cc never calls evhttp_set_max_body_size, so
-# libevent's default, unlimited, applies; KServe 0.21.0: protocol/rest/v1_endpoints.py reads
-# the whole body and uvicorn has no body limit): as large as the largest limit our generated
-# configs set (TorchServe's max_request_size), so every server is asked the same question.
+# Body size sent to a server without a documented request-size limit. TF Serving 2.20.0:
+# util/net_http/server/internal/evhttp_server.cc never calls evhttp_set_max_body_size, and the
+# libevent it pins (workspace.bzl: release-2.1.12-stable) starts every evhttp at EV_SIZE_MAX
+# (http.c evhttp_new_object). KServe 0.21.0 (PyPI wheel): protocol/rest/v1_endpoints.py reads the
+# whole body, and uvicorn sets no body limit. As large as the largest limit our generated configs
+# set (TorchServe's max_request_size), so every server is asked the same question.
 NO_LIMIT_PROBE_BYTES = 64 * 1024 * 1024
 OVER_LIMIT_BY = 1024
 
