@@ -133,6 +133,7 @@ def post_early_answer(url: str, body: bytes, timeout_s: float, chunk: int = 1 <<
     before the whole body arrived and may close the connection (TorchServe's REST pipeline
     aggregates bodies with netty's HttpObjectAggregator(max_request_size), pytorch/serve v0.12.0
     ServerInitializer.java): a plain client would see a reset while still sending."""
+    deadline = time.monotonic() + timeout_s  # for the whole exchange, not per socket call
     u = urlsplit(url)
     conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=timeout_s)
     try:
@@ -145,10 +146,13 @@ def post_early_answer(url: str, body: bytes, timeout_s: float, chunk: int = 1 <<
         for i in range(0, len(body), chunk):
             if select.select([conn.sock], [], [], 0)[0]:
                 break  # the server has answered (or closed): stop sending, read it
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"body not sent within {timeout_s:.0f} s")
             try:
                 conn.sock.sendall(view[i:i + chunk])
             except (BrokenPipeError, ConnectionResetError):
                 break
+        conn.sock.settimeout(max(0.1, deadline - time.monotonic()))
         r = conn.getresponse()
         return r.status, r.read(500).decode(errors="replace")
     finally:
