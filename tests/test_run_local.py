@@ -156,6 +156,18 @@ def test_friction_is_measured_for_torchserve(run_dir: Path) -> None:
     assert ts["server_latency_quantiles"].value == 0.0  # TorchServe exposes sums only
     cases = {c["case"]: c for c in ts["bad_payload_clear_errors"].details["cases"]}
     assert cases["wrong_shape"]["status"] == 400 and cases["unknown_model"]["status"] == 404
+    # the body just over max_request_size: refused by TorchServe, which stays up
+    assert cases["oversize_body"]["outcome"] == "rejected" and cases["oversize_body"]["status"] == 413
+    assert ts["oversize_crashed"].value == 0.0
+    # cold start and idle memory: one measurement per start-up, each stored with its index
+    from servecmp.results.friction import measurements
+    from servecmp.run.orchestrate import STARTUP_SAMPLES
+
+    by = measurements(recs)
+    for metric in ("cold_start_ready_s", "cold_start_first_inference_s", "idle_rss_bytes", "idle_cpu_cores"):
+        got = by[("torchserve", metric, "local")]
+        assert [r.index for r in got] == list(range(STARTUP_SAMPLES)), (metric, got)
+        assert all(r.available and r.value is not None for r in got), got
     tfs = {r.metric: r for r in recs if r.server == "tfserving"}
     assert tfs["packaging_s"].available  # packaging runs here even without the server
     if TFServingServer.availability() is not None:

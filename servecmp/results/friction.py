@@ -3,10 +3,15 @@
 Each record is one measurement of one server (unit and direction come from ``FRICTION_METRICS``,
 never from the writer). A measurement that could not run here is still recorded, with
 ``available=false`` and the reason, so the friction table shows the gap instead of hiding it.
+
+A metric may be measured several times per server in one run (cold start and idle memory: one
+measurement per interleaved start-up); each is its own record with its ``index`` (0, 1, ...).
+``measurements()`` groups them; a run stored before ``index`` existed reads as index 0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +55,7 @@ _DEFS = [
     FrictionMetric("recovery_s", "s", Better.lower, "recovery", "server killed under load → answering again"),
     FrictionMetric("recovery_lost_requests", "requests", Better.lower, "recovery", "requests lost while the server was down"),
     FrictionMetric("bad_payload_clear_errors", "of 5", Better.higher, "bad payloads", "bad payloads answered with a 4xx whose message names the problem"),
+    FrictionMetric("oversize_crashed", "yes/no", Better.lower, "bad payloads", "a body just over the server's request-size limit took the server down"),
 ]
 
 FRICTION_METRICS: dict[str, FrictionMetric] = {m.name: m for m in _DEFS}
@@ -65,6 +71,9 @@ class FrictionRecord(_Record):
     available: bool = True
     reason: str = ""
     placement: Literal["local", "kubernetes"] = "local"
+    # which measurement of this (server, metric, placement) in the run: 0, 1, ... in the order
+    # taken (repeated start-ups); runs stored before repeats existed have one record, index 0
+    index: int = Field(default=0, ge=0)
     details: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -79,19 +88,22 @@ def record(
     *,
     details: dict[str, Any] | None = None,
     placement: str = "local",
+    index: int = 0,
 ) -> FrictionRecord:
     if metric not in FRICTION_METRICS:
         raise KeyError(f"unknown friction metric {metric!r}; known: {', '.join(FRICTION_METRICS)}")
     return FrictionRecord.model_validate(
-        {"server": server, "metric": metric, "value": value, "details": details or {}, "placement": placement}
+        {"server": server, "metric": metric, "value": value, "details": details or {}, "placement": placement,
+         "index": index}
     )
 
 
-def unavailable(server: str, metric: str, reason: str, *, placement: str = "local") -> FrictionRecord:
+def unavailable(server: str, metric: str, reason: str, *, placement: str = "local", index: int = 0) -> FrictionRecord:
     if metric not in FRICTION_METRICS:
         raise KeyError(f"unknown friction metric {metric!r}")
     return FrictionRecord.model_validate(
-        {"server": server, "metric": metric, "available": False, "reason": reason, "placement": placement}
+        {"server": server, "metric": metric, "available": False, "reason": reason, "placement": placement,
+         "index": index}
     )
 
 
@@ -100,6 +112,24 @@ def append_friction(run_dir: Path, rec: FrictionRecord) -> None:
 
 
 def read_friction(run_dir: Path) -> tuple[list[FrictionRecord], bool]:
-    """Records and whether the last line was truncated (a run killed mid-write)."""
+    """Every record in the order written (all measurements of a repeated metric, see
+    ``measurements``) and whether the last line was truncated (a run killed mid-write)."""
     recs, truncated, _ = _read_jsonl(Path(run_dir) / FRICTION, FrictionRecord)
     return recs, truncated
+
+
+MeasurementKey = tuple[str, str, str]  # (server, metric, placement)
+
+
+def measurements(records: Iterable[FrictionRecord]) -> dict[MeasurementKey, list[FrictionRecord]]:
+    """Every measurement per (server, metric, placement), ordered by ``index``: one record for a
+    metric measured once (and for every metric of a run stored before repeats existed), several
+    for repeated ones. Unavailable measurements stay in the list (``available`` false, with the
+    reason) so a judge sees how many of the attempts produced a value. Two records with the
+    same index (a metric re-measured by an older writer) keep their written order."""
+    out: dict[MeasurementKey, list[FrictionRecord]] = {}
+    for r in records:
+        out.setdefault((r.server, r.metric, r.placement), []).append(r)
+    for recs in out.values():
+        recs.sort(key=lambda r: r.index)  # stable: equal indexes keep file order
+    return out

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import requests
 
 from servecmp.configgen import GeneratedConfigs
 from servecmp.configgen.surface import config_surface
@@ -29,6 +30,11 @@ RECOVERY_TIMEOUT_S = 120.0
 
 def _rec(run_dir: Path, server: str, metric: str, value: float | None, **details: Any) -> None:
     append_friction(run_dir, record(server, metric, value, details=details))
+
+
+def _rec_nth(run_dir: Path, server: str, metric: str, value: float | None, index: int, **details: Any) -> None:
+    """One of several measurements of a metric (``index``: which one)."""
+    append_friction(run_dir, record(server, metric, value, details=details, index=index))
 
 
 def packaging(run_dir: Path, export_records: dict[int, dict[str, Any]]) -> None:
@@ -53,6 +59,15 @@ def configuration(run_dir: Path, configs: GeneratedConfigs) -> None:
              knobs_set=s.knobs_set, changed=list(s.changed))
 
 
+def startup_order(servers: list[str], rounds: int) -> list[list[str]]:
+    """The order servers start in, per start-up round: rotated (A B C, B C A, C A B, A B C, ...),
+    so every server starts in every position (first on an idle machine, or after the others
+    are up) equally often over ``len(servers)`` rounds, and slow drift of a shared machine does
+    not always favour the same server's cold start or idle memory."""
+    n = len(servers)
+    return [servers[k % n:] + servers[:k % n] for k in range(rounds)] if n else []
+
+
 def first_correct_inference(make: Callable[[], TargetClient], timeout_s: float = 60.0) -> float:
     """Poll with real requests until one answer is correct; returns the wall time it happened."""
     deadline = time.monotonic() + timeout_s
@@ -71,15 +86,17 @@ def first_correct_inference(make: Callable[[], TargetClient], timeout_s: float =
     raise TimeoutError(f"no correct inference within {timeout_s:.0f} s (last: {last})")
 
 
-def cold_start(run_dir: Path, server: LocalServer, ready_s: float, first_ok_at: float) -> None:
+def cold_start(run_dir: Path, server: LocalServer, ready_s: float, first_ok_at: float, index: int = 0) -> None:
+    """One cold start; ``index`` numbers the repeated start-ups of this server in a run."""
     assert server.started_at is not None
-    _rec(run_dir, server.name, "cold_start_ready_s", ready_s)
-    _rec(run_dir, server.name, "cold_start_first_inference_s", first_ok_at - server.started_at)
+    _rec_nth(run_dir, server.name, "cold_start_ready_s", ready_s, index)
+    _rec_nth(run_dir, server.name, "cold_start_first_inference_s", first_ok_at - server.started_at, index)
 
 
-def idle_resources(run_dir: Path, server: LocalServer) -> None:
+def idle_resources(run_dir: Path, server: LocalServer, index: int = 0) -> None:
     """Idle RSS and CPU of the server itself: in Docker mode the container's processes, never
-    the ``docker run`` client (``source`` in the record says which tree was measured)."""
+    the ``docker run`` client (``source`` in the record says which tree was measured).
+    ``index`` numbers the repeated start-ups of this server in a run."""
     try:
         pid = server.measured_pid()
     except ServerFailed as err:
@@ -88,13 +105,13 @@ def idle_resources(run_dir: Path, server: LocalServer) -> None:
         why = f"{server.name} is not running"
     if pid is None:
         for metric in ("idle_rss_bytes", "idle_cpu_cores"):
-            append_friction(run_dir, unavailable(server.name, metric, why))
+            append_friction(run_dir, unavailable(server.name, metric, why, index=index))
         return
     source = server.resource_source
-    _rec(run_dir, server.name, "idle_rss_bytes", float(probes.tree_rss(pid)),
-         processes=len(probes.tree(pid)), pid=pid, source=source)
-    _rec(run_dir, server.name, "idle_cpu_cores", probes.idle_cpu_cores(pid, 3.0), window_s=3.0,
-         pid=pid, source=source)
+    _rec_nth(run_dir, server.name, "idle_rss_bytes", float(probes.tree_rss(pid)), index,
+             processes=len(probes.tree(pid)), pid=pid, source=source)
+    _rec_nth(run_dir, server.name, "idle_cpu_cores", probes.idle_cpu_cores(pid, 3.0), index,
+             window_s=3.0, pid=pid, source=source)
 
 
 def peak_rss(run_dir: Path, server_name: str, sampler: probes.ResourceSampler,
@@ -113,16 +130,58 @@ def native_observability(run_dir: Path, server: LocalServer) -> None:
     _rec(run_dir, server.name, "server_latency_quantiles", 1.0 if m.latency_quantiles else 0.0)
 
 
-def bad_payloads(
-    run_dir: Path, server: LocalServer, model: str, input_shape: tuple[int, ...], body_limit: int
-) -> None:
+def bad_payload_cases(server: LocalServer, model: str, input_shape: tuple[int, ...]) -> list[probes.BadPayloadResult]:
+    """The harmless bad payloads (small bodies): run before any probe that may disturb the server."""
     from servecmp.servers import registry
 
     predict, unknown = registry.get(server.name).predict_urls(server.endpoints.rest, model)
-    results = probes.probe_bad_payloads(predict, unknown, input_shape, body_limit + 1024)
+    return probes.probe_bad_payloads(predict, unknown, input_shape)
+
+
+def oversize_body(
+    run_dir: Path, server: LocalServer, model: str, input_shape: tuple[int, ...],
+    grace_s: float = 10.0,
+) -> probes.BadPayloadResult:
+    """A body just over the server's request-size limit (its adapter reads the limit from the
+    generated config). Risky: run it after every other probe. A crash is recorded as a finding
+    (``oversize_crashed`` = yes, with the exit code and log tail); the caller restarts the
+    server before anything else uses it."""
+    from servecmp.servers import registry
+
+    adapter = registry.get(server.name)
+    predict, _ = adapter.predict_urls(server.endpoints.rest, model)
+    limit = adapter.request_body_limit(server.configs.files.get(server.name, {}))
+    res = probes.probe_oversize(predict, input_shape, limit, lambda: server_up(server, grace_s))
+    details: dict[str, Any] = {"outcome": res.outcome, "status": res.status, "sent_bytes": res.sent_bytes,
+                               "limit_bytes": res.limit_bytes, "error": res.error, "message": res.message[:200]}
+    if res.outcome == "crashed" and server.process is not None:
+        details["exit_code"] = server.process.popen.returncode
+        details["log_tail"] = server.process.log_tail(15)
+    _rec(run_dir, server.name, "oversize_crashed", 1.0 if res.outcome == "crashed" else 0.0, **details)
+    return res
+
+
+def server_up(server: LocalServer, grace_s: float = 10.0) -> bool:
+    """Whether the server still runs and reports ready (polled for up to ``grace_s``: a server
+    busy with a large body may answer its readiness check late)."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        if server.process is None or not server.process.alive():
+            return False
+        try:
+            if server.is_ready():
+                return True
+        except (requests.RequestException, ValueError):  # no answer yet, or a half answer
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
+def bad_payloads(run_dir: Path, server_name: str, results: list[probes.BadPayloadResult]) -> None:
+    """One record over every bad-payload case run (harmless ones and the oversize body)."""
     clear = sum(1 for r in results if r.names_problem)
-    _rec(run_dir, server.name, "bad_payload_clear_errors", float(clear),
-         cases=probes.result_dicts(results))
+    _rec(run_dir, server_name, "bad_payload_clear_errors", float(clear), cases=probes.result_dicts(results))
 
 
 def model_update(
@@ -135,24 +194,33 @@ def model_update(
 ) -> None:
     """v1 → v2 under a trickle of load: failed requests and seconds until v2 answers."""
     load = TrickleLoad(make, expected, atol, rate=20.0, max_s=UPDATE_TIMEOUT_S + 30).start()
+    phases: dict[str, float] = {}
     try:
         if load.wait_for(lambda s: s.version == "v1", 30.0) is None:
             append_friction(run_dir, unavailable(server.name, "update_s", "v1 never answered before the update"))
             return
-        t_update = load.now()
+        t_update = phases["update"] = load.now()
         apply_update()
-        t_v2 = load.wait_for(lambda s: s.version == "v2", UPDATE_TIMEOUT_S)
+        phases["update_returned"] = load.now()
+        v2 = load.wait_for(lambda s: s.version == "v2", UPDATE_TIMEOUT_S)
         time.sleep(1.0)  # requests right after the switch count too
     finally:
         load.stop()
+        phases["load_stopped"] = load.now()
+    # the first v2 answer counts when it arrived, not when it was sent
+    t_v2 = None if v2 is None else phases.setdefault("v2_answered", v2.done)
     end = t_v2 if t_v2 is not None else load.now()
     failed = load.failures_between(t_update, end + 1.0)
-    summary = load.summary()
+    summary = {**load.summary(), "phases_s": _rounded(phases)}
     if t_v2 is None:
         _rec(run_dir, server.name, "update_s", None, error=f"v2 never answered within {UPDATE_TIMEOUT_S:.0f} s", **summary)
     else:
         _rec(run_dir, server.name, "update_s", t_v2 - t_update, **summary)
     _rec(run_dir, server.name, "update_failed_requests", float(failed), rate=load.rate)
+
+
+def _rounded(phases: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in phases.items()}
 
 
 def recovery(
@@ -168,24 +236,31 @@ def recovery(
     measure seconds until it answers correctly again and the requests lost."""
     assert server.process is not None
     load = TrickleLoad(make, expected, atol, rate=20.0, max_s=RECOVERY_TIMEOUT_S + 30).start()
+    # Per-phase times on the sender's clock, stored with the record: where the probe's wall
+    # time went (kill, reaping, restart, first answer, stopping the sender).
+    phases: dict[str, float] = {}
     try:
         if load.wait_for(lambda s: s.ok, 30.0) is None:
             append_friction(run_dir, unavailable(server.name, "recovery_s", "server did not answer before the kill"))
             return
-        t_kill = load.now()
+        t_kill = phases["kill"] = load.now()
         server.kill_hard()
         # A request sent while the kill was still in flight (`docker kill` takes a moment) may
         # be answered by the dying server: "back" means answered after the server was gone.
-        t_dead = load.now()
+        t_dead = phases["dead"] = load.now()
         restart()
-        t_back = load.wait_for(lambda s: s.ok and s.t > t_dead, RECOVERY_TIMEOUT_S)
+        phases["restart_returned"] = load.now()
+        back = load.wait_for(lambda s: s.ok and s.t > t_dead, RECOVERY_TIMEOUT_S)
     finally:
         load.stop()
+        phases["load_stopped"] = load.now()
+    # back = the first correct answer after the kill has *arrived* (a restarted server's first
+    # answer can take seconds of model warm-up after it was sent)
+    t_back = None if back is None else phases.setdefault("answered_again", back.done)
     end = t_back if t_back is not None else load.now()
     lost = load.failures_between(t_kill, end)
     _rec(run_dir, server.name, "recovery_s", None if t_back is None else t_back - t_kill,
-         how=server.kill_description,
-         **load.summary())
+         how=server.kill_description, phases_s=_rounded(phases), **load.summary())
     _rec(run_dir, server.name, "recovery_lost_requests", float(lost), rate=load.rate)
 
 

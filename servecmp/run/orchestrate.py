@@ -7,7 +7,9 @@ Order of work, and why:
 3. generate every server config into the run dir (servecmp/configgen) — the only config source;
 4. every available server started in turn (cold start and idle friction measured as each comes
    up, the ones already up idling), all pinned to the same server CPUs while the generator uses
-   the others;
+   the others; this start-up round is repeated (stop all, start again) in a rotated order
+   (A B C, B C A, C A B, ...) so cold start and idle memory have several measurements each,
+   taken under the same drift; the servers of the last round stay up;
 5. ``load.repeats`` interleaved rounds: each round runs every target once per load level (all
    targets at the first level, then at the next), the order reversed every other round
    (A B C, C B A: counterbalanced), servers and in-process baselines alike (the idle
@@ -15,7 +17,9 @@ Order of work, and why:
    ``idle_cpu_cores`` friction figure). Interleaving (A B A B, rather than A A B B) makes slow
    drift of a shared machine hit both sides of every comparison; the report pairs the steps of a
    round and states each difference with an interval from those pairs;
-   then each server's disruptive friction (bad payloads, model update, kill and recovery) and stop;
+   then each server's disruptive friction, harmless probes first so none spoils a later one
+   (native metrics, small bad payloads, model update, kill and recovery, and last the body over
+   the request-size limit, which may take the server down) and stop;
 6. Prometheus series stored, the console table printed, the report built.
 
 Every step's result is on disk (fsync'd) as soon as the step ends, so an interrupted run keeps
@@ -30,10 +34,10 @@ import os
 import shutil
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -69,13 +73,19 @@ FRICTION_METRICS_PER_SERVER = (
     "cold_start_ready_s", "cold_start_first_inference_s", "idle_rss_bytes", "peak_rss_bytes",
     "idle_cpu_cores", "metric_families", "server_latency_quantiles", "update_s",
     "update_failed_requests", "recovery_s", "recovery_lost_requests", "bad_payload_clear_errors",
-    "image_bytes", "install_ready_s",
+    "oversize_crashed", "image_bytes", "install_ready_s",
 )  # fmt: skip
 CLUSTER_ONLY = {"image_bytes", "install_ready_s"}
+T = TypeVar("T")
 
 
 QUICK_REPEATS = 3
 QUICK_BURN_IN = {"max_s": 6.0, "window_s": 1.0}
+# Start-ups per server (cold start and idle memory measured at each), interleaved across servers.
+STARTUP_SAMPLES = 5
+QUICK_STARTUP_SAMPLES = 3
+# Start-up metrics: one record per start-up (its index); the rest are measured once.
+STARTUP_METRICS = frozenset({"cold_start_ready_s", "cold_start_first_inference_s", "idle_rss_bytes", "idle_cpu_cores"})
 
 
 def quick_profile(exp: Experiment) -> Experiment:
@@ -126,8 +136,10 @@ class LocalRun:
         artifacts_root: Path,
         prometheus: bool,
         friction_under_load: bool = True,
+        startup_samples: int = STARTUP_SAMPLES,
     ) -> None:
         self.exp = exp
+        self.startup_samples = max(1, startup_samples)
         self.run_dir = run_dir
         self.run_id = run_dir.name
         self.store = RunStore(run_dir)
@@ -288,26 +300,30 @@ class LocalRun:
     def _client_factory(self, target: Target, address: str) -> Any:
         return lambda: make_client(target, address, self.payloads, self.exp.load.request_timeout_s)
 
-    def bring_up(self, name: str, targets: list[Target]) -> LocalServer | None:
-        """Start one server pinned to the server CPUs and take its start-up friction; None when
-        it cannot run (its targets are marked unavailable with the reason)."""
+    def bring_up(self, name: str, targets: list[Target], index: int = 0, keep: bool = True) -> LocalServer | None:
+        """Start one server pinned to the server CPUs and take its start-up friction (``index``:
+        which start-up of this server); None when it cannot run (its targets are marked
+        unavailable with the reason). ``keep``: the server is the one the load rounds use
+        (availability, provenance and resource sampling); otherwise the caller stops it."""
         cls = registry.get(name).launcher()
         reason = cls.availability()
         if reason:
-            self._mark_unavailable(name, targets, reason)
+            self._mark_unavailable(name, targets, reason, index)
             return None
         cpus = self.placement.server_cpus if self.placement.pinned else None
         server = cls(self.configs, self.config_dirs[name], self.run_dir, self.exp.model, cpus=cpus,
                      memory_mib=self.exp.resources.memory_mib)
         try:
-            _log(f"starting {name}")
+            _log(f"starting {name}" + (f" (start-up {index + 1})" if index or not keep else ""))
             server.start()
             ready_s = server.wait_ready(timeout_s=180)
             first_ok = friction.first_correct_inference(self._client_factory(targets[0], server.address(targets[0].protocol)))
-            friction.cold_start(self.run_dir, server, ready_s, first_ok)
+            friction.cold_start(self.run_dir, server, ready_s, first_ok, index)
             _log(f"{name} ready in {ready_s:.1f} s")
+            friction.idle_resources(self.run_dir, server, index)
+            if not keep:
+                return server
             self._record_server_provenance(server)
-            friction.idle_resources(self.run_dir, server)
             assert server.process is not None
             # The server's own processes (Docker: the container's, not the `docker run` client's)
             # feed the process exporter, peak RSS and the generator's "server saturated" check.
@@ -322,10 +338,38 @@ class LocalRun:
             return server
         except (ServerFailed, ServerUnavailable, TimeoutError) as err:
             _log(f"{name} failed: {err}")
-            self._mark_unavailable(name, [t for t in targets if not self._measured(t)], str(err).splitlines()[0])
+            self._mark_unavailable(name, [t for t in targets if not self._measured(t)], str(err).splitlines()[0], index)
             server.stop()
             self.live_servers.pop(name, None)
             return None
+
+    def bring_up_all(self, groups: dict[str, list[Target]]) -> list[tuple[LocalServer, list[Target]]]:
+        """``startup_samples`` start-up rounds in rotated order (friction.startup_order); within a
+        round each server starts while the ones before it idle, and a round's servers are stopped
+        before the next round, except the last round's, which stay up for the load (returned in
+        ``groups`` order). A server that fails once is out of the later rounds."""
+        rounds = friction.startup_order(list(groups), self.startup_samples)
+        failed: set[str] = set()
+        started: list[LocalServer] = []
+        try:
+            for k, order in enumerate(rounds):
+                last = k == len(rounds) - 1
+                if len(rounds) > 1:
+                    _log(f"start-up round {k + 1}/{len(rounds)}: {' '.join(order)}")
+                for name in order:
+                    if name in failed:
+                        continue
+                    server = self.bring_up(name, groups[name], index=k, keep=last)
+                    if server is None:
+                        failed.add(name)
+                    elif not last:
+                        started.append(server)
+                while started:
+                    started.pop().stop()
+        finally:
+            for server in started:
+                server.stop()
+        return [(self.live_servers[n], groups[n]) for n in groups if n in self.live_servers]
 
     def run_rounds(self, groups: list[tuple[LocalServer | None, list[Target]]]) -> None:
         """``load.repeats`` rounds; each round runs every target once per load level, in a
@@ -377,8 +421,10 @@ class LocalRun:
         return any(t.target == target.name for t in self.store.read_targets())
 
     def wind_down(self, server: LocalServer, targets: list[Target]) -> None:
-        """After every round: peak memory, then the friction that disturbs the server (bad
-        payloads, model update and kill under load), then stop it."""
+        """After every round: peak memory, then the friction that disturbs the server, in an
+        order where no probe spoils a later one: native metrics and the small bad payloads, the
+        model update and the kill under load (which ends with the server restarted), and last
+        the body over the request-size limit (it may take the server down); then stop it."""
         name = server.name
         try:
             sampler = self._samplers.pop(name, None)
@@ -391,13 +437,25 @@ class LocalRun:
                 why = f"{name} died during the load steps (exit {server.process.popen.returncode})"
                 _log(why)
                 self.notes.append(why)
-                for metric in ("metric_families", "bad_payload_clear_errors", "update_s", "recovery_s"):
+                for metric in ("metric_families", "bad_payload_clear_errors", "update_s", "recovery_s", "oversize_crashed"):
                     append_friction(self.run_dir, unavailable(name, metric, why))
                 return
-            friction.native_observability(self.run_dir, server)
-            friction.bad_payloads(self.run_dir, server, self.exp.model, self.spec.input_shape, 64 * 1024 * 1024)
-            if self.friction_under_load:
-                self._disruptions(server, targets[0])
+            self._probe(server, "native metrics", lambda: friction.native_observability(self.run_dir, server))
+            cases = self._probe(server, "bad payloads",
+                                lambda: friction.bad_payload_cases(server, self.exp.model, self.spec.input_shape))
+            try:
+                if self.friction_under_load:
+                    self._disruptions(server, targets[0])
+                over = self._probe(server, "body over the request-size limit", lambda: friction.oversize_body(
+                    self.run_dir, server, self.exp.model, self.spec.input_shape))
+                cases.append(over)
+                if over.outcome == "crashed":
+                    finding = (f"{name} crashed on a {over.sent_bytes} B request body (just over its "
+                               f"request-size limit {over.limit_bytes or 'none'})")
+                    _log(finding)
+                    self.notes.append(finding)
+            finally:
+                friction.bad_payloads(self.run_dir, name, cases)
         except (ServerFailed, ServerUnavailable, TimeoutError) as err:
             _log(f"{name} failed: {err}")
             self.notes.append(f"{name} failed after the load steps: {str(err).splitlines()[0]}")
@@ -405,17 +463,30 @@ class LocalRun:
             server.stop()
             self.live_servers.pop(name, None)
 
+    def _probe(self, server: LocalServer, what: str, probe: Callable[[], T]) -> T:
+        """Run one probe, logged with its wall time; a server found down before it (a previous
+        probe took it down) is a finding, and it is restarted first so this probe measures it."""
+        if not server.process or not server.process.alive():
+            code = server.process.popen.returncode if server.process else None
+            finding = f"{server.name} was down before the {what} probe (exit {code}): restarted"
+            _log(finding)
+            self.notes.append(finding)
+            server.start()
+            server.wait_ready(timeout_s=180)
+        _log(f"{server.name}: {what}")
+        t0 = time.monotonic()
+        try:
+            return probe()
+        finally:
+            _log(f"{server.name}: {what} took {time.monotonic() - t0:.1f} s")
+
     def run_all(self, targets: list[Target]) -> None:
         """Every available server up at once on the same server CPUs (idle while another is
         loaded), the rounds, then each server's disruptive friction and stop."""
         up: list[tuple[LocalServer, list[Target]]] = []
         try:
-            for adapter in registry.servers():
-                group = [t for t in targets if t.server == adapter.name]
-                if group:
-                    server = self.bring_up(adapter.name, group)
-                    if server is not None:
-                        up.append((server, group))
+            by_server = {a.name: [t for t in targets if t.server == a.name] for a in registry.servers()}
+            up = self.bring_up_all({name: group for name, group in by_server.items() if group})
             for server, group in up:  # before round 1
                 self.burn_ins.ensure(server, group[0])
             groups: list[tuple[LocalServer | None, list[Target]]] = [*up]
@@ -427,9 +498,10 @@ class LocalRun:
                 server, group = up.pop(0)
                 self.wind_down(server, group)
         finally:
-            for server, _ in up:
+            # every server still up, those of a start-up round cut short included
+            for server in list(self.live_servers.values()):
                 server.stop()
-                self.live_servers.pop(server.name, None)
+            self.live_servers.clear()
             for sampler in self._samplers.values():
                 sampler.stop()
             self._samplers.clear()
@@ -441,22 +513,24 @@ class LocalRun:
         make = self._client_factory(target, server.address(target.protocol))
         atol = self.exp.payload.atol
         update = registry.get(server.name).update_action(server, self.art2, model_root(self.run_dir, server.name))
-        _log(f"{server.name}: model update v1 → v2 under load")
-        friction.model_update(self.run_dir, server, make, self.expected, atol, update)
+        self._probe(server, "model update v1 → v2 under load",
+                    lambda: friction.model_update(self.run_dir, server, make, self.expected, atol, update))
 
         def restart() -> None:
             server.start()
 
-        _log(f"{server.name}: kill under load and restart")
-        friction.recovery(self.run_dir, server, make, self.expected, atol, restart)
+        self._probe(server, "kill under load and restart",
+                    lambda: friction.recovery(self.run_dir, server, make, self.expected, atol, restart))
 
-    def _mark_unavailable(self, server: str, targets: list[Target], reason: str) -> None:
+    def _mark_unavailable(self, server: str, targets: list[Target], reason: str, index: int = 0) -> None:
+        """``index``: the start-up that failed (its start-up metrics get that index)."""
         _log(f"{server}: unavailable — {reason}")
         for t in targets:
             self.store.append_target(TargetAvailability(target=t.name, available=False, reason=reason))
         for metric in FRICTION_METRICS_PER_SERVER:
             why = "cluster path only (kind)" if metric in CLUSTER_ONLY else reason
-            append_friction(self.run_dir, unavailable(server, metric, why))
+            append_friction(self.run_dir, unavailable(server, metric, why,
+                                                      index=index if metric in STARTUP_METRICS else 0))
         self.notes.append(f"{server} unavailable: {reason}")
 
     def _baseline_artifact(self, target: Target) -> Path:
@@ -516,7 +590,8 @@ def run_experiment(
     # Absolute paths: servers run with their log directory as cwd.
     run_dir = runs_root.resolve() / run_id
     run = LocalRun(exp, run_dir=run_dir, artifacts_root=artifacts_root.resolve(), prometheus=prometheus,
-                   friction_under_load=friction_under_load)
+                   friction_under_load=friction_under_load,
+                   startup_samples=QUICK_STARTUP_SAMPLES if quick else STARTUP_SAMPLES)
     _log(f"run {run_id}: {len(targets)} target(s); {run.placement.note}")
     if experiment_path is not None and experiment_path.exists():
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,14 @@ it as typed friction metrics (``friction.jsonl``).
 
 from __future__ import annotations
 
+import http.client
 import json
+import select
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
 
 import numpy as np
 import psutil
@@ -27,13 +30,26 @@ class BadPayloadCase:
     keywords: tuple[str, ...]
 
 
+# Harmless cases: small bodies every server must refuse without running the model.
 CASES = (
     BadPayloadCase("wrong_shape", ("shape", "dimension", "dim", "size")),
     BadPayloadCase("wrong_dtype", ("dtype", "type", "float", "string", "convert")),
     BadPayloadCase("garbage_bytes", ("json", "parse", "decode", "invalid", "malformed", "syntax")),
-    BadPayloadCase("oversize_body", ("size", "large", "length", "limit", "exceed")),
     BadPayloadCase("unknown_model", ("not found", "not exist", "unknown", "servable", "model")),
 )
+# Risky: a body over the server's request-size limit; it may take the server down, so it runs
+# after every other probe (friction.oversize_body).
+OVERSIZE = BadPayloadCase("oversize_body", ("size", "large", "length", "limit", "exceed"))
+ALL_CASES = (*CASES, OVERSIZE)
+
+# Body size sent to a server without a documented request-size limit. TF Serving 2.20.0:
+# util/net_http/server/internal/evhttp_server.cc never calls evhttp_set_max_body_size, and the
+# libevent it pins (workspace.bzl: release-2.1.12-stable) starts every evhttp at EV_SIZE_MAX
+# (http.c evhttp_new_object). KServe 0.21.0 (PyPI wheel): protocol/rest/v1_endpoints.py reads the
+# whole body, and uvicorn sets no body limit. As large as the largest limit our generated configs
+# set (TorchServe's max_request_size), so every server is asked the same question.
+NO_LIMIT_PROBE_BYTES = 64 * 1024 * 1024
+OVER_LIMIT_BY = 1024
 
 
 @dataclass
@@ -43,53 +59,123 @@ class BadPayloadResult:
     message: str
     names_problem: bool
     error: str | None = None
+    # oversize_body only: "rejected" (an error status, or the connection closed while the
+    # server stayed up), "accepted" (2xx) or "crashed" (the server was down afterwards)
+    outcome: str | None = None
+    sent_bytes: int | None = None
+    limit_bytes: int | None = None  # the server's request-size limit; None: it has none
 
 
-def _bodies(shape: tuple[int, ...], oversize_bytes: int) -> dict[str, bytes]:
+def _bodies(shape: tuple[int, ...]) -> dict[str, bytes]:
     c, h, w = shape
     wrong = np.zeros((1, c, h + 1, w), dtype=np.float32).tolist()
     return {
         "wrong_shape": json.dumps({"instances": wrong}).encode(),
         "wrong_dtype": json.dumps({"instances": [[["a"] * w] * h] * c}).encode(),
         "garbage_bytes": bytes(np.random.default_rng(0).integers(0, 256, 512, dtype=np.uint8)),
-        "oversize_body": _oversize_instances(shape, oversize_bytes),
     }
 
 
-def _oversize_instances(shape: tuple[int, ...], min_bytes: int) -> bytes:
-    """A *valid* predict body, ``{"instances": [...]}`` of correctly shaped rows, just larger
-    than ``min_bytes``: what is tested is the size, not the format (a bare JSON array fails as
-    "Is not object" on TF Serving, util/json_tensor.cc, before any size matters)."""
+def oversize_instances(shape: tuple[int, ...], nbytes: int) -> bytes:
+    """A *valid* predict body of ONE correctly shaped row, ``{"instances": [row]}``, padded with
+    JSON whitespace to ``nbytes`` (at least the row's own size). What is tested is the byte limit, not the
+    format (a bare JSON array fails as "Is not object" on TF Serving, util/json_tensor.cc,
+    before any size matters) and not the memory budget: a server without a limit parses the
+    padding and runs the model on one row, where thousands of rows of a real model would need
+    more memory than the server is given."""
     row = json.dumps(np.zeros(shape, dtype=np.int8).tolist(), separators=(",", ":")).encode()
-    n = min_bytes // (len(row) + 1) + 1
-    return b'{"instances":[' + b",".join([row] * n) + b"]}"
+    head, tail = b'{"instances":[' + row + b"]", b"}"
+    pad = max(0, nbytes - len(head) - len(tail))
+    return head + b" " * pad + tail
+
+
+def oversize_size(limit_bytes: int | None) -> int:
+    """Bytes of the oversize body for a server with this request-size limit."""
+    return (limit_bytes if limit_bytes is not None else NO_LIMIT_PROBE_BYTES) + OVER_LIMIT_BY
+
+
+def _post(url: str, body: bytes, timeout_s: float) -> requests.Response:
+    return requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=timeout_s)
+
+
+def _result(case: BadPayloadCase, send: Callable[[], tuple[int, str]]) -> BadPayloadResult:
+    try:
+        status, msg = send()
+    except (requests.RequestException, http.client.HTTPException, OSError) as err:
+        return BadPayloadResult(case.name, None, "", False, f"{type(err).__name__}: {err}")
+    named = status >= 400 and any(k in msg.lower() for k in case.keywords)
+    return BadPayloadResult(case.name, status, msg, named)
 
 
 def probe_bad_payloads(
-    predict_url: str, unknown_model_url: str, input_shape: tuple[int, ...], oversize_bytes: int
+    predict_url: str, unknown_model_url: str, input_shape: tuple[int, ...], timeout_s: float = 30.0
 ) -> list[BadPayloadResult]:
-    """POST each bad payload over REST; record status, message and whether it names the problem.
+    """POST each harmless bad payload over REST; record status, message and whether it names
+    the problem."""
+    bodies = _bodies(tuple(input_shape[-3:]))
+    valid = json.dumps({"instances": np.zeros((1, *input_shape[-3:]), dtype=np.float32).tolist()}).encode()
 
-    ``oversize_bytes`` is just above the server's configured body limit (TorchServe's
-    max_request_size; TF Serving has no body limit of its own, so its answer is what it is).
-    """
-    bodies = _bodies(tuple(input_shape[-3:]), oversize_bytes)
-    out: list[BadPayloadResult] = []
+    out = []
     for case in CASES:
         url = unknown_model_url if case.name == "unknown_model" else predict_url
-        body = bodies.get(case.name) or json.dumps(
-            {"instances": np.zeros((1, *input_shape[-3:]), dtype=np.float32).tolist()}
-        ).encode()
-        try:
-            r = requests.post(
-                url, data=body, headers={"Content-Type": "application/json"}, timeout=60
-            )
-            msg = r.text[:500]
-            named = r.status_code >= 400 and any(k in msg.lower() for k in case.keywords)
-            out.append(BadPayloadResult(case.name, r.status_code, msg, named))
-        except requests.RequestException as err:
-            out.append(BadPayloadResult(case.name, None, "", False, f"{type(err).__name__}: {err}"))
+        body = bodies.get(case.name, valid)
+
+        def send(url: str = url, body: bytes = body) -> tuple[int, str]:
+            r = _post(url, body, timeout_s)
+            return r.status_code, r.text[:500]
+
+        out.append(_result(case, send))
     return out
+
+
+def post_early_answer(url: str, body: bytes, timeout_s: float, chunk: int = 1 << 20) -> tuple[int, str]:
+    """POST ``body`` (Content-Length set) and read the answer even when the server sends it
+    before the whole body arrived and may close the connection (TorchServe's REST pipeline
+    aggregates bodies with netty's HttpObjectAggregator(max_request_size), pytorch/serve v0.12.0
+    ServerInitializer.java): a plain client would see a reset while still sending."""
+    deadline = time.monotonic() + timeout_s  # for the whole exchange, not per socket call
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=timeout_s)
+    try:
+        conn.putrequest("POST", u.path + (f"?{u.query}" if u.query else ""))
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders()
+        assert conn.sock is not None
+        view = memoryview(body)
+        for i in range(0, len(body), chunk):
+            if select.select([conn.sock], [], [], 0)[0]:
+                break  # the server has answered (or closed): stop sending, read it
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"body not sent within {timeout_s:.0f} s")
+            try:
+                conn.sock.sendall(view[i:i + chunk])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        conn.sock.settimeout(max(0.1, deadline - time.monotonic()))
+        r = conn.getresponse()
+        return r.status, r.read(500).decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def probe_oversize(
+    predict_url: str, input_shape: tuple[int, ...], limit_bytes: int | None,
+    server_up: Callable[[], bool], timeout_s: float = 60.0,
+) -> BadPayloadResult:
+    """POST a body just over ``limit_bytes`` (the server's request-size limit) and say what the
+    server did with it: rejected it, accepted it, or crashed (``server_up()`` false afterwards)."""
+    size = oversize_size(limit_bytes)
+    body = oversize_instances(tuple(input_shape[-3:]), size)
+    res = _result(OVERSIZE, lambda: post_early_answer(predict_url, body, timeout_s))
+    res.sent_bytes, res.limit_bytes = len(body), limit_bytes
+    if not server_up():
+        res.outcome, res.names_problem = "crashed", False
+    elif res.status is not None and res.status < 400:
+        res.outcome = "accepted"
+    else:
+        res.outcome = "rejected"
+    return res
 
 
 # ---- native observability --------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 A background sender issues requests at a fixed, modest rate — bounded in time AND count, and
 stopping by itself — and records, per request, when it was sent, whether it failed and which
-model version's logits it matched. From that timeline we read: failed requests during the
-disruption and seconds until the new state answers.
+model version's logits it matched, and when its answer (or failure) came back. From that timeline
+we read: failed requests during the disruption and seconds until the new state has answered.
 """
 
 from __future__ import annotations
@@ -20,10 +20,13 @@ from servecmp.load.clients.base import TargetClient, TransportError
 
 @dataclass
 class Sample:
-    t: float  # seconds since the sender started
+    t: float  # seconds since the sender started, when the request was sent
     ok: bool
     version: str | None  # "v1", "v2" or None (failed / matched neither)
     error: str | None
+    # when the answer or failure came back (same clock): a restarted server's first answer may
+    # take seconds (model warm-up), and "answering again" means the answer has arrived
+    done: float = 0.0
 
 
 @dataclass
@@ -70,9 +73,9 @@ class TrickleLoad:
                 idx = client.payloads.index(i)  # cycle through the distinct payloads
                 logits = client.send(idx)
                 v = self._match(idx, logits)
-                self.samples.append(Sample(t, v is not None, v, None if v else "wrong_answer"))
+                self.samples.append(Sample(t, v is not None, v, None if v else "wrong_answer", self.now()))
             except TransportError as err:
-                self.samples.append(Sample(t, False, None, err.kind))
+                self.samples.append(Sample(t, False, None, err.kind, self.now()))
                 # A fresh connection after a failure, as a real client would reconnect.
                 if client is not None:
                     client.close()
@@ -88,14 +91,14 @@ class TrickleLoad:
         if self._thread:
             self._thread.join(timeout=30)
 
-    def wait_for(self, pred: Callable[[Sample], bool], timeout_s: float) -> float | None:
-        """Seconds (on this sender's clock) of the first sample matching ``pred``, or None."""
+    def wait_for(self, pred: Callable[[Sample], bool], timeout_s: float) -> Sample | None:
+        """The first sample matching ``pred`` within ``timeout_s``, or None."""
         deadline = time.monotonic() + timeout_s
         seen = 0
         while time.monotonic() < deadline:
             for s in self.samples[seen:]:
                 if pred(s):
-                    return s.t
+                    return s
             seen = len(self.samples)
             time.sleep(0.05)
         return None
@@ -108,5 +111,6 @@ class TrickleLoad:
             "rate": self.rate,
             "requests": len(self.samples),
             "failed": sum(1 for s in self.samples if not s.ok),
-            "timeline": [[round(s.t, 4), s.ok, s.version, s.error] for s in self.samples],
+            # [sent, ok, version, error, answered] per request, seconds on the sender's clock
+            "timeline": [[round(s.t, 4), s.ok, s.version, s.error, round(s.done, 4)] for s in self.samples],
         }

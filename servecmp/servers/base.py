@@ -200,6 +200,11 @@ class ServerAdapter(ABC):
         payload probes post here."""
         raise NotImplementedError(f"{self.name}: no REST predict URL")
 
+    def request_body_limit(self, files: dict[str, str]) -> int | None:
+        """Largest REST request body (bytes) the server accepts with these generated config
+        files; None when it documents no limit. The oversize-body probe sends just over it."""
+        return None
+
     def provenance(self, server: LocalServer) -> dict[str, Any] | None:
         """What actually ran (binary or image version) when it may differ from the pin."""
         return None

@@ -145,5 +145,13 @@ class TorchServeAdapter(ServerAdapter):
         return (f"http://{rest_address}/predictions/{model}",
                 f"http://{rest_address}/predictions/no-such-model")
 
+    def request_body_limit(self, files: dict[str, str]) -> int | None:
+        """``max_request_size`` of the generated config.properties, else TorchServe's default
+        6553500 (pytorch/serve v0.12.0 ConfigManager.getMaxRequestSize; the REST pipeline's
+        HttpObjectAggregator and the gRPC maxInboundMessageSize both use it)."""
+        from servecmp.servers.torchserve.config import parse_properties
+
+        return int(parse_properties(files.get("config.properties", "")).get("max_request_size", "6553500"))
+
 
 ADAPTER = TorchServeAdapter()
