@@ -11,7 +11,7 @@ from servecmp.report.notes import note_ref
 from servecmp.report.servers import server_label, servers, short_label
 from servecmp.report.stats import compare_friction
 from servecmp.report.table import Table
-from servecmp.results.friction import FRICTION_METRICS, FrictionMetric, FrictionRecord
+from servecmp.results.friction import FRICTION_METRICS, FrictionMetric, FrictionRecord, measurements
 from servecmp.results.metrics import Better
 
 
@@ -28,20 +28,19 @@ class FrictionSeries:
 
 
 def friction_series(run: RunData, metric: str, placement: str = "local") -> dict[str, FrictionSeries]:
-    """Per server, every stored measurement of ``metric``. A record's ``details["round"]`` names
-    its round; without it the k-th record of a server is round k (measurements interleave)."""
-    recs: dict[str, list[FrictionRecord]] = {}
-    for r in run.friction:
-        if r.metric == metric and r.placement == placement:
-            recs.setdefault(r.server, []).append(r)
+    """Per server, every stored measurement of ``metric``, keyed by its start-up round
+    (``FrictionRecord.index``; the interleaved start-ups of one run share round numbers across
+    servers). Records without distinct indexes (runs stored before repeats) count in file order."""
     out: dict[str, FrictionSeries] = {}
-    for server, rs in recs.items():
-        values: dict[int, float] = {}
-        for r in rs:
-            if r.available and r.value is not None:
-                k = len(values)
-                rnd = r.details.get("round", k)
-                values[rnd if isinstance(rnd, int) else k] = r.value
+    for (server, m, pl), rs in measurements(run.friction).items():
+        if m != metric or pl != placement:
+            continue
+        distinct = len({r.index for r in rs}) == len(rs)
+        values = {
+            (r.index if distinct else k): r.value
+            for k, r in enumerate(rs)
+            if r.available and r.value is not None
+        }
         out[server] = FrictionSeries(values, rs[-1])
     return out
 
