@@ -230,3 +230,9 @@ def test_the_friction_rule_is_written_into_the_report(tmp_path: Path) -> None:
     assert FRICTION_RULE in rules and 'id="friction-rule"' in html
     assert pct3(ONE_OFF_ERROR).replace(" ", "") in FRICTION_RULE.replace(" ", "")
     assert "one measurement: no verdict" in FRICTION_RULE and "median" in FRICTION_RULE
+
+
+def test_every_friction_metric_has_a_report_label() -> None:
+    from servecmp.report.format import FRICTION_LABEL
+
+    assert set(FRICTION_METRICS) <= set(FRICTION_LABEL), set(FRICTION_METRICS) - set(FRICTION_LABEL)

@@ -117,6 +117,7 @@ FRICTION_LABEL: dict[str, str] = {
     "recovery_s": "Recovery after a kill under load",
     "recovery_lost_requests": "Requests lost while down",
     "bad_payload_clear_errors": "Bad payloads answered with a clear 4xx",
+    "oversize_crashed": "Crashed on a body over its size limit",
 }
 
 
