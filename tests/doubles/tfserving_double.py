@@ -13,7 +13,14 @@ upstream file, tensorflow/serving at tag 2.20.0, it follows):
   (http_rest_api_handler.cc); any other path is a bare 404 (evhttp_server.cc); the metrics path
   is matched exactly (http_server.cc ``RegisterRequestHandler``).
 - One pool of ``--rest_api_num_threads`` threads runs every REST request to completion, the
-  model call and the metrics page included (http_server.cc ``RequestExecutor``).
+  model call and the metrics page included (http_server.cc ``RequestExecutor``), and one of its
+  threads is held for good by the event loop (evhttp_server.cc ``StartAcceptingRequests``).
+- gRPC: a thread quota of ``--grpc_max_threads`` (default 4 x NumSchedulableCPUs, server.h) with
+  one thread always polling, so at most ``max - 1`` calls run; one more is refused with
+  RESOURCE_EXHAUSTED before any service sees it, and no metric counts it (server.cc
+  ``ResourceQuota::SetMaxThreads``; grpc src/cpp/thread_manager/thread_manager.cc).
+- Flags: only ``tensorflow_model_server``'s own (main.cc ``flag_list``); another one is refused
+  with ``unknown argument`` and the usage text.
 - Errors: ``{"error": msg}`` (util/json_tensor.cc ``MakeJsonFromStatus``) with the status mapped
   to HTTP as in http_server.cc ``ToHTTPStatusCode``; JSON texts from json_tensor.cc; gRPC input
   names from predict_util.cc and TensorFlow's saved_model util.
@@ -22,10 +29,14 @@ upstream file, tensorflow/serving at tag 2.20.0, it follows):
 - gRPC replies carry ``float_val`` (servables/tensorflow/predict_util.cc ``AsProtoField``)
   unless ``--enable_serialization_as_tensor_content``.
 - ``/monitoring/prometheus/metrics`` with the real names, labels and histogram buckets
-  (servables/tensorflow/util.cc, batching/batching_session.cc, util/prometheus_exporter.cc).
+  (servables/tensorflow/util.cc, batching/batching_session.cc, util/prometheus_exporter.cc),
+  served only when a monitoring config enables it, at its ``path`` (http_server.cc
+  ``CreateAndStartHttpServer``: the handler is registered only if ``prometheus_config().enable()``).
 
 ``perturb`` adds an offset to every output (to test wrong-answer detection); ``delay_s`` makes
-each model call take at least that long (to saturate the REST pool in tests).
+each model call take at least that long (to saturate the REST pool in tests); ``hold``, an
+``threading.Event``, keeps every model call waiting until it is set, so a test can fill the pools
+without relying on timing (``in_model`` counts the calls waiting or running).
 
 Run as a program it takes ``tensorflow_model_server`` flags (the test-only ``docker`` shim
 starts it as the "container" process): ``python tfserving_double.py --port=.. --rest_api_port=..
@@ -291,14 +302,25 @@ class TFServingDouble:
         tensor_content: bool = False,
         poll_s: float = 1.0,
         delay_s: float = 0.0,
+        grpc_max_threads: int | None = None,
+        schedulable_cpus: int | None = None,
+        metrics_path: str | None = METRICS_PATH,
+        hold: threading.Event | None = None,
     ) -> None:
         self.models = {name: _Model(name, Path(p)) for name, p in models.items()}
         self.perturb = perturb
         self.delay_s = delay_s
         self.grpc_port = grpc_port
         self.rest_port = rest_port
-        # server.h: http_num_threads = 4 * NumSchedulableCPUs()
-        self.rest_threads = rest_api_num_threads or 4 * len(os.sched_getaffinity(0))
+        # server.h: http_num_threads = grpc_max_threads = 4 * NumSchedulableCPUs() (the CPUs of
+        # this process's affinity mask: a container's --cpuset-cpus)
+        cpus = schedulable_cpus or len(os.sched_getaffinity(0))
+        self.rest_threads = rest_api_num_threads or 4 * cpus
+        self.grpc_max_threads = grpc_max_threads or 4 * cpus
+        self.metrics_path = metrics_path  # None: no monitoring config enables Prometheus
+        self.hold = hold
+        self.in_model = 0
+        self._in_model_lock = threading.Lock()
         self.enable_batching = enable_batching
         self.tensor_content = tensor_content
         self.poll_s = poll_s
@@ -348,13 +370,20 @@ class TFServingDouble:
                 "Inputs contains invalid name. Used request inputs: " + ",".join(sorted(inputs))
             )
         t0 = time.perf_counter()
+        with self._in_model_lock:
+            self.in_model += 1
         try:
+            if self.hold is not None:
+                self.hold.wait(60)  # bounded: a forgotten hold cannot hang a test forever
             feed = {k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()}
             out = sig(**feed)
+            if self.delay_s:
+                time.sleep(max(0.0, self.delay_s - (time.perf_counter() - t0)))
         except (tf.errors.OpError, ValueError, TypeError) as err:
             raise _invalid(str(err)[:500]) from None
-        if self.delay_s:
-            time.sleep(max(0.0, self.delay_s - (time.perf_counter() - t0)))
+        finally:
+            with self._in_model_lock:
+                self.in_model -= 1
         elapsed_us = (time.perf_counter() - t0) * 1e6
         # predict_util.cc RecordRuntimeLatency(model, "Predict", "TF1", ...)
         self.metrics.observe(":tensorflow:serving:runtime_latency",
@@ -503,7 +532,8 @@ class TFServingDouble:
 
     def handle_rest(self, method: str, path: str, body: bytes) -> tuple[int, str, str]:
         """(status, content type, body) for one REST request, as the server answers it."""
-        if method == "GET" and path == METRICS_PATH:  # exact match, its own handler
+        if method == "GET" and self.metrics_path is not None and path == self.metrics_path:
+            # exact match, its own handler, registered only when monitoring enables it
             return 200, "text/plain", self.metrics.page()
         if not _V1.fullmatch(path):
             return 404, "text/html", "<html><body><h1>404 Not Found</h1></body></html>"
@@ -575,7 +605,11 @@ class TFServingDouble:
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self) -> TFServingDouble:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        # The quota's threads, one of them always polling: max - 1 calls run, the next one is
+        # refused with RESOURCE_EXHAUSTED by gRPC itself, before the servicer (or a metric) sees it.
+        calls = max(0, self.grpc_max_threads - 1)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=max(1, calls)),
+                             maximum_concurrent_rpcs=max(1, calls))
         double = self
 
         class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -594,6 +628,9 @@ class TFServingDouble:
         # One fixed pool runs every REST request to completion (http_server.cc RequestExecutor):
         # with every thread busy, a scrape waits like any request.
         self._pool = futures.ThreadPoolExecutor(self.rest_threads, thread_name_prefix="httprestserver")
+        # evhttp_server.cc StartAcceptingRequests: event_base_loop runs on the same executor and
+        # keeps its thread until the server stops.
+        self._pool.submit(self._stop.wait)
         self._http = ThreadingHTTPServer(("127.0.0.1", self.rest_port), self._handler())
         self._http.daemon_threads = True
         self.rest_port = self._http.server_address[1]
