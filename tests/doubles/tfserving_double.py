@@ -46,6 +46,7 @@ starts it as the "container" process): ``python tfserving_double.py --port=.. --
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -206,6 +207,8 @@ class _Model:
     def _on_disk(self) -> dict[int, Path]:
         if self.fixed:
             return {1: self.base}
+        if not self.base.is_dir():  # the server logs "No versions of servable ... found" and polls on
+            return {}
         return {
             int(p.name): p
             for p in self.base.iterdir()
@@ -458,11 +461,16 @@ class TFServingDouble:
         sig_name = doc.get("signature_name", "serving_default")
         specs = self._signature(self._servable(model, version), sig_name).structured_input_signature[1]
         want_float = {k: s.dtype.is_floating for k, s in specs.items()}
+        # Rebuild the body only when it can hold {"b64": ...}: a copy of a large body's lists
+        # would cost the double (not the server) hundreds of MB under the container's memory cap.
+        def unb64(value: Any) -> Any:
+            return _unb64(value) if b'"b64"' in body else value
+
         if "instances" in doc and "inputs" in doc:
             raise _invalid("JSON Value: ... Not formatted correctly expecting only one of "
                            "'inputs' or 'instances' keys to exist ")
         if "instances" in doc:  # row format (json_tensor.cc FillTensorMapFromInstancesList)
-            rows = _unb64(doc["instances"])
+            rows = unb64(doc["instances"])
             if not isinstance(rows, list):
                 raise _invalid("JSON Value: ... Expecting 'instances' to be an list/array")
             if not rows:
@@ -492,7 +500,7 @@ class TFServingDouble:
                                "multiple input tensors required as per tensorinfo_map")
             columnar = False
         elif "inputs" in doc:  # columnar format
-            raw = _unb64(doc["inputs"])
+            raw = unb64(doc["inputs"])
             inputs = raw if isinstance(raw, dict) else {next(iter(specs)): raw}
             for name in specs:
                 if name not in inputs:
@@ -500,6 +508,11 @@ class TFServingDouble:
             columnar = True
         else:
             raise _invalid("Missing 'inputs' or 'instances' key")
+        # Arrays now, and the parsed lists dropped: Python lists take ~8x the bytes of the tensor.
+        for k in [k for k in inputs if k in specs]:
+            with contextlib.suppress(ValueError, TypeError):  # ragged: predict() reports it
+                inputs[k] = np.asarray(inputs[k], dtype=specs[k].dtype.as_numpy_dtype)
+        doc = rows = raw = None
         outputs = self.predict(model, sig_name, inputs, version)
         if columnar:
             if len(outputs) == 1:
@@ -672,41 +685,120 @@ class TFServingDouble:
 
 
 # ---- as a program: tensorflow_model_server's flags ----------------------------------------------
+# model_servers/main.cc (2.20.0) flag_list, stored as names under tests/data.
+FLAG_NAMES = Path(__file__).resolve().parents[1] / "data" / "tfserving_2.20.0_flags.txt"
+# Given as the first argument by tests/shims/docker only (never a server flag): the container's
+# mounts, published ports and whether the server is its PID 1.
+SHIM_SPEC = "--docker-shim-spec="
+EXIT_FLAGS = 255  # main.cc: a flag that fails to parse prints the usage and returns -1
+
+
+def known_flags() -> list[str]:
+    return [ln.strip() for ln in FLAG_NAMES.read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")]
+
+
 def _flags(argv: list[str]) -> dict[str, str]:
+    """tensorflow::Flags::Parse as main.cc uses it. A name not in main.cc's list makes the real
+    server print ``unknown argument: <arg>`` and the usage and then start anyway with that flag
+    ignored; the double prints the same and exits instead, so a flag the server would silently
+    ignore fails the test that passed it."""
+    names = set(known_flags())
     out = {}
     for a in argv:
-        if not a.startswith("--"):
-            raise SystemExit(f"unexpected argument {a!r} (flags only, as tensorflow_model_server)")
-        k, _, v = a[2:].partition("=")
-        out[k] = v if _ else "true"
+        k, eq, v = a[2:].partition("=") if a.startswith("--") else ("", "", "")
+        if k not in names:
+            print(f"unknown argument: {a}\nusage: tensorflow_model_server\nFlags:\n"
+                  + "".join(f"\t--{n}\n" for n in sorted(names)), flush=True)
+            raise SystemExit(EXIT_FLAGS)
+        out[k] = v if eq else "true"
     return out
+
+
+class _Container:
+    """The view from inside a (shim) container: only mounted host paths exist, only published
+    ports are reachable from the host. Outside the shim every path and port is the host's."""
+
+    def __init__(self, spec: dict[str, Any] | None) -> None:
+        self.spec = spec
+        # Longest container path first: a nested mount wins over its parent.
+        mounts = (spec or {}).get("mounts", {})
+        self.mounts = sorted(mounts.items(), key=lambda kv: -len(kv[0]))
+        self.empty_root = Path((spec or {}).get("rootfs", "/nonexistent-rootfs"))
+
+    def path(self, inside: str) -> Path:
+        if self.spec is None:
+            return Path(inside)
+        for ctr, host in self.mounts:
+            if inside == ctr or inside.startswith(ctr.rstrip("/") + "/"):
+                return Path(host + inside[len(ctr.rstrip("/")):])
+        return self.empty_root / inside.lstrip("/")  # the image has nothing there
+
+    def host_port(self, port: int) -> int:
+        if self.spec is None:
+            return port
+        # An unpublished port listens inside the container only: nothing on the host reaches it.
+        return int(self.spec.get("ports", {}).get(str(port), 0))
+
+
+def _metrics_path(container: _Container, flags: dict[str, str]) -> str | None:
+    """http_server.cc CreateAndStartHttpServer: the Prometheus handler exists only when
+    ``prometheus_config.enable`` is set in --monitoring_config_file, at its ``path`` (default
+    util/prometheus_exporter.cc kPrometheusPath)."""
+    file = flags.get("monitoring_config_file")
+    if not file:
+        return None
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # servecmp's proto declarations
+    from servecmp.servers.tfserving.protos import parse_monitoring_config
+
+    cfg = parse_monitoring_config(container.path(file).read_text())
+    if not cfg.prometheus_config.enable:
+        return None
+    return cfg.prometheus_config.path or METRICS_PATH
 
 
 def main(argv: list[str]) -> int:
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
+    spec = None
+    if argv and argv[0].startswith(SHIM_SPEC):
+        spec = json.loads(Path(argv.pop(0)[len(SHIM_SPEC):]).read_text())
+    container = _Container(spec)
+    if spec is not None and spec.get("pid1"):
+        # PID 1 of a container gets no signal whose action is the default: tensorflow_model_server
+        # sets no SIGTERM/SIGINT handler (main.cc, server.cc at 2.20.0), so both are ignored.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        # Not PID 1: no handler, so the default action (the process ends) -- as the real server.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     f = _flags(argv)
     if "version" in f:
         print("TensorFlow ModelServer: 0.0.0-test-double\nTensorFlow Library: " + tf.__version__)
         return 0
-    cfg = model_server_config_pb2.ModelServerConfig()
-    text_format.Parse(Path(f["model_config_file"]).read_text(), cfg)
-    models = {c.name: c.base_path for c in cfg.model_config_list.config}
+    try:
+        cfg = model_server_config_pb2.ModelServerConfig()
+        text_format.Parse(container.path(f["model_config_file"]).read_text(), cfg)
+        metrics_path = _metrics_path(container, f)
+    except (OSError, KeyError) as err:  # main.cc: "Failed to start server. Error: ..."; return -1
+        print(f"Failed to start server. Error: NOT_FOUND: {err}", flush=True)
+        return EXIT_FLAGS
+    models = {c.name: container.path(c.base_path) for c in cfg.model_config_list.config}
     double = TFServingDouble(
-        models, grpc_port=int(f.get("port", "8500")), rest_port=int(f.get("rest_api_port", "0")),
+        models, grpc_port=container.host_port(int(f.get("port", "8500"))),
+        rest_port=container.host_port(int(f.get("rest_api_port", "0"))),
         rest_api_num_threads=int(f["rest_api_num_threads"]) if "rest_api_num_threads" in f else None,
+        grpc_max_threads=int(f["grpc_max_threads"]) if "grpc_max_threads" in f else None,
         enable_batching=f.get("enable_batching") == "true",
         tensor_content=f.get("enable_serialization_as_tensor_content") == "true",
         poll_s=float(f.get("file_system_poll_wait_seconds", "1")),
+        metrics_path=metrics_path,
     ).start()
     print(f"test double (NOT TF Serving) serving {sorted(models)} on gRPC {double.grpc_port}, "
           f"REST {double.rest_port}", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    done.wait()
-    double.stop()
+    threading.Event().wait()  # serves until a signal ends the process, as the real server
     return 0
 
 

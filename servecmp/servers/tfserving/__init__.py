@@ -146,10 +146,16 @@ class TFServingAdapter(ServerAdapter):
         return provenance_label(prov)
 
     def run_notes(self, prov: dict[str, Any]) -> list[str]:
-        from servecmp.servers.tfserving.local import REQUEST_COUNT_NOTE, mismatch_note
+        from servecmp.servers.tfserving.local import (
+            DOCKER_START_NOTE,
+            REQUEST_COUNT_NOTE,
+            mismatch_note,
+            unpinned_note,
+        )
 
-        note = mismatch_note(prov)
-        return [REQUEST_COUNT_NOTE, *([note] if note else [])]
+        notes = [REQUEST_COUNT_NOTE, mismatch_note(prov), unpinned_note(prov),
+                 DOCKER_START_NOTE if prov.get("mode") == "docker" else None]
+        return [n for n in notes if n]
 
 
 ADAPTER = TFServingAdapter()
