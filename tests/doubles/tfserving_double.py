@@ -40,7 +40,9 @@ without relying on timing (``in_model`` counts the calls waiting or running).
 
 Run as a program it takes ``tensorflow_model_server`` flags (the test-only ``docker`` shim
 starts it as the "container" process): ``python tfserving_double.py --port=.. --rest_api_port=..
---model_config_file=.. [--rest_api_num_threads=..] [--enable_batching=true ...]``.
+--model_config_file=.. [--rest_api_num_threads=..] [--enable_batching=true ...]``. The shim
+puts ``--docker-shim-spec=<file>`` first (the container's mounts, published ports and whether
+the server is PID 1); it is consumed before the flags are checked.
 """
 
 from __future__ import annotations

@@ -147,14 +147,13 @@ class TFServingAdapter(ServerAdapter):
 
     def run_notes(self, prov: dict[str, Any]) -> list[str]:
         from servecmp.servers.tfserving.local import (
-            DOCKER_START_NOTE,
             REQUEST_COUNT_NOTE,
+            docker_start_note,
             mismatch_note,
             unpinned_note,
         )
 
-        notes = [REQUEST_COUNT_NOTE, mismatch_note(prov), unpinned_note(prov),
-                 DOCKER_START_NOTE if prov.get("mode") == "docker" else None]
+        notes = [REQUEST_COUNT_NOTE, mismatch_note(prov), unpinned_note(prov), docker_start_note(prov)]
         return [n for n in notes if n]
 
 

@@ -51,6 +51,13 @@ DOCKER_START_NOTE = (
 )
 
 
+def docker_start_note(prov: dict[str, Any]) -> str | None:
+    if prov.get("mode") != "docker":
+        return None
+    pull = prov.get("image_pull_s")
+    return DOCKER_START_NOTE + (f": image pulled in {pull:.1f} s before the start" if pull else "")
+
+
 def unpinned_note(prov: dict[str, Any]) -> str | None:
     pin = prov.get("pinning") or {}
     if pin.get("in_effect") is not False:
