@@ -110,10 +110,10 @@ def test_explicit_intra_op_threads_are_per_instance_on_both_servers() -> None:
 @pytest.mark.parametrize(
     ("load", "cpus", "expected"),
     [
-        ({"concurrency": [1]}, 1, 5),  # quick.yaml: 1 I/O thread must not cap REST at 1
-        ({"concurrency": [1, 4, 32]}, 2, 36),
+        ({"concurrency": [1]}, 1, 6),  # 1 I/O thread must not cap REST at 1
+        ({"concurrency": [1, 4, 32]}, 2, 37),  # + 1 event-loop thread + 4 for probes
         ({"concurrency": [1]}, 4, 16),  # the server's own default, 4 x CPUs
-        ({"profile": "open_loop", "rate": 50}, 1, 68),  # open loop: up to 64 in flight
+        ({"profile": "open_loop", "rate": 50}, 1, 69),  # open loop: up to 64 in flight
     ],
 )
 def test_rest_api_threads_never_cap_the_measured_concurrency(

@@ -4,8 +4,9 @@ A test-only ``docker`` executable (tests/shims/docker, first on PATH here only) 
 Serving test double as the "container": a process in its own session that, like a real
 container, outlives a SIGKILLed ``docker run`` client. Asserted: resource numbers come from the
 container's process, not the client; the recovery probe really killed, removed and restarted the
-container; ``-e`` carries the thread variables; cpuset and memory reach ``docker run``; no
-container is left after a normal exit, Ctrl-C or a failure. Every result stays in tmp dirs.
+container; ``-e`` carries the thread variables; cpuset and memory reach ``docker run`` and are
+read back; the image is pulled before the cold-start clock starts; no container is left after a
+normal exit, Ctrl-C, ``kill -9`` of ``servecmp run`` or a failure. Every result stays in tmp dirs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from servecmp.results.store import RunStore
 pytestmark = [pytest.mark.slow]
 
 SHIMS = Path(__file__).resolve().parent / "shims"
+PULL_S = 3.0
 EXP = {
     "name": "docker-shim",
     "model": "tiny",
@@ -51,12 +53,18 @@ def shim_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", f"{SHIMS}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("DOCKER_SHIM_STATE", str(state))
     monkeypatch.setenv("DOCKER_SHIM_PYTHON", sys.executable)
+    monkeypatch.setenv("DOCKER_SHIM_PULL_S", str(PULL_S))  # the image is not there yet
     assert shutil.which("docker") == str(SHIMS / "docker")
     return state
 
 
 def _calls(state: Path) -> list[dict[str, Any]]:
     p = state / "calls.jsonl"
+    return [json.loads(ln) for ln in p.read_text().splitlines()] if p.is_file() else []
+
+
+def _events(state: Path) -> list[dict[str, Any]]:
+    p = state / "events.jsonl"
     return [json.loads(ln) for ln in p.read_text().splitlines()] if p.is_file() else []
 
 
@@ -156,10 +164,26 @@ def test_docker_mode_measures_kills_and_cleans_up_the_container(shim_env: Path, 
         if RunStore(run_dir).read_meta().placement.get("pinned"):
             assert "--cpuset-cpus" in a
 
-    # Provenance: Docker mode, the pinned image, labelled as such.
+    # The image was pulled before the first `docker run` (outside the cold-start window), never
+    # by `run` itself; the pull time is recorded apart.
+    assert not [e for e in _events(state) if e["event"] == "pull_at_run"], _events(state)
+    first_run = next(i for i, a in enumerate(argvs) if a[:1] == ["run"])
+    assert any(a[:1] == ["pull"] for a in argvs[:first_run]), argvs[:first_run]
+    runtime = RunStore(run_dir).read_meta().placement["tfserving_runtime"]
+    assert runtime["image_pull_s"] >= PULL_S
+    assert tfs["cold_start_ready_s"].value is not None
+    # PID 1 gets signals through docker-init; the run's label lets the watchdog find it.
+    for a in runs:
+        assert "--init" in a and any(x.startswith("servecmp.run=") for x in a), a
+
+    # Provenance: Docker mode, the pinned image, labelled as such; pinning read back.
     meta = RunStore(run_dir).read_meta()
     assert meta.placement["tfserving_runtime"]["mode"] == "docker"
     assert "docker: tensorflow/serving:" in meta.versions["tfserving"]
+    if meta.placement.get("pinned"):
+        assert runtime["pinning"]["in_effect"] is True, runtime["pinning"]
+        assert "UNPINNED" not in meta.versions["tfserving"]
+    assert any("include creating and starting the container" in n for n in meta.notes), meta.notes
     # The report says TF Serving's request counter includes non-inference requests.
     assert any("request_count counts every REST request" in note for note in meta.notes)
 
@@ -218,3 +242,38 @@ def test_ctrl_c_removes_the_container(shim_env: Path, tmp_path: Path) -> None:
         time.sleep(0.2)
     assert not _containers(shim_env)
     assert not _doubles_running(tmp_path)
+
+
+def test_kill_9_of_servecmp_run_leaves_no_container(shim_env: Path, tmp_path: Path) -> None:
+    """SIGKILL of `servecmp run`: no handler runs. The watchdog stops the `docker run` client's
+    group (SIGTERM, which the proxy passes on; without --init the server is PID 1 and ignores
+    it) and sweeps the run token, which a container's environment never holds: only the run
+    label finds the container."""
+    exp = dict(EXP, load=dict(EXP["load"], concurrency=[1, 2],
+                              stability={"window_s": 2.0, "windows": 3, "max_windows": 6}))
+    exp_path = tmp_path / "exp.yaml"
+    exp_path.write_text(yaml.safe_dump(exp))
+    log = (tmp_path / "run.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "servecmp.cli", "run", str(exp_path), "--runs", str(tmp_path / "runs"),
+         "--artifacts", str(tmp_path / "build"), "--no-report"],
+        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if list((tmp_path / "runs").glob("*/steps.jsonl")):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None and _containers(shim_env), (tmp_path / "run.log").read_text()[-3000:]
+        proc.kill()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (_containers(shim_env) or _doubles_running(tmp_path)):
+        time.sleep(0.2)
+    assert not _doubles_running(tmp_path)
+    assert not _containers(shim_env)

@@ -4,7 +4,6 @@ file (tensorflow/serving, tag 2.20.0) it mirrors."""
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
 import shutil
 import time
@@ -19,7 +18,6 @@ from doubles.tiny_artifacts import TinyWeights, write_savedmodel
 from prometheus_client.parser import text_string_to_metric_families
 
 from servecmp.servers.tfserving import metrics as tfs_m
-from servecmp.servers.tfserving.config import flag_lines
 
 WEIGHTS = TinyWeights.seeded()
 X = np.full((1, 3, 8, 8), 0.5, np.float32)
@@ -163,40 +161,6 @@ def test_rest_paths_match_as_upstream(double: Any) -> None:
     assert _post(double, "/v2/models/tiny:predict", body).status_code == 404
     assert requests.get(f"http://{double.rest_address}/monitoring/prometheus/metrics/",
                         timeout=10).status_code == 404
-
-
-def test_a_scrape_answers_during_a_saturating_step_with_the_generated_thread_count(
-    base: Path,
-) -> None:
-    """http_server.cc: one pool of --rest_api_num_threads runs predicts AND the metrics page.
-    With the generated count (never the cap on concurrency) a scrape answers at once while every
-    generator slot is busy; with the old value (1 = the I/O threads of quick.yaml) it queues."""
-    from doubles.tfserving_double import TFServingDouble
-
-    from servecmp.configgen import Placement, render_all
-    from servecmp.experiment import load_experiment
-
-    exp = load_experiment(Path(__file__).resolve().parents[1] / "loadtests" / "experiments" / "quick.yaml")
-    flags = flag_lines(render_all(exp, Placement.kubernetes()).files["tfserving"])
-    threads = int(next(f for f in flags if f.startswith("--rest_api_num_threads=")).split("=")[1])
-    concurrency = max(exp.load.concurrency)
-    body = json.dumps({"instances": X.tolist()})
-
-    def scrape_while_saturated(n_threads: int) -> float:
-        with TFServingDouble({"tiny": base}, rest_api_num_threads=n_threads, delay_s=0.5) as d, \
-                cf.ThreadPoolExecutor(concurrency) as pool:
-            busy = [pool.submit(_post, d, "/v1/models/tiny:predict", body) for _ in range(concurrency)]
-            time.sleep(0.2)  # every generator slot is now inside a model call
-            t0 = time.perf_counter()
-            assert requests.get(f"http://{d.rest_address}/monitoring/prometheus/metrics",
-                                timeout=30).ok
-            waited = time.perf_counter() - t0
-            assert all(f.result().ok for f in busy)
-            return waited
-
-    assert threads > concurrency
-    assert scrape_while_saturated(threads) < 0.25
-    assert scrape_while_saturated(exp.io_threads) >= 0.25  # the old mapping starves the scrape
 
 
 def test_the_double_is_not_importable_from_the_package() -> None:

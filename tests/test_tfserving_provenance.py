@@ -80,3 +80,44 @@ def test_the_process_exporter_follows_each_servers_measured_process(tmp_path: Pa
     assert run.exporter_pids() == {"tfserving": 4242}
     stub.pid = 4343  # a new container after the recovery probe
     assert run.exporter_pids() == {"tfserving": 4343}
+
+
+def test_a_cpu_set_the_engine_discarded_is_reported_unpinned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine without the cpuset/memory controllers warns, discards the limits and runs the
+    container anyway (moby daemon/daemon_unix.go): provenance, label and notes say UNPINNED."""
+    import json
+    import subprocess
+
+    from servecmp.servers.tfserving import ADAPTER
+    from servecmp.servers.tfserving import local as tfs_local
+
+    here = sorted(os.sched_getaffinity(0))
+    wanted = (here[-1] + 1,)  # a CPU this process does not run on: the set did not take effect
+    exp = parse_experiment({"name": "p", "model": "tiny",
+                            "targets": [{"server": "tfserving", "protocol": "rest"}]})
+    server = TFServingServer(render_all(exp, Placement.kubernetes()), tmp_path, tmp_path, "tiny",
+                             cpus=wanted, memory_mib=512)
+    server.mode = "docker"
+    monkeypatch.setattr(server, "measured_pid", lambda: os.getpid())
+    host_config = {"CpusetCpus": "", "Memory": 0}
+
+    def fake_docker(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        if args[:1] == ("inspect",) and "{{json .HostConfig}}" in args:
+            return subprocess.CompletedProcess(args, 0, json.dumps(host_config), "")
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(tfs_local, "_docker", fake_docker)
+    prov = server.provenance()
+    pin = prov["pinning"]
+    assert pin["requested"] and pin["in_effect"] is False
+    assert pin["cpus_effective"] == here and len(pin["problems"]) == 3, pin
+    assert provenance_label(prov).endswith(", UNPINNED)")
+    assert any("UNPINNED" in n and "not comparable" in n for n in ADAPTER.run_notes(prov))
+
+    host_config.update(CpusetCpus=",".join(map(str, wanted)), Memory=512 * 1024 * 1024)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(wanted))
+    prov = server.provenance()
+    assert prov["pinning"]["in_effect"] is True and "UNPINNED" not in provenance_label(prov)
+    assert not any("UNPINNED" in n for n in ADAPTER.run_notes(prov))

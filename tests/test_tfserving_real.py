@@ -156,3 +156,27 @@ def test_resources_and_recovery_are_the_servers(
         assert server.measured_pid() not in (None, pid)
     finally:
         server.stop()
+
+
+def test_the_generated_grpc_quota_refuses_none_of_the_peak_concurrent_calls(
+    tfs: Any, payloads: PayloadSet
+) -> None:
+    """server.cc (2.20.0) caps gRPC at --grpc_max_threads through the ResourceQuota, one thread
+    polling: with the generated value every one of the experiment's peak in-flight calls is
+    served, none refused with RESOURCE_EXHAUSTED (which the server would not even count)."""
+    import concurrent.futures as cf
+
+    from servecmp.servers.tfserving import config
+
+    flags = flag_lines(tfs.configs.files["tfserving"])
+    quota = int(next(f for f in flags if f.startswith("--grpc_max_threads=")).split("=", 1)[1])
+    peak = quota - config.GRPC_POLLER_THREADS - config.PROBE_RESERVE
+    target = Target(server="tfserving", protocol=Protocol.grpc)
+
+    def calls(_: int) -> list[Outcome]:
+        with make_client(target, tfs.address(Protocol.grpc), payloads, 30.0) as client:
+            return [call(client, i % len(payloads)) for i in range(20)]
+
+    with cf.ThreadPoolExecutor(peak) as pool:
+        outcomes = [o for batch in pool.map(calls, range(peak)) for o in batch]
+    assert outcomes.count(Outcome.ok) == len(outcomes), outcomes

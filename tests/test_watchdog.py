@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from servecmp.run import watchdog
 
@@ -97,3 +98,29 @@ def test_clean_exit_stops_the_watchdog_and_drops_the_token(tmp_path: Path) -> No
     assert watchdog.RUN_TOKEN_ENV not in os.environ
     # a group still registered at the end is stopped too (nothing outlives a run)
     assert child.wait(timeout=10) == -signal.SIGTERM
+
+
+def test_the_sweep_removes_the_runs_labelled_containers_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container's processes see only its -e variables, so no token reaches them: the sweep
+    removes containers by the run label (tests/shims/docker stands for the engine)."""
+    shims = Path(__file__).resolve().parent / "shims"
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("DOCKER_SHIM_STATE", str(tmp_path / "state"))
+    monkeypatch.setenv("DOCKER_SHIM_PYTHON", sys.executable)
+    monkeypatch.setenv("DOCKER_SHIM_PULL_S", "0")
+
+    def create(name: str, token: str) -> None:  # kept after it exits: no --rm
+        subprocess.run(["docker", "run", "--name", name, "--label", f"{watchdog.RUN_LABEL}={token}",
+                        "--entrypoint", "/usr/bin/tensorflow_model_server", "tensorflow/serving:2.20.0",
+                        "--version"], check=True, capture_output=True, timeout=300)
+
+    def names() -> set[str]:
+        return {p.stem for p in (tmp_path / "state" / "containers").glob("*.json")}
+
+    create("ours", "t1")
+    create("theirs", "t2")
+    assert names() == {"ours", "theirs"}
+    watchdog.clean_up(set(), "t1", set(), grace_s=0.1)
+    assert names() == {"theirs"}

@@ -2,7 +2,7 @@
 
 ``servecmp export`` may leave more under build/models/<model>/ (a v2 for the model-update
 friction probe: ``<model>_v2.mar``, ``tfserving/<model>/2/``). TF Serving serves the HIGHEST
-version it finds under its base path (tensorflow/serving 2.19.0
+version it finds under its base path (tensorflow/serving 2.20.0
 tensorflow_serving/config/file_system_storage_path_source.proto: the default
 ``ServableVersionPolicy`` is ``latest { num_versions: 1 }``), so a stray v2 in the artifacts image
 or the hostPath copy would silently be what the cluster measures. :func:`stage` copies v1 only;

@@ -14,7 +14,10 @@ watchdog then reads EOF and
 2. SIGKILLs every process that carries the run's token in its environment (``RUN_TOKEN_ENV``,
    exported to every child: the JVM passes its whole environment on to the workers,
    ``EnvironmentUtils.getEnvString`` in v0.12.0) — this catches anything that left its group;
-3. removes the temporary directories registered with it (TorchServe's private TMPDIR).
+3. removes every Docker container labelled ``RUN_LABEL=<token>`` (``docker ps -q --filter
+   label=...`` then ``docker rm -f``): a container's processes see only its ``-e`` variables, so
+   step 2 cannot find them, and they are not in any of our process groups;
+4. removes the temporary directories registered with it (TorchServe's private TMPDIR).
 
 The protocol on the pipe is one line per message: ``+PGID``, ``-PGID``, ``dPATH``.
 """
@@ -33,6 +36,8 @@ import uuid
 from pathlib import Path
 
 RUN_TOKEN_ENV = "SERVECMP_RUN_TOKEN"
+RUN_LABEL = "servecmp.run"  # docker run --label servecmp.run=<token>
+DOCKER_TIMEOUT_S = 30.0
 
 _active: Watchdog | None = None
 
@@ -52,6 +57,23 @@ def processes_with_token(token: str, *, exclude: set[int] | None = None) -> list
         if needle in env.split(b"\0"):
             out.append(int(entry))
     return out
+
+
+def remove_labelled_containers(token: str) -> list[str]:
+    """``docker rm -f`` every container (running or not) labelled with this run's token; the ids
+    removed. Without a ``docker`` on PATH there is nothing to remove."""
+    if shutil.which("docker") is None:
+        return []
+    try:
+        out = subprocess.run(["docker", "ps", "-a", "-q", "--filter", f"label={RUN_LABEL}={token}"],
+                             capture_output=True, text=True, timeout=DOCKER_TIMEOUT_S)
+        ids = out.stdout.split() if out.returncode == 0 else []
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, text=True,
+                           timeout=DOCKER_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return ids
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
@@ -77,6 +99,7 @@ def clean_up(pgids: set[int], token: str | None, paths: set[str], *, grace_s: fl
     for g in pgids:
         _signal_group(g, signal.SIGKILL)
     if token:
+        remove_labelled_containers(token)
         # a few passes: a process may fork while we sweep
         for _ in range(5):
             pids = processes_with_token(token, exclude={os.getpid(), *(exclude or set())})

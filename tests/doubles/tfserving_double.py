@@ -13,7 +13,14 @@ upstream file, tensorflow/serving at tag 2.20.0, it follows):
   (http_rest_api_handler.cc); any other path is a bare 404 (evhttp_server.cc); the metrics path
   is matched exactly (http_server.cc ``RegisterRequestHandler``).
 - One pool of ``--rest_api_num_threads`` threads runs every REST request to completion, the
-  model call and the metrics page included (http_server.cc ``RequestExecutor``).
+  model call and the metrics page included (http_server.cc ``RequestExecutor``), and one of its
+  threads is held for good by the event loop (evhttp_server.cc ``StartAcceptingRequests``).
+- gRPC: a thread quota of ``--grpc_max_threads`` (default 4 x NumSchedulableCPUs, server.h) with
+  one thread always polling, so at most ``max - 1`` calls run; one more is refused with
+  RESOURCE_EXHAUSTED before any service sees it, and no metric counts it (server.cc
+  ``ResourceQuota::SetMaxThreads``; grpc src/cpp/thread_manager/thread_manager.cc).
+- Flags: only ``tensorflow_model_server``'s own (main.cc ``flag_list``); another one is refused
+  with ``unknown argument`` and the usage text.
 - Errors: ``{"error": msg}`` (util/json_tensor.cc ``MakeJsonFromStatus``) with the status mapped
   to HTTP as in http_server.cc ``ToHTTPStatusCode``; JSON texts from json_tensor.cc; gRPC input
   names from predict_util.cc and TensorFlow's saved_model util.
@@ -22,19 +29,26 @@ upstream file, tensorflow/serving at tag 2.20.0, it follows):
 - gRPC replies carry ``float_val`` (servables/tensorflow/predict_util.cc ``AsProtoField``)
   unless ``--enable_serialization_as_tensor_content``.
 - ``/monitoring/prometheus/metrics`` with the real names, labels and histogram buckets
-  (servables/tensorflow/util.cc, batching/batching_session.cc, util/prometheus_exporter.cc).
+  (servables/tensorflow/util.cc, batching/batching_session.cc, util/prometheus_exporter.cc),
+  served only when a monitoring config enables it, at its ``path`` (http_server.cc
+  ``CreateAndStartHttpServer``: the handler is registered only if ``prometheus_config().enable()``).
 
 ``perturb`` adds an offset to every output (to test wrong-answer detection); ``delay_s`` makes
-each model call take at least that long (to saturate the REST pool in tests).
+each model call take at least that long (to saturate the REST pool in tests); ``hold``, an
+``threading.Event``, keeps every model call waiting until it is set, so a test can fill the pools
+without relying on timing (``in_model`` counts the calls waiting or running).
 
 Run as a program it takes ``tensorflow_model_server`` flags (the test-only ``docker`` shim
 starts it as the "container" process): ``python tfserving_double.py --port=.. --rest_api_port=..
---model_config_file=.. [--rest_api_num_threads=..] [--enable_batching=true ...]``.
+--model_config_file=.. [--rest_api_num_threads=..] [--enable_batching=true ...]``. The shim
+puts ``--docker-shim-spec=<file>`` first (the container's mounts, published ports and whether
+the server is PID 1); it is consumed before the flags are checked.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -195,6 +209,8 @@ class _Model:
     def _on_disk(self) -> dict[int, Path]:
         if self.fixed:
             return {1: self.base}
+        if not self.base.is_dir():  # the server logs "No versions of servable ... found" and polls on
+            return {}
         return {
             int(p.name): p
             for p in self.base.iterdir()
@@ -291,14 +307,25 @@ class TFServingDouble:
         tensor_content: bool = False,
         poll_s: float = 1.0,
         delay_s: float = 0.0,
+        grpc_max_threads: int | None = None,
+        schedulable_cpus: int | None = None,
+        metrics_path: str | None = METRICS_PATH,
+        hold: threading.Event | None = None,
     ) -> None:
         self.models = {name: _Model(name, Path(p)) for name, p in models.items()}
         self.perturb = perturb
         self.delay_s = delay_s
         self.grpc_port = grpc_port
         self.rest_port = rest_port
-        # server.h: http_num_threads = 4 * NumSchedulableCPUs()
-        self.rest_threads = rest_api_num_threads or 4 * len(os.sched_getaffinity(0))
+        # server.h: http_num_threads = grpc_max_threads = 4 * NumSchedulableCPUs() (the CPUs of
+        # this process's affinity mask: a container's --cpuset-cpus)
+        cpus = schedulable_cpus or len(os.sched_getaffinity(0))
+        self.rest_threads = rest_api_num_threads or 4 * cpus
+        self.grpc_max_threads = grpc_max_threads or 4 * cpus
+        self.metrics_path = metrics_path  # None: no monitoring config enables Prometheus
+        self.hold = hold
+        self.in_model = 0
+        self._in_model_lock = threading.Lock()
         self.enable_batching = enable_batching
         self.tensor_content = tensor_content
         self.poll_s = poll_s
@@ -348,13 +375,20 @@ class TFServingDouble:
                 "Inputs contains invalid name. Used request inputs: " + ",".join(sorted(inputs))
             )
         t0 = time.perf_counter()
+        with self._in_model_lock:
+            self.in_model += 1
         try:
+            if self.hold is not None:
+                self.hold.wait(60)  # bounded: a forgotten hold cannot hang a test forever
             feed = {k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()}
             out = sig(**feed)
+            if self.delay_s:
+                time.sleep(max(0.0, self.delay_s - (time.perf_counter() - t0)))
         except (tf.errors.OpError, ValueError, TypeError) as err:
             raise _invalid(str(err)[:500]) from None
-        if self.delay_s:
-            time.sleep(max(0.0, self.delay_s - (time.perf_counter() - t0)))
+        finally:
+            with self._in_model_lock:
+                self.in_model -= 1
         elapsed_us = (time.perf_counter() - t0) * 1e6
         # predict_util.cc RecordRuntimeLatency(model, "Predict", "TF1", ...)
         self.metrics.observe(":tensorflow:serving:runtime_latency",
@@ -429,11 +463,16 @@ class TFServingDouble:
         sig_name = doc.get("signature_name", "serving_default")
         specs = self._signature(self._servable(model, version), sig_name).structured_input_signature[1]
         want_float = {k: s.dtype.is_floating for k, s in specs.items()}
+        # Rebuild the body only when it can hold {"b64": ...}: a copy of a large body's lists
+        # would cost the double (not the server) hundreds of MB under the container's memory cap.
+        def unb64(value: Any) -> Any:
+            return _unb64(value) if b'"b64"' in body else value
+
         if "instances" in doc and "inputs" in doc:
             raise _invalid("JSON Value: ... Not formatted correctly expecting only one of "
                            "'inputs' or 'instances' keys to exist ")
         if "instances" in doc:  # row format (json_tensor.cc FillTensorMapFromInstancesList)
-            rows = _unb64(doc["instances"])
+            rows = unb64(doc["instances"])
             if not isinstance(rows, list):
                 raise _invalid("JSON Value: ... Expecting 'instances' to be an list/array")
             if not rows:
@@ -463,7 +502,7 @@ class TFServingDouble:
                                "multiple input tensors required as per tensorinfo_map")
             columnar = False
         elif "inputs" in doc:  # columnar format
-            raw = _unb64(doc["inputs"])
+            raw = unb64(doc["inputs"])
             inputs = raw if isinstance(raw, dict) else {next(iter(specs)): raw}
             for name in specs:
                 if name not in inputs:
@@ -471,6 +510,11 @@ class TFServingDouble:
             columnar = True
         else:
             raise _invalid("Missing 'inputs' or 'instances' key")
+        # Arrays now, and the parsed lists dropped: Python lists take ~8x the bytes of the tensor.
+        for k in [k for k in inputs if k in specs]:
+            with contextlib.suppress(ValueError, TypeError):  # ragged: predict() reports it
+                inputs[k] = np.asarray(inputs[k], dtype=specs[k].dtype.as_numpy_dtype)
+        doc = rows = raw = None
         outputs = self.predict(model, sig_name, inputs, version)
         if columnar:
             if len(outputs) == 1:
@@ -503,7 +547,8 @@ class TFServingDouble:
 
     def handle_rest(self, method: str, path: str, body: bytes) -> tuple[int, str, str]:
         """(status, content type, body) for one REST request, as the server answers it."""
-        if method == "GET" and path == METRICS_PATH:  # exact match, its own handler
+        if method == "GET" and self.metrics_path is not None and path == self.metrics_path:
+            # exact match, its own handler, registered only when monitoring enables it
             return 200, "text/plain", self.metrics.page()
         if not _V1.fullmatch(path):
             return 404, "text/html", "<html><body><h1>404 Not Found</h1></body></html>"
@@ -575,7 +620,11 @@ class TFServingDouble:
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self) -> TFServingDouble:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        # The quota's threads, one of them always polling: max - 1 calls run, the next one is
+        # refused with RESOURCE_EXHAUSTED by gRPC itself, before the servicer (or a metric) sees it.
+        calls = max(0, self.grpc_max_threads - 1)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=max(1, calls)),
+                             maximum_concurrent_rpcs=max(1, calls))
         double = self
 
         class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -594,6 +643,9 @@ class TFServingDouble:
         # One fixed pool runs every REST request to completion (http_server.cc RequestExecutor):
         # with every thread busy, a scrape waits like any request.
         self._pool = futures.ThreadPoolExecutor(self.rest_threads, thread_name_prefix="httprestserver")
+        # evhttp_server.cc StartAcceptingRequests: event_base_loop runs on the same executor and
+        # keeps its thread until the server stops.
+        self._pool.submit(self._stop.wait)
         self._http = ThreadingHTTPServer(("127.0.0.1", self.rest_port), self._handler())
         self._http.daemon_threads = True
         self.rest_port = self._http.server_address[1]
@@ -635,41 +687,120 @@ class TFServingDouble:
 
 
 # ---- as a program: tensorflow_model_server's flags ----------------------------------------------
+# model_servers/main.cc (2.20.0) flag_list, stored as names under tests/data.
+FLAG_NAMES = Path(__file__).resolve().parents[1] / "data" / "tfserving_2.20.0_flags.txt"
+# Given as the first argument by tests/shims/docker only (never a server flag): the container's
+# mounts, published ports and whether the server is its PID 1.
+SHIM_SPEC = "--docker-shim-spec="
+EXIT_FLAGS = 255  # main.cc: a flag that fails to parse prints the usage and returns -1
+
+
+def known_flags() -> list[str]:
+    return [ln.strip() for ln in FLAG_NAMES.read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")]
+
+
 def _flags(argv: list[str]) -> dict[str, str]:
+    """tensorflow::Flags::Parse as main.cc uses it. A name not in main.cc's list makes the real
+    server print ``unknown argument: <arg>`` and the usage and then start anyway with that flag
+    ignored; the double prints the same and exits instead, so a flag the server would silently
+    ignore fails the test that passed it."""
+    names = set(known_flags())
     out = {}
     for a in argv:
-        if not a.startswith("--"):
-            raise SystemExit(f"unexpected argument {a!r} (flags only, as tensorflow_model_server)")
-        k, _, v = a[2:].partition("=")
-        out[k] = v if _ else "true"
+        k, eq, v = a[2:].partition("=") if a.startswith("--") else ("", "", "")
+        if k not in names:
+            print(f"unknown argument: {a}\nusage: tensorflow_model_server\nFlags:\n"
+                  + "".join(f"\t--{n}\n" for n in sorted(names)), flush=True)
+            raise SystemExit(EXIT_FLAGS)
+        out[k] = v if eq else "true"
     return out
+
+
+class _Container:
+    """The view from inside a (shim) container: only mounted host paths exist, only published
+    ports are reachable from the host. Outside the shim every path and port is the host's."""
+
+    def __init__(self, spec: dict[str, Any] | None) -> None:
+        self.spec = spec
+        # Longest container path first: a nested mount wins over its parent.
+        mounts = (spec or {}).get("mounts", {})
+        self.mounts = sorted(mounts.items(), key=lambda kv: -len(kv[0]))
+        self.empty_root = Path((spec or {}).get("rootfs", "/nonexistent-rootfs"))
+
+    def path(self, inside: str) -> Path:
+        if self.spec is None:
+            return Path(inside)
+        for ctr, host in self.mounts:
+            if inside == ctr or inside.startswith(ctr.rstrip("/") + "/"):
+                return Path(host + inside[len(ctr.rstrip("/")):])
+        return self.empty_root / inside.lstrip("/")  # the image has nothing there
+
+    def host_port(self, port: int) -> int:
+        if self.spec is None:
+            return port
+        # An unpublished port listens inside the container only: nothing on the host reaches it.
+        return int(self.spec.get("ports", {}).get(str(port), 0))
+
+
+def _metrics_path(container: _Container, flags: dict[str, str]) -> str | None:
+    """http_server.cc CreateAndStartHttpServer: the Prometheus handler exists only when
+    ``prometheus_config.enable`` is set in --monitoring_config_file, at its ``path`` (default
+    util/prometheus_exporter.cc kPrometheusPath)."""
+    file = flags.get("monitoring_config_file")
+    if not file:
+        return None
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # servecmp's proto declarations
+    from servecmp.servers.tfserving.protos import parse_monitoring_config
+
+    cfg = parse_monitoring_config(container.path(file).read_text())
+    if not cfg.prometheus_config.enable:
+        return None
+    return cfg.prometheus_config.path or METRICS_PATH
 
 
 def main(argv: list[str]) -> int:
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
+    spec = None
+    if argv and argv[0].startswith(SHIM_SPEC):
+        spec = json.loads(Path(argv.pop(0)[len(SHIM_SPEC):]).read_text())
+    container = _Container(spec)
+    if spec is not None and spec.get("pid1"):
+        # PID 1 of a container gets no signal whose action is the default: tensorflow_model_server
+        # sets no SIGTERM/SIGINT handler (main.cc, server.cc at 2.20.0), so both are ignored.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        # Not PID 1: no handler, so the default action (the process ends) -- as the real server.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     f = _flags(argv)
     if "version" in f:
         print("TensorFlow ModelServer: 0.0.0-test-double\nTensorFlow Library: " + tf.__version__)
         return 0
-    cfg = model_server_config_pb2.ModelServerConfig()
-    text_format.Parse(Path(f["model_config_file"]).read_text(), cfg)
-    models = {c.name: c.base_path for c in cfg.model_config_list.config}
+    try:
+        cfg = model_server_config_pb2.ModelServerConfig()
+        text_format.Parse(container.path(f["model_config_file"]).read_text(), cfg)
+        metrics_path = _metrics_path(container, f)
+    except (OSError, KeyError) as err:  # main.cc: "Failed to start server. Error: ..."; return -1
+        print(f"Failed to start server. Error: NOT_FOUND: {err}", flush=True)
+        return EXIT_FLAGS
+    models = {c.name: container.path(c.base_path) for c in cfg.model_config_list.config}
     double = TFServingDouble(
-        models, grpc_port=int(f.get("port", "8500")), rest_port=int(f.get("rest_api_port", "0")),
+        models, grpc_port=container.host_port(int(f.get("port", "8500"))),
+        rest_port=container.host_port(int(f.get("rest_api_port", "0"))),
         rest_api_num_threads=int(f["rest_api_num_threads"]) if "rest_api_num_threads" in f else None,
+        grpc_max_threads=int(f["grpc_max_threads"]) if "grpc_max_threads" in f else None,
         enable_batching=f.get("enable_batching") == "true",
         tensor_content=f.get("enable_serialization_as_tensor_content") == "true",
         poll_s=float(f.get("file_system_poll_wait_seconds", "1")),
+        metrics_path=metrics_path,
     ).start()
     print(f"test double (NOT TF Serving) serving {sorted(models)} on gRPC {double.grpc_port}, "
           f"REST {double.rest_port}", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    done.wait()
-    double.stop()
+    threading.Event().wait()  # serves until a signal ends the process, as the real server
     return 0
 
 

@@ -50,7 +50,7 @@ WIRE = Wire(
 
 def parse_version(text: str) -> dict[str, str]:
     """``tensorflow_model_server --version`` prints 'TensorFlow ModelServer: X' and
-    'TensorFlow Library: Y' (tensorflow/serving 2.19.0 tensorflow_serving/model_servers/main.cc)."""
+    'TensorFlow Library: Y' (tensorflow/serving 2.20.0 tensorflow_serving/model_servers/main.cc)."""
     out = {}
     for key, label in (("tensorflow_model_server", "TensorFlow ModelServer"), ("tensorflow", "TensorFlow Library")):
         m = re.search(rf"{label}:\s*(\S+)", text)
@@ -83,7 +83,8 @@ class TFServingAdapter(ServerAdapter):
         FairnessRow("tuning.intra_op_threads", "--tensorflow_intra_op_parallelism, OMP_NUM_THREADS",
                     "one process-wide pool: = cpus (or intra_op_threads x workers)"),
         FairnessRow("tuning.io_threads", "not mapped (--rest_api_num_threads runs requests to completion)",
-                    "--rest_api_num_threads = max(4 x cpus, peak in-flight + 4)"),
+                    "--rest_api_num_threads = max(4 x cpus, peak in-flight + 1 event loop + 4); "
+                    "--grpc_max_threads = max(4 x cpus, peak in-flight + 1 poller + 4)"),
         FairnessRow("tuning.batching.enabled", "--enable_batching", "off: flag absent"),
         FairnessRow("tuning.batching.max_batch_size", "max_batch_size (counts examples)",
                     "= max_batch_size x payload.batch_size"),
@@ -145,10 +146,15 @@ class TFServingAdapter(ServerAdapter):
         return provenance_label(prov)
 
     def run_notes(self, prov: dict[str, Any]) -> list[str]:
-        from servecmp.servers.tfserving.local import REQUEST_COUNT_NOTE, mismatch_note
+        from servecmp.servers.tfserving.local import (
+            REQUEST_COUNT_NOTE,
+            docker_start_note,
+            mismatch_note,
+            unpinned_note,
+        )
 
-        note = mismatch_note(prov)
-        return [REQUEST_COUNT_NOTE, *([note] if note else [])]
+        notes = [REQUEST_COUNT_NOTE, mismatch_note(prov), unpinned_note(prov), docker_start_note(prov)]
+        return [n for n in notes if n]
 
 
 ADAPTER = TFServingAdapter()

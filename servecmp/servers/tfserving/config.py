@@ -15,8 +15,15 @@ if TYPE_CHECKING:
 NAME = "tfserving"
 # util/prometheus_exporter.cc (2.20.0): kPrometheusPath = "/monitoring/prometheus/metrics".
 METRICS_PATH = "/monitoring/prometheus/metrics"
-# Threads kept free for Prometheus scrapes and model-status probes on a saturated REST pool.
-REST_PROBE_RESERVE = 4
+# Threads kept free for Prometheus scrapes and model-status probes on a saturated pool.
+PROBE_RESERVE = 4
+# util/net_http/server/internal/evhttp_server.cc (2.20.0) StartAcceptingRequests schedules
+# ``event_base_loop`` itself on the REST executor, so one pool thread never serves a request.
+REST_LOOP_THREADS = 1
+# grpc src/cpp/thread_manager/thread_manager.cc (the sync server TF Serving builds, server.cc
+# 2.20.0): one thread always polls (min_pollers 1) and a call that finds no thread left in the
+# ResourceQuota gets RESOURCE_EXHAUSTED before any service sees it: at most max - 1 calls run.
+GRPC_POLLER_THREADS = 1
 
 
 def max_examples_per_batch(exp: Experiment) -> int:
@@ -49,12 +56,24 @@ def rest_api_num_threads(exp: Experiment) -> int:
     same pool answers ``/monitoring/prometheus/metrics`` and model-status GETs
     (model_servers/http_server.cc at 2.20.0: ``RequestExecutor`` schedules the whole
     ``ProcessRequest``; util/net_http/server/internal/evhttp_server.cc: every handler, the
-    metrics one included, goes through ``executor()->Schedule``). So it must not cap the measured
-    concurrency and must keep threads for probes: max(the server's own default 4 x CPUs
-    (model_servers/server.h: ``http_num_threads = 4.0 * NumSchedulableCPUs()``), peak in-flight
-    requests + a reserve). It is not the I/O-thread count TorchServe's netty event loops get."""
+    metrics one included, goes through ``executor()->Schedule``, and so does the event loop,
+    which holds one thread for good). So it must not cap the measured concurrency and must keep
+    threads for probes: max(the server's own default 4 x CPUs (model_servers/server.h:
+    ``http_num_threads = 4.0 * NumSchedulableCPUs()``), peak in-flight requests + the loop's
+    thread + a reserve). It is not the I/O-thread count TorchServe's netty event loops get."""
     cpus = max(1, int(exp.resources.cpus))
-    return max(4 * cpus, peak_in_flight(exp) + REST_PROBE_RESERVE)
+    return max(4 * cpus, peak_in_flight(exp) + REST_LOOP_THREADS + PROBE_RESERVE)
+
+
+def grpc_max_threads(exp: Experiment) -> int:
+    """The gRPC server's thread quota (model_servers/server.cc at 2.20.0:
+    ``ResourceQuota::SetMaxThreads(grpc_max_threads)``, default ``4.0 * NumSchedulableCPUs()`` in
+    server.h). One thread keeps polling, so with the default on 1 CPU only 3 calls run and the
+    4th is refused with RESOURCE_EXHAUSTED, uncounted by the server's metrics. Like the REST pool
+    it must never cap the measured in-flight requests: peak + the poller + a reserve for
+    model-status probes, and never below the server's own default."""
+    cpus = max(1, int(exp.resources.cpus))
+    return max(4 * cpus, peak_in_flight(exp) + GRPC_POLLER_THREADS + PROBE_RESERVE)
 
 
 def models_config(exp: Experiment, placement: Placement) -> str:
@@ -101,6 +120,8 @@ def flags(exp: Experiment, placement: Placement) -> list[str]:
         f"--tensorflow_inter_op_parallelism={exp.tuning.workers}",
         # Request-to-completion threads: never the cap on measured concurrency (see above).
         f"--rest_api_num_threads={rest_api_num_threads(exp)}",
+        # gRPC's thread quota, likewise never the cap on measured concurrency (see above).
+        f"--grpc_max_threads={grpc_max_threads(exp)}",
         "--rest_api_timeout_in_ms=120000",
         # Poll for new version directories every second (model update measurement).
         "--file_system_poll_wait_seconds=1",
@@ -135,8 +156,8 @@ def flag_lines(files: dict[str, str]) -> list[str]:
 
 
 # tensorflow_model_server flag defaults: tensorflow_serving/model_servers/server.h (2.20.0),
-# ``Server::Options``. rest_api_num_threads defaults to 4 x NumSchedulableCPUs() (machine-dependent:
-# setting it at all is our choice, so it counts as changed).
+# ``Server::Options``. rest_api_num_threads and grpc_max_threads default to 4 x NumSchedulableCPUs()
+# (machine-dependent: setting them at all is our choice, so they count as changed).
 FLAG_DEFAULTS: dict[str, str | None] = {
     "--port": "8500",
     "--rest_api_port": "0",  # REST is off unless a port is given
@@ -145,6 +166,7 @@ FLAG_DEFAULTS: dict[str, str | None] = {
     "--tensorflow_intra_op_parallelism": "0",
     "--tensorflow_inter_op_parallelism": "0",
     "--rest_api_num_threads": None,
+    "--grpc_max_threads": None,
     "--rest_api_timeout_in_ms": "30000",
     "--file_system_poll_wait_seconds": "1",
     "--enable_batching": "false",

@@ -5,12 +5,16 @@ Docker mode measures the *container*, not the ``docker run`` client: resources c
 container's main process (``docker inspect -f '{{.State.Pid}}'``, a host pid) and its
 descendants; the recovery probe kills the container (``docker kill``), removes it and starts a
 new one; the thread environment reaches it with ``-e``, and it gets the server CPU set
-(``--cpuset-cpus``) and a memory limit equal to the budget (``--memory``).
+(``--cpuset-cpus``) and a memory limit equal to the budget (``--memory``), both read back after
+start (pinning.py). The image is pulled before the cold-start clock starts (its time is recorded
+apart); a cold start and a recovery still include creating the container.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import shutil
 import subprocess
 import time
@@ -22,7 +26,8 @@ import requests
 from servecmp import versions
 from servecmp.run.procs import ManagedProcess
 from servecmp.run.server import Endpoints, LocalServer, ServerFailed, ServerUnavailable
-from servecmp.servers.tfserving import WIRE
+from servecmp.run.watchdog import RUN_LABEL, RUN_TOKEN_ENV
+from servecmp.servers.tfserving import WIRE, pinning
 from servecmp.servers.tfserving.config import flag_lines
 
 BINARY = "tensorflow_model_server"
@@ -30,6 +35,7 @@ BINARY = "tensorflow_model_server"
 # its entrypoint script hard-codes --port/--rest_api_port/--model_name, so we replace it.
 IMAGE_BINARY = "/usr/bin/tensorflow_model_server"
 DOCKER_TIMEOUT_S = 30
+PULL_TIMEOUT_S = 1800.0  # a ~0.5 GB image on a slow link; bounded like every wait here
 # Stated with every run that measured TF Serving: its request counter is not an inference count.
 REQUEST_COUNT_NOTE = (
     "TF Serving's :tensorflow:serving:request_count counts every REST request, model-status GETs "
@@ -37,6 +43,29 @@ REQUEST_COUNT_NOTE = (
     "for each request): it is not compared one-to-one with the harness's inference count; "
     "request_latency with API=\"predict\"/\"Predict\" is."
 )
+
+
+DOCKER_START_NOTE = (
+    "TF Serving in Docker mode: its cold start and its recovery time include creating and "
+    "starting the container (the image was pulled beforehand; the pull time is recorded apart)"
+)
+
+
+def docker_start_note(prov: dict[str, Any]) -> str | None:
+    if prov.get("mode") != "docker":
+        return None
+    pull = prov.get("image_pull_s")
+    return DOCKER_START_NOTE + (f": image pulled in {pull:.1f} s before the start" if pull else "")
+
+
+def unpinned_note(prov: dict[str, Any]) -> str | None:
+    pin = prov.get("pinning") or {}
+    if pin.get("in_effect") is not False:
+        return None
+    return (
+        "TF Serving ran UNPINNED: the CPU set / memory limit asked for did not take effect ("
+        + "; ".join(pin.get("problems", [])) + "); its numbers are not comparable with pinned servers'"
+    )
 
 
 def pinned_image() -> str:
@@ -57,6 +86,25 @@ def _docker(*args: str, timeout: float = DOCKER_TIMEOUT_S) -> subprocess.Complet
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
 
 
+def ensure_image(image: str) -> float | None:
+    """Pull ``image`` unless the engine has it; returns the pull's seconds (None: already there).
+    ``docker run`` would otherwise pull inside the cold-start window and a slow registry would
+    turn into a start-up timeout."""
+    try:
+        if _docker("image", "inspect", image).returncode == 0:
+            return None
+        t0 = time.monotonic()
+        out = _docker("pull", image, timeout=PULL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ServerUnavailable(f"docker pull {image} did not finish in {PULL_TIMEOUT_S:.0f} s") from None
+    except OSError as err:
+        raise ServerUnavailable(f"docker pull {image}: {err}") from None
+    if out.returncode != 0:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ServerUnavailable(f"docker pull {image} failed: {tail[0]}")
+    return time.monotonic() - t0
+
+
 def binary_version(binary: str) -> str | None:
     """``tensorflow_model_server --version`` (main.cc prints ``TensorFlow ModelServer: <v>``)."""
     try:
@@ -71,6 +119,8 @@ def provenance_label(prov: dict[str, Any]) -> str:
     where = prov.get("image") if prov["mode"] == "docker" else prov.get("binary")
     digest = f"@{prov['digest'].split('@')[-1]}" if prov.get("digest") else ""
     label = "" if prov["matches_pin"] else f", NOT the pinned {prov['pinned']}"
+    if (prov.get("pinning") or {}).get("in_effect") is False:
+        label += ", UNPINNED"
     return f"{prov['version'] or 'unknown'} ({prov['mode']}: {where}{digest}{label})"
 
 
@@ -92,6 +142,7 @@ class TFServingServer(LocalServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._container_pid: int | None = None
+        self.image_pull_s: float | None = None  # None: the image was already there
 
     @classmethod
     def availability(cls) -> str | None:
@@ -126,8 +177,16 @@ class TFServingServer(LocalServer):
         model_root, config_dir = pl.path(self.name, "models"), pl.path(self.name, "config")
         env = self.configs.env[self.name]
         memory_mib = self.memory_mib
+        token = os.environ.get(RUN_TOKEN_ENV)
         return [
             "docker", "run", "--rm", "--name", self.container,
+            # The server would be PID 1, which the kernel gives no default-action signal, and
+            # tensorflow_model_server sets no SIGTERM handler (model_servers/main.cc, 2.20.0):
+            # docker-init passes SIGTERM on so a stop (or the proxied signal) ends it.
+            "--init",
+            # The container's environment holds only -e variables, so the watchdog's token sweep
+            # cannot see it: it removes containers by this label instead.
+            *(["--label", f"{RUN_LABEL}={token}"] if token else []),
             "-p", f"127.0.0.1:{grpc}:{grpc}",
             "-p", f"127.0.0.1:{rest}:{rest}",
             # The flags reference host paths; mount them at the same paths inside the container.
@@ -157,6 +216,9 @@ class TFServingServer(LocalServer):
         self._container_pid = None
         if self.mode == "docker":
             self._remove_container()  # a container left by a crashed earlier run holds the name
+            pull_s = ensure_image(pinned_image())  # outside the timed window (started_at below)
+            if pull_s is not None:
+                self.image_pull_s = pull_s
         self.process = ManagedProcess(
             self.name,
             argv,
@@ -250,11 +312,28 @@ class TFServingServer(LocalServer):
                 out = _docker("image", "inspect", "-f", "{{index .RepoDigests 0}}", image)
                 digest = out.stdout.strip() or None if out.returncode == 0 else None
             return {"mode": "docker", "image": image, "digest": digest, "version": pinned,
-                    "pinned": pinned, "matches_pin": True, "source": "image tag"}  # fmt: skip
+                    "pinned": pinned, "matches_pin": True, "source": "image tag",
+                    "image_pull_s": self.image_pull_s, "pinning": self.pinning()}  # fmt: skip
         binary = shutil.which(BINARY) or BINARY
         found = binary_version(binary)
         return {"mode": "binary", "binary": binary, "version": found, "pinned": pinned,
-                "matches_pin": found == pinned, "source": f"{BINARY} --version"}  # fmt: skip
+                "matches_pin": found == pinned, "source": f"{BINARY} --version",
+                "pinning": self.pinning()}  # fmt: skip
+
+    def pinning(self) -> dict[str, Any]:
+        """The CPU set and (Docker) memory limit read back from the running server."""
+        try:
+            pid = self.measured_pid()
+        except ServerFailed:
+            pid = None
+        if self.mode != "docker":
+            return pinning.check(pid, self.cpus, None)
+        host: dict[str, Any] = {}
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired, ValueError):
+            out = _docker("inspect", "-f", "{{json .HostConfig}}", self.container)
+            if out.returncode == 0:
+                host = json.loads(out.stdout)
+        return pinning.check(pid, self.cpus, self.memory_mib, host)
 
     def stop(self) -> None:
         if self.mode == "docker":

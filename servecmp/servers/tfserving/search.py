@@ -2,11 +2,12 @@
 
 Every knob is one TF Serving 2.20.0's own documentation names as performance-relevant; values
 stay inside the experiment's fixed budget. ``field`` is the experiment field the knob sets
-(servecmp/configgen/tfserving.py translates it: workers -> --tensorflow_inter_op_parallelism and
-num_batch_threads, intra_op_threads -> --tensorflow_intra_op_parallelism (x workers: one
+(servecmp/servers/tfserving/config.py translates it: workers -> --tensorflow_inter_op_parallelism
+and num_batch_threads, intra_op_threads -> --tensorflow_intra_op_parallelism (x workers: one
 process-wide pool), batching -> --enable_batching + batching.config). TF Serving has no I/O-thread
-knob in the fairness mapping (its REST pool runs requests to completion and is sized so it never
-caps the measured concurrency), so ``tuning.io_threads`` is not searched and is rejected.
+knob in the fairness mapping (its REST pool and gRPC thread quota run requests to completion and
+are sized so they never cap the measured concurrency), so ``tuning.io_threads`` is not searched
+and is rejected.
 """
 
 from __future__ import annotations
