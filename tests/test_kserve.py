@@ -103,6 +103,19 @@ def test_missing_venv_is_reported_with_the_fix(monkeypatch: pytest.MonkeyPatch, 
     assert reason and "scripts/setup.sh" in reason and "protobuf<7" in reason
 
 
+def test_default_venv_is_the_checkouts_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without $SERVECMP_KSERVE_VENV, the server launcher and the OIP stub builder both look for
+    ``.venv-kserve`` beside pyproject.toml (the checkout root), not inside the package."""
+    from servecmp.load.clients.oip_protos import kserve_venv
+    from servecmp.servers.kserve.local import venv_dir
+
+    monkeypatch.delenv("SERVECMP_KSERVE_VENV", raising=False)
+    root = Path(__file__).resolve().parents[1]
+    assert (root / "pyproject.toml").is_file()
+    assert venv_dir() == root / ".venv-kserve"
+    assert kserve_venv() == root / ".venv-kserve"
+
+
 def test_descriptor_reader_refuses_a_file_that_is_not_generated_code() -> None:
     from servecmp.load.clients import oip_protos
 

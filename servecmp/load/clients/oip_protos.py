@@ -44,7 +44,7 @@ def kserve_venv() -> Path:
     env = os.environ.get("SERVECMP_KSERVE_VENV")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / ".venv-kserve"
+    return Path(__file__).resolve().parents[3] / ".venv-kserve"  # the repo root
 
 
 def find_pb2() -> Path:
