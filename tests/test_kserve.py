@@ -67,10 +67,72 @@ def test_flags_carry_the_experiment_budget() -> None:
     assert "ignored" not in rendered.files[config.FLAGS_FILE]
 
 
-def test_batching_request_is_stated_not_hidden() -> None:
-    text = config.render(_exp(tuning={"batching": {"enabled": True}}), _Placement()).files[config.FLAGS_FILE]
-    assert "tuning.batching.enabled is ignored" in text and "no server-side dynamic batching" in text
-    assert any(r.setting == "tuning.batching.enabled" and r.knob == "none" for r in ADAPTER.fairness)
+def test_batching_on_with_a_kserve_target_is_refused_naming_the_field() -> None:
+    from servecmp.experiment import ExperimentError
+
+    with pytest.raises(ExperimentError, match=r"tuning\.batching\.enabled is true.*no server-side batching"):
+        _exp(tuning={"batching": {"enabled": True}})
+    two = [{"server": "kserve", "protocol": "rest"}, {"server": "torchserve", "protocol": "rest"}]
+    with pytest.raises(ExperimentError, match=r"tuning\.per_server\.kserve\.batching\.enabled"):
+        parse_experiment({"name": "k", "targets": two, "configuration": "tuned",
+                          "tuning": {"per_server": {"kserve": {"batching": {"enabled": True}}}}})
+    # batching for the other server only is fine
+    parse_experiment({"name": "k", "targets": two, "configuration": "tuned",
+                      "tuning": {"per_server": {"torchserve": {"batching": {"enabled": True}}}}})
+    assert any(r.setting == "tuning.batching.enabled" and "refused" in r.rule for r in ADAPTER.fairness)
+
+
+def test_grpc_parent_gets_the_whole_math_budget_with_several_workers() -> None:
+    one = config.flags(_exp(resources={"cpus": 2}), _Placement())  # type: ignore[arg-type]
+    assert not [f for f in one if f.startswith("--parent_intra_op_threads")]  # rendered as before
+    two = config.flags(_exp(resources={"cpus": 2}, tuning={"workers": 2}), _Placement())  # type: ignore[arg-type]
+    assert "--intra_op_threads=1" in two and "--parent_intra_op_threads=2" in two
+
+
+def test_max_threads_is_not_searched_and_workers_are_rest_only() -> None:
+    knobs = {k.field: k for k in ADAPTER.search_space.knobs}  # type: ignore[union-attr]
+    assert "tuning.io_threads" not in knobs
+    assert knobs["tuning.workers"].protocols == ("rest",)
+    row = next(r for r in ADAPTER.fairness if r.setting == "tuning.io_threads")
+    assert "no effect" in row.knob
+
+
+@needs_venv
+def test_contract_grpc_servicer_methods_are_all_coroutines() -> None:
+    """--max_threads sizes the executor grpc.aio runs synchronous handlers on: with every servicer
+    method async it cannot matter (kserve 0.21.0 protocol/grpc/{servicer,server}.py)."""
+    found = kserve_python(
+        "import inspect, json; from kserve.protocol.grpc.servicer import InferenceServicer as S; "
+        "from kserve.protocol.grpc import server; "
+        "m = [n for n, f in vars(S).items() if inspect.isfunction(f) and n[0].isupper()]; "
+        "src = inspect.getsource(server.GRPCServer.start); "
+        "print(json.dumps({'methods': m, 'sync': [n for n in m if not inspect.iscoroutinefunction(getattr(S, n))], "
+        "'pool': 'ThreadPoolExecutor(max_workers=max_workers)' in src}))")
+    assert "ModelInfer" in found["methods"] and found["sync"] == [] and found["pool"]
+
+
+def test_logging_knob_renders_only_when_quiet() -> None:
+    from servecmp.servers.kserve import logconfig
+
+    default = config.render(_exp(), _Placement())  # type: ignore[arg-type]
+    explicit = config.render(_exp(tuning={"logging": "default"}), _Placement())  # type: ignore[arg-type]
+    assert default.files == explicit.files and set(default.files) == {config.FLAGS_FILE}
+    quiet = config.render(_exp(tuning={"logging": "quiet"}), _Placement())  # type: ignore[arg-type]
+    assert "--log_config_file=/c/log_config.json" in config.read_flags(quiet.files[config.FLAGS_FILE])
+    cfg = json.loads(quiet.files[logconfig.FILE])
+    assert {n: cfg["loggers"][n]["level"] for n in logconfig.PER_REQUEST} == dict.fromkeys(logconfig.PER_REQUEST,
+                                                                                          "WARNING")
+    assert cfg["loggers"]["uvicorn"]["level"] == "INFO"  # start-up lines stay
+
+
+@needs_venv
+def test_contract_log_config_is_kserves_own_at_info() -> None:
+    """logconfig.config("INFO") is exactly kserve 0.21.0's KSERVE_LOG_CONFIG, so "quiet" changes
+    only the per-request loggers' levels."""
+    from servecmp.servers.kserve import logconfig
+
+    upstream = kserve_python("import json; from kserve.logging import KSERVE_LOG_CONFIG as K; print(json.dumps(K))")
+    assert json.loads(json.dumps(logconfig.config("INFO"))) == upstream
 
 
 def test_registry_lists_kserve_after_tfserving_with_its_pieces() -> None:

@@ -110,11 +110,16 @@ class ServerMetrics:
 class Knob:
     """One searchable setting. ``field`` is the experiment field it sets (dotted, e.g.
     ``tuning.workers``); ``values`` the candidates in order; ``source`` cites the server's
-    documentation naming it as performance-relevant."""
+    documentation naming it as performance-relevant. ``protocols``: the only protocols whose
+    serving the knob changes as measured (empty: all); ``servecmp tune`` holds a knob at the
+    experiment's value when the server also has targets on another protocol, so nothing tuned
+    on one protocol reaches another unseen. Logging (``tuning.logging``) is a knob like any other:
+    a server declares it where its own log level costs request time."""
 
     field: str
     values: tuple[Any, ...]
     source: str
+    protocols: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,9 @@ class ServerAdapter(ABC):
     wire: ClassVar[Wire | None] = None  # None only for in-process baselines
     metrics: ClassVar[ServerMetrics | None] = None
     search_space: ClassVar[SearchSpace | None] = None
+    # Whether the server batches requests itself; False: an experiment with batching on is
+    # refused for it (servecmp/experiment.py).
+    server_batching: ClassVar[bool] = True
     fairness: ClassVar[tuple[FairnessRow, ...]] = ()
 
     @property
