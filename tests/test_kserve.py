@@ -126,6 +126,43 @@ def test_logging_knob_renders_only_when_quiet() -> None:
 
 
 @needs_venv
+def test_a_rest_process_copy_loads_in_the_background_and_requests_wait_for_it(tmp_path: Path) -> None:
+    """Unpickling the model in a spawned REST process must return before the copy is loaded (the
+    parent kills a process that has not answered its ping within 5 s), and load() waits for that
+    copy instead of loading twice; the copy runs the workers' thread count."""
+    from servecmp.servers.kserve.local import SCRIPT
+
+    code = f"""
+import json, pickle, sys, torch
+sys.argv = ["x"]; sys.path.insert(0, {str(SCRIPT.parent)!r})
+import model_server as ms
+from pathlib import Path
+d = Path({str(tmp_path)!r}); (d / "1").mkdir()
+torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(d / "1" / "model.pt"))
+m = ms.TorchScriptModel("m", str(d), threads=2, worker_threads=1)
+m.load()
+c = pickle.loads(pickle.dumps(m))
+background = c._loading is not None and c._loading.name == "servecmp-model-load"
+ok = c.load()
+ms.patient_ping()
+from kserve.protocol.rest.multiprocess.server import RESTServerProcess
+class Pipe:
+    waited = None
+    def send(self, b): pass
+    def poll(self, t): Pipe.waited = t; return False
+p = RESTServerProcess.__new__(RESTServerProcess); p._parent_conn = Pipe()
+p.is_alive.__func__  # upstream's is_alive calls ping(timeout) with its default 5
+RESTServerProcess.ping(p, 5)
+print(json.dumps({{"background": background, "ok": ok, "ready": c.ready, "module": c._module is not None,
+                  "threads": c.threads, "parent_threads": m.threads, "waited": Pipe.waited}}))
+"""
+    found = kserve_python(code)
+    assert found["background"] and found["ok"] and found["ready"] and found["module"]
+    assert (found["threads"], found["parent_threads"]) == (1, 2)
+    assert found["waited"] >= 30  # the parent waits long enough for a copy that is still importing
+
+
+@needs_venv
 def test_contract_log_config_is_kserves_own_at_info() -> None:
     """logconfig.config("INFO") is exactly kserve 0.21.0's KSERVE_LOG_CONFIG, so "quiet" changes
     only the per-request loggers' levels."""
