@@ -568,6 +568,32 @@ def test_native_metrics_probe_sees_kserve_histograms(kserve_server: KServeServer
     assert m.latency_quantiles is True
 
 
+def test_metric_family_count_is_the_servers_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KServe scrape as prometheus_client writes it: the default process_/python_ families and
+    a ``_created`` gauge per histogram are not KServe's metrics and are not counted."""
+    from prometheus_client import CollectorRegistry, GCCollector, Histogram, PlatformCollector, ProcessCollector
+    from prometheus_client.exposition import generate_latest
+
+    from servecmp.run import probes
+
+    reg = CollectorRegistry()
+    ProcessCollector(registry=reg)
+    PlatformCollector(registry=reg)
+    GCCollector(registry=reg)
+    for name in (kmetrics.PREPROCESS, kmetrics.PREDICT, kmetrics.POSTPROCESS):
+        Histogram(name, "time", ["model_name"], registry=reg).labels(MODEL).observe(0.01)
+    text = generate_latest(reg).decode()
+
+    class Reply:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+    monkeypatch.setattr(probes.requests, "get", lambda url, timeout: Reply(text))
+    m = probes.probe_native_metrics("http://127.0.0.1:1/metrics")
+    assert "process_resident_memory_bytes" in text and f"{kmetrics.PREDICT}_created" in text
+    assert m.names == sorted([kmetrics.PREPROCESS, kmetrics.PREDICT, kmetrics.POSTPROCESS]) and m.families == 3
+
+
 def test_local_scrape_config_takes_the_kserve_metrics_url() -> None:
     """The orchestrator passes {server: metrics URL} for every server it runs; KServe's job is
     named after its Wire and scrapes its metrics path."""
