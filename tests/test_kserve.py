@@ -568,6 +568,49 @@ def test_native_metrics_probe_sees_kserve_histograms(kserve_server: KServeServer
     assert m.latency_quantiles is True
 
 
+def test_update_probe_records_that_it_measures_our_reload(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """KServe's repository load is a no-op upstream: the update_s record says what was measured
+    instead and what a KServe user does (a new InferenceService revision)."""
+    from servecmp.results.friction import read_friction
+    from servecmp.run import friction
+
+    class Load:
+        rate = 20.0
+
+        def __init__(self, *a: Any, **k: Any) -> None:
+            self.t = 0.0
+
+        def start(self) -> Load:
+            return self
+
+        def wait_for(self, pred: Any, timeout: float) -> float:
+            self.t += 1.0
+            return self.t
+
+        def now(self) -> float:
+            return self.t
+
+        def stop(self) -> None: ...
+
+        def failures_between(self, a: float, b: float) -> int:
+            return 0
+
+        def summary(self) -> dict[str, Any]:
+            return {"sent": 3}
+
+    monkeypatch.setattr(friction, "TrickleLoad", Load)
+    monkeypatch.setattr(friction.time, "sleep", lambda s: None)
+    server = KServeServer.__new__(KServeServer)
+    monkeypatch.setattr(KServeServer, "workers", lambda self: 1)
+    friction.model_update(tmp_path, server, lambda: None, {}, 1e-3, lambda: None,  # type: ignore[arg-type]
+                          how=ADAPTER.update_how(server))
+    recs, _ = read_friction(tmp_path)
+    how = next(r for r in recs if r.metric == "update_s").details["how"]
+    assert "no-op upstream" in how and "InferenceService revision" in how
+    monkeypatch.setattr(KServeServer, "workers", lambda self: 2)
+    assert "restarted the server" in ADAPTER.update_how(server)
+
+
 def test_metric_family_count_is_the_servers_own(monkeypatch: pytest.MonkeyPatch) -> None:
     """A KServe scrape as prometheus_client writes it: the default process_/python_ families and
     a ``_created`` gauge per histogram are not KServe's metrics and are not counted."""

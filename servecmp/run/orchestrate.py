@@ -446,9 +446,10 @@ class LocalRun:
     def _disruptions(self, server: LocalServer, target: Target) -> None:
         make = self._client_factory(target, server.address(target.protocol))
         atol = self.exp.payload.atol
-        update = registry.get(server.name).update_action(server, self.art2, model_root(self.run_dir, server.name))
+        adapter = registry.get(server.name)
+        update = adapter.update_action(server, self.art2, model_root(self.run_dir, server.name))
         _log(f"{server.name}: model update v1 → v2 under load")
-        friction.model_update(self.run_dir, server, make, self.expected, atol, update)
+        friction.model_update(self.run_dir, server, make, self.expected, atol, update, how=adapter.update_how(server))
 
         def restart() -> None:
             server.start()

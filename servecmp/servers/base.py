@@ -201,6 +201,11 @@ class ServerAdapter(ABC):
         """What the model-update friction test does to move the live server to version 2."""
         raise NotImplementedError(f"{self.name}: no model-update action")
 
+    def update_how(self, server: LocalServer) -> str:
+        """How the model-update friction test moves this server to version 2, when that is not
+        what the server's own users do (recorded as the friction record's ``how``); "" otherwise."""
+        return ""
+
     def predict_urls(self, rest_address: str, model: str) -> tuple[str, str]:
         """(predict URL for ``model``, predict URL for a model that does not exist): the bad
         payload probes post here."""

@@ -149,6 +149,17 @@ class KServeAdapter(ServerAdapter):
 
         return update
 
+    def update_how(self, server: LocalServer) -> str:
+        from servecmp.servers.kserve.local import KServeServer
+
+        assert isinstance(server, KServeServer)
+        did = ("servecmp restarted the server on v2 (stop, start, wait ready)" if server.workers() > 1 else
+               "POST /v2/repository/models/<m>/load, with servecmp's own reload behind it (KServe's "
+               "ModelRepository.load is a no-op upstream, kserve/model_repository.py 0.21.0)")
+        return (f"measures servecmp's update path, not KServe's: {did}. A KServe user updates a model "
+                "by rolling out a new InferenceService revision (new storageUri; Knative or the "
+                "Deployment shifts traffic to new pods)")
+
     def predict_urls(self, rest_address: str, model: str) -> tuple[str, str]:
         base = rest_address if "://" in rest_address else f"http://{rest_address}"
         return f"{base}/v1/models/{model}:predict", f"{base}/v1/models/{model}-missing:predict"
