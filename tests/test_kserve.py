@@ -614,7 +614,13 @@ def test_update_probe_records_that_it_measures_our_reload(monkeypatch: pytest.Mo
 def test_metric_family_count_is_the_servers_own(monkeypatch: pytest.MonkeyPatch) -> None:
     """A KServe scrape as prometheus_client writes it: the default process_/python_ families and
     a ``_created`` gauge per histogram are not KServe's metrics and are not counted."""
-    from prometheus_client import CollectorRegistry, GCCollector, Histogram, PlatformCollector, ProcessCollector
+    from prometheus_client import (
+        CollectorRegistry,
+        GCCollector,
+        Histogram,
+        PlatformCollector,
+        ProcessCollector,
+    )
     from prometheus_client.exposition import generate_latest
 
     from servecmp.run import probes

@@ -490,19 +490,6 @@ class LocalRun:
         self.store.write_meta(meta)
 
 
-@contextlib.contextmanager
-def _pinned(cpus: tuple[int, ...] | None) -> Iterator[None]:
-    import os
-
-    before = os.sched_getaffinity(0)
-    if cpus:
-        os.sched_setaffinity(0, set(cpus))
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
-
-
 def run_experiment(
     exp: Experiment,
     *,
@@ -541,7 +528,7 @@ def run_experiment(
         pin.callback(watchdog.stop)
         run.advance = advance
         run.prepare()  # unpinned, so the provenance records every CPU the machine offers
-        pin.enter_context(_pinned(gen_cpus))
+        pin.enter_context(cpu_plan.pinned(gen_cpus))
         try:
             run.start_observability()
             run.run_all(targets)

@@ -79,6 +79,8 @@ def render(exp: Experiment, placement: Placement) -> RenderedConfig:
         "change the experiment file.",
         "# Arguments of servecmp/servers/kserve/model_server.py (KServe 0.21 flags plus ours), one per line.",
     ]
+    if exp.tuning.batching.enabled:  # only reachable without kserve targets (validation refuses it)
+        lines.append(f"# tuning.batching.enabled is ignored: {NO_BATCHING}.")
     lines += flags(exp, placement)
     n = str(exp.intra_op_threads)
     files = {FLAGS_FILE: "\n".join(lines) + "\n"}

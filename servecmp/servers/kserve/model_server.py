@@ -109,7 +109,7 @@ class TorchScriptModel(kserve.Model):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        if self.ready:
+        if state.get("ready"):
             self.ready = False
             self._loading = threading.Thread(target=self._load, name="servecmp-model-load", daemon=True)
             self._loading.start()
@@ -208,7 +208,7 @@ def patient_ping() -> None:
     def ping(self: RESTServerProcess, timeout: float = 5) -> bool:
         return bool(upstream(self, max(timeout, CHILD_PING_TIMEOUT_S)))
 
-    RESTServerProcess.ping = ping  # type: ignore[method-assign]
+    RESTServerProcess.ping = ping
 
 
 class VersionedRepository(ModelRepository):
