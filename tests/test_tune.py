@@ -446,3 +446,18 @@ def test_tune_uses_the_run_pipelines_public_pinning() -> None:
     with pinned((sorted(before)[0],)):
         assert os.sched_getaffinity(0) == {sorted(before)[0]}
     assert os.sched_getaffinity(0) == before
+
+
+def test_bench_tune_default_experiment_tunes_kserve() -> None:
+    """scripts/bench_tune.py tunes every server of quick.yaml: KServe is among them, available when
+    its venv is, and searched on the knobs that reach every protocol it is measured over."""
+    from servecmp.servers.kserve.local import KServeServer
+    from servecmp.tune import _unavailable, servers_of
+
+    exp = load_experiment(QUICK)
+    assert "kserve" in servers_of(exp, None)
+    space, notes = sp.for_experiment("kserve", sp.space_for("kserve"), exp)
+    assert {k.field for k in space.knobs} == {"tuning.intra_op_threads", "tuning.logging"} and notes
+    assert _unavailable("kserve") == KServeServer.availability()
+    if (ROOT / ".venv-kserve" / "bin" / "python").is_file():
+        assert _unavailable("kserve") is None
