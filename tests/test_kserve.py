@@ -144,6 +144,9 @@ m.load()
 c = pickle.loads(pickle.dumps(m))
 background = c._loading is not None and c._loading.name == "servecmp-model-load"
 ok = c.load()
+(d / "2").mkdir()
+torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(d / "2" / "model.pt"))
+reloaded = c.load() and c.version == 2
 ms.patient_ping()
 from kserve.protocol.rest.multiprocess.server import RESTServerProcess
 class Pipe:
@@ -151,13 +154,13 @@ class Pipe:
     def send(self, b): pass
     def poll(self, t): Pipe.waited = t; return False
 p = RESTServerProcess.__new__(RESTServerProcess); p._parent_conn = Pipe()
-p.is_alive.__func__  # upstream's is_alive calls ping(timeout) with its default 5
 RESTServerProcess.ping(p, 5)
-print(json.dumps({{"background": background, "ok": ok, "ready": c.ready, "module": c._module is not None,
+print(json.dumps({{"background": background, "ok": ok, "reloaded": reloaded, "ready": c.ready, "module": c._module is not None,
                   "threads": c.threads, "parent_threads": m.threads, "waited": Pipe.waited}}))
 """
     found = kserve_python(code)
     assert found["background"] and found["ok"] and found["ready"] and found["module"]
+    assert found["reloaded"]  # a later load() is a reload (the repository extension), not a no-op
     assert (found["threads"], found["parent_threads"]) == (1, 2)
     assert found["waited"] >= 30  # the parent waits long enough for a copy that is still importing
 

@@ -116,11 +116,11 @@ class TorchScriptModel(kserve.Model):
 
     def load(self) -> bool:
         loading = self._loading
-        if loading is not None and loading is not threading.current_thread():
-            loading.join()  # the copy being loaded in the background: wait for it, never twice
+        if loading is not None and loading is not threading.current_thread() and not self.ready:
+            loading.join()  # the copy still loading in the background: wait for it, never twice
             if self.ready:
                 return True
-        return self._load()
+        return self._load()  # first load, or a reload (repository extension)
 
     def _load(self) -> bool:
         import torch
