@@ -20,8 +20,7 @@ from servecmp.tune.cluster import ClusterMeasurer, unavailable_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 DRY = ROOT / "tests" / "kind_dryrun"
-COPY = ("scripts", "deploy", "helm", "experiments", "servecmp", "models", "loadtests", "servers", "pyproject.toml",
-        "README.md")
+COPY = ("scripts", "deploy", "helm", "servecmp", "models", "loadtests", "pyproject.toml", "README.md")
 
 
 @pytest.fixture()
@@ -59,7 +58,7 @@ def test_candidate_rolled_out_by_helm_upgrade_and_measured_in_cluster(
                  "SERVECMP_HELM": str(DRY / "bin" / "helm"), "DRYRUN_CLUSTER": "1"}.items():
         monkeypatch.setenv(k, v)
 
-    exp = load_experiment(checkout / "experiments" / "quick.yaml")
+    exp = load_experiment(checkout / "loadtests" / "experiments" / "quick.yaml")
     tune_dir = tmp_path / "tune"
     cand = sp.candidate("torchserve", {"tuning.workers": 2, "tuning.intra_op_threads": 1, "tuning.io_threads": 4,
                                        "tuning.batching.enabled": False})

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,12 @@ def run_tune(
         full = space_for(name)
         validate_space(name, full)
         spaces[name], held[name] = for_experiment(name, full, exp)
+        if cluster and any(k.field == "tuning.logging" for k in spaces[name].knobs):
+            # the charts mount only each server's chart_files, not the generated log configs
+            spaces[name] = replace(spaces[name], knobs=tuple(k for k in spaces[name].knobs
+                                                             if k.field != "tuning.logging"))
+            held[name].append(f"{name}: tuning.logging held at the experiment's value: the chart does "
+                              "not mount the generated log config (local runs only)")
     empty = {n: "; ".join(held[n]) for n in names if not spaces[n].knobs}
     names = [n for n in names if n not in empty]
     if not names:
