@@ -4,10 +4,9 @@
     .venv/bin/python -m servecmp.servers.torchserve.logbench [--artifacts build/models/seed-1234]
         [--rounds 4] [--concurrency 1 4]
 
-Both servers run at once on the same server CPU (the generator on another when two are usable),
-so no restart sits between the steps that are compared; rounds alternate the order (A B, B A) and
-the figure is the paired ratio quiet / default per concurrency (geometric mean over rounds, with
-its range). The log bytes each server wrote during its steps show what the knob removed. Numbers
+One server at a time on the server CPU (the generator on another when two are usable), started
+afresh for each of its turns; rounds alternate the order (A B, B A) and the figure is the paired
+ratio quiet / default per concurrency (geometric mean over rounds, with its range). The log bytes each server wrote during its steps show what the knob removed. Numbers
 from a shared machine are indicative only.
 """
 
@@ -42,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--step-s", type=float, default=4.0, help="window length of each measured step")
+    ap.add_argument("--quiet-first", action="store_true", help="start (and measure first) the quiet server")
     args = ap.parse_args(argv)
 
     exp = load_experiment(args.experiment)
@@ -54,26 +54,25 @@ def main(argv: list[str] | None = None) -> int:
     cpus = sorted(os.sched_getaffinity(0))
     server_cpus, gen_cpus = (tuple(cpus[:1]), list(cpus[1:2])) if len(cpus) >= 2 else (None, None)
     work = Path(tempfile.mkdtemp(prefix="torchserve-logbench-"))
-    servers = {}
-    try:
-        for level in LEVELS:
-            servers[level] = start_server("torchserve", exp.model, work / level, root, cpus=server_cpus,
-                                          resources=exp.resources.model_dump(),
-                                          tuning={"workers": exp.tuning.workers, "logging": level})
-        payloads = PayloadSet.build(get_model(exp.model), exp.seed, exp.payload.batch_size,
-                                    exp.payload.distinct_inputs, atol=exp.payload.atol, weights_seed=seed)
-        payloads_path = str(payloads.save(work))
-        target = Target(server="torchserve", protocol="rest")  # type: ignore[arg-type]
-        rps: dict[tuple[str, int], list[float]] = {}
-        logged: dict[str, list[float]] = {lv: [] for lv in LEVELS}
-        index = 0
-        for rnd in range(args.rounds):
-            order = LEVELS if rnd % 2 == 0 else LEVELS[::-1]
-            for level in order:
-                srv = servers[level]
+    payloads = PayloadSet.build(get_model(exp.model), exp.seed, exp.payload.batch_size,
+                                exp.payload.distinct_inputs, atol=exp.payload.atol, weights_seed=seed)
+    payloads_path = str(payloads.save(work))
+    target = Target(server="torchserve", protocol="rest")  # type: ignore[arg-type]
+    rps: dict[tuple[str, int], list[float]] = {}
+    logged: dict[str, list[float]] = {lv: [] for lv in LEVELS}
+    index = 0
+    levels = LEVELS[::-1] if args.quiet_first else LEVELS
+    for rnd in range(args.rounds):
+        for level in (levels if rnd % 2 == 0 else levels[::-1]):
+            # One server at a time, started afresh: two servers side by side on one CPU did not
+            # share it evenly (the one started first measured faster, whichever it was).
+            srv = start_server("torchserve", exp.model, work / f"{level}-r{rnd}", root, cpus=server_cpus,
+                               resources=exp.resources.model_dump(),
+                               tuning={"workers": exp.tuning.workers, "logging": level})
+            try:
                 assert srv.process is not None
                 for c in args.concurrency:
-                    before = _log_bytes(work / level)
+                    before = _log_bytes(work / f"{level}-r{rnd}")
                     spec = make_spec(run_id="logbench", index=index, target=target,
                                      address=srv.address(target.protocol), load=load, param=("concurrency", c),
                                      payloads_path=payloads_path, model=exp.model, payload=exp.payload,
@@ -81,25 +80,24 @@ def main(argv: list[str] | None = None) -> int:
                                      server_cpu_budget=exp.resources.cpus)
                     index += 1
                     res = run_step(spec, work, cpus=gen_cpus)
-                    logged[level].append((_log_bytes(work / level) - before) / max(1, res.ok))
+                    logged[level].append((_log_bytes(work / f"{level}-r{rnd}") - before) / max(1, res.ok))
                     rps.setdefault((level, c), []).append(res.throughput_rps)
                     print(f"round {rnd + 1} logging={level:7s} c={c}: {res.throughput_rps:7.1f} req/s, "
                           f"p50 {res.latency_ms.p50 or float('nan'):.2f} ms, steady {res.steady}, "
                           f"errors {sum(res.transport_errors.values())}", flush=True)
-        print(f"\nTorchServe REST, {exp.model}, batch {exp.payload.batch_size}, {exp.resources.cpus:g} CPU; "
-              f"{args.rounds} interleaved rounds")
-        for c in args.concurrency:
-            d, q = rps[("default", c)], rps[("quiet", c)]
-            ratios = [b / a for a, b in zip(d, q, strict=True) if a > 0 and b > 0]
-            gm = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else float("nan")
-            print(f"  c={c}: default {min(d):.1f}-{max(d):.1f} req/s, quiet {min(q):.1f}-{max(q):.1f} req/s; "
-                  f"quiet/default x{gm:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f})")
-        for lv in LEVELS:
-            print(f"  logging={lv}: {sum(logged[lv]) / len(logged[lv]):.0f} log bytes written per measured ok "
-                  "request (warm-up requests log too, so an upper bound)")
-    finally:
-        for srv in servers.values():
-            srv.stop()
+            finally:
+                srv.stop()
+    print(f"\nTorchServe REST, {exp.model}, batch {exp.payload.batch_size}, {exp.resources.cpus:g} CPU; "
+          f"{args.rounds} interleaved rounds")
+    for c in args.concurrency:
+        d, q = rps[("default", c)], rps[("quiet", c)]
+        ratios = [b / a for a, b in zip(d, q, strict=True) if a > 0 and b > 0]
+        gm = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else float("nan")
+        print(f"  c={c}: default {min(d):.1f}-{max(d):.1f} req/s, quiet {min(q):.1f}-{max(q):.1f} req/s; "
+              f"quiet/default x{gm:.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f})")
+    for lv in LEVELS:
+        print(f"  logging={lv}: {sum(logged[lv]) / len(logged[lv]):.0f} log bytes written per measured ok "
+              "request (warm-up requests log too, so an upper bound)")
     return 0
 
 
