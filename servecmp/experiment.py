@@ -225,6 +225,9 @@ class Batching(_Strict):
     max_enqueued_batches: Annotated[int, Field(ge=1, le=100_000)] = 100
 
 
+LogLevel = Literal["default", "quiet"]
+
+
 class ServerTuning(_Strict):
     """One server's overrides of ``tuning``; a field left out keeps the shared value."""
 
@@ -232,6 +235,7 @@ class ServerTuning(_Strict):
     intra_op_threads: Annotated[int, Field(ge=1, le=256)] | None = None
     io_threads: Annotated[int, Field(ge=1, le=256)] | None = None
     batching: Batching | None = None
+    logging: LogLevel | None = None
 
 
 class Tuning(_Strict):
@@ -245,6 +249,10 @@ class Tuning(_Strict):
     # which runs requests to completion (servecmp/servers/tfserving/config.py rest_api_num_threads).
     io_threads: Annotated[int, Field(ge=1, le=256)] | None = None
     batching: Batching = Batching()
+    # What each server logs: "default" is its own out-of-the-box logging (TorchServe: an access
+    # line, "Backend response time" and DEBUG lines per request; KServe: uvicorn's access line,
+    # a timing line and a gRPC method line per request); "quiet": warnings and errors only.
+    logging: LogLevel = "default"
     # Each server's own configuration (``servecmp tune`` writes these): applied by configgen and
     # the baselines when that server is rendered or run (``Experiment.for_server``), on top of the
     # shared settings above. Empty: every server runs the shared settings (the defaults).
@@ -291,7 +299,25 @@ class Experiment(_Strict):
                 )
         for b in [self.tuning.batching, *(o.batching for o in self.tuning.per_server.values() if o.batching)]:
             self._check_batch(b)
+        self._check_unbatched(in_targets)
         return self
+
+    def _check_unbatched(self, servers: set[str]) -> None:
+        """Batching on for a server that cannot batch is refused, not run unbatched under a
+        batched label."""
+        from servecmp.servers import registry
+
+        for server in sorted(servers):
+            adapter = registry.get(server)
+            if adapter.server_batching or not self.for_server(server).tuning.batching.enabled:
+                continue
+            own = self.tuning.per_server.get(server)
+            where = (f"tuning.per_server.{server}.batching.enabled" if own and own.batching
+                     else "tuning.batching.enabled")
+            raise ValueError(
+                f"{where} is true, but {adapter.label} has no server-side batching (its targets would "
+                f"run unbatched under a batched label): set it to false, or drop the {server} targets"
+            )
 
     def _check_batch(self, b: Batching) -> None:
         examples = b.max_batch_size * self.payload.batch_size
@@ -342,7 +368,8 @@ class Experiment(_Strict):
             "tuning.batching": self.tuning.batching.model_dump(),
             "payload.batch_size": self.payload.batch_size,
             "payload.encodings": sorted(f"{t.name}" for t in self.targets),
-        } | self._tuned_settings()
+        } | self._tuned_settings() | (
+            {} if self.tuning.logging == "default" else {"tuning.logging": self.tuning.logging})
 
     def _tuned_settings(self) -> dict[str, object]:
         if self.configuration == "defaults" and not self.tuning.per_server:
@@ -364,6 +391,11 @@ class Experiment(_Strict):
             del data["configuration"]
         if data["load"]["burn_in"] == BurnIn().model_dump(mode="json"):
             del data["load"]["burn_in"]  # added later: the default keeps older digests
+        if data["tuning"]["logging"] == "default":
+            del data["tuning"]["logging"]
+        for o in data["tuning"].get("per_server", {}).values():
+            if o.get("logging") is None:
+                o.pop("logging", None)
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

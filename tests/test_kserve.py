@@ -67,10 +67,112 @@ def test_flags_carry_the_experiment_budget() -> None:
     assert "ignored" not in rendered.files[config.FLAGS_FILE]
 
 
-def test_batching_request_is_stated_not_hidden() -> None:
-    text = config.render(_exp(tuning={"batching": {"enabled": True}}), _Placement()).files[config.FLAGS_FILE]
-    assert "tuning.batching.enabled is ignored" in text and "no server-side dynamic batching" in text
-    assert any(r.setting == "tuning.batching.enabled" and r.knob == "none" for r in ADAPTER.fairness)
+def test_batching_on_with_a_kserve_target_is_refused_naming_the_field() -> None:
+    from servecmp.experiment import ExperimentError
+
+    with pytest.raises(ExperimentError, match=r"tuning\.batching\.enabled is true.*no server-side batching"):
+        _exp(tuning={"batching": {"enabled": True}})
+    two = [{"server": "kserve", "protocol": "rest"}, {"server": "torchserve", "protocol": "rest"}]
+    with pytest.raises(ExperimentError, match=r"tuning\.per_server\.kserve\.batching\.enabled"):
+        parse_experiment({"name": "k", "targets": two, "configuration": "tuned",
+                          "tuning": {"per_server": {"kserve": {"batching": {"enabled": True}}}}})
+    # batching for the other server only is fine
+    parse_experiment({"name": "k", "targets": two, "configuration": "tuned",
+                      "tuning": {"per_server": {"torchserve": {"batching": {"enabled": True}}}}})
+    assert any(r.setting == "tuning.batching.enabled" and "refused" in r.rule for r in ADAPTER.fairness)
+
+
+def test_grpc_parent_gets_the_whole_math_budget_with_several_workers() -> None:
+    one = config.flags(_exp(resources={"cpus": 2}), _Placement())  # type: ignore[arg-type]
+    assert not [f for f in one if f.startswith("--parent_intra_op_threads")]  # rendered as before
+    two = config.flags(_exp(resources={"cpus": 2}, tuning={"workers": 2}), _Placement())  # type: ignore[arg-type]
+    assert "--intra_op_threads=1" in two and "--parent_intra_op_threads=2" in two
+
+
+def test_max_threads_is_not_searched_and_workers_are_rest_only() -> None:
+    knobs = {k.field: k for k in ADAPTER.search_space.knobs}  # type: ignore[union-attr]
+    assert "tuning.io_threads" not in knobs
+    assert knobs["tuning.workers"].protocols == ("rest",)
+    row = next(r for r in ADAPTER.fairness if r.setting == "tuning.io_threads")
+    assert "no effect" in row.knob
+
+
+@needs_venv
+def test_contract_grpc_servicer_methods_are_all_coroutines() -> None:
+    """--max_threads sizes the executor grpc.aio runs synchronous handlers on: with every servicer
+    method async it cannot matter (kserve 0.21.0 protocol/grpc/{servicer,server}.py)."""
+    found = kserve_python(
+        "import inspect, json; from kserve.protocol.grpc.servicer import InferenceServicer as S; "
+        "from kserve.protocol.grpc import server; "
+        "m = [n for n, f in vars(S).items() if inspect.isfunction(f) and n[0].isupper()]; "
+        "src = inspect.getsource(server.GRPCServer.start); "
+        "print(json.dumps({'methods': m, 'sync': [n for n in m if not inspect.iscoroutinefunction(getattr(S, n))], "
+        "'pool': 'ThreadPoolExecutor(max_workers=max_workers)' in src}))")
+    assert "ModelInfer" in found["methods"] and found["sync"] == [] and found["pool"]
+
+
+def test_logging_knob_renders_only_when_quiet() -> None:
+    from servecmp.servers.kserve import logconfig
+
+    default = config.render(_exp(), _Placement())  # type: ignore[arg-type]
+    explicit = config.render(_exp(tuning={"logging": "default"}), _Placement())  # type: ignore[arg-type]
+    assert default.files == explicit.files and set(default.files) == {config.FLAGS_FILE}
+    quiet = config.render(_exp(tuning={"logging": "quiet"}), _Placement())  # type: ignore[arg-type]
+    assert "--log_config_file=/c/log_config.json" in config.read_flags(quiet.files[config.FLAGS_FILE])
+    cfg = json.loads(quiet.files[logconfig.FILE])
+    assert {n: cfg["loggers"][n]["level"] for n in logconfig.PER_REQUEST} == dict.fromkeys(logconfig.PER_REQUEST,
+                                                                                          "WARNING")
+    assert cfg["loggers"]["uvicorn"]["level"] == "INFO"  # start-up lines stay
+
+
+@needs_venv
+def test_a_rest_process_copy_loads_in_the_background_and_requests_wait_for_it(tmp_path: Path) -> None:
+    """Unpickling the model in a spawned REST process must return before the copy is loaded (the
+    parent kills a process that has not answered its ping within 5 s), and load() waits for that
+    copy instead of loading twice; the copy runs the workers' thread count."""
+    from servecmp.servers.kserve.local import SCRIPT
+
+    code = f"""
+import json, pickle, sys, torch
+sys.argv = ["x"]; sys.path.insert(0, {str(SCRIPT.parent)!r})
+import model_server as ms
+from pathlib import Path
+d = Path({str(tmp_path)!r}); (d / "1").mkdir()
+torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(d / "1" / "model.pt"))
+m = ms.TorchScriptModel("m", str(d), threads=2, worker_threads=1)
+m.load()
+c = pickle.loads(pickle.dumps(m))
+background = c._loading is not None and c._loading.name == "servecmp-model-load"
+ok = c.load()
+(d / "2").mkdir()
+torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(d / "2" / "model.pt"))
+reloaded = c.load() and c.version == 2
+ms.patient_ping()
+from kserve.protocol.rest.multiprocess.server import RESTServerProcess
+class Pipe:
+    waited = None
+    def send(self, b): pass
+    def poll(self, t): Pipe.waited = t; return False
+p = RESTServerProcess.__new__(RESTServerProcess); p._parent_conn = Pipe()
+RESTServerProcess.ping(p, 5)
+print(json.dumps({{"background": background, "ok": ok, "reloaded": reloaded, "ready": c.ready, "module": c._module is not None,
+                  "threads": c.threads, "parent_threads": m.threads, "waited": Pipe.waited}}))
+"""
+    found = kserve_python(code)
+    assert found["background"] and found["ok"] and found["ready"] and found["module"]
+    assert found["reloaded"]  # a later load() is a reload (the repository extension), not a no-op
+    assert (found["threads"], found["parent_threads"]) == (1, 2)
+    assert found["waited"] >= 30  # the parent waits long enough for a copy that is still importing
+
+
+@needs_venv
+def test_contract_log_config_is_kserves_own_at_info() -> None:
+    """logconfig.config("INFO") is exactly kserve 0.21.0's KSERVE_LOG_CONFIG, so "quiet" changes
+    only the per-request loggers' levels."""
+    from servecmp.servers.kserve import logconfig
+
+    upstream = kserve_python("import json; from kserve.logging import KSERVE_LOG_CONFIG as K; print(json.dumps(K))")
+    assert json.loads(json.dumps(logconfig.config("INFO"))) == upstream
 
 
 def test_registry_lists_kserve_after_tfserving_with_its_pieces() -> None:
@@ -101,6 +203,19 @@ def test_missing_venv_is_reported_with_the_fix(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("SERVECMP_KSERVE_VENV", str(tmp_path / "nope"))
     reason = KServeServer.availability()
     assert reason and "scripts/setup.sh" in reason and "protobuf<7" in reason
+
+
+def test_default_venv_is_the_checkouts_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without $SERVECMP_KSERVE_VENV, the server launcher and the OIP stub builder both look for
+    ``.venv-kserve`` beside pyproject.toml (the checkout root), not inside the package."""
+    from servecmp.load.clients.oip_protos import kserve_venv
+    from servecmp.servers.kserve.local import venv_dir
+
+    monkeypatch.delenv("SERVECMP_KSERVE_VENV", raising=False)
+    root = Path(__file__).resolve().parents[1]
+    assert (root / "pyproject.toml").is_file()
+    assert venv_dir() == root / ".venv-kserve"
+    assert kserve_venv() == root / ".venv-kserve"
 
 
 def test_descriptor_reader_refuses_a_file_that_is_not_generated_code() -> None:
@@ -455,6 +570,81 @@ def test_native_metrics_probe_sees_kserve_histograms(kserve_server: KServeServer
     m = probe_native_metrics(kserve_server.endpoints.metrics_url)
     assert m.error is None and kmetrics.PREDICT in m.names
     assert m.latency_quantiles is True
+
+
+def test_update_probe_records_that_it_measures_our_reload(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """KServe's repository load is a no-op upstream: the update_s record says what was measured
+    instead and what a KServe user does (a new InferenceService revision)."""
+    from servecmp.results.friction import read_friction
+    from servecmp.run import friction
+
+    class Load:
+        rate = 20.0
+
+        def __init__(self, *a: Any, **k: Any) -> None:
+            self.t = 0.0
+
+        def start(self) -> Load:
+            return self
+
+        def wait_for(self, pred: Any, timeout: float) -> float:
+            self.t += 1.0
+            return self.t
+
+        def now(self) -> float:
+            return self.t
+
+        def stop(self) -> None: ...
+
+        def failures_between(self, a: float, b: float) -> int:
+            return 0
+
+        def summary(self) -> dict[str, Any]:
+            return {"sent": 3}
+
+    monkeypatch.setattr(friction, "TrickleLoad", Load)
+    monkeypatch.setattr(friction.time, "sleep", lambda s: None)
+    server = KServeServer.__new__(KServeServer)
+    monkeypatch.setattr(KServeServer, "workers", lambda self: 1)
+    friction.model_update(tmp_path, server, lambda: None, {}, 1e-3, lambda: None,  # type: ignore[arg-type]
+                          how=ADAPTER.update_how(server))
+    recs, _ = read_friction(tmp_path)
+    how = next(r for r in recs if r.metric == "update_s").details["how"]
+    assert "no-op upstream" in how and "InferenceService revision" in how
+    monkeypatch.setattr(KServeServer, "workers", lambda self: 2)
+    assert "restarted the server" in ADAPTER.update_how(server)
+
+
+def test_metric_family_count_is_the_servers_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KServe scrape as prometheus_client writes it: the default process_/python_ families and
+    a ``_created`` gauge per histogram are not KServe's metrics and are not counted."""
+    from prometheus_client import (
+        CollectorRegistry,
+        GCCollector,
+        Histogram,
+        PlatformCollector,
+        ProcessCollector,
+    )
+    from prometheus_client.exposition import generate_latest
+
+    from servecmp.run import probes
+
+    reg = CollectorRegistry()
+    ProcessCollector(registry=reg)
+    PlatformCollector(registry=reg)
+    GCCollector(registry=reg)
+    for name in (kmetrics.PREPROCESS, kmetrics.PREDICT, kmetrics.POSTPROCESS):
+        Histogram(name, "time", ["model_name"], registry=reg).labels(MODEL).observe(0.01)
+    text = generate_latest(reg).decode()
+
+    class Reply:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+    monkeypatch.setattr(probes.requests, "get", lambda url, timeout: Reply(text))
+    m = probes.probe_native_metrics("http://127.0.0.1:1/metrics")
+    assert "process_resident_memory_bytes" in text and f"{kmetrics.PREDICT}_created" in text
+    assert m.names == sorted([kmetrics.PREPROCESS, kmetrics.PREDICT, kmetrics.POSTPROCESS]) and m.families == 3
 
 
 def test_local_scrape_config_takes_the_kserve_metrics_url() -> None:

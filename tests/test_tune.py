@@ -98,7 +98,8 @@ def test_grid_collapses_batching_knobs_when_batching_is_off() -> None:
     off = [c for c in cands if c.as_dict()["tuning.batching.enabled"] is False]
     on = [c for c in cands if c.as_dict()["tuning.batching.enabled"] is True]
     sizes = {k.field: len(k.values) for k in space.knobs}
-    rest = sizes["tuning.workers"] * sizes["tuning.intra_op_threads"] * sizes["tuning.io_threads"]
+    rest = (sizes["tuning.workers"] * sizes["tuning.intra_op_threads"] * sizes["tuning.io_threads"]
+            * sizes["tuning.logging"])
     assert len(off) == rest
     assert len(on) == rest * sizes["tuning.batching.max_batch_size"] * sizes["tuning.batching.batch_timeout_ms"]
     assert all("tuning.batching.max_batch_size" not in c.as_dict() for c in off)
@@ -137,7 +138,7 @@ def test_per_server_needs_the_tuned_label_and_a_target() -> None:
 def test_digest_of_an_untuned_experiment_is_unchanged() -> None:
     exp = load_experiment(QUICK)
     data = exp.model_dump(mode="json")
-    del data["tuning"]["per_server"], data["configuration"]
+    del data["tuning"]["per_server"], data["configuration"], data["tuning"]["logging"]  # added later, default
     del data["load"]["burn_in"]  # added later still: the default keeps older digests too
     old = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     assert exp.digest() == old
@@ -315,3 +316,149 @@ def test_objective_is_the_best_throughput_meeting_the_slo_with_few_errors() -> N
                         step(16, 140, 50, valid=False))])
     score(m)
     assert (m.score_rps, m.score_p99_ms) == (90, 60)
+
+
+# ---- protocol-bound knobs, logging, confirmation, rerun interval -----------------------------
+def _kserve_exp(*protocols: str) -> Any:
+    return parse_experiment({"name": "k", "model": "tiny", "resources": {"cpus": 2},
+                             "targets": [{"server": "kserve", "protocol": p} for p in protocols]})
+
+
+def test_kserve_workers_are_held_when_grpc_is_measured_too() -> None:
+    """The search measures KServe on one target; workers multiply REST processes only, so with a
+    gRPC target in the experiment they are not searched (nothing reaches gRPC unseen)."""
+    full = sp.space_for("kserve")
+    held, notes = sp.for_experiment("kserve", full, _kserve_exp("rest", "grpc"))
+    assert "tuning.workers" not in {k.field for k in held.knobs}
+    assert notes and "tuning.workers" in notes[0] and "grpc" in notes[0]
+    assert all(c.as_dict().get("tuning.workers") is None for c in sp.grid("kserve", held))
+    rest_only, notes = sp.for_experiment("kserve", full, _kserve_exp("rest"))
+    assert "tuning.workers" in {k.field for k in rest_only.knobs} and not notes
+    assert "tuning.io_threads" not in {k.field for k in full.knobs}  # --max_threads changes nothing
+
+
+@pytest.mark.parametrize("server", ["torchserve", "kserve"])
+def test_logging_is_a_knob_and_default_renders_byte_identical(server: str) -> None:
+    assert next(k.values for k in sp.space_for(server).knobs if k.field == "tuning.logging") == ("default", "quiet")
+    targets = [{"server": server, "protocol": "rest"}]
+    base = parse_experiment({"name": "t", "model": "tiny", "targets": targets})
+    same = parse_experiment({"name": "t", "model": "tiny", "targets": targets, "tuning": {"logging": "default"}})
+    quiet = parse_experiment({"name": "t", "model": "tiny", "targets": targets, "tuning": {"logging": "quiet"}})
+    from servecmp.servers import registry
+
+    placement = Placement.local({server: {"models": "/m", "config": "/c d"}}, adapters=[registry.get(server)])
+    a, b, q = (registry.get(server).render(e.for_server(server), placement) for e in (base, same, quiet))
+    assert a.files == b.files and a.env == b.env and base.digest() == same.digest()
+    assert "tuning.logging" not in base.fairness_settings() and quiet.fairness_settings()["tuning.logging"] == "quiet"
+    assert set(q.files) - set(a.files)  # the quiet config file
+
+
+def test_torchserve_quiet_logging_points_log4j_at_its_file() -> None:
+    from servecmp.servers.torchserve import log4j
+
+    targets = [{"server": "torchserve", "protocol": "rest"}]
+    quiet = parse_experiment({"name": "t", "model": "tiny", "targets": targets, "configuration": "tuned",
+                              "tuning": {"per_server": {"torchserve": {"logging": "quiet"}}}})
+    from servecmp.servers import registry
+
+    placement = Placement.local({"torchserve": {"models": "/m", "config": "/c d"}}, adapters=[registry.get("torchserve")])
+    files = registry.get("torchserve").render(quiet.for_server("torchserve"), placement).files
+    vmargs = parse_properties(files["config.properties"])["vmargs"].split()  # ts/model_server.py splits it
+    assert "-Dlog4j.configurationFile=file:///c%20d/log4j2.xml" in vmargs
+    xml = files[log4j.FILE]
+    assert '<Logger name="org.pytorch.serve" level="warn" additivity="false">' in xml
+    assert '<Logger name="ACCESS_LOG" level="warn">' in xml and '<Root level="warn">' in xml
+    upstream = log4j.render(log4j.DEFAULT_LEVELS)
+    assert '<Logger name="org.pytorch.serve" level="debug">' in upstream and '<Root level="info">' in upstream
+
+
+def test_confirmation_rounds_are_whole_abba_pairs(tmp_path: Path) -> None:
+    space = SearchSpace(knobs=(Knob("tuning.workers", (1, 2), "s"), Knob("tuning.intra_op_threads", (1, 2), "s")))
+    fake = ScriptedMeasurer(_rps)
+    out = Search(_exp(), TuneStore(tmp_path), fake, Budget(10_000), 10.0, log=lambda m: None).run_coordinate(
+        "torchserve", space, 10_000, rounds=3)
+    confirm = [c for c in fake.calls if c[1] == "confirm"]
+    rounds = sorted({c[2] for c in confirm})
+    assert len(rounds) % 2 == 0 and len(rounds) >= 2
+    orders = [[c[0] for c in confirm if c[2] == r] for r in rounds]
+    for i, order in enumerate(orders):
+        assert order == (orders[0] if i % 2 == 0 else orders[0][::-1])  # A B, B A, A B, B A
+    assert out.best is not None
+
+
+def test_rerun_interval_is_a_t_prediction_interval() -> None:
+    from scipy import stats
+
+    from servecmp.tune.report import rerun_interval
+
+    xs = [61.8, 84.0, 80.4]
+    ri = rerun_interval(xs)
+    assert ri is not None and ri.n == 3
+    mean = sum(xs) / 3
+    sd = (sum((x - mean) ** 2 for x in xs) / 2) ** 0.5
+    half = stats.t.ppf(0.975, 2) * sd * (1 + 1 / 3) ** 0.5
+    assert ri.low == pytest.approx(mean - half) and ri.high == pytest.approx(mean + half)
+    assert ri.low < min(xs) and ri.high > max(xs)  # wider than the rounds themselves at n = 3
+    assert rerun_interval([80.0]) is None
+
+
+def test_burn_in_is_bounded_in_time_and_count() -> None:
+    import time
+
+    from servecmp.load.clients.base import Outcome
+    from servecmp.tune import burnin
+
+    class Client:
+        def __enter__(self) -> Client:
+            return self
+
+        def __exit__(self, *a: Any) -> None: ...
+
+    calls: list[int] = []
+
+    def fake_execute(client: Any, index: int) -> Any:
+        calls.append(index)
+        time.sleep(0.001)
+        return type("R", (), {"ok": Outcome.ok is Outcome.ok})()
+
+    orig = burnin.execute
+    burnin.execute = fake_execute  # type: ignore[assignment]
+    try:
+        b = burnin.burn_in(Client, n_payloads=4, concurrency=3, seconds=30.0, max_requests=50)
+        assert b.requests == 50 and len(calls) == 50 and max(calls) == 3 and b.seconds < 30
+        calls.clear()
+        t = burnin.burn_in(Client, n_payloads=4, concurrency=2, seconds=0.2, max_requests=10**9)
+        assert t.seconds < 5 and 0 < t.requests == len(calls)
+    finally:
+        burnin.execute = orig
+    assert burnin.level_concurrency("concurrency=4") == 4 and burnin.level_concurrency("rate=40") == 1
+
+
+def test_tune_uses_the_run_pipelines_public_pinning() -> None:
+    import inspect
+    import os
+
+    from servecmp import tune
+    from servecmp.run import orchestrate
+    from servecmp.run.cpus import pinned
+
+    assert "_pinned" not in inspect.getsource(tune) and not hasattr(orchestrate, "_pinned")
+    before = os.sched_getaffinity(0)
+    with pinned((sorted(before)[0],)):
+        assert os.sched_getaffinity(0) == {sorted(before)[0]}
+    assert os.sched_getaffinity(0) == before
+
+
+def test_bench_tune_default_experiment_tunes_kserve() -> None:
+    """scripts/bench_tune.py tunes every server of quick.yaml: KServe is among them, available when
+    its venv is, and searched on the knobs that reach every protocol it is measured over."""
+    from servecmp.servers.kserve.local import KServeServer
+    from servecmp.tune import _unavailable, servers_of
+
+    exp = load_experiment(QUICK)
+    assert "kserve" in servers_of(exp, None)
+    space, notes = sp.for_experiment("kserve", sp.space_for("kserve"), exp)
+    assert {k.field for k in space.knobs} == {"tuning.intra_op_threads", "tuning.logging"} and notes
+    assert _unavailable("kserve") == KServeServer.availability()
+    if (ROOT / ".venv-kserve" / "bin" / "python").is_file():
+        assert _unavailable("kserve") is None

@@ -113,6 +113,9 @@ def test_torchserve_tuned_end_to_end_and_rerun_unchanged(tmp_path: Path, models:
     ms, _ = TuneStore(tune_dir).read()
     assert ms and all(m.server == "torchserve" and not m.unavailable for m in ms)
     assert any(m.levels and m.levels[0].throughput_rps > 0 for m in ms)
+    # confirmation measurements burn the fresh server in first; screening ones do not
+    assert all(m.burn_in and m.burn_in["requests"] > 0 for m in ms if m.stage == "confirm")
+    assert all(m.burn_in is None for m in ms if m.stage == "screen")
     # every measurement is a stored run directory of real TorchServe steps
     for m in ms:
         steps = RunStore(tune_dir / m.candidate_dir).read_steps().steps

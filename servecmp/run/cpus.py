@@ -6,8 +6,10 @@ is recorded with the results so a reader knows what each number ran on.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 
@@ -52,3 +54,16 @@ def plan(cpus_budget: float, mode: str, available: tuple[int, ...] | None = None
 
 def pin_self(cpus: tuple[int, ...]) -> None:
     os.sched_setaffinity(0, set(cpus))
+
+
+@contextlib.contextmanager
+def pinned(cpus: tuple[int, ...] | None) -> Iterator[None]:
+    """This process on ``cpus`` (the generator's) for the block, its affinity restored after;
+    ``None``: unchanged (pinning off)."""
+    before = os.sched_getaffinity(0)
+    if cpus:
+        os.sched_setaffinity(0, set(cpus))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)

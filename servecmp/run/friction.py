@@ -191,8 +191,10 @@ def model_update(
     expected: dict[str, np.ndarray],
     atol: float,
     apply_update: Callable[[], None],
+    how: str = "",
 ) -> None:
-    """v1 → v2 under a trickle of load: failed requests and seconds until v2 answers."""
+    """v1 → v2 under a trickle of load: failed requests and seconds until v2 answers. ``how``:
+    what the update did, when it is not the server's own way (recorded with the result)."""
     load = TrickleLoad(make, expected, atol, rate=20.0, max_s=UPDATE_TIMEOUT_S + 30).start()
     phases: dict[str, float] = {}
     try:
@@ -213,9 +215,10 @@ def model_update(
     failed = load.failures_between(t_update, end + 1.0)
     summary = {**load.summary(), "phases_s": _rounded(phases)}
     if t_v2 is None:
-        _rec(run_dir, server.name, "update_s", None, error=f"v2 never answered within {UPDATE_TIMEOUT_S:.0f} s", **summary)
+        _rec(run_dir, server.name, "update_s", None, error=f"v2 never answered within {UPDATE_TIMEOUT_S:.0f} s",
+             **({"how": how} if how else {}), **summary)
     else:
-        _rec(run_dir, server.name, "update_s", t_v2 - t_update, **summary)
+        _rec(run_dir, server.name, "update_s", t_v2 - t_update, **({"how": how} if how else {}), **summary)
     _rec(run_dir, server.name, "update_failed_requests", float(failed), rate=load.rate)
 
 

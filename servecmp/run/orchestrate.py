@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import time
 import zipfile
@@ -512,9 +511,11 @@ class LocalRun:
     def _disruptions(self, server: LocalServer, target: Target) -> None:
         make = self._client_factory(target, server.address(target.protocol))
         atol = self.exp.payload.atol
-        update = registry.get(server.name).update_action(server, self.art2, model_root(self.run_dir, server.name))
+        adapter = registry.get(server.name)
+        update = adapter.update_action(server, self.art2, model_root(self.run_dir, server.name))
         self._probe(server, "model update v1 → v2 under load",
-                    lambda: friction.model_update(self.run_dir, server, make, self.expected, atol, update))
+                    lambda: friction.model_update(self.run_dir, server, make, self.expected, atol, update,
+                                                  how=adapter.update_how(server)))
 
         def restart() -> None:
             server.start()
@@ -556,17 +557,6 @@ class LocalRun:
         self.store.write_meta(meta)
 
 
-@contextlib.contextmanager
-def _pinned(cpus: tuple[int, ...] | None) -> Iterator[None]:
-    before = os.sched_getaffinity(0)
-    if cpus:
-        os.sched_setaffinity(0, set(cpus))
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
-
-
 def run_experiment(
     exp: Experiment,
     *,
@@ -605,7 +595,7 @@ def run_experiment(
         pin.callback(watchdog.stop)
         run.advance = advance
         run.prepare()  # unpinned, so the provenance records every CPU the machine offers
-        pin.enter_context(_pinned(gen_cpus))
+        pin.enter_context(cpu_plan.pinned(gen_cpus))
         try:
             run.start_observability()
             run.run_all(targets)

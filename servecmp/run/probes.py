@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import psutil
 import requests
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 # ---- bad payloads ------------------------------------------------------------------------------
@@ -189,12 +190,26 @@ class NativeMetrics:
     error: str | None = None
 
 
+# Families prometheus_client's default collectors add to every Python process (ProcessCollector,
+# PlatformCollector, GCCollector): the client library's, not the server's.
+RUNTIME_FAMILY_PREFIXES = ("process_", "python_gc_", "python_info")
+
+
+def server_families(fams: list[Metric]) -> list[Metric]:
+    """The families a server exposes about itself: without the client library's runtime families
+    and without the ``<family>_created`` gauges prometheus_client writes beside each counter,
+    histogram and summary in the text format (one series, not another metric)."""
+    names = {f.name for f in fams}
+    return [f for f in fams if not f.name.startswith(RUNTIME_FAMILY_PREFIXES)
+            and not (f.name.endswith("_created") and f.name.removesuffix("_created") in names)]
+
+
 def probe_native_metrics(url: str) -> NativeMetrics:
     try:
         text = requests.get(url, timeout=10).text
     except requests.RequestException as err:
         return NativeMetrics(0, [], False, f"{type(err).__name__}: {err}")
-    fams = list(text_string_to_metric_families(text))
+    fams = server_families(list(text_string_to_metric_families(text)))
     # A request-time histogram or summary: named for latency (TF Serving's request_latency) or in
     # the base unit (KServe 0.21's request_predict_seconds, Prometheus naming convention).
     quantiles = any(

@@ -110,11 +110,16 @@ class ServerMetrics:
 class Knob:
     """One searchable setting. ``field`` is the experiment field it sets (dotted, e.g.
     ``tuning.workers``); ``values`` the candidates in order; ``source`` cites the server's
-    documentation naming it as performance-relevant."""
+    documentation naming it as performance-relevant. ``protocols``: the only protocols whose
+    serving the knob changes as measured (empty: all); ``servecmp tune`` holds a knob at the
+    experiment's value when the server also has targets on another protocol, so nothing tuned
+    on one protocol reaches another unseen. Logging (``tuning.logging``) is a knob like any other:
+    a server declares it where its own log level costs request time."""
 
     field: str
     values: tuple[Any, ...]
     source: str
+    protocols: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,9 @@ class ServerAdapter(ABC):
     wire: ClassVar[Wire | None] = None  # None only for in-process baselines
     metrics: ClassVar[ServerMetrics | None] = None
     search_space: ClassVar[SearchSpace | None] = None
+    # Whether the server batches requests itself; False: an experiment with batching on is
+    # refused for it (servecmp/experiment.py).
+    server_batching: ClassVar[bool] = True
     fairness: ClassVar[tuple[FairnessRow, ...]] = ()
 
     @property
@@ -194,6 +202,11 @@ class ServerAdapter(ABC):
     def update_action(self, server: LocalServer, artifacts_v2: Any, model_root: Path) -> Callable[[], None]:
         """What the model-update friction test does to move the live server to version 2."""
         raise NotImplementedError(f"{self.name}: no model-update action")
+
+    def update_how(self, server: LocalServer) -> str:
+        """How the model-update friction test moves this server to version 2, when that is not
+        what the server's own users do (recorded as the friction record's ``how``); "" otherwise."""
+        return ""
 
     def predict_urls(self, rest_address: str, model: str) -> tuple[str, str]:
         """(predict URL for ``model``, predict URL for a model that does not exist): the bad

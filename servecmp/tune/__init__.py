@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,14 @@ from typing import Any
 import yaml
 
 from servecmp.experiment import Experiment, load_experiment, parse_experiment
-from servecmp.tune.space import TuneError, check_budget, grid, space_for, validate_space
+from servecmp.tune.space import (
+    TuneError,
+    check_budget,
+    for_experiment,
+    grid,
+    space_for,
+    validate_space,
+)
 
 __all__ = ["TuneError", "run_tune"]
 
@@ -98,7 +106,7 @@ def run_tune(
     """Search, store, write the tuned experiment and the report; returns the tune directory."""
     from servecmp.run import cpus as cpu_plan
     from servecmp.run import watchdog
-    from servecmp.run.orchestrate import _pinned
+    from servecmp.run.cpus import pinned
     from servecmp.run.procs import install_handlers
     from servecmp.tune import report
     from servecmp.tune.measure import LocalMeasurer
@@ -116,10 +124,21 @@ def run_tune(
         why = unavailable_reason()
         if why:
             raise TuneError(f"--cluster: {why}")
-    spaces = {}
+    spaces, held = {}, {}
     for name in names:
-        spaces[name] = space_for(name)
-        validate_space(name, spaces[name])
+        full = space_for(name)
+        validate_space(name, full)
+        spaces[name], held[name] = for_experiment(name, full, exp)
+        if cluster and any(k.field == "tuning.logging" for k in spaces[name].knobs):
+            # the charts mount only each server's chart_files, not the generated log configs
+            spaces[name] = replace(spaces[name], knobs=tuple(k for k in spaces[name].knobs
+                                                             if k.field != "tuning.logging"))
+            held[name].append(f"{name}: tuning.logging held at the experiment's value: the chart does "
+                              "not mount the generated log config (local runs only)")
+    empty = {n: "; ".join(held[n]) for n in names if not spaces[n].knobs}
+    names = [n for n in names if n not in empty]
+    if not names:
+        raise TuneError("nothing to search: " + "; ".join(empty.values()))
     budget_s = budget_minutes * 60
     min_s = check_budget(exp, budget_s)
     sizes = {n: len(grid(n, spaces[n])) for n in names}
@@ -130,6 +149,8 @@ def run_tune(
     tune_dir = _open_dir(exp, spec, runs_root, resume)
     _log(f"{'resuming' if resume else 'tune run'} {tune_dir} ({strategy}, budget {budget_minutes:g} min, "
          f"servers {', '.join(names)})")
+    for note in [*(x for n in names for x in held[n]), *(f"{n}: not tuned ({why})" for n, why in empty.items())]:
+        _log(note)
     install_handlers()
     placement = cpu_plan.plan(exp.resources.cpus, exp.resources.pinning)
     store = TuneStore(tune_dir)
@@ -147,7 +168,7 @@ def run_tune(
     watchdog.start(tune_dir / "logs" / "watchdog.log")  # servers die with us, even on kill -9
     with contextlib.ExitStack() as stack:
         stack.callback(watchdog.stop)
-        stack.enter_context(_pinned(placement.generator_cpus if placement.pinned else None))
+        stack.enter_context(pinned(placement.generator_cpus if placement.pinned else None))
         # small spaces first: what they leave of their share rolls over to the larger ones
         order = sorted(names, key=lambda n: sizes[n])
         reasons = {n: (("in-process baseline: no cluster form (tune it without --cluster)"
@@ -183,6 +204,7 @@ def run_tune(
     for o in outcomes:
         row = describe(o)
         row["defaults_label"] = o.defaults.label()
+        row["held"] = held.get(o.server, [])
         if o.best is not None and not o.unavailable:
             best[o.server] = o.best
             confirm = [m for m in records if m.server == o.server and m.stage == "confirm"]
@@ -195,6 +217,8 @@ def run_tune(
             row["best_screen_rps"] = screened[o.best.id].score_rps if o.best.id in screened else None
             cm = [m.score_rps for m in confirm if m.config_id == o.best.id]
             row["best_confirmed_rps"] = sum(cm) / len(cm) if cm else None
+            ri = report.rerun_interval(cm)
+            row["rerun_interval"] = ri.__dict__ if ri else None
         summary["servers"].append(row)
     (tune_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     if best:
@@ -230,6 +254,9 @@ def _header(tune_dir: Path, summary: dict[str, Any], experiment: str | Path) -> 
             if s.get("defaults_won"):
                 ratio = " (the defaults won the re-measurement)"
             lines.append(f"# {s['server']}: {s['best_label']}{ratio}")
+            ri = s.get("rerun_interval")
+            if ri:
+                lines.append(f"#   a rerun is expected at {ri['low']:.1f}-{ri['high']:.1f} req/s ({ri['text']})")
     return "\n".join(lines) + "\n"
 
 
@@ -251,3 +278,6 @@ def _print(summary: dict[str, Any]) -> None:
         else:
             r = f"best {s.get('best_screen_rps') or 0:.1f} req/s (single measurement)"
         print(f"  {s['server']:<11} {s['best_label']}: {r}")
+        ri = s.get("rerun_interval")
+        if ri:
+            print(f"  {'':<11} rerun expected at {ri['low']:.1f}-{ri['high']:.1f} req/s ({ri['text']})")

@@ -2,7 +2,8 @@
 one of its targets, measured with the run's own pieces (servecmp/run/orchestrate.py ``LocalRun``:
 ``prepare`` / ``bring_up``, the step engine through ``_run_target``), level by level so a clearly
 worse configuration stops early. Nothing else is started; the friction probes of a full run
-(bad payloads, model update, kill and recovery) are not part of a tune measurement.
+(bad payloads, model update, kill and recovery) are not part of a tune measurement. A
+confirmation measurement burns the fresh server in first (burnin.py).
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ class LocalMeasurer:
                     m.unavailable = next((n for n in run.notes if n.startswith(f"{cand.server} unavailable")),
                                          f"{cand.server} did not start")
                     return self._done(m, t0)
+            if stage == "confirm" and server is not None:
+                m.burn_in = self._burn_in(run, exp, target, server, level)
             ref = {lv.param: lv for lv in incumbent.levels} if incumbent else {}
             plan = plan_steps(exp.load)
             if level is not None:
@@ -152,6 +155,18 @@ class LocalMeasurer:
                 s.stop()
             run.finish_meta()
         return self._done(m, t0)
+
+    def _burn_in(self, run: Any, exp: Experiment, target: Target, server: Any, level: str | None) -> dict[str, float]:
+        """Confirmation only: the fresh server under a short bounded warm load at the level's
+        concurrency before it is measured (in-process baselines load their model per step: none)."""
+        from servecmp.load.clients import make_client
+        from servecmp.tune.burnin import burn_in, level_concurrency
+
+        address = server.address(target.protocol)
+        b = burn_in(lambda: make_client(target, address, run.payloads, exp.load.request_timeout_s),
+                    len(run.payloads), level_concurrency(level))
+        self.log(f"  burn-in {target.name}: {b.requests} requests in {b.seconds:.0f} s ({b.failures} failed)")
+        return {"seconds": b.seconds, "requests": float(b.requests), "failures": float(b.failures)}
 
     @staticmethod
     def _done(m: Measurement, t0: float) -> Measurement:

@@ -34,6 +34,35 @@ class Ratio:
                 f"{self.n_pairs} paired round(s){sig}")
 
 
+@dataclass(frozen=True)
+class RerunInterval:
+    """Where one rerun of the tuned configuration through ``servecmp run`` is expected to land."""
+
+    mean: float
+    low: float
+    high: float
+    n: int  # confirmation rounds it rests on
+    text: str
+
+
+def rerun_interval(per_round_rps: list[float], level: float = 0.95) -> RerunInterval | None:
+    """A Student-t prediction interval for one new measurement from the confirmation rounds'
+    throughput (mean ± t · s · √(1 + 1/n)): wider than the mean's confidence interval, because a
+    rerun is one draw, with its own start-up and machine load. None below 2 rounds."""
+    from scipy import stats
+
+    xs = [float(x) for x in per_round_rps]
+    n = len(xs)
+    if n < 2:
+        return None
+    mean = sum(xs) / n
+    sd = (sum((x - mean) ** 2 for x in xs) / (n - 1)) ** 0.5
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd * (1 + 1 / n) ** 0.5
+    return RerunInterval(mean, max(0.0, mean - half), mean + half, n,
+                         f"{level:.0%} prediction interval from {n} burned-in confirmation rounds, mean "
+                         f"{mean:.1f} req/s; an indication on a machine whose load varies")
+
+
 def _p99_at(m: Measurement, param: str | None) -> float | None:
     for lv in m.levels:
         if lv.param == param:
@@ -104,8 +133,22 @@ def build(tune_dir: Path, summary: dict[str, Any], slo_ms: float) -> tuple[Path,
         p_t = Ratio(**p99).text("ms") if p99 else "—"
         md.append(f"| {s['server']} | {s['defaults_label']} | {s['best_label']} | {tp_t} | {p_t} | {s['stopped']} |")
     md.append("")
+    md.append("### Rerun interval")
+    md.append("")
+    for s in summary["servers"]:
+        ri = s.get("rerun_interval")
+        if s.get("unavailable"):
+            continue
+        md.append(f"- **{s['server']}** ({s['best_label']}): " + (
+            f"a rerun of the tuned file through `servecmp run` is expected at {ri['low']:.1f} to {ri['high']:.1f} "
+            f"req/s at the confirmation's load level ({ri['text']})" if ri else
+            "no rerun interval (fewer than 2 confirmation rounds of the winner)"))
+        for note in s.get("held") or []:
+            md.append(f"  - {note}")
+    md.append("")
     md.append("Ratios come from the confirmation rounds only (defaults and the top candidates re-measured "
-              "in interleaved, counterbalanced rounds at one load level), over the rounds where both met "
+              "in interleaved, counterbalanced rounds (A B, B A) at one load level, each server burned in "
+              "with a short warm load before it is measured), over the rounds where both met "
               "the SLO; the interval is a Student-t interval over the paired log-ratios (as the run "
               "report's verdicts). The winner is the best mean over all rounds, a round that missed the "
               "SLO counting 0.")

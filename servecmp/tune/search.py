@@ -4,9 +4,12 @@
 a time try each value with the others fixed at the current best, move when a value beats the
 current best by more than ``MIN_GAIN``; repeat passes until one changes nothing. A candidate that
 falls clearly behind the incumbent at a load level stops early (measure.py). Then the top
-candidates and the defaults are re-measured in interleaved, counterbalanced rounds (A B C, C B A)
-with the server restarted for each, and the winner is the best mean over those rounds only (the
-screening number of the winner is biased upwards: it was picked for being high).
+candidates and the defaults are re-measured in interleaved, counterbalanced rounds (A B C, C B A;
+an even number of rounds when more than one, so A B B A ...), each with the server started as
+``servecmp run`` starts it and burned in with a short bounded warm load before the measured level
+(measure.py), and the winner is the best mean over those rounds only (the screening number of the
+winner is biased upwards: it was picked for being high). The winner's per-round throughput gives
+the rerun interval the report states (report.py ``rerun_interval``).
 
 ``grid``: every configuration once, no early stop (the reference the search is checked against).
 
@@ -248,6 +251,8 @@ class Search:
             k -= 1
         while k * r * est > left and r > 1:
             r -= 1
+        if r % 2 and r > 1:  # whole A B / B A pairs, so each position in the order is taken equally
+            r = r + 1 if k * (r + 1) * est <= left else r - 1
         top = [m for m in ranked if m.config_id != out.defaults.id][: k - 1]
         chosen = [out.defaults] + [_cand(out.server, m) for m in top]
         if len(chosen) == 1:

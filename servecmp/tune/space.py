@@ -68,6 +68,24 @@ def validate_space(server: str, space: SearchSpace) -> None:
             raise TuneError(f"{where}: knob {k.field!r} cites no source naming it performance-relevant")
 
 
+def for_experiment(server: str, space: SearchSpace, exp: Experiment) -> tuple[SearchSpace, list[str]]:
+    """``space`` without the knobs that would reach a protocol the search does not measure
+    (``Knob.protocols``): the search measures one target, and a knob declared for some protocols
+    only is held at the experiment's value when ``server`` also has targets on another. Returns
+    the space searched and one note per knob held."""
+    protocols = sorted({t.protocol.value for t in exp.targets if t.server == server})
+    kept, notes = [], []
+    for k in space.knobs:
+        outside = [p for p in protocols if k.protocols and p not in k.protocols]
+        if outside:
+            notes.append(f"{server}: {k.field} held at the experiment's value: it changes "
+                         f"{'/'.join(k.protocols)} serving only and the experiment also measures "
+                         f"{server} over {', '.join(outside)}")
+            continue
+        kept.append(k)
+    return SearchSpace(knobs=tuple(kept), known=space.known_fields()), notes
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One configuration of one server: experiment field -> value."""
@@ -104,7 +122,7 @@ class Candidate:
                 batching[f.removeprefix("tuning.batching.")] = v
                 changed_batching = True
         fields: dict[str, Any] = {}
-        for name in ("workers", "intra_op_threads", "io_threads"):
+        for name in ("workers", "intra_op_threads", "io_threads", "logging"):
             if f"tuning.{name}" in d:
                 fields[name] = d[f"tuning.{name}"]
         if changed_batching:

@@ -61,6 +61,8 @@ class Measurement(BaseModel):
     score_p99_ms: float | None = None  # p99 at that level
     server_cpu: float | None = None  # at that level
     peak_rss_bytes: int | None = None
+    # confirmation: the warm load before the measured level (seconds, requests, failures)
+    burn_in: dict[str, float] | None = None
 
     @property
     def key(self) -> tuple[str, str, str, int]:

@@ -69,24 +69,34 @@ class KServeAdapter(ServerAdapter):
     wire: ClassVar[Wire | None] = WIRE
     metrics: ClassVar[ServerMetrics | None] = METRICS
     search_space: ClassVar[SearchSpace | None] = SEARCH_SPACE
+    server_batching: ClassVar[bool] = False  # config.NO_BATCHING
     fairness: ClassVar[tuple[FairnessRow, ...]] = (
         FairnessRow("resources.cpus", "CPU set (local) / CPU limit (k8s)", "= resources.cpus"),
         FairnessRow("resources.memory_mib", "memory limit (k8s); no server knob", "= memory_mib"),
         FairnessRow("tuning.workers", "--workers",
                     "= tuning.workers uvicorn REST processes, each with its own model copy; gRPC is "
-                    "served by the parent process alone (one more copy)"),
-        FairnessRow("tuning.intra_op_threads", "--intra_op_threads (torch.set_num_threads), OMP_NUM_THREADS",
-                    "per process: cpus / workers (or tuning.intra_op_threads)"),
-        FairnessRow("tuning.io_threads", "--max_threads",
-                    "= cpus (or tuning.io_threads): the gRPC server's thread pool; servicers are "
-                    "coroutines on one event loop per process, so it bounds little; REST has no I/O pool"),
+                    "served by the parent process alone (one more copy, one request at a time), so "
+                    "workers do not multiply gRPC: kserve-grpc rows are one process whatever workers says"),
+        FairnessRow("tuning.intra_op_threads", "--intra_op_threads (torch.set_num_threads), OMP_NUM_THREADS; "
+                    "--parent_intra_op_threads",
+                    "per REST process: cpus / workers (or tuning.intra_op_threads); with workers > 1 the "
+                    "gRPC parent gets intra_op_threads x workers (the whole budget, as TF Serving's pool)"),
+        FairnessRow("tuning.io_threads", "--max_threads (no effect)",
+                    "= cpus (or tuning.io_threads), for the record only: it sizes the pool grpc.aio runs "
+                    "synchronous handlers on, and every KServe servicer method is async "
+                    "(kserve/protocol/grpc/servicer.py), so it changes nothing; not searched. REST has "
+                    "no I/O pool"),
         FairnessRow("tuning.batching.enabled", "none",
-                    "no server-side dynamic batching in the Python model server (the KServe batcher "
-                    "is the Go agent sidecar of an InferenceService): runs unbatched, the flags file says so"),
+                    "refused: experiment validation rejects batching on with a kserve target (no "
+                    "server-side dynamic batching in the Python model server; the KServe batcher is the "
+                    "Go agent sidecar of an InferenceService)"),
         FairnessRow("tuning.batching.max_batch_size", "none", "not applicable (no batching)"),
         FairnessRow("tuning.batching.batch_timeout_ms", "none", "not applicable (no batching)"),
         FairnessRow("tuning.batching.max_enqueued_batches", "none",
                     "no queue bound: requests wait on the event loop"),
+        FairnessRow("tuning.logging", "--log_config_file",
+                    "default: KServe's own logging (uvicorn access line and PrintTimings line per REST "
+                    "request, 'grpc method' line per gRPC call); quiet: those loggers at WARNING"),
     )
     # Helm: the chart's config.flags value gets the generated flags.txt (--set-file).
     chart_files: ClassVar[dict[str, str]] = {"config.flags": "flags.txt"}
@@ -139,6 +149,17 @@ class KServeAdapter(ServerAdapter):
                 server.reload_model()
 
         return update
+
+    def update_how(self, server: LocalServer) -> str:
+        from servecmp.servers.kserve.local import KServeServer
+
+        assert isinstance(server, KServeServer)
+        did = ("servecmp restarted the server on v2 (stop, start, wait ready)" if server.workers() > 1 else
+               "POST /v2/repository/models/<m>/load, with servecmp's own reload behind it (KServe's "
+               "ModelRepository.load is a no-op upstream, kserve/model_repository.py 0.21.0)")
+        return (f"measures servecmp's update path, not KServe's: {did}. A KServe user updates a model "
+                "by rolling out a new InferenceService revision (new storageUri; Knative or the "
+                "Deployment shifts traffic to new pods)")
 
     def predict_urls(self, rest_address: str, model: str) -> tuple[str, str]:
         base = rest_address if "://" in rest_address else f"http://{rest_address}"

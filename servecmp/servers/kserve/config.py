@@ -3,15 +3,19 @@
 Fairness mapping (README table; the knobs are kserve 0.21.0 ``kserve/model_server.py`` flags):
 - ``tuning.workers`` -> ``--workers``: uvicorn REST processes (multiprocessing "spawn",
   ``kserve/protocol/rest/multiprocess/server.py``), each with its own model copy, like
-  TorchServe's workers. gRPC is served by the parent process alone (one more model copy).
-- ``intra_op_threads`` -> ``--intra_op_threads`` (ours: ``torch.set_num_threads`` in every process
-  that loads the model) and ``OMP_NUM_THREADS``.
-- ``io_threads`` -> ``--max_threads``: the gRPC server's ThreadPoolExecutor
-  (``kserve/protocol/grpc/server.py``). KServe's I/O is one asyncio event loop per process and
-  its servicer methods are coroutines, so this pool bounds little; there is no REST I/O pool.
+  TorchServe's workers. gRPC is served by the parent process alone (one more model copy, one
+  request at a time), so ``workers`` does not multiply gRPC: the parent gets the whole math budget
+  (``--parent_intra_op_threads``) and gRPC rows are labelled one process.
+- ``intra_op_threads`` -> ``--intra_op_threads`` (ours: ``torch.set_num_threads`` in every REST
+  process that loads the model) and ``OMP_NUM_THREADS``.
+- ``io_threads`` -> ``--max_threads`` (kept at the budget for the record): the ``max_workers`` of
+  the ThreadPoolExecutor handed to ``grpc.aio.server`` (``kserve/protocol/grpc/server.py``). That
+  pool only runs synchronous handlers, and every method of KServe's servicer is ``async def``
+  (``kserve/protocol/grpc/servicer.py``), so it has no effect on serving; there is no REST I/O
+  pool either. Not in the search space.
 - ``tuning.batching`` -> none: the Python model server has no server-side dynamic batching (the
   KServe batcher is the Go agent sidecar an InferenceService adds, ``pkg/batcher/handler.go``,
-  kserve v0.20.0). With batching on, KServe runs unbatched and the flags file says so.
+  kserve v0.20.0). Batching on with a KServe target is refused when the experiment is validated.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from servecmp.servers.base import RenderedConfig
+from servecmp.servers.kserve import logconfig
 
 if TYPE_CHECKING:
     from servecmp.configgen.placement import Placement
@@ -51,9 +56,21 @@ def flags(exp: Experiment, placement: Placement) -> list[str]:
         f"--workers={exp.tuning.workers}",
         f"--max_threads={exp.io_threads}",
         f"--intra_op_threads={exp.intra_op_threads}",
-        # One log line per request (model.py trace_logger) is I/O no other server pays for.
+        *parent_threads(exp),
+        # The per-predict timing line of model.py; uvicorn's access line and PrintTimings stay
+        # (tuning.logging decides those: logconfig.py).
         "--enable_latency_logging=false",
+        *([logconfig.flag(path(placement, "config"))] if exp.tuning.logging == "quiet" else []),
     ]
+
+
+def parent_threads(exp: Experiment) -> list[str]:
+    """With ``--workers`` > 1 the parent process serves gRPC alone, one request at a time, while
+    the REST processes idle: it gets the whole math budget (``intra_op_threads`` x workers, as TF
+    Serving's one process-wide pool), not one worker's share. One worker: nothing to add."""
+    if exp.tuning.workers <= 1:
+        return []
+    return [f"--parent_intra_op_threads={exp.intra_op_threads * exp.tuning.workers}"]
 
 
 def render(exp: Experiment, placement: Placement) -> RenderedConfig:
@@ -62,12 +79,15 @@ def render(exp: Experiment, placement: Placement) -> RenderedConfig:
         "change the experiment file.",
         "# Arguments of servecmp/servers/kserve/model_server.py (KServe 0.21 flags plus ours), one per line.",
     ]
-    if exp.tuning.batching.enabled:
+    if exp.tuning.batching.enabled:  # only reachable without kserve targets (validation refuses it)
         lines.append(f"# tuning.batching.enabled is ignored: {NO_BATCHING}.")
     lines += flags(exp, placement)
     n = str(exp.intra_op_threads)
+    files = {FLAGS_FILE: "\n".join(lines) + "\n"}
+    if exp.tuning.logging == "quiet":
+        files[logconfig.FILE] = logconfig.quiet()
     return RenderedConfig(
-        files={FLAGS_FILE: "\n".join(lines) + "\n"},
+        files=files,
         env={"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "PYTHONUNBUFFERED": "1"},
     )
 

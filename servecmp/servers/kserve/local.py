@@ -22,7 +22,7 @@ SCRIPT = Path(__file__).resolve().with_name("model_server.py")
 
 def venv_dir() -> Path:
     env = os.environ.get("SERVECMP_KSERVE_VENV")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / ".venv-kserve"
+    return Path(env) if env else Path(__file__).resolve().parents[3] / ".venv-kserve"  # repo root
 
 
 def venv_python() -> Path:

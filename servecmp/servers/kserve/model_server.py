@@ -12,8 +12,9 @@ CLI (one flag per line in the generated ``flags.txt``; servecmp/servers/kserve/c
 Our flags: ``--model_dir`` holds ``<version>/model.pt`` (the TorchScript file from inside the
 .mar; ``<version>/model_spec.json`` beside it, when present, fixes the input's [C, H, W]); the
 highest version loads. ``--intra_op_threads`` sets ``torch.set_num_threads`` (the
-TorchServe handler and the in-process baseline do the same), ``--interop_threads``
-``torch.set_num_interop_threads``. Every other flag is KServe's own: ``kserve/model_server.py``
+TorchServe handler and the in-process baseline do the same) in each REST worker process,
+``--parent_intra_op_threads`` (0: the same) in the parent, which alone serves gRPC when
+``--workers`` > 1; ``--interop_threads`` ``torch.set_num_interop_threads``. Every other flag is KServe's own: ``kserve/model_server.py``
 (kserve 0.21.0) parses ``sys.argv`` with ``parse_known_args`` when it is imported
 (``--http_port``, ``--grpc_port``, ``--workers``, ``--max_threads``, ``--enable_grpc``, ...).
 
@@ -40,16 +41,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 ours = argparse.ArgumentParser(add_help=False)
 ours.add_argument("--model_dir", required=True, help="directory holding <version>/model.pt")
 ours.add_argument("--intra_op_threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
+ours.add_argument("--parent_intra_op_threads", type=int, default=0,
+                  help="torch.set_num_threads of the parent process (0: --intra_op_threads)")
 ours.add_argument("--interop_threads", type=int, default=0, help="torch.set_num_interop_threads (0: default)")
 ours.add_argument("--output_name", default="logits", help="name of the OIP output tensor")
 
@@ -78,29 +81,50 @@ class TorchScriptModel(kserve.Model):
     """One TorchScript module; ``predict`` runs it synchronously (KServe's custom-predictor way:
     the call holds the process's event loop, one request at a time per process)."""
 
-    def __init__(self, name: str, model_dir: str, output_name: str = "logits", threads: int = 0) -> None:
+    def __init__(self, name: str, model_dir: str, output_name: str = "logits", threads: int = 0,
+                 worker_threads: int = 0) -> None:
         super().__init__(name)
         self.model_dir = Path(model_dir)
         self.output_name = output_name
-        self.threads = threads  # torch intra-op threads, set in every process that loads
+        self.threads = threads  # torch intra-op threads of this process (0: torch's default)
+        self.worker_threads = worker_threads or threads  # ... of each REST worker process
         self.version = 0
         self.input_shape: list[int] | None = None  # [C, H, W] when the version ships its spec
         self._module: Any = None
+        self._loading: threading.Thread | None = None
 
     # --workers > 1 starts REST processes with multiprocessing "spawn" and pickles the model
     # registry into them (kserve/protocol/rest/multiprocess/server.py); a TorchScript module
-    # does not pickle, so each process loads its own copy.
+    # does not pickle, so each process loads its own copy. The parent pings each child over a
+    # pipe every 0.5 s and kills one that does not answer within 5 s (RESTServerProcess.ping,
+    # kserve 0.21.0); the child answers only once unpickling is over and its pong thread runs.
+    # So the copy (torch import included) loads in a thread: readiness says "not ready" and a
+    # request waits for it (DataPlane.get_model calls load() on a model that is not ready).
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_module"] = None
+        state["_loading"] = None
+        state["threads"] = self.worker_threads
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        if self.ready:
-            self.load()
+        if state.get("ready"):
+            self.ready = False
+            self._loading = threading.Thread(target=self._load, name="servecmp-model-load", daemon=True)
+            self._loading.start()
 
     def load(self) -> bool:
+        loading = self._loading
+        if loading is not None and loading is not threading.current_thread() and not self.ready:
+            loading.join()  # the copy still loading in the background: wait for it, never twice
+            if self.ready:
+                return True
+        return self._load()  # first load, or a reload (repository extension)
+
+    def _load(self) -> bool:
+        import torch
+
         if self.threads > 0:
             torch.set_num_threads(self.threads)
         version, path = latest_version(self.model_dir)
@@ -122,6 +146,10 @@ class TorchScriptModel(kserve.Model):
             # A global-pooling CNN would answer other H, W too: the model's declared shape rules.
             raise InvalidInput(f"input shape {list(batch.shape)} does not match the model's [B, "
                                f"{', '.join(map(str, self.input_shape))}]")
+        import torch
+
+        if self.threads > 0 and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)  # OpenMP's setting is per thread: the loader's was another
         try:
             with torch.inference_mode():
                 out = self._module(torch.from_numpy(np.ascontiguousarray(batch)))
@@ -164,6 +192,25 @@ class TorchScriptModel(kserve.Model):
         return {"predictions": self._run(batch).tolist()}
 
 
+# How long the parent waits for a REST process's pong (upstream: 5 s, RESTServerProcess.ping in
+# kserve/protocol/rest/multiprocess/server.py 0.21.0). A spawned process answers only after it has
+# imported this script (kserve included) and unpickled the registry: on a loaded machine that took
+# more than 5 s, so the parent killed it and spawned a replacement, which upstream starts without
+# --log_config_file. A live process answers at once, so a longer wait costs only a hung one.
+CHILD_PING_TIMEOUT_S = 60.0
+
+
+def patient_ping() -> None:
+    from kserve.protocol.rest.multiprocess.server import RESTServerProcess
+
+    upstream = RESTServerProcess.ping
+
+    def ping(self: RESTServerProcess, timeout: float = 5) -> bool:
+        return bool(upstream(self, max(timeout, CHILD_PING_TIMEOUT_S)))
+
+    RESTServerProcess.ping = ping
+
+
 class VersionedRepository(ModelRepository):
     """``POST /v2/repository/models/<m>/load`` reloads the newest version from disk (upstream's
     ``ModelRepository.load`` is a no-op: kserve/model_repository.py 0.21.0)."""
@@ -177,17 +224,21 @@ class VersionedRepository(ModelRepository):
 
 # Entry point of the KServe container image (deploy/kind/kserve.Dockerfile) and of the local KServe process (local.py).
 def main() -> None:
+    import torch
+
     args, _ = ours.parse_known_args()
     if args.interop_threads > 0:
         torch.set_num_interop_threads(args.interop_threads)
     name = kserve.model_server.args.model_name  # KServe's own --model_name flag
-    model = TorchScriptModel(name, args.model_dir, args.output_name, args.intra_op_threads)
+    model = TorchScriptModel(name, args.model_dir, args.output_name,
+                             args.parent_intra_op_threads or args.intra_op_threads, args.intra_op_threads)
     model.load()
     print(
         f"servecmp-kserve: model {name} version {model.version} loaded; torch {torch.__version__}, "
         f"threads {torch.get_num_threads()}, pid {os.getpid()}",
         flush=True,
     )
+    patient_ping()
     kserve.ModelServer(registered_models=VersionedRepository()).start([model])
 
 

@@ -97,6 +97,10 @@ class TorchServeAdapter(ServerAdapter):
         FairnessRow("tuning.batching.batch_timeout_ms", "maxBatchDelay (ms)", "= batch_timeout_ms"),
         FairnessRow("tuning.batching.max_enqueued_batches", "job_queue_size",
                     "= batches x batch size (>= 100)"),
+        FairnessRow("tuning.logging", "log4j2.xml (vmargs -Dlog4j.configurationFile)",
+                    "default: TorchServe's own log4j2.xml (org.pytorch.serve at DEBUG, written twice to "
+                    "ts_log.log; an access line and 'Backend response time' per request); quiet: a "
+                    "generated copy at warn"),
     )
 
     chart_files = {"config.properties": "config.properties"}

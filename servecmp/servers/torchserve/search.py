@@ -5,7 +5,8 @@ inside the experiment's fixed budget (the CPU set and memory limit never change,
 server uses them). ``field`` is the experiment field the knob sets (servecmp/configgen/torchserve.py
 translates it: workers -> minWorkers/maxWorkers/default_workers_per_model, intra_op_threads ->
 OMP_NUM_THREADS + torch.set_num_threads in the handler, io_threads -> number_of_netty_threads +
-netty_client_threads, batching -> the model's batchSize / maxBatchDelay).
+netty_client_threads, batching -> the model's batchSize / maxBatchDelay, logging -> a generated
+log4j2.xml at warn, servecmp/servers/torchserve/log4j.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ KNOWN_FIELDS = (
     "tuning.batching.max_batch_size",
     "tuning.batching.batch_timeout_ms",
     "tuning.batching.max_enqueued_batches",
+    "tuning.logging",
 )
 
 SEARCH_SPACE = SearchSpace(
@@ -61,6 +63,14 @@ SEARCH_SPACE = SearchSpace(
             values=(1, 4),
             source=f"{CONFIGURATION} 'Other properties' (number_of_netty_threads, "
             "netty_client_threads): 'designed for performance tuning'",
+        ),
+        Knob(
+            field="tuning.logging",
+            values=("default", "quiet"),
+            source="pytorch/serve v0.12.0 docs/logging.md 'Enable asynchronous logging' ('If your model "
+            "is super lightweight and you want high throughput') and 'Modify the behavior of the logs' "
+            "(a custom log4j2.xml); the default logs org.pytorch.serve at DEBUG and an access line per "
+            "request (frontend/server/src/main/resources/log4j2.xml)",
         ),
     ),
     known=KNOWN_FIELDS,
