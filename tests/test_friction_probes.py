@@ -219,7 +219,7 @@ def test_probes_run_harmless_first_the_oversize_body_last_and_a_downed_server_is
         calls.append("bad payloads")
         return [probes.BadPayloadResult(c.name, 400, c.keywords[0], True) for c in probes.CASES]
 
-    def update(*a: Any) -> None:
+    def update(*a: Any, **kw: Any) -> None:
         calls.append("update")
         server.process.die(-9)  # the update took the server down
 

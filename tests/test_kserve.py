@@ -208,7 +208,7 @@ def test_missing_venv_is_reported_with_the_fix(monkeypatch: pytest.MonkeyPatch, 
 def test_default_venv_is_the_checkouts_own(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without $SERVECMP_KSERVE_VENV, the server launcher and the OIP stub builder both look for
     ``.venv-kserve`` beside pyproject.toml (the checkout root), not inside the package."""
-    from servecmp.load.clients.oip_protos import kserve_venv
+    from servecmp.load.clients.protos import kserve_venv
     from servecmp.servers.kserve.local import venv_dir
 
     monkeypatch.delenv("SERVECMP_KSERVE_VENV", raising=False)
@@ -587,9 +587,11 @@ def test_update_probe_records_that_it_measures_our_reload(monkeypatch: pytest.Mo
         def start(self) -> Load:
             return self
 
-        def wait_for(self, pred: Any, timeout: float) -> float:
+        def wait_for(self, pred: Any, timeout: float) -> Any:
+            from servecmp.run.underload import Sample
+
             self.t += 1.0
-            return self.t
+            return Sample(t=self.t, ok=True, version="v2", error=None, done=self.t)
 
         def now(self) -> float:
             return self.t

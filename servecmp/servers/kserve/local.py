@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 
+from servecmp.load.clients.protos import kserve_venv
 from servecmp.run.procs import ManagedProcess
 from servecmp.run.server import Endpoints, LocalServer, ServerUnavailable
 from servecmp.servers.kserve import config
@@ -21,8 +22,9 @@ SCRIPT = Path(__file__).resolve().with_name("model_server.py")
 
 
 def venv_dir() -> Path:
-    env = os.environ.get("SERVECMP_KSERVE_VENV")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / ".venv-kserve"  # repo root
+    """KServe's own venv: ``$SERVECMP_KSERVE_VENV``, else ``.venv-kserve`` of the checkout (one
+    definition, shared with the OIP stub builder)."""
+    return kserve_venv()
 
 
 def venv_python() -> Path:
