@@ -259,6 +259,14 @@ class Tuning(_Strict):
     per_server: dict[str, ServerTuning] = Field(default_factory=dict)  # server name -> its own
 
 
+class Friction(_Strict):
+    """How the friction measurements are taken."""
+
+    # start-ups per server, interleaved across servers (A B, B A, ...): cold start and idle
+    # memory are measured at each, so a friction verdict rests on more than one sample
+    startups: Annotated[int, Field(ge=1, le=20)] = 5
+
+
 class Experiment(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")]
     description: str = ""
@@ -269,6 +277,7 @@ class Experiment(_Strict):
     load: Load = Load()
     resources: Resources = Resources()
     tuning: Tuning = Tuning()
+    friction: Friction = Friction()
     # Which configuration the servers run: "defaults" (the shared settings) or "tuned" (each its
     # own best from ``servecmp tune``, in tuning.per_server). The report's title says which.
     configuration: Literal["defaults", "tuned"] = "defaults"
@@ -393,6 +402,8 @@ class Experiment(_Strict):
             del data["load"]["burn_in"]  # added later: the default keeps older digests
         if data["tuning"]["logging"] == "default":
             del data["tuning"]["logging"]
+        if data["friction"] == Friction().model_dump(mode="json"):
+            del data["friction"]
         for o in data["tuning"].get("per_server", {}).values():
             if o.get("logging") is None:
                 o.pop("logging", None)

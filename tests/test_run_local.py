@@ -46,7 +46,9 @@ TINY = {
     "load": {
         "profile": "closed_loop", "concurrency": [2], "warmup_s": 0.5,
         "stability": {"window_s": 1.0, "windows": 2, "max_windows": 3}, "repeats": 2,
+        "burn_in": {"max_s": 3.0, "window_s": 0.5},
     },
+    "friction": {"startups": 3},
 }
 
 
@@ -161,12 +163,12 @@ def test_friction_is_measured_for_torchserve(run_dir: Path) -> None:
     assert ts["oversize_crashed"].value == 0.0
     # cold start and idle memory: one measurement per start-up, each stored with its index
     from servecmp.results.friction import measurements
-    from servecmp.run.orchestrate import STARTUP_SAMPLES
+    startups = TINY["friction"]["startups"]
 
     by = measurements(recs)
     for metric in ("cold_start_ready_s", "cold_start_first_inference_s", "idle_rss_bytes", "idle_cpu_cores"):
         got = by[("torchserve", metric, "local")]
-        assert [r.index for r in got] == list(range(STARTUP_SAMPLES)), (metric, got)
+        assert [r.index for r in got] == list(range(startups)), (metric, got)
         assert all(r.available and r.value is not None for r in got), got
     tfs = {r.metric: r for r in recs if r.server == "tfserving"}
     assert tfs["packaging_s"].available  # packaging runs here even without the server
@@ -217,6 +219,7 @@ def _start_run(tmp_path: Path, name: str, *extra: str, env: dict[str, str] | Non
     # one round: these tests are about processes and stored steps, not about interleaving
     exp["load"] = dict(TINY["load"], concurrency=[1, 2], repeats=1,
                        stability={"window_s": 1.5, "windows": 2, "max_windows": 4})
+    exp["friction"] = {"startups": 1}
     tmp_path.mkdir(parents=True, exist_ok=True)
     exp_path = tmp_path / f"{name}.yaml"
     exp_path.write_text(yaml.safe_dump(exp))

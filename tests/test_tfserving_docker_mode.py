@@ -40,8 +40,10 @@ EXP = {
     "targets": [{"server": "tfserving", "protocol": "rest"}],
     "payload": {"distinct_inputs": 4},
     "load": {"profile": "closed_loop", "concurrency": [2], "warmup_s": 0.5,
-             "stability": {"window_s": 1.0, "windows": 2, "max_windows": 3}},
+             "stability": {"window_s": 1.0, "windows": 2, "max_windows": 3},
+             "burn_in": {"max_s": 3.0, "window_s": 0.5}},
     "resources": {"cpus": 1, "memory_mib": 1536},
+    "friction": {"startups": 2},
 }
 
 
@@ -126,17 +128,17 @@ def test_docker_mode_measures_kills_and_cleans_up_the_container(shim_env: Path, 
 
     recs, _ = read_friction(run_dir)
     tfs = {r.metric: r for r in recs if r.server == "tfserving"}  # the last of repeated ones
-    from servecmp.run.orchestrate import STARTUP_SAMPLES
+    n_startups = EXP["friction"]["startups"]
 
     # One container per start-up (cold start and idle measured each time), then the one started
     # after the kill; the load and the probes ran on the last start-up's container.
-    startups = seen["container"][:STARTUP_SAMPLES]
+    startups = seen["container"][:n_startups]
     loaded = startups[-1]
     assert not set(seen["container"]) & set(seen["client"])
     # Resources: the container's process (docker inspect .State.Pid), never the client.
     for metric in ("idle_rss_bytes", "idle_cpu_cores"):
         each = [r for r in recs if r.server == "tfserving" and r.metric == metric]
-        assert [r.index for r in each] == list(range(STARTUP_SAMPLES)), each
+        assert [r.index for r in each] == list(range(n_startups)), each
         assert [r.details["pid"] for r in each] == startups, (metric, each, seen)
         assert all("docker inspect" in r.details["source"] for r in each)
     assert tfs["peak_rss_bytes"].details["pid"] == loaded
@@ -150,7 +152,7 @@ def test_docker_mode_measures_kills_and_cleans_up_the_container(shim_env: Path, 
     assert ["rm", "-f", name] in argvs[kill_at:]
     assert sum(1 for a in argvs[kill_at:] if a[:1] == ["run"]) == 1
     # The start-ups' containers, then the one started after the kill (the model update is in place).
-    assert len(seen["container"]) == STARTUP_SAMPLES + 1 and not psutil.pid_exists(loaded), seen
+    assert len(seen["container"]) == n_startups + 1 and not psutil.pid_exists(loaded), seen
     assert tfs["recovery_s"].value is not None and tfs["recovery_s"].value > 0
     assert tfs["recovery_lost_requests"].value > 0
     assert "docker kill" in tfs["recovery_s"].details["how"]

@@ -32,8 +32,10 @@ TINY: dict[str, Any] = {
     "targets": [{"server": "torchserve", "protocol": "rest"}, {"server": "pytorch", "protocol": "inprocess"}],
     "payload": {"distinct_inputs": 8},
     "load": {"profile": "closed_loop", "concurrency": [1, 2], "warmup_s": 0.3,
-             "stability": {"window_s": 0.5, "windows": 2, "max_windows": 2}},
+             "stability": {"window_s": 0.5, "windows": 2, "max_windows": 2},
+             "burn_in": {"max_s": 1.5, "window_s": 0.5}},
     "resources": {"cpus": 1},
+    "friction": {"startups": 1},  # friction repeats are tested in test_friction_probes/test_run_local
 }
 
 
@@ -144,6 +146,8 @@ def _shortened(path: Path) -> dict[str, Any]:
     load = data["load"]
     load.update(warmup_s=0.2, repeats=1, stability={"window_s": 0.5, "windows": 2, "max_windows": 2, "tolerance": 0.1})
     load["concurrency"] = load["concurrency"][:2]
+    load["burn_in"] = {"max_s": 1.5, "window_s": 0.5}
+    data["friction"] = {"startups": 1}
     load["rates"] = load["rates"][:2]
     return data
 

@@ -80,8 +80,7 @@ T = TypeVar("T")
 
 QUICK_REPEATS = 3
 QUICK_BURN_IN = {"max_s": 6.0, "window_s": 1.0}
-# Start-ups per server (cold start and idle memory measured at each), interleaved across servers.
-STARTUP_SAMPLES = 5
+# --quick: at most this many start-ups per server (experiment friction.startups, default 5)
 QUICK_STARTUP_SAMPLES = 3
 # Start-up metrics: one record per start-up (its index); the rest are measured once.
 STARTUP_METRICS = frozenset({"cold_start_ready_s", "cold_start_first_inference_s", "idle_rss_bytes", "idle_cpu_cores"})
@@ -97,6 +96,7 @@ def quick_profile(exp: Experiment) -> Experiment:
     data["load"]["repeats"] = max(exp.load.repeats, QUICK_REPEATS)
     if exp.load.burn_in.max_s > 0:  # short, but still until throughput settles
         data["load"]["burn_in"] |= {**QUICK_BURN_IN, "max_s": min(exp.load.burn_in.max_s, QUICK_BURN_IN["max_s"])}
+    data["friction"]["startups"] = min(exp.friction.startups, QUICK_STARTUP_SAMPLES)
     return parse_experiment(data, "experiment (--quick)")
 
 
@@ -135,7 +135,7 @@ class LocalRun:
         artifacts_root: Path,
         prometheus: bool,
         friction_under_load: bool = True,
-        startup_samples: int = STARTUP_SAMPLES,
+        startup_samples: int = 1,
     ) -> None:
         self.exp = exp
         self.startup_samples = max(1, startup_samples)
@@ -581,7 +581,7 @@ def run_experiment(
     run_dir = runs_root.resolve() / run_id
     run = LocalRun(exp, run_dir=run_dir, artifacts_root=artifacts_root.resolve(), prometheus=prometheus,
                    friction_under_load=friction_under_load,
-                   startup_samples=QUICK_STARTUP_SAMPLES if quick else STARTUP_SAMPLES)
+                   startup_samples=exp.friction.startups)
     _log(f"run {run_id}: {len(targets)} target(s); {run.placement.note}")
     if experiment_path is not None and experiment_path.exists():
         run_dir.mkdir(parents=True, exist_ok=True)
