@@ -109,4 +109,3 @@ def print_summary(run_dir: Path, console: Console | None = None) -> None:
     console.print(table)
     for i, text in enumerate(notes, start=1):
         console.print(f"[{i}] {text}", markup=False, highlight=False)
-    console.print(f"results: {run_dir}", markup=False, highlight=False)
