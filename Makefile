@@ -38,19 +38,25 @@ parity: ## PyTorch vs TensorFlow parity check
 	$(SERVECMP) parity
 
 ##@ Quality
-.PHONY: test test-fast lint typecheck
+.PHONY: test test-fast lint format typecheck
+# Markers of tests that start a real server, Prometheus, a browser or a cluster (pyproject markers).
+SERVER_MARKERS := slow or torchserve or kserve or tfserving or docker or cluster or prometheus or browser
+
 test: setup ## The README's test command: lint, type-check, the whole suite (what CI runs)
+	$(MAKE) --no-print-directory lint typecheck
+	$(VENV)/bin/pytest --durations=15
+
+test-fast: ## Tests that start no server (no setup step; needs .venv)
+	$(VENV)/bin/pytest -m "not ($(SERVER_MARKERS))" --durations=10
+
+lint: ## ruff check + ruff format --check
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest
+	$(VENV)/bin/ruff format --check .
 
-test-fast: ## Tests that start no server
-	$(VENV)/bin/pytest -m "not slow"
+format: ## Apply ruff format
+	$(VENV)/bin/ruff format .
 
-lint: ## ruff
-	$(VENV)/bin/ruff check .
-
-typecheck: ## mypy
+typecheck: ## mypy (strict about our own imports; see pyproject)
 	$(VENV)/bin/mypy
 
 ##@ Benchmarks
