@@ -59,8 +59,10 @@ def serve_rest() -> None:
                 if len(self.buf) < total:
                     return
                 body, self.buf = self.buf[head_end + 4 : total], self.buf[total:]
-                self.t.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"  # type: ignore[attr-defined]
-                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                self.t.write(  # type: ignore[attr-defined]
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -98,8 +100,12 @@ def start_server(kind: str, cpus: list[int] | None) -> tuple[subprocess.Popen, s
         if cpus:
             os.sched_setaffinity(0, cpus)
 
-    proc = subprocess.Popen([sys.executable, __file__, f"serve-{kind}"], stdout=subprocess.PIPE, text=True,
-                            preexec_fn=pin)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, f"serve-{kind}"],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=pin,
+    )
     line = proc.stdout.readline() if proc.stdout else ""
     if not line.startswith("PORT "):
         proc.kill()
@@ -116,20 +122,43 @@ def echo_payloads(run_dir: Path, shape: tuple[int, int, int]) -> str:
     return str(ps.save(run_dir))
 
 
-def harness_step(run_dir: Path, name: str, target, address: str, payloads: str, concurrency: int,
-                 seconds: float, cpus: list[int] | None):
+def harness_step(
+    run_dir: Path,
+    name: str,
+    target,
+    address: str,
+    payloads: str,
+    concurrency: int,
+    seconds: float,
+    cpus: list[int] | None,
+):
     from servecmp.experiment import Load, Stability
     from servecmp.load.engine.runner import run_step
     from servecmp.load.engine.spec import StepSpec
 
-    load = Load(warmup_s=1.0, request_timeout_s=5.0, max_requests_per_step=5_000_000,
-                stability=Stability(window_s=seconds, windows=2, max_windows=3, tolerance=0.10))
-    spec = StepSpec(run_id="bench", step_id=name, target=target, address=address, sweep="closed_loop",
-                    mode="closed_loop", concurrency=concurrency, load=load, payloads_path=payloads)
+    load = Load(
+        warmup_s=1.0,
+        request_timeout_s=5.0,
+        max_requests_per_step=5_000_000,
+        stability=Stability(window_s=seconds, windows=2, max_windows=3, tolerance=0.10),
+    )
+    spec = StepSpec(
+        run_id="bench",
+        step_id=name,
+        target=target,
+        address=address,
+        sweep="closed_loop",
+        mode="closed_loop",
+        concurrency=concurrency,
+        load=load,
+        payloads_path=payloads,
+    )
     return run_step(spec, run_dir, cpus=cpus)
 
 
-def wrk_p50(url: str, body_path: Path, content_type: str, seconds: float, cpus: list[int] | None) -> float:
+def wrk_p50(
+    url: str, body_path: Path, content_type: str, seconds: float, cpus: list[int] | None
+) -> float:
     wrk = shutil.which("wrk") or "/usr/bin/wrk"
     if not Path(wrk).exists():
         raise RuntimeError("wrk not found: apt-get install -y wrk")
@@ -144,8 +173,13 @@ def wrk_p50(url: str, body_path: Path, content_type: str, seconds: float, cpus: 
         if cpus:
             os.sched_setaffinity(0, cpus)
 
-    out = subprocess.run([wrk, "-t1", "-c1", f"-d{max(1, int(seconds))}s", "--latency", "-s", str(lua), url],
-                         capture_output=True, text=True, timeout=seconds + 30, preexec_fn=pin).stdout
+    out = subprocess.run(
+        [wrk, "-t1", "-c1", f"-d{max(1, int(seconds))}s", "--latency", "-s", str(lua), url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        preexec_fn=pin,
+    ).stdout
     m = re.search(r"^\s*50%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     if not m:
         raise RuntimeError(f"could not parse wrk output:\n{out}")
@@ -215,27 +249,62 @@ class StockGrpc(User):
 """
 
 
-def stock_locust_rps(kind: str, address: str, body: Path, users: int, seconds: float, cpus: list[int] | None,
-                     work: Path) -> tuple[float, int]:
+def stock_locust_rps(
+    kind: str,
+    address: str,
+    body: Path,
+    users: int,
+    seconds: float,
+    cpus: list[int] | None,
+    work: Path,
+) -> tuple[float, int]:
     """(req/s, failures) of stock Locust, one process, ``users`` users, after they all spawned."""
     lf = work / f"stock_{kind}.py"
     lf.write_text(STOCK_REST if kind == "rest" else STOCK_GRPC)
     prefix = work / f"stock_{kind}"
     host = f"http://{address}" if kind == "rest" else address
-    env = dict(os.environ, BENCH_BODY=str(body), BENCH_PATH=f"/predictions/{ECHO_MODEL}", BENCH_MODEL=ECHO_MODEL)
+    env = dict(
+        os.environ,
+        BENCH_BODY=str(body),
+        BENCH_PATH=f"/predictions/{ECHO_MODEL}",
+        BENCH_MODEL=ECHO_MODEL,
+    )
 
     def pin() -> None:
         if cpus:
             os.sched_setaffinity(0, cpus)
 
     locust = Path(sys.executable).with_name("locust")
-    argv = [str(locust), "-f", str(lf), "--headless", "-u", str(users), "-r", str(users * 100),
-            "-t", f"{max(2, round(seconds))}s", "--host", host, "--reset-stats", "--only-summary",
-            "--csv", str(prefix), "--loglevel", "WARNING", "--stop-timeout", "2"]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=seconds + 60, preexec_fn=pin)
+    argv = [
+        str(locust),
+        "-f",
+        str(lf),
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users * 100),
+        "-t",
+        f"{max(2, round(seconds))}s",
+        "--host",
+        host,
+        "--reset-stats",
+        "--only-summary",
+        "--csv",
+        str(prefix),
+        "--loglevel",
+        "WARNING",
+        "--stop-timeout",
+        "2",
+    ]
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env=env, timeout=seconds + 60, preexec_fn=pin
+    )
     stats = prefix.with_name(prefix.name + "_stats.csv")
     if not stats.is_file():
-        raise RuntimeError(f"stock Locust ({kind}) wrote no stats (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        raise RuntimeError(
+            f"stock Locust ({kind}) wrote no stats (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
+        )
     with stats.open() as fh:
         for row in csv.DictReader(fh):
             if row["Name"] == "Aggregated":
@@ -244,15 +313,28 @@ def stock_locust_rps(kind: str, address: str, body: Path, users: int, seconds: f
 
 
 # ---- added latency at c=1: alternating rounds -------------------------------------------------
-def latency_rounds(run: Path, target, addr: str, payloads: str, model: str, rounds: int, seconds: float,
-                   cpus: list[int] | None, console) -> list[tuple[float, float]]:
+def latency_rounds(
+    run: Path,
+    target,
+    addr: str,
+    payloads: str,
+    model: str,
+    rounds: int,
+    seconds: float,
+    cpus: list[int] | None,
+    console,
+) -> list[tuple[float, float]]:
     """``rounds`` x (harness p50, wrk p50) in ms; the order alternates each round."""
     from servecmp.load.payloads import PayloadSet
 
     ps = PayloadSet.load(payloads)
     body = run / "body.bin"
     body.write_bytes(ps.body(target.effective_encoding, 0))
-    ctype = "application/json" if target.effective_encoding.value == "json" else "application/octet-stream"
+    ctype = (
+        "application/json"
+        if target.effective_encoding.value == "json"
+        else "application/octet-stream"
+    )
     url = f"http://{addr}/predictions/{model}"
     with console.status("warm-up (not reported): wrk for 2 s ..."):
         wrk_p50(url, body, ctype, 2, cpus)  # both tools then meet a warm server (JIT, caches)
@@ -266,7 +348,9 @@ def latency_rounds(run: Path, target, addr: str, payloads: str, model: str, roun
                     res = harness_step(run, f"c1-r{r}", target, addr, payloads, 1, seconds, cpus)
                     errs = res.wrong_answers + sum(res.transport_errors.values())
                     if res.latency_ms.p50 is None or errs:
-                        raise RuntimeError(f"harness round {r + 1}: p50 {res.latency_ms.p50}, {errs} errors; {res.error or ''}")
+                        raise RuntimeError(
+                            f"harness round {r + 1}: p50 {res.latency_ms.p50}, {errs} errors; {res.error or ''}"
+                        )
                     got[tool] = res.latency_ms.p50
                 else:
                     got[tool] = wrk_p50(url, body, ctype, seconds * 2, cpus)
@@ -283,13 +367,26 @@ def latency_table(label: str, pairs: list[tuple[float, float]], goal: float | No
     for col in ("round", "order", "harness p50 ms", "wrk p50 ms", "ratio harness/wrk", "added ms"):
         t.add_column(col, justify="right")
     for i, (h, w) in enumerate(pairs):
-        t.add_row(str(i + 1), "H,W" if i % 2 == 0 else "W,H", f"{h:.3f}", f"{w:.3f}", f"{h / w:.3f}", f"{h - w:+.3f}")
-    if goal is None:  # a trivial endpoint: the ratio of two tiny numbers; the added ms is the figure
+        t.add_row(
+            str(i + 1),
+            "H,W" if i % 2 == 0 else "W,H",
+            f"{h:.3f}",
+            f"{w:.3f}",
+            f"{h / w:.3f}",
+            f"{h - w:+.3f}",
+        )
+    if (
+        goal is None
+    ):  # a trivial endpoint: the ratio of two tiny numbers; the added ms is the figure
         verdict = "(no ratio goal on a trivial endpoint: the added ms is what the harness costs per request)"
     else:
-        verdict = f"goal <= {goal:.2f} " + ("[green]ok[/green]" if med <= goal else "[red]above goal[/red]")
-    t.caption = (f"median ratio {med:.3f} (spread {min(ratios):.3f}-{max(ratios):.3f}; "
-                 f"median added {statistics.median(h - w for h, w in pairs):+.3f} ms); {verdict}")
+        verdict = f"goal <= {goal:.2f} " + (
+            "[green]ok[/green]" if med <= goal else "[red]above goal[/red]"
+        )
+    t.caption = (
+        f"median ratio {med:.3f} (spread {min(ratios):.3f}-{max(ratios):.3f}; "
+        f"median added {statistics.median(h - w for h, w in pairs):+.3f} ms); {verdict}"
+    )
     return t, med
 
 
@@ -311,34 +408,70 @@ def with_real_torchserve(args: argparse.Namespace) -> int:
         work = Path(tmp)
         server = start_server("torchserve", args.torchserve, work, root, cpus=cpus)
         try:
-            ps = PayloadSet.build(get_model(args.torchserve), DEFAULT_SEED, 1, 16, weights_seed=DEFAULT_SEED)
+            ps = PayloadSet.build(
+                get_model(args.torchserve), DEFAULT_SEED, 1, 16, weights_seed=DEFAULT_SEED
+            )
             ps.save(work)
-            argv = [sys.executable, __file__, "--seconds", str(args.seconds), "--rounds", str(args.rounds),
-                    "--skip-capacity", "--address", server.endpoints.rest, "--payloads", str(work),
-                    "--target", args.target]
+            argv = [
+                sys.executable,
+                __file__,
+                "--seconds",
+                str(args.seconds),
+                "--rounds",
+                str(args.rounds),
+                "--skip-capacity",
+                "--address",
+                server.endpoints.rest,
+                "--payloads",
+                str(work),
+                "--target",
+                args.target,
+            ]
             return subprocess.run(argv, check=False).returncode
         finally:
             server.stop()
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seconds", type=float, default=3.0, help="measurement window length")
-    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds, harness/wrk and ours/stock (>= 3)")
-    ap.add_argument("--capacity-rounds", type=int, default=3, help="alternating ours/stock Locust rounds (>= 3)")
-    ap.add_argument("--concurrency", type=int, default=32, help="closed-loop users for the capacity runs")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="alternating rounds, harness/wrk and ours/stock (>= 3)",
+    )
+    ap.add_argument(
+        "--capacity-rounds", type=int, default=3, help="alternating ours/stock Locust rounds (>= 3)"
+    )
+    ap.add_argument(
+        "--concurrency", type=int, default=32, help="closed-loop users for the capacity runs"
+    )
     ap.add_argument("--shape", default="1,2,2", help="C,H,W of the echoed float32 payload")
     ap.add_argument("--skip-grpc", action="store_true")
     ap.add_argument("--skip-capacity", action="store_true", help="only the added-latency rounds")
-    ap.add_argument("--address", help="real TorchServe REST endpoint (127.0.0.1:port) for the wrk comparison")
+    ap.add_argument(
+        "--address", help="real TorchServe REST endpoint (127.0.0.1:port) for the wrk comparison"
+    )
     ap.add_argument("--payloads", help="PayloadSet .npz / run dir for --address")
-    ap.add_argument("--target", default="torchserve-rest-raw", choices=["torchserve-rest-raw", "torchserve-rest-json"])
-    ap.add_argument("--torchserve", metavar="MODEL",
-                    help="start a REAL local TorchServe serving MODEL (exported into build/models) "
-                         "and compare the harness with wrk against it")
+    ap.add_argument(
+        "--target",
+        default="torchserve-rest-raw",
+        choices=["torchserve-rest-raw", "torchserve-rest-json"],
+    )
+    ap.add_argument(
+        "--torchserve",
+        metavar="MODEL",
+        help="start a REAL local TorchServe serving MODEL (exported into build/models) "
+        "and compare the harness with wrk against it",
+    )
     args = ap.parse_args()
     if args.rounds < 3 or args.capacity_rounds < 3:
-        ap.error("--rounds and --capacity-rounds must be >= 3 (a median and a spread need several alternating rounds)")
+        ap.error(
+            "--rounds and --capacity-rounds must be >= 3 (a median and a spread need several alternating rounds)"
+        )
     if args.address and not args.payloads:
         ap.error("--address needs --payloads (the run's PayloadSet)")
     if args.torchserve:
@@ -354,8 +487,10 @@ def main() -> int:
     console = Console(width=140)
     usable = sorted(os.sched_getaffinity(0))
     server_cpus, gen_cpus = ([usable[0]], usable[1:2]) if len(usable) >= 2 else (None, None)
-    console.print(f"CPUs usable: {usable}; trivial servers on {server_cpus}, generator (+wrk, +stock Locust) on "
-                  f"{gen_cpus}. [yellow]Shared machine: figures are indicative only.[/yellow]")
+    console.print(
+        f"CPUs usable: {usable}; trivial servers on {server_cpus}, generator (+wrk, +stock Locust) on "
+        f"{gen_cpus}. [yellow]Shared machine: figures are indicative only.[/yellow]"
+    )
     shape = tuple(int(x) for x in args.shape.split(","))
     rest_t = Target(server="torchserve", protocol=Protocol.rest, encoding=Encoding.raw)
     grpc_t = Target(server="torchserve", protocol=Protocol.grpc)
@@ -369,10 +504,21 @@ def main() -> int:
             rest_proc, rest_addr = start_server("rest", server_cpus)
             procs.append(rest_proc)
             if not args.skip_capacity:
-                table = Table(title=f"generator capacity (closed loop, {args.concurrency} users, trivial echo endpoints, "
-                                    "ours and stock Locust alternating)")
-                for col in ("target", "ours req/s", "stock req/s", "ours/stock", "goal", "gen CPU",
-                            "p50 ms", "p99 ms", "errors"):
+                table = Table(
+                    title=f"generator capacity (closed loop, {args.concurrency} users, trivial echo endpoints, "
+                    "ours and stock Locust alternating)"
+                )
+                for col in (
+                    "target",
+                    "ours req/s",
+                    "stock req/s",
+                    "ours/stock",
+                    "goal",
+                    "gen CPU",
+                    "p50 ms",
+                    "p99 ms",
+                    "errors",
+                ):
                     table.add_column(col, justify="right", overflow="fold")
                 cases = [("rest", rest_t, rest_addr, 5000)]
                 if not args.skip_grpc:
@@ -383,44 +529,79 @@ def main() -> int:
                     ours: list[float] = []
                     stock: list[float] = []
                     last = None
-                    for r in range(args.capacity_rounds):  # alternating order: ours,stock / stock,ours / ...
-                        for who in (("ours", "stock") if r % 2 == 0 else ("stock", "ours")):
-                            with console.status(f"capacity round {r + 1}/{args.capacity_rounds}: {who} on {target.name} ..."):
+                    for r in range(
+                        args.capacity_rounds
+                    ):  # alternating order: ours,stock / stock,ours / ...
+                        for who in ("ours", "stock") if r % 2 == 0 else ("stock", "ours"):
+                            with console.status(
+                                f"capacity round {r + 1}/{args.capacity_rounds}: {who} on {target.name} ..."
+                            ):
                                 if who == "ours":
-                                    last = harness_step(run, f"capacity-{kind}-{r}", target, addr, payloads,
-                                                        args.concurrency, args.seconds, gen_cpus)
+                                    last = harness_step(
+                                        run,
+                                        f"capacity-{kind}-{r}",
+                                        target,
+                                        addr,
+                                        payloads,
+                                        args.concurrency,
+                                        args.seconds,
+                                        gen_cpus,
+                                    )
                                     ours.append(last.throughput_rps)
                                     if last.error:
-                                        console.print(f"[red]{target.name}: {last.error[:500]}[/red]")
+                                        console.print(
+                                            f"[red]{target.name}: {last.error[:500]}[/red]"
+                                        )
                                 else:
-                                    rps, _fails = stock_locust_rps(kind, addr, echo_body, args.concurrency,
-                                                                   args.seconds * 2, gen_cpus, run)
+                                    rps, _fails = stock_locust_rps(
+                                        kind,
+                                        addr,
+                                        echo_body,
+                                        args.concurrency,
+                                        args.seconds * 2,
+                                        gen_cpus,
+                                        run,
+                                    )
                                     stock.append(rps)
                     assert last is not None
                     ratios = [o / st for o, st in zip(ours, stock, strict=True)]
                     med = statistics.median(ratios)
                     errs = last.wrong_answers + sum(last.transport_errors.values())
                     ok = "[green]ok[/green]" if med >= 0.8 else "[red]below[/red]"
-                    table.add_row(target.name, f"{statistics.median(ours):,.0f}", f"{statistics.median(stock):,.0f}",
-                                  f"{med:.2f} ({min(ratios):.2f}-{max(ratios):.2f}) {ok}", f"ratio >= 0.8; >= {goal:,}/s",
-                                  f"{last.generator.cpu_fraction:.0%}" if last.generator else "?",
-                                  f"{last.latency_ms.p50 or 0:.2f}", f"{last.latency_ms.p99 or 0:.2f}", str(errs))
+                    table.add_row(
+                        target.name,
+                        f"{statistics.median(ours):,.0f}",
+                        f"{statistics.median(stock):,.0f}",
+                        f"{med:.2f} ({min(ratios):.2f}-{max(ratios):.2f}) {ok}",
+                        f"ratio >= 0.8; >= {goal:,}/s",
+                        f"{last.generator.cpu_fraction:.0%}" if last.generator else "?",
+                        f"{last.latency_ms.p50 or 0:.2f}",
+                        f"{last.latency_ms.p99 or 0:.2f}",
+                        str(errs),
+                    )
                 console.print(table)
-                console.print(f"ours: engine steps (answers checked, HDR recorded); stock: stock Locust, one process, no "
-                              f"answer check; {args.capacity_rounds} alternating rounds each; ours/stock: median of the per-round "
-                              "ratios (min-max); req/s: medians; gen CPU/p50/p99/errors: our last round.")
+                console.print(
+                    f"ours: engine steps (answers checked, HDR recorded); stock: stock Locust, one process, no "
+                    f"answer check; {args.capacity_rounds} alternating rounds each; ours/stock: median of the per-round "
+                    "ratios (min-max); req/s: medians; gen CPU/p50/p99/errors: our last round."
+                )
 
             # ---- added latency at concurrency 1: harness vs wrk, alternating ----------------
             if args.address:
                 check_address(args.address)
-                target = Target(server="torchserve", protocol=Protocol.rest,
-                                encoding=Encoding(args.target.rsplit("-", 1)[1]))
+                target = Target(
+                    server="torchserve",
+                    protocol=Protocol.rest,
+                    encoding=Encoding(args.target.rsplit("-", 1)[1]),
+                )
                 addr, pl, label = args.address, args.payloads, f"{target.name} at {args.address}"
                 model = PayloadSet.load(pl).model
             else:
                 target, addr, pl, label = rest_t, rest_addr, payloads, f"trivial echo {rest_addr}"
                 model = ECHO_MODEL
-            pairs = latency_rounds(run, target, addr, pl, model, args.rounds, args.seconds, gen_cpus, console)
+            pairs = latency_rounds(
+                run, target, addr, pl, model, args.rounds, args.seconds, gen_cpus, console
+            )
             table, _ = latency_table(label, pairs, 1.10 if args.address else None)
             console.print(table)
         finally:

@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", default="loadtests/experiments/quick.yaml")
-    ap.add_argument("--artifacts", default="build/models/seed-1234", help="export root holding <model>/")
+    ap.add_argument(
+        "--artifacts", default="build/models/seed-1234", help="export root holding <model>/"
+    )
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args(argv)
 
@@ -41,19 +43,35 @@ def main(argv: list[str] | None = None) -> int:
     cpus = sorted(os.sched_getaffinity(0))
     server_cpus, gen_cpus = (tuple(cpus[:1]), list(cpus[1:2])) if len(cpus) >= 2 else (None, None)
     work = Path(tempfile.mkdtemp(prefix="kserve bench "))
-    server = start_server("kserve", exp.model, work, root, cpus=server_cpus,
-                          resources=exp.resources.model_dump(),
-                          tuning=exp.tuning.model_dump(exclude_none=True))
+    server = start_server(
+        "kserve",
+        exp.model,
+        work,
+        root,
+        cpus=server_cpus,
+        resources=exp.resources.model_dump(),
+        tuning=exp.tuning.model_dump(exclude_none=True),
+    )
     try:
         assert server.started_at is not None and server.ready_at is not None
-        print(f"cold start (process start -> model ready): {server.ready_at - server.started_at:.2f} s")
+        print(
+            f"cold start (process start -> model ready): {server.ready_at - server.started_at:.2f} s"
+        )
         time.sleep(3.0)
         assert server.process is not None
         rss = sum(p.memory_info().rss for p in server.process.tree())
-        print(f"idle RSS (process tree, {len(server.process.tree())} processes): {rss / 2**20:.0f} MiB")
+        print(
+            f"idle RSS (process tree, {len(server.process.tree())} processes): {rss / 2**20:.0f} MiB"
+        )
 
-        payloads = PayloadSet.build(get_model(exp.model), exp.seed, exp.payload.batch_size,
-                                    exp.payload.distinct_inputs, atol=exp.payload.atol, weights_seed=seed)
+        payloads = PayloadSet.build(
+            get_model(exp.model),
+            exp.seed,
+            exp.payload.batch_size,
+            exp.payload.distinct_inputs,
+            atol=exp.payload.atol,
+            weights_seed=seed,
+        )
         payloads_path = str(payloads.save(work))
         model_pt = work / "models" / "kserve" / exp.model / "1" / "model.pt"
         assert artifacts(exp.model, root).mar.is_file()
@@ -67,18 +85,40 @@ def main(argv: list[str] | None = None) -> int:
                 address = str(model_pt) if target.is_baseline else server.address(target.protocol)
                 for c in exp.load.concurrency:
                     kw: dict[str, object] = (
-                        {"client_options": {"intra_op_threads": exp.intra_op_threads, "workers": exp.tuning.workers}}
-                        if target.is_baseline else
-                        {"server_pids": [p.pid for p in server.process.tree()], "server_cpu_budget": exp.resources.cpus})
-                    spec = make_spec(run_id="kserve-bench", index=index, target=target, address=address,
-                                     load=exp.load, param=("concurrency", c), payloads_path=payloads_path,
-                                     model=exp.model, payload=exp.payload, seed=exp.seed, **kw)
+                        {
+                            "client_options": {
+                                "intra_op_threads": exp.intra_op_threads,
+                                "workers": exp.tuning.workers,
+                            }
+                        }
+                        if target.is_baseline
+                        else {
+                            "server_pids": [p.pid for p in server.process.tree()],
+                            "server_cpu_budget": exp.resources.cpus,
+                        }
+                    )
+                    spec = make_spec(
+                        run_id="kserve-bench",
+                        index=index,
+                        target=target,
+                        address=address,
+                        load=exp.load,
+                        param=("concurrency", c),
+                        payloads_path=payloads_path,
+                        model=exp.model,
+                        payload=exp.payload,
+                        seed=exp.seed,
+                        **kw,
+                    )
                     index += 1
                     res = run_step(spec, work, cpus=server_cpus if target.is_baseline else gen_cpus)
                     rows.setdefault((target.name, c), []).append(res.throughput_rps)
-                    print(f"round {rnd + 1} {target.name:24s} c={c}: {res.throughput_rps:7.1f} req/s ok, "
-                          f"p50 {res.latency_ms.p50 or float('nan'):.2f} ms, wrong {res.wrong_answers}, "
-                          f"errors {sum(res.transport_errors.values())}, stop {res.stop_reason}", flush=True)
+                    print(
+                        f"round {rnd + 1} {target.name:24s} c={c}: {res.throughput_rps:7.1f} req/s ok, "
+                        f"p50 {res.latency_ms.p50 or float('nan'):.2f} ms, wrong {res.wrong_answers}, "
+                        f"errors {sum(res.transport_errors.values())}, stop {res.stop_reason}",
+                        flush=True,
+                    )
         print("\nreq/s (ok answers) per target and concurrency, min-max over rounds:")
         for (name, c), vals in rows.items():
             print(f"  {name:24s} c={c}: {min(vals):7.1f} - {max(vals):7.1f}")

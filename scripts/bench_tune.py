@@ -38,27 +38,42 @@ def main(argv: list[str] | None = None) -> int:
 
     if not (a.grid_dir / "measurements.jsonl").is_file():
         print(f"== grid (once): every configuration, stored in {a.grid_dir}", flush=True)
-        gd = run_tune(a.experiment, budget_minutes=a.grid_budget_minutes, servers=a.server, strategy="grid",
-                      runs_root=a.runs)
+        gd = run_tune(
+            a.experiment,
+            budget_minutes=a.grid_budget_minutes,
+            servers=a.server,
+            strategy="grid",
+            runs_root=a.runs,
+        )
         a.grid_dir.mkdir(parents=True, exist_ok=True)
         for name in ("measurements.jsonl", "summary.json", "tune.json"):
             shutil.copy2(gd / name, a.grid_dir / name)
     grid_ms, _ = TuneStore(a.grid_dir).read()
     grid_summary = json.loads((a.grid_dir / "summary.json").read_text())
 
-    print(f"== search: servecmp tune {a.experiment} --budget-minutes {a.budget_minutes:g}", flush=True)
+    print(
+        f"== search: servecmp tune {a.experiment} --budget-minutes {a.budget_minutes:g}", flush=True
+    )
     out = Path("loadtests") / "experiments" / f"tuned-{Path(a.experiment).stem}.yaml"
-    td = run_tune(a.experiment, budget_minutes=a.budget_minutes, servers=a.server, runs_root=a.runs, out=out)
+    td = run_tune(
+        a.experiment, budget_minutes=a.budget_minutes, servers=a.server, runs_root=a.runs, out=out
+    )
     summary = json.loads((td / "summary.json").read_text())
 
     print()
-    print(f"search: wall {summary['wall_s'] / 60:.1f} min of a {a.budget_minutes:g} min budget "
-          f"({'within' if summary['wall_s'] <= a.budget_minutes * 60 else 'OVER'} budget); load average "
-          f"{summary['loadavg_at_start'][0]:.1f} at start, {summary['loadavg_at_end'][0]:.1f} at end")
-    print(f"grid:   {grid_summary['measured_s'] / 60:.1f} min measured ({grid_summary.get('tune_dir', '')}); "
-          f"load average {grid_summary['loadavg_at_start'][0]:.1f} at start, {grid_summary['loadavg_at_end'][0]:.1f} at end")
-    print(f"{'server':<11} {'grid best req/s':>16} {'search winner (confirmed)':>26} {'grid at winner':>15} "
-          f"{'winner/grid best':>17}  defaults/tuned")
+    print(
+        f"search: wall {summary['wall_s'] / 60:.1f} min of a {a.budget_minutes:g} min budget "
+        f"({'within' if summary['wall_s'] <= a.budget_minutes * 60 else 'OVER'} budget); load average "
+        f"{summary['loadavg_at_start'][0]:.1f} at start, {summary['loadavg_at_end'][0]:.1f} at end"
+    )
+    print(
+        f"grid:   {grid_summary['measured_s'] / 60:.1f} min measured ({grid_summary.get('tune_dir', '')}); "
+        f"load average {grid_summary['loadavg_at_start'][0]:.1f} at start, {grid_summary['loadavg_at_end'][0]:.1f} at end"
+    )
+    print(
+        f"{'server':<11} {'grid best req/s':>16} {'search winner (confirmed)':>26} {'grid at winner':>15} "
+        f"{'winner/grid best':>17}  defaults/tuned"
+    )
     ok = True
     for s in summary["servers"]:
         name = s["server"]
@@ -84,14 +99,28 @@ def main(argv: list[str] | None = None) -> int:
         hit = frac >= 1 - WITHIN
         ok &= hit
         tp = (s.get("ratios") or {}).get("throughput_rps")
-        dfrac = (f"{1 / tp['ratio']:.2f}" + (f" [{1 / tp['interval'][1]:.2f}, {1 / tp['interval'][0]:.2f}]"
-                                             if tp.get("interval") else "")) if tp else "—"
+        dfrac = (
+            (
+                f"{1 / tp['ratio']:.2f}"
+                + (
+                    f" [{1 / tp['interval'][1]:.2f}, {1 / tp['interval'][0]:.2f}]"
+                    if tp.get("interval")
+                    else ""
+                )
+            )
+            if tp
+            else "—"
+        )
         if s.get("defaults_won"):
             dfrac = "1 (the defaults won the re-measurement)"
-        print(f"{name:<11} {gbest.score_rps:>16.1f} {conf:>26.1f} {at_win if at_win is not None else float('nan'):>15.1f} "
-              f"{frac:>16.0%} {'ok' if hit else 'MISS'}  {dfrac}")
+        print(
+            f"{name:<11} {gbest.score_rps:>16.1f} {conf:>26.1f} {at_win if at_win is not None else float('nan'):>15.1f} "
+            f"{frac:>16.0%} {'ok' if hit else 'MISS'}  {dfrac}"
+        )
         print(f"{'':<11} grid best: {gbest.label}; search winner: {s['best_label']}")
-    print(f"\nwinner within {WITHIN:.0%} of the grid's best for every server: {'yes' if ok else 'no'}")
+    print(
+        f"\nwinner within {WITHIN:.0%} of the grid's best for every server: {'yes' if ok else 'no'}"
+    )
     print(f"tuned experiment: {out}; tune report: {td / 'report' / 'tune.html'}")
     return 0
 

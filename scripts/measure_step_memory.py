@@ -58,35 +58,78 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def measure(server: str, protocol: str, encoding: str | None, model: str, concurrency: int,
-            multiprocess: bool = True) -> dict:
-    target = {"server": server, "protocol": protocol, **({"encoding": encoding} if encoding else {})}
-    exp = parse_experiment({
-        "name": "rss", "model": model, "targets": [target],
-        "load": {"profile": "closed_loop", "warmup_s": 1, "concurrency": [concurrency],
-                 "stability": {"window_s": 1, "windows": 2, "max_windows": 2}},
-    }, "<measure_step_memory>")
+def measure(
+    server: str,
+    protocol: str,
+    encoding: str | None,
+    model: str,
+    concurrency: int,
+    multiprocess: bool = True,
+) -> dict:
+    target = {
+        "server": server,
+        "protocol": protocol,
+        **({"encoding": encoding} if encoding else {}),
+    }
+    exp = parse_experiment(
+        {
+            "name": "rss",
+            "model": model,
+            "targets": [target],
+            "load": {
+                "profile": "closed_loop",
+                "warmup_s": 1,
+                "concurrency": [concurrency],
+                "stability": {"window_s": 1, "windows": 2, "max_windows": 2},
+            },
+        },
+        "<measure_step_memory>",
+    )
     (t,) = exp.targets
-    spec = make_spec(run_id="rss", index=0, target=t, address=f"127.0.0.1:{_free_port()}",
-                     load=exp.load, param=plan_steps(exp.load)[0], model=exp.model,
-                     payload=exp.payload, seed=exp.seed,
-                     grace_s=120)  # cold imports + protoc on a busy machine: no self-destruct
+    spec = make_spec(
+        run_id="rss",
+        index=0,
+        target=t,
+        address=f"127.0.0.1:{_free_port()}",
+        load=exp.load,
+        param=plan_steps(exp.load)[0],
+        model=exp.model,
+        payload=exp.payload,
+        seed=exp.seed,
+        grace_s=120,
+    )  # cold imports + protoc on a busy machine: no self-destruct
     with tempfile.TemporaryDirectory() as td:
         spec_path = spec.write(Path(td) / "spec.json")
         # As in the Job: a minimal environment, no generated TorchServe gRPC stubs yet (protoc runs
         # cold in the child), and prometheus-client's multiprocess mode, which `servecmp steps
         # --metrics-port` switches on (its mmap'd metric files count in the child's RSS).
         (Path(td) / "prom").mkdir()
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": td, "LANG": "C.UTF-8",
-               "SERVECMP_GRPC_STUB_DIR": str(Path(td) / "stubs"), "PROMETHEUS_MULTIPROC_DIR": str(Path(td) / "prom")}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": td,
+            "LANG": "C.UTF-8",
+            "SERVECMP_GRPC_STUB_DIR": str(Path(td) / "stubs"),
+            "PROMETHEUS_MULTIPROC_DIR": str(Path(td) / "prom"),
+        }
         if not multiprocess:
             env.pop("PROMETHEUS_MULTIPROC_DIR")
-        out = subprocess.run([sys.executable, "-c", WRAPPER, str(spec_path), str(Path(td) / "run")],
-                             capture_output=True, text=True, timeout=300, env=env)
+        out = subprocess.run(
+            [sys.executable, "-c", WRAPPER, str(spec_path), str(Path(td) / "run")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("MEASURED ")), None)
     if line is None:
-        raise RuntimeError(f"{t.name}: no measurement (exit {out.returncode})\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    return {"target": t.name, "metrics_multiprocess": multiprocess, **json.loads(line[len("MEASURED "):])}
+        raise RuntimeError(
+            f"{t.name}: no measurement (exit {out.returncode})\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}"
+        )
+    return {
+        "target": t.name,
+        "metrics_multiprocess": multiprocess,
+        **json.loads(line[len("MEASURED ") :]),
+    }
 
 
 def main() -> int:
@@ -95,7 +138,10 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=64)
     args = ap.parse_args()
     for server, protocol, encoding in KINDS:
-        print(json.dumps(measure(server, protocol, encoding, args.model, args.concurrency)), flush=True)
+        print(
+            json.dumps(measure(server, protocol, encoding, args.model, args.concurrency)),
+            flush=True,
+        )
     return 0
 
 

@@ -18,7 +18,9 @@ def counts(path: Path) -> dict[str, int]:
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
     if not suites:
         raise ValueError(f"{path}: no <testsuite> element (not a pytest --junitxml report)")
-    total = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "skipped", "failures", "errors")}
+    total = {
+        k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "skipped", "failures", "errors")
+    }
     total["passed"] = total["tests"] - total["skipped"] - total["failures"] - total["errors"]
     return total
 
@@ -33,10 +35,15 @@ def main(argv: list[str]) -> int:
     except (OSError, ET.ParseError, ValueError) as err:
         print(f"require_passed: cannot read {path}: {err}", file=sys.stderr)
         return 2
-    print(f"{path}: {c['passed']} passed, {c['skipped']} skipped, {c['failures']} failed, "
-          f"{c['errors']} errors")
+    print(
+        f"{path}: {c['passed']} passed, {c['skipped']} skipped, {c['failures']} failed, "
+        f"{c['errors']} errors"
+    )
     if c["passed"] < 1:
-        print(f"require_passed: no test passed in {path} (all {c['skipped']} skipped?)", file=sys.stderr)
+        print(
+            f"require_passed: no test passed in {path} (all {c['skipped']} skipped?)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

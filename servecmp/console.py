@@ -65,11 +65,19 @@ def summary_table(run_dir: Path) -> tuple[Table, list[str]]:
         return f"[{notes.index(text) + 1}]"
 
     for reason in dict.fromkeys(unavailable.values()):  # each reason once, naming its targets
-        note(", ".join(n for n in names if unavailable.get(n) == reason) + f": unavailable — {reason}")
+        note(
+            ", ".join(n for n in names if unavailable.get(n) == reason)
+            + f": unavailable — {reason}"
+        )
 
-    table = Table(title=f"servecmp — {run_dir.name}", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
-                  collapse_padding=True,
-                  caption="median over comparable repeats (n = comparable/all); err = transport errors/wrong")
+    table = Table(
+        title=f"servecmp — {run_dir.name}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
+        caption="median over comparable repeats (n = comparable/all); err = transport errors/wrong",
+    )
     table.add_column("target", no_wrap=True)
     table.add_column("load", no_wrap=True)
     for col in ("req/s", "p50 ms", "p99 ms"):
@@ -79,7 +87,11 @@ def summary_table(run_dir: Path) -> tuple[Table, list[str]]:
     table.add_column("status", no_wrap=True, min_width=7)
     for name in names:
         if name in unavailable:
-            ref = next(i for i, t in enumerate(notes, start=1) if t.endswith(f": unavailable — {unavailable[name]}"))
+            ref = next(
+                i
+                for i, t in enumerate(notes, start=1)
+                if t.endswith(f": unavailable — {unavailable[name]}")
+            )
             table.add_row(name, "—", "", "", "", "", "", f"n/a [{ref}]")
             continue
         params: list[str] = []
@@ -89,14 +101,27 @@ def summary_table(run_dir: Path) -> tuple[Table, list[str]]:
         for p in params:
             mine = [s for s in steps if s.target == name and _param(s) == p]
             good = [s for s in mine if s.comparable]
-            errs = f"{sum(s.transport_error_count for s in mine)}/{sum(s.wrong_answers for s in mine)}"
+            errs = (
+                f"{sum(s.transport_error_count for s in mine)}/{sum(s.wrong_answers for s in mine)}"
+            )
             n = f"{len(good)}/{len(mine)}"
             out = [s for s in mine if not s.comparable]
-            mark = f" {note(f'{out[-1].step_id}: {_status(out[-1])} — {_reason(out[-1])}')}" if out else ""
+            mark = (
+                f" {note(f'{out[-1].step_id}: {_status(out[-1])} — {_reason(out[-1])}')}"
+                if out
+                else ""
+            )
             if good:
-                table.add_row(name, p, _med([s.throughput_rps for s in good], 1),
-                              _med([s.latency_ms.p50 for s in good], 2), _med([s.latency_ms.p99 for s in good], 2),
-                              errs, n, "ok" + mark)
+                table.add_row(
+                    name,
+                    p,
+                    _med([s.throughput_rps for s in good], 1),
+                    _med([s.latency_ms.p50 for s in good], 2),
+                    _med([s.latency_ms.p99 for s in good], 2),
+                    errs,
+                    n,
+                    "ok" + mark,
+                )
             else:
                 table.add_row(name, p, "—", "—", "—", errs, n, _status(out[-1]) + mark)
         table.add_section()

@@ -60,7 +60,9 @@ class _Strict(BaseModel):
 class Target(_Strict):
     """One column of the comparison: a server reached over one protocol with one payload encoding."""
 
-    server: str = Field(description="a server name from the registry (servecmp/servers/registry.py)")
+    server: str = Field(
+        description="a server name from the registry (servecmp/servers/registry.py)"
+    )
     protocol: Protocol
     encoding: Encoding | None = Field(
         default=None, description="payload encoding; default: the pair's common encoding"
@@ -79,7 +81,11 @@ class Target(_Strict):
         if not allowed_encodings(self.server, self.protocol):
             from servecmp.servers import registry
 
-            allowed = sorted(f"{a.name}/{spec.protocol.value}" for a in registry.adapters() for spec in a.protocols)
+            allowed = sorted(
+                f"{a.name}/{spec.protocol.value}"
+                for a in registry.adapters()
+                for spec in a.protocols
+            )
             raise ValueError(
                 f"server {self.server!r} cannot be reached over {self.protocol.value!r}; "
                 f"allowed server/protocol pairs: {', '.join(allowed)}"
@@ -306,7 +312,10 @@ class Experiment(_Strict):
                     f"tuning.per_server.{server}: no target of this server in the experiment; "
                     f"servers with targets: {', '.join(sorted(in_targets))}"
                 )
-        for b in [self.tuning.batching, *(o.batching for o in self.tuning.per_server.values() if o.batching)]:
+        for b in [
+            self.tuning.batching,
+            *(o.batching for o in self.tuning.per_server.values() if o.batching),
+        ]:
             self._check_batch(b)
         self._check_unbatched(in_targets)
         return self
@@ -321,8 +330,11 @@ class Experiment(_Strict):
             if adapter.server_batching or not self.for_server(server).tuning.batching.enabled:
                 continue
             own = self.tuning.per_server.get(server)
-            where = (f"tuning.per_server.{server}.batching.enabled" if own and own.batching
-                     else "tuning.batching.enabled")
+            where = (
+                f"tuning.per_server.{server}.batching.enabled"
+                if own and own.batching
+                else "tuning.batching.enabled"
+            )
             raise ValueError(
                 f"{where} is true, but {adapter.label} has no server-side batching (its targets would "
                 f"run unbatched under a batched label): set it to false, or drop the {server} targets"
@@ -367,18 +379,21 @@ class Experiment(_Strict):
 
     def fairness_settings(self) -> dict[str, object]:
         """The settings two runs must share to be compared (report refuses otherwise)."""
-        return {
-            "model": self.model,
-            "resources.cpus": self.resources.cpus,
-            "resources.memory_mib": self.resources.memory_mib,
-            "tuning.workers": self.tuning.workers,
-            "threads.intra_op": self.intra_op_threads,
-            "threads.io": self.io_threads,
-            "tuning.batching": self.tuning.batching.model_dump(),
-            "payload.batch_size": self.payload.batch_size,
-            "payload.encodings": sorted(f"{t.name}" for t in self.targets),
-        } | self._tuned_settings() | (
-            {} if self.tuning.logging == "default" else {"tuning.logging": self.tuning.logging})
+        return (
+            {
+                "model": self.model,
+                "resources.cpus": self.resources.cpus,
+                "resources.memory_mib": self.resources.memory_mib,
+                "tuning.workers": self.tuning.workers,
+                "threads.intra_op": self.intra_op_threads,
+                "threads.io": self.io_threads,
+                "tuning.batching": self.tuning.batching.model_dump(),
+                "payload.batch_size": self.payload.batch_size,
+                "payload.encodings": sorted(f"{t.name}" for t in self.targets),
+            }
+            | self._tuned_settings()
+            | ({} if self.tuning.logging == "default" else {"tuning.logging": self.tuning.logging})
+        )
 
     def _tuned_settings(self) -> dict[str, object]:
         if self.configuration == "defaults" and not self.tuning.per_server:
@@ -386,8 +401,10 @@ class Experiment(_Strict):
         return {
             "configuration": f"{self.configuration}: each server runs its own tuned configuration "
             "(tuning.per_server) within the same resource budget",
-            "tuning.per_server": {s: o.model_dump(mode="json", exclude_none=True)
-                                  for s, o in sorted(self.tuning.per_server.items())},
+            "tuning.per_server": {
+                s: o.model_dump(mode="json", exclude_none=True)
+                for s, o in sorted(self.tuning.per_server.items())
+            },
         }
 
     def digest(self) -> str:
@@ -426,7 +443,9 @@ def _format_errors(source: str, err: ValidationError) -> str:
 
 def parse_experiment(data: object, source: str = "<experiment>") -> Experiment:
     if not isinstance(data, dict):
-        raise ExperimentError(f"{source}: expected a YAML mapping at the top level, got {type(data).__name__}")
+        raise ExperimentError(
+            f"{source}: expected a YAML mapping at the top level, got {type(data).__name__}"
+        )
     try:
         return Experiment.model_validate(data)
     except ValidationError as err:

@@ -39,8 +39,14 @@ class _Tagged(logging.Formatter):
         super().__init__("[%(tag)s %(asctime)s] %(message)s", datefmt="%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
-        record.tag = next((tag for prefix, tag in TAGS.items()
-                           if record.name == prefix or record.name.startswith(prefix + ".")), ROOT)
+        record.tag = next(
+            (
+                tag
+                for prefix, tag in TAGS.items()
+                if record.name == prefix or record.name.startswith(prefix + ".")
+            ),
+            ROOT,
+        )
         return super().format(record)
 
 
@@ -61,8 +67,15 @@ def setup(level: int = logging.INFO) -> None:
         logger.removeHandler(_handler)
     handler: logging.Handler
     if console().is_terminal:
-        handler = RichHandler(console=console(), show_time=False, show_level=False, show_path=False,
-                              markup=False, highlighter=NullHighlighter(), rich_tracebacks=False)
+        handler = RichHandler(
+            console=console(),
+            show_time=False,
+            show_level=False,
+            show_path=False,
+            markup=False,
+            highlighter=NullHighlighter(),
+            rich_tracebacks=False,
+        )
     else:
         handler = _Stderr()
     handler.setFormatter(_Tagged())

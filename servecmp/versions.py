@@ -35,6 +35,7 @@ def release_of(version_text: str) -> str | None:
     m = re.search(r"TensorFlow ModelServer:\s*(\d+\.\d+\.\d+)", version_text)
     return m.group(1) if m else None
 
+
 # KServe's Python model server (PyPI ``kserve``), run from its own venv ``.venv-kserve`` (it
 # requires protobuf<7; our stack resolves to 7.x). scripts/setup.sh installs exactly this pin
 # and the cluster image (deploy/kind/kserve.Dockerfile) too (tests/test_versions.py checks).

@@ -51,22 +51,30 @@ def _spec(protocol: str, encodings: tuple[str, ...], client: str) -> ProtocolSpe
 
 class _TestAdapter(ServerAdapter):
     def render(self, exp: Any, placement: Any) -> RenderedConfig:
-        raise NotImplementedError(f"{self.name}: test adapter (presentation tests only): renders nothing")
+        raise NotImplementedError(
+            f"{self.name}: test adapter (presentation tests only): renders nothing"
+        )
 
 
 class TorchServeForTests(_TestAdapter):
     name: ClassVar[str] = "torchserve"
     label: ClassVar[str] = "TorchServe"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
-    protocols = (_spec("rest", ("json", "raw"), f"{_CLIENTS}.torchserve_rest:TorchServeRest"),
-                 _spec("grpc", ("bytes",), f"{_CLIENTS}.torchserve_grpc:TorchServeGrpc"))
+    protocols = (
+        _spec("rest", ("json", "raw"), f"{_CLIENTS}.torchserve_rest:TorchServeRest"),
+        _spec("grpc", ("bytes",), f"{_CLIENTS}.torchserve_grpc:TorchServeGrpc"),
+    )
     baseline = "pytorch-inprocess"
     chart = "torchserve"
     wire = Wire(
         service="torchserve",
-        ports=(Port("http", 8080, "rest"), Port("management", 8081, "management"),
-               Port("metrics", 8082, "metrics"), Port("grpc", 7070, "grpc", "grpc"),
-               Port("grpc-mgmt", 7071, "grpc-management", "grpc")),
+        ports=(
+            Port("http", 8080, "rest"),
+            Port("management", 8081, "management"),
+            Port("metrics", 8082, "metrics"),
+            Port("grpc", 7070, "grpc", "grpc"),
+            Port("grpc-mgmt", 7071, "grpc-management", "grpc"),
+        ),
         metrics_path="/metrics",
         ready_path="/ping",
     )
@@ -77,15 +85,21 @@ class TFServingForTests(_TestAdapter):
     name: ClassVar[str] = "tfserving"
     label: ClassVar[str] = "TF Serving"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "tensorflow"
-    protocols = (_spec("rest", ("json", "b64"), f"{_CLIENTS}.tfserving_rest:TFServingRest"),
-                 _spec("grpc", ("tensorproto",), f"{_CLIENTS}.tfserving_grpc:TFServingGrpc"))
+    protocols = (
+        _spec("rest", ("json", "b64"), f"{_CLIENTS}.tfserving_rest:TFServingRest"),
+        _spec("grpc", ("tensorproto",), f"{_CLIENTS}.tfserving_grpc:TFServingGrpc"),
+    )
     baseline = "tensorflow-inprocess"
     chart = "tfserving"
     # metrics on the REST port: one Port with both roles is impossible, so the REST port is
     # named twice (the chart's wire values do the same: metricsPort names the REST port)
     wire = Wire(
         service="tfserving",
-        ports=(Port("grpc", 8500, "grpc", "grpc"), Port("http", 8501, "rest"), Port("metrics", 8501, "metrics")),
+        ports=(
+            Port("grpc", 8500, "grpc", "grpc"),
+            Port("http", 8501, "rest"),
+            Port("metrics", 8501, "metrics"),
+        ),
         metrics_path="/monitoring/prometheus/metrics",
         ready_path="/v1/models/{model}",
     )
@@ -96,15 +110,24 @@ class KServeForTests(_TestAdapter):
     name: ClassVar[str] = "kserve"
     label: ClassVar[str] = "KServe"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
-    protocols = (_spec("rest", ("json",), f"{_CLIENTS}.oip_rest:OipRest"),
-                 _spec("grpc", ("oip",), f"{_CLIENTS}.oip_grpc:OipGrpc"))
+    protocols = (
+        _spec("rest", ("json",), f"{_CLIENTS}.oip_rest:OipRest"),
+        _spec("grpc", ("oip",), f"{_CLIENTS}.oip_grpc:OipGrpc"),
+    )
     baseline = "pytorch-inprocess"
-    wire = Wire(service="kserve", ports=(Port("http", 8080, "rest"), Port("grpc", 8081, "grpc", "grpc"),
-                                         Port("metrics", 8080, "metrics")),
-                metrics_path="/metrics", ready_path="/v1/models/{model}")
+    wire = Wire(
+        service="kserve",
+        ports=(
+            Port("http", 8080, "rest"),
+            Port("grpc", 8081, "grpc", "grpc"),
+            Port("metrics", 8080, "metrics"),
+        ),
+        metrics_path="/metrics",
+        ready_path="/v1/models/{model}",
+    )
     metrics: ClassVar[ServerMetrics | None] = ServerMetrics(
         names={"requests": "request_predict_seconds"},
-        requests_rate='sum by (namespace, model_name) (rate(request_predict_seconds_count{{sel}}[1m]))',
+        requests_rate="sum by (namespace, model_name) (rate(request_predict_seconds_count{{sel}}[1m]))",
         latency_mean_s=None,
     )
 
@@ -137,8 +160,13 @@ MODULES = {
     "pytorch": f"{__name__}:PYTORCH",
     "tensorflow": f"{__name__}:TENSORFLOW",
 }
-WITH_KSERVE = {"torchserve": MODULES["torchserve"], "tfserving": MODULES["tfserving"],
-               "kserve": f"{__name__}:KSERVE", "pytorch": MODULES["pytorch"], "tensorflow": MODULES["tensorflow"]}
+WITH_KSERVE = {
+    "torchserve": MODULES["torchserve"],
+    "tfserving": MODULES["tfserving"],
+    "kserve": f"{__name__}:KSERVE",
+    "pytorch": MODULES["pytorch"],
+    "tensorflow": MODULES["tensorflow"],
+}
 
 
 def use(monkeypatch: pytest.MonkeyPatch, modules: dict[str, str]) -> None:

@@ -64,8 +64,12 @@ def local_torchserve(
     started: list[Any] = []
 
     def start(model: str, **fields: object) -> Any:
-        server = start_server("torchserve",
-            model, tmp_path_factory.mktemp(f"ts-{model}"), exported_model(model), **fields
+        server = start_server(
+            "torchserve",
+            model,
+            tmp_path_factory.mktemp(f"ts-{model}"),
+            exported_model(model),
+            **fields,
         )
         started.append(server)
         return server

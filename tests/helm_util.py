@@ -73,7 +73,6 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 
-
 def experiment(**over: Any):
     from servecmp.experiment import parse_experiment
 
@@ -129,7 +128,9 @@ def make_inputs(tmp: Path, **over: Any) -> Inputs:
     # the generated values carry every chart's wire block; the schema tests also use it alone
     wire_file = tmp / "wire-values.yaml"
     values = yaml.safe_load(values_file.read_text())
-    wire_file.write_text(yaml.safe_dump({s: {"wire": values[s]["wire"]} for s in SUBCHARTS}, sort_keys=True))
+    wire_file.write_text(
+        yaml.safe_dump({s: {"wire": values[s]["wire"]} for s in SUBCHARTS}, sort_keys=True)
+    )
     return Inputs(exp, config_dir, values_file, wire_file)
 
 

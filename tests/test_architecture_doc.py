@@ -37,8 +37,9 @@ def _named(tree: str) -> set[str]:
 
 
 def _tracked_top_level_folders() -> set[str]:
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     return {f.split("/")[0] for f in files if "/" in f and not f.startswith(".")}
 
 
@@ -63,7 +64,9 @@ def test_every_registered_server_package_is_in_the_tree() -> None:
     for name in registry.names():
         folder = registry.MODULES[name].split(":")[0].replace(".", "/")
         if (ROOT / folder).is_dir():
-            assert folder in named, f"docs/ARCHITECTURE.md's tree lacks the server package {folder}/"
+            assert folder in named, (
+                f"docs/ARCHITECTURE.md's tree lacks the server package {folder}/"
+            )
 
 
 def test_the_tree_names_no_folder_that_does_not_exist() -> None:

@@ -200,9 +200,7 @@ def test_inprocess_clients(
     artifacts: dict[str, Path], payloads: PayloadSet, target: Target
 ) -> None:
     path = (
-        artifacts["torchscript"]
-        if target.server == "pytorch"
-        else artifacts["savedmodel"].parent
+        artifacts["torchscript"] if target.server == "pytorch" else artifacts["savedmodel"].parent
     )
     rec = Recorder()
     # TF's runtime is already up in this process (the double): thread budget checked below in a
@@ -299,7 +297,9 @@ def test_decoding_and_checking_are_outside_the_measured_time(
         corrupt["on"] = True
         wrong = execute(client, 1)
     assert ok.outcome is Outcome.ok
-    assert ok.response_time_ms < 300, f"decode time counted in the latency: {ok.response_time_ms:.1f} ms"
+    assert ok.response_time_ms < 300, (
+        f"decode time counted in the latency: {ok.response_time_ms:.1f} ms"
+    )
     assert wrong.outcome is Outcome.wrong_answer and wrong.response_time_ms < 300
 
 

@@ -23,7 +23,9 @@ def double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from doubles.tfserving_double import TFServingDouble
 
     sm = write_savedmodel(TinyWeights.seeded(), tmp_path_factory.mktemp("sm") / "1")
-    with TFServingDouble({"tiny": sm}) as d:
+    # 20 concurrent calls below: thread pools sized as the generated flags size them (peak in
+    # flight + reserve), else the double's quota refuses some, as the real server would
+    with TFServingDouble({"tiny": sm}, grpc_max_threads=32, rest_api_num_threads=32) as d:
         yield d
 
 

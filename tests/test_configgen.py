@@ -28,13 +28,22 @@ def _exp(**over: object):
 
 def _local() -> Placement:
     return Placement.local(
-        {"torchserve": {"models": "/tmp/ms", "config": "/tmp/cfg/ts"},
-         "tfserving": {"models": "/tmp/tfs", "config": "/tmp/cfg/tfs"},
-         "kserve": {"models": "/tmp/ks", "config": "/tmp/cfg/ks"}},
-        {"torchserve": {"rest": 18080, "management": 18081, "metrics": 18082, "grpc": 17070,
-                        "grpc-management": 17071},
-         "tfserving": {"grpc": 18500, "rest": 18501, "metrics": 18501},
-         "kserve": {"rest": 18090, "grpc": 18091, "metrics": 18090}},
+        {
+            "torchserve": {"models": "/tmp/ms", "config": "/tmp/cfg/ts"},
+            "tfserving": {"models": "/tmp/tfs", "config": "/tmp/cfg/tfs"},
+            "kserve": {"models": "/tmp/ks", "config": "/tmp/cfg/ks"},
+        },
+        {
+            "torchserve": {
+                "rest": 18080,
+                "management": 18081,
+                "metrics": 18082,
+                "grpc": 17070,
+                "grpc-management": 17071,
+            },
+            "tfserving": {"grpc": 18500, "rest": 18501, "metrics": 18501},
+            "kserve": {"rest": 18090, "grpc": 18091, "metrics": 18090},
+        },
     )
 
 
@@ -53,13 +62,21 @@ def test_tfserving_files_parse_with_official_protos(path: Path, placement: Place
     assert cfg.base_path == f"{placement.path('tfserving', 'models')}/{exp.model}"
     assert cfg.model_platform == "tensorflow"
     mon = parse_monitoring_config(files["monitoring.config"])
-    assert mon.prometheus_config.enable and mon.prometheus_config.path == "/monitoring/prometheus/metrics"
+    assert (
+        mon.prometheus_config.enable
+        and mon.prometheus_config.path == "/monitoring/prometheus/metrics"
+    )
     batching = parse_batching_config(files["batching.config"])
     assert batching.max_batch_size.value == exp.tuning.batching.max_batch_size
 
 
 def test_batching_policy_maps_to_both_servers() -> None:
-    exp = _exp(tuning={"workers": 2, "batching": {"enabled": True, "max_batch_size": 16, "batch_timeout_ms": 7}})
+    exp = _exp(
+        tuning={
+            "workers": 2,
+            "batching": {"enabled": True, "max_batch_size": 16, "batch_timeout_ms": 7},
+        }
+    )
     gen = render_all(exp, Placement.kubernetes())
     props = parse_properties(gen.files["torchserve"]["config.properties"])
     import json
@@ -68,7 +85,11 @@ def test_batching_policy_maps_to_both_servers() -> None:
     assert (model["batchSize"], model["maxBatchDelay"]) == (16, 7)
     assert model["minWorkers"] == model["maxWorkers"] == 2
     b = parse_batching_config(gen.files["tfserving"]["batching.config"])
-    assert (b.max_batch_size.value, b.batch_timeout_micros.value, b.num_batch_threads.value) == (16, 7000, 2)
+    assert (b.max_batch_size.value, b.batch_timeout_micros.value, b.num_batch_threads.value) == (
+        16,
+        7000,
+        2,
+    )
     flags = _tfs_flags(gen)
     assert "--enable_batching=true" in flags
     assert "--batching_parameters_file=/config/tfserving/batching.config" in flags
@@ -101,8 +122,10 @@ def test_thread_budget_is_the_same_on_both_servers(workers: int) -> None:
 
 
 def test_explicit_intra_op_threads_are_per_instance_on_both_servers() -> None:
-    gen = render_all(_exp(resources={"cpus": 8}, tuning={"workers": 2, "intra_op_threads": 3}),
-                     Placement.kubernetes())
+    gen = render_all(
+        _exp(resources={"cpus": 8}, tuning={"workers": 2, "intra_op_threads": 3}),
+        Placement.kubernetes(),
+    )
     assert "--tensorflow_intra_op_parallelism=6" in _tfs_flags(gen)
     assert gen.env["torchserve"]["OMP_NUM_THREADS"] == "3"
 
@@ -130,10 +153,13 @@ def test_rest_api_threads_never_cap_the_measured_concurrency(
 def test_tfserving_batch_size_counts_examples() -> None:
     """batching_session.h: a task's size is its 0th dimension, so B examples per request make
     TorchServe's batch of M requests M x B examples on TF Serving."""
-    exp = _exp(payload={"batch_size": 4},
-               tuning={"batching": {"enabled": True, "max_batch_size": 8}})
+    exp = _exp(
+        payload={"batch_size": 4}, tuning={"batching": {"enabled": True, "max_batch_size": 8}}
+    )
     gen = render_all(exp, Placement.kubernetes())
-    assert parse_batching_config(gen.files["tfserving"]["batching.config"]).max_batch_size.value == 32
+    assert (
+        parse_batching_config(gen.files["tfserving"]["batching.config"]).max_batch_size.value == 32
+    )
     props = parse_properties(gen.files["torchserve"]["config.properties"])
     import json
 
@@ -143,9 +169,13 @@ def test_tfserving_batch_size_counts_examples() -> None:
 def test_a_batch_too_large_to_form_is_rejected_naming_the_fields() -> None:
     from servecmp.experiment import ExperimentError
 
-    with pytest.raises((ExperimentError, ValueError),
-                       match=r"payload\.batch_size \(8\) x tuning\.batching\.max_batch_size \(256\)"):
-        _exp(payload={"batch_size": 8}, tuning={"batching": {"enabled": True, "max_batch_size": 256}})
+    with pytest.raises(
+        (ExperimentError, ValueError),
+        match=r"payload\.batch_size \(8\) x tuning\.batching\.max_batch_size \(256\)",
+    ):
+        _exp(
+            payload={"batch_size": 8}, tuning={"batching": {"enabled": True, "max_batch_size": 256}}
+        )
     _exp(payload={"batch_size": 8}, tuning={"batching": {"enabled": False, "max_batch_size": 256}})
 
 
@@ -159,7 +189,9 @@ def test_local_placement_binds_loopback_and_uses_its_ports(tmp_path: Path) -> No
     assert props["metrics_mode"] == "prometheus"
     assert "--port=18500" in _tfs_flags(gen)
     dirs = write_configs(gen, tmp_path)
-    assert (dirs["torchserve"] / "config.properties").read_text() == gen.files["torchserve"]["config.properties"]
+    assert (dirs["torchserve"] / "config.properties").read_text() == gen.files["torchserve"][
+        "config.properties"
+    ]
     assert "OMP_NUM_THREADS=1" in (dirs["tfserving"] / "env").read_text()
 
 
@@ -204,9 +236,13 @@ def test_config_surface_does_not_count_values_equal_to_the_defaults() -> None:
 def test_local_placement_gives_every_socket_its_own_free_port() -> None:
     """Placement.local without ports: one free loopback port per socket of every server; a port
     seen in two roles (TF Serving's metrics on its REST port) stays one socket."""
-    pl = Placement.local({"torchserve": {"models": "/m", "config": "/c/ts"},
-                          "tfserving": {"models": "/t", "config": "/c/tfs"},
-                          "kserve": {"models": "/k", "config": "/c/ks"}})
+    pl = Placement.local(
+        {
+            "torchserve": {"models": "/m", "config": "/c/ts"},
+            "tfserving": {"models": "/t", "config": "/c/tfs"},
+            "kserve": {"models": "/k", "config": "/c/ks"},
+        }
+    )
     assert pl.bind_host == "127.0.0.1"
     ts, tfs = pl.ports["torchserve"], pl.ports["tfserving"]
     assert set(ts) == {"rest", "grpc", "management", "grpc-management", "metrics"}
@@ -216,8 +252,12 @@ def test_local_placement_gives_every_socket_its_own_free_port() -> None:
     sockets = [*ts.values(), tfs["rest"], tfs["grpc"], ks["rest"], ks["grpc"]]
     assert len(set(sockets)) == len(sockets) and all(p > 0 for p in sockets)
     with pytest.raises(ValueError, match=r"no local paths for server.*tfserving"):
-        Placement.local({"torchserve": {"models": "/m", "config": "/c/ts"},
-                         "kserve": {"models": "/k", "config": "/c/ks"}})
+        Placement.local(
+            {
+                "torchserve": {"models": "/m", "config": "/c/ts"},
+                "kserve": {"models": "/k", "config": "/c/ks"},
+            }
+        )
 
 
 def test_kubernetes_placement_takes_the_wire_numbers_and_paths() -> None:

@@ -37,13 +37,22 @@ def test_table_fits_80_columns_without_truncating_names(tmp_path: Path) -> None:
 
 
 def test_numbers_are_medians_and_reasons_appear_once(tmp_path: Path) -> None:
-    plan = [*STEP_PLAN, PlannedStep("torchserve-grpc-bytes", 4, 999.0, (500.0, 999.0, 1500.0), 1.0, steady=False)]
+    plan = [
+        *STEP_PLAN,
+        PlannedStep("torchserve-grpc-bytes", 4, 999.0, (500.0, 999.0, 1500.0), 1.0, steady=False),
+    ]
     run = make_run(tmp_path / "r", plan=plan)
     text = render(run)
-    c4 = [ln for ln in text.splitlines() if ln.startswith("torchserve-rest-json ") and " c=4 " in ln]
+    c4 = [
+        ln for ln in text.splitlines() if ln.startswith("torchserve-rest-json ") and " c=4 " in ln
+    ]
     assert len(c4) == 1 and f" {statistics.median([96.0, 100.0]):.1f} " in c4[0]
-    grpc4 = next(ln for ln in text.splitlines() if ln.startswith("torchserve-grpc-bytes ") and " c=4 " in ln)
-    assert " 150.0 " in grpc4 and " 1/2 " in grpc4 and "999" not in grpc4  # the unsteady repeat is out
+    grpc4 = next(
+        ln for ln in text.splitlines() if ln.startswith("torchserve-grpc-bytes ") and " c=4 " in ln
+    )
+    assert (
+        " 150.0 " in grpc4 and " 1/2 " in grpc4 and "999" not in grpc4
+    )  # the unsteady repeat is out
     flat = " ".join(text.split())
     assert flat.count(" ".join(UNAVAILABLE_REASON.split())) == 1
     assert flat.count(" ".join(INVALID_REASON.split())) == 1

@@ -31,7 +31,8 @@ def test_committed_json_matches_code():
     drift = [
         name
         for name, text in dashboards.rendered().items()
-        if not (dashboards.OUT_DIR / name).exists() or (dashboards.OUT_DIR / name).read_text() != text
+        if not (dashboards.OUT_DIR / name).exists()
+        or (dashboards.OUT_DIR / name).read_text() != text
     ]
     assert not drift, f"{drift} drift: run `servecmp gen dashboards`"
 
@@ -73,11 +74,24 @@ def test_ids_refids_descriptions(name):
 def test_comparison_layout():
     d = dashboards.comparison_dashboard(TWO)
     rows = [p["title"] for p in d["panels"] if p["type"] == "row"]
-    assert rows == ["Side by side (every target)", "TorchServe (torchserve)", "TF Serving (tfserving)"]
+    assert rows == [
+        "Side by side (every target)",
+        "TorchServe (torchserve)",
+        "TF Serving (tfserving)",
+    ]
     titles = {p["title"] for p in _panels(d)}
-    for t in ("Client p50 latency", "Client p95 latency", "Client p99 latency", "Throughput",
-              "Error ratio", "Wrong-answer ratio", "Server-side latency", "Queue time",
-              "CPU per server", "Memory per server"):
+    for t in (
+        "Client p50 latency",
+        "Client p95 latency",
+        "Client p99 latency",
+        "Throughput",
+        "Error ratio",
+        "Wrong-answer ratio",
+        "Server-side latency",
+        "Queue time",
+        "CPU per server",
+        "Memory per server",
+    ):
         assert t in titles
 
 
@@ -87,14 +101,21 @@ def test_one_row_per_server_from_the_injected_adapters():
     three = dashboards.comparison_dashboard([ta.TORCHSERVE, ta.TFSERVING, ta.KSERVE])
     two = dashboards.comparison_dashboard([ta.TORCHSERVE, ta.TFSERVING])
     rows = {p["id"]: p["title"] for p in three["panels"] if p["type"] == "row"}
-    assert rows == {1: "Side by side (every target)", 100: "TorchServe (torchserve)",
-                    200: "TF Serving (tfserving)", 300: "KServe (kserve)"}
+    assert rows == {
+        1: "Side by side (every target)",
+        100: "TorchServe (torchserve)",
+        200: "TF Serving (tfserving)",
+        300: "KServe (kserve)",
+    }
     assert three["uid"] == two["uid"] == "servecmp-comparison"
     kserve = [p for p in three["panels"] if 300 < p["id"] < 400]
     assert kserve and all('server="kserve"' in t["expr"] for p in kserve for t in p["targets"])
     # KServe's test metrics have no latency: its row has no server-side latency panel
-    assert {p["title"] for p in kserve} == {"kserve: client latency", "kserve: throughput and failures",
-                                           "kserve: requests the server counted"}
+    assert {p["title"] for p in kserve} == {
+        "kserve: client latency",
+        "kserve: throughput and failures",
+        "kserve: requests the server counted",
+    }
     by_id = {p["id"]: p for p in two["panels"]}
     for p in three["panels"]:
         if p["id"] < 300 and p["id"] not in (1, 8):  # 8's description lists every server's note
@@ -105,7 +126,9 @@ def test_default_is_the_registry(monkeypatch):
     assert dashboards.rendered() == dashboards.rendered(registry.servers())
     ta.use(monkeypatch, ta.WITH_KSERVE)
     try:
-        rows = [p["title"] for p in dashboards.comparison_dashboard()["panels"] if p["type"] == "row"]
+        rows = [
+            p["title"] for p in dashboards.comparison_dashboard()["panels"] if p["type"] == "row"
+        ]
     finally:
         registry.get.cache_clear()
     assert rows[-1] == "KServe (kserve)"

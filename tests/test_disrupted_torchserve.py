@@ -23,7 +23,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.torchserve]
 
 MODEL = "tiny"
 RAW = Target(server="torchserve", protocol="rest", encoding="raw")
-LOAD = Load(warmup_s=0.5, stability=Stability(window_s=1.0, windows=2, max_windows=4, tolerance=0.25))
+LOAD = Load(
+    warmup_s=0.5, stability=Stability(window_s=1.0, windows=2, max_windows=4, tolerance=0.25)
+)
 
 
 def _worker(root: int) -> psutil.Process:
@@ -34,18 +36,31 @@ def _worker(root: int) -> psutil.Process:
     raise AssertionError("no TorchServe worker process found")
 
 
-def test_worker_killed_mid_step_marks_the_step_disrupted(local_torchserve: Any, tmp_path: Path) -> None:
+def test_worker_killed_mid_step_marks_the_step_disrupted(
+    local_torchserve: Any, tmp_path: Path
+) -> None:
     from servecmp.models.registry import DEFAULT_SEED, get_model
 
     server = local_torchserve(MODEL)
-    payloads = str(PayloadSet.build(get_model(MODEL), 99, 1, 4, weights_seed=DEFAULT_SEED).save(tmp_path))
+    payloads = str(
+        PayloadSet.build(get_model(MODEL), 99, 1, 4, weights_seed=DEFAULT_SEED).save(tmp_path)
+    )
     root = server.process.pid
 
     def spec(step_id: str) -> StepSpec:
         pids = [p.pid for p in server.process.tree()]
-        return StepSpec(run_id="t", step_id=step_id, target=RAW, address=server.endpoints.rest,
-                        sweep="closed_loop", mode="closed_loop", concurrency=2, load=LOAD,
-                        payloads_path=payloads, server_pids=pids)
+        return StepSpec(
+            run_id="t",
+            step_id=step_id,
+            target=RAW,
+            address=server.endpoints.rest,
+            sweep="closed_loop",
+            mode="closed_loop",
+            concurrency=2,
+            load=LOAD,
+            payloads_path=payloads,
+            server_pids=pids,
+        )
 
     calm = run_step(spec("calm"), tmp_path)
     assert calm.ok > 0 and calm.disrupted is None, calm.disrupted

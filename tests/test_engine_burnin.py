@@ -16,7 +16,11 @@ from servecmp.load.engine.burnin import burn_in_spec, describe, record_of, run_b
 from servecmp.results.schema import BurnInRecord, StepResult, WindowSummary
 from servecmp.results.store import RunStore
 
-BASE = {"name": "bi", "model": "tiny", "targets": [{"server": "torchserve", "protocol": "rest", "encoding": "raw"}]}
+BASE = {
+    "name": "bi",
+    "model": "tiny",
+    "targets": [{"server": "torchserve", "protocol": "rest", "encoding": "raw"}],
+}
 
 
 def exp(**load: object) -> Experiment:
@@ -24,15 +28,20 @@ def exp(**load: object) -> Experiment:
 
 
 # ---- settings ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(("burn_in", "field", "expected"), [
-    ({"max_s": -1}, "load.burn_in.max_s", "greater than or equal to 0"),
-    ({"max_s": 7200}, "load.burn_in.max_s", "less than or equal to 3600"),
-    ({"window_s": 0}, "load.burn_in.window_s", "greater than 0"),
-    ({"max_s": 3, "window_s": 2}, "load.burn_in", "must allow 3 windows of window_s (2 s)"),
-    ({"max_s": "soon"}, "load.burn_in.max_s", "valid number"),
-    ({"max_seconds": 5}, "load.burn_in.max_seconds", "unknown field"),
-])
-def test_bad_burn_in_settings_are_refused_naming_the_field(burn_in: dict, field: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("burn_in", "field", "expected"),
+    [
+        ({"max_s": -1}, "load.burn_in.max_s", "greater than or equal to 0"),
+        ({"max_s": 7200}, "load.burn_in.max_s", "less than or equal to 3600"),
+        ({"window_s": 0}, "load.burn_in.window_s", "greater than 0"),
+        ({"max_s": 3, "window_s": 2}, "load.burn_in", "must allow 3 windows of window_s (2 s)"),
+        ({"max_s": "soon"}, "load.burn_in.max_s", "valid number"),
+        ({"max_seconds": 5}, "load.burn_in.max_seconds", "unknown field"),
+    ],
+)
+def test_bad_burn_in_settings_are_refused_naming_the_field(
+    burn_in: dict, field: str, expected: str
+) -> None:
     with pytest.raises(ExperimentError) as err:
         exp(burn_in=burn_in)
     assert f"{field}: " in str(err.value) and expected in str(err.value)
@@ -62,19 +71,53 @@ def test_burn_in_spec_is_a_closed_loop_step_without_warmup_bounded_by_max_s() ->
     st = spec.load.stability
     assert (st.window_s, st.windows, st.max_windows) == (2.0, 3, 10)
     assert st.window_s * st.max_windows <= e.load.burn_in.max_s
-    long = burn_in_spec(exp(burn_in={"max_s": 3600, "window_s": 1, "concurrency": 3}), target, "127.0.0.1:9",
-                        run_id="r", after="restart", number=1)
+    long = burn_in_spec(
+        exp(burn_in={"max_s": 3600, "window_s": 1, "concurrency": 3}),
+        target,
+        "127.0.0.1:9",
+        run_id="r",
+        after="restart",
+        number=1,
+    )
     assert long is not None and long.load.stability.max_windows <= 100 and long.concurrency == 3
-    assert burn_in_spec(exp(burn_in={"max_s": 0}), target, "127.0.0.1:9", run_id="r", after="start", number=0) is None
+    assert (
+        burn_in_spec(
+            exp(burn_in={"max_s": 0}), target, "127.0.0.1:9", run_id="r", after="start", number=0
+        )
+        is None
+    )
 
 
 def _result(stop: str, thr: list[float], error: str | None = None) -> StepResult:
-    windows = [WindowSummary(index=i, duration_s=2.0, ok=int(t * 2), wrong_answers=0, transport_errors=0,
-                             throughput_rps=t, p50_ms=5.0, p99_ms=9.0) for i, t in enumerate(thr)]
-    return StepResult(run_id="r", step_id="burn", target="torchserve-rest-raw", server="torchserve",
-                      protocol="rest", encoding="raw", sweep="closed_loop", mode="closed_loop",
-                      started_at="t0", warmup_s=0, window_s=2, stop_reason=stop, windows=windows,  # type: ignore[arg-type]
-                      error=error)
+    windows = [
+        WindowSummary(
+            index=i,
+            duration_s=2.0,
+            ok=int(t * 2),
+            wrong_answers=0,
+            transport_errors=0,
+            throughput_rps=t,
+            p50_ms=5.0,
+            p99_ms=9.0,
+        )
+        for i, t in enumerate(thr)
+    ]
+    return StepResult(
+        run_id="r",
+        step_id="burn",
+        target="torchserve-rest-raw",
+        server="torchserve",
+        protocol="rest",
+        encoding="raw",
+        sweep="closed_loop",
+        mode="closed_loop",
+        started_at="t0",
+        warmup_s=0,
+        window_s=2,
+        stop_reason=stop,
+        windows=windows,  # type: ignore[arg-type]
+        error=error,
+    )
 
 
 def test_record_says_whether_it_converged_and_why_not() -> None:
@@ -85,7 +128,11 @@ def test_record_says_whether_it_converged_and_why_not() -> None:
     assert done.converged and done.reason is None and (done.windows, done.duration_s) == (5, 10.0)
     assert "settled after 5 windows (10.0 s)" in describe(done)
     rising = record_of(spec, _result("time_bound", [50, 60, 70, 80, 90]), "restart")
-    assert not rising.converged and rising.reason and rising.reason.startswith("time_bound: trend: throughput rising")
+    assert (
+        not rising.converged
+        and rising.reason
+        and rising.reason.startswith("time_bound: trend: throughput rising")
+    )
     assert "did NOT settle" in describe(rising) and "after its restart" in describe(rising)
     crashed = record_of(spec, _result("error", [], error="Traceback\nboom"), "start")
     assert not crashed.converged and crashed.reason == "error: Traceback"
@@ -96,8 +143,15 @@ def test_burn_in_runs_as_its_own_step_outside_the_measured_steps(tmp_path: Path)
     run_dir = tmp_path / "run"
     try:
         e = exp(concurrency=[2], burn_in={"max_s": 4, "window_s": 0.5})
-        record = run_burn_in(e, e.targets[0], address, run_dir / "burn-in", run_id="r", after="start",
-                             payloads_path=save_echo_payloads(tmp_path))
+        record = run_burn_in(
+            e,
+            e.targets[0],
+            address,
+            run_dir / "burn-in",
+            run_id="r",
+            after="start",
+            payloads_path=save_echo_payloads(tmp_path),
+        )
     finally:
         proc.kill()
         proc.wait()
@@ -106,7 +160,9 @@ def test_burn_in_runs_as_its_own_step_outside_the_measured_steps(tmp_path: Path)
     assert all(t > 0 for t in record.throughput_rps)
     assert record.converged == (record.reason is None)  # settled or said why not, either is honest
     assert not RunStore(run_dir).read_steps().steps  # never among the measured steps
-    assert [s.step_id for s in RunStore(run_dir / "burn-in").read_steps().steps] == ["burn-in-00-torchserve-start"]
+    assert [s.step_id for s in RunStore(run_dir / "burn-in").read_steps().steps] == [
+        "burn-in-00-torchserve-start"
+    ]
 
 
 # ---- when the local run burns a server in -----------------------------------------------------
@@ -123,16 +179,35 @@ class FakeServer:
         return "127.0.0.1:9"
 
 
-def test_a_server_is_burned_in_once_after_start_and_again_after_each_restart(tmp_path: Path, monkeypatch) -> None:
+def test_a_server_is_burned_in_once_after_start_and_again_after_each_restart(
+    tmp_path: Path, monkeypatch
+) -> None:
     from servecmp.run import burnin
 
     calls: list[tuple[str, list[int]]] = []
 
-    def fake_run(exp_: Experiment, target: object, address: str, out_dir: Path, *, after: str, server_pids: list[int],
-                 **kw: object) -> BurnInRecord:
+    def fake_run(
+        exp_: Experiment,
+        target: object,
+        address: str,
+        out_dir: Path,
+        *,
+        after: str,
+        server_pids: list[int],
+        **kw: object,
+    ) -> BurnInRecord:
         calls.append((after, server_pids))
-        return BurnInRecord(server="torchserve", target="t", after=after, started_at="t0", concurrency=1,  # type: ignore[arg-type]
-                            converged=True, duration_s=6.0, windows=3, window_s=2.0)
+        return BurnInRecord(
+            server="torchserve",
+            target="t",
+            after=after,
+            started_at="t0",
+            concurrency=1,  # type: ignore[arg-type]
+            converged=True,
+            duration_s=6.0,
+            windows=3,
+            window_s=2.0,
+        )
 
     monkeypatch.setattr(burnin, "run_burn_in", fake_run)
     e = exp()
@@ -153,5 +228,7 @@ def test_a_server_is_burned_in_once_after_start_and_again_after_each_restart(tmp
     assert [a for a, _ in calls] == ["start", "restart"]
     assert calls[0][1] == [first.pid] and calls[1][1] == [second.pid]
     assert len(tracker.records) == 2 and len(tracker.notes()) == 2
-    off = burnin.BurnIns(exp(burn_in={"max_s": 0}), tmp_path, "r", payloads_path="p", cpus=None, log=lambda m: None)
+    off = burnin.BurnIns(
+        exp(burn_in={"max_s": 0}), tmp_path, "r", payloads_path="p", cpus=None, log=lambda m: None
+    )
     assert off.ensure(FakeServer(os.getpid()), e.targets[0]) is None and len(calls) == 2  # type: ignore[arg-type]

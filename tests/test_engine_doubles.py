@@ -25,7 +25,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-PY = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
+PY = (
+    str(REPO / ".venv" / "bin" / "python")
+    if (REPO / ".venv" / "bin" / "python").exists()
+    else sys.executable
+)
 
 
 # ---- echo server ------------------------------------------------------------------------------
@@ -68,7 +72,9 @@ def serve(service_ms: float, serial: bool, die_after: int = 0) -> None:
     srv.serve_forever()
 
 
-def start_echo_server(service_ms: float, *, serial: bool = False, die_after: int = 0) -> tuple[subprocess.Popen, str]:
+def start_echo_server(
+    service_ms: float, *, serial: bool = False, die_after: int = 0
+) -> tuple[subprocess.Popen, str]:
     cmd = [PY, str(HERE / "test_engine_doubles.py"), "serve", "--service-ms", str(service_ms)]
     if serial:
         cmd.append("--serial")
@@ -158,6 +164,8 @@ if __name__ == "__main__":
     ap.add_argument("cmd", choices=["serve"])
     ap.add_argument("--service-ms", type=float, default=20.0)
     ap.add_argument("--serial", action="store_true")
-    ap.add_argument("--die-after", type=int, default=0, help="exit abruptly after this many answers")
+    ap.add_argument(
+        "--die-after", type=int, default=0, help="exit abruptly after this many answers"
+    )
     a = ap.parse_args()
     serve(a.service_ms, a.serial, a.die_after)

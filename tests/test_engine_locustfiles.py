@@ -33,13 +33,33 @@ def endpoint():
     proc.wait()
 
 
-def _locust(tmp_path: Path, address: str, locustfile: str, *extra: str) -> subprocess.CompletedProcess:
+def _locust(
+    tmp_path: Path, address: str, locustfile: str, *extra: str
+) -> subprocess.CompletedProcess:
     exp = tmp_path / "exp.yaml"
     exp.write_text(EXP)
-    env = dict(os.environ, SERVECMP_EXPERIMENT=str(exp), SERVECMP_ADDRESS=address,
-               SERVECMP_PAYLOADS=save_echo_payloads(tmp_path), SERVECMP_MAX_IN_FLIGHT="4")
-    return subprocess.run([LOCUST, "-f", str(REPO / "loadtests" / "locustfiles" / locustfile), "--headless",
-                           "--only-summary", *extra], env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    env = dict(
+        os.environ,
+        SERVECMP_EXPERIMENT=str(exp),
+        SERVECMP_ADDRESS=address,
+        SERVECMP_PAYLOADS=save_echo_payloads(tmp_path),
+        SERVECMP_MAX_IN_FLIGHT="4",
+    )
+    return subprocess.run(
+        [
+            LOCUST,
+            "-f",
+            str(REPO / "loadtests" / "locustfiles" / locustfile),
+            "--headless",
+            "--only-summary",
+            *extra,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
 
 
 def test_rate_sweep_locustfile_stops_at_slo(tmp_path: Path, endpoint: str) -> None:
@@ -69,11 +89,27 @@ def test_closed_loop_locustfile_runs_from_the_web_ui(tmp_path: Path) -> None:
         ui_port = s.getsockname()[1]
     exp = tmp_path / "exp.yaml"
     exp.write_text(EXP.replace("profile: rate_sweep", "profile: closed_loop"))
-    env = dict(os.environ, SERVECMP_EXPERIMENT=str(exp), SERVECMP_ADDRESS=address,
-               SERVECMP_PAYLOADS=save_echo_payloads(tmp_path))
-    ui = subprocess.Popen([LOCUST, "-f", str(REPO / "loadtests/locustfiles/closed_loop.py"),
-                           "--web-host", "127.0.0.1", "--web-port", str(ui_port)],
-                          env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(
+        os.environ,
+        SERVECMP_EXPERIMENT=str(exp),
+        SERVECMP_ADDRESS=address,
+        SERVECMP_PAYLOADS=save_echo_payloads(tmp_path),
+    )
+    ui = subprocess.Popen(
+        [
+            LOCUST,
+            "-f",
+            str(REPO / "loadtests/locustfiles/closed_loop.py"),
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(ui_port),
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{ui_port}"
     try:
         deadline = time.monotonic() + 30
@@ -85,8 +121,11 @@ def test_closed_loop_locustfile_runs_from_the_web_ui(tmp_path: Path) -> None:
                 pass
             assert time.monotonic() < deadline and ui.poll() is None, "web UI never came up"
             time.sleep(0.2)
-        r = requests.post(f"{base}/swarm", data={"user_count": 2, "spawn_rate": 2, "host": f"http://{address}"},
-                          timeout=10)
+        r = requests.post(
+            f"{base}/swarm",
+            data={"user_count": 2, "spawn_rate": 2, "host": f"http://{address}"},
+            timeout=10,
+        )
         assert r.status_code == 200 and r.json().get("success"), r.text
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -22,8 +22,14 @@ class FakeClock:
         return self.t
 
 
-def window(i: int, latencies: list[float], *, seconds: float = 1.0, transport: dict[str, int] | None = None,
-           counters: dict[str, int] | None = None) -> Window:
+def window(
+    i: int,
+    latencies: list[float],
+    *,
+    seconds: float = 1.0,
+    transport: dict[str, int] | None = None,
+    counters: dict[str, int] | None = None,
+) -> Window:
     w = Window(index=i, start=0.0, end=seconds, ok=len(latencies), samples=list(latencies))
     for ms in latencies:
         record_ms(w.hist, ms)
@@ -77,7 +83,9 @@ def test_latency_flat_rule() -> None:
 def run_measure(windows: list[Window], budget: Budget, done_after: int | None) -> Measurement:
     it = iter(windows)
     st = Stability(window_s=1.0, windows=2, max_windows=len(windows), tolerance=0.1)
-    return measure(lambda: next(it), st, budget, lambda ws: done_after is not None and len(ws) >= done_after)
+    return measure(
+        lambda: next(it), st, budget, lambda ws: done_after is not None and len(ws) >= done_after
+    )
 
 
 def test_measure_stops_when_the_rule_says_so_or_at_the_time_bound() -> None:
@@ -98,8 +106,11 @@ def test_measure_stops_at_the_request_bound() -> None:
 
 # ---- reported windows and judging ---------------------------------------------------------------
 def test_reported_merges_only_the_last_windows() -> None:
-    ws = [window(0, [500.0] * 4), window(1, [10.0] * 10, counters={"sent": 10}),
-          window(2, [12.0] * 10, transport={"timeout": 2}, counters={"sent": 12})]
+    ws = [
+        window(0, [500.0] * 4),
+        window(1, [10.0] * 10, counters={"sent": 10}),
+        window(2, [12.0] * 10, transport={"timeout": 2}, counters={"sent": 12}),
+    ]
     rep = Reported.of(ws, 2, server_watched=False)
     assert (rep.ok, rep.requests, rep.seconds, rep.delta("sent")) == (20, 22, 2.0, 22)
     m = rep.measured(open_loop=True)
@@ -116,16 +127,31 @@ def test_disruption_counts_outages_in_warmup_too() -> None:
 
 
 def test_judge_builds_the_result_from_what_was_observed() -> None:
-    load = Load(warmup_s=0.0, stability=Stability(window_s=1.0, windows=2, max_windows=3, tolerance=0.25))
-    spec = StepSpec(run_id="r", step_id="s", target=Target(server="torchserve", protocol="rest"),
-                    address="127.0.0.1:9", sweep="closed_loop", mode="closed_loop", concurrency=1, load=load)
+    load = Load(
+        warmup_s=0.0, stability=Stability(window_s=1.0, windows=2, max_windows=3, tolerance=0.25)
+    )
+    spec = StepSpec(
+        run_id="r",
+        step_id="s",
+        target=Target(server="torchserve", protocol="rest"),
+        address="127.0.0.1:9",
+        sweep="closed_loop",
+        mode="closed_loop",
+        concurrency=1,
+        load=load,
+    )
     ws = [window(i, [10.0] * 100) for i in range(3)]
     for w in ws:
         w.counters_end = {"gaps": 100, "gap_ms_sum": 1}
     observed = Observed(
-        started_at="t0", warmup=Warmup(0.0, "off"), windows=ws, warmup_windows=[],
-        measurement=Measurement([w.summary() for w in ws], "stable"), counters=SendCounters(),
-        budget_taken=300, client_ready_s=0.5,
+        started_at="t0",
+        warmup=Warmup(0.0, "off"),
+        windows=ws,
+        warmup_windows=[],
+        measurement=Measurement([w.summary() for w in ws], "stable"),
+        counters=SendCounters(),
+        budget_taken=300,
+        client_ready_s=0.5,
     )
     r = judge(spec, observed)
     # 1 user, 100 answers/s at 10 ms: Little's law holds; generator CPU 0 (synthetic windows)

@@ -14,8 +14,16 @@ from servecmp.results.schema import WindowSummary
 
 
 def w(i: int, thr: float, p99: float | None) -> WindowSummary:
-    return WindowSummary(index=i, duration_s=1.0, ok=int(thr), wrong_answers=0, transport_errors=0,
-                         throughput_rps=thr, p99_ms=p99, p50_ms=p99)
+    return WindowSummary(
+        index=i,
+        duration_s=1.0,
+        ok=int(thr),
+        wrong_answers=0,
+        transport_errors=0,
+        throughput_rps=thr,
+        p99_ms=p99,
+        p50_ms=p99,
+    )
 
 
 # ---- stability --------------------------------------------------------------------------------
@@ -45,10 +53,23 @@ def test_spread() -> None:
 
 
 # ---- validity ---------------------------------------------------------------------------------
-MEASURED = {"ok", "requests", "generator_cpu", "server_cpu", "completed_rps", "latency_mean_all_ms",
-            "send_gap_ms", "service_p99_ms"}
-SENDS = {"sends": "sent", "late_total": "late", "late_generator": "late_generator",
-         "late_backpressure": "late_backpressure", "in_flight_peak": "in_flight_peak"}
+MEASURED = {
+    "ok",
+    "requests",
+    "generator_cpu",
+    "server_cpu",
+    "completed_rps",
+    "latency_mean_all_ms",
+    "send_gap_ms",
+    "service_p99_ms",
+}
+SENDS = {
+    "sends": "sent",
+    "late_total": "late",
+    "late_generator": "late_generator",
+    "late_backpressure": "late_backpressure",
+    "in_flight_peak": "in_flight_peak",
+}
 
 
 def split(flat: dict) -> tuple[Measured, Asked]:
@@ -57,13 +78,22 @@ def split(flat: dict) -> tuple[Measured, Asked]:
     if "measured_s" in flat:
         m["seconds"] = flat["measured_s"]
     sends = Sends(**{SENDS[k]: v for k, v in flat.items() if k in SENDS})
-    a = {k: v for k, v in flat.items() if k not in MEASURED and k not in SENDS and k != "measured_s"}
+    a = {
+        k: v for k, v in flat.items() if k not in MEASURED and k not in SENDS and k != "measured_s"
+    }
     return Measured(**m, sends=sends), Asked(**a)
 
 
 def vi(**kw) -> tuple[Measured, Asked]:
-    base = dict(mode="closed_loop", ok=1000, requests=1000, generator_cpu=0.3, generator_cpu_limit=0.9,
-                server_cpu=None, server_cpu_budget=None)
+    base = dict(
+        mode="closed_loop",
+        ok=1000,
+        requests=1000,
+        generator_cpu=0.3,
+        generator_cpu_limit=0.9,
+        server_cpu=None,
+        server_cpu_budget=None,
+    )
     base.update(kw)
     return split(base)
 
@@ -89,26 +119,60 @@ def test_generator_cpu_over_limit_with_saturated_server_is_valid() -> None:
 def test_busy_core_of_an_inprocess_baseline_is_its_compute_not_a_bottleneck() -> None:
     assert judge_validity(*vi(generator_cpu=0.99, inprocess=True)) == (True, None)
     # ...but the open-loop lateness rules still apply to it.
-    ok, _ = judge_validity(*vi(generator_cpu=0.99, inprocess=True, mode="open_loop", sends=100,
-                              late_total=50, late_generator=50, service_p99_ms=5))
+    ok, _ = judge_validity(
+        *vi(
+            generator_cpu=0.99,
+            inprocess=True,
+            mode="open_loop",
+            sends=100,
+            late_total=50,
+            late_generator=50,
+            service_p99_ms=5,
+        )
+    )
     assert not ok
 
 
 def test_generator_late_sends_over_tolerance_are_invalid() -> None:
-    ok, why = judge_validity(*vi(mode="open_loop", sends=1000, late_total=80, late_generator=60,
-                                late_send_tolerance=0.05, service_p99_ms=50))
+    ok, why = judge_validity(
+        *vi(
+            mode="open_loop",
+            sends=1000,
+            late_total=80,
+            late_generator=60,
+            late_send_tolerance=0.05,
+            service_p99_ms=50,
+        )
+    )
     assert not ok and "free in-flight slot" in why
 
 
 def test_backpressure_late_sends_with_slow_server_are_valid() -> None:
     # late because every slot was busy (slow server): the wait is in the latency, not invalid
-    assert judge_validity(*vi(mode="open_loop", sends=1000, late_total=600, late_generator=3,
-                             late_send_tolerance=0.05, service_p99_ms=200))[0]
+    assert judge_validity(
+        *vi(
+            mode="open_loop",
+            sends=1000,
+            late_total=600,
+            late_generator=3,
+            late_send_tolerance=0.05,
+            service_p99_ms=200,
+        )
+    )[0]
 
 
 def test_late_sends_while_server_fast_are_invalid() -> None:
-    ok, why = judge_validity(*vi(mode="open_loop", sends=1000, late_total=200, late_generator=0,
-                                late_send_tolerance=0.05, late_threshold_ms=10, service_p99_ms=4))
+    ok, why = judge_validity(
+        *vi(
+            mode="open_loop",
+            sends=1000,
+            late_total=200,
+            late_generator=0,
+            late_send_tolerance=0.05,
+            late_threshold_ms=10,
+            service_p99_ms=4,
+        )
+    )
     assert not ok and "answered within" in why
 
 
@@ -124,9 +188,19 @@ def test_recorder_ignores_warmup_and_splits_outcomes() -> None:
     rec.open_window()
     for ms in (1.0, 2.0, 3.0, 100.0):
         rec.on_request(response_time=ms, context={"outcome": "ok", "late_ms": 0.5})
-    rec.on_request(response_time=1.0, exception=ValueError("x"), context={"outcome": "wrong_answer"})
-    rec.on_request(response_time=1.0, exception=OSError(), context={"outcome": "transport_error", "error_kind": "connect"})
-    rec.on_request(response_time=1.0, exception=OSError(), context={"outcome": "transport_error", "error_kind": "timeout"})
+    rec.on_request(
+        response_time=1.0, exception=ValueError("x"), context={"outcome": "wrong_answer"}
+    )
+    rec.on_request(
+        response_time=1.0,
+        exception=OSError(),
+        context={"outcome": "transport_error", "error_kind": "connect"},
+    )
+    rec.on_request(
+        response_time=1.0,
+        exception=OSError(),
+        context={"outcome": "transport_error", "error_kind": "timeout"},
+    )
     win = rec.close_window()
     assert (win.ok, win.wrong, dict(win.transport)) == (4, 1, {"connect": 1, "timeout": 1})
     assert win.hist.get_total_count() == 4
@@ -161,7 +235,9 @@ def test_loopback_addresses_allowed(addr: str) -> None:
     check_address(addr)
 
 
-@pytest.mark.parametrize("addr", ["10.1.2.3:80", "example.com:80", "localhost:8080", "0.0.0.0:80", "ts.ns.svc:8080"])
+@pytest.mark.parametrize(
+    "addr", ["10.1.2.3:80", "example.com:80", "localhost:8080", "0.0.0.0:80", "ts.ns.svc:8080"]
+)
 def test_other_addresses_refused(addr: str) -> None:
     with pytest.raises(AddressError, match="refusing"):
         check_address(addr)
@@ -179,6 +255,12 @@ def test_inprocess_targets_need_no_address() -> None:
 
 
 def test_plan_steps() -> None:
-    assert plan_steps(Load(profile="closed_loop", concurrency=[1, 4])) == [("concurrency", 1.0), ("concurrency", 4.0)]
+    assert plan_steps(Load(profile="closed_loop", concurrency=[1, 4])) == [
+        ("concurrency", 1.0),
+        ("concurrency", 4.0),
+    ]
     assert plan_steps(Load(profile="open_loop", rate=30)) == [("rate", 30.0)]
-    assert plan_steps(Load(profile="rate_sweep", rates=[10, 20])) == [("rate", 10.0), ("rate", 20.0)]
+    assert plan_steps(Load(profile="rate_sweep", rates=[10, 20])) == [
+        ("rate", 10.0),
+        ("rate", 20.0),
+    ]

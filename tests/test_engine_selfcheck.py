@@ -17,18 +17,42 @@ from servecmp.load.engine.validity import (
 from servecmp.results.schema import StepResult, WindowSummary
 
 
-def closed(concurrency: int, rps: float, mean_ms: float, n: int = 500, **kw: object) -> tuple[Measured, Asked]:
-    base: dict = dict(mode="closed_loop", ok=n, requests=n, generator_cpu=0.2, generator_cpu_limit=0.9,
-                      server_cpu=None, server_cpu_budget=None, concurrency=concurrency,
-                      completed_rps=rps, latency_mean_all_ms=mean_ms)
+def closed(
+    concurrency: int, rps: float, mean_ms: float, n: int = 500, **kw: object
+) -> tuple[Measured, Asked]:
+    base: dict = dict(
+        mode="closed_loop",
+        ok=n,
+        requests=n,
+        generator_cpu=0.2,
+        generator_cpu_limit=0.9,
+        server_cpu=None,
+        server_cpu_budget=None,
+        concurrency=concurrency,
+        completed_rps=rps,
+        latency_mean_all_ms=mean_ms,
+    )
     base.update(kw)
     return split(base)
 
 
-def opened(rate: float, sends: int, measured_s: float = 6.0, **kw: object) -> tuple[Measured, Asked]:
-    base: dict = dict(mode="open_loop", ok=sends, requests=sends, generator_cpu=0.2, generator_cpu_limit=0.9,
-                      server_cpu=None, server_cpu_budget=None, sends=sends, offered_rps=rate,
-                      measured_s=measured_s, arrival="uniform", max_in_flight=64)
+def opened(
+    rate: float, sends: int, measured_s: float = 6.0, **kw: object
+) -> tuple[Measured, Asked]:
+    base: dict = dict(
+        mode="open_loop",
+        ok=sends,
+        requests=sends,
+        generator_cpu=0.2,
+        generator_cpu_limit=0.9,
+        server_cpu=None,
+        server_cpu_budget=None,
+        sends=sends,
+        offered_rps=rate,
+        measured_s=measured_s,
+        arrival="uniform",
+        max_in_flight=64,
+    )
     base.update(kw)
     return split(base)
 
@@ -48,7 +72,9 @@ def test_the_old_inprocess_baseline_at_c4_breaks_littles_law() -> None:
     assert "85.00 ms from a response to the next send" in why
 
 
-def test_a_third_of_the_cycle_outside_the_latency_is_rejected_and_the_tolerance_is_the_stated_one() -> None:
+def test_a_third_of_the_cycle_outside_the_latency_is_rejected_and_the_tolerance_is_the_stated_one() -> (
+    None
+):
     assert not judge_validity(*closed(1, 100.0, 6.7))[0]  # 0.67: issue 11's c=1 baseline
     edge = 1.0 - LITTLE_TOLERANCE
     assert judge_validity(*closed(1, 100.0, (edge + 0.01) * 10.0))[0]
@@ -58,7 +84,9 @@ def test_a_third_of_the_cycle_outside_the_latency_is_rejected_and_the_tolerance_
 
 def test_littles_law_is_not_judged_on_too_few_requests_or_in_open_loop() -> None:
     assert judge_validity(*closed(4, 40.0, 14.7, n=20))[0]
-    assert judge_validity(*opened(20.0, 120, concurrency=None, completed_rps=20.0, latency_mean_all_ms=1.0))[0]
+    assert judge_validity(
+        *opened(20.0, 120, concurrency=None, completed_rps=20.0, latency_mean_all_ms=1.0)
+    )[0]
 
 
 # ---- open loop --------------------------------------------------------------------------------
@@ -68,7 +96,9 @@ def test_open_loop_sending_the_offered_rate_is_valid() -> None:
 
 def test_open_loop_more_in_flight_than_the_bound_is_rejected() -> None:
     ok, why = judge_validity(*opened(20.0, 120, in_flight_peak=65))
-    assert not ok and why is not None and "65 requests in flight" in why and "max_in_flight 64" in why
+    assert (
+        not ok and why is not None and "65 requests in flight" in why and "max_in_flight 64" in why
+    )
     assert judge_validity(*opened(20.0, 120, in_flight_peak=64))[0]
 
 
@@ -78,8 +108,16 @@ def test_open_loop_sending_less_than_offered_with_free_slots_is_rejected() -> No
 
 
 def test_open_loop_shortfall_from_backpressure_is_the_servers_number() -> None:
-    assert judge_validity(*opened(30.0, 90, late_backpressure=40, late_total=40, late_threshold_ms=10.0,
-                                 service_p99_ms=400.0))[0]
+    assert judge_validity(
+        *opened(
+            30.0,
+            90,
+            late_backpressure=40,
+            late_total=40,
+            late_threshold_ms=10.0,
+            service_p99_ms=400.0,
+        )
+    )[0]
 
 
 def test_open_loop_sending_more_than_offered_is_rejected() -> None:
@@ -95,15 +133,28 @@ def test_poisson_tolerance_grows_with_few_expected_sends() -> None:
 
 # ---- steadiness -------------------------------------------------------------------------------
 def win(i: int, thr: float, p50: float, p99: float) -> WindowSummary:
-    return WindowSummary(index=i, duration_s=2.0, ok=int(thr * 2), wrong_answers=0, transport_errors=0,
-                         throughput_rps=thr, p50_ms=p50, p99_ms=p99)
+    return WindowSummary(
+        index=i,
+        duration_s=2.0,
+        ok=int(thr * 2),
+        wrong_answers=0,
+        transport_errors=0,
+        throughput_rps=thr,
+        p50_ms=p50,
+        p99_ms=p99,
+    )
 
 
 def test_a_draining_queue_is_not_steady() -> None:
     # issue 11: open loop at 30 req/s on TorchServe REST JSON, p50 per window
     ws = [win(i, 30.0, p50, p50 * 2) for i, p50 in enumerate([1274, 1966, 760, 162])]
     steady, why = steadiness(ws, 3, 0.10)
-    assert not steady and why is not None and "trend: p50 falling" in why and "1,966 ms → 760 ms → 162 ms" in why
+    assert (
+        not steady
+        and why is not None
+        and "trend: p50 falling" in why
+        and "1,966 ms → 760 ms → 162 ms" in why
+    )
 
 
 def test_a_slow_trend_within_the_spread_of_p99_is_still_a_trend() -> None:
@@ -147,15 +198,28 @@ def test_tree_change_names_what_exited_and_what_started() -> None:
     assert tree_change(before, dict(before)) is None
     after = {10: (1.0, "java"), 12: (9.0, "python")}
     why = tree_change(before, after)
-    assert why is not None and "exited: python (pid 11)" in why and "started: python (pid 12)" in why
+    assert (
+        why is not None and "exited: python (pid 11)" in why and "started: python (pid 12)" in why
+    )
     reused = {10: (1.0, "java"), 11: (9.0, "python")}  # same pid, new process
     assert "exited: python (pid 11)" in (tree_change(before, reused) or "")
 
 
 def test_only_valid_steady_undisturbed_steps_are_comparable() -> None:
-    base = dict(run_id="r", step_id="s", target="t", server="torchserve", protocol="rest", encoding="json",
-                sweep="closed_loop", mode="closed_loop", started_at="x", warmup_s=1, window_s=1,
-                stop_reason="stable")
+    base = dict(
+        run_id="r",
+        step_id="s",
+        target="t",
+        server="torchserve",
+        protocol="rest",
+        encoding="json",
+        sweep="closed_loop",
+        mode="closed_loop",
+        started_at="x",
+        warmup_s=1,
+        window_s=1,
+        stop_reason="stable",
+    )
     assert StepResult(**base).comparable
     assert not StepResult(**base, valid=False).comparable
     assert not StepResult(**base, steady=False, unsteady_reason="trend").comparable

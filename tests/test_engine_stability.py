@@ -16,9 +16,17 @@ TOL = 0.10
 FALSE_ALARMS = 0.05
 
 
-def stream(seed: int, *, rate: float, window_s: float, n: int = 3, drift: float = 0.0,
-           latency_factor: list[float] | None = None, median_ms: float = 20.0,
-           sigma: float = 0.3) -> list[WindowSummary]:
+def stream(
+    seed: int,
+    *,
+    rate: float,
+    window_s: float,
+    n: int = 3,
+    drift: float = 0.0,
+    latency_factor: list[float] | None = None,
+    median_ms: float = 20.0,
+    sigma: float = 0.3,
+) -> list[WindowSummary]:
     """Open-loop Poisson arrivals at ``rate`` (falling linearly by ``drift`` across the step:
     a thinned Poisson process), every arrival answered with a lognormal latency."""
     rng = np.random.default_rng(seed)
@@ -32,12 +40,16 @@ def stream(seed: int, *, rate: float, window_s: float, n: int = 3, drift: float 
         count = int(np.count_nonzero((arrivals >= i * window_s) & (arrivals < (i + 1) * window_s)))
         scale = median_ms * (latency_factor[i] if latency_factor else 1.0)
         latencies = rng.lognormal(np.log(scale), sigma, count)
-        out.append(Window(index=i, start=0.0, end=window_s, ok=count, samples=list(latencies)).summary())
+        out.append(
+            Window(index=i, start=0.0, end=window_s, ok=count, samples=list(latencies)).summary()
+        )
     return out
 
 
 def unsteady_fraction(seeds: range, **kw: object) -> float:
-    judged = [steadiness(stream(s, **kw), 3, TOL, open_loop=True, arrival="poisson")[0] for s in seeds]  # type: ignore[arg-type]
+    judged = [
+        steadiness(stream(s, **kw), 3, TOL, open_loop=True, arrival="poisson")[0] for s in seeds
+    ]  # type: ignore[arg-type]
     return 1.0 - sum(judged) / len(judged)
 
 
@@ -51,8 +63,16 @@ def test_open_loop_poisson_stream_at_the_offered_rate_is_steady() -> None:
 
 def test_the_issues_spread_and_trend_are_arrival_noise_in_open_loop_only() -> None:
     def win(i: int, thr: float) -> WindowSummary:
-        return WindowSummary(index=i, duration_s=5.0, ok=int(thr * 5), wrong_answers=0, transport_errors=0,
-                             throughput_rps=thr, p50_ms=50.0, p99_ms=90.0)
+        return WindowSummary(
+            index=i,
+            duration_s=5.0,
+            ok=int(thr * 5),
+            wrong_answers=0,
+            transport_errors=0,
+            throughput_rps=thr,
+            p50_ms=50.0,
+            p99_ms=90.0,
+        )
 
     ws = [win(0, 32.0), win(1, 30.0), win(2, 28.0)]  # 32 → 28 req/s, 13 % spread
     assert steadiness(ws, 3, TOL, open_loop=True, arrival="poisson") == (True, None)
@@ -71,8 +91,18 @@ def test_a_real_ten_percent_drift_across_the_step_is_unsteady() -> None:
 
 def test_uniform_arrivals_and_closed_loop_keep_the_tolerance() -> None:
     def win(i: int, thr: float, sd_ms: float = 1.0) -> WindowSummary:
-        return WindowSummary(index=i, duration_s=2.0, ok=int(thr * 2), wrong_answers=0, transport_errors=0,
-                             throughput_rps=thr, p50_ms=10.0, p99_ms=20.0, mean_ms=10.0, sd_ms=sd_ms)
+        return WindowSummary(
+            index=i,
+            duration_s=2.0,
+            ok=int(thr * 2),
+            wrong_answers=0,
+            transport_errors=0,
+            throughput_rps=thr,
+            p50_ms=10.0,
+            p99_ms=20.0,
+            mean_ms=10.0,
+            sd_ms=sd_ms,
+        )
 
     agree = [win(0, 500), win(1, 520), win(2, 505)]
     apart = [win(0, 500), win(1, 590), win(2, 505)]  # 17 %, far beyond a CV 0.1 renewal count
@@ -95,8 +125,12 @@ def test_small_windows_with_stationary_latency_are_steady() -> None:
 
 def test_a_real_latency_shift_in_small_windows_is_unsteady() -> None:
     shift = [1.0, 1.0, 1.5]  # the last window answers 50 % slower
-    assert unsteady_fraction(range(100), rate=30, window_s=5, sigma=0.3, latency_factor=shift) >= 0.90
-    steady, why = steadiness(stream(4, rate=30, window_s=5, sigma=0.3, latency_factor=shift), 3, TOL, open_loop=True)
+    assert (
+        unsteady_fraction(range(100), rate=30, window_s=5, sigma=0.3, latency_factor=shift) >= 0.90
+    )
+    steady, why = steadiness(
+        stream(4, rate=30, window_s=5, sigma=0.3, latency_factor=shift), 3, TOL, open_loop=True
+    )
     assert not steady and why is not None and "p50" in why
 
 
@@ -128,10 +162,30 @@ def test_quantile_interval_covers_the_quantile_and_opens_when_samples_are_too_fe
 # ---- burn-in ------------------------------------------------------------------------------------
 def test_burn_in_settles_once_throughput_stops_changing_beyond_noise() -> None:
     def win(i: int, thr: float) -> WindowSummary:
-        return WindowSummary(index=i, duration_s=2.0, ok=int(thr * 2), wrong_answers=0, transport_errors=0,
-                             throughput_rps=thr, p50_ms=10.0, p99_ms=20.0, mean_ms=10.0, sd_ms=1.0)
+        return WindowSummary(
+            index=i,
+            duration_s=2.0,
+            ok=int(thr * 2),
+            wrong_answers=0,
+            transport_errors=0,
+            throughput_rps=thr,
+            p50_ms=10.0,
+            p99_ms=20.0,
+            mean_ms=10.0,
+            sd_ms=1.0,
+        )
 
     rising = [win(i, t) for i, t in enumerate([40, 60, 80, 95, 100, 101])]
-    assert [settled(rising[: k + 1], 3, TOL)[0] for k in range(len(rising))] == [False, False, False, False, False, True]
+    assert [settled(rising[: k + 1], 3, TOL)[0] for k in range(len(rising))] == [
+        False,
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
     assert "trend: throughput rising" in (settled(rising[:5], 3, TOL)[1] or "")
-    assert settled(rising[:2], 3, TOL) == (False, "only 2 measurement window(s), 3 needed to judge steadiness")
+    assert settled(rising[:2], 3, TOL) == (
+        False,
+        "only 2 measurement window(s), 3 needed to judge steadiness",
+    )

@@ -22,7 +22,9 @@ RAW = Target(server="torchserve", protocol="rest", encoding="raw")
 
 def _load(**kw) -> Load:
     base = dict(
-        warmup_s=0.5, arrival="uniform", late_threshold_ms=10.0,
+        warmup_s=0.5,
+        arrival="uniform",
+        late_threshold_ms=10.0,
         stability=Stability(window_s=1.0, windows=2, max_windows=3, tolerance=0.25),
     )
     base.update(kw)
@@ -30,8 +32,17 @@ def _load(**kw) -> Load:
 
 
 def _spec(step_id: str, address: str, payloads: str, mode: str, load: Load, **kw) -> StepSpec:
-    return StepSpec(run_id="t", step_id=step_id, target=RAW, address=address, sweep=mode, mode=mode,
-                    load=load, payloads_path=payloads, **kw)
+    return StepSpec(
+        run_id="t",
+        step_id=step_id,
+        target=RAW,
+        address=address,
+        sweep=mode,
+        mode=mode,
+        load=load,
+        payloads_path=payloads,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -46,8 +57,13 @@ def test_open_loop_shows_queueing_that_closed_loop_hides(tmp_path: Path, slow_en
     _, address = slow_endpoint
     payloads = save_echo_payloads(tmp_path)
     below = run_step(_spec("below", address, payloads, "open_loop", _load(), rate=20.0), tmp_path)
-    above = run_step(_spec("above", address, payloads, "open_loop", _load(), rate=80.0, max_in_flight=4), tmp_path)
-    closed = run_step(_spec("closed", address, payloads, "closed_loop", _load(), concurrency=4), tmp_path)
+    above = run_step(
+        _spec("above", address, payloads, "open_loop", _load(), rate=80.0, max_in_flight=4),
+        tmp_path,
+    )
+    closed = run_step(
+        _spec("closed", address, payloads, "closed_loop", _load(), concurrency=4), tmp_path
+    )
 
     for r in (below, above, closed):
         assert r.ok > 0 and r.wrong_answers == 0 and not r.transport_errors, r
@@ -70,7 +86,10 @@ def test_open_loop_shows_queueing_that_closed_loop_hides(tmp_path: Path, slow_en
     assert above.late.backpressure > 5 * above.late.generator
     assert above.valid or "free in-flight slot" in above.invalid_reason
     # service time (from actual send) stays bounded by the in-flight cap; the queue is in the gap
-    assert above.service_latency_ms is not None and above.service_latency_ms.p99 < above.latency_ms.p99 / 2
+    assert (
+        above.service_latency_ms is not None
+        and above.service_latency_ms.p99 < above.latency_ms.p99 / 2
+    )
     # closed loop at the same endpoint: bounded latency (concurrency x service), queue hidden
     assert closed.latency_ms.p99 < above.latency_ms.p99 / 3
     assert closed.latency_ms.p99 < 20 * SERVICE_MS
@@ -88,8 +107,13 @@ def test_server_killed_mid_step_ends_cleanly(tmp_path: Path) -> None:
     proc, address = start_echo_server(2.0, die_after=40)
     payloads = save_echo_payloads(tmp_path)
     try:
-        load = _load(warmup_s=0.0, stability=Stability(window_s=1.0, windows=2, max_windows=4, tolerance=0.01))
-        first = run_step(_spec("first", alive_address, payloads, "closed_loop", _load(), concurrency=2), tmp_path)
+        load = _load(
+            warmup_s=0.0,
+            stability=Stability(window_s=1.0, windows=2, max_windows=4, tolerance=0.01),
+        )
+        first = run_step(
+            _spec("first", alive_address, payloads, "closed_loop", _load(), concurrency=2), tmp_path
+        )
         assert first.ok > 0
         spec = _spec("killed", address, payloads, "closed_loop", load, concurrency=2)
         t0 = time.monotonic()
@@ -101,7 +125,10 @@ def test_server_killed_mid_step_ends_cleanly(tmp_path: Path) -> None:
             p.kill()
             p.wait()
     assert elapsed < spec.hard_deadline_s()
-    assert second.stop_reason in ("time_bound", "request_bound")  # ended by its own bound, not the kill
+    assert second.stop_reason in (
+        "time_bound",
+        "request_bound",
+    )  # ended by its own bound, not the kill
     assert second.client_ready_s is not None  # the crash came after the clients were ready
     assert sum(second.transport_errors.values()) > 0
     assert set(second.transport_errors) <= {"connect", "timeout"}
@@ -121,8 +148,14 @@ def test_generator_bound_step_is_marked_invalid(tmp_path: Path) -> None:
     spec = StepSpec(
         # A server target (not an in-process baseline, whose busy core is its compute): the busy
         # client stands in for a generator that cannot keep up; the address is never dialled.
-        run_id="t", step_id="busy", target=Target(server="torchserve", protocol="rest"), address="127.0.0.1:9",
-        sweep="closed_loop", mode="closed_loop", concurrency=2, load=_load(generator_cpu_limit=limit),
+        run_id="t",
+        step_id="busy",
+        target=Target(server="torchserve", protocol="rest"),
+        address="127.0.0.1:9",
+        sweep="closed_loop",
+        mode="closed_loop",
+        concurrency=2,
+        load=_load(generator_cpu_limit=limit),
         client_factory="test_engine_doubles:busy_client_maker",
     )
     r = run_step(spec, tmp_path, env=child_env())

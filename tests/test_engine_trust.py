@@ -31,7 +31,9 @@ RAW = Target(server="torchserve", protocol="rest", encoding="raw")
 
 
 def _load(**kw: object) -> Load:
-    base: dict = dict(warmup_s=0.5, stability=Stability(window_s=1.0, windows=2, max_windows=3, tolerance=0.25))
+    base: dict = dict(
+        warmup_s=0.5, stability=Stability(window_s=1.0, windows=2, max_windows=3, tolerance=0.25)
+    )
     base.update(kw)
     return Load(**base)
 
@@ -49,16 +51,29 @@ def test_pytorch_baseline_queues_for_its_model_instance_like_a_server(tmp_path: 
     path = str(payloads.save(tmp_path))
     results = {}
     for c in (1, 4):
-        spec = StepSpec(run_id="t", step_id=f"c{c}", target=PT, address=str(model), sweep="closed_loop",
-                        mode="closed_loop", concurrency=c, load=_load(), payloads_path=path,
-                        client_options={"intra_op_threads": 1, "workers": 1})
+        spec = StepSpec(
+            run_id="t",
+            step_id=f"c{c}",
+            target=PT,
+            address=str(model),
+            sweep="closed_loop",
+            mode="closed_loop",
+            concurrency=c,
+            load=_load(),
+            payloads_path=path,
+            client_options={"intra_op_threads": 1, "workers": 1},
+        )
         results[c] = run_step(spec, tmp_path, cpus=[0])
     c1, c4 = results[1], results[4]
     for r in (c1, c4):
         assert r.ok > 0 and not r.transport_errors and r.wrong_answers == 0, r.error
         assert r.client_ready_s is not None and r.client_ready_s > 0
         # Little's law: the users' time is in the latency (the old baseline: 0.22 at c=4)
-        assert abs(_little(r) - 1.0) <= LITTLE_TOLERANCE, (r.concurrency, _little(r), r.invalid_reason)
+        assert abs(_little(r) - 1.0) <= LITTLE_TOLERANCE, (
+            r.concurrency,
+            _little(r),
+            r.invalid_reason,
+        )
         assert r.valid, r.invalid_reason
     # One instance: four users wait for it, and Little's law above shows that wait is in their
     # latency. (Comparing the two steps' latencies, ~4x apart on a quiet machine, is left out: the
@@ -98,9 +113,17 @@ def test_instance_pool_lets_one_call_in_per_instance_and_callers_wait_their_turn
 
 
 def test_clients_are_ready_before_the_warmup_clock(tmp_path: Path) -> None:
-    spec = StepSpec(run_id="t", step_id="slow-start", target=RAW, address="127.0.0.1:9", sweep="closed_loop",
-                    mode="closed_loop", concurrency=2, load=_load(),
-                    client_factory="test_engine_doubles:slow_start_client_maker")
+    spec = StepSpec(
+        run_id="t",
+        step_id="slow-start",
+        target=RAW,
+        address="127.0.0.1:9",
+        sweep="closed_loop",
+        mode="closed_loop",
+        concurrency=2,
+        load=_load(),
+        client_factory="test_engine_doubles:slow_start_client_maker",
+    )
     from servecmp.load.engine import runner
 
     r = runner.run_step(spec, tmp_path, env=child_env())
@@ -117,9 +140,18 @@ def test_a_server_that_dies_mid_step_marks_it_disrupted(tmp_path: Path) -> None:
     # checks and while load runs, at a point fixed by the load rather than a timer.
     proc, address = start_echo_server(5.0, die_after=200)
     payloads = save_echo_payloads(tmp_path)
-    spec = StepSpec(run_id="t", step_id="dies", target=RAW, address=address, sweep="closed_loop",
-                    mode="closed_loop", concurrency=2, load=_load(max_requests_per_step=20_000),
-                    payloads_path=payloads, server_pids=[proc.pid])
+    spec = StepSpec(
+        run_id="t",
+        step_id="dies",
+        target=RAW,
+        address=address,
+        sweep="closed_loop",
+        mode="closed_loop",
+        concurrency=2,
+        load=_load(max_requests_per_step=20_000),
+        payloads_path=payloads,
+        server_pids=[proc.pid],
+    )
     try:
         r = run_step(spec, tmp_path)
         assert proc.wait(timeout=30) == 0  # it did crash during the step
@@ -137,9 +169,18 @@ def test_a_server_that_dies_mid_step_marks_it_disrupted(tmp_path: Path) -> None:
 def test_no_warmup_means_none(tmp_path: Path, warmup_s: float) -> None:
     proc, address = start_echo_server(2.0)
     try:
-        spec = StepSpec(run_id="t", step_id="nowarm", target=RAW, address=address, sweep="closed_loop",
-                        mode="closed_loop", concurrency=1, load=_load(warmup_s=warmup_s),
-                        payloads_path=save_echo_payloads(tmp_path), server_pids=[proc.pid])
+        spec = StepSpec(
+            run_id="t",
+            step_id="nowarm",
+            target=RAW,
+            address=address,
+            sweep="closed_loop",
+            mode="closed_loop",
+            concurrency=1,
+            load=_load(warmup_s=warmup_s),
+            payloads_path=save_echo_payloads(tmp_path),
+            server_pids=[proc.pid],
+        )
         r = run_step(spec, tmp_path)
     finally:
         proc.kill()

@@ -19,7 +19,9 @@ def _err(data: dict) -> str:
     return str(info.value)
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "loadtests" / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "loadtests" / "experiments").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_committed_experiments_are_valid(path: Path) -> None:
     exp = load_experiment(path)
     assert exp.targets
@@ -44,7 +46,9 @@ def test_unknown_field_is_rejected_by_name() -> None:
 
 
 def test_encoding_must_fit_server_and_protocol() -> None:
-    msg = _err({**BASE, "targets": [{"server": "tfserving", "protocol": "grpc", "encoding": "raw"}]})
+    msg = _err(
+        {**BASE, "targets": [{"server": "tfserving", "protocol": "grpc", "encoding": "raw"}]}
+    )
     assert "encoding 'raw' is not valid for tfserving/grpc" in msg
     assert "tensorproto" in msg
 

@@ -21,8 +21,9 @@ from servecmp.models.registry import DEFAULT_SEED, UnknownModelError, get_model
 
 
 @pytest.mark.parametrize("name", ["resnet", "tiny"])
-def test_mar_contains_handler_and_torchscript(name: str, exported_model: Callable[[str], Path],
-                                              tmp_path: Path) -> None:
+def test_mar_contains_handler_and_torchscript(
+    name: str, exported_model: Callable[[str], Path], tmp_path: Path
+) -> None:
     art = artifacts(name, exported_model(name))
     with zipfile.ZipFile(art.mar) as z:
         names = set(z.namelist())
@@ -73,10 +74,16 @@ def test_export_record(exported_model: Callable[[str], Path]) -> None:
     ts, tfs = rec["torchserve"], rec["tfserving"]
     assert ts["artifact"] == str(art.mar) and ts["bytes"] == art.mar.stat().st_size
     # recorded commands are shell-quoted (paths may hold spaces): shlex.split gives the argv back
-    assert any(shlex.split(step)[0].endswith("torch-model-archiver") and "--version 1.0" in step
-               for step in ts["steps"])
+    assert any(
+        shlex.split(step)[0].endswith("torch-model-archiver") and "--version 1.0" in step
+        for step in ts["steps"]
+    )
     assert shlex.split(ts["steps"][-1]) == ["mv", "tiny.mar", str(art.mar)]
-    assert shlex.split(tfs["steps"][-1]) == ["mv", f".tmp-{art.savedmodel.name}", str(art.savedmodel)]
+    assert shlex.split(tfs["steps"][-1]) == [
+        "mv",
+        f".tmp-{art.savedmodel.name}",
+        str(art.savedmodel),
+    ]
     assert tfs["artifact"] == str(art.savedmodel) and tfs["bytes"] > 0
     assert any("tf.saved_model.save" in step for step in tfs["steps"])
     assert ts["seconds"] > 0 and tfs["seconds"] > 0
@@ -95,9 +102,16 @@ def test_version_two_has_other_weights_and_keeps_version_one(tmp_path: Path) -> 
     assert set(read_records("tiny", tmp_path)) == {1, 2}
     assert v2.seed != v1.seed
     x = seeded_inputs("tiny", 2, 9)
-    out2 = tf.saved_model.load(str(a2.savedmodel)).signatures["serving_default"](input=tf.constant(x))
-    np.testing.assert_allclose(out2["logits"].numpy(), expected_logits("tiny", x, v2.seed), atol=1e-4)
-    assert np.abs(expected_logits("tiny", x, v2.seed) - expected_logits("tiny", x, v1.seed)).max() > 1e-2
+    out2 = tf.saved_model.load(str(a2.savedmodel)).signatures["serving_default"](
+        input=tf.constant(x)
+    )
+    np.testing.assert_allclose(
+        out2["logits"].numpy(), expected_logits("tiny", x, v2.seed), atol=1e-4
+    )
+    assert (
+        np.abs(expected_logits("tiny", x, v2.seed) - expected_logits("tiny", x, v1.seed)).max()
+        > 1e-2
+    )
 
 
 def test_bad_arguments_are_named(tmp_path: Path) -> None:

@@ -71,7 +71,9 @@ class FakeServer(LocalServer):
 
     @property
     def endpoints(self) -> Endpoints:
-        return Endpoints(rest="127.0.0.1:9", grpc="127.0.0.1:9", metrics_url="http://127.0.0.1:9/metrics")
+        return Endpoints(
+            rest="127.0.0.1:9", grpc="127.0.0.1:9", metrics_url="http://127.0.0.1:9/metrics"
+        )
 
     def measured_pid(self) -> int | None:
         return self.process.pid if self.process is not None and self.process.alive() else None
@@ -130,16 +132,28 @@ def scripted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., A
     from servecmp.run import orchestrate
 
     FakeServer.events.clear()
-    monkeypatch.setattr(friction, "first_correct_inference", lambda make, timeout_s=60.0: time.time())
+    monkeypatch.setattr(
+        friction, "first_correct_inference", lambda make, timeout_s=60.0: time.time()
+    )
     monkeypatch.setattr(probes, "idle_cpu_cores", lambda pid, seconds=3.0: 0.0)
     runs: list[Any] = []
 
     def make(adapters: dict[str, FakeAdapter], startup_samples: int = 3) -> Any:
-        exp = parse_experiment({"name": "f", "model": "tiny", "targets": [
-            {"server": n, "protocol": "rest"} for n in adapters]})
+        exp = parse_experiment(
+            {
+                "name": "f",
+                "model": "tiny",
+                "targets": [{"server": n, "protocol": "rest"} for n in adapters],
+            }
+        )
         monkeypatch.setattr(orchestrate.registry, "get", lambda name: adapters[name])
-        run = orchestrate.LocalRun(exp, run_dir=tmp_path / "run", artifacts_root=tmp_path,
-                                   prometheus=False, startup_samples=startup_samples)
+        run = orchestrate.LocalRun(
+            exp,
+            run_dir=tmp_path / "run",
+            artifacts_root=tmp_path,
+            prometheus=False,
+            startup_samples=startup_samples,
+        )
         run.run_dir.mkdir(parents=True, exist_ok=True)
         run.configs = SimpleNamespace(files={})
         run.config_dirs = {n: tmp_path for n in adapters}
@@ -159,7 +173,13 @@ def _groups(run: Any) -> dict[str, list[Target]]:
 # ---- interleaved start-ups -------------------------------------------------------------------
 def test_startup_order_rotates_so_each_server_starts_in_each_position() -> None:
     order = friction.startup_order(["a", "b", "c"], 5)
-    assert order == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"], ["b", "c", "a"]]
+    assert order == [
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+        ["c", "a", "b"],
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+    ]
     for pos in range(3):
         assert sorted(r[pos] for r in order[:3]) == ["a", "b", "c"]
     assert friction.startup_order([], 3) == []
@@ -172,9 +192,16 @@ def test_cold_start_and_idle_memory_are_measured_each_startup_interleaved(script
 
     # rounds A B, B A, A B; each round's servers stopped before the next; the last round stays up
     assert FakeServer.events == [
-        "start torchserve", "start kserve", "stop kserve", "stop torchserve",
-        "start kserve", "start torchserve", "stop torchserve", "stop kserve",
-        "start torchserve", "start kserve",
+        "start torchserve",
+        "start kserve",
+        "stop kserve",
+        "stop torchserve",
+        "start kserve",
+        "start torchserve",
+        "stop torchserve",
+        "stop kserve",
+        "start torchserve",
+        "start kserve",
     ]
     assert [s.name for s, _ in up] == ["torchserve", "kserve"]
     assert all(s.process.alive() for s, _ in up)
@@ -186,11 +213,17 @@ def test_cold_start_and_idle_memory_are_measured_each_startup_interleaved(script
             assert [r.index for r in got] == [0, 1, 2], (server, metric)
             assert all(r.available and r.value is not None for r in got)
     # the load's servers are announced once, from the last start-up
-    assert [t.target for t in run.store.read_targets()] == ["torchserve-rest-json", "kserve-rest-json"]
+    assert [t.target for t in run.store.read_targets()] == [
+        "torchserve-rest-json",
+        "kserve-rest-json",
+    ]
 
 
 def test_a_server_failing_a_later_startup_is_out_with_that_startups_index(scripted: Any) -> None:
-    adapters = {"torchserve": FakeAdapter("torchserve"), "kserve": FakeAdapter("kserve", fail_at_start=1)}
+    adapters = {
+        "torchserve": FakeAdapter("torchserve"),
+        "kserve": FakeAdapter("kserve", fail_at_start=1),
+    }
     run = scripted(adapters, startup_samples=3)
     up = run.bring_up_all(_groups(run))
     assert [s.name for s, _ in up] == ["torchserve"]
@@ -226,7 +259,9 @@ def test_probes_run_harmless_first_the_oversize_body_last_and_a_downed_server_is
     def oversize(run_dir: Path, srv: Any, *a: Any) -> probes.BadPayloadResult:
         calls.append("oversize")
         srv.process.die(-9)
-        return probes.BadPayloadResult("oversize_body", None, "", False, "reset", "crashed", 6553600, 6553500)
+        return probes.BadPayloadResult(
+            "oversize_body", None, "", False, "reset", "crashed", 6553600, 6553500
+        )
 
     monkeypatch.setattr(friction, "native_observability", lambda *a: calls.append("native metrics"))
     monkeypatch.setattr(friction, "bad_payload_cases", small)
@@ -284,7 +319,9 @@ class Flaky:
         return Client(Target(server="torchserve", protocol=Protocol.rest), "", echo_payloads(), 1.0)
 
 
-def test_recovery_counts_until_the_first_answer_arrived_and_the_probe_ends_right_after(tmp_path: Path) -> None:
+def test_recovery_counts_until_the_first_answer_arrived_and_the_probe_ends_right_after(
+    tmp_path: Path,
+) -> None:
     srv = Flaky()
     pay = echo_payloads()
     t0 = time.monotonic()
@@ -293,18 +330,34 @@ def test_recovery_counts_until_the_first_answer_arrived_and_the_probe_ends_right
     rec = {r.metric: r for r in read_friction(tmp_path)[0]}["recovery_s"]
     assert rec.value is not None and rec.value >= WARM_UP_S  # the answer, not the send
     ph = rec.details["phases_s"]
-    assert ph["kill"] <= ph["dead"] <= ph["restart_returned"] <= ph["answered_again"] <= ph["load_stopped"]
+    assert (
+        ph["kill"]
+        <= ph["dead"]
+        <= ph["restart_returned"]
+        <= ph["answered_again"]
+        <= ph["load_stopped"]
+    )
     # the probe's wall time: recovery plus a bounded margin (the sender's stop), not a fixed wait
     assert wall < rec.value + 5.0, (wall, rec.value, ph)
-    assert all(len(row) == 5 for row in rec.details["timeline"])  # sent, ok, version, error, answered
+    assert all(
+        len(row) == 5 for row in rec.details["timeline"]
+    )  # sent, ok, version, error, answered
 
 
 # ---- stored measurements ---------------------------------------------------------------------
 def test_reader_returns_every_measurement_and_reads_old_runs_as_index_0(tmp_path: Path) -> None:
     from servecmp.results.friction import append_friction, record
 
-    old = {"format_version": 1, "server": "kserve", "metric": "cold_start_ready_s", "value": 3.1,
-           "available": True, "reason": "", "placement": "local", "details": {}}
+    old = {
+        "format_version": 1,
+        "server": "kserve",
+        "metric": "cold_start_ready_s",
+        "value": 3.1,
+        "available": True,
+        "reason": "",
+        "placement": "local",
+        "details": {},
+    }
     (tmp_path / FRICTION).write_text(json.dumps(old) + "\n")  # written before `index` existed
     for i, v in ((1, 4.0), (0, 3.0), (2, 5.0)):
         append_friction(tmp_path, record("torchserve", "cold_start_ready_s", v, index=i))
@@ -366,10 +419,13 @@ def _real(server: str) -> str | None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("server", [
-    pytest.param("torchserve", marks=pytest.mark.torchserve),
-    pytest.param("kserve", marks=pytest.mark.kserve),
-])
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param("torchserve", marks=pytest.mark.torchserve),
+        pytest.param("kserve", marks=pytest.mark.kserve),
+    ],
+)
 def test_oversize_body_against_the_real_server_with_resnet(
     server: str, exported_model: Callable[[str], Path], tmp_path: Path
 ) -> None:

@@ -11,8 +11,19 @@ HERE = Path(__file__).resolve().parent
 
 def test_gevent_suite_passes_in_its_own_process() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE / "gevent_suite")],
-        capture_output=True, text=True, timeout=600, cwd=HERE.parent,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(HERE / "gevent_suite"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=HERE.parent,
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout

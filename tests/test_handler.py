@@ -39,7 +39,9 @@ class MetricsSink:
 
 
 @pytest.fixture(scope="module")
-def model_dir(exported_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model_dir(
+    exported_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """The .mar unpacked, as TorchServe does before starting a worker."""
     root = exported_model(NAME)
     out = tmp_path_factory.mktemp("unpacked")
@@ -67,8 +69,16 @@ def _restore_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def make_context(model_dir: Path, yaml_config: dict | None = None) -> Context:
     manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
-    return Context(NAME, str(model_dir), manifest, 1, None, "0.12.0", metrics=MetricsSink(),
-                   model_yaml_config=yaml_config or {})
+    return Context(
+        NAME,
+        str(model_dir),
+        manifest,
+        1,
+        None,
+        "0.12.0",
+        metrics=MetricsSink(),
+        model_yaml_config=yaml_config or {},
+    )
 
 
 def loaded(handler_module: ModuleType, model_dir: Path, yaml_config: dict | None = None) -> Any:
@@ -96,8 +106,11 @@ def test_only_one_class_in_handler_module(handler_module: ModuleType) -> None:
     # TorchServe's loader refuses a handler module defining more than one class.
     import inspect
 
-    own = [c for _, c in inspect.getmembers(handler_module, inspect.isclass)
-           if c.__module__ == handler_module.__name__]
+    own = [
+        c
+        for _, c in inspect.getmembers(handler_module, inspect.isclass)
+        if c.__module__ == handler_module.__name__
+    ]
     assert [c.__name__ for c in own] == ["ServecmpHandler"]
 
 
@@ -120,41 +133,73 @@ def test_raw_request_rest_and_grpc(handler: Any) -> None:
     # gRPC: PredictionsRequest input["data"] arrives as a bytearray under the name "data"
     ctx.request_processor = [RequestProcessor({"data": {"content-type": ""}})]
     grpc_out = handler.handle([{"data": bytearray(x.astype("<f4").tobytes())}], ctx)
-    np.testing.assert_allclose(np.frombuffer(grpc_out[0], "<f4").reshape(3, -1), want, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(
+        np.frombuffer(grpc_out[0], "<f4").reshape(3, -1), want, atol=1e-4, rtol=0
+    )
 
 
 def test_batch_of_requests_each_gets_its_own_rows(handler: Any) -> None:
     xs = [seeded_inputs(NAME, b, 10 + b) for b in (1, 2, 3)]
-    out, _ = run(handler, [
-        ("application/json", {"instances": xs[0].tolist()}),
-        ("application/octet-stream", xs[1].tobytes()),
-        ("application/json", {"instances": xs[2].tolist()}),
-    ])
+    out, _ = run(
+        handler,
+        [
+            ("application/json", {"instances": xs[0].tolist()}),
+            ("application/octet-stream", xs[1].tobytes()),
+            ("application/json", {"instances": xs[2].tolist()}),
+        ],
+    )
     assert len(out) == 3
-    np.testing.assert_allclose(json.loads(out[0])["predictions"], expected_logits(NAME, xs[0]), atol=1e-4)
-    np.testing.assert_allclose(np.frombuffer(out[1], "<f4").reshape(2, -1), expected_logits(NAME, xs[1]), atol=1e-4)
-    np.testing.assert_allclose(json.loads(out[2])["predictions"], expected_logits(NAME, xs[2]), atol=1e-4)
+    np.testing.assert_allclose(
+        json.loads(out[0])["predictions"], expected_logits(NAME, xs[0]), atol=1e-4
+    )
+    np.testing.assert_allclose(
+        np.frombuffer(out[1], "<f4").reshape(2, -1), expected_logits(NAME, xs[1]), atol=1e-4
+    )
+    np.testing.assert_allclose(
+        json.loads(out[2])["predictions"], expected_logits(NAME, xs[2]), atol=1e-4
+    )
 
 
 GOOD = seeded_inputs(NAME, 1, 0)
 BAD_INPUTS = {
-    "wrong shape": (("application/json", {"instances": np.zeros((1, 3, 8, 9)).tolist()}),
-                    r"instances: expected shape \[B, 3, 8, 8\] with B >= 1, got \[1, 3, 8, 9\]"),
-    "single example without batch axis": (("application/json", {"instances": GOOD[0].tolist()}),
-                                          r"expected shape \[B, 3, 8, 8\].*got \[3, 8, 8\]"),
-    "empty instances": (("application/json", {"instances": []}), r"expected shape \[B, 3, 8, 8\] with B >= 1"),
+    "wrong shape": (
+        ("application/json", {"instances": np.zeros((1, 3, 8, 9)).tolist()}),
+        r"instances: expected shape \[B, 3, 8, 8\] with B >= 1, got \[1, 3, 8, 9\]",
+    ),
+    "single example without batch axis": (
+        ("application/json", {"instances": GOOD[0].tolist()}),
+        r"expected shape \[B, 3, 8, 8\].*got \[3, 8, 8\]",
+    ),
+    "empty instances": (
+        ("application/json", {"instances": []}),
+        r"expected shape \[B, 3, 8, 8\] with B >= 1",
+    ),
     "ragged": (("application/json", {"instances": [[1.0, 2.0], [1.0]]}), "ragged"),
     "strings": (("application/json", {"instances": [[["a"] * 8] * 8] * 3}), "expected numbers"),
-    "booleans": (("application/json", {"instances": np.ones((1, 3, 8, 8), bool).tolist()}), "expected numbers"),
-    "no instances": (("application/json", {"inputs": GOOD.tolist()}), r'no "instances" field \(fields: inputs\)'),
+    "booleans": (
+        ("application/json", {"instances": np.ones((1, 3, 8, 8), bool).tolist()}),
+        "expected numbers",
+    ),
+    "no instances": (
+        ("application/json", {"inputs": GOOD.tolist()}),
+        r'no "instances" field \(fields: inputs\)',
+    ),
     "json list": (("application/json", [1, 2, 3]), r'got a JSON list; expected JSON \{"instances"'),
     "invalid json": (("application/json", b'{"instances": [1,'), "not valid JSON"),
     "text garbage": (("text/plain", "hello"), "not valid JSON"),
-    "raw wrong length": (("application/octet-stream", b"\x00" * 10),
-                         r"raw body: expected little-endian float32 \[B, 3, 8, 8\].*multiple of 768 bytes, got 10"),
+    "raw wrong length": (
+        ("application/octet-stream", b"\x00" * 10),
+        r"raw body: expected little-endian float32 \[B, 3, 8, 8\].*multiple of 768 bytes, got 10",
+    ),
     "raw empty": (("application/octet-stream", b""), "got 0 bytes"),
-    "raw NaN": (("application/octet-stream", np.full((1, 3, 8, 8), np.nan, "<f4").tobytes()), "finite"),
-    "json infinity": (("application/json", {"instances": np.full((1, 3, 8, 8), 1e39).tolist()}), "finite"),
+    "raw NaN": (
+        ("application/octet-stream", np.full((1, 3, 8, 8), np.nan, "<f4").tobytes()),
+        "finite",
+    ),
+    "json infinity": (
+        ("application/json", {"instances": np.full((1, 3, 8, 8), 1e39).tolist()}),
+        "finite",
+    ),
     "no body": (("application/json", None), "got an empty body"),
 }
 
@@ -170,19 +215,25 @@ def test_bad_input_is_a_400_naming_what_was_expected(handler: Any, case: str) ->
 
 def test_bad_request_in_a_batch_fails_alone(handler: Any) -> None:
     x = seeded_inputs(NAME, 1, 4)
-    out, ctx = run(handler, [
-        ("application/octet-stream", b"\x00" * 12),
-        ("application/json", {"instances": x.tolist()}),
-    ])
+    out, ctx = run(
+        handler,
+        [
+            ("application/octet-stream", b"\x00" * 12),
+            ("application/json", {"instances": x.tolist()}),
+        ],
+    )
     code, phrase = ctx.get_response_status(0)
     assert code == 400 and "768 bytes" in phrase
     assert json.loads(out[0])["code"] == 400 and "768 bytes" in json.loads(out[0])["message"]
     assert ctx.get_response_status(1)[0] == 200
-    np.testing.assert_allclose(json.loads(out[1])["predictions"], expected_logits(NAME, x), atol=1e-4)
+    np.testing.assert_allclose(
+        json.loads(out[1])["predictions"], expected_logits(NAME, x), atol=1e-4
+    )
 
 
-def test_threads_from_environment(handler_module: ModuleType, model_dir: Path,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threads_from_environment(
+    handler_module: ModuleType, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SERVECMP_INTRA_OP_THREADS", "1")
     loaded(handler_module, model_dir, {"handler": {"intra_op_threads": 2}})
     assert torch.get_num_threads() == 1  # the environment wins over the model config
@@ -199,10 +250,14 @@ def test_threads_from_model_config(handler_module: ModuleType, model_dir: Path) 
         loaded(handler_module, model_dir, {"handler": {"intra_op_threads": 0}})
 
 
-def test_missing_model_spec_is_named(handler_module: ModuleType, model_dir: Path, tmp_path: Path) -> None:
+def test_missing_model_spec_is_named(
+    handler_module: ModuleType, model_dir: Path, tmp_path: Path
+) -> None:
     for f in ("model.pt", "handler.py"):
         (tmp_path / f).write_bytes((model_dir / f).read_bytes())
     (tmp_path / "MAR-INF").mkdir()
-    (tmp_path / "MAR-INF" / "MANIFEST.json").write_text((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
+    (tmp_path / "MAR-INF" / "MANIFEST.json").write_text(
+        (model_dir / "MAR-INF" / "MANIFEST.json").read_text()
+    )
     with pytest.raises(RuntimeError, match=r"model_spec\.json: expected JSON with input_shape"):
         loaded(handler_module, tmp_path)

@@ -24,8 +24,10 @@ def server(local_torchserve: Any) -> Any:
 
 def post(server: Any, body: bytes, content_type: str) -> requests.Response:
     return requests.post(
-        f"http://{server.endpoints.rest}/predictions/{NAME}", data=body,
-        headers={"Content-Type": content_type}, timeout=30,
+        f"http://{server.endpoints.rest}/predictions/{NAME}",
+        data=body,
+        headers={"Content-Type": content_type},
+        timeout=30,
     )
 
 
@@ -36,7 +38,9 @@ def test_rest_json_matches_pytorch_and_the_savedmodel(server: Any, exported_mode
 
     x = seeded_inputs(NAME, 2, 77)
     r = post(server, json.dumps({"instances": x.tolist()}).encode(), "application/json")
-    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json"), r.text[:300]
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json"), (
+        r.text[:300]
+    )
     got = np.asarray(r.json()["predictions"], dtype=np.float32)
     ref = expected_logits(NAME, x)
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)

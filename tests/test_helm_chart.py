@@ -200,6 +200,7 @@ def test_torchserve_ports_and_mounts_match_config_properties(rendered, scenario:
     spec = _deployment(docs, "torchserve")["spec"]["template"]["spec"]
     c = _containers(spec, "torchserve")
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+
     def port(role: str) -> int:
         return ports[port_name("torchserve", role)]
 
@@ -245,7 +246,9 @@ def test_tfserving_args_ports_and_mounts_match_flags(rendered, scenario: str) ->
         m = re.match(r"--\w+_file=(.+)$", flag)
         if m:
             path = Path(m.group(1))
-            assert str(path.parent) == k8s.path("tfserving", "config") and path.name in cm["data"], flag
+            assert (
+                str(path.parent) == k8s.path("tfserving", "config") and path.name in cm["data"]
+            ), flag
     batching = SCENARIOS[scenario].get("tuning", {}).get("batching", {}).get("enabled", False)
     assert ("--enable_batching=true" in flags) == batching
     assert f'base_path: "{tfs_models}/resnet"' in cm["data"]["models.config"]
@@ -272,7 +275,9 @@ def test_servicemonitors_select_their_metrics_service(rendered, scenario: str) -
         wire = wire_values(server)
         (ep,) = sm["spec"]["endpoints"]
         assert (ep["port"], ep["path"]) == (wire["metricsPort"], wire["metricsPath"])
-        assert [p["port"] for p in svc["spec"]["ports"]] == [wire["ports"][wire["metricsPort"]]["port"]]
+        assert [p["port"] for p in svc["spec"]["ports"]] == [
+            wire["ports"][wire["metricsPort"]]["port"]
+        ]
         # the Service's target port is a named container port of the server pod
         c = _containers(_deployment(docs, server)["spec"]["template"]["spec"], server)
         assert svc["spec"]["ports"][0]["targetPort"] in {p["name"] for p in c["ports"]}
@@ -321,7 +326,9 @@ def test_rest_only_scenario_has_no_grpc_service(rendered) -> None:
     assert [p["name"] for p in inference["spec"]["ports"]] == [port_name("torchserve", "rest")]
     (np,) = by_kind(docs, "NetworkPolicy")
     mgmt_rule = next(r for r in np["spec"]["ingress"] if "from" in r)
-    assert {p["port"] for p in mgmt_rule["ports"]} == {port_name("torchserve", r) for r in ("management", "grpc-management")}
+    assert {p["port"] for p in mgmt_rule["ports"]} == {
+        port_name("torchserve", r) for r in ("management", "grpc-management")
+    }
     # hostPath artifacts: read-only model store, no init container
     spec = _deployment(docs, "torchserve")["spec"]["template"]["spec"]
     assert "initContainers" not in spec
@@ -520,10 +527,14 @@ def test_readme_documents_the_set_file_keys() -> None:
 def test_grpc_only_kserve_scenario(rendered) -> None:
     _, docs = rendered["kserve-only"]
     inference = named(docs, "Service", "servecmp-kserve")
-    assert [(p["name"], p["appProtocol"]) for p in inference["spec"]["ports"]] == [(port_name("kserve", "grpc"), "grpc")]
+    assert [(p["name"], p["appProtocol"]) for p in inference["spec"]["ports"]] == [
+        (port_name("kserve", "grpc"), "grpc")
+    ]
     assert named(docs, "Service", "servecmp-kserve-grpc")["spec"]["clusterIP"] == "None"
     # metrics stay scrapeable on the REST port's number even when REST inference is not exposed
-    assert [p["port"] for p in named(docs, "Service", "servecmp-kserve-metrics")["spec"]["ports"]] == [8080]
+    assert [
+        p["port"] for p in named(docs, "Service", "servecmp-kserve-metrics")["spec"]["ports"]
+    ] == [8080]
     assert not by_kind(docs, "Pod")  # the helm test posts REST: nothing to test without it
     spread = _deployment(docs, "kserve")["spec"]["template"]["spec"]["topologySpreadConstraints"]
     assert spread[0]["labelSelector"]["matchLabels"]["app.kubernetes.io/name"] == "kserve"
@@ -539,8 +550,12 @@ def test_every_template_renders_in_some_scenario(tmp_path: Path) -> None:
         inputs = make_inputs(tmp_path / scenario, **over)
         out = helm(*template_args(inputs, [CI_DIR / f"{scenario}-values.yaml"])).stdout
         sources |= set(re.findall(r"^# Source: (\S+)$", out, re.M))
-    expected = {f"servecmp/templates/{p.relative_to(CHART / 'templates')}"
-                for p in (CHART / "templates").rglob("*.yaml")}
+    expected = {
+        f"servecmp/templates/{p.relative_to(CHART / 'templates')}"
+        for p in (CHART / "templates").rglob("*.yaml")
+    }
     for name, sub in SUBCHARTS.items():
-        expected |= {f"servecmp/charts/{name}/templates/{p.name}" for p in (sub / "templates").glob("*.yaml")}
+        expected |= {
+            f"servecmp/charts/{name}/templates/{p.name}" for p in (sub / "templates").glob("*.yaml")
+        }
     assert expected - sources == set(), f"templates that never render: {sorted(expected - sources)}"

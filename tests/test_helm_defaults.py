@@ -31,7 +31,9 @@ def test_drift_is_named_and_rewritten(tmp_path: Path, capsys: pytest.CaptureFixt
     values.write_text(edited)
     assert helmvalues.generate_chart_defaults(check=True, root=root) == 1
     err = capsys.readouterr().err
-    assert "helm/servecmp/charts/tfserving/values.yaml: wire differ" in err and "torchserve" not in err
+    assert (
+        "helm/servecmp/charts/tfserving/values.yaml: wire differ" in err and "torchserve" not in err
+    )
     assert helmvalues.generate_chart_defaults(check=False, root=root) == 0
     assert helmvalues.generate_chart_defaults(check=True, root=root) == 0
     assert values.read_text() == (SUBCHARTS["tfserving"] / "values.yaml").read_text()
@@ -41,7 +43,9 @@ def test_the_block_holds_quick_yaml_configs() -> None:
     exp = load_experiment(ROOT / helmvalues.DEFAULTS_FROM)
     for chart, data in helmvalues.chart_defaults(exp).items():
         committed = yaml.safe_load((SUBCHARTS[chart] / "values.yaml").read_text())
-        assert committed["config"] == data["config"] and all(v.strip() for v in data["config"].values())
+        assert committed["config"] == data["config"] and all(
+            v.strip() for v in data["config"].values()
+        )
 
 
 def test_bare_chart_lints() -> None:
@@ -55,8 +59,12 @@ def test_bare_chart_templates_valid_manifests() -> None:
     import kubernetes_validate
 
     helm = require_helm()
-    proc = subprocess.run([helm, "template", "servecmp", str(CHART), "--namespace", "servecmp"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [helm, "template", "servecmp", str(CHART), "--namespace", "servecmp"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     deployments = sorted(d["metadata"]["name"] for d in docs if d["kind"] == "Deployment")

@@ -54,10 +54,18 @@ def blocked_server() -> Iterator[int]:
 @pytest.fixture(scope="module")
 def kserve_container() -> dict:
     helm = require_helm()
-    out = subprocess.run([helm, "template", "servecmp", str(CHART), "--namespace", "servecmp"],
-                         capture_output=True, text=True, timeout=300, check=True).stdout
-    (dep,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Deployment"
-              and d["metadata"]["name"] == "servecmp-kserve"]
+    out = subprocess.run(
+        [helm, "template", "servecmp", str(CHART), "--namespace", "servecmp"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    (dep,) = [
+        d
+        for d in yaml.safe_load_all(out)
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == "servecmp-kserve"
+    ]
     (c,) = dep["spec"]["template"]["spec"]["containers"]
     return c
 
@@ -71,13 +79,17 @@ def _probe(probe: dict, port: int, timeout_s: float) -> bool:
         except OSError:
             return False
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe['httpGet']['path']}", timeout=timeout_s) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}{probe['httpGet']['path']}", timeout=timeout_s
+        ) as r:
             return 200 <= r.status < 400
     except OSError:
         return False
 
 
-def test_liveness_is_answered_while_a_predict_holds_the_loop(kserve_container: dict, blocked_server: int) -> None:
+def test_liveness_is_answered_while_a_predict_holds_the_loop(
+    kserve_container: dict, blocked_server: int
+) -> None:
     live, ready = kserve_container["livenessProbe"], kserve_container["readinessProbe"]
     assert live.get("tcpSocket") == {"port": ready["httpGet"]["port"]}  # the REST port, by name
     # a request in flight holds the loop

@@ -37,8 +37,16 @@ def _fails(inputs, *extra: str, with_inputs: bool = True) -> str:
         (["--set", "torchserve.service.type=LoadBalancer"], "service.type", "ClusterIP"),
         (["--set", "global.resources.memoryMiB=100"], "global.resources.memoryMiB", "256"),
         (["--set", "global.unknownKey=1"], "unknownKey", "Additional property"),
-        (["--set", f"tfserving.wire.ports.{TF_REST}.port=70000"], f"wire.ports.{TF_REST}.port", "65535"),
-        (["--set", f"kserve.wire.ports.{KS_GRPC}.role=inference"], f"wire.ports.{KS_GRPC}.role", "rest"),
+        (
+            ["--set", f"tfserving.wire.ports.{TF_REST}.port=70000"],
+            f"wire.ports.{TF_REST}.port",
+            "65535",
+        ),
+        (
+            ["--set", f"kserve.wire.ports.{KS_GRPC}.role=inference"],
+            f"wire.ports.{KS_GRPC}.role",
+            "rest",
+        ),
         (["--set", "torchserve.wire.metricsPath=metrics"], "wire.metricsPath", "^/"),
         (["--set", "kserve.wire.extra=1"], "wire", "Additional property extra"),
     ],
@@ -70,10 +78,24 @@ def test_unpinned_image_tag_rejected(inputs, tag: str) -> None:
 
 def test_missing_generated_config_is_explained(inputs) -> None:
     # the committed defaults carry quick.yaml's configs: an emptied one is what the guard catches
-    proc = helm(*template_args(None, extra=["-f", str(inputs.wire_file), "-f", str(inputs.values_file),
-                                            "--set-string", "tfserving.config.models="]), check=False)
+    proc = helm(
+        *template_args(
+            None,
+            extra=[
+                "-f",
+                str(inputs.wire_file),
+                "-f",
+                str(inputs.values_file),
+                "--set-string",
+                "tfserving.config.models=",
+            ],
+        ),
+        check=False,
+    )
     assert proc.returncode != 0
-    assert re.search(r"(torchserve|tfserving|kserve)\.config\.\w+ is empty", proc.stderr), proc.stderr
+    assert re.search(r"(torchserve|tfserving|kserve)\.config\.\w+ is empty", proc.stderr), (
+        proc.stderr
+    )
     assert "--set-file" in proc.stderr
 
 
@@ -92,8 +114,12 @@ def _without_wire(inputs, tmp_path: Path) -> Path:  # type: ignore[no-untyped-de
 
 def test_missing_wire_is_refused_by_the_schema(inputs, tmp_path: Path) -> None:
     """Without the generated wire values the chart does not render (every server requires it)."""
-    proc = helm(*template_args(None, extra=["-f", str(_without_wire(inputs, tmp_path)), *inputs.set_file_args()]),
-                check=False)
+    proc = helm(
+        *template_args(
+            None, extra=["-f", str(_without_wire(inputs, tmp_path)), *inputs.set_file_args()]
+        ),
+        check=False,
+    )
     assert proc.returncode != 0
     for server in ("torchserve", "tfserving", "kserve"):
         assert f"{server}:" in proc.stderr
@@ -103,26 +129,48 @@ def test_missing_wire_is_refused_by_the_schema(inputs, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--set", "tfserving.wire.metricsPort=prometheus"],
-         f'tfserving.wire.metricsPort "prometheus" is not among wire.ports ({", ".join(sorted(wire_values("tfserving")["ports"]))})'),
-        (["--set", "kserve.wire.service=torchserve"], 'kserve.wire.service is "torchserve", expected "kserve"'),
-        (["--set", f"torchserve.wire.ports.{port_name('torchserve', 'rest')}.role=grpc"],
-         "torchserve.wire.ports: no port with role rest"),
+        (
+            ["--set", "tfserving.wire.metricsPort=prometheus"],
+            f'tfserving.wire.metricsPort "prometheus" is not among wire.ports ({", ".join(sorted(wire_values("tfserving")["ports"]))})',
+        ),
+        (
+            ["--set", "kserve.wire.service=torchserve"],
+            'kserve.wire.service is "torchserve", expected "kserve"',
+        ),
+        (
+            ["--set", f"torchserve.wire.ports.{port_name('torchserve', 'rest')}.role=grpc"],
+            "torchserve.wire.ports: no port with role rest",
+        ),
         (["--drop-path", "tfserving"], "tfserving.wire.paths.models is missing"),
     ],
     ids=["metrics-port-not-a-port", "wire-of-another-server", "no-rest-port", "missing-path"],
 )
-def test_wire_guard_refuses_inconsistent_wire(inputs, tmp_path: Path, extra: list[str], message: str) -> None:
+def test_wire_guard_refuses_inconsistent_wire(
+    inputs, tmp_path: Path, extra: list[str], message: str
+) -> None:
     if extra[0] == "--drop-path":  # maps merge in helm: a key can only go in a whole wire file
         wires = yaml.safe_load(inputs.wire_file.read_text())
         wires[extra[1]]["wire"]["paths"]["models"] = None  # null deletes the key, the default's too
         wire_file = tmp_path / "wire.yaml"
         wire_file.write_text(yaml.safe_dump(wires))
-        proc = helm(*template_args(None, extra=["-f", str(inputs.values_file), "-f", str(wire_file),
-                                                *inputs.set_file_args()]), check=False)
+        proc = helm(
+            *template_args(
+                None,
+                extra=[
+                    "-f",
+                    str(inputs.values_file),
+                    "-f",
+                    str(wire_file),
+                    *inputs.set_file_args(),
+                ],
+            ),
+            check=False,
+        )
         assert proc.returncode != 0
         err = proc.stderr
     else:
         err = _fails(inputs, *extra)
     assert message in err, err
-    assert "servecmp kind values" in err or "rest" in err  # says where the wire comes from / what is missing
+    assert (
+        "servecmp kind values" in err or "rest" in err
+    )  # says where the wire comes from / what is missing

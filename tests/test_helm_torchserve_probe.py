@@ -55,9 +55,14 @@ def _management(answer: str | None) -> Iterator[tuple[int, list[bytes]]]:
             if answer is not None and path == "/models/resnet":
                 body, code = answer, "200 OK"
             else:
-                body, code = '{\n  "code": 404,\n  "type": "ModelNotFoundException"\n}\n', "404 Not Found"
-            conn.sendall(f"HTTP/1.1 {code}\r\ncontent-type: application/json\r\n"
-                         f"content-length: {len(body)}\r\nconnection: keep-alive\r\n\r\n{body}".encode())
+                body, code = (
+                    '{\n  "code": 404,\n  "type": "ModelNotFoundException"\n}\n',
+                    "404 Not Found",
+                )
+            conn.sendall(
+                f"HTTP/1.1 {code}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\nconnection: keep-alive\r\n\r\n{body}".encode()
+            )
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
@@ -74,10 +79,18 @@ def _management(answer: str | None) -> Iterator[tuple[int, list[bytes]]]:
 @pytest.fixture(scope="module")
 def probe() -> dict:
     helm = require_helm()
-    out = subprocess.run([helm, "template", "servecmp", str(CHART), "--namespace", "servecmp"],
-                         capture_output=True, text=True, timeout=300, check=True).stdout
-    (dep,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Deployment"
-              and d["metadata"]["name"] == "servecmp-torchserve"]
+    out = subprocess.run(
+        [helm, "template", "servecmp", str(CHART), "--namespace", "servecmp"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    (dep,) = [
+        d
+        for d in yaml.safe_load_all(out)
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == "servecmp-torchserve"
+    ]
     (c,) = dep["spec"]["template"]["spec"]["containers"]
     return c["readinessProbe"]
 
@@ -92,16 +105,26 @@ def _run(probe: dict, port: int) -> tuple[int, float]:
 
 def test_probe_starts_no_interpreter(probe: dict) -> None:
     cmd = probe["exec"]["command"]
-    assert cmd[:2] == ["bash", "-c"] and "/dev/tcp/127.0.0.1/8081" in cmd[2]  # the wire's management port
+    assert (
+        cmd[:2] == ["bash", "-c"] and "/dev/tcp/127.0.0.1/8081" in cmd[2]
+    )  # the wire's management port
     assert not any("python" in part for part in cmd)
 
 
-@pytest.mark.parametrize(("answer", "ready"), [
-    (_describe("READY"), True),
-    (_describe("UNLOADING"), False),  # registered, worker still loading: GET is 200 all the same
-    (None, False),  # model not registered: 404
-])
-def test_probe_is_ready_only_with_a_ready_worker(probe: dict, answer: str | None, ready: bool) -> None:
+@pytest.mark.parametrize(
+    ("answer", "ready"),
+    [
+        (_describe("READY"), True),
+        (
+            _describe("UNLOADING"),
+            False,
+        ),  # registered, worker still loading: GET is 200 all the same
+        (None, False),  # model not registered: 404
+    ],
+)
+def test_probe_is_ready_only_with_a_ready_worker(
+    probe: dict, answer: str | None, ready: bool
+) -> None:
     with _management(answer) as (port, seen):
         rc, took = _run(probe, port)
     assert (rc == 0) is ready

@@ -53,7 +53,10 @@ def test_servers_and_loadgen_get_separate_nodes(kind_cfg: dict) -> None:
     chart_selector = load_yaml(CHART / "values.yaml")["global"]["nodeSelector"]
     assert chart_selector == {"servecmp.io/role": "server"}
     job = loadgen.LoadJob(
-        run_id="r", target="tfserving-rest-json", address="a.b.svc:8501", image="i:1",
+        run_id="r",
+        target="tfserving-rest-json",
+        address="a.b.svc:8501",
+        image="i:1",
         experiment_text=EXP_TEXT,
     )
     for m in loadgen.manifests(job):
@@ -102,8 +105,10 @@ def test_pins() -> None:
     assert image.startswith("kindest/node:v1.") and not image.endswith(":latest")
     # the node image kind v0.27.0 was released with, by digest (kind v0.27.0
     # pkg/apis/config/defaults/image.go): a bare tag is re-pushed with each kind release
-    assert image == ("kindest/node:v1.32.2@sha256:"
-                     "f226345927d7e348497136874b6d207e0b32cc52154ad8323129352923a3142f")
+    assert image == (
+        "kindest/node:v1.32.2@sha256:"
+        "f226345927d7e348497136874b6d207e0b32cc52154ad8323129352923a3142f"
+    )
     assert PINS["KIND_MIN_VERSION"] == "0.27.0"
 
 
@@ -171,9 +176,13 @@ def test_loadgen_manifests_validate(version: str) -> None:
 def test_steps_engine_job_runs_the_local_step_engine_in_cluster_mode(version: str) -> None:
     import kubernetes_validate
 
-    job = loadgen.LoadJob(run_id="kind-x", target="tfserving-grpc-tensorproto",
-                          address="servecmp-tfserving-grpc.servecmp.svc:8500", image="servecmp/loadgen:abc",
-                          experiment_text=EXP_TEXT)
+    job = loadgen.LoadJob(
+        run_id="kind-x",
+        target="tfserving-grpc-tensorproto",
+        address="servecmp-tfserving-grpc.servecmp.svc:8500",
+        image="servecmp/loadgen:abc",
+        experiment_text=EXP_TEXT,
+    )
     _, doc = loadgen.manifests(job)
     kubernetes_validate.validate(doc, version, strict=True)
     c = doc["spec"]["template"]["spec"]["containers"][0]
@@ -181,8 +190,16 @@ def test_steps_engine_job_runs_the_local_step_engine_in_cluster_mode(version: st
     assert "servecmp steps" in script and "--cluster-mode" in script and loadgen.BEGIN in script
     assert c["command"][-2:] == ["tfserving-grpc-tensorproto", "kind-x"]
     with pytest.raises(ValueError, match="engine"):
-        loadgen.manifests(loadgen.LoadJob(run_id="r", target="t", address="a", image="i", engine="k6",
-                                          experiment_text=EXP_TEXT))
+        loadgen.manifests(
+            loadgen.LoadJob(
+                run_id="r",
+                target="t",
+                address="a",
+                image="i",
+                engine="k6",
+                experiment_text=EXP_TEXT,
+            )
+        )
 
 
 def test_merge_appends_in_cluster_steps_in_the_local_format(tmp_path: Path) -> None:
@@ -190,10 +207,24 @@ def test_merge_appends_in_cluster_steps_in_the_local_format(tmp_path: Path) -> N
     from servecmp.results.store import RunStore
 
     def step(run: str, i: int, target: str) -> StepResult:
-        return StepResult(run_id=run, step_id=f"{i:03d}-{target}", index=i, target=target,
-                          server="torchserve", protocol="rest", encoding="json", sweep="closed_loop",
-                          mode="closed_loop", concurrency=1, started_at="2026-01-01T00:00:00Z",
-                          warmup_s=1, window_s=1, stop_reason="stable", ok=10, requests=10)
+        return StepResult(
+            run_id=run,
+            step_id=f"{i:03d}-{target}",
+            index=i,
+            target=target,
+            server="torchserve",
+            protocol="rest",
+            encoding="json",
+            sweep="closed_loop",
+            mode="closed_loop",
+            concurrency=1,
+            started_at="2026-01-01T00:00:00Z",
+            warmup_s=1,
+            window_s=1,
+            stop_reason="stable",
+            ok=10,
+            requests=10,
+        )
 
     local, remote = tmp_path / "kind-run", tmp_path / "remote"
     RunStore(local).append_step(step("kind-run", 0, "a"))
@@ -418,7 +449,9 @@ def test_recover_measures_until_replacement_ready() -> None:
 
 
 @pytest.mark.parametrize("replicas", [1, 2])
-def test_recover_with_two_replicas_waits_for_the_replacement_not_the_survivor(replicas: int) -> None:
+def test_recover_with_two_replicas_waits_for_the_replacement_not_the_survivor(
+    replicas: int,
+) -> None:
     clock = FakeClock()
 
     class Core:
@@ -438,13 +471,19 @@ def test_recover_with_two_replicas_waits_for_the_replacement_not_the_survivor(re
             self.deleted.append(name)
 
     core = Core()
-    secs = cluster.recover(core, "servecmp", "torchserve", replicas=replicas, clock=clock, sleep=clock.sleep)
+    secs = cluster.recover(
+        core, "servecmp", "torchserve", replicas=replicas, clock=clock, sleep=clock.sleep
+    )
     assert core.deleted == ["ts-a"]
     assert secs == pytest.approx(10.0)  # twenty 0.5 s sleeps: the survivor did not end the wait
     with pytest.raises(ValueError, match="replicas"):
         cluster.recover(core, "servecmp", "torchserve", replicas=0)
-    assert cluster.build_parser().parse_args(
-        ["recover", "--server", "torchserve", "--replicas", "2"]).replicas == 2
+    assert (
+        cluster.build_parser()
+        .parse_args(["recover", "--server", "torchserve", "--replicas", "2"])
+        .replicas
+        == 2
+    )
 
 
 # ---- Helm inputs from an experiment -----------------------------------------------------------
@@ -468,7 +507,11 @@ def test_experiment_values(tmp_path: Path) -> None:
 
     for server in ("torchserve", "tfserving"):
         assert vals[server]["wire"] == registry.get(server).wire.values()
-    assert vals["tfserving"]["wire"]["ports"]["http"] == {"port": 8501, "role": "rest", "appProtocol": "http"}
+    assert vals["tfserving"]["wire"]["ports"]["http"] == {
+        "port": 8501,
+        "role": "rest",
+        "appProtocol": "http",
+    }
     assert vals["tfserving"]["wire"]["metricsPath"] == "/monitoring/prometheus/metrics"
     assert vals["torchserve"]["wire"]["metricsPort"] == "metrics"
 
@@ -535,9 +578,13 @@ def test_chart_podmonitor_scrapes_the_loadgen_jobs(tmp_path: Path) -> None:
     docs = render(make_inputs(tmp_path))
     (pm,) = by_kind(docs, "PodMonitor")
     assert pm["metadata"]["labels"]["release"] == "kps"
-    job = loadgen.LoadJob(run_id="kind-x", target="torchserve-rest-json",
-                          address="servecmp-torchserve.servecmp.svc:8080", image="servecmp/loadgen:abc",
-                          experiment_text=EXP_TEXT)
+    job = loadgen.LoadJob(
+        run_id="kind-x",
+        target="torchserve-rest-json",
+        address="servecmp-torchserve.servecmp.svc:8080",
+        image="servecmp/loadgen:abc",
+        experiment_text=EXP_TEXT,
+    )
     _, doc = loadgen.manifests(job)
     pod = doc["spec"]["template"]
     assert pm["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
@@ -549,25 +596,51 @@ def test_chart_podmonitor_scrapes_the_loadgen_jobs(tmp_path: Path) -> None:
 def test_cluster_report_becomes_typed_friction(tmp_path: Path) -> None:
     from servecmp.results.friction import read_friction
 
-    report = {"namespace": "servecmp", "servers": {"torchserve": {
-        "server": "torchserve", "pods": 1, "ready": 1, "restarts": 0, "install_to_ready_s": 41.5,
-        "images": {"busybox:1.37": 2_000_000, "pytorch/torchserve:0.12.0-cpu": 1_500_000_000},
-        "server_image": "pytorch/torchserve:0.12.0-cpu"}}}
+    report = {
+        "namespace": "servecmp",
+        "servers": {
+            "torchserve": {
+                "server": "torchserve",
+                "pods": 1,
+                "ready": 1,
+                "restarts": 0,
+                "install_to_ready_s": 41.5,
+                "images": {
+                    "busybox:1.37": 2_000_000,
+                    "pytorch/torchserve:0.12.0-cpu": 1_500_000_000,
+                },
+                "server_image": "pytorch/torchserve:0.12.0-cpu",
+            }
+        },
+    }
     rec = tmp_path / "recovery.json"
     rec.write_text('{"server": "torchserve", "recovery_s": 12.25}')
     # 2 measured + 1 recovery + 2 "not deployed" for each other chart server (tfserving, kserve)
-    assert cluster.to_friction(report, tmp_path, [rec]) == 3 + 2 * (len(cluster.chart_servers()) - 1)
+    assert cluster.to_friction(report, tmp_path, [rec]) == 3 + 2 * (
+        len(cluster.chart_servers()) - 1
+    )
     recs, _ = read_friction(tmp_path)
     got = {(r.server, r.metric): r for r in recs}
     assert got[("torchserve", "install_ready_s")].value == 41.5
-    assert got[("torchserve", "image_bytes")].value == 1_500_000_000  # the server image, not busybox
+    assert (
+        got[("torchserve", "image_bytes")].value == 1_500_000_000
+    )  # the server image, not busybox
     assert got[("torchserve", "recovery_s")].placement == "kubernetes"
-    assert not got[("tfserving", "image_bytes")].available and not got[("kserve", "install_ready_s")].available
+    assert (
+        not got[("tfserving", "image_bytes")].available
+        and not got[("kserve", "install_ready_s")].available
+    )
 
 
 def test_docs_say_kindnetd_enforces_network_policies() -> None:
     """kind v0.27.0's kindnetd runs kube-network-policies (images/kindnetd/cmd/kindnetd/main.go)."""
-    for path in (ROOT / "helm/servecmp/charts/torchserve/values.yaml", ROOT / "helm/servecmp/README.md"):
+    for path in (
+        ROOT / "helm/servecmp/charts/torchserve/values.yaml",
+        ROOT / "helm/servecmp/README.md",
+    ):
         text = " ".join(path.read_text().split())
         assert "does not enforce" not in text and "kind's default does not" not in text, path
-        assert "enforces NetworkPolicies since kind v0.27.0" in text or "does since kind v0.27.0" in text, path
+        assert (
+            "enforces NetworkPolicies since kind v0.27.0" in text
+            or "does since kind v0.27.0" in text
+        ), path

@@ -24,22 +24,39 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def test_up_builds_the_local_server_images_and_loads_every_server_image(checkout: Path, monkeypatch) -> None:
-    assert (checkout / "servecmp" / "servers" / "kserve" / "model_server.py").is_file()  # hashed into the tag
+def test_up_builds_the_local_server_images_and_loads_every_server_image(
+    checkout: Path, monkeypatch
+) -> None:
+    assert (
+        checkout / "servecmp" / "servers" / "kserve" / "model_server.py"
+    ).is_file()  # hashed into the tag
     ops = RecordingOps(checkout)
     assert commands.up(QUICK, ops=ops) == 0
     builds = [c[c.index("-f") + 1] for c in ops.calls if c[:2] == ["docker", "build"]]
-    assert sorted(Path(b).name for b in builds) == ["artifacts.Dockerfile", "kserve.Dockerfile",
-                                                    "torchserve.Dockerfile"]  # tfserving is pulled
+    assert sorted(Path(b).name for b in builds) == [
+        "artifacts.Dockerfile",
+        "kserve.Dockerfile",
+        "torchserve.Dockerfile",
+    ]  # tfserving is pulled
     loads = [c[-1] for c in ops.calls if c[:3] == ["kind", "load", "docker-image"]]
-    assert [i.split(":")[0] for i in loads] == ["servecmp/model-artifacts", "servecmp/kserve", "tensorflow/serving",
-                                                "servecmp/torchserve"]
+    assert [i.split(":")[0] for i in loads] == [
+        "servecmp/model-artifacts",
+        "servecmp/kserve",
+        "tensorflow/serving",
+        "servecmp/torchserve",
+    ]
     # TF Serving: pulled on the host before the chart install and loaded like the built ones,
     # so its install -> Ready holds no registry download the others never pay
     tfs = next(i for i in loads if i.startswith("tensorflow/serving:"))
     pull = ops.calls.index(["docker", "pull", tfs])
-    load = next(i for i, c in enumerate(ops.calls) if c[:3] == ["kind", "load", "docker-image"] and c[-1] == tfs)
-    (install,) = [i for i, c in enumerate(ops.calls) if c[:4] == ["helm", "upgrade", "--install", "servecmp"]]
+    load = next(
+        i
+        for i, c in enumerate(ops.calls)
+        if c[:3] == ["kind", "load", "docker-image"] and c[-1] == tfs
+    )
+    (install,) = [
+        i for i, c in enumerate(ops.calls) if c[:4] == ["helm", "upgrade", "--install", "servecmp"]
+    ]
     assert pull < load < install
     assert ops.calls[load][ops.calls[load].index("--nodes") + 1] == "servecmp-worker"
     (chart,) = [c for c in ops.calls if c[:4] == ["helm", "upgrade", "--install", "servecmp"]]
@@ -53,15 +70,18 @@ def test_up_builds_the_local_server_images_and_loads_every_server_image(checkout
     assert "wire:" in values and "metricsPort" in values
 
 
-def test_up_stops_before_creating_anything_when_it_does_not_fit(checkout: Path, monkeypatch) -> None:
+def test_up_stops_before_creating_anything_when_it_does_not_fit(
+    checkout: Path, monkeypatch
+) -> None:
     monkeypatch.setattr(preflight, "host_cpus", lambda: (2.0, "test"))
     ops = RecordingOps(checkout)
     assert commands.up(QUICK, ops=ops) == 3
     assert not any(c[:1] in (["kind"], ["docker"], ["helm"]) for c in ops.calls)
 
 
-def test_up_stops_before_creating_anything_when_a_mapped_port_is_taken(checkout: Path, monkeypatch,
-                                                                      capsys) -> None:
+def test_up_stops_before_creating_anything_when_a_mapped_port_is_taken(
+    checkout: Path, monkeypatch, capsys
+) -> None:
     held = {9090: "pid 812 (prometheus: /usr/bin/prometheus)"}
     monkeypatch.setattr(preflight, "port_holder", lambda address, port: held.get(port))
     ops = RecordingOps(checkout)
@@ -92,12 +112,17 @@ def test_up_reports_a_failed_step_with_its_command(checkout: Path, monkeypatch, 
     assert "kind create cluster --name servecmp" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("kw", "message"), [
-    ({"engine": "wrk"}, "expected steps or locust"),
-    ({"locust_args": {"duration": 30}}, "--duration applies to --engine locust only"),
-    ({"engine": "locust", "locust_args": {"rate": 3}}, "unknown Locust option(s) ['rate']"),
-])
-def test_load_refuses_bad_options_before_touching_anything(checkout: Path, capsys, kw, message) -> None:
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"engine": "wrk"}, "expected steps or locust"),
+        ({"locust_args": {"duration": 30}}, "--duration applies to --engine locust only"),
+        ({"engine": "locust", "locust_args": {"rate": 3}}, "unknown Locust option(s) ['rate']"),
+    ],
+)
+def test_load_refuses_bad_options_before_touching_anything(
+    checkout: Path, capsys, kw, message
+) -> None:
     ops = RecordingOps(checkout, cluster=True)
     assert commands.load(QUICK, ops=ops, **kw) == 2
     assert message in capsys.readouterr().err and ops.calls == []
@@ -121,7 +146,10 @@ def test_down_deletes_only_an_existing_cluster(checkout: Path, exists: bool) -> 
 def test_settings_come_from_versions_env() -> None:
     s = commands.Settings.load()
     env = (ROOT / "deploy" / "kind" / "versions.env").read_text()
-    assert f"KIND_CLUSTER_NAME={s.cluster}" in env and f"KPS_CHART_VERSION={s.kps_chart_version}" in env
+    assert (
+        f"KIND_CLUSTER_NAME={s.cluster}" in env
+        and f"KPS_CHART_VERSION={s.kps_chart_version}" in env
+    )
     assert s.context == f"kind-{s.cluster}"
 
 
@@ -137,7 +165,9 @@ def test_extra_helm_args_reach_the_chart_install(checkout: Path, monkeypatch) ->
     assert commands.up(no_kserve, ops=ops, helm_args=["--set", "global.replicas=2"]) == 0
     (chart,) = [c for c in ops.calls if c[:4] == ["helm", "upgrade", "--install", "servecmp"]]
     assert chart[-2:] == ["--set", "global.replicas=2"]  # last: overrides the generated values
-    assert not any(c[:2] == ["docker", "build"] and any("kserve" in a for a in c) for c in ops.calls)
+    assert not any(
+        c[:2] == ["docker", "build"] and any("kserve" in a for a in c) for c in ops.calls
+    )
 
 
 # ---- what `kind up` does, in order (behaviour on the recording fake) -------------------------------
@@ -150,7 +180,9 @@ def test_up_creates_the_grafana_secret_kube_prometheus_stack_reads(checkout: Pat
 
     ops = RecordingOps(checkout)
     assert commands.up(QUICK, ops=ops) == 0
-    kps = yaml.safe_load((checkout / "deploy" / "kind" / "kube-prometheus-stack-values.yaml").read_text())
+    kps = yaml.safe_load(
+        (checkout / "deploy" / "kind" / "kube-prometheus-stack-values.yaml").read_text()
+    )
     name = kps["grafana"]["admin"]["existingSecret"]
     create = ops.index(lambda c: c[:1] == ["kubectl"] and "create" in c and "secret" in c)
     created = ops.calls[create]
@@ -171,7 +203,11 @@ def test_up_waits_for_prometheus_before_installing_the_servers(checkout: Path) -
     assert monitoring[monitoring.index("--min-statefulsets") + 1] == "1"
     servers = next(c for c in waits if c[c.index("--namespace") + 1] == "servecmp")
     assert _helm_install(ops, "kps") < ops.calls.index(monitoring) < _helm_install(ops, "servecmp")
-    assert _helm_install(ops, "servecmp") < ops.calls.index(servers) < ops.index(lambda c: c[:2] == ["helm", "test"])
+    assert (
+        _helm_install(ops, "servecmp")
+        < ops.calls.index(servers)
+        < ops.index(lambda c: c[:2] == ["helm", "test"])
+    )
     # no helm --wait sitting out its timeout: our waits fail fast on a stuck pod
     assert not any("--wait" in c for c in ops.calls if c[:1] == ["helm"])
 
@@ -181,15 +217,19 @@ def test_up_stages_and_builds_the_measured_version_only(checkout: Path) -> None:
     assert commands.up(QUICK, ops=ops) == 0
     staged = checkout / "build" / "kind" / "artifacts"
     assert sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()) == [
-        "kserve/resnet/1/model.pt", "tfserving/resnet/1/saved_model.pb", "torchserve/resnet.mar"]
+        "kserve/resnet/1/model.pt",
+        "tfserving/resnet/1/saved_model.pb",
+        "torchserve/resnet.mar",
+    ]
     build = next(c for c in ops.calls if c[:2] == ["docker", "build"] and c[-1] == str(staged))
     assert Path(build[build.index("-f") + 1]).name == "artifacts.Dockerfile"
     assert ops.index(lambda c: "export" in c) < ops.calls.index(build)
 
 
 @pytest.mark.parametrize(("env", "level"), [(None, "restricted"), ("baseline", "baseline")])
-def test_up_labels_the_namespace_with_pod_security_before_installing(checkout: Path, monkeypatch, env,
-                                                                     level: str) -> None:
+def test_up_labels_the_namespace_with_pod_security_before_installing(
+    checkout: Path, monkeypatch, env, level: str
+) -> None:
     if env:
         monkeypatch.setenv("SERVECMP_POD_SECURITY", env)
     else:
@@ -206,26 +246,58 @@ def _step_log() -> str:
     from servecmp.cluster.loadgen import STEP_MARK
     from servecmp.results.schema import StepResult
 
-    steps = [StepResult(run_id="kind-x", step_id=f"00{i}-torchserve-rest-json-closed_loop-c{c}", index=i,
-                        target="torchserve-rest-json", server="torchserve", protocol="rest", encoding="json",
-                        sweep="closed_loop", mode="closed_loop", concurrency=c, started_at="2026-01-01T00:00:00Z",
-                        warmup_s=1, window_s=1, stop_reason="stable", ok=10, requests=10)
-             for i, c in enumerate((1, 4))]
-    return "starting\n" + "".join(STEP_MARK + s.model_dump_json() + "\n" for s in steps) + "step 3 running\n"
+    steps = [
+        StepResult(
+            run_id="kind-x",
+            step_id=f"00{i}-torchserve-rest-json-closed_loop-c{c}",
+            index=i,
+            target="torchserve-rest-json",
+            server="torchserve",
+            protocol="rest",
+            encoding="json",
+            sweep="closed_loop",
+            mode="closed_loop",
+            concurrency=c,
+            started_at="2026-01-01T00:00:00Z",
+            warmup_s=1,
+            window_s=1,
+            stop_reason="stable",
+            ok=10,
+            requests=10,
+        )
+        for i, c in enumerate((1, 4))
+    ]
+    return (
+        "starting\n"
+        + "".join(STEP_MARK + s.model_dump_json() + "\n" for s in steps)
+        + "step 3 running\n"
+    )
 
 
-def test_load_builds_the_tagged_loadgen_image_and_loads_it_on_the_loadgen_node(checkout: Path) -> None:
+def test_load_builds_the_tagged_loadgen_image_and_loads_it_on_the_loadgen_node(
+    checkout: Path,
+) -> None:
     from servecmp.cluster import images
 
     ops = RecordingOps(checkout, cluster=True, job_log=_step_log())
     assert commands.load(QUICK, targets=["torchserve-rest-json"], ops=ops) == 0
     image = f"servecmp/loadgen:{images.image_tag(checkout / 'deploy' / 'kind' / 'loadgen.Dockerfile', checkout)}"
-    assert ["docker", "build", "-q", "-f", str(checkout / "deploy" / "kind" / "loadgen.Dockerfile"), "-t", image,
-            str(checkout)] in ops.calls
+    assert [
+        "docker",
+        "build",
+        "-q",
+        "-f",
+        str(checkout / "deploy" / "kind" / "loadgen.Dockerfile"),
+        "-t",
+        image,
+        str(checkout),
+    ] in ops.calls
     load = next(c for c in ops.calls if c[:3] == ["kind", "load", "docker-image"])
     assert load[-1] == image and load[load.index("--nodes") + 1] == "servecmp-worker2"
     # the Job applied runs that image
-    applied = next(s for c, s in zip(ops.calls, ops.stdins, strict=True) if c[-3:] == ["apply", "-f", "-"])
+    applied = next(
+        s for c, s in zip(ops.calls, ops.stdins, strict=True) if c[-3:] == ["apply", "-f", "-"]
+    )
     assert f"image: {image}" in (applied or "")
 
 
@@ -244,15 +316,21 @@ def test_load_preflight_counts_the_locust_workers(checkout: Path, monkeypatch, c
     ops = RecordingOps(checkout, cluster=True)
     rc = commands.load(QUICK, engine="locust", locust_args={"workers": 4}, ops=ops)
     assert rc == 3 and "TOO MUCH: loadgen node" in capsys.readouterr().err
-    assert not any(c[:2] == ["docker", "build"] or c[-3:] == ["apply", "-f", "-"] for c in ops.calls)
+    assert not any(
+        c[:2] == ["docker", "build"] or c[-3:] == ["apply", "-f", "-"] for c in ops.calls
+    )
 
 
 @pytest.mark.parametrize("replicas", [1, 2])
-def test_recovery_is_asked_for_the_deployed_replica_count(checkout: Path, monkeypatch, replicas: int) -> None:
+def test_recovery_is_asked_for_the_deployed_replica_count(
+    checkout: Path, monkeypatch, replicas: int
+) -> None:
     import time
 
     monkeypatch.setattr(time, "sleep", lambda s: None)  # the load runs 20 s before the delete
     ops = RecordingOps(checkout, cluster=True, job_log=_step_log(), replicas=replicas)
     assert commands.load(QUICK, targets=["torchserve-rest-json"], recover=True, ops=ops) == 0
     (rec,) = ops.module_calls("servecmp.cluster.cluster", "recover")
-    assert rec[rec.index("--server") + 1] == "torchserve" and rec[rec.index("--replicas") + 1] == str(replicas)
+    assert rec[rec.index("--server") + 1] == "torchserve" and rec[
+        rec.index("--replicas") + 1
+    ] == str(replicas)

@@ -27,7 +27,12 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.docker, pytest.
 
 PINS = load_env_file(KIND_DIR / "versions.env")
 EXPERIMENT = "loadtests/experiments/quick.yaml"
-TARGETS = ("torchserve-rest-json", "torchserve-grpc-bytes", "tfserving-rest-json", "tfserving-grpc-tensorproto")
+TARGETS = (
+    "torchserve-rest-json",
+    "torchserve-grpc-bytes",
+    "tfserving-rest-json",
+    "tfserving-grpc-tensorproto",
+)
 PROM = f"http://127.0.0.1:{PINS['PROMETHEUS_HOST_PORT']}"
 GRAFANA = f"http://127.0.0.1:{PINS['GRAFANA_HOST_PORT']}"
 KCTX = f"kind-{PINS['KIND_CLUSTER_NAME']}"
@@ -38,13 +43,18 @@ def _missing() -> list[str]:
     missing = [t for t in ("docker", "kind", "kubectl") if shutil.which(t) is None]
     if find_helm() is None:
         missing.append("helm")
-    if "docker" not in missing and subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+    if (
+        "docker" not in missing
+        and subprocess.run(["docker", "info"], capture_output=True).returncode != 0
+    ):
         missing.append("a running Docker engine")
     return missing
 
 
 def _get(url: str, headers: dict[str, str] | None = None, data: bytes | None = None) -> Any:
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
@@ -59,18 +69,33 @@ def _prom(query: str, range_s: int = 1800) -> list[dict[str, Any]]:
 def kind_cluster():
     missing = _missing()
     if missing:
-        pytest.skip(f"needs {', '.join(missing)} to create a kind cluster (not available on this machine)")
+        pytest.skip(
+            f"needs {', '.join(missing)} to create a kind cluster (not available on this machine)"
+        )
     env = {**os.environ}
     helm = find_helm()
     if helm:
         env["SERVECMP_HELM"] = helm
-    pre = subprocess.run([str(ROOT / ".venv" / "bin" / "servecmp"), "kind", "preflight", EXPERIMENT],
-                         cwd=ROOT, capture_output=True, text=True, env=env)
+    pre = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "servecmp"), "kind", "preflight", EXPERIMENT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if pre.returncode == 3:  # the preflight's "does not fit": a host too small, not a bug
         pytest.skip(f"this host is too small for {EXPERIMENT} on kind:\n{pre.stderr}")
-    assert pre.returncode == 0, f"preflight crashed (exit {pre.returncode}):\n{pre.stdout}{pre.stderr}"
+    assert pre.returncode == 0, (
+        f"preflight crashed (exit {pre.returncode}):\n{pre.stdout}{pre.stderr}"
+    )
     try:
-        subprocess.run([str(ROOT / "scripts" / "kind-up.sh"), EXPERIMENT], cwd=ROOT, env=env, check=True, timeout=2400)
+        subprocess.run(
+            [str(ROOT / "scripts" / "kind-up.sh"), EXPERIMENT],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=2400,
+        )
         yield env
     finally:
         if os.environ.get("SERVECMP_KEEP_CLUSTER") != "1":
@@ -111,8 +136,21 @@ def steps_run(kind_cluster) -> dict[str, Any]:
 
 def test_helm_test_passes(kind_cluster) -> None:
     helm = kind_cluster.get("SERVECMP_HELM") or "helm"
-    out = subprocess.run([helm, "test", PINS["SERVECMP_RELEASE"], "--kube-context", KCTX, "--namespace", NS, "--logs"],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            helm,
+            "test",
+            PINS["SERVECMP_RELEASE"],
+            "--kube-context",
+            KCTX,
+            "--namespace",
+            NS,
+            "--logs",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "OK" in out.stdout
 
@@ -135,9 +173,13 @@ def test_in_cluster_steps_are_stored_like_local_ones(steps_run) -> None:
 def test_meta_records_server_images_runtimes_and_cpu_sharing(steps_run) -> None:
     meta = json.loads((steps_run["run"] / "meta.json").read_text())
     ts, tf = meta["servers"]["torchserve"], meta["servers"]["tfserving"]
-    assert ts["runtime"]["torch"].startswith("2.13.0") and ts["runtime"]["python"].startswith("3.11")
+    assert ts["runtime"]["torch"].startswith("2.13.0") and ts["runtime"]["python"].startswith(
+        "3.11"
+    )
     assert ts["runtime"]["torchserve"] == "0.12.0" and ts["runtime"]["java"].startswith("17")
-    tf_tag = yaml.safe_load((ROOT / "helm/servecmp/charts/tfserving/values.yaml").read_text())["image"]["tag"]
+    tf_tag = yaml.safe_load((ROOT / "helm/servecmp/charts/tfserving/values.yaml").read_text())[
+        "image"
+    ]["tag"]
     assert tf["runtime"]["tensorflow_model_server"].startswith(str(tf_tag))
     for info in (ts, tf):
         assert all(i["digest"] for i in info["images"]), info
@@ -146,7 +188,10 @@ def test_meta_records_server_images_runtimes_and_cpu_sharing(steps_run) -> None:
 
 def test_prometheus_scraped_both_servers_and_the_load_generator(steps_run) -> None:
     up = steps_run["up"]
-    for pool in (f"serviceMonitor/{NS}/servecmp-torchserve/0", f"serviceMonitor/{NS}/servecmp-tfserving/0"):
+    for pool in (
+        f"serviceMonitor/{NS}/servecmp-torchserve/0",
+        f"serviceMonitor/{NS}/servecmp-tfserving/0",
+    ):
         assert pool in up, sorted(up)
     assert any(p.startswith(f"podMonitor/{NS}/") for p in up), sorted(up)
 
@@ -162,7 +207,9 @@ def test_kserve_runs_the_project_pins_and_is_scraped(steps_run) -> None:
     meta = json.loads((steps_run["run"] / "meta.json").read_text())
     ks = meta["servers"]["kserve"]
     assert ks["deployed"] and ks["runtime"]["kserve"] == versions.KSERVE_VERSION
-    assert ks["runtime"]["torch"].startswith("2.13.0") and ks["runtime"]["python"].startswith("3.11")
+    assert ks["runtime"]["torch"].startswith("2.13.0") and ks["runtime"]["python"].startswith(
+        "3.11"
+    )
     assert all(i["digest"] for i in ks["images"]), ks
     assert f"serviceMonitor/{NS}/servecmp-kserve/0" in steps_run["up"], sorted(steps_run["up"])
 
@@ -180,9 +227,23 @@ def test_recording_rules_produce_series_for_every_target(steps_run) -> None:
 
 def _grafana_auth() -> dict[str, str]:
     def secret(key: str) -> str:
-        out = subprocess.run(["kubectl", "--context", KCTX, "-n", PINS["KPS_NAMESPACE"], "get", "secret",
-                              "servecmp-grafana-admin", "-o", f"jsonpath={{.data.{key}}}"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                "kubectl",
+                "--context",
+                KCTX,
+                "-n",
+                PINS["KPS_NAMESPACE"],
+                "get",
+                "secret",
+                "servecmp-grafana-admin",
+                "-o",
+                f"jsonpath={{.data.{key}}}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return base64.b64decode(out).decode()
 
     token = base64.b64encode(f"{secret('admin-user')}:{secret('admin-password')}".encode()).decode()
@@ -199,20 +260,44 @@ def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 def test_grafana_has_both_dashboards_and_every_panel_returns_data(steps_run) -> None:
     auth = _grafana_auth()
     found = {d["uid"]: d for d in _get(f"{GRAFANA}/api/search?type=dash-db", auth)}
-    expected = {json.loads(p.read_text())["uid"] for p in (ROOT / "helm/servecmp/dashboards").glob("*.json")}
+    expected = {
+        json.loads(p.read_text())["uid"] for p in (ROOT / "helm/servecmp/dashboards").glob("*.json")
+    }
     assert expected <= set(found), sorted(found)
-    (ds,) = [d for d in _get(f"{GRAFANA}/api/datasources", auth) if d["type"] == "prometheus" and d.get("isDefault")]
+    (ds,) = [
+        d
+        for d in _get(f"{GRAFANA}/api/datasources", auth)
+        if d["type"] == "prometheus" and d.get("isDefault")
+    ]
     empty = []
     for uid in sorted(expected):
         dash = _get(f"{GRAFANA}/api/dashboards/uid/{uid}", auth)["dashboard"]
         for panel in _panels(dash):
             for target in panel.get("targets", []):
-                expr = (target["expr"].replace("$namespace", ".*").replace("$run", ".*")
-                        .replace("$__rate_interval", "1m").replace("$__interval", "15s"))
-                body = {"queries": [{"refId": "A", "datasource": {"uid": ds["uid"], "type": "prometheus"},
-                                     "expr": expr, "range": True, "intervalMs": 15000, "maxDataPoints": 200}],
-                        "from": "now-45m", "to": "now"}
-                res = _get(f"{GRAFANA}/api/ds/query", auth, json.dumps(body).encode())["results"]["A"]
+                expr = (
+                    target["expr"]
+                    .replace("$namespace", ".*")
+                    .replace("$run", ".*")
+                    .replace("$__rate_interval", "1m")
+                    .replace("$__interval", "15s")
+                )
+                body = {
+                    "queries": [
+                        {
+                            "refId": "A",
+                            "datasource": {"uid": ds["uid"], "type": "prometheus"},
+                            "expr": expr,
+                            "range": True,
+                            "intervalMs": 15000,
+                            "maxDataPoints": 200,
+                        }
+                    ],
+                    "from": "now-45m",
+                    "to": "now",
+                }
+                res = _get(f"{GRAFANA}/api/ds/query", auth, json.dumps(body).encode())["results"][
+                    "A"
+                ]
                 frames = [f for f in res.get("frames", []) if (f.get("data") or {}).get("values")]
                 if not frames or not any(len(v) for f in frames for v in f["data"]["values"]):
                     empty.append(f"{uid} / {panel.get('title')}: {expr}")
@@ -221,23 +306,62 @@ def test_grafana_has_both_dashboards_and_every_panel_returns_data(steps_run) -> 
 
 def test_locust_engine_runs_in_cluster(kind_cluster) -> None:
     before = _runs()
-    subprocess.run([str(ROOT / "scripts" / "kind-load.sh"), EXPERIMENT, "--engine", "locust", "--duration", "20",
-                    "--users", "2", "--workers", "1", "--target", "torchserve-rest-json"],
-                   cwd=ROOT, env=kind_cluster, check=True, timeout=1200)
+    subprocess.run(
+        [
+            str(ROOT / "scripts" / "kind-load.sh"),
+            EXPERIMENT,
+            "--engine",
+            "locust",
+            "--duration",
+            "20",
+            "--users",
+            "2",
+            "--workers",
+            "1",
+            "--target",
+            "torchserve-rest-json",
+        ],
+        cwd=ROOT,
+        env=kind_cluster,
+        check=True,
+        timeout=1200,
+    )
     run = _new_runs(before)
     stats = run / "kind" / "torchserve-rest-json" / "locust_stats.csv"
     assert stats.is_file()
     import csv
 
-    (agg,) = [r for r in csv.DictReader(stats.read_text().splitlines()) if r["Name"] == "Aggregated"]
+    (agg,) = [
+        r for r in csv.DictReader(stats.read_text().splitlines()) if r["Name"] == "Aggregated"
+    ]
     assert int(agg["Request Count"]) > 0
-    assert int(agg["Failure Count"]) == 0, agg  # wrong answers and transport errors count as failures
+    assert int(agg["Failure Count"]) == 0, (
+        agg
+    )  # wrong answers and transport errors count as failures
 
 
 def test_pod_recovery_is_measured(kind_cluster) -> None:
-    out = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "servecmp.cluster.cluster",
-                          "--context", KCTX, "--namespace", NS, "recover", "--server", "tfserving",
-                          "--replicas", "1"],
-                         cwd=ROOT, env=kind_cluster, check=True, capture_output=True, text=True, timeout=900).stdout
+    out = subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "python"),
+            "-m",
+            "servecmp.cluster.cluster",
+            "--context",
+            KCTX,
+            "--namespace",
+            NS,
+            "recover",
+            "--server",
+            "tfserving",
+            "--replicas",
+            "1",
+        ],
+        cwd=ROOT,
+        env=kind_cluster,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    ).stdout
     # a new pod: scheduled, started and through its startup probe (period 2 s): never ~0
     assert json.loads(out)["recovery_s"] > 1.0

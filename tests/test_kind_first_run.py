@@ -31,8 +31,12 @@ def _pod(name: str) -> dict:
 def _running(pod: dict) -> dict:
     pod = copy.deepcopy(pod)
     pod["status"]["phase"] = "Running"
-    pod["status"]["initContainerStatuses"][0]["state"] = {"terminated": {"exitCode": 0, "reason": "Completed"}}
-    pod["status"]["containerStatuses"][0]["state"] = {"running": {"startedAt": "2026-01-01T00:00:09Z"}}
+    pod["status"]["initContainerStatuses"][0]["state"] = {
+        "terminated": {"exitCode": 0, "reason": "Completed"}
+    }
+    pod["status"]["containerStatuses"][0]["state"] = {
+        "running": {"startedAt": "2026-01-01T00:00:09Z"}
+    }
     return pod
 
 
@@ -68,8 +72,14 @@ def test_wait_started_polls_until_the_container_runs() -> None:
     starting = _pod("starting")
     core = _Core([starting, starting, _running(starting)])
     clock = SimpleNamespace(t=0.0)
-    name = cluster.wait_started(core, "servecmp", "locust-x-master", 300, clock=lambda: clock.t,
-                                sleep=lambda s: setattr(clock, "t", clock.t + s))
+    name = cluster.wait_started(
+        core,
+        "servecmp",
+        "locust-x-master",
+        300,
+        clock=lambda: clock.t,
+        sleep=lambda s: setattr(clock, "t", clock.t + s),
+    )
     assert name == starting["metadata"]["name"] and core.polls == 3
 
 
@@ -83,8 +93,14 @@ def test_wait_started_times_out() -> None:
     core = _Core([_pod("starting")])
     clock = SimpleNamespace(t=0.0)
     with pytest.raises(TimeoutError, match="no pod with a started container"):
-        cluster.wait_started(core, "servecmp", "locust-x-master", 5, clock=lambda: clock.t,
-                             sleep=lambda s: setattr(clock, "t", clock.t + s))
+        cluster.wait_started(
+            core,
+            "servecmp",
+            "locust-x-master",
+            5,
+            clock=lambda: clock.t,
+            sleep=lambda s: setattr(clock, "t", clock.t + s),
+        )
 
 
 def test_load_job_names_stay_unique_and_short() -> None:
@@ -93,8 +109,12 @@ def test_load_job_names_stay_unique_and_short() -> None:
     from servecmp.cluster.loadgen import LoadJob
 
     run = "kind-20261125T215724Z"
-    a = LoadJob(run_id=run, target="torchserve-rest-json-batching-on-b8", address="a:1", image="i:1")
-    b = LoadJob(run_id=run, target="torchserve-rest-json-batching-on-b16", address="a:1", image="i:1")
+    a = LoadJob(
+        run_id=run, target="torchserve-rest-json-batching-on-b8", address="a:1", image="i:1"
+    )
+    b = LoadJob(
+        run_id=run, target="torchserve-rest-json-batching-on-b16", address="a:1", image="i:1"
+    )
     assert a.name != b.name
     for job in (a, b):
         assert len(job.name) <= 52 and len(f"{job.name}-experiment") <= 63
@@ -111,21 +131,33 @@ def test_run_label_equals_the_run_directory_name() -> None:
 
     from servecmp.cluster.loadgen import LoadJob, manifests
 
-    job = LoadJob(run_id="kind-20261125T215724Z", target="tfserving-rest-json", address="a:1", image="i:1",
-                  experiment_text="name: x\n")
+    job = LoadJob(
+        run_id="kind-20261125T215724Z",
+        target="tfserving-rest-json",
+        address="a:1",
+        image="i:1",
+        experiment_text="name: x\n",
+    )
     value = job.labels["servecmp.io/run-id"]
     assert value == "kind-20261125T215724Z"
     # a valid Kubernetes label value (apimachinery validation.IsValidLabelValue)
     assert len(value) <= 63 and re.fullmatch(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", value)
-    odd = LoadJob(run_id="my run/1.", target="t", address="a:1", image="i:1").labels["servecmp.io/run-id"]
+    odd = LoadJob(run_id="my run/1.", target="t", address="a:1", image="i:1").labels[
+        "servecmp.io/run-id"
+    ]
     assert re.fullmatch(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", odd) and odd == "my-run-1"
-    pod_labels = next(d for d in manifests(job) if d["kind"] == "Job")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = next(d for d in manifests(job) if d["kind"] == "Job")["spec"]["template"][
+        "metadata"
+    ]["labels"]
     assert pod_labels["servecmp.io/run-id"] == "kind-20261125T215724Z"
 
 
 def _deployment_ready() -> SimpleNamespace:
-    return SimpleNamespace(metadata=SimpleNamespace(name="kps-grafana", generation=1), spec=SimpleNamespace(replicas=1),
-                           status=SimpleNamespace(observed_generation=1, updated_replicas=1, available_replicas=1))
+    return SimpleNamespace(
+        metadata=SimpleNamespace(name="kps-grafana", generation=1),
+        spec=SimpleNamespace(replicas=1),
+        status=SimpleNamespace(observed_generation=1, updated_replicas=1, available_replicas=1),
+    )
 
 
 class _Apps:
@@ -143,9 +175,17 @@ class _Apps:
         if self.polls < 2:
             return SimpleNamespace(items=[])
         ready = 1 if self.polls >= 4 else 0
-        return SimpleNamespace(items=[SimpleNamespace(
-            metadata=SimpleNamespace(name="prometheus-kps-kube-prometheus-stack-prometheus"),
-            spec=SimpleNamespace(replicas=1), status=SimpleNamespace(ready_replicas=ready))])
+        return SimpleNamespace(
+            items=[
+                SimpleNamespace(
+                    metadata=SimpleNamespace(
+                        name="prometheus-kps-kube-prometheus-stack-prometheus"
+                    ),
+                    spec=SimpleNamespace(replicas=1),
+                    status=SimpleNamespace(ready_replicas=ready),
+                )
+            ]
+        )
 
 
 class _NoPods:

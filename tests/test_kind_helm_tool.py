@@ -17,10 +17,12 @@ def _bin(tmp: Path, helm_version: str | None, uname_m: str = "aarch64") -> Path:
     bindir = tmp / "bin"
     bindir.mkdir()
     for tool in TOOLS:
-        src = subprocess.run(["bash", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
+        src = subprocess.run(
+            ["bash", "-c", f"command -v {tool}"], capture_output=True, text=True
+        ).stdout.strip()
         if src.startswith("/") and tool != "uname":
             (bindir / tool).symlink_to(src)
-    (bindir / "uname").write_text(f"#!/bin/sh\n[ \"$1\" = -m ] && echo {uname_m} || echo Darwin\n")
+    (bindir / "uname").write_text(f'#!/bin/sh\n[ "$1" = -m ] && echo {uname_m} || echo Darwin\n')
     (bindir / "uname").chmod(0o755)
     if helm_version:
         fake = tmp / "my tools" / "helm"
@@ -34,8 +36,15 @@ def _bin(tmp: Path, helm_version: str | None, uname_m: str = "aarch64") -> Path:
 def _install(tmp: Path, bindir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(bindir / "bash"), str(ROOT / "scripts" / "install-helm.sh")],
-        capture_output=True, text=True, timeout=30,
-        env={"PATH": str(bindir), "HOME": str(tmp), "SERVECMP_TOOLS_DIR": str(tmp / "tools"), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={
+            "PATH": str(bindir),
+            "HOME": str(tmp),
+            "SERVECMP_TOOLS_DIR": str(tmp / "tools"),
+            **env,
+        },
     )
 
 

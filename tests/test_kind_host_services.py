@@ -16,17 +16,27 @@ SCRIPT = ROOT / "scripts" / "stop-packaged-prometheus.sh"
 
 def _fake(bindir: Path, name: str, body: str) -> Path:
     path = bindir / name
-    path.write_text(f"#!/bin/bash\necho \"{name} $*\" >> \"$CALLS\"\n{body}\n")
+    path.write_text(f'#!/bin/bash\necho "{name} $*" >> "$CALLS"\n{body}\n')
     path.chmod(0o755)
     return path
 
 
-def _run(tmp: Path, *, systemd: bool, enabled: bool = False, active: bool = False,
-         initd_running: bool | None = None) -> list[str]:
+def _run(
+    tmp: Path,
+    *,
+    systemd: bool,
+    enabled: bool = False,
+    active: bool = False,
+    initd_running: bool | None = None,
+) -> list[str]:
     bindir = tmp / "bin"
     bindir.mkdir()
-    _fake(bindir, "systemctl", f'case "$1" in is-enabled) exit {0 if enabled else 1};; '
-                               f'is-active) exit {0 if active else 3};; esac; exit 0')
+    _fake(
+        bindir,
+        "systemctl",
+        f'case "$1" in is-enabled) exit {0 if enabled else 1};; '
+        f"is-active) exit {0 if active else 3};; esac; exit 0",
+    )
     _fake(bindir, "sudo", 'exec "$@"')
     _fake(bindir, "id", "echo 1000")  # not root: the script must go through sudo
     _fake(bindir, "update-rc.d", "exit 0")
@@ -39,15 +49,24 @@ def _run(tmp: Path, *, systemd: bool, enabled: bool = False, active: bool = Fals
         run_dir.mkdir()
     calls = tmp / "calls"
     calls.touch()
-    env = {"PATH": f"{bindir}:/usr/bin:/bin", "CALLS": str(calls), "SYSTEMD_RUN": str(run_dir),
-           "INITD": str(initd), "HOME": str(tmp)}
-    proc = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        "PATH": f"{bindir}:/usr/bin:/bin",
+        "CALLS": str(calls),
+        "SYSTEMD_RUN": str(run_dir),
+        "INITD": str(initd),
+        "HOME": str(tmp),
+    }
+    proc = subprocess.run(
+        ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     return calls.read_text().splitlines()
 
 
 @pytest.mark.parametrize(("enabled", "active"), [(True, True), (True, False), (False, True)])
-def test_systemd_host_gets_the_service_disabled_and_stopped(tmp_path: Path, enabled: bool, active: bool) -> None:
+def test_systemd_host_gets_the_service_disabled_and_stopped(
+    tmp_path: Path, enabled: bool, active: bool
+) -> None:
     calls = _run(tmp_path, systemd=True, enabled=enabled, active=active)
     assert "sudo systemctl disable --now prometheus.service" in calls
 

@@ -32,8 +32,12 @@ def _place(src_root: Path, root: Path, copy: images.Copy, workdir: str) -> None:
         src = src_root / rel.rstrip("/")
         target = root / dest.lstrip("/")
         if src.is_dir():
-            shutil.copytree(src, target, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                src,
+                target,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            )
         else:
             target = target / src.name if dest.endswith("/") else target
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -106,21 +110,46 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict:
     (wheel,) = built
     # 2. a fresh venv with the wheel installed non-editable; heavy deps through a .pth line
     venv = tmp / "venv"
-    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True,  # type: ignore[attr-defined]
-                   timeout=120)
+    subprocess.run(
+        [sys._base_executable, "-m", "venv", "--without-pip", str(venv)],
+        check=True,  # type: ignore[attr-defined]
+        timeout=120,
+    )
     py = venv / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps",
-                    "--no-index", "--no-compile", str(wheel)], check=True, capture_output=True,
-                   timeout=300)
-    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--no-compile",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    site = Path(
+        subprocess.run(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     (site / "zz_servecmp_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     # 3. the runtime stage's working directory, as its COPY/WORKDIR lines lay it out
     root = tmp / "image-root"
     work = _layout(runtime, root, stages)
     # absolute paths the image's ENV names are files the image has: here under root
-    image_env = {k: str(root / v.lstrip("/")) if v.startswith("/") and (root / v.lstrip("/")).exists() else v
-                 for k, v in runtime.env.items()}
+    image_env = {
+        k: str(root / v.lstrip("/")) if v.startswith("/") and (root / v.lstrip("/")).exists() else v
+        for k, v in runtime.env.items()
+    }
     env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "HOME": str(tmp / "home"),  # the Job sets HOME=/tmp (a writable emptyDir)
@@ -131,14 +160,19 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _run(image: dict, *cmd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(cmd), cwd=image["work"], env=image["env"], capture_output=True,
-                          text=True, timeout=180)
+    return subprocess.run(
+        list(cmd), cwd=image["work"], env=image["env"], capture_output=True, text=True, timeout=180
+    )
 
 
 def test_servecmp_imports_from_the_installed_wheel(image: dict) -> None:
-    proc = _run(image, str(image["py"]), "-c",
-                "import servecmp, servecmp.load.engine.step, servecmp.cluster.loadgen; "
-                "print(servecmp.__file__)")
+    proc = _run(
+        image,
+        str(image["py"]),
+        "-c",
+        "import servecmp, servecmp.load.engine.step, servecmp.cluster.loadgen; "
+        "print(servecmp.__file__)",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().startswith(str(image["site"])), proc.stdout
 
@@ -156,11 +190,19 @@ def test_step_module_runs_in_the_image_workdir(image: dict) -> None:
 
 
 def _locustfiles(image: dict) -> list[str]:
-    job = loadgen.LoadJob(run_id="r", target="t", address="a:1", image="i:1", engine="locust",
-                          experiment_text="name: x\n")
+    job = loadgen.LoadJob(
+        run_id="r",
+        target="t",
+        address="a:1",
+        image="i:1",
+        engine="locust",
+        experiment_text="name: x\n",
+    )
     default = Path(job.locustfile)
     files = sorted((image["work"] / default.parent).glob("*.py"))
-    return [str(f.relative_to(image["work"])) for f in files if f.stem not in ("__init__", "common")]
+    return [
+        str(f.relative_to(image["work"])) for f in files if f.stem not in ("__init__", "common")
+    ]
 
 
 def test_every_locustfile_loads_in_the_image_workdir(image: dict) -> None:
@@ -169,7 +211,10 @@ def test_every_locustfile_loads_in_the_image_workdir(image: dict) -> None:
     for name in names:
         # --list imports the locustfile (Locust puts the cwd and the file's folder on sys.path)
         proc = _run(image, str(image["py"]), "-m", "locust", "-f", name, "--list")
-        assert proc.returncode == 0 and "Available Users" in proc.stdout, (name, proc.stderr[-2000:])
+        assert proc.returncode == 0 and "Available Users" in proc.stdout, (
+            name,
+            proc.stderr[-2000:],
+        )
 
 
 def test_job_manifests_match_the_image() -> None:
@@ -178,8 +223,14 @@ def test_job_manifests_match_the_image() -> None:
     assert runtime.env.get("PYTHONSAFEPATH") == "1"
     assert runtime.user and not runtime.user.startswith("0")
     for engine in ("steps", "locust"):
-        job = loadgen.LoadJob(run_id="r", target="t", address="a:1", image="i:1", engine=engine,
-                              experiment_text="name: x\n")
+        job = loadgen.LoadJob(
+            run_id="r",
+            target="t",
+            address="a:1",
+            image="i:1",
+            engine=engine,
+            experiment_text="name: x\n",
+        )
         for doc in loadgen.manifests(job):
             if doc["kind"] == "Job":
                 (c,) = doc["spec"]["template"]["spec"]["containers"]
@@ -231,8 +282,12 @@ def test_every_shipped_target_gets_its_client_in_the_image(image: dict) -> None:
     proc = _run(image, str(image["py"]), "-c", _BUILD_CLIENTS, *map(str, shipped))
     assert proc.returncode == 0, proc.stderr[-3000:]
     built = json.loads(proc.stdout.strip().splitlines()[-1])
-    want = [[p.name, t.name] for p in shipped for t in load_experiment(p).targets
-            if t.protocol.value in ("rest", "grpc")]
+    want = [
+        [p.name, t.name]
+        for p in shipped
+        for t in load_experiment(p).targets
+        if t.protocol.value in ("rest", "grpc")
+    ]
     assert [b[:2] for b in built] == want
     assert any(name.startswith("kserve-grpc") for _, name, _ in built)
 

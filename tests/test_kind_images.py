@@ -35,7 +35,9 @@ def test_torchserve_image_uses_the_project_pins() -> None:
     (stage,) = images.parse_dockerfile(TS_DOCKERFILE)
     run = " ".join(stage.runs)
     for dist in ("torch", "torchserve", "torch-model-archiver"):
-        assert f"{dist}=={pins[dist]}" in run, f"{dist}: Dockerfile does not pin {pins[dist]} (pyproject)"
+        assert f"{dist}=={pins[dist]}" in run, (
+            f"{dist}: Dockerfile does not pin {pins[dist]} (pyproject)"
+        )
     assert "download.pytorch.org/whl/cpu" in run  # the CPU wheel, as on our machines
     assert "pyyaml" in run.lower()  # the worker needs it and torchserve does not declare it
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
@@ -52,7 +54,10 @@ def test_chart_runs_that_image_non_root_read_only() -> None:
     assert vals["image"]["repository"] == "servecmp/torchserve"
     assert vals["image"]["tag"] == f"{pins['torchserve']}-py{py}-torch{pins['torch']}"
     assert vals["image"]["pullPolicy"] in ("IfNotPresent", "Never")
-    assert vals["securityContext"]["runAsUser"] == 1000 and vals["securityContext"]["readOnlyRootFilesystem"]
+    assert (
+        vals["securityContext"]["runAsUser"] == 1000
+        and vals["securityContext"]["readOnlyRootFilesystem"]
+    )
     # `servecmp kind up` builds deploy/kind/<chart>.Dockerfile and sets <chart>.image.tag to its tag
     from servecmp.cluster.commands import local_image
 
@@ -81,7 +86,11 @@ def test_stage_ships_version_1_only(tmp_path: Path) -> None:
     (dest / "tfserving" / "resnet" / "2").mkdir(parents=True)  # left over from an older staging
     files = artifacts.stage(_export(tmp_path), dest, "resnet")
     rel = sorted(str(p.relative_to(dest)) for p in files)
-    assert rel == ["kserve/resnet/1/model.pt", "tfserving/resnet/1/saved_model.pb", "torchserve/resnet.mar"]
+    assert rel == [
+        "kserve/resnet/1/model.pt",
+        "tfserving/resnet/1/saved_model.pb",
+        "torchserve/resnet.mar",
+    ]
     with zipfile.ZipFile(dest / "torchserve" / "resnet.mar") as zf:
         assert zf.read("model.pt") == b"v1"
     # KServe gets the very TorchScript bytes of the v1 archive TorchServe serves
@@ -115,7 +124,11 @@ def test_check_refuses_another_version(tmp_path: Path) -> None:
 def test_artifacts_image_copies_the_staged_tree_only() -> None:
     # that `kind up` stages the measured version only: tests/test_kind_commands.py
     (stage,) = images.parse_dockerfile(KIND_DIR / "artifacts.Dockerfile")
-    assert sorted(s for c in stage.copies for s in c.sources) == ["kserve/", "tfserving/", "torchserve/"]
+    assert sorted(s for c in stage.copies for s in c.sources) == [
+        "kserve/",
+        "tfserving/",
+        "torchserve/",
+    ]
 
 
 # ---- item 9: node-scoped loads, image-archive fallback ---------------------------------------------
@@ -133,9 +146,22 @@ def test_load_goes_to_the_named_nodes_only() -> None:
         calls.append(cmd)
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    assert images.load_image("servecmp/loadgen:abc", "servecmp", ["servecmp-worker2"], run=run) == "docker-image"
-    assert calls == [["kind", "load", "docker-image", "--name", "servecmp", "--nodes", "servecmp-worker2",
-                      "servecmp/loadgen:abc"]]
+    assert (
+        images.load_image("servecmp/loadgen:abc", "servecmp", ["servecmp-worker2"], run=run)
+        == "docker-image"
+    )
+    assert calls == [
+        [
+            "kind",
+            "load",
+            "docker-image",
+            "--name",
+            "servecmp",
+            "--nodes",
+            "servecmp-worker2",
+            "servecmp/loadgen:abc",
+        ]
+    ]
 
 
 def test_falls_back_to_docker_save_and_image_archive(tmp_path: Path) -> None:
@@ -144,10 +170,17 @@ def test_falls_back_to_docker_save_and_image_archive(tmp_path: Path) -> None:
     def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
         calls.append(cmd)
         if cmd[:3] == ["kind", "load", "docker-image"]:
-            return subprocess.CompletedProcess(cmd, 1, "", 'ERROR: failed to load image: command "docker exec --privileged -i servecmp-worker ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -" failed with error: exit status 1\nctr: content digest sha256:abc: not found')
+            return subprocess.CompletedProcess(
+                cmd,
+                1,
+                "",
+                'ERROR: failed to load image: command "docker exec --privileged -i servecmp-worker ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -" failed with error: exit status 1\nctr: content digest sha256:abc: not found',
+            )
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    how = images.load_image("servecmp/torchserve:x", "servecmp", ["servecmp-worker"], run=run, tmpdir=tmp_path)
+    how = images.load_image(
+        "servecmp/torchserve:x", "servecmp", ["servecmp-worker"], run=run, tmpdir=tmp_path
+    )
     assert how == "image-archive"
     save, archive = calls[1], calls[2]
     assert save[:3] == ["docker", "save", "-o"] and save[-1] == "servecmp/torchserve:x"

@@ -55,7 +55,9 @@ def test_chart_runs_the_image_as_its_non_root_user() -> None:
     uid, gid = (int(x) for x in (stage.user or "").split(":"))
     sc = vals["securityContext"]
     assert uid > 0 and (sc["runAsUser"], sc["runAsGroup"]) == (uid, gid)
-    assert sc["readOnlyRootFilesystem"] is True and stage.env.get("HOME") == "/tmp"  # /tmp: an emptyDir
+    assert (
+        sc["readOnlyRootFilesystem"] is True and stage.env.get("HOME") == "/tmp"
+    )  # /tmp: an emptyDir
 
 
 def test_entrypoint_runs_the_copied_model_server_script() -> None:
@@ -81,10 +83,18 @@ def _parser_flags(path: Path, parser_name: str) -> set[str]:
     """``--flag`` names registered with ``<parser_name>.add_argument`` in a Python file."""
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "add_argument" and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == parser_name):
-            out |= {a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value).startswith("--")}
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "add_argument"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == parser_name
+        ):
+            out |= {
+                a.value
+                for a in node.args
+                if isinstance(a, ast.Constant) and str(a.value).startswith("--")
+            }
     return out
 
 
@@ -113,4 +123,6 @@ def test_generated_flags_are_accepted_by_the_entrypoint(tmp_path: Path) -> None:
 
     flags = read_flags(rendered.files["flags.txt"])
     unknown = [f for f in flags if f.split("=", 1)[0] not in known]
-    assert not unknown, f"flags neither model_server.py nor kserve {versions.KSERVE_VERSION} parse: {unknown}"
+    assert not unknown, (
+        f"flags neither model_server.py nor kserve {versions.KSERVE_VERSION} parse: {unknown}"
+    )

@@ -27,8 +27,10 @@ def test_tag_changes_with_an_unstaged_edit(tmp_path: Path) -> None:
     (ctx / "pkg").mkdir(parents=True)
     (ctx / "pkg" / "a.py").write_text("x = 1\n")
     (ctx / "other.txt").write_text("not copied\n")
-    (ctx / "Dockerfile").write_text("FROM python:3.11-slim AS b\nWORKDIR /w\nCOPY pkg/ pkg/\n"
-                                    "FROM python:3.11-slim\nCOPY --from=b /w /w\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM python:3.11-slim AS b\nWORKDIR /w\nCOPY pkg/ pkg/\n"
+        "FROM python:3.11-slim\nCOPY --from=b /w /w\n"
+    )
     git = ["git", "-C", str(ctx), "-c", "user.email=t@t", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
@@ -52,9 +54,17 @@ def test_loadgen_image_tag_covers_every_copied_path() -> None:
 
 
 def _render(target: str, experiment: Path, engine: str = "steps", **locust: object) -> list[dict]:
-    job = loadgen.load_job(load_experiment(experiment), target, run_id="kind-x", address="svc.servecmp.svc:8080",
-                           image="servecmp/loadgen:abc", namespace="servecmp",
-                           experiment_text=experiment.read_text(), engine=engine, locust_args=locust)
+    job = loadgen.load_job(
+        load_experiment(experiment),
+        target,
+        run_id="kind-x",
+        address="svc.servecmp.svc:8080",
+        image="servecmp/loadgen:abc",
+        namespace="servecmp",
+        experiment_text=experiment.read_text(),
+        engine=engine,
+        locust_args=locust,
+    )
     return [d for d in loadgen.manifests(job) if d]
 
 
@@ -81,14 +91,25 @@ def test_job_deadline_is_the_sum_of_the_steps_hard_deadlines(tmp_path: Path) -> 
 
     exp_path = tmp_path / "long.yaml"
     data = yaml.safe_load(QUICK.read_text())
-    data["load"] = {"profile": "closed_loop", "warmup_s": 30, "concurrency": [1, 2, 4, 8],
-                    "stability": {"window_s": 20, "windows": 3, "max_windows": 6}}
+    data["load"] = {
+        "profile": "closed_loop",
+        "warmup_s": 30,
+        "concurrency": [1, 2, 4, 8],
+        "stability": {"window_s": 20, "windows": 3, "max_windows": 6},
+    }
     exp_path.write_text(yaml.safe_dump(data))
     exp = load_experiment(exp_path)
     target = next(t for t in exp.targets if t.name == "tfserving-grpc-tensorproto")
     expected = sum(
-        make_spec(run_id="x", index=i, target=target, address="a.b.svc:1", load=exp.load, param=p,
-                  cluster_mode=True).hard_deadline_s()
+        make_spec(
+            run_id="x",
+            index=i,
+            target=target,
+            address="a.b.svc:1",
+            load=exp.load,
+            param=p,
+            cluster_mode=True,
+        ).hard_deadline_s()
         for i, p in enumerate(plan_steps(exp.load))
     )
     _, job = _render(target.name, exp_path)
@@ -100,10 +121,24 @@ def test_job_deadline_is_the_sum_of_the_steps_hard_deadlines(tmp_path: Path) -> 
 def _step(i: int, target: str = "torchserve-rest-json"):
     from servecmp.results.schema import StepResult
 
-    return StepResult(run_id="kind-x", step_id=f"{i:03d}-{target}", index=i, target=target,
-                      server="torchserve", protocol="rest", encoding="json", sweep="closed_loop",
-                      mode="closed_loop", concurrency=1 + i, started_at="2026-01-01T00:00:00Z",
-                      warmup_s=1, window_s=1, stop_reason="stable", ok=10, requests=10)
+    return StepResult(
+        run_id="kind-x",
+        step_id=f"{i:03d}-{target}",
+        index=i,
+        target=target,
+        server="torchserve",
+        protocol="rest",
+        encoding="json",
+        sweep="closed_loop",
+        mode="closed_loop",
+        concurrency=1 + i,
+        started_at="2026-01-01T00:00:00Z",
+        warmup_s=1,
+        window_s=1,
+        stop_reason="stable",
+        ok=10,
+        requests=10,
+    )
 
 
 def test_servecmp_steps_prints_each_step_as_it_lands(tmp_path: Path, monkeypatch) -> None:
@@ -123,22 +158,41 @@ def test_servecmp_steps_prints_each_step_as_it_lands(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(engine, "run_target", fake_run_target)
     with redirect_stdout(out):
-        rc = cli.main(["steps", str(QUICK), "--target", "torchserve-rest-json", "--address",
-                       "127.0.0.1:1", "--out", str(tmp_path / "run"), "--run-id", "kind-x"])
+        rc = cli.main(
+            [
+                "steps",
+                str(QUICK),
+                "--target",
+                "torchserve-rest-json",
+                "--address",
+                "127.0.0.1:1",
+                "--out",
+                str(tmp_path / "run"),
+                "--run-id",
+                "kind-x",
+            ]
+        )
     assert rc == 0
     assert len(loadgen.steps_from_log(seen_before_next[0])) == 1  # step 0 on the log at once
     assert [s.step_id for s in loadgen.steps_from_log(out.getvalue())] == [
-        "000-torchserve-rest-json", "001-torchserve-rest-json"]
+        "000-torchserve-rest-json",
+        "001-torchserve-rest-json",
+    ]
 
 
 def test_a_job_killed_at_its_deadline_loses_no_finished_step(tmp_path: Path) -> None:
     """The followed log of a Job killed mid-step: no results tar, two finished steps."""
     from servecmp.results.store import RunStore
 
-    log = "\n".join([
-        "starting", loadgen.STEP_MARK + _step(0).model_dump_json(),
-        "000-...: 10 req/s", loadgen.STEP_MARK + _step(1).model_dump_json(), "step 2 running ...",
-    ])
+    log = "\n".join(
+        [
+            "starting",
+            loadgen.STEP_MARK + _step(0).model_dump_json(),
+            "000-...: 10 req/s",
+            loadgen.STEP_MARK + _step(1).model_dump_json(),
+            "step 2 running ...",
+        ]
+    )
     run_dir = tmp_path / "kind-run"
     with pytest.raises(ValueError, match="markers"):
         loadgen.extract_results(log, tmp_path / "x")
@@ -148,8 +202,15 @@ def test_a_job_killed_at_its_deadline_loses_no_finished_step(tmp_path: Path) -> 
 
 
 # ---- item 8: memory from measured RSS; no TensorFlow where it is not needed -----------------------
-@pytest.mark.parametrize("target", ["torchserve-rest-json", "torchserve-grpc-bytes",
-                                    "tfserving-rest-json", "tfserving-grpc-tensorproto"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "torchserve-rest-json",
+        "torchserve-grpc-bytes",
+        "tfserving-rest-json",
+        "tfserving-grpc-tensorproto",
+    ],
+)
 def test_job_memory_covers_the_measured_step_peak(target: str) -> None:
     exp = load_experiment(QUICK)
     t = next(x for x in exp.targets if x.name == target)
@@ -164,8 +225,15 @@ def test_job_memory_covers_the_measured_step_peak(target: str) -> None:
 def test_steps_engine_refuses_locust_only_options() -> None:
     with pytest.raises(ValueError, match="--duration: only with --engine locust"):
         _render("torchserve-rest-json", QUICK, duration=30)
-    docs = _render("torchserve-rest-json", QUICK, engine="locust", duration=30, users=2, workers=2,
-                   locustfile="open_loop")
+    docs = _render(
+        "torchserve-rest-json",
+        QUICK,
+        engine="locust",
+        duration=30,
+        users=2,
+        workers=2,
+        locustfile="open_loop",
+    )
     assert [d["kind"] for d in docs] == ["ConfigMap", "Service", "Job", "Job"]
     master = docs[2]["spec"]["template"]["spec"]["containers"][0]["command"]
     assert "locustfiles/open_loop.py" in master and "30" in master and "2" in master

@@ -25,8 +25,11 @@ from helm_util import CI_DIR, ROOT, SCENARIOS, by_kind, make_inputs, pod_specs, 
 from servecmp.cluster import loadgen
 
 CRDS = Path(__file__).parent / "crds"
-CRD_FILES = {"ServiceMonitor": "servicemonitors.json", "PodMonitor": "podmonitors.json",
-             "PrometheusRule": "prometheusrules.json"}
+CRD_FILES = {
+    "ServiceMonitor": "servicemonitors.json",
+    "PodMonitor": "podmonitors.json",
+    "PrometheusRule": "prometheusrules.json",
+}
 EXP_TEXT = (ROOT / "loadtests" / "experiments" / "quick.yaml").read_text()
 
 
@@ -44,9 +47,14 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[st
 def _loadgen_docs() -> list[dict[str, Any]]:
     docs = []
     for engine in ("steps", "locust"):
-        job = loadgen.LoadJob(run_id="kind-x", target="torchserve-grpc-bytes", engine=engine,
-                              address="servecmp-torchserve-grpc.servecmp.svc:7070",
-                              image="servecmp/loadgen:0123456789ab", experiment_text=EXP_TEXT)
+        job = loadgen.LoadJob(
+            run_id="kind-x",
+            target="torchserve-grpc-bytes",
+            engine=engine,
+            address="servecmp-torchserve-grpc.servecmp.svc:7070",
+            image="servecmp/loadgen:0123456789ab",
+            experiment_text=EXP_TEXT,
+        )
         docs += loadgen.manifests(job)
     return docs
 
@@ -58,7 +66,11 @@ def strict_schema(node: Any) -> Any:
         return [strict_schema(v) for v in node]
     if not isinstance(node, dict):
         return node
-    out = {k: strict_schema(v) for k, v in node.items() if not k.startswith("x-kubernetes-") and k != "nullable"}
+    out = {
+        k: strict_schema(v)
+        for k, v in node.items()
+        if not k.startswith("x-kubernetes-") and k != "nullable"
+    }
     if node.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
         out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
@@ -66,8 +78,12 @@ def strict_schema(node: Any) -> Any:
         out["type"] = [out["type"], "null"]
     if out.get("format") in ("int32", "int64"):
         out.pop("format")
-    if (node.get("type") == "object" and "properties" in node
-            and not node.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in node):
+    if (
+        node.get("type") == "object"
+        and "properties" in node
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+        and "additionalProperties" not in node
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -75,7 +91,9 @@ def strict_schema(node: Any) -> Any:
 def _validator(kind: str) -> jsonschema.Draft7Validator:
     data = json.loads((CRDS / CRD_FILES[kind]).read_text())
     schema = strict_schema(data["openAPIV3Schema"])
-    schema["properties"]["metadata"] = {"type": "object"}  # metadata is the API server's, not the CRD's
+    schema["properties"]["metadata"] = {
+        "type": "object"
+    }  # metadata is the API server's, not the CRD's
     return jsonschema.Draft7Validator(schema)
 
 
@@ -84,7 +102,10 @@ def crd_errors(doc: dict[str, Any]) -> list[str]:
     group, version = doc["apiVersion"].split("/")
     if (group, version) != (data["group"], data["version"]):
         return [f"apiVersion {doc['apiVersion']}: the CRD serves {data['group']}/{data['version']}"]
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in _validator(doc["kind"]).iter_errors(doc)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in _validator(doc["kind"]).iter_errors(doc)
+    ]
 
 
 def test_vendored_crds_are_the_pinned_operator_version() -> None:
@@ -93,7 +114,10 @@ def test_vendored_crds_are_the_pinned_operator_version() -> None:
     kps = load_env_file(KIND_DIR / "versions.env")["KPS_CHART_VERSION"]
     for name in CRD_FILES.values():
         data = json.loads((CRDS / name).read_text())
-        assert f"kube-prometheus-stack-{kps}:" in data["source"] and data["operator_version"] == "0.79.2"
+        assert (
+            f"kube-prometheus-stack-{kps}:" in data["source"]
+            and data["operator_version"] == "0.79.2"
+        )
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -125,8 +149,16 @@ def test_crd_check_refuses_unknown_and_mistyped_fields(rendered) -> None:
 
 
 # ---- Pod Security Standard "restricted" (Kubernetes 1.32 pod-security admission) ------------------
-RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                      "projected", "secret"}
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
 def pss_restricted_violations(spec: dict[str, Any]) -> list[str]:
@@ -202,8 +234,13 @@ def image_problems(docs: list[dict[str, Any]]) -> list[str]:
             image, last = c["image"], c["image"].rsplit("/", 1)[-1]
             if not (":" in last or "@sha256:" in image) or image.endswith(":latest"):
                 out.append(f"{name}/{c['name']}: {image} is not pinned")
-            if image.startswith(LOCAL_REPOS) and c.get("imagePullPolicy") not in ("IfNotPresent", "Never"):
-                out.append(f"{name}/{c['name']}: locally built {image} with pull policy {c.get('imagePullPolicy')}")
+            if image.startswith(LOCAL_REPOS) and c.get("imagePullPolicy") not in (
+                "IfNotPresent",
+                "Never",
+            ):
+                out.append(
+                    f"{name}/{c['name']}: locally built {image} with pull policy {c.get('imagePullPolicy')}"
+                )
     return out
 
 
@@ -211,8 +248,12 @@ def image_problems(docs: list[dict[str, Any]]) -> list[str]:
 def test_images_pinned_and_local_images_never_pulled(rendered, scenario: str) -> None:
     docs = rendered[scenario] + _loadgen_docs()
     assert image_problems(docs) == []
-    local = [c["image"] for _, s in pod_specs(docs) for c in (s.get("initContainers") or []) + s["containers"]
-             if c["image"].startswith(LOCAL_REPOS)]
+    local = [
+        c["image"]
+        for _, s in pod_specs(docs)
+        for c in (s.get("initContainers") or []) + s["containers"]
+        if c["image"].startswith(LOCAL_REPOS)
+    ]
     assert any(i.startswith("servecmp/loadgen:") for i in local)
 
 
@@ -225,7 +266,9 @@ def test_image_check_can_fail(rendered) -> None:
             if c["image"].startswith("tensorflow/serving"):
                 c["image"] = "tensorflow/serving:latest"
     got = image_problems(docs)
-    assert any("pull policy Always" in g for g in got) and any(":latest is not pinned" in g for g in got)
+    assert any("pull policy Always" in g for g in got) and any(
+        ":latest is not pinned" in g for g in got
+    )
 
 
 # ---- where each server writes --------------------------------------------------------------------------
@@ -244,7 +287,9 @@ def server_write_paths(server: str, c: dict[str, Any]) -> dict[str, str]:
     cwd = c.get("workingDir") or ("/home/model-server" if server == "torchserve" else "/")
     if server == "tfserving":
         return {"tmp (TF, $TMPDIR)": _gettempdir(env)}
-    jvm_tmp = env.get("TEMP") or "/tmp"  # ts/model_server.py: TEMP -> -Djava.io.tmpdir; JVM default /tmp
+    jvm_tmp = (
+        env.get("TEMP") or "/tmp"
+    )  # ts/model_server.py: TEMP -> -Djava.io.tmpdir; JVM default /tmp
     logs = posixpath.join(cwd, env.get("LOG_LOCATION", "logs"))
     paths = {
         # ts/model_server.py: pid_file = os.path.join(tempfile.gettempdir(), ".model_server.pid")
@@ -271,36 +316,56 @@ def writable_problems(spec: dict[str, Any], container: str) -> list[str]:
     mounts = [(m["mountPath"].rstrip("/"), m) for m in c.get("volumeMounts") or []]
     out = []
     for what, path in server_write_paths(container, c).items():
-        hit = max((m for m in mounts if path == m[0] or path.startswith(m[0] + "/")), key=lambda m: len(m[0]), default=None)
+        hit = max(
+            (m for m in mounts if path == m[0] or path.startswith(m[0] + "/")),
+            key=lambda m: len(m[0]),
+            default=None,
+        )
         if hit is None:
             out.append(f"{container}: {what} at {path} is on the read-only root filesystem")
         elif hit[1].get("readOnly") or "emptyDir" not in vols[hit[1]["name"]]:
-            out.append(f"{container}: {what} at {path} is on {hit[1]['name']}, not a writable emptyDir")
+            out.append(
+                f"{container}: {what} at {path} is on {hit[1]['name']}, not a writable emptyDir"
+            )
     return out
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_server_write_paths_are_writable_emptydirs(rendered, scenario: str) -> None:
     for server in ("torchserve", "tfserving"):
-        deps = [d for d in by_kind(rendered[scenario], "Deployment") if d["metadata"]["name"] == f"servecmp-{server}"]
+        deps = [
+            d
+            for d in by_kind(rendered[scenario], "Deployment")
+            if d["metadata"]["name"] == f"servecmp-{server}"
+        ]
         for d in deps:
             spec = d["spec"]["template"]["spec"]
             assert writable_problems(spec, server) == [], (scenario, server)
 
 
 def test_write_path_check_can_fail(rendered) -> None:
-    dep = next(d for d in by_kind(rendered["default"], "Deployment") if d["metadata"]["name"] == "servecmp-torchserve")
+    dep = next(
+        d
+        for d in by_kind(rendered["default"], "Deployment")
+        if d["metadata"]["name"] == "servecmp-torchserve"
+    )
     spec = copy.deepcopy(dep["spec"]["template"]["spec"])
     c = next(x for x in spec["containers"] if x["name"] == "torchserve")
-    c["volumeMounts"] = [m for m in c["volumeMounts"] if m["mountPath"] != "/home/model-server/logs"]
-    assert any("logs at /home/model-server/logs" in p for p in writable_problems(spec, "torchserve"))
+    c["volumeMounts"] = [
+        m for m in c["volumeMounts"] if m["mountPath"] != "/home/model-server/logs"
+    ]
+    assert any(
+        "logs at /home/model-server/logs" in p for p in writable_problems(spec, "torchserve")
+    )
     c["env"] = [e for e in c["env"] if e["name"] not in ("TEMP", "TMPDIR")]
     c["volumeMounts"] = [m for m in c["volumeMounts"] if m["mountPath"] != "/tmp"]
     assert any("pid file at /tmp" in p for p in writable_problems(spec, "torchserve"))
 
 
 # ---- rollouts on a node sized for the experiment -----------------------------------------------------
-def test_server_rollouts_replace_pods_instead_of_surging(rendered: dict[str, list[dict[str, Any]]]) -> None:
+def test_server_rollouts_replace_pods_instead_of_surging(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
     """A changed experiment or tune candidate rolls the server pods on a node that holds exactly
     the experiment's requests: a RollingUpdate's surge pod (the default: maxSurge 25% rounds up
     to 1, maxUnavailable 0) would stay Pending and the rollout would never finish."""
@@ -308,4 +373,7 @@ def test_server_rollouts_replace_pods_instead_of_surging(rendered: dict[str, lis
         deployments = by_kind(docs, "Deployment")
         assert deployments, scenario
         for d in deployments:
-            assert d["spec"].get("strategy") == {"type": "Recreate"}, (scenario, d["metadata"]["name"])
+            assert d["spec"].get("strategy") == {"type": "Recreate"}, (
+                scenario,
+                d["metadata"]["name"],
+            )

@@ -19,26 +19,59 @@ QUICK = ROOT / "loadtests" / "experiments" / "quick.yaml"
 
 TS_POD = {
     "metadata": {"name": "servecmp-torchserve-7d9c-abcde"},
-    "spec": {"containers": [{"name": "torchserve", "image": "servecmp/torchserve:0.12.0-py3.11-torch2.13.0-abc"}]},
-    "status": {"phase": "Running", "containerStatuses": [{
-        "name": "torchserve", "image": "docker.io/servecmp/torchserve:0.12.0-py3.11-torch2.13.0-abc",
-        "imageID": "docker.io/servecmp/torchserve@sha256:1111", "ready": True, "restartCount": 0}]},
+    "spec": {
+        "containers": [
+            {"name": "torchserve", "image": "servecmp/torchserve:0.12.0-py3.11-torch2.13.0-abc"}
+        ]
+    },
+    "status": {
+        "phase": "Running",
+        "containerStatuses": [
+            {
+                "name": "torchserve",
+                "image": "docker.io/servecmp/torchserve:0.12.0-py3.11-torch2.13.0-abc",
+                "imageID": "docker.io/servecmp/torchserve@sha256:1111",
+                "ready": True,
+                "restartCount": 0,
+            }
+        ],
+    },
 }
 TF_POD = {
     "metadata": {"name": "servecmp-tfserving-5f-xyz"},
     "spec": {"containers": [{"name": "tfserving", "image": "tensorflow/serving:2.19.0"}]},
-    "status": {"phase": "Running", "containerStatuses": [{
-        "name": "tfserving", "image": "docker.io/tensorflow/serving:2.19.0",
-        "imageID": "docker.io/tensorflow/serving@sha256:2222", "ready": True, "restartCount": 0}]},
+    "status": {
+        "phase": "Running",
+        "containerStatuses": [
+            {
+                "name": "tfserving",
+                "image": "docker.io/tensorflow/serving:2.19.0",
+                "imageID": "docker.io/tensorflow/serving@sha256:2222",
+                "ready": True,
+                "restartCount": 0,
+            }
+        ],
+    },
 }
-NODES = {"items": [
-    {"metadata": {"name": "servecmp-control-plane", "labels": {"servecmp.io/role": "monitoring"}},
-     "status": {"allocatable": {"cpu": "2", "memory": "24Gi"}}},
-    {"metadata": {"name": "servecmp-worker", "labels": {"servecmp.io/role": "server"}},
-     "status": {"allocatable": {"cpu": "2"}}},
-    {"metadata": {"name": "servecmp-worker2", "labels": {"servecmp.io/role": "loadgen"}},
-     "status": {"allocatable": {"cpu": "2000m"}}},
-]}
+NODES = {
+    "items": [
+        {
+            "metadata": {
+                "name": "servecmp-control-plane",
+                "labels": {"servecmp.io/role": "monitoring"},
+            },
+            "status": {"allocatable": {"cpu": "2", "memory": "24Gi"}},
+        },
+        {
+            "metadata": {"name": "servecmp-worker", "labels": {"servecmp.io/role": "server"}},
+            "status": {"allocatable": {"cpu": "2"}},
+        },
+        {
+            "metadata": {"name": "servecmp-worker2", "labels": {"servecmp.io/role": "loadgen"}},
+            "status": {"allocatable": {"cpu": "2000m"}},
+        },
+    ]
+}
 
 
 def _fake_kubectl(calls: list[list[str]]):
@@ -56,21 +89,40 @@ def _fake_kubectl(calls: list[list[str]]):
         elif "exec" in cmd:
             out = "TensorFlow ModelServer: 2.19.0-rc0+dev.sha.abc\nTensorFlow Library: 2.19.0\n"
         return subprocess.CompletedProcess(cmd, 0, out, err)
+
     return run
 
 
 def test_server_images_and_runtimes_come_from_the_server_pods() -> None:
     calls: list[list[str]] = []
-    got = kp.server_provenance(["kubectl", "--context", "kind-servecmp"], "servecmp", _fake_kubectl(calls))
+    got = kp.server_provenance(
+        ["kubectl", "--context", "kind-servecmp"], "servecmp", _fake_kubectl(calls)
+    )
     ts, tf = got["torchserve"], got["tfserving"]
-    assert ts["images"] == [{"container": "torchserve", "image": TS_POD["spec"]["containers"][0]["image"],
-                             "digest": "sha256:1111"}]
-    assert ts["runtime"] == {"python": "3.11.11", "torch": "2.13.0+cpu", "torchserve": "0.12.0",
-                             "torch-model-archiver": "0.12.0", "java": "17.0.14"}
-    assert tf["runtime"] == {"tensorflow_model_server": "2.19.0-rc0+dev.sha.abc", "tensorflow": "2.19.0"}
+    assert ts["images"] == [
+        {
+            "container": "torchserve",
+            "image": TS_POD["spec"]["containers"][0]["image"],
+            "digest": "sha256:1111",
+        }
+    ]
+    assert ts["runtime"] == {
+        "python": "3.11.11",
+        "torch": "2.13.0+cpu",
+        "torchserve": "0.12.0",
+        "torch-model-archiver": "0.12.0",
+        "java": "17.0.14",
+    }
+    assert tf["runtime"] == {
+        "tensorflow_model_server": "2.19.0-rc0+dev.sha.abc",
+        "tensorflow": "2.19.0",
+    }
     assert tf["images"][0]["digest"] == "sha256:2222"
     execs = [c for c in calls if "exec" in c]
-    assert all(c[c.index("exec") + 1].startswith(("servecmp-torchserve", "servecmp-tfserving")) for c in execs)
+    assert all(
+        c[c.index("exec") + 1].startswith(("servecmp-torchserve", "servecmp-tfserving"))
+        for c in execs
+    )
 
 
 def test_placement_truth_says_kind_nodes_share_the_host_cores() -> None:
@@ -81,7 +133,9 @@ def test_placement_truth_says_kind_nodes_share_the_host_cores() -> None:
     assert "share" in truth["note"] and "2 cores" in truth["note"]
 
 
-def test_meta_json_of_a_kind_run_records_servers_and_cluster_and_the_report_shows_them(tmp_path: Path) -> None:
+def test_meta_json_of_a_kind_run_records_servers_and_cluster_and_the_report_shows_them(
+    tmp_path: Path,
+) -> None:
     from servecmp.report.build import provenance_table
     from servecmp.report.data import load_run
     from servecmp.results.provenance import build_meta
@@ -126,7 +180,11 @@ def test_addresses_follow_the_wire_and_refuse_a_server_without_one() -> None:
     wires = _wires()
     wires["tfserving"]["ports"]["http"]["port"] = 9501
     got = dict(kp.addresses(exp, "servecmp", "servecmp", wires=wires))
-    assert got["tfserving-rest-json"] == "servecmp-tfserving.servecmp.svc:9501"  # not a copy of 8501
+    assert (
+        got["tfserving-rest-json"] == "servecmp-tfserving.servecmp.svc:9501"
+    )  # not a copy of 8501
     del wires["torchserve"]
-    with pytest.raises(ValueError, match=r"torchserve-rest-json: no generated wire values for server 'torchserve'"):
+    with pytest.raises(
+        ValueError, match=r"torchserve-rest-json: no generated wire values for server 'torchserve'"
+    ):
         kp.addresses(exp, "servecmp", "servecmp", wires=wires)

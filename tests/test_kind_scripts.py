@@ -16,8 +16,16 @@ import pytest
 from helm_util import ROOT
 
 DRY = Path(__file__).parent / "kind_dryrun"
-COPY = ("scripts", "deploy", "helm", "servecmp", "models", "loadtests", "pyproject.toml",
-        "README.md")
+COPY = (
+    "scripts",
+    "deploy",
+    "helm",
+    "servecmp",
+    "models",
+    "loadtests",
+    "pyproject.toml",
+    "README.md",
+)
 
 
 def _free_host_ports(root: Path) -> None:
@@ -53,8 +61,10 @@ def checkout(tmp_path: Path) -> Path:
     root = tmp_path / "a checkout"
     _copy_checkout(root)
     py = tmp_path / "py"
-    py.write_text(f'#!/bin/bash\nexec {shlex.quote(str(ROOT / ".venv" / "bin" / "python"))} '
-                  f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n')
+    py.write_text(
+        f"#!/bin/bash\nexec {shlex.quote(str(ROOT / '.venv' / 'bin' / 'python'))} "
+        f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n'
+    )
     py.chmod(0o755)
     return root
 
@@ -65,17 +75,36 @@ def _env(tmp: Path, root: Path | None = None, **extra: str) -> dict[str, str]:
     from servecmp.cluster.loadgen import STEP_MARK
     from servecmp.results.schema import StepResult
 
-    step = StepResult(run_id="kind-x", step_id="000-torchserve-rest-json-closed_loop-c1", index=0,
-                      target="torchserve-rest-json", server="torchserve", protocol="rest", encoding="json",
-                      sweep="closed_loop", mode="closed_loop", concurrency=1, started_at="2026-01-01T00:00:00Z",
-                      warmup_s=1, window_s=1, stop_reason="stable", ok=10, requests=10)
+    step = StepResult(
+        run_id="kind-x",
+        step_id="000-torchserve-rest-json-closed_loop-c1",
+        index=0,
+        target="torchserve-rest-json",
+        server="torchserve",
+        protocol="rest",
+        encoding="json",
+        sweep="closed_loop",
+        mode="closed_loop",
+        concurrency=1,
+        started_at="2026-01-01T00:00:00Z",
+        warmup_s=1,
+        window_s=1,
+        stop_reason="stable",
+        ok=10,
+        requests=10,
+    )
     line = tmp / "step-line.txt"
     line.write_text(STEP_MARK + step.model_dump_json() + "\n")
     return {
-        "PATH": f"{DRY / 'bin'}:/usr/bin:/bin", "HOME": str(tmp), "LANG": "C.UTF-8",
-        "DRYRUN_LOG": str(tmp / "calls.log"), "DRYRUN_STEP_LINE": str(line),
-        "SERVECMP_PYTHON": str(tmp / "py"), "SERVECMP_HELM": str(DRY / "bin" / "helm"),
-        "PYTHONPATH": str(root or tmp / "a checkout"), **extra,
+        "PATH": f"{DRY / 'bin'}:/usr/bin:/bin",
+        "HOME": str(tmp),
+        "LANG": "C.UTF-8",
+        "DRYRUN_LOG": str(tmp / "calls.log"),
+        "DRYRUN_STEP_LINE": str(line),
+        "SERVECMP_PYTHON": str(tmp / "py"),
+        "SERVECMP_HELM": str(DRY / "bin" / "helm"),
+        "PYTHONPATH": str(root or tmp / "a checkout"),
+        **extra,
     }
 
 
@@ -89,9 +118,17 @@ def _calls(tmp: Path) -> list[list[str]]:
     return out
 
 
-def _run(root: Path, script: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(root / "scripts" / script), *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=600)
+def _run(
+    root: Path, script: str, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(root / "scripts" / script), *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _index(calls: list[list[str]], pred) -> int:
@@ -102,7 +139,9 @@ def _index(calls: list[list[str]], pred) -> int:
 def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
     proc = _run(checkout, "kind-up.sh", _env(tmp_path), "loadtests/experiments/quick.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "preflight ok" in proc.stdout  # servecmp.cluster.commands.up (`servecmp kind up`) checked the budget first
+    assert (
+        "preflight ok" in proc.stdout
+    )  # servecmp.cluster.commands.up (`servecmp kind up`) checked the budget first
     calls = _calls(tmp_path)
     # the script only checks prerequisites, then hands over to the library function
     handover = _index(calls, lambda c: c[2:4] == ["servecmp.cli", "kind"])
@@ -113,8 +152,12 @@ def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
     assert handover < create < nodes < export
     # images: built here, loaded onto the server node only (kind load --nodes, via images.load_image)
     loads = [c for c in calls if c[:3] == ["kind", "load", "docker-image"]]
-    assert [c[-1].split(":")[0] for c in loads] == ["servecmp/model-artifacts", "servecmp/kserve", "tensorflow/serving",
-                                                     "servecmp/torchserve"]
+    assert [c[-1].split(":")[0] for c in loads] == [
+        "servecmp/model-artifacts",
+        "servecmp/kserve",
+        "tensorflow/serving",
+        "servecmp/torchserve",
+    ]
     assert all(c[c.index("--nodes") + 1] == "servecmp-worker" for c in loads)
     builds = [c for c in calls if c[:2] == ["docker", "build"]]
     assert any(any(a.endswith("deploy/kind/torchserve.Dockerfile") for a in c) for c in builds)
@@ -122,7 +165,10 @@ def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
     # only v1 in the artifacts context / hostPath copy; KServe gets the .mar's TorchScript
     staged = checkout / "build" / "kind" / "artifacts"
     assert sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()) == [
-        "kserve/resnet/1/model.pt", "tfserving/resnet/1/saved_model.pb", "torchserve/resnet.mar"]
+        "kserve/resnet/1/model.pt",
+        "tfserving/resnet/1/saved_model.pb",
+        "torchserve/resnet.mar",
+    ]
     # helm: no --wait; the chart gets the built tags; the namespace enforces PSS restricted first
     ups = [c for c in calls if c[:3] == ["helm", "upgrade", "--install"]]
     assert len(ups) == 2 and not any("--wait" in c for c in ups)
@@ -131,7 +177,9 @@ def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
     ts_tag = next(s for s in sets if s.startswith("torchserve.image.tag="))
     assert ts_tag.startswith("torchserve.image.tag=0.12.0-py3.11-torch2.13.0-")
     assert any(s.startswith("global.modelArtifacts.image.tag=resnet-") for s in sets)
-    assert _index(calls, lambda c: "label" in c and any("enforce=restricted" in a for a in c)) < calls.index(chart)
+    assert _index(
+        calls, lambda c: "label" in c and any("enforce=restricted" in a for a in c)
+    ) < calls.index(chart)
     waits = [c for c in calls if "servecmp.cluster.cluster" in c and "wait" in c]
     assert len(waits) == 2 and calls.index(waits[1]) > calls.index(chart)
     assert calls.index(chart) < _index(calls, lambda c: c[:2] == ["helm", "test"])
@@ -152,41 +200,65 @@ def test_kind_up_generates_values_the_chart_accepts(checkout: Path, tmp_path: Pa
     args = chart[3:]
     for flag in ("--kube-context",):
         i = args.index(flag)
-        del args[i:i + 2]
-    rendered = subprocess.run([real_helm, "template", *args], cwd=checkout, capture_output=True, text=True,
-                              timeout=300)
+        del args[i : i + 2]
+    rendered = subprocess.run(
+        [real_helm, "template", *args], cwd=checkout, capture_output=True, text=True, timeout=300
+    )
     assert rendered.returncode == 0, rendered.stderr[-3000:]
     docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
     deployments = sorted(d["metadata"]["name"] for d in docs if d["kind"] == "Deployment")
-    assert deployments == ["servecmp-kserve", "servecmp-tfserving", "servecmp-torchserve"]  # what quick.yaml targets
+    assert deployments == [
+        "servecmp-kserve",
+        "servecmp-tfserving",
+        "servecmp-torchserve",
+    ]  # what quick.yaml targets
     for doc in docs:
         if not doc["apiVersion"].startswith("monitoring.coreos.com/"):
             kubernetes_validate.validate(doc, "1.32.0", strict=True)  # the kind node's Kubernetes
-    images = {c["image"] for d in docs if d["kind"] == "Deployment"
-              for c in d["spec"]["template"]["spec"]["containers"]}
+    images = {
+        c["image"]
+        for d in docs
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
     assert any(i.startswith("servecmp/torchserve:0.12.0-py3.11-torch2.13.0-") for i in images)
 
 
 def test_kind_up_stops_in_seconds_on_a_two_core_host(checkout: Path, tmp_path: Path) -> None:
-    proc = _run(checkout, "kind-up.sh", _env(tmp_path, DRYRUN_NCPU="2"), "loadtests/experiments/quick.yaml")
+    proc = _run(
+        checkout, "kind-up.sh", _env(tmp_path, DRYRUN_NCPU="2"), "loadtests/experiments/quick.yaml"
+    )
     assert proc.returncode == 3
     # three servers (quick.yaml) at 1 CPU each on one server node
     assert "resources.cpus <= 0.6" in proc.stderr and "3.1 CPU of 2 allocatable" in proc.stderr
     calls = _calls(tmp_path)
-    assert not any(c[:2] in (["kind", "create"], ["helm", "upgrade"], ["docker", "build"]) for c in calls)
+    assert not any(
+        c[:2] in (["kind", "create"], ["helm", "upgrade"], ["docker", "build"]) for c in calls
+    )
 
 
 @pytest.mark.timeout(900)
-def test_kind_load_dry_run_keeps_the_steps_a_killed_job_printed(checkout: Path, tmp_path: Path) -> None:
+def test_kind_load_dry_run_keeps_the_steps_a_killed_job_printed(
+    checkout: Path, tmp_path: Path
+) -> None:
     env = _env(tmp_path, DRYRUN_CLUSTER="1")
-    proc = _run(checkout, "kind-load.sh", env, "loadtests/experiments/quick.yaml", "--target", "torchserve-rest-json")
+    proc = _run(
+        checkout,
+        "kind-load.sh",
+        env,
+        "loadtests/experiments/quick.yaml",
+        "--target",
+        "torchserve-rest-json",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = (checkout / "runs").glob("kind-*")
     assert "000-torchserve-rest-json" in (run / "steps.jsonl").read_text()
     assert (run / "meta.json").is_file() and (run / "kind" / "torchserve-rest-json.yaml").is_file()
     calls = _calls(tmp_path)
     load = next(c for c in calls if c[:3] == ["kind", "load", "docker-image"])
-    assert load[load.index("--nodes") + 1] == "servecmp-worker2" and load[-1].startswith("servecmp/loadgen:")
+    assert load[load.index("--nodes") + 1] == "servecmp-worker2" and load[-1].startswith(
+        "servecmp/loadgen:"
+    )
     assert any(c[:1] == ["kubectl"] and "logs" in c and "-f" in c for c in calls)
     assert any("wait-job" in c for c in calls)
     # the Job targets the Service the wire names (the same generated values the chart got)
@@ -194,7 +266,9 @@ def test_kind_load_dry_run_keeps_the_steps_a_killed_job_printed(checkout: Path, 
     assert "servecmp-torchserve.servecmp.svc:8080" in manifest
 
 
-def test_kind_load_refuses_locust_options_with_the_steps_engine(checkout: Path, tmp_path: Path) -> None:
+def test_kind_load_refuses_locust_options_with_the_steps_engine(
+    checkout: Path, tmp_path: Path
+) -> None:
     proc = _run(checkout, "kind-load.sh", _env(tmp_path, DRYRUN_CLUSTER="1"), "--duration", "30")
     assert proc.returncode == 2 and "--duration applies to --engine locust only" in proc.stderr
     # nothing beyond the prerequisite checks (versions) ran
@@ -204,8 +278,19 @@ def test_kind_load_refuses_locust_options_with_the_steps_engine(checkout: Path, 
 @pytest.mark.timeout(900)
 def test_kind_load_locust_engine_dry_run(checkout: Path, tmp_path: Path) -> None:
     env = _env(tmp_path, DRYRUN_CLUSTER="1")
-    proc = _run(checkout, "kind-load.sh", env, "--engine", "locust", "--duration", "20", "--users", "2",
-                "--target", "tfserving-rest-json")
+    proc = _run(
+        checkout,
+        "kind-load.sh",
+        env,
+        "--engine",
+        "locust",
+        "--duration",
+        "20",
+        "--users",
+        "2",
+        "--target",
+        "tfserving-rest-json",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = (checkout / "runs").glob("kind-*")
     import yaml
@@ -216,8 +301,17 @@ def test_kind_load_locust_engine_dry_run(checkout: Path, tmp_path: Path) -> None
 
 
 def test_kind_load_preflight_counts_locust_workers(checkout: Path, tmp_path: Path) -> None:
-    proc = _run(checkout, "kind-load.sh", _env(tmp_path, DRYRUN_CLUSTER="1", DRYRUN_NCPU="4"),
-                "--engine", "locust", "--workers", "4", "--target", "tfserving-rest-json")
+    proc = _run(
+        checkout,
+        "kind-load.sh",
+        _env(tmp_path, DRYRUN_CLUSTER="1", DRYRUN_NCPU="4"),
+        "--engine",
+        "locust",
+        "--workers",
+        "4",
+        "--target",
+        "tfserving-rest-json",
+    )
     assert proc.returncode == 3 and "TOO MUCH: loadgen node" in proc.stderr
 
 
@@ -230,8 +324,10 @@ def test_kind_up_renders_the_mount_path_of_any_checkout(tmp_path: Path) -> None:
     odd = tmp_path / "odd #1 & co: checkout"
     _copy_checkout(odd)
     py = tmp_path / "py"
-    py.write_text(f'#!/bin/bash\nexec {shlex.quote(str(ROOT / ".venv" / "bin" / "python"))} '
-                  f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n')
+    py.write_text(
+        f"#!/bin/bash\nexec {shlex.quote(str(ROOT / '.venv' / 'bin' / 'python'))} "
+        f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n'
+    )
     py.chmod(0o755)
     proc = _run(odd, "kind-up.sh", _env(tmp_path, odd), "loadtests/experiments/quick.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -33,15 +33,22 @@ needs_venv = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
 def kserve_python(code: str) -> Any:
     """Run ``code`` in the KServe venv; its last stdout line parsed as JSON."""
-    out = subprocess.run([str(venv_python()), "-c", code], capture_output=True, text=True, timeout=120,
-                         check=False)
+    out = subprocess.run(
+        [str(venv_python()), "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _exp(**fields: object) -> Any:
-    return parse_experiment({"name": "k", "model": MODEL, "targets": [{"server": "kserve", "protocol": "rest"}],
-                             **fields})
+    return parse_experiment(
+        {
+            "name": "k",
+            "model": MODEL,
+            "targets": [{"server": "kserve", "protocol": "rest"}],
+            **fields,
+        }
+    )
 
 
 # ---- no server: rendering, adapter, registry -----------------------------------------------------
@@ -70,16 +77,32 @@ def test_flags_carry_the_experiment_budget() -> None:
 def test_batching_on_with_a_kserve_target_is_refused_naming_the_field() -> None:
     from servecmp.experiment import ExperimentError
 
-    with pytest.raises(ExperimentError, match=r"tuning\.batching\.enabled is true.*no server-side batching"):
+    with pytest.raises(
+        ExperimentError, match=r"tuning\.batching\.enabled is true.*no server-side batching"
+    ):
         _exp(tuning={"batching": {"enabled": True}})
     two = [{"server": "kserve", "protocol": "rest"}, {"server": "torchserve", "protocol": "rest"}]
     with pytest.raises(ExperimentError, match=r"tuning\.per_server\.kserve\.batching\.enabled"):
-        parse_experiment({"name": "k", "targets": two, "configuration": "tuned",
-                          "tuning": {"per_server": {"kserve": {"batching": {"enabled": True}}}}})
+        parse_experiment(
+            {
+                "name": "k",
+                "targets": two,
+                "configuration": "tuned",
+                "tuning": {"per_server": {"kserve": {"batching": {"enabled": True}}}},
+            }
+        )
     # batching for the other server only is fine
-    parse_experiment({"name": "k", "targets": two, "configuration": "tuned",
-                      "tuning": {"per_server": {"torchserve": {"batching": {"enabled": True}}}}})
-    assert any(r.setting == "tuning.batching.enabled" and "refused" in r.rule for r in ADAPTER.fairness)
+    parse_experiment(
+        {
+            "name": "k",
+            "targets": two,
+            "configuration": "tuned",
+            "tuning": {"per_server": {"torchserve": {"batching": {"enabled": True}}}},
+        }
+    )
+    assert any(
+        r.setting == "tuning.batching.enabled" and "refused" in r.rule for r in ADAPTER.fairness
+    )
 
 
 def test_grpc_parent_gets_the_whole_math_budget_with_several_workers() -> None:
@@ -107,7 +130,8 @@ def test_contract_grpc_servicer_methods_are_all_coroutines() -> None:
         "m = [n for n, f in vars(S).items() if inspect.isfunction(f) and n[0].isupper()]; "
         "src = inspect.getsource(server.GRPCServer.start); "
         "print(json.dumps({'methods': m, 'sync': [n for n in m if not inspect.iscoroutinefunction(getattr(S, n))], "
-        "'pool': 'ThreadPoolExecutor(max_workers=max_workers)' in src}))")
+        "'pool': 'ThreadPoolExecutor(max_workers=max_workers)' in src}))"
+    )
     assert "ModelInfer" in found["methods"] and found["sync"] == [] and found["pool"]
 
 
@@ -118,15 +142,20 @@ def test_logging_knob_renders_only_when_quiet() -> None:
     explicit = config.render(_exp(tuning={"logging": "default"}), _Placement())  # type: ignore[arg-type]
     assert default.files == explicit.files and set(default.files) == {config.FLAGS_FILE}
     quiet = config.render(_exp(tuning={"logging": "quiet"}), _Placement())  # type: ignore[arg-type]
-    assert "--log_config_file=/c/log_config.json" in config.read_flags(quiet.files[config.FLAGS_FILE])
+    assert "--log_config_file=/c/log_config.json" in config.read_flags(
+        quiet.files[config.FLAGS_FILE]
+    )
     cfg = json.loads(quiet.files[logconfig.FILE])
-    assert {n: cfg["loggers"][n]["level"] for n in logconfig.PER_REQUEST} == dict.fromkeys(logconfig.PER_REQUEST,
-                                                                                          "WARNING")
+    assert {n: cfg["loggers"][n]["level"] for n in logconfig.PER_REQUEST} == dict.fromkeys(
+        logconfig.PER_REQUEST, "WARNING"
+    )
     assert cfg["loggers"]["uvicorn"]["level"] == "INFO"  # start-up lines stay
 
 
 @needs_venv
-def test_a_rest_process_copy_loads_in_the_background_and_requests_wait_for_it(tmp_path: Path) -> None:
+def test_a_rest_process_copy_loads_in_the_background_and_requests_wait_for_it(
+    tmp_path: Path,
+) -> None:
     """Unpickling the model in a spawned REST process must return before the copy is loaded (the
     parent kills a process that has not answered its ping within 5 s), and load() waits for that
     copy instead of loading twice; the copy runs the workers' thread count."""
@@ -171,7 +200,9 @@ def test_contract_log_config_is_kserves_own_at_info() -> None:
     only the per-request loggers' levels."""
     from servecmp.servers.kserve import logconfig
 
-    upstream = kserve_python("import json; from kserve.logging import KSERVE_LOG_CONFIG as K; print(json.dumps(K))")
+    upstream = kserve_python(
+        "import json; from kserve.logging import KSERVE_LOG_CONFIG as K; print(json.dumps(K))"
+    )
     assert json.loads(json.dumps(logconfig.config("INFO"))) == upstream
 
 
@@ -184,22 +215,30 @@ def test_registry_lists_kserve_after_tfserving_with_its_pieces() -> None:
     assert a.encodings(Protocol.grpc) == (Encoding.oip,)
     for spec in a.protocols:
         assert spec.client_class().__name__ in ("OipRestClient", "OipGrpcClient")
-    assert {r.setting for r in a.fairness} >= {"tuning.workers", "tuning.intra_op_threads", "tuning.io_threads",
-                                               "tuning.batching.enabled"}
+    assert {r.setting for r in a.fairness} >= {
+        "tuning.workers",
+        "tuning.intra_op_threads",
+        "tuning.io_threads",
+        "tuning.batching.enabled",
+    }
     assert a.chart_files == {"config.flags": config.FLAGS_FILE}
     assert a.search_space is not None and all(k.source for k in a.search_space.knobs)
     assert WIRE.port("metrics").number == WIRE.port("rest").number  # /metrics on the HTTP port
 
 
 def test_targets_accept_kserve_pairs_and_refuse_others() -> None:
-    names = [Target(server="kserve", protocol=p, encoding=e).name  # type: ignore[arg-type]
-             for p, e in (("rest", None), ("rest", "oip"), ("grpc", None))]
+    names = [
+        Target(server="kserve", protocol=p, encoding=e).name  # type: ignore[arg-type]
+        for p, e in (("rest", None), ("rest", "oip"), ("grpc", None))
+    ]
     assert names == ["kserve-rest-json", "kserve-rest-oip", "kserve-grpc-oip"]
     with pytest.raises(ValueError, match="encoding 'raw' is not valid for kserve/rest"):
         Target(server="kserve", protocol="rest", encoding="raw")  # type: ignore[arg-type]
 
 
-def test_missing_venv_is_reported_with_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_venv_is_reported_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("SERVECMP_KSERVE_VENV", str(tmp_path / "nope"))
     reason = KServeServer.availability()
     assert reason and "scripts/setup.sh" in reason and "protobuf<7" in reason
@@ -230,8 +269,10 @@ def test_descriptor_reader_refuses_a_file_that_is_not_generated_code() -> None:
 def test_contract_installed_kserve_is_the_pin_and_needs_its_own_venv() -> None:
     from servecmp.versions import KSERVE_VERSION
 
-    got = kserve_python("import importlib.metadata as m, json; "
-                        "print(json.dumps([m.version('kserve'), m.version('protobuf'), m.version('torch')]))")
+    got = kserve_python(
+        "import importlib.metadata as m, json; "
+        "print(json.dumps([m.version('kserve'), m.version('protobuf'), m.version('torch')]))"
+    )
     assert got[0] == KSERVE_VERSION
     assert int(got[1].split(".")[0]) < 7  # kserve requires protobuf<7; our stack has 7.x
     assert got[2].startswith("2.13.0")
@@ -252,15 +293,19 @@ def test_contract_every_rendered_flag_exists_in_kserve_or_our_script() -> None:
     for flag in flags:
         name = flag.split("=", 1)[0]
         assert name in facts["flags"] or name in ours, f"{name} is not a kserve 0.21.0 flag"
-    assert {"--workers", "--max_threads", "--enable_grpc", "--http_port", "--grpc_port"} <= set(facts["flags"])
+    assert {"--workers", "--max_threads", "--enable_grpc", "--http_port", "--grpc_port"} <= set(
+        facts["flags"]
+    )
     assert (WIRE.port("rest").number, WIRE.port("grpc").number) == (facts["http"], facts["grpc"])
 
 
 @needs_venv
 def test_contract_metric_names_and_label() -> None:
-    code = ("import json\nfrom kserve import metrics as m\n"
-            "print(json.dumps({h._name: list(h._labelnames) for h in (m.PRE_HIST_TIME, m.PREDICT_HIST_TIME,"
-            " m.POST_HIST_TIME, m.EXPLAIN_HIST_TIME)}))")
+    code = (
+        "import json\nfrom kserve import metrics as m\n"
+        "print(json.dumps({h._name: list(h._labelnames) for h in (m.PRE_HIST_TIME, m.PREDICT_HIST_TIME,"
+        " m.POST_HIST_TIME, m.EXPLAIN_HIST_TIME)}))"
+    )
     facts = kserve_python(code)
     assert set(facts) == set(kmetrics.NAMES)
     assert all(labels == ["model_name"] for labels in facts.values())
@@ -280,8 +325,13 @@ def test_contract_routes_and_no_proto_file_in_the_wheel() -> None:
         " 'pb2': [f for f in files if f.endswith('grpc_predict_v2_pb2.py')]}))"
     )
     facts = kserve_python(code)
-    for route in ("/v1/models/{model_name}:predict", "/v2/models/{model_name}/infer", "/v2/health/ready",
-                  "/v2/models/{model_name}/ready", "/v2/repository/models/{model_name}/load"):
+    for route in (
+        "/v1/models/{model_name}:predict",
+        "/v2/models/{model_name}/infer",
+        "/v2/health/ready",
+        "/v2/models/{model_name}/ready",
+        "/v2/repository/models/{model_name}/load",
+    ):
         assert route in facts["routes"]
     assert WIRE.ready_path.replace("{model}", "{model_name}") in facts["routes"]
     assert facts["protos"] == []  # hence protos.py reads the descriptor out of the pb2 file
@@ -310,7 +360,9 @@ def model_root(exported_model: Callable[[str], Path]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def kserve_server(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KServeServer]:
+def kserve_server(
+    model_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KServeServer]:
     from servecmp.run.standalone import start_server
 
     if REASON:
@@ -329,12 +381,16 @@ def _payloads(batch: int, version: int = 1) -> Any:
     from servecmp.models.export import DEFAULT_SEED, seed_for_version
     from servecmp.models.registry import get_model
 
-    return PayloadSet.build(get_model(MODEL), 99, batch, 4, weights_seed=seed_for_version(DEFAULT_SEED, version))
+    return PayloadSet.build(
+        get_model(MODEL), 99, batch, 4, weights_seed=seed_for_version(DEFAULT_SEED, version)
+    )
 
 
-TARGETS = [Target(server="kserve", protocol="rest"),  # type: ignore[arg-type]
-           Target(server="kserve", protocol="rest", encoding="oip"),  # type: ignore[arg-type]
-           Target(server="kserve", protocol="grpc")]  # type: ignore[arg-type]
+TARGETS = [
+    Target(server="kserve", protocol="rest"),  # type: ignore[arg-type]
+    Target(server="kserve", protocol="rest", encoding="oip"),  # type: ignore[arg-type]
+    Target(server="kserve", protocol="grpc"),
+]  # type: ignore[arg-type]
 
 
 def _outcomes(server: KServeServer, target: Target, payloads: Any) -> list[str]:
@@ -349,7 +405,9 @@ def _outcomes(server: KServeServer, target: Target, payloads: Any) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 4])
 @pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
-def test_every_protocol_answers_the_expected_logits(kserve_server: KServeServer, target: Target, batch: int) -> None:
+def test_every_protocol_answers_the_expected_logits(
+    kserve_server: KServeServer, target: Target, batch: int
+) -> None:
     assert _outcomes(kserve_server, target, _payloads(batch)) == ["ok"] * 4
 
 
@@ -380,8 +438,11 @@ def test_metrics_scrape_parses_and_counts_predicts(kserve_server: KServeServer) 
         text = requests.get(kserve_server.endpoints.metrics_url, timeout=5).text
         fams = {f.name: f for f in text_string_to_metric_families(text)}
         assert set(kmetrics.NAMES) <= set(fams)
-        return sum(s.value for s in fams[kmetrics.PREDICT].samples
-                   if s.name == kmetrics.PREDICT + "_count" and s.labels.get("model_name") == MODEL)
+        return sum(
+            s.value
+            for s in fams[kmetrics.PREDICT].samples
+            if s.name == kmetrics.PREDICT + "_count" and s.labels.get("model_name") == MODEL
+        )
 
     before = predicts()
     assert _outcomes(kserve_server, TARGETS[2], _payloads(1)) == ["ok"] * 4  # gRPC counts too
@@ -398,24 +459,44 @@ def test_bad_payloads_get_clear_errors(kserve_server: KServeServer) -> None:
         r = requests.post(url, json=body, timeout=10)
         return r.status_code, r.json().get("error", "")
 
-    assert post(ok_url, {"rows": [1]}) == (400, 'v1 predict body must be a JSON object with "instances": [B, C, H, W]')
+    assert post(ok_url, {"rows": [1]}) == (
+        400,
+        'v1 predict body must be a JSON object with "instances": [B, C, H, W]',
+    )
     code, err = post(ok_url, {"instances": [[1, 2], [3]]})
     assert code == 400 and "not a rectangular array" in err
     code, err = post(missing_url, {"instances": [[1]]})
     assert code == 404 and "does not exist" in err
     v2 = f"{base}/v2/models/{MODEL}/infer"
-    code, err = post(v2, {"inputs": [{"name": "input", "shape": [1, 3, 64, 64], "datatype": "INT32", "data": [1]}]})
+    code, err = post(
+        v2,
+        {"inputs": [{"name": "input", "shape": [1, 3, 64, 64], "datatype": "INT32", "data": [1]}]},
+    )
     assert code == 400 and "datatype must be FP32" in err
-    code, err = post(v2, {"inputs": [{"name": "input", "shape": [1, 3, 64, 64], "datatype": "FP32", "data": [1.0]}]})
+    code, err = post(
+        v2,
+        {"inputs": [{"name": "input", "shape": [1, 3, 64, 64], "datatype": "FP32", "data": [1.0]}]},
+    )
     assert code == 400 and "cannot reshape" in err
-    code, err = post(v2, {"inputs": [{"name": "input", "shape": [1, 5, 8, 8], "datatype": "FP32", "data": [0.0] * 320}]})
-    assert code == 400 and "input shape [1, 5, 8, 8] does not match the model's [B, 3, 64, 64]" in err
+    code, err = post(
+        v2,
+        {
+            "inputs": [
+                {"name": "input", "shape": [1, 5, 8, 8], "datatype": "FP32", "data": [0.0] * 320}
+            ]
+        },
+    )
+    assert (
+        code == 400 and "input shape [1, 5, 8, 8] does not match the model's [B, 3, 64, 64]" in err
+    )
     # a global-pooling CNN would run 65 x 64 too: the model's declared shape is enforced
     code, err = post(ok_url, {"instances": np.zeros((1, 3, 65, 64)).tolist()})
     assert code == 400 and "does not match" in err
     code, err = post(ok_url, {"instances": [[["a"] * 64] * 64] * 3})
     assert code == 400 and "could not convert string to float" in err
-    r = requests.post(ok_url, data=bytes(range(256)) * 2, headers={"Content-Type": "application/json"}, timeout=10)
+    r = requests.post(
+        ok_url, data=bytes(range(256)) * 2, headers={"Content-Type": "application/json"}, timeout=10
+    )
     assert r.status_code == 400 and "Unrecognized request format" in r.json()["error"]
     r = requests.post(ok_url, data=b"{}", headers={"Content-Type": "text/plain"}, timeout=10)
     assert r.status_code == 400 and "Content-Type: application/json" in r.json()["error"]
@@ -429,9 +510,21 @@ def test_bad_grpc_request_is_invalid_argument(kserve_server: KServeServer) -> No
     from servecmp.load.clients import protos
 
     pb2, pb2_grpc = protos.load("oip")
-    req = pb2.ModelInferRequest(model_name=MODEL, inputs=[pb2.ModelInferRequest.InferInputTensor(
-        name="input", datatype="INT32", shape=[1], contents=pb2.InferTensorContents(int_contents=[1]))])
-    with grpc.insecure_channel(kserve_server.endpoints.grpc) as ch, pytest.raises(grpc.RpcError) as info:
+    req = pb2.ModelInferRequest(
+        model_name=MODEL,
+        inputs=[
+            pb2.ModelInferRequest.InferInputTensor(
+                name="input",
+                datatype="INT32",
+                shape=[1],
+                contents=pb2.InferTensorContents(int_contents=[1]),
+            )
+        ],
+    )
+    with (
+        grpc.insecure_channel(kserve_server.endpoints.grpc) as ch,
+        pytest.raises(grpc.RpcError) as info,
+    ):
         pb2_grpc.GRPCInferenceServiceStub(ch).ModelInfer(req, timeout=10)
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "datatype must be FP32" in (info.value.details() or "")
@@ -439,7 +532,9 @@ def test_bad_grpc_request_is_invalid_argument(kserve_server: KServeServer) -> No
 
 @needs_venv
 @pytest.mark.slow
-def test_model_update_through_the_repository_extension(kserve_server: KServeServer, model_root: Path) -> None:
+def test_model_update_through_the_repository_extension(
+    kserve_server: KServeServer, model_root: Path
+) -> None:
     from servecmp.models.export import artifacts
 
     flags = config.read_flags((kserve_server.config_dir / config.FLAGS_FILE).read_text())
@@ -450,9 +545,12 @@ def test_model_update_through_the_repository_extension(kserve_server: KServeServ
         update()
         assert kserve_server.measured_pid() == pid  # in place, no restart
         assert _outcomes(kserve_server, TARGETS[1], _payloads(1, version=2)) == ["ok"] * 4
-        r = requests.post(f"http://{kserve_server.endpoints.rest}/v2/models/{MODEL}/infer",
-                          data=_payloads(1).body(Encoding.oip, 0), timeout=10,
-                          headers={"Content-Type": "application/json"})
+        r = requests.post(
+            f"http://{kserve_server.endpoints.rest}/v2/models/{MODEL}/infer",
+            data=_payloads(1).body(Encoding.oip, 0),
+            timeout=10,
+            headers={"Content-Type": "application/json"},
+        )
         assert r.json()["model_version"] == "2"
     finally:  # back to v1 for the other tests
         (model_dir / "2" / "model.pt").unlink(missing_ok=True)
@@ -481,8 +579,14 @@ def test_two_workers_are_two_rest_processes_and_stop_leaves_nothing(
 ) -> None:
     from servecmp.run.standalone import start_server
 
-    server = start_server("kserve", MODEL, tmp_path_factory.mktemp("kserve two workers"), model_root,
-                          resources={"cpus": 2}, tuning={"workers": 2})
+    server = start_server(
+        "kserve",
+        MODEL,
+        tmp_path_factory.mktemp("kserve two workers"),
+        model_root,
+        resources={"cpus": 2},
+        tuning={"workers": 2},
+    )
     try:
         assert server.process is not None
         tree = server.process.tree()
@@ -499,7 +603,9 @@ def test_two_workers_are_two_rest_processes_and_stop_leaves_nothing(
 def test_runtime_probe_reports_the_installed_versions() -> None:
     from servecmp.servers.kserve import RUNTIME_PROBE
 
-    out = subprocess.run([str(venv_python()), "-c", RUNTIME_PROBE], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(venv_python()), "-c", RUNTIME_PROBE], capture_output=True, text=True, timeout=60
+    )
     found = ADAPTER.parse_runtime([out.stdout])
     assert found["version"] == "0.21.0" and found["torch"].startswith("2.13.0")
     assert ADAPTER.parse_runtime(["garbage"])["version"] == "unknown"
@@ -509,7 +615,9 @@ def test_oip_json_decoder_names_what_is_wrong() -> None:
     from servecmp.load.clients.base import TransportError
     from servecmp.load.clients.oip_rest import decode_oip_json
 
-    ok = json.dumps({"outputs": [{"name": "logits", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]})
+    ok = json.dumps(
+        {"outputs": [{"name": "logits", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}
+    )
     assert np.array_equal(decode_oip_json(ok.encode(), "logits"), np.array([[1, 2]], np.float32))
     with pytest.raises(TransportError, match="not FP32"):
         decode_oip_json(ok.replace("FP32", "INT64").encode())
@@ -526,7 +634,9 @@ def test_setup_installs_the_pinned_kserve_in_its_own_venv() -> None:
     assert ".venv-kserve" in setup and "servecmp/versions.py" in setup  # re-runs when the pin moves
     # a renamed or moved Dockerfile must fail here, not drop the check
     dockerfile = root / "deploy/kind/kserve.Dockerfile"
-    assert dockerfile.is_file(), f"{dockerfile} missing: the kind path builds KServe's image from it"
+    assert dockerfile.is_file(), (
+        f"{dockerfile} missing: the kind path builds KServe's image from it"
+    )
     text = dockerfile.read_text()
     assert f"kserve=={KSERVE_VERSION}" in text and "servecmp/servers/kserve/model_server.py" in text
 
@@ -534,7 +644,9 @@ def test_setup_installs_the_pinned_kserve_in_its_own_venv() -> None:
 @needs_venv
 @pytest.mark.slow
 @pytest.mark.parametrize("target", [TARGETS[0], TARGETS[2]], ids=lambda t: t.name)
-def test_an_engine_step_measures_kserve(kserve_server: KServeServer, target: Target, tmp_path: Path) -> None:
+def test_an_engine_step_measures_kserve(
+    kserve_server: KServeServer, target: Target, tmp_path: Path
+) -> None:
     """The load engine's step process (Locust users, gevent; gRPC patched for gevent) drives the
     OIP clients and checks every answer."""
     from servecmp.experiment import Load, Stability
@@ -542,9 +654,21 @@ def test_an_engine_step_measures_kserve(kserve_server: KServeServer, target: Tar
     from servecmp.load.engine.spec import make_spec
 
     payloads_path = str(_payloads(1).save(tmp_path))
-    load = Load(warmup_s=0.5, request_timeout_s=10, stability=Stability(window_s=1.0, windows=2, max_windows=2))
-    spec = make_spec(run_id="t", index=0, target=target, address=kserve_server.address(target.protocol), load=load,
-                     param=("concurrency", 2), payloads_path=payloads_path, model=MODEL)
+    load = Load(
+        warmup_s=0.5,
+        request_timeout_s=10,
+        stability=Stability(window_s=1.0, windows=2, max_windows=2),
+    )
+    spec = make_spec(
+        run_id="t",
+        index=0,
+        target=target,
+        address=kserve_server.address(target.protocol),
+        load=load,
+        param=("concurrency", 2),
+        payloads_path=payloads_path,
+        model=MODEL,
+    )
     result = run_step(spec, tmp_path)
     assert result.ok > 0 and result.wrong_answers == 0 and not result.transport_errors, result.error
 
@@ -572,7 +696,9 @@ def test_native_metrics_probe_sees_kserve_histograms(kserve_server: KServeServer
     assert m.latency_quantiles is True
 
 
-def test_update_probe_records_that_it_measures_our_reload(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_update_probe_records_that_it_measures_our_reload(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """KServe's repository load is a no-op upstream: the update_s record says what was measured
     instead and what a KServe user does (a new InferenceService revision)."""
     from servecmp.results.friction import read_friction
@@ -608,8 +734,15 @@ def test_update_probe_records_that_it_measures_our_reload(monkeypatch: pytest.Mo
     monkeypatch.setattr(friction.time, "sleep", lambda s: None)
     server = KServeServer.__new__(KServeServer)
     monkeypatch.setattr(KServeServer, "workers", lambda self: 1)
-    friction.model_update(tmp_path, server, lambda: None, {}, 1e-3, lambda: None,  # type: ignore[arg-type]
-                          how=ADAPTER.update_how(server))
+    friction.model_update(
+        tmp_path,
+        server,
+        lambda: None,
+        {},
+        1e-3,
+        lambda: None,  # type: ignore[arg-type]
+        how=ADAPTER.update_how(server),
+    )
     recs, _ = read_friction(tmp_path)
     how = next(r for r in recs if r.metric == "update_s").details["how"]
     assert "no-op upstream" in how and "InferenceService revision" in how
@@ -646,7 +779,10 @@ def test_metric_family_count_is_the_servers_own(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(probes.requests, "get", lambda url, timeout: Reply(text))
     m = probes.probe_native_metrics("http://127.0.0.1:1/metrics")
     assert "process_resident_memory_bytes" in text and f"{kmetrics.PREDICT}_created" in text
-    assert m.names == sorted([kmetrics.PREPROCESS, kmetrics.PREDICT, kmetrics.POSTPROCESS]) and m.families == 3
+    assert (
+        m.names == sorted([kmetrics.PREPROCESS, kmetrics.PREDICT, kmetrics.POSTPROCESS])
+        and m.families == 3
+    )
 
 
 def test_local_scrape_config_takes_the_kserve_metrics_url() -> None:

@@ -55,7 +55,12 @@ def _value(samples, name, **labels) -> float:
     return samples[(name, tuple(sorted(labels.items())))]
 
 
-TS = {"target": "torchserve-rest-json", "server": "torchserve", "protocol": "rest", "encoding": "json"}
+TS = {
+    "target": "torchserve-rest-json",
+    "server": "torchserve",
+    "protocol": "rest",
+    "encoding": "json",
+}
 
 
 def test_buckets_cover_1ms_to_10s():
@@ -73,15 +78,39 @@ def test_events_become_series():
     m.register_target("tfserving-grpc-tensorproto")
     ctx = {"server": "torchserve", "protocol": "rest", "encoding": "json"}
     fire = env.events.request.fire
-    fire(request_type="rest", name="torchserve-rest-json", response_time=12.0, response_length=10,
-         exception=None, context={**ctx, "outcome": "ok", "late_ms": 0.5})
-    fire(request_type="rest", name="torchserve-rest-json", response_time=30.0, response_length=10,
-         exception=None, context={**ctx, "outcome": "wrong_answer", "late_ms": 25.0})
-    fire(request_type="rest", name="torchserve-rest-json", response_time=10000.0, response_length=0,
-         exception=TimeoutError("read timeout"), context={**ctx, "outcome": "transport_error"})
+    fire(
+        request_type="rest",
+        name="torchserve-rest-json",
+        response_time=12.0,
+        response_length=10,
+        exception=None,
+        context={**ctx, "outcome": "ok", "late_ms": 0.5},
+    )
+    fire(
+        request_type="rest",
+        name="torchserve-rest-json",
+        response_time=30.0,
+        response_length=10,
+        exception=None,
+        context={**ctx, "outcome": "wrong_answer", "late_ms": 25.0},
+    )
+    fire(
+        request_type="rest",
+        name="torchserve-rest-json",
+        response_time=10000.0,
+        response_length=0,
+        exception=TimeoutError("read timeout"),
+        context={**ctx, "outcome": "transport_error"},
+    )
     # no context at all: labels derived from the target name, outcome from the exception
-    fire(request_type="rest", name="torchserve-rest-json", response_time=5.0, response_length=0,
-         exception=ConnectionError("refused"), context=None)
+    fire(
+        request_type="rest",
+        name="torchserve-rest-json",
+        response_time=5.0,
+        response_length=0,
+        exception=ConnectionError("refused"),
+        context=None,
+    )
     s = _samples(reg)
     assert _value(s, n.GEN_REQUESTS, **TS, outcome="ok") == 1
     assert _value(s, n.GEN_REQUESTS, **TS, outcome="wrong_answer") == 1
@@ -93,7 +122,12 @@ def test_events_become_series():
     assert _value(s, n.GEN_REQUEST_DURATION + "_bucket", **TS, outcome="ok", le="0.0125") == 1
     assert _value(s, n.GEN_REQUEST_DURATION + "_bucket", **TS, outcome="ok", le="0.01") == 0
     # a registered target exists at 0 for every outcome before any request
-    tf = {"target": "tfserving-grpc-tensorproto", "server": "tfserving", "protocol": "grpc", "encoding": "tensorproto"}
+    tf = {
+        "target": "tfserving-grpc-tensorproto",
+        "server": "tfserving",
+        "protocol": "grpc",
+        "encoding": "tensorproto",
+    }
     for o in n.OUTCOMES:
         assert _value(s, n.GEN_REQUESTS, **tf, outcome=o) == 0
 
@@ -106,10 +140,30 @@ def test_register_target_accepts_experiment_targets():
     m.register_target(Target(server="torchserve", protocol=Protocol.rest, encoding=Encoding.raw))
     m.register_target(Target(server="pytorch", protocol=Protocol.inprocess))
     s = _samples(reg)
-    assert _value(s, n.GEN_REQUESTS, target="torchserve-rest-raw", server="torchserve", protocol="rest",
-                  encoding="raw", outcome="ok") == 0
-    assert _value(s, n.GEN_REQUESTS, target="pytorch-inprocess", server="pytorch", protocol="inprocess",
-                  encoding="ndarray", outcome="ok") == 0
+    assert (
+        _value(
+            s,
+            n.GEN_REQUESTS,
+            target="torchserve-rest-raw",
+            server="torchserve",
+            protocol="rest",
+            encoding="raw",
+            outcome="ok",
+        )
+        == 0
+    )
+    assert (
+        _value(
+            s,
+            n.GEN_REQUESTS,
+            target="pytorch-inprocess",
+            server="pytorch",
+            protocol="inprocess",
+            encoding="ndarray",
+            outcome="ok",
+        )
+        == 0
+    )
 
 
 def test_in_flight_and_own_process():
@@ -133,8 +187,14 @@ def test_subscribe_twice_counts_once():
         m = gm.subscribe(env, targets=["tiny-x"], sample_interval_s=60)
         assert gm.subscribe(env, sample_interval_s=60) is m
         assert len(env.events.request.listeners) == 1
-        env.events.request.fire(request_type="rest", name="torchserve-rest-json", response_time=1.0,
-                                response_length=1, exception=None, context={"outcome": "ok"})
+        env.events.request.fire(
+            request_type="rest",
+            name="torchserve-rest-json",
+            response_time=1.0,
+            response_length=1,
+            exception=None,
+            context={"outcome": "ok"},
+        )
         s = _samples(gm.exposition_registry())
         assert _value(s, n.GEN_REQUESTS, **TS, outcome="ok") == 1
     finally:
@@ -169,13 +229,20 @@ def test_multiprocess_mode_sums_worker_processes(tmp_path):
     mp.mkdir()
     env = {**os.environ, gm.MULTIPROC_ENV: str(mp), "PYTHONPATH": str(REPO)}
     for count in (7, 5):
-        subprocess.run([sys.executable, "-c", _WORKER, str(count)], env=env, check=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-c", _WORKER, str(count)], env=env, check=True, timeout=120
+        )
     from prometheus_client import multiprocess
 
     reg = CollectorRegistry()
     multiprocess.MultiProcessCollector(reg, path=str(mp))
     s = _samples(reg)
-    lbl = {"target": "torchserve-grpc-bytes", "server": "torchserve", "protocol": "grpc", "encoding": "bytes"}
+    lbl = {
+        "target": "torchserve-grpc-bytes",
+        "server": "torchserve",
+        "protocol": "grpc",
+        "encoding": "bytes",
+    }
     assert _value(s, n.GEN_REQUESTS, **lbl, outcome="ok") == 12
     assert _value(s, n.GEN_REQUESTS, **lbl, outcome="wrong_answer") == 0  # pre-registered
     assert _value(s, n.GEN_REQUEST_DURATION + "_count", **lbl, outcome="ok") == 12

@@ -27,7 +27,8 @@ PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 needs_prometheus = pytest.mark.skipif(
-    not Path(PROMETHEUS).exists(), reason="/usr/bin/prometheus not installed (apt-get install prometheus)"
+    not Path(PROMETHEUS).exists(),
+    reason="/usr/bin/prometheus not installed (apt-get install prometheus)",
 )
 needs_promtool = pytest.mark.skipif(
     not Path(PROMTOOL).exists(), reason="promtool not installed (apt-get install prometheus)"
@@ -35,9 +36,16 @@ needs_promtool = pytest.mark.skipif(
 
 RUN_ID = "test-run"
 TARGETS = [  # quick.yaml's targets
-    "torchserve-rest-json", "torchserve-grpc-bytes", "tfserving-rest-json",
-    "tfserving-grpc-tensorproto", "kserve-rest-json", "kserve-grpc-oip", "kserve-rest-oip",
-    "torchserve-rest-raw", "pytorch-inprocess", "tensorflow-inprocess",
+    "torchserve-rest-json",
+    "torchserve-grpc-bytes",
+    "tfserving-rest-json",
+    "tfserving-grpc-tensorproto",
+    "kserve-rest-json",
+    "kserve-grpc-oip",
+    "kserve-rest-oip",
+    "torchserve-rest-raw",
+    "pytorch-inprocess",
+    "tensorflow-inprocess",
 ]
 
 
@@ -45,7 +53,10 @@ def _config(**kw) -> dict:
     return sc.local_scrape_config(run_id=RUN_ID, rule_files=["recording-rules.yaml"], **kw)
 
 
-URLS = {"torchserve": "http://127.0.0.1:8082/metrics", "tfserving": "http://127.0.0.1:8501/monitoring/prometheus/metrics"}
+URLS = {
+    "torchserve": "http://127.0.0.1:8082/metrics",
+    "tfserving": "http://127.0.0.1:8501/monitoring/prometheus/metrics",
+}
 
 
 def test_local_scrape_config_shape():
@@ -57,8 +68,14 @@ def test_local_scrape_config_shape():
     assert jobs["torchserve"]["metrics_path"] == "/metrics"
     assert jobs["torchserve"]["static_configs"][0]["targets"] == ["127.0.0.1:8082"]
     assert jobs["torchserve"]["static_configs"][0]["labels"] == {
-        "namespace": "local", "run": RUN_ID, "server": "torchserve"}
-    assert jobs[n.JOB_GENERATOR]["static_configs"][0]["labels"] == {"namespace": "local", "run": RUN_ID}
+        "namespace": "local",
+        "run": RUN_ID,
+        "server": "torchserve",
+    }
+    assert jobs[n.JOB_GENERATOR]["static_configs"][0]["labels"] == {
+        "namespace": "local",
+        "run": RUN_ID,
+    }
     # parts that do not run are left out
     only_gen = _config(generator_port=9646)
     assert [j["job_name"] for j in only_gen["scrape_configs"]] == [n.JOB_GENERATOR]
@@ -70,13 +87,23 @@ def test_local_scrape_config_takes_any_registered_server():
     from servecmp.servers.base import Wire
 
     class Renamed(ta.KServeForTests):
-        wire = Wire(service="kserve-predictor", ports=ta.KSERVE.wire.ports, metrics_path="/metrics",
-                    ready_path="/v1/models/{model}")
+        wire = Wire(
+            service="kserve-predictor",
+            ports=ta.KSERVE.wire.ports,
+            metrics_path="/metrics",
+            ready_path="/v1/models/{model}",
+        )
 
-    cfg = _config(metrics_urls={"kserve": "http://127.0.0.1:9000/metrics"}, adapters=[ta.TORCHSERVE, Renamed()])
+    cfg = _config(
+        metrics_urls={"kserve": "http://127.0.0.1:9000/metrics"},
+        adapters=[ta.TORCHSERVE, Renamed()],
+    )
     (job,) = cfg["scrape_configs"]
     assert (job["job_name"], job["metrics_path"], job["static_configs"][0]["labels"]["server"]) == (
-        "kserve-predictor", "/metrics", "kserve")
+        "kserve-predictor",
+        "/metrics",
+        "kserve",
+    )
     with pytest.raises(ValueError, match="unknown server 'tfserving'; known: torchserve, kserve"):
         _config(metrics_urls={"tfserving": URLS["tfserving"]}, adapters=[ta.TORCHSERVE, ta.KSERVE])
     with pytest.raises(ValueError, match="unknown server 'nope'"):
@@ -141,7 +168,7 @@ def test_real_prometheus_scrapes_generator_and_panels_have_data(tmp_path):
 
     mp = tmp_path / "prom-multiproc"
     mp.mkdir()
-    gen_port, = free_ports(1)
+    (gen_port,) = free_ports(1)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     script = tmp_path / "feed.py"
     script.write_text(_FEED)
@@ -151,18 +178,23 @@ def test_real_prometheus_scrapes_generator_and_panels_have_data(tmp_path):
         for role in ("master", "worker"):
             p = subprocess.Popen(
                 [sys.executable, str(script), role, str(gen_port), str(mp), ",".join(TARGETS)],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
             procs.append(p)
             assert p.stdout is not None
             line = p.stdout.readline()
             assert line.strip() == "ready", line + p.stdout.read() if p.poll() is not None else line
         # stand-ins for the two servers: the process exporter watches the feed processes
-        exp_port, = free_ports(1)
+        (exp_port,) = free_ports(1)
         exporter = ProcessExporter({"torchserve": procs[0].pid, "tfserving": procs[1].pid})
         exporter_server = exporter.serve(exp_port)
 
-        cfg = sc.local_scrape_config(run_id=RUN_ID, generator_port=gen_port, process_exporter_port=exp_port)
+        cfg = sc.local_scrape_config(
+            run_id=RUN_ID, generator_port=gen_port, process_exporter_port=exp_port
+        )
         t0 = time.time()
         with LocalPrometheus(tmp_path / "run", cfg) as prom:
             up = prom.wait_targets_up(timeout_s=60)
@@ -174,20 +206,29 @@ def test_real_prometheus_scrapes_generator_and_panels_have_data(tmp_path):
             variables = {"namespace": "local", "run": RUN_ID}
             for d in (dashboards.generator_dashboard(), dashboards.comparison_dashboard()):
                 empty = check.wait_for_data(
-                    d, prom.url, sources={"generator", "resources"}, variables=variables, timeout_s=60
+                    d,
+                    prom.url,
+                    sources={"generator", "resources"},
+                    variables=variables,
+                    timeout_s=60,
                 )
                 assert not empty, "panel queries without data:\n" + check.describe(empty)
 
             # the helper does report empty panels: no TF Serving runs here
             tf_empty = check.queries_without_data(
-                dashboards.comparison_dashboard(), prom.url, sources={"tfserving"}, variables=variables
+                dashboards.comparison_dashboard(),
+                prom.url,
+                sources={"tfserving"},
+                variables=variables,
             )
             assert tf_empty and all("tfserving" in check.query_sources(q.expr) for q in tf_empty)
 
             # both processes' requests are in (multiprocess aggregation through a real scrape)
             cpu = prom.query(f'{n.R_GEN_CPU}{{run="{RUN_ID}"}}')["data"]["result"]
             assert len({s["metric"]["pid"] for s in cpu}) == 2
-            rate = prom.query(f'sum({n.R_REQUESTS}{{target="torchserve-rest-json"}})')["data"]["result"]
+            rate = prom.query(f'sum({n.R_REQUESTS}{{target="torchserve-rest-json"}})')["data"][
+                "result"
+            ]
             assert float(rate[0]["value"][1]) > 0
 
             # Recorded series appear one rule evaluation after their inputs: on a loaded machine
@@ -202,14 +243,20 @@ def test_real_prometheus_scrapes_generator_and_panels_have_data(tmp_path):
             path = prom.store_series(t0, time.time(), run=RUN_ID)
         doc = json.loads(path.read_text())
         assert path == tmp_path / "run" / "prometheus" / "series.json"
-        for record in (n.R_REQUESTS, n.R_CLIENT_P[99], n.R_ERROR_RATIO, n.R_SERVER_CPU, n.R_SERVER_MEM):
+        for record in (
+            n.R_REQUESTS,
+            n.R_CLIENT_P[99],
+            n.R_ERROR_RATIO,
+            n.R_SERVER_CPU,
+            n.R_SERVER_MEM,
+        ):
             assert doc["queries"][record]["status"] == "success"
             assert doc["queries"][record]["result"], record
         assert doc["queries"]["servecmp-comparison#2A"]["result"]
         assert (tmp_path / "run" / "logs" / "prometheus.log").exists()
-        assert yaml.safe_load((tmp_path / "run" / "prometheus" / "prometheus.yml").read_text())["rule_files"] == [
-            "recording-rules.yaml"
-        ]
+        assert yaml.safe_load((tmp_path / "run" / "prometheus" / "prometheus.yml").read_text())[
+            "rule_files"
+        ] == ["recording-rules.yaml"]
     finally:
         if exporter_server is not None:
             exporter_server.shutdown()
@@ -222,4 +269,6 @@ def test_feed_targets_are_quick_yamls() -> None:
     """The fed targets stand for the README's main job: one per quick.yaml target, no more."""
     from servecmp.experiment import load_experiment
 
-    assert set(TARGETS) == {t.name for t in load_experiment(REPO / "loadtests" / "experiments" / "quick.yaml").targets}
+    assert set(TARGETS) == {
+        t.name for t in load_experiment(REPO / "loadtests" / "experiments" / "quick.yaml").targets
+    }

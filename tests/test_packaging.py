@@ -22,7 +22,8 @@ def test_every_folder_with_python_under_servecmp_is_a_package() -> None:
     found = set(find_packages(str(ROOT), include=["servecmp*"]))
     folders = {p.parent for p in (ROOT / "servecmp").rglob("*.py") if "__pycache__" not in p.parts}
     missing = sorted(
-        str(f.relative_to(ROOT)) for f in folders
+        str(f.relative_to(ROOT))
+        for f in folders
         if ".".join(f.relative_to(ROOT).parts) not in found
     )
     assert not missing, f"add an __init__.py (else the wheel drops them): {missing}"
@@ -36,7 +37,9 @@ def test_no_python_module_lives_outside_the_package_root() -> None:
             continue
         if not any(rel.as_posix().startswith(d + "/") for d in SCRIPT_DIRS):
             stray.append(rel.as_posix())
-    assert not stray, f"Python code belongs under servecmp/ (or is a script in {SCRIPT_DIRS}): {stray}"
+    assert not stray, (
+        f"Python code belongs under servecmp/ (or is a script in {SCRIPT_DIRS}): {stray}"
+    )
 
 
 def test_test_doubles_are_not_importable_from_the_package() -> None:

@@ -37,8 +37,12 @@ def test_torchserve_stubs_compile_once_per_source(tmp_path: Path) -> None:
         pytest.skip(str(err))
     d = protos.stub_dir("torchserve", tmp_path)
     grpc_py = d / protos.SETS["torchserve"].package / "inference_pb2_grpc.py"
-    assert "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions" in grpc_py.read_text()
-    assert d.name.startswith("torchserve-") and protos.stub_dir("torchserve", tmp_path, jar) == d  # cached
+    assert (
+        "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions" in grpc_py.read_text()
+    )
+    assert (
+        d.name.startswith("torchserve-") and protos.stub_dir("torchserve", tmp_path, jar) == d
+    )  # cached
     assert [p.name for p in tmp_path.iterdir()] == [d.name]  # no scratch directory left behind
     pb2, pb2_grpc = protos.load("torchserve", tmp_path)
     assert hasattr(pb2_grpc, "InferenceAPIsServiceStub")

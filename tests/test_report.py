@@ -46,7 +46,9 @@ def md_tables(text: str) -> dict[str, list[list[str]]]:
             current = None
             continue
         if line.startswith("|"):
-            cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+            cells = [
+                c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]
+            ]
             if all(set(c) <= {"-"} for c in cells):
                 continue
             if current is None:
@@ -112,14 +114,24 @@ def test_side_by_side_is_the_median_of_comparable_repeats(built: tuple[Path, str
                 continue
             if not valid:
                 continue
-            for name in ("throughput_rps", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms",
-                         "latency_p99_ms", "latency_p999_ms", "latency_max_ms", "error_fraction"):
+            for name in (
+                "throughput_rps",
+                "latency_p50_ms",
+                "latency_p90_ms",
+                "latency_p95_ms",
+                "latency_p99_ms",
+                "latency_p999_ms",
+                "latency_max_ms",
+                "error_fraction",
+            ):
                 m = METRICS[name]
                 cell = by_metric[METRIC_LABEL[name]][col]
                 expected = statistics.median(m.value(s) for s in valid)  # the documented rule
                 assert float(cell) == rounded(expected, m.unit), (target, conc, name)
             for kind in ("timeout", "connection"):
-                assert int(by_metric[f"transport errors: {kind}"][col]) == valid[-1].transport_errors.get(kind, 0)
+                assert int(by_metric[f"transport errors: {kind}"][col]) == valid[
+                    -1
+                ].transport_errors.get(kind, 0)
     # the repeated cell shows the median of its repeats (96 and 100), not one of them
     header = tables["concurrency 4"][0]
     col = header.index("torchserve-rest-json")
@@ -155,7 +167,9 @@ def test_unavailable_target_is_shown_with_reason(built: tuple[Path, str, str]) -
     # the reason is written in the note and in the summary's one line for that server, never in cells
     assert md.count(UNAVAILABLE_REASON) == 2
     assert html.count(UNAVAILABLE_REASON) == 2
-    summary_line = next(ln for ln in md.splitlines() if ln.startswith("- ") and UNAVAILABLE_REASON in ln)
+    summary_line = next(
+        ln for ln in md.splitlines() if ln.startswith("- ") and UNAVAILABLE_REASON in ln
+    )
     assert summary_line.startswith("- TF Serving (gRPC): ")
     # recommendations say "no data" for the server whose gRPC target is unavailable
     recs = md_tables(md)["Recommendations"]
@@ -185,15 +199,23 @@ def _spread(vals: list[float]) -> float:
 
 def _expected_significant(steps: list[StepResult], a: str, b: str, conc: int, metric: str) -> bool:
     """The documented rule, recomputed from the stored JSON independently of the report code."""
-    window_stat = {"throughput_rps": "throughput_rps", "latency_p50_ms": "p50_ms", "latency_p99_ms": "p99_ms"}[metric]
+    window_stat = {
+        "throughput_rps": "throughput_rps",
+        "latency_p50_ms": "p50_ms",
+        "latency_p99_ms": "p99_ms",
+    }[metric]
     m = METRICS[metric]
     vals, noises = [], []
     for target in (a, b):
         valid = [s for s in steps if s.target == target and s.concurrency == conc and s.valid]
         rep = valid[-1]
         vals.append(statistics.median(m.value(s) for s in valid))
-        noises.append(max(_spread([m.value(s) for s in valid]),
-                          _spread([getattr(w, window_stat) for w in rep.windows[-rep.reported_windows:]])))
+        noises.append(
+            max(
+                _spread([m.value(s) for s in valid]),
+                _spread([getattr(w, window_stat) for w in rep.windows[-rep.reported_windows :]]),
+            )
+        )
     rel = abs(vals[0] - vals[1]) / ((vals[0] + vals[1]) / 2)
     return rel > max(0.05, *noises)
 
@@ -203,8 +225,21 @@ def test_not_significant_exactly_when_the_rule_says(built: tuple[Path, str, str]
     steps = stored_steps(run_dir)
     rows = md_tables(md)["Servers head to head, every pair (same protocol, common encoding)"]
     header = rows[0]
-    assert header == ["load", "protocol", "metric", "unit", "a", "b", "a value", "b value", "difference", "verdict"]
-    assert {(r[4], r[5]) for r in rows[1:]} == {("TorchServe", "TF Serving")}  # two servers: one pair
+    assert header == [
+        "load",
+        "protocol",
+        "metric",
+        "unit",
+        "a",
+        "b",
+        "a value",
+        "b value",
+        "difference",
+        "verdict",
+    ]
+    assert {(r[4], r[5]) for r in rows[1:]} == {
+        ("TorchServe", "TF Serving")
+    }  # two servers: one pair
     metric_of = {METRIC_LABEL[m]: m for m in HEAD_METRICS}
     seen = set()
     for r in rows[1:]:
@@ -213,7 +248,9 @@ def test_not_significant_exactly_when_the_rule_says(built: tuple[Path, str, str]
             assert cells["verdict"] == "no data"  # TF Serving gRPC unavailable
             continue
         conc = int(cells["load"].split()[-1])
-        sig = _expected_significant(steps, "torchserve-rest-json", "tfserving-rest-json", conc, metric_of[cells["metric"]])
+        sig = _expected_significant(
+            steps, "torchserve-rest-json", "tfserving-rest-json", conc, metric_of[cells["metric"]]
+        )
         assert (cells["verdict"] == NOT_SIGNIFICANT) == (not sig), cells
         seen.add(sig)
     assert seen == {True, False}, "the fixture must exercise both sides of the rule"
@@ -233,7 +270,9 @@ def test_not_significant_exactly_when_the_rule_says(built: tuple[Path, str, str]
         (100.0, 110.0, 0.02, 0.08, True),  # 9.5 % > 8 %
     ],
 )
-def test_noise_rule_both_sides(a: float, b: float, noise_a: float, noise_b: float, significant: bool) -> None:
+def test_noise_rule_both_sides(
+    a: float, b: float, noise_a: float, noise_b: float, significant: bool
+) -> None:
     v = compare_values(METRICS["throughput_rps"], a, b, noise_a, noise_b)
     assert v.significant is significant
     assert (not v.significant) is (not significant)
@@ -245,7 +284,12 @@ def test_recommendations_slo_levels_and_friction(built: tuple[Path, str, str]) -
     _, md, _ = built
     recs = md_tables(md)["Recommendations"]
     assert sorted({r[0] for r in recs[1:]}, key=lambda x: float(x.split()[1])) == [
-        "≤ 25 ms", "≤ 40 ms", "≤ 50 ms", "≤ 100 ms", "≤ 250 ms"]  # standard levels + experiment's 40
+        "≤ 25 ms",
+        "≤ 40 ms",
+        "≤ 50 ms",
+        "≤ 100 ms",
+        "≤ 250 ms",
+    ]  # standard levels + experiment's 40
     rest40 = next(r for r in recs if r[0] == "≤ 40 ms" and r[1] == "rest")
     assert rest40[4].startswith("TF Serving") and "peak RSS" in rest40[3]
     start = md_tables(md)["start-up"]
@@ -276,7 +320,9 @@ def test_plotly_is_inline_once(built: tuple[Path, str, str]) -> None:
 
 
 # ---- comparing runs --------------------------------------------------------------------------
-def test_compare_refuses_different_cpu_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_refuses_different_cpu_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a = make_run(tmp_path / "run-a", cpus=1.0)
     b = make_run(tmp_path / "run-b", cpus=2.0)
     with pytest.raises(CompareRefused) as exc:
@@ -291,14 +337,21 @@ def test_compare_refuses_different_cpu_budget(tmp_path: Path, capsys: pytest.Cap
     paths = build_report(a, compare=b, force=True)
     md = paths.markdown.read_text()
     assert "## Compared with run run-b" in md
-    assert "comparison forced although the fairness settings differ" in md and "resources.cpus" in md
+    assert (
+        "comparison forced although the fairness settings differ" in md and "resources.cpus" in md
+    )
 
 
 def test_compare_same_settings_shows_deltas_with_noise_label(tmp_path: Path) -> None:
     a = make_run(tmp_path / "run-a")
-    faster = [p if p.target != "torchserve-grpc-bytes" else
-              type(p)(p.target, p.concurrency, p.throughput * 1.5, tuple(x * 1.5 for x in p.window_thr), p.p50)
-              for p in STEP_PLAN]
+    faster = [
+        p
+        if p.target != "torchserve-grpc-bytes"
+        else type(p)(
+            p.target, p.concurrency, p.throughput * 1.5, tuple(x * 1.5 for x in p.window_thr), p.p50
+        )
+        for p in STEP_PLAN
+    ]
     b = make_run(tmp_path / "run-b", plan=faster)
     md = build_report(a, compare=b).markdown.read_text()
     rows = md_tables(md)["Compared with run run-b"]
@@ -307,7 +360,10 @@ def test_compare_same_settings_shows_deltas_with_noise_label(tmp_path: Path) -> 
     grpc = thr[("torchserve-grpc-bytes", "concurrency 4")]
     assert grpc[4:6] == ["150.00", "225.00"] and grpc[-1] == "other run better"
     unavail = next(r for r in rows[1:] if r[0] == UNAVAILABLE_TARGET)  # never dropped
-    assert unavail[4] == unavail[5] == f"unavailable: {UNAVAILABLE_REASON}" and unavail[-1] == "no data"
+    assert (
+        unavail[4] == unavail[5] == f"unavailable: {UNAVAILABLE_REASON}"
+        and unavail[-1] == "no data"
+    )
 
 
 def test_compare_without_fairness_record_needs_force(tmp_path: Path) -> None:
@@ -333,7 +389,9 @@ def test_truncated_steps_reports_complete_steps_with_warning(run_a: Path) -> Non
     assert 'class="warning" role="alert"' in html and "truncated" in html
 
 
-def test_wrong_format_version_is_a_clear_error(run_a: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_format_version_is_a_clear_error(
+    run_a: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = RunStore(run_a)
     meta = build_meta(experiment(), "run-a")
     store.write_meta(meta.model_copy(update={"format_version": 0}))
@@ -347,7 +405,9 @@ def test_wrong_format_version_is_a_clear_error(run_a: Path, capsys: pytest.Captu
 def test_newer_step_format_names_file_and_line(run_a: Path) -> None:
     store = RunStore(run_a)
     store.append_step(make_step("run-a", 50, STEP_PLAN[0]).model_copy(update={"format_version": 2}))
-    with pytest.raises(FormatVersionError, match=rf"steps.jsonl line {len(STEP_PLAN) + 1}.*format_version 2"):
+    with pytest.raises(
+        FormatVersionError, match=rf"steps.jsonl line {len(STEP_PLAN) + 1}.*format_version 2"
+    ):
         build_report(run_a)
 
 
@@ -367,7 +427,9 @@ def test_missing_dir_and_missing_meta(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_cli_prints_where_it_wrote(run_a: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert build_report_cli(run_a, None, False) == 0
     out = capsys.readouterr().out
-    assert str(run_a / "report" / "report.html") in out and str(run_a / "report" / "report.md") in out
+    assert (
+        str(run_a / "report" / "report.html") in out and str(run_a / "report" / "report.md") in out
+    )
 
 
 def test_run_without_steps_still_reports(tmp_path: Path) -> None:
@@ -384,12 +446,25 @@ def test_report_modules_have_one_job_each_and_no_catch_all() -> None:
     import importlib.util
 
     assert importlib.util.find_spec("servecmp.report.analysis") is None
-    where = {"cells": "cells", "difference": "stats", "compare_friction": "stats", "server_pairs": "servers",
-             "fmt": "format", "Table": "table", "NOISE_RULE": "rules", "FRICTION_RULE": "rules",
-             "side_by_side": "tables.side_by_side", "head_to_head": "tables.head_to_head",
-             "summary_tables": "tables.summary", "friction_tables": "tables.friction",
-             "recommendations": "tables.recommendations", "differences": "tables.differences",
-             "all_steps": "tables.all_steps", "notes_table": "tables.notes", "resource_table": "tables.resources",
-             "overhead": "tables.overhead"}
+    where = {
+        "cells": "cells",
+        "difference": "stats",
+        "compare_friction": "stats",
+        "server_pairs": "servers",
+        "fmt": "format",
+        "Table": "table",
+        "NOISE_RULE": "rules",
+        "FRICTION_RULE": "rules",
+        "side_by_side": "tables.side_by_side",
+        "head_to_head": "tables.head_to_head",
+        "summary_tables": "tables.summary",
+        "friction_tables": "tables.friction",
+        "recommendations": "tables.recommendations",
+        "differences": "tables.differences",
+        "all_steps": "tables.all_steps",
+        "notes_table": "tables.notes",
+        "resource_table": "tables.resources",
+        "overhead": "tables.overhead",
+    }
     for name, module in where.items():
         assert hasattr(importlib.import_module(f"servecmp.report.{module}"), name), (module, name)

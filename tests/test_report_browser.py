@@ -30,24 +30,44 @@ window.addEventListener('load', () => {
 </script>"""
 
 CHROMIUM = Path("/usr/bin/chromium")
-PLOT_IDS = ("plot-latency-throughput", "plot-percentiles", "plot-distribution", "plot-overhead", "plot-resources")
+PLOT_IDS = (
+    "plot-latency-throughput",
+    "plot-percentiles",
+    "plot-distribution",
+    "plot-overhead",
+    "plot-resources",
+)
 
 pytestmark = [
     pytest.mark.usefixtures("test_registry"),  # server labels and baselines from test adapters
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)"
+    ),
 ]
 
 
 def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    cmd = [str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-           "--v=0", "--no-first-run", "--disable-extensions", *args]
+    cmd = [
+        str(CHROMIUM),
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--no-first-run",
+        "--disable-extensions",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def console_errors(stderr: str) -> list[str]:
-    return [ln for ln in stderr.splitlines() if "Uncaught" in ln or "ERROR:CONSOLE" in ln
-            or ("CONSOLE" in ln and "error" in ln.lower())]
+    return [
+        ln
+        for ln in stderr.splitlines()
+        if "Uncaught" in ln or "ERROR:CONSOLE" in ln or ("CONSOLE" in ln and "error" in ln.lower())
+    ]
 
 
 def non_white_fraction(png: Path) -> float:
@@ -88,22 +108,31 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
         end = positions[i + 1][0] if i + 1 < len(positions) else len(text)
         chunk = text[pos:end]
         assert 'class="main-svg"' in chunk, f"{pid}: no rendered plot"
-        assert re.search(r'class="(trace|point|bars|scatterlayer)', chunk), f"{pid}: no traces drawn"
+        assert re.search(r'class="(trace|point|bars|scatterlayer)', chunk), (
+            f"{pid}: no traces drawn"
+        )
         points = len(re.findall(r'class="point"', chunk))
         lines = re.findall(r'class="js-line"[^>]*\sd="(M[^"]*L[^"]*)"', chunk) + re.findall(
-            r'\sd="(M[^"]*L[^"]*)"[^>]*class="js-line"', chunk)
+            r'\sd="(M[^"]*L[^"]*)"[^>]*class="js-line"', chunk
+        )
         assert points > 0 or lines, f"{pid}: a plot without data points"
 
     shot = out / "report.png"
-    res = chromium("--virtual-time-budget=10000", "--hide-scrollbars", f"--screenshot={shot}",
-                   "--window-size=1400,3000", html.as_uri())
+    res = chromium(
+        "--virtual-time-budget=10000",
+        "--hide-scrollbars",
+        f"--screenshot={shot}",
+        "--window-size=1400,3000",
+        html.as_uri(),
+    )
     assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
     assert not console_errors(res.stderr), console_errors(res.stderr)
     assert non_white_fraction(shot) > 0.03, "screenshot is (almost) blank"
 
 
-def test_rest_and_grpc_summaries_fit_a_1400x900_screen(tmp_path: Path, test_registry_with_kserve: None,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rest_and_grpc_summaries_fit_a_1400x900_screen(
+    tmp_path: Path, test_registry_with_kserve: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Three servers, KServe labelled like the real adapter (version and flavour): from the
     Summary heading down to the gRPC table, nothing wider or taller than the window."""
     from adapters_for_tests import KServeForTests
@@ -112,9 +141,17 @@ def test_rest_and_grpc_summaries_fit_a_1400x900_screen(tmp_path: Path, test_regi
     monkeypatch.setattr(KServeForTests, "short_label", "KServe", raising=False)
     html = build_report(make_run(tmp_path / "run-3", third_server=True)).html
     probe = tmp_path / "measure.html"
-    probe.write_text(html.read_text(encoding="utf-8").replace("</body>", MEASURE_JS + "</body>"), encoding="utf-8")
-    res = chromium("--window-size=1400,900", "--hide-scrollbars", "--virtual-time-budget=10000", "--dump-dom",
-                   probe.as_uri())
+    probe.write_text(
+        html.read_text(encoding="utf-8").replace("</body>", MEASURE_JS + "</body>"),
+        encoding="utf-8",
+    )
+    res = chromium(
+        "--window-size=1400,900",
+        "--hide-scrollbars",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        probe.as_uri(),
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     found = re.search(r'<pre id="measured">(.*?)</pre>', res.stdout)
     assert found is not None, res.stderr[-2000:]
@@ -126,4 +163,6 @@ def test_rest_and_grpc_summaries_fit_a_1400x900_screen(tmp_path: Path, test_regi
     for table in ("summary-rest", "summary-grpc"):
         assert m[table]["right"] <= width, (table, m)
     used = m["summary-grpc"]["bottom"] - m["top"]
-    assert used <= height, f"REST + gRPC summaries take {used:.0f} px of a {height} px high window: {m}"
+    assert used <= height, (
+        f"REST + gRPC summaries take {used:.0f} px of a {height} px high window: {m}"
+    )

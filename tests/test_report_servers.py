@@ -45,12 +45,21 @@ def built3(three: Path, test_registry_with_kserve: None) -> tuple[Path, str, str
     return three, paths.markdown.read_text(), paths.html.read_text()
 
 
-def test_servers_come_from_the_stored_run_in_registry_order(three: Path, test_registry_with_kserve: None) -> None:
+def test_servers_come_from_the_stored_run_in_registry_order(
+    three: Path, test_registry_with_kserve: None
+) -> None:
     run = load_run(three)
     assert servers(run) == ["torchserve", "tfserving", "kserve"]
-    assert server_pairs(servers(run)) == [("torchserve", "tfserving"), ("torchserve", "kserve"),
-                                                ("tfserving", "kserve")]
-    assert [server_label(s) for s in servers(run)] == LABELS == [registry.get(s).label for s in servers(run)]
+    assert server_pairs(servers(run)) == [
+        ("torchserve", "tfserving"),
+        ("torchserve", "kserve"),
+        ("tfserving", "kserve"),
+    ]
+    assert (
+        [server_label(s) for s in servers(run)]
+        == LABELS
+        == [registry.get(s).label for s in servers(run)]
+    )
 
 
 def test_summary_has_three_columns_and_a_verdict_per_pair(built3: tuple[Path, str, str]) -> None:
@@ -67,17 +76,31 @@ def test_summary_has_three_columns_and_a_verdict_per_pair(built3: tuple[Path, st
     verdicts = dict(zip(PAIRS, best[5:], strict=True))
     assert len(verdicts) == 3
     # best under p99 <= 40 ms (the experiment's SLO), 1 repeat: the fallback rule's relative difference
-    assert verdicts["TorchServe vs KServe"].startswith("KServe better: KServe vs TorchServe differ by ")
-    assert verdicts["TF Serving vs KServe"].startswith("KServe better: KServe vs TF Serving differ by ")
+    assert verdicts["TorchServe vs KServe"].startswith(
+        "KServe better: KServe vs TorchServe differ by "
+    )
+    assert verdicts["TF Serving vs KServe"].startswith(
+        "KServe better: KServe vs TF Serving differ by "
+    )
     assert all(v.endswith("(1 repeat), resolves ≥ 5.0 %") for v in verdicts.values())
     p50 = next(r for r in rest if r[0].startswith("p50 latency"))
-    assert p50[2:5] == [sig3(_p50(t)) for t in ("torchserve-rest-json", "tfserving-rest-json", "kserve-rest-json")]
+    assert p50[2:5] == [
+        sig3(_p50(t)) for t in ("torchserve-rest-json", "tfserving-rest-json", "kserve-rest-json")
+    ]
     # one-off friction: each pair judged on its own, against the stated measurement error
-    cold = next(r for r in md_tables(md)["Friction (per server, any protocol)"] if r[0] == "Cold start to ready")
-    assert cold[2:] == ["12.5", "3.25", "5.5",
-                        "TF Serving better: differ by 117 % > 50.0 % error (one measurement)",
-                        "KServe better: differ by 77.8 % > 50.0 % error (one measurement)",
-                        "TF Serving better: differ by 51.4 % > 50.0 % error (one measurement)"]
+    cold = next(
+        r
+        for r in md_tables(md)["Friction (per server, any protocol)"]
+        if r[0] == "Cold start to ready"
+    )
+    assert cold[2:] == [
+        "12.5",
+        "3.25",
+        "5.5",
+        "TF Serving better: differ by 117 % > 50.0 % error (one measurement)",
+        "KServe better: differ by 77.8 % > 50.0 % error (one measurement)",
+        "TF Serving better: differ by 51.4 % > 50.0 % error (one measurement)",
+    ]
     # TF Serving's gRPC target is unavailable: no column there, one line in the summary
     grpc = md_tables(md)["GRPC"]
     assert grpc[0] == ["question", "unit", "TorchServe", "KServe", "TorchServe vs KServe"]
@@ -92,20 +115,31 @@ def test_head_to_head_judges_every_pair_with_the_noise_rule(built3: tuple[Path, 
     got = {(c["load"], c["protocol"], c["metric"], c["a"], c["b"]): c["verdict"] for c in cells}
     for load in ("concurrency 1", "concurrency 4"):
         for proto in ("rest", "grpc"):
-            pairs = {(a, b) for (ld, p, m, a, b) in got if (ld, p, m) == (load, proto, "throughput")}
+            pairs = {
+                (a, b) for (ld, p, m, a, b) in got if (ld, p, m) == (load, proto, "throughput")
+            }
             assert pairs == set(combinations(LABELS, 2)), (load, proto, pairs)
     thr = {(ld, p, a, b): v for (ld, p, m, a, b), v in got.items() if m == "throughput"}
     assert thr[("concurrency 1", "rest", "TorchServe", "KServe")] == "KServe better"
     assert thr[("concurrency 1", "rest", "TF Serving", "KServe")] == "KServe better"
     assert thr[("concurrency 1", "rest", "TorchServe", "TF Serving")] == "TF Serving better"
-    assert thr[("concurrency 4", "rest", "TorchServe", "TF Serving")] == NOT_SIGNIFICANT  # within noise
-    assert thr[("concurrency 4", "rest", "TF Serving", "KServe")] == "KServe better"  # 26 % > its 12 % spread
+    assert (
+        thr[("concurrency 4", "rest", "TorchServe", "TF Serving")] == NOT_SIGNIFICANT
+    )  # within noise
+    assert (
+        thr[("concurrency 4", "rest", "TF Serving", "KServe")] == "KServe better"
+    )  # 26 % > its 12 % spread
     assert thr[("concurrency 1", "grpc", "TorchServe", "KServe")] == NOT_SIGNIFICANT  # 61 vs 60
     assert thr[("concurrency 4", "grpc", "TorchServe", "KServe")] == "KServe better"
     # TF Serving's gRPC target is unavailable: every pair with it says so
     assert thr[("concurrency 1", "grpc", "TorchServe", "TF Serving")] == "no data"
     assert thr[("concurrency 1", "grpc", "TF Serving", "KServe")] == "no data"
-    no_data = next(c for c in cells if (c["load"], c["protocol"], c["a"], c["b"]) == ("concurrency 1", "grpc", "TF Serving", "KServe"))
+    no_data = next(
+        c
+        for c in cells
+        if (c["load"], c["protocol"], c["a"], c["b"])
+        == ("concurrency 1", "grpc", "TF Serving", "KServe")
+    )
     assert no_data["a value"] == f"no data ({UNAVAILABLE_TARGET} unavailable)"
 
 
@@ -120,7 +154,9 @@ def test_recommendations_rank_all_servers(built3: tuple[Path, str, str]) -> None
     grpc25 = next(r for r in recs if r[0] == "≤ 25 ms" and r[1] == "grpc")
     assert grpc25[5] == "none of the measured servers meets this SLO (no data for TF Serving)"
     grpc250 = next(r for r in recs if r[0] == "≤ 250 ms" and r[1] == "grpc")
-    assert grpc250[3].startswith("no data") and grpc250[5].startswith("KServe (KServe vs TorchServe")
+    assert grpc250[3].startswith("no data") and grpc250[5].startswith(
+        "KServe (KServe vs TorchServe"
+    )
 
 
 def test_baseline_rows_come_from_the_adapters(built3: tuple[Path, str, str]) -> None:
@@ -128,7 +164,11 @@ def test_baseline_rows_come_from_the_adapters(built3: tuple[Path, str, str]) -> 
     rows = md_tables(md)["Serving overhead vs in-process baselines"]
     base = {(r[0], r[1]): r[2] for r in rows[1:]}
     for load in ("concurrency 1", "concurrency 4"):
-        assert base[(load, "kserve-rest-json")] == registry.get("kserve").baseline == "pytorch-inprocess"
+        assert (
+            base[(load, "kserve-rest-json")]
+            == registry.get("kserve").baseline
+            == "pytorch-inprocess"
+        )
         assert base[(load, "kserve-grpc-oip")] == "pytorch-inprocess"
         assert base[(load, "torchserve-rest-json")] == "pytorch-inprocess"
         assert base[(load, "tfserving-rest-json")] == "tensorflow-inprocess"
@@ -144,11 +184,24 @@ def test_side_by_side_and_friction_have_a_column_per_server(built3: tuple[Path, 
     start = md_tables(md)["start-up"]
     assert start[0] == ["measurement", "unit", "better", *LABELS, "winner"]
     # the winner beats the runner-up (KServe 5.5 s) beyond the one-off error: 51 % > 50 %
-    assert start[1] == ["Cold start to ready", "s", "lower", "12.500", "3.250", "5.500", "TF Serving"]
+    assert start[1] == [
+        "Cold start to ready",
+        "s",
+        "lower",
+        "12.500",
+        "3.250",
+        "5.500",
+        "TF Serving",
+    ]
     res = md_tables(md)["resources"]
     peak = next(r for r in res if r[0].startswith("Peak memory"))
     # 429 vs 668 MiB, one measurement each: 43 % is within the stated 50 % error
-    assert peak[3:] == ["858.3", "429.2", "667.6", "one measurement: no verdict (differ by 43.5 % ≤ 50.0 % error)"]
+    assert peak[3:] == [
+        "858.3",
+        "429.2",
+        "667.6",
+        "one measurement: no verdict (differ by 43.5 % ≤ 50.0 % error)",
+    ]
 
 
 def test_a_server_missing_from_the_registry_still_shows(three: Path, test_registry: None) -> None:
@@ -161,19 +214,41 @@ def test_a_server_missing_from_the_registry_still_shows(three: Path, test_regist
     assert servers(run) == ["torchserve", "tfserving", "kserve"]
     md = build_report(three).markdown.read_text()
     rest = md_tables(md)["REST"]
-    assert rest[0] == ["question", "unit", "TorchServe", "TF Serving", "kserve", "TorchServe vs TF Serving",
-                       "TorchServe vs kserve", "TF Serving vs kserve"]
+    assert rest[0] == [
+        "question",
+        "unit",
+        "TorchServe",
+        "TF Serving",
+        "kserve",
+        "TorchServe vs TF Serving",
+        "TorchServe vs kserve",
+        "TF Serving vs kserve",
+    ]
     overhead = md_tables(md)["Serving overhead vs in-process baselines"]
     assert not any(r[1].startswith("kserve") for r in overhead[1:])
     pairs = md_tables(md)["Differences between targets (paired over interleaved repeats)"]
-    assert not any(r[1] == "pytorch-inprocess [baseline]" and r[2].startswith("kserve") for r in pairs[1:])
+    assert not any(
+        r[1] == "pytorch-inprocess [baseline]" and r[2].startswith("kserve") for r in pairs[1:]
+    )
 
 
 def test_two_server_run_keeps_two_columns(tmp_path: Path, test_registry_with_kserve: None) -> None:
     """A registered server absent from the run gets no column."""
     md = build_report(make_run(tmp_path / "run-2")).markdown.read_text()
-    assert md_tables(md)["REST"][0] == ["question", "unit", "TorchServe", "TF Serving", "TorchServe vs TF Serving"]
-    assert md_tables(md)["Recommendations"][0] == ["p99 SLO", "protocol", "TorchServe", "TF Serving", "recommendation"]
+    assert md_tables(md)["REST"][0] == [
+        "question",
+        "unit",
+        "TorchServe",
+        "TF Serving",
+        "TorchServe vs TF Serving",
+    ]
+    assert md_tables(md)["Recommendations"][0] == [
+        "p99 SLO",
+        "protocol",
+        "TorchServe",
+        "TF Serving",
+        "recommendation",
+    ]
 
 
 def test_console_lists_every_server_target(three: Path) -> None:

@@ -58,12 +58,22 @@ def repeated_rounds(n: int) -> list[PlannedStep]:
         for p in STEP_PLAN + THIRD_SERVER_PLAN:
             if p.valid:
                 f = 1.0 + 0.02 * ((r + len(p.target)) % 3 - 1)
-                out.append(PlannedStep(p.target, p.concurrency, p.throughput * f,
-                                       tuple(x * f for x in p.window_thr), p.p50 / f, repeat=r))
+                out.append(
+                    PlannedStep(
+                        p.target,
+                        p.concurrency,
+                        p.throughput * f,
+                        tuple(x * f for x in p.window_thr),
+                        p.p50 / f,
+                        repeat=r,
+                    )
+                )
     return out
 
 
-def friction_run(tmp_path: Path, values: dict[str, list[float]], metric: str = "idle_rss_bytes") -> str:
+def friction_run(
+    tmp_path: Path, values: dict[str, list[float]], metric: str = "idle_rss_bytes"
+) -> str:
     """A three-server run whose only friction is ``metric``: per server its measurements, round by
     round, interleaved (round k of every server before round k + 1)."""
     run = make_run(tmp_path / "r", third_server=True, friction=False, series=False)
@@ -80,12 +90,18 @@ def test_verdict_cells_use_short_names_and_headers_keep_the_version(tmp_path: Pa
     tables = summary_tables(md)
     rest = tables["REST"]
     assert rest[0][2:5] == ["TorchServe", "TF Serving", LONG]
-    assert rest[0][5:] == ["TorchServe vs TF Serving", "TorchServe vs KServe", "TF Serving vs KServe"]
+    assert rest[0][5:] == [
+        "TorchServe vs TF Serving",
+        "TorchServe vs KServe",
+        "TF Serving vs KServe",
+    ]
     for name, rows in tables.items():
         for row in rows[1:]:
             for cell in row:
                 assert "0.21" not in cell and "Python model server" not in cell, (name, cell)
-    assert next(r for r in rest if r[0].startswith("Best throughput"))[6].startswith("KServe better: KServe vs TorchServe")
+    assert next(r for r in rest if r[0].startswith("Best throughput"))[6].startswith(
+        "KServe better: KServe vs TorchServe"
+    )
 
 
 def _decimal_digits(number: str) -> int:
@@ -94,11 +110,17 @@ def _decimal_digits(number: str) -> int:
 
 
 @pytest.mark.parametrize("repeats", [1, 3])
-def test_summary_numbers_have_at_most_three_significant_figures(tmp_path: Path, repeats: int) -> None:
+def test_summary_numbers_have_at_most_three_significant_figures(
+    tmp_path: Path, repeats: int
+) -> None:
     plan = repeated_rounds(repeats) if repeats > 1 else None
     run = make_run(tmp_path / "r", third_server=True, plan=plan)
     for k in range(1, 3):  # several measurements per server, too
-        for server, rss in (("torchserve", 465.123e6), ("tfserving", 300.456e6), ("kserve", 435.789e6)):
+        for server, rss in (
+            ("torchserve", 465.123e6),
+            ("tfserving", 300.456e6),
+            ("kserve", 435.789e6),
+        ):
             append_friction(run, record(server, "idle_rss_bytes", rss * (1 + 0.013 * k)))
     md = build_report(run).markdown.read_text()
     checked = 0
@@ -113,8 +135,20 @@ def test_summary_numbers_have_at_most_three_significant_figures(tmp_path: Path, 
 
 def test_three_significant_figures() -> None:
     assert [sig3(x) for x in (1274.4, 82.37, 3.3, 0.012345, 99.96, 5.0, None)] == [
-        "1,274", "82.4", "3.3", "0.0123", "100", "5", "—"]
-    assert [pct3(x, True) for x in (0.1483, -0.0512, 1.659, 0.0)] == ["+14.8 %", "-5.1 %", "+166 %", "+0.0 %"]
+        "1,274",
+        "82.4",
+        "3.3",
+        "0.0123",
+        "100",
+        "5",
+        "—",
+    ]
+    assert [pct3(x, True) for x in (0.1483, -0.0512, 1.659, 0.0)] == [
+        "+14.8 %",
+        "-5.1 %",
+        "+166 %",
+        "+0.0 %",
+    ]
     assert pct3(0.05) == "5.0 %"
 
 
@@ -131,8 +165,9 @@ def test_a_server_unavailable_in_one_protocol_gets_one_line_not_a_column(tmp_pat
 def test_a_server_unavailable_everywhere_gets_one_line(tmp_path: Path) -> None:
     plan = [p for p in STEP_PLAN + THIRD_SERVER_PLAN if not p.target.startswith("tfserving-")]
     run = make_run(tmp_path / "r", plan=plan, third_server=True)
-    RunStore(run).append_target(TargetAvailability(target="tfserving-rest-json", available=False,
-                                                   reason=UNAVAILABLE_REASON))
+    RunStore(run).append_target(
+        TargetAvailability(target="tfserving-rest-json", available=False, reason=UNAVAILABLE_REASON)
+    )
     md = build_report(run).markdown.read_text()
     lines = [ln for ln in summary_md(md).splitlines() if ln.startswith("- ")]
     assert lines == [f"- TF Serving (REST, gRPC): unavailable: {UNAVAILABLE_REASON}"]
@@ -161,7 +196,9 @@ def test_every_pair_verdict_states_what_it_resolves(tmp_path: Path, repeats: int
 
 # ---- friction verdicts ---------------------------------------------------------------------------
 def test_one_measurement_each_is_no_verdict_within_the_stated_error(tmp_path: Path) -> None:
-    md = friction_run(tmp_path, {"torchserve": [465 * 2**20], "kserve": [435 * 2**20], "tfserving": [300 * 2**20]})
+    md = friction_run(
+        tmp_path, {"torchserve": [465 * 2**20], "kserve": [435 * 2**20], "tfserving": [300 * 2**20]}
+    )
     row = next(r for r in summary_tables(md)[FRICTION] if r[0] == "Idle memory (RSS)")
     header = summary_tables(md)[FRICTION][0]
     cells = dict(zip(header, row, strict=True))
@@ -175,39 +212,57 @@ def test_one_measurement_each_is_no_verdict_within_the_stated_error(tmp_path: Pa
 
 
 def test_one_measurement_each_beyond_the_error_is_called(tmp_path: Path) -> None:
-    md = friction_run(tmp_path, {"torchserve": [12.5], "tfserving": [3.25], "kserve": [12.0]}, "cold_start_ready_s")
+    md = friction_run(
+        tmp_path,
+        {"torchserve": [12.5], "tfserving": [3.25], "kserve": [12.0]},
+        "cold_start_ready_s",
+    )
     rows = summary_tables(md)[FRICTION]
     cells = dict(zip(rows[0], next(r for r in rows if r[0] == "Cold start to ready"), strict=True))
     assert cells["TorchServe vs TF Serving"] == (
-        f"TF Serving better: differ by 117 % > {pct3(ONE_OFF_ERROR)} error (one measurement)")
+        f"TF Serving better: differ by 117 % > {pct3(ONE_OFF_ERROR)} error (one measurement)"
+    )
     assert cells["TorchServe vs KServe"].startswith("one measurement: no verdict")
 
 
 def test_three_interleaved_measurements_are_paired(tmp_path: Path) -> None:
     mib = 2**20
-    md = friction_run(tmp_path, {"torchserve": [465 * mib, 480 * mib, 470 * mib],
-                                 "kserve": [435 * mib, 452 * mib, 441 * mib],  # 6 % below, every round
-                                 "tfserving": [300 * mib, 520 * mib, 410 * mib]})  # all over the place
+    md = friction_run(
+        tmp_path,
+        {
+            "torchserve": [465 * mib, 480 * mib, 470 * mib],
+            "kserve": [435 * mib, 452 * mib, 441 * mib],  # 6 % below, every round
+            "tfserving": [300 * mib, 520 * mib, 410 * mib],
+        },
+    )  # all over the place
     rows = summary_tables(md)[FRICTION]
     cells = dict(zip(rows[0], next(r for r in rows if r[0] == "Idle memory (RSS)"), strict=True))
     assert cells["TorchServe"] == "470 (median of 3)" and cells[LONG] == "441 (median of 3)"
-    assert re.fullmatch(r"KServe better: KServe vs TorchServe -6\.\d % \[-\d+\.\d %, -\d+\.\d %\], resolves ≥ .*",
-                        cells["TorchServe vs KServe"]), cells
-    assert cells["TorchServe vs TF Serving"].startswith("not significant: TF Serving vs TorchServe "), cells
+    assert re.fullmatch(
+        r"KServe better: KServe vs TorchServe -6\.\d % \[-\d+\.\d %, -\d+\.\d %\], resolves ≥ .*",
+        cells["TorchServe vs KServe"],
+    ), cells
+    assert cells["TorchServe vs TF Serving"].startswith(
+        "not significant: TF Serving vs TorchServe "
+    ), cells
 
 
 def test_stored_startup_indexes_pair_the_rounds_whatever_the_file_order(tmp_path: Path) -> None:
     # The run stores each start-up's index; a server written out of order still pairs by round.
     mib = 2**20
     run = make_run(tmp_path / "r", third_server=True, friction=False, series=False)
-    for server, vals, order in (("torchserve", [400, 420, 440], [2, 0, 1]),
-                                ("kserve", [380, 399, 418], [0, 1, 2])):
+    for server, vals, order in (
+        ("torchserve", [400, 420, 440], [2, 0, 1]),
+        ("kserve", [380, 399, 418], [0, 1, 2]),
+    ):
         for k in order:
             append_friction(run, record(server, "idle_rss_bytes", vals[k] * mib, index=k))
     rows = summary_tables(build_report(run).markdown.read_text())[FRICTION]
     cells = dict(zip(rows[0], next(r for r in rows if r[0] == "Idle memory (RSS)"), strict=True))
     # paired by index: KServe is 5 % below TorchServe in every round; in file order it would not be
-    assert cells["TorchServe vs KServe"].startswith("KServe better: KServe vs TorchServe -5."), cells
+    assert cells["TorchServe vs KServe"].startswith("KServe better: KServe vs TorchServe -5."), (
+        cells
+    )
 
 
 def test_friction_rule_compares_counts_exactly_and_needs_three_rounds_to_pair() -> None:
@@ -219,7 +274,9 @@ def test_friction_rule_compares_counts_exactly_and_needs_three_rounds_to_pair() 
     two = compare_friction(rss, {0: 100.0, 1: 101.0}, {0: 120.0, 1: 121.0})
     assert two is not None and two.rule == "one-off" and not two.significant and two.n_a == 2
     three = compare_friction(rss, {0: 100.0, 1: 101.0, 2: 99.0}, {0: 120.0, 1: 121.0, 2: 119.0})
-    assert three is not None and three.rule == "paired" and three.significant and three.better == "a"
+    assert (
+        three is not None and three.rule == "paired" and three.significant and three.better == "a"
+    )
     assert compare_friction(rss, {}, {0: 1.0}) is None
 
 

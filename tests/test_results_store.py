@@ -18,10 +18,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def step(step_id: str, p99: float = 10.0, thr: float = 100.0) -> StepResult:
-    return StepResult(run_id="r", step_id=step_id, target="torchserve-rest-json", server="torchserve",
-                      protocol="rest", encoding="json", sweep="closed_loop", mode="closed_loop",
-                      concurrency=1, started_at="2025-01-01T00:00:00Z", warmup_s=1, window_s=1,
-                      stop_reason="stable", latency_ms=LatencySummary(count=10, p99=p99), throughput_rps=thr)
+    return StepResult(
+        run_id="r",
+        step_id=step_id,
+        target="torchserve-rest-json",
+        server="torchserve",
+        protocol="rest",
+        encoding="json",
+        sweep="closed_loop",
+        mode="closed_loop",
+        concurrency=1,
+        started_at="2025-01-01T00:00:00Z",
+        warmup_s=1,
+        window_s=1,
+        stop_reason="stable",
+        latency_ms=LatencySummary(count=10, p99=p99),
+        throughput_rps=thr,
+    )
 
 
 def test_append_and_read(tmp_path: Path) -> None:
@@ -68,7 +81,12 @@ def test_other_format_version_is_rejected_with_file_and_versions(tmp_path: Path)
     with pytest.raises(FormatVersionError) as err:
         store.read_steps()
     msg = str(err.value)
-    assert str(store.steps_path) in msg and "line 1" in msg and "2" in msg and "format_version 1" in msg
+    assert (
+        str(store.steps_path) in msg
+        and "line 1" in msg
+        and "2" in msg
+        and "format_version 1" in msg
+    )
 
 
 def test_meta_roundtrip_and_version_check(tmp_path: Path) -> None:
@@ -90,16 +108,26 @@ def test_meta_roundtrip_and_version_check(tmp_path: Path) -> None:
 
 def test_targets_jsonl(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
-    store.append_target(TargetAvailability(target="tfserving-rest-json", available=False,
-                                           reason="tensorflow_model_server not found"))
+    store.append_target(
+        TargetAvailability(
+            target="tfserving-rest-json",
+            available=False,
+            reason="tensorflow_model_server not found",
+        )
+    )
     assert store.read_targets()[0].reason.startswith("tensorflow_model_server")
 
 
 def test_metric_definitions() -> None:
     assert get_metric("throughput_rps").better is Better.higher
-    assert get_metric("latency_p99_ms").better is Better.lower and METRICS["latency_p99_ms"].unit == "ms"
+    assert (
+        get_metric("latency_p99_ms").better is Better.lower
+        and METRICS["latency_p99_ms"].unit == "ms"
+    )
     fast, slow = step("a", p99=5), step("b", p99=50)
     assert get_metric("latency_p99_ms").better_of(fast, slow) is fast
-    assert get_metric("throughput_rps").better_of(step("x", thr=10), step("y", thr=20)).step_id == "y"
+    assert (
+        get_metric("throughput_rps").better_of(step("x", thr=10), step("y", thr=20)).step_id == "y"
+    )
     with pytest.raises(KeyError, match="known"):
         get_metric("nope")

@@ -32,7 +32,9 @@ needs_promtool = pytest.mark.skipif(
 
 
 def _fixture_module():
-    spec = importlib.util.spec_from_file_location("make_rules_test", PROMTOOL_DIR / "make_rules_test.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_rules_test", PROMTOOL_DIR / "make_rules_test.py"
+    )
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -63,7 +65,9 @@ def test_rule_file_is_plain_prometheus_format():
 @pytest.mark.prometheus
 @needs_promtool
 def test_promtool_check_rules():
-    res = subprocess.run([PROMTOOL, "check", "rules", str(rules.RULES_PATH)], capture_output=True, text=True)
+    res = subprocess.run(
+        [PROMTOOL, "check", "rules", str(rules.RULES_PATH)], capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     # promtool 2.42 exits 0 on lint findings; a duplicate rule (same record, same static labels)
     # would record one server's series over another's
@@ -74,7 +78,10 @@ def test_promtool_check_rules():
 @needs_promtool
 def test_promtool_unit_tests_pass():
     res = subprocess.run(
-        [PROMTOOL, "test", "rules", RULES_TEST.name], cwd=PROMTOOL_DIR, capture_output=True, text=True
+        [PROMTOOL, "test", "rules", RULES_TEST.name],
+        cwd=PROMTOOL_DIR,
+        capture_output=True,
+        text=True,
     )
     assert res.returncode == 0, res.stdout + res.stderr
 
@@ -95,7 +102,9 @@ def _tested_records() -> set[str]:
     out = set()
     for t in _promtool_doc()["tests"]:
         for e in t.get("promql_expr_test", []):
-            out |= check.metric_names(e["expr"]) | set(re.findall(r"servecmp:[a-z0-9_:]+", e["expr"]))
+            out |= check.metric_names(e["expr"]) | set(
+                re.findall(r"servecmp:[a-z0-9_:]+", e["expr"])
+            )
     return out
 
 
@@ -121,7 +130,12 @@ def test_every_tfserving_panel_metric_is_in_promtool_input():
 
 def test_every_recorded_series_used_by_a_panel_is_unit_tested():
     tested = _tested_records()
-    used = {m for q in _all_panel_queries() for m in check.metric_names(q.expr) if m in rules.recorded_names()}
+    used = {
+        m
+        for q in _all_panel_queries()
+        for m in check.metric_names(q.expr)
+        if m in rules.recorded_names()
+    }
     assert used
     assert not (used - tested), sorted(used - tested)
     # and every record at all has an expectation
@@ -148,27 +162,48 @@ def test_promtool_input_uses_real_torchserve_names():
 def test_one_group_per_injected_server_under_server_neutral_names():
     doc = rules.rule_groups([ta.TORCHSERVE, ta.TFSERVING, ta.KSERVE])
     names = [g["name"] for g in doc["groups"]]
-    assert names == ["servecmp.generator", "servecmp.torchserve", "servecmp.tfserving", "servecmp.kserve",
-                     "servecmp.resources"]
+    assert names == [
+        "servecmp.generator",
+        "servecmp.torchserve",
+        "servecmp.tfserving",
+        "servecmp.kserve",
+        "servecmp.resources",
+    ]
     kserve = next(g for g in doc["groups"] if g["name"] == "servecmp.kserve")["rules"]
     # only what its metrics declare: requests, no latency
     assert [r["record"] for r in kserve] == [n.R_SERVER_REQUESTS]
-    assert kserve[0]["expr"] == "sum by (namespace, model_name) (rate(request_predict_seconds_count{}[1m]))"
+    assert (
+        kserve[0]["expr"]
+        == "sum by (namespace, model_name) (rate(request_predict_seconds_count{}[1m]))"
+    )
     assert kserve[0]["labels"] == {"server": "kserve"}
-    cadvisor = [r for r in next(g for g in doc["groups"] if g["name"] == "servecmp.resources")["rules"]
-                if r["labels"]["source"] == "cadvisor"]
+    cadvisor = [
+        r
+        for r in next(g for g in doc["groups"] if g["name"] == "servecmp.resources")["rules"]
+        if r["labels"]["source"] == "cadvisor"
+    ]
     assert all('container=~"torchserve|tfserving|kserve"' in r["expr"] for r in cadvisor)
 
 
 def test_container_named_unlike_the_server_is_mapped_back(monkeypatch):
     class Renamed(ta.KServeForTests):
-        wire = Wire(service="kserve-predictor", ports=ta.KSERVE.wire.ports, metrics_path="/metrics",
-                    ready_path="/v1/models/{model}")
+        wire = Wire(
+            service="kserve-predictor",
+            ports=ta.KSERVE.wire.ports,
+            metrics_path="/metrics",
+            ready_path="/v1/models/{model}",
+        )
 
-    cpu = next(r for r in rules.resource_rules([ta.TORCHSERVE, Renamed()])
-               if r["record"] == n.R_SERVER_CPU and r["labels"]["source"] == "cadvisor")
+    cpu = next(
+        r
+        for r in rules.resource_rules([ta.TORCHSERVE, Renamed()])
+        if r["record"] == n.R_SERVER_CPU and r["labels"]["source"] == "cadvisor"
+    )
     assert 'container=~"torchserve|kserve-predictor"' in cpu["expr"]
-    assert 'label_replace(' in cpu["expr"] and '"server", "kserve", "container", "kserve-predictor")' in cpu["expr"]
+    assert (
+        "label_replace(" in cpu["expr"]
+        and '"server", "kserve", "container", "kserve-predictor")' in cpu["expr"]
+    )
 
 
 def test_server_query_fills_selector_and_quantile():

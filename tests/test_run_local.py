@@ -44,8 +44,11 @@ TINY = {
     ],
     "payload": {"distinct_inputs": 8},
     "load": {
-        "profile": "closed_loop", "concurrency": [2], "warmup_s": 0.5,
-        "stability": {"window_s": 1.0, "windows": 2, "max_windows": 3}, "repeats": 2,
+        "profile": "closed_loop",
+        "concurrency": [2],
+        "warmup_s": 0.5,
+        "stability": {"window_s": 1.0, "windows": 2, "max_windows": 3},
+        "repeats": 2,
         "burn_in": {"max_s": 3.0, "window_s": 0.5},
     },
     "friction": {"startups": 3},
@@ -81,15 +84,23 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("e2e")
     return run_experiment(
-        parse_experiment(TINY), runs_root=root / "runs", artifacts_root=root / "build",
-        prometheus=True, report=True,
+        parse_experiment(TINY),
+        runs_root=root / "runs",
+        artifacts_root=root / "build",
+        prometheus=True,
+        report=True,
     )
 
 
 def test_results_hold_torchserve_both_protocols_and_both_baselines(run_dir: Path) -> None:
     steps = RunStore(run_dir).read_steps().steps
     by_target = {s.target: s for s in steps}
-    for name in ("torchserve-rest-json", "torchserve-grpc-bytes", "pytorch-inprocess", "tensorflow-inprocess"):
+    for name in (
+        "torchserve-rest-json",
+        "torchserve-grpc-bytes",
+        "pytorch-inprocess",
+        "tensorflow-inprocess",
+    ):
         s = by_target[name]
         assert s.ok > 0 and s.wrong_answers == 0 and not s.transport_errors, s
         assert s.latency_ms.p50 is not None and s.throughput_rps > 0
@@ -104,7 +115,12 @@ def test_repeats_are_interleaved_rounds_over_every_target(run_dir: Path) -> None
     assert rounds == sorted(rounds) and set(rounds) == {0, 1}
     first = [s.target for s in steps if s.repeat == 0]
     assert first[::-1] == [s.target for s in steps if s.repeat == 1]
-    assert {"torchserve-rest-json", "torchserve-grpc-bytes", "pytorch-inprocess", "tensorflow-inprocess"} <= set(first)
+    assert {
+        "torchserve-rest-json",
+        "torchserve-grpc-bytes",
+        "pytorch-inprocess",
+        "tensorflow-inprocess",
+    } <= set(first)
     # The report pairs the rounds wherever both targets of a pair have a comparable step in
     # each; a pair short of that falls back to the single-repeat rule and says so.
     md = (run_dir / "report" / "report.md").read_text()
@@ -148,10 +164,22 @@ def test_friction_is_measured_for_torchserve(run_dir: Path) -> None:
     recs, truncated = read_friction(run_dir)
     assert not truncated
     ts = {r.metric: r for r in recs if r.server == "torchserve"}
-    for metric in ("packaging_s", "artifact_bytes", "cold_start_ready_s", "cold_start_first_inference_s",
-                   "idle_rss_bytes", "peak_rss_bytes", "idle_cpu_cores", "config_knobs_changed",
-                   "metric_families", "update_s", "update_failed_requests", "recovery_s",
-                   "recovery_lost_requests", "bad_payload_clear_errors"):
+    for metric in (
+        "packaging_s",
+        "artifact_bytes",
+        "cold_start_ready_s",
+        "cold_start_first_inference_s",
+        "idle_rss_bytes",
+        "peak_rss_bytes",
+        "idle_cpu_cores",
+        "config_knobs_changed",
+        "metric_families",
+        "update_s",
+        "update_failed_requests",
+        "recovery_s",
+        "recovery_lost_requests",
+        "bad_payload_clear_errors",
+    ):
         assert ts[metric].available and ts[metric].value is not None, (metric, ts[metric])
     assert ts["peak_rss_bytes"].value >= ts["idle_rss_bytes"].value * 0.5
     assert ts["recovery_lost_requests"].value > 0  # it was really killed under load
@@ -159,14 +187,22 @@ def test_friction_is_measured_for_torchserve(run_dir: Path) -> None:
     cases = {c["case"]: c for c in ts["bad_payload_clear_errors"].details["cases"]}
     assert cases["wrong_shape"]["status"] == 400 and cases["unknown_model"]["status"] == 404
     # the body just over max_request_size: refused by TorchServe, which stays up
-    assert cases["oversize_body"]["outcome"] == "rejected" and cases["oversize_body"]["status"] == 413
+    assert (
+        cases["oversize_body"]["outcome"] == "rejected" and cases["oversize_body"]["status"] == 413
+    )
     assert ts["oversize_crashed"].value == 0.0
     # cold start and idle memory: one measurement per start-up, each stored with its index
     from servecmp.results.friction import measurements
+
     startups = TINY["friction"]["startups"]
 
     by = measurements(recs)
-    for metric in ("cold_start_ready_s", "cold_start_first_inference_s", "idle_rss_bytes", "idle_cpu_cores"):
+    for metric in (
+        "cold_start_ready_s",
+        "cold_start_first_inference_s",
+        "idle_rss_bytes",
+        "idle_cpu_cores",
+    ):
         got = by[("torchserve", metric, "local")]
         assert [r.index for r in got] == list(range(startups)), (metric, got)
         assert all(r.available and r.value is not None for r in got), got
@@ -191,7 +227,8 @@ def test_every_torchserve_and_generator_panel_query_returned_data(run_dir: Path)
             # TorchServe only.
             others = [a.name for a in registry.servers() if a.name != "torchserve"]
             if not sources & {"torchserve", "generator"} or any(
-                    o in sources or f'server="{o}"' in pq.expr for o in others):
+                o in sources or f'server="{o}"' in pq.expr for o in others
+            ):
                 continue
             entry = doc["queries"][f"{pq.dashboard_uid}#{pq.panel_id}{pq.ref_id}"]
             if entry["status"] != "success" or not entry["result"]:
@@ -212,13 +249,18 @@ def test_no_process_left_behind(run_dir: Path) -> None:
     assert not _leftovers(run_dir)
 
 
-def _start_run(tmp_path: Path, name: str, *extra: str, env: dict[str, str] | None = None
-               ) -> tuple[subprocess.Popen[str], Path, Any]:
+def _start_run(
+    tmp_path: Path, name: str, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], Path, Any]:
     """`servecmp run` in a subprocess; returns it once the first step is on disk (+ its run dir)."""
     exp = dict(TINY, targets=TINY["targets"][:2], name=name)
     # one round: these tests are about processes and stored steps, not about interleaving
-    exp["load"] = dict(TINY["load"], concurrency=[1, 2], repeats=1,
-                       stability={"window_s": 1.5, "windows": 2, "max_windows": 4})
+    exp["load"] = dict(
+        TINY["load"],
+        concurrency=[1, 2],
+        repeats=1,
+        stability={"window_s": 1.5, "windows": 2, "max_windows": 4},
+    )
     exp["friction"] = {"startups": 1}
     tmp_path.mkdir(parents=True, exist_ok=True)
     exp_path = tmp_path / f"{name}.yaml"
@@ -226,9 +268,23 @@ def _start_run(tmp_path: Path, name: str, *extra: str, env: dict[str, str] | Non
     runs = tmp_path / "runs"
     log = (tmp_path / "run.log").open("w")  # a file, not a pipe: a full pipe would block the run
     proc = subprocess.Popen(
-        [sys.executable, "-m", "servecmp.cli", "run", str(exp_path), "--runs", str(runs),
-         "--artifacts", str(tmp_path / "build"), "--no-report", *extra],
-        stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
+        [
+            sys.executable,
+            "-m",
+            "servecmp.cli",
+            "run",
+            str(exp_path),
+            "--runs",
+            str(runs),
+            "--artifacts",
+            str(tmp_path / "build"),
+            "--no-report",
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
@@ -275,8 +331,12 @@ def test_torchserve_killed_mid_run_keeps_earlier_steps(tmp_path: Path) -> None:
         steps_file = run_dir / "steps.jsonl"
         first = steps_file.read_text()
         time.sleep(1.0)  # inside the second step's measurement
-        java = [p for p in psutil.process_iter(["name", "cmdline"])
-                if "java" in (p.info["name"] or "") and str(run_dir) in " ".join(p.info["cmdline"] or [])]
+        java = [
+            p
+            for p in psutil.process_iter(["name", "cmdline"])
+            if "java" in (p.info["name"] or "")
+            and str(run_dir) in " ".join(p.info["cmdline"] or [])
+        ]
         assert java, "TorchServe's JVM not found"
         for p in java:
             p.send_signal(signal.SIGKILL)
@@ -315,7 +375,12 @@ def _processes_of(marker: str, run_dir: Path) -> list[str]:
             continue
         try:
             env = Path(f"/proc/{entry}/environ").read_bytes()
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmd = (
+                Path(f"/proc/{entry}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
             cwd = os.readlink(f"/proc/{entry}/cwd")
         except OSError:  # gone, a zombie, or not ours
             continue
@@ -371,7 +436,9 @@ def test_kill_9_of_servecmp_run_leaves_no_process_and_a_new_run_works(tmp_path: 
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium not installed")
+@pytest.mark.skipif(
+    not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium not installed"
+)
 def test_real_runs_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
     from test_report_browser import chromium, console_errors, non_white_fraction
 
@@ -380,6 +447,11 @@ def test_real_runs_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> 
     assert dom.returncode == 0 and not console_errors(dom.stderr), console_errors(dom.stderr)
     assert dom.stdout.count('class="main-svg"') >= 3  # plotly drew its plots
     shot = tmp_path / "report.png"
-    res = chromium("--virtual-time-budget=10000", "--window-size=1400,3000", f"--screenshot={shot}", html.as_uri())
+    res = chromium(
+        "--virtual-time-budget=10000",
+        "--window-size=1400,3000",
+        f"--screenshot={shot}",
+        html.as_uri(),
+    )
     assert res.returncode == 0 and shot.exists()
     assert non_white_fraction(shot) > 0.02

@@ -24,7 +24,9 @@ DOUBLE = Path(__file__).resolve().parent / "doubles" / "tfserving_double.py"
 
 
 def _names() -> set[str]:
-    return {ln.strip() for ln in DATA.read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+    return {
+        ln.strip() for ln in DATA.read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    }
 
 
 def test_the_flag_list_names_its_source_and_the_flags_we_rely_on() -> None:
@@ -32,30 +34,60 @@ def test_the_flag_list_names_its_source_and_the_flags_we_rely_on() -> None:
     assert any("tensorflow_serving/model_servers/main.cc" in h and "2.20.0" in h for h in header)
     names = _names()
     assert len(names) == 48  # main.cc 2.20.0: 48 tensorflow::Flag entries
-    assert {"port", "rest_api_port", "rest_api_num_threads", "grpc_max_threads", "model_config_file",
-            "monitoring_config_file", "enable_batching", "batching_parameters_file"} <= names
+    assert {
+        "port",
+        "rest_api_port",
+        "rest_api_num_threads",
+        "grpc_max_threads",
+        "model_config_file",
+        "monitoring_config_file",
+        "enable_batching",
+        "batching_parameters_file",
+    } <= names
 
 
 @pytest.mark.parametrize("batching", [False, True])
 @pytest.mark.parametrize("placement", ["kubernetes", "local"])
-def test_every_generated_flag_exists_in_tensorflow_model_server(batching: bool, placement: str) -> None:
-    exp = parse_experiment({"name": "c", "targets": [{"server": "tfserving", "protocol": "grpc"}],
-                            "resources": {"cpus": 2}, "tuning": {"batching": {"enabled": batching}}})
-    pl = Placement.kubernetes() if placement == "kubernetes" else Placement.local(
-        {s: {"models": f"/m/{s}", "config": f"/c/{s}"} for s in ("torchserve", "tfserving", "kserve")})
+def test_every_generated_flag_exists_in_tensorflow_model_server(
+    batching: bool, placement: str
+) -> None:
+    exp = parse_experiment(
+        {
+            "name": "c",
+            "targets": [{"server": "tfserving", "protocol": "grpc"}],
+            "resources": {"cpus": 2},
+            "tuning": {"batching": {"enabled": batching}},
+        }
+    )
+    pl = (
+        Placement.kubernetes()
+        if placement == "kubernetes"
+        else Placement.local(
+            {
+                s: {"models": f"/m/{s}", "config": f"/c/{s}"}
+                for s in ("torchserve", "tfserving", "kserve")
+            }
+        )
+    )
     flags = flag_lines(render_all(exp, pl).files["tfserving"])
     names = _names()
     for flag in flags:
         assert flag.startswith("--") and "=" in flag, flag
-        assert flag[2:].split("=", 1)[0] in names, f"{flag} is not a tensorflow_model_server 2.20.0 flag"
+        assert flag[2:].split("=", 1)[0] in names, (
+            f"{flag} is not a tensorflow_model_server 2.20.0 flag"
+        )
     assert set(config.FLAG_DEFAULTS) >= {f.split("=", 1)[0] for f in flags}
 
 
 def test_the_double_refuses_an_unknown_flag_like_the_server_reports_it(tmp_path: Path) -> None:
     """main.cc prints "unknown argument: <arg>" and the usage; the double then exits non-zero
     (the real server would go on with the flag ignored, which no test must rely on)."""
-    out = subprocess.run([sys.executable, str(DOUBLE), "--port=1", "--rest_api_threads=4"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(DOUBLE), "--port=1", "--rest_api_threads=4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode != 0
     assert "unknown argument: --rest_api_threads=4" in out.stdout
     assert "--rest_api_num_threads" in out.stdout  # the usage lists the real flags

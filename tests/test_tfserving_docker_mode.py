@@ -39,9 +39,13 @@ EXP = {
     "seed": 1234,
     "targets": [{"server": "tfserving", "protocol": "rest"}],
     "payload": {"distinct_inputs": 4},
-    "load": {"profile": "closed_loop", "concurrency": [2], "warmup_s": 0.5,
-             "stability": {"window_s": 1.0, "windows": 2, "max_windows": 3},
-             "burn_in": {"max_s": 3.0, "window_s": 0.5}},
+    "load": {
+        "profile": "closed_loop",
+        "concurrency": [2],
+        "warmup_s": 0.5,
+        "stability": {"window_s": 1.0, "windows": 2, "max_windows": 3},
+        "burn_in": {"max_s": 3.0, "window_s": 0.5},
+    },
     "resources": {"cpus": 1, "memory_mib": 1536},
     "friction": {"startups": 2},
 }
@@ -79,14 +83,20 @@ def _doubles_running(root: Path) -> list[str]:
     for p in psutil.process_iter(["pid", "cmdline"]):
         try:
             cmd = " ".join(p.info["cmdline"] or [])
-            if "tfserving_double.py" in cmd and str(root) in cmd and p.status() != psutil.STATUS_ZOMBIE:
+            if (
+                "tfserving_double.py" in cmd
+                and str(root) in cmd
+                and p.status() != psutil.STATUS_ZOMBIE
+            ):
                 out.append(f"{p.pid}: {cmd[:160]}")
         except psutil.Error:
             continue
     return out
 
 
-def test_docker_mode_measures_kills_and_cleans_up_the_container(shim_env: Path, tmp_path: Path) -> None:
+def test_docker_mode_measures_kills_and_cleans_up_the_container(
+    shim_env: Path, tmp_path: Path
+) -> None:
     from servecmp.run.orchestrate import run_experiment
 
     state = shim_env
@@ -111,8 +121,13 @@ def test_docker_mode_measures_kills_and_cleans_up_the_container(shim_env: Path, 
     t = threading.Thread(target=watch, daemon=True)
     t.start()
     try:
-        run_dir = run_experiment(parse_experiment(EXP), runs_root=tmp_path / "runs",
-                                 artifacts_root=tmp_path / "build", prometheus=False, report=False)
+        run_dir = run_experiment(
+            parse_experiment(EXP),
+            runs_root=tmp_path / "runs",
+            artifacts_root=tmp_path / "build",
+            prometheus=False,
+            report=False,
+        )
     finally:
         stop.set()
         t.join()
@@ -124,7 +139,8 @@ def test_docker_mode_measures_kills_and_cleans_up_the_container(shim_env: Path, 
     # The "server saturated" input watched the container serving the load (a TensorFlow process
     # answering tens of requests per second), not the idle `docker run` client.
     assert all(s.generator and (s.generator.server_cpu_fraction or 0) > 0.02 for s in steps), [
-        s.generator for s in steps]
+        s.generator for s in steps
+    ]
 
     recs, _ = read_friction(run_dir)
     tfs = {r.metric: r for r in recs if r.server == "tfserving"}  # the last of repeated ones
@@ -202,9 +218,14 @@ def test_an_invisible_container_pid_is_a_reported_failure_and_leaves_nothing(
     from servecmp.run.orchestrate import run_experiment
 
     monkeypatch.setenv("DOCKER_SHIM_HIDE_PID", "1")
-    run_dir = run_experiment(parse_experiment(EXP), runs_root=tmp_path / "runs",
-                             artifacts_root=tmp_path / "build", prometheus=False, report=False,
-                             friction_under_load=False)
+    run_dir = run_experiment(
+        parse_experiment(EXP),
+        runs_root=tmp_path / "runs",
+        artifacts_root=tmp_path / "build",
+        prometheus=False,
+        report=False,
+        friction_under_load=False,
+    )
     avail = {a.target: a for a in RunStore(run_dir).read_targets()}
     assert not avail["tfserving-rest-json"].available
     assert "cannot see" in avail["tfserving-rest-json"].reason
@@ -216,15 +237,33 @@ def test_an_invisible_container_pid_is_a_reported_failure_and_leaves_nothing(
 
 
 def test_ctrl_c_removes_the_container(shim_env: Path, tmp_path: Path) -> None:
-    exp = dict(EXP, load=dict(EXP["load"], concurrency=[1, 2],
-                              stability={"window_s": 2.0, "windows": 3, "max_windows": 6}))
+    exp = dict(
+        EXP,
+        load=dict(
+            EXP["load"],
+            concurrency=[1, 2],
+            stability={"window_s": 2.0, "windows": 3, "max_windows": 6},
+        ),
+    )
     exp_path = tmp_path / "exp.yaml"
     exp_path.write_text(yaml.safe_dump(exp))
     log = (tmp_path / "run.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "servecmp.cli", "run", str(exp_path), "--runs", str(tmp_path / "runs"),
-         "--artifacts", str(tmp_path / "build"), "--no-report"],
-        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+        [
+            sys.executable,
+            "-m",
+            "servecmp.cli",
+            "run",
+            str(exp_path),
+            "--runs",
+            str(tmp_path / "runs"),
+            "--artifacts",
+            str(tmp_path / "build"),
+            "--no-report",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
     )
     try:
         deadline = time.monotonic() + 240
@@ -232,7 +271,9 @@ def test_ctrl_c_removes_the_container(shim_env: Path, tmp_path: Path) -> None:
             if list((tmp_path / "runs").glob("*/steps.jsonl")):
                 break
             time.sleep(0.2)
-        assert proc.poll() is None and _containers(shim_env), (tmp_path / "run.log").read_text()[-3000:]
+        assert proc.poll() is None and _containers(shim_env), (tmp_path / "run.log").read_text()[
+            -3000:
+        ]
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     finally:
@@ -251,15 +292,33 @@ def test_kill_9_of_servecmp_run_leaves_no_container(shim_env: Path, tmp_path: Pa
     group (SIGTERM, which the proxy passes on; without --init the server is PID 1 and ignores
     it) and sweeps the run token, which a container's environment never holds: only the run
     label finds the container."""
-    exp = dict(EXP, load=dict(EXP["load"], concurrency=[1, 2],
-                              stability={"window_s": 2.0, "windows": 3, "max_windows": 6}))
+    exp = dict(
+        EXP,
+        load=dict(
+            EXP["load"],
+            concurrency=[1, 2],
+            stability={"window_s": 2.0, "windows": 3, "max_windows": 6},
+        ),
+    )
     exp_path = tmp_path / "exp.yaml"
     exp_path.write_text(yaml.safe_dump(exp))
     log = (tmp_path / "run.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "servecmp.cli", "run", str(exp_path), "--runs", str(tmp_path / "runs"),
-         "--artifacts", str(tmp_path / "build"), "--no-report"],
-        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+        [
+            sys.executable,
+            "-m",
+            "servecmp.cli",
+            "run",
+            str(exp_path),
+            "--runs",
+            str(tmp_path / "runs"),
+            "--artifacts",
+            str(tmp_path / "build"),
+            "--no-report",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
     )
     try:
         deadline = time.monotonic() + 240
@@ -267,7 +326,9 @@ def test_kill_9_of_servecmp_run_leaves_no_container(shim_env: Path, tmp_path: Pa
             if list((tmp_path / "runs").glob("*/steps.jsonl")):
                 break
             time.sleep(0.2)
-        assert proc.poll() is None and _containers(shim_env), (tmp_path / "run.log").read_text()[-3000:]
+        assert proc.poll() is None and _containers(shim_env), (tmp_path / "run.log").read_text()[
+            -3000:
+        ]
         proc.kill()
         proc.wait(timeout=60)
     finally:

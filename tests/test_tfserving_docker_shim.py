@@ -36,10 +36,16 @@ DOCKER = str(SHIMS / "docker")
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = dict(os.environ, DOCKER_SHIM_STATE=str(tmp_path / "state"), DOCKER_SHIM_PYTHON=sys.executable,
-               DOCKER_SHIM_PULL_S="0")
+    env = dict(
+        os.environ,
+        DOCKER_SHIM_STATE=str(tmp_path / "state"),
+        DOCKER_SHIM_PYTHON=sys.executable,
+        DOCKER_SHIM_PULL_S="0",
+    )
     yield env
-    ps = subprocess.run([DOCKER, "ps", "-a", "-q"], env=env, capture_output=True, text=True, timeout=60)
+    ps = subprocess.run(
+        [DOCKER, "ps", "-a", "-q"], env=env, capture_output=True, text=True, timeout=60
+    )
     for cid in ps.stdout.split():
         subprocess.run([DOCKER, "rm", "-f", cid], env=env, capture_output=True, timeout=60)
 
@@ -50,7 +56,8 @@ def _layout(tmp_path: Path) -> tuple[Path, Path]:
     cfg.mkdir()
     (cfg / "models.config").write_text(
         f'model_config_list {{ config {{ name: "tiny" base_path: "{models}/tiny" '
-        'model_platform: "tensorflow" } }\n')
+        'model_platform: "tensorflow" } }\n'
+    )
     (cfg / "monitoring.config").write_text(config.monitoring_config())
     return models, cfg
 
@@ -64,14 +71,29 @@ def _free_port() -> int:
 
 
 def _run(env: dict[str, str], name: str, *opts: str, flags: list[str]) -> subprocess.Popen[bytes]:
-    argv = [DOCKER, "run", "--rm", "--name", name, *opts, "--entrypoint", IMAGE_BINARY,
-            pinned_image(), *flags]
+    argv = [
+        DOCKER,
+        "run",
+        "--rm",
+        "--name",
+        name,
+        *opts,
+        "--entrypoint",
+        IMAGE_BINARY,
+        pinned_image(),
+        *flags,
+    ]
     return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _pid(env: dict[str, str], name: str) -> int:
-    out = subprocess.run([DOCKER, "inspect", "-f", "{{.State.Pid}}", name], env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [DOCKER, "inspect", "-f", "{{.State.Pid}}", name],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return int(out.stdout.strip() or 0)
 
 
@@ -114,11 +136,25 @@ def test_pid1_env_mounts_and_ports(engine: dict[str, str], tmp_path: Path, init:
     token = uuid.uuid4().hex
     env = dict(engine, SERVECMP_RUN_TOKEN=token)  # the client's environment, not the container's
     name = f"c-{init}"
-    client = _run(env, name, *(["--init"] if init else []), "-p", f"127.0.0.1:{rest}:{rest}",
-                  "-v", f"{models}:{models}:ro", "-v", f"{cfg}:{cfg}:ro", "-e", "OMP_NUM_THREADS=1",
-                  flags=[f"--port={grpc_port}", f"--rest_api_port={rest}",
-                         f"--model_config_file={cfg}/models.config",
-                         f"--monitoring_config_file={cfg}/monitoring.config"])
+    client = _run(
+        env,
+        name,
+        *(["--init"] if init else []),
+        "-p",
+        f"127.0.0.1:{rest}:{rest}",
+        "-v",
+        f"{models}:{models}:ro",
+        "-v",
+        f"{cfg}:{cfg}:ro",
+        "-e",
+        "OMP_NUM_THREADS=1",
+        flags=[
+            f"--port={grpc_port}",
+            f"--rest_api_port={rest}",
+            f"--model_config_file={cfg}/models.config",
+            f"--monitoring_config_file={cfg}/monitoring.config",
+        ],
+    )
     try:
         assert _serving(f"http://127.0.0.1:{rest}/v1/models/tiny", client), client.stderr
         server = _server_pid(_pid(env, name))
@@ -140,19 +176,36 @@ def test_pid1_env_mounts_and_ports(engine: dict[str, str], tmp_path: Path, init:
         client.wait(timeout=60)
 
 
-def test_an_unmounted_config_is_missing_inside_the_container(engine: dict[str, str], tmp_path: Path) -> None:
+def test_an_unmounted_config_is_missing_inside_the_container(
+    engine: dict[str, str], tmp_path: Path
+) -> None:
     models, cfg = _layout(tmp_path)
-    client = _run(engine, "nomount", "-v", f"{models}:{models}:ro",
-                  flags=["--port=1", f"--model_config_file={cfg}/models.config"])
+    client = _run(
+        engine,
+        "nomount",
+        "-v",
+        f"{models}:{models}:ro",
+        flags=["--port=1", f"--model_config_file={cfg}/models.config"],
+    )
     assert client.wait(timeout=300) == 255
     log = (tmp_path / "state" / "nomount.log").read_text()
     assert "Failed to start server" in log and "models.config" in log
 
 
-def test_a_container_over_its_memory_limit_is_oom_killed(engine: dict[str, str], tmp_path: Path) -> None:
+def test_a_container_over_its_memory_limit_is_oom_killed(
+    engine: dict[str, str], tmp_path: Path
+) -> None:
     models, cfg = _layout(tmp_path)
-    client = _run(engine, "small", "-v", f"{models}:{models}:ro", "-v", f"{cfg}:{cfg}:ro",
-                  "--memory=64m", flags=["--port=1", f"--model_config_file={cfg}/models.config"])
+    client = _run(
+        engine,
+        "small",
+        "-v",
+        f"{models}:{models}:ro",
+        "-v",
+        f"{cfg}:{cfg}:ro",
+        "--memory=64m",
+        flags=["--port=1", f"--model_config_file={cfg}/models.config"],
+    )
     assert client.wait(timeout=300) == 137  # importing TensorFlow alone needs more than 64 MiB
     events = (tmp_path / "state" / "events.jsonl").read_text()
     assert '"oom"' in events and '"small"' in events
@@ -161,12 +214,20 @@ def test_a_container_over_its_memory_limit_is_oom_killed(engine: dict[str, str],
 def test_an_image_not_pulled_yet_is_pulled_by_run(engine: dict[str, str], tmp_path: Path) -> None:
     env = dict(engine, DOCKER_SHIM_PULL_S="1.5")
     image = pinned_image()
-    assert subprocess.run([DOCKER, "image", "inspect", image], env=env, capture_output=True,
-                          timeout=60).returncode == 1
+    assert (
+        subprocess.run(
+            [DOCKER, "image", "inspect", image], env=env, capture_output=True, timeout=60
+        ).returncode
+        == 1
+    )
     t0 = time.monotonic()
     client = _run(env, "pulls", flags=["--version"])
     assert client.wait(timeout=300) == 0
     assert time.monotonic() - t0 >= 1.5
     assert b"Unable to find image" in (client.stderr.read() if client.stderr else b"")
-    assert subprocess.run([DOCKER, "image", "inspect", image], env=env, capture_output=True,
-                          timeout=60).returncode == 0
+    assert (
+        subprocess.run(
+            [DOCKER, "image", "inspect", image], env=env, capture_output=True, timeout=60
+        ).returncode
+        == 0
+    )

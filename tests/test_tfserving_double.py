@@ -85,9 +85,13 @@ def test_metrics_have_the_real_names_and_labels(base: Path) -> None:
             assert _post(d, "/v1/models/tiny:predict", json.dumps({"instances": X.tolist()})).ok
             assert requests.get(f"http://{d.rest_address}/v1/models/tiny", timeout=10).ok
             _grpc_predict(d)
-            page = requests.get(f"http://{d.rest_address}/monitoring/prometheus/metrics", timeout=10)
+            page = requests.get(
+                f"http://{d.rest_address}/monitoring/prometheus/metrics", timeout=10
+            )
             fams = {f.name: f for f in text_string_to_metric_families(page.text)}
-        count = {tuple(sorted(s.labels.items())): s.value for s in fams[tfs_m.REQUEST_COUNT].samples}
+        count = {
+            tuple(sorted(s.labels.items())): s.value for s in fams[tfs_m.REQUEST_COUNT].samples
+        }
         assert count[(("model_name", "tiny"), ("status", "OK"))] == 3  # 2 REST (1 GET) + 1 gRPC
         lat = fams[tfs_m.REQUEST_LATENCY]
         assert lat.type == "histogram"
@@ -118,9 +122,16 @@ def test_model_status_lists_versions_newest_first_and_end_after_unload(
         assert r.status_code == 404
         assert r.json() == {"error": "Could not find version 7 of model tiny"}
         r = requests.get(f"http://{double.rest_address}/v1/models/nope", timeout=10)
-        assert (r.status_code, r.json()["error"]) == (404, "Could not find any versions of model nope")
-        assert _post(double, "/v1/models/tiny/versions/1:predict",
-                     json.dumps({"instances": X.tolist()})).status_code == 404
+        assert (r.status_code, r.json()["error"]) == (
+            404,
+            "Could not find any versions of model nope",
+        )
+        assert (
+            _post(
+                double, "/v1/models/tiny/versions/1:predict", json.dumps({"instances": X.tolist()})
+            ).status_code
+            == 404
+        )
     finally:
         shutil.rmtree(base / "2", ignore_errors=True)
 
@@ -131,10 +142,16 @@ def test_model_status_lists_versions_newest_first_and_end_after_unload(
         (b"\x8f\x01garbage", 400, "JSON Parse error"),
         (b"", 400, "JSON Parse error: The document is empty"),
         (b"[0, 1]", 400, "JSON Value: [0,1] Is not object"),
-        (json.dumps({"instances": [[[["a"] * 8] * 8] * 3]}).encode(), 400,
-         'Error: INVALID_ARGUMENT: JSON Value: "a" Type: String is not of expected type: float'),
-        (json.dumps({"instances": [{"wrong": 1}]}).encode(), 400,
-         "JSON object: does not have named input: wrong"),
+        (
+            json.dumps({"instances": [[[["a"] * 8] * 8] * 3]}).encode(),
+            400,
+            'Error: INVALID_ARGUMENT: JSON Value: "a" Type: String is not of expected type: float',
+        ),
+        (
+            json.dumps({"instances": [{"wrong": 1}]}).encode(),
+            400,
+            "JSON object: does not have named input: wrong",
+        ),
         (json.dumps({"rows": []}).encode(), 400, "Missing 'inputs' or 'instances' key"),
     ],
     ids=["garbage", "empty", "array", "dtype", "input-name", "no-key"],
@@ -155,12 +172,22 @@ def test_rest_paths_match_as_upstream(double: Any) -> None:
     assert _post(double, "/V1/MODELS/tiny:predict", body).status_code == 200
     # ... but the method is compared case-sensitively (http_rest_api_handler.cc)
     r = _post(double, "/v1/models/tiny:PREDICT", body)
-    assert (r.status_code, r.json()["error"]) == (400, "Malformed request: POST /v1/models/tiny:PREDICT")
+    assert (r.status_code, r.json()["error"]) == (
+        400,
+        "Malformed request: POST /v1/models/tiny:PREDICT",
+    )
     r = _post(double, "/v1/models/tiny:explain", body)
-    assert (r.status_code, r.json()["error"]) == (400, "Malformed request: POST /v1/models/tiny:explain")
+    assert (r.status_code, r.json()["error"]) == (
+        400,
+        "Malformed request: POST /v1/models/tiny:explain",
+    )
     assert _post(double, "/v2/models/tiny:predict", body).status_code == 404
-    assert requests.get(f"http://{double.rest_address}/monitoring/prometheus/metrics/",
-                        timeout=10).status_code == 404
+    assert (
+        requests.get(
+            f"http://{double.rest_address}/monitoring/prometheus/metrics/", timeout=10
+        ).status_code
+        == 404
+    )
 
 
 def test_the_double_is_not_importable_from_the_package() -> None:

@@ -15,8 +15,9 @@ from servecmp.servers.tfserving.local import TFServingServer, mismatch_note, pro
 
 
 def _server(tmp_path: Path) -> TFServingServer:
-    exp = parse_experiment({"name": "p", "model": "tiny",
-                            "targets": [{"server": "tfserving", "protocol": "rest"}]})
+    exp = parse_experiment(
+        {"name": "p", "model": "tiny", "targets": [{"server": "tfserving", "protocol": "rest"}]}
+    )
     return TFServingServer(render_all(exp, Placement.kubernetes()), tmp_path, tmp_path, "tiny")
 
 
@@ -25,8 +26,10 @@ def _fake_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str) 
     bindir = tmp_path / "bin dir"
     bindir.mkdir()
     exe = bindir / "tensorflow_model_server"
-    exe.write_text(f"#!/bin/sh\necho 'TensorFlow ModelServer: {version}-rc0+dev.sha.0'\n"
-                   f"echo 'TensorFlow Library: {version}'\n")
+    exe.write_text(
+        f"#!/bin/sh\necho 'TensorFlow ModelServer: {version}-rc0+dev.sha.0'\n"
+        f"echo 'TensorFlow Library: {version}'\n"
+    )
     exe.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     return exe
@@ -45,7 +48,9 @@ def test_a_binary_of_another_version_is_used_but_labelled(
     assert note and "2.19.1" in note and versions.TF_SERVING_VERSION in note
 
 
-def test_the_pinned_binary_is_labelled_plainly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pinned_binary_is_labelled_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _fake_binary(tmp_path, monkeypatch, versions.TF_SERVING_VERSION)
     server = _server(tmp_path)
     server._argv()
@@ -55,9 +60,14 @@ def test_the_pinned_binary_is_labelled_plainly(tmp_path: Path, monkeypatch: pyte
 
 
 def test_docker_provenance_names_the_image_and_digest() -> None:
-    prov = {"mode": "docker", "image": "tensorflow/serving:2.20.0",
-            "digest": "tensorflow/serving@sha256:abc", "version": "2.20.0", "pinned": "2.20.0",
-            "matches_pin": True}
+    prov = {
+        "mode": "docker",
+        "image": "tensorflow/serving:2.20.0",
+        "digest": "tensorflow/serving@sha256:abc",
+        "version": "2.20.0",
+        "pinned": "2.20.0",
+        "matches_pin": True,
+    }
     assert provenance_label(prov) == "2.20.0 (docker: tensorflow/serving:2.20.0@sha256:abc)"
 
 
@@ -72,8 +82,9 @@ def test_the_process_exporter_follows_each_servers_measured_process(tmp_path: Pa
         def measured_pid(self) -> int:
             return self.pid
 
-    exp = parse_experiment({"name": "p", "model": "tiny",
-                            "targets": [{"server": "tfserving", "protocol": "rest"}]})
+    exp = parse_experiment(
+        {"name": "p", "model": "tiny", "targets": [{"server": "tfserving", "protocol": "rest"}]}
+    )
     run = LocalRun(exp, run_dir=tmp_path, artifacts_root=tmp_path, prometheus=False)
     stub = Stub()
     run.live_servers["tfserving"] = stub  # type: ignore[assignment]
@@ -95,10 +106,17 @@ def test_a_cpu_set_the_engine_discarded_is_reported_unpinned(
 
     here = sorted(os.sched_getaffinity(0))
     wanted = (here[-1] + 1,)  # a CPU this process does not run on: the set did not take effect
-    exp = parse_experiment({"name": "p", "model": "tiny",
-                            "targets": [{"server": "tfserving", "protocol": "rest"}]})
-    server = TFServingServer(render_all(exp, Placement.kubernetes()), tmp_path, tmp_path, "tiny",
-                             cpus=wanted, memory_mib=512)
+    exp = parse_experiment(
+        {"name": "p", "model": "tiny", "targets": [{"server": "tfserving", "protocol": "rest"}]}
+    )
+    server = TFServingServer(
+        render_all(exp, Placement.kubernetes()),
+        tmp_path,
+        tmp_path,
+        "tiny",
+        cpus=wanted,
+        memory_mib=512,
+    )
     server.mode = "docker"
     monkeypatch.setattr(server, "measured_pid", lambda: os.getpid())
     host_config = {"CpusetCpus": "", "Memory": 0}

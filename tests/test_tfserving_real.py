@@ -23,14 +23,18 @@ from servecmp.servers.tfserving.local import TFServingServer
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.tfserving,
-    pytest.mark.skipif(TFServingServer.availability() is not None,
-                       reason=f"real TF Serving unavailable: {TFServingServer.availability()}"),
+    pytest.mark.skipif(
+        TFServingServer.availability() is not None,
+        reason=f"real TF Serving unavailable: {TFServingServer.availability()}",
+    ),
 ]
 MODEL = "tiny"
 
 
 @pytest.fixture(scope="module")
-def tfs(exported_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def tfs(
+    exported_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     from servecmp.run.standalone import start_server
 
     root = exported_model(MODEL)
@@ -50,7 +54,9 @@ def payloads() -> PayloadSet:
 
 
 @pytest.mark.parametrize("protocol", [Protocol.rest, Protocol.grpc])
-def test_clients_get_the_pytorch_logits_from_real_tf_serving(tfs: Any, payloads: PayloadSet, protocol: Protocol) -> None:
+def test_clients_get_the_pytorch_logits_from_real_tf_serving(
+    tfs: Any, payloads: PayloadSet, protocol: Protocol
+) -> None:
     target = Target(server="tfserving", protocol=protocol)
     with make_client(target, tfs.address(protocol), payloads, 10.0) as client:
         assert all(call(client, i) is Outcome.ok for i in range(len(payloads)))
@@ -90,14 +96,22 @@ def test_metric_labels_the_recording_rules_depend_on(tfs: Any, payloads: Payload
     from servecmp.servers.tfserving import metrics as tfs_m
 
     for protocol in (Protocol.rest, Protocol.grpc):
-        with make_client(Target(server="tfserving", protocol=protocol), tfs.address(protocol),
-                         payloads, 10.0) as client:
+        with make_client(
+            Target(server="tfserving", protocol=protocol), tfs.address(protocol), payloads, 10.0
+        ) as client:
             client.send(0)  # an answered predict (v1 or v2: an earlier test publishes v2)
-    fams = {f.name: f for f in text_string_to_metric_families(
-        requests.get(tfs.endpoints.metrics_url, timeout=10).text)}
+    fams = {
+        f.name: f
+        for f in text_string_to_metric_families(
+            requests.get(tfs.endpoints.metrics_url, timeout=10).text
+        )
+    }
     assert {"model_name", "status"} <= set(fams[tfs_m.REQUEST_COUNT].samples[0].labels)
-    lat = {(s.labels["API"], s.labels["entrypoint"]) for s in fams[tfs_m.REQUEST_LATENCY].samples
-           if s.labels.get("model_name") == MODEL}
+    lat = {
+        (s.labels["API"], s.labels["entrypoint"])
+        for s in fams[tfs_m.REQUEST_LATENCY].samples
+        if s.labels.get("model_name") == MODEL
+    }
     assert {("predict", "REST"), ("Predict", "GRPC")} <= lat
     rt = fams[tfs_m.RUNTIME_LATENCY].samples[0].labels
     assert {"model_name", "API", "runtime"} <= set(rt)
@@ -112,15 +126,24 @@ def test_batching_on_with_the_generated_batching_config(
     from servecmp.run.standalone import start_server
     from servecmp.servers.tfserving import metrics as tfs_m
 
-    server = start_server("tfserving", MODEL, tmp_path, exported_model(MODEL), payload={"batch_size": 2},
-                             tuning={"batching": {"enabled": True, "max_batch_size": 4,
-                                                  "batch_timeout_ms": 2}})
+    server = start_server(
+        "tfserving",
+        MODEL,
+        tmp_path,
+        exported_model(MODEL),
+        payload={"batch_size": 2},
+        tuning={"batching": {"enabled": True, "max_batch_size": 4, "batch_timeout_ms": 2}},
+    )
     try:
         assert "--enable_batching=true" in flag_lines(server.configs.files["tfserving"])
         batch2 = PayloadSet.build(get_model(MODEL), 5, 2, 4, weights_seed=DEFAULT_SEED)
         for protocol in (Protocol.rest, Protocol.grpc):
-            with make_client(Target(server="tfserving", protocol=protocol),
-                             server.address(protocol), batch2, 10.0) as client:
+            with make_client(
+                Target(server="tfserving", protocol=protocol),
+                server.address(protocol),
+                batch2,
+                10.0,
+            ) as client:
                 assert all(call(client, i) is Outcome.ok for i in range(len(batch2)))
         text = requests.get(server.endpoints.metrics_url, timeout=10).text
         assert tfs_m.QUEUING_LATENCY in text
@@ -148,8 +171,9 @@ def test_resources_and_recovery_are_the_servers(
         def make() -> Any:
             return make_client(target, server.address(Protocol.rest), payloads, 5.0)
 
-        friction.recovery(tmp_path, server, make, {"v1": payloads.expected}, payloads.atol,
-                          server.start)
+        friction.recovery(
+            tmp_path, server, make, {"v1": payloads.expected}, payloads.atol, server.start
+        )
         recs = {r.metric: r for r in read_friction(tmp_path)[0]}
         assert recs["recovery_s"].value is not None and recs["recovery_s"].value > 0
         assert recs["recovery_lost_requests"].value > 0

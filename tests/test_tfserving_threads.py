@@ -89,11 +89,19 @@ def _ok_count(d: Any) -> int:
 def test_grpc_max_threads_never_cap_the_measured_concurrency(
     load: dict[str, object], cpus: int, expected: int
 ) -> None:
-    exp = parse_experiment({"name": "t", "targets": [{"server": "tfserving", "protocol": "grpc"}],
-                            "resources": {"cpus": cpus}, "load": load})
+    exp = parse_experiment(
+        {
+            "name": "t",
+            "targets": [{"server": "tfserving", "protocol": "grpc"}],
+            "resources": {"cpus": cpus},
+            "load": load,
+        }
+    )
     flags = flag_lines(render_all(exp, Placement.kubernetes()).files["tfserving"])
     assert _flag(flags, "grpc_max_threads") == expected
-    assert expected - config.GRPC_POLLER_THREADS >= config.peak_in_flight(exp) + config.PROBE_RESERVE
+    assert (
+        expected - config.GRPC_POLLER_THREADS >= config.peak_in_flight(exp) + config.PROBE_RESERVE
+    )
 
 
 def test_the_double_refuses_the_call_beyond_max_threads_minus_one_uncounted(base: Path) -> None:
@@ -101,14 +109,18 @@ def test_the_double_refuses_the_call_beyond_max_threads_minus_one_uncounted(base
     from doubles.tfserving_double import TFServingDouble
 
     hold = threading.Event()
-    with TFServingDouble({"tiny": base}, grpc_max_threads=4, hold=hold) as d, \
-            cf.ThreadPoolExecutor(4) as pool:
+    with (
+        TFServingDouble({"tiny": base}, grpc_max_threads=4, hold=hold) as d,
+        cf.ThreadPoolExecutor(4) as pool,
+    ):
         try:
             running = [pool.submit(_grpc_predict, d.grpc_address) for _ in range(3)]
             assert _until(lambda: d.in_model == 3), "three calls never reached the model"
             # The 4th finds no thread left in the quota: refused at once, the service never sees it.
-            assert pool.submit(_grpc_predict, d.grpc_address).result(timeout=60) == \
-                grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert (
+                pool.submit(_grpc_predict, d.grpc_address).result(timeout=60)
+                == grpc.StatusCode.RESOURCE_EXHAUSTED
+            )
             assert d.in_model == 3
         finally:
             hold.set()
@@ -127,8 +139,15 @@ def test_quick_yaml_grpc_concurrency_is_served_by_the_generated_quota(base: Path
     peak, cpus = max(exp.load.concurrency), int(exp.resources.cpus)
     assert (cpus, peak) == (1, 4)
     hold = threading.Event()
-    with TFServingDouble({"tiny": base}, grpc_max_threads=_flag(flags, "grpc_max_threads"),
-                         schedulable_cpus=cpus, hold=hold) as d, cf.ThreadPoolExecutor(peak) as pool:
+    with (
+        TFServingDouble(
+            {"tiny": base},
+            grpc_max_threads=_flag(flags, "grpc_max_threads"),
+            schedulable_cpus=cpus,
+            hold=hold,
+        ) as d,
+        cf.ThreadPoolExecutor(peak) as pool,
+    ):
         try:
             calls = [pool.submit(_grpc_predict, d.grpc_address) for _ in range(peak)]
             _until(lambda: d.in_model == peak or any(f.done() for f in calls))
@@ -145,11 +164,15 @@ def test_the_double_loses_one_rest_thread_to_the_event_loop(base: Path) -> None:
 
     hold = threading.Event()
     body = json.dumps({"instances": X.tolist()})
-    with TFServingDouble({"tiny": base}, rest_api_num_threads=2, hold=hold) as d, \
-            cf.ThreadPoolExecutor(2) as pool:
+    with (
+        TFServingDouble({"tiny": base}, rest_api_num_threads=2, hold=hold) as d,
+        cf.ThreadPoolExecutor(2) as pool,
+    ):
         url = f"http://{d.rest_address}"
         try:
-            busy = pool.submit(requests.post, f"{url}/v1/models/tiny:predict", data=body, timeout=90)
+            busy = pool.submit(
+                requests.post, f"{url}/v1/models/tiny:predict", data=body, timeout=90
+            )
             assert _until(lambda: d.in_model == 1)
             # 2 threads = the event loop + the held predict: the scrape has no thread left.
             scrape = pool.submit(requests.get, f"{url}{config.METRICS_PATH}", timeout=90)
@@ -170,9 +193,15 @@ def test_quick_yaml_rest_threads_hold_the_peak_and_the_probe_reserve_at_once(bas
     want = max(exp.load.concurrency) + config.PROBE_RESERVE
     hold = threading.Event()
     body = json.dumps({"instances": X.tolist()})
-    with TFServingDouble({"tiny": base}, rest_api_num_threads=_flag(flags, "rest_api_num_threads"),
-                         schedulable_cpus=int(exp.resources.cpus), hold=hold) as d, \
-            cf.ThreadPoolExecutor(want) as pool:
+    with (
+        TFServingDouble(
+            {"tiny": base},
+            rest_api_num_threads=_flag(flags, "rest_api_num_threads"),
+            schedulable_cpus=int(exp.resources.cpus),
+            hold=hold,
+        ) as d,
+        cf.ThreadPoolExecutor(want) as pool,
+    ):
         url = f"http://{d.rest_address}/v1/models/tiny:predict"
         try:
             calls = [pool.submit(requests.post, url, data=body, timeout=90) for _ in range(want)]

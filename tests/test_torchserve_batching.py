@@ -26,18 +26,24 @@ def batching_server(local_torchserve: Any) -> Any:
 
 
 def test_generated_config_turns_batching_on(batching_server: Any) -> None:
-    desc = requests.get(f"{batching_server.endpoints.management_url}/models/{NAME}", timeout=10).json()[0]
+    desc = requests.get(
+        f"{batching_server.endpoints.management_url}/models/{NAME}", timeout=10
+    ).json()[0]
     assert desc["batchSize"] == 8 and desc["maxBatchDelay"] == 200
 
 
-def test_batched_requests_each_get_their_answer_and_a_bad_one_only_its_400(batching_server: Any) -> None:
+def test_batched_requests_each_get_their_answer_and_a_bad_one_only_its_400(
+    batching_server: Any,
+) -> None:
     url = f"http://{batching_server.endpoints.rest}/predictions/{NAME}"
     xs = [seeded_inputs(NAME, 1, 100 + i) for i in range(6)]
     bodies = [json.dumps({"instances": x.tolist()}).encode() for x in xs]
     bodies[3] = json.dumps({"instances": np.zeros((1, 3, 4, 4)).tolist()}).encode()  # wrong shape
 
     def post(body: bytes) -> requests.Response:
-        return requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+        return requests.post(
+            url, data=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
 
     with ThreadPoolExecutor(len(bodies)) as pool:
         responses = list(pool.map(post, bodies))
@@ -46,5 +52,9 @@ def test_batched_requests_each_get_their_answer_and_a_bad_one_only_its_400(batch
             assert r.status_code == 400 and "expected shape" in r.json()["message"]
             continue
         assert r.status_code == 200, r.text[:300]
-        np.testing.assert_allclose(np.asarray(r.json()["predictions"], np.float32),
-                                   expected_logits(NAME, x), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(
+            np.asarray(r.json()["predictions"], np.float32),
+            expected_logits(NAME, x),
+            atol=1e-4,
+            rtol=0,
+        )

@@ -32,10 +32,16 @@ QUICK = ROOT / "loadtests" / "experiments" / "quick.yaml"
 
 
 def _exp(**extra: Any) -> Any:
-    data = {"name": "t", "model": "tiny",
-            "targets": [{"server": "torchserve", "protocol": "rest"}, {"server": "tfserving", "protocol": "rest"},
-                        {"server": "pytorch", "protocol": "inprocess"}],
-            "resources": {"cpus": 2}} | extra
+    data = {
+        "name": "t",
+        "model": "tiny",
+        "targets": [
+            {"server": "torchserve", "protocol": "rest"},
+            {"server": "tfserving", "protocol": "rest"},
+            {"server": "pytorch", "protocol": "inprocess"},
+        ],
+        "resources": {"cpus": 2},
+    } | extra
     return parse_experiment(data)
 
 
@@ -45,7 +51,9 @@ def test_declared_spaces_validate_and_cite_their_source(server: str) -> None:
     space = sp.space_for(server)
     sp.validate_space(server, space)
     for k in space.knobs:
-        assert k.source and ("pytorch/serve v0.12.0" in k.source or "tensorflow/serving 2.20.0" in k.source)
+        assert k.source and (
+            "pytorch/serve v0.12.0" in k.source or "tensorflow/serving 2.20.0" in k.source
+        )
 
 
 def test_unknown_knob_is_named_with_the_servers_known_knobs() -> None:
@@ -78,15 +86,30 @@ def test_budget_too_small_names_the_minimum() -> None:
     assert sp.check_budget(exp, need) == need
 
 
-def test_cli_budget_too_small_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    rc = main(["tune", str(QUICK), "--budget-minutes", "0.1", "--runs", str(tmp_path), "--out", str(tmp_path / "t.yaml")])
+def test_cli_budget_too_small_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rc = main(
+        [
+            "tune",
+            str(QUICK),
+            "--budget-minutes",
+            "0.1",
+            "--runs",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "t.yaml"),
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "too small for one measurement" in err and "--budget-minutes" in err
     assert not list(tmp_path.iterdir())  # nothing started, nothing written
 
 
-def test_cli_unknown_server_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_cli_unknown_server_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     rc = main(["tune", str(QUICK), "--server", "triton", "--runs", str(tmp_path)])
     assert rc == 2
     assert "--server 'triton'" in capsys.readouterr().err
@@ -98,19 +121,39 @@ def test_grid_collapses_batching_knobs_when_batching_is_off() -> None:
     off = [c for c in cands if c.as_dict()["tuning.batching.enabled"] is False]
     on = [c for c in cands if c.as_dict()["tuning.batching.enabled"] is True]
     sizes = {k.field: len(k.values) for k in space.knobs}
-    rest = (sizes["tuning.workers"] * sizes["tuning.intra_op_threads"] * sizes["tuning.io_threads"]
-            * sizes["tuning.logging"])
+    rest = (
+        sizes["tuning.workers"]
+        * sizes["tuning.intra_op_threads"]
+        * sizes["tuning.io_threads"]
+        * sizes["tuning.logging"]
+    )
     assert len(off) == rest
-    assert len(on) == rest * sizes["tuning.batching.max_batch_size"] * sizes["tuning.batching.batch_timeout_ms"]
+    assert (
+        len(on)
+        == rest
+        * sizes["tuning.batching.max_batch_size"]
+        * sizes["tuning.batching.batch_timeout_ms"]
+    )
     assert all("tuning.batching.max_batch_size" not in c.as_dict() for c in off)
     assert len({c.id for c in cands}) == len(cands)
 
 
 # ---- the experiment carries per-server configurations ----------------------------------------
 def test_per_server_tuning_reaches_only_its_server() -> None:
-    exp = _exp(configuration="tuned", tuning={"workers": 1, "per_server": {
-        "torchserve": {"workers": 2, "intra_op_threads": 1, "io_threads": 4,
-                       "batching": {"enabled": True, "max_batch_size": 4, "batch_timeout_ms": 5}}}})
+    exp = _exp(
+        configuration="tuned",
+        tuning={
+            "workers": 1,
+            "per_server": {
+                "torchserve": {
+                    "workers": 2,
+                    "intra_op_threads": 1,
+                    "io_threads": 4,
+                    "batching": {"enabled": True, "max_batch_size": 4, "batch_timeout_ms": 5},
+                }
+            },
+        },
+    )
     cfg = render_all(exp, Placement.kubernetes())
     props = parse_properties(cfg.files["torchserve"]["config.properties"])
     assert props["default_workers_per_model"] == "2" and props["number_of_netty_threads"] == "4"
@@ -124,8 +167,11 @@ def test_per_server_tuning_reaches_only_its_server() -> None:
     assert not any(f.startswith("--enable_batching") for f in flags)
     fs = exp.fairness_settings()
     assert "each server runs its own tuned configuration" in str(fs["configuration"])
-    assert fs["tuning.per_server"] == {"torchserve": exp.tuning.per_server[next(iter(exp.tuning.per_server))]
-                                       .model_dump(mode="json", exclude_none=True)}
+    assert fs["tuning.per_server"] == {
+        "torchserve": exp.tuning.per_server[next(iter(exp.tuning.per_server))].model_dump(
+            mode="json", exclude_none=True
+        )
+    }
 
 
 def test_per_server_needs_the_tuned_label_and_a_target() -> None:
@@ -138,8 +184,15 @@ def test_per_server_needs_the_tuned_label_and_a_target() -> None:
 def test_digest_of_an_untuned_experiment_is_unchanged() -> None:
     exp = load_experiment(QUICK)
     data = exp.model_dump(mode="json")
-    del data["tuning"]["per_server"], data["configuration"], data["tuning"]["logging"]  # added later, default
-    del data["load"]["burn_in"], data["friction"]  # added later still: the defaults keep older digests too
+    del (
+        data["tuning"]["per_server"],
+        data["configuration"],
+        data["tuning"]["logging"],
+    )  # added later, default
+    del (
+        data["load"]["burn_in"],
+        data["friction"],
+    )  # added later still: the defaults keep older digests too
     old = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     assert exp.digest() == old
     assert "configuration" not in exp.fairness_settings()
@@ -147,11 +200,20 @@ def test_digest_of_an_untuned_experiment_is_unchanged() -> None:
 
 def test_variant_is_a_valid_tuned_experiment_for_one_server() -> None:
     exp = _exp()
-    cand = sp.candidate("torchserve", {"tuning.workers": 2, "tuning.batching.enabled": False,
-                                       "tuning.batching.max_batch_size": 8})
+    cand = sp.candidate(
+        "torchserve",
+        {
+            "tuning.workers": 2,
+            "tuning.batching.enabled": False,
+            "tuning.batching.max_batch_size": 8,
+        },
+    )
     v = sp.variant(exp, cand)
     assert v.configuration == "tuned"
-    assert v.for_server("torchserve").tuning.workers == 2 and v.for_server("pytorch").tuning.workers == 1
+    assert (
+        v.for_server("torchserve").tuning.workers == 2
+        and v.for_server("pytorch").tuning.workers == 1
+    )
     assert "tuning.batching.max_batch_size" not in cand.as_dict()  # off: collapsed
 
 
@@ -164,16 +226,43 @@ class ScriptedMeasurer:
         self.calls: list[tuple[str, str, int]] = []
         self.levels: list[str | None] = []
 
-    def measure(self, cand: sp.Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None,
-                level: str | None = None) -> Measurement:
+    def measure(
+        self,
+        cand: sp.Candidate,
+        stage: Stage,
+        rnd: int,
+        incumbent: Measurement | None = None,
+        level: str | None = None,
+    ) -> Measurement:
         self.calls.append((cand.id, stage, rnd))
         self.levels.append(level)
         rps = float(self.fn(cand.as_dict(), rnd))
-        lv = Level(param="concurrency=4", throughput_rps=rps, p50_ms=5.0, p99_ms=20.0, error_fraction=0.0,
-                   valid=True, steady=True, slo_ok=rps > 0, step_id="s")
-        return Measurement(server=cand.server, target="t", config_id=cand.id, config=cand.as_dict(),
-                           label=cand.label(), stage=stage, round=rnd, started_at="now", duration_s=10.0,
-                           candidate_dir="c", levels=[lv], score_rps=rps, score_p99_ms=20.0 if rps else None)
+        lv = Level(
+            param="concurrency=4",
+            throughput_rps=rps,
+            p50_ms=5.0,
+            p99_ms=20.0,
+            error_fraction=0.0,
+            valid=True,
+            steady=True,
+            slo_ok=rps > 0,
+            step_id="s",
+        )
+        return Measurement(
+            server=cand.server,
+            target="t",
+            config_id=cand.id,
+            config=cand.as_dict(),
+            label=cand.label(),
+            stage=stage,
+            round=rnd,
+            started_at="now",
+            duration_s=10.0,
+            candidate_dir="c",
+            levels=[lv],
+            score_rps=rps,
+            score_p99_ms=20.0 if rps else None,
+        )
 
 
 def _rps(cfg: dict[str, Any], rnd: int) -> float:
@@ -183,16 +272,26 @@ def _rps(cfg: dict[str, Any], rnd: int) -> float:
 
 def test_coordinate_descent_finds_the_best_and_confirms_it_against_defaults(tmp_path: Path) -> None:
     exp = _exp()
-    space = SearchSpace(knobs=(Knob("tuning.workers", (1, 2, 4), "s"), Knob("tuning.intra_op_threads", (1, 2, 4), "s"),
-                               Knob("tuning.io_threads", (1, 2, 4), "s")))
+    space = SearchSpace(
+        knobs=(
+            Knob("tuning.workers", (1, 2, 4), "s"),
+            Knob("tuning.intra_op_threads", (1, 2, 4), "s"),
+            Knob("tuning.io_threads", (1, 2, 4), "s"),
+        )
+    )
     fake = ScriptedMeasurer(_rps)
     search = Search(exp, TuneStore(tmp_path), fake, Budget(10_000), 10.0, log=lambda m: None)
     out = search.run_coordinate("torchserve", space, 10_000)
     assert out.best is not None
     assert {k: out.best.as_dict()[k] for k in ("tuning.workers", "tuning.intra_op_threads")} == {
-        "tuning.workers": 4, "tuning.intra_op_threads": 1}
-    assert out.defaults.as_dict() == {"tuning.workers": 1, "tuning.intra_op_threads": 2,  # cpus / workers
-                                      "tuning.io_threads": 2}
+        "tuning.workers": 4,
+        "tuning.intra_op_threads": 1,
+    }
+    assert out.defaults.as_dict() == {
+        "tuning.workers": 1,
+        "tuning.intra_op_threads": 2,  # cpus / workers
+        "tuning.io_threads": 2,
+    }
     screened = [c for c in fake.calls if c[1] == "screen"]
     assert len(screened) <= len(sp.grid("torchserve", space)) // 2  # smarter than the grid
     confirm = [c for c in fake.calls if c[1] == "confirm"]
@@ -204,12 +303,16 @@ def test_coordinate_descent_finds_the_best_and_confirms_it_against_defaults(tmp_
     r2 = [c[0] for c in confirm if c[2] == 2]
     assert r2 == r1[::-1]
     # re-measured at the level where the leader scored, the same for every configuration
-    assert {lv for (_, stage, _), lv in zip(fake.calls, fake.levels, strict=True) if stage == "confirm"} == {"concurrency=4"}
+    assert {
+        lv for (_, stage, _), lv in zip(fake.calls, fake.levels, strict=True) if stage == "confirm"
+    } == {"concurrency=4"}
 
 
 def test_a_replayed_search_measures_nothing_twice(tmp_path: Path) -> None:
     exp = _exp()
-    space = SearchSpace(knobs=(Knob("tuning.workers", (1, 2, 4), "s"), Knob("tuning.intra_op_threads", (1, 2), "s")))
+    space = SearchSpace(
+        knobs=(Knob("tuning.workers", (1, 2, 4), "s"), Knob("tuning.intra_op_threads", (1, 2), "s"))
+    )
     first = ScriptedMeasurer(_rps)
 
     class Killed(Exception):
@@ -222,11 +325,15 @@ def test_a_replayed_search_measures_nothing_twice(tmp_path: Path) -> None:
 
     first.fn = dies_after_three
     with pytest.raises(Killed):
-        Search(exp, TuneStore(tmp_path), first, Budget(10_000), 10.0, log=lambda m: None).run_coordinate("pytorch", space, 10_000)
+        Search(
+            exp, TuneStore(tmp_path), first, Budget(10_000), 10.0, log=lambda m: None
+        ).run_coordinate("pytorch", space, 10_000)
     stored, _ = TuneStore(tmp_path).read()
     assert len(stored) == 3
     second = ScriptedMeasurer(_rps)
-    out = Search(exp, TuneStore(tmp_path), second, Budget(10_000), 10.0, log=lambda m: None).run_coordinate("pytorch", space, 10_000)
+    out = Search(
+        exp, TuneStore(tmp_path), second, Budget(10_000), 10.0, log=lambda m: None
+    ).run_coordinate("pytorch", space, 10_000)
     assert out.reused == 3
     assert not {(m.config_id, m.stage, m.round) for m in stored} & set(second.calls)
     keys = [m.key for m in TuneStore(tmp_path).read()[0]]
@@ -239,23 +346,52 @@ def test_the_budget_bounds_the_search(tmp_path: Path) -> None:
     space = sp.space_for("torchserve")
     fake = ScriptedMeasurer(lambda cfg, rnd: 50.0)
     budget = Budget(45.0)  # 10 s per measurement: at most 4
-    out = Search(exp, TuneStore(tmp_path), fake, budget, 10.0, log=lambda m: None).run_coordinate("torchserve", space, 45.0)
+    out = Search(exp, TuneStore(tmp_path), fake, budget, 10.0, log=lambda m: None).run_coordinate(
+        "torchserve", space, 45.0
+    )
     assert 1 <= len(fake.calls) <= 4 and budget.spent_s <= 45.0
     assert "budget" in out.stopped or "only the defaults" in out.stopped
 
 
 # ---- outcome ---------------------------------------------------------------------------------
 def _m(cid: str, rnd: int, rps: float, p99: float) -> Measurement:
-    lv = Level(param="concurrency=4", throughput_rps=rps, p50_ms=1.0, p99_ms=p99, error_fraction=0.0,
-               valid=True, steady=True, slo_ok=True, step_id="s")
-    return Measurement(server="torchserve", target="t", config_id=cid, config={}, label=cid, stage="confirm",
-                       round=rnd, started_at="x", duration_s=1.0, candidate_dir="c", levels=[lv],
-                       score_rps=rps, score_p99_ms=p99)
+    lv = Level(
+        param="concurrency=4",
+        throughput_rps=rps,
+        p50_ms=1.0,
+        p99_ms=p99,
+        error_fraction=0.0,
+        valid=True,
+        steady=True,
+        slo_ok=True,
+        step_id="s",
+    )
+    return Measurement(
+        server="torchserve",
+        target="t",
+        config_id=cid,
+        config={},
+        label=cid,
+        stage="confirm",
+        round=rnd,
+        started_at="x",
+        duration_s=1.0,
+        candidate_dir="c",
+        levels=[lv],
+        score_rps=rps,
+        score_p99_ms=p99,
+    )
 
 
 def test_defaults_vs_best_ratio_has_a_paired_interval() -> None:
-    ms = [_m("d", 1, 100, 40), _m("b", 1, 150, 30), _m("b", 2, 160, 31), _m("d", 2, 104, 41),
-          _m("d", 3, 98, 39), _m("b", 3, 149, 29)]
+    ms = [
+        _m("d", 1, 100, 40),
+        _m("b", 1, 150, 30),
+        _m("b", 2, 160, 31),
+        _m("d", 2, 104, 41),
+        _m("d", 3, 98, 39),
+        _m("b", 3, 149, 29),
+    ]
     r = defaults_vs_best(ms, "d", "b")
     assert r is not None
     tp = r["throughput_rps"]
@@ -265,8 +401,12 @@ def test_defaults_vs_best_ratio_has_a_paired_interval() -> None:
 
 
 def test_pareto_front_keeps_only_non_dominated_points() -> None:
-    pts = [Point("s", "a", "c1", 100, 10, "screen", True), Point("s", "b", "c4", 200, 30, "screen", True),
-           Point("s", "c", "c4", 150, 40, "screen", True), Point("s", "d", "c1", 90, 12, "screen", True)]
+    pts = [
+        Point("s", "a", "c1", 100, 10, "screen", True),
+        Point("s", "b", "c4", 200, 30, "screen", True),
+        Point("s", "c", "c4", 150, 40, "screen", True),
+        Point("s", "d", "c1", 90, 12, "screen", True),
+    ]
     assert [p.label for p in front(pts)] == ["a", "b"]
 
 
@@ -274,9 +414,17 @@ def test_tuned_experiment_reparses_unchanged(tmp_path: Path) -> None:
     from servecmp.tune import tuned_experiment
 
     exp = load_experiment(QUICK)
-    best = {"torchserve": sp.candidate("torchserve", {"tuning.workers": 2, "tuning.batching.enabled": True,
-                                                     "tuning.batching.max_batch_size": 4,
-                                                     "tuning.batching.batch_timeout_ms": 5.0})}
+    best = {
+        "torchserve": sp.candidate(
+            "torchserve",
+            {
+                "tuning.workers": 2,
+                "tuning.batching.enabled": True,
+                "tuning.batching.max_batch_size": 4,
+                "tuning.batching.batch_timeout_ms": 5.0,
+            },
+        )
+    }
     tuned = tuned_experiment(exp, best, "note")
     f = tmp_path / "tuned.yaml"
     f.write_text(yaml.safe_dump(tuned.model_dump(mode="json"), sort_keys=False))
@@ -291,8 +439,16 @@ def test_resume_refuses_a_directory_of_another_search(tmp_path: Path) -> None:
 
     with pytest.raises(sp.TuneError, match="not a tune run directory"):
         run_tune(QUICK, resume=tmp_path, runs_root=tmp_path)
-    (tmp_path / "tune.json").write_text(json.dumps({"experiment_digest": "other", "strategy": "coordinate",
-                                                    "servers": ["pytorch"], "budget_minutes": 15.0}))
+    (tmp_path / "tune.json").write_text(
+        json.dumps(
+            {
+                "experiment_digest": "other",
+                "strategy": "coordinate",
+                "servers": ["pytorch"],
+                "budget_minutes": 15.0,
+            }
+        )
+    )
     with pytest.raises(sp.TuneError, match="experiment_digest differs"):
         run_tune(QUICK, resume=tmp_path, servers=["pytorch"], runs_root=tmp_path)
 
@@ -302,26 +458,63 @@ def test_objective_is_the_best_throughput_meeting_the_slo_with_few_errors() -> N
     from servecmp.tune.measure import level_of, score
 
     def step(c: int, rps: float, p99: float, errors: int = 0, valid: bool = True) -> StepResult:
-        return StepResult(run_id="r", step_id=f"s{c}", target="t", server="torchserve", protocol="rest",
-                          encoding="json", sweep="closed_loop", mode="closed_loop", concurrency=c,
-                          started_at="x", warmup_s=1, window_s=1, stop_reason="stable", requests=10_000,
-                          ok=10_000 - errors, transport_errors={"timeout": errors} if errors else {},
-                          throughput_rps=rps, latency_ms=LatencySummary(p50=p99 / 2, p99=p99), valid=valid)
+        return StepResult(
+            run_id="r",
+            step_id=f"s{c}",
+            target="t",
+            server="torchserve",
+            protocol="rest",
+            encoding="json",
+            sweep="closed_loop",
+            mode="closed_loop",
+            concurrency=c,
+            started_at="x",
+            warmup_s=1,
+            window_s=1,
+            stop_reason="stable",
+            requests=10_000,
+            ok=10_000 - errors,
+            transport_errors={"timeout": errors} if errors else {},
+            throughput_rps=rps,
+            latency_ms=LatencySummary(p50=p99 / 2, p99=p99),
+            valid=valid,
+        )
 
-    m = Measurement(server="torchserve", target="t", config_id="c", config={}, label="c", stage="screen",
-                    started_at="x", duration_s=1, candidate_dir="c",
-                    levels=[level_of(s, 100.0) for s in (
-                        step(1, 50, 20), step(2, 90, 60), step(4, 120, 150),  # p99 over the SLO
-                        step(8, 130, 80, errors=20),  # 0.2 % errors
-                        step(16, 140, 50, valid=False))])
+    m = Measurement(
+        server="torchserve",
+        target="t",
+        config_id="c",
+        config={},
+        label="c",
+        stage="screen",
+        started_at="x",
+        duration_s=1,
+        candidate_dir="c",
+        levels=[
+            level_of(s, 100.0)
+            for s in (
+                step(1, 50, 20),
+                step(2, 90, 60),
+                step(4, 120, 150),  # p99 over the SLO
+                step(8, 130, 80, errors=20),  # 0.2 % errors
+                step(16, 140, 50, valid=False),
+            )
+        ],
+    )
     score(m)
     assert (m.score_rps, m.score_p99_ms) == (90, 60)
 
 
 # ---- protocol-bound knobs, logging, confirmation, rerun interval -----------------------------
 def _kserve_exp(*protocols: str) -> Any:
-    return parse_experiment({"name": "k", "model": "tiny", "resources": {"cpus": 2},
-                             "targets": [{"server": "kserve", "protocol": p} for p in protocols]})
+    return parse_experiment(
+        {
+            "name": "k",
+            "model": "tiny",
+            "resources": {"cpus": 2},
+            "targets": [{"server": "kserve", "protocol": p} for p in protocols],
+        }
+    )
 
 
 def test_kserve_workers_are_held_when_grpc_is_measured_too() -> None:
@@ -339,17 +532,31 @@ def test_kserve_workers_are_held_when_grpc_is_measured_too() -> None:
 
 @pytest.mark.parametrize("server", ["torchserve", "kserve"])
 def test_logging_is_a_knob_and_default_renders_byte_identical(server: str) -> None:
-    assert next(k.values for k in sp.space_for(server).knobs if k.field == "tuning.logging") == ("default", "quiet")
+    assert next(k.values for k in sp.space_for(server).knobs if k.field == "tuning.logging") == (
+        "default",
+        "quiet",
+    )
     targets = [{"server": server, "protocol": "rest"}]
     base = parse_experiment({"name": "t", "model": "tiny", "targets": targets})
-    same = parse_experiment({"name": "t", "model": "tiny", "targets": targets, "tuning": {"logging": "default"}})
-    quiet = parse_experiment({"name": "t", "model": "tiny", "targets": targets, "tuning": {"logging": "quiet"}})
+    same = parse_experiment(
+        {"name": "t", "model": "tiny", "targets": targets, "tuning": {"logging": "default"}}
+    )
+    quiet = parse_experiment(
+        {"name": "t", "model": "tiny", "targets": targets, "tuning": {"logging": "quiet"}}
+    )
     from servecmp.servers import registry
 
-    placement = Placement.local({server: {"models": "/m", "config": "/c d"}}, adapters=[registry.get(server)])
-    a, b, q = (registry.get(server).render(e.for_server(server), placement) for e in (base, same, quiet))
+    placement = Placement.local(
+        {server: {"models": "/m", "config": "/c d"}}, adapters=[registry.get(server)]
+    )
+    a, b, q = (
+        registry.get(server).render(e.for_server(server), placement) for e in (base, same, quiet)
+    )
     assert a.files == b.files and a.env == b.env and base.digest() == same.digest()
-    assert "tuning.logging" not in base.fairness_settings() and quiet.fairness_settings()["tuning.logging"] == "quiet"
+    assert (
+        "tuning.logging" not in base.fairness_settings()
+        and quiet.fairness_settings()["tuning.logging"] == "quiet"
+    )
     assert set(q.files) - set(a.files)  # the quiet config file
 
 
@@ -357,26 +564,43 @@ def test_torchserve_quiet_logging_points_log4j_at_its_file() -> None:
     from servecmp.servers.torchserve import log4j
 
     targets = [{"server": "torchserve", "protocol": "rest"}]
-    quiet = parse_experiment({"name": "t", "model": "tiny", "targets": targets, "configuration": "tuned",
-                              "tuning": {"per_server": {"torchserve": {"logging": "quiet"}}}})
+    quiet = parse_experiment(
+        {
+            "name": "t",
+            "model": "tiny",
+            "targets": targets,
+            "configuration": "tuned",
+            "tuning": {"per_server": {"torchserve": {"logging": "quiet"}}},
+        }
+    )
     from servecmp.servers import registry
 
-    placement = Placement.local({"torchserve": {"models": "/m", "config": "/c d"}}, adapters=[registry.get("torchserve")])
+    placement = Placement.local(
+        {"torchserve": {"models": "/m", "config": "/c d"}}, adapters=[registry.get("torchserve")]
+    )
     files = registry.get("torchserve").render(quiet.for_server("torchserve"), placement).files
-    vmargs = parse_properties(files["config.properties"])["vmargs"].split()  # ts/model_server.py splits it
+    vmargs = parse_properties(files["config.properties"])[
+        "vmargs"
+    ].split()  # ts/model_server.py splits it
     assert "-Dlog4j.configurationFile=file:///c%20d/log4j2.xml" in vmargs
     xml = files[log4j.FILE]
     assert '<Logger name="org.pytorch.serve" level="warn" additivity="false">' in xml
     assert '<Logger name="ACCESS_LOG" level="warn">' in xml and '<Root level="warn">' in xml
     upstream = log4j.render(log4j.DEFAULT_LEVELS)
-    assert '<Logger name="org.pytorch.serve" level="debug">' in upstream and '<Root level="info">' in upstream
+    assert (
+        '<Logger name="org.pytorch.serve" level="debug">' in upstream
+        and '<Root level="info">' in upstream
+    )
 
 
 def test_confirmation_rounds_are_whole_abba_pairs(tmp_path: Path) -> None:
-    space = SearchSpace(knobs=(Knob("tuning.workers", (1, 2), "s"), Knob("tuning.intra_op_threads", (1, 2), "s")))
+    space = SearchSpace(
+        knobs=(Knob("tuning.workers", (1, 2), "s"), Knob("tuning.intra_op_threads", (1, 2), "s"))
+    )
     fake = ScriptedMeasurer(_rps)
-    out = Search(_exp(), TuneStore(tmp_path), fake, Budget(10_000), 10.0, log=lambda m: None).run_coordinate(
-        "torchserve", space, 10_000, rounds=3)
+    out = Search(
+        _exp(), TuneStore(tmp_path), fake, Budget(10_000), 10.0, log=lambda m: None
+    ).run_coordinate("torchserve", space, 10_000, rounds=3)
     confirm = [c for c in fake.calls if c[1] == "confirm"]
     rounds = sorted({c[2] for c in confirm})
     assert len(rounds) % 2 == 0 and len(rounds) >= 2
@@ -431,7 +655,9 @@ def test_burn_in_is_bounded_in_time_and_count() -> None:
         assert t.seconds < 5 and 0 < t.requests == len(calls)
     finally:
         burnin.execute = orig
-    assert burnin.level_concurrency("concurrency=4") == 4 and burnin.level_concurrency("rate=40") == 1
+    assert (
+        burnin.level_concurrency("concurrency=4") == 4 and burnin.level_concurrency("rate=40") == 1
+    )
 
 
 def test_tune_uses_the_run_pipelines_public_pinning() -> None:

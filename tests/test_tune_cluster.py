@@ -20,8 +20,16 @@ from servecmp.tune.cluster import ClusterMeasurer, unavailable_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 DRY = ROOT / "tests" / "kind_dryrun"
-COPY = ("scripts", "deploy", "helm", "servecmp", "models", "loadtests", "pyproject.toml",
-        "README.md")
+COPY = (
+    "scripts",
+    "deploy",
+    "helm",
+    "servecmp",
+    "models",
+    "loadtests",
+    "pyproject.toml",
+    "README.md",
+)
 
 
 @pytest.fixture()
@@ -53,11 +61,27 @@ def checkout(tmp_path: Path) -> Path:
 def _step(**over: object) -> object:
     from servecmp.results.schema import LatencySummary, StepResult
 
-    fields: dict = dict(run_id="kind-x", step_id="000-torchserve-rest-json-closed_loop-c1", index=0,
-                        target="torchserve-rest-json", server="torchserve", protocol="rest", encoding="json",
-                        sweep="closed_loop", mode="closed_loop", concurrency=1, started_at="2026-01-01T00:00:00Z",
-                        warmup_s=1, window_s=1, stop_reason="stable", ok=400, requests=400, throughput_rps=40.0,
-                        achieved_rps=40.0, latency_ms=LatencySummary(count=400, mean=24.0, p50=23.0, p99=41.0))
+    fields: dict = dict(
+        run_id="kind-x",
+        step_id="000-torchserve-rest-json-closed_loop-c1",
+        index=0,
+        target="torchserve-rest-json",
+        server="torchserve",
+        protocol="rest",
+        encoding="json",
+        sweep="closed_loop",
+        mode="closed_loop",
+        concurrency=1,
+        started_at="2026-01-01T00:00:00Z",
+        warmup_s=1,
+        window_s=1,
+        stop_reason="stable",
+        ok=400,
+        requests=400,
+        throughput_rps=40.0,
+        achieved_rps=40.0,
+        latency_ms=LatencySummary(count=400, mean=24.0, p50=23.0, p99=41.0),
+    )
     fields.update(over)
     return StepResult(**fields)
 
@@ -66,8 +90,17 @@ def _step(**over: object) -> object:
 CASES = {
     "measured": (_step(), True, True, 40.0),
     # every answer wrong: no throughput, nothing to rank the candidate by
-    "zero throughput": (_step(ok=0, wrong_answers=400, throughput_rps=0.0,
-                              latency_ms={"count": 400, "p50": 23.0, "p99": 41.0}), True, False, 0.0),
+    "zero throughput": (
+        _step(
+            ok=0,
+            wrong_answers=400,
+            throughput_rps=0.0,
+            latency_ms={"count": 400, "p50": 23.0, "p99": 41.0},
+        ),
+        True,
+        False,
+        0.0,
+    ),
     "invalid": (_step(valid=False, invalid_reason="generator saturated"), False, False, 0.0),
 }
 
@@ -76,25 +109,40 @@ CASES = {
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_candidate_rolled_out_by_helm_upgrade_and_measured_in_cluster(
-        checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
     from servecmp.cluster.loadgen import STEP_MARK
 
     step, valid, slo_ok, score = CASES[case]
     py = tmp_path / "py"
-    py.write_text(f'#!/bin/bash\nexec {shlex.quote(str(ROOT / ".venv" / "bin" / "python"))} '
-                  f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n')
+    py.write_text(
+        f"#!/bin/bash\nexec {shlex.quote(str(ROOT / '.venv' / 'bin' / 'python'))} "
+        f'{shlex.quote(str(DRY / "shim.py"))} "$@"\n'
+    )
     py.chmod(0o755)
     line = tmp_path / "step-line.txt"
     line.write_text(STEP_MARK + step.model_dump_json() + "\n")  # type: ignore[attr-defined]
-    for k, v in {"PATH": f"{DRY / 'bin'}:/usr/bin:/bin", "DRYRUN_LOG": str(tmp_path / "calls.log"),
-                 "DRYRUN_STEP_LINE": str(line), "SERVECMP_PYTHON": str(py),
-                 "SERVECMP_HELM": str(DRY / "bin" / "helm"), "DRYRUN_CLUSTER": "1"}.items():
+    for k, v in {
+        "PATH": f"{DRY / 'bin'}:/usr/bin:/bin",
+        "DRYRUN_LOG": str(tmp_path / "calls.log"),
+        "DRYRUN_STEP_LINE": str(line),
+        "SERVECMP_PYTHON": str(py),
+        "SERVECMP_HELM": str(DRY / "bin" / "helm"),
+        "DRYRUN_CLUSTER": "1",
+    }.items():
         monkeypatch.setenv(k, v)
 
     exp = load_experiment(checkout / "loadtests" / "experiments" / "quick.yaml")
     tune_dir = tmp_path / "tune"
-    cand = sp.candidate("torchserve", {"tuning.workers": 2, "tuning.intra_op_threads": 1, "tuning.io_threads": 4,
-                                       "tuning.batching.enabled": False})
+    cand = sp.candidate(
+        "torchserve",
+        {
+            "tuning.workers": 2,
+            "tuning.intra_op_threads": 1,
+            "tuning.io_threads": 4,
+            "tuning.batching.enabled": False,
+        },
+    )
     m = ClusterMeasurer(exp, tune_dir, root=checkout).measure(cand, "screen", 0)
 
     calls = [shlex.split(c) for c in (tmp_path / "calls.log").read_text().splitlines()]
@@ -112,7 +160,9 @@ def test_candidate_rolled_out_by_helm_upgrade_and_measured_in_cluster(
     load = next(i for i, c in enumerate(calls) if c[2:5] == ["servecmp.cli", "kind", "load"])
     job = next(i for i, c in enumerate(calls) if c[:1] == ["kubectl"] and "apply" in c and i > load)
     assert calls.index(up) < wait < load < job  # rolled out and ready before the load Job
-    assert calls[load][calls[load].index("load") + 1].endswith(f"{cand.id}-screen-r0/experiment.yaml")
+    assert calls[load][calls[load].index("load") + 1].endswith(
+        f"{cand.id}-screen-r0/experiment.yaml"
+    )
     (level,) = m.levels
     assert level.param == "concurrency=1" and level.step_id == step.step_id  # type: ignore[attr-defined]
     assert (level.valid, level.slo_ok, m.score_rps) == (valid, slo_ok, score)
@@ -130,8 +180,14 @@ def test_tune_on_a_real_kind_cluster(tmp_path: Path) -> None:
     from servecmp.tune import run_tune
     from servecmp.tune.store import TuneStore
 
-    tune_dir = run_tune(ROOT / "loadtests" / "experiments" / "quick.yaml", budget_minutes=20, servers=["torchserve"],
-                        cluster=True, runs_root=tmp_path, out=tmp_path / "tuned.yaml")
+    tune_dir = run_tune(
+        ROOT / "loadtests" / "experiments" / "quick.yaml",
+        budget_minutes=20,
+        servers=["torchserve"],
+        cluster=True,
+        runs_root=tmp_path,
+        out=tmp_path / "tuned.yaml",
+    )
     ms, _ = TuneStore(tune_dir).read()
     assert ms and all(m.levels for m in ms)
     # a real measurement: valid steps that served answers, and at least one candidate scored

@@ -29,13 +29,22 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY: dict[str, Any] = {
     "name": "tune-tiny",
     "model": "tiny",
-    "targets": [{"server": "torchserve", "protocol": "rest"}, {"server": "pytorch", "protocol": "inprocess"}],
+    "targets": [
+        {"server": "torchserve", "protocol": "rest"},
+        {"server": "pytorch", "protocol": "inprocess"},
+    ],
     "payload": {"distinct_inputs": 8},
-    "load": {"profile": "closed_loop", "concurrency": [1, 2], "warmup_s": 0.3,
-             "stability": {"window_s": 0.5, "windows": 2, "max_windows": 2},
-             "burn_in": {"max_s": 1.5, "window_s": 0.5}},
+    "load": {
+        "profile": "closed_loop",
+        "concurrency": [1, 2],
+        "warmup_s": 0.3,
+        "stability": {"window_s": 0.5, "windows": 2, "max_windows": 2},
+        "burn_in": {"max_s": 1.5, "window_s": 0.5},
+    },
     "resources": {"cpus": 1},
-    "friction": {"startups": 1},  # friction repeats are tested in test_friction_probes/test_run_local
+    "friction": {
+        "startups": 1
+    },  # friction repeats are tested in test_friction_probes/test_run_local
 }
 
 
@@ -52,16 +61,36 @@ def _write(tmp: Path, data: dict[str, Any], name: str = "exp.yaml") -> Path:
 
 
 def _tune_cmd(exp: Path, tmp: Path, models: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "servecmp.cli", "tune", str(exp), "--runs", str(tmp / "runs"),
-            "--artifacts", str(models), "--out", str(tmp / "tuned.yaml"), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "servecmp.cli",
+        "tune",
+        str(exp),
+        "--runs",
+        str(tmp / "runs"),
+        "--artifacts",
+        str(models),
+        "--out",
+        str(tmp / "tuned.yaml"),
+        *extra,
+    ]
 
 
 def test_killed_search_resumes_without_remeasuring(tmp_path: Path, models: Path) -> None:
     exp = _write(tmp_path, TINY)
     args = ["--server", "pytorch", "--budget-minutes", "3"]
-    log = (tmp_path / "first.log").open("w")  # a file, not a pipe nobody reads (it would fill and block)
-    proc = subprocess.Popen(_tune_cmd(exp, tmp_path, models, *args), cwd=ROOT, start_new_session=True,
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    log = (tmp_path / "first.log").open(
+        "w"
+    )  # a file, not a pipe nobody reads (it would fill and block)
+    proc = subprocess.Popen(
+        _tune_cmd(exp, tmp_path, models, *args),
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         found: list[Path] = []
@@ -80,9 +109,16 @@ def test_killed_search_resumes_without_remeasuring(tmp_path: Path, models: Path)
     tune_dir = found[0].parent
     before, _ = TuneStore(tune_dir).read()
     assert len(before) >= 2
-    stamps = {m.key: (tune_dir / m.candidate_dir / "steps.jsonl").stat().st_mtime_ns for m in before}
-    out = subprocess.run(_tune_cmd(exp, tmp_path, models, *args, "--resume", str(tune_dir)), cwd=ROOT,
-                         capture_output=True, text=True, timeout=400)
+    stamps = {
+        m.key: (tune_dir / m.candidate_dir / "steps.jsonl").stat().st_mtime_ns for m in before
+    }
+    out = subprocess.run(
+        _tune_cmd(exp, tmp_path, models, *args, "--resume", str(tune_dir)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     after, _ = TuneStore(tune_dir).read()
     keys = [m.key for m in after]
@@ -110,8 +146,14 @@ def test_torchserve_tuned_end_to_end_and_rerun_unchanged(tmp_path: Path, models:
 
     exp_path = _write(tmp_path, TINY)
     out = tmp_path / "tuned.yaml"
-    tune_dir = run_tune(exp_path, budget_minutes=2.5, servers=["torchserve"], runs_root=tmp_path / "runs",
-                        artifacts_root=models, out=out)
+    tune_dir = run_tune(
+        exp_path,
+        budget_minutes=2.5,
+        servers=["torchserve"],
+        runs_root=tmp_path / "runs",
+        artifacts_root=models,
+        out=out,
+    )
     ms, _ = TuneStore(tune_dir).read()
     assert ms and all(m.server == "torchserve" and not m.unavailable for m in ms)
     assert any(m.levels and m.levels[0].throughput_rps > 0 for m in ms)
@@ -125,8 +167,16 @@ def test_torchserve_tuned_end_to_end_and_rerun_unchanged(tmp_path: Path, models:
     assert (tune_dir / "report" / "tune.md").read_text().count("## Defaults vs best") == 1
     tuned = load_experiment(out)  # unchanged: as written
     assert tuned.configuration == "tuned" and "torchserve" in tuned.tuning.per_server
-    run_dir = run_experiment(tuned, experiment_path=out, runs_root=tmp_path / "run", artifacts_root=models,
-                             only=["torchserve-rest-json"], prometheus=False, report=True, friction_under_load=False)
+    run_dir = run_experiment(
+        tuned,
+        experiment_path=out,
+        runs_root=tmp_path / "run",
+        artifacts_root=models,
+        only=["torchserve-rest-json"],
+        prometheus=False,
+        report=True,
+        friction_under_load=False,
+    )
     props = (run_dir / "configs" / "torchserve" / "config.properties").read_text()
     workers = tuned.for_server("torchserve").tuning.workers
     assert f"default_workers_per_model={workers}" in props
@@ -139,12 +189,20 @@ def test_torchserve_tuned_end_to_end_and_rerun_unchanged(tmp_path: Path, models:
 def _shortened(path: Path) -> dict[str, Any]:
     exp = load_experiment(path)
     data = exp.model_dump(mode="json")
-    here = {"torchserve", "pytorch", "tensorflow"} | ({"tfserving"} if not TFServingServer.availability() else set())
+    here = {"torchserve", "pytorch", "tensorflow"} | (
+        {"tfserving"} if not TFServingServer.availability() else set()
+    )
     data["model"] = "tiny"
     data["targets"] = [t for t in data["targets"] if t["server"] in here]
-    data["tuning"]["per_server"] = {k: v for k, v in data["tuning"]["per_server"].items() if k in here}
+    data["tuning"]["per_server"] = {
+        k: v for k, v in data["tuning"]["per_server"].items() if k in here
+    }
     load = data["load"]
-    load.update(warmup_s=0.2, repeats=1, stability={"window_s": 0.5, "windows": 2, "max_windows": 2, "tolerance": 0.1})
+    load.update(
+        warmup_s=0.2,
+        repeats=1,
+        stability={"window_s": 0.5, "windows": 2, "max_windows": 2, "tolerance": 0.1},
+    )
     load["concurrency"] = load["concurrency"][:2]
     load["burn_in"] = {"max_s": 1.5, "window_s": 0.5}
     data["friction"] = {"startups": 1}
@@ -153,13 +211,21 @@ def _shortened(path: Path) -> dict[str, Any]:
 
 
 @pytest.mark.torchserve
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "loadtests" / "experiments").glob("*.yaml")))
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in (ROOT / "loadtests" / "experiments").glob("*.yaml"))
+)
 def test_every_experiment_file_runs_shortened(name: str, tmp_path: Path, models: Path) -> None:
     _skip_without_torchserve()
     from servecmp.run.orchestrate import run_experiment
 
     exp = parse_experiment(_shortened(ROOT / "loadtests" / "experiments" / name), name)
-    run_dir = run_experiment(exp, runs_root=tmp_path / "runs", artifacts_root=models,
-                             prometheus=False, report=False, friction_under_load=False)
+    run_dir = run_experiment(
+        exp,
+        runs_root=tmp_path / "runs",
+        artifacts_root=models,
+        prometheus=False,
+        report=False,
+        friction_under_load=False,
+    )
     steps = RunStore(run_dir).read_steps().steps
     assert {s.target for s in steps} == {t.name for t in exp.targets}

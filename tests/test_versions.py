@@ -47,8 +47,13 @@ def test_chart_image_is_the_pinned_server() -> None:
     chart = ROOT / "helm/servecmp/charts/tfserving"
     img = yaml.safe_load((chart / "values.yaml").read_text())["image"]
     assert (img["repository"], img["tag"]) == (
-        versions.TF_SERVING_IMAGE_REPOSITORY, versions.TF_SERVING_VERSION)
-    assert yaml.safe_load((chart / "Chart.yaml").read_text())["appVersion"] == versions.TF_SERVING_VERSION
+        versions.TF_SERVING_IMAGE_REPOSITORY,
+        versions.TF_SERVING_VERSION,
+    )
+    assert (
+        yaml.safe_load((chart / "Chart.yaml").read_text())["appVersion"]
+        == versions.TF_SERVING_VERSION
+    )
 
 
 def test_local_docker_runs_use_the_pinned_image() -> None:
@@ -60,8 +65,13 @@ def test_local_docker_runs_use_the_pinned_image() -> None:
 def test_no_other_tf_serving_image_tag_is_named() -> None:
     """Docs and workflows name the image with the pinned tag only (tests hold fixture data)."""
     bad = []
-    for path in [*ROOT.glob("*.md"), *ROOT.glob("helm/**/*.md"), *ROOT.glob("helm/**/*.yaml"),
-                 *ROOT.glob(".github/workflows/*.yml"), *ROOT.glob("docs/*.md")]:
+    for path in [
+        *ROOT.glob("*.md"),
+        *ROOT.glob("helm/**/*.md"),
+        *ROOT.glob("helm/**/*.yaml"),
+        *ROOT.glob(".github/workflows/*.yml"),
+        *ROOT.glob("docs/*.md"),
+    ]:
         for tag in re.findall(r"tensorflow/serving:([\w.-]+)", path.read_text()):
             if tag != versions.TF_SERVING_VERSION:
                 bad.append(f"{path.relative_to(ROOT)}: {tag}")
@@ -84,7 +94,9 @@ def test_version_output_of_the_binary_is_parsed() -> None:
     assert versions.release_of("garbage") is None
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / ".github/workflows").glob("*.yml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / ".github/workflows").glob("*.yml")), ids=lambda p: p.name
+)
 def test_workflows_update_apt_before_installing(path: Path) -> None:
     """A hosted runner's apt lists are stale: `apt-get install` without `apt-get update` in the
     same step fails when a package version rotates out of the mirror."""

@@ -72,7 +72,9 @@ def test_kill_9_of_the_orchestrator_kills_its_whole_progeny(tmp_path: Path) -> N
         orch.send_signal(signal.SIGKILL)
         orch.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and (any(_alive(p) for p in pids) or (out / "private tmp").exists()):
+        while time.monotonic() < deadline and (
+            any(_alive(p) for p in pids) or (out / "private tmp").exists()
+        ):
             time.sleep(0.1)
         left = [p for p in pids if _alive(p)]
     finally:
@@ -112,9 +114,23 @@ def test_the_sweep_removes_the_runs_labelled_containers_only(
     monkeypatch.setenv("DOCKER_SHIM_PULL_S", "0")
 
     def create(name: str, token: str) -> None:  # kept after it exits: no --rm
-        subprocess.run(["docker", "run", "--name", name, "--label", f"{watchdog.RUN_LABEL}={token}",
-                        "--entrypoint", "/usr/bin/tensorflow_model_server", "tensorflow/serving:2.20.0",
-                        "--version"], check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [
+                "docker",
+                "run",
+                "--name",
+                name,
+                "--label",
+                f"{watchdog.RUN_LABEL}={token}",
+                "--entrypoint",
+                "/usr/bin/tensorflow_model_server",
+                "tensorflow/serving:2.20.0",
+                "--version",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
 
     def names() -> set[str]:
         return {p.stem for p in (tmp_path / "state" / "containers").glob("*.json")}

@@ -19,29 +19,50 @@ SCRIPT = ROOT / "scripts" / "require_passed.py"
 def _pytest_report(tmp_path: Path, body: str) -> Path:
     (tmp_path / "test_one.py").write_text(f"import pytest\n\n\ndef test_one():\n    {body}\n")
     report = tmp_path / "out dir" / "junit.xml"
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-c", "/dev/null", "-p", "no:cacheprovider",
-                    "--rootdir", str(tmp_path), str(tmp_path / "test_one.py"), f"--junitxml={report}"],
-                   cwd=tmp_path, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-c",
+            "/dev/null",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path / "test_one.py"),
+            f"--junitxml={report}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=300,
+    )
     return report
 
 
 @pytest.mark.parametrize(("body", "rc"), [("pytest.skip('no binary')", 1), ("assert True", 0)])
 def test_require_passed_fails_when_every_test_skipped(tmp_path: Path, body: str, rc: int) -> None:
     report = _pytest_report(tmp_path, body)
-    out = subprocess.run([sys.executable, str(SCRIPT), str(report)], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), str(report)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == rc, out.stdout + out.stderr
 
 
 def test_require_passed_names_an_unreadable_report(tmp_path: Path) -> None:
     bad = tmp_path / "x.xml"
     bad.write_text("<html/>")
-    out = subprocess.run([sys.executable, str(SCRIPT), str(bad)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), str(bad)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2 and str(bad) in out.stderr and "testsuite" in out.stderr
 
 
-@pytest.mark.parametrize(("workflow", "step"), [("tfserving-local.yml", "Real TF Serving tests"),
-                                                ("kind-e2e.yml", "End-to-end on kind")])
+@pytest.mark.parametrize(
+    ("workflow", "step"),
+    [("tfserving-local.yml", "Real TF Serving tests"), ("kind-e2e.yml", "End-to-end on kind")],
+)
 def test_the_real_server_steps_require_a_passed_test(workflow: str, step: str) -> None:
     doc = yaml.safe_load((ROOT / ".github" / "workflows" / workflow).read_text())
     steps = [s for job in doc["jobs"].values() for s in job["steps"] if s.get("name") == step]

@@ -33,7 +33,9 @@ def extract_torchscript(mar: Path, dest: Path) -> Path:
         with zipfile.ZipFile(mar) as zf:
             data = zf.read(TORCHSCRIPT_IN_MAR)
     except (zipfile.BadZipFile, KeyError) as err:
-        raise ValueError(f"{mar}: no {TORCHSCRIPT_IN_MAR} inside ({err}); re-export the model") from None
+        raise ValueError(
+            f"{mar}: no {TORCHSCRIPT_IN_MAR} inside ({err}); re-export the model"
+        ) from None
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(data)
     return dest
@@ -65,7 +67,9 @@ def check(dest: Path, model: str, version: int = MEASURED_VERSION) -> None:
 
     mars = sorted(p.name for p in (dest / "torchserve").iterdir())
     if mars != [mar_filename(model, 1)]:
-        raise ValueError(f"{dest / 'torchserve'}: expected only {mar_filename(model, 1)}, found {mars}")
+        raise ValueError(
+            f"{dest / 'torchserve'}: expected only {mar_filename(model, 1)}, found {mars}"
+        )
     models = sorted(p.name for p in (dest / "tfserving").iterdir())
     if models != [model]:
         raise ValueError(f"{dest / 'tfserving'}: expected only {model}/, found {models}")
@@ -76,7 +80,11 @@ def check(dest: Path, model: str, version: int = MEASURED_VERSION) -> None:
             f"(TF Serving would serve the highest)"
         )
     kserve = dest / "kserve" / model
-    found = sorted(str(p.relative_to(kserve)) for p in kserve.rglob("*") if p.is_file()) if kserve.is_dir() else []
+    found = (
+        sorted(str(p.relative_to(kserve)) for p in kserve.rglob("*") if p.is_file())
+        if kserve.is_dir()
+        else []
+    )
     if found != [f"{version}/{TORCHSCRIPT_IN_MAR}"]:
         raise ValueError(
             f"{kserve}: expected only {version}/{TORCHSCRIPT_IN_MAR}, found {found} "

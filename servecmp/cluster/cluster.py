@@ -140,8 +140,12 @@ def server_status(server: str, pods: list[Any], nodes: list[Any]) -> ServerStatu
 # ---- pure: is a pod stuck? (on `kubectl get pod -o json` dicts) ------------------------------
 # Waiting reasons that never clear by themselves (kubelet: images, config, crash loops).
 FATAL_WAITING = {
-    "CrashLoopBackOff", "ErrImageNeverPull",
-    "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
+    "CrashLoopBackOff",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
 }
 # A failed pull may be a registry hiccup: the kubelet retries it with a back-off from 10 s,
 # doubling up to 300 s (kubernetes pkg/kubelet/kubelet.go: imageBackOff). Fatal only once the pod
@@ -158,22 +162,38 @@ def pod_problem(pod: dict[str, Any], now: datetime) -> str | None:
     status = pod.get("status") or {}
     name = (pod.get("metadata") or {}).get("name", "?")
     for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
             since = cond.get("lastTransitionTime")
-            age = (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).total_seconds() if since else 1e9
+            age = (
+                (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).total_seconds()
+                if since
+                else 1e9
+            )
             if age >= UNSCHEDULABLE_GRACE_S:
                 return f"pod {name} is Pending, unschedulable for {age:.0f}s: {cond.get('message', '')}"
     statuses = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
     since = status.get("startTime") or (pod.get("metadata") or {}).get("creationTimestamp")
-    age = (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).total_seconds() if since else 1e9
+    age = (
+        (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).total_seconds()
+        if since
+        else 1e9
+    )
     for cs in statuses:
         waiting = (cs.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason")
         if reason in FATAL_WAITING or (reason in PULL_WAITING and age >= IMAGE_PULL_GRACE_S):
-            last = ((cs.get("lastState") or {}).get("terminated") or {})
-            extra = f"; last exit code {last.get('exitCode')} ({last.get('reason')})" if last else ""
-            return (f"pod {name} container {cs.get('name')}: {reason} "
-                    f"(restarts {cs.get('restartCount', 0)}){extra}: {waiting.get('message', '')}").rstrip(": ")
+            last = (cs.get("lastState") or {}).get("terminated") or {}
+            extra = (
+                f"; last exit code {last.get('exitCode')} ({last.get('reason')})" if last else ""
+            )
+            return (
+                f"pod {name} container {cs.get('name')}: {reason} "
+                f"(restarts {cs.get('restartCount', 0)}){extra}: {waiting.get('message', '')}"
+            ).rstrip(": ")
     if status.get("phase") == "Failed":
         return f"pod {name} Failed: {status.get('reason', '')} {status.get('message', '')}".strip()
     return None
@@ -197,10 +217,13 @@ def container_started(pod: dict[str, Any], container: str | None = None) -> bool
 
 
 def format_events(events: Iterable[dict[str, Any]], limit: int = 15) -> str:
-    rows = sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))[-limit:]
+    rows = sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))[
+        -limit:
+    ]
     return "\n".join(
         f"  {e.get('lastTimestamp') or e.get('eventTime') or ''} {e.get('type', '')} {e.get('reason', '')}: "
-        f"{(e.get('message') or '').strip()}" for e in rows
+        f"{(e.get('message') or '').strip()}"
+        for e in rows
     )
 
 
@@ -260,8 +283,14 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     return ApiClient().sanitize_for_serialization(obj)
 
 
-def check_pods(core: Any, namespace: str, selector: str = "", *, finished: bool = True,
-               now: Callable[[], datetime] | None = None) -> None:
+def check_pods(
+    core: Any,
+    namespace: str,
+    selector: str = "",
+    *,
+    finished: bool = True,
+    now: Callable[[], datetime] | None = None,
+) -> None:
     """Raise PodStuck (with the pod's events) when a pod matching ``selector`` is stuck.
     ``finished=False`` ignores pods that already ended (an old load Job's or helm test's pod)."""
     from datetime import UTC
@@ -274,7 +303,9 @@ def check_pods(core: Any, namespace: str, selector: str = "", *, finished: bool 
         problem = pod_problem(d, when)
         if problem:
             name = d["metadata"]["name"]
-            events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+            events = core.list_namespaced_event(
+                namespace, field_selector=f"involvedObject.name={name}"
+            ).items
             raise PodStuck(
                 f"{problem}\nevents of pod {namespace}/{name}:\n{format_events(_as_dict(e) for e in events)}\n"
                 f"(kubectl -n {namespace} describe pod {name})"
@@ -282,9 +313,15 @@ def check_pods(core: Any, namespace: str, selector: str = "", *, finished: bool 
 
 
 def wait_namespace(
-    core: Any, apps: Any, namespace: str, timeout_s: float = 600, *, selector: str = "",
+    core: Any,
+    apps: Any,
+    namespace: str,
+    timeout_s: float = 600,
+    *,
+    selector: str = "",
     min_statefulsets: int = 0,
-    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> float:
     """Wait for every Deployment in ``namespace`` to roll out; fail fast on a stuck pod.
 
@@ -298,8 +335,11 @@ def wait_namespace(
         pending = []
         for d in deps:
             want, st = d.spec.replicas or 0, d.status
-            if not ((st.observed_generation or 0) >= (d.metadata.generation or 0)
-                    and (st.updated_replicas or 0) == want and (st.available_replicas or 0) == want):
+            if not (
+                (st.observed_generation or 0) >= (d.metadata.generation or 0)
+                and (st.updated_replicas or 0) == want
+                and (st.available_replicas or 0) == want
+            ):
                 pending.append(f"{d.metadata.name} {st.available_replicas or 0}/{want}")
         if min_statefulsets:
             sets = apps.list_namespaced_stateful_set(namespace, label_selector=selector).items
@@ -313,12 +353,14 @@ def wait_namespace(
             return clock() - t0
         check_pods(core, namespace, selector, finished=False)
         if clock() - t0 > timeout_s:
-            raise TimeoutError(f"{namespace}: not rolled out after {timeout_s:.0f}s: {', '.join(pending) or 'no Deployments'}")
+            raise TimeoutError(
+                f"{namespace}: not rolled out after {timeout_s:.0f}s: {', '.join(pending) or 'no Deployments'}"
+            )
         sleep(2.0)
 
 
 def job_state(job: dict[str, Any]) -> str | None:
-    """"complete", "failed: <reason>: <message>" or None (still running), from a Job's conditions."""
+    """ "complete", "failed: <reason>: <message>" or None (still running), from a Job's conditions."""
     for c in (job.get("status") or {}).get("conditions") or []:
         if c.get("status") != "True":
             continue
@@ -330,8 +372,14 @@ def job_state(job: dict[str, Any]) -> str | None:
 
 
 def wait_job(
-    core: Any, batch: Any, namespace: str, name: str, timeout_s: float, *,
-    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+    core: Any,
+    batch: Any,
+    namespace: str,
+    name: str,
+    timeout_s: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """Wait for Job ``name``; returns "complete" or raises (failed, stuck pod, timeout)."""
     t0 = clock()
@@ -348,8 +396,13 @@ def wait_job(
 
 
 def wait_started(
-    core: Any, namespace: str, job: str, timeout_s: float, *,
-    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+    core: Any,
+    namespace: str,
+    job: str,
+    timeout_s: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """Wait until a pod of Job ``job`` has its container started (its log can be followed);
     returns the pod name. Fails fast (PodStuck) on a stuck pod, TimeoutError after ``timeout_s``."""
@@ -362,7 +415,9 @@ def wait_started(
                 return str(d["metadata"]["name"])
         check_pods(core, namespace, selector)
         if clock() - t0 > timeout_s:
-            raise TimeoutError(f"job {namespace}/{job}: no pod with a started container after {timeout_s:.0f}s")
+            raise TimeoutError(
+                f"job {namespace}/{job}: no pod with a started container after {timeout_s:.0f}s"
+            )
         sleep(1.0)
 
 
@@ -437,22 +492,48 @@ def to_friction(report_data: dict[str, Any], run_dir: Path, recoveries: Sequence
         st = report_data.get("servers", {}).get(server)
         if st is None:
             for metric in ("install_ready_s", "image_bytes"):
-                append_friction(run_dir, unavailable(server, metric, "not deployed in this cluster",
-                                                     placement="kubernetes"))
+                append_friction(
+                    run_dir,
+                    unavailable(
+                        server, metric, "not deployed in this cluster", placement="kubernetes"
+                    ),
+                )
                 n += 1
             continue
-        append_friction(run_dir, record(server, "install_ready_s", st["install_to_ready_s"],
-                                        details={"pods": st["pods"], "restarts": st["restarts"]},
-                                        placement="kubernetes"))
+        append_friction(
+            run_dir,
+            record(
+                server,
+                "install_ready_s",
+                st["install_to_ready_s"],
+                details={"pods": st["pods"], "restarts": st["restarts"]},
+                placement="kubernetes",
+            ),
+        )
         img = server_image(st)
-        append_friction(run_dir, record(server, "image_bytes", None if img is None or img[1] is None else float(img[1]),
-                                        details={"image": img[0] if img else None}, placement="kubernetes"))
+        append_friction(
+            run_dir,
+            record(
+                server,
+                "image_bytes",
+                None if img is None or img[1] is None else float(img[1]),
+                details={"image": img[0] if img else None},
+                placement="kubernetes",
+            ),
+        )
         n += 2
     for path in recoveries:
         data = json.loads(Path(path).read_text())
-        append_friction(run_dir, record(data["server"], "recovery_s", float(data["recovery_s"]),
-                                        details={"how": "kubectl delete pod (grace 0); a new pod Ready"},
-                                        placement="kubernetes"))
+        append_friction(
+            run_dir,
+            record(
+                data["server"],
+                "recovery_s",
+                float(data["recovery_s"]),
+                details={"how": "kubectl delete pod (grace 0); a new pod Ready"},
+                placement="kubernetes",
+            ),
+        )
         n += 1
     return n
 
@@ -462,23 +543,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", default="servecmp")
     p.add_argument("--context", default="kind-servecmp")
     sub = p.add_subparsers(dest="cmd", required=True)
-    w = sub.add_parser("wait", help="wait for the namespace's Deployments; fail fast on a stuck pod")
+    w = sub.add_parser(
+        "wait", help="wait for the namespace's Deployments; fail fast on a stuck pod"
+    )
     w.add_argument("--release", default="servecmp")
     w.add_argument("--timeout", type=float, default=600)
     w.add_argument("--selector", default="", help="label selector of the Deployments and pods")
-    w.add_argument("--min-statefulsets", type=int, default=0,
-                   help="also wait for at least this many ready StatefulSets (kube-prometheus-stack: Prometheus)")
-    wj = sub.add_parser("wait-job", help="wait for a Job; fail fast when it fails or a pod is stuck")
+    w.add_argument(
+        "--min-statefulsets",
+        type=int,
+        default=0,
+        help="also wait for at least this many ready StatefulSets (kube-prometheus-stack: Prometheus)",
+    )
+    wj = sub.add_parser(
+        "wait-job", help="wait for a Job; fail fast when it fails or a pod is stuck"
+    )
     wj.add_argument("name")
     wj.add_argument("--timeout", type=float, required=True)
-    ws = sub.add_parser("wait-started", help="wait until a Job's pod has started (so `kubectl logs -f` can follow it)")
+    ws = sub.add_parser(
+        "wait-started",
+        help="wait until a Job's pod has started (so `kubectl logs -f` can follow it)",
+    )
     ws.add_argument("name")
     ws.add_argument("--timeout", type=float, required=True)
     r = sub.add_parser("report", help="install->Ready, restarts, image sizes (JSON)")
     r.add_argument("--out", type=Path)
     rc = sub.add_parser("recover", help="delete a server pod, print seconds until Ready again")
     rc.add_argument("--server", choices=chart_servers(), required=True)
-    rc.add_argument("--replicas", type=int, required=True, help="the server Deployment's replica count")
+    rc.add_argument(
+        "--replicas", type=int, required=True, help="the server Deployment's replica count"
+    )
     rc.add_argument("--timeout", type=float, default=600)
     rc.add_argument("--out", type=Path)
     fr = sub.add_parser("friction", help="append report/recovery JSON to a run's friction.jsonl")
@@ -500,8 +594,14 @@ def main(argv: list[str] | None = None) -> int:
     core, apps = load_clients(args.context)
     try:
         if args.cmd == "wait":
-            secs = wait_namespace(core, apps, args.namespace, args.timeout, selector=args.selector,
-                                  min_statefulsets=args.min_statefulsets)
+            secs = wait_namespace(
+                core,
+                apps,
+                args.namespace,
+                args.timeout,
+                selector=args.selector,
+                min_statefulsets=args.min_statefulsets,
+            )
             print(f"{args.namespace}: every Deployment rolled out in {secs:.1f}s")
             return 0
         if args.cmd == "wait-started":

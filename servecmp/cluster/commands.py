@@ -66,10 +66,14 @@ class Settings:
                 key, value = line.split("=", 1)
                 env[key] = value
         return cls(
-            cluster=env["KIND_CLUSTER_NAME"], node_image=env["KIND_NODE_IMAGE"],
-            kps_chart_version=env["KPS_CHART_VERSION"], kps_release=env["KPS_RELEASE"],
-            kps_namespace=env["KPS_NAMESPACE"], release=env["SERVECMP_RELEASE"],
-            namespace=env["SERVECMP_NAMESPACE"], grafana_host_port=env["GRAFANA_HOST_PORT"],
+            cluster=env["KIND_CLUSTER_NAME"],
+            node_image=env["KIND_NODE_IMAGE"],
+            kps_chart_version=env["KPS_CHART_VERSION"],
+            kps_release=env["KPS_RELEASE"],
+            kps_namespace=env["KPS_NAMESPACE"],
+            release=env["SERVECMP_RELEASE"],
+            namespace=env["SERVECMP_NAMESPACE"],
+            grafana_host_port=env["GRAFANA_HOST_PORT"],
             prometheus_host_port=env["PROMETHEUS_HOST_PORT"],
         )
 
@@ -82,7 +86,9 @@ class Settings:
 class Ops:
     """How commands reach the outside: external tools and our own cluster-facing modules."""
 
-    root: Path = field(default_factory=lambda: Path.cwd() if (Path.cwd() / "helm" / "servecmp").is_dir() else ROOT)
+    root: Path = field(
+        default_factory=lambda: Path.cwd() if (Path.cwd() / "helm" / "servecmp").is_dir() else ROOT
+    )
     helm: str = field(default_factory=lambda: os.environ.get("SERVECMP_HELM") or _default_helm())
     python: str = field(default_factory=lambda: os.environ.get("SERVECMP_PYTHON") or sys.executable)
     quiet: bool = False
@@ -91,10 +97,20 @@ class Ops:
         if not self.quiet:
             _logger.info(msg)
 
-    def run(self, cmd: Sequence[str], *, check: bool = True, capture: bool = False,
-            stdin: str | None = None, stdout: Any = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        cmd: Sequence[str],
+        *,
+        check: bool = True,
+        capture: bool = False,
+        stdin: str | None = None,
+        stdout: Any = None,
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            list(cmd), cwd=self.root, text=True, input=stdin,
+            list(cmd),
+            cwd=self.root,
+            text=True,
+            input=stdin,
             stdout=stdout if stdout is not None else (subprocess.PIPE if capture else None),
             stderr=subprocess.PIPE if capture else None,
         )
@@ -103,13 +119,25 @@ class Ops:
             raise KindError(f"`{shlex.join(cmd)}` failed (exit {proc.returncode}){detail}")
         return proc
 
-    def module(self, module: str, *args: str, check: bool = True, capture: bool = False,
-               stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def module(
+        self,
+        module: str,
+        *args: str,
+        check: bool = True,
+        capture: bool = False,
+        stdin: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """``$SERVECMP_PYTHON -m servecmp.<module> ...``."""
-        return self.run([self.python, "-m", f"servecmp.{module}", *args], check=check, capture=capture,
-                        stdin=stdin)
+        return self.run(
+            [self.python, "-m", f"servecmp.{module}", *args],
+            check=check,
+            capture=capture,
+            stdin=stdin,
+        )
 
-    def kubectl(self, settings: Settings, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, settings: Settings, *args: str, **kw: Any
+    ) -> subprocess.CompletedProcess[str]:
         return self.run(["kubectl", "--context", settings.context, *args], **kw)
 
     @property
@@ -144,7 +172,9 @@ def enabled_charts(chart: Path, values: Mapping[str, Any]) -> list[str]:
     """Server subcharts the release deploys: the generated values over the chart's defaults."""
     defaults = yaml.safe_load((chart / "values.yaml").read_text())
     out = []
-    for name in sorted(p.name for p in (chart / "charts").iterdir() if (p / "values.yaml").is_file()):
+    for name in sorted(
+        p.name for p in (chart / "charts").iterdir() if (p / "values.yaml").is_file()
+    ):
         if name not in defaults or not isinstance(defaults[name], dict):
             continue  # the library chart
         on = (values.get(name) or {}).get("enabled", defaults[name].get("enabled", False))
@@ -162,13 +192,17 @@ def local_image(chart: str, root: Path) -> tuple[str, str] | None:
     dockerfile = root / "deploy" / "kind" / f"{chart}.Dockerfile"
     if not dockerfile.is_file():
         return None
-    image = yaml.safe_load((root / "helm" / "servecmp" / "charts" / chart / "values.yaml").read_text())["image"]
+    image = yaml.safe_load(
+        (root / "helm" / "servecmp" / "charts" / chart / "values.yaml").read_text()
+    )["image"]
     return image["repository"], images.image_tag(dockerfile, root, prefix=str(image["tag"]))
 
 
 def registry_image(chart: str, root: Path) -> str:
     """``repository:tag`` of a server image taken from its registry (the chart's default)."""
-    image = yaml.safe_load((root / "helm" / "servecmp" / "charts" / chart / "values.yaml").read_text())["image"]
+    image = yaml.safe_load(
+        (root / "helm" / "servecmp" / "charts" / chart / "values.yaml").read_text()
+    )["image"]
     return f"{image['repository']}:{image['tag']}"
 
 
@@ -186,7 +220,9 @@ def ensure_image(ops: Ops, dockerfile: Path, image: str, context: Path) -> None:
     if ops.run(["docker", "image", "inspect", image], check=False, capture=True).returncode == 0:
         return
     ops.log(f"building {image} (minutes the first time)")
-    ops.run(["docker", "build", "-q", "-f", str(dockerfile), "-t", image, str(context)], capture=True)
+    ops.run(
+        ["docker", "build", "-q", "-f", str(dockerfile), "-t", image, str(context)], capture=True
+    )
 
 
 def load_onto(ops: Ops, settings: Settings, image: str, role: str) -> None:
@@ -207,8 +243,9 @@ def load_onto(ops: Ops, settings: Settings, image: str, role: str) -> None:
 
 
 def _ensure_namespace(ops: Ops, settings: Settings, namespace: str) -> None:
-    manifest = ops.kubectl(settings, "create", "namespace", namespace, "--dry-run=client", "-o", "yaml",
-                           capture=True).stdout
+    manifest = ops.kubectl(
+        settings, "create", "namespace", namespace, "--dry-run=client", "-o", "yaml", capture=True
+    ).stdout
     ops.kubectl(settings, "apply", "-f", "-", stdin=manifest, capture=True)
 
 
@@ -227,8 +264,14 @@ def _preflight(ops: Ops, experiment: Path, exp: Any, loadgen_cpu: float | None =
 
 
 # ---- up -----------------------------------------------------------------------------------------
-def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = None,
-       helm_args: Sequence[str] | None = None, pod_security: str | None = None) -> int:
+def up(
+    experiment: Path,
+    *,
+    settings: Settings | None = None,
+    ops: Ops | None = None,
+    helm_args: Sequence[str] | None = None,
+    pod_security: str | None = None,
+) -> int:
     """Create (or reuse) the kind cluster, install kube-prometheus-stack and every server the
     experiment targets, wait until all are Ready, record install -> Ready and run ``helm test``.
     Idempotent: re-running upgrades in place. Returns an exit code (3: does not fit; 4: a host
@@ -241,7 +284,9 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
     kind_dir = ops.kind_dir
     experiment = Path(experiment)
     pod_security = pod_security or os.environ.get("SERVECMP_POD_SECURITY") or "restricted"
-    if helm_args is None:  # extra `helm upgrade` arguments for our chart, e.g. "--set global.replicas=2"
+    if (
+        helm_args is None
+    ):  # extra `helm upgrade` arguments for our chart, e.g. "--set global.replicas=2"
         helm_args = shlex.split(os.environ.get("SERVECMP_HELM_ARGS", ""))
     build = ops.root / "build" / "kind"
     try:
@@ -265,8 +310,21 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
             ops.log(f"cluster '{s.cluster}' exists; reusing it")
         else:
             ops.log(f"creating cluster '{s.cluster}' ({s.node_image})")
-            ops.run(["kind", "create", "cluster", "--name", s.cluster, "--image", s.node_image,
-                     "--config", str(kind_config(kind_dir, build)), "--wait", "180s"])
+            ops.run(
+                [
+                    "kind",
+                    "create",
+                    "cluster",
+                    "--name",
+                    s.cluster,
+                    "--image",
+                    s.node_image,
+                    "--config",
+                    str(kind_config(kind_dir, build)),
+                    "--wait",
+                    "180s",
+                ]
+            )
         ops.kubectl(s, "wait", "--for=condition=Ready", "nodes", "--all", "--timeout=180s")
 
         # 2. model (the measured version only) + generated configs and values (wire included)
@@ -282,8 +340,12 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
         art_tag = f"{exp.model}-{images.image_tag(kind_dir / 'artifacts.Dockerfile', build / 'artifacts')}"
         art_image = f"servecmp/model-artifacts:{art_tag}"
         ensure_image(ops, kind_dir / "artifacts.Dockerfile", art_image, build / "artifacts")
-        sets = ["--set", f"global.monitoring.release={s.kps_release}",
-                "--set", f"global.modelArtifacts.image.tag={art_tag}"]
+        sets = [
+            "--set",
+            f"global.monitoring.release={s.kps_release}",
+            "--set",
+            f"global.modelArtifacts.image.tag={art_tag}",
+        ]
         built = [art_image]
         charts = enabled_charts(ops.chart, values)
         for chart in charts:
@@ -302,46 +364,156 @@ def up(experiment: Path, *, settings: Settings | None = None, ops: Ops | None = 
 
         # 4. kube-prometheus-stack; Grafana admin Secret with a random password
         _ensure_namespace(ops, s, s.kps_namespace)
-        if ops.kubectl(s, "-n", s.kps_namespace, "get", "secret", "servecmp-grafana-admin",
-                       check=False, capture=True).returncode != 0:
-            ops.log("creating the Grafana admin Secret (random password; make kind-grafana-password prints it)")
+        if (
+            ops.kubectl(
+                s,
+                "-n",
+                s.kps_namespace,
+                "get",
+                "secret",
+                "servecmp-grafana-admin",
+                check=False,
+                capture=True,
+            ).returncode
+            != 0
+        ):
+            ops.log(
+                "creating the Grafana admin Secret (random password; make kind-grafana-password prints it)"
+            )
             password = "".join(c for c in secrets.token_urlsafe(32) if c.isalnum())[:24]
-            ops.kubectl(s, "-n", s.kps_namespace, "create", "secret", "generic", "servecmp-grafana-admin",
-                        "--from-literal=admin-user=admin", f"--from-literal=admin-password={password}",
-                        capture=True)
+            ops.kubectl(
+                s,
+                "-n",
+                s.kps_namespace,
+                "create",
+                "secret",
+                "generic",
+                "servecmp-grafana-admin",
+                "--from-literal=admin-user=admin",
+                f"--from-literal=admin-password={password}",
+                capture=True,
+            )
         ops.log(f"installing kube-prometheus-stack {s.kps_chart_version}")
-        ops.run([ops.helm, "repo", "add", "prometheus-community",
-                 "https://prometheus-community.github.io/helm-charts", "--force-update"], capture=True)
-        ops.run([ops.helm, "upgrade", "--install", s.kps_release, "prometheus-community/kube-prometheus-stack",
-                 "--kube-context", s.context, "--namespace", s.kps_namespace, "--version", s.kps_chart_version,
-                 "-f", str(kind_dir / "kube-prometheus-stack-values.yaml")])
+        ops.run(
+            [
+                ops.helm,
+                "repo",
+                "add",
+                "prometheus-community",
+                "https://prometheus-community.github.io/helm-charts",
+                "--force-update",
+            ],
+            capture=True,
+        )
+        ops.run(
+            [
+                ops.helm,
+                "upgrade",
+                "--install",
+                s.kps_release,
+                "prometheus-community/kube-prometheus-stack",
+                "--kube-context",
+                s.context,
+                "--namespace",
+                s.kps_namespace,
+                "--version",
+                s.kps_chart_version,
+                "-f",
+                str(kind_dir / "kube-prometheus-stack-values.yaml"),
+            ]
+        )
         # Prometheus is a StatefulSet the operator creates later: wait for it too
-        ops.module("cluster.cluster", "--context", s.context, "--namespace", s.kps_namespace, "wait",
-                   "--timeout", "600", "--min-statefulsets", "1")
+        ops.module(
+            "cluster.cluster",
+            "--context",
+            s.context,
+            "--namespace",
+            s.kps_namespace,
+            "wait",
+            "--timeout",
+            "600",
+            "--min-statefulsets",
+            "1",
+        )
 
         # 5. our chart, in a namespace that enforces Pod Security (hostPath artifacts need privileged)
         _ensure_namespace(ops, s, s.namespace)
-        ops.kubectl(s, "label", "--overwrite", "namespace", s.namespace,
-                    f"pod-security.kubernetes.io/enforce={pod_security}",
-                    "pod-security.kubernetes.io/warn=restricted", capture=True)
-        ops.log(f"installing helm/servecmp (release {s.release}, namespace {s.namespace}): "
-                f"{', '.join(charts)}")
-        ops.run([ops.helm, "upgrade", "--install", s.release, str(ops.chart), "--kube-context", s.context,
-                 "--namespace", s.namespace, "-f", str(values_file), *sets,
-                 *helmvalues.set_file_args(config_dir), *helm_args])
+        ops.kubectl(
+            s,
+            "label",
+            "--overwrite",
+            "namespace",
+            s.namespace,
+            f"pod-security.kubernetes.io/enforce={pod_security}",
+            "pod-security.kubernetes.io/warn=restricted",
+            capture=True,
+        )
+        ops.log(
+            f"installing helm/servecmp (release {s.release}, namespace {s.namespace}): "
+            f"{', '.join(charts)}"
+        )
+        ops.run(
+            [
+                ops.helm,
+                "upgrade",
+                "--install",
+                s.release,
+                str(ops.chart),
+                "--kube-context",
+                s.context,
+                "--namespace",
+                s.namespace,
+                "-f",
+                str(values_file),
+                *sets,
+                *helmvalues.set_file_args(config_dir),
+                *helm_args,
+            ]
+        )
 
         # 6. wait (fail fast on a stuck pod), record install -> Ready / restarts / image sizes, test
-        ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace, "wait",
-                   "--timeout", "600")
-        ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace, "report",
-                   "--out", str(build / "cluster-report.json"), capture=True)
-        ops.run([ops.helm, "test", s.release, "--kube-context", s.context, "--namespace", s.namespace,
-                 "--logs", "--timeout", "5m"])
+        ops.module(
+            "cluster.cluster",
+            "--context",
+            s.context,
+            "--namespace",
+            s.namespace,
+            "wait",
+            "--timeout",
+            "600",
+        )
+        ops.module(
+            "cluster.cluster",
+            "--context",
+            s.context,
+            "--namespace",
+            s.namespace,
+            "report",
+            "--out",
+            str(build / "cluster-report.json"),
+            capture=True,
+        )
+        ops.run(
+            [
+                ops.helm,
+                "test",
+                s.release,
+                "--kube-context",
+                s.context,
+                "--namespace",
+                s.namespace,
+                "--logs",
+                "--timeout",
+                "5m",
+            ]
+        )
     except (KindError, FileNotFoundError, ValueError) as err:
         print(f"[kind] ERROR: {err}", file=sys.stderr)
         return 1
-    ops.log(f"ready. Grafana: http://127.0.0.1:{s.grafana_host_port} (user admin; make kind-grafana-password)"
-            f"  Prometheus: http://127.0.0.1:{s.prometheus_host_port}")
+    ops.log(
+        f"ready. Grafana: http://127.0.0.1:{s.grafana_host_port} (user admin; make kind-grafana-password)"
+        f"  Prometheus: http://127.0.0.1:{s.prometheus_host_port}"
+    )
     ops.log(f"cluster report: {build / 'cluster-report.json'}")
     return 0
 
@@ -363,21 +535,41 @@ def _follow(ops: Ops, s: Settings, job: str, log_path: Path) -> threading.Thread
 
     def follow() -> None:
         with log_path.open("w") as fh:
-            started = ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace,
-                                 "wait-started", f"{job}-master", "--timeout", "300", check=False, capture=True)
+            started = ops.module(
+                "cluster.cluster",
+                "--context",
+                s.context,
+                "--namespace",
+                s.namespace,
+                "wait-started",
+                f"{job}-master",
+                "--timeout",
+                "300",
+                check=False,
+                capture=True,
+            )
             if started.returncode != 0:
                 fh.write(started.stderr or "")
                 return
-            ops.kubectl(s, "-n", s.namespace, "logs", "-f", f"job/{job}-master", check=False, stdout=fh)
+            ops.kubectl(
+                s, "-n", s.namespace, "logs", "-f", f"job/{job}-master", check=False, stdout=fh
+            )
 
     t = threading.Thread(target=follow, name=f"follow-{job}", daemon=True)
     t.start()
     return t
 
 
-def load(experiment: Path, *, targets: Sequence[str] = (), engine: str = "steps", recover: bool = False,
-         locust_args: Mapping[str, Any] | None = None, settings: Settings | None = None,
-         ops: Ops | None = None) -> int:
+def load(
+    experiment: Path,
+    *,
+    targets: Sequence[str] = (),
+    engine: str = "steps",
+    recover: bool = False,
+    locust_args: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
+    ops: Ops | None = None,
+) -> int:
     """In-cluster load on the loadgen node against each REST/gRPC target of ``experiment``.
 
     ``engine="steps"``: the experiment's own load profile through the step engine; the steps are
@@ -396,18 +588,25 @@ def load(experiment: Path, *, targets: Sequence[str] = (), engine: str = "steps"
         return 2
     unknown = sorted(set(locust_args) - set(LOCUST_OPTIONS))
     if unknown:
-        print(f"[kind] ERROR: unknown Locust option(s) {unknown}; known: {', '.join(LOCUST_OPTIONS)}",
-              file=sys.stderr)
+        print(
+            f"[kind] ERROR: unknown Locust option(s) {unknown}; known: {', '.join(LOCUST_OPTIONS)}",
+            file=sys.stderr,
+        )
         return 2
     if engine == "steps" and locust_args:
         given = ", ".join(f"--{k}" for k in locust_args)
-        print(f"[kind] ERROR: {given} applies to --engine locust only (the steps engine runs the "
-              f"experiment's load profile)", file=sys.stderr)
+        print(
+            f"[kind] ERROR: {given} applies to --engine locust only (the steps engine runs the "
+            f"experiment's load profile)",
+            file=sys.stderr,
+        )
         return 2
     try:
         exp = load_experiment(experiment)
         if not _cluster_exists(ops, s):
-            raise KindError(f"no cluster '{s.cluster}': run `servecmp kind up` (make kind-up) first")
+            raise KindError(
+                f"no cluster '{s.cluster}': run `servecmp kind up` (make kind-up) first"
+            )
         loadgen_cpu = 1.0 + int(locust_args.get("workers", 1)) if engine == "locust" else 1.0
         if not _preflight(ops, experiment, exp, loadgen_cpu=loadgen_cpu):
             return 3
@@ -419,23 +618,59 @@ def load(experiment: Path, *, targets: Sequence[str] = (), engine: str = "steps"
         # load generator image: the installed wheel of this working tree, tagged by what it copies
         from servecmp.cluster import images
 
-        gen_image = f"servecmp/loadgen:{images.image_tag(ops.kind_dir / 'loadgen.Dockerfile', ops.root)}"
+        gen_image = (
+            f"servecmp/loadgen:{images.image_tag(ops.kind_dir / 'loadgen.Dockerfile', ops.root)}"
+        )
         ensure_image(ops, ops.kind_dir / "loadgen.Dockerfile", gen_image, ops.root)
         load_onto(ops, s, gen_image, "loadgen")
 
         # meta.json: server images (tag + digest), the runtimes the servers report, kind placement
-        ops.module("cluster.provenance", "--context", s.context, "--namespace", s.namespace, "meta",
-                   str(experiment), "--run-id", run_id, "--run-dir", str(run_dir), "--loadgen-image", gen_image)
+        ops.module(
+            "cluster.provenance",
+            "--context",
+            s.context,
+            "--namespace",
+            s.namespace,
+            "meta",
+            str(experiment),
+            "--run-id",
+            run_id,
+            "--run-dir",
+            str(run_dir),
+            "--loadgen-image",
+            gen_image,
+        )
 
         plan = provenance.addresses(exp, s.release, s.namespace, targets, _wires(exp))
         if not plan:
             raise KindError(f"no REST/gRPC targets selected in {experiment}")
         rc = 0
         for target, address in plan:
-            rc |= _load_target(ops, s, exp, experiment, run_id, run_dir, target, address, gen_image,
-                               engine, recover, locust_args)
-        ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace, "report",
-                   "--out", str(run_dir / "kind" / "cluster-report.json"), capture=True)
+            rc |= _load_target(
+                ops,
+                s,
+                exp,
+                experiment,
+                run_id,
+                run_dir,
+                target,
+                address,
+                gen_image,
+                engine,
+                recover,
+                locust_args,
+            )
+        ops.module(
+            "cluster.cluster",
+            "--context",
+            s.context,
+            "--namespace",
+            s.namespace,
+            "report",
+            "--out",
+            str(run_dir / "kind" / "cluster-report.json"),
+            capture=True,
+        )
         report = run_dir / "kind" / "cluster-report.json"
         recoveries = sorted((run_dir / "kind").glob("*/recovery.json"))
         if report.is_file():
@@ -443,7 +678,10 @@ def load(experiment: Path, *, targets: Sequence[str] = (), engine: str = "steps"
 
             cluster.to_friction(json.loads(report.read_text()), run_dir, recoveries)
         ops.log(f"results: {run_dir}")
-        if engine == "steps" and ops.module("cli", "report", str(run_dir), check=False).returncode != 0:
+        if (
+            engine == "steps"
+            and ops.module("cli", "report", str(run_dir), check=False).returncode != 0
+        ):
             rc = 1
         return rc
     except (KindError, FileNotFoundError, ValueError) as err:
@@ -451,14 +689,34 @@ def load(experiment: Path, *, targets: Sequence[str] = (), engine: str = "steps"
         return 1
 
 
-def _load_target(ops: Ops, s: Settings, exp: Any, experiment: Path, run_id: str, run_dir: Path,
-                 target: str, address: str, image: str, engine: str, recover: bool,
-                 locust_args: Mapping[str, Any]) -> int:
+def _load_target(
+    ops: Ops,
+    s: Settings,
+    exp: Any,
+    experiment: Path,
+    run_id: str,
+    run_dir: Path,
+    target: str,
+    address: str,
+    image: str,
+    engine: str,
+    recover: bool,
+    locust_args: Mapping[str, Any],
+) -> int:
     from servecmp.cluster import loadgen
 
     (t,) = [t for t in exp.targets if t.name == target]
-    job = loadgen.load_job(exp, target, run_id=run_id, address=address, image=image, namespace=s.namespace,
-                           experiment_text=experiment.read_text(), engine=engine, locust_args=dict(locust_args))
+    job = loadgen.load_job(
+        exp,
+        target,
+        run_id=run_id,
+        address=address,
+        image=image,
+        namespace=s.namespace,
+        experiment_text=experiment.read_text(),
+        engine=engine,
+        locust_args=dict(locust_args),
+    )
     docs = loadgen.manifests(job)
     manifest = run_dir / "kind" / f"{target}.yaml"
     manifest.write_text(yaml.safe_dump_all(docs, sort_keys=False))
@@ -474,13 +732,41 @@ def _load_target(ops: Ops, s: Settings, exp: Any, experiment: Path, run_id: str,
         time.sleep(20)
         out = run_dir / "kind" / target / "recovery.json"
         replicas = _replicas(ops, s, t.server)
-        if replicas is None or ops.module(
-                "cluster.cluster", "--context", s.context, "--namespace", s.namespace, "recover",
-                "--server", t.server, "--replicas", str(replicas), "--out", str(out),
-                check=False).returncode != 0:
+        if (
+            replicas is None
+            or ops.module(
+                "cluster.cluster",
+                "--context",
+                s.context,
+                "--namespace",
+                s.namespace,
+                "recover",
+                "--server",
+                t.server,
+                "--replicas",
+                str(replicas),
+                "--out",
+                str(out),
+                check=False,
+            ).returncode
+            != 0
+        ):
             rc = 1
-    if ops.module("cluster.cluster", "--context", s.context, "--namespace", s.namespace, "wait-job",
-                  f"{job.name}-master", "--timeout", str(deadline + 60), check=False).returncode != 0:
+    if (
+        ops.module(
+            "cluster.cluster",
+            "--context",
+            s.context,
+            "--namespace",
+            s.namespace,
+            "wait-job",
+            f"{job.name}-master",
+            "--timeout",
+            str(deadline + 60),
+            check=False,
+        ).returncode
+        != 0
+    ):
         ops.log(f"{target}: load Job did not complete")
         rc = 1
     follower.join(timeout=120)
@@ -491,29 +777,56 @@ def _load_target(ops: Ops, s: Settings, exp: Any, experiment: Path, run_id: str,
     except ValueError:
         # the follower may have been cut off (API server or kubelet restart): the finished pod's
         # whole log once more, kept only when it carries the results tar
-        full = ops.kubectl(s, "-n", s.namespace, "logs", f"job/{job.name}-master", check=False, capture=True)
+        full = ops.kubectl(
+            s, "-n", s.namespace, "logs", f"job/{job.name}-master", check=False, capture=True
+        )
         try:
             loadgen.extract_results(full.stdout or "", dest)
             mlog.write_text(full.stdout or "")
             text = full.stdout or ""
         except ValueError:
-            ops.log(f"{target}: no results tar in the log (Job killed?); keeping the steps it printed")
+            ops.log(
+                f"{target}: no results tar in the log (Job killed?); keeping the steps it printed"
+            )
     if engine == "steps":
         n = loadgen.merge_run(run_dir, dest / "run", text)
         ops.log(f"{target}: merged {n} step(s)")
-    ops.kubectl(s, "-n", s.namespace, "delete", "job,service,configmap", "-l",
-                f"servecmp.io/load-job={job.name}", "--wait=false", check=False, capture=True)
+    ops.kubectl(
+        s,
+        "-n",
+        s.namespace,
+        "delete",
+        "job,service,configmap",
+        "-l",
+        f"servecmp.io/load-job={job.name}",
+        "--wait=false",
+        check=False,
+        capture=True,
+    )
     return rc
 
 
 def _replicas(ops: Ops, s: Settings, server: str) -> int | None:
     """The server Deployment's replica count as deployed (the chart's global.replicas, or what
     SERVECMP_HELM_ARGS set), so recovery waits for a replacement pod, not for a survivor."""
-    proc = ops.kubectl(s, "-n", s.namespace, "get", "deployments", "-l", f"servecmp.io/server={server}",
-                       "-o", "jsonpath={.items[*].spec.replicas}", check=False, capture=True)
+    proc = ops.kubectl(
+        s,
+        "-n",
+        s.namespace,
+        "get",
+        "deployments",
+        "-l",
+        f"servecmp.io/server={server}",
+        "-o",
+        "jsonpath={.items[*].spec.replicas}",
+        check=False,
+        capture=True,
+    )
     counts = (proc.stdout or "").split()
     if proc.returncode != 0 or len(counts) != 1 or not counts[0].isdigit():
-        ops.log(f"{server}: cannot read its Deployment's replicas ({proc.stderr or counts}); no recovery measured")
+        ops.log(
+            f"{server}: cannot read its Deployment's replicas ({proc.stderr or counts}); no recovery measured"
+        )
         return None
     return int(counts[0])
 

@@ -30,7 +30,8 @@ def set_file_keys() -> dict[str, tuple[str, str]]:
 
     return {
         f"{a.chart}.{key}": (a.name, file)
-        for a in registry.servers() if a.chart is not None
+        for a in registry.servers()
+        if a.chart is not None
         for key, file in a.chart_files.items()
     }
 
@@ -118,7 +119,11 @@ def chart_defaults(exp: Experiment) -> dict[str, dict[str, Any]]:
             if section != "config" or not leaf:
                 raise ValueError(f"{a.name}.chart_files: expected 'config.<key>', got {key!r}")
             config[leaf] = configs.files[a.name][name]
-        out[a.chart] = {"config": config, "env": values[a.chart]["env"], "wire": values[a.chart]["wire"]}
+        out[a.chart] = {
+            "config": config,
+            "env": values[a.chart]["env"],
+            "wire": values[a.chart]["wire"],
+        }
     return out
 
 
@@ -127,7 +132,9 @@ class _Literal(yaml.SafeDumper):
 
 
 _Literal.add_representer(
-    str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
+    str,
+    lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None),
+)
 
 
 def _block(data: dict[str, Any]) -> str:
@@ -165,14 +172,18 @@ def generate_chart_defaults(check: bool, root: Path | None = None) -> int:
     want = experiment_values(exp, render_all(exp, Placement.kubernetes()))["global"]
     have = (yaml.safe_load((chart / "values.yaml").read_text()) or {}).get("global") or {}
     for key in _GLOBAL_KEYS:
-        same = (sorted(have.get(key) or []) == sorted(want[key]) if key == "protocols"
-                else have.get(key) == want[key])
+        same = (
+            sorted(have.get(key) or []) == sorted(want[key])
+            if key == "protocols"
+            else have.get(key) == want[key]
+        )
         if not same:
-            drift.append(f"helm/servecmp/values.yaml: global.{key} is {have.get(key)!r}, "
-                         f"{DEFAULTS_FROM} gives {want[key]!r} (edit it by hand)")
+            drift.append(
+                f"helm/servecmp/values.yaml: global.{key} is {have.get(key)!r}, "
+                f"{DEFAULTS_FROM} gives {want[key]!r} (edit it by hand)"
+            )
     for line in drift:
         print(f"drift: {line}", file=sys.stderr)
     if drift and check:
         print("run `servecmp gen chart-values` and commit the result", file=sys.stderr)
     return 1 if drift else 0
-

@@ -100,7 +100,9 @@ def parse_dockerfile(path: Path) -> list[Stage]:
             try:
                 words = json.loads(arg)
             except json.JSONDecodeError:
-                raise ValueError(f"{path}: {instr} must use the exec form (a JSON array): {arg}") from None
+                raise ValueError(
+                    f"{path}: {instr} must use the exec form (a JSON array): {arg}"
+                ) from None
             if instr == "ENTRYPOINT":
                 st.entrypoint = [str(w) for w in words]
             else:
@@ -175,7 +177,12 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def load_image(
-    image: str, cluster: str, nodes: Sequence[str], *, run: Runner = _run, tmpdir: Path | None = None
+    image: str,
+    cluster: str,
+    nodes: Sequence[str],
+    *,
+    run: Runner = _run,
+    tmpdir: Path | None = None,
 ) -> str:
     """Load ``image`` onto ``nodes`` only. Returns how ("docker-image" or "image-archive")."""
     node_arg = ["--nodes", ",".join(nodes)] if nodes else []

@@ -223,11 +223,17 @@ def _steps_manifests(job: LoadJob) -> list[dict[str, Any]]:
 
 def _experiment_configmap(job: LoadJob) -> dict[str, Any]:
     if not job.experiment_text.strip():
-        raise ValueError("experiment_text: the experiment file's content is required (it is mounted into the Job)")
+        raise ValueError(
+            "experiment_text: the experiment file's content is required (it is mounted into the Job)"
+        )
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": f"{job.name}-experiment", "namespace": job.namespace, "labels": job.labels},
+        "metadata": {
+            "name": f"{job.name}-experiment",
+            "namespace": job.namespace,
+            "labels": job.labels,
+        },
         "data": {"experiment.yaml": job.experiment_text},
     }
 
@@ -282,25 +288,51 @@ def manifests(job: LoadJob) -> list[dict[str, Any]]:
     ]
 
 
-def load_job(exp: Any, target_name: str, *, run_id: str, address: str, image: str, namespace: str,
-             experiment_text: str, engine: str = "steps", locust_args: dict[str, Any] | None = None) -> LoadJob:
+def load_job(
+    exp: Any,
+    target_name: str,
+    *,
+    run_id: str,
+    address: str,
+    image: str,
+    namespace: str,
+    experiment_text: str,
+    engine: str = "steps",
+    locust_args: dict[str, Any] | None = None,
+) -> LoadJob:
     """The load Job for one target of ``exp``: sized from the experiment; ``locust_args``
     (users, duration, workers, locustfile) apply to the Locust engine only."""
     match = [t for t in exp.targets if t.name == target_name]
     if not match:
-        raise ValueError(f"target: {target_name!r} is not in the experiment; its targets: "
-                         f"{', '.join(t.name for t in exp.targets)}")
+        raise ValueError(
+            f"target: {target_name!r} is not in the experiment; its targets: "
+            f"{', '.join(t.name for t in exp.targets)}"
+        )
     given = {k: v for k, v in (locust_args or {}).items() if v is not None}
     if engine == "steps" and given:
-        raise ValueError(f"{', '.join('--' + k for k in given)}: only with --engine locust (the steps "
-                         f"engine runs the experiment's own load profile)")
+        raise ValueError(
+            f"{', '.join('--' + k for k in given)}: only with --engine locust (the steps "
+            f"engine runs the experiment's own load profile)"
+        )
     users = int(given.get("users", 4))
-    locustfile = str(given.get("locustfile", "concurrency_sweep")).removesuffix(".py").split("/")[-1]
+    locustfile = (
+        str(given.get("locustfile", "concurrency_sweep")).removesuffix(".py").split("/")[-1]
+    )
     return LoadJob(
-        run_id=run_id, target=target_name, address=address, image=image, namespace=namespace,
-        locustfile=f"{LOCUSTFILE_DIR}/{locustfile}.py", experiment_text=experiment_text,
-        model=exp.model, users=users, spawn_rate=float(users), duration_s=int(given.get("duration", 30)),
-        workers=int(given.get("workers", 1)), engine=engine, cpu=f"{job_cpu(exp):g}",
+        run_id=run_id,
+        target=target_name,
+        address=address,
+        image=image,
+        namespace=namespace,
+        locustfile=f"{LOCUSTFILE_DIR}/{locustfile}.py",
+        experiment_text=experiment_text,
+        model=exp.model,
+        users=users,
+        spawn_rate=float(users),
+        duration_s=int(given.get("duration", 30)),
+        workers=int(given.get("workers", 1)),
+        engine=engine,
+        cpu=f"{job_cpu(exp):g}",
         memory=f"{memory_mib_for(match[0])}Mi",
         deadline_s=job_deadline_s(exp, target_name) if engine == "steps" else 0,
     )
@@ -320,9 +352,18 @@ def job_deadline_s(exp: Any, target_name: str) -> int:
     (target,) = [t for t in exp.targets if t.name == target_name]
     total = 0.0
     for i, param in enumerate(plan_steps(exp.load)):
-        spec = make_spec(run_id="deadline", index=i, target=target, address="svc.ns.svc:1",
-                         load=exp.load, param=param, model=exp.model, payload=exp.payload,
-                         seed=exp.seed, cluster_mode=True)
+        spec = make_spec(
+            run_id="deadline",
+            index=i,
+            target=target,
+            address="svc.ns.svc:1",
+            load=exp.load,
+            param=param,
+            model=exp.model,
+            payload=exp.payload,
+            seed=exp.seed,
+            cluster_mode=True,
+        )
         total += spec.hard_deadline_s()
     return int(total + JOB_STARTUP_S + 0.999)
 
@@ -331,7 +372,9 @@ def client_of(target: Target) -> str:
     """``module:Class`` of the client a target's steps use (its server adapter's ProtocolSpec)."""
     from servecmp.servers import registry
 
-    return next(s.client for s in registry.get(target.server).protocols if s.protocol == target.protocol)
+    return next(
+        s.client for s in registry.get(target.server).protocols if s.protocol == target.protocol
+    )
 
 
 def memory_mib_for(target: Target) -> int:
@@ -378,7 +421,7 @@ def steps_from_log(log_text: str) -> list[Any]:
     out = []
     for line in log_text.splitlines():
         if line.startswith(STEP_MARK):
-            out.append(StepResult.model_validate(json.loads(line[len(STEP_MARK):])))
+            out.append(StepResult.model_validate(json.loads(line[len(STEP_MARK) :])))
     return out
 
 
@@ -390,7 +433,11 @@ def merge_run(run_dir: Path, remote_run: Path | None, log_text: str = "") -> int
     from servecmp.results.store import RunStore
 
     local = RunStore(run_dir)
-    remote = RunStore(remote_run) if remote_run is not None and (remote_run / "steps.jsonl").is_file() else None
+    remote = (
+        RunStore(remote_run)
+        if remote_run is not None and (remote_run / "steps.jsonl").is_file()
+        else None
+    )
     steps = list(remote.read_steps().steps) if remote is not None else steps_from_log(log_text)
     start = len(local.read_steps().steps)
     for i, step in enumerate(steps):

@@ -65,8 +65,12 @@ def host_cpus() -> tuple[float, str]:
     """CPUs a kind node sees: Docker's NCPU (a VM's CPUs on Docker Desktop), else this host's."""
     if shutil.which("docker"):
         try:
-            out = subprocess.run(["docker", "info", "--format", "{{.NCPU}}"], capture_output=True,
-                                 text=True, timeout=20).stdout.strip()
+            out = subprocess.run(
+                ["docker", "info", "--format", "{{.NCPU}}"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            ).stdout.strip()
             if out.isdigit() and int(out) > 0:
                 return float(out), "docker info NCPU"
         except (OSError, subprocess.TimeoutExpired):
@@ -104,7 +108,11 @@ def budgets(
     from servecmp.servers import registry
 
     # one pod per server with a chart that the experiment targets (registry order)
-    servers = [a.name for a in registry.servers() if a.chart and any(t.server == a.name for t in exp.targets)]
+    servers = [
+        a.name
+        for a in registry.servers()
+        if a.chart and any(t.server == a.name for t in exp.targets)
+    ]
     out = []
     server = NodeBudget("server", allocatable, {"kindnetd": KINDNETD_CPU})
     # pods spread over the server nodes; the fullest one decides
@@ -113,22 +121,32 @@ def budgets(
         key = s if per_node == 1 else f"{s} x{per_node}"
         server.requests[key] = round(exp.resources.cpus * per_node, 3)
     out.append(server)
-    gen = NodeBudget("loadgen", allocatable, {"kindnetd": KINDNETD_CPU, "coredns x2": COREDNS_CPU,
-                                              "helm test pod": HELM_TEST_CPU})
+    gen = NodeBudget(
+        "loadgen",
+        allocatable,
+        {"kindnetd": KINDNETD_CPU, "coredns x2": COREDNS_CPU, "helm test pod": HELM_TEST_CPU},
+    )
     gen.requests["load Job"] = job_cpu(exp) if loadgen_cpu is None else loadgen_cpu
     out.append(gen)
     return out
 
 
-def check(exp: Experiment, allocatable: float, source: str, experiment_path: str = "the experiment",
-          **kw: Any) -> tuple[bool, str]:
+def check(
+    exp: Experiment,
+    allocatable: float,
+    source: str,
+    experiment_path: str = "the experiment",
+    **kw: Any,
+) -> tuple[bool, str]:
     nodes = budgets(exp, allocatable, **kw)
     lines = [n.describe() for n in nodes]
     bad = [n for n in nodes if not n.fits]
     if not bad:
         return True, "preflight ok: " + "; ".join(lines)
-    msg = [f"preflight: the experiment does not fit on this host's kind nodes "
-           f"({allocatable:g} CPUs each, from {source}; kind reserves nothing, kindnetd requests 0.1 per node):"]
+    msg = [
+        f"preflight: the experiment does not fit on this host's kind nodes "
+        f"({allocatable:g} CPUs each, from {source}; kind reserves nothing, kindnetd requests 0.1 per node):"
+    ]
     msg += [f"  {'TOO MUCH' if not n.fits else 'ok'}: {n.describe()}" for n in nodes]
     n_srv = sum(1 for k in nodes[0].requests if k != "kindnetd")
     for n in bad:
@@ -148,7 +166,9 @@ def check(exp: Experiment, allocatable: float, source: str, experiment_path: str
                 f"  fix: fewer Locust workers (--workers), "
                 f"or use a machine with >= {math.ceil(n.requested)} cores"
             )
-    msg.append("  (a pod that does not fit stays Pending: helm --wait would wait out its whole timeout)")
+    msg.append(
+        "  (a pod that does not fit stays Pending: helm --wait would wait out its whole timeout)"
+    )
     return False, "\n".join(msg)
 
 
@@ -167,8 +187,11 @@ def mapped_ports(kind_config: Path = KIND_DIR / "kind-config.yaml") -> list[tupl
 
 
 def _listeners(port: int) -> list[Any]:
-    return [c for c in psutil.net_connections(kind="tcp")
-            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
+    return [
+        c
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+    ]
 
 
 def port_holder(address: str, port: int) -> str | None:
@@ -202,12 +225,17 @@ def check_ports(kind_config: Path = KIND_DIR / "kind-config.yaml") -> tuple[bool
     cannot publish a taken one, and ``kind create cluster`` dies late with a bare bind error."""
     taken = [(a, p, h) for a, p in mapped_ports(kind_config) if (h := port_holder(a, p))]
     if not taken:
-        return True, f"preflight ok: host ports {', '.join(str(p) for _, p in mapped_ports(kind_config))} free"
+        return (
+            True,
+            f"preflight ok: host ports {', '.join(str(p) for _, p in mapped_ports(kind_config))} free",
+        )
     lines = [f"preflight: host ports that {kind_config.name} maps are taken:"]
     for address, port, holder in taken:
-        hint = (" (Debian's prometheus.service? `sudo systemctl disable --now prometheus`)"
-                if port == 9090 else "")
+        hint = (
+            " (Debian's prometheus.service? `sudo systemctl disable --now prometheus`)"
+            if port == 9090
+            else ""
+        )
         lines.append(f"  {address}:{port} held by {holder}{hint}")
     lines.append(f"  fix: stop that process, or change hostPort in {kind_config}")
     return False, "\n".join(lines)
-

@@ -39,7 +39,9 @@ def pod_images(pod: dict[str, Any]) -> list[dict[str, str | None]]:
     return out
 
 
-def placement_truth(host_cpus: float, host_source: str, nodes: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def placement_truth(
+    host_cpus: float, host_source: str, nodes: Iterable[dict[str, Any]]
+) -> dict[str, Any]:
     """What a reader needs to judge CPU contention on kind (``nodes``: node JSON)."""
     rows = {}
     for n in nodes:
@@ -72,8 +74,13 @@ def _cpu(q: str) -> float:
     return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
 
 
-def addresses(exp: Experiment, release: str, namespace: str, only: Sequence[str] = (),
-              wires: Mapping[str, Mapping[str, Any]] | None = None) -> list[tuple[str, str]]:
+def addresses(
+    exp: Experiment,
+    release: str,
+    namespace: str,
+    only: Sequence[str] = (),
+    wires: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[tuple[str, str]]:
     """(target, in-cluster address) per REST/gRPC target: ``<release>-<wire service>`` on the
     wire's port for the protocol; gRPC goes to the headless ``-grpc`` Service (one connection
     per pod, so the load spreads over the replicas). ``wires``: chart -> the generated wire values
@@ -85,7 +92,11 @@ def addresses(exp: Experiment, release: str, namespace: str, only: Sequence[str]
     for t in exp.targets:
         protocol = t.protocol.value
         adapter = registry.get(t.server)
-        if adapter.is_inprocess or protocol not in ("rest", "grpc") or (only and t.name not in only):
+        if (
+            adapter.is_inprocess
+            or protocol not in ("rest", "grpc")
+            or (only and t.name not in only)
+        ):
             continue
         if wires is None:
             assert adapter.wire is not None
@@ -93,8 +104,10 @@ def addresses(exp: Experiment, release: str, namespace: str, only: Sequence[str]
         else:
             wire = wires.get(adapter.chart or t.server)
         if not wire:
-            raise ValueError(f"{t.name}: no generated wire values for server {t.server!r} "
-                             f"(servecmp/cluster/helmvalues.py writes <chart>.wire from the adapter)")
+            raise ValueError(
+                f"{t.name}: no generated wire values for server {t.server!r} "
+                f"(servecmp/cluster/helmvalues.py writes <chart>.wire from the adapter)"
+            )
         ports = [p["port"] for _, p in sorted(wire["ports"].items()) if p["role"] == protocol]
         if not ports:
             raise ValueError(f"{t.name}: {t.server}'s wire has no {protocol} port")
@@ -128,7 +141,9 @@ def server_provenance(kubectl: list[str], namespace: str, run: Runner = _run) ->
         if adapter.chart is None or adapter.wire is None:
             continue
         server, container = adapter.name, adapter.wire.service
-        pods = kubectl_json(kubectl, ["-n", namespace, "get", "pods", "-l", f"servecmp.io/server={server}"], run)["items"]
+        pods = kubectl_json(
+            kubectl, ["-n", namespace, "get", "pods", "-l", f"servecmp.io/server={server}"], run
+        )["items"]
         running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
         if not running:
             out[server] = {"deployed": False}
@@ -136,10 +151,26 @@ def server_provenance(kubectl: list[str], namespace: str, run: Runner = _run) ->
         pod = sorted(running, key=lambda p: p["metadata"]["name"])[0]
         outputs = []
         for cmd in adapter.runtime_commands:
-            proc = run([*kubectl, "-n", namespace, "exec", pod["metadata"]["name"], "-c", container, "--", *cmd])
+            proc = run(
+                [
+                    *kubectl,
+                    "-n",
+                    namespace,
+                    "exec",
+                    pod["metadata"]["name"],
+                    "-c",
+                    container,
+                    "--",
+                    *cmd,
+                ]
+            )
             outputs.append(proc.stdout + proc.stderr)  # java -version prints to stderr
-        out[server] = {"deployed": True, "pod": pod["metadata"]["name"], "images": pod_images(pod),
-                       "runtime": adapter.parse_runtime(outputs)}
+        out[server] = {
+            "deployed": True,
+            "pod": pod["metadata"]["name"],
+            "images": pod_images(pod),
+            "runtime": adapter.parse_runtime(outputs),
+        }
     return out
 
 
@@ -179,11 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     cpus, source = host_cpus()
     nodes = kubectl_json(kubectl, ["get", "nodes"])["items"]
     truth = placement_truth(cpus, source, nodes)
-    meta = build_meta(exp, args.run_id, placement={"kind": "kind cluster", "note": truth["note"]},
-                      notes=[f"load generator image: {args.loadgen_image}",
-                             "versions: this host's venv, which only orchestrates a kind run; what "
-                             "served is under the server image/runtime rows (reported by the pods)"])
-    meta = meta.model_copy(update={"servers": server_provenance(kubectl, args.namespace), "cluster": truth})
+    meta = build_meta(
+        exp,
+        args.run_id,
+        placement={"kind": "kind cluster", "note": truth["note"]},
+        notes=[
+            f"load generator image: {args.loadgen_image}",
+            "versions: this host's venv, which only orchestrates a kind run; what "
+            "served is under the server image/runtime rows (reported by the pods)",
+        ],
+    )
+    meta = meta.model_copy(
+        update={"servers": server_provenance(kubectl, args.namespace), "cluster": truth}
+    )
     RunStore(args.run_dir).write_meta(meta)
     print(json.dumps({"servers": meta.servers, "cluster": truth["note"]}, indent=1))
     return 0

@@ -36,13 +36,17 @@ class Placement:
         try:
             return self.ports[server][role]
         except KeyError:
-            raise KeyError(f"placement {self.kind}: no {role!r} port for server {server!r}") from None
+            raise KeyError(
+                f"placement {self.kind}: no {role!r} port for server {server!r}"
+            ) from None
 
     def path(self, server: str, role: str) -> str:
         try:
             return self.paths[server][role]
         except KeyError:
-            raise KeyError(f"placement {self.kind}: no {role!r} path for server {server!r}") from None
+            raise KeyError(
+                f"placement {self.kind}: no {role!r} path for server {server!r}"
+            ) from None
 
     @classmethod
     def kubernetes(cls, adapters: Iterable[ServerAdapter] | None = None) -> Placement:
@@ -73,11 +77,24 @@ class Placement:
         if ports is None:
             from servecmp.run.ports import free_ports
 
-            sockets = [(a.name, n) for a in servers if a.wire for n in dict.fromkeys(p.number for p in a.wire.ports)]
+            sockets = [
+                (a.name, n)
+                for a in servers
+                if a.wire
+                for n in dict.fromkeys(p.number for p in a.wire.ports)
+            ]
             free = dict(zip(sockets, free_ports(len(sockets)), strict=True))
-            ports = {a.name: {p.role: free[(a.name, p.number)] for p in a.wire.ports} for a in servers if a.wire}
+            ports = {
+                a.name: {p.role: free[(a.name, p.number)] for p in a.wire.ports}
+                for a in servers
+                if a.wire
+            }
         missing = [a.name for a in servers if a.name not in paths]
         if missing:
             raise ValueError(f"Placement.local: no local paths for server(s) {', '.join(missing)}")
-        return cls(kind="local", bind_host="127.0.0.1", ports={k: dict(v) for k, v in ports.items()},
-                   paths={k: dict(v) for k, v in paths.items()})
+        return cls(
+            kind="local",
+            bind_host="127.0.0.1",
+            ports={k: dict(v) for k, v in ports.items()},
+            paths={k: dict(v) for k, v in paths.items()},
+        )

@@ -26,15 +26,38 @@ NO_SHAPE_MAX_SECONDS = float(os.environ.get("SERVECMP_MAX_SECONDS", "3600"))
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any) -> None:
     g = parser.add_argument_group("servecmp")
-    g.add_argument("--sc-experiment", env_var="SERVECMP_EXPERIMENT", default="loadtests/experiments/quick.yaml",
-                   help="experiment YAML")
-    g.add_argument("--sc-target", env_var="SERVECMP_TARGET", default="", help="target name, e.g. torchserve-rest-json")
-    g.add_argument("--sc-address", env_var="SERVECMP_ADDRESS", default="", help="host:port of the target")
-    g.add_argument("--sc-payloads", env_var="SERVECMP_PAYLOADS", default="", help="PayloadSet .npz or run dir")
-    g.add_argument("--sc-cluster-mode", env_var="SERVECMP_CLUSTER_MODE", action="store_true", default=False,
-                   help="allow a cluster Service DNS name as address (kind path)")
-    g.add_argument("--sc-max-in-flight", env_var="SERVECMP_MAX_IN_FLIGHT", type=int, default=64,
-                   help="open loop: in-flight request bound")
+    g.add_argument(
+        "--sc-experiment",
+        env_var="SERVECMP_EXPERIMENT",
+        default="loadtests/experiments/quick.yaml",
+        help="experiment YAML",
+    )
+    g.add_argument(
+        "--sc-target",
+        env_var="SERVECMP_TARGET",
+        default="",
+        help="target name, e.g. torchserve-rest-json",
+    )
+    g.add_argument(
+        "--sc-address", env_var="SERVECMP_ADDRESS", default="", help="host:port of the target"
+    )
+    g.add_argument(
+        "--sc-payloads", env_var="SERVECMP_PAYLOADS", default="", help="PayloadSet .npz or run dir"
+    )
+    g.add_argument(
+        "--sc-cluster-mode",
+        env_var="SERVECMP_CLUSTER_MODE",
+        action="store_true",
+        default=False,
+        help="allow a cluster Service DNS name as address (kind path)",
+    )
+    g.add_argument(
+        "--sc-max-in-flight",
+        env_var="SERVECMP_MAX_IN_FLIGHT",
+        type=int,
+        default=64,
+        help="open loop: in-flight request bound",
+    )
 
 
 def _pick_target(exp: Experiment, name: str) -> Any:
@@ -44,7 +67,9 @@ def _pick_target(exp: Experiment, name: str) -> Any:
     for t in exp.targets:
         if t.name == name:
             return t
-    raise SystemExit(f"--sc-target {name!r} is not in the experiment; choose one of: {', '.join(names)}")
+    raise SystemExit(
+        f"--sc-target {name!r} is not in the experiment; choose one of: {', '.join(names)}"
+    )
 
 
 def _stages(exp: Experiment, shape: Any) -> int:
@@ -64,7 +89,9 @@ def _on_init(environment: Any, **_: Any) -> None:
     if opts is None or not hasattr(opts, "sc_experiment"):
         return  # used as a library (the engine attaches its own context)
     shape = type(environment.shape_class).__name__ if environment.shape_class is not None else ""
-    if shape in ("OpenLoopShape", "RateSweepShape") and isinstance(environment.runner, MasterRunner | WorkerRunner):
+    if shape in ("OpenLoopShape", "RateSweepShape") and isinstance(
+        environment.runner, MasterRunner | WorkerRunner
+    ):
         # The arrival schedule and the sweep's HDR probe live in one process; split over workers
         # they would multiply the rate and judge the SLO on nothing. Refuse instead of lying.
         raise SystemExit(
@@ -79,14 +106,24 @@ def _on_init(environment: Any, **_: Any) -> None:
     from servecmp.load.engine.clientmaker import make_client_maker
 
     maker = make_client_maker(
-        target, opts.sc_address, model=exp.model, payload=exp.payload, seed=exp.seed,
-        payloads_path=opts.sc_payloads or None, timeout_s=exp.load.request_timeout_s,
+        target,
+        opts.sc_address,
+        model=exp.model,
+        payload=exp.payload,
+        seed=exp.seed,
+        payloads_path=opts.sc_payloads or None,
+        timeout_s=exp.load.request_timeout_s,
     )
     environment.servecmp = LoadContext(
-        new_client=maker, n_inputs=int(getattr(maker, "n_inputs", exp.payload.distinct_inputs)),
-        budget=Budget(0, 0), late_threshold_s=exp.load.late_threshold_ms / 1000.0,
-        max_in_flight=int(opts.sc_max_in_flight), arrival=exp.load.arrival.value, seed=exp.seed,
-        protocol=target.protocol.value, load=exp.load,
+        new_client=maker,
+        n_inputs=int(getattr(maker, "n_inputs", exp.payload.distinct_inputs)),
+        budget=Budget(0, 0),
+        late_threshold_s=exp.load.late_threshold_ms / 1000.0,
+        max_in_flight=int(opts.sc_max_in_flight),
+        arrival=exp.load.arrival.value,
+        seed=exp.seed,
+        protocol=target.protocol.value,
+        load=exp.load,
     )
     environment.servecmp.extra["experiment"] = exp
 
@@ -116,5 +153,12 @@ def _on_test_stop(environment: Any, **_: Any) -> None:
     ctx = getattr(environment, "servecmp", None)
     if ctx is not None and ctx.counters.scheduled:
         c = ctx.counters
-        log.info("open loop: scheduled=%d sent=%d late=%d (backpressure=%d, generator=%d) owed_at_end=%d",
-                 c.scheduled, c.sent, c.late, c.late_backpressure, c.late_generator, c.owed_at_end)
+        log.info(
+            "open loop: scheduled=%d sent=%d late=%d (backpressure=%d, generator=%d) owed_at_end=%d",
+            c.scheduled,
+            c.sent,
+            c.late,
+            c.late_backpressure,
+            c.late_generator,
+            c.owed_at_end,
+        )

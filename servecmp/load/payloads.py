@@ -92,8 +92,16 @@ def _json_body(batch: np.ndarray) -> bytes:
 
 def _oip_json_body(batch: np.ndarray, input_name: str) -> bytes:
     # Open Inference Protocol v2 REST: the tensor's data flattened in row-major order.
-    body = {"inputs": [{"name": input_name, "shape": list(batch.shape), "datatype": "FP32",
-                        "data": batch.ravel().tolist()}]}
+    body = {
+        "inputs": [
+            {
+                "name": input_name,
+                "shape": list(batch.shape),
+                "datatype": "FP32",
+                "data": batch.ravel().tolist(),
+            }
+        ]
+    }
     return json.dumps(body, separators=(",", ":")).encode()
 
 

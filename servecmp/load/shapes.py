@@ -83,7 +83,12 @@ class ConcurrencySweepShape(_Shape):
     abstract = False
 
     def tick(self) -> tuple[int, float, list[type]] | None:
-        levels = [int(v) for _, v in plan_steps(self.load.model_copy(update={"profile": LoadProfile.closed_loop}))]
+        levels = [
+            int(v)
+            for _, v in plan_steps(
+                self.load.model_copy(update={"profile": LoadProfile.closed_loop})
+            )
+        ]
         i = int(self.get_run_time() // stage_seconds(self.load))
         if i >= len(levels):
             return None
@@ -104,11 +109,18 @@ class StageProbe:
         self.errors = 0
         self.active = False
 
-    def on_request(self, response_time: float = 0.0, exception: Any = None,
-                   context: dict[str, Any] | None = None, **_: Any) -> None:
+    def on_request(
+        self,
+        response_time: float = 0.0,
+        exception: Any = None,
+        context: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
         if not self.active:
             return
-        outcome = (context or {}).get("outcome") or ("ok" if exception is None else "transport_error")
+        outcome = (context or {}).get("outcome") or (
+            "ok" if exception is None else "transport_error"
+        )
         if outcome == "ok":
             self.ok += 1
             record_ms(self.hist, response_time)
@@ -151,7 +163,9 @@ class RateSweepShape(_Shape):
         if p99 is None or p99 > slo or (total and self.probe.errors / total > 0.01):
             why = "no ok responses" if p99 is None else f"p99 {p99:.1f} ms vs SLO {slo:g} ms"
             self.outcome = SweepOutcome(self.last_pass, rate, f"{why} at {rate:g} req/s")
-            log.info("rate sweep stopped: %s; last passing rate %s", self.outcome.reason, self.last_pass)
+            log.info(
+                "rate sweep stopped: %s; last passing rate %s", self.outcome.reason, self.last_pass
+            )
             return False
         self.last_pass = rate
         return True
@@ -160,7 +174,10 @@ class RateSweepShape(_Shape):
         if self.outcome is not None:
             return None
         self._listen()
-        rates = [v for _, v in plan_steps(self.load.model_copy(update={"profile": LoadProfile.rate_sweep}))]
+        rates = [
+            v
+            for _, v in plan_steps(self.load.model_copy(update={"profile": LoadProfile.rate_sweep}))
+        ]
         d = stage_seconds(self.load)
         t = self.get_run_time()
         i = int(t // d)

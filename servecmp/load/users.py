@@ -168,5 +168,7 @@ def closed_loop_user_for(server: str, protocol: str) -> type[ClosedLoopUser]:
     that make_client() picks for the target through the server's adapter."""
     if protocol == "inprocess":
         return type("InProcessClosedLoop", (InProcessUser,), {"abstract": False})
-    name = "".join(part.capitalize() for part in f"{server}-{protocol}".replace("_", "-").split("-"))
+    name = "".join(
+        part.capitalize() for part in f"{server}-{protocol}".replace("_", "-").split("-")
+    )
     return type(f"{name}ClosedLoop", (ClosedLoopUser,), {"abstract": False})

@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 
-def calibrate(model: nn.Module, fc: nn.Linear, example_shape: tuple[int, ...], seed: int,
-              n: int = 64) -> None:
+def calibrate(
+    model: nn.Module, fc: nn.Linear, example_shape: tuple[int, ...], seed: int, n: int = 64
+) -> None:
     g = torch.Generator().manual_seed(seed + 7919)
     x = torch.randn((n, *example_shape), generator=g)
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]

@@ -35,7 +35,9 @@ def export_command(
             vseed = seed_for_version(seed, version)
             rec = export_model(name, out, seed=vseed, version=version)
             for p in (rec.torchserve, rec.tfserving):
-                print(f"{name} v{version} {p.server}: {p.artifact} ({p.bytes} bytes, {p.seconds:.1f} s)")
+                print(
+                    f"{name} v{version} {p.server}: {p.artifact} ({p.bytes} bytes, {p.seconds:.1f} s)"
+                )
             # Parity against what TF Serving will load, not just the in-memory mirror.
             saved = tf.saved_model.load(str(artifacts(name, out, version).savedmodel))
             report = check_parity(name, seed=vseed, tf_model=saved)

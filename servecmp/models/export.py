@@ -45,7 +45,9 @@ class Artifacts:
 class PackagingRecord:
     server: str
     artifact: str
-    steps: list[str]  # what was run, in order (shell commands shlex.join-quoted, Python calls described)
+    steps: list[
+        str
+    ]  # what was run, in order (shell commands shlex.join-quoted, Python calls described)
     seconds: float
     bytes: int
 
@@ -99,7 +101,9 @@ def _archiver() -> str:
     local = Path(sys.executable).with_name("torch-model-archiver")
     found = str(local) if local.is_file() else shutil.which("torch-model-archiver")
     if not found:
-        raise ExportError("torch-model-archiver not found: pip install torch-model-archiver==0.12.0")
+        raise ExportError(
+            "torch-model-archiver not found: pip install torch-model-archiver==0.12.0"
+        )
     return found
 
 
@@ -117,9 +121,20 @@ def _export_torchserve(name: str, model: Any, art: Artifacts, version: int) -> P
         torch.jit.trace(model, example).save(str(pt))
     (staging / SPEC_FILE).write_text(json.dumps(spec.to_json(), indent=2))
     cmd = [
-        _archiver(), "--model-name", name, "--version", f"{version}.0",
-        "--serialized-file", str(pt), "--handler", str(HANDLER_FILE),
-        "--extra-files", str(staging / SPEC_FILE), "--export-path", str(staging), "--force",
+        _archiver(),
+        "--model-name",
+        name,
+        "--version",
+        f"{version}.0",
+        "--serialized-file",
+        str(pt),
+        "--handler",
+        str(HANDLER_FILE),
+        "--extra-files",
+        str(staging / SPEC_FILE),
+        "--export-path",
+        str(staging),
+        "--force",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -172,7 +187,9 @@ def _export_tfserving(name: str, model: Any, art: Artifacts) -> PackagingRecord:
 
 
 def _libraries() -> dict[str, str]:
-    return {pkg: metadata.version(pkg) for pkg in ("torch", "tensorflow-cpu", "torch-model-archiver")}
+    return {
+        pkg: metadata.version(pkg) for pkg in ("torch", "tensorflow-cpu", "torch-model-archiver")
+    }
 
 
 def export_model(
@@ -206,13 +223,18 @@ def read_records(name: str, out_root: str | Path) -> dict[int, dict[str, Any]]:
         data = json.loads(path.read_text())
         return {int(v): rec for v, rec in data["versions"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ExportError(f"{path}: expected {{\"model\": ..., \"versions\": {{\"1\": {{...}}}}}}: {err}") from None
+        raise ExportError(
+            f'{path}: expected {{"model": ..., "versions": {{"1": {{...}}}}}}: {err}'
+        ) from None
 
 
 def _write_record(path: Path, record: ExportRecord) -> None:
     versions = {str(v): rec for v, rec in read_records(record.model, path.parent.parent).items()}
     versions[str(record.version)] = record.to_json()
-    data = {"model": record.model, "versions": dict(sorted(versions.items(), key=lambda kv: int(kv[0])))}
+    data = {
+        "model": record.model,
+        "versions": dict(sorted(versions.items(), key=lambda kv: int(kv[0]))),
+    }
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)

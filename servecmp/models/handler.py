@@ -78,7 +78,9 @@ class ServecmpHandler(BaseHandler):
             ) from err
         logger.info(
             "servecmp handler ready: input [B, %s], %d classes, %d intra-op threads",
-            ", ".join(map(str, self.input_shape)), self.num_classes, torch.get_num_threads(),
+            ", ".join(map(str, self.input_shape)),
+            self.num_classes,
+            torch.get_num_threads(),
         )
 
     def _configure_threads(self, context: Any) -> None:
@@ -89,7 +91,9 @@ class ServecmpHandler(BaseHandler):
             cfg = (getattr(context, "model_yaml_config", None) or {}).get("handler") or {}
             if cfg.get("intra_op_threads") is None:
                 return  # keep torch's default (TorchServe may set OMP_NUM_THREADS)
-            threads = parse_threads(cfg["intra_op_threads"], "model config handler.intra_op_threads")
+            threads = parse_threads(
+                cfg["intra_op_threads"], "model config handler.intra_op_threads"
+            )
         torch.set_num_threads(threads)
 
     # ---- request -> tensor --------------------------------------------------------------
@@ -106,7 +110,9 @@ class ServecmpHandler(BaseHandler):
 
     def parse_request(self, idx: int, request: Any) -> ParsedRequest:
         if not isinstance(request, dict):
-            raise bad_request(f"request {idx}: expected a request body, got {type(request).__name__}")
+            raise bad_request(
+                f"request {idx}: expected a request body, got {type(request).__name__}"
+            )
         field = "body" if "body" in request else "data"
         value = request.get(field)
         if isinstance(value, str):  # text/* bodies arrive decoded
@@ -116,7 +122,9 @@ class ServecmpHandler(BaseHandler):
                 raise bad_request(self._usage("body is text but not valid JSON")) from None
         if isinstance(value, (bytes, bytearray)):
             if JSON_TYPE in self._content_type(idx, field).lower():
-                raise bad_request(self._usage("Content-Type is application/json but the body is not valid JSON"))
+                raise bad_request(
+                    self._usage("Content-Type is application/json but the body is not valid JSON")
+                )
             return (self._rows_from_raw(value), True)
         if isinstance(value, dict):
             return (self._rows_from_json(value), False)
@@ -125,7 +133,7 @@ class ServecmpHandler(BaseHandler):
 
     def _usage(self, problem: str) -> str:
         return (
-            f"{problem}; expected JSON {{\"instances\": <nested list {self._expected()}>}} or raw "
+            f'{problem}; expected JSON {{"instances": <nested list {self._expected()}>}} or raw '
             f"little-endian float32 {self._expected()} bytes (Content-Type {RAW_TYPE})"
         )
 
@@ -142,15 +150,25 @@ class ServecmpHandler(BaseHandler):
     def _rows_from_json(self, value: dict) -> np.ndarray:
         if "instances" not in value:
             keys = ", ".join(sorted(map(str, value))) or "none"
-            raise bad_request(self._usage(f"JSON body has no \"instances\" field (fields: {keys})"))
+            raise bad_request(self._usage(f'JSON body has no "instances" field (fields: {keys})'))
         try:
             arr = np.asarray(value["instances"])
         except ValueError:  # ragged nested lists
-            raise bad_request(f"instances: expected a rectangular nested list {self._expected()} of numbers, got a ragged list") from None
+            raise bad_request(
+                f"instances: expected a rectangular nested list {self._expected()} of numbers, got a ragged list"
+            ) from None
         if arr.dtype.kind not in "fiu":  # strings, booleans, objects, nulls
-            raise bad_request(f"instances: expected numbers (float32) shaped {self._expected()}, got values of type {arr.dtype}")
-        if arr.ndim != len(self.input_shape) + 1 or tuple(arr.shape[1:]) != self.input_shape or arr.shape[0] == 0:
-            raise bad_request(f"instances: expected shape {self._expected()} with B >= 1, got {list(arr.shape)}")
+            raise bad_request(
+                f"instances: expected numbers (float32) shaped {self._expected()}, got values of type {arr.dtype}"
+            )
+        if (
+            arr.ndim != len(self.input_shape) + 1
+            or tuple(arr.shape[1:]) != self.input_shape
+            or arr.shape[0] == 0
+        ):
+            raise bad_request(
+                f"instances: expected shape {self._expected()} with B >= 1, got {list(arr.shape)}"
+            )
         with np.errstate(over="ignore"):  # out-of-range numbers become inf, rejected just below
             rows = arr.astype(np.float32)
         return self._finite(rows, "instances")
@@ -171,7 +189,9 @@ class ServecmpHandler(BaseHandler):
         if not good:
             # Every request is bad (always so without batching): TorchServe turns this into
             # one error response per request carrying our code and message.
-            messages = list(dict.fromkeys(p.message for p in self._parsed if isinstance(p, PredictionException)))
+            messages = list(
+                dict.fromkeys(p.message for p in self._parsed if isinstance(p, PredictionException))
+            )
             raise PredictionException("; ".join(messages) or "empty batch", 400)
         return torch.from_numpy(np.concatenate(good) if len(good) > 1 else good[0])
 
@@ -189,7 +209,9 @@ class ServecmpHandler(BaseHandler):
             if isinstance(parsed, PredictionException):
                 code, message = parsed.error_code, parsed.message
                 self._respond(idx, code, JSON_TYPE, message)
-                responses.append(json.dumps({"code": code, "type": "BadRequest", "message": message}))
+                responses.append(
+                    json.dumps({"code": code, "type": "BadRequest", "message": message})
+                )
                 continue
             n, raw = parsed[0].shape[0], parsed[1]
             rows = logits[offset : offset + n]

@@ -99,20 +99,25 @@ def write_golden(name: str, seed: int = DEFAULT_SEED, golden_dir: Path = GOLDEN_
     return path
 
 
-def load_golden(name: str, golden_dir: Path = GOLDEN_DIR) -> tuple[np.ndarray, np.ndarray, int] | None:
+def load_golden(
+    name: str, golden_dir: Path = GOLDEN_DIR
+) -> tuple[np.ndarray, np.ndarray, int] | None:
     path = golden_path(name, golden_dir)
     if not path.is_file():
         return None
     with np.load(path) as z:
         missing = {"inputs", "logits", "seed"} - set(z.files)
         if missing:
-            raise ValueError(f"{path}: missing array(s) {sorted(missing)}; regenerate with "
-                             "`servecmp golden`")
+            raise ValueError(
+                f"{path}: missing array(s) {sorted(missing)}; regenerate with `servecmp golden`"
+            )
         x = check_batch(name, z["inputs"])
         logits = np.asarray(z["logits"], dtype=np.float32)
         want = (x.shape[0], get_model(name).num_classes)
         if logits.shape != want:
-            raise ValueError(f"{path}: logits: expected shape {list(want)}, got {list(logits.shape)}")
+            raise ValueError(
+                f"{path}: logits: expected shape {list(want)}, got {list(logits.shape)}"
+            )
         return x, logits, int(z["seed"])
 
 

@@ -34,7 +34,9 @@ def check_batch(name: str, inputs: np.ndarray) -> np.ndarray:
     arr = np.asarray(inputs)
     if arr.ndim != len(spec.input_shape) + 1 or tuple(arr.shape[1:]) != spec.input_shape:
         want = ", ".join(str(d) for d in spec.input_shape)
-        raise ValueError(f"inputs: expected shape [B, {want}] for model {name!r}, got {list(arr.shape)}")
+        raise ValueError(
+            f"inputs: expected shape [B, {want}] for model {name!r}, got {list(arr.shape)}"
+        )
     if arr.dtype.kind not in "fiu":
         raise ValueError(f"inputs: expected a numeric (float32) array, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.float32)

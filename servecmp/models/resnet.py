@@ -80,8 +80,12 @@ def build_tf(torch_model: ResNet) -> Any:
     blocks = []
     for i, block_module in enumerate(m.blocks):
         b: BasicBlock = block_module  # type: ignore[assignment]  # Sequential yields Module
-        parts = [tfm.Conv2d(b.conv1, f"b{i}_conv1"), tfm.BatchNorm(b.bn1, f"b{i}_bn1"),
-                 tfm.Conv2d(b.conv2, f"b{i}_conv2"), tfm.BatchNorm(b.bn2, f"b{i}_bn2")]
+        parts = [
+            tfm.Conv2d(b.conv1, f"b{i}_conv1"),
+            tfm.BatchNorm(b.bn1, f"b{i}_bn1"),
+            tfm.Conv2d(b.conv2, f"b{i}_conv2"),
+            tfm.BatchNorm(b.bn2, f"b{i}_bn2"),
+        ]
         if b.shortcut is not None:
             sc_conv, sc_bn = cast(nn.Conv2d, b.shortcut[0]), cast(nn.BatchNorm2d, b.shortcut[1])
             parts += [tfm.Conv2d(sc_conv, f"b{i}_sc_conv"), tfm.BatchNorm(sc_bn, f"b{i}_sc_bn")]

@@ -32,9 +32,7 @@ class Conv2d(tf.Module):
             raise ValueError(f"{name}: only plain convs (groups=1, dilation=1, int padding) mirror")
         # torch [out, in, kh, kw] -> tf [kh, kw, in, out]
         self.kernel = tf.Variable(_np(conv.weight).transpose(2, 3, 1, 0), trainable=False)
-        self.bias = (
-            tf.Variable(_np(conv.bias), trainable=False) if conv.bias is not None else None
-        )
+        self.bias = tf.Variable(_np(conv.bias), trainable=False) if conv.bias is not None else None
         self.strides = [1, conv.stride[0], conv.stride[1], 1]
         ph, pw = conv.padding
         self.padding = [[0, 0], [ph, ph], [pw, pw], [0, 0]]
@@ -72,7 +70,6 @@ class Linear(tf.Module):
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         y = tf.matmul(x, self.w)
         return y if self.b is None else y + self.b
-
 
 
 class Mirror(tf.Module):

@@ -51,7 +51,9 @@ class PanelQuery:
     expr: str
 
     def __str__(self) -> str:
-        return f"{self.dashboard_uid}#{self.panel_id} {self.panel_title!r} {self.ref_id}: {self.expr}"
+        return (
+            f"{self.dashboard_uid}#{self.panel_id} {self.panel_title!r} {self.ref_id}: {self.expr}"
+        )
 
 
 def panel_queries(dashboard: Mapping[str, Any]) -> list[PanelQuery]:
@@ -63,7 +65,13 @@ def panel_queries(dashboard: Mapping[str, Any]) -> list[PanelQuery]:
             for t in p.get("targets") or []:
                 if "expr" in t:
                     out.append(
-                        PanelQuery(dashboard.get("uid", ""), p["id"], p.get("title", ""), t["refId"], t["expr"])
+                        PanelQuery(
+                            dashboard.get("uid", ""),
+                            p["id"],
+                            p.get("title", ""),
+                            t["refId"],
+                            t["expr"],
+                        )
                     )
             walk(p.get("panels") or [])
 
@@ -80,7 +88,9 @@ _SELECTOR_RE = re.compile(r"(?<![\w:\"])(:?[A-Za-z_][A-Za-z0-9_:]*)\s*\{([^}]*)\
 _SERVER_EQ_RE = re.compile(r'(?:^|,)\s*server\s*=\s*"([^"]*)"')
 
 
-def _rule_index(adapters: Sequence[ServerAdapter] | None = None) -> dict[str, list[tuple[str | None, str]]]:
+def _rule_index(
+    adapters: Sequence[ServerAdapter] | None = None,
+) -> dict[str, list[tuple[str | None, str]]]:
     """record -> [(server the rule is about, or None for server-neutral rules, expr)]."""
     srv = {f"servecmp.{a.name}": a.name for a in _servers(adapters)}
     idx: dict[str, list[tuple[str | None, str]]] = {}
@@ -124,7 +134,9 @@ def source_of(metric: str, adapters: Sequence[ServerAdapter] | None = None) -> s
     for suffix in _HISTOGRAM_SUFFIXES:
         base = base.removesuffix(suffix)
     for a in _servers(adapters):
-        if a.metrics is not None and (metric in a.metrics.names.values() or base in a.metrics.names.values()):
+        if a.metrics is not None and (
+            metric in a.metrics.names.values() or base in a.metrics.names.values()
+        ):
             return a.name
     if metric.startswith(("servecmp_process_", "container_")):
         return "resources"
@@ -139,13 +151,21 @@ def query_sources(expr: str, adapters: Sequence[ServerAdapter] | None = None) ->
 
 
 def substitute(expr: str, variables: Mapping[str, str] | None = None) -> str:
-    v = {"namespace": ".*", "run": ".*", "__rate_interval": "1m", "__interval": "15s", **(variables or {})}
+    v = {
+        "namespace": ".*",
+        "run": ".*",
+        "__rate_interval": "1m",
+        "__interval": "15s",
+        **(variables or {}),
+    }
     for k in sorted(v, key=len, reverse=True):
         expr = expr.replace("${" + k + "}", v[k]).replace("$" + k, v[k])
     return expr
 
 
-def query(prometheus_url: str, expr: str, at: float | None = None, timeout: float = 10.0) -> dict[str, Any]:
+def query(
+    prometheus_url: str, expr: str, at: float | None = None, timeout: float = 10.0
+) -> dict[str, Any]:
     """Instant query; returns Prometheus' JSON (``status`` error with ``error`` on a parse error)."""
     params: dict[str, Any] = {"query": expr}
     if at is not None:
@@ -199,8 +219,9 @@ def wait_for_data(
     """Poll ``queries_without_data`` until it is empty or ``timeout_s``; returns the last result."""
     deadline = time.monotonic() + timeout_s
     while True:
-        empty = queries_without_data(dashboard, prometheus_url, sources=sources, variables=variables,
-                                     adapters=adapters)
+        empty = queries_without_data(
+            dashboard, prometheus_url, sources=sources, variables=variables, adapters=adapters
+        )
         if not empty or time.monotonic() > deadline:
             return empty
         time.sleep(poll_s)

@@ -103,7 +103,9 @@ def _panel(spec: PanelSpec) -> tb.Panel:
             .show_legend(True)
             .calcs(["mean", "max", "lastNotNull"])
         )
-        .tooltip(cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.DESCENDING))
+        .tooltip(
+            cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.DESCENDING)
+        )
     )
     if spec.max_value is not None:
         p = p.max(spec.max_value)
@@ -112,11 +114,18 @@ def _panel(spec: PanelSpec) -> tb.Panel:
     steps = [dm.Threshold(value=None, color="green")]
     if spec.threshold is not None:
         steps.append(dm.Threshold(value=spec.threshold, color="red"))
-        p = p.thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.LINE))
+        p = p.thresholds_style(
+            cb.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.LINE)
+        )
     p = p.thresholds(db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(steps))
     for q in spec.queries:
         p = p.with_target(
-            pb.Dataquery().ref_id(q.ref_id).expr(q.expr).legend_format(q.legend).range().datasource(DS)
+            pb.Dataquery()
+            .ref_id(q.ref_id)
+            .expr(q.expr)
+            .legend_format(q.legend)
+            .range()
+            .datasource(DS)
         )
     return p
 
@@ -140,7 +149,12 @@ def _variables() -> list[Any]:
         .label("Run")
         .description("Run id (load generator series only; server metrics carry no run label).")
         .datasource(DS)
-        .query({"query": f'label_values({n.R_REQUESTS}{{namespace=~"$namespace"}}, run)', "refId": "run"})
+        .query(
+            {
+                "query": f'label_values({n.R_REQUESTS}{{namespace=~"$namespace"}}, run)',
+                "refId": "run",
+            }
+        )
         .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(dm.VariableSort.ALPHABETICAL_DESC)
         .include_all(True)
@@ -150,7 +164,9 @@ def _variables() -> list[Any]:
     return [ds, ns, run]
 
 
-def _dashboard(uid: str, title: str, description: str, rows: list[RowSpec], tags: list[str]) -> dict[str, Any]:
+def _dashboard(
+    uid: str, title: str, description: str, rows: list[RowSpec], tags: list[str]
+) -> dict[str, Any]:
     d = (
         db.Dashboard(title)
         .uid(uid)
@@ -173,7 +189,9 @@ def _dashboard(uid: str, title: str, description: str, rows: list[RowSpec], tags
 
 # ---- Serving comparison -----------------------------------------------------------------------
 def _notes(srv: Sequence[ServerAdapter]) -> str:
-    return "; ".join(f"{a.label}: {a.metrics.note}" for a in srv if a.metrics is not None and a.metrics.note)
+    return "; ".join(
+        f"{a.label}: {a.metrics.note}" for a in srv if a.metrics is not None and a.metrics.note
+    )
 
 
 def _side_by_side(srv: Sequence[ServerAdapter]) -> RowSpec:
@@ -292,14 +310,21 @@ def _server_row(k: int, a: ServerAdapter) -> RowSpec:
         queries = [(f"{n.R_SERVER_REQUESTS}{{{fs}}}", "{{model_name}} answered req/s")]
         latency = []
         if m.latency_mean_s:
-            latency.append((f"{n.R_SERVER_LATENCY_MEAN}{{{fs}}}", "{{model_name}} {{protocol}} mean"))
+            latency.append(
+                (f"{n.R_SERVER_LATENCY_MEAN}{{{fs}}}", "{{model_name}} {{protocol}} mean")
+            )
         if m.latency_quantile_s:
-            latency += [(f"{n.R_SERVER_LATENCY_P[q]}{{{fs}}}", f"{{{{model_name}}}} {{{{protocol}}}} p{q}")
-                        for q in (50, 95, 99)]
+            latency += [
+                (f"{n.R_SERVER_LATENCY_P[q]}{{{fs}}}", f"{{{{model_name}}}} {{{{protocol}}}} p{q}")
+                for q in (50, 95, 99)
+            ]
         if m.queue_mean_s:
             latency.append((f"{n.R_SERVER_QUEUE_MEAN}{{{fs}}}", "{{model_name}} queue mean"))
-        latency += [(f"{n.r_server_extra(key)}{{{fs}}}", "{{model_name}} " + key.replace("_seconds:", " "))
-                    for key in sorted(m.extra) if "seconds" in key]
+        latency += [
+            (f"{n.r_server_extra(key)}{{{fs}}}", "{{model_name}} " + key.replace("_seconds:", " "))
+            for key in sorted(m.extra)
+            if "seconds" in key
+        ]
         if latency:
             row.panels.append(
                 PanelSpec(
@@ -442,8 +467,10 @@ def generate(check: bool, adapters: Sequence[ServerAdapter] | None = None) -> in
         elif not path.exists() or path.read_text() != text:
             drift.append(_rel(path))
     if drift:
-        print(f"{', '.join(drift)} drift(s) from servecmp/observability/dashboards.py; run `servecmp gen dashboards`",
-              file=sys.stderr)
+        print(
+            f"{', '.join(drift)} drift(s) from servecmp/observability/dashboards.py; run `servecmp gen dashboards`",
+            file=sys.stderr,
+        )
         return 1
     if check:
         print("dashboards are up to date")

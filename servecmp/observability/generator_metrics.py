@@ -151,7 +151,9 @@ class GeneratorMetrics:
 
     # ---- labels ----------------------------------------------------------------------------
     @staticmethod
-    def label_values(name: str, context: dict[str, Any] | None, request_type: str | None) -> tuple[str, str, str, str]:
+    def label_values(
+        name: str, context: dict[str, Any] | None, request_type: str | None
+    ) -> tuple[str, str, str, str]:
         ctx = context or {}
         server, protocol, encoding = _split_target(name)
         return (
@@ -239,7 +241,11 @@ class GeneratorMetrics:
     def start_sampler(self, interval_s: float = 1.0) -> None:
         """Sample CPU/RSS every ``interval_s`` in a daemon thread (a greenlet under gevent)."""
         # a sampler started before a fork does not run in the child: start one per process
-        if self._sampler is not None and self._sampler.is_alive() and self._sampler_pid == os.getpid():
+        if (
+            self._sampler is not None
+            and self._sampler.is_alive()
+            and self._sampler_pid == os.getpid()
+        ):
             return
         self._stop = threading.Event()
         self._sampler_pid = os.getpid()

@@ -73,7 +73,9 @@ class ProcessExporter(Collector):
             labels=["server"],
         )
         rss = GaugeMetricFamily(
-            n.PROC_RSS, "Resident memory of a local server's process tree, bytes.", labels=["server"]
+            n.PROC_RSS,
+            "Resident memory of a local server's process tree, bytes.",
+            labels=["server"],
         )
         cnt = GaugeMetricFamily(
             n.PROC_COUNT, "Live processes in a local server's process tree.", labels=["server"]

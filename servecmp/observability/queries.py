@@ -25,8 +25,9 @@ from servecmp.servers.base import ServerAdapter
 SCHEMA_VERSION = 1
 
 
-def report_queries(namespace: str = ".*", run: str = ".*",
-                   adapters: Sequence[ServerAdapter] | None = None) -> dict[str, str]:
+def report_queries(
+    namespace: str = ".*", run: str = ".*", adapters: Sequence[ServerAdapter] | None = None
+) -> dict[str, str]:
     """``adapters``: the servers whose series to store (default: ``registry.servers()``)."""
     q: dict[str, str] = {}
     sel = f'{{namespace=~"{namespace}"}}'

@@ -153,9 +153,7 @@ def resource_rules(adapters: Sequence[ServerAdapter]) -> list[dict[str, Any]]:
             f"sum by (namespace, server) ({_container_to_server(_rate(n.CADVISOR_CPU + sel), adapters)})",
             source="cadvisor",
         ),
-        _rule(
-            n.R_SERVER_MEM, f"sum by (namespace, server) ({n.PROC_RSS}{{}})", source="psutil"
-        ),
+        _rule(n.R_SERVER_MEM, f"sum by (namespace, server) ({n.PROC_RSS}{{}})", source="psutil"),
         _rule(
             n.R_SERVER_MEM,
             f"sum by (namespace, server) ({_container_to_server(n.CADVISOR_MEM + sel, adapters)})",
@@ -174,14 +172,20 @@ def rule_groups(adapters: Sequence[ServerAdapter] | None = None) -> dict[str, An
     return {
         "groups": [
             {"name": "servecmp.generator", "rules": generator_rules()},
-            *({"name": f"servecmp.{a.name}", "rules": server_rules(a)} for a in srv if a.metrics is not None),
+            *(
+                {"name": f"servecmp.{a.name}", "rules": server_rules(a)}
+                for a in srv
+                if a.metrics is not None
+            ),
             {"name": "servecmp.resources", "rules": resource_rules(srv)},
         ]
     }
 
 
 def render(adapters: Sequence[ServerAdapter] | None = None) -> str:
-    body = yaml.safe_dump(rule_groups(adapters), sort_keys=False, width=1000, default_flow_style=False)
+    body = yaml.safe_dump(
+        rule_groups(adapters), sort_keys=False, width=1000, default_flow_style=False
+    )
     return HEADER + body
 
 
@@ -213,7 +217,10 @@ def generate(check: bool, adapters: Sequence[ServerAdapter] | None = None) -> in
         print(f"wrote {rel}")
         return 0
     if drifts(RULES_PATH, adapters):
-        print(f"{rel} drifts from servecmp/observability/rules.py; run `servecmp gen rules`", file=sys.stderr)
+        print(
+            f"{rel} drifts from servecmp/observability/rules.py; run `servecmp gen rules`",
+            file=sys.stderr,
+        )
         return 1
     print(f"{rel} is up to date")
     return 0

@@ -96,8 +96,10 @@ def server_target(name: str, url: str, adapter: ServerAdapter | None) -> ScrapeT
             raise ValueError(f"{name}: an in-process baseline has no metrics endpoint to scrape")
         t = ScrapeTarget.from_url(adapter.wire.service, url, server=name)
         if t.metrics_path != adapter.wire.metrics_path:
-            raise ValueError(f"{name}: metrics URL {url!r} does not end in its adapter's metrics path "
-                             f"{adapter.wire.metrics_path!r}")
+            raise ValueError(
+                f"{name}: metrics URL {url!r} does not end in its adapter's metrics path "
+                f"{adapter.wire.metrics_path!r}"
+            )
         return t
     return ScrapeTarget.from_url(name, url, server=name)
 
@@ -107,7 +109,9 @@ def _adapter(name: str, adapters: Sequence[ServerAdapter] | None) -> ServerAdapt
         for a in adapters:
             if a.name == name:
                 return a
-        raise ValueError(f"metrics_urls: unknown server {name!r}; known: {', '.join(a.name for a in adapters)}")
+        raise ValueError(
+            f"metrics_urls: unknown server {name!r}; known: {', '.join(a.name for a in adapters)}"
+        )
     try:
         return registry.get(name)
     except KeyError as err:
@@ -132,13 +136,19 @@ def local_scrape_config(
     ``metrics_urls``: server name -> the metrics URL of that running server (its metrics port
     here, its adapter's metrics path); one job per server, named after its adapter's
     ``Wire.service`` (``adapters``: the servers to look names up in, default the registry)."""
-    targets = [server_target(name, url, _adapter(name, adapters)) for name, url in (metrics_urls or {}).items()]
+    targets = [
+        server_target(name, url, _adapter(name, adapters))
+        for name, url in (metrics_urls or {}).items()
+    ]
     if generator_port:
         targets.append(ScrapeTarget(n.JOB_GENERATOR, f"{host}:{generator_port}"))
     if process_exporter_port:
         targets.append(ScrapeTarget(n.JOB_PROCESSES, f"{host}:{process_exporter_port}"))
     return build_scrape_config(
-        targets, run_id=run_id, rule_files=rule_files, scrape_interval=scrape_interval,
+        targets,
+        run_id=run_id,
+        rule_files=rule_files,
+        scrape_interval=scrape_interval,
         evaluation_interval=scrape_interval,
     )
 

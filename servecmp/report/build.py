@@ -1,9 +1,9 @@
 """Build ``<run_dir>/report/report.html`` + ``report.md`` from stored results only.
 
-    from servecmp.report.build import build_report
-    paths = build_report(Path("runs/quick-…"), compare=None, force=False)   # -> ReportPaths
+from servecmp.report.build import build_report
+paths = build_report(Path("runs/quick-…"), compare=None, force=False)   # -> ReportPaths
 
-    servecmp report RUN_DIR [--compare OTHER] [--force]   # -> build_report_cli(...)
+servecmp report RUN_DIR [--compare OTHER] [--force]   # -> build_report_cli(...)
 """
 
 from __future__ import annotations
@@ -84,16 +84,30 @@ def _kind_rows(m: Any) -> list[tuple[str, Any]]:
         if not info.get("deployed", True):
             rows.append((f"{server}: deployment", "not deployed"))
             continue
-        imgs = "; ".join(f"{i['image']} ({i.get('digest') or 'digest not reported'})" for i in info.get("images", []))
+        imgs = "; ".join(
+            f"{i['image']} ({i.get('digest') or 'digest not reported'})"
+            for i in info.get("images", [])
+        )
         rt = ", ".join(f"{k} {v}" for k, v in (info.get("runtime") or {}).items())
-        rows += [(f"{server}: image", imgs or None), (f"{server}: runtime (reported by the server)", rt or None)]
+        rows += [
+            (f"{server}: image", imgs or None),
+            (f"{server}: runtime (reported by the server)", rt or None),
+        ]
     if m.cluster:
         c = m.cluster
-        nodes = ", ".join(f"{n} ({v.get('role') or '-'}): {v.get('allocatable_cpu')} CPU" for n, v in c.get("nodes", {}).items())
-        rows += [("kind: host CPUs", f"{c.get('host_cpus')} ({c.get('host_cpus_source')})"),
-                 ("kind: node allocatable CPUs", nodes or None),
-                 ("kind: server and generator can contend", "yes" if c.get("server_and_generator_can_contend") else "no"),
-                 ("kind: CPU sharing", c.get("note"))]
+        nodes = ", ".join(
+            f"{n} ({v.get('role') or '-'}): {v.get('allocatable_cpu')} CPU"
+            for n, v in c.get("nodes", {}).items()
+        )
+        rows += [
+            ("kind: host CPUs", f"{c.get('host_cpus')} ({c.get('host_cpus_source')})"),
+            ("kind: node allocatable CPUs", nodes or None),
+            (
+                "kind: server and generator can contend",
+                "yes" if c.get("server_and_generator_can_contend") else "no",
+            ),
+            ("kind: CPU sharing", c.get("note")),
+        ]
     return rows
 
 
@@ -103,8 +117,10 @@ def configuration_label(run: RunData) -> str:
     exp = run.experiment
     if exp is None or exp.configuration == "defaults":
         return "defaults (every server runs the experiment's shared settings)"
-    own = "; ".join(f"{s}: {o.model_dump(mode='json', exclude_none=True)}"
-                    for s, o in sorted(exp.tuning.per_server.items()))
+    own = "; ".join(
+        f"{s}: {o.model_dump(mode='json', exclude_none=True)}"
+        for s, o in sorted(exp.tuning.per_server.items())
+    )
     return f"tuned (each server runs its own tuned configuration: {own or 'none listed'})"
 
 
@@ -125,7 +141,10 @@ def provenance_table(run: RunData) -> Table:
         ("created", m.created_at),
         ("versions", versions),
         ("CPU model", host.get("cpu_model")),
-        ("cores (logical / physical / usable)", f"{host.get('logical_cores', '?')} / {host.get('physical_cores', '?')} / {host.get('usable_cores', '?')}"),
+        (
+            "cores (logical / physical / usable)",
+            f"{host.get('logical_cores', '?')} / {host.get('physical_cores', '?')} / {host.get('usable_cores', '?')}",
+        ),
         ("memory", fmt_bytes(host["memory_bytes"]) if host.get("memory_bytes") else None),
         ("platform", host.get("platform")),
         ("CPU placement: pinned", pl_.get("pinned", "not recorded")),
@@ -139,10 +158,26 @@ def provenance_table(run: RunData) -> Table:
         ("load profile", f"{load.get('profile', '?')} (arrival {load.get('arrival', '?')})"),
         ("load levels", _levels(load)),
         ("warm-up", f"{load['warmup_s']:g} s" if "warmup_s" in load else None),
-        ("measurement window", f"{stab['window_s']:g} s x {stab.get('windows', '?')} reported (max {stab.get('max_windows', '?')}, tolerance {stab.get('tolerance', '?')})" if "window_s" in stab else None),
-        ("measured durations", f"{min(measured):.1f}-{max(measured):.1f} s per step, {sum(measured):.1f} s total over {len(measured)} steps" if measured else "no step"),
+        (
+            "measurement window",
+            f"{stab['window_s']:g} s x {stab.get('windows', '?')} reported (max {stab.get('max_windows', '?')}, tolerance {stab.get('tolerance', '?')})"
+            if "window_s" in stab
+            else None,
+        ),
+        (
+            "measured durations",
+            f"{min(measured):.1f}-{max(measured):.1f} s per step, {sum(measured):.1f} s total over {len(measured)} steps"
+            if measured
+            else "no step",
+        ),
         ("p99 SLO (experiment)", f"{load['slo_p99_ms']:g} ms" if "slo_p99_ms" in load else None),
-        ("unavailable targets", "; ".join(f"{t.name}: {note_ref(run, t.unavailable)}" for t in targets(run) if t.unavailable) or "none"),
+        (
+            "unavailable targets",
+            "; ".join(
+                f"{t.name}: {note_ref(run, t.unavailable)}" for t in targets(run) if t.unavailable
+            )
+            or "none",
+        ),
         ("interleaved rounds (load.repeats)", load.get("repeats", 1)),
     ]
     for note in m.notes:
@@ -174,17 +209,25 @@ def targets_table(run: RunData) -> Table:
     t = Table(["target", "kind", "server", "protocol", "encoding", "status", "steps"], [])
     for ti in targets(run):
         n = sum(1 for s in run.steps if s.target == ti.name)
-        status = note_ref(run, ti.unavailable) if ti.unavailable else (
-            "available" if ti.name in run.availability else "availability not recorded")
-        t.add([ti.name, ti.kind, ti.server, ti.protocol, ti.encoding, status, str(n)],
-              ["", "", "", "", "", "unavail" if ti.unavailable else "", ""])
+        status = (
+            note_ref(run, ti.unavailable)
+            if ti.unavailable
+            else ("available" if ti.name in run.availability else "availability not recorded")
+        )
+        t.add(
+            [ti.name, ti.kind, ti.server, ti.protocol, ti.encoding, status, str(n)],
+            ["", "", "", "", "", "unavail" if ti.unavailable else "", ""],
+        )
     return t
 
 
 def _context(run: RunData, other: RunData | None, compare_warnings: list[str]) -> dict[str, Any]:
     warnings = list(run.warnings)
     if run.truncated_steps:
-        warnings.insert(0, f"steps.jsonl ends with a truncated line (the run was interrupted while writing a step); this report shows the {len(run.steps)} complete step(s) only.")
+        warnings.insert(
+            0,
+            f"steps.jsonl ends with a truncated line (the run was interrupted while writing a step); this report shows the {len(run.steps)} complete step(s) only.",
+        )
     plots = pl.all_plots(run)
     res_table, res_note = resource_table(run)
     tables: dict[str, Table] = {
@@ -228,7 +271,9 @@ def _context(run: RunData, other: RunData | None, compare_warnings: list[str]) -
     }
 
 
-def build_report(run_dir: str | Path, compare: str | Path | None = None, force: bool = False) -> ReportPaths:
+def build_report(
+    run_dir: str | Path, compare: str | Path | None = None, force: bool = False
+) -> ReportPaths:
     """Write ``run_dir/report/report.{html,md}``.
 
     Raises ReportError (missing dir, refused comparison: CompareRefused), StoreError (missing /
@@ -240,7 +285,9 @@ def build_report(run_dir: str | Path, compare: str | Path | None = None, force: 
         other = load_run(compare)
         compare_warnings = check_comparable(run, other, force)
         if other.truncated_steps:
-            compare_warnings.append(f"{other.dir}/steps.jsonl ends with a truncated line; only its complete steps are compared")
+            compare_warnings.append(
+                f"{other.dir}/steps.jsonl ends with a truncated line; only its complete steps are compared"
+            )
     ctx = _context(run, other, compare_warnings)
     out = run.dir / "report"
     out.mkdir(parents=True, exist_ok=True)

@@ -60,13 +60,26 @@ def delta_table(a: RunData, b: RunData) -> Table:
     """Per target x load x metric: this run (a) vs the other run (b), with the noise verdict."""
     ca, cb = cells(a), cells(b)
     t = Table(
-        ["target", "load", "metric", "unit", f"this run ({a.run_id})", f"other run ({b.run_id})", "Δ (other - this)", "verdict"],
+        [
+            "target",
+            "load",
+            "metric",
+            "unit",
+            f"this run ({a.run_id})",
+            f"other run ({b.run_id})",
+            "Δ (other - this)",
+            "verdict",
+        ],
         [],
     )
-    names = [n.name for n in targets(a)] + [n.name for n in targets(b) if n.name not in a.target_names()]
+    names = [n.name for n in targets(a)] + [
+        n.name for n in targets(b) if n.name not in a.target_names()
+    ]
     ua = {n.name: n.unavailable for n in targets(a)}
     ub = {n.name: n.unavailable for n in targets(b)}
-    keys = sorted({k for k in [*ca, *cb]}, key=lambda k: (names.index(k[0]) if k[0] in names else 99, k[1]))
+    keys = sorted(
+        {k for k in [*ca, *cb]}, key=lambda k: (names.index(k[0]) if k[0] in names else 99, k[1])
+    )
     for key in keys:
         name, p = key
         x, y = ca.get(key), cb.get(key)
@@ -84,12 +97,19 @@ def delta_table(a: RunData, b: RunData) -> Table:
 
             sa, sb = side(x, ua.get(name)), side(y, ub.get(name))
             row = [name, param_label(p), METRIC_LABEL[metric], m.unit, sa, sb]
-            if x is None or y is None or x.rep is None or y.rep is None or ua.get(name) or ub.get(name):
+            if (
+                x is None
+                or y is None
+                or x.rep is None
+                or y.rep is None
+                or ua.get(name)
+                or ub.get(name)
+            ):
                 t.add([*row, "—", "no data"], ["", "", "", "", "", "", "", "na"])
                 continue
             v = compare_cells(metric, x, y)
             assert v is not None
-            delta = (v.b - v.a)
+            delta = v.b - v.a
             rel = delta / v.a if v.a else 0.0
             dtxt = f"{fmt(delta, m.unit)} ({'+' if rel >= 0 else '-'}{fmt_pct(abs(rel))})"
             verdict, cls = verdict_outcome(v, "this run", "other run")
@@ -100,7 +120,27 @@ def delta_table(a: RunData, b: RunData) -> Table:
     for name in names:  # unavailable targets without any step: one row, never dropped
         if name in measured or not (ua.get(name) or ub.get(name)):
             continue
-        sa = f"unavailable: {ua[name]}" if ua.get(name) else ("available" if name in ua else "not in this run")
-        sb = f"unavailable: {ub[name]}" if ub.get(name) else ("available" if name in ub else "not in this run")
-        t.add([name, "—", "all", "", sa, sb, "—", "no data"], ["", "", "", "", "unavail" if ua.get(name) else "", "unavail" if ub.get(name) else "", "", "na"])
+        sa = (
+            f"unavailable: {ua[name]}"
+            if ua.get(name)
+            else ("available" if name in ua else "not in this run")
+        )
+        sb = (
+            f"unavailable: {ub[name]}"
+            if ub.get(name)
+            else ("available" if name in ub else "not in this run")
+        )
+        t.add(
+            [name, "—", "all", "", sa, sb, "—", "no data"],
+            [
+                "",
+                "",
+                "",
+                "",
+                "unavail" if ua.get(name) else "",
+                "unavail" if ub.get(name) else "",
+                "",
+                "na",
+            ],
+        )
     return t

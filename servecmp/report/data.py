@@ -83,7 +83,9 @@ def load_run(run_dir: str | Path) -> RunData:
 
     friction, torn = read_friction(d)
     if torn:
-        warnings.append(f"{d / FRICTION}: truncated last line ignored (a measurement did not finish)")
+        warnings.append(
+            f"{d / FRICTION}: truncated last line ignored (a measurement did not finish)"
+        )
 
     series: dict[str, Any] | None
     try:
@@ -128,4 +130,7 @@ def fairness_of(run: RunData) -> tuple[dict[str, Any] | None, str]:
                 return val, f"{run.dir / 'meta.json'}"
     if run.experiment is not None:
         return run.experiment.fairness_settings(), f"{run.dir / EXPERIMENT_FILE}"
-    return None, f"{run.dir}: meta.json has no fairness settings and {EXPERIMENT_FILE} is missing or invalid"
+    return (
+        None,
+        f"{run.dir}: meta.json has no fairness settings and {EXPERIMENT_FILE} is missing or invalid",
+    )

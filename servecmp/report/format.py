@@ -43,9 +43,11 @@ def describe(v: Verdict) -> str:
     """The difference with its interval (paired) or threshold (fallback rule)."""
     if v.interval is not None and v.change is not None:
         lo, hi = v.interval
-        return (f"{signed_pct(v.change)} [{signed_pct(lo)}, {signed_pct(hi)}] "
-                f"({v.n_pairs} paired repeats, noise {fmt_pct(v.noise or 0.0)}, "
-                f"resolves ≥ {fmt_pct(v.resolution or v.threshold)})")
+        return (
+            f"{signed_pct(v.change)} [{signed_pct(lo)}, {signed_pct(hi)}] "
+            f"({v.n_pairs} paired repeats, noise {fmt_pct(v.noise or 0.0)}, "
+            f"resolves ≥ {fmt_pct(v.resolution or v.threshold)})"
+        )
     return f"{fmt_pct(v.rel_diff)} (threshold {fmt_pct(v.threshold)}; 1 repeat, window noise)"
 
 
@@ -157,5 +159,11 @@ def friction_brief(v: Verdict | None, better: str, a_label: str, b_label: str) -
     if v.rule == "exact":
         return (f"{winner} better (exact count)", "win") if v.significant else ("tie", "ns")
     if not v.significant:
-        return f"{measurements_word(v)}: no verdict (differ by {pct3(v.rel_diff)} ≤ {pct3(v.threshold)} error)", "ns"
-    return f"{winner} better: differ by {pct3(v.rel_diff)} > {pct3(v.threshold)} error ({measurements_word(v)})", "win"
+        return (
+            f"{measurements_word(v)}: no verdict (differ by {pct3(v.rel_diff)} ≤ {pct3(v.threshold)} error)",
+            "ns",
+        )
+    return (
+        f"{winner} better: differ by {pct3(v.rel_diff)} > {pct3(v.threshold)} error ({measurements_word(v)})",
+        "win",
+    )

@@ -40,8 +40,12 @@ class Plot:
 
 
 def _layout(fig: go.Figure, height: int = 420) -> go.Figure:
-    fig.update_layout(template="plotly_white", height=height, margin={"l": 60, "r": 20, "t": 40, "b": 50},
-                      legend={"orientation": "v"})
+    fig.update_layout(
+        template="plotly_white",
+        height=height,
+        margin={"l": 60, "r": 20, "t": 40, "b": 50},
+        legend={"orientation": "v"},
+    )
     return fig
 
 
@@ -51,23 +55,38 @@ def _unavail_note(run: RunData) -> str:
 
 
 def latency_vs_throughput(run: RunData) -> Plot:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("p50 latency vs throughput", "p99 latency vs throughput"))
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("p50 latency vs throughput", "p99 latency vs throughput")
+    )
     any_pt = False
     for i, t in enumerate(targets(run)):
-        mine = sorted((s for s in run.steps if s.target == t.name and s.valid), key=lambda s: (param_of(s), s.index))
+        mine = sorted(
+            (s for s in run.steps if s.target == t.name and s.valid),
+            key=lambda s: (param_of(s), s.index),
+        )
         steps = [s for s in mine if s.comparable]
-        others = [s for s in mine if not s.comparable]  # valid but unsteady / disrupted: shown as such
+        others = [
+            s for s in mine if not s.comparable
+        ]  # valid but unsteady / disrupted: shown as such
         color = _color(i)
         if others:
             any_pt = True
             for col, attr in ((1, "p50"), (2, "p99")):
-                fig.add_trace(go.Scatter(
-                    x=[s.throughput_rps for s in others], y=[getattr(s.latency_ms, attr) for s in others],
-                    text=[f"{s.step_id}: {not_comparable_reason(s)}" for s in others], mode="markers",
-                    name=f"{t.name} (not comparable)", legendgroup=t.name + "-nc", showlegend=col == 1,
-                    marker={"color": color, "symbol": "x-open", "size": 10},
-                    hovertemplate="%{text}<br>%{x:.2f} req/s<br>%{y:.3f} ms<extra>not comparable</extra>",
-                ), row=1, col=col)
+                fig.add_trace(
+                    go.Scatter(
+                        x=[s.throughput_rps for s in others],
+                        y=[getattr(s.latency_ms, attr) for s in others],
+                        text=[f"{s.step_id}: {not_comparable_reason(s)}" for s in others],
+                        mode="markers",
+                        name=f"{t.name} (not comparable)",
+                        legendgroup=t.name + "-nc",
+                        showlegend=col == 1,
+                        marker={"color": color, "symbol": "x-open", "size": 10},
+                        hovertemplate="%{text}<br>%{x:.2f} req/s<br>%{y:.3f} ms<extra>not comparable</extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
         if not steps:
             continue
         any_pt = True
@@ -83,17 +102,23 @@ def latency_vs_throughput(run: RunData) -> Plot:
                     legendgroup=t.name,
                     showlegend=col == 1,
                     line={"color": color, "dash": dash},
-                    hovertemplate="%{text}<br>%{x:.2f} req/s<br>%{y:.3f} ms<extra>" + t.name + "</extra>",
+                    hovertemplate="%{text}<br>%{x:.2f} req/s<br>%{y:.3f} ms<extra>"
+                    + t.name
+                    + "</extra>",
                 ),
                 row=1,
                 col=col,
             )
     fig.update_xaxes(title_text="throughput (req/s)")
     fig.update_yaxes(title_text="latency (ms)")
-    note = _unavail_note(run) + ("One point per comparable step (repeats included); dotted = in-process baseline, "
-                                 "dashed = native-encoding extra; ✕ = a valid step that is not comparable (not steady "
-                                 "or disrupted: hover for the reason), kept out of every verdict.")
-    return Plot("plot-latency-throughput", "Latency vs throughput", note, _layout(fig) if any_pt else None)
+    note = _unavail_note(run) + (
+        "One point per comparable step (repeats included); dotted = in-process baseline, "
+        "dashed = native-encoding extra; ✕ = a valid step that is not comparable (not steady "
+        "or disrupted: hover for the reason), kept out of every verdict."
+    )
+    return Plot(
+        "plot-latency-throughput", "Latency vs throughput", note, _layout(fig) if any_pt else None
+    )
 
 
 def percentile_bars(run: RunData) -> Plot:
@@ -101,7 +126,12 @@ def percentile_bars(run: RunData) -> Plot:
     cs = cells(run)
     if not ps:
         return Plot("plot-percentiles", "Latency percentiles", "no steps", None)
-    fig = make_subplots(rows=len(ps), cols=1, subplot_titles=[param_label(p) for p in ps], vertical_spacing=0.12 if len(ps) > 1 else 0.2)
+    fig = make_subplots(
+        rows=len(ps),
+        cols=1,
+        subplot_titles=[param_label(p) for p in ps],
+        vertical_spacing=0.12 if len(ps) > 1 else 0.2,
+    )
     names = [t for t in targets(run) if not t.unavailable]
     attrs = (("p50", "p50"), ("p90", "p90"), ("p95", "p95"), ("p99", "p99"), ("p999", "p99.9"))
     for j, (attr, label) in enumerate(attrs):
@@ -114,13 +144,23 @@ def percentile_bars(run: RunData) -> Plot:
                 xs.append(t.name)
                 ys.append(getattr(c.rep.latency_ms, attr))
             fig.add_trace(
-                go.Bar(x=xs, y=ys, name=label, legendgroup=label, showlegend=r == 1, marker_color=_color(j)),
+                go.Bar(
+                    x=xs,
+                    y=ys,
+                    name=label,
+                    legendgroup=label,
+                    showlegend=r == 1,
+                    marker_color=_color(j),
+                ),
                 row=r,
                 col=1,
             )
     fig.update_layout(barmode="group")
     fig.update_yaxes(title_text="ms")
-    note = _unavail_note(run) + "Last comparable step per target and load; steps that are not comparable are not drawn."
+    note = (
+        _unavail_note(run)
+        + "Last comparable step per target and load; steps that are not comparable are not drawn."
+    )
     return Plot("plot-percentiles", "Latency percentiles", note, _layout(fig, 320 * len(ps) + 60))
 
 
@@ -144,30 +184,79 @@ def latency_distribution(run: RunData) -> Plot:
         if c.rep is None or not c.rep.hdr_latency_us:
             continue
         xs, ys = _percentile_curve(c.rep.hdr_latency_us)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{name} @ {param_label(p)}", line={"color": _color(order.get(name, 0))},
-                                 hovertemplate="%{y:.3f} ms<extra>%{fullData.name}</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name=f"{name} @ {param_label(p)}",
+                line={"color": _color(order.get(name, 0))},
+                hovertemplate="%{y:.3f} ms<extra>%{fullData.name}</extra>",
+            )
+        )
         n += 1
     ticks = [1 / (1 - q / 100) for q in (0, 50, 90, 99, 99.9, 99.99, 99.999)]
-    fig.update_xaxes(type="log", title_text="percentile", tickvals=ticks, ticktext=["0%", "50%", "90%", "99%", "99.9%", "99.99%", "99.999%"])
+    fig.update_xaxes(
+        type="log",
+        title_text="percentile",
+        tickvals=ticks,
+        ticktext=["0%", "50%", "90%", "99%", "99.9%", "99.99%", "99.999%"],
+    )
     fig.update_yaxes(title_text="latency (ms)")
-    note = _unavail_note(run) + "Percentile curve decoded from each step's HDR histogram (hdr_latency_us); last valid step per target and load."
-    return Plot("plot-distribution", "Latency distribution (HDR)", note if n else note + " No histogram stored.", _layout(fig, 460) if n else None)
+    note = (
+        _unavail_note(run)
+        + "Percentile curve decoded from each step's HDR histogram (hdr_latency_us); last valid step per target and load."
+    )
+    return Plot(
+        "plot-distribution",
+        "Latency distribution (HDR)",
+        note if n else note + " No histogram stored.",
+        _layout(fig, 460) if n else None,
+    )
 
 
 def resources(run: RunData) -> Plot:
     series, why = resource_series(run)
     if not series:
-        return Plot("plot-resources", "Server CPU and memory over time", why or "not recorded", None)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, subplot_titles=("CPU (cores)", "resident memory (MiB)"))
+        return Plot(
+            "plot-resources", "Server CPU and memory over time", why or "not recorded", None
+        )
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, subplot_titles=("CPU (cores)", "resident memory (MiB)")
+    )
     t0 = float(run.series.get("start", 0.0)) if run.series else 0.0
     for i, server in enumerate(sorted(series)):
         ss = series[server]
         if ss.cpu:
-            fig.add_trace(go.Scatter(x=[t - t0 for t, _ in ss.cpu], y=[v for _, v in ss.cpu], name=f"{server} CPU", line={"color": _color(i)}), row=1, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=[t - t0 for t, _ in ss.cpu],
+                    y=[v for _, v in ss.cpu],
+                    name=f"{server} CPU",
+                    line={"color": _color(i)},
+                ),
+                row=1,
+                col=1,
+            )
         if ss.mem:
-            fig.add_trace(go.Scatter(x=[t - t0 for t, _ in ss.mem], y=[v / 2**20 for _, v in ss.mem], name=f"{server} memory", line={"color": _color(i), "dash": "dot"}), row=2, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=[t - t0 for t, _ in ss.mem],
+                    y=[v / 2**20 for _, v in ss.mem],
+                    name=f"{server} memory",
+                    line={"color": _color(i), "dash": "dot"},
+                ),
+                row=2,
+                col=1,
+            )
     fig.update_xaxes(title_text="seconds since the run's series start", row=2, col=1)
-    return Plot("plot-resources", "Server CPU and memory over time", why or "From prometheus/series.json (recorded series servecmp:server_cpu_cores:rate1m, servecmp:server_memory_bytes).", _layout(fig, 520))
+    return Plot(
+        "plot-resources",
+        "Server CPU and memory over time",
+        why
+        or "From prometheus/series.json (recorded series servecmp:server_cpu_cores:rate1m, servecmp:server_memory_bytes).",
+        _layout(fig, 520),
+    )
 
 
 def overhead_bars(run: RunData) -> Plot:
@@ -194,12 +283,32 @@ def overhead_bars(run: RunData) -> Plot:
             fig.add_trace(go.Bar(x=xs, y=ys, name=t.label, marker_color=_color(i)))
     fig.update_layout(barmode="group")
     fig.update_yaxes(title_text="p50 - baseline p50 (ms)")
-    pairs = ", ".join(f"{server_label(x)} - {baseline_of(x)}" for x in servers(run) if baseline_of(x))
-    note = "Server p50 minus the in-process p50 of the framework it serves" + (f" ({pairs})." if pairs else ".")
-    return Plot("plot-overhead", "Serving overhead vs in-process baseline", note if n else note + " No pair with valid steps on both sides.", _layout(fig, 380) if n else None)
+    pairs = ", ".join(
+        f"{server_label(x)} - {baseline_of(x)}" for x in servers(run) if baseline_of(x)
+    )
+    note = "Server p50 minus the in-process p50 of the framework it serves" + (
+        f" ({pairs})." if pairs else "."
+    )
+    return Plot(
+        "plot-overhead",
+        "Serving overhead vs in-process baseline",
+        note if n else note + " No pair with valid steps on both sides.",
+        _layout(fig, 380) if n else None,
+    )
 
 
-_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
+_PALETTE = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#7f7f7f",
+    "#bcbd22",
+)
 
 
 def _color(i: int) -> str:
@@ -207,7 +316,13 @@ def _color(i: int) -> str:
 
 
 def all_plots(run: RunData) -> list[Plot]:
-    return [latency_vs_throughput(run), percentile_bars(run), latency_distribution(run), overhead_bars(run), resources(run)]
+    return [
+        latency_vs_throughput(run),
+        percentile_bars(run),
+        latency_distribution(run),
+        overhead_bars(run),
+        resources(run),
+    ]
 
 
 def plot_html(plots: list[Plot]) -> dict[str, str]:
@@ -217,6 +332,11 @@ def plot_html(plots: list[Plot]) -> dict[str, str]:
     for p in plots:
         if p.figure is None:
             continue
-        out[p.id] = p.figure.to_html(full_html=False, include_plotlyjs=first, div_id=p.id, config={"displaylogo": False, "responsive": True})
+        out[p.id] = p.figure.to_html(
+            full_html=False,
+            include_plotlyjs=first,
+            div_id=p.id,
+            config={"displaylogo": False, "responsive": True},
+        )
         first = False
     return out

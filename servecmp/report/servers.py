@@ -27,10 +27,20 @@ class ServerFacts:
 def server_facts(name: str) -> ServerFacts:
     try:
         adapter = registry.get(name)
-    except (KeyError, ImportError, AttributeError):  # not registered, or its package absent/incomplete
+    except (
+        KeyError,
+        ImportError,
+        AttributeError,
+    ):  # not registered, or its package absent/incomplete
         return ServerFacts(name, name, None, registered=False)
-    return ServerFacts(name, adapter.label, adapter.baseline, registered=True, inprocess=adapter.is_inprocess,
-                       short=adapter.short_label)
+    return ServerFacts(
+        name,
+        adapter.label,
+        adapter.baseline,
+        registered=True,
+        inprocess=adapter.is_inprocess,
+        short=adapter.short_label,
+    )
 
 
 def server_label(name: str) -> str:
@@ -59,10 +69,14 @@ def servers(run: RunData) -> list[str]:
     infos = targets(run)
     baselines = {t.server for t in infos if t.baseline}
     found = {t.server for t in infos if not t.baseline}
-    found |= {r.server for r in run.friction if r.server not in baselines and not server_facts(r.server).inprocess}
+    found |= {
+        r.server
+        for r in run.friction
+        if r.server not in baselines and not server_facts(r.server).inprocess
+    }
     return sorted(found, key=_registry_order)
 
 
 def server_pairs(names: list[str]) -> list[tuple[str, str]]:
     """Every unordered pair, in column order: (a, b) with a before b."""
-    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]

@@ -18,7 +18,14 @@ def slo_levels(run: RunData) -> list[float]:
     return sorted(levels)
 
 
-def best_under_slo(run: RunData, cs: dict[tuple[str, Param], Cell], infos: list[TargetInfo], server: str, proto: str, slo: float) -> tuple[Cell | None, str]:
+def best_under_slo(
+    run: RunData,
+    cs: dict[tuple[str, Param], Cell],
+    infos: list[TargetInfo],
+    server: str,
+    proto: str,
+    slo: float,
+) -> tuple[Cell | None, str]:
     ts = [t for t in infos if t.server == server and t.protocol == proto and not t.native_extra]
     if not ts:
         return None, "no target"

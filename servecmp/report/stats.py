@@ -105,11 +105,13 @@ def compare_values(metric: Metric, a: float, b: float, noise_a: float, noise_b: 
     rel = abs(a - b) / mean if mean > 0 else 0.0
     thr = max(MIN_REL_DIFF, noise_a, noise_b)
     sig = rel > thr
-    return Verdict(a, b, rel, thr, sig, _better(metric.better, a, b) if sig else None, resolution=thr)
+    return Verdict(
+        a, b, rel, thr, sig, _better(metric.better, a, b) if sig else None, resolution=thr
+    )
 
 
 def _better(direction: Better, a: float, b: float) -> str | None:
-    """"a" or "b" by ``direction``; None when equal or without a direction."""
+    """ "a" or "b" by ``direction``; None when equal or without a direction."""
     if direction is Better.neither or a == b:
         return None
     return "a" if (a > b) == (direction is Better.higher) else "b"
@@ -123,7 +125,9 @@ def compare_cells(metric: str, ca: Cell, cb: Cell) -> Verdict | None:
     return compare_values(METRICS[metric], va, vb, noise(ca, metric), noise(cb, metric))
 
 
-def paired_verdict(metric: Metric | FrictionMetric, pairs: list[tuple[float, float]], a: float, b: float) -> Verdict:
+def paired_verdict(
+    metric: Metric | FrictionMetric, pairs: list[tuple[float, float]], a: float, b: float
+) -> Verdict:
     """b vs a over paired repeats: exp(mean ln(b/a)) - 1 with a Student-t interval."""
     d = np.log(np.array([y / x for x, y in pairs], dtype=float))
     mean = float(d.mean())
@@ -136,9 +140,20 @@ def paired_verdict(metric: Metric | FrictionMetric, pairs: list[tuple[float, flo
     resolution = max(MIN_REL_DIFF, math.expm1((hi - lo) / 2))
     change = math.expm1(mean)
     sig = (lo > 0 or hi < 0) and abs(change) > MIN_REL_DIFF
-    return Verdict(a, b, abs(change), MIN_REL_DIFF, sig, _better(metric.better, 1.0, 1.0 + change) if sig else None,
-                   change=change, interval=(math.expm1(lo), math.expm1(hi)), n_pairs=len(pairs), noise=sd,
-                   resolution=resolution, rule="paired")
+    return Verdict(
+        a,
+        b,
+        abs(change),
+        MIN_REL_DIFF,
+        sig,
+        _better(metric.better, 1.0, 1.0 + change) if sig else None,
+        change=change,
+        interval=(math.expm1(lo), math.expm1(hi)),
+        n_pairs=len(pairs),
+        noise=sd,
+        resolution=resolution,
+        rule="paired",
+    )
 
 
 def difference(metric: str, ca: Cell, cb: Cell) -> Verdict | None:
@@ -154,7 +169,9 @@ def difference(metric: str, ca: Cell, cb: Cell) -> Verdict | None:
     return compare_cells(metric, ca, cb)
 
 
-def compare_friction(metric: FrictionMetric, a: dict[int, float], b: dict[int, float]) -> Verdict | None:
+def compare_friction(
+    metric: FrictionMetric, a: dict[int, float], b: dict[int, float]
+) -> Verdict | None:
     """b vs a for one friction metric; ``a`` and ``b`` map a measurement round to its value.
 
     Counted metrics (files, knobs …) compare exactly. Measured ones with >= MIN_FRICTION_ROUNDS
@@ -167,12 +184,32 @@ def compare_friction(metric: FrictionMetric, a: dict[int, float], b: dict[int, f
     rel = abs(va - vb) / mean if mean > 0 else 0.0
     if metric.unit not in MEASURED_FRICTION_UNITS:
         sig = va != vb and metric.better is not Better.neither
-        return Verdict(va, vb, rel, 0.0, sig, _better(metric.better, va, vb), resolution=0.0, rule="exact",
-                       n_a=len(a), n_b=len(b))
+        return Verdict(
+            va,
+            vb,
+            rel,
+            0.0,
+            sig,
+            _better(metric.better, va, vb),
+            resolution=0.0,
+            rule="exact",
+            n_a=len(a),
+            n_b=len(b),
+        )
     rounds = sorted(set(a) & set(b))
     pairs = [(a[r], b[r]) for r in rounds]
     if len(pairs) >= MIN_FRICTION_ROUNDS and all(x > 0 and y > 0 for x, y in pairs):
         return dataclasses.replace(paired_verdict(metric, pairs, va, vb), n_a=len(a), n_b=len(b))
     sig = rel > ONE_OFF_ERROR
-    return Verdict(va, vb, rel, ONE_OFF_ERROR, sig, _better(metric.better, va, vb) if sig else None,
-                   resolution=ONE_OFF_ERROR, rule="one-off", n_a=len(a), n_b=len(b))
+    return Verdict(
+        va,
+        vb,
+        rel,
+        ONE_OFF_ERROR,
+        sig,
+        _better(metric.better, va, vb) if sig else None,
+        resolution=ONE_OFF_ERROR,
+        rule="one-off",
+        n_a=len(a),
+        n_b=len(b),
+    )

@@ -19,7 +19,10 @@ def md_escape(text: object) -> str:
 
 
 def md_table(t: Table) -> str:
-    lines = ["| " + " | ".join(md_escape(h) for h in t.headers) + " |", "|" + "---|" * len(t.headers)]
+    lines = [
+        "| " + " | ".join(md_escape(h) for h in t.headers) + " |",
+        "|" + "---|" * len(t.headers),
+    ]
     for row in t.rows:
         lines.append("| " + " | ".join(md_escape(c) for c in row) + " |")
     return "\n".join(lines)
@@ -248,7 +251,9 @@ def html_table(t: Table, id: str | None = None) -> Markup:
     out = [f'<table id="{esc(id)}">' if id else "<table>"]
     if t.caption:
         out.append(f"<caption>{esc(t.caption)}</caption>")
-    out.append("<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in t.headers) + "</tr></thead><tbody>")
+    out.append(
+        "<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in t.headers) + "</tr></thead><tbody>"
+    )
     for i, row in enumerate(t.rows):
         cls = t.classes[i] if i < len(t.classes) else [""] * len(row)
         tds = []

@@ -1,6 +1,6 @@
 """Run-directory format: pydantic schema, append-only store, typed metric definitions.
 
-    from servecmp.results import RunStore, StepResult, RunMeta, TargetAvailability
+from servecmp.results import RunStore, StepResult, RunMeta, TargetAvailability
 """
 
 from servecmp.results.schema import (

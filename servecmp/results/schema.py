@@ -181,7 +181,11 @@ class StepResult(_Record):
 
     @property
     def error_fraction(self) -> float:
-        return (self.wrong_answers + self.transport_error_count) / self.requests if self.requests else 0.0
+        return (
+            (self.wrong_answers + self.transport_error_count) / self.requests
+            if self.requests
+            else 0.0
+        )
 
 
 class TargetAvailability(_Record):

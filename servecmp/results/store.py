@@ -115,7 +115,9 @@ def _read_jsonl(path: Path, model: type[M]) -> tuple[list[M], bool, list[str]]:
             raise StoreError(f"{where}: not a valid {model.__name__}: {err}") from None
     torn = path.with_name(path.name + ".torn")
     if torn.exists():
-        warnings.append(f"{torn}: fragments of unfinished writes were moved here (a step process died mid-write)")
+        warnings.append(
+            f"{torn}: fragments of unfinished writes were moved here (a step process died mid-write)"
+        )
     if lines and not ends_with_newline and not truncated:
         # a complete JSON object without its newline: keep it, but say so
         warnings.append(f"{path}: last line has no trailing newline")

@@ -30,8 +30,16 @@ def identity(server: LocalServer) -> tuple[int, float] | None:
 
 
 class BurnIns:
-    def __init__(self, exp: Experiment, run_dir: Path, run_id: str, *, payloads_path: str | None,
-                 cpus: Sequence[int] | None, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        exp: Experiment,
+        run_dir: Path,
+        run_id: str,
+        *,
+        payloads_path: str | None,
+        cpus: Sequence[int] | None,
+        log: Callable[[str], None],
+    ) -> None:
         self.exp = exp
         self.payloads_path = payloads_path
         self.out_dir = run_dir / "burn-in"  # its own steps.jsonl: never among the measured steps
@@ -44,14 +52,27 @@ class BurnIns:
     def ensure(self, server: LocalServer, target: Target) -> BurnInRecord | None:
         """Burn ``server`` in unless it already was since it last (re)started."""
         ident = identity(server)
-        if ident is None or self._seen.get(server.name) == ident or self.exp.load.burn_in.max_s <= 0:
+        if (
+            ident is None
+            or self._seen.get(server.name) == ident
+            or self.exp.load.burn_in.max_s <= 0
+        ):
             return None
         after: Literal["start", "restart"] = "restart" if server.name in self._seen else "start"
-        self.log(f"burn-in: {server.name} after its {after} (at most {self.exp.load.burn_in.max_s:g} s)")
+        self.log(
+            f"burn-in: {server.name} after its {after} (at most {self.exp.load.burn_in.max_s:g} s)"
+        )
         pids = [p.pid for p in _tree(ident[0])]
         record = run_burn_in(
-            self.exp, target, server.address(target.protocol), self.out_dir, run_id=self.run_id,
-            after=after, number=len(self.records), cpus=self.cpus, server_pids=pids,
+            self.exp,
+            target,
+            server.address(target.protocol),
+            self.out_dir,
+            run_id=self.run_id,
+            after=after,
+            number=len(self.records),
+            cpus=self.cpus,
+            server_pids=pids,
             payloads_path=self.payloads_path,
         )
         self._seen[server.name] = identity(server) or ident

@@ -18,15 +18,19 @@ def model_root(run_dir: Path, server: str) -> Path:
     return run_dir / "models" / server
 
 
-def local_configs(exp: Experiment, run_dir: Path, artifacts: Any,
-                  servers: Sequence[ServerAdapter] | None = None) -> tuple[GeneratedConfigs, dict[str, Path]]:
+def local_configs(
+    exp: Experiment, run_dir: Path, artifacts: Any, servers: Sequence[ServerAdapter] | None = None
+) -> tuple[GeneratedConfigs, dict[str, Path]]:
     """Render every registered server's files (``servers``: only these) for a local run and
     write them; ``artifacts`` is the exported model (``models.export.artifacts``) the servers'
     paths point into."""
     cfg_dir = run_dir / "configs"
     servers = list(servers) if servers is not None else registry.servers()
     placement = Placement.local(
-        {a.name: a.local_paths(artifacts, model_root(run_dir, a.name), cfg_dir / a.name) for a in servers},
+        {
+            a.name: a.local_paths(artifacts, model_root(run_dir, a.name), cfg_dir / a.name)
+            for a in servers
+        },
         adapters=servers,
     )
     configs = render_all(exp, placement, servers)

@@ -38,8 +38,12 @@ def plan(cpus_budget: float, mode: str, available: tuple[int, ...] | None = None
     need = max(1, math.ceil(cpus_budget))
     fits = len(avail) >= need + 1
     if mode == "off" or (mode == "auto" and not fits):
-        why = "pinning off by experiment" if mode == "off" else (
-            f"pinning off: {len(avail)} CPU(s) cannot hold {need} server CPU(s) + 1 generator CPU"
+        why = (
+            "pinning off by experiment"
+            if mode == "off"
+            else (
+                f"pinning off: {len(avail)} CPU(s) cannot hold {need} server CPU(s) + 1 generator CPU"
+            )
         )
         return CpuPlacement(False, avail, avail, avail, why)
     if not fits:
@@ -49,7 +53,9 @@ def plan(cpus_budget: float, mode: str, available: tuple[int, ...] | None = None
         )
     server = avail[-need:]
     gen = avail[: len(avail) - need]
-    return CpuPlacement(True, server, gen, avail, f"servers on {list(server)}, generator on {list(gen)}")
+    return CpuPlacement(
+        True, server, gen, avail, f"servers on {list(server)}, generator on {list(gen)}"
+    )
 
 
 def pin_self(cpus: tuple[int, ...]) -> None:

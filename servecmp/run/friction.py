@@ -32,7 +32,9 @@ def _rec(run_dir: Path, server: str, metric: str, value: float | None, **details
     append_friction(run_dir, record(server, metric, value, details=details))
 
 
-def _rec_nth(run_dir: Path, server: str, metric: str, value: float | None, index: int, **details: Any) -> None:
+def _rec_nth(
+    run_dir: Path, server: str, metric: str, value: float | None, index: int, **details: Any
+) -> None:
     """One of several measurements of a metric (``index``: which one)."""
     append_friction(run_dir, record(server, metric, value, details=details, index=index))
 
@@ -43,7 +45,9 @@ def packaging(run_dir: Path, export_records: dict[int, dict[str, Any]]) -> None:
     rec = export_records.get(1)
     for server in (a.name for a in registry.servers()):
         if rec is None or server not in rec:
-            append_friction(run_dir, unavailable(server, "packaging_s", "no export record for version 1"))
+            append_friction(
+                run_dir, unavailable(server, "packaging_s", "no export record for version 1")
+            )
             continue
         p = rec[server]
         _rec(run_dir, server, "packaging_steps", float(len(p["steps"])), steps=p["steps"])
@@ -55,8 +59,14 @@ def configuration(run_dir: Path, configs: GeneratedConfigs) -> None:
     for server, s in config_surface(configs).items():
         _rec(run_dir, server, "config_files", float(s.files))
         _rec(run_dir, server, "config_lines", float(s.lines))
-        _rec(run_dir, server, "config_knobs_changed", float(s.knobs_changed),
-             knobs_set=s.knobs_set, changed=list(s.changed))
+        _rec(
+            run_dir,
+            server,
+            "config_knobs_changed",
+            float(s.knobs_changed),
+            knobs_set=s.knobs_set,
+            changed=list(s.changed),
+        )
 
 
 def startup_order(servers: list[str], rounds: int) -> list[list[str]]:
@@ -65,7 +75,7 @@ def startup_order(servers: list[str], rounds: int) -> list[list[str]]:
     are up) equally often over ``len(servers)`` rounds, and slow drift of a shared machine does
     not always favour the same server's cold start or idle memory."""
     n = len(servers)
-    return [servers[k % n:] + servers[:k % n] for k in range(rounds)] if n else []
+    return [servers[k % n :] + servers[: k % n] for k in range(rounds)] if n else []
 
 
 def first_correct_inference(make: Callable[[], TargetClient], timeout_s: float = 60.0) -> float:
@@ -86,11 +96,15 @@ def first_correct_inference(make: Callable[[], TargetClient], timeout_s: float =
     raise TimeoutError(f"no correct inference within {timeout_s:.0f} s (last: {last})")
 
 
-def cold_start(run_dir: Path, server: LocalServer, ready_s: float, first_ok_at: float, index: int = 0) -> None:
+def cold_start(
+    run_dir: Path, server: LocalServer, ready_s: float, first_ok_at: float, index: int = 0
+) -> None:
     """One cold start; ``index`` numbers the repeated start-ups of this server in a run."""
     assert server.started_at is not None
     _rec_nth(run_dir, server.name, "cold_start_ready_s", ready_s, index)
-    _rec_nth(run_dir, server.name, "cold_start_first_inference_s", first_ok_at - server.started_at, index)
+    _rec_nth(
+        run_dir, server.name, "cold_start_first_inference_s", first_ok_at - server.started_at, index
+    )
 
 
 def idle_resources(run_dir: Path, server: LocalServer, index: int = 0) -> None:
@@ -108,17 +122,41 @@ def idle_resources(run_dir: Path, server: LocalServer, index: int = 0) -> None:
             append_friction(run_dir, unavailable(server.name, metric, why, index=index))
         return
     source = server.resource_source
-    _rec_nth(run_dir, server.name, "idle_rss_bytes", float(probes.tree_rss(pid)), index,
-             processes=len(probes.tree(pid)), pid=pid, source=source)
-    _rec_nth(run_dir, server.name, "idle_cpu_cores", probes.idle_cpu_cores(pid, 3.0), index,
-             window_s=3.0, pid=pid, source=source)
+    _rec_nth(
+        run_dir,
+        server.name,
+        "idle_rss_bytes",
+        float(probes.tree_rss(pid)),
+        index,
+        processes=len(probes.tree(pid)),
+        pid=pid,
+        source=source,
+    )
+    _rec_nth(
+        run_dir,
+        server.name,
+        "idle_cpu_cores",
+        probes.idle_cpu_cores(pid, 3.0),
+        index,
+        window_s=3.0,
+        pid=pid,
+        source=source,
+    )
 
 
-def peak_rss(run_dir: Path, server_name: str, sampler: probes.ResourceSampler,
-             source: str = "") -> None:
-    _rec(run_dir, server_name, "peak_rss_bytes", float(sampler.peak_rss),
-         samples=len(sampler.samples), interval_s=sampler.interval_s, pid=sampler.root_pid,
-         source=source)
+def peak_rss(
+    run_dir: Path, server_name: str, sampler: probes.ResourceSampler, source: str = ""
+) -> None:
+    _rec(
+        run_dir,
+        server_name,
+        "peak_rss_bytes",
+        float(sampler.peak_rss),
+        samples=len(sampler.samples),
+        interval_s=sampler.interval_s,
+        pid=sampler.root_pid,
+        source=source,
+    )
 
 
 def native_observability(run_dir: Path, server: LocalServer) -> None:
@@ -130,7 +168,9 @@ def native_observability(run_dir: Path, server: LocalServer) -> None:
     _rec(run_dir, server.name, "server_latency_quantiles", 1.0 if m.latency_quantiles else 0.0)
 
 
-def bad_payload_cases(server: LocalServer, model: str, input_shape: tuple[int, ...]) -> list[probes.BadPayloadResult]:
+def bad_payload_cases(
+    server: LocalServer, model: str, input_shape: tuple[int, ...]
+) -> list[probes.BadPayloadResult]:
     """The harmless bad payloads (small bodies): run before any probe that may disturb the server."""
     from servecmp.servers import registry
 
@@ -139,7 +179,10 @@ def bad_payload_cases(server: LocalServer, model: str, input_shape: tuple[int, .
 
 
 def oversize_body(
-    run_dir: Path, server: LocalServer, model: str, input_shape: tuple[int, ...],
+    run_dir: Path,
+    server: LocalServer,
+    model: str,
+    input_shape: tuple[int, ...],
     grace_s: float = 10.0,
 ) -> probes.BadPayloadResult:
     """A body just over the server's request-size limit (its adapter reads the limit from the
@@ -152,12 +195,24 @@ def oversize_body(
     predict, _ = adapter.predict_urls(server.endpoints.rest, model)
     limit = adapter.request_body_limit(server.configs.files.get(server.name, {}))
     res = probes.probe_oversize(predict, input_shape, limit, lambda: server_up(server, grace_s))
-    details: dict[str, Any] = {"outcome": res.outcome, "status": res.status, "sent_bytes": res.sent_bytes,
-                               "limit_bytes": res.limit_bytes, "error": res.error, "message": res.message[:200]}
+    details: dict[str, Any] = {
+        "outcome": res.outcome,
+        "status": res.status,
+        "sent_bytes": res.sent_bytes,
+        "limit_bytes": res.limit_bytes,
+        "error": res.error,
+        "message": res.message[:200],
+    }
     if res.outcome == "crashed" and server.process is not None:
         details["exit_code"] = server.process.popen.returncode
         details["log_tail"] = server.process.log_tail(15)
-    _rec(run_dir, server.name, "oversize_crashed", 1.0 if res.outcome == "crashed" else 0.0, **details)
+    _rec(
+        run_dir,
+        server.name,
+        "oversize_crashed",
+        1.0 if res.outcome == "crashed" else 0.0,
+        **details,
+    )
     return res
 
 
@@ -181,7 +236,13 @@ def server_up(server: LocalServer, grace_s: float = 10.0) -> bool:
 def bad_payloads(run_dir: Path, server_name: str, results: list[probes.BadPayloadResult]) -> None:
     """One record over every bad-payload case run (harmless ones and the oversize body)."""
     clear = sum(1 for r in results if r.names_problem)
-    _rec(run_dir, server_name, "bad_payload_clear_errors", float(clear), cases=probes.result_dicts(results))
+    _rec(
+        run_dir,
+        server_name,
+        "bad_payload_clear_errors",
+        float(clear),
+        cases=probes.result_dicts(results),
+    )
 
 
 def model_update(
@@ -199,7 +260,9 @@ def model_update(
     phases: dict[str, float] = {}
     try:
         if load.wait_for(lambda s: s.version == "v1", 30.0) is None:
-            append_friction(run_dir, unavailable(server.name, "update_s", "v1 never answered before the update"))
+            append_friction(
+                run_dir, unavailable(server.name, "update_s", "v1 never answered before the update")
+            )
             return
         t_update = phases["update"] = load.now()
         apply_update()
@@ -215,10 +278,24 @@ def model_update(
     failed = load.failures_between(t_update, end + 1.0)
     summary = {**load.summary(), "phases_s": _rounded(phases)}
     if t_v2 is None:
-        _rec(run_dir, server.name, "update_s", None, error=f"v2 never answered within {UPDATE_TIMEOUT_S:.0f} s",
-             **({"how": how} if how else {}), **summary)
+        _rec(
+            run_dir,
+            server.name,
+            "update_s",
+            None,
+            error=f"v2 never answered within {UPDATE_TIMEOUT_S:.0f} s",
+            **({"how": how} if how else {}),
+            **summary,
+        )
     else:
-        _rec(run_dir, server.name, "update_s", t_v2 - t_update, **({"how": how} if how else {}), **summary)
+        _rec(
+            run_dir,
+            server.name,
+            "update_s",
+            t_v2 - t_update,
+            **({"how": how} if how else {}),
+            **summary,
+        )
     _rec(run_dir, server.name, "update_failed_requests", float(failed), rate=load.rate)
 
 
@@ -244,7 +321,10 @@ def recovery(
     phases: dict[str, float] = {}
     try:
         if load.wait_for(lambda s: s.ok, 30.0) is None:
-            append_friction(run_dir, unavailable(server.name, "recovery_s", "server did not answer before the kill"))
+            append_friction(
+                run_dir,
+                unavailable(server.name, "recovery_s", "server did not answer before the kill"),
+            )
             return
         t_kill = phases["kill"] = load.now()
         server.kill_hard()
@@ -262,8 +342,15 @@ def recovery(
     t_back = None if back is None else phases.setdefault("answered_again", back.done)
     end = t_back if t_back is not None else load.now()
     lost = load.failures_between(t_kill, end)
-    _rec(run_dir, server.name, "recovery_s", None if t_back is None else t_back - t_kill,
-         how=server.kill_description, phases_s=_rounded(phases), **load.summary())
+    _rec(
+        run_dir,
+        server.name,
+        "recovery_s",
+        None if t_back is None else t_back - t_kill,
+        how=server.kill_description,
+        phases_s=_rounded(phases),
+        **load.summary(),
+    )
     _rec(run_dir, server.name, "recovery_lost_requests", float(lost), rate=load.rate)
 
 

@@ -83,7 +83,9 @@ QUICK_BURN_IN = {"max_s": 6.0, "window_s": 1.0}
 # --quick: at most this many start-ups per server (experiment friction.startups, default 5)
 QUICK_STARTUP_SAMPLES = 3
 # Start-up metrics: one record per start-up (its index); the rest are measured once.
-STARTUP_METRICS = frozenset({"cold_start_ready_s", "cold_start_first_inference_s", "idle_rss_bytes", "idle_cpu_cores"})
+STARTUP_METRICS = frozenset(
+    {"cold_start_ready_s", "cold_start_first_inference_s", "idle_rss_bytes", "idle_cpu_cores"}
+)
 
 
 def quick_profile(exp: Experiment) -> Experiment:
@@ -95,7 +97,10 @@ def quick_profile(exp: Experiment) -> Experiment:
     data["load"]["stability"] = {"window_s": 1.5, "windows": 2, "tolerance": 0.10, "max_windows": 3}
     data["load"]["repeats"] = max(exp.load.repeats, QUICK_REPEATS)
     if exp.load.burn_in.max_s > 0:  # short, but still until throughput settles
-        data["load"]["burn_in"] |= {**QUICK_BURN_IN, "max_s": min(exp.load.burn_in.max_s, QUICK_BURN_IN["max_s"])}
+        data["load"]["burn_in"] |= {
+            **QUICK_BURN_IN,
+            "max_s": min(exp.load.burn_in.max_s, QUICK_BURN_IN["max_s"]),
+        }
     data["friction"]["startups"] = min(exp.friction.startups, QUICK_STARTUP_SAMPLES)
     return parse_experiment(data, "experiment (--quick)")
 
@@ -108,8 +113,13 @@ def _progress(total: int) -> Iterator[Any]:
     """A progress bar over the run's load steps (rich), advanced as each step is stored; on the
     log's console, so log lines print above it."""
     with Progress(
-        TextColumn("[bold]steps"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.description}"), transient=False, console=console(),
+        TextColumn("[bold]steps"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        transient=False,
+        console=console(),
     ) as prog:
         task = prog.add_task("", total=total)
         yield lambda desc: prog.update(task, advance=1, description=desc)
@@ -155,8 +165,14 @@ class LocalRun:
         self.results: list[StepResult] = []
         self.advance: Any = lambda desc: None
         self._samplers: dict[str, Any] = {}
-        self.burn_ins = BurnIns(exp, run_dir, self.run_id, payloads_path=None,
-                                cpus=self.placement.generator_cpus if self.placement.pinned else None, log=_log)
+        self.burn_ins = BurnIns(
+            exp,
+            run_dir,
+            self.run_id,
+            payloads_path=None,
+            cpus=self.placement.generator_cpus if self.placement.pinned else None,
+            log=_log,
+        )
 
     # ---- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -172,8 +188,12 @@ class LocalRun:
         spec = get_model(exp.model)
         self.spec = spec
         payloads = PayloadSet.build(
-            spec, exp.seed, exp.payload.batch_size, exp.payload.distinct_inputs,
-            atol=exp.payload.atol, weights_seed=seed_for_version(exp.seed, 1),
+            spec,
+            exp.seed,
+            exp.payload.batch_size,
+            exp.payload.distinct_inputs,
+            atol=exp.payload.atol,
+            weights_seed=seed_for_version(exp.seed, 1),
         )
         self.payloads_path = payloads.save(self.run_dir)
         self.burn_ins.payloads_path = str(self.payloads_path)
@@ -190,16 +210,22 @@ class LocalRun:
         self.configs, self.config_dirs = local_configs(exp, self.run_dir, self.art1)
 
         meta = build_meta(
-            exp, self.run_id,
+            exp,
+            self.run_id,
             placement={
                 **self.placement.as_dict(),
                 "servers_run": "all up together on the server CPUs; load on one target at a time, "
-                               f"{exp.load.repeats} interleaved round(s)",
+                f"{exp.load.repeats} interleaved round(s)",
                 "baselines_on": list(self.placement.server_cpus),
             },
             notes=self.notes,
         )
-        meta.seeds.update({"weights_v1": seed_for_version(exp.seed, 1), "weights_v2": seed_for_version(exp.seed, 2)})
+        meta.seeds.update(
+            {
+                "weights_v1": seed_for_version(exp.seed, 1),
+                "weights_v2": seed_for_version(exp.seed, 2),
+            }
+        )
         self.store.write_meta(meta)
         friction.packaging(self.run_dir, self.export_records)
         friction.configuration(self.run_dir, self.configs)
@@ -219,7 +245,9 @@ class LocalRun:
         # one <server>_metrics_url per registered server (its Wire's metrics port and path)
         # one job per server this experiment runs (its Wire's metrics port and path)
         wanted = {t.server for t in self.exp.targets}
-        metrics_urls = {a.name: self.configs_url(a.name) for a in registry.servers() if a.name in wanted}
+        metrics_urls = {
+            a.name: self.configs_url(a.name) for a in registry.servers() if a.name in wanted
+        }
         cfg = local_scrape_config(
             run_id=self.run_id,
             metrics_urls=metrics_urls,
@@ -259,7 +287,9 @@ class LocalRun:
         """The URL Prometheus scrapes for ``server`` (its Wire's metrics port and path)."""
         wire = registry.get(server).wire
         assert wire is not None, f"{server} is an in-process baseline"
-        return f"http://127.0.0.1:{self.configs.placement.port(server, 'metrics')}{wire.metrics_path}"
+        return (
+            f"http://127.0.0.1:{self.configs.placement.port(server, 'metrics')}{wire.metrics_path}"
+        )
 
     def stop_observability(self) -> None:
         if self.prom is not None:
@@ -290,8 +320,15 @@ class LocalRun:
             self.advance(r.target)
 
         results = run_target(
-            self.exp, target, address, self.run_dir, run_id=self.run_id,
-            start_index=self.index, on_result=done, payloads_path=str(self.payloads_path), **kw,
+            self.exp,
+            target,
+            address,
+            self.run_dir,
+            run_id=self.run_id,
+            start_index=self.index,
+            on_result=done,
+            payloads_path=str(self.payloads_path),
+            **kw,
         )
         self.index += len(results)
         self.results += results
@@ -299,7 +336,9 @@ class LocalRun:
     def _client_factory(self, target: Target, address: str) -> Any:
         return lambda: make_client(target, address, self.payloads, self.exp.load.request_timeout_s)
 
-    def bring_up(self, name: str, targets: list[Target], index: int = 0, keep: bool = True) -> LocalServer | None:
+    def bring_up(
+        self, name: str, targets: list[Target], index: int = 0, keep: bool = True
+    ) -> LocalServer | None:
         """Start one server pinned to the server CPUs and take its start-up friction (``index``:
         which start-up of this server); None when it cannot run (its targets are marked
         unavailable with the reason). ``keep``: the server is the one the load rounds use
@@ -310,13 +349,21 @@ class LocalRun:
             self._mark_unavailable(name, targets, reason, index)
             return None
         cpus = self.placement.server_cpus if self.placement.pinned else None
-        server = cls(self.configs, self.config_dirs[name], self.run_dir, self.exp.model, cpus=cpus,
-                     memory_mib=self.exp.resources.memory_mib)
+        server = cls(
+            self.configs,
+            self.config_dirs[name],
+            self.run_dir,
+            self.exp.model,
+            cpus=cpus,
+            memory_mib=self.exp.resources.memory_mib,
+        )
         try:
             _log(f"starting {name}" + (f" (start-up {index + 1})" if index or not keep else ""))
             server.start()
             ready_s = server.wait_ready(timeout_s=180)
-            first_ok = friction.first_correct_inference(self._client_factory(targets[0], server.address(targets[0].protocol)))
+            first_ok = friction.first_correct_inference(
+                self._client_factory(targets[0], server.address(targets[0].protocol))
+            )
             friction.cold_start(self.run_dir, server, ready_s, first_ok, index)
             _log(f"{name} ready in {ready_s:.1f} s")
             friction.idle_resources(self.run_dir, server, index)
@@ -331,18 +378,25 @@ class LocalRun:
                 raise ServerFailed(f"{name}: no server process to measure after it was ready")
             self.live_servers[name] = server
             for target in targets:
-                self.store.append_target(TargetAvailability(
-                    target=target.name, available=True, address=server.address(target.protocol)))
+                self.store.append_target(
+                    TargetAvailability(
+                        target=target.name, available=True, address=server.address(target.protocol)
+                    )
+                )
             self._samplers[name] = probes.ResourceSampler(root).start()
             return server
         except (ServerFailed, ServerUnavailable, TimeoutError) as err:
             _log(f"{name} failed: {err}")
-            self._mark_unavailable(name, [t for t in targets if not self._measured(t)], str(err).splitlines()[0], index)
+            self._mark_unavailable(
+                name, [t for t in targets if not self._measured(t)], str(err).splitlines()[0], index
+            )
             server.stop()
             self.live_servers.pop(name, None)
             return None
 
-    def bring_up_all(self, groups: dict[str, list[Target]]) -> list[tuple[LocalServer, list[Target]]]:
+    def bring_up_all(
+        self, groups: dict[str, list[Target]]
+    ) -> list[tuple[LocalServer, list[Target]]]:
         """``startup_samples`` start-up rounds in rotated order (friction.startup_order); within a
         round each server starts while the ones before it idle, and a round's servers are stopped
         before the next round, except the last round's, which stay up for the load (returned in
@@ -383,7 +437,10 @@ class LocalRun:
         # (A@c1 B@c1 … A@c4 B@c4 …), so the two steps of a pair are as close in time as possible.
         # A rate sweep stops per target at its first failing rate: it runs whole, target by target.
         levels: list[list[tuple[str, float]] | None] = (
-            [None] if self.exp.load.profile is LoadProfile.rate_sweep else [[p] for p in plan_steps(self.exp.load)])
+            [None]
+            if self.exp.load.profile is LoadProfile.rate_sweep
+            else [[p] for p in plan_steps(self.exp.load)]
+        )
         order = [(server, target) for server, targets in groups for target in targets]
         for r in range(repeats):
             if repeats > 1:
@@ -396,14 +453,26 @@ class LocalRun:
                     if server is None:  # in-process baseline
                         artifact = self._baseline_artifact(target)
                         if r == 0 and not self._announced(target):
-                            self.store.append_target(TargetAvailability(target=target.name, available=True, address=str(artifact)))
+                            self.store.append_target(
+                                TargetAvailability(
+                                    target=target.name, available=True, address=str(artifact)
+                                )
+                            )
                         own = self.exp.for_server(target.server)  # its tuning.per_server entry
-                        _log(f"baseline: {target.name} (in-process, {own.tuning.workers} instance(s) x "
-                             f"{own.intra_op_threads} thread(s))")
+                        _log(
+                            f"baseline: {target.name} (in-process, {own.tuning.workers} instance(s) x "
+                            f"{own.intra_op_threads} thread(s))"
+                        )
                         self._run_target(
-                            target, str(artifact), repeat=r, cpus=base_cpus, params=params,
-                            client_options={"intra_op_threads": own.intra_op_threads,
-                                            "workers": own.tuning.workers},
+                            target,
+                            str(artifact),
+                            repeat=r,
+                            cpus=base_cpus,
+                            params=params,
+                            client_options={
+                                "intra_op_threads": own.intra_op_threads,
+                                "workers": own.tuning.workers,
+                            },
                         )
                         continue
                     assert server.process is not None
@@ -413,8 +482,14 @@ class LocalRun:
                     self.burn_ins.ensure(server, target)  # again after a restart
                     address = server.address(target.protocol)
                     _log(f"load: {target.name} at {address}")
-                    self._run_target(target, address, repeat=r, cpus=gen, params=params,
-                                     server_pids=[p.pid for p in probes.tree(root)])
+                    self._run_target(
+                        target,
+                        address,
+                        repeat=r,
+                        cpus=gen,
+                        params=params,
+                        server_pids=[p.pid for p in probes.tree(root)],
+                    )
 
     def _announced(self, target: Target) -> bool:
         return any(t.target == target.name for t in self.store.read_targets())
@@ -436,21 +511,41 @@ class LocalRun:
                 why = f"{name} died during the load steps (exit {server.process.popen.returncode})"
                 _log(why)
                 self.notes.append(why)
-                for metric in ("metric_families", "bad_payload_clear_errors", "update_s", "recovery_s", "oversize_crashed"):
+                for metric in (
+                    "metric_families",
+                    "bad_payload_clear_errors",
+                    "update_s",
+                    "recovery_s",
+                    "oversize_crashed",
+                ):
                     append_friction(self.run_dir, unavailable(name, metric, why))
                 return
-            self._probe(server, "native metrics", lambda: friction.native_observability(self.run_dir, server))
-            cases = self._probe(server, "bad payloads",
-                                lambda: friction.bad_payload_cases(server, self.exp.model, self.spec.input_shape))
+            self._probe(
+                server,
+                "native metrics",
+                lambda: friction.native_observability(self.run_dir, server),
+            )
+            cases = self._probe(
+                server,
+                "bad payloads",
+                lambda: friction.bad_payload_cases(server, self.exp.model, self.spec.input_shape),
+            )
             try:
                 if self.friction_under_load:
                     self._disruptions(server, targets[0])
-                over = self._probe(server, "body over the request-size limit", lambda: friction.oversize_body(
-                    self.run_dir, server, self.exp.model, self.spec.input_shape))
+                over = self._probe(
+                    server,
+                    "body over the request-size limit",
+                    lambda: friction.oversize_body(
+                        self.run_dir, server, self.exp.model, self.spec.input_shape
+                    ),
+                )
                 cases.append(over)
                 if over.outcome == "crashed":
-                    finding = (f"{name} crashed on a {over.sent_bytes} B request body (just over its "
-                               f"request-size limit {over.limit_bytes or 'none'})")
+                    finding = (
+                        f"{name} crashed on a {over.sent_bytes} B request body (just over its "
+                        f"request-size limit {over.limit_bytes or 'none'})"
+                    )
                     _log(finding)
                     self.notes.append(finding)
             finally:
@@ -484,7 +579,9 @@ class LocalRun:
         loaded), the rounds, then each server's disruptive friction and stop."""
         up: list[tuple[LocalServer, list[Target]]] = []
         try:
-            by_server = {a.name: [t for t in targets if t.server == a.name] for a in registry.servers()}
+            by_server = {
+                a.name: [t for t in targets if t.server == a.name] for a in registry.servers()
+            }
             up = self.bring_up_all({name: group for name, group in by_server.items() if group})
             for server, group in up:  # before round 1
                 self.burn_ins.ensure(server, group[0])
@@ -513,30 +610,53 @@ class LocalRun:
         atol = self.exp.payload.atol
         adapter = registry.get(server.name)
         update = adapter.update_action(server, self.art2, model_root(self.run_dir, server.name))
-        self._probe(server, "model update v1 → v2 under load",
-                    lambda: friction.model_update(self.run_dir, server, make, self.expected, atol, update,
-                                                  how=adapter.update_how(server)))
+        self._probe(
+            server,
+            "model update v1 → v2 under load",
+            lambda: friction.model_update(
+                self.run_dir,
+                server,
+                make,
+                self.expected,
+                atol,
+                update,
+                how=adapter.update_how(server),
+            ),
+        )
 
         def restart() -> None:
             server.start()
 
-        self._probe(server, "kill under load and restart",
-                    lambda: friction.recovery(self.run_dir, server, make, self.expected, atol, restart))
+        self._probe(
+            server,
+            "kill under load and restart",
+            lambda: friction.recovery(self.run_dir, server, make, self.expected, atol, restart),
+        )
 
-    def _mark_unavailable(self, server: str, targets: list[Target], reason: str, index: int = 0) -> None:
+    def _mark_unavailable(
+        self, server: str, targets: list[Target], reason: str, index: int = 0
+    ) -> None:
         """``index``: the start-up that failed (its start-up metrics get that index)."""
         _log(f"{server}: unavailable — {reason}")
         for t in targets:
-            self.store.append_target(TargetAvailability(target=t.name, available=False, reason=reason))
+            self.store.append_target(
+                TargetAvailability(target=t.name, available=False, reason=reason)
+            )
         for metric in FRICTION_METRICS_PER_SERVER:
             why = "cluster path only (kind)" if metric in CLUSTER_ONLY else reason
-            append_friction(self.run_dir, unavailable(server, metric, why,
-                                                      index=index if metric in STARTUP_METRICS else 0))
+            append_friction(
+                self.run_dir,
+                unavailable(server, metric, why, index=index if metric in STARTUP_METRICS else 0),
+            )
         self.notes.append(f"{server} unavailable: {reason}")
 
     def _baseline_artifact(self, target: Target) -> Path:
         # the artifact of the framework the baseline runs (TorchServe's exact bytes for PyTorch)
-        return self._torchscript_path() if registry.get(target.server).framework == "pytorch" else self.art1.savedmodel
+        return (
+            self._torchscript_path()
+            if registry.get(target.server).framework == "pytorch"
+            else self.art1.savedmodel
+        )
 
     def _torchscript_path(self) -> Path:
         """The TorchScript file from inside the .mar: the baseline runs TorchServe's exact bytes."""
@@ -579,9 +699,14 @@ def run_experiment(
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{exp.name}"
     # Absolute paths: servers run with their log directory as cwd.
     run_dir = runs_root.resolve() / run_id
-    run = LocalRun(exp, run_dir=run_dir, artifacts_root=artifacts_root.resolve(), prometheus=prometheus,
-                   friction_under_load=friction_under_load,
-                   startup_samples=exp.friction.startups)
+    run = LocalRun(
+        exp,
+        run_dir=run_dir,
+        artifacts_root=artifacts_root.resolve(),
+        prometheus=prometheus,
+        friction_under_load=friction_under_load,
+        startup_samples=exp.friction.startups,
+    )
     _log(f"run {run_id}: {len(targets)} target(s); {run.placement.note}")
     if experiment_path is not None and experiment_path.exists():
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -591,7 +716,10 @@ def run_experiment(
     # Everything started from here on dies with this process, even on kill -9 (watchdog.py).
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     watchdog.start(run_dir / "logs" / "watchdog.log")
-    with _progress(len(targets) * len(plan_steps(exp.load)) * exp.load.repeats) as advance, contextlib.ExitStack() as pin:
+    with (
+        _progress(len(targets) * len(plan_steps(exp.load)) * exp.load.repeats) as advance,
+        contextlib.ExitStack() as pin,
+    ):
         pin.callback(watchdog.stop)
         run.advance = advance
         run.prepare()  # unpinned, so the provenance records every CPU the machine offers

@@ -96,7 +96,9 @@ def oversize_size(limit_bytes: int | None) -> int:
 
 
 def _post(url: str, body: bytes, timeout_s: float) -> requests.Response:
-    return requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=timeout_s)
+    return requests.post(
+        url, data=body, headers={"Content-Type": "application/json"}, timeout=timeout_s
+    )
 
 
 def _result(case: BadPayloadCase, send: Callable[[], tuple[int, str]]) -> BadPayloadResult:
@@ -114,7 +116,9 @@ def probe_bad_payloads(
     """POST each harmless bad payload over REST; record status, message and whether it names
     the problem."""
     bodies = _bodies(tuple(input_shape[-3:]))
-    valid = json.dumps({"instances": np.zeros((1, *input_shape[-3:]), dtype=np.float32).tolist()}).encode()
+    valid = json.dumps(
+        {"instances": np.zeros((1, *input_shape[-3:]), dtype=np.float32).tolist()}
+    ).encode()
 
     out = []
     for case in CASES:
@@ -129,7 +133,9 @@ def probe_bad_payloads(
     return out
 
 
-def post_early_answer(url: str, body: bytes, timeout_s: float, chunk: int = 1 << 20) -> tuple[int, str]:
+def post_early_answer(
+    url: str, body: bytes, timeout_s: float, chunk: int = 1 << 20
+) -> tuple[int, str]:
     """POST ``body`` (Content-Length set) and read the answer even when the server sends it
     before the whole body arrived and may close the connection (TorchServe's REST pipeline
     aggregates bodies with netty's HttpObjectAggregator(max_request_size), pytorch/serve v0.12.0
@@ -150,7 +156,7 @@ def post_early_answer(url: str, body: bytes, timeout_s: float, chunk: int = 1 <<
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"body not sent within {timeout_s:.0f} s")
             try:
-                conn.sock.sendall(view[i:i + chunk])
+                conn.sock.sendall(view[i : i + chunk])
             except (BrokenPipeError, ConnectionResetError):
                 break
         conn.sock.settimeout(max(0.1, deadline - time.monotonic()))
@@ -161,8 +167,11 @@ def post_early_answer(url: str, body: bytes, timeout_s: float, chunk: int = 1 <<
 
 
 def probe_oversize(
-    predict_url: str, input_shape: tuple[int, ...], limit_bytes: int | None,
-    server_up: Callable[[], bool], timeout_s: float = 60.0,
+    predict_url: str,
+    input_shape: tuple[int, ...],
+    limit_bytes: int | None,
+    server_up: Callable[[], bool],
+    timeout_s: float = 60.0,
 ) -> BadPayloadResult:
     """POST a body just over ``limit_bytes`` (the server's request-size limit) and say what the
     server did with it: rejected it, accepted it, or crashed (``server_up()`` false afterwards)."""
@@ -200,8 +209,12 @@ def server_families(fams: list[Metric]) -> list[Metric]:
     and without the ``<family>_created`` gauges prometheus_client writes beside each counter,
     histogram and summary in the text format (one series, not another metric)."""
     names = {f.name for f in fams}
-    return [f for f in fams if not f.name.startswith(RUNTIME_FAMILY_PREFIXES)
-            and not (f.name.endswith("_created") and f.name.removesuffix("_created") in names)]
+    return [
+        f
+        for f in fams
+        if not f.name.startswith(RUNTIME_FAMILY_PREFIXES)
+        and not (f.name.endswith("_created") and f.name.removesuffix("_created") in names)
+    ]
 
 
 def probe_native_metrics(url: str) -> NativeMetrics:
@@ -213,7 +226,8 @@ def probe_native_metrics(url: str) -> NativeMetrics:
     # A request-time histogram or summary: named for latency (TF Serving's request_latency) or in
     # the base unit (KServe 0.21's request_predict_seconds, Prometheus naming convention).
     quantiles = any(
-        f.type in ("histogram", "summary") and ("latency" in f.name.lower() or f.name.endswith("_seconds"))
+        f.type in ("histogram", "summary")
+        and ("latency" in f.name.lower() or f.name.endswith("_seconds"))
         for f in fams
     )
     return NativeMetrics(len(fams), sorted(f.name for f in fams), quantiles)

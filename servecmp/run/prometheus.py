@@ -72,7 +72,10 @@ class LocalPrometheus:
             self.dir.mkdir(parents=True, exist_ok=True)
             text = rules_file.read_text() if rules_file is not None else rules_mod.render()
             (self.dir / RULES_FILE_NAME).write_text(text)
-            cfg["rule_files"] = [RULES_FILE_NAME, *[r for r in cfg.get("rule_files", []) if r != RULES_FILE_NAME]]
+            cfg["rule_files"] = [
+                RULES_FILE_NAME,
+                *[r for r in cfg.get("rule_files", []) if r != RULES_FILE_NAME],
+            ]
         self.scrape_config = cfg
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -128,11 +131,15 @@ class LocalPrometheus:
         last: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             try:
-                last = [t for t in self.targets() if wanted is None or t["labels"].get("job") in wanted]
+                last = [
+                    t for t in self.targets() if wanted is None or t["labels"].get("job") in wanted
+                ]
             except requests.RequestException:
                 last = []
-            if last and all(t.get("health") == "up" for t in last) and (
-                wanted is None or {t["labels"].get("job") for t in last} >= wanted
+            if (
+                last
+                and all(t.get("health") == "up" for t in last)
+                and (wanted is None or {t["labels"].get("job") for t in last} >= wanted)
             ):
                 return last
             time.sleep(poll_s)
@@ -145,7 +152,10 @@ class LocalPrometheus:
     def reload(self, scrape_config: dict[str, Any] | None = None) -> None:
         """Rewrite the config (e.g. a target came up later) and hot-reload it."""
         if scrape_config is not None:
-            self.scrape_config = {**scrape_config, "rule_files": self.scrape_config.get("rule_files", [])}
+            self.scrape_config = {
+                **scrape_config,
+                "rule_files": self.scrape_config.get("rule_files", []),
+            }
         sc.write_scrape_config(self.config_path, self.scrape_config)
         requests.post(f"{self.url}/-/reload", timeout=10).raise_for_status()
 

@@ -14,8 +14,14 @@ from servecmp.servers import registry
 
 
 def start_server(
-    server: str, model: str, work_dir: Path, artifacts_root: Path, *, cpus: tuple[int, ...] | None = None,
-    ready_timeout_s: float = 180.0, **experiment_fields: object,
+    server: str,
+    model: str,
+    work_dir: Path,
+    artifacts_root: Path,
+    *,
+    cpus: tuple[int, ...] | None = None,
+    ready_timeout_s: float = 180.0,
+    **experiment_fields: object,
 ) -> LocalServer:
     """Start ``server`` (a registry name) serving v1 of ``model`` (exported under
     ``artifacts_root``) and wait until it is ready; raises ServerUnavailable when it cannot run
@@ -30,11 +36,17 @@ def start_server(
     work_dir = Path(work_dir).resolve()
     adapter.publish(art, model_root(work_dir, adapter.name), 1)  # v1 only
     exp = parse_experiment(
-        {"name": "standalone", "model": model,
-         "targets": [{"server": adapter.name, "protocol": "rest"}], **experiment_fields}
+        {
+            "name": "standalone",
+            "model": model,
+            "targets": [{"server": adapter.name, "protocol": "rest"}],
+            **experiment_fields,
+        }
     )
     configs, dirs = local_configs(exp, work_dir, art, [adapter])  # free ports for this server only
-    srv = cls(configs, dirs[adapter.name], work_dir, model, cpus=cpus, memory_mib=exp.resources.memory_mib)
+    srv = cls(
+        configs, dirs[adapter.name], work_dir, model, cpus=cpus, memory_mib=exp.resources.memory_mib
+    )
     srv.start()
     try:
         srv.wait_ready(timeout_s=ready_timeout_s)

@@ -73,7 +73,9 @@ class TrickleLoad:
                 idx = client.payloads.index(i)  # cycle through the distinct payloads
                 logits = client.send(idx)
                 v = self._match(idx, logits)
-                self.samples.append(Sample(t, v is not None, v, None if v else "wrong_answer", self.now()))
+                self.samples.append(
+                    Sample(t, v is not None, v, None if v else "wrong_answer", self.now())
+                )
             except TransportError as err:
                 self.samples.append(Sample(t, False, None, err.kind, self.now()))
                 # A fresh connection after a failure, as a real client would reconnect.
@@ -112,5 +114,7 @@ class TrickleLoad:
             "requests": len(self.samples),
             "failed": sum(1 for s in self.samples if not s.ok),
             # [sent, ok, version, error, answered] per request, seconds on the sender's clock
-            "timeline": [[round(s.t, 4), s.ok, s.version, s.error, round(s.done, 4)] for s in self.samples],
+            "timeline": [
+                [round(s.t, 4), s.ok, s.version, s.error, round(s.done, 4)] for s in self.samples
+            ],
         }

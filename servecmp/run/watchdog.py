@@ -65,12 +65,20 @@ def remove_labelled_containers(token: str) -> list[str]:
     if shutil.which("docker") is None:
         return []
     try:
-        out = subprocess.run(["docker", "ps", "-a", "-q", "--filter", f"label={RUN_LABEL}={token}"],
-                             capture_output=True, text=True, timeout=DOCKER_TIMEOUT_S)
+        out = subprocess.run(
+            ["docker", "ps", "-a", "-q", "--filter", f"label={RUN_LABEL}={token}"],
+            capture_output=True,
+            text=True,
+            timeout=DOCKER_TIMEOUT_S,
+        )
         ids = out.stdout.split() if out.returncode == 0 else []
         if ids:
-            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, text=True,
-                           timeout=DOCKER_TIMEOUT_S)
+            subprocess.run(
+                ["docker", "rm", "-f", *ids],
+                capture_output=True,
+                text=True,
+                timeout=DOCKER_TIMEOUT_S,
+            )
     except (OSError, subprocess.TimeoutExpired):
         return []
     return ids
@@ -88,8 +96,14 @@ def _group_alive(pgid: int) -> bool:
     return _signal_group(pgid, 0)
 
 
-def clean_up(pgids: set[int], token: str | None, paths: set[str], *, grace_s: float = 3.0,
-             exclude: set[int] | None = None) -> None:
+def clean_up(
+    pgids: set[int],
+    token: str | None,
+    paths: set[str],
+    *,
+    grace_s: float = 3.0,
+    exclude: set[int] | None = None,
+) -> None:
     """Stop the registered groups (TERM, then KILL), every token holder, remove the paths."""
     for g in pgids:
         _signal_group(g, signal.SIGTERM)
@@ -122,10 +136,24 @@ class Watchdog:
         log = open(log_path, "ab") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "servecmp.run.watchdog", "--fd", str(read_fd),
-                 "--token", self.token, "--parent", str(os.getpid()), "--grace-s", str(grace_s)],
-                pass_fds=(read_fd,), start_new_session=True, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "servecmp.run.watchdog",
+                    "--fd",
+                    str(read_fd),
+                    "--token",
+                    self.token,
+                    "--parent",
+                    str(os.getpid()),
+                    "--grace-s",
+                    str(grace_s),
+                ],
+                pass_fds=(read_fd,),
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         finally:
             os.close(read_fd)

@@ -65,7 +65,10 @@ class Wire:
         """The ``wire`` block of the server's subchart values (generated, never hand-written)."""
         return {
             "service": self.service,
-            "ports": {p.name: {"port": p.number, "role": p.role, "appProtocol": p.app_protocol} for p in self.ports},
+            "ports": {
+                p.name: {"port": p.number, "role": p.role, "appProtocol": p.app_protocol}
+                for p in self.ports
+            },
             "metricsPort": self.port("metrics").name,
             "metricsPath": self.metrics_path,
             "readyPath": self.ready_path,
@@ -199,7 +202,9 @@ class ServerAdapter(ABC):
     def publish(self, artifacts: Any, model_root: Path, version: int) -> None:  # noqa: B027 - optional
         """Make ``version`` of the exported model visible where the server loads it from."""
 
-    def update_action(self, server: LocalServer, artifacts_v2: Any, model_root: Path) -> Callable[[], None]:
+    def update_action(
+        self, server: LocalServer, artifacts_v2: Any, model_root: Path
+    ) -> Callable[[], None]:
         """What the model-update friction test does to move the live server to version 2."""
         raise NotImplementedError(f"{self.name}: no model-update action")
 
@@ -237,7 +242,9 @@ class ServerAdapter(ABC):
         is this server's own directory under the run dir (``publish`` writes there),
         ``config_dir`` the one its generated files are written to."""
         assert self.wire is not None, f"{self.name}: an in-process baseline has no paths"
-        return {role: str(config_dir if role == "config" else model_root) for role in self.wire.paths}
+        return {
+            role: str(config_dir if role == "config" else model_root) for role in self.wire.paths
+        }
 
     # Helm: value key under the server's chart -> generated file passed with ``--set-file``
     # (e.g. {"config.properties": "config.properties"}).

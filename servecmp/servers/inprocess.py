@@ -32,30 +32,46 @@ KNOWN_FIELDS = ("tuning.workers", "tuning.intra_op_threads")
 PYTORCH_SPACE = SearchSpace(
     known=KNOWN_FIELDS,
     knobs=(
-        Knob(field="tuning.workers", values=(1, 2),
-             source="pytorch/serve v0.12.0 docs/performance_guide.md: number of workers (model "
-             "instances) on CPU; the baseline mirrors TorchServe's workers"),
-        Knob(field="tuning.intra_op_threads", values=(1, 2),
-             source="pytorch/serve v0.12.0 docs/performance_guide.md 'TorchServe On CPU': math "
-             "threads per instance (torch.set_num_threads)"),
-    )
+        Knob(
+            field="tuning.workers",
+            values=(1, 2),
+            source="pytorch/serve v0.12.0 docs/performance_guide.md: number of workers (model "
+            "instances) on CPU; the baseline mirrors TorchServe's workers",
+        ),
+        Knob(
+            field="tuning.intra_op_threads",
+            values=(1, 2),
+            source="pytorch/serve v0.12.0 docs/performance_guide.md 'TorchServe On CPU': math "
+            "threads per instance (torch.set_num_threads)",
+        ),
+    ),
 )
 
 TENSORFLOW_SPACE = SearchSpace(
     known=KNOWN_FIELDS,
     knobs=(
-        Knob(field="tuning.workers", values=(1, 2),
-             source="tensorflow/serving 2.20.0 tensorflow_serving/g3doc/performance.md 'Binary "
-             "Configuration': inter-op parallelism (concurrent runs)"),
-        Knob(field="tuning.intra_op_threads", values=(1, 2),
-             source="tensorflow/serving 2.20.0 tensorflow_serving/g3doc/performance.md 'Binary "
-             "Configuration': tensorflow_intra_op_parallelism"),
-    )
+        Knob(
+            field="tuning.workers",
+            values=(1, 2),
+            source="tensorflow/serving 2.20.0 tensorflow_serving/g3doc/performance.md 'Binary "
+            "Configuration': inter-op parallelism (concurrent runs)",
+        ),
+        Knob(
+            field="tuning.intra_op_threads",
+            values=(1, 2),
+            source="tensorflow/serving 2.20.0 tensorflow_serving/g3doc/performance.md 'Binary "
+            "Configuration': tensorflow_intra_op_parallelism",
+        ),
+    ),
 )
 
 _FAIRNESS = (
     FairnessRow("tuning.workers", "model instances shared by the users", "= tuning.workers"),
-    FairnessRow("tuning.intra_op_threads", "threads per instance", "cpus / workers (or tuning.intra_op_threads)"),
+    FairnessRow(
+        "tuning.intra_op_threads",
+        "threads per instance",
+        "cpus / workers (or tuning.intra_op_threads)",
+    ),
 )
 
 
@@ -72,8 +88,13 @@ class PyTorchInProcess(InProcessAdapter):
     name = "pytorch"
     label = "PyTorch in-process"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
-    protocols = (ProtocolSpec(Protocol.inprocess, (Encoding.ndarray,),
-                              "servecmp.load.clients.inprocess:PyTorchInProcessClient"),)
+    protocols = (
+        ProtocolSpec(
+            Protocol.inprocess,
+            (Encoding.ndarray,),
+            "servecmp.load.clients.inprocess:PyTorchInProcessClient",
+        ),
+    )
     search_space = PYTORCH_SPACE
 
 
@@ -81,8 +102,13 @@ class TensorFlowInProcess(InProcessAdapter):
     name = "tensorflow"
     label = "TensorFlow in-process"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "tensorflow"
-    protocols = (ProtocolSpec(Protocol.inprocess, (Encoding.ndarray,),
-                              "servecmp.load.clients.inprocess:TensorFlowInProcessClient"),)
+    protocols = (
+        ProtocolSpec(
+            Protocol.inprocess,
+            (Encoding.ndarray,),
+            "servecmp.load.clients.inprocess:TensorFlowInProcessClient",
+        ),
+    )
     search_space = TENSORFLOW_SPACE
 
 

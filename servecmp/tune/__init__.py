@@ -48,8 +48,10 @@ def servers_of(exp: Experiment, only: list[str] | None) -> list[str]:
         return present
     for name in only:
         if name not in present:
-            raise TuneError(f"--server {name!r}: no target of this server in {exp.name!r}; "
-                            f"its servers: {', '.join(present)}")
+            raise TuneError(
+                f"--server {name!r}: no target of this server in {exp.name!r}; "
+                f"its servers: {', '.join(present)}"
+            )
     return [s for s in present if s in only]
 
 
@@ -65,7 +67,9 @@ def _open_dir(exp: Experiment, spec: dict[str, Any], runs_root: Path, resume: Pa
         d = runs_root.resolve() / f"tune-{datetime.now(UTC):%Y%m%d-%H%M%S}-{exp.name}"
         d.mkdir(parents=True, exist_ok=False)
         (d / TUNE_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
-        (d / "experiment.yaml").write_text(yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False))
+        (d / "experiment.yaml").write_text(
+            yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False)
+        )
         return d
     d = resume.resolve()
     f = d / TUNE_FILE
@@ -74,8 +78,10 @@ def _open_dir(exp: Experiment, spec: dict[str, Any], runs_root: Path, resume: Pa
     stored = json.loads(f.read_text())
     for key in ("experiment_digest", "strategy", "servers", "budget_minutes", "cluster"):
         if stored.get(key, False if key == "cluster" else None) != spec.get(key):
-            raise TuneError(f"--resume {resume}: {key} differs from the stored run "
-                            f"({stored.get(key)!r} there, {spec.get(key)!r} now); resume with the same arguments")
+            raise TuneError(
+                f"--resume {resume}: {key} differs from the stored run "
+                f"({stored.get(key)!r} there, {spec.get(key)!r} now); resume with the same arguments"
+            )
     return d
 
 
@@ -85,8 +91,9 @@ def tuned_experiment(exp: Experiment, best: dict[str, Any], note: str) -> Experi
     data["name"] = f"tuned-{exp.name}"[:41]
     data["configuration"] = "tuned"
     data["description"] = (exp.description + " " if exp.description else "") + note
-    data["tuning"]["per_server"] = {s: c.server_tuning(exp).model_dump(mode="json", exclude_none=True)
-                                    for s, c in best.items()}
+    data["tuning"]["per_server"] = {
+        s: c.server_tuning(exp).model_dump(mode="json", exclude_none=True) for s, c in best.items()
+    }
     return parse_experiment(data, "tuned experiment")
 
 
@@ -131,10 +138,14 @@ def run_tune(
         spaces[name], held[name] = for_experiment(name, full, exp)
         if cluster and any(k.field == "tuning.logging" for k in spaces[name].knobs):
             # the charts mount only each server's chart_files, not the generated log configs
-            spaces[name] = replace(spaces[name], knobs=tuple(k for k in spaces[name].knobs
-                                                             if k.field != "tuning.logging"))
-            held[name].append(f"{name}: tuning.logging held at the experiment's value: the chart does "
-                              "not mount the generated log config (local runs only)")
+            spaces[name] = replace(
+                spaces[name],
+                knobs=tuple(k for k in spaces[name].knobs if k.field != "tuning.logging"),
+            )
+            held[name].append(
+                f"{name}: tuning.logging held at the experiment's value: the chart does "
+                "not mount the generated log config (local runs only)"
+            )
     empty = {n: "; ".join(held[n]) for n in names if not spaces[n].knobs}
     names = [n for n in names if n not in empty]
     if not names:
@@ -142,14 +153,24 @@ def run_tune(
     budget_s = budget_minutes * 60
     min_s = check_budget(exp, budget_s)
     sizes = {n: len(grid(n, spaces[n])) for n in names}
-    spec: dict[str, Any] = {"experiment": exp.name, "experiment_digest": exp.digest(), "strategy": strategy,
-            "cluster": cluster,
-            "servers": names, "budget_minutes": budget_minutes,
-            "space_sizes": sizes}
+    spec: dict[str, Any] = {
+        "experiment": exp.name,
+        "experiment_digest": exp.digest(),
+        "strategy": strategy,
+        "cluster": cluster,
+        "servers": names,
+        "budget_minutes": budget_minutes,
+        "space_sizes": sizes,
+    }
     tune_dir = _open_dir(exp, spec, runs_root, resume)
-    _log(f"{'resuming' if resume else 'tune run'} {tune_dir} ({strategy}, budget {budget_minutes:g} min, "
-         f"servers {', '.join(names)})")
-    for note in [*(x for n in names for x in held[n]), *(f"{n}: not tuned ({why})" for n, why in empty.items())]:
+    _log(
+        f"{'resuming' if resume else 'tune run'} {tune_dir} ({strategy}, budget {budget_minutes:g} min, "
+        f"servers {', '.join(names)})"
+    )
+    for note in [
+        *(x for n in names for x in held[n]),
+        *(f"{n}: not tuned ({why})" for n, why in empty.items()),
+    ]:
         _log(note)
     install_handlers()
     placement = cpu_plan.plan(exp.resources.cpus, exp.resources.pinning)
@@ -171,22 +192,40 @@ def run_tune(
         stack.enter_context(pinned(placement.generator_cpus if placement.pinned else None))
         # small spaces first: what they leave of their share rolls over to the larger ones
         order = sorted(names, key=lambda n: sizes[n])
-        reasons = {n: (("in-process baseline: no cluster form (tune it without --cluster)"
-                        if n in ("pytorch", "tensorflow") else None) if cluster else _unavailable(n))
-                   for n in order}
+        reasons = {
+            n: (
+                (
+                    "in-process baseline: no cluster form (tune it without --cluster)"
+                    if n in ("pytorch", "tensorflow")
+                    else None
+                )
+                if cluster
+                else _unavailable(n)
+            )
+            for n in order
+        }
         for name in order:
             reason = reasons[name]
             if reason:
                 _log(f"{name}: unavailable — {reason}")
-                outcomes.append(ServerOutcome(name, defaults_candidate(name, exp, spaces[name]), None,
-                                              unavailable=reason))
+                outcomes.append(
+                    ServerOutcome(
+                        name, defaults_candidate(name, exp, spaces[name]), None, unavailable=reason
+                    )
+                )
         avail = [n for n in order if not reasons[n]]
         # each server's share of what is left, by how many measurements its search plans
-        weight = {n: (sizes[n] if strategy == "grid" else planned_measurements(spaces[n])) for n in avail}
+        weight = {
+            n: (sizes[n] if strategy == "grid" else planned_measurements(spaces[n])) for n in avail
+        }
         for i, name in enumerate(avail):
-            share_end = budget.spent_s + budget.left_s * weight[name] / sum(weight[n] for n in avail[i:])
-            _log(f"{name}: {sizes[name]} configurations in its space; "
-                 f"share {share_end - budget.spent_s:.0f} s")
+            share_end = budget.spent_s + budget.left_s * weight[name] / sum(
+                weight[n] for n in avail[i:]
+            )
+            _log(
+                f"{name}: {sizes[name]} configurations in its space; "
+                f"share {share_end - budget.spent_s:.0f} s"
+            )
             if strategy == "grid":
                 o = search.run_grid(name, spaces[name], share_end)
             else:
@@ -196,10 +235,18 @@ def run_tune(
     wall = time.monotonic() - t0
     records, _ = store.read()
     summary: dict[str, Any] = {
-        "experiment": exp.name, "experiment_digest": exp.digest(), "strategy": strategy,
-        "budget_minutes": budget_minutes, "measured_s": budget.spent_s, "wall_s": wall,
-        "loadavg_at_start": list(load_before), "loadavg_at_end": list(os.getloadavg()),
-        "placement": placement.as_dict(), "tune_dir": str(tune_dir), "servers": []}
+        "experiment": exp.name,
+        "experiment_digest": exp.digest(),
+        "strategy": strategy,
+        "budget_minutes": budget_minutes,
+        "measured_s": budget.spent_s,
+        "wall_s": wall,
+        "loadavg_at_start": list(load_before),
+        "loadavg_at_end": list(os.getloadavg()),
+        "placement": placement.as_dict(),
+        "tune_dir": str(tune_dir),
+        "servers": [],
+    }
     best: dict[str, Any] = {}
     for o in outcomes:
         row = describe(o)
@@ -213,21 +260,31 @@ def run_tune(
             if strategy == "grid" or row["defaults_won"]:
                 ratios = None
             row["ratios"] = {k: v.__dict__ for k, v in (ratios or {}).items()}
-            screened = {m.config_id: m for m in records if m.server == o.server and m.stage in ("screen", "grid")}
-            row["best_screen_rps"] = screened[o.best.id].score_rps if o.best.id in screened else None
+            screened = {
+                m.config_id: m
+                for m in records
+                if m.server == o.server and m.stage in ("screen", "grid")
+            }
+            row["best_screen_rps"] = (
+                screened[o.best.id].score_rps if o.best.id in screened else None
+            )
             cm = [m.score_rps for m in confirm if m.config_id == o.best.id]
             row["best_confirmed_rps"] = sum(cm) / len(cm) if cm else None
             ri = report.rerun_interval(cm)
             row["rerun_interval"] = ri.__dict__ if ri else None
         summary["servers"].append(row)
-    (tune_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+    (tune_dir / "summary.json").write_text(
+        json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
+    )
     if best:
         note = f"Each server at its best found by `servecmp tune` ({tune_dir.name})."
         tuned = tuned_experiment(exp, best, note)
         header = _header(tune_dir, summary, experiment)
         data = tuned.model_dump(mode="json")
-        data["tuning"]["per_server"] = {s: {k: v for k, v in o.items() if v is not None}
-                                        for s, o in data["tuning"]["per_server"].items()}
+        data["tuning"]["per_server"] = {
+            s: {k: v for k, v in o.items() if v is not None}
+            for s, o in data["tuning"]["per_server"].items()
+        }
         text = header + yaml.safe_dump(data, sort_keys=False)
         (tune_dir / "tuned.yaml").write_text(text)
         if out is not None and strategy != "grid":
@@ -241,29 +298,37 @@ def run_tune(
 
 
 def _header(tune_dir: Path, summary: dict[str, Any], experiment: str | Path) -> str:
-    lines = [f"# Tuned by `servecmp tune {experiment} --budget-minutes {summary['budget_minutes']:g}`",
-             f"# (tune run {tune_dir.name}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, strategy {summary['strategy']}).",
-             "# Each server runs its own best configuration (tuning.per_server) inside the same",
-             "# resources budget; `servecmp run` and the Helm path read it unchanged."]
+    lines = [
+        f"# Tuned by `servecmp tune {experiment} --budget-minutes {summary['budget_minutes']:g}`",
+        f"# (tune run {tune_dir.name}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, strategy {summary['strategy']}).",
+        "# Each server runs its own best configuration (tuning.per_server) inside the same",
+        "# resources budget; `servecmp run` and the Helm path read it unchanged.",
+    ]
     for s in summary["servers"]:
         if s.get("unavailable"):
-            lines.append(f"# {s['server']}: not tuned (unavailable: {s['unavailable']}); runs the shared settings.")
+            lines.append(
+                f"# {s['server']}: not tuned (unavailable: {s['unavailable']}); runs the shared settings."
+            )
         else:
             tp = (s.get("ratios") or {}).get("throughput_rps")
-            ratio = (f", throughput under SLO x{tp['ratio']:.2f} vs defaults" if tp else "")
+            ratio = f", throughput under SLO x{tp['ratio']:.2f} vs defaults" if tp else ""
             if s.get("defaults_won"):
                 ratio = " (the defaults won the re-measurement)"
             lines.append(f"# {s['server']}: {s['best_label']}{ratio}")
             ri = s.get("rerun_interval")
             if ri:
-                lines.append(f"#   a rerun is expected at {ri['low']:.1f}-{ri['high']:.1f} req/s ({ri['text']})")
+                lines.append(
+                    f"#   a rerun is expected at {ri['low']:.1f}-{ri['high']:.1f} req/s ({ri['text']})"
+                )
     return "\n".join(lines) + "\n"
 
 
 def _print(summary: dict[str, Any]) -> None:
-    print(f"\nservecmp tune {summary['experiment']} ({summary['strategy']}): measured "
-          f"{summary['measured_s']:.0f} s, wall {summary['wall_s']:.0f} s of a "
-          f"{summary['budget_minutes']:g} min budget")
+    print(
+        f"\nservecmp tune {summary['experiment']} ({summary['strategy']}): measured "
+        f"{summary['measured_s']:.0f} s, wall {summary['wall_s']:.0f} s of a "
+        f"{summary['budget_minutes']:g} min budget"
+    )
     for s in summary["servers"]:
         if s.get("unavailable"):
             print(f"  {s['server']:<11} unavailable: {s['unavailable']}")
@@ -271,8 +336,11 @@ def _print(summary: dict[str, Any]) -> None:
         tp = (s.get("ratios") or {}).get("throughput_rps")
         if tp:
             iv = tp["interval"]
-            r = (f"best/defaults x{tp['ratio']:.2f}" + (f" [{iv[0]:.2f}, {iv[1]:.2f}]" if iv else "")
-                 + f" ({tp['defaults']:.1f} -> {tp['best']:.1f} req/s)")
+            r = (
+                f"best/defaults x{tp['ratio']:.2f}"
+                + (f" [{iv[0]:.2f}, {iv[1]:.2f}]" if iv else "")
+                + f" ({tp['defaults']:.1f} -> {tp['best']:.1f} req/s)"
+            )
         elif s.get("defaults_won"):
             r = f"the defaults won the re-measurement ({s.get('best_confirmed_rps') or 0:.1f} req/s mean)"
         else:
@@ -280,4 +348,6 @@ def _print(summary: dict[str, Any]) -> None:
         print(f"  {s['server']:<11} {s['best_label']}: {r}")
         ri = s.get("rerun_interval")
         if ri:
-            print(f"  {'':<11} rerun expected at {ri['low']:.1f}-{ri['high']:.1f} req/s ({ri['text']})")
+            print(
+                f"  {'':<11} rerun expected at {ri['low']:.1f}-{ri['high']:.1f} req/s ({ri['text']})"
+            )

@@ -34,8 +34,13 @@ def level_concurrency(level: str | None) -> int:
     return 1
 
 
-def burn_in(make: Callable[[], TargetClient], n_payloads: int, concurrency: int,
-            seconds: float = BURN_IN_S, max_requests: int = BURN_IN_MAX_REQUESTS) -> BurnIn:
+def burn_in(
+    make: Callable[[], TargetClient],
+    n_payloads: int,
+    concurrency: int,
+    seconds: float = BURN_IN_S,
+    max_requests: int = BURN_IN_MAX_REQUESTS,
+) -> BurnIn:
     """``concurrency`` closed-loop senders for ``seconds`` or ``max_requests`` requests in all,
     whichever ends first; answers are checked (a failure is counted, not raised)."""
     t0 = time.monotonic()
@@ -56,7 +61,10 @@ def burn_in(make: Callable[[], TargetClient], n_payloads: int, concurrency: int,
                     with lock:
                         sent[1] += 1
 
-    threads = [threading.Thread(target=sender, name=f"burn-in-{k}", daemon=True) for k in range(concurrency)]
+    threads = [
+        threading.Thread(target=sender, name=f"burn-in-{k}", daemon=True)
+        for k in range(concurrency)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -59,11 +59,15 @@ def unavailable_reason() -> str | None:
 
 
 class ClusterMeasurer:
-    def __init__(self, exp: Experiment, tune_dir: Path, root: Path = ROOT, python: str | None = None) -> None:
+    def __init__(
+        self, exp: Experiment, tune_dir: Path, root: Path = ROOT, python: str | None = None
+    ) -> None:
         self.exp = exp
         self.tune_dir = tune_dir
         self.root = root
-        self.python = python or os.environ.get("SERVECMP_PYTHON") or str(root / ".venv" / "bin" / "python")
+        self.python = (
+            python or os.environ.get("SERVECMP_PYTHON") or str(root / ".venv" / "bin" / "python")
+        )
         env = _env_file(root)
         self.release = env["SERVECMP_RELEASE"]
         self.namespace = env["SERVECMP_NAMESPACE"]
@@ -72,7 +76,9 @@ class ClusterMeasurer:
     def _run(self, cmd: list[str], what: str) -> str:
         proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=1800)
         if proc.returncode != 0:
-            raise TuneError(f"{what} failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}")
+            raise TuneError(
+                f"{what} failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}"
+            )
         return proc.stdout + proc.stderr
 
     def rollout(self, exp: Experiment, cand_dir: Path) -> None:
@@ -81,22 +87,59 @@ class ClusterMeasurer:
         config_dir, values = write_helm_inputs(exp, cand_dir / "helm")
         helm = helm_binary(self.root)
         if helm is None:
-            raise TuneError("helm not found (SERVECMP_HELM, .tools/bin/helm or PATH): run make helm")
+            raise TuneError(
+                "helm not found (SERVECMP_HELM, .tools/bin/helm or PATH): run make helm"
+            )
         # --reuse-values keeps what kind-up set (image tags, monitoring release); the candidate's
         # values file and config files override the server settings only
-        self._run([helm, "upgrade", self.release, str(self.root / "helm" / "servecmp"),
-                   "--kube-context", self.context, "--namespace", self.namespace, "--reuse-values",
-                   "-f", str(values), *set_file_args(config_dir)], "helm upgrade")
-        self._run([self.python, "-m", "servecmp.cluster.cluster", "--context", self.context,
-                   "--namespace", self.namespace, "wait", "--timeout", "600"], "rollout wait")
+        self._run(
+            [
+                helm,
+                "upgrade",
+                self.release,
+                str(self.root / "helm" / "servecmp"),
+                "--kube-context",
+                self.context,
+                "--namespace",
+                self.namespace,
+                "--reuse-values",
+                "-f",
+                str(values),
+                *set_file_args(config_dir),
+            ],
+            "helm upgrade",
+        )
+        self._run(
+            [
+                self.python,
+                "-m",
+                "servecmp.cluster.cluster",
+                "--context",
+                self.context,
+                "--namespace",
+                self.namespace,
+                "wait",
+                "--timeout",
+                "600",
+            ],
+            "rollout wait",
+        )
 
-    def measure(self, cand: Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None,
-                level: str | None = None) -> Measurement:
+    def measure(
+        self,
+        cand: Candidate,
+        stage: Stage,
+        rnd: int,
+        incumbent: Measurement | None = None,
+        level: str | None = None,
+    ) -> Measurement:
         """The in-cluster Job runs the experiment's whole profile (``level`` is not narrowed here)."""
         exp = variant(self.exp, cand)
         target = target_for(exp, cand.server)
         if target.is_baseline:
-            raise TuneError(f"{cand.server} is an in-process baseline: it has no cluster form (tune it locally)")
+            raise TuneError(
+                f"{cand.server} is an in-process baseline: it has no cluster form (tune it locally)"
+            )
         rel = Path("candidates") / cand.server / f"{cand.id}-{stage}-r{rnd}"
         cand_dir = self.tune_dir / rel
         cand_dir.mkdir(parents=True, exist_ok=True)
@@ -105,17 +148,35 @@ class ClusterMeasurer:
         t0 = time.monotonic()
         started = datetime.now(UTC).isoformat()
         self.rollout(exp, cand_dir)
-        out = self._run(["bash", str(self.root / "scripts" / "kind-load.sh"), str(exp_file), "--target", target.name],
-                        "in-cluster load (scripts/kind-load.sh)")
+        out = self._run(
+            [
+                "bash",
+                str(self.root / "scripts" / "kind-load.sh"),
+                str(exp_file),
+                "--target",
+                target.name,
+            ],
+            "in-cluster load (scripts/kind-load.sh)",
+        )
         found = re.findall(r"results: (\S.*)$", out, flags=re.M)
         if not found:
             raise TuneError(f"scripts/kind-load.sh printed no results directory:\n{out[-1500:]}")
         run_dir = Path(found[-1].strip())
         (cand_dir / "run").write_text(str(run_dir) + "\n")  # where the steps are
         steps = [s for s in RunStore(run_dir).read_steps().steps if s.target == target.name]
-        m = Measurement(server=cand.server, target=target.name, config_id=cand.id, config=cand.as_dict(),
-                        label=cand.label(), stage=stage, round=rnd, started_at=started, duration_s=0.0,
-                        candidate_dir=str(rel), levels=[level_of(s, exp.load.slo_p99_ms) for s in steps])
+        m = Measurement(
+            server=cand.server,
+            target=target.name,
+            config_id=cand.id,
+            config=cand.as_dict(),
+            label=cand.label(),
+            stage=stage,
+            round=rnd,
+            started_at=started,
+            duration_s=0.0,
+            candidate_dir=str(rel),
+            levels=[level_of(s, exp.load.slo_p99_ms) for s in steps],
+        )
         score(m)
         m.duration_s = round(time.monotonic() - t0, 2)
         return m

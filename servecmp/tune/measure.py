@@ -42,13 +42,31 @@ def param_text(param: tuple[str, float]) -> str:
 
 def level_of(step: StepResult, slo_ms: float) -> Level:
     p99 = step.latency_ms.p99
-    param = f"concurrency={step.concurrency}" if step.mode == "closed_loop" else f"rate={step.rate:g}"
+    param = (
+        f"concurrency={step.concurrency}" if step.mode == "closed_loop" else f"rate={step.rate:g}"
+    )
     cpu = step.generator.server_cpu_fraction if step.generator else None
-    ok = (step.valid and step.disrupted is None and p99 is not None and p99 <= slo_ms
-          and step.error_fraction <= MAX_ERROR_FRACTION and step.throughput_rps > 0)
-    return Level(param=param, throughput_rps=step.throughput_rps, p50_ms=step.latency_ms.p50, p99_ms=p99,
-                 error_fraction=step.error_fraction, valid=step.valid, steady=step.steady,
-                 disrupted=step.disrupted, slo_ok=ok, server_cpu=cpu, step_id=step.step_id)
+    ok = (
+        step.valid
+        and step.disrupted is None
+        and p99 is not None
+        and p99 <= slo_ms
+        and step.error_fraction <= MAX_ERROR_FRACTION
+        and step.throughput_rps > 0
+    )
+    return Level(
+        param=param,
+        throughput_rps=step.throughput_rps,
+        p50_ms=step.latency_ms.p50,
+        p99_ms=p99,
+        error_fraction=step.error_fraction,
+        valid=step.valid,
+        steady=step.steady,
+        disrupted=step.disrupted,
+        slo_ok=ok,
+        server_cpu=cpu,
+        step_id=step.step_id,
+    )
 
 
 def score(m: Measurement) -> None:
@@ -67,15 +85,26 @@ def score(m: Measurement) -> None:
 class LocalMeasurer:
     """Measures candidates on this machine; each in its own run directory under the tune dir."""
 
-    def __init__(self, exp: Experiment, tune_dir: Path, artifacts_root: Path,
-                 log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        exp: Experiment,
+        tune_dir: Path,
+        artifacts_root: Path,
+        log: Callable[[str], None] = print,
+    ) -> None:
         self.exp = exp
         self.tune_dir = tune_dir
         self.artifacts_root = artifacts_root
         self.log = log
 
-    def measure(self, cand: Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None,
-                level: str | None = None) -> Measurement:
+    def measure(
+        self,
+        cand: Candidate,
+        stage: Stage,
+        rnd: int,
+        incumbent: Measurement | None = None,
+        level: str | None = None,
+    ) -> Measurement:
         """``level`` (e.g. ``concurrency=4``): measure only that load level of the profile."""
         from servecmp.load.engine import plan_steps
         from servecmp.run import probes
@@ -89,12 +118,26 @@ class LocalMeasurer:
             run_dir.rename(run_dir.with_name(f"{run_dir.name}.killed-{int(time.time())}"))
         t0 = time.monotonic()
         started = datetime.now(UTC).isoformat()
-        run = LocalRun(exp, run_dir=run_dir, artifacts_root=self.artifacts_root, prometheus=False,
-                       friction_under_load=False)
+        run = LocalRun(
+            exp,
+            run_dir=run_dir,
+            artifacts_root=self.artifacts_root,
+            prometheus=False,
+            friction_under_load=False,
+        )
         run.prepare()
-        m = Measurement(server=cand.server, target=target.name, config_id=cand.id, config=cand.as_dict(),
-                        label=cand.label(), stage=stage, round=rnd, started_at=started, duration_s=0.0,
-                        candidate_dir=str(rel))
+        m = Measurement(
+            server=cand.server,
+            target=target.name,
+            config_id=cand.id,
+            config=cand.as_dict(),
+            label=cand.label(),
+            stage=stage,
+            round=rnd,
+            started_at=started,
+            duration_s=0.0,
+            candidate_dir=str(rel),
+        )
         gen = run.placement.generator_cpus if run.placement.pinned else None
         base_cpus = run.placement.server_cpus if run.placement.pinned else None
         server: Any = None
@@ -102,8 +145,10 @@ class LocalMeasurer:
             if not target.is_baseline:
                 server = run.bring_up(cand.server, [target])
                 if server is None:
-                    m.unavailable = next((n for n in run.notes if n.startswith(f"{cand.server} unavailable")),
-                                         f"{cand.server} did not start")
+                    m.unavailable = next(
+                        (n for n in run.notes if n.startswith(f"{cand.server} unavailable")),
+                        f"{cand.server} did not start",
+                    )
                     return self._done(m, t0)
             if stage == "confirm" and server is not None:
                 m.burn_in = self._burn_in(run, exp, target, server, level)
@@ -123,23 +168,44 @@ class LocalMeasurer:
                 if server is None:
                     own = exp.for_server(cand.server)
                     artifact = run._baseline_artifact(target)
-                    run._run_target(target, str(artifact), repeat=rnd, cpus=base_cpus, params=[param],
-                                    client_options={"intra_op_threads": own.intra_op_threads,
-                                                    "workers": own.tuning.workers})
+                    run._run_target(
+                        target,
+                        str(artifact),
+                        repeat=rnd,
+                        cpus=base_cpus,
+                        params=[param],
+                        client_options={
+                            "intra_op_threads": own.intra_op_threads,
+                            "workers": own.tuning.workers,
+                        },
+                    )
                 else:
                     root = server.measured_pid() if server.process.alive() else None
                     if root is None:
                         m.early_stop = f"{cand.server} died during the measurement"
                         break
-                    run._run_target(target, server.address(target.protocol), repeat=rnd, cpus=gen,
-                                    params=[param], server_pids=[p.pid for p in probes.tree(root)])
+                    run._run_target(
+                        target,
+                        server.address(target.protocol),
+                        repeat=rnd,
+                        cpus=gen,
+                        params=[param],
+                        server_pids=[p.pid for p in probes.tree(root)],
+                    )
                 for step in run.results[before:]:
                     m.levels.append(level_of(step, exp.load.slo_p99_ms))
                 last = m.levels[-1] if len(m.levels) > n0 else None
                 inc = ref.get(last.param) if last else None
-                if last and inc and inc.slo_ok and last.throughput_rps < (1 - EARLY_STOP_MARGIN) * inc.throughput_rps:
-                    m.early_stop = (f"stopped early at {last.param}: {last.throughput_rps:.1f} req/s is more than "
-                                    f"{EARLY_STOP_MARGIN:.0%} below the incumbent's {inc.throughput_rps:.1f}")
+                if (
+                    last
+                    and inc
+                    and inc.slo_ok
+                    and last.throughput_rps < (1 - EARLY_STOP_MARGIN) * inc.throughput_rps
+                ):
+                    m.early_stop = (
+                        f"stopped early at {last.param}: {last.throughput_rps:.1f} req/s is more than "
+                        f"{EARLY_STOP_MARGIN:.0%} below the incumbent's {inc.throughput_rps:.1f}"
+                    )
                     break
                 if screening and last and last.slo_ok:
                     break  # lower concurrency cannot serve more under the SLO
@@ -156,16 +222,23 @@ class LocalMeasurer:
             run.finish_meta()
         return self._done(m, t0)
 
-    def _burn_in(self, run: Any, exp: Experiment, target: Target, server: Any, level: str | None) -> dict[str, float]:
+    def _burn_in(
+        self, run: Any, exp: Experiment, target: Target, server: Any, level: str | None
+    ) -> dict[str, float]:
         """Confirmation only: the fresh server under a short bounded warm load at the level's
         concurrency before it is measured (in-process baselines load their model per step: none)."""
         from servecmp.load.clients import make_client
         from servecmp.tune.burnin import burn_in, level_concurrency
 
         address = server.address(target.protocol)
-        b = burn_in(lambda: make_client(target, address, run.payloads, exp.load.request_timeout_s),
-                    len(run.payloads), level_concurrency(level))
-        self.log(f"  burn-in {target.name}: {b.requests} requests in {b.seconds:.0f} s ({b.failures} failed)")
+        b = burn_in(
+            lambda: make_client(target, address, run.payloads, exp.load.request_timeout_s),
+            len(run.payloads),
+            level_concurrency(level),
+        )
+        self.log(
+            f"  burn-in {target.name}: {b.requests} requests in {b.seconds:.0f} s ({b.failures} failed)"
+        )
         return {"seconds": b.seconds, "requests": float(b.requests), "failures": float(b.failures)}
 
     @staticmethod

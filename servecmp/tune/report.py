@@ -28,10 +28,16 @@ class Ratio:
     significant: bool
 
     def text(self, unit: str) -> str:
-        iv = (f" [{self.interval[0]:.2f}, {self.interval[1]:.2f}]" if self.interval else " (no interval: < 2 rounds)")
+        iv = (
+            f" [{self.interval[0]:.2f}, {self.interval[1]:.2f}]"
+            if self.interval
+            else " (no interval: < 2 rounds)"
+        )
         sig = "" if self.significant else ", within noise"
-        return (f"{self.defaults:.1f} → {self.best:.1f} {unit}: x{self.ratio:.2f}{iv}, "
-                f"{self.n_pairs} paired round(s){sig}")
+        return (
+            f"{self.defaults:.1f} → {self.best:.1f} {unit}: x{self.ratio:.2f}{iv}, "
+            f"{self.n_pairs} paired round(s){sig}"
+        )
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,14 @@ def rerun_interval(per_round_rps: list[float], level: float = 0.95) -> RerunInte
     mean = sum(xs) / n
     sd = (sum((x - mean) ** 2 for x in xs) / (n - 1)) ** 0.5
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd * (1 + 1 / n) ** 0.5
-    return RerunInterval(mean, max(0.0, mean - half), mean + half, n,
-                         f"{level:.0%} prediction interval from {n} burned-in confirmation rounds, mean "
-                         f"{mean:.1f} req/s; an indication on a machine whose load varies")
+    return RerunInterval(
+        mean,
+        max(0.0, mean - half),
+        mean + half,
+        n,
+        f"{level:.0%} prediction interval from {n} burned-in confirmation rounds, mean "
+        f"{mean:.1f} req/s; an indication on a machine whose load varies",
+    )
 
 
 def _p99_at(m: Measurement, param: str | None) -> float | None:
@@ -75,7 +86,9 @@ def _score_param(m: Measurement) -> str | None:
     return max(ok, key=lambda lv: lv.throughput_rps).param if ok else None
 
 
-def defaults_vs_best(confirm: list[Measurement], defaults_id: str, best_id: str) -> dict[str, Ratio] | None:
+def defaults_vs_best(
+    confirm: list[Measurement], defaults_id: str, best_id: str
+) -> dict[str, Ratio] | None:
     """Paired over confirmation rounds: throughput under the SLO, and p99 at the load level where
     the best configuration reached it (the same level for both)."""
     d = {m.round: m for m in confirm if m.config_id == defaults_id}
@@ -100,8 +113,15 @@ def defaults_vs_best(confirm: list[Measurement], defaults_id: str, best_id: str)
         if len(good) >= 2:
             v = paired_verdict(METRICS[metric], good, a, bb)
             assert v.change is not None and v.interval is not None
-            out[metric] = Ratio(metric, a, bb, 1 + v.change, (1 + v.interval[0], 1 + v.interval[1]),
-                                len(good), v.significant)
+            out[metric] = Ratio(
+                metric,
+                a,
+                bb,
+                1 + v.change,
+                (1 + v.interval[0], 1 + v.interval[1]),
+                len(good),
+                v.significant,
+            )
         else:
             x, y = good[0]
             out[metric] = Ratio(metric, x, y, y / x, None, 1, False)
@@ -112,14 +132,20 @@ def build(tune_dir: Path, summary: dict[str, Any], slo_ms: float) -> tuple[Path,
     ms, _ = TuneStore(tune_dir).read()
     out = tune_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
-    md: list[str] = [f"# servecmp tune: {summary['experiment']}", "",
-                     f"Tune run `{tune_dir.name}`; strategy {summary['strategy']}; budget "
-                     f"{summary['budget_minutes']:g} min; measured {summary['measured_s']:.0f} s; "
-                     f"wall {summary['wall_s']:.0f} s. Objective: highest throughput whose p99 ≤ "
-                     f"{slo_ms:g} ms with ≤ 0.1 % errors; ties (≤ 3 %) go to less CPU, then less memory.", ""]
+    md: list[str] = [
+        f"# servecmp tune: {summary['experiment']}",
+        "",
+        f"Tune run `{tune_dir.name}`; strategy {summary['strategy']}; budget "
+        f"{summary['budget_minutes']:g} min; measured {summary['measured_s']:.0f} s; "
+        f"wall {summary['wall_s']:.0f} s. Objective: highest throughput whose p99 ≤ "
+        f"{slo_ms:g} ms with ≤ 0.1 % errors; ties (≤ 3 %) go to less CPU, then less memory.",
+        "",
+    ]
     md.append("## Defaults vs best")
     md.append("")
-    md.append("| server | defaults | best | throughput under SLO (best / defaults, 95 % interval) | p99 at that load (best / defaults) | search |")
+    md.append(
+        "| server | defaults | best | throughput under SLO (best / defaults, 95 % interval) | p99 at that load (best / defaults) | search |"
+    )
     md.append("|---|---|---|---|---|---|")
     for s in summary["servers"]:
         if s.get("unavailable"):
@@ -128,10 +154,19 @@ def build(tune_dir: Path, summary: dict[str, Any], slo_ms: float) -> tuple[Path,
         r = s.get("ratios") or {}
         tp = r.get("throughput_rps")
         p99 = r.get("latency_p99_ms")
-        tp_t = Ratio(**tp).text("req/s") if tp else (
-            "the defaults won the re-measurement (x1)" if s.get("defaults_won") else "no paired re-measurement")
+        tp_t = (
+            Ratio(**tp).text("req/s")
+            if tp
+            else (
+                "the defaults won the re-measurement (x1)"
+                if s.get("defaults_won")
+                else "no paired re-measurement"
+            )
+        )
         p_t = Ratio(**p99).text("ms") if p99 else "—"
-        md.append(f"| {s['server']} | {s['defaults_label']} | {s['best_label']} | {tp_t} | {p_t} | {s['stopped']} |")
+        md.append(
+            f"| {s['server']} | {s['defaults_label']} | {s['best_label']} | {tp_t} | {p_t} | {s['stopped']} |"
+        )
     md.append("")
     md.append("### Rerun interval")
     md.append("")
@@ -139,54 +174,78 @@ def build(tune_dir: Path, summary: dict[str, Any], slo_ms: float) -> tuple[Path,
         ri = s.get("rerun_interval")
         if s.get("unavailable"):
             continue
-        md.append(f"- **{s['server']}** ({s['best_label']}): " + (
-            f"a rerun of the tuned file through `servecmp run` is expected at {ri['low']:.1f} to {ri['high']:.1f} "
-            f"req/s at the confirmation's load level ({ri['text']})" if ri else
-            "no rerun interval (fewer than 2 confirmation rounds of the winner)"))
+        md.append(
+            f"- **{s['server']}** ({s['best_label']}): "
+            + (
+                f"a rerun of the tuned file through `servecmp run` is expected at {ri['low']:.1f} to {ri['high']:.1f} "
+                f"req/s at the confirmation's load level ({ri['text']})"
+                if ri
+                else "no rerun interval (fewer than 2 confirmation rounds of the winner)"
+            )
+        )
         for note in s.get("held") or []:
             md.append(f"  - {note}")
     md.append("")
-    md.append("Ratios come from the confirmation rounds only (defaults and the top candidates re-measured "
-              "in interleaved, counterbalanced rounds (A B, B A) at one load level, each server burned in "
-              "with a short warm load before it is measured), over the rounds where both met "
-              "the SLO; the interval is a Student-t interval over the paired log-ratios (as the run "
-              "report's verdicts). The winner is the best mean over all rounds, a round that missed the "
-              "SLO counting 0.")
+    md.append(
+        "Ratios come from the confirmation rounds only (defaults and the top candidates re-measured "
+        "in interleaved, counterbalanced rounds (A B, B A) at one load level, each server burned in "
+        "with a short warm load before it is measured), over the rounds where both met "
+        "the SLO; the interval is a Student-t interval over the paired log-ratios (as the run "
+        "report's verdicts). The winner is the best mean over all rounds, a round that missed the "
+        "SLO counting 0."
+    )
     md.append("")
     md.append("## Pareto front (throughput vs p99)")
     md.append("")
     pts = points(ms)
     for server in sorted({p.server for p in pts}):
-        md.append(f"- **{server}**: " + "; ".join(
-            f"{p.throughput_rps:.1f} req/s at p99 {p.p99_ms:.1f} ms ({p.label}, {p.param})"
-            for p in front([p for p in pts if p.server == server])))
+        md.append(
+            f"- **{server}**: "
+            + "; ".join(
+                f"{p.throughput_rps:.1f} req/s at p99 {p.p99_ms:.1f} ms ({p.label}, {p.param})"
+                for p in front([p for p in pts if p.server == server])
+            )
+        )
     md.append("")
     md.append("## Every measurement")
     md.append("")
-    md.append("| server | stage | round | configuration | score (req/s) | p99 (ms) | levels | duration (s) | note |")
+    md.append(
+        "| server | stage | round | configuration | score (req/s) | p99 (ms) | levels | duration (s) | note |"
+    )
     md.append("|---|---|---|---|---|---|---|---|---|")
     for m in ms:
-        lv = "; ".join(f"{x.param}: {x.throughput_rps:.1f}/s p99 {x.p99_ms if x.p99_ms is None else round(x.p99_ms, 1)}"
-                       f"{'' if x.steady else ' (unsteady)'}{'' if x.valid else ' (INVALID)'}" for x in m.levels)
+        lv = "; ".join(
+            f"{x.param}: {x.throughput_rps:.1f}/s p99 {x.p99_ms if x.p99_ms is None else round(x.p99_ms, 1)}"
+            f"{'' if x.steady else ' (unsteady)'}{'' if x.valid else ' (INVALID)'}"
+            for x in m.levels
+        )
         p99 = "—" if m.score_p99_ms is None else f"{m.score_p99_ms:.1f}"
-        md.append(f"| {m.server} | {m.stage} | {m.round} | {m.label} | {m.score_rps:.1f} | {p99} | {lv} | "
-                  f"{m.duration_s:.0f} | {m.early_stop or m.unavailable or ''} |")
+        md.append(
+            f"| {m.server} | {m.stage} | {m.round} | {m.label} | {m.score_rps:.1f} | {p99} | {lv} | "
+            f"{m.duration_s:.0f} | {m.early_stop or m.unavailable or ''} |"
+        )
     md.append("")
     md.append("## Provenance")
     md.append("")
     md.append("```json")
-    md.append(json.dumps({k: v for k, v in summary.items() if k != "servers"}, indent=2, sort_keys=True))
+    md.append(
+        json.dumps({k: v for k, v in summary.items() if k != "servers"}, indent=2, sort_keys=True)
+    )
     md.append("```")
     md_path = out / "tune.md"
     md_path.write_text("\n".join(md) + "\n")
     plot = pareto_plot(ms, slo_ms)
-    fig_html = (plot.figure.to_html(full_html=False, include_plotlyjs=True, div_id=plot.id)
-                if plot.figure is not None else f"<p>{html.escape(plot.note)}</p>")
+    fig_html = (
+        plot.figure.to_html(full_html=False, include_plotlyjs=True, div_id=plot.id)
+        if plot.figure is not None
+        else f"<p>{html.escape(plot.note)}</p>"
+    )
     body = "\n".join(md)
     html_path = out / "tune.html"
     html_path.write_text(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>servecmp tune: "
         f"{html.escape(summary['experiment'])}</title></head><body>"
         f"<h2>{html.escape(plot.title)}</h2>{fig_html}<p>{html.escape(plot.note)}</p>"
-        f"<pre>{html.escape(body)}</pre></body></html>\n")
+        f"<pre>{html.escape(body)}</pre></body></html>\n"
+    )
     return md_path, html_path

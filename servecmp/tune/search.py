@@ -45,8 +45,14 @@ TOP_K = 3
 
 
 class Measurer(Protocol):
-    def measure(self, cand: Candidate, stage: Stage, rnd: int, incumbent: Measurement | None = None,
-                level: str | None = None) -> Measurement: ...
+    def measure(
+        self,
+        cand: Candidate,
+        stage: Stage,
+        rnd: int,
+        incumbent: Measurement | None = None,
+        level: str | None = None,
+    ) -> Measurement: ...
 
 
 def planned_measurements(space: SearchSpace) -> int:
@@ -92,7 +98,11 @@ def better(a: Measurement, b: Measurement | None) -> bool:
         return True
     if b.score_rps > a.score_rps * (1 + TIE) or not a.feasible:
         return False
-    if a.server_cpu is not None and b.server_cpu is not None and abs(a.server_cpu - b.server_cpu) > 0.05:
+    if (
+        a.server_cpu is not None
+        and b.server_cpu is not None
+        and abs(a.server_cpu - b.server_cpu) > 0.05
+    ):
         return a.server_cpu < b.server_cpu
     if a.peak_rss_bytes and b.peak_rss_bytes and a.peak_rss_bytes != b.peak_rss_bytes:
         return a.peak_rss_bytes < b.peak_rss_bytes
@@ -104,8 +114,15 @@ def mean_score(ms: list[Measurement]) -> float:
 
 
 class Search:
-    def __init__(self, exp: Experiment, store: TuneStore, measurer: Measurer, budget: Budget,
-                 min_measure_s: float, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        exp: Experiment,
+        store: TuneStore,
+        measurer: Measurer,
+        budget: Budget,
+        min_measure_s: float,
+        log: Callable[[str], None] = print,
+    ) -> None:
         self.exp = exp
         self.store = store
         self.measurer = measurer
@@ -126,31 +143,47 @@ class Search:
             return self.min_measure_s
         return max(seen) if worst else sum(seen) / len(seen)
 
-    def measure(self, out: ServerOutcome, cand: Candidate, stage: Stage, rnd: int = 0,
-                incumbent: Measurement | None = None, share_end: float | None = None,
-                level: str | None = None) -> Measurement:
+    def measure(
+        self,
+        out: ServerOutcome,
+        cand: Candidate,
+        stage: Stage,
+        rnd: int = 0,
+        incumbent: Measurement | None = None,
+        share_end: float | None = None,
+        level: str | None = None,
+    ) -> Measurement:
         key = (cand.server, cand.id, stage, rnd)
         if key in self.done:
             m = self.done[key]
             out.reused += 1
-            self.log(f"  reused {stage} r{rnd} {cand.label()}: {m.score_rps:.1f} req/s under SLO (stored)")
+            self.log(
+                f"  reused {stage} r{rnd} {cand.label()}: {m.score_rps:.1f} req/s under SLO (stored)"
+            )
         else:
             end = self.budget.total_s if share_end is None else share_end
             screen = stage == "screen" or level is not None  # fewer load levels than the profile
             # the server's share by the mean; the whole budget even in the worst case seen so far
-            if (self.budget.spent_s + self.estimate(cand.server, screen) > end
-                    or self.budget.spent_s + self.estimate(cand.server, screen, worst=True) > self.budget.total_s):
+            if (
+                self.budget.spent_s + self.estimate(cand.server, screen) > end
+                or self.budget.spent_s + self.estimate(cand.server, screen, worst=True)
+                > self.budget.total_s
+            ):
                 raise OutOfBudget
             m = self.measurer.measure(cand, stage, rnd, incumbent, level)
             self.store.append(m)
             self.done[key] = m
             out.measured += 1
             extra = f" ({m.early_stop})" if m.early_stop else ""
-            self.log(f"  {stage} r{rnd} {cand.label()}: {m.score_rps:.1f} req/s under SLO, "
-                     f"p99 {m.score_p99_ms if m.score_p99_ms is None else round(m.score_p99_ms, 1)} ms, "
-                     f"{m.duration_s:.0f} s{extra}")
+            self.log(
+                f"  {stage} r{rnd} {cand.label()}: {m.score_rps:.1f} req/s under SLO, "
+                f"p99 {m.score_p99_ms if m.score_p99_ms is None else round(m.score_p99_ms, 1)} ms, "
+                f"{m.duration_s:.0f} s{extra}"
+            )
         self.budget.spent_s += m.duration_s
-        self.durations.setdefault((cand.server, stage == "screen" or level is not None), []).append(m.duration_s)
+        self.durations.setdefault((cand.server, stage == "screen" or level is not None), []).append(
+            m.duration_s
+        )
         return m
 
     # ---- strategies -------------------------------------------------------------------------
@@ -176,14 +209,19 @@ class Search:
         out.best = _cand(server, best) if best else None
         return out
 
-    def run_coordinate(self, server: str, space: SearchSpace, share_end: float, rounds: int = 3) -> ServerOutcome:
+    def run_coordinate(
+        self, server: str, space: SearchSpace, share_end: float, rounds: int = 3
+    ) -> ServerOutcome:
         defaults = defaults_candidate(server, self.exp, space)
         out = ServerOutcome(server, defaults, None)
         # keep enough for the confirmation: at least 2 configurations x 2 rounds at one load level
         # (re-estimated as durations come in; before any, the minimum one measurement takes)
 
         def screen_end_now() -> float:
-            return share_end - 4 * self.estimate(server, screen=True)  # confirmation: one level each
+            return share_end - 4 * self.estimate(
+                server, screen=True
+            )  # confirmation: one level each
+
         tried: dict[str, Measurement] = {}
 
         def screen(c: Candidate, inc: Measurement | None) -> Measurement:
@@ -205,13 +243,17 @@ class Search:
             for p in range(MAX_PASSES):
                 moved = False
                 for knob in space.knobs:
-                    if knob.field in BATCHING_SUB and not current.get("tuning.batching.enabled", False):
+                    if knob.field in BATCHING_SUB and not current.get(
+                        "tuning.batching.enabled", False
+                    ):
                         continue
                     for v in knob.values:
                         values = self._filled(server, space, {**current, knob.field: v})
                         c = candidate(server, values)
                         m = screen(c, best)
-                        if m.feasible and (not best.feasible or m.score_rps > best.score_rps * (1 + MIN_GAIN)):
+                        if m.feasible and (
+                            not best.feasible or m.score_rps > best.score_rps * (1 + MIN_GAIN)
+                        ):
                             best, current, moved = m, values, True
                             self.log(f"  -> {server}: now at {c.label()} ({m.score_rps:.1f} req/s)")
                 if not moved:
@@ -233,14 +275,22 @@ class Search:
                     values = {**values, k.field: field_value(own, k.field)}
         return values
 
-    def _confirm(self, out: ServerOutcome, tried: dict[str, Measurement], share_end: float, rounds: int) -> None:
-        ranked = sorted((m for m in tried.values() if not m.unavailable), key=lambda m: -m.score_rps)
+    def _confirm(
+        self, out: ServerOutcome, tried: dict[str, Measurement], share_end: float, rounds: int
+    ) -> None:
+        ranked = sorted(
+            (m for m in tried.values() if not m.unavailable), key=lambda m: -m.score_rps
+        )
         # Re-measure at the load level where the leader reached its score, the same level for every
         # configuration (paired, and as cheap as a screening look); the whole profile when no
         # configuration met the SLO anywhere.
         level = score_level(ranked[0]) if ranked else None
         est = self.estimate(out.server, screen=level is not None)
-        if level is None and (out.server, False) not in self.durations and (out.server, True) in self.durations:
+        if (
+            level is None
+            and (out.server, False) not in self.durations
+            and (out.server, True) in self.durations
+        ):
             est = 2 * self.estimate(out.server, screen=True)
         left = share_end - self.budget.spent_s
         # as many configurations (<= TOP_K, defaults always among them) and rounds (2..rounds) as fit
@@ -313,7 +363,13 @@ def geometric_ratio(pairs: list[tuple[float, float]]) -> float:
 
 
 def describe(out: ServerOutcome) -> dict[str, Any]:
-    return {"server": out.server, "best": out.best.as_dict() if out.best else None,
-            "best_label": out.best.label() if out.best else None, "defaults": out.defaults.as_dict(),
-            "stopped": out.stopped, "unavailable": out.unavailable,
-            "measured": out.measured, "reused": out.reused}
+    return {
+        "server": out.server,
+        "best": out.best.as_dict() if out.best else None,
+        "best_label": out.best.label() if out.best else None,
+        "defaults": out.defaults.as_dict(),
+        "stopped": out.stopped,
+        "unavailable": out.unavailable,
+        "measured": out.measured,
+        "reused": out.reused,
+    }

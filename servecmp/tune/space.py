@@ -18,8 +18,11 @@ from typing import Any
 from servecmp.experiment import Experiment, LoadProfile, ServerTuning, parse_experiment
 from servecmp.servers.base import SearchSpace
 
-BATCHING_SUB = ("tuning.batching.max_batch_size", "tuning.batching.batch_timeout_ms",
-                "tuning.batching.max_enqueued_batches")
+BATCHING_SUB = (
+    "tuning.batching.max_batch_size",
+    "tuning.batching.batch_timeout_ms",
+    "tuning.batching.max_enqueued_batches",
+)
 # Rough cost of bringing a server up and down around one measurement (TorchServe ≈3-8 s here,
 # JVM included; the tune run replaces this with the measured figure once it has one).
 STARTUP_ALLOWANCE_S = 10.0
@@ -37,9 +40,13 @@ def space_for(server: str) -> SearchSpace:
     try:
         adapter = registry.get(server)
     except KeyError:
-        raise TuneError(f"unknown server {server!r}; known servers: {', '.join(registry.names())}") from None
+        raise TuneError(
+            f"unknown server {server!r}; known servers: {', '.join(registry.names())}"
+        ) from None
     if adapter.search_space is None:
-        raise TuneError(f"{server}: its adapter declares no search space (ServerAdapter.search_space)")
+        raise TuneError(
+            f"{server}: its adapter declares no search space (ServerAdapter.search_space)"
+        )
     return adapter.search_space
 
 
@@ -52,23 +59,31 @@ def validate_space(server: str, space: SearchSpace) -> None:
     values) -> error; a knob listed twice -> error."""
     where = f"{server} search space"
     if not space.knobs:
-        raise TuneError(f"{where} is empty: declare at least one Knob with values (known knobs: "
-                        f"{', '.join(known_fields(server))})")
+        raise TuneError(
+            f"{where} is empty: declare at least one Knob with values (known knobs: "
+            f"{', '.join(known_fields(server))})"
+        )
     known = known_fields(server)
     seen: set[str] = set()
     for k in space.knobs:
         if k.field not in known:
-            raise TuneError(f"{where}: unknown knob {k.field!r}; {server}'s known knobs: {', '.join(known)}")
+            raise TuneError(
+                f"{where}: unknown knob {k.field!r}; {server}'s known knobs: {', '.join(known)}"
+            )
         if k.field in seen:
             raise TuneError(f"{where}: knob {k.field!r} listed twice")
         seen.add(k.field)
         if not k.values:
             raise TuneError(f"{where}: knob {k.field!r} has no values (the space would be empty)")
         if not k.source.strip():
-            raise TuneError(f"{where}: knob {k.field!r} cites no source naming it performance-relevant")
+            raise TuneError(
+                f"{where}: knob {k.field!r} cites no source naming it performance-relevant"
+            )
 
 
-def for_experiment(server: str, space: SearchSpace, exp: Experiment) -> tuple[SearchSpace, list[str]]:
+def for_experiment(
+    server: str, space: SearchSpace, exp: Experiment
+) -> tuple[SearchSpace, list[str]]:
     """``space`` without the knobs that would reach a protocol the search does not measure
     (``Knob.protocols``): the search measures one target, and a knob declared for some protocols
     only is held at the experiment's value when ``server`` also has targets on another. Returns
@@ -78,9 +93,11 @@ def for_experiment(server: str, space: SearchSpace, exp: Experiment) -> tuple[Se
     for k in space.knobs:
         outside = [p for p in protocols if k.protocols and p not in k.protocols]
         if outside:
-            notes.append(f"{server}: {k.field} held at the experiment's value: it changes "
-                         f"{'/'.join(k.protocols)} serving only and the experiment also measures "
-                         f"{server} over {', '.join(outside)}")
+            notes.append(
+                f"{server}: {k.field} held at the experiment's value: it changes "
+                f"{'/'.join(k.protocols)} serving only and the experiment also measures "
+                f"{server} over {', '.join(outside)}"
+            )
             continue
         kept.append(k)
     return SearchSpace(knobs=tuple(kept), known=space.known_fields()), notes

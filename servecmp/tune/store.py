@@ -79,7 +79,9 @@ class TuneStore:
         self.path = tune_dir / MEASUREMENTS
 
     def append(self, m: Measurement) -> None:
-        _append_line(self.path, m)  # one O_APPEND write + fsync: a finished measurement survives a crash
+        _append_line(
+            self.path, m
+        )  # one O_APPEND write + fsync: a finished measurement survives a crash
 
     def read(self) -> tuple[list[Measurement], list[str]]:
         records, _, warnings = _read_jsonl(self.path, Measurement)

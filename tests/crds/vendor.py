@@ -32,14 +32,19 @@ def main(repo: str, tag: str) -> None:
     out = Path(__file__).parent
     for plural in CRDS:
         path = SRC.format(plural)
-        text = subprocess.run(["git", "-C", repo, "show", f"{tag}:{path}"], check=True,
-                              capture_output=True, text=True).stdout
+        text = subprocess.run(
+            ["git", "-C", repo, "show", f"{tag}:{path}"], check=True, capture_output=True, text=True
+        ).stdout
         crd = next(d for d in yaml.safe_load_all(text) if d)
         (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-        doc = {"source": f"prometheus-community/helm-charts {tag}:{path}",
-               "operator_version": crd["metadata"]["annotations"]["operator.prometheus.io/version"],
-               "group": crd["spec"]["group"], "kind": crd["spec"]["names"]["kind"], "version": "v1",
-               "openAPIV3Schema": strip(version["schema"]["openAPIV3Schema"])}
+        doc = {
+            "source": f"prometheus-community/helm-charts {tag}:{path}",
+            "operator_version": crd["metadata"]["annotations"]["operator.prometheus.io/version"],
+            "group": crd["spec"]["group"],
+            "kind": crd["spec"]["names"]["kind"],
+            "version": "v1",
+            "openAPIV3Schema": strip(version["schema"]["openAPIV3Schema"]),
+        }
         (out / f"{plural}.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 

@@ -139,8 +139,13 @@ class Metrics:
             key = (model, _CODE_NAME[code])
             self.request_count[key] = self.request_count.get(key, 0) + 1
 
-    def observe(self, name: str, labels: dict[str, str], value_us: float,
-                bounds: list[float] = _LATENCY_BOUNDS) -> None:
+    def observe(
+        self,
+        name: str,
+        labels: dict[str, str],
+        value_us: float,
+        bounds: list[float] = _LATENCY_BOUNDS,
+    ) -> None:
         with self.lock:
             cell = self.hists.setdefault(name, {})
             key = tuple(labels.items())
@@ -209,7 +214,9 @@ class _Model:
     def _on_disk(self) -> dict[int, Path]:
         if self.fixed:
             return {1: self.base}
-        if not self.base.is_dir():  # the server logs "No versions of servable ... found" and polls on
+        if (
+            not self.base.is_dir()
+        ):  # the server logs "No versions of servable ... found" and polls on
             return {}
         return {
             int(p.name): p
@@ -391,11 +398,18 @@ class TFServingDouble:
                 self.in_model -= 1
         elapsed_us = (time.perf_counter() - t0) * 1e6
         # predict_util.cc RecordRuntimeLatency(model, "Predict", "TF1", ...)
-        self.metrics.observe(":tensorflow:serving:runtime_latency",
-                             {"model_name": model, "API": "Predict", "runtime": "TF1"}, elapsed_us)
+        self.metrics.observe(
+            ":tensorflow:serving:runtime_latency",
+            {"model_name": model, "API": "Predict", "runtime": "TF1"},
+            elapsed_us,
+        )
         if self.enable_batching:  # batching_session.cc queuing_latency{thread_pool_name}
-            self.metrics.observe(":tensorflow:serving:batching_session:queuing_latency",
-                                 {"thread_pool_name": "batch_threads"}, 0.0, _QUEUE_BOUNDS)
+            self.metrics.observe(
+                ":tensorflow:serving:batching_session:queuing_latency",
+                {"thread_pool_name": "batch_threads"},
+                0.0,
+                _QUEUE_BOUNDS,
+            )
         return {k: t.numpy() + np.float32(self.perturb) for k, t in out.items()}
 
     # ---- gRPC ----------------------------------------------------------------------------------
@@ -404,7 +418,9 @@ class TFServingDouble:
         model = request.model_spec.name
         try:
             inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-            version = request.model_spec.version.value if request.model_spec.HasField("version") else None
+            version = (
+                request.model_spec.version.value if request.model_spec.HasField("version") else None
+            )
             outputs = self.predict(model, request.model_spec.signature_name, inputs, version)
             wanted = list(request.output_filter) or sorted(outputs)
             for name in wanted:
@@ -424,14 +440,18 @@ class TFServingDouble:
             arr = outputs[name]
             proto = tf.make_tensor_proto(arr) if self.tensor_content else _as_proto_field(arr)
             reply.outputs[name].CopyFrom(proto)
-        self.metrics.observe(":tensorflow:serving:request_latency",
-                             {"model_name": model, "API": "Predict", "entrypoint": "GRPC"},
-                             (time.perf_counter() - start) * 1e6)
+        self.metrics.observe(
+            ":tensorflow:serving:request_latency",
+            {"model_name": model, "API": "Predict", "entrypoint": "GRPC"},
+            (time.perf_counter() - start) * 1e6,
+        )
         self.metrics.count(model, grpc.StatusCode.OK)
         return reply
 
     def _grpc_status(self, request: Any, context: grpc.ServicerContext) -> Any:
-        version = request.model_spec.version.value if request.model_spec.HasField("version") else None
+        version = (
+            request.model_spec.version.value if request.model_spec.HasField("version") else None
+        )
         try:
             doc = self.status(request.model_spec.name, version)
         except DoubleError as err:
@@ -455,22 +475,29 @@ class TFServingDouble:
         except json.JSONDecodeError as err:
             raise _invalid(f"JSON Parse error: Invalid value. at offset: {err.pos}") from None
         if not isinstance(doc, dict):
-            raise _invalid(f"JSON Value: {json.dumps(doc, separators=(',', ':'))[:200]} Is not object")
+            raise _invalid(
+                f"JSON Value: {json.dumps(doc, separators=(',', ':'))[:200]} Is not object"
+            )
         return doc
 
     def _rest_predict(self, model: str, version: int | None, body: bytes) -> dict[str, Any]:
         doc = self._parse_json(body)
         sig_name = doc.get("signature_name", "serving_default")
-        specs = self._signature(self._servable(model, version), sig_name).structured_input_signature[1]
+        specs = self._signature(
+            self._servable(model, version), sig_name
+        ).structured_input_signature[1]
         want_float = {k: s.dtype.is_floating for k, s in specs.items()}
+
         # Rebuild the body only when it can hold {"b64": ...}: a copy of a large body's lists
         # would cost the double (not the server) hundreds of MB under the container's memory cap.
         def unb64(value: Any) -> Any:
             return _unb64(value) if b'"b64"' in body else value
 
         if "instances" in doc and "inputs" in doc:
-            raise _invalid("JSON Value: ... Not formatted correctly expecting only one of "
-                           "'inputs' or 'instances' keys to exist ")
+            raise _invalid(
+                "JSON Value: ... Not formatted correctly expecting only one of "
+                "'inputs' or 'instances' keys to exist "
+            )
         if "instances" in doc:  # row format (json_tensor.cc FillTensorMapFromInstancesList)
             rows = unb64(doc["instances"])
             if not isinstance(rows, list):
@@ -498,8 +525,10 @@ class TFServingDouble:
                         )
                 inputs = {name: rows}
             else:
-                raise _invalid("instances is a plain list, but expecting list of objects as "
-                               "multiple input tensors required as per tensorinfo_map")
+                raise _invalid(
+                    "instances is a plain list, but expecting list of objects as "
+                    "multiple input tensors required as per tensorinfo_map"
+                )
             columnar = False
         elif "inputs" in doc:  # columnar format
             raw = unb64(doc["inputs"])
@@ -532,11 +561,14 @@ class TFServingDouble:
             seen = dict(m.versions) if m is not None else {}
         if version is not None:
             if version not in seen:
-                raise DoubleError(grpc.StatusCode.NOT_FOUND,
-                                  f"Could not find version {version} of model {model}")
+                raise DoubleError(
+                    grpc.StatusCode.NOT_FOUND, f"Could not find version {version} of model {model}"
+                )
             seen = {version: seen[version]}
         if not seen:
-            raise DoubleError(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {model}")
+            raise DoubleError(
+                grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {model}"
+            )
         return {
             "model_version_status": [
                 {"version": str(n), "state": v.state,
@@ -555,8 +587,11 @@ class TFServingDouble:
         start = time.perf_counter()
         model, api, code = "", "", grpc.StatusCode.OK
         try:
-            m = _PREDICT.fullmatch(path) if method == "POST" else (
-                _STATUS.fullmatch(path) if method == "GET" else None)
+            m = (
+                _PREDICT.fullmatch(path)
+                if method == "POST"
+                else (_STATUS.fullmatch(path) if method == "GET" else None)
+            )
             if m is None:
                 raise _invalid(f"Malformed request: {method} {path}")
             model = m.group(1) or ""
@@ -568,7 +603,9 @@ class TFServingDouble:
                 if api not in ("classify", "regress", "predict"):
                     raise _invalid(f"Malformed request: {method} {path}")
                 if api != "predict":
-                    raise DoubleError(grpc.StatusCode.UNIMPLEMENTED, f"{api} is not served by the double")
+                    raise DoubleError(
+                        grpc.StatusCode.UNIMPLEMENTED, f"{api} is not served by the double"
+                    )
                 doc = self._rest_predict(model, version, body)
             else:
                 if not model:
@@ -580,9 +617,11 @@ class TFServingDouble:
             status, text = err.http_status, json.dumps({"error": str(err)}, indent=4)
         if code is grpc.StatusCode.OK:
             # http_server.cc: latency of successful requests, API = method ("" for GETs)
-            self.metrics.observe(":tensorflow:serving:request_latency",
-                                 {"model_name": model, "API": api, "entrypoint": "REST"},
-                                 (time.perf_counter() - start) * 1e6)
+            self.metrics.observe(
+                ":tensorflow:serving:request_latency",
+                {"model_name": model, "API": api, "entrypoint": "REST"},
+                (time.perf_counter() - start) * 1e6,
+            )
         self.metrics.count(model, code)  # every REST request, status GETs included
         return status, "application/json", text
 
@@ -623,8 +662,10 @@ class TFServingDouble:
         # The quota's threads, one of them always polling: max - 1 calls run, the next one is
         # refused with RESOURCE_EXHAUSTED by gRPC itself, before the servicer (or a metric) sees it.
         calls = max(0, self.grpc_max_threads - 1)
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=max(1, calls)),
-                             maximum_concurrent_rpcs=max(1, calls))
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max(1, calls)),
+            maximum_concurrent_rpcs=max(1, calls),
+        )
         double = self
 
         class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -642,15 +683,19 @@ class TFServingDouble:
         self._grpc_server = server
         # One fixed pool runs every REST request to completion (http_server.cc RequestExecutor):
         # with every thread busy, a scrape waits like any request.
-        self._pool = futures.ThreadPoolExecutor(self.rest_threads, thread_name_prefix="httprestserver")
+        self._pool = futures.ThreadPoolExecutor(
+            self.rest_threads, thread_name_prefix="httprestserver"
+        )
         # evhttp_server.cc StartAcceptingRequests: event_base_loop runs on the same executor and
         # keeps its thread until the server stops.
         self._pool.submit(self._stop.wait)
         self._http = ThreadingHTTPServer(("127.0.0.1", self.rest_port), self._handler())
         self._http.daemon_threads = True
         self.rest_port = self._http.server_address[1]
-        self._threads = [threading.Thread(target=self._http.serve_forever, daemon=True),
-                         threading.Thread(target=self._poll_loop, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._http.serve_forever, daemon=True),
+            threading.Thread(target=self._poll_loop, daemon=True),
+        ]
         for t in self._threads:
             t.start()
         return self
@@ -696,8 +741,11 @@ EXIT_FLAGS = 255  # main.cc: a flag that fails to parse prints the usage and ret
 
 
 def known_flags() -> list[str]:
-    return [ln.strip() for ln in FLAG_NAMES.read_text().splitlines()
-            if ln.strip() and not ln.startswith("#")]
+    return [
+        ln.strip()
+        for ln in FLAG_NAMES.read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
 
 
 def _flags(argv: list[str]) -> dict[str, str]:
@@ -710,8 +758,11 @@ def _flags(argv: list[str]) -> dict[str, str]:
     for a in argv:
         k, eq, v = a[2:].partition("=") if a.startswith("--") else ("", "", "")
         if k not in names:
-            print(f"unknown argument: {a}\nusage: tensorflow_model_server\nFlags:\n"
-                  + "".join(f"\t--{n}\n" for n in sorted(names)), flush=True)
+            print(
+                f"unknown argument: {a}\nusage: tensorflow_model_server\nFlags:\n"
+                + "".join(f"\t--{n}\n" for n in sorted(names)),
+                flush=True,
+            )
             raise SystemExit(EXIT_FLAGS)
         out[k] = v if eq else "true"
     return out
@@ -733,7 +784,7 @@ class _Container:
             return Path(inside)
         for ctr, host in self.mounts:
             if inside == ctr or inside.startswith(ctr.rstrip("/") + "/"):
-                return Path(host + inside[len(ctr.rstrip("/")):])
+                return Path(host + inside[len(ctr.rstrip("/")) :])
         return self.empty_root / inside.lstrip("/")  # the image has nothing there
 
     def host_port(self, port: int) -> int:
@@ -765,7 +816,7 @@ def main(argv: list[str]) -> int:
 
     spec = None
     if argv and argv[0].startswith(SHIM_SPEC):
-        spec = json.loads(Path(argv.pop(0)[len(SHIM_SPEC):]).read_text())
+        spec = json.loads(Path(argv.pop(0)[len(SHIM_SPEC) :]).read_text())
     container = _Container(spec)
     if spec is not None and spec.get("pid1"):
         # PID 1 of a container gets no signal whose action is the default: tensorflow_model_server
@@ -789,17 +840,23 @@ def main(argv: list[str]) -> int:
         return EXIT_FLAGS
     models = {c.name: container.path(c.base_path) for c in cfg.model_config_list.config}
     double = TFServingDouble(
-        models, grpc_port=container.host_port(int(f.get("port", "8500"))),
+        models,
+        grpc_port=container.host_port(int(f.get("port", "8500"))),
         rest_port=container.host_port(int(f.get("rest_api_port", "0"))),
-        rest_api_num_threads=int(f["rest_api_num_threads"]) if "rest_api_num_threads" in f else None,
+        rest_api_num_threads=int(f["rest_api_num_threads"])
+        if "rest_api_num_threads" in f
+        else None,
         grpc_max_threads=int(f["grpc_max_threads"]) if "grpc_max_threads" in f else None,
         enable_batching=f.get("enable_batching") == "true",
         tensor_content=f.get("enable_serialization_as_tensor_content") == "true",
         poll_s=float(f.get("file_system_poll_wait_seconds", "1")),
         metrics_path=metrics_path,
     ).start()
-    print(f"test double (NOT TF Serving) serving {sorted(models)} on gRPC {double.grpc_port}, "
-          f"REST {double.rest_port}", flush=True)
+    print(
+        f"test double (NOT TF Serving) serving {sorted(models)} on gRPC {double.grpc_port}, "
+        f"REST {double.rest_port}",
+        flush=True,
+    )
     threading.Event().wait()  # serves until a signal ends the process, as the real server
     return 0
 

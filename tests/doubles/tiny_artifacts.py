@@ -91,7 +91,9 @@ def write_savedmodel(weights: TinyWeights, path: Path) -> Path:
     return path
 
 
-def write_slow_torchscript(weights: TinyWeights, path: Path, matmuls: int = 8, size: int = 192) -> Path:
+def write_slow_torchscript(
+    weights: TinyWeights, path: Path, matmuls: int = 8, size: int = 192
+) -> Path:
     """The tiny model plus ``matmuls`` products of ``size`` x ``size`` matrices per call: the same
     logits, but milliseconds of compute (so queueing for a model instance is measurable)."""
     import torch

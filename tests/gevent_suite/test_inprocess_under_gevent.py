@@ -55,7 +55,9 @@ def test_users_share_a_pool_of_workers_instances(tmp_path: Path) -> None:
     pt = write_torchscript(w, tmp_path / "model.pt")
     payloads = PayloadSet.build(TinySpec(), 1234, 2, 3, expected=w.logits)  # type: ignore[arg-type]
     target = Target(server="pytorch", protocol="inprocess")
-    clients = [make_client(target, str(pt), payloads, 5.0, intra_op_threads=1, workers=2) for _ in range(4)]
+    clients = [
+        make_client(target, str(pt), payloads, 5.0, intra_op_threads=1, workers=2) for _ in range(4)
+    ]
     pool = clients[0]._pool  # type: ignore[attr-defined]
     assert all(c._pool is pool for c in clients) and pool.workers == 2  # type: ignore[attr-defined]
     assert clients[0].threads_effective == 1  # the budget as seen from a pool thread

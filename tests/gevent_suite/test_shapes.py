@@ -11,7 +11,9 @@ from servecmp.load.shapes import (
 )
 from servecmp.load.users import ClosedLoopUser, OpenLoopUser
 
-LOAD = dict(warmup_s=1.0, stability=Stability(window_s=1.0, windows=2, max_windows=2))  # stage = 3 s
+LOAD = dict(
+    warmup_s=1.0, stability=Stability(window_s=1.0, windows=2, max_windows=2)
+)  # stage = 3 s
 
 
 class Clock:
@@ -43,7 +45,9 @@ def test_open_loop_shape() -> None:
 
 def test_concurrency_sweep_shape() -> None:
     clock = Clock()
-    shape = ConcurrencySweepShape(load=Load(profile="closed_loop", concurrency=[1, 4, 8], **LOAD), clock=clock)
+    shape = ConcurrencySweepShape(
+        load=Load(profile="closed_loop", concurrency=[1, 4, 8], **LOAD), clock=clock
+    )
     got = ticks(shape, clock, [0, 2.9, 3, 5.9, 6, 8.9, 9])
     assert [g[0] if g else None for g in got] == [1, 1, 4, 4, 8, 8, None]
     assert got[0][2] == [ClosedLoopUser]
@@ -56,9 +60,19 @@ def _feed(shape: RateSweepShape, ms: float, n: int = 200) -> None:
 
 def test_rate_sweep_stops_at_first_rate_breaking_slo() -> None:
     clock = Clock()
-    shape = RateSweepShape(load=Load(profile="rate_sweep", rates=[10, 20, 40, 80], slo_p99_ms=50, **LOAD), clock=clock)
+    shape = RateSweepShape(
+        load=Load(profile="rate_sweep", rates=[10, 20, 40, 80], slo_p99_ms=50, **LOAD), clock=clock
+    )
     seq = []
-    for t, latency in [(0, None), (1.5, 10), (3, None), (4.5, 30), (6, None), (7.5, 200), (9, None)]:
+    for t, latency in [
+        (0, None),
+        (1.5, 10),
+        (3, None),
+        (4.5, 30),
+        (6, None),
+        (7.5, 200),
+        (9, None),
+    ]:
         clock.t = t
         seq.append((shape.tick(), shape.current_rate, shape.probe.active))
         if latency is not None:
@@ -72,7 +86,9 @@ def test_rate_sweep_stops_at_first_rate_breaking_slo() -> None:
 
 def test_rate_sweep_all_pass() -> None:
     clock = Clock()
-    shape = RateSweepShape(load=Load(profile="rate_sweep", rates=[10, 20], slo_p99_ms=50, **LOAD), clock=clock)
+    shape = RateSweepShape(
+        load=Load(profile="rate_sweep", rates=[10, 20], slo_p99_ms=50, **LOAD), clock=clock
+    )
     for t in (0, 1.5, 3, 4.5, 6):
         clock.t = t
         shape.tick()

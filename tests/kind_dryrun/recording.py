@@ -21,16 +21,27 @@ COPY = ("deploy", "helm", "servecmp", "loadtests")
 
 def copy_checkout(src: Path, root: Path) -> Path:
     for item in COPY:
-        shutil.copytree(src / item, root / item, symlinks=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            src / item,
+            root / item,
+            symlinks=True,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
     for item in ("pyproject.toml", "README.md"):
         shutil.copy2(src / item, root / item)
     return root
 
 
 class RecordingOps(commands.Ops):
-    def __init__(self, root: Path, cluster: bool = False, *, job_log: str = "", replicas: int = 1,
-                 grafana_secret: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        cluster: bool = False,
+        *,
+        job_log: str = "",
+        replicas: int = 1,
+        grafana_secret: bool = False,
+    ) -> None:
         super().__init__(root=root, helm="helm", python="python", quiet=True)
         self.calls: list[list[str]] = []
         self.stdins: list[str | None] = []
@@ -49,8 +60,15 @@ class RecordingOps(commands.Ops):
     def module_calls(self, module: str, sub: str) -> list[list[str]]:
         return [c for c in self.calls if c[:3] == ["python", "-m", module] and sub in c[3:]]
 
-    def run(self, cmd: Sequence[str], *, check: bool = True, capture: bool = False,
-            stdin: str | None = None, stdout: Any = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        cmd: Sequence[str],
+        *,
+        check: bool = True,
+        capture: bool = False,
+        stdin: str | None = None,
+        stdout: Any = None,
+    ) -> subprocess.CompletedProcess[str]:
         cmd = list(cmd)
         self.calls.append(cmd)
         self.stdins.append(stdin)
@@ -69,7 +87,11 @@ class RecordingOps(commands.Ops):
             for v in ("1", "2"):
                 (out_dir / "tfserving" / model / v).mkdir(parents=True, exist_ok=True)
                 (out_dir / "tfserving" / model / v / "saved_model.pb").write_bytes(v.encode())
-        elif cmd[:3] == ["python", "-m", "servecmp.cluster.cluster"] and "report" in cmd and "--out" in cmd:
+        elif (
+            cmd[:3] == ["python", "-m", "servecmp.cluster.cluster"]
+            and "report" in cmd
+            and "--out" in cmd
+        ):
             path = Path(cmd[cmd.index("--out") + 1])
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"namespace": "servecmp", "servers": {}}))
@@ -79,6 +101,10 @@ class RecordingOps(commands.Ops):
             out = self.job_log
         elif cmd[:1] == ["kubectl"] and cmd[-3:-1] == ["get", "secret"]:
             rc = 0 if self.grafana_secret else 1
-        elif cmd[:1] == ["kubectl"] and "deployments" in cmd and "jsonpath={.items[*].spec.replicas}" in cmd:
+        elif (
+            cmd[:1] == ["kubectl"]
+            and "deployments" in cmd
+            and "jsonpath={.items[*].spec.replicas}" in cmd
+        ):
             out = str(self.replicas)
         return subprocess.CompletedProcess(cmd, rc, out, "")

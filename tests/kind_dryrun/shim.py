@@ -19,11 +19,15 @@ from pathlib import Path
 
 # (module, subcommand) that talk to a cluster or take minutes: arguments checked only
 PARSE_ONLY = {
-    ("servecmp.cli", "export"), ("servecmp.cli", "report"),
-    ("servecmp.cluster.cluster", "wait"), ("servecmp.cluster.cluster", "wait-job"),
+    ("servecmp.cli", "export"),
+    ("servecmp.cli", "report"),
+    ("servecmp.cluster.cluster", "wait"),
+    ("servecmp.cluster.cluster", "wait-job"),
     ("servecmp.cluster.cluster", "wait-started"),
-    ("servecmp.cluster.cluster", "report"), ("servecmp.cluster.cluster", "recover"),
-    ("servecmp.cluster.provenance", "meta"), ("servecmp.cluster.images", "load"),
+    ("servecmp.cluster.cluster", "report"),
+    ("servecmp.cluster.cluster", "recover"),
+    ("servecmp.cluster.provenance", "meta"),
+    ("servecmp.cluster.images", "load"),
 }
 
 

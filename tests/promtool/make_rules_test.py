@@ -81,7 +81,15 @@ def quantile(q: float, buckets: list[tuple[float, float]]) -> float:
 class Histogram:
     """Per-step observations per bucket index -> input series + per-second cumulative rates."""
 
-    def __init__(self, name: str, lbls: dict[str, str], limits: list[float], le_fmt, per_step: dict[int, int], sum_per_step: float):
+    def __init__(
+        self,
+        name: str,
+        lbls: dict[str, str],
+        limits: list[float],
+        le_fmt,
+        per_step: dict[int, int],
+        sum_per_step: float,
+    ):
         self.name, self.lbls, self.limits, self.le_fmt = name, lbls, limits, le_fmt
         self.per_step, self.sum_per_step = per_step, sum_per_step
 
@@ -91,8 +99,15 @@ class Histogram:
         for i, le in enumerate([*self.limits, float("inf")]):
             cum += self.per_step.get(i, 0)
             le_s = "+Inf" if le == float("inf") else self.le_fmt(le)
-            out.append({"series": f"{self.name}_bucket{labels({**self.lbls, 'le': le_s})}", "values": counter(cum)})
-        out.append({"series": f"{self.name}_sum{labels(self.lbls)}", "values": counter(self.sum_per_step)})
+            out.append(
+                {
+                    "series": f"{self.name}_bucket{labels({**self.lbls, 'le': le_s})}",
+                    "values": counter(cum),
+                }
+            )
+        out.append(
+            {"series": f"{self.name}_sum{labels(self.lbls)}", "values": counter(self.sum_per_step)}
+        )
         out.append({"series": f"{self.name}_count{labels(self.lbls)}", "values": counter(cum)})
         return out
 
@@ -126,22 +141,60 @@ def build() -> dict[str, object]:
 
     # ---------------- generator (prometheus-client format) ----------------------------------
     gen = {"job": n.JOB_GENERATOR, "instance": "127.0.0.1:9646", "namespace": "local", "run": "r1"}
-    tgt = {"target": "torchserve-rest-json", "server": "torchserve", "protocol": "rest", "encoding": "json"}
-    tgt2 = {"target": "tfserving-grpc-tensorproto", "server": "tfserving", "protocol": "grpc", "encoding": "tensorproto"}
+    tgt = {
+        "target": "torchserve-rest-json",
+        "server": "torchserve",
+        "protocol": "rest",
+        "encoding": "json",
+    }
+    tgt2 = {
+        "target": "tfserving-grpc-tensorproto",
+        "server": "tfserving",
+        "protocol": "grpc",
+        "encoding": "tensorproto",
+    }
     outcomes = {"ok": 480, "transport_error": 12, "wrong_answer": 8}  # per 10 s -> 50 req/s
     for o, k in outcomes.items():
-        series.append({"series": f"{n.GEN_REQUESTS}{labels({**gen, **tgt, 'outcome': o})}", "values": counter(k)})
+        series.append(
+            {
+                "series": f"{n.GEN_REQUESTS}{labels({**gen, **tgt, 'outcome': o})}",
+                "values": counter(k),
+            }
+        )
     # second target: never an error -> series pre-created at 0 by register_target()
     for o, k in {"ok": 300, "transport_error": 0, "wrong_answer": 0}.items():
-        series.append({"series": f"{n.GEN_REQUESTS}{labels({**gen, **tgt2, 'outcome': o})}", "values": counter(k)})
+        series.append(
+            {
+                "series": f"{n.GEN_REQUESTS}{labels({**gen, **tgt2, 'outcome': o})}",
+                "values": counter(k),
+            }
+        )
     gen_le = list(LATENCY_BUCKETS)
     idx = {b: i for i, b in enumerate(gen_le)}
-    h_ok = Histogram(n.GEN_REQUEST_DURATION, {**gen, **tgt, "outcome": "ok"}, gen_le, floatToGoString,
-                     {idx[0.01]: 240, idx[0.0125]: 192, idx[0.02]: 48}, 480 * 0.011)
-    h_err = Histogram(n.GEN_REQUEST_DURATION, {**gen, **tgt, "outcome": "transport_error"}, gen_le, floatToGoString,
-                      {len(gen_le): 12}, 12 * 10.0)  # timeouts: must not move client quantiles
-    h2 = Histogram(n.GEN_REQUEST_DURATION, {**gen, **tgt2, "outcome": "ok"}, gen_le, floatToGoString,
-                   {idx[0.005]: 300}, 300 * 0.0045)
+    h_ok = Histogram(
+        n.GEN_REQUEST_DURATION,
+        {**gen, **tgt, "outcome": "ok"},
+        gen_le,
+        floatToGoString,
+        {idx[0.01]: 240, idx[0.0125]: 192, idx[0.02]: 48},
+        480 * 0.011,
+    )
+    h_err = Histogram(
+        n.GEN_REQUEST_DURATION,
+        {**gen, **tgt, "outcome": "transport_error"},
+        gen_le,
+        floatToGoString,
+        {len(gen_le): 12},
+        12 * 10.0,
+    )  # timeouts: must not move client quantiles
+    h2 = Histogram(
+        n.GEN_REQUEST_DURATION,
+        {**gen, **tgt2, "outcome": "ok"},
+        gen_le,
+        floatToGoString,
+        {idx[0.005]: 300},
+        300 * 0.0045,
+    )
     for h in (h_ok, h_err, h2):
         series += h.series()
     series.append({"series": f"{n.GEN_LATE_SENDS}{labels({**gen, **tgt})}", "values": counter(5)})
@@ -149,25 +202,59 @@ def build() -> dict[str, object]:
     series.append({"series": f"{n.GEN_CPU}{labels({**gen, 'pid': '4242'})}", "values": counter(4)})
 
     g_out = {"namespace": "local", "run": "r1"}
-    expect(n.R_REQUESTS, sample(n.R_REQUESTS, 50, **g_out, **tgt), sample(n.R_REQUESTS, 30, **g_out, **tgt2))
-    expect(f'{n.R_OUTCOMES}{{target="torchserve-rest-json",outcome="wrong_answer"}}',
-           sample(n.R_OUTCOMES, 0.8, **g_out, **tgt, outcome="wrong_answer"))
-    expect(n.R_ERROR_RATIO, sample(n.R_ERROR_RATIO, 12 / 500, **g_out, **tgt), sample(n.R_ERROR_RATIO, 0, **g_out, **tgt2))
-    expect(n.R_WRONG_RATIO, sample(n.R_WRONG_RATIO, 8 / 500, **g_out, **tgt), sample(n.R_WRONG_RATIO, 0, **g_out, **tgt2))
+    expect(
+        n.R_REQUESTS,
+        sample(n.R_REQUESTS, 50, **g_out, **tgt),
+        sample(n.R_REQUESTS, 30, **g_out, **tgt2),
+    )
+    expect(
+        f'{n.R_OUTCOMES}{{target="torchserve-rest-json",outcome="wrong_answer"}}',
+        sample(n.R_OUTCOMES, 0.8, **g_out, **tgt, outcome="wrong_answer"),
+    )
+    expect(
+        n.R_ERROR_RATIO,
+        sample(n.R_ERROR_RATIO, 12 / 500, **g_out, **tgt),
+        sample(n.R_ERROR_RATIO, 0, **g_out, **tgt2),
+    )
+    expect(
+        n.R_WRONG_RATIO,
+        sample(n.R_WRONG_RATIO, 8 / 500, **g_out, **tgt),
+        sample(n.R_WRONG_RATIO, 0, **g_out, **tgt2),
+    )
     for q, rec in n.R_CLIENT_P.items():
-        expect(rec, sample(rec, quantile(q / 100, h_ok.rates()), **g_out, **tgt),
-               sample(rec, quantile(q / 100, h2.rates()), **g_out, **tgt2))
-    expect(n.R_LATE_RATIO, sample(n.R_LATE_RATIO, 5 / 500, **g_out, **tgt), sample(n.R_LATE_RATIO, 0, **g_out, **tgt2))
+        expect(
+            rec,
+            sample(rec, quantile(q / 100, h_ok.rates()), **g_out, **tgt),
+            sample(rec, quantile(q / 100, h2.rates()), **g_out, **tgt2),
+        )
+    expect(
+        n.R_LATE_RATIO,
+        sample(n.R_LATE_RATIO, 5 / 500, **g_out, **tgt),
+        sample(n.R_LATE_RATIO, 0, **g_out, **tgt2),
+    )
     expect(n.R_GEN_CPU, sample(n.R_GEN_CPU, 0.4, **g_out, instance=gen["instance"], pid="4242"))
 
     # ---------------- TorchServe 0.12 (real names/labels, two replicas) ---------------------
     for pod, ip in (("torchserve-0", "10.244.1.5"), ("torchserve-1", "10.244.1.6")):
-        ts = {"model_name": "resnet", "model_version": "default", "hostname": pod,
-              "job": "servecmp-torchserve", "instance": f"{ip}:8082", "namespace": "servecmp", "pod": pod}
+        ts = {
+            "model_name": "resnet",
+            "model_version": "default",
+            "hostname": pod,
+            "job": "servecmp-torchserve",
+            "instance": f"{ip}:8082",
+            "namespace": "servecmp",
+            "pod": pod,
+        }
         series.append({"series": f"{ts_m.REQUESTS}{labels(ts)}", "values": counter(300)})
         series.append({"series": f"{ts_m.LATENCY_US}{labels(ts)}", "values": counter(300 * 15000)})
         series.append({"series": f"{ts_m.QUEUE_US}{labels(ts)}", "values": counter(300 * 200)})
-        host = {"Level": "Host", "Hostname": pod, "job": "servecmp-torchserve", "instance": f"{ip}:8082", "namespace": "servecmp"}
+        host = {
+            "Level": "Host",
+            "Hostname": pod,
+            "job": "servecmp-torchserve",
+            "instance": f"{ip}:8082",
+            "namespace": "servecmp",
+        }
         series.append({"series": f"QueueTime{labels(host)}", "values": gauge(0)})
         series.append({"series": f"Requests2XX{labels(host)}", "values": counter(300)})
         series.append({"series": f"CPUUtilization{labels(host)}", "values": gauge(50)})
@@ -185,47 +272,121 @@ def build() -> dict[str, object]:
 
     # ---------------- TF Serving (prometheus_exporter.cc format) -----------------------------
     tfs = {"job": "servecmp-tfserving", "instance": "10.244.1.7:8501", "namespace": "servecmp"}
-    series.append({"series": f"{tfs_m.REQUEST_COUNT}{labels({'model_name': 'resnet', 'status': 'OK', **tfs})}", "values": counter(450)})
-    series.append({"series": f"{tfs_m.REQUEST_COUNT}{labels({'model_name': 'resnet', 'status': 'UNAVAILABLE', **tfs})}", "values": counter(50)})
-    series.append({"series": f"{tfs_m.REQUEST_COUNT}{labels({'model_name': 'tiny', 'status': 'OK', **tfs})}", "values": counter(20)})
+    series.append(
+        {
+            "series": f"{tfs_m.REQUEST_COUNT}{labels({'model_name': 'resnet', 'status': 'OK', **tfs})}",
+            "values": counter(450),
+        }
+    )
+    series.append(
+        {
+            "series": f"{tfs_m.REQUEST_COUNT}{labels({'model_name': 'resnet', 'status': 'UNAVAILABLE', **tfs})}",
+            "values": counter(50),
+        }
+    )
+    series.append(
+        {
+            "series": f"{tfs_m.REQUEST_COUNT}{labels({'model_name': 'tiny', 'status': 'OK', **tfs})}",
+            "values": counter(20),
+        }
+    )
     lim = TFS_LATENCY_LIMITS
-    rest = Histogram(tfs_m.REQUEST_LATENCY, {"model_name": "resnet", "API": "predict", "entrypoint": "REST", **tfs}, lim, tf_le,
-                     {9: 100, 10: 150, 11: 50}, 300 * 2500)
-    grpc = Histogram(tfs_m.REQUEST_LATENCY, {"model_name": "resnet", "API": "Predict", "entrypoint": "GRPC", **tfs}, lim, tf_le,
-                     {8: 200}, 200 * 900)
-    status_get = Histogram(tfs_m.REQUEST_LATENCY, {"model_name": "resnet", "API": "", "entrypoint": "REST", **tfs}, lim, tf_le,
-                           {20: 100}, 100 * 1e6)  # readiness polls: excluded by API=~"(?i)predict"
-    runtime = Histogram(tfs_m.RUNTIME_LATENCY, {"model_name": "resnet", "API": "Predict", "runtime": "TF1", **tfs}, lim, tf_le,
-                        {7: 400, 8: 100}, 500 * 500)
-    queue = Histogram(tfs_m.QUEUING_LATENCY, {"thread_pool_name": "model_server_batch_threads", **tfs}, TFS_QUEUE_LIMITS, tf_le,
-                      {10: 500}, 500 * 600)
+    rest = Histogram(
+        tfs_m.REQUEST_LATENCY,
+        {"model_name": "resnet", "API": "predict", "entrypoint": "REST", **tfs},
+        lim,
+        tf_le,
+        {9: 100, 10: 150, 11: 50},
+        300 * 2500,
+    )
+    grpc = Histogram(
+        tfs_m.REQUEST_LATENCY,
+        {"model_name": "resnet", "API": "Predict", "entrypoint": "GRPC", **tfs},
+        lim,
+        tf_le,
+        {8: 200},
+        200 * 900,
+    )
+    status_get = Histogram(
+        tfs_m.REQUEST_LATENCY,
+        {"model_name": "resnet", "API": "", "entrypoint": "REST", **tfs},
+        lim,
+        tf_le,
+        {20: 100},
+        100 * 1e6,
+    )  # readiness polls: excluded by API=~"(?i)predict"
+    runtime = Histogram(
+        tfs_m.RUNTIME_LATENCY,
+        {"model_name": "resnet", "API": "Predict", "runtime": "TF1", **tfs},
+        lim,
+        tf_le,
+        {7: 400, 8: 100},
+        500 * 500,
+    )
+    queue = Histogram(
+        tfs_m.QUEUING_LATENCY,
+        {"thread_pool_name": "model_server_batch_threads", **tfs},
+        TFS_QUEUE_LIMITS,
+        tf_le,
+        {10: 500},
+        500 * 600,
+    )
     for h in (rest, grpc, status_get, runtime, queue):
         series += h.series()
     tf_out = {"namespace": "servecmp", "model_name": "resnet", "server": "tfserving"}
-    server_expect(n.R_SERVER_REQUESTS, sample(n.R_SERVER_REQUESTS, 50, **tf_out),
-                  sample(n.R_SERVER_REQUESTS, 2, namespace="servecmp", model_name="tiny", server="tfserving"))
-    server_expect(n.R_SERVER_ERROR_RATIO, sample(n.R_SERVER_ERROR_RATIO, 0.1, **tf_out),
-                  sample(n.R_SERVER_ERROR_RATIO, 0, namespace="servecmp", model_name="tiny", server="tfserving"))
+    server_expect(
+        n.R_SERVER_REQUESTS,
+        sample(n.R_SERVER_REQUESTS, 50, **tf_out),
+        sample(n.R_SERVER_REQUESTS, 2, namespace="servecmp", model_name="tiny", server="tfserving"),
+    )
+    server_expect(
+        n.R_SERVER_ERROR_RATIO,
+        sample(n.R_SERVER_ERROR_RATIO, 0.1, **tf_out),
+        sample(
+            n.R_SERVER_ERROR_RATIO, 0, namespace="servecmp", model_name="tiny", server="tfserving"
+        ),
+    )
     for q, rec in n.R_SERVER_LATENCY_P.items():
-        server_expect(rec, sample(rec, quantile(q / 100, rest.rates()) / 1e6, **tf_out, protocol="rest"),
-                      sample(rec, quantile(q / 100, grpc.rates()) / 1e6, **tf_out, protocol="grpc"))
-    server_expect(n.R_SERVER_LATENCY_MEAN, sample(n.R_SERVER_LATENCY_MEAN, 0.0025, **tf_out, protocol="rest"),
-                  sample(n.R_SERVER_LATENCY_MEAN, 0.0009, **tf_out, protocol="grpc"))
+        server_expect(
+            rec,
+            sample(rec, quantile(q / 100, rest.rates()) / 1e6, **tf_out, protocol="rest"),
+            sample(rec, quantile(q / 100, grpc.rates()) / 1e6, **tf_out, protocol="grpc"),
+        )
+    server_expect(
+        n.R_SERVER_LATENCY_MEAN,
+        sample(n.R_SERVER_LATENCY_MEAN, 0.0025, **tf_out, protocol="rest"),
+        sample(n.R_SERVER_LATENCY_MEAN, 0.0009, **tf_out, protocol="grpc"),
+    )
     for q in (50, 99):
         rec = n.r_server_extra(f"runtime_seconds:p{q}")
         server_expect(rec, sample(rec, quantile(q / 100, runtime.rates()) / 1e6, **tf_out))
-    server_expect(n.R_SERVER_QUEUE_MEAN, sample(n.R_SERVER_QUEUE_MEAN, 0.0006, namespace="servecmp", server="tfserving"))
+    server_expect(
+        n.R_SERVER_QUEUE_MEAN,
+        sample(n.R_SERVER_QUEUE_MEAN, 0.0006, namespace="servecmp", server="tfserving"),
+    )
     rec = n.r_server_extra("queue_seconds:p99")
-    server_expect(rec, sample(rec, quantile(0.99, queue.rates()) / 1e6, namespace="servecmp", server="tfserving"))
+    server_expect(
+        rec,
+        sample(rec, quantile(0.99, queue.rates()) / 1e6, namespace="servecmp", server="tfserving"),
+    )
     for record, samples in srv.items():
         expect(record, *samples)
 
     # ---------------- CPU / memory: local process exporter + cAdvisor ------------------------
     proc = {"job": n.JOB_PROCESSES, "instance": "127.0.0.1:9647", "namespace": "local", "run": "r1"}
     for server, cpu, rss in (("torchserve", 5, 400e6), ("tfserving", 3, 250e6)):
-        series.append({"series": f"{n.PROC_CPU}{labels({**proc, 'server': server})}", "values": counter(cpu)})
-        series.append({"series": f"{n.PROC_RSS}{labels({**proc, 'server': server})}", "values": gauge(rss)})
-    kube = {"job": "kubelet", "metrics_path": "/metrics/cadvisor", "namespace": "servecmp", "node": "servecmp-worker"}
+        series.append(
+            {"series": f"{n.PROC_CPU}{labels({**proc, 'server': server})}", "values": counter(cpu)}
+        )
+        series.append(
+            {"series": f"{n.PROC_RSS}{labels({**proc, 'server': server})}", "values": gauge(rss)}
+        )
+    kube = {
+        "job": "kubelet",
+        "metrics_path": "/metrics/cadvisor",
+        "namespace": "servecmp",
+        "node": "servecmp-worker",
+    }
     for pod, container, cpu, mem in (
         ("torchserve-0", "torchserve", 8, 500e6),
         ("torchserve-1", "torchserve", 2, 300e6),
@@ -233,30 +394,41 @@ def build() -> dict[str, object]:
         ("torchserve-0", "", 11, 900e6),  # pod cgroup (container=""): must not be counted
         ("torchserve-0", "model-artifacts", 1, 10e6),  # init/sidecar container: not a server
     ):
-        c = {**kube, "pod": pod, "container": container, "id": f"/kubepods/{pod}/{container or 'pod'}",
-             "image": "" if not container else f"{container}:x"}
+        c = {
+            **kube,
+            "pod": pod,
+            "container": container,
+            "id": f"/kubepods/{pod}/{container or 'pod'}",
+            "image": "" if not container else f"{container}:x",
+        }
         series.append({"series": f"{n.CADVISOR_CPU}{labels(c)}", "values": counter(cpu)})
         series.append({"series": f"{n.CADVISOR_MEM}{labels(c)}", "values": gauge(mem)})
-    expect(n.R_SERVER_CPU,
-           sample(n.R_SERVER_CPU, 0.5, namespace="local", server="torchserve", source="psutil"),
-           sample(n.R_SERVER_CPU, 0.3, namespace="local", server="tfserving", source="psutil"),
-           sample(n.R_SERVER_CPU, 1.0, namespace="servecmp", server="torchserve", source="cadvisor"),
-           sample(n.R_SERVER_CPU, 0.6, namespace="servecmp", server="tfserving", source="cadvisor"))
-    expect(n.R_SERVER_MEM,
-           sample(n.R_SERVER_MEM, 400e6, namespace="local", server="torchserve", source="psutil"),
-           sample(n.R_SERVER_MEM, 250e6, namespace="local", server="tfserving", source="psutil"),
-           sample(n.R_SERVER_MEM, 800e6, namespace="servecmp", server="torchserve", source="cadvisor"),
-           sample(n.R_SERVER_MEM, 350e6, namespace="servecmp", server="tfserving", source="cadvisor"))
+    expect(
+        n.R_SERVER_CPU,
+        sample(n.R_SERVER_CPU, 0.5, namespace="local", server="torchserve", source="psutil"),
+        sample(n.R_SERVER_CPU, 0.3, namespace="local", server="tfserving", source="psutil"),
+        sample(n.R_SERVER_CPU, 1.0, namespace="servecmp", server="torchserve", source="cadvisor"),
+        sample(n.R_SERVER_CPU, 0.6, namespace="servecmp", server="tfserving", source="cadvisor"),
+    )
+    expect(
+        n.R_SERVER_MEM,
+        sample(n.R_SERVER_MEM, 400e6, namespace="local", server="torchserve", source="psutil"),
+        sample(n.R_SERVER_MEM, 250e6, namespace="local", server="tfserving", source="psutil"),
+        sample(n.R_SERVER_MEM, 800e6, namespace="servecmp", server="torchserve", source="cadvisor"),
+        sample(n.R_SERVER_MEM, 350e6, namespace="servecmp", server="tfserving", source="cadvisor"),
+    )
 
     return {
         "rule_files": ["../../helm/servecmp/files/recording-rules.yaml"],
         "evaluation_interval": f"{INTERVAL_S}s",
-        "tests": [{
-            "name": "recording rules on both servers' real formats, the generator, psutil and cAdvisor",
-            "interval": f"{INTERVAL_S}s",
-            "input_series": series,
-            "promql_expr_test": tests,
-        }],
+        "tests": [
+            {
+                "name": "recording rules on both servers' real formats, the generator, psutil and cAdvisor",
+                "interval": f"{INTERVAL_S}s",
+                "input_series": series,
+                "promql_expr_test": tests,
+            }
+        ],
     }
 
 

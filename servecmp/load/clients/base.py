@@ -87,7 +87,9 @@ class TargetClient(ABC):  # noqa: B024 - a client implements _exchange or _trans
     # ``_transfer`` + ``_decode``.
     def _transfer(self, index: int) -> tuple[Any, int]:
         """Send payload ``index``; return (the undecoded answer, response length in bytes)."""
-        raise NotImplementedError(f"{type(self).__name__} implements neither _exchange nor _transfer")
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither _exchange nor _transfer"
+        )
 
     def _decode(self, answer: Any) -> np.ndarray:
         """The logits ``[B, classes]`` of what ``_transfer`` returned (TransportError("decode"))."""
@@ -143,7 +145,11 @@ def check_logits(payloads: PayloadSet, index: int, logits: np.ndarray) -> WrongA
     expected = payloads.expected[index]
     if logits.shape != expected.shape:
         return WrongAnswer(f"logits shape {logits.shape} != expected {expected.shape}", np.inf)
-    diff = float(np.abs(np.subtract(logits, expected, dtype=np.float32)).max()) if expected.size else 0.0
+    diff = (
+        float(np.abs(np.subtract(logits, expected, dtype=np.float32)).max())
+        if expected.size
+        else 0.0
+    )
     if not np.isfinite(diff) or diff > payloads.atol:
         return WrongAnswer(
             f"payload {index}: max |logit - expected| = {diff:.3g} > atol {payloads.atol:g}", diff
@@ -185,7 +191,9 @@ def execute(client: TargetClient, index: int, *, scheduled_at: float | None = No
             return CallResult(Outcome.transport_error, elapsed, late_ms, length, err, err.kind)
         except Exception as err:
             wrapped = TransportError("client", f"{type(err).__name__}: {err}")
-            return CallResult(Outcome.transport_error, elapsed, late_ms, length, wrapped, wrapped.kind)
+            return CallResult(
+                Outcome.transport_error, elapsed, late_ms, length, wrapped, wrapped.kind
+            )
     exc = check_logits(client.payloads, index, logits)
     if exc is not None:
         return CallResult(Outcome.wrong_answer, elapsed, late_ms, length, exc, "wrong_answer")
@@ -203,7 +211,9 @@ def fire_result(client: TargetClient, result: CallResult, fire: FireFn) -> None:
     static = client.__dict__.get("_fire_static")
     if static is None:  # per client, once: the hot path only adds the per-request fields
         static = client.__dict__["_fire_static"] = {
-            "server": t.server, "protocol": t.protocol.value, "encoding": t.effective_encoding.value,
+            "server": t.server,
+            "protocol": t.protocol.value,
+            "encoding": t.effective_encoding.value,
         }
     fire(
         request_type=static["protocol"],

@@ -115,7 +115,9 @@ class PyTorchInProcessClient(TargetClient):
         if key not in _PT_POOLS:
             if intra_op_threads is not None:
                 torch.set_num_threads(int(intra_op_threads))
-            models = [torch.jit.load(str(address), map_location="cpu").eval() for _ in range(int(workers))]
+            models = [
+                torch.jit.load(str(address), map_location="cpu").eval() for _ in range(int(workers))
+            ]
             pool = InstancePool(models)
             # what a pool thread really uses (PyTorch applies the budget per calling thread)
             threads = int(pool.on_pool_thread(torch.get_num_threads))

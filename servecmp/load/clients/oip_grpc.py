@@ -27,10 +27,14 @@ class OipGrpcClient(TargetClient):
     # OpenVINO Model Server speak the same protocol): the protocol is checked, not the server.
     serves = ()
 
-    def __init__(self, target: Target, address: str, payloads: PayloadSet, timeout_s: float) -> None:
+    def __init__(
+        self, target: Target, address: str, payloads: PayloadSet, timeout_s: float
+    ) -> None:
         super().__init__(target, address, payloads, timeout_s)
         if target.protocol is not Protocol.grpc:
-            raise ValueError(f"{type(self).__name__} speaks grpc, not {target.protocol.value} ({target.name})")
+            raise ValueError(
+                f"{type(self).__name__} speaks grpc, not {target.protocol.value} ({target.name})"
+            )
         if self.encoding is not Encoding.oip:
             raise ValueError(f"OIP gRPC does not take encoding {self.encoding.value}")
         pb2, pb2_grpc = protos.load("oip")
@@ -40,7 +44,11 @@ class OipGrpcClient(TargetClient):
         self._requests = [
             pb2.ModelInferRequest(
                 model_name=self.model_name,
-                inputs=[pb2.ModelInferRequest.InferInputTensor(name=payloads.input_name, datatype="FP32", shape=shape)],
+                inputs=[
+                    pb2.ModelInferRequest.InferInputTensor(
+                        name=payloads.input_name, datatype="FP32", shape=shape
+                    )
+                ],
                 raw_input_contents=[payloads.body(Encoding.bytes, i)],
             )
             for i in range(len(payloads))

@@ -31,7 +31,9 @@ def decode_oip_json(data: bytes, output_name: str | None = None) -> np.ndarray:
         outputs = doc["outputs"]
         out = next((o for o in outputs if o.get("name") == output_name), outputs[0])
         if out.get("datatype") != "FP32":
-            raise TransportError("decode", f"output {out.get('name')!r} is {out.get('datatype')}, not FP32")
+            raise TransportError(
+                "decode", f"output {out.get('name')!r} is {out.get('datatype')}, not FP32"
+            )
         return np.asarray(out["data"], dtype=np.float32).reshape([int(d) for d in out["shape"]])
     except (ValueError, KeyError, TypeError, IndexError) as err:
         raise TransportError("decode", f"bad v2 inference JSON ({err}): {data[:120]!r}") from None
@@ -43,11 +45,19 @@ class OipRestClient(TargetClient):
     serves = ()
 
     def __init__(
-        self, target: Target, address: str, payloads: PayloadSet, timeout_s: float, *, concurrency: int = 1
+        self,
+        target: Target,
+        address: str,
+        payloads: PayloadSet,
+        timeout_s: float,
+        *,
+        concurrency: int = 1,
     ) -> None:
         super().__init__(target, address, payloads, timeout_s)
         if target.protocol is not Protocol.rest:
-            raise ValueError(f"{type(self).__name__} speaks rest, not {target.protocol.value} ({target.name})")
+            raise ValueError(
+                f"{type(self).__name__} speaks rest, not {target.protocol.value} ({target.name})"
+            )
         if self.encoding not in (Encoding.oip, Encoding.json):
             raise ValueError(f"OIP/v1 REST does not take encoding {self.encoding.value}")
         payloads.prepare([self.encoding])

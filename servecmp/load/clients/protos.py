@@ -81,7 +81,9 @@ def find_pb2() -> Path:
         cand = site.joinpath(*PB2_IN_KSERVE)
         if cand.is_file():
             return cand
-    raise StubError(f"no {'/'.join(PB2_IN_KSERVE)} in {venv} (run scripts/setup.sh, or set SERVECMP_OIP_PB2)")
+    raise StubError(
+        f"no {'/'.join(PB2_IN_KSERVE)} in {venv} (run scripts/setup.sh, or set SERVECMP_OIP_PB2)"
+    )
 
 
 # ---- what each set hands to protoc --------------------------------------------------------------
@@ -127,7 +129,9 @@ def _oip_inputs(pb2: Path, package: str, src: Path) -> list[str]:
     if fdp.package != "inference" or not any(s.name == "GRPCInferenceService" for s in fdp.service):
         raise StubError(f"{pb2}: not the Open Inference Protocol schema (package {fdp.package!r})")
     if fdp.dependency:
-        raise StubError(f"{pb2}: imports {list(fdp.dependency)}; only a self-contained schema is supported")
+        raise StubError(
+            f"{pb2}: imports {list(fdp.dependency)}; only a self-contained schema is supported"
+        )
     # Our file name: the generated modules are <package>/grpc_predict_v2_pb2(_grpc).py; the proto
     # package (hence the wire's service path) stays "inference".
     fdp.name = f"{package}/grpc_predict_v2.proto"
@@ -138,14 +142,18 @@ def _oip_inputs(pb2: Path, package: str, src: Path) -> list[str]:
 
 @dataclass(frozen=True)
 class ProtoSet:
-    package: str  # generated package; no leading "_" (protoc aliases it as "__..." -> name mangling)
+    package: (
+        str  # generated package; no leading "_" (protoc aliases it as "__..." -> name mangling)
+    )
     module: str  # <package>.<module>_pb2 and _pb2_grpc are what load() returns
     find_source: Callable[[], Path]
     protoc_inputs: Callable[[Path, str, Path], list[str]]  # (source, package, scratch dir) -> args
 
 
 SETS = {
-    "torchserve": ProtoSet("servecmp_ts_grpc_stubs", "inference", torchserve_jar, _torchserve_inputs),
+    "torchserve": ProtoSet(
+        "servecmp_ts_grpc_stubs", "inference", torchserve_jar, _torchserve_inputs
+    ),
     "oip": ProtoSet("servecmp_oip_grpc_stubs", "grpc_predict_v2", find_pb2, _oip_inputs),
 }
 
@@ -177,8 +185,14 @@ def _generate(name: str, source: Path, out_dir: Path) -> None:
         (pkg_out / "__init__.py").write_text(f'"""Generated from {source.name}; do not edit."""\n')
         # protoc runs in a child process: grpc_tools' bundled libprotobuf segfaults inside a
         # process that has already loaded tensorflow's.
-        args = [sys.executable, "-m", "grpc_tools.protoc", f"--python_out={out_dir}",
-                f"--grpc_python_out={out_dir}", *inputs]
+        args = [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"--python_out={out_dir}",
+            f"--grpc_python_out={out_dir}",
+            *inputs,
+        ]
         proc = subprocess.run(args, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise StubError(f"protoc failed on {source}: {' '.join(args)}\n{proc.stderr}")
@@ -210,9 +224,13 @@ def stub_dir(name: str, cache_root: Path | None = None, source: Path | None = No
     found = source or ps.find_source()
     digest = hashlib.sha256(found.read_bytes()).hexdigest()[:16]
     final = (Path(cache_root) if cache_root else default_cache_root()) / (
-        f"{name}-{digest}-grpcio-tools-{version('grpcio-tools')}")
-    return generate_once(final, final / ps.package / f"{ps.module}_pb2_grpc.py",
-                         lambda out: _generate(name, found, out))
+        f"{name}-{digest}-grpcio-tools-{version('grpcio-tools')}"
+    )
+    return generate_once(
+        final,
+        final / ps.package / f"{ps.module}_pb2_grpc.py",
+        lambda out: _generate(name, found, out),
+    )
 
 
 def load(name: str, cache_root: Path | None = None) -> tuple[ModuleType, ModuleType]:
@@ -223,5 +241,7 @@ def load(name: str, cache_root: Path | None = None) -> tuple[ModuleType, ModuleT
         path = str(stub_dir(name, cache_root))
         if path not in sys.path:
             sys.path.append(path)
-    return (importlib.import_module(f"{ps.package}.{ps.module}_pb2"),
-            importlib.import_module(f"{ps.package}.{ps.module}_pb2_grpc"))
+    return (
+        importlib.import_module(f"{ps.package}.{ps.module}_pb2"),
+        importlib.import_module(f"{ps.package}.{ps.module}_pb2_grpc"),
+    )

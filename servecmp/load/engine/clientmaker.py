@@ -12,7 +12,9 @@ from servecmp.experiment import Payload, Target
 from servecmp.load.engine.spec import StepSpec
 
 
-def load_payloads(target: Target, *, model: str, payload: Payload, seed: int, payloads_path: str | None) -> Any:
+def load_payloads(
+    target: Target, *, model: str, payload: Payload, seed: int, payloads_path: str | None
+) -> Any:
     from servecmp.load.payloads import PayloadSet
 
     if payloads_path:
@@ -28,15 +30,24 @@ def load_payloads(target: Target, *, model: str, payload: Payload, seed: int, pa
 
 
 def make_client_maker(
-    target: Target, address: str | None, *, model: str, payload: Payload, seed: int,
-    payloads_path: str | None, timeout_s: float, client_options: Mapping[str, Any] | None = None,
+    target: Target,
+    address: str | None,
+    *,
+    model: str,
+    payload: Payload,
+    seed: int,
+    payloads_path: str | None,
+    timeout_s: float,
+    client_options: Mapping[str, Any] | None = None,
 ) -> Callable[[], Any]:
     """A zero-argument function returning a new TargetClient (one per user / in-flight slot).
 
     It carries ``n_inputs`` (the number of distinct payloads)."""
     from servecmp.load.clients.base import make_client
 
-    payloads = load_payloads(target, model=model, payload=payload, seed=seed, payloads_path=payloads_path)
+    payloads = load_payloads(
+        target, model=model, payload=payload, seed=seed, payloads_path=payloads_path
+    )
     options = dict(client_options or {})
 
     def new_client() -> Any:
@@ -58,7 +69,12 @@ def client_maker(spec: StepSpec) -> Callable[[], Any]:
     if spec.client_factory:
         return resolve(spec.client_factory)(spec)
     return make_client_maker(
-        spec.target, spec.address, model=spec.model, payload=spec.payload, seed=spec.seed,
-        payloads_path=spec.payloads_path, timeout_s=spec.load.request_timeout_s,
+        spec.target,
+        spec.address,
+        model=spec.model,
+        payload=spec.payload,
+        seed=spec.seed,
+        payloads_path=spec.payloads_path,
+        timeout_s=spec.load.request_timeout_s,
         client_options=spec.client_options,
     )

@@ -17,7 +17,13 @@ ATTR = "servecmp"
 class Budget:
     """Every load loop stops by itself: a wall-clock deadline AND a request count."""
 
-    def __init__(self, max_requests: int, max_seconds: float, *, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        max_requests: int,
+        max_seconds: float,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.max_requests = int(max_requests)
         self.clock = clock
         self.deadline = clock() + float(max_seconds)

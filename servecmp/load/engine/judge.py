@@ -74,7 +74,9 @@ def server_tree(pids: list[int]) -> dict[int, tuple[float, str]]:
     return out
 
 
-def tree_change(before: dict[int, tuple[float, str]], after: dict[int, tuple[float, str]]) -> str | None:
+def tree_change(
+    before: dict[int, tuple[float, str]], after: dict[int, tuple[float, str]]
+) -> str | None:
     """What changed in the server's process tree (None: nothing)."""
     gone = [f"{before[p][1]} (pid {p})" for p in sorted(before) if after.get(p) != before[p]]
     new = [f"{after[p][1]} (pid {p})" for p in sorted(after) if before.get(p) != after[p]]
@@ -85,7 +87,10 @@ def tree_change(before: dict[int, tuple[float, str]], after: dict[int, tuple[flo
         parts.append("exited: " + ", ".join(gone))
     if new:
         parts.append("started: " + ", ".join(new))
-    return "server process tree changed during the step (a worker or the server restarted) — " + "; ".join(parts)
+    return (
+        "server process tree changed during the step (a worker or the server restarted) — "
+        + "; ".join(parts)
+    )
 
 
 def disruption(tree: str | None, windows: list[Window]) -> str | None:
@@ -128,10 +133,13 @@ def judge(spec: StepSpec, o: Observed) -> StepResult:
     if o.user_errors and valid and rep.ok == 0:
         reason = f"{reason}; user errors: {o.user_errors[0]}"
     summaries, stop_reason = o.measurement.summaries, o.measurement.stop_reason
-    steady, unsteady_reason = steadiness(summaries, st.windows, st.tolerance, open_loop=open_loop,
-                                         arrival=load.arrival.value)
+    steady, unsteady_reason = steadiness(
+        summaries, st.windows, st.tolerance, open_loop=open_loop, arrival=load.arrival.value
+    )
     if not steady and stop_reason == "time_bound":
-        unsteady_reason = f"{unsteady_reason}; the time bound ({st.max_windows} windows) was reached first"
+        unsteady_reason = (
+            f"{unsteady_reason}; the time bound ({st.max_windows} windows) was reached first"
+        )
     send_gap_ms = rep.send_gap_ms
     c = o.counters
     result = StepResult(
@@ -152,13 +160,21 @@ def judge(spec: StepSpec, o: Observed) -> StepResult:
         throughput_rps=rep.ok / rep.seconds,
         achieved_rps=rep.requests / rep.seconds,
         sent_rps=rep.delta("sent") / rep.seconds if open_loop else None,
-        late=LateSends(threshold_ms=load.late_threshold_ms, total=rep.delta("late"),
-                       backpressure=rep.delta("late_backpressure"),
-                       generator=rep.delta("late_generator")) if open_loop else None,
+        late=LateSends(
+            threshold_ms=load.late_threshold_ms,
+            total=rep.delta("late"),
+            backpressure=rep.delta("late_backpressure"),
+            generator=rep.delta("late_generator"),
+        )
+        if open_loop
+        else None,
         unsent_at_end=c.owed_at_end + max(0, c.scheduled - c.sent),
         generator=GeneratorWatch(
-            pid=os.getpid(), cpu_fraction=round(rep.generator_cpu, 4), cpu_limit=load.generator_cpu_limit,
-            cpus=sorted(os.sched_getaffinity(0)), server_cpu_fraction=rep.server_cpu,
+            pid=os.getpid(),
+            cpu_fraction=round(rep.generator_cpu, 4),
+            cpu_limit=load.generator_cpu_limit,
+            cpus=sorted(os.sched_getaffinity(0)),
+            server_cpu_fraction=rep.server_cpu,
             server_cpu_budget=spec.server_cpu_budget,
         ),
         valid=valid,
@@ -167,9 +183,14 @@ def judge(spec: StepSpec, o: Observed) -> StepResult:
         unsteady_reason=unsteady_reason,
         disrupted=disruption(o.tree_change, [*o.warmup_windows, *o.windows]),
         client_ready_s=round(o.client_ready_s, 4) if o.client_ready_s is not None else None,
-        error=("; ".join(sorted(set(o.user_errors)))[:2000]
-               or (f"no correct answer before warm-up within {CLIENT_READY_RETRY_S:g} s: {o.ready_error}"
-                   if o.client_ready_s is None else None)),
+        error=(
+            "; ".join(sorted(set(o.user_errors)))[:2000]
+            or (
+                f"no correct answer before warm-up within {CLIENT_READY_RETRY_S:g} s: {o.ready_error}"
+                if o.client_ready_s is None
+                else None
+            )
+        ),
         totals={
             "windows": len(o.windows),
             "ok": sum(w.ok for w in o.windows),
@@ -188,8 +209,12 @@ def judge(spec: StepSpec, o: Observed) -> StepResult:
     )
     if spec.slo_p99_ms is not None:
         result.slo_pass = bool(
-            valid and lat.p99 is not None and lat.p99 <= spec.slo_p99_ms
+            valid
+            and lat.p99 is not None
+            and lat.p99 <= spec.slo_p99_ms
             and result.error_fraction <= SLO_MAX_ERROR_FRACTION
-            and (spec.rate is None or result.throughput_rps >= SLO_MIN_ACHIEVED_FRACTION * spec.rate)
+            and (
+                spec.rate is None or result.throughput_rps >= SLO_MIN_ACHIEVED_FRACTION * spec.rate
+            )
         )
     return result

@@ -20,8 +20,15 @@ from servecmp.load.engine.validity import Measured, Sends
 from servecmp.results.schema import WindowSummary
 
 
-def run_for(rec: WindowRecorder, budget: Budget, seconds: float, *, warmup: bool,
-            clock: Callable[[], float], sleep: Callable[[float], Any]) -> Window:
+def run_for(
+    rec: WindowRecorder,
+    budget: Budget,
+    seconds: float,
+    *,
+    warmup: bool,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Any],
+) -> Window:
     """Record one window of ``seconds`` (shorter once the budget is exhausted)."""
     rec.open_window()
     end = clock() + seconds
@@ -36,8 +43,12 @@ class Measurement:
     stop_reason: str  # "stable" | "time_bound" | "request_bound"
 
 
-def measure(next_window: Callable[[], Window], st: Stability, budget: Budget,
-            done: Callable[[list[WindowSummary]], bool]) -> Measurement:
+def measure(
+    next_window: Callable[[], Window],
+    st: Stability,
+    budget: Budget,
+    done: Callable[[list[WindowSummary]], bool],
+) -> Measurement:
     """Windows until ``done(summaries)`` (``stop_reason="stable"``), the time bound
     (``"time_bound"``; also when the budget's safety deadline stopped the users) or the request
     bound (``"request_bound"``)."""
@@ -79,11 +90,19 @@ class Reported:
         seconds = sum(w.duration for w in rep) or 1e-9
         server_cpu = None
         if server_watched and rep:
-            server_cpu = sum((w.server_cpu_end or 0.0) - (w.server_cpu_start or 0.0) for w in rep) / seconds
+            server_cpu = (
+                sum((w.server_cpu_end or 0.0) - (w.server_cpu_start or 0.0) for w in rep) / seconds
+            )
         return cls(
-            windows=rep, hist=hist, service=service, transport=transport,
-            ok=sum(w.ok for w in rep), wrong=sum(w.wrong for w in rep), seconds=seconds,
-            generator_cpu=sum(w.cpu_end - w.cpu_start for w in rep) / seconds, server_cpu=server_cpu,
+            windows=rep,
+            hist=hist,
+            service=service,
+            transport=transport,
+            ok=sum(w.ok for w in rep),
+            wrong=sum(w.wrong for w in rep),
+            seconds=seconds,
+            generator_cpu=sum(w.cpu_end - w.cpu_start for w in rep) / seconds,
+            server_cpu=server_cpu,
         )
 
     @property
@@ -111,14 +130,22 @@ class Reported:
         """The validity rule's input."""
         completed = self.completed
         return Measured(
-            ok=self.ok, requests=self.requests, generator_cpu=self.generator_cpu,
-            server_cpu=self.server_cpu, seconds=self.seconds if self.windows else 0.0,
+            ok=self.ok,
+            requests=self.requests,
+            generator_cpu=self.generator_cpu,
+            server_cpu=self.server_cpu,
+            seconds=self.seconds if self.windows else 0.0,
             completed_rps=completed / self.seconds,
-            latency_mean_all_ms=sum(w.latency_sum_all_ms for w in self.windows) / completed if completed else None,
+            latency_mean_all_ms=sum(w.latency_sum_all_ms for w in self.windows) / completed
+            if completed
+            else None,
             send_gap_ms=self.send_gap_ms,
             service_p99_ms=summarize(self.service).p99 if open_loop else None,
             sends=Sends(
-                sent=self.delta("sent"), late=self.delta("late"), late_generator=self.delta("late_generator"),
-                late_backpressure=self.delta("late_backpressure"), in_flight_peak=self.in_flight_peak,
+                sent=self.delta("sent"),
+                late=self.delta("late"),
+                late_generator=self.delta("late_generator"),
+                late_backpressure=self.delta("late_backpressure"),
+                in_flight_peak=self.in_flight_peak,
             ),
         )

@@ -171,7 +171,9 @@ class WindowRecorder:
     ``late_ms`` from the event context gives the service time (latency - late) in open loop.
     """
 
-    def __init__(self, counters: Any = None, server_watch: CpuWatch | None = None, *, service: bool = True) -> None:
+    def __init__(
+        self, counters: Any = None, server_watch: CpuWatch | None = None, *, service: bool = True
+    ) -> None:
         # service=False (closed loop): service time == latency, so the second histogram (an HDR
         # record per request on the generator's hot path) is not kept.
         self.service = service
@@ -185,9 +187,16 @@ class WindowRecorder:
     def _counters(self) -> dict[str, int]:
         return self.counters.snapshot() if self.counters is not None else {}
 
-    def on_request(self, request_type: str = "", name: str = "", response_time: float = 0.0,
-                   response_length: int = 0, exception: BaseException | None = None,
-                   context: dict[str, Any] | None = None, **_: Any) -> None:
+    def on_request(
+        self,
+        request_type: str = "",
+        name: str = "",
+        response_time: float = 0.0,
+        response_length: int = 0,
+        exception: BaseException | None = None,
+        context: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
         w = self.current
         if not self.measuring or w is None:
             return
@@ -204,12 +213,21 @@ class WindowRecorder:
         elif outcome == "wrong_answer":
             w.wrong += 1
         else:
-            kind = ctx.get("error_kind") or getattr(exception, "kind", None) or type(exception).__name__
+            kind = (
+                ctx.get("error_kind")
+                or getattr(exception, "kind", None)
+                or type(exception).__name__
+            )
             w.transport[str(kind)] += 1
 
     def open_window(self) -> Window:
         now = time.perf_counter()
-        w = Window(index=len(self.windows), start=now, counters_start=self._counters(), cpu_start=own_cpu_seconds())
+        w = Window(
+            index=len(self.windows),
+            start=now,
+            counters_start=self._counters(),
+            cpu_start=own_cpu_seconds(),
+        )
         if self.server_watch is not None:
             w.server_cpu_start = self.server_watch.sample()
         if self.counters is not None and hasattr(self.counters, "in_flight_peak"):

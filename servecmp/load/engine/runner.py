@@ -53,8 +53,18 @@ def run_step(
     deadline = spec.hard_deadline_s() if deadline_s is None else deadline_s
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [python, "-m", "servecmp.load.engine.step", "--spec", str(spec_path), "--out", str(run)],
-            stdout=log, stderr=subprocess.STDOUT, env=child_env,
+            [
+                python,
+                "-m",
+                "servecmp.load.engine.step",
+                "--spec",
+                str(spec_path),
+                "--out",
+                str(run),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_env,
             start_new_session=True,  # the child's signals never reach us
         )
         watchdog.register(proc.pid)  # dies with the orchestrator, even on kill -9
@@ -71,7 +81,8 @@ def run_step(
             from servecmp.load.engine.step import failed_result
 
             result = failed_result(
-                spec, "deadline",
+                spec,
+                "deadline",
                 f"step process exceeded its hard deadline of {deadline:.0f}s and was killed\n{_tail(log_path)}",
             )
             store.append_step(result)
@@ -82,6 +93,10 @@ def run_step(
         return found
     from servecmp.load.engine.step import failed_result
 
-    result = failed_result(spec, "error", f"step process exited with {proc.returncode} without a result\n{_tail(log_path)}")
+    result = failed_result(
+        spec,
+        "error",
+        f"step process exited with {proc.returncode} without a result\n{_tail(log_path)}",
+    )
     store.append_step(result)
     return result

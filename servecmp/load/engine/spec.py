@@ -35,7 +35,9 @@ def split_host(address: str) -> str:
     return addr.rsplit(":", 1)[0] if ":" in addr else addr
 
 
-def check_address(address: str | None, *, cluster_mode: bool = False, target: Target | None = None) -> None:
+def check_address(
+    address: str | None, *, cluster_mode: bool = False, target: Target | None = None
+) -> None:
     """Refuse any target address other than loopback literals 127.0.0.1 / ::1.
 
     With ``cluster_mode`` (the kind path, an explicit flag) a cluster Service DNS name
@@ -55,7 +57,9 @@ def check_address(address: str | None, *, cluster_mode: bool = False, target: Ta
         return
     if cluster_mode and _SERVICE_DNS.match(host.lower()):
         return
-    allowed = "127.0.0.1 or ::1" + (" or a cluster Service DNS name (svc.ns.svc[.cluster.local])" if cluster_mode else "")
+    allowed = "127.0.0.1 or ::1" + (
+        " or a cluster Service DNS name (svc.ns.svc[.cluster.local])" if cluster_mode else ""
+    )
     hint = "" if cluster_mode else " (cluster Service names need the explicit cluster mode flag)"
     raise AddressError(f"refusing to send load to {address!r}: only {allowed} is allowed{hint}")
 
@@ -117,8 +121,13 @@ class StepSpec(BaseModel):
 
     def hard_deadline_s(self) -> float:
         """Wall seconds after which the parent kills the step process (never hangs)."""
-        return (CLIENT_READY_BOUND_S + self.measurement_bound_s() + self.load.request_timeout_s
-                + self.grace_s + 15.0)
+        return (
+            CLIENT_READY_BOUND_S
+            + self.measurement_bound_s()
+            + self.load.request_timeout_s
+            + self.grace_s
+            + 15.0
+        )
 
     # ---- io -------------------------------------------------------------------------------
     def write(self, path: str | Path) -> Path:
@@ -172,6 +181,14 @@ def make_spec(
             extra["slo_p99_ms"] = load.slo_p99_ms
     step_id = f"{index:03d}-{target.name}-{sweep}-{label}"
     return StepSpec(
-        run_id=run_id, step_id=step_id, index=index, target=target, address=address,
-        sweep=sweep, mode=mode, load=load, **extra, **kw,  # type: ignore[arg-type]
+        run_id=run_id,
+        step_id=step_id,
+        index=index,
+        target=target,
+        address=address,
+        sweep=sweep,  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]
+        load=load,
+        **extra,  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
     )

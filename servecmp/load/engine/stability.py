@@ -72,12 +72,16 @@ def difference_factor() -> float:
     return float(stats.norm.ppf(0.5 + NOISE_LEVEL / 2))
 
 
-def quantile_ci(samples: Sequence[float] | np.ndarray, p: float) -> tuple[float | None, float | None]:
+def quantile_ci(
+    samples: Sequence[float] | np.ndarray, p: float
+) -> tuple[float | None, float | None]:
     """Distribution-free ``CI_LEVEL`` interval of the ``p`` quantile from the window's samples
     (order statistics; None: the interval is open at that end, too few samples)."""
     if len(samples) == 0:
         return None, None
-    ci = stats.quantile_test(np.asarray(samples, dtype=float), q=0.0, p=p).confidence_interval(CI_LEVEL)
+    ci = stats.quantile_test(np.asarray(samples, dtype=float), q=0.0, p=p).confidence_interval(
+        CI_LEVEL
+    )
     lo, hi = float(ci.low), float(ci.high)
     return (None if math.isnan(lo) else lo), (None if math.isnan(hi) else hi)
 
@@ -122,13 +126,16 @@ class Series:
             return None
         if allowed - self.tolerance <= 0.005:
             return f"{self.label} spread {s:.0%}"
-        what = "sampling noise allows" if self.tolerance == 0 else "tolerance + sampling noise allow"
+        what = (
+            "sampling noise allows" if self.tolerance == 0 else "tolerance + sampling noise allow"
+        )
         return f"{self.label} spread {s:.0%} ({what} {allowed:.0%})"
 
 
 # ---- per-statistic noise ------------------------------------------------------------------------
-def throughput_series(last: Sequence[WindowSummary], tolerance: float, *, open_loop: bool,
-                      arrival: str) -> Series:
+def throughput_series(
+    last: Sequence[WindowSummary], tolerance: float, *, open_loop: bool, arrival: str
+) -> Series:
     values = [w.throughput_rps for w in last]
     if open_loop and arrival == "poisson":
         rate = sum(w.ok for w in last) / sum(w.duration_s for w in last)
@@ -180,7 +187,9 @@ def _p99_unjudged(last: Sequence[WindowSummary]) -> str | None:
 
 
 # ---- the rules ------------------------------------------------------------------------------------
-def _check_windows(windows: Sequence[WindowSummary], n: int) -> tuple[list[WindowSummary], str | None]:
+def _check_windows(
+    windows: Sequence[WindowSummary], n: int
+) -> tuple[list[WindowSummary], str | None]:
     if len(windows) < n:
         return [], f"only {len(windows)} measurement window(s), {n} needed to judge steadiness"
     last = list(windows[-n:])
@@ -197,8 +206,14 @@ def _trend_reason(series: Series, n: int) -> str | None:
     return f"trend: {series.label} {direction} over the last {n} windows ({seq})"
 
 
-def steadiness(windows: Sequence[WindowSummary], n: int, tolerance: float, *, open_loop: bool = False,
-               arrival: str = "poisson") -> tuple[bool, str | None]:
+def steadiness(
+    windows: Sequence[WindowSummary],
+    n: int,
+    tolerance: float,
+    *,
+    open_loop: bool = False,
+    arrival: str = "poisson",
+) -> tuple[bool, str | None]:
     """Is the system in steady state over the last ``n`` windows? (steady, why not).
 
     Not steady when a window has no ok response; when p50 or throughput TRENDS beyond its noise
@@ -223,19 +238,34 @@ def steadiness(windows: Sequence[WindowSummary], n: int, tolerance: float, *, op
     elif parts and parts[-1].startswith("p50"):
         parts[-1] += f" (p99 not judged: {unjudged})"
     if parts:
-        return False, f"windows never agreed: {', '.join(parts)} over the last {n} (tolerance {tolerance:.0%})"
+        return (
+            False,
+            f"windows never agreed: {', '.join(parts)} over the last {n} (tolerance {tolerance:.0%})",
+        )
     return True, None
 
 
-def is_stable(windows: Sequence[WindowSummary], n: int, tolerance: float, *, open_loop: bool = False,
-              arrival: str = "poisson") -> bool:
+def is_stable(
+    windows: Sequence[WindowSummary],
+    n: int,
+    tolerance: float,
+    *,
+    open_loop: bool = False,
+    arrival: str = "poisson",
+) -> bool:
     """Stable when the last ``n`` windows are steady (see :func:`steadiness`). A window without
     ok responses is never stable, so a dead server runs to the time bound."""
     return steadiness(windows, n, tolerance, open_loop=open_loop, arrival=arrival)[0]
 
 
-def settled(windows: Sequence[WindowSummary], n: int, tolerance: float, *, open_loop: bool = False,
-            arrival: str = "poisson") -> tuple[bool, str | None]:
+def settled(
+    windows: Sequence[WindowSummary],
+    n: int,
+    tolerance: float,
+    *,
+    open_loop: bool = False,
+    arrival: str = "poisson",
+) -> tuple[bool, str | None]:
     """Burn-in: has throughput stopped changing beyond its noise over the last ``n`` windows?"""
     last, why = _check_windows(windows, n)
     if why is not None:

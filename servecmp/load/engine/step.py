@@ -43,7 +43,9 @@ from servecmp.results.store import RunStore
 OPEN_LOOP_READY_CLIENTS = 8
 
 
-def failed_result(spec: StepSpec, stop_reason: str, error: str, started_at: str | None = None) -> StepResult:
+def failed_result(
+    spec: StepSpec, stop_reason: str, error: str, started_at: str | None = None
+) -> StepResult:
     """A result for a step that produced no measurement (crash, killed at the deadline)."""
     return StepResult(
         **base_fields(spec),
@@ -58,7 +60,9 @@ def failed_result(spec: StepSpec, stop_reason: str, error: str, started_at: str 
 
 def _attach_generator_metrics(env: Any, spec: StepSpec) -> Any:
     """Optional: the observability package's generator metrics, when installed and asked for."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not os.environ.get("SERVECMP_GENERATOR_METRICS"):
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not os.environ.get(
+        "SERVECMP_GENERATOR_METRICS"
+    ):
         return None
     try:
         from servecmp.observability import generator_metrics as gm
@@ -67,7 +71,9 @@ def _attach_generator_metrics(env: Any, spec: StepSpec) -> Any:
     return gm.subscribe(env, late_threshold_ms=spec.load.late_threshold_ms, targets=[spec.target])
 
 
-def _ready_clients(maker: Any, n: int, bound_s: float, sleep: Any) -> tuple[list[Any], float | None, str | None]:
+def _ready_clients(
+    maker: Any, n: int, bound_s: float, sleep: Any
+) -> tuple[list[Any], float | None, str | None]:
     """Build ``n`` clients and get one correct answer from each, before any clock starts.
 
     Returns (clients, seconds it took or None if some client never answered correctly within
@@ -130,14 +136,20 @@ def run_here(spec: StepSpec) -> StepResult:
     # Every client is built and has answered one request correctly BEFORE the warm-up clock
     # starts (model loads, first connects): that time is recorded, never measured as load.
     ctx = LoadContext(
-        new_client=maker, n_inputs=n_inputs, budget=Budget(0, 0.0),
-        late_threshold_s=load.late_threshold_ms / 1000.0, max_in_flight=spec.max_in_flight,
-        arrival=load.arrival.value, seed=spec.seed + spec.index,
+        new_client=maker,
+        n_inputs=n_inputs,
+        budget=Budget(0, 0.0),
+        late_threshold_s=load.late_threshold_ms / 1000.0,
+        max_in_flight=spec.max_in_flight,
+        arrival=load.arrival.value,
+        seed=spec.seed + spec.index,
         protocol=spec.target.protocol.value,
     )
     U.prepare_protocol(ctx)
     n_ready = min(spec.max_in_flight, OPEN_LOOP_READY_CLIENTS) if open_loop else n_users
-    ready, client_ready_s, ready_error = _ready_clients(maker, n_ready, CLIENT_READY_RETRY_S, gevent.sleep)
+    ready, client_ready_s, ready_error = _ready_clients(
+        maker, n_ready, CLIENT_READY_RETRY_S, gevent.sleep
+    )
 
     def new_client() -> Any:
         return ready.pop() if ready else maker()
@@ -157,7 +169,9 @@ def run_here(spec: StepSpec) -> StepResult:
     env.servecmp = ctx  # type: ignore[attr-defined]
     user_errors: list[str] = []
     env.events.user_error.add_listener(
-        lambda user_instance, exception, tb, **_: user_errors.append(f"{type(exception).__name__}: {exception}")
+        lambda user_instance, exception, tb, **_: user_errors.append(
+            f"{type(exception).__name__}: {exception}"
+        )
     )
     server_watch = CpuWatch(spec.server_pids) if spec.server_pids else None
     rec = WindowRecorder(ctx.counters, server_watch, service=open_loop)
@@ -168,22 +182,42 @@ def run_here(spec: StepSpec) -> StepResult:
     runner.start(n_users, spawn_rate=float(max(20, n_users * 20)), wait=False)
     window = partial(run_for, rec, budget, clock=time.perf_counter, sleep=gevent.sleep)
     try:
-        warm = warm_up(lambda s: window(s, warmup=True), load, spec.warmup_bound_s(),
-                       clock=time.perf_counter, stopped=lambda: budget.exhausted)
-        measurement = measure(lambda: window(load.stability.window_s, warmup=False), load.stability,
-                              budget, stop_rule(spec))
+        warm = warm_up(
+            lambda s: window(s, warmup=True),
+            load,
+            spec.warmup_bound_s(),
+            clock=time.perf_counter,
+            stopped=lambda: budget.exhausted,
+        )
+        measurement = measure(
+            lambda: window(load.stability.window_s, warmup=False),
+            load.stability,
+            budget,
+            stop_rule(spec),
+        )
     finally:
         runner.quit()
         stop_sampler = getattr(gm, "stop_sampler", None)
         if stop_sampler is not None:
             stop_sampler()
     changed = tree_change(tree_before, server_tree(spec.server_pids)) if spec.server_pids else None
-    return judge(spec, Observed(
-        started_at=started_at, warmup=warm, measurement=measurement, windows=rec.windows,
-        warmup_windows=rec.warmup_windows, counters=ctx.counters, budget_taken=budget.taken,
-        client_ready_s=client_ready_s, ready_error=ready_error, user_errors=user_errors,
-        tree_change=changed, server_watched=server_watch is not None,
-    ))
+    return judge(
+        spec,
+        Observed(
+            started_at=started_at,
+            warmup=warm,
+            measurement=measurement,
+            windows=rec.windows,
+            warmup_windows=rec.warmup_windows,
+            counters=ctx.counters,
+            budget_taken=budget.taken,
+            client_ready_s=client_ready_s,
+            ready_error=ready_error,
+            user_errors=user_errors,
+            tree_change=changed,
+            server_watched=server_watch is not None,
+        ),
+    )
 
 
 # Entry point of the step child process that servecmp.load.engine.runner starts.
@@ -207,8 +241,17 @@ def main(argv: list[str] | None = None) -> int:
         result = failed_result(spec, "error", traceback.format_exc(), started)
     store.append_step(result)
     signal.alarm(0)
-    print(json.dumps({"step_id": result.step_id, "valid": result.valid, "stop_reason": result.stop_reason,
-                      "throughput_rps": round(result.throughput_rps, 2), "p99_ms": result.latency_ms.p99}))
+    print(
+        json.dumps(
+            {
+                "step_id": result.step_id,
+                "valid": result.valid,
+                "stop_reason": result.stop_reason,
+                "throughput_rps": round(result.throughput_rps, 2),
+                "p99_ms": result.latency_ms.p99,
+            }
+        )
+    )
     sys.stdout.flush()
     return 0 if result.stop_reason != "error" else 1
 

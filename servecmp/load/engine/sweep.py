@@ -39,9 +39,17 @@ def run_target(
     server_cpu_budget = spec_kw.pop("server_cpu_budget", exp.resources.cpus)
     for i, param in enumerate(plan_steps(exp.load) if params is None else params):
         spec = make_spec(
-            run_id=run_id, index=start_index + i, target=target, address=address, load=exp.load,
-            param=param, model=exp.model, payload=exp.payload, seed=exp.seed,
-            experiment_digest=exp.digest(), server_cpu_budget=server_cpu_budget,
+            run_id=run_id,
+            index=start_index + i,
+            target=target,
+            address=address,
+            load=exp.load,
+            param=param,
+            model=exp.model,
+            payload=exp.payload,
+            seed=exp.seed,
+            experiment_digest=exp.digest(),
+            server_cpu_budget=server_cpu_budget,
             **spec_kw,
         )
         result = run_step(spec, run_dir, cpus=cpus)
@@ -72,10 +80,21 @@ def rate_sweep_outcome(steps: Sequence[StepResult]) -> RateSweepOutcome:
             continue
         if not s.valid:
             why = f"step at {s.rate:g} req/s invalid: {s.invalid_reason}"
-        elif s.latency_ms.p99 is not None and s.slo_p99_ms is not None and s.latency_ms.p99 > s.slo_p99_ms:
+        elif (
+            s.latency_ms.p99 is not None
+            and s.slo_p99_ms is not None
+            and s.latency_ms.p99 > s.slo_p99_ms
+        ):
             why = f"p99 {s.latency_ms.p99:.1f} ms > SLO {s.slo_p99_ms:g} ms at {s.rate:g} req/s"
         else:
-            why = (f"at {s.rate:g} req/s: {s.throughput_rps:.1f} req/s achieved, "
-                   f"{s.error_fraction:.1%} errors")
+            why = (
+                f"at {s.rate:g} req/s: {s.throughput_rps:.1f} req/s achieved, "
+                f"{s.error_fraction:.1%} errors"
+            )
         return RateSweepOutcome(s.target, last_pass, s.rate, why)
-    return RateSweepOutcome(steps[0].target, last_pass, None, "every rate passed the SLO (sweep did not reach the limit)")
+    return RateSweepOutcome(
+        steps[0].target,
+        last_pass,
+        None,
+        "every rate passed the SLO (sweep did not reach the limit)",
+    )

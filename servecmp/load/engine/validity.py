@@ -59,12 +59,16 @@ class Asked:
         """From a :class:`~servecmp.load.engine.spec.StepSpec`."""
         load, open_loop = spec.load, spec.mode == "open_loop"
         return cls(
-            mode=spec.mode, generator_cpu_limit=load.generator_cpu_limit,
-            server_cpu_budget=spec.server_cpu_budget, inprocess=spec.target.is_baseline,
+            mode=spec.mode,
+            generator_cpu_limit=load.generator_cpu_limit,
+            server_cpu_budget=spec.server_cpu_budget,
+            inprocess=spec.target.is_baseline,
             concurrency=None if open_loop else spec.concurrency,
-            offered_rps=spec.rate if open_loop else None, arrival=load.arrival.value,
+            offered_rps=spec.rate if open_loop else None,
+            arrival=load.arrival.value,
             max_in_flight=spec.max_in_flight if open_loop else None,
-            late_send_tolerance=load.late_send_tolerance, late_threshold_ms=load.late_threshold_ms,
+            late_send_tolerance=load.late_send_tolerance,
+            late_threshold_ms=load.late_threshold_ms,
         )
 
 
@@ -158,14 +162,22 @@ def generator_busy(m: Measured, a: Asked) -> str | None:
 
 
 def littles_law(m: Measured, a: Asked) -> str | None:
-    if not (a.mode == "closed_loop" and a.concurrency and m.requests >= LITTLE_MIN_REQUESTS
-            and m.latency_mean_all_ms is not None):
+    if not (
+        a.mode == "closed_loop"
+        and a.concurrency
+        and m.requests >= LITTLE_MIN_REQUESTS
+        and m.latency_mean_all_ms is not None
+    ):
         return None
     product = m.completed_rps * m.latency_mean_all_ms / 1000.0
     ratio = product / a.concurrency
     if abs(ratio - 1.0) <= LITTLE_TOLERANCE:
         return None
-    gap = "" if m.send_gap_ms is None else f"; mean {m.send_gap_ms:.2f} ms from a response to the next send"
+    gap = (
+        ""
+        if m.send_gap_ms is None
+        else f"; mean {m.send_gap_ms:.2f} ms from a response to the next send"
+    )
     return (
         f"self-check failed (Little's law): throughput {m.completed_rps:.1f} req/s x mean "
         f"latency {m.latency_mean_all_ms:.2f} ms = {product:.2f} requests in flight, but "
@@ -184,7 +196,11 @@ def late_sends(m: Measured, a: Asked) -> str | None:
             f"{a.late_threshold_ms:g} ms late with a free in-flight slot "
             f"(tolerance {a.late_send_tolerance:.0%})"
         )
-    if m.sends.late > limit and m.service_p99_ms is not None and m.service_p99_ms <= a.late_threshold_ms:
+    if (
+        m.sends.late > limit
+        and m.service_p99_ms is not None
+        and m.service_p99_ms <= a.late_threshold_ms
+    ):
         return (
             f"generator-bound: {m.sends.late} of {m.sends.sent} sends were late while the server "
             f"answered within {m.service_p99_ms:.1f} ms p99 (<= {a.late_threshold_ms:g} ms)"
@@ -193,7 +209,11 @@ def late_sends(m: Measured, a: Asked) -> str | None:
 
 
 def in_flight(m: Measured, a: Asked) -> str | None:
-    if a.mode == "open_loop" and a.max_in_flight is not None and m.sends.in_flight_peak > a.max_in_flight:
+    if (
+        a.mode == "open_loop"
+        and a.max_in_flight is not None
+        and m.sends.in_flight_peak > a.max_in_flight
+    ):
         return (
             f"self-check failed: {m.sends.in_flight_peak} requests in flight at once, above "
             f"max_in_flight {a.max_in_flight}"

@@ -35,8 +35,14 @@ def latency_flat(prev_p50: float | None, p50: float | None, tolerance: float) ->
     return p50 is not None and prev_p50 is not None and p50 >= prev_p50 * (1 - tolerance)
 
 
-def warm_up(run_slice: Callable[[float], Window], load: Load, bound_s: float, *,
-            clock: Callable[[], float], stopped: Callable[[], bool]) -> Warmup:
+def warm_up(
+    run_slice: Callable[[float], Window],
+    load: Load,
+    bound_s: float,
+    *,
+    clock: Callable[[], float],
+    stopped: Callable[[], bool],
+) -> Warmup:
     """Run warm-up slices (``run_slice(seconds)`` runs load for that long and returns the slice's
     window) until latency is flat, ``bound_s`` passed or ``stopped()`` (the step's budget)."""
     if load.warmup_s <= 0:

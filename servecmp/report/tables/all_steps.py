@@ -8,12 +8,26 @@ from servecmp.report.format import METRIC_LABEL, fmt
 from servecmp.report.table import Table
 from servecmp.results.metrics import METRICS
 
-ALL_STEP_METRICS = ("throughput_rps", "latency_p50_ms", "latency_p99_ms", "latency_p999_ms", "error_fraction")
+ALL_STEP_METRICS = (
+    "throughput_rps",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "latency_p999_ms",
+    "error_fraction",
+)
 
 
 def all_steps(run: RunData) -> Table:
     t = Table(
-        ["step", "target", "load", "round", "status", *(f"{METRIC_LABEL[m]} ({METRICS[m].unit})" for m in ALL_STEP_METRICS), "stop"],
+        [
+            "step",
+            "target",
+            "load",
+            "round",
+            "status",
+            *(f"{METRIC_LABEL[m]} ({METRICS[m].unit})" for m in ALL_STEP_METRICS),
+            "stop",
+        ],
         [],
     )
     for s in run.steps:
@@ -25,6 +39,16 @@ def all_steps(run: RunData) -> Table:
             nums = ["invalid"] * len(ALL_STEP_METRICS)
             cls = ["invalid"] * len(nums)
         status = why or "comparable"
-        t.add([s.step_id, s.target, param_label(param_of(s)), str(s.repeat + 1), status, *nums, s.stop_reason],
-              ["", "", "", "", "invalid" if why else "", *cls, ""])
+        t.add(
+            [
+                s.step_id,
+                s.target,
+                param_label(param_of(s)),
+                str(s.repeat + 1),
+                status,
+                *nums,
+                s.stop_reason,
+            ],
+            ["", "", "", "", "invalid" if why else "", *cls, ""],
+        )
     return t

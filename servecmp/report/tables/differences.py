@@ -21,8 +21,10 @@ def compared_pairs(run: RunData) -> list[tuple[TargetInfo, TargetInfo]]:
     pairs: list[tuple[TargetInfo, TargetInfo]] = []
     servers = [t for t in infos if not t.baseline]
     for i, a in enumerate(servers):
-        for b in servers[i + 1:]:
-            if a.server == b.server or (a.protocol == b.protocol and not a.native_extra and not b.native_extra):
+        for b in servers[i + 1 :]:
+            if a.server == b.server or (
+                a.protocol == b.protocol and not a.native_extra and not b.native_extra
+            ):
                 pairs.append((a, b))
     for a in servers:
         base = by_name.get(baseline_of(a.server) or "")
@@ -40,11 +42,31 @@ def differences(run: RunData) -> Table:
             ca, cb = cs.get((a.name, p)), cs.get((b.name, p))
             for metric in DIFF_METRICS:
                 m = METRICS[metric]
-                va = fmt(ca.value(metric), m.unit) if ca and ca.rep else (ca.invalid_reason if ca else "not measured")
-                vb = fmt(cb.value(metric), m.unit) if cb and cb.rep else (cb.invalid_reason if cb else "not measured")
+                va = (
+                    fmt(ca.value(metric), m.unit)
+                    if ca and ca.rep
+                    else (ca.invalid_reason if ca else "not measured")
+                )
+                vb = (
+                    fmt(cb.value(metric), m.unit)
+                    if cb and cb.rep
+                    else (cb.invalid_reason if cb else "not measured")
+                )
                 v = difference(metric, ca, cb) if ca and cb and ca.rep and cb.rep else None
                 dtxt = describe(v) if v is not None else "—"
                 verdict, cls = verdict_outcome(v, a.name, b.name)
-                t.add([param_label(p), a.label, b.label, METRIC_LABEL[metric], m.unit, va or "", vb or "", dtxt, verdict],
-                      ["", "", "", "", "", "", "", "", cls])
+                t.add(
+                    [
+                        param_label(p),
+                        a.label,
+                        b.label,
+                        METRIC_LABEL[metric],
+                        m.unit,
+                        va or "",
+                        vb or "",
+                        dtxt,
+                        verdict,
+                    ],
+                    ["", "", "", "", "", "", "", "", cls],
+                )
     return t

@@ -27,7 +27,9 @@ class FrictionSeries:
         return float(statistics.median(self.values.values())) if self.values else None
 
 
-def friction_series(run: RunData, metric: str, placement: str = "local") -> dict[str, FrictionSeries]:
+def friction_series(
+    run: RunData, metric: str, placement: str = "local"
+) -> dict[str, FrictionSeries]:
     """Per server, every stored measurement of ``metric``, keyed by its start-up round
     (``FrictionRecord.index``; the interleaved start-ups of one run share round numbers across
     servers). Records without distinct indexes (runs stored before repeats) count in file order."""
@@ -47,7 +49,11 @@ def friction_series(run: RunData, metric: str, placement: str = "local") -> dict
 
 def friction_value(rec: FrictionRecord, run: RunData | None = None) -> str:
     if not rec.available:
-        return note_ref(run, rec.reason) if run is not None else f"unavailable: {rec.reason or 'no reason recorded'}"
+        return (
+            note_ref(run, rec.reason)
+            if run is not None
+            else f"unavailable: {rec.reason or 'no reason recorded'}"
+        )
     if rec.value is None:
         return "—"
     return _value_text(rec.definition, rec.value)
@@ -73,7 +79,9 @@ def series_text(run: RunData, d: FrictionMetric, s: FrictionSeries | None) -> st
     return text if len(s.values) == 1 else f"{text} (median of {len(s.values)})"
 
 
-def _friction_winner(d: FrictionMetric, found: dict[str, FrictionSeries], names: list[str]) -> tuple[str, str]:
+def _friction_winner(
+    d: FrictionMetric, found: dict[str, FrictionSeries], names: list[str]
+) -> tuple[str, str]:
     """The best server when it beats the runner-up under the friction rule
     (:func:`~servecmp.report.stats.compare_friction`), else why not; with its CSS class."""
     if d.better is Better.neither:
@@ -100,14 +108,20 @@ def friction_tables(run: RunData) -> dict[str, Table]:
         d = FRICTION_METRICS[metric]
         t = groups.setdefault(
             d.group,
-            Table(["measurement", "unit", "better", *(server_label(x) for x in names), "winner"], []),
+            Table(
+                ["measurement", "unit", "better", *(server_label(x) for x in names), "winner"], []
+            ),
         )
-        label = FRICTION_LABEL.get(metric, metric) + ("" if placement == "local" else f" ({placement})")
+        label = FRICTION_LABEL.get(metric, metric) + (
+            "" if placement == "local" else f" ({placement})"
+        )
         found = friction_series(run, metric, placement)
         vals = [series_text(run, d, found.get(x)) for x in names]
         cls = ["" if x in found and found[x].values else "unavail" for x in names]
         winner, wcls = _friction_winner(d, found, names)
-        t.add([label, friction_unit(metric), d.better.value, *vals, winner], ["", "", "", *cls, wcls])
+        t.add(
+            [label, friction_unit(metric), d.better.value, *vals, winner], ["", "", "", *cls, wcls]
+        )
     return groups
 
 

@@ -29,7 +29,21 @@ def head_to_head(run: RunData) -> Table:
     infos = targets(run)
     cs = cells(run)
     names = servers(run)
-    table = Table(["load", "protocol", "metric", "unit", "a", "b", "a value", "b value", "difference", "verdict"], [])
+    table = Table(
+        [
+            "load",
+            "protocol",
+            "metric",
+            "unit",
+            "a",
+            "b",
+            "a value",
+            "b value",
+            "difference",
+            "verdict",
+        ],
+        [],
+    )
 
     def side(t: TargetInfo | None, p: Param, metric: str) -> tuple[str, Cell | None]:
         if t is None:

@@ -14,8 +14,13 @@ def notes_table(run: RunData) -> Table:
     t = Table(["note", "reason"], [])
     for i, why in enumerate(unavailable_reasons(run), start=1):
         who = [x.name for x in targets(run) if x.unavailable == why]
-        fr = sorted({f"{server_label(r.server)} {FRICTION_LABEL.get(r.metric, r.metric).lower()}"
-                     for r in run.friction if not r.available and (r.reason or "no reason recorded") == why})
+        fr = sorted(
+            {
+                f"{server_label(r.server)} {FRICTION_LABEL.get(r.metric, r.metric).lower()}"
+                for r in run.friction
+                if not r.available and (r.reason or "no reason recorded") == why
+            }
+        )
         subject = ", ".join(who) if who else ""
         if fr and not who:
             subject = "; ".join(fr[:4]) + (f" and {len(fr) - 4} more" if len(fr) > 4 else "")

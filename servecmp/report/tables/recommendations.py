@@ -37,7 +37,9 @@ def _ranked_verdict(metric: str, found: list[tuple[str, Cell]]) -> tuple[str, st
     """The best server by ``metric`` and whether it beats the runner-up beyond noise:
     (best, runner-up, css class, verdict of best (b) vs runner-up (a))."""
     m = METRICS[metric]
-    ranked = sorted(found, key=lambda x: x[1].value(metric) or 0.0, reverse=m.better is not Better.lower)
+    ranked = sorted(
+        found, key=lambda x: x[1].value(metric) or 0.0, reverse=m.better is not Better.lower
+    )
     (s1, c1), (s2, c2) = ranked[0], ranked[1]
     v = difference(metric, c2, c1)
     assert v is not None
@@ -68,7 +70,11 @@ def recommendations(run: RunData) -> Table:
             meets = [(x, c) for x, (c, _) in zip(names, found, strict=True) if c is not None]
             whys = [why for c, why in found if c is None]
             if not meets:
-                missing = [server_label(x) for x, (_, w) in zip(names, found, strict=True) if w.startswith("no data")]
+                missing = [
+                    server_label(x)
+                    for x, (_, w) in zip(names, found, strict=True)
+                    if w.startswith("no data")
+                ]
                 if not names or len(missing) == len(names) or (missing and len(names) == 2):
                     rec = "no data"
                 elif missing:

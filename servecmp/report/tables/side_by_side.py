@@ -31,6 +31,7 @@ ROW_METRICS = [
     "generator_cpu",
 ]
 
+
 def best_label(metric: str, cands: list[tuple[TargetInfo, Cell]]) -> tuple[str, str]:
     """Best non-baseline target by ``metric`` and whether it beats the runner-up beyond noise."""
     m = METRICS[metric]
@@ -89,7 +90,13 @@ def side_by_side(run: RunData, param: Param) -> Table:
             cls.append("")
     table.add([*row, ""], [*cls, ""])
 
-    def add_row(label: str, unit: str, better: str, fn: Callable[[Cell], str], best: tuple[str, str] = ("", "")) -> None:
+    def add_row(
+        label: str,
+        unit: str,
+        better: str,
+        fn: Callable[[Cell], str],
+        best: tuple[str, str] = ("", ""),
+    ) -> None:
         """One metric row: a cell per target (or why it has no number), then the best column."""
         texts, classes = zip(*(cell_text(t, fn) for t in infos), strict=True) if infos else ((), ())
         table.add([label, unit, better, *texts, best[0]], ["", "", "", *classes, best[1]])
@@ -99,10 +106,17 @@ def side_by_side(run: RunData, param: Param) -> Table:
         m = METRICS[name]
         if name in ("offered_rps", "late_send_fraction") and param[0] == "concurrency":
             continue
-        add_row(METRIC_LABEL[name], m.unit, m.better.value, functools.partial(_metric_text, name),
-                best_label(name, cand))
+        add_row(
+            METRIC_LABEL[name],
+            m.unit,
+            m.better.value,
+            functools.partial(_metric_text, name),
+            best_label(name, cand),
+        )
     for kind in sorted({k for s in run.steps for k in s.transport_errors}):
-        add_row(f"transport errors: {kind}", "count", "lower", functools.partial(_errors_of_kind, kind))
+        add_row(
+            f"transport errors: {kind}", "count", "lower", functools.partial(_errors_of_kind, kind)
+        )
     if param[0] == "rate":
         add_row("late sends (count)", "count", "lower", _late_total)
     add_row("server CPU (during step)", "cores", "neither", _server_cpu)

@@ -86,8 +86,16 @@ def summary_tables(run: RunData) -> list[tuple[str, Table]]:
         names = [srv for srv, _ in present]
         pairs = server_pairs(names)
         idx = {x: i for i, x in enumerate(names)}
-        t = Table(["question", "unit", *(server_label(x) for x in names), *(_pair_header(a, b) for a, b in pairs)], [],
-                  caption=f"{proto.upper()}: " + " vs ".join(m.name for _, m in present))
+        t = Table(
+            [
+                "question",
+                "unit",
+                *(server_label(x) for x in names),
+                *(_pair_header(a, b) for a, b in pairs),
+            ],
+            [],
+            caption=f"{proto.upper()}: " + " vs ".join(m.name for _, m in present),
+        )
         blank = ["", ""] + [""] * len(names)
 
         def side(m: TargetInfo, p: Param) -> tuple[Cell | None, str]:
@@ -98,18 +106,29 @@ def summary_tables(run: RunData) -> list[tuple[str, Table]]:
                 return None, c.invalid_reason or "not comparable"
             return c, ""
 
-        def verdicts(metric: str, got: list[tuple[Cell | None, str]],
-                     pairs: list[tuple[str, str]] = pairs, idx: dict[str, int] = idx) -> tuple[list[str], list[str]]:
+        def verdicts(
+            metric: str,
+            got: list[tuple[Cell | None, str]],
+            pairs: list[tuple[str, str]] = pairs,
+            idx: dict[str, int] = idx,
+        ) -> tuple[list[str], list[str]]:
             texts, classes = [], []
             for a, b in pairs:
                 ca, cb = got[idx[a]][0], got[idx[b]][0]
-                vt, vc = verdict_brief(difference(metric, ca, cb) if ca and cb else None, short_label(a), short_label(b))
+                vt, vc = verdict_brief(
+                    difference(metric, ca, cb) if ca and cb else None,
+                    short_label(a),
+                    short_label(b),
+                )
                 texts.append(vt)
                 classes.append(vc)
             return texts, classes
 
         best = [best_under_slo(run, cs, infos, srv, proto, slo) for srv in names]
-        texts = [f"{sig3(c.value('throughput_rps'))} ({param_label(c.param)})" if c else why for c, why in best]
+        texts = [
+            f"{sig3(c.value('throughput_rps'))} ({param_label(c.param)})" if c else why
+            for c, why in best
+        ]
         vts, vcs = verdicts("throughput_rps", best)
         t.add([f"Best throughput with p99 ≤ {slo:g} ms", "req/s", *texts, *vts], [*blank, *vcs])
         if ps:  # latency at the lowest load
@@ -118,7 +137,15 @@ def summary_tables(run: RunData) -> list[tuple[str, Table]]:
             for metric, label in (("latency_p50_ms", "p50"), ("latency_p99_ms", "p99")):
                 texts = [sig3(c.value(metric)) if c else why for c, why in sides]
                 vts, vcs = verdicts(metric, sides)
-                t.add([f"{label} latency at the lowest load ({param_label(low)})", "ms", *texts, *vts], [*blank, *vcs])
+                t.add(
+                    [
+                        f"{label} latency at the lowest load ({param_label(low)})",
+                        "ms",
+                        *texts,
+                        *vts,
+                    ],
+                    [*blank, *vcs],
+                )
         out.append((proto, t))
     return out
 
@@ -136,7 +163,9 @@ def _friction_servers(run: RunData) -> tuple[list[str], dict[str, str]]:
             have.append(srv)
         else:
             reasons = [s.last.reason for s in series if not s.last.available]
-            missing[srv] = f"unavailable: {reasons[0] or 'no reason recorded'}" if reasons else "not measured"
+            missing[srv] = (
+                f"unavailable: {reasons[0] or 'no reason recorded'}" if reasons else "not measured"
+            )
     return have, missing
 
 
@@ -156,7 +185,15 @@ def summary_friction(run: RunData) -> Table | None:
     if not names:
         return None
     pairs = server_pairs(names)
-    t = Table(["question", "unit", *(server_label(x) for x in names), *(_pair_header(a, b) for a, b in pairs)], [])
+    t = Table(
+        [
+            "question",
+            "unit",
+            *(server_label(x) for x in names),
+            *(_pair_header(a, b) for a, b in pairs),
+        ],
+        [],
+    )
     blank = ["", ""] + [""] * len(names)
     for metric in SUMMARY_FRICTION:
         d = FRICTION_METRICS[metric]
@@ -169,5 +206,8 @@ def summary_friction(run: RunData) -> Table | None:
             sa, sb = found.get(a), found.get(b)
             v = compare_friction(d, sa.values, sb.values) if sa and sb else None
             pv.append(friction_brief(v, d.better.value, short_label(a), short_label(b)))
-        t.add([FRICTION_LABEL[metric], friction_unit(metric), *texts, *(x for x, _ in pv)], [*blank, *(c for _, c in pv)])
+        t.add(
+            [FRICTION_LABEL[metric], friction_unit(metric), *texts, *(x for x, _ in pv)],
+            [*blank, *(c for _, c in pv)],
+        )
     return t

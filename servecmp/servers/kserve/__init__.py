@@ -51,8 +51,10 @@ from servecmp.servers.kserve.search import SEARCH_SPACE  # noqa: E402
 IMAGE_SCRIPT = "/opt/servecmp/model_server.py"
 
 
-RUNTIME_PROBE = ("import importlib.metadata as m, json; "
-                 "print(json.dumps({p: m.version(p) for p in ('kserve', 'torch', 'protobuf')}))")
+RUNTIME_PROBE = (
+    "import importlib.metadata as m, json; "
+    "print(json.dumps({p: m.version(p) for p in ('kserve', 'torch', 'protobuf')}))"
+)
 
 
 class KServeAdapter(ServerAdapter):
@@ -61,8 +63,14 @@ class KServeAdapter(ServerAdapter):
     short_label: ClassVar[str] = "KServe"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
     protocols: ClassVar[tuple[ProtocolSpec, ...]] = (
-        ProtocolSpec(Protocol.rest, (Encoding.json, Encoding.oip), "servecmp.load.clients.oip_rest:OipRestClient"),
-        ProtocolSpec(Protocol.grpc, (Encoding.oip,), "servecmp.load.clients.oip_grpc:OipGrpcClient"),
+        ProtocolSpec(
+            Protocol.rest,
+            (Encoding.json, Encoding.oip),
+            "servecmp.load.clients.oip_rest:OipRestClient",
+        ),
+        ProtocolSpec(
+            Protocol.grpc, (Encoding.oip,), "servecmp.load.clients.oip_grpc:OipGrpcClient"
+        ),
     )
     baseline: ClassVar[str | None] = "pytorch-inprocess"
     chart: ClassVar[str | None] = "kserve"
@@ -73,30 +81,48 @@ class KServeAdapter(ServerAdapter):
     fairness: ClassVar[tuple[FairnessRow, ...]] = (
         FairnessRow("resources.cpus", "CPU set (local) / CPU limit (k8s)", "= resources.cpus"),
         FairnessRow("resources.memory_mib", "memory limit (k8s); no server knob", "= memory_mib"),
-        FairnessRow("tuning.workers", "--workers",
-                    "= tuning.workers uvicorn REST processes, each with its own model copy; gRPC is "
-                    "served by the parent process alone (one more copy, one request at a time), so "
-                    "workers do not multiply gRPC: kserve-grpc rows are one process whatever workers says"),
-        FairnessRow("tuning.intra_op_threads", "--intra_op_threads (torch.set_num_threads), OMP_NUM_THREADS; "
-                    "--parent_intra_op_threads",
-                    "per REST process: cpus / workers (or tuning.intra_op_threads); with workers > 1 the "
-                    "gRPC parent gets intra_op_threads x workers (the whole budget, as TF Serving's pool)"),
-        FairnessRow("tuning.io_threads", "--max_threads (no effect)",
-                    "= cpus (or tuning.io_threads), for the record only: it sizes the pool grpc.aio runs "
-                    "synchronous handlers on, and every KServe servicer method is async "
-                    "(kserve/protocol/grpc/servicer.py), so it changes nothing; not searched. REST has "
-                    "no I/O pool"),
-        FairnessRow("tuning.batching.enabled", "none",
-                    "refused: experiment validation rejects batching on with a kserve target (no "
-                    "server-side dynamic batching in the Python model server; the KServe batcher is the "
-                    "Go agent sidecar of an InferenceService)"),
+        FairnessRow(
+            "tuning.workers",
+            "--workers",
+            "= tuning.workers uvicorn REST processes, each with its own model copy; gRPC is "
+            "served by the parent process alone (one more copy, one request at a time), so "
+            "workers do not multiply gRPC: kserve-grpc rows are one process whatever workers says",
+        ),
+        FairnessRow(
+            "tuning.intra_op_threads",
+            "--intra_op_threads (torch.set_num_threads), OMP_NUM_THREADS; "
+            "--parent_intra_op_threads",
+            "per REST process: cpus / workers (or tuning.intra_op_threads); with workers > 1 the "
+            "gRPC parent gets intra_op_threads x workers (the whole budget, as TF Serving's pool)",
+        ),
+        FairnessRow(
+            "tuning.io_threads",
+            "--max_threads (no effect)",
+            "= cpus (or tuning.io_threads), for the record only: it sizes the pool grpc.aio runs "
+            "synchronous handlers on, and every KServe servicer method is async "
+            "(kserve/protocol/grpc/servicer.py), so it changes nothing; not searched. REST has "
+            "no I/O pool",
+        ),
+        FairnessRow(
+            "tuning.batching.enabled",
+            "none",
+            "refused: experiment validation rejects batching on with a kserve target (no "
+            "server-side dynamic batching in the Python model server; the KServe batcher is the "
+            "Go agent sidecar of an InferenceService)",
+        ),
         FairnessRow("tuning.batching.max_batch_size", "none", "not applicable (no batching)"),
         FairnessRow("tuning.batching.batch_timeout_ms", "none", "not applicable (no batching)"),
-        FairnessRow("tuning.batching.max_enqueued_batches", "none",
-                    "no queue bound: requests wait on the event loop"),
-        FairnessRow("tuning.logging", "--log_config_file",
-                    "default: KServe's own logging (uvicorn access line and PrintTimings line per REST "
-                    "request, 'grpc method' line per gRPC call); quiet: those loggers at WARNING"),
+        FairnessRow(
+            "tuning.batching.max_enqueued_batches",
+            "none",
+            "no queue bound: requests wait on the event loop",
+        ),
+        FairnessRow(
+            "tuning.logging",
+            "--log_config_file",
+            "default: KServe's own logging (uvicorn access line and PrintTimings line per REST "
+            "request, 'grpc method' line per gRPC call); quiet: those loggers at WARNING",
+        ),
     )
     # Helm: the chart's config.flags value gets the generated flags.txt (--set-file).
     chart_files: ClassVar[dict[str, str]] = {"config.flags": "flags.txt"}
@@ -130,7 +156,9 @@ class KServeAdapter(ServerAdapter):
         model = Path(artifacts.export_json).parent.name
         publish_model(Path(artifacts.mar), Path(model_root) / model, version)
 
-    def update_action(self, server: LocalServer, artifacts_v2: Any, model_root: Path) -> Callable[[], None]:
+    def update_action(
+        self, server: LocalServer, artifacts_v2: Any, model_root: Path
+    ) -> Callable[[], None]:
         """v2 is published beside v1, then KServe's model repository extension
         ``POST /v2/repository/models/<m>/load`` reloads the newest version in place. With
         ``--workers`` > 1 only the REST process answering that call would reload, so the server
@@ -154,12 +182,17 @@ class KServeAdapter(ServerAdapter):
         from servecmp.servers.kserve.local import KServeServer
 
         assert isinstance(server, KServeServer)
-        did = ("servecmp restarted the server on v2 (stop, start, wait ready)" if server.workers() > 1 else
-               "POST /v2/repository/models/<m>/load, with servecmp's own reload behind it (KServe's "
-               "ModelRepository.load is a no-op upstream, kserve/model_repository.py 0.21.0)")
-        return (f"measures servecmp's update path, not KServe's: {did}. A KServe user updates a model "
-                "by rolling out a new InferenceService revision (new storageUri; Knative or the "
-                "Deployment shifts traffic to new pods)")
+        did = (
+            "servecmp restarted the server on v2 (stop, start, wait ready)"
+            if server.workers() > 1
+            else "POST /v2/repository/models/<m>/load, with servecmp's own reload behind it (KServe's "
+            "ModelRepository.load is a no-op upstream, kserve/model_repository.py 0.21.0)"
+        )
+        return (
+            f"measures servecmp's update path, not KServe's: {did}. A KServe user updates a model "
+            "by rolling out a new InferenceService revision (new storageUri; Knative or the "
+            "Deployment shifts traffic to new pods)"
+        )
 
     def predict_urls(self, rest_address: str, model: str) -> tuple[str, str]:
         base = rest_address if "://" in rest_address else f"http://{rest_address}"

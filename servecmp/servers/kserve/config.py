@@ -94,4 +94,6 @@ def render(exp: Experiment, placement: Placement) -> RenderedConfig:
 
 def read_flags(text: str) -> list[str]:
     """The argv lines of a rendered ``flags.txt`` (comments and blanks dropped)."""
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return [
+        ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+    ]

@@ -33,9 +33,13 @@ def venv_python() -> Path:
 
 def installed_versions() -> dict[str, str]:
     """kserve and torch as installed in the KServe venv (read from its package metadata)."""
-    code = ("import importlib.metadata as m, json; "
-            "print(json.dumps({p: m.version(p) for p in ('kserve', 'torch')}))")
-    out = subprocess.run([str(venv_python()), "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    code = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps({p: m.version(p) for p in ('kserve', 'torch')}))"
+    )
+    out = subprocess.run(
+        [str(venv_python()), "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     return dict(json.loads(out.stdout))
 
 
@@ -59,8 +63,10 @@ class KServeServer(LocalServer):
     @classmethod
     def availability(cls) -> str | None:
         if not venv_python().is_file():
-            return (f"the KServe virtual environment {venv_dir()} is missing (kserve 0.21 needs "
-                    "protobuf<7, so it has its own venv): run scripts/setup.sh")
+            return (
+                f"the KServe virtual environment {venv_dir()} is missing (kserve 0.21 needs "
+                "protobuf<7, so it has its own venv): run scripts/setup.sh"
+            )
         if not SCRIPT.is_file():
             return f"{SCRIPT} is missing"
         return None
@@ -94,8 +100,9 @@ class KServeServer(LocalServer):
         logs = self.log_dir(self.run_dir)
         env = dict(self.configs.env.get(self.name, {}))
         argv = [str(venv_python()), str(SCRIPT), *self.flags()]
-        self.process = ManagedProcess(self.name, argv, log_path=logs / "console.log", cwd=logs,
-                                      env=env, cpus=self.cpus)
+        self.process = ManagedProcess(
+            self.name, argv, log_path=logs / "console.log", cwd=logs, env=env, cpus=self.cpus
+        )
         self.started_at = self.process.started_at
 
     def is_ready(self) -> bool:
@@ -107,10 +114,17 @@ class KServeServer(LocalServer):
 
     # -- model update: KServe's model repository extension (servecmp/servers/kserve/model_server.py) ---
     def reload_model(self) -> None:
-        r = requests.post(f"http://{self.endpoints.rest}/v2/repository/models/{self.model_name}/load", timeout=120)
+        r = requests.post(
+            f"http://{self.endpoints.rest}/v2/repository/models/{self.model_name}/load", timeout=120
+        )
         if r.status_code != 200:
-            raise RuntimeError(f"kserve: load of {self.model_name} answered HTTP {r.status_code}: {r.text[:300]}")
+            raise RuntimeError(
+                f"kserve: load of {self.model_name} answered HTTP {r.status_code}: {r.text[:300]}"
+            )
 
     def provenance(self) -> dict[str, Any]:
-        return {"version": installed_versions().get("kserve", "unknown"), **installed_versions(),
-                "python": str(venv_python())}
+        return {
+            "version": installed_versions().get("kserve", "unknown"),
+            **installed_versions(),
+            "python": str(venv_python()),
+        }

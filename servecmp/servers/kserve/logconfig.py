@@ -35,24 +35,51 @@ def config(level: str = "WARNING") -> dict[str, object]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "kserve": {"()": "logging.Formatter", "datefmt": date,
-                       "fmt": "%(asctime)s.%(msecs)03d %(process)s %(name)s %(levelname)s "
-                              "[%(filename)s:%(funcName)s():%(lineno)s] %(message)s"},
-            "kserve_trace": {"()": "logging.Formatter", "datefmt": date,
-                             "fmt": "%(asctime)s.%(msecs)03d %(process)s %(name)s %(message)s"},
-            "uvicorn": {"()": "uvicorn.logging.DefaultFormatter", "datefmt": date, "use_colors": None,
-                        "fmt": "%(asctime)s.%(msecs)03d %(process)s %(name)s %(levelprefix)s %(message)s"},
-            "uvicorn_access": {"()": "uvicorn.logging.AccessFormatter", "datefmt": date,
-                               "fmt": '%(asctime)s.%(msecs)03d %(name)s %(levelprefix)s %(client_addr)s '
-                                      '%(process)s - "%(request_line)s" %(status_code)s'},
+            "kserve": {
+                "()": "logging.Formatter",
+                "datefmt": date,
+                "fmt": "%(asctime)s.%(msecs)03d %(process)s %(name)s %(levelname)s "
+                "[%(filename)s:%(funcName)s():%(lineno)s] %(message)s",
+            },
+            "kserve_trace": {
+                "()": "logging.Formatter",
+                "datefmt": date,
+                "fmt": "%(asctime)s.%(msecs)03d %(process)s %(name)s %(message)s",
+            },
+            "uvicorn": {
+                "()": "uvicorn.logging.DefaultFormatter",
+                "datefmt": date,
+                "use_colors": None,
+                "fmt": "%(asctime)s.%(msecs)03d %(process)s %(name)s %(levelprefix)s %(message)s",
+            },
+            "uvicorn_access": {
+                "()": "uvicorn.logging.AccessFormatter",
+                "datefmt": date,
+                "fmt": "%(asctime)s.%(msecs)03d %(name)s %(levelprefix)s %(client_addr)s "
+                '%(process)s - "%(request_line)s" %(status_code)s',
+            },
         },
         "handlers": {
-            "kserve": {"formatter": "kserve", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
-            "kserve_trace": {"formatter": "kserve_trace", "class": "logging.StreamHandler",
-                             "stream": "ext://sys.stderr"},
-            "uvicorn": {"formatter": "uvicorn", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
-            "uvicorn_access": {"formatter": "uvicorn_access", "class": "logging.StreamHandler",
-                               "stream": "ext://sys.stdout"},
+            "kserve": {
+                "formatter": "kserve",
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+            },
+            "kserve_trace": {
+                "formatter": "kserve_trace",
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+            },
+            "uvicorn": {
+                "formatter": "uvicorn",
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+            },
+            "uvicorn_access": {
+                "formatter": "uvicorn_access",
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+            },
         },
         "loggers": loggers,
     }

@@ -32,14 +32,20 @@ def _sum_rate(series: str, by: str = BY) -> str:
 
 
 METRICS = ServerMetrics(
-    names={"requests": PREDICT + "_count", "predict_latency": PREDICT, "preprocess_latency": PREPROCESS,
-           "postprocess_latency": POSTPROCESS},
+    names={
+        "requests": PREDICT + "_count",
+        "predict_latency": PREDICT,
+        "preprocess_latency": PREPROCESS,
+        "postprocess_latency": POSTPROCESS,
+    },
     requests_rate=_sum_rate(PREDICT + "_count"),
     latency_mean_s=f"{_sum_rate(PREDICT + '_sum')} / {_sum_rate(PREDICT + '_count')}",
-    latency_quantile_s="histogram_quantile({q}, " + _sum_rate(PREDICT + "_bucket", BY + ", le") + ")",
+    latency_quantile_s="histogram_quantile({q}, "
+    + _sum_rate(PREDICT + "_bucket", BY + ", le")
+    + ")",
     queue_mean_s=None,
     error_ratio=None,
     note="model predict() time only (no decoding, no event-loop wait); histogram buckets (quantiles "
-         "coarse); failed predicts counted; REST and gRPC together; one REST process per scrape "
-         "when workers > 1",
+    "coarse); failed predicts counted; REST and gRPC together; one REST process per scrape "
+    "when workers > 1",
 )

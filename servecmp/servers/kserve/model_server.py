@@ -50,10 +50,18 @@ import numpy as np
 
 ours = argparse.ArgumentParser(add_help=False)
 ours.add_argument("--model_dir", required=True, help="directory holding <version>/model.pt")
-ours.add_argument("--intra_op_threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
-ours.add_argument("--parent_intra_op_threads", type=int, default=0,
-                  help="torch.set_num_threads of the parent process (0: --intra_op_threads)")
-ours.add_argument("--interop_threads", type=int, default=0, help="torch.set_num_interop_threads (0: default)")
+ours.add_argument(
+    "--intra_op_threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)"
+)
+ours.add_argument(
+    "--parent_intra_op_threads",
+    type=int,
+    default=0,
+    help="torch.set_num_threads of the parent process (0: --intra_op_threads)",
+)
+ours.add_argument(
+    "--interop_threads", type=int, default=0, help="torch.set_num_interop_threads (0: default)"
+)
 ours.add_argument("--output_name", default="logits", help="name of the OIP output tensor")
 
 import kserve  # noqa: E402 - parses sys.argv for its own flags at import (model_server.py)
@@ -67,13 +75,19 @@ SPEC_FILE = "model_spec.json"  # from the .mar, optional: {"input_shape": [C, H,
 
 def latest_version(model_dir: Path) -> tuple[int, Path]:
     """(version, file) of the highest ``<version>/model.pt`` under ``model_dir``."""
-    found = sorted(
-        (int(d.name), d / MODEL_FILE)
-        for d in model_dir.iterdir()
-        if d.is_dir() and d.name.isdigit() and (d / MODEL_FILE).is_file()
-    ) if model_dir.is_dir() else []
+    found = (
+        sorted(
+            (int(d.name), d / MODEL_FILE)
+            for d in model_dir.iterdir()
+            if d.is_dir() and d.name.isdigit() and (d / MODEL_FILE).is_file()
+        )
+        if model_dir.is_dir()
+        else []
+    )
     if not found:
-        raise FileNotFoundError(f"{model_dir}: no <version>/{MODEL_FILE} (expected e.g. {model_dir}/1/{MODEL_FILE})")
+        raise FileNotFoundError(
+            f"{model_dir}: no <version>/{MODEL_FILE} (expected e.g. {model_dir}/1/{MODEL_FILE})"
+        )
     return found[-1]
 
 
@@ -81,8 +95,14 @@ class TorchScriptModel(kserve.Model):
     """One TorchScript module; ``predict`` runs it synchronously (KServe's custom-predictor way:
     the call holds the process's event loop, one request at a time per process)."""
 
-    def __init__(self, name: str, model_dir: str, output_name: str = "logits", threads: int = 0,
-                 worker_threads: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        model_dir: str,
+        output_name: str = "logits",
+        threads: int = 0,
+        worker_threads: int = 0,
+    ) -> None:
         super().__init__(name)
         self.model_dir = Path(model_dir)
         self.output_name = output_name
@@ -111,7 +131,9 @@ class TorchScriptModel(kserve.Model):
         self.__dict__.update(state)
         if state.get("ready"):
             self.ready = False
-            self._loading = threading.Thread(target=self._load, name="servecmp-model-load", daemon=True)
+            self._loading = threading.Thread(
+                target=self._load, name="servecmp-model-load", daemon=True
+            )
             self._loading.start()
 
     def load(self) -> bool:
@@ -144,18 +166,24 @@ class TorchScriptModel(kserve.Model):
             raise InvalidInput(f"input must be a [B, C, H, W] batch, got shape {list(batch.shape)}")
         if self.input_shape and list(batch.shape[1:]) != self.input_shape:
             # A global-pooling CNN would answer other H, W too: the model's declared shape rules.
-            raise InvalidInput(f"input shape {list(batch.shape)} does not match the model's [B, "
-                               f"{', '.join(map(str, self.input_shape))}]")
+            raise InvalidInput(
+                f"input shape {list(batch.shape)} does not match the model's [B, "
+                f"{', '.join(map(str, self.input_shape))}]"
+            )
         import torch
 
         if self.threads > 0 and torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)  # OpenMP's setting is per thread: the loader's was another
+            torch.set_num_threads(
+                self.threads
+            )  # OpenMP's setting is per thread: the loader's was another
         try:
             with torch.inference_mode():
                 out = self._module(torch.from_numpy(np.ascontiguousarray(batch)))
         except RuntimeError as err:  # wrong C/H/W reaches the network's first layer
             last = (str(err).strip().splitlines() or ["?"])[-1]  # not the TorchScript traceback
-            raise InvalidInput(f"model {self.name} cannot run input of shape {list(batch.shape)}: {last}") from None
+            raise InvalidInput(
+                f"model {self.name} cannot run input of shape {list(batch.shape)}: {last}"
+            ) from None
         return out.numpy().astype(np.float32, copy=False)
 
     def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
@@ -181,14 +209,20 @@ class TorchScriptModel(kserve.Model):
                 use_binary_outputs=binary,
             )
         # v1: {"instances": [...]} (TF Serving row format), answered {"predictions": [...]}
-        if isinstance(payload, (bytes, bytearray)):  # dataplane.decode parses JSON content types only
+        if isinstance(
+            payload, (bytes, bytearray)
+        ):  # dataplane.decode parses JSON content types only
             raise InvalidInput("v1 predict takes a JSON body: send Content-Type: application/json")
         if not isinstance(payload, dict) or "instances" not in payload:
-            raise InvalidInput('v1 predict body must be a JSON object with "instances": [B, C, H, W]')
+            raise InvalidInput(
+                'v1 predict body must be a JSON object with "instances": [B, C, H, W]'
+            )
         try:
             batch = np.asarray(payload["instances"], dtype=np.float32)
         except (ValueError, TypeError) as err:
-            raise InvalidInput(f'"instances" is not a rectangular array of numbers: {err}') from None
+            raise InvalidInput(
+                f'"instances" is not a rectangular array of numbers: {err}'
+            ) from None
         return {"predictions": self._run(batch).tolist()}
 
 
@@ -230,8 +264,13 @@ def main() -> None:
     if args.interop_threads > 0:
         torch.set_num_interop_threads(args.interop_threads)
     name = kserve.model_server.args.model_name  # KServe's own --model_name flag
-    model = TorchScriptModel(name, args.model_dir, args.output_name,
-                             args.parent_intra_op_threads or args.intra_op_threads, args.intra_op_threads)
+    model = TorchScriptModel(
+        name,
+        args.model_dir,
+        args.output_name,
+        args.parent_intra_op_threads or args.intra_op_threads,
+        args.intra_op_threads,
+    )
     model.load()
     print(
         f"servecmp-kserve: model {name} version {model.version} loaded; torch {torch.__version__}, "

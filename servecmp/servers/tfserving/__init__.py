@@ -52,7 +52,10 @@ def parse_version(text: str) -> dict[str, str]:
     """``tensorflow_model_server --version`` prints 'TensorFlow ModelServer: X' and
     'TensorFlow Library: Y' (tensorflow/serving 2.20.0 tensorflow_serving/model_servers/main.cc)."""
     out = {}
-    for key, label in (("tensorflow_model_server", "TensorFlow ModelServer"), ("tensorflow", "TensorFlow Library")):
+    for key, label in (
+        ("tensorflow_model_server", "TensorFlow ModelServer"),
+        ("tensorflow", "TensorFlow Library"),
+    ):
         m = re.search(rf"{label}:\s*(\S+)", text)
         if m:
             out[key] = m.group(1)
@@ -65,10 +68,16 @@ class TFServingAdapter(ServerAdapter):
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "tensorflow"
     protocols = (
         # JSON {"instances": ...}: the fair common body; {"b64": ...} is a labelled extra.
-        ProtocolSpec(Protocol.rest, (Encoding.json, Encoding.b64),
-                     "servecmp.load.clients.tfserving_rest:TFServingRestClient"),
-        ProtocolSpec(Protocol.grpc, (Encoding.tensorproto,),
-                     "servecmp.load.clients.tfserving_grpc:TFServingGrpcClient"),
+        ProtocolSpec(
+            Protocol.rest,
+            (Encoding.json, Encoding.b64),
+            "servecmp.load.clients.tfserving_rest:TFServingRestClient",
+        ),
+        ProtocolSpec(
+            Protocol.grpc,
+            (Encoding.tensorproto,),
+            "servecmp.load.clients.tfserving_grpc:TFServingGrpcClient",
+        ),
     )
     baseline = "tensorflow-inprocess"
     chart = "tfserving"
@@ -77,23 +86,47 @@ class TFServingAdapter(ServerAdapter):
     search_space = SEARCH_SPACE
     fairness = (
         FairnessRow("resources.cpus", "CPU set (local) / CPU limit (k8s)", "= resources.cpus"),
-        FairnessRow("resources.memory_mib", "memory limit (k8s; local Docker --memory)", "= memory_mib"),
-        FairnessRow("tuning.workers", "--tensorflow_inter_op_parallelism; num_batch_threads",
-                    "= tuning.workers (concurrent ops across session runs)"),
-        FairnessRow("tuning.intra_op_threads", "--tensorflow_intra_op_parallelism, OMP_NUM_THREADS",
-                    "one process-wide pool: = cpus (or intra_op_threads x workers)"),
-        FairnessRow("tuning.io_threads", "not mapped (--rest_api_num_threads runs requests to completion)",
-                    "--rest_api_num_threads = max(4 x cpus, peak in-flight + 1 event loop + 4); "
-                    "--grpc_max_threads = max(4 x cpus, peak in-flight + 1 poller + 4)"),
+        FairnessRow(
+            "resources.memory_mib", "memory limit (k8s; local Docker --memory)", "= memory_mib"
+        ),
+        FairnessRow(
+            "tuning.workers",
+            "--tensorflow_inter_op_parallelism; num_batch_threads",
+            "= tuning.workers (concurrent ops across session runs)",
+        ),
+        FairnessRow(
+            "tuning.intra_op_threads",
+            "--tensorflow_intra_op_parallelism, OMP_NUM_THREADS",
+            "one process-wide pool: = cpus (or intra_op_threads x workers)",
+        ),
+        FairnessRow(
+            "tuning.io_threads",
+            "not mapped (--rest_api_num_threads runs requests to completion)",
+            "--rest_api_num_threads = max(4 x cpus, peak in-flight + 1 event loop + 4); "
+            "--grpc_max_threads = max(4 x cpus, peak in-flight + 1 poller + 4)",
+        ),
         FairnessRow("tuning.batching.enabled", "--enable_batching", "off: flag absent"),
-        FairnessRow("tuning.batching.max_batch_size", "max_batch_size (counts examples)",
-                    "= max_batch_size x payload.batch_size"),
-        FairnessRow("tuning.batching.batch_timeout_ms", "batch_timeout_micros (us)", "= batch_timeout_ms x 1000"),
-        FairnessRow("tuning.batching.max_enqueued_batches", "max_enqueued_batches", "= max_enqueued_batches"),
+        FairnessRow(
+            "tuning.batching.max_batch_size",
+            "max_batch_size (counts examples)",
+            "= max_batch_size x payload.batch_size",
+        ),
+        FairnessRow(
+            "tuning.batching.batch_timeout_ms",
+            "batch_timeout_micros (us)",
+            "= batch_timeout_ms x 1000",
+        ),
+        FairnessRow(
+            "tuning.batching.max_enqueued_batches", "max_enqueued_batches", "= max_enqueued_batches"
+        ),
     )
 
-    chart_files = {"config.models": "models.config", "config.monitoring": "monitoring.config",
-                   "config.batching": "batching.config", "config.flags": "flags.txt"}
+    chart_files = {
+        "config.models": "models.config",
+        "config.monitoring": "monitoring.config",
+        "config.batching": "batching.config",
+        "config.flags": "flags.txt",
+    }
     runtime_commands = (("tensorflow_model_server", "--version"),)
 
     def parse_runtime(self, outputs: Sequence[str]) -> dict[str, Any]:
@@ -124,15 +157,19 @@ class TFServingAdapter(ServerAdapter):
         if not (base / str(version)).exists():
             copy_version(artifacts.savedmodel, base, version)
 
-    def update_action(self, server: LocalServer, artifacts_v2: Any, model_root: Path) -> Callable[[], None]:
+    def update_action(
+        self, server: LocalServer, artifacts_v2: Any, model_root: Path
+    ) -> Callable[[], None]:
         def update() -> None:  # a new version directory: the server polls and switches to it
             self.publish(artifacts_v2, model_root, 2)
 
         return update
 
     def predict_urls(self, rest_address: str, model: str) -> tuple[str, str]:
-        return (f"http://{rest_address}/v1/models/{model}:predict",
-                f"http://{rest_address}/v1/models/no-such-model:predict")
+        return (
+            f"http://{rest_address}/v1/models/{model}:predict",
+            f"http://{rest_address}/v1/models/no-such-model:predict",
+        )
 
     def provenance(self, server: LocalServer) -> dict[str, Any] | None:
         from servecmp.servers.tfserving.local import TFServingServer
@@ -153,7 +190,12 @@ class TFServingAdapter(ServerAdapter):
             unpinned_note,
         )
 
-        notes = [REQUEST_COUNT_NOTE, mismatch_note(prov), unpinned_note(prov), docker_start_note(prov)]
+        notes = [
+            REQUEST_COUNT_NOTE,
+            mismatch_note(prov),
+            unpinned_note(prov),
+            docker_start_note(prov),
+        ]
         return [n for n in notes if n]
 
 

@@ -43,7 +43,7 @@ REQUEST_COUNT_NOTE = (
     "TF Serving's :tensorflow:serving:request_count counts every REST request, model-status GETs "
     "and readiness probes included (model_servers/http_server.cc, 2.20.0: RecordModelRequestCount "
     "for each request): it is not compared one-to-one with the harness's inference count; "
-    "request_latency with API=\"predict\"/\"Predict\" is."
+    'request_latency with API="predict"/"Predict" is.'
 )
 
 
@@ -66,7 +66,8 @@ def unpinned_note(prov: dict[str, Any]) -> str | None:
         return None
     return (
         "TF Serving ran UNPINNED: the CPU set / memory limit asked for did not take effect ("
-        + "; ".join(pin.get("problems", [])) + "); its numbers are not comparable with pinned servers'"
+        + "; ".join(pin.get("problems", []))
+        + "); its numbers are not comparable with pinned servers'"
     )
 
 
@@ -98,7 +99,9 @@ def ensure_image(image: str) -> float | None:
         t0 = time.monotonic()
         out = _docker("pull", image, timeout=PULL_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        raise ServerUnavailable(f"docker pull {image} did not finish in {PULL_TIMEOUT_S:.0f} s") from None
+        raise ServerUnavailable(
+            f"docker pull {image} did not finish in {PULL_TIMEOUT_S:.0f} s"
+        ) from None
     except OSError as err:
         raise ServerUnavailable(f"docker pull {image}: {err}") from None
     if out.returncode != 0:

@@ -54,9 +54,15 @@ METRICS = ServerMetrics(
     },
     requests_rate=TOTAL,
     latency_mean_s=f"sum by ({BY_P}) ({_latency('sum')}) / sum by ({BY_P}) ({_latency('count')}) / 1e6",
-    latency_quantile_s="histogram_quantile({q}, sum by (" + BY_P + ", le) (" + _latency("bucket") + ")) / 1e6",
-    queue_mean_s=(f"sum by (namespace) ({_rate(QUEUING_LATENCY + '_sum')}) / "
-                  f"sum by (namespace) ({_rate(QUEUING_LATENCY + '_count')}) / 1e6"),
+    latency_quantile_s="histogram_quantile({q}, sum by ("
+    + BY_P
+    + ", le) ("
+    + _latency("bucket")
+    + ")) / 1e6",
+    queue_mean_s=(
+        f"sum by (namespace) ({_rate(QUEUING_LATENCY + '_sum')}) / "
+        f"sum by (namespace) ({_rate(QUEUING_LATENCY + '_count')}) / 1e6"
+    ),
     # the error counter is absent until an error happens: 0 wherever requests exist
     error_ratio=f"({ERRORS} or ({TOTAL}) * 0) / {TOTAL}",
     extra={
@@ -65,5 +71,5 @@ METRICS = ServerMetrics(
         "queue_seconds:p99": f"histogram_quantile(0.99, sum by (namespace, le) ({_rate(QUEUING_LATENCY + '_bucket')})) / 1e6",
     },
     note="successful Predict calls per protocol (p50/p95/p99 from its histogram, and mean); model "
-         "runtime p50/p99 (both protocols); batching queue mean and p99 only with batching on",
+    "runtime p50/p99 (both protocols); batching queue mean and p99 only with batching on",
 )

@@ -48,13 +48,19 @@ def cgroup_memory_max(pid: int) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def check(pid: int | None, cpus: tuple[int, ...] | None, memory_mib: int | None,
-          inspect: dict[str, Any] | None = None) -> dict[str, Any]:
+def check(
+    pid: int | None,
+    cpus: tuple[int, ...] | None,
+    memory_mib: int | None,
+    inspect: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Requested vs in effect. ``inspect``: Docker's HostConfig (``CpusetCpus``, ``Memory``), None
     in binary mode, where the local runtime enforces no memory limit (only Docker does)."""
     problems: list[str] = []
-    out: dict[str, Any] = {"cpus_requested": sorted(cpus) if cpus else None,
-                           "memory_requested_bytes": None}
+    out: dict[str, Any] = {
+        "cpus_requested": sorted(cpus) if cpus else None,
+        "memory_requested_bytes": None,
+    }
     if cpus:
         affinity = sorted(os.sched_getaffinity(pid)) if pid is not None else None
         out["cpus_effective"] = affinity
@@ -66,14 +72,18 @@ def check(pid: int | None, cpus: tuple[int, ...] | None, memory_mib: int | None,
             cpuset = parse_cpuset(str(inspect.get("CpusetCpus") or ""))
             out["docker_cpuset"] = sorted(cpuset)
             if cpuset != set(cpus):
-                problems.append(f"docker inspect HostConfig.CpusetCpus is {sorted(cpuset) or 'empty'}")
+                problems.append(
+                    f"docker inspect HostConfig.CpusetCpus is {sorted(cpuset) or 'empty'}"
+                )
     if inspect is not None and memory_mib:
         want = memory_mib * 1024 * 1024
         out["memory_requested_bytes"] = want
         have = int(inspect.get("Memory") or 0)
         out["docker_memory_bytes"] = have
         if have != want:
-            problems.append(f"docker inspect HostConfig.Memory is {have or 'unlimited'}, not {want}")
+            problems.append(
+                f"docker inspect HostConfig.Memory is {have or 'unlimited'}, not {want}"
+            )
         cg = cgroup_memory_max(pid) if pid is not None else None
         out["cgroup_memory_max_bytes"] = cg
         if cg is not None and cg != want:

@@ -72,7 +72,9 @@ def _messages() -> dict[str, Any]:
     )
     pool.Add(f)
     return {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.serving.{name}"))
+        name: message_factory.GetMessageClass(
+            pool.FindMessageTypeByName(f"tensorflow.serving.{name}")
+        )
         for name in ("MonitoringConfig", "BatchingParameters")
     }
 

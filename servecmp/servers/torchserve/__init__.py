@@ -74,10 +74,16 @@ class TorchServeAdapter(ServerAdapter):
     protocols = (
         # JSON {"instances": ...} is the body every REST server takes: the fair default; raw
         # float32 bytes (TorchServe's native best) is a labelled extra.
-        ProtocolSpec(Protocol.rest, (Encoding.json, Encoding.raw),
-                     "servecmp.load.clients.torchserve_rest:TorchServeRestClient"),
-        ProtocolSpec(Protocol.grpc, (Encoding.bytes,),
-                     "servecmp.load.clients.torchserve_grpc:TorchServeGrpcClient"),
+        ProtocolSpec(
+            Protocol.rest,
+            (Encoding.json, Encoding.raw),
+            "servecmp.load.clients.torchserve_rest:TorchServeRestClient",
+        ),
+        ProtocolSpec(
+            Protocol.grpc,
+            (Encoding.bytes,),
+            "servecmp.load.clients.torchserve_grpc:TorchServeGrpcClient",
+        ),
     )
     baseline = "pytorch-inprocess"
     chart = "torchserve"
@@ -86,21 +92,41 @@ class TorchServeAdapter(ServerAdapter):
     search_space = SEARCH_SPACE
     fairness = (
         FairnessRow("resources.cpus", "CPU set (local) / CPU limit (k8s)", "= resources.cpus"),
-        FairnessRow("resources.memory_mib", "memory limit (k8s); JVM -Xmx", "-Xmx = memory_mib / 4"),
-        FairnessRow("tuning.workers", "default_workers_per_model, minWorkers = maxWorkers", "= tuning.workers"),
-        FairnessRow("tuning.intra_op_threads", "OMP_NUM_THREADS, torch.set_num_threads in the handler",
-                    "per worker: cpus / workers (or tuning.intra_op_threads)"),
-        FairnessRow("tuning.io_threads", "number_of_netty_threads, netty_client_threads",
-                    "= cpus (or tuning.io_threads)"),
+        FairnessRow(
+            "resources.memory_mib", "memory limit (k8s); JVM -Xmx", "-Xmx = memory_mib / 4"
+        ),
+        FairnessRow(
+            "tuning.workers",
+            "default_workers_per_model, minWorkers = maxWorkers",
+            "= tuning.workers",
+        ),
+        FairnessRow(
+            "tuning.intra_op_threads",
+            "OMP_NUM_THREADS, torch.set_num_threads in the handler",
+            "per worker: cpus / workers (or tuning.intra_op_threads)",
+        ),
+        FairnessRow(
+            "tuning.io_threads",
+            "number_of_netty_threads, netty_client_threads",
+            "= cpus (or tuning.io_threads)",
+        ),
         FairnessRow("tuning.batching.enabled", "batchSize", "off: batchSize 1"),
-        FairnessRow("tuning.batching.max_batch_size", "batchSize (counts requests)", "= max_batch_size"),
+        FairnessRow(
+            "tuning.batching.max_batch_size", "batchSize (counts requests)", "= max_batch_size"
+        ),
         FairnessRow("tuning.batching.batch_timeout_ms", "maxBatchDelay (ms)", "= batch_timeout_ms"),
-        FairnessRow("tuning.batching.max_enqueued_batches", "job_queue_size",
-                    "= batches x batch size (>= 100)"),
-        FairnessRow("tuning.logging", "log4j2.xml (vmargs -Dlog4j.configurationFile)",
-                    "default: TorchServe's own log4j2.xml (org.pytorch.serve at DEBUG, written twice to "
-                    "ts_log.log; an access line and 'Backend response time' per request); quiet: a "
-                    "generated copy at warn"),
+        FairnessRow(
+            "tuning.batching.max_enqueued_batches",
+            "job_queue_size",
+            "= batches x batch size (>= 100)",
+        ),
+        FairnessRow(
+            "tuning.logging",
+            "log4j2.xml (vmargs -Dlog4j.configurationFile)",
+            "default: TorchServe's own log4j2.xml (org.pytorch.serve at DEBUG, written twice to "
+            "ts_log.log; an access line and 'Backend response time' per request); quiet: a "
+            "generated copy at warn",
+        ),
     )
 
     chart_files = {"config.properties": "config.properties"}
@@ -135,7 +161,9 @@ class TorchServeAdapter(ServerAdapter):
         # The export's own model store (v1 and v2 .mar side by side): nothing is copied.
         return {"models": str(artifacts.model_store), "config": str(config_dir)}
 
-    def update_action(self, server: LocalServer, artifacts_v2: Any, model_root: Path) -> Callable[[], None]:
+    def update_action(
+        self, server: LocalServer, artifacts_v2: Any, model_root: Path
+    ) -> Callable[[], None]:
         from servecmp.servers.torchserve.local import TorchServeServer
 
         assert isinstance(server, TorchServeServer)
@@ -146,8 +174,10 @@ class TorchServeAdapter(ServerAdapter):
         return update
 
     def predict_urls(self, rest_address: str, model: str) -> tuple[str, str]:
-        return (f"http://{rest_address}/predictions/{model}",
-                f"http://{rest_address}/predictions/no-such-model")
+        return (
+            f"http://{rest_address}/predictions/{model}",
+            f"http://{rest_address}/predictions/no-such-model",
+        )
 
     def request_body_limit(self, files: dict[str, str]) -> int | None:
         """``max_request_size`` of the generated config.properties, else TorchServe's default
@@ -155,7 +185,9 @@ class TorchServeAdapter(ServerAdapter):
         HttpObjectAggregator and the gRPC maxInboundMessageSize both use it)."""
         from servecmp.servers.torchserve.config import parse_properties
 
-        return int(parse_properties(files.get("config.properties", "")).get("max_request_size", "6553500"))
+        return int(
+            parse_properties(files.get("config.properties", "")).get("max_request_size", "6553500")
+        )
 
 
 ADAPTER = TorchServeAdapter()

@@ -93,9 +93,7 @@ class TorchServeServer(LocalServer):
         r = requests.get(f"{self.endpoints.management_url}/models/{self.model_name}", timeout=2)
         if r.status_code != 200:
             return False
-        return any(
-            w.get("status") == "READY" for m in r.json() for w in m.get("workers", [])
-        )
+        return any(w.get("status") == "READY" for m in r.json() for w in m.get("workers", []))
 
     # -- model update through the management API (friction measurement) -----------------------
     def register_version(self, mar_name: str, version: str) -> None:

@@ -18,12 +18,25 @@ FILE = "log4j2.xml"
 
 # Upstream's levels, logger -> level ("Root" for the root logger).
 DEFAULT_LEVELS = {
-    "ACCESS_LOG": "info", "io.netty": "error", "MODEL_LOG": "all", "MODEL_METRICS": "all",
-    "org.apache": "off", "org.pytorch.serve": "debug", "TS_METRICS": "all", "Root": "info",
+    "ACCESS_LOG": "info",
+    "io.netty": "error",
+    "MODEL_LOG": "all",
+    "MODEL_METRICS": "all",
+    "org.apache": "off",
+    "org.pytorch.serve": "debug",
+    "TS_METRICS": "all",
+    "Root": "info",
 }
 # "quiet": warnings and errors only, and org.pytorch.serve written once (no root additivity).
-QUIET_LEVELS = {**DEFAULT_LEVELS, "ACCESS_LOG": "warn", "MODEL_LOG": "warn", "MODEL_METRICS": "warn",
-                "org.pytorch.serve": "warn", "TS_METRICS": "warn", "Root": "warn"}
+QUIET_LEVELS = {
+    **DEFAULT_LEVELS,
+    "ACCESS_LOG": "warn",
+    "MODEL_LOG": "warn",
+    "MODEL_METRICS": "warn",
+    "org.pytorch.serve": "warn",
+    "TS_METRICS": "warn",
+    "Root": "warn",
+}
 
 TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
 <Configuration>
@@ -117,8 +130,10 @@ def render(levels: dict[str, str], additivity: bool = True) -> str:
     missing = sorted(set(DEFAULT_LEVELS) - set(levels))
     if missing:
         raise ValueError(f"log4j levels: missing logger(s) {', '.join(missing)}")
-    return TEMPLATE.format(**{k.replace(".", "_"): v for k, v in levels.items()},
-                           additivity="" if additivity else ' additivity="false"')
+    return TEMPLATE.format(
+        **{k.replace(".", "_"): v for k, v in levels.items()},
+        additivity="" if additivity else ' additivity="false"',
+    )
 
 
 def quiet() -> str:

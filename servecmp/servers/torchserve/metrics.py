@@ -36,5 +36,5 @@ METRICS = ServerMetrics(
     queue_mean_s=f"{_sum_rate(QUEUE_US)} / {_sum_rate(REQUESTS)} / 1e6",
     error_ratio=None,
     note="mean only (cumulative microsecond sums, no histogram); includes queueing; REST and gRPC "
-         "counted together",
+    "counted together",
 )
