@@ -82,3 +82,6 @@ def setup(level: int = logging.INFO) -> None:
     logger.addHandler(handler)
     _handler = handler
     logger.setLevel(level)
+    # Our handler only: a handler a third party put on the root logger (logging.basicConfig on
+    # import) would print every line a second time in its own format.
+    logger.propagate = False

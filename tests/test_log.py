@@ -37,6 +37,24 @@ def test_records_are_tagged_lines_on_stderr(capsys: pytest.CaptureFixture[str]) 
     assert re.fullmatch(r"\[kind \d\d:\d\d:\d\d\] creating cluster", lines[2])
 
 
+def test_a_root_handler_a_library_installed_does_not_print_our_lines_twice(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    root = logging.getLogger()
+    foreign = logging.StreamHandler(sys.stderr)  # what logging.basicConfig() in an import adds
+    root.addHandler(foreign)
+    try:
+        log.setup()
+        logging.getLogger("servecmp.run.orchestrate").info("load: a target")
+    finally:
+        root.removeHandler(foreign)
+        logging.getLogger("servecmp").propagate = True
+    err = capsys.readouterr().err
+    assert err.count("load: a target") == 1, err
+
+
 def test_the_cli_sets_it_up(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gen", "rules", "--check"]) == 0
     logging.getLogger("servecmp.cluster.commands").info("after the CLI")
