@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -585,12 +586,26 @@ def test_torchserve_quiet_logging_points_log4j_at_its_file() -> None:
     assert "-Dlog4j.configurationFile=file:///c%20d/log4j2.xml" in vmargs
     xml = files[log4j.FILE]
     assert '<Logger name="org.pytorch.serve" level="warn" additivity="false">' in xml
-    assert '<Logger name="ACCESS_LOG" level="warn">' in xml and '<Root level="warn">' in xml
-    upstream = log4j.render(log4j.DEFAULT_LEVELS)
-    assert (
-        '<Logger name="org.pytorch.serve" level="debug">' in upstream
-        and '<Root level="info">' in upstream
-    )
+    assert log4j.levels(xml) == {**log4j.levels(log4j.default_xml()), **log4j.QUIET_LEVELS}
+    # TorchServe 0.12.0's own file (in the installed jar): org.pytorch.serve at DEBUG, root INFO
+    upstream = log4j.levels(log4j.default_xml())
+    assert upstream["org.pytorch.serve"] == "debug" and upstream["Root"] == "info"
+    assert upstream["ACCESS_LOG"] == "info"
+    # the quiet file differs from upstream's only in levels and that one additivity
+    quiet_tree, base_tree = ET.fromstring(xml), ET.fromstring(log4j.default_xml())
+    for tree in (quiet_tree, base_tree):
+        for el in tree.iter():
+            el.attrib.pop("level", None)
+            el.attrib.pop("additivity", None)
+            el.tail = el.text = (el.text or "").strip() or None
+    assert ET.tostring(quiet_tree) == ET.tostring(base_tree)
+
+
+def test_log4j_levels_name_only_loggers_torchserve_has() -> None:
+    from servecmp.servers.torchserve import log4j
+
+    with pytest.raises(ValueError, match="no logger"):
+        log4j.render({"org.pytorch.servee": "warn"})
 
 
 def test_confirmation_rounds_are_whole_abba_pairs(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """TorchServe's logging as a knob: its own default ``log4j2.xml`` with the loggers' levels set.
 
-The text below is pytorch/serve v0.12.0 ``frontend/server/src/main/resources/log4j2.xml`` (the
-default TorchServe runs with), with each logger's ``level`` a placeholder. That default logs
+The default is read from the installed TorchServe (the ``log4j2.xml`` inside
+``ts/frontend/model-server.jar``, the file the server runs with when nothing overrides it:
+pytorch/serve v0.12.0 ``frontend/server/src/main/resources/log4j2.xml``), so the quiet variant
+differs from what the server would use only in the levels set here. That default logs
 ``org.pytorch.serve`` at DEBUG and every request's access line (``ACCESS_LOG``, ``NettyUtils`` and
 ``GRPCInterceptor``) and "Backend response time" (``WorkerThread``, INFO); ``org.pytorch.serve``
 lines land twice in ``ts_log.log`` (its own appender plus the root's, additivity on).
@@ -12,128 +14,60 @@ splits ``vmargs`` on whitespace, so the path goes in as a percent-encoded ``file
 
 from __future__ import annotations
 
+import functools
+import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import PurePosixPath
 
 FILE = "log4j2.xml"
-
-# Upstream's levels, logger -> level ("Root" for the root logger).
-DEFAULT_LEVELS = {
-    "ACCESS_LOG": "info",
-    "io.netty": "error",
-    "MODEL_LOG": "all",
-    "MODEL_METRICS": "all",
-    "org.apache": "off",
-    "org.pytorch.serve": "debug",
-    "TS_METRICS": "all",
-    "Root": "info",
-}
-# "quiet": warnings and errors only, and org.pytorch.serve written once (no root additivity).
+ROOT_LOGGER = "Root"
+# "quiet": warnings and errors only for the loggers that write per request or per metric, and
+# org.pytorch.serve written once (no root additivity).
 QUIET_LEVELS = {
-    **DEFAULT_LEVELS,
     "ACCESS_LOG": "warn",
     "MODEL_LOG": "warn",
     "MODEL_METRICS": "warn",
     "org.pytorch.serve": "warn",
     "TS_METRICS": "warn",
-    "Root": "warn",
+    ROOT_LOGGER: "warn",
 }
 
-TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
-<Configuration>
-    <Appenders>
-        <RollingFile
-                name="access_log"
-                fileName="${{env:LOG_LOCATION:-logs}}/access_log.log"
-                filePattern="${{env:LOG_LOCATION:-logs}}/access_log.%d{{dd-MMM}}.log.gz">
-            <PatternLayout pattern="%d{{ISO8601}} - %m%n"/>
-            <Policies>
-                <SizeBasedTriggeringPolicy size="100 MB"/>
-                <TimeBasedTriggeringPolicy/>
-            </Policies>
-            <DefaultRolloverStrategy max="5"/>
-        </RollingFile>
-        <Console name="STDOUT" target="SYSTEM_OUT">
-            <PatternLayout pattern="%d{{ISO8601}} [%-5p] %t %c - %m%n"/>
-        </Console>
-        <RollingFile
-                name="model_log"
-                fileName="${{env:LOG_LOCATION:-logs}}/model_log.log"
-                filePattern="${{env:LOG_LOCATION:-logs}}/model_log.%d{{dd-MMM}}.log.gz">
-            <PatternLayout pattern="%d{{ISO8601}} [%-5p] %t %c - %m%n"/>
-            <Policies>
-                <SizeBasedTriggeringPolicy size="100 MB"/>
-                <TimeBasedTriggeringPolicy/>
-            </Policies>
-            <DefaultRolloverStrategy max="5"/>
-        </RollingFile>
-        <RollingFile name="model_metrics"
-                     fileName="${{env:METRICS_LOCATION:-logs}}/model_metrics.log"
-                     filePattern="${{env:METRICS_LOCATION:-logs}}/model_metrics.%d{{dd-MMM}}.log.gz">
-            <PatternLayout pattern="%d{{ISO8601}} - %m%n"/>
-            <Policies>
-                <SizeBasedTriggeringPolicy size="100 MB"/>
-                <TimeBasedTriggeringPolicy/>
-            </Policies>
-            <DefaultRolloverStrategy max="5"/>
-        </RollingFile>
-        <RollingFile
-                name="ts_log"
-                fileName="${{env:LOG_LOCATION:-logs}}/ts_log.log"
-                filePattern="${{env:LOG_LOCATION:-logs}}/ts_log.%d{{dd-MMM}}.log.gz">
-            <PatternLayout pattern="%d{{ISO8601}} [%-5p] %t %c - %m%n"/>
-            <Policies>
-                <SizeBasedTriggeringPolicy size="100 MB"/>
-                <TimeBasedTriggeringPolicy/>
-            </Policies>
-            <DefaultRolloverStrategy max="5"/>
-        </RollingFile>
-        <RollingFile
-                name="ts_metrics"
-                fileName="${{env:METRICS_LOCATION:-logs}}/ts_metrics.log"
-                filePattern="${{env:METRICS_LOCATION:-logs}}/ts_metrics.%d{{dd-MMM}}.log.gz">
-            <PatternLayout pattern="%d{{ISO8601}} - %m%n"/>
-            <Policies>
-                <SizeBasedTriggeringPolicy size="100 MB"/>
-                <TimeBasedTriggeringPolicy/>
-            </Policies>
-            <DefaultRolloverStrategy max="5"/>
-        </RollingFile>
-    </Appenders>
-    <Loggers>
-        <Logger name="ACCESS_LOG" level="{ACCESS_LOG}">
-            <AppenderRef ref="access_log"/>
-        </Logger>
-        <Logger name="io.netty" level="{io_netty}" />
-        <Logger name="MODEL_LOG" level="{MODEL_LOG}">
-            <AppenderRef ref="model_log"/>
-        </Logger>
-        <Logger name="MODEL_METRICS" level="{MODEL_METRICS}">
-            <AppenderRef ref="model_metrics"/>
-        </Logger>
-        <Logger name="org.apache" level="{org_apache}" />
-        <Logger name="org.pytorch.serve" level="{org_pytorch_serve}"{additivity}>
-            <AppenderRef ref="ts_log"/>
-        </Logger>
-        <Logger name="TS_METRICS" level="{TS_METRICS}">
-            <AppenderRef ref="ts_metrics"/>
-        </Logger>
-        <Root level="{Root}">
-            <AppenderRef ref="STDOUT"/>
-            <AppenderRef ref="ts_log"/>
-        </Root>
-    </Loggers>
-</Configuration>"""
+
+@functools.cache
+def default_xml() -> str:
+    """The ``log4j2.xml`` the installed TorchServe runs with by default."""
+    from servecmp.load.clients.protos import torchserve_jar
+
+    with zipfile.ZipFile(torchserve_jar()) as zf:
+        return zf.read(FILE).decode()
 
 
-def render(levels: dict[str, str], additivity: bool = True) -> str:
-    """The log4j2.xml for ``levels`` (every key of DEFAULT_LEVELS)."""
-    missing = sorted(set(DEFAULT_LEVELS) - set(levels))
-    if missing:
-        raise ValueError(f"log4j levels: missing logger(s) {', '.join(missing)}")
-    return TEMPLATE.format(
-        **{k.replace(".", "_"): v for k, v in levels.items()},
-        additivity="" if additivity else ' additivity="false"',
-    )
+def levels(xml: str) -> dict[str, str]:
+    """logger name -> level (``Root`` for the root logger) of a log4j2 configuration."""
+    root = ET.fromstring(xml)
+    out = {lg.get("name", ""): lg.get("level", "") for lg in root.iter("Logger")}
+    for r in root.iter("Root"):
+        out[ROOT_LOGGER] = r.get("level", "")
+    return out
+
+
+def render(new_levels: dict[str, str], additivity: bool = True, base: str | None = None) -> str:
+    """``base`` (default: TorchServe's own file) with ``new_levels`` set; every logger named must
+    exist in it. ``additivity=False`` stops org.pytorch.serve lines reaching the root's appenders."""
+    root = ET.fromstring(base if base is not None else default_xml())
+    known = levels(ET.tostring(root, encoding="unicode"))
+    unknown = sorted(set(new_levels) - set(known))
+    if unknown:
+        raise ValueError(f"log4j levels: no logger(s) {', '.join(unknown)} in TorchServe's {FILE}")
+    for lg in root.iter("Logger"):
+        name = lg.get("name", "")
+        if name in new_levels:
+            lg.set("level", new_levels[name])
+        if name == "org.pytorch.serve" and not additivity:
+            lg.set("additivity", "false")
+    for r in root.iter("Root"):
+        r.set("level", new_levels.get(ROOT_LOGGER, r.get("level", "")))
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def quiet() -> str:

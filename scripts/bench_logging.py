@@ -1,7 +1,7 @@
 """What TorchServe's default logging costs (not a test): its own log4j2.xml vs the ``quiet`` one
 (``tuning.logging``), measured with the project's step engine exactly as ``servecmp run`` does.
 
-    .venv/bin/python -m servecmp.servers.torchserve.logbench [--artifacts build/models/seed-1234]
+    .venv/bin/python scripts/bench_logging.py [--artifacts build/models/seed-1234]
         [--rounds 4] [--concurrency 1 4]
 
 One server at a time on the server CPU (the generator on another when two are usable), started
