@@ -64,20 +64,22 @@ JOB_STARTUP_S = 120
 # One step process at a time, single-threaded (gevent): one core; the parent mostly waits.
 STEP_CPU = 1.0
 # Peak RSS (MiB) of the step child per client class, measured on a build machine with
-# `.venv/bin/python scripts/measure_step_memory.py` (resnet, concurrency 64, VmHWM of the child, the Job's minimal
-# environment, cold gRPC stub cache, with and without prometheus multiprocess mode; 2026-11-25:
-# torchserve rest 453.6-453.9, torchserve grpc 1545.3-1551.3 cold (506 with the stubs cached),
-# tfserving rest 453.1-454.0, tfserving grpc 964.2-966.1 -- only the TF Serving gRPC client imports
-# TensorFlow). The parent `servecmp steps` process measured 36.6 MiB.
+# `.venv/bin/python scripts/measure_step_memory.py` (resnet, VmHWM of the child, the Job's minimal
+# environment, with prometheus multiprocess mode). 2026-12-07, after the steadiness rule started
+# importing scipy in the step: REST clients 509-510 (concurrency 64, the lead's venv) and
+# 583-598 (concurrency 16, a freshly installed venv of the same commit), TorchServe gRPC 568-583
+# with the stubs cached (2026-11-25: 1545.3-1551.3 cold, protoc running in a fresh pod), TF Serving
+# gRPC 937-994 -- only the TF Serving gRPC client imports TensorFlow. The parent `servecmp steps`
+# process measured 36.6 MiB (2026-11-25). Each figure is the largest seen.
 # tests/test_kind_loadgen.py re-measures one kind (slow).
 # Keyed by the client a target's adapter names for its protocol (ProtocolSpec.client): a step's
 # memory is its client's, so a server that reuses a client reuses the figure.
 _C = "servecmp.load.clients."
 STEP_PEAK_RSS_MIB: dict[str, float] = {
-    f"{_C}torchserve_rest:TorchServeRestClient": 454.0,
+    f"{_C}torchserve_rest:TorchServeRestClient": 600.0,
     f"{_C}torchserve_grpc:TorchServeGrpcClient": 1552.0,  # protoc generating the TorchServe stubs in a fresh pod
-    f"{_C}tfserving_rest:TFServingRestClient": 454.0,
-    f"{_C}tfserving_grpc:TFServingGrpcClient": 967.0,
+    f"{_C}tfserving_rest:TFServingRestClient": 600.0,
+    f"{_C}tfserving_grpc:TFServingGrpcClient": 1000.0,
 }
 PARENT_RSS_MIB = 64.0
 MEMORY_HEADROOM = 1.5
