@@ -8,58 +8,20 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from helm_util import ROOT
+from kind_dryrun.recording import copy_script_checkout
 
 DRY = Path(__file__).parent / "kind_dryrun"
-COPY = (
-    "scripts",
-    "deploy",
-    "helm",
-    "servecmp",
-    "models",
-    "loadtests",
-    "pyproject.toml",
-    "README.md",
-)
-
-
-def _free_host_ports(root: Path) -> None:
-    """The copied kind config maps ports that are free now: `kind up` checks them before it
-    creates a cluster, and 3000/9090 may be busy on a shared test machine."""
-    import socket
-
-    import yaml
-
-    cfg_path = root / "deploy" / "kind" / "kind-config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
-    for node in cfg["nodes"]:
-        for m in node.get("extraPortMappings") or []:
-            with socket.socket() as s:
-                s.bind((m["listenAddress"], 0))
-                m["hostPort"] = s.getsockname()[1]
-    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-
-
-def _copy_checkout(root: Path) -> None:
-    for item in COPY:
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, root / item, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            root.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, root / item)
-    _free_host_ports(root)
 
 
 @pytest.fixture()
 def checkout(tmp_path: Path) -> Path:
     root = tmp_path / "a checkout"
-    _copy_checkout(root)
+    copy_script_checkout(ROOT, root)
     py = tmp_path / "py"
     py.write_text(
         f"#!/bin/bash\nexec {shlex.quote(str(ROOT / '.venv' / 'bin' / 'python'))} "
@@ -322,7 +284,7 @@ def test_kind_up_renders_the_mount_path_of_any_checkout(tmp_path: Path) -> None:
     import yaml
 
     odd = tmp_path / "odd #1 & co: checkout"
-    _copy_checkout(odd)
+    copy_script_checkout(ROOT, odd)
     py = tmp_path / "py"
     py.write_text(
         f"#!/bin/bash\nexec {shlex.quote(str(ROOT / '.venv' / 'bin' / 'python'))} "

@@ -9,10 +9,10 @@ checked, the step comes from the fake Job log. For real it needs kind (skipped h
 from __future__ import annotations
 
 import shlex
-import shutil
 from pathlib import Path
 
 import pytest
+from kind_dryrun.recording import copy_script_checkout
 
 from servecmp.experiment import load_experiment
 from servecmp.tune import space as sp
@@ -20,42 +20,11 @@ from servecmp.tune.cluster import ClusterMeasurer, unavailable_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 DRY = ROOT / "tests" / "kind_dryrun"
-COPY = (
-    "scripts",
-    "deploy",
-    "helm",
-    "servecmp",
-    "models",
-    "loadtests",
-    "pyproject.toml",
-    "README.md",
-)
 
 
 @pytest.fixture()
 def checkout(tmp_path: Path) -> Path:
-    root = tmp_path / "a checkout"
-    for item in COPY:
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, root / item, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            root.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, root / item)
-    # the copied kind config maps ports that are free now (`kind up` checks them; 3000/9090 may be busy)
-    import socket
-
-    import yaml
-
-    cfg_path = root / "deploy" / "kind" / "kind-config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
-    for node in cfg["nodes"]:
-        for m in node.get("extraPortMappings") or []:
-            with socket.socket() as s:
-                s.bind((m["listenAddress"], 0))
-                m["hostPort"] = s.getsockname()[1]
-    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return root
+    return copy_script_checkout(ROOT, tmp_path / "a checkout")
 
 
 def _step(**over: object) -> object:

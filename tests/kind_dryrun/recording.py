@@ -19,6 +19,50 @@ from servecmp.cluster import commands
 COPY = ("deploy", "helm", "servecmp", "loadtests")
 
 
+# What the scripts' dry runs copy: a checkout as a user has it (symlinked library chart followed).
+SCRIPT_COPY = (
+    "scripts",
+    "deploy",
+    "helm",
+    "servecmp",
+    "models",
+    "loadtests",
+    "pyproject.toml",
+    "README.md",
+)
+
+
+def free_host_ports(root: Path) -> None:
+    """The copied kind config maps ports that are free now: `kind up` checks them before it
+    creates a cluster, and 3000/9090 may be busy on a shared test machine."""
+    import socket
+
+    import yaml
+
+    cfg_path = root / "deploy" / "kind" / "kind-config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    for node in cfg["nodes"]:
+        for m in node.get("extraPortMappings") or []:
+            with socket.socket() as s:
+                s.bind((m["listenAddress"], 0))
+                m["hostPort"] = s.getsockname()[1]
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def copy_script_checkout(src: Path, root: Path) -> Path:
+    """A copy of the checkout for the scripts' dry runs, its mapped host ports free."""
+    for item in SCRIPT_COPY:
+        if (src / item).is_dir():
+            shutil.copytree(
+                src / item, root / item, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / item, root / item)
+    free_host_ports(root)
+    return root
+
+
 def copy_checkout(src: Path, root: Path) -> Path:
     for item in COPY:
         shutil.copytree(
