@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class ExperimentError(ValueError):
@@ -276,7 +284,11 @@ class Friction(_Strict):
 class Experiment(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")]
     description: str = ""
-    model: str = Field(default="resnet", description="a name from servecmp.models.registry")
+    # A built-in model's name or a model card file (models/<name>.yaml, relative to the
+    # experiment file); after validation ``model`` is the model's name and ``model_card`` the
+    # card's absolute path (None for a built-in).
+    model: str = Field(default="resnet", description="a built-in model or a model card file")
+    model_card: str | None = None
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 1234
     targets: list[Target] = Field(min_length=1)
     payload: Payload = Payload()
@@ -288,14 +300,34 @@ class Experiment(_Strict):
     # own best from ``servecmp tune``, in tuning.per_server). The report's title says which.
     configuration: Literal["defaults", "tuned"] = "defaults"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_model(cls, data: object, info: ValidationInfo) -> object:
+        """A card path becomes (name, absolute card path); the card is loaded and registered."""
+        from servecmp.models.card import ModelCardError, is_card_ref
+        from servecmp.models.registry import UnknownModelError, get_model, register_card
+
+        if not isinstance(data, dict):
+            return data
+        ref, card_path = data.get("model", "resnet"), data.get("model_card")
+        if not isinstance(ref, str):
+            return data
+        if card_path is None and is_card_ref(ref):
+            base = (info.context or {}).get("base_dir")
+            p = Path(ref)
+            if not p.is_absolute() and base is not None and (Path(base) / p).is_file():
+                p = Path(base) / p
+            card_path = str(p.resolve())
+        try:
+            name = register_card(card_path).name if card_path else get_model(ref).name
+        except (ModelCardError, UnknownModelError) as err:
+            raise ValueError(str(err) if str(err).startswith("model") else f"model: {err}") from None
+        if card_path and not is_card_ref(ref) and ref != name:
+            raise ValueError(f"model: {ref!r} but model_card {card_path} names {name!r}")
+        return {**data, "model": name, "model_card": card_path}
+
     @model_validator(mode="after")
     def _check(self) -> Experiment:
-        from servecmp.models.registry import model_names
-
-        if self.model not in model_names():
-            raise ValueError(
-                f"model {self.model!r} is unknown; allowed: {', '.join(sorted(model_names()))}"
-            )
         names = [t.name for t in self.targets]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -441,13 +473,16 @@ def _format_errors(source: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_experiment(data: object, source: str = "<experiment>") -> Experiment:
+def parse_experiment(
+    data: object, source: str = "<experiment>", base_dir: Path | None = None
+) -> Experiment:
+    """``base_dir``: where a relative model card path is looked up first (the file's folder)."""
     if not isinstance(data, dict):
         raise ExperimentError(
             f"{source}: expected a YAML mapping at the top level, got {type(data).__name__}"
         )
     try:
-        return Experiment.model_validate(data)
+        return Experiment.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as err:
         raise ExperimentError(_format_errors(source, err)) from None
 
@@ -460,7 +495,7 @@ def load_experiment(path: str | Path) -> Experiment:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as err:
         raise ExperimentError(f"{p}: not valid YAML: {err}") from None
-    return parse_experiment(data, str(p))
+    return parse_experiment(data, str(p), base_dir=p.parent)
 
 
 def with_overrides(exp: Experiment, **changes: object) -> Experiment:

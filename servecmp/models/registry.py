@@ -1,19 +1,28 @@
-"""The models servecmp can serve: one ``ModelSpec`` per model, one line each in ``_SPECS``.
+"""The models servecmp can serve: built-in cards here, users' cards in ``models/<name>.yaml``.
 
-Importing this module is cheap (no torch / tensorflow): the experiment schema calls
-``model_names()`` while validating files. Adding a model = one module exposing
-``build_torch(seed)`` and ``build_tf(torch_model)`` + one line below.
+Importing this module is cheap (no torch / tensorflow): the experiment schema resolves models
+while validating files. A built-in is a ``ModelCard`` like a user's (a factory source), so it
+goes through the same export, parity and payload code; it only adds a hand-written TF twin.
 """
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
+from pathlib import Path
+
+from servecmp.models.card import (
+    ModelCard,
+    Source,
+    TensorInput,
+    TensorOutput,
+    is_card_ref,
+    load_card,
+)
 
 # Weight seed used when none is given; equals the experiment file's default seed.
 DEFAULT_SEED = 1234
+
+# Kept for callers typed against the former name.
+ModelSpec = ModelCard
 
 
 class UnknownModelError(KeyError):
@@ -23,73 +32,69 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    description: str
-    input_shape: tuple[int, ...]  # one example, NCHW without the batch axis, e.g. (3, 64, 64)
-    num_classes: int
-    module: str  # import path of the module with build_torch / build_tf
-    input_name: str = "input"
-    output_name: str = "logits"
-
-    @property
-    def example_numel(self) -> int:
-        n = 1
-        for d in self.input_shape:
-            n *= d
-        return n
-
-    def load_module(self) -> ModuleType:
-        """The model's module (imports torch and tensorflow on first use)."""
-        return importlib.import_module(self.module)
-
-    def build_torch(self, seed: int = DEFAULT_SEED) -> Any:
-        return self.load_module().build_torch(seed)
-
-    def build_tf(self, torch_model: Any) -> Any:
-        return self.load_module().build_tf(torch_model)
-
-    def to_json(self) -> dict[str, Any]:
-        """The subset the TorchServe handler needs (packaged into the .mar as model_spec.json)."""
-        return {
-            "name": self.name,
-            "input_shape": list(self.input_shape),
-            "num_classes": self.num_classes,
-            "input_name": self.input_name,
-            "output_name": self.output_name,
-        }
+def _builtin(name: str, description: str, shape: tuple[int, ...], classes: int) -> ModelCard:
+    module = f"servecmp.models.{name}"
+    return ModelCard(
+        name=name,
+        description=description,
+        source=Source(factory=f"{module}:build_torch", tf_mirror=f"{module}:build_tf"),
+        inputs=[TensorInput(name="input", shape=[None, *shape], dtype="float32")],
+        outputs=[TensorOutput(name="logits", classification=True, shape=[None, classes])],
+    )
 
 
-_SPECS: dict[str, ModelSpec] = {
-    s.name: s
-    for s in (
-        ModelSpec(
-            name="resnet",
-            description="ResNet-style image classifier, 4 basic blocks, ~1.2 M params, 3x64x64 -> 10",
-            input_shape=(3, 64, 64),
-            num_classes=10,
-            module="servecmp.models.resnet",
+_BUILTINS: dict[str, ModelCard] = {
+    c.name: c
+    for c in (
+        _builtin(
+            "resnet",
+            "ResNet-style image classifier, 4 basic blocks, ~1.2 M params, 3x64x64 -> 10",
+            (3, 64, 64),
+            10,
         ),
-        ModelSpec(
-            name="tiny",
-            description="one linear layer on 3x8x8 -> 10: microseconds of compute, shows serving overhead",
-            input_shape=(3, 8, 8),
-            num_classes=10,
-            module="servecmp.models.tiny",
+        _builtin(
+            "tiny",
+            "one linear layer on 3x8x8 -> 10: microseconds of compute, shows serving overhead",
+            (3, 8, 8),
+            10,
         ),
     )
 }
+# Cards loaded from files in this process, by model name (an experiment names the file once;
+# everything after it uses the name).
+_LOADED: dict[str, ModelCard] = {}
 
 
 def model_names() -> list[str]:
-    return list(_SPECS)
+    """The built-in models."""
+    return list(_BUILTINS)
 
 
-def get_model(name: str) -> ModelSpec:
-    try:
-        return _SPECS[name]
-    except KeyError:
+def register_card(path: str | Path) -> ModelCard:
+    """Load the card at ``path`` and make its name resolvable in this process."""
+    card = load_card(path)
+    if card.name in _BUILTINS:
         raise UnknownModelError(
-            f"unknown model {name!r}; allowed: {', '.join(sorted(_SPECS))}"
-        ) from None
+            f"{path}: name: {card.name!r} is a built-in model; give the card another name"
+        )
+    known = _LOADED.get(card.name)
+    if known is not None and known.card_path != card.card_path:
+        raise UnknownModelError(
+            f"{path}: name: {card.name!r} is already the model of {known.card_path}"
+        )
+    _LOADED[card.name] = card
+    return card
+
+
+def get_model(ref: str) -> ModelCard:
+    """A built-in by name, a card loaded earlier by its name, or a card file path."""
+    if ref in _BUILTINS:
+        return _BUILTINS[ref]
+    if ref in _LOADED:
+        return _LOADED[ref]
+    if is_card_ref(ref):
+        return register_card(ref)
+    raise UnknownModelError(
+        f"model {ref!r} is unknown; allowed: a built-in ({', '.join(sorted(_BUILTINS))}) or a "
+        "model card file (models/<name>.yaml)"
+    )
