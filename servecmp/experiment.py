@@ -321,7 +321,9 @@ class Experiment(_Strict):
         try:
             name = register_card(card_path).name if card_path else get_model(ref).name
         except (ModelCardError, UnknownModelError) as err:
-            raise ValueError(str(err) if str(err).startswith("model") else f"model: {err}") from None
+            raise ValueError(
+                str(err) if str(err).startswith("model") else f"model: {err}"
+            ) from None
         if card_path and not is_card_ref(ref) and ref != name:
             raise ValueError(f"model: {ref!r} but model_card {card_path} names {name!r}")
         return {**data, "model": name, "model_card": card_path}
