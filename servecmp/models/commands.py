@@ -23,27 +23,36 @@ def export_command(
     seed: int = DEFAULT_SEED,
     versions: Sequence[int] = (1,),
 ) -> int:
-    """Export every model/version (.mar and SavedModel), then check the SavedModel against PyTorch."""
-    import tensorflow as tf
-
-    from servecmp.models.export import artifacts, export_model, seed_for_version
-    from servecmp.models.parity import check_parity
+    """Export every model/version for every server; each artifact is checked against PyTorch
+    before it is kept (a refused export prints the parity table and returns 1)."""
+    from servecmp.models.export import ExportError, export_model, seed_for_version
 
     ok = True
     for name in _names(models):
         for version in versions:
             vseed = seed_for_version(seed, version)
-            rec = export_model(name, out, seed=vseed, version=version)
-            for p in (rec.torchserve, rec.tfserving):
+            try:
+                rec = export_model(name, out, seed=vseed, version=version)
+            except ExportError as err:
+                print(err)
+                ok = False
+                continue
+            for server, p in rec.servers.items():
                 print(
-                    f"{name} v{version} {p.server}: {p.artifact} ({p.bytes} bytes, {p.seconds:.1f} s)"
+                    f"{rec.model} v{version} {server}: {p.artifact} ({p.bytes} bytes, "
+                    f"{p.seconds:.1f} s)"
                 )
-            # Parity against what TF Serving will load, not just the in-memory mirror.
-            saved = tf.saved_model.load(str(artifacts(name, out, version).savedmodel))
-            report = check_parity(name, seed=vseed, tf_model=saved)
-            print(f"  parity (SavedModel): {report.summary()}")
-            ok &= report.passed
+            for server, why in rec.unavailable.items():
+                print(f"{rec.model} v{version} {server}: unavailable: {why}")
+            for row in rec.parity:
+                print(f"  parity: {_row(row)}")
     return 0 if ok else 1
+
+
+def _row(row: dict[str, object]) -> str:
+    from servecmp.models.verify import ArtifactParity
+
+    return ArtifactParity(**row).summary()  # type: ignore[arg-type]
 
 
 def parity_command(

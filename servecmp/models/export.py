@@ -1,6 +1,18 @@
-"""Package a model for each server, recording what it took (feeds the friction table).
+"""One export step for every server: build the model once, write the source artifacts, ask each
+adapter to package what it declares (``ServerAdapter.artifact_kind``), prove parity, record it.
 
-Layout under ``out_root`` (see ``artifacts()``):
+Source artifacts (from the card's PyTorch reference, seeded):
+  torchscript   traced (or the card's own TorchScript file), served by KServe, the PyTorch
+                baseline and any adapter declaring ``torchscript``
+  onnx          ``torch.onnx.export`` where the ``onnx`` package is installed
+  savedmodel    the ONNX port (servecmp/models/port.py, where present) or a built-in's
+                hand-written TF twin; TF Serving and the TF baseline serve it
+Adapters that need more (TorchServe's .mar) package it from these in ``ServerAdapter.package``.
+
+Everything is written under a staging folder and moved into place only after every artifact
+passed parity, so a refused export leaves nothing half-written. Layout under ``out_root``:
+  <name>/torchscript/model_v<version>.pt
+  <name>/onnx/model_v<version>.onnx
   <name>/torchserve/<name>.mar            TorchServe model store (v2: <name>_v2.mar, --version 2.0)
   <name>/tfserving/<name>/<version>/      TF Serving model base path + numbered SavedModel
   <name>/export.json                      one ExportRecord per exported version
@@ -8,28 +20,29 @@ Layout under ``out_root`` (see ``artifacts()``):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import importlib
+import importlib.util
 import json
 import os
 import shlex
 import shutil
-import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from servecmp.models.registry import DEFAULT_SEED, get_model
 
-HANDLER_FILE = Path(__file__).with_name("handler.py")
-SPEC_FILE = "model_spec.json"  # must match handler.SPEC_FILE
 TRACE_BATCH = 2  # trace with B > 1 so nothing batch-size specific is baked in
+PORT_MODULE = "servecmp.models.port"
 
 
 class ExportError(RuntimeError):
-    """A packaging step failed; the message names the step and its output."""
+    """A packaging step failed or an artifact failed parity; the message names the step, or
+    carries the parity numbers."""
 
 
 @dataclass(frozen=True)
@@ -39,15 +52,16 @@ class Artifacts:
     tfserving_base: Path  # TF Serving model base_path (holds numbered versions)
     savedmodel: Path
     export_json: Path
+    torchscript: Path
+    onnx: Path
 
 
 @dataclass(frozen=True)
 class PackagingRecord:
-    server: str
+    server: str  # the adapter, or the source artifact's kind for source records
     artifact: str
-    steps: list[
-        str
-    ]  # what was run, in order (shell commands shlex.join-quoted, Python calls described)
+    # what was run, in order (shell commands shlex.join-quoted, Python calls described)
+    steps: list[str]
     seconds: float
     bytes: int
 
@@ -59,11 +73,18 @@ class ExportRecord:
     seed: int  # weights seed: reference.expected_logits(model, x, seed) matches these artifacts
     created: str
     libraries: dict[str, str]
-    torchserve: PackagingRecord
-    tfserving: PackagingRecord
+    build_s: float  # building the PyTorch reference (and its determinism check)
+    sources: dict[str, PackagingRecord]  # artifact kind -> how it was made
+    servers: dict[str, PackagingRecord]  # adapter name -> what it serves and how it was packaged
+    unavailable: dict[str, str]  # adapter name -> why it has no artifact for this model
+    parity: list[dict[str, Any]]  # verify.ArtifactParity rows
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # each adapter's record also at the top level: friction.packaging reads rec[server]
+        data.update(data["servers"])
+        return data
 
 
 def mar_filename(name: str, version: int = 1) -> str:
@@ -71,7 +92,7 @@ def mar_filename(name: str, version: int = 1) -> str:
 
 
 def artifacts(name: str, out_root: str | Path, version: int = 1) -> Artifacts:
-    get_model(name)  # unknown names fail here, with the allowed list
+    name = get_model(name).name  # unknown names fail here, with the allowed list
     if version < 1:
         raise ValueError(f"version: expected a positive integer, got {version}")
     root = Path(out_root) / name
@@ -82,6 +103,8 @@ def artifacts(name: str, out_root: str | Path, version: int = 1) -> Artifacts:
         tfserving_base=base,
         savedmodel=base / str(version),
         export_json=root / "export.json",
+        torchscript=root / "torchscript" / f"model_v{version}.pt",
+        onnx=root / "onnx" / f"model_v{version}.onnx",
     )
 
 
@@ -90,127 +113,234 @@ def seed_for_version(seed: int, version: int) -> int:
     return seed + version - 1
 
 
-def _size(path: Path) -> int:
+def size_of(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _archiver() -> str:
-    # Prefer the archiver next to this interpreter (the venv), then PATH.
-    local = Path(sys.executable).with_name("torch-model-archiver")
-    found = str(local) if local.is_file() else shutil.which("torch-model-archiver")
-    if not found:
-        raise ExportError(
-            "torch-model-archiver not found: pip install torch-model-archiver==0.12.0"
-        )
-    return found
-
-
-def _export_torchserve(name: str, model: Any, art: Artifacts, version: int) -> PackagingRecord:
+def _example(card: Any, seed: int) -> tuple[Any, ...]:
     import torch
 
-    spec = get_model(name)
-    staging = art.model_store / f".staging-v{version}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    from servecmp.models.sources import example_inputs
+
+    return tuple(torch.from_numpy(a) for a in example_inputs(card, TRACE_BATCH, seed))
+
+
+def _torchscript(card: Any, model: Any, art: Artifacts, seed: int) -> PackagingRecord:
+    import torch
+
     t0 = time.perf_counter()
-    example = torch.zeros((TRACE_BATCH, *spec.input_shape))
-    pt = staging / "model.pt"
-    with torch.no_grad():
-        torch.jit.trace(model, example).save(str(pt))
-    (staging / SPEC_FILE).write_text(json.dumps(spec.to_json(), indent=2))
-    cmd = [
-        _archiver(),
-        "--model-name",
-        name,
-        "--version",
-        f"{version}.0",
-        "--serialized-file",
-        str(pt),
-        "--handler",
-        str(HANDLER_FILE),
-        "--extra-files",
-        str(staging / SPEC_FILE),
-        "--export-path",
-        str(staging),
-        "--force",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise ExportError(f"{shlex.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
-    # The archiver names the file <model-name>.mar; v2+ keep the served name but not the file name.
-    os.replace(staging / f"{name}.mar", art.mar)
-    seconds = time.perf_counter() - t0
-    shutil.rmtree(staging)
+    art.torchscript.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, torch.jit.ScriptModule):
+        model.save(str(art.torchscript))
+        how = f"python: torch.jit.load({card.source.torchscript!r}).save(...) (the card's file)"
+    else:
+        shapes = ", ".join(
+            f"{i.name}[{TRACE_BATCH}, {', '.join(map(str, i.example_shape))}]" for i in card.inputs
+        )
+        with torch.no_grad():
+            torch.jit.trace(model, _example(card, seed)).save(str(art.torchscript))
+        how = f"python: torch.jit.trace(model, ({shapes})).save('{art.torchscript.name}')"
     return PackagingRecord(
-        server="torchserve",
-        artifact=str(art.mar),
-        steps=[
-            f"python: torch.jit.trace(model, zeros[{TRACE_BATCH}, "
-            f"{', '.join(map(str, spec.input_shape))}]).save('model.pt')",
-            f"python: write {SPEC_FILE} (input shape, classes) for the handler",
-            shlex.join(cmd),
-            shlex.join(["mv", f"{name}.mar", str(art.mar)]),
-        ],
-        seconds=round(seconds, 3),
-        bytes=_size(art.mar),
+        "torchscript",
+        str(art.torchscript),
+        [how],
+        round(time.perf_counter() - t0, 3),
+        size_of(art.torchscript),
     )
 
 
-def _export_tfserving(name: str, model: Any, art: Artifacts) -> PackagingRecord:
-    import tensorflow as tf
+def _onnx(card: Any, model: Any, art: Artifacts, seed: int) -> tuple[PackagingRecord | None, str]:
+    if importlib.util.find_spec("onnx") is None:
+        return None, "no ONNX artifact: the onnx package is not installed"
+    import torch
 
-    spec = get_model(name)
     t0 = time.perf_counter()
-    tf_model = spec.build_tf(model)
-    # Save beside the version dir, then rename: TF Serving polls the base path and must never
-    # see a half-written version.
+    art.onnx.parent.mkdir(parents=True, exist_ok=True)
+    names = [i.name for i in card.inputs]
+    outs = [o.name for o in card.outputs]
+    try:
+        torch.onnx.export(
+            model,
+            _example(card, seed),
+            str(art.onnx),
+            input_names=names,
+            output_names=outs,
+            dynamic_axes={n: {0: "batch"} for n in names + outs},
+            dynamo=False,
+        )
+    except Exception as err:
+        raise ExportError(
+            f"torch.onnx.export of {card.name!r} failed: {type(err).__name__}: {err}"
+        ) from None
+    return PackagingRecord(
+        "onnx",
+        str(art.onnx),
+        [
+            f"python: torch.onnx.export(model, example, {art.onnx.name!r}, input_names={names}, "
+            f"output_names={outs}, dynamic batch axis)"
+        ],
+        round(time.perf_counter() - t0, 3),
+        size_of(art.onnx),
+    ), ""
+
+
+def _savedmodel(
+    card: Any, model: Any, art: Artifacts, onnx: PackagingRecord | None
+) -> tuple[PackagingRecord | None, str, list[str]]:
+    """The SavedModel: the ONNX port where it is available, else a built-in's TF twin."""
+    t0 = time.perf_counter()
+    # Written beside the version dir, then renamed: TF Serving polls the base path and must
+    # never see a half-written version.
     tmp = art.tfserving_base / f".tmp-{art.savedmodel.name}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tf.saved_model.save(tf_model, str(tmp), signatures=tf_model.export_signatures())
-    shutil.rmtree(art.savedmodel, ignore_errors=True)
-    os.replace(tmp, art.savedmodel)
-    seconds = time.perf_counter() - t0
-    return PackagingRecord(
-        server="tfserving",
-        artifact=str(art.savedmodel),
-        steps=[
-            f"python: {spec.module}.build_tf(torch_model) (TF mirror, weights copied from PyTorch)",
+    art.tfserving_base.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    if card.source.tf_mirror:
+        import tensorflow as tf
+
+        tf_model = card.build_tf(model)
+        tf.saved_model.save(tf_model, str(tmp), signatures=tf_model.export_signatures())
+        steps = [
+            f"python: {card.source.tf_mirror}(torch_model) (TF twin, weights copied from PyTorch)",
             "python: tf.saved_model.save(module, dir, signatures={'serving_default': "
             "module.serve, 'serving_b64': module.serve_b64} (concrete functions))",
-            shlex.join(["mv", tmp.name, str(art.savedmodel)]),
-        ],
-        seconds=round(seconds, 3),
-        bytes=_size(art.savedmodel),
+        ]
+    elif onnx is not None and importlib.util.find_spec(PORT_MODULE) is not None:
+        port = importlib.import_module(PORT_MODULE)
+        try:
+            res = port.port_onnx_to_savedmodel(
+                Path(onnx.artifact), tmp, card.inputs, [o.name for o in card.outputs]
+            )
+        except port.PortError as err:
+            raise ExportError(f"ONNX -> SavedModel port of {card.name!r} refused: {err}") from None
+        notes = list(res.notes)
+        steps = [
+            f"python: {PORT_MODULE}.port_onnx_to_savedmodel({Path(onnx.artifact).name!r}) ({res.tool})"
+        ]
+    else:
+        why = "no SavedModel: no TF twin and " + (
+            "no ONNX artifact to port"
+            if onnx is None
+            else f"no ONNX -> TensorFlow port ({PORT_MODULE})"
+        )
+        return None, why, notes
+    shutil.rmtree(art.savedmodel, ignore_errors=True)
+    os.replace(tmp, art.savedmodel)
+    steps.append(shlex.join(["mv", tmp.name, str(art.savedmodel)]))
+    rec = PackagingRecord(
+        "savedmodel",
+        str(art.savedmodel),
+        steps,
+        round(time.perf_counter() - t0, 3),
+        size_of(art.savedmodel),
     )
+    return rec, "", notes
 
 
 def _libraries() -> dict[str, str]:
-    return {
-        pkg: metadata.version(pkg) for pkg in ("torch", "tensorflow-cpu", "torch-model-archiver")
-    }
+    out = {}
+    for pkg in ("torch", "tensorflow-cpu", "torch-model-archiver", "onnx"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _relocate(rec: PackagingRecord, old: str, new: str) -> PackagingRecord:
+    return dataclasses.replace(
+        rec, artifact=rec.artifact.replace(old, new), steps=[s.replace(old, new) for s in rec.steps]
+    )
+
+
+def _move_into_place(stage: Artifacts, final: Artifacts) -> None:
+    for src, dst in (
+        (stage.torchscript, final.torchscript),
+        (stage.onnx, final.onnx),
+        (stage.mar, final.mar),
+        (stage.savedmodel, final.savedmodel),
+    ):
+        if not src.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.is_dir():
+            shutil.rmtree(dst)
+        os.replace(src, dst)
 
 
 def export_model(
     name: str, out_root: str | Path, seed: int = DEFAULT_SEED, version: int = 1
 ) -> ExportRecord:
-    """Build the seeded model once and package it: the .mar (TorchServe; KServe serves its TorchScript
-    file) and the SavedModel (TF Serving)."""
-    art = artifacts(name, out_root, version)
-    art.model_store.mkdir(parents=True, exist_ok=True)
-    art.tfserving_base.mkdir(parents=True, exist_ok=True)
-    model = get_model(name).build_torch(seed)
+    """Build the seeded model once, write its source artifacts, let each adapter package its
+    own, check every artifact against PyTorch, then move them into place and record it.
+    ``ExportError`` (with the parity table) when an artifact differs; nothing is left behind."""
+    from servecmp.models.verify import table, verify
+    from servecmp.servers import registry
+
+    card = get_model(name)
+    final = artifacts(card.name, out_root, version)
+    staging_root = Path(out_root) / f".staging-{card.name}-v{version}"
+    shutil.rmtree(staging_root, ignore_errors=True)
+    stage = artifacts(card.name, staging_root, version)
+    stage.model_store.mkdir(parents=True, exist_ok=True)
+    try:
+        t0 = time.perf_counter()
+        model = card.build_torch(seed)
+        build_s = round(time.perf_counter() - t0, 3)
+        sources: dict[str, PackagingRecord] = {
+            "torchscript": _torchscript(card, model, stage, seed)
+        }
+        onnx, onnx_why = _onnx(card, model, stage, seed)
+        saved, saved_why, notes = _savedmodel(card, model, stage, onnx)
+        notes += [w for w in (onnx_why,) if w]
+        sources.update({k: r for k, r in (("onnx", onnx), ("savedmodel", saved)) if r is not None})
+        missing = {"onnx": onnx_why, "savedmodel": saved_why}
+        servers: dict[str, PackagingRecord] = {}
+        unavailable: dict[str, str] = {}
+        for adapter in registry.adapters():
+            kind = adapter.artifact_kind()
+            packaged = adapter.package(card, stage, version)
+            if packaged is not None:
+                sources[kind] = packaged
+                servers[adapter.name] = packaged
+            elif kind in sources:
+                servers[adapter.name] = dataclasses.replace(sources[kind], server=adapter.name)
+            else:
+                unavailable[adapter.name] = missing.get(kind) or f"no {kind} artifact"
+        rows = verify(
+            card,
+            model,
+            seed,
+            torchscript=stage.torchscript,
+            mar=stage.mar if stage.mar.is_file() else None,
+            onnx=stage.onnx if onnx is not None else None,
+            savedmodel=stage.savedmodel if saved is not None else None,
+        )
+        if not all(r.passed for r in rows):
+            raise ExportError(
+                f"export of {card.name!r} v{version} refused: an artifact differs from the "
+                f"PyTorch reference (seed {seed})\n{table(rows)}"
+            )
+        _move_into_place(stage, final)
+    finally:
+        shutil.rmtree(staging_root, ignore_errors=True)
+    old, new = str(staging_root), str(Path(out_root))
     record = ExportRecord(
-        model=name,
+        model=card.name,
         version=version,
         seed=seed,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         libraries=_libraries(),
-        torchserve=_export_torchserve(name, model, art, version),
-        tfserving=_export_tfserving(name, model, art),
+        build_s=build_s,
+        sources={k: _relocate(r, old, new) for k, r in sources.items()},
+        servers={k: _relocate(r, old, new) for k, r in servers.items()},
+        unavailable=unavailable,
+        parity=[r.to_json() for r in rows],
+        notes=notes,
     )
-    _write_record(art.export_json, record)
+    _write_record(final.export_json, record)
     return record
 
 
@@ -236,5 +366,6 @@ def _write_record(path: Path, record: ExportRecord) -> None:
         "versions": dict(sorted(versions.items(), key=lambda kv: int(kv[0]))),
     }
     tmp = path.with_suffix(".json.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)

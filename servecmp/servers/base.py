@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # heavy or circular at import time; adapters import lazily
     from servecmp.experiment import Encoding, Experiment, Protocol, Target
     from servecmp.load.clients.base import TargetClient
     from servecmp.load.payloads import PayloadSet
+    from servecmp.models.card import ModelCard
+    from servecmp.models.export import Artifacts, PackagingRecord
     from servecmp.run.server import LocalServer
 
 
@@ -151,6 +153,12 @@ class RenderedConfig:
     env: dict[str, str] = field(default_factory=dict)  # process / container environment
 
 
+# ---- model artifacts (servecmp/models/export.py) ----------------------------------------------
+# What a server loads. export.py writes the source artifacts once (torchscript, onnx, savedmodel)
+# from the model's one source; an adapter needing more (torchserve_mar) packages it itself.
+ArtifactKind = Literal["torchserve_mar", "torchscript", "onnx", "savedmodel"]
+
+
 # ---- the adapter ------------------------------------------------------------------------------
 class ServerAdapter(ABC):
     """A model server (or an in-process baseline) as the rest of servecmp sees it."""
@@ -171,6 +179,19 @@ class ServerAdapter(ABC):
     # refused for it (servecmp/experiment.py).
     server_batching: ClassVar[bool] = True
     fairness: ClassVar[tuple[FairnessRow, ...]] = ()
+    # The artifact it serves; None: the framework's (TorchScript for pytorch, SavedModel for
+    # tensorflow), so an adapter serving the exported TorchScript needs no declaration.
+    artifact: ClassVar[ArtifactKind | None] = None
+
+    def artifact_kind(self) -> ArtifactKind:
+        if self.artifact is not None:
+            return self.artifact
+        return "torchscript" if self.framework == "pytorch" else "savedmodel"
+
+    def package(self, card: ModelCard, art: Artifacts, version: int) -> PackagingRecord | None:
+        """Make this server's artifact from the source artifacts in ``art`` (written before);
+        None when it serves a source artifact as it is."""
+        return None
 
     @property
     def is_inprocess(self) -> bool:

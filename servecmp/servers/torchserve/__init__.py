@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from servecmp.configgen.placement import Placement
     from servecmp.configgen.surface import Surface
     from servecmp.experiment import Experiment
+    from servecmp.models.card import ModelCard
+    from servecmp.models.export import Artifacts, PackagingRecord
     from servecmp.run.server import LocalServer
 
 # Ports: TorchServe's defaults (pytorch/serve v0.12.0 docs/configuration.md: inference 8080,
@@ -71,6 +73,7 @@ class TorchServeAdapter(ServerAdapter):
     name = "torchserve"
     label = "TorchServe"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
+    artifact = "torchserve_mar"
     protocols = (
         # JSON {"instances": ...} is the body every REST server takes: the fair default; raw
         # float32 bytes (TorchServe's native best) is a labelled extra.
@@ -156,6 +159,11 @@ class TorchServeAdapter(ServerAdapter):
         from servecmp.servers.torchserve.local import TorchServeServer
 
         return TorchServeServer
+
+    def package(self, card: ModelCard, art: Artifacts, version: int) -> PackagingRecord | None:
+        from servecmp.servers.torchserve.package import package_mar
+
+        return package_mar(card, art, version)
 
     def local_paths(self, artifacts: Any, model_root: Path, config_dir: Path) -> dict[str, str]:
         # The export's own model store (v1 and v2 .mar side by side): nothing is copied.

@@ -1,0 +1,92 @@
+"""One export step through the seam (servecmp/models/export.py): every adapter declares the
+artifact it serves, the export writes the sources once and lets adapters package; every
+artifact is checked against PyTorch, a differing one is refused with its numbers, and nothing is
+left half-written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from servecmp.models.export import ExportError, artifacts, export_model, read_records
+from servecmp.servers import registry
+
+FACTORIES = '''
+import torch
+from torch import nn
+
+class Branchy(nn.Module):
+    """Data-dependent control flow: torch.jit.trace bakes in the branch of its example."""
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(12, 4)
+    def forward(self, x):
+        y = self.fc(x.flatten(1))
+        if bool(x.sum() > 0):
+            return y
+        return -y
+
+def plain(seed=0):
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 4))
+
+def branchy():
+    return Branchy()
+'''
+
+
+@pytest.fixture
+def card_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    mod = f"seamfactories_{abs(hash(str(tmp_path))) % 10**8}"
+    (tmp_path / f"{mod}.py").write_text(FACTORIES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name, fn in (("plainmodel", "plain"), ("branchymodel", "branchy")):
+        card = {
+            "name": f"{name}{abs(hash(str(tmp_path))) % 10**6}",
+            "source": {"factory": f"{mod}:{fn}"},
+            "inputs": [{"name": "input", "shape": [None, 3, 2, 2]}],
+            "outputs": [{"name": "logits", "classification": True, "shape": [None, 4]}],
+        }
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(card))
+    return tmp_path
+
+
+def test_every_adapter_declares_an_artifact_kind() -> None:
+    kinds = {a.name: a.artifact_kind() for a in registry.adapters()}
+    assert kinds["torchserve"] == "torchserve_mar"
+    assert kinds["kserve"] == "torchscript" and kinds["pytorch"] == "torchscript"
+    assert kinds["tfserving"] == "savedmodel" and kinds["tensorflow"] == "savedmodel"
+    assert set(kinds.values()) <= {"torchserve_mar", "torchscript", "onnx", "savedmodel"}
+
+
+def test_user_model_without_tf_twin_serves_pytorch_servers_only(card_dir: Path) -> None:
+    out = card_dir / "out"
+    rec = export_model(str(card_dir / "plainmodel.yaml"), out)
+    art = artifacts(rec.model, out)
+    assert art.torchscript.is_file() and art.mar.is_file()
+    assert not art.savedmodel.exists()
+    assert rec.servers["torchserve"].artifact == str(art.mar)
+    assert rec.servers["kserve"].artifact == str(art.torchscript)
+    assert rec.servers["pytorch"].artifact == str(art.torchscript)
+    assert set(rec.unavailable) == {"tfserving", "tensorflow"}
+    assert "no SavedModel" in rec.unavailable["tfserving"]
+    kinds = {r["artifact"]: r for r in rec.parity}
+    assert kinds["torchscript"]["passed"] and kinds["torchscript"]["argmax_agree"] == 1.0
+    assert kinds["torchserve_mar"]["passed"] and "byte for byte" in kinds["torchserve_mar"]["note"]
+    saved = read_records(rec.model, out)[1]
+    assert saved["torchserve"]["artifact"] == str(art.mar)  # friction.packaging reads rec[server]
+    assert f".staging-{rec.model}-v1" not in json.dumps(saved)  # paths name the final places
+    assert sorted(p.name for p in out.iterdir()) == [rec.model]
+
+
+def test_an_artifact_that_differs_is_refused_with_its_numbers(card_dir: Path) -> None:
+    out = card_dir / "out"
+    with pytest.raises(ExportError) as err:
+        export_model(str(card_dir / "branchymodel.yaml"), out)
+    msg = str(err.value)
+    assert "refused" in msg and "FAIL torchscript (torch.jit)" in msg and "max|d|=" in msg
+    assert "argmax agree" in msg
+    # nothing half-written: no staging folder, no artifact, no record
+    assert not out.exists() or list(out.rglob("*")) == []
