@@ -90,3 +90,26 @@ def test_an_artifact_that_differs_is_refused_with_its_numbers(card_dir: Path) ->
     assert "argmax agree" in msg
     # nothing half-written: no staging folder, no artifact, no record
     assert not out.exists() or list(out.rglob("*")) == []
+
+
+def test_run_card_counts_parameters_flops_and_body_bytes(exported_model) -> None:  # type: ignore[no-untyped-def]
+    from servecmp.experiment import Encoding
+    from servecmp.load.payloads import PayloadSet
+    from servecmp.models.reference import torch_model
+    from servecmp.models.registry import get_model
+    from servecmp.models.runcard import body_bytes, run_card
+
+    card = get_model("tiny")
+    record = read_records("tiny", exported_model("tiny"))[1]
+    payloads = PayloadSet.build(card, 1, 1, 2)
+    sizes = body_bytes(payloads, [Encoding.raw, Encoding.json])
+    data = run_card(card, torch_model("tiny"), record, sizes)
+    assert data["parameters"] == 3 * 8 * 8 * 10 + 10
+    assert data["flops_per_example"] == 2 * 3 * 8 * 8 * 10  # one multiply-add per weight
+    assert sizes["raw"] == 3 * 8 * 8 * 4 and sizes["json"] > sizes["raw"]
+    assert set(data["artifact_bytes"]) >= {"torchserve", "tfserving", "kserve"}
+    assert {r["artifact"] for r in data["parity"]} == {
+        "torchscript",
+        "torchserve_mar",
+        "savedmodel",
+    }

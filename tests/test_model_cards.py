@@ -84,7 +84,10 @@ def test_factory_card_builds_a_seeded_checked_model(tmp_path: Path, factories: s
     assert (card.input_shape, card.num_classes, card.input_name) == ((3, 2, 2), 4, "input")
     a, b = card.build_torch(5), card.build_torch(5)
     assert not a.training
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=False))
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=False)
+    )
     c = card.build_torch(6)
     assert not torch.equal(a.fc.weight, c.fc.weight)
 

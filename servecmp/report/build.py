@@ -28,6 +28,7 @@ from servecmp.report.tables.all_steps import all_steps
 from servecmp.report.tables.differences import differences
 from servecmp.report.tables.friction import friction_tables
 from servecmp.report.tables.head_to_head import head_to_head
+from servecmp.report.tables.model_card import model_card_tables
 from servecmp.report.tables.notes import notes_table
 from servecmp.report.tables.overhead import overhead
 from servecmp.report.tables.recommendations import recommendations
@@ -241,6 +242,7 @@ def _context(run: RunData, other: RunData | None, compare_warnings: list[str]) -
         "resources": res_table,
         "all_steps": all_steps(run),
     }
+    tables.update(model_card_tables(run))
     if other is not None:
         tables["compare"] = delta_table(run, other)
     return {

@@ -100,6 +100,16 @@ details { margin: 8px 0; } summary { cursor: pointer; color: #333; }
 <h3 id="overhead">Serving overhead vs in-process baselines</h3>
 {{ tables.overhead | html_table }}
 
+{% if "model_card" in tables %}<h3 id="model-card">Model card</h3>
+<p class="note">What was served and what it costs to send; every artifact was checked against the PyTorch reference before anything was measured; serving tax = server p50 minus in-process p50 at concurrency 1.</p>
+{{ tables.model_card | html_table }}
+<h4>Artifacts per server</h4>
+{{ tables.model_artifacts | html_table }}
+<h4>Parity (before measuring)</h4>
+{{ tables.model_parity | html_table }}
+<h4>Serving tax at concurrency 1</h4>
+{{ tables.model_tax | html_table }}
+{% endif %}
 <h3 id="plots">More plots</h3>
 {% for p in other_plots %}<h4>{{ p.title }}</h4>
 <p class="note">{{ p.note }}</p>
@@ -197,7 +207,25 @@ b vs a for every pair of servers, with the noise rule ("How verdicts are decided
 ### Serving overhead vs in-process baselines
 
 {{ tables.overhead | md_table }}
+{% if "model_card" in tables %}
+### Model card
 
+What was served and what it costs to send; every artifact was checked against the PyTorch reference before anything was measured; serving tax = server p50 minus in-process p50 at concurrency 1.
+
+{{ tables.model_card | md_table }}
+
+#### Artifacts per server
+
+{{ tables.model_artifacts | md_table }}
+
+#### Parity (before measuring)
+
+{{ tables.model_parity | md_table }}
+
+#### Serving tax at concurrency 1
+
+{{ tables.model_tax | md_table }}
+{% endif %}
 ### Server resources (Prometheus series)
 
 {% if resource_note %}{{ resource_note }}

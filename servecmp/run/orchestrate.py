@@ -47,6 +47,7 @@ from servecmp.load.clients import make_client
 from servecmp.load.engine import plan_steps, run_target
 from servecmp.load.payloads import PayloadSet
 from servecmp.log import console
+from servecmp.models import reference, runcard
 from servecmp.models.export import artifacts, export_model, read_records, seed_for_version
 from servecmp.models.reference import expected_logits
 from servecmp.models.registry import get_model
@@ -202,6 +203,15 @@ class LocalRun:
         v2 = expected_logits(exp.model, flat, seed_for_version(exp.seed, 2))
         self.expected = {"v1": payloads.expected, "v2": v2.reshape(payloads.expected.shape)}
 
+        runcard.write_run_card(
+            self.run_dir,
+            runcard.run_card(
+                spec,
+                reference.torch_model(exp.model, seed_for_version(exp.seed, 1)),
+                self.export_records[1],
+                runcard.body_bytes(payloads, sorted({t.effective_encoding for t in exp.targets})),
+            ),
+        )
         # Servers and baselines the export has no artifact for (a model without a SavedModel).
         self.no_artifact: dict[str, str] = dict(self.export_records[1].get("unavailable", {}))
         # Each server publishes v1 where it loads from; v2 arrives in the update test.

@@ -1,0 +1,100 @@
+"""The run's model card (``<run_dir>/model_card.json``): what was served and what it costs to
+send, read by the report's model card section (servecmp/report/tables/model_card.py).
+
+Parameters are counted, FLOPs measured on one example with ``torch.utils.flop_counter``
+(multiply-adds count 2), input bytes are the encoded request bodies of the run's payloads, and
+the artifact sizes, export times and parity rows come from the export record (export.json).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from servecmp.models.card import ModelCard
+
+RUN_CARD_FILE = "model_card.json"
+
+
+def count_parameters(model: Any) -> int | None:
+    params = getattr(model, "parameters", None)
+    if params is None:
+        return None
+    return int(sum(p.numel() for p in params()))
+
+
+def measure_flops(card: ModelCard, model: Any) -> int | None:
+    """FLOPs of one example (batch 1); None where the counter cannot run the model."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from servecmp.models.sources import example_inputs
+
+    x = [torch.from_numpy(a) for a in example_inputs(card, 1, 0)]
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            model(*x)
+    except Exception:
+        return None
+    return int(counter.get_total_flops())
+
+
+def body_bytes(payloads: Any, encodings: Iterable[Any]) -> dict[str, int]:
+    """Size of one request body per encoding (the first payload; every payload has the same)."""
+    out: dict[str, int] = {}
+    for enc in encodings:
+        body = payloads.body(enc, 0)
+        if isinstance(body, bytes | bytearray):
+            n = len(body)
+        elif hasattr(body, "ByteSize"):
+            n = int(body.ByteSize())  # a protobuf message: its serialized size
+        else:
+            n = int(getattr(body, "nbytes", 0))  # in-process: the array itself
+        out[str(getattr(enc, "value", enc))] = n
+    return out
+
+
+def run_card(
+    card: ModelCard, model: Any, record: dict[str, Any], input_bytes: dict[str, int]
+) -> dict[str, Any]:
+    servers = {
+        k: v for k, v in record.items() if isinstance(v, dict) and {"artifact", "bytes"} <= set(v)
+    }
+    return {
+        "name": card.name,
+        "description": card.description,
+        "source": {"kind": card.source.kind, "ref": card.module},
+        "card_path": str(card.card_path) if card.card_path else None,
+        "inputs": [i.model_dump(mode="json") for i in card.inputs],
+        "outputs": [o.model_dump(mode="json") for o in card.outputs],
+        "parameters": count_parameters(model),
+        "flops_per_example": measure_flops(card, model),
+        "input_bytes_per_request": input_bytes,
+        "artifact_bytes": {s: int(v["bytes"]) for s, v in servers.items()},
+        "export_s": {s: float(v["seconds"]) for s, v in servers.items()},
+        "build_s": record.get("build_s"),
+        "sources": {k: float(v["seconds"]) for k, v in (record.get("sources") or {}).items()},
+        "parity": record.get("parity") or [],
+        "unavailable": record.get("unavailable") or {},
+        "notes": record.get("notes") or [],
+        "seed": record.get("seed"),
+    }
+
+
+def write_run_card(run_dir: Path, data: dict[str, Any]) -> Path:
+    path = Path(run_dir) / RUN_CARD_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_run_card(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / RUN_CARD_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return data if isinstance(data, dict) else None
