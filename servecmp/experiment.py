@@ -319,7 +319,11 @@ class Experiment(_Strict):
                 p = Path(base) / p
             card_path = str(p.resolve())
         try:
-            name = register_card(card_path).name if card_path else get_model(ref).name
+            card = register_card(card_path) if card_path else get_model(ref)
+            name = card.name
+            limit = card.load_limits()
+            if limit:
+                raise ModelCardError(limit)
         except (ModelCardError, UnknownModelError) as err:
             raise ValueError(
                 str(err) if str(err).startswith("model") else f"model: {err}"

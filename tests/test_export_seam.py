@@ -113,3 +113,43 @@ def test_run_card_counts_parameters_flops_and_body_bytes(exported_model) -> None
         "torchserve_mar",
         "savedmodel",
     }
+
+
+def test_two_input_token_model_exports_with_parity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mod = f"tokfactory_{abs(hash(str(tmp_path))) % 10**8}"
+    (tmp_path / f"{mod}.py").write_text(
+        "import torch\nfrom torch import nn\n"
+        "class Enc(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.emb = nn.Embedding(100, 8)\n"
+        "        self.fc = nn.Linear(8, 3)\n"
+        "    def forward(self, ids, mask):\n"
+        "        m = mask.unsqueeze(-1).float()\n"
+        "        return self.fc((self.emb(ids) * m).sum(1) / m.sum(1).clamp(min=1))\n"
+        "def build():\n    return Enc()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = f"tok{abs(hash(str(tmp_path))) % 10**6}"
+    card = {
+        "name": name,
+        "source": {"factory": f"{mod}:build"},
+        "inputs": [
+            {"name": "input_ids", "shape": [None, 12], "dtype": "int64", "range": [0, 99]},
+            {"name": "attention_mask", "shape": [None, 12], "dtype": "int64", "range": [0, 1]},
+        ],
+        "outputs": [{"name": "logits", "classification": True, "top_k": 2, "shape": [None, 3]}],
+    }
+    (tmp_path / "tok.yaml").write_text(yaml.safe_dump(card))
+    rec = export_model(str(tmp_path / "tok.yaml"), tmp_path / "out")
+    rows = {r["artifact"]: r for r in rec.parity}
+    assert rows["torchscript"]["passed"] and rows["torchscript"]["topk_agree"] == 1.0
+    assert rows["torchserve_mar"]["passed"]
+    import zipfile
+
+    with zipfile.ZipFile(artifacts(name, tmp_path / "out").mar) as z:
+        spec = json.loads(z.read("model_spec.json"))
+    assert [i["name"] for i in spec["inputs"]] == ["input_ids", "attention_mask"]
+    assert spec["inputs"][0]["dtype"] == "int64"

@@ -237,3 +237,25 @@ def test_registry_import_stays_cheap_with_cards() -> None:
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_experiment_refuses_a_model_the_load_clients_cannot_send(
+    tmp_path: Path, factories: str
+) -> None:
+    body = {
+        "name": "enc2",
+        "source": {"factory": f"{factories}:text"},
+        "inputs": [
+            {"name": "input_ids", "shape": [None, 16], "dtype": "int64", "range": [0, 99]},
+            {"name": "attention_mask", "shape": [None, 16], "dtype": "int64", "range": [0, 1]},
+        ],
+        "outputs": [{"name": "logits", "classification": True, "shape": [None, 3]}],
+    }
+    write_card(tmp_path, body, "enc2.yaml")
+    data = {
+        "name": "x",
+        "model": "enc2.yaml",
+        "targets": [{"server": "pytorch", "protocol": "inprocess"}],
+    }
+    with pytest.raises(ExperimentError, match=r"has 2 inputs \(input_ids, attention_mask\)"):
+        parse_experiment(data, "exp.yaml", base_dir=tmp_path)

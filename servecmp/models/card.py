@@ -217,6 +217,32 @@ class ModelCard(_Strict):
         src = self.source
         return src.factory or str(self.path(src.torchscript or src.onnx or ""))
 
+    def load_limits(self) -> str | None:
+        """Why the load clients cannot send this model's requests yet (None: they can): they
+        send one float32 tensor and check one [batch, classes] output."""
+        if len(self.inputs) != 1:
+            return (
+                f"model {self.name!r} has {len(self.inputs)} inputs "
+                f"({', '.join(i.name for i in self.inputs)}): the load clients send one tensor"
+            )
+        if self.input.dtype != "float32":
+            return f"model {self.name!r}: input dtype {self.input.dtype}: the load clients send float32"
+        out = self.output.shape
+        if out is None or len(out) != 2 or out[1] is None:
+            return f"model {self.name!r}: outputs.0.shape: expected [null, classes] for the answer checks"
+        return None
+
+    def digest(self) -> str:
+        """Changes when the card or its source file does: exported artifacts are reused only
+        for the same digest."""
+        import hashlib
+
+        h = hashlib.sha256(self.model_dump_json().encode())
+        for rel in (self.source.torchscript, self.source.onnx, self.real_inputs):
+            if rel is not None and self.path(rel).is_file():
+                h.update(self.path(rel).read_bytes())
+        return h.hexdigest()
+
     # ---- building (torch / tensorflow imported lazily) -------------------------------------
     def build_torch(self, seed: int) -> Any:
         from servecmp.models.sources import build_torch
@@ -230,12 +256,19 @@ class ModelCard(_Strict):
 
     def to_json(self) -> dict[str, Any]:
         """The subset the TorchServe handler and the KServe model server read (model_spec.json)."""
+        single = len(self.inputs) == 1 and self.output.shape is not None
         return {
             "name": self.name,
-            "input_shape": list(self.input_shape),
-            "num_classes": self.num_classes,
-            "input_name": self.input_name,
-            "output_name": self.output_name,
+            **(
+                {
+                    "input_shape": list(self.input_shape),
+                    "num_classes": self.num_classes,
+                    "input_name": self.input_name,
+                    "output_name": self.output_name,
+                }
+                if single
+                else {}
+            ),
             "inputs": [
                 {"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in self.inputs
             ],

@@ -79,6 +79,7 @@ class ExportRecord:
     unavailable: dict[str, str]  # adapter name -> why it has no artifact for this model
     parity: list[dict[str, Any]]  # verify.ArtifactParity rows
     notes: list[str] = field(default_factory=list)
+    card_digest: str = ""  # ModelCard.digest() of what was exported
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -339,6 +340,7 @@ def export_model(
         unavailable=unavailable,
         parity=[r.to_json() for r in rows],
         notes=notes,
+        card_digest=card.digest(),
     )
     _write_record(final.export_json, record)
     return record

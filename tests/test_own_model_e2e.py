@@ -1,0 +1,109 @@
+"""Done-when for your own model: a model file no one on the team wrote (a TorchScript file made
+here from a fresh ``nn.Module``), described by a card in ``models/``, goes through
+``servecmp run`` on the servers that run here, with parity shown, and no code change.
+
+TF Serving and the TF baseline have no SavedModel for such a model until the ONNX port exists:
+the run must say so per target, not hide them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from servecmp.cli import main
+from servecmp.results.store import RunStore
+from servecmp.servers.kserve.local import KServeServer
+from servecmp.servers.torchserve.local import TorchServeServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.torchserve, pytest.mark.kserve]
+
+
+class Fresh(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    for reason in (TorchServeServer.availability(), KServeServer.availability()):
+        if reason:
+            pytest.skip(reason)
+    root = tmp_path_factory.mktemp("own")
+    (root / "models").mkdir()
+    torch.manual_seed(3)
+    torch.jit.script(Fresh().eval()).save(str(root / "models" / "fresh.pt"))
+    card = {
+        "name": "fresh",
+        "description": "a model no one on the team wrote",
+        "source": {"torchscript": "fresh.pt"},
+        "inputs": [{"name": "input", "shape": [None, 3, 16, 16], "dtype": "float32"}],
+        "outputs": [{"name": "logits", "classification": True, "shape": [None, 5]}],
+    }
+    (root / "models" / "fresh.yaml").write_text(yaml.safe_dump(card))
+    exp = {
+        "name": "own-model",
+        "model": "models/fresh.yaml",
+        "targets": [
+            {"server": "torchserve", "protocol": "rest"},
+            {"server": "torchserve", "protocol": "grpc"},
+            {"server": "kserve", "protocol": "rest"},
+            {"server": "tfserving", "protocol": "rest"},
+            {"server": "pytorch", "protocol": "inprocess"},
+            {"server": "tensorflow", "protocol": "inprocess"},
+        ],
+        "payload": {"distinct_inputs": 4},
+        "load": {
+            "profile": "closed_loop",
+            "concurrency": [1],
+            "warmup_s": 0.5,
+            "stability": {"window_s": 1.0, "windows": 2, "max_windows": 2},
+            "burn_in": {"max_s": 2.0, "window_s": 0.5},
+        },
+        "friction": {"startups": 1},
+    }
+    (root / "exp.yaml").write_text(yaml.safe_dump(exp))
+    runs = root / "runs"
+    argv = ["run", str(root / "exp.yaml"), "--runs", str(runs), "--artifacts", str(root / "build")]
+    assert main([*argv, "--no-prometheus"]) == 0
+    (out,) = runs.iterdir()
+    return out
+
+
+def test_pytorch_servers_answer_correctly(run_dir: Path) -> None:
+    steps = RunStore(run_dir).read_steps().steps
+    by_target = {s.target: s for s in steps}
+    for target in (
+        "torchserve-rest-json",
+        "torchserve-grpc-bytes",
+        "kserve-rest-json",
+        "pytorch-inprocess",
+    ):
+        s = by_target[target]
+        assert s.ok > 0 and s.wrong_answers == 0, (target, s.invalid_reason)
+
+
+def test_tf_targets_are_unavailable_with_the_reason(run_dir: Path) -> None:
+    avail = {a.target: a for a in RunStore(run_dir).read_targets()}
+    for target in ("tfserving-rest-json", "tensorflow-inprocess"):
+        assert not avail[target].available and "no SavedModel" in (avail[target].reason or "")
+
+
+def test_parity_is_recorded_and_shown(run_dir: Path) -> None:
+    card = json.loads((run_dir / "model_card.json").read_text())
+    assert card["name"] == "fresh" and card["source"]["kind"] == "torchscript"
+    rows = {r["artifact"]: r for r in card["parity"]}
+    assert rows["torchscript"]["passed"] and rows["torchserve_mar"]["passed"]
+    md = (run_dir / "report" / "report.md").read_text()
+    assert "### Model card" in md and "#### Parity (before measuring)" in md
+    assert "| torchserve_mar |" in md
