@@ -259,3 +259,17 @@ def test_experiment_refuses_a_model_the_load_clients_cannot_send(
     }
     with pytest.raises(ExperimentError, match=r"has 2 inputs \(input_ids, attention_mask\)"):
         parse_experiment(data, "exp.yaml", base_dir=tmp_path)
+
+
+def test_payloads_take_the_cards_value_range(tmp_path: Path) -> None:
+    import numpy as np
+
+    from servecmp.load.payloads import QUANTUM, PayloadSet
+
+    body = image_card({"factory": "m:f"})
+    body["inputs"][0]["range"] = [0.0, 1.0]
+    card = load_card(write_card(tmp_path, body))
+    ps = PayloadSet.build(card, 3, 2, 8, expected=lambda x: np.zeros((len(x), 4), np.float32))
+    assert ps.inputs.min() >= 0.0 and ps.inputs.max() <= 1.0
+    assert ps.inputs.min() == 0.0 and ps.inputs.max() == 1.0  # normal values clipped to the range
+    assert np.all(np.round(ps.inputs / QUANTUM) * QUANTUM == ps.inputs)  # exact in JSON text

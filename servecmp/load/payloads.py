@@ -58,13 +58,30 @@ def chw(spec: ModelSpecLike) -> tuple[int, int, int]:
 
 
 def seeded_inputs(
-    seed: int, distinct_inputs: int, batch_size: int, shape: tuple[int, int, int]
+    seed: int,
+    distinct_inputs: int,
+    batch_size: int,
+    shape: tuple[int, int, int],
+    value_range: tuple[float, float] = (-CLIP, CLIP),
 ) -> np.ndarray:
-    """Deterministic inputs ``[N, B, C, H, W]`` float32, exact multiples of 1/256 in [-4, 4]."""
+    """Deterministic inputs ``[N, B, C, H, W]`` float32, exact multiples of 1/256 in
+    ``value_range`` (the model card's input range; [-4, 4] by default)."""
+    # the bounds themselves on the 1/256 grid, inside the range, so clipped values stay exact
+    lo = float(np.ceil(value_range[0] / QUANTUM) * QUANTUM)
+    hi = float(np.floor(value_range[1] / QUANTUM) * QUANTUM)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((distinct_inputs, batch_size, *shape), dtype=np.float64)
-    x = np.clip(np.round(x / QUANTUM) * QUANTUM, -CLIP, CLIP)
+    x = np.clip(np.round(x / QUANTUM) * QUANTUM, lo, hi)
     return np.ascontiguousarray(x.astype("<f4"))
+
+
+def value_range(spec: ModelSpecLike) -> tuple[float, float]:
+    """The generated inputs' range from a model card's input spec ([-4, 4] without one)."""
+    inputs = getattr(spec, "inputs", None)
+    if inputs and len(inputs) == 1 and hasattr(inputs[0], "value_range"):
+        lo, hi = inputs[0].value_range
+        return float(lo), float(hi)
+    return (-CLIP, CLIP)
 
 
 def reference_expected(spec: ModelSpecLike, weights_seed: int | None = None) -> ExpectedFn:
@@ -193,7 +210,7 @@ class PayloadSet:
         (``servecmp.models.reference.expected_logits``) with the weights of ``weights_seed``
         (the seed the artifacts were exported with; ``None`` = the registry default)."""
         shape = chw(spec)
-        inputs = seeded_inputs(seed, distinct_inputs, batch_size, shape)
+        inputs = seeded_inputs(seed, distinct_inputs, batch_size, shape, value_range(spec))
         if expected is None:
             expected = reference_expected(spec, weights_seed)
         if callable(expected):
