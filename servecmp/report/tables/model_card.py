@@ -29,7 +29,8 @@ def _n(x: Any) -> str:
 def card_summary(card: dict[str, Any]) -> Table:
     t = Table(["item", "value"], [])
     ins = "; ".join(
-        f"{i['name']} {i['shape']} {i['dtype']}" + (f" in {i['range']}" if i.get("range") else "")
+        f"{i['name']} [{', '.join('B' if d is None else str(d) for d in i['shape'])}] {i['dtype']}"
+        + (f" in {i['range']}" if i.get("range") else "")
         for i in card.get("inputs", [])
     )
     outs = "; ".join(
