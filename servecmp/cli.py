@@ -273,7 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default="build/configs")
 
     models = argparse.ArgumentParser(add_help=False)
-    models.add_argument("--model", action="append", help="model name (repeatable; default: all)")
+    models.add_argument(
+        "--model",
+        action="append",
+        help="built-in model name or model card file (repeatable; default: every built-in)",
+    )
     models.add_argument(
         "--seed", type=int, default=DEFAULT_SEED, help="weights seed (default %(default)s)"
     )

@@ -153,3 +153,15 @@ def test_two_input_token_model_exports_with_parity(
         spec = json.loads(z.read("model_spec.json"))
     assert [i["name"] for i in spec["inputs"]] == ["input_ids", "attention_mask"]
     assert spec["inputs"][0]["dtype"] == "int64"
+
+
+def test_export_cli_takes_a_card_file(card_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from servecmp.cli import main
+
+    out = card_dir / "cli-out"
+    assert main(["export", "--model", str(card_dir / "plainmodel.yaml"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "parity: PASS torchserve_mar" in printed
+    assert "tfserving: unavailable: no SavedModel" in printed
+    assert main(["export", "--model", str(card_dir / "branchymodel.yaml"), "--out", str(out)]) == 1
+    assert "FAIL torchscript" in capsys.readouterr().out

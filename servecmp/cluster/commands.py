@@ -330,7 +330,8 @@ def up(
         # 2. model (the measured version only) + generated configs and values (wire included)
         ops.log(f"exporting model '{exp.model}' and generating configs for {experiment}")
         models = ops.root / "build" / "models"
-        ops.module("cli", "export", "--model", exp.model, "--out", str(models))
+        # a card model is named by its file: the export runs in another process
+        ops.module("cli", "export", "--model", exp.model_card or exp.model, "--out", str(models))
         config_dir, values_file = helmvalues.write_helm_inputs(exp, build)
         values = yaml.safe_load(values_file.read_text())
         artifacts.stage(models / exp.model, build / "artifacts", exp.model)
