@@ -165,3 +165,24 @@ def test_export_cli_takes_a_card_file(card_dir: Path, capsys: pytest.CaptureFixt
     assert "tfserving: unavailable: no SavedModel" in printed
     assert main(["export", "--model", str(card_dir / "branchymodel.yaml"), "--out", str(out)]) == 1
     assert "FAIL torchscript" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["not_a_model", "import_fails"])
+def test_a_bad_source_leaves_nothing_behind(tmp_path: Path, bad: str) -> None:
+    from servecmp.models.card import ModelCardError
+
+    source = (
+        {"torchscript": "m.pt"} if bad == "not_a_model" else {"factory": "no_such_pkg_xyz.mod:f"}
+    )
+    (tmp_path / "m.pt").write_text("not a model")
+    card = {
+        "name": f"bad{abs(hash(str(tmp_path))) % 10**6}",
+        "source": source,
+        "inputs": [{"name": "input", "shape": [None, 4]}],
+        "outputs": [{"name": "y", "shape": [None, 2]}],
+    }
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(card))
+    out = tmp_path / "out"
+    with pytest.raises(ModelCardError, match="source"):
+        export_model(str(tmp_path / "bad.yaml"), out)
+    assert not out.exists() or list(out.rglob("*")) == []
