@@ -8,6 +8,10 @@ Wire formats (docs/ARCHITECTURE.md):
   * JSON ``{"instances": <nested list [B, C, H, W]>}``  ->  JSON ``{"predictions": [[...], ...]}``
   * raw little-endian float32 ``[B, C, H, W]`` bytes (REST application/octet-stream, gRPC
     ``input["data"]``)  ->  raw little-endian float32 ``[B, classes]`` bytes
+A model with several inputs (``inputs`` in model_spec.json, e.g. int64 token ids and an
+attention mask) takes JSON ``{"instances": [{<name>: <row>, ...}, ...]}`` (one object per row,
+as TF Serving's row format) or raw bytes: each input's little-endian ``[B, ...]`` tensor in the
+spec's order, one after the other.
 
 TorchServe may hand one call several requests (server-side batching), each with B >= 1 rows:
 their rows run as one tensor and each request gets its own slice back. A malformed request
@@ -37,7 +41,9 @@ RAW_TYPE = "application/octet-stream"
 
 # TorchServe's loader requires exactly ONE class in the handler module, so per-request errors
 # are PredictionException(message, 4xx) and a parsed request is a plain tuple.
-ParsedRequest = tuple[np.ndarray, bool]  # (float32 rows [B, *input_shape], answer raw bytes?)
+# (rows per input, each [B, *shape] in its dtype; answer raw bytes?)
+ParsedRequest = tuple[list[np.ndarray], bool]
+DTYPES = {"float32": "<f4", "int64": "<i8", "int32": "<i4"}
 
 
 def bad_request(message: str) -> PredictionException:
@@ -59,6 +65,8 @@ class ServecmpHandler(BaseHandler):
         super().__init__()
         self.input_shape: tuple[int, ...] = ()
         self.num_classes = 0
+        # (name, shape without the batch axis, little-endian numpy dtype) per model input
+        self.inputs: list[tuple[str, tuple[int, ...], np.dtype]] = []
         self._parsed: list[ParsedRequest | PredictionException] = []
 
     # ---- load ---------------------------------------------------------------------------
@@ -69,12 +77,24 @@ class ServecmpHandler(BaseHandler):
         try:
             with open(spec_path) as f:
                 spec = json.load(f)
-            self.input_shape = tuple(int(d) for d in spec["input_shape"])
-            self.num_classes = int(spec["num_classes"])
-        except (OSError, ValueError, KeyError, TypeError) as err:
+            if "inputs" in spec:
+                self.inputs = [
+                    (
+                        str(i["name"]),
+                        tuple(int(d) for d in i["shape"][1:]),
+                        np.dtype(DTYPES[i["dtype"]]),
+                    )
+                    for i in spec["inputs"]
+                ]
+            else:  # a spec written before model cards: one float32 input
+                shape = tuple(int(d) for d in spec["input_shape"])
+                self.inputs = [(str(spec.get("input_name", "input")), shape, np.dtype("<f4"))]
+            self.input_shape = self.inputs[0][1]
+            self.num_classes = int(spec.get("num_classes", 0))
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
             raise RuntimeError(
-                f"{spec_path}: expected JSON with input_shape (list of ints) and num_classes "
-                f"(int), packaged with --extra-files: {err}"
+                f"{spec_path}: expected JSON with input_shape (list of ints) or inputs (name, "
+                f"shape, dtype per input), packaged with --extra-files: {err}"
             ) from err
         logger.info(
             "servecmp handler ready: input [B, %s], %d classes, %d intra-op threads",
@@ -99,6 +119,11 @@ class ServecmpHandler(BaseHandler):
     # ---- request -> tensor --------------------------------------------------------------
     def _expected(self) -> str:
         return "[B, " + ", ".join(str(d) for d in self.input_shape) + "]"
+
+    @property
+    def _single(self) -> bool:
+        """One float32 input: the original wire formats and messages."""
+        return len(self.inputs) == 1 and self.inputs[0][2] == np.dtype("<f4")
 
     def _content_type(self, idx: int, field: str) -> str:
         if self.context is None or getattr(self.context, "request_processor", None) is None:
@@ -125,11 +150,71 @@ class ServecmpHandler(BaseHandler):
                 raise bad_request(
                     self._usage("Content-Type is application/json but the body is not valid JSON")
                 )
-            return (self._rows_from_raw(value), True)
+            if not self._single:
+                return (self._tensors_from_raw(value), True)
+            return ([self._rows_from_raw(value)], True)
         if isinstance(value, dict):
-            return (self._rows_from_json(value), False)
+            if not self._single:
+                return (self._tensors_from_json(value), False)
+            return ([self._rows_from_json(value)], False)
         got = "an empty body" if value is None else f"a JSON {type(value).__name__}"
         raise bad_request(self._usage(f"got {got}"))
+
+    def _describe(self) -> str:
+        return ", ".join(
+            f"{name} [B, {', '.join(map(str, shape))}] {dt.name}" for name, shape, dt in self.inputs
+        )
+
+    def _tensors_from_raw(self, value: bytes | bytearray) -> list[np.ndarray]:
+        per_row = sum(int(np.prod(shape)) * dt.itemsize for _, shape, dt in self.inputs)
+        if len(value) == 0 or len(value) % per_row:
+            raise bad_request(
+                f"raw body: expected the inputs {self._describe()} one after the other "
+                f"(little-endian), i.e. a positive multiple of {per_row} bytes, got {len(value)} bytes"
+            )
+        b, offset, out = len(value) // per_row, 0, []
+        for _, shape, dt in self.inputs:
+            n = b * int(np.prod(shape)) * dt.itemsize
+            # a copy: torch wants writable memory, frombuffer gives a read-only view
+            arr = np.frombuffer(value, dtype=dt, count=n // dt.itemsize, offset=offset).copy()
+            out.append(
+                arr.reshape(b, *shape)
+                if dt.kind != "f"
+                else self._finite(arr.reshape(b, *shape), "raw body")
+            )
+            offset += n
+        return out
+
+    def _tensors_from_json(self, value: dict) -> list[np.ndarray]:
+        rows = value.get("instances")
+        names = [name for name, _, _ in self.inputs]
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+            raise bad_request(
+                f"instances: expected a non-empty list of objects with {', '.join(names)} "
+                f"(inputs {self._describe()})"
+            )
+        out = []
+        for name, shape, dt in self.inputs:
+            if any(name not in r for r in rows):
+                raise bad_request(
+                    f"instances: every row needs {name!r} (inputs {self._describe()})"
+                )
+            try:
+                arr = np.asarray([r[name] for r in rows])
+            except ValueError:
+                raise bad_request(f"instances.{name}: expected a rectangular nested list") from None
+            kinds = "iu" if dt.kind in "iu" else "fiu"
+            if arr.dtype.kind not in kinds or tuple(arr.shape[1:]) != shape:
+                raise bad_request(
+                    f"instances.{name}: expected {dt.name} values shaped [B, "
+                    f"{', '.join(map(str, shape))}], got {arr.dtype} {list(arr.shape)}"
+                )
+            out.append(
+                self._finite(arr.astype(dt), f"instances.{name}")
+                if dt.kind == "f"
+                else arr.astype(dt)
+            )
+        return out
 
     def _usage(self, problem: str) -> str:
         return (
@@ -178,7 +263,7 @@ class ServecmpHandler(BaseHandler):
             raise bad_request(f"{field}: expected finite float32 values, got NaN or infinity")
         return rows
 
-    def preprocess(self, data: list[Any]) -> torch.Tensor:
+    def preprocess(self, data: list[Any]) -> list[torch.Tensor]:
         self._parsed = []
         for idx, request in enumerate(data):
             try:
@@ -193,12 +278,16 @@ class ServecmpHandler(BaseHandler):
                 dict.fromkeys(p.message for p in self._parsed if isinstance(p, PredictionException))
             )
             raise PredictionException("; ".join(messages) or "empty batch", 400)
-        return torch.from_numpy(np.concatenate(good) if len(good) > 1 else good[0])
+        # one tensor per model input, the requests' rows one after the other
+        return [
+            torch.from_numpy(np.concatenate([g[k] for g in good]) if len(good) > 1 else good[0][k])
+            for k in range(len(self.inputs))
+        ]
 
     # ---- model ---------------------------------------------------------------------------
-    def inference(self, data: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def inference(self, data: list[torch.Tensor], *args: Any, **kwargs: Any) -> torch.Tensor:
         with torch.inference_mode():
-            return self.model(data)
+            return self.model(*data)
 
     # ---- tensor -> one response per request ---------------------------------------------
     def postprocess(self, data: torch.Tensor) -> list[bytes | str]:
@@ -213,7 +302,7 @@ class ServecmpHandler(BaseHandler):
                     json.dumps({"code": code, "type": "BadRequest", "message": message})
                 )
                 continue
-            n, raw = parsed[0].shape[0], parsed[1]
+            n, raw = parsed[0][0].shape[0], parsed[1]
             rows = logits[offset : offset + n]
             offset += n
             if raw:
