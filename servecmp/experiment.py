@@ -356,7 +356,31 @@ class Experiment(_Strict):
         ]:
             self._check_batch(b)
         self._check_unbatched(in_targets)
+        self._check_model_inputs()
         return self
+
+    def _check_model_inputs(self) -> None:
+        """A model with several (or integer) inputs only on targets that can send them."""
+        from servecmp.load.payloads import MULTI_ENCODINGS
+        from servecmp.models.registry import get_model
+        from servecmp.servers import registry
+
+        card = get_model(self.model)
+        if not card.is_multi:
+            return
+        bad = [
+            t.name
+            for t in self.targets
+            if not registry.get(t.server).multi_input
+            or t.effective_encoding.value not in MULTI_ENCODINGS
+        ]
+        if bad:
+            able = [a.name for a in registry.adapters() if a.multi_input]
+            raise ValueError(
+                f"targets: model {self.model!r} has inputs {card.describe_inputs()}; "
+                f"{', '.join(bad)} cannot send them (servers taking several inputs: "
+                f"{', '.join(able)}; encodings: {', '.join(MULTI_ENCODINGS)})"
+            )
 
     def _check_unbatched(self, servers: set[str]) -> None:
         """Batching on for a server that cannot batch is refused, not run unbatched under a

@@ -79,6 +79,15 @@ def test_user_model_without_tf_twin_serves_pytorch_servers_only(card_dir: Path) 
     assert saved["torchserve"]["artifact"] == str(art.mar)  # friction.packaging reads rec[server]
     assert f".staging-{rec.model}-v1" not in json.dumps(saved)  # paths name the final places
     assert sorted(p.name for p in out.iterdir()) == [rec.model]
+    # the run's friction records say why TF Serving has nothing to package
+    from servecmp.results.friction import read_friction
+    from servecmp.run import friction
+
+    friction.packaging(card_dir, {1: saved})
+    recs = {(r.server, r.metric): r for r in read_friction(card_dir)[0]}
+    assert not recs[("tfserving", "packaging_s")].available
+    assert "no SavedModel" in recs[("tfserving", "packaging_s")].reason
+    assert recs[("torchserve", "packaging_s")].value == saved["torchserve"]["seconds"]
 
 
 def test_an_artifact_that_differs_is_refused_with_its_numbers(card_dir: Path) -> None:

@@ -239,7 +239,7 @@ def test_registry_import_stays_cheap_with_cards() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_experiment_refuses_a_model_the_load_clients_cannot_send(
+def test_experiment_refuses_targets_that_cannot_send_several_inputs(
     tmp_path: Path, factories: str
 ) -> None:
     body = {
@@ -252,13 +252,20 @@ def test_experiment_refuses_a_model_the_load_clients_cannot_send(
         "outputs": [{"name": "logits", "classification": True, "shape": [None, 3]}],
     }
     write_card(tmp_path, body, "enc2.yaml")
-    data = {
-        "name": "x",
-        "model": "enc2.yaml",
-        "targets": [{"server": "pytorch", "protocol": "inprocess"}],
-    }
-    with pytest.raises(ExperimentError, match=r"has 2 inputs \(input_ids, attention_mask\)"):
+    ok = [
+        {"server": "torchserve", "protocol": "rest"},
+        {"server": "torchserve", "protocol": "rest", "encoding": "raw"},
+        {"server": "torchserve", "protocol": "grpc"},
+        {"server": "pytorch", "protocol": "inprocess"},
+    ]
+    data = {"name": "x", "model": "enc2.yaml", "targets": ok}
+    assert parse_experiment(data, "exp.yaml", base_dir=tmp_path).model == "enc2"
+    data["targets"] = [*ok, {"server": "kserve", "protocol": "rest"}]
+    with pytest.raises(ExperimentError) as err:
         parse_experiment(data, "exp.yaml", base_dir=tmp_path)
+    msg = str(err.value)
+    assert "input_ids int64, attention_mask int64" in msg and "kserve-rest-json cannot send" in msg
+    assert "torchserve" in msg and "pytorch" in msg
 
 
 def test_payloads_take_the_cards_value_range(tmp_path: Path) -> None:

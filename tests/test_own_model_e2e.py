@@ -107,3 +107,86 @@ def test_parity_is_recorded_and_shown(run_dir: Path) -> None:
     md = (run_dir / "report" / "report.md").read_text()
     assert "### Model card" in md and "#### Parity (before measuring)" in md
     assert "| torchserve_mar |" in md
+
+
+TOKENS = (
+    "import torch\nfrom torch import nn\n"
+    "class Enc(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.emb = nn.Embedding(120, 16)\n"
+    "        self.fc = nn.Linear(16, 4)\n"
+    "    def forward(self, input_ids, attention_mask):\n"
+    "        m = attention_mask.unsqueeze(-1).float()\n"
+    "        return self.fc((self.emb(input_ids) * m).sum(1) / m.sum(1).clamp(min=1))\n"
+    "def build():\n    return Enc()\n"
+)
+
+
+@pytest.fixture(scope="module")
+def token_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-input int64 model (token ids and an attention mask) from a factory in the user's
+    own package, on every target that sends several inputs."""
+    reason = TorchServeServer.availability()
+    if reason:
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("tokens")
+    pkg = root / "userpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "nets.py").write_text(TOKENS)
+    card = {
+        "name": "tokens",
+        "source": {"factory": "userpkg.nets:build"},
+        "inputs": [
+            {"name": "input_ids", "shape": [None, 32], "dtype": "int64", "range": [0, 119]},
+            {"name": "attention_mask", "shape": [None, 32], "dtype": "int64", "range": [0, 1]},
+        ],
+        "outputs": [{"name": "logits", "classification": True, "shape": [None, 4]}],
+    }
+    (root / "tokens.yaml").write_text(yaml.safe_dump(card))
+    exp = {
+        "name": "tokens",
+        "model": "tokens.yaml",
+        "targets": [
+            {"server": "torchserve", "protocol": "rest"},
+            {"server": "torchserve", "protocol": "rest", "encoding": "raw"},
+            {"server": "torchserve", "protocol": "grpc"},
+            {"server": "pytorch", "protocol": "inprocess"},
+        ],
+        "payload": {"distinct_inputs": 4},
+        "load": {
+            "profile": "closed_loop",
+            "concurrency": [1],
+            "warmup_s": 0.5,
+            "stability": {"window_s": 1.0, "windows": 2, "max_windows": 2},
+            "burn_in": {"max_s": 2.0, "window_s": 0.5},
+        },
+        "friction": {"startups": 1},
+    }
+    (root / "exp.yaml").write_text(yaml.safe_dump(exp))
+    runs = root / "runs"
+    import sys
+
+    sys.path.insert(0, str(root))  # the user's package, as on their PYTHONPATH
+    try:
+        argv = ["run", str(root / "exp.yaml"), "--runs", str(runs)]
+        assert main([*argv, "--artifacts", str(root / "build"), "--no-prometheus"]) == 0
+    finally:
+        sys.path.remove(str(root))
+    (out,) = runs.iterdir()
+    return out
+
+
+def test_token_model_answers_correctly_on_every_encoding(token_run: Path) -> None:
+    steps = {s.target: s for s in RunStore(token_run).read_steps().steps}
+    for target in (
+        "torchserve-rest-json",
+        "torchserve-rest-raw",
+        "torchserve-grpc-bytes",
+        "pytorch-inprocess",
+    ):
+        assert steps[target].ok > 0 and steps[target].wrong_answers == 0, target
+    card = json.loads((token_run / "model_card.json").read_text())
+    assert card["input_bytes_per_request"]["raw"] == 2 * 32 * 8  # two int64 [1, 32] tensors
+    assert all(r["passed"] for r in card["parity"])

@@ -166,9 +166,26 @@ def tensor_proto_to_array(proto: Any) -> np.ndarray:
     return flat.reshape(shape)
 
 
+OIP_DATATYPES = {"float32": "FP32", "int64": "INT64", "int32": "INT32"}
+# Encodings that carry several inputs or integer inputs (see PayloadSet._encode_multi).
+MULTI_ENCODINGS = ("json", "raw", "bytes", "oip", "ndarray")
+
+
+def _wire(array: Any) -> np.ndarray:
+    """Floats as little-endian float32, integers little-endian in their own width."""
+    a = np.asarray(array)
+    if a.dtype.kind in "iu":
+        return np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    return np.ascontiguousarray(a, dtype="<f4")
+
+
 @dataclass
 class PayloadSet:
-    """Seeded inputs, expected logits and pre-encoded bodies for one model and batch size."""
+    """Seeded inputs, expected logits and pre-encoded bodies for one model and batch size.
+
+    ``inputs`` is the model's (first) input ``[N, B, ...]``; a model card with several inputs
+    (token ids and an attention mask) has the others in ``more_inputs``, in the card's order, and
+    their names in ``input_names``."""
 
     model: str
     seed: int
@@ -178,13 +195,25 @@ class PayloadSet:
     weights_seed: int | None = None  # the model weights the expected logits belong to
     input_name: str = "input"
     output_name: str = "logits"
+    more_inputs: list[np.ndarray] = field(default_factory=list)
+    input_names: list[str] = field(default_factory=list)  # every input's name; [] = [input_name]
     _bodies: dict[Encoding, list[Any]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.inputs = np.ascontiguousarray(self.inputs, dtype="<f4")
+        self.inputs = _wire(self.inputs)
+        self.more_inputs = [_wire(a) for a in self.more_inputs]
         self.expected = np.ascontiguousarray(self.expected, dtype=np.float32)
-        if self.inputs.ndim != 5:
-            raise ValueError(f"inputs must be [N, B, C, H, W], got shape {self.inputs.shape}")
+        if self.inputs.ndim < 3:
+            raise ValueError(f"inputs must be [N, B, ...], got shape {self.inputs.shape}")
+        if any(a.shape[:2] != self.inputs.shape[:2] for a in self.more_inputs):
+            raise ValueError(
+                f"more_inputs must share [N, B] = {list(self.inputs.shape[:2])} with inputs, got "
+                f"{[list(a.shape) for a in self.more_inputs]}"
+            )
+        if self.input_names and len(self.input_names) != 1 + len(self.more_inputs):
+            raise ValueError(
+                f"input_names: expected {1 + len(self.more_inputs)} names, got {self.input_names}"
+            )
         if self.expected.ndim != 3 or self.expected.shape[:2] != self.inputs.shape[:2]:
             raise ValueError(
                 f"expected must be [N, B, classes] matching inputs {self.inputs.shape[:2]}, "
@@ -209,6 +238,18 @@ class PayloadSet:
         a function of ``[M, C, H, W]``) or, by default, the models package's PyTorch reference
         (``servecmp.models.reference.expected_logits``) with the weights of ``weights_seed``
         (the seed the artifacts were exported with; ``None`` = the registry default)."""
+        card_inputs = getattr(spec, "inputs", None) or []
+        if len(card_inputs) > 1 or (card_inputs and card_inputs[0].dtype != "float32"):
+            return cls._build_multi(
+                spec,
+                seed,
+                batch_size,
+                distinct_inputs,
+                atol=atol,
+                expected=expected,
+                weights_seed=weights_seed,
+                encodings=encodings,
+            )
         shape = chw(spec)
         inputs = seeded_inputs(seed, distinct_inputs, batch_size, shape, value_range(spec))
         if expected is None:
@@ -236,6 +277,64 @@ class PayloadSet:
         )
         ps.prepare(encodings)
         return ps
+
+    @classmethod
+    def _build_multi(
+        cls,
+        spec: Any,
+        seed: int,
+        batch_size: int,
+        distinct_inputs: int,
+        *,
+        atol: float,
+        expected: Any,
+        weights_seed: int | None,
+        encodings: Iterable[Encoding],
+    ) -> PayloadSet:
+        """Inputs from a model card's spec (dtype, value range) for models with several or
+        integer inputs; expected outputs from the PyTorch reference unless given."""
+        from servecmp.models.sources import generate
+
+        rng = np.random.default_rng(seed)
+        n = distinct_inputs * batch_size
+        flat = [generate(i, n, rng) for i in spec.inputs]
+        if expected is None:
+            from servecmp.models.reference import expected_outputs
+
+            expected = expected_outputs(spec.name, flat, weights_seed)
+        out = np.asarray(expected(flat) if callable(expected) else expected, dtype=np.float32)
+        arrays = [a.reshape(distinct_inputs, batch_size, *a.shape[1:]) for a in flat]
+        ps = cls(
+            model=spec.name,
+            seed=seed,
+            inputs=arrays[0],
+            expected=out.reshape(distinct_inputs, batch_size, -1),
+            atol=atol,
+            weights_seed=weights_seed,
+            input_name=spec.inputs[0].name,
+            output_name=spec.outputs[0].name,
+            more_inputs=arrays[1:],
+            input_names=[i.name for i in spec.inputs],
+        )
+        ps.prepare(encodings)
+        return ps
+
+    @property
+    def all_inputs(self) -> list[np.ndarray]:
+        return [self.inputs, *self.more_inputs]
+
+    @property
+    def names(self) -> list[str]:
+        return self.input_names or [self.input_name]
+
+    @property
+    def is_multi(self) -> bool:
+        """Several inputs, or an integer one: bodies carry every input by name."""
+        return bool(self.more_inputs) or self.inputs.dtype.kind != "f"
+
+    def flat_inputs(self) -> list[np.ndarray]:
+        """Every input as ``[N * B, ...]`` (what the reference model is called on)."""
+        return [a.reshape(-1, *a.shape[2:]) for a in self.all_inputs]
 
     # ---- shape helpers -----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -268,7 +367,42 @@ class PayloadSet:
             if twin in self._bodies:  # same little-endian float32 bytes: share, don't copy
                 self._bodies[enc] = self._bodies[twin]
                 continue
-            self._bodies[enc] = [self._encode(enc, self.inputs[i]) for i in range(len(self))]
+            if self.is_multi:
+                self._bodies[enc] = [self._encode_multi(enc, i) for i in range(len(self))]
+            else:
+                self._bodies[enc] = [self._encode(enc, self.inputs[i]) for i in range(len(self))]
+
+    def _encode_multi(self, enc: Encoding, index: int) -> Any:
+        arrays = [a[index] for a in self.all_inputs]
+        if enc is Encoding.json:  # row objects (TF Serving's row format; the handler's too)
+            rows = [
+                {n: a[b].tolist() for n, a in zip(self.names, arrays, strict=True)}
+                for b in range(self.batch_size)
+            ]
+            return json.dumps({"instances": rows}, separators=(",", ":")).encode()
+        if enc in (Encoding.raw, Encoding.bytes):  # each input's tensor in order
+            return b"".join(a.tobytes() for a in arrays)
+        if enc is Encoding.oip:
+            body = {
+                "inputs": [
+                    {
+                        "name": n,
+                        "shape": list(a.shape),
+                        "datatype": OIP_DATATYPES[a.dtype.name],
+                        "data": a.ravel().tolist(),
+                    }
+                    for n, a in zip(self.names, arrays, strict=True)
+                ]
+            }
+            return json.dumps(body, separators=(",", ":")).encode()
+        if enc is Encoding.ndarray:
+            return tuple(arrays)
+        raise ValueError(
+            f"encoding {enc.value}: model {self.model!r} has inputs "
+            f"{', '.join(f'{n} {a.dtype.name}' for n, a in zip(self.names, arrays, strict=True))}; "
+            f"this encoding carries one float32 tensor (multi-input encodings: "
+            f"{', '.join(MULTI_ENCODINGS)})"
+        )
 
     def _encode(self, enc: Encoding, batch: np.ndarray) -> Any:
         if enc is Encoding.json:
@@ -310,10 +444,15 @@ class PayloadSet:
             "output_name": self.output_name,
             "quantum": QUANTUM,
         }
+        meta["input_names"] = self.input_names
+        arrays: dict[str, Any] = {
+            "inputs": self.inputs,
+            "expected": self.expected,
+            "meta": np.array(json.dumps(meta)),
+            **{f"input_{k + 1}": a for k, a in enumerate(self.more_inputs)},
+        }
         with path.open("wb") as fh:
-            np.savez_compressed(
-                fh, inputs=self.inputs, expected=self.expected, meta=np.array(json.dumps(meta))
-            )
+            np.savez_compressed(fh, **arrays)
         return path
 
     @classmethod
@@ -335,4 +474,8 @@ class PayloadSet:
                 weights_seed=meta.get("weights_seed"),
                 input_name=meta["input_name"],
                 output_name=meta["output_name"],
+                more_inputs=[
+                    data[f"input_{k}"] for k in range(1, len(meta.get("input_names") or [None]))
+                ],
+                input_names=list(meta.get("input_names") or []),
             )

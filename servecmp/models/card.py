@@ -217,19 +217,23 @@ class ModelCard(_Strict):
         src = self.source
         return src.factory or str(self.path(src.torchscript or src.onnx or ""))
 
+    @property
+    def is_multi(self) -> bool:
+        """Several inputs or an integer one: only multi-input encodings can carry it."""
+        return len(self.inputs) != 1 or self.inputs[0].dtype != "float32"
+
+    def describe_inputs(self) -> str:
+        return ", ".join(f"{i.name} {i.dtype}" for i in self.inputs)
+
     def load_limits(self) -> str | None:
-        """Why the load clients cannot send this model's requests yet (None: they can): they
-        send one float32 tensor and check one [batch, classes] output."""
-        if len(self.inputs) != 1:
-            return (
-                f"model {self.name!r} has {len(self.inputs)} inputs "
-                f"({', '.join(i.name for i in self.inputs)}): the load clients send one tensor"
-            )
-        if self.input.dtype != "float32":
-            return f"model {self.name!r}: input dtype {self.input.dtype}: the load clients send float32"
+        """Why the load clients cannot check this model's answers (None: they can): they
+        compare one [batch, classes] output."""
         out = self.output.shape
         if out is None or len(out) != 2 or out[1] is None:
-            return f"model {self.name!r}: outputs.0.shape: expected [null, classes] for the answer checks"
+            return (
+                f"model {self.name!r}: outputs.0.shape: expected [null, classes] for the "
+                "answer checks"
+            )
         return None
 
     def digest(self) -> str:

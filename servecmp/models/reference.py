@@ -49,3 +49,11 @@ def expected_logits(name: str, inputs: np.ndarray, seed: int = DEFAULT_SEED) -> 
     x = check_batch(name, inputs)
     with torch.inference_mode():
         return torch_model(name, seed)(torch.from_numpy(x)).numpy()
+
+
+def expected_outputs(name: str, arrays: list[np.ndarray], seed: int | None = None) -> np.ndarray:
+    """The first output of the model (any number of inputs, in the card's order) as float32."""
+    from servecmp.models.sources import run_torch
+
+    model = torch_model(name, DEFAULT_SEED if seed is None else seed)
+    return np.asarray(run_torch(model, arrays)[0], dtype=np.float32)

@@ -49,6 +49,8 @@ def body_bytes(payloads: Any, encodings: Iterable[Any]) -> dict[str, int]:
         body = payloads.body(enc, 0)
         if isinstance(body, bytes | bytearray):
             n = len(body)
+        elif isinstance(body, tuple):  # in-process, several inputs: the arrays themselves
+            n = int(sum(getattr(a, "nbytes", 0) for a in body))
         elif hasattr(body, "ByteSize"):
             n = int(body.ByteSize())  # a protobuf message: its serialized size
         else:

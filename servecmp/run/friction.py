@@ -45,9 +45,9 @@ def packaging(run_dir: Path, export_records: dict[int, dict[str, Any]]) -> None:
     rec = export_records.get(1)
     for server in (a.name for a in registry.servers()):
         if rec is None or server not in rec:
-            append_friction(
-                run_dir, unavailable(server, "packaging_s", "no export record for version 1")
-            )
+            # the export says why a server has no artifact for this model (e.g. no SavedModel)
+            why = (rec or {}).get("unavailable", {}).get(server) or "no export record for version 1"
+            append_friction(run_dir, unavailable(server, "packaging_s", why))
             continue
         p = rec[server]
         _rec(run_dir, server, "packaging_steps", float(len(p["steps"])), steps=p["steps"])

@@ -49,8 +49,8 @@ from servecmp.load.engine import plan_steps, run_target
 from servecmp.load.payloads import PayloadSet
 from servecmp.log import console
 from servecmp.models import reference, runcard
+from servecmp.models.card import ModelCardError
 from servecmp.models.export import artifacts, export_model, read_records, seed_for_version
-from servecmp.models.reference import expected_logits
 from servecmp.models.registry import get_model
 from servecmp.observability import generator_metrics as gm
 from servecmp.observability.process_exporter import ProcessExporter
@@ -201,8 +201,9 @@ class LocalRun:
         self.burn_ins.payloads_path = str(self.payloads_path)
         self.payloads = payloads
         # v2's answers, to tell which version served a request during the update test.
-        flat = payloads.inputs.reshape(-1, *payloads.inputs.shape[2:])
-        v2 = expected_logits(exp.model, flat, seed_for_version(exp.seed, 2))
+        v2 = reference.expected_outputs(
+            exp.model, payloads.flat_inputs(), seed_for_version(exp.seed, 2)
+        )
         self.expected = {"v1": payloads.expected, "v2": v2.reshape(payloads.expected.shape)}
 
         runcard.write_run_card(
@@ -505,6 +506,13 @@ class LocalRun:
                         server_pids=[p.pid for p in probes.tree(root)],
                     )
 
+    def _one_image_input(self) -> bool:
+        """The model takes one [C, H, W] tensor (what the bad-payload probes build)."""
+        try:
+            return len(self.spec.input_shape) == 3
+        except ModelCardError:  # several inputs
+            return False
+
     def _announced(self, target: Target) -> bool:
         return any(t.target == target.name for t in self.store.read_targets())
 
@@ -539,6 +547,15 @@ class LocalRun:
                 "native metrics",
                 lambda: friction.native_observability(self.run_dir, server),
             )
+            if not self._one_image_input():
+                # the bad-payload and oversize bodies are built on one [C, H, W] float tensor
+                why = f"model {self.exp.model!r} ({self.spec.describe_inputs()}): the bad-payload "
+                why += "probes build one [C, H, W] float32 tensor"
+                for metric in ("bad_payload_clear_errors", "oversize_crashed"):
+                    append_friction(self.run_dir, unavailable(name, metric, why))
+                if self.friction_under_load:
+                    self._disruptions(server, targets[0])
+                return
             cases = self._probe(
                 server,
                 "bad payloads",

@@ -182,6 +182,9 @@ class ServerAdapter(ABC):
     # The artifact it serves; None: the framework's (TorchScript for pytorch, SavedModel for
     # tensorflow), so an adapter serving the exported TorchScript needs no declaration.
     artifact: ClassVar[ArtifactKind | None] = None
+    # Whether it serves models with several (or integer) inputs over the multi-input encodings
+    # (load/payloads.py MULTI_ENCODINGS); False: an experiment with such a model refuses its targets.
+    multi_input: ClassVar[bool] = False
 
     def artifact_kind(self) -> ArtifactKind:
         if self.artifact is not None:

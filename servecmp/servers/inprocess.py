@@ -88,6 +88,7 @@ class PyTorchInProcess(InProcessAdapter):
     name = "pytorch"
     label = "PyTorch in-process"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
+    multi_input = True  # the model is called with every input tensor
     protocols = (
         ProtocolSpec(
             Protocol.inprocess,

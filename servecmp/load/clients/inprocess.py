@@ -121,7 +121,11 @@ class PyTorchInProcessClient(TargetClient):
             pool = InstancePool(models)
             # what a pool thread really uses (PyTorch applies the budget per calling thread)
             threads = int(pool.on_pool_thread(torch.get_num_threads))
-            inputs = [torch.from_numpy(payloads.inputs[i]) for i in range(len(payloads))]
+            # one tuple of tensors per payload: the model's inputs in the card's order
+            inputs = [
+                tuple(torch.from_numpy(a[i]) for a in payloads.all_inputs)
+                for i in range(len(payloads))
+            ]
             _PT_POOLS[key] = (pool, inputs, threads)
         self._pool, self._inputs, self.threads_effective = _PT_POOLS[key]
         self.workers = int(workers)
@@ -132,7 +136,7 @@ class PyTorchInProcessClient(TargetClient):
 
         def infer(model: Any) -> np.ndarray:
             with torch.inference_mode():
-                out = model(x)
+                out = model(*x)
             if isinstance(out, dict):
                 out = out[self.payloads.output_name]
             return out.detach().numpy()

@@ -74,6 +74,7 @@ class TorchServeAdapter(ServerAdapter):
     label = "TorchServe"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
     artifact = "torchserve_mar"
+    multi_input = True  # servecmp/models/handler.py reads every input of the spec
     protocols = (
         # JSON {"instances": ...} is the body every REST server takes: the fair default; raw
         # float32 bytes (TorchServe's native best) is a labelled extra.
