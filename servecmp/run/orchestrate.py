@@ -489,6 +489,7 @@ class LocalRun:
                         cpus=gen,
                         params=params,
                         server_pids=[p.pid for p in probes.tree(root)],
+                        server_metrics_url=self.configs_url(server.name),
                     )
 
     def _announced(self, target: Target) -> bool:
