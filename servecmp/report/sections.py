@@ -1,0 +1,69 @@
+"""Report sections that stand on their own (title, note, sentences, plots, tables and folded
+tables), rendered by one generic block of the templates: where the time goes, CPU per request,
+disruption timelines, cost, and each step's per-window timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from servecmp.report.data import RunData
+from servecmp.report.plots import Plot
+from servecmp.report.table import Table
+
+
+@dataclass
+class Folded:
+    summary: str
+    table: Table
+    open: bool = False  # shown unfolded by default (HTML) and in the Markdown report
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    note: str = ""
+    sentences: list[str] = field(default_factory=list)
+    plots: list[Plot] = field(default_factory=list)
+    tables: list[tuple[str, Table]] = field(default_factory=list)
+    folded: list[Folded] = field(default_factory=list)
+
+
+def _breakdown(run: RunData) -> Section:
+    from servecmp.report.plots_breakdown import breakdown_bars
+    from servecmp.report.tables.breakdown import breakdown_table, largest_part_sentences
+
+    return Section(
+        id="breakdown",
+        title="Where the time goes",
+        note="The client's mean latency split into: outside the server (client, network, "
+        "(de)serialization: the client's mean minus the server's own total), queue, "
+        "pre/post-processing and model compute, each from the server's own counters read at "
+        "the edges of the step's reported windows (README: 'Where the time goes'). Self-check: "
+        "the server's own time may not exceed the client's mean beyond the noise of that mean; "
+        "a server that does is flagged and its 'outside' left out.",
+        sentences=largest_part_sentences(run),
+        plots=[breakdown_bars(run)],
+        tables=[("Breakdown per target and load level", breakdown_table(run))],
+    )
+
+
+def _cpu(run: RunData) -> Section:
+    from servecmp.report.tables.cpu_per_request import cpu_per_request_table
+
+    t = cpu_per_request_table(run)
+    return Section(
+        id="cpu-per-request",
+        title="CPU per request",
+        note="Server CPU-seconds per 1,000 successful requests at each load level: 'faster' and "
+        "'cheaper' are separate questions." + ("" if t.rows else " Not recorded in this run."),
+        tables=[(t.caption, t)] if t.rows else [],
+    )
+
+
+BUILDERS: tuple[Callable[[RunData], Section], ...] = (_breakdown, _cpu)
+
+
+def sections(run: RunData) -> list[Section]:
+    return [b(run) for b in BUILDERS]

@@ -1,0 +1,94 @@
+"""The report's "Where the time goes" and "CPU per request" sections, from stored results: the
+numbers are the stored breakdowns (median over comparable repeats), parts not reported say so,
+a flagged self-check is shown as such, and CPU per 1,000 requests is the stored arithmetic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fixtures.report_runs import make_run
+from test_report import md_tables
+
+from servecmp.report.build import build_report
+from servecmp.results import RunStore
+from servecmp.results.schema import Breakdown, BreakdownPart
+
+pytestmark = pytest.mark.usefixtures("test_registry")
+
+
+def _bd(client: float, outside: float | None, queue: float, compute: float, flagged: str | None = None) -> Breakdown:  # fmt: skip
+    return Breakdown(
+        client_mean_ms=client,
+        client_n=400,
+        noise_ms=0.1,
+        server_total_ms=queue + compute,
+        total_source="ts_inference_latency_microseconds",
+        means_only=True,
+        flagged=flagged,
+        parts=[
+            BreakdownPart(part="outside", ms=outside, source="client mean - total", kind="derived",
+                          why=None if outside is not None else "left out: the self-check failed"),
+            BreakdownPart(part="queue", ms=queue, source="ts_queue_latency_microseconds"),
+            BreakdownPart(part="pre_post", ms=None, source="", why="not reported by TorchServe 0.12"),
+            BreakdownPart(part="compute", ms=compute, source="total - queue", kind="derived"),
+        ],
+    )  # fmt: skip
+
+
+@pytest.fixture()
+def run(tmp_path: Path) -> Path:
+    d = make_run(tmp_path / "run-bd")
+    path = RunStore(d).steps_path
+    lines = []
+    for line in path.read_text().splitlines():
+        s = json.loads(line)
+        if s["target"] == "torchserve-rest-json" and s["valid"]:
+            s["breakdown"] = _bd(10.0, 4.0, 1.0, 5.0).model_dump(mode="json")
+        if s["target"] == "torchserve-grpc-bytes" and s["valid"]:
+            s["breakdown"] = _bd(
+                5.0, None, 1.0, 9.0, flagged="TorchServe's own time exceeds what the client saw"
+            ).model_dump(mode="json")
+        lines.append(json.dumps(s))
+    path.write_text("\n".join(lines) + "\n")
+    return d
+
+
+def test_breakdown_table_sentence_and_flag(run: Path) -> None:
+    paths = build_report(run)
+    md, html = paths.markdown.read_text(), paths.html.read_text()
+    rows = md_tables(md)["Breakdown per target and load level"]
+    head, body = rows[0], rows[1:]
+    col = {h: i for i, h in enumerate(head)}
+    json_rows = [r for r in body if r[0] == "torchserve-rest-json"]
+    assert json_rows
+    for r in json_rows:
+        assert r[col["outside the server"]] == "4 ms (40%)"
+        assert r[col["queue"]] == "1 ms (10%)"
+        assert r[col["model compute"]] == "5 ms (50%)"
+        assert r[col["pre/post-processing"]] == "not reported by TorchServe 0.12"
+        assert r[col["self-check"]] == "ok"
+    flagged = [r for r in body if r[0] == "torchserve-grpc-bytes"]
+    assert flagged and all(r[col["self-check"]].startswith("FLAGGED") for r in flagged)
+    assert all(r[col["outside the server"]] == "left out: the self-check failed" for r in flagged)
+    assert "torchserve-rest-json at concurrency 4: 50% of the client's 10 ms mean is model compute" in md
+    assert "torchserve-grpc-bytes: no split stated — the self-check failed" in md
+    assert 'id="plot-breakdown"' in html and "torchserve-grpc-bytes \\u26a0 self-check" in html
+
+
+def test_cpu_per_request_is_server_cpu_seconds_per_thousand_ok(run: Path) -> None:
+    md = build_report(run).markdown.read_text()
+    rows = md_tables(md)
+    table = next(v for k, v in rows.items() if k.startswith("CPU-seconds per 1,000"))
+    steps = [
+        s
+        for s in RunStore(run).read_steps().steps
+        if s.target == "tfserving-rest-json" and s.concurrency == 1 and s.comparable
+    ]
+    assert steps and steps[0].generator is not None
+    g = steps[0].generator
+    assert g.server_cpu_fraction is not None
+    expected = g.server_cpu_fraction * steps[0].measured_s / steps[0].ok * 1000
+    row = next(r for r in table if r[0] == "tfserving-rest-json")
+    assert row[1] == f"{expected:.3g}"
