@@ -72,7 +72,10 @@ def test_breakdown_table_sentence_and_flag(run: Path) -> None:
     flagged = [r for r in body if r[0] == "torchserve-grpc-bytes"]
     assert flagged and all(r[col["self-check"]].startswith("FLAGGED") for r in flagged)
     assert all(r[col["outside the server"]] == "left out: the self-check failed" for r in flagged)
-    assert "torchserve-rest-json at concurrency 4: 50% of the client's 10 ms mean is model compute" in md
+    assert (
+        "torchserve-rest-json at concurrency 4: 50% of the client's 10 ms mean is model compute"
+        in md
+    )
     assert "torchserve-grpc-bytes: no split stated — the self-check failed" in md
     assert 'id="plot-breakdown"' in html and "torchserve-grpc-bytes \\u26a0 self-check" in html
 
