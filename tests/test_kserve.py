@@ -706,9 +706,14 @@ def test_update_probe_records_that_it_measures_our_reload(
 
     class Load:
         rate = 20.0
+        senders = 1
 
         def __init__(self, *a: Any, **k: Any) -> None:
             self.t = 0.0
+            self.samples: list[Any] = []
+
+        def hold(self, seconds: float) -> None:
+            self.t += max(0.0, seconds)
 
         def start(self) -> Load:
             return self
