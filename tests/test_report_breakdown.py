@@ -95,3 +95,38 @@ def test_cpu_per_request_is_server_cpu_seconds_per_thousand_ok(run: Path) -> Non
     expected = g.server_cpu_fraction * steps[0].measured_s / steps[0].ok * 1000
     row = next(r for r in table if r[0] == "tfserving-rest-json")
     assert row[1] == f"{expected:.3g}"
+
+
+def test_event_timelines_one_chart_per_event_kind_with_each_servers_summary(run: Path) -> None:
+    from servecmp.results.friction import append_friction, record
+    from servecmp.run.timeline import event_timeline
+
+    class S:
+        def __init__(self, t: float, ok: bool, done: float) -> None:
+            self.t, self.ok, self.done = t, ok, done
+
+    for server, stall in (("torchserve", 0.5), ("tfserving", 2.0)):
+        samples = [S(t / 10, True, t / 10 + 0.01) for t in range(-20, 0)]
+        samples += [S(0.0, True, stall)] + [
+            S(stall + t / 10, True, stall + t / 10 + 0.01) for t in range(1, 30)
+        ]
+        tl = event_timeline(samples, 0.0, before_s=2.0, after_s=5.0, event_end=stall)
+        tl["load"] = {"rate": 10.0, "concurrency": 1}
+        for metric in ("update_s", "recovery_s"):
+            append_friction(
+                run,
+                record(server, metric, stall, details={"event_timeline": tl, "phases_s": {"timeline_added": 3.0}}),
+            )  # fmt: skip
+    paths = build_report(run)
+    md, html = paths.markdown.read_text(), paths.html.read_text()
+    assert 'id="plot-timeline-update"' in html and 'id="plot-timeline-recovery"' in html
+    table = md_tables(md)["kill and restart"]
+    col = {h: i for i, h in enumerate(table[0])}
+    rows = {r[0]: r for r in table[1:]}
+    assert set(rows) == {"TorchServe", "TF Serving"}  # the test registry's labels
+    tfs = rows["TF Serving"]
+    assert tfs[col["steady p99"]] == "10 ms"
+    assert tfs[col["p99 during the event"]] == "2e+03 ms"
+    assert tfs[col["during ÷ steady"]] == "200 x"
+    assert tfs[col["steady load"]] == "10.0 req/s, 1 sender(s)"
+    assert "The timelines added 12 s of probe time" in md

@@ -62,7 +62,36 @@ def _cpu(run: RunData) -> Section:
     )
 
 
-BUILDERS: tuple[Callable[[RunData], Section], ...] = (_breakdown, _cpu)
+def _timelines(run: RunData) -> Section:
+    from servecmp.report.plots_timelines import timeline_plot
+    from servecmp.report.tables.timelines import (
+        EVENTS,
+        added_seconds,
+        event_timelines,
+        timeline_table,
+    )
+
+    found = event_timelines(run)
+    sec = Section(
+        id="event-timelines",
+        title="The tail during a model update and a recovery",
+        note="Each probe keeps a steady load on (the same for every server: the experiment's "
+        "friction.event_load) from before the event to after it, in one-second windows. "
+        "'During ÷ steady': p99 of the requests sent from the event until the new state "
+        "answered, over the p99 before the event."
+        + (
+            f" The timelines added {added_seconds(run):.0f} s of probe time to this run."
+            if found
+            else " Not recorded in this run (no update or kill probe ran under load)."
+        ),
+    )
+    for event, items in found.items():
+        sec.plots.append(timeline_plot(run, event, items))
+        sec.tables.append((EVENTS[event], timeline_table(items)))
+    return sec
+
+
+BUILDERS: tuple[Callable[[RunData], Section], ...] = (_breakdown, _cpu, _timelines)
 
 
 def sections(run: RunData) -> list[Section]:
