@@ -130,3 +130,30 @@ def test_event_timelines_one_chart_per_event_kind_with_each_servers_summary(run:
     assert tfs[col["during ÷ steady"]] == "200 x"
     assert tfs[col["steady load"]] == "10.0 req/s, 1 sender(s)"
     assert "The timelines added 12 s of probe time" in md
+
+
+def test_cost_is_off_without_a_price(run: Path) -> None:
+    md = build_report(run).markdown.read_text()
+    assert "Off: the experiment gives no price (cost.per_core_hour)." in md
+
+
+def test_cost_per_million_requests_shows_its_arithmetic(run: Path) -> None:
+    import re
+
+    import yaml
+
+    exp_file = run / "experiment.yaml"
+    data = yaml.safe_load(exp_file.read_text())
+    data["cost"] = {"per_core_hour": 0.04, "currency": "EUR"}
+    exp_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    md = build_report(run).markdown.read_text()
+    table = next(v for k, v in md_tables(md).items() if k.startswith("p99 ≤"))
+    col = {h: i for i, h in enumerate(table[0])}
+    rows = [r for r in table[1:] if "req/s)" in r[col["best under the SLO"]]]
+    assert rows
+    for r in rows:
+        thr = float(re.search(r"\(([\d.]+) req/s\)", r[col["best under the SLO"]]).group(1))  # type: ignore[union-attr]
+        text = r[col["provisioned: cost per million requests"]]
+        assert text.startswith("(1 cores * 0.04) EUR/h")  # the experiment's 1-core budget
+        stated = float(text.rsplit("=", 1)[1].split()[0])
+        assert stated == pytest.approx(0.04 / (thr * 3600) * 1e6, rel=1e-3)

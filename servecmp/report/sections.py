@@ -91,7 +91,26 @@ def _timelines(run: RunData) -> Section:
     return sec
 
 
-BUILDERS: tuple[Callable[[RunData], Section], ...] = (_breakdown, _cpu, _timelines)
+def _cost(run: RunData) -> Section:
+    from servecmp.report.tables.cost import cost_table
+
+    t = cost_table(run)
+    return Section(
+        id="cost",
+        title="Cost per million requests under the SLO",
+        note=(
+            "Each server's best comparable configuration whose p99 meets the experiment's SLO, "
+            "priced per core-hour (and per GiB-hour): provisioned = the cores the server was "
+            "given; used CPU = what it burnt in that step; memory = the most its process tree "
+            "held in that step."
+            if t is not None
+            else "Off: the experiment gives no price (cost.per_core_hour)."
+        ),
+        tables=[(t.caption, t)] if t is not None else [],
+    )
+
+
+BUILDERS: tuple[Callable[[RunData], Section], ...] = (_breakdown, _cpu, _timelines, _cost)
 
 
 def sections(run: RunData) -> list[Section]:
