@@ -157,3 +157,29 @@ def test_cost_per_million_requests_shows_its_arithmetic(run: Path) -> None:
         assert text.startswith("(1 cores * 0.04) EUR/h")  # the experiment's 1-core budget
         stated = float(text.rsplit("=", 1)[1].split()[0])
         assert stated == pytest.approx(0.04 / (thr * 3600) * 1e6, rel=1e-3)
+
+
+def test_step_windows_are_folded_except_long_open_loop_steps(run: Path) -> None:
+    from servecmp.report.data import load_run
+    from servecmp.report.tables.step_windows import LONG_STEP_WINDOWS, step_windows
+
+    path = RunStore(run).steps_path
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    long = lines[0]
+    long.update(mode="open_loop", sweep="open_loop", rate=50.0, concurrency=None)
+    w = long["windows"][0]
+    long["windows"] = [
+        {**w, "index": k, "server_cpu": 0.5, "server_rss_bytes": 300 * 2**20}
+        for k in range(LONG_STEP_WINDOWS)
+    ]
+    long["reported_windows"] = 2
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    found = step_windows(load_run(run))
+    shown = [(line, t) for line, t, open_ in found if open_]
+    assert len(shown) == 1 and shown[0][0].startswith(long["step_id"])
+    rows = shown[0][1].rows
+    assert [r[0] for r in rows] == ["0", "1", "2", "3 (reported)", "4 (reported)"]
+    assert rows[0][6:] == ["0.5", "300 MiB"]
+    assert len(found) == sum(1 for x in lines if x["windows"])
+    md = build_report(run).markdown.read_text()
+    assert f"#### {shown[0][0]}" in md

@@ -110,7 +110,27 @@ def _cost(run: RunData) -> Section:
     )
 
 
-BUILDERS: tuple[Callable[[RunData], Section], ...] = (_breakdown, _cpu, _timelines, _cost)
+def _windows(run: RunData) -> Section:
+    from servecmp.report.tables.step_windows import LONG_STEP_WINDOWS, step_windows
+
+    folded = [Folded(line, t, shown) for line, t, shown in step_windows(run)]
+    return Section(
+        id="step-timelines",
+        title="Step timelines (per window)",
+        note=f"Every step's windows: throughput, p50, p99, errors, server CPU and RSS. Open-loop "
+        f"and rate-sweep steps of {LONG_STEP_WINDOWS} windows or more are shown; the others "
+        "are folded (HTML report: click to open).",
+        folded=folded,
+    )
+
+
+BUILDERS: tuple[Callable[[RunData], Section], ...] = (
+    _breakdown,
+    _cpu,
+    _timelines,
+    _cost,
+    _windows,
+)
 
 
 def sections(run: RunData) -> list[Section]:
