@@ -479,3 +479,14 @@ def test_oversize_body_against_the_real_server_with_resnet(
         assert rec.value == 0.0 and rec.details["outcome"] == res.outcome
     finally:
         srv.stop()
+
+
+def test_a_recovery_that_outlasts_after_s_is_shown_whole(tmp_path: Path) -> None:
+    srv = Flaky()
+    pay = echo_payloads()
+    ev = EventLoad(before_s=1.0, after_s=1.0)  # shorter than the scripted warm-up + 1 s
+    friction.recovery(tmp_path, srv, srv.client, {"v1": pay.expected}, 1e-6, srv.restart, ev)  # type: ignore[arg-type]
+    rec = {r.metric: r for r in read_friction(tmp_path)[0]}["recovery_s"]
+    tl = rec.details["event_timeline"]
+    assert rec.value is not None and tl["after_s"] >= rec.value + 1.0
+    assert tl["windows"][-1]["t"] >= rec.value

@@ -216,7 +216,9 @@ def compute(
         outside = BreakdownPart(
             part="outside",
             ms=max(0.0, rest) if rest >= -tol else None,
-            source=f"client mean - {total_src.metric}",
+            source=f"client mean - ({total_src.metric})"
+            if " " in total_src.metric
+            else f"client mean - {total_src.metric}",
             kind="derived",
             note="client, network and (de)serialization outside the server's own timing",
             why=None if rest >= -tol else "left out: the self-check failed",

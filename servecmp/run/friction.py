@@ -6,6 +6,7 @@ raises for the server's misbehaviour (that *is* the measurement) — only for ou
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -278,9 +279,11 @@ def _until_after(load: TrickleLoad, t0: float, floor: float, event: EventLoad) -
 
 
 def _timeline(load: TrickleLoad, t0: float, end: float | None, event: EventLoad) -> dict[str, Any]:
-    out = event_timeline(
-        load.samples, t0, before_s=event.before_s, after_s=event.after_s, event_end=end
-    )
+    """The timeline from ``before_s`` before the event to ``after_s`` after it, or to 1 s past
+    the event's end when it outlasts that: shown whole, at no extra cost (the probe waits for
+    the end anyway)."""
+    after = event.after_s if end is None else max(event.after_s, math.ceil(end - t0 + 1.0))
+    out = event_timeline(load.samples, t0, before_s=event.before_s, after_s=after, event_end=end)
     out["load"] = {"rate": event.rate, "concurrency": event.concurrency}
     return out
 
