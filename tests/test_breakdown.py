@@ -210,3 +210,34 @@ def test_every_server_declares_a_total_and_known_parts() -> None:
         parts = a.breakdown()
         assert "total" in parts, a.name
         assert set(parts) <= {"total", "queue", "pre_post", "compute"}, a.name
+
+
+def test_tfserving_with_batching_takes_the_queue_out_of_the_runtime() -> None:
+    """predict_util.cc times session->Run, which with batching on is BatchingSession::Run: the
+    batch queue is inside runtime_latency (batching_session.cc), so compute = runtime - queue
+    and pre/post = request - runtime."""
+    lab = 'model_name="m",API="Predict",entrypoint="GRPC"'
+    rt = 'model_name="m",API="Predict",runtime="TF1"'
+
+    def page(n: int) -> str:
+        q = ":tensorflow:serving:batching_session:queuing_latency"
+        return (
+            f":tensorflow:serving:request_latency_sum{{{lab}}} {n * 10000}\n"
+            f":tensorflow:serving:request_latency_count{{{lab}}} {n}\n"
+            f":tensorflow:serving:runtime_latency_sum{{{rt}}} {n * 7000}\n"
+            f":tensorflow:serving:runtime_latency_count{{{rt}}} {n}\n"
+            f'{q}_sum{{thread_pool_name="batch_threads"}} {n * 3000}\n'
+            f'{q}_count{{thread_pool_name="batch_threads"}} {n}\n'
+        )
+
+    series = bd.all_series(tfs_m.METRICS.breakdown)
+    out = bd.compute(
+        tfs_m.METRICS.breakdown,
+        server_label="TF Serving 2.20",
+        protocol="grpc",
+        client=_client(12.0, n=100),
+        readings=[(bd.read_counters(page(0), series), bd.read_counters(page(100), series))],
+    )
+    assert out is not None and out.flagged is None
+    parts = {p.part: p.ms for p in out.parts}
+    assert parts == pytest.approx({"outside": 2.0, "queue": 3.0, "pre_post": 3.0, "compute": 4.0})

@@ -173,6 +173,8 @@ def compute(
         elif not src.remainder:
             ms, e, why_ms = _mean_ms(src, deltas, err)
             read_err += e
+            if ms is not None:
+                ms -= sum(out[p].ms or 0.0 for p in src.minus_parts if p in out)
             out[name] = BreakdownPart(
                 part=name,
                 ms=ms,
@@ -183,6 +185,17 @@ def compute(
             )
     flags: list[str] = []
     tol = noise + read_err
+    for name, part in list(out.items()):
+        if part.ms is not None and part.ms < 0:
+            if part.ms < -tol:
+                flags.append(
+                    f"{server_label}'s {name} came out at {part.ms:.3f} ms: the parts it includes "
+                    f"exceed it beyond noise ({tol:.3f} ms)"
+                )
+            ok = part.ms >= -tol
+            out[name] = part.model_copy(
+                update={"ms": 0.0 if ok else None, "why": None if ok else "the self-check failed"}
+            )
     for name in BREAKDOWN_PARTS:
         src = parts.get(name)
         if src is None or not src.remainder or name in out:

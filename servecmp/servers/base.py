@@ -120,6 +120,8 @@ class PartSource:
     kind: Literal["mean", "quantile"] = "mean"
     protocols: tuple[str, ...] = ()
     note: str = ""
+    # other parts whose means this part's series include (subtracted when reported)
+    minus_parts: tuple[str, ...] = ()
     # the server's total minus its other reported parts (no series of its own)
     remainder: bool = False
     # the in-process baseline: the client's own clock times the call (no server, no series)

@@ -91,18 +91,24 @@ METRICS = ServerMetrics(
             kind="quantile",
             note="the batching queue (batching_session.cc); exposed only with batching on",
         ),
+        # predict_util.cc times session->Run; with batching on that is BatchingSession::Run,
+        # which waits in the batch queue first (batching_session.cc ProcessBatch records
+        # queuing_latency at dequeue): the model's own time is runtime - queue.
         "compute": PartSource(
-            metric=RUNTIME_LATENCY,
+            metric=f"{RUNTIME_LATENCY} - queue",
             time=(Series(RUNTIME_LATENCY + "_sum", _PREDICT_MATCH),),
             count=Series(RUNTIME_LATENCY + "_count", _PREDICT_MATCH),
+            minus_parts=("queue",),
             scale_s=1e-6,
             kind="quantile",
-            note="Session::Run of the model (predict_util.cc RecordRuntimeLatency)",
+            note="Session::Run of the model (predict_util.cc RecordRuntimeLatency), batch queue "
+            "excluded",
         ),
         "pre_post": PartSource(
-            metric=f"{REQUEST_LATENCY} - {RUNTIME_LATENCY} - queue",
+            metric=f"{REQUEST_LATENCY} - {RUNTIME_LATENCY}",
             remainder=True,
-            note="request parsing into tensors and the reply's serialization inside the server",
+            note="request parsing into tensors and the reply's serialization inside the server "
+            "(http_server.cc / prediction_service_impl.cc time the whole call)",
         ),
     },
 )
