@@ -241,3 +241,17 @@ def test_tfserving_with_batching_takes_the_queue_out_of_the_runtime() -> None:
     assert out is not None and out.flagged is None
     parts = {p.part: p.ms for p in out.parts}
     assert parts == pytest.approx({"outside": 2.0, "queue": 3.0, "pre_post": 3.0, "compute": 4.0})
+
+
+def test_a_server_count_that_is_not_the_clients_requests_is_flagged() -> None:
+    """KServe with several REST workers: each process has its own registry and a scrape sees
+    one of them, so the deltas may count another process's requests. Consistent times, but a
+    request count far from the client's: flagged rather than trusted."""
+    start = _ts_reading(0, 0, 0)
+    end = _ts_reading(150, 150 * 4000, 150 * 1000)  # the client saw 400 requests
+    out, _ = _ts(bd.ClientSide(mean_ms=5.0, sd_ms=1.0, n=400, in_flight=2, completed=400), [(start, end)])  # fmt: skip
+    assert out.flagged is not None and "do not cover these requests" in out.flagged
+    # failed requests the server counted too are not a mismatch
+    end = _ts_reading(410, 410 * 4000, 410 * 1000)
+    out, _ = _ts(bd.ClientSide(mean_ms=5.0, sd_ms=1.0, n=390, in_flight=2, completed=410), [(start, end)])  # fmt: skip
+    assert out.flagged is None

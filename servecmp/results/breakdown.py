@@ -8,7 +8,9 @@ server does not report is kept as "not reported by <server>" (``ms`` None), neve
 Self-check: the server's own time per request must not exceed what the client saw beyond the
 noise of the client's mean (3 standard errors of the window's ok samples) plus the requests a
 window's edges split between client and server (those in flight at either edge). A server that
-exceeds it is flagged and its "outside" is left out, never plotted as negative.
+exceeds it is flagged and its "outside" is left out, never plotted as negative. So is a server
+whose own request count over the windows cannot be this client's requests (other traffic, or a
+scrape that reached another process's registry: KServe with several REST workers).
 """
 
 from __future__ import annotations
@@ -86,12 +88,30 @@ class ClientSide:
     sd_ms: float | None
     n: int  # ok samples
     in_flight: int  # requests in flight at a window edge (concurrency, or open loop's peak)
+    completed: int | None = None  # every answered request, failed ones included
+    windows: int = 1  # each window's two edges split requests between client and server
+
+    def edge_requests(self) -> int:
+        return 2 * self.in_flight * max(1, self.windows) + 2
+
+    def count_mismatch(self, counted: float) -> str | None:
+        """Why ``counted`` (the server's own request count over the windows) cannot be the
+        requests this client sent (other traffic, or a scrape seeing another process's
+        registry), beyond the requests a window's edges split; None when it can."""
+        edge = self.edge_requests()
+        low, high = self.n - edge, (self.completed or self.n) + edge
+        if low * 0.95 <= counted <= high * 1.05:
+            return None
+        return (
+            f"the server counted {counted:.0f} requests in the windows, the client "
+            f"{self.n} ok of {self.completed or self.n}: its counters do not cover these requests"
+        )
 
     def noise_ms(self) -> float:
         if self.mean_ms is None or self.n == 0:
             return math.inf
         se = (self.sd_ms or 0.0) / math.sqrt(self.n)
-        edge = self.mean_ms * min(1.0, 2.0 * self.in_flight / self.n)
+        edge = self.mean_ms * min(1.0, self.edge_requests() / self.n)
         return NOISE_SE * se + edge
 
 
@@ -216,6 +236,10 @@ def compute(
             kind="derived",
             note=src.note,
         )
+    counted = deltas.get(key(total_src.count)) if total_src.count else None
+    mismatch = client.count_mismatch(counted) if counted is not None else None
+    if mismatch and total is not None:
+        flags.append(f"{server_label}: {mismatch}")
     outside: BreakdownPart
     if total is None or client.mean_ms is None:
         outside = absent("outside", f"{nr}: {total_why}" if total is None else "no ok answer")
@@ -242,7 +266,7 @@ def compute(
         noise_ms=_finite(tol),
         server_total_ms=total,
         total_source=total_src.metric,
-        server_requests=deltas.get(key(total_src.count)) if total_src.count else None,
+        server_requests=counted,
         means_only=all(p.kind == "mean" for p in parts.values() if not p.remainder),
         parts=[outside, *(out[n] for n in BREAKDOWN_PARTS)],
         flagged="; ".join(flags) or None,

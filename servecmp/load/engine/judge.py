@@ -143,6 +143,8 @@ def step_breakdown(spec: StepSpec, rep: Reported, open_loop: bool) -> Breakdown 
         sd_ms=float(samples.std(ddof=1)) if samples.size > 1 else None,
         n=int(samples.size),
         in_flight=rep.in_flight_peak if open_loop else int(spec.concurrency or 1),
+        completed=rep.completed,
+        windows=len(rep.windows),
     )
     errors = [w.server_read_error for w in rep.windows if w.server_read_error]
     readings = [
