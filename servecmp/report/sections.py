@@ -30,6 +30,11 @@ class Section:
     folded: list[Folded] = field(default_factory=list)
 
 
+def _uncaptioned(t: Table) -> Table:
+    """The caption becomes the section's heading: not twice."""
+    return Table(t.headers, t.rows, t.classes)
+
+
 def _breakdown(run: RunData) -> Section:
     from servecmp.report.plots_breakdown import breakdown_bars
     from servecmp.report.tables.breakdown import breakdown_table, largest_part_sentences
@@ -58,7 +63,7 @@ def _cpu(run: RunData) -> Section:
         title="CPU per request",
         note="Server CPU-seconds per 1,000 successful requests at each load level: 'faster' and "
         "'cheaper' are separate questions." + ("" if t.rows else " Not recorded in this run."),
-        tables=[(t.caption, t)] if t.rows else [],
+        tables=[(t.caption, _uncaptioned(t))] if t.rows else [],
     )
 
 
@@ -106,7 +111,7 @@ def _cost(run: RunData) -> Section:
             if t is not None
             else "Off: the experiment gives no price (cost.per_core_hour)."
         ),
-        tables=[(t.caption, t)] if t is not None else [],
+        tables=[(t.caption, _uncaptioned(t))] if t is not None else [],
     )
 
 

@@ -118,7 +118,7 @@ details { margin: 8px 0; } summary { cursor: pointer; color: #333; }
 {% for sec in sections %}<h3 id="{{ sec.id }}">{{ sec.title }}</h3>
 {% if sec.note %}<p class="note">{{ sec.note }}</p>{% endif %}
 {% if sec.sentences %}<ul id="{{ sec.id }}-sentences">{% for s in sec.sentences %}<li>{{ s }}</li>{% endfor %}</ul>{% endif %}
-{% for p in sec.plots %}{% if p.id in plot_divs %}<p class="note">{{ p.note }}</p>{{ plot_divs[p.id] | safe }}{% else %}<p class="notrecorded" id="{{ p.id }}-missing">{{ p.note }}</p>{% endif %}
+{% for p in sec.plots %}{% if p.title != sec.title %}<h4>{{ p.title }}</h4>{% endif %}{% if p.id in plot_divs %}<p class="note">{{ p.note }}</p>{{ plot_divs[p.id] | safe }}{% else %}<p class="notrecorded" id="{{ p.id }}-missing">{{ p.note }}</p>{% endif %}
 {% endfor %}{% for caption, t in sec.tables %}<h4>{{ caption }}</h4>
 <div class="scroll">{{ t | html_table }}</div>
 {% endfor %}{% for f in sec.folded %}<details{% if f.open %} open{% endif %}><summary>{{ f.summary }}</summary>
