@@ -255,3 +255,28 @@ def test_a_server_count_that_is_not_the_clients_requests_is_flagged() -> None:
     end = _ts_reading(410, 410 * 4000, 410 * 1000)
     out, _ = _ts(bd.ClientSide(mean_ms=5.0, sd_ms=1.0, n=390, in_flight=2, completed=410), [(start, end)])  # fmt: skip
     assert out.flagged is None
+
+
+def test_the_recorder_reads_the_server_at_each_measured_windows_edges_only() -> None:
+    from servecmp.load.engine.recorder import WindowRecorder
+
+    reads: list[int] = []
+
+    def read() -> dict[str, float]:
+        reads.append(1)
+        if len(reads) == 3:
+            raise ConnectionError("metrics page refused")
+        return {"x": float(len(reads))}
+
+    rec = WindowRecorder(server_read=read)
+    rec.open_window(warmup=True)
+    rec.close_window(warmup=True)
+    assert reads == []  # warm-up windows are not read
+    rec.open_window()
+    w = rec.close_window()
+    assert (w.server_counters_start, w.server_counters_end) == ({"x": 1.0}, {"x": 2.0})
+    rec.open_window()
+    w = rec.close_window()
+    assert w.server_read_error == "ConnectionError: metrics page refused"
+    assert w.server_counters_end is None  # after a failed read the window is not read again
+    assert len(reads) == 3
