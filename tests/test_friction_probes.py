@@ -266,7 +266,7 @@ def test_probes_run_harmless_first_the_oversize_body_last_and_a_downed_server_is
     monkeypatch.setattr(friction, "native_observability", lambda *a: calls.append("native metrics"))
     monkeypatch.setattr(friction, "bad_payload_cases", small)
     monkeypatch.setattr(friction, "model_update", update)
-    monkeypatch.setattr(friction, "recovery", lambda *a: calls.append("recovery"))
+    monkeypatch.setattr(friction, "recovery", lambda *a, **kw: calls.append("recovery"))
     monkeypatch.setattr(friction, "oversize_body", oversize)
     run.wind_down(server, targets)
 
