@@ -213,18 +213,14 @@ class WindowRecorder:
         # before the window's clock starts and before it stops, so both sides see one span
         self.server_read = server_read
 
-    def _read_server(self, w: Window, end: bool) -> None:
-        if self.server_read is None or w.server_read_error:
-            return
+    def _read_server(self) -> tuple[dict[str, float] | None, str | None]:
+        """(the server's counters, None) or (None, why they could not be read)."""
+        if self.server_read is None:
+            return None, None
         try:
-            got = self.server_read()
+            return self.server_read(), None
         except Exception as err:  # any failure: this window has no breakdown, and says why
-            w.server_read_error = f"{type(err).__name__}: {err}"[:300]
-            return
-        if end:
-            w.server_counters_end = got
-        else:
-            w.server_counters_start = got
+            return None, f"{type(err).__name__}: {err}"[:300]
 
     def _counters(self) -> dict[str, int]:
         return self.counters.snapshot() if self.counters is not None else {}
@@ -263,17 +259,15 @@ class WindowRecorder:
             w.transport[str(kind)] += 1
 
     def open_window(self, *, warmup: bool = False) -> Window:
-        probe = Window(index=len(self.windows), start=0.0)
-        if not warmup:
-            self._read_server(probe, end=False)
+        got, why = (None, None) if warmup else self._read_server()
         now = time.perf_counter()
         w = Window(
             index=len(self.windows),
             start=now,
             counters_start=self._counters(),
             cpu_start=own_cpu_seconds(),
-            server_counters_start=probe.server_counters_start,
-            server_read_error=probe.server_read_error,
+            server_counters_start=got,
+            server_read_error=why,
         )
         if self.server_watch is not None:
             w.server_cpu_start = self.server_watch.sample()
@@ -287,8 +281,8 @@ class WindowRecorder:
         """Close the current window; a ``warmup`` window is kept apart from the measured ones."""
         w = self.current
         assert w is not None, "no open window"
-        if not warmup:
-            self._read_server(w, end=True)
+        if not warmup and w.server_read_error is None:
+            w.server_counters_end, w.server_read_error = self._read_server()
         w.end = time.perf_counter()
         w.counters_end = self._counters()
         w.cpu_end = own_cpu_seconds()
