@@ -42,3 +42,14 @@ def test_an_event_that_never_ends_spans_to_the_end_and_the_gap_reaches_it() -> N
     assert s["event_p99_ms"] is None and s["p99_ratio"] is None
     assert s["longest_gap_s"] == pytest.approx(2.99)
     assert s["event_end_s"] is None
+
+
+def test_a_request_in_flight_at_t0_belongs_to_the_event() -> None:
+    """Sent just before the update, answered only once the update let it through: the event's
+    tail, not the steady state's."""
+    steady = [S(t, True, t + 0.05) for t in (-1.8, -1.4, -1.0, -0.6)]
+    straddling = S(-0.1, True, 5.4)
+    tl = event_timeline([*steady, straddling], 0.0, before_s=2.0, after_s=6.0, event_end=5.4)
+    s = tl["summary"]
+    assert s["steady_p99_ms"] == pytest.approx(50.0)
+    assert s["event_p99_ms"] == pytest.approx(5500.0)

@@ -4,8 +4,9 @@ to ``after_s`` after it, of the requests the probe's steady load sent, and their
 Windows bucket requests by when their answer (or failure) came back: throughput is answers per
 second, p50/p99 are of the ok answers' latencies, errors are the failures. Summary:
 
-- ``p99_ratio``: p99 of the ok answers to requests sent during the event (t = 0 to the event's
-  end: the new state answering) over the steady p99 (requests sent before t = 0);
+- ``p99_ratio``: p99 of the ok answers to requests of the event (answered after t = 0 and sent
+  before the event's end: the new state answering; a request in flight at t = 0 included) over
+  the steady p99 (requests sent and answered before t = 0);
 - ``longest_gap_s``: the longest time without an ok answer arriving, within the span;
 - ``errors``: failures of requests sent from t = 0 to the span's end.
 """
@@ -66,9 +67,10 @@ def event_timeline(
         }
         for k in range(n)
     ]
-    steady = [(s.done - s.t) * 1000.0 for s in samples if s.ok and lo <= s.t < t0]
+    # a request in flight at t = 0 is the event's, not the steady state's
+    steady = [(s.done - s.t) * 1000.0 for s in samples if s.ok and lo <= s.t and s.done < t0]
     end = event_end if event_end is not None else hi
-    during = [(s.done - s.t) * 1000.0 for s in samples if s.ok and t0 <= s.t <= end]
+    during = [(s.done - s.t) * 1000.0 for s in samples if s.ok and s.done >= t0 and s.t <= end]
     steady_p99, event_p99 = _p(steady, 99), _p(during, 99)
     arrivals = sorted(s.done for s in samples if s.ok and lo <= s.done < hi)
     edges = [lo, *arrivals, hi]
