@@ -273,12 +273,31 @@ class Tuning(_Strict):
     per_server: dict[str, ServerTuning] = Field(default_factory=dict)  # server name -> its own
 
 
+class EventLoad(_Strict):
+    """The steady load under which the model-update and kill probes run, the same for every
+    server, and the span of their per-second timeline around the event (t = 0)."""
+
+    rate: Annotated[float, Field(gt=0, le=1000)] = 20.0  # requests per second, all senders
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 1  # senders, each paced at rate/concurrency
+    before_s: Annotated[float, Field(ge=1, le=120)] = 10.0
+    after_s: Annotated[float, Field(ge=1, le=300)] = 20.0
+
+
 class Friction(_Strict):
     """How the friction measurements are taken."""
 
     # start-ups per server, interleaved across servers (A B, B A, ...): cold start and idle
     # memory are measured at each, so a friction verdict rests on more than one sample
     startups: Annotated[int, Field(ge=1, le=20)] = 5
+    event_load: EventLoad = EventLoad()
+
+
+class Cost(_Strict):
+    """Prices for "cost per million requests under the SLO" (report); no price, no cost."""
+
+    per_core_hour: Annotated[float, Field(ge=0)] | None = None
+    per_gib_hour: Annotated[float, Field(ge=0)] | None = None
+    currency: Annotated[str, Field(min_length=1, max_length=8)] = "USD"
 
 
 class Experiment(_Strict):
@@ -296,6 +315,7 @@ class Experiment(_Strict):
     resources: Resources = Resources()
     tuning: Tuning = Tuning()
     friction: Friction = Friction()
+    cost: Cost = Cost()
     # Which configuration the servers run: "defaults" (the shared settings) or "tuned" (each its
     # own best from ``servecmp tune``, in tuning.per_server). The report's title says which.
     configuration: Literal["defaults", "tuned"] = "defaults"
@@ -481,8 +501,12 @@ class Experiment(_Strict):
             del data["load"]["burn_in"]  # added later: the default keeps older digests
         if data["tuning"]["logging"] == "default":
             del data["tuning"]["logging"]
-        if data["friction"] == Friction().model_dump(mode="json"):
+        if data["friction"]["event_load"] == EventLoad().model_dump(mode="json"):
+            del data["friction"]["event_load"]  # added later: the default keeps older digests
+        if data["friction"] == {"startups": Friction().startups}:
             del data["friction"]
+        if data["cost"] == Cost().model_dump(mode="json"):
+            del data["cost"]
         for o in data["tuning"].get("per_server", {}).values():
             if o.get("logging") is None:
                 o.pop("logging", None)

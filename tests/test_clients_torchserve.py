@@ -32,7 +32,11 @@ TARGETS = [
 @pytest.fixture(scope="module")
 def torchserve(local_torchserve: Any) -> dict[str, str]:
     server = local_torchserve(MODEL)
-    return {"rest": server.endpoints.rest, "grpc": server.endpoints.grpc}
+    return {
+        "rest": server.endpoints.rest,
+        "grpc": server.endpoints.grpc,
+        "metrics": server.endpoints.metrics_url,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +77,24 @@ def test_torchserve_unknown_model_is_client_error(
         assert err.value.kind == "grpc_INTERNAL" and "Model not found" in err.value.message
     else:
         assert err.value.kind == "http_4xx"
+
+
+def test_breakdown_parts_add_up_to_the_clients_mean(
+    torchserve: dict[str, str], payloads: PayloadSet, tmp_path: Path
+) -> None:
+    """A real step reads TorchServe's own counters at its window edges: REST JSON splits into
+    outside / queue / worker, adding up to the client's mean within noise; gRPC requests carry
+    no latency counter in 0.12 (GRPCJob), so they say "not reported", never 0."""
+    from breakdown_util import assert_parts_add_up, breakdown_step, parts_of
+
+    path = str(payloads.save(tmp_path))
+    rest = breakdown_step(TARGETS[0], torchserve["rest"], torchserve["metrics"], path, tmp_path)
+    assert_parts_add_up(rest)
+    parts = parts_of(rest)
+    assert parts["queue"].ms is not None and parts["compute"].ms is not None
+    assert parts["pre_post"].ms is None and parts["pre_post"].why.startswith("not reported by")
+    grpc = breakdown_step(TARGETS[2], torchserve["grpc"], torchserve["metrics"], path, tmp_path)
+    assert grpc.breakdown is not None and grpc.ok > 10
+    assert grpc.breakdown.not_reported is not None
+    assert grpc.breakdown.not_reported.endswith("over grpc")
+    assert all(p.ms is None for p in grpc.breakdown.parts)

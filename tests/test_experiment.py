@@ -106,3 +106,21 @@ def test_quick_profile_interleaves_three_repeats() -> None:
 
     exp = quick_profile(load_experiment(ROOT / "loadtests" / "experiments" / "quick.yaml"))
     assert exp.load.repeats == 3 and exp.load.warmup_s <= 0.5
+
+
+def test_event_load_and_cost_fields() -> None:
+    """The probes' steady load and the timeline span are experiment fields (--quick shortens
+    the span, never the load); a price is optional and a wrong one names its field."""
+    from servecmp.run.orchestrate import quick_profile
+
+    exp = parse_experiment({**BASE, "friction": {"event_load": {"rate": 40, "concurrency": 2}}})
+    q = quick_profile(exp).friction.event_load
+    assert (q.rate, q.concurrency, q.before_s, q.after_s) == (40.0, 2, 2.0, 6.0)
+    assert parse_experiment(BASE).cost.per_core_hour is None
+    assert "cost.per_core_hour" in _err({**BASE, "cost": {"per_core_hour": -1}})
+    assert "friction.event_load.concurrency" in _err(
+        {**BASE, "friction": {"event_load": {"concurrency": 0}}}
+    )
+    # defaults leave the digest of experiments written before these fields unchanged
+    explicit = {**BASE, "friction": {"startups": 5, "event_load": {}}, "cost": {}}
+    assert parse_experiment(explicit).digest() == parse_experiment(BASE).digest()

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from servecmp.experiment import Protocol, Target, parse_experiment
+from servecmp.experiment import EventLoad, Protocol, Target, parse_experiment
 from servecmp.load.clients.base import TargetClient, TransportError
 from servecmp.load.payloads import PayloadSet, seeded_inputs
 from servecmp.results.friction import FRICTION, measurements, read_friction
@@ -266,7 +266,7 @@ def test_probes_run_harmless_first_the_oversize_body_last_and_a_downed_server_is
     monkeypatch.setattr(friction, "native_observability", lambda *a: calls.append("native metrics"))
     monkeypatch.setattr(friction, "bad_payload_cases", small)
     monkeypatch.setattr(friction, "model_update", update)
-    monkeypatch.setattr(friction, "recovery", lambda *a: calls.append("recovery"))
+    monkeypatch.setattr(friction, "recovery", lambda *a, **kw: calls.append("recovery"))
     monkeypatch.setattr(friction, "oversize_body", oversize)
     run.wind_down(server, targets)
 
@@ -325,8 +325,9 @@ def test_recovery_counts_until_the_first_answer_arrived_and_the_probe_ends_right
     srv = Flaky()
     pay = echo_payloads()
     t0 = time.monotonic()
-    friction.recovery(tmp_path, srv, srv.client, {"v1": pay.expected}, 1e-6, srv.restart)  # type: ignore[arg-type]
-    wall = time.monotonic() - t0
+    span = EventLoad(before_s=1.0, after_s=1.0)  # the timeline's span ends before the recovery
+    friction.recovery(tmp_path, srv, srv.client, {"v1": pay.expected}, 1e-6, srv.restart, span)  # type: ignore[arg-type]
+    wall = time.monotonic() - t0 - span.before_s
     rec = {r.metric: r for r in read_friction(tmp_path)[0]}["recovery_s"]
     assert rec.value is not None and rec.value >= WARM_UP_S  # the answer, not the send
     ph = rec.details["phases_s"]
@@ -342,6 +343,31 @@ def test_recovery_counts_until_the_first_answer_arrived_and_the_probe_ends_right
     assert all(
         len(row) == 5 for row in rec.details["timeline"]
     )  # sent, ok, version, error, answered
+
+
+def test_the_kill_timeline_shows_the_gap_and_the_tail_around_t0(tmp_path: Path) -> None:
+    """Per-second windows from before_s before the kill to after_s after it, under the
+    experiment's steady load (recorded): the scripted server's warm-up after the restart is the
+    longest gap without an ok answer, and the first answer's latency is the event's tail."""
+    srv = Flaky()
+    pay = echo_payloads()
+    ev = EventLoad(rate=20.0, concurrency=2, before_s=2.0, after_s=3.0)
+    friction.recovery(tmp_path, srv, srv.client, {"v1": pay.expected}, 1e-6, srv.restart, ev)  # type: ignore[arg-type]
+    recs = {r.metric: r for r in read_friction(tmp_path)[0]}
+    tl = recs["recovery_s"].details["event_timeline"]
+    assert tl["load"] == {"rate": 20.0, "concurrency": 2}
+    assert recs["recovery_lost_requests"].details["concurrency"] == 2
+    assert [w["t"] for w in tl["windows"]] == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    before = [w for w in tl["windows"] if w["t"] < 0]
+    assert all(w["throughput_rps"] > 0 and w["errors"] == 0 for w in before)
+    summary = tl["summary"]
+    assert summary["longest_gap_s"] >= 0.9 * WARM_UP_S
+    assert summary["event_p99_ms"] >= 0.9 * WARM_UP_S * 1000
+    assert summary["p99_ratio"] > 5
+    # the timeline's span was kept, and what it added to the probe is recorded
+    ph = recs["recovery_s"].details["phases_s"]
+    assert ph["load_stopped"] >= ph["kill"] + ev.after_s
+    assert ph["timeline_added"] >= ev.before_s
 
 
 # ---- stored measurements ---------------------------------------------------------------------
@@ -453,3 +479,14 @@ def test_oversize_body_against_the_real_server_with_resnet(
         assert rec.value == 0.0 and rec.details["outcome"] == res.outcome
     finally:
         srv.stop()
+
+
+def test_a_recovery_that_outlasts_after_s_is_shown_whole(tmp_path: Path) -> None:
+    srv = Flaky()
+    pay = echo_payloads()
+    ev = EventLoad(before_s=1.0, after_s=1.0)  # shorter than the scripted warm-up + 1 s
+    friction.recovery(tmp_path, srv, srv.client, {"v1": pay.expected}, 1e-6, srv.restart, ev)  # type: ignore[arg-type]
+    rec = {r.metric: r for r in read_friction(tmp_path)[0]}["recovery_s"]
+    tl = rec.details["event_timeline"]
+    assert rec.value is not None and tl["after_s"] >= rec.value + 1.0
+    assert tl["windows"][-1]["t"] >= rec.value

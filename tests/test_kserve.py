@@ -706,9 +706,14 @@ def test_update_probe_records_that_it_measures_our_reload(
 
     class Load:
         rate = 20.0
+        senders = 1
 
         def __init__(self, *a: Any, **k: Any) -> None:
             self.t = 0.0
+            self.samples: list[Any] = []
+
+        def hold(self, seconds: float) -> None:
+            self.t += max(0.0, seconds)
 
         def start(self) -> Load:
             return self
@@ -794,3 +799,23 @@ def test_local_scrape_config_takes_the_kserve_metrics_url() -> None:
     (job,) = [j for j in cfg["scrape_configs"] if j["job_name"] == WIRE.service]
     assert job["metrics_path"] == WIRE.metrics_path
     assert job["static_configs"][0]["targets"] == ["127.0.0.1:18080"]
+
+
+@needs_venv
+@pytest.mark.slow
+@pytest.mark.parametrize("target", [TARGETS[0], TARGETS[2]], ids=lambda t: t.name)
+def test_breakdown_parts_add_up_to_the_clients_mean(
+    kserve_server: KServeServer, target: Target, tmp_path: Path
+) -> None:
+    """A real step reads KServe's stage histograms at its window edges: outside, pre/post and
+    predict add up to the client's mean within noise; the queue is not reported (no metric)."""
+    from breakdown_util import assert_parts_add_up, breakdown_step, parts_of
+
+    path = str(_payloads(1).save(tmp_path))
+    address = kserve_server.address(target.protocol)
+    r = breakdown_step(target, address, kserve_server.endpoints.metrics_url, path, tmp_path)
+    assert_parts_add_up(r)
+    parts = parts_of(r)
+    assert parts["compute"].ms is not None and parts["compute"].ms > 0
+    assert parts["pre_post"].ms is not None
+    assert parts["queue"].ms is None and parts["queue"].why.startswith("not reported by KServe")

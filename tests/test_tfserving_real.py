@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import requests
 
-from servecmp.experiment import Protocol, Target
+from servecmp.experiment import EventLoad, Protocol, Target
 from servecmp.load.clients import Outcome, call, make_client
 from servecmp.load.payloads import PayloadSet
 from servecmp.servers.tfserving.config import flag_lines
@@ -171,8 +171,9 @@ def test_resources_and_recovery_are_the_servers(
         def make() -> Any:
             return make_client(target, server.address(Protocol.rest), payloads, 5.0)
 
+        span = EventLoad(before_s=1.0, after_s=1.0)  # the timeline is not what is tested here
         friction.recovery(
-            tmp_path, server, make, {"v1": payloads.expected}, payloads.atol, server.start
+            tmp_path, server, make, {"v1": payloads.expected}, payloads.atol, server.start, span
         )
         recs = {r.metric: r for r in read_friction(tmp_path)[0]}
         assert recs["recovery_s"].value is not None and recs["recovery_s"].value > 0

@@ -22,6 +22,7 @@ from servecmp.report.data import ReportError, RunData, load_run
 from servecmp.report.format import fmt_bytes, fmt_pct
 from servecmp.report.notes import note_ref
 from servecmp.report.rules import FRICTION_RULE, NOISE_RULE, REPRESENTATIVE_RULE
+from servecmp.report.sections import sections
 from servecmp.report.slo import MAX_ERROR_FRACTION_FOR_SLO, STANDARD_SLOS_MS, summary_slo
 from servecmp.report.table import Table
 from servecmp.report.tables.all_steps import all_steps
@@ -230,6 +231,7 @@ def _context(run: RunData, other: RunData | None, compare_warnings: list[str]) -
             f"steps.jsonl ends with a truncated line (the run was interrupted while writing a step); this report shows the {len(run.steps)} complete step(s) only.",
         )
     plots = pl.all_plots(run)
+    extra = sections(run)
     res_table, res_note = resource_table(run)
     tables: dict[str, Table] = {
         "notes": notes_table(run),
@@ -261,7 +263,8 @@ def _context(run: RunData, other: RunData | None, compare_warnings: list[str]) -
         "summary_friction": summary_friction(run),
         "summary_missing": summary_missing(run),
         "summary_slo": summary_slo(run),
-        "plot_divs": pl.plot_html(plots),
+        "plot_divs": pl.plot_html(plots + [p for sec in extra for p in sec.plots]),
+        "sections": extra,
         "resource_note": res_note,
         "noise_rule": NOISE_RULE,
         "friction_rule": FRICTION_RULE,

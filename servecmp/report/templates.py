@@ -125,6 +125,16 @@ details { margin: 8px 0; } summary { cursor: pointer; color: #333; }
 {{ t | html_table }}
 {% endfor %}{% else %}<p class="notrecorded">not recorded (no friction.jsonl)</p>{% endif %}
 
+{% for sec in sections %}<h3 id="{{ sec.id }}">{{ sec.title }}</h3>
+{% if sec.note %}<p class="note">{{ sec.note }}</p>{% endif %}
+{% if sec.sentences %}<ul id="{{ sec.id }}-sentences">{% for s in sec.sentences %}<li>{{ s }}</li>{% endfor %}</ul>{% endif %}
+{% for p in sec.plots %}{% if p.title != sec.title %}<h4>{{ p.title }}</h4>{% endif %}{% if p.id in plot_divs %}<p class="note">{{ p.note }}</p>{{ plot_divs[p.id] | safe }}{% else %}<p class="notrecorded" id="{{ p.id }}-missing">{{ p.note }}</p>{% endif %}
+{% endfor %}{% for caption, t in sec.tables %}<h4>{{ caption }}</h4>
+<div class="scroll">{{ t | html_table }}</div>
+{% endfor %}{% for f in sec.folded %}<details{% if f.open %} open{% endif %}><summary>{{ f.summary }}</summary>
+<div class="scroll">{{ f.table | html_table }}</div></details>
+{% endfor %}{% endfor %}
+
 {% if compare %}<h2 id="compare">Compared with run {{ compare.run_id }}</h2>
 <p class="note">other run: {{ compare.dir }} (experiment {{ compare.meta.experiment_name }}, digest {{ compare.meta.experiment_digest }})</p>
 {% for w in compare_warnings %}<div class="warning" role="alert">⚠ {{ w }}</div>
@@ -241,6 +251,23 @@ What was served and what it costs to send; every artifact was checked against th
 {% endfor %}{% else %}
 not recorded (no friction.jsonl)
 {% endif %}
+{% for sec in sections %}
+### {{ sec.title }}
+
+{% if sec.note %}{{ sec.note | md_escape }}
+{% endif %}{% for s in sec.sentences %}
+- {{ s | md_escape }}{% endfor %}
+{% for p in sec.plots %}{% if p.id not in plot_divs %}
+{{ p.note | md_escape }}
+{% endif %}{% endfor %}{% for caption, t in sec.tables %}
+#### {{ caption }}
+
+{{ t | md_table }}
+{% endfor %}{% for f in sec.folded if f.open %}
+#### {{ f.summary }}
+
+{{ f.table | md_table }}
+{% endfor %}{% endfor %}
 {% if compare %}
 ## Compared with run {{ compare.run_id }}
 

@@ -86,6 +86,35 @@ class WindowSummary(_Record):
     sd_ms: float | None = None
     p50_ci_ms: tuple[float | None, float | None] | None = None
     p99_ci_ms: tuple[float | None, float | None] | None = None
+    # the watched server process tree: CPU (cores) over the window, RSS at its end
+    server_cpu: float | None = None
+    server_rss_bytes: int | None = None
+
+
+class BreakdownPart(_Record):
+    """One part of a step's mean latency (servecmp/results/breakdown.py)."""
+
+    part: str  # "outside", "queue", "pre_post" or "compute"
+    ms: float | None  # mean per request; None: not reported (``why``), never a silent zero
+    source: str  # the server metric(s) it is read from
+    kind: Literal["mean", "quantile", "derived"] = "mean"  # what the source offers
+    why: str | None = None
+    note: str = ""  # what the time includes
+
+
+class Breakdown(_Record):
+    """A step's mean latency split by the server's own counters over the reported windows."""
+
+    client_mean_ms: float | None
+    client_n: int = 0
+    noise_ms: float | None = None  # the self-check's tolerance
+    server_total_ms: float | None = None
+    total_source: str = ""
+    server_requests: float | None = None  # requests the total's counter counted
+    means_only: bool = False  # the server reports sums only (no histogram)
+    parts: list[BreakdownPart] = Field(default_factory=list)
+    flagged: str | None = None  # the self-check failed: what exceeded what
+    not_reported: str | None = None  # no breakdown at all: why
 
 
 class GeneratorWatch(_Record):
@@ -170,6 +199,7 @@ class StepResult(_Record):
     unsteady_reason: str | None = None
     disrupted: str | None = None
     client_ready_s: float | None = None
+    breakdown: Breakdown | None = None  # where the time goes (issue 22)
 
     @property
     def comparable(self) -> bool:

@@ -6,6 +6,7 @@ raises for the server's misbehaviour (that *is* the measurement) — only for ou
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -17,10 +18,12 @@ import requests
 
 from servecmp.configgen import GeneratedConfigs
 from servecmp.configgen.surface import config_surface
+from servecmp.experiment import EventLoad
 from servecmp.load.clients.base import TargetClient, TransportError, check_logits
 from servecmp.results.friction import append_friction, record, unavailable
 from servecmp.run import probes
 from servecmp.run.server import LocalServer, ServerFailed
+from servecmp.run.timeline import event_timeline
 from servecmp.run.underload import TrickleLoad
 
 # How long a disruption may take before we call it failed (bounded, like every load loop).
@@ -245,6 +248,46 @@ def bad_payloads(run_dir: Path, server_name: str, results: list[probes.BadPayloa
     )
 
 
+def _event_load(
+    make: Callable[[], TargetClient],
+    expected: dict[str, np.ndarray],
+    atol: float,
+    event: EventLoad,
+    bound_s: float,
+) -> TrickleLoad:
+    return TrickleLoad(
+        make,
+        expected,
+        atol,
+        rate=event.rate,
+        senders=event.concurrency,
+        max_s=bound_s + event.before_s + event.after_s,
+    ).start()
+
+
+def _steady_before(load: TrickleLoad, since: float, event: EventLoad) -> None:
+    """Keep the steady load on for ``before_s`` after the first answer: the timeline's baseline."""
+    load.hold(since + event.before_s - load.now())
+
+
+def _until_after(load: TrickleLoad, t0: float, floor: float, event: EventLoad) -> float:
+    """Keep the load on until ``after_s`` past the event, and at least until ``floor`` (what
+    the probe waited before timelines existed); returns the seconds the timeline added."""
+    now = load.now()
+    load.hold(max(floor, t0 + event.after_s) - now)
+    return max(0.0, t0 + event.after_s - max(floor, now))
+
+
+def _timeline(load: TrickleLoad, t0: float, end: float | None, event: EventLoad) -> dict[str, Any]:
+    """The timeline from ``before_s`` before the event to ``after_s`` after it, or to 1 s past
+    the event's end when it outlasts that: shown whole, at no extra cost (the probe waits for
+    the end anyway)."""
+    after = event.after_s if end is None else max(event.after_s, math.ceil(end - t0 + 1.0))
+    out = event_timeline(load.samples, t0, before_s=event.before_s, after_s=after, event_end=end)
+    out["load"] = {"rate": event.rate, "concurrency": event.concurrency}
+    return out
+
+
 def model_update(
     run_dir: Path,
     server: LocalServer,
@@ -253,22 +296,29 @@ def model_update(
     atol: float,
     apply_update: Callable[[], None],
     how: str = "",
+    event: EventLoad | None = None,
 ) -> None:
-    """v1 → v2 under a trickle of load: failed requests and seconds until v2 answers. ``how``:
+    """v1 → v2 under a steady load (``event``: rate, senders, the timeline's span): failed
+    requests, seconds until v2 answers, and the per-second timeline around the update. ``how``:
     what the update did, when it is not the server's own way (recorded with the result)."""
-    load = TrickleLoad(make, expected, atol, rate=20.0, max_s=UPDATE_TIMEOUT_S + 30).start()
+    ev = event or EventLoad()
+    load = _event_load(make, expected, atol, ev, UPDATE_TIMEOUT_S + 30)
     phases: dict[str, float] = {}
     try:
-        if load.wait_for(lambda s: s.version == "v1", 30.0) is None:
+        first = load.wait_for(lambda s: s.version == "v1", 30.0)
+        if first is None:
             append_friction(
                 run_dir, unavailable(server.name, "update_s", "v1 never answered before the update")
             )
             return
+        _steady_before(load, first.done, ev)
         t_update = phases["update"] = load.now()
         apply_update()
         phases["update_returned"] = load.now()
         v2 = load.wait_for(lambda s: s.version == "v2", UPDATE_TIMEOUT_S)
-        time.sleep(1.0)  # requests right after the switch count too
+        # requests right after the switch count too: at least 1 s after v2 answered
+        floor = (v2.done if v2 is not None else load.now()) + 1.0
+        phases["timeline_added"] = ev.before_s + _until_after(load, t_update, floor, ev)
     finally:
         load.stop()
         phases["load_stopped"] = load.now()
@@ -276,7 +326,11 @@ def model_update(
     t_v2 = None if v2 is None else phases.setdefault("v2_answered", v2.done)
     end = t_v2 if t_v2 is not None else load.now()
     failed = load.failures_between(t_update, end + 1.0)
-    summary = {**load.summary(), "phases_s": _rounded(phases)}
+    summary = {
+        **load.summary(),
+        "phases_s": _rounded(phases),
+        "event_timeline": _timeline(load, t_update, t_v2, ev),
+    }
     if t_v2 is None:
         _rec(
             run_dir,
@@ -296,7 +350,14 @@ def model_update(
             **({"how": how} if how else {}),
             **summary,
         )
-    _rec(run_dir, server.name, "update_failed_requests", float(failed), rate=load.rate)
+    _rec(
+        run_dir,
+        server.name,
+        "update_failed_requests",
+        float(failed),
+        rate=load.rate,
+        concurrency=load.senders,
+    )
 
 
 def _rounded(phases: dict[str, float]) -> dict[str, float]:
@@ -310,22 +371,27 @@ def recovery(
     expected: dict[str, np.ndarray],
     atol: float,
     restart: Callable[[], None],
+    event: EventLoad | None = None,
 ) -> None:
     """Kill the server (SIGKILL of its process group; in Docker mode ``docker kill`` of the
-    container, then ``docker rm``) under a trickle of load, restart it as a supervisor would, and
-    measure seconds until it answers correctly again and the requests lost."""
+    container, then ``docker rm``) under a steady load (``event``), restart it as a supervisor
+    would, and measure seconds until it answers correctly again, the requests lost and the
+    per-second timeline around the kill."""
     assert server.process is not None
-    load = TrickleLoad(make, expected, atol, rate=20.0, max_s=RECOVERY_TIMEOUT_S + 30).start()
+    ev = event or EventLoad()
+    load = _event_load(make, expected, atol, ev, RECOVERY_TIMEOUT_S + 30)
     # Per-phase times on the sender's clock, stored with the record: where the probe's wall
     # time went (kill, reaping, restart, first answer, stopping the sender).
     phases: dict[str, float] = {}
     try:
-        if load.wait_for(lambda s: s.ok, 30.0) is None:
+        first = load.wait_for(lambda s: s.ok, 30.0)
+        if first is None:
             append_friction(
                 run_dir,
                 unavailable(server.name, "recovery_s", "server did not answer before the kill"),
             )
             return
+        _steady_before(load, first.done, ev)
         t_kill = phases["kill"] = load.now()
         server.kill_hard()
         # A request sent while the kill was still in flight (`docker kill` takes a moment) may
@@ -334,6 +400,8 @@ def recovery(
         restart()
         phases["restart_returned"] = load.now()
         back = load.wait_for(lambda s: s.ok and s.t > t_dead, RECOVERY_TIMEOUT_S)
+        floor = back.done if back is not None else load.now()
+        phases["timeline_added"] = ev.before_s + _until_after(load, t_kill, floor, ev)
     finally:
         load.stop()
         phases["load_stopped"] = load.now()
@@ -349,9 +417,17 @@ def recovery(
         None if t_back is None else t_back - t_kill,
         how=server.kill_description,
         phases_s=_rounded(phases),
+        event_timeline=_timeline(load, t_kill, t_back, ev),
         **load.summary(),
     )
-    _rec(run_dir, server.name, "recovery_lost_requests", float(lost), rate=load.rate)
+    _rec(
+        run_dir,
+        server.name,
+        "recovery_lost_requests",
+        float(lost),
+        rate=load.rate,
+        concurrency=load.senders,
+    )
 
 
 def copy_version(src: Path, dest_root: Path, version: int) -> Path:

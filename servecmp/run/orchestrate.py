@@ -83,6 +83,9 @@ QUICK_REPEATS = 3
 QUICK_BURN_IN = {"max_s": 6.0, "window_s": 1.0}
 # --quick: at most this many start-ups per server (experiment friction.startups, default 5)
 QUICK_STARTUP_SAMPLES = 3
+# --quick: the update and kill timelines from 2 s before to 6 s after the event (the
+# experiment's event_load.before_s / after_s, default 10 / 20)
+QUICK_EVENT_SPAN_S = {"before_s": 2.0, "after_s": 6.0}
 # Start-up metrics: one record per start-up (its index); the rest are measured once.
 STARTUP_METRICS = frozenset(
     {"cold_start_ready_s", "cold_start_first_inference_s", "idle_rss_bytes", "idle_cpu_cores"}
@@ -103,6 +106,10 @@ def quick_profile(exp: Experiment) -> Experiment:
             "max_s": min(exp.load.burn_in.max_s, QUICK_BURN_IN["max_s"]),
         }
     data["friction"]["startups"] = min(exp.friction.startups, QUICK_STARTUP_SAMPLES)
+    # the update and kill timelines: a short span, so the demo stays short
+    data["friction"]["event_load"] |= {
+        k: min(v, getattr(exp.friction.event_load, k)) for k, v in QUICK_EVENT_SPAN_S.items()
+    }
     return parse_experiment(data, "experiment (--quick)")
 
 
@@ -504,6 +511,7 @@ class LocalRun:
                         cpus=gen,
                         params=params,
                         server_pids=[p.pid for p in probes.tree(root)],
+                        server_metrics_url=self.configs_url(server.name),
                     )
 
     def _one_image_input(self) -> bool:
@@ -670,6 +678,7 @@ class LocalRun:
                 atol,
                 update,
                 how=adapter.update_how(server),
+                event=self.exp.friction.event_load,
             ),
         )
 
@@ -679,7 +688,15 @@ class LocalRun:
         self._probe(
             server,
             "kill under load and restart",
-            lambda: friction.recovery(self.run_dir, server, make, self.expected, atol, restart),
+            lambda: friction.recovery(
+                self.run_dir,
+                server,
+                make,
+                self.expected,
+                atol,
+                restart,
+                event=self.exp.friction.event_load,
+            ),
         )
 
     def _mark_unavailable(

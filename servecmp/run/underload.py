@@ -39,15 +39,19 @@ class TrickleLoad:
     rate: float = 20.0
     max_s: float = 120.0
     max_requests: int = 10_000
+    # senders, each with its own client, paced at rate / senders (requests in flight at most)
+    senders: int = 1
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
     t0: float = 0.0
 
     def start(self) -> TrickleLoad:
         self.t0 = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="trickle-load", daemon=True)
-        self._thread.start()
+        for k in range(self.senders):
+            t = threading.Thread(target=self._run, args=(k,), name=f"trickle-{k}", daemon=True)
+            self._threads.append(t)
+            t.start()
         return self
 
     def now(self) -> float:
@@ -60,10 +64,11 @@ class TrickleLoad:
                 return version
         return None
 
-    def _run(self) -> None:
+    def _run(self, sender: int = 0) -> None:
         client: TargetClient | None = None
-        period = 1.0 / self.rate
-        for i in range(self.max_requests):
+        period = self.senders / self.rate
+        offset = sender / self.rate  # the senders' sends interleave evenly
+        for i in range(sender, self.max_requests, self.senders):
             if self._stop.is_set() or self.now() > self.max_s:
                 break
             t = self.now()
@@ -82,16 +87,20 @@ class TrickleLoad:
                 if client is not None:
                     client.close()
                 client = None
-            sleep = (i + 1) * period - self.now()
+            sleep = offset + (i // self.senders + 1) * period - self.now()
             if sleep > 0:
                 self._stop.wait(sleep)
         if client is not None:
             client.close()
 
+    def hold(self, seconds: float) -> None:
+        """Keep the load on for ``seconds`` (returns early once stopped)."""
+        self._stop.wait(max(0.0, seconds))
+
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=30)
+        for t in self._threads:
+            t.join(timeout=30)
 
     def wait_for(self, pred: Callable[[Sample], bool], timeout_s: float) -> Sample | None:
         """The first sample matching ``pred`` within ``timeout_s``, or None."""

@@ -91,6 +91,56 @@ class ProtocolSpec:
 
 
 # ---- metrics the server reports about itself --------------------------------------------------
+BREAKDOWN_PARTS = ("queue", "pre_post", "compute")  # what the server's own total splits into
+
+
+@dataclass(frozen=True)
+class Series:
+    """One exposed sample read at a step window's start and end (a cumulative counter, or a
+    histogram's ``_sum``/``_count``): ``name`` as exposed, ``match`` (label, regex) pairs every
+    summed sample's labels must fully match (absent label: "")."""
+
+    name: str
+    match: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PartSource:
+    """Where one part of the per-request time comes from: over a window, (delta of ``time``'s
+    samples - delta of ``minus``'s) / delta of ``count`` * ``scale_s`` seconds per request.
+
+    ``kind``: "mean" when the server keeps sums only, "quantile" when the series is a histogram
+    (quantiles exist too; the breakdown adds means, which quantiles do not). ``protocols``: the
+    only protocols whose requests the series count (empty: all). ``metric`` names the source in
+    the report; ``note`` says what the time includes."""
+
+    metric: str
+    time: tuple[Series, ...] = ()
+    count: Series | None = None
+    minus: tuple[Series, ...] = ()
+    scale_s: float = 1.0
+    kind: Literal["mean", "quantile"] = "mean"
+    protocols: tuple[str, ...] = ()
+    note: str = ""
+    # other parts whose means this part's series include (subtracted when reported)
+    minus_parts: tuple[str, ...] = ()
+    # the server's total minus its other reported parts (no series of its own)
+    remainder: bool = False
+    # the in-process baseline: the client's own clock times the call (no server, no series)
+    client_clock: bool = False
+
+    def series(self) -> tuple[Series, ...]:
+        return (*self.time, *self.minus, *((self.count,) if self.count else ()))
+
+
+# An in-process baseline's one part: the call itself is the model compute.
+CLIENT_CLOCK = PartSource(
+    metric="the in-process call, timed by the client",
+    client_clock=True,
+    note="no server: the whole call is the model's compute (and the tensor conversion)",
+)
+
+
 @dataclass(frozen=True)
 class ServerMetrics:
     """Native metric names and the PromQL (over 1m rates) that reads them. ``{sel}`` in a query is
@@ -108,6 +158,10 @@ class ServerMetrics:
     # as ``servecmp:server_<key>_rate1m`` with a ``server`` label, e.g. {"runtime_seconds:p99": ...}.
     # Keys are lower-case ``[a-z0-9_:]``; a key holding "seconds" is in seconds.
     extra: dict[str, str] = field(default_factory=dict)
+    # Latency breakdown (servecmp/results/breakdown.py): "total" (the server's own time per
+    # request) and the parts of BREAKDOWN_PARTS it reports, each read as window deltas of its own
+    # counters. A part left out is "not reported by <server>", never zero.
+    breakdown: dict[str, PartSource] = field(default_factory=dict)
 
 
 # ---- tuning (servecmp tune) and fairness (README table) ---------------------------------------
@@ -252,6 +306,10 @@ class ServerAdapter(ABC):
         return None
 
     # ---- optional, with defaults ---------------------------------------------------------------
+    def breakdown(self) -> dict[str, PartSource]:
+        """The latency breakdown this server declares (``ServerMetrics.breakdown``)."""
+        return dict(self.metrics.breakdown) if self.metrics is not None else {}
+
     def provenance_label(self, prov: dict[str, Any]) -> str:
         """meta.versions[name] for what ``provenance()`` returned."""
         return str(prov.get("version") or "unknown")

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from servecmp.experiment import Encoding, Protocol
 from servecmp.servers.base import (
+    CLIENT_CLOCK,
     FairnessRow,
     Knob,
+    PartSource,
     ProtocolSpec,
     RenderedConfig,
     SearchSpace,
@@ -79,6 +81,9 @@ class InProcessAdapter(ServerAdapter):
     """A framework called directly (no server): ``protocols`` is the one in-process protocol."""
 
     fairness = _FAIRNESS
+
+    def breakdown(self) -> dict[str, PartSource]:
+        return {"compute": CLIENT_CLOCK}
 
     def render(self, exp: Experiment, placement: Placement) -> RenderedConfig:
         return RenderedConfig(files={})  # nothing to configure: the client takes the thread budget

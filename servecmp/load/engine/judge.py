@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from servecmp.load.engine.context import SendCounters
 from servecmp.load.engine.measure import Measurement, Reported
 from servecmp.load.engine.recorder import Window, encode, process_tree, summarize
@@ -18,7 +20,7 @@ from servecmp.load.engine.spec import StepSpec
 from servecmp.load.engine.stability import steadiness
 from servecmp.load.engine.validity import Asked, judge_validity
 from servecmp.load.engine.warmup import Warmup
-from servecmp.results.schema import GeneratorWatch, LateSends, StepResult
+from servecmp.results.schema import Breakdown, GeneratorWatch, LateSends, StepResult
 
 # How long a built client may keep failing its first request before the step goes on without a
 # correct answer (a dead server: the step then measures the outage and is marked disrupted).
@@ -123,6 +125,43 @@ class Observed:
     server_watched: bool = False
 
 
+def step_breakdown(spec: StepSpec, rep: Reported, open_loop: bool) -> Breakdown | None:
+    """Where the reported windows' time went (results/breakdown.py); None for a server that
+    declares no breakdown or whose counters were not asked for."""
+    from servecmp.results import breakdown as bd
+    from servecmp.servers import registry
+
+    try:
+        adapter = registry.get(spec.target.server)
+    except KeyError:
+        return None
+    if not adapter.is_inprocess and not spec.server_metrics_url:
+        return None
+    samples = np.asarray([x for w in rep.windows for x in w.samples], dtype=float)
+    client = bd.ClientSide(
+        mean_ms=float(samples.mean()) if samples.size else None,
+        sd_ms=float(samples.std(ddof=1)) if samples.size > 1 else None,
+        n=int(samples.size),
+        in_flight=rep.in_flight_peak if open_loop else int(spec.concurrency or 1),
+        completed=rep.completed,
+        windows=len(rep.windows),
+    )
+    errors = [w.server_read_error for w in rep.windows if w.server_read_error]
+    readings = [
+        (w.server_counters_start, w.server_counters_end)
+        for w in rep.windows
+        if w.server_counters_start is not None and w.server_counters_end is not None
+    ]
+    return bd.compute(
+        adapter.breakdown(),
+        server_label=adapter.label,
+        protocol=spec.target.protocol.value,
+        client=client,
+        readings=readings,
+        read_error=errors[0] if errors else None,
+    )
+
+
 def judge(spec: StepSpec, o: Observed) -> StepResult:
     load, st = spec.load, spec.load.stability
     open_loop = spec.mode == "open_loop"
@@ -183,6 +222,7 @@ def judge(spec: StepSpec, o: Observed) -> StepResult:
         unsteady_reason=unsteady_reason,
         disrupted=disruption(o.tree_change, [*o.warmup_windows, *o.windows]),
         client_ready_s=round(o.client_ready_s, 4) if o.client_ready_s is not None else None,
+        breakdown=step_breakdown(spec, rep, open_loop),
         error=(
             "; ".join(sorted(set(o.user_errors)))[:2000]
             or (

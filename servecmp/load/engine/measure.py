@@ -30,7 +30,7 @@ def run_for(
     sleep: Callable[[float], Any],
 ) -> Window:
     """Record one window of ``seconds`` (shorter once the budget is exhausted)."""
-    rec.open_window()
+    rec.open_window(warmup=warmup)
     end = clock() + seconds
     while (left := end - clock()) > 0 and not budget.exhausted:
         sleep(min(0.05, left))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +80,16 @@ class CpuWatch:
                 continue
         return sum(self._last.values())
 
+    def rss(self) -> int:
+        """Resident memory of the tree now (bytes); processes gone meanwhile are skipped."""
+        total = 0
+        for p in process_tree(self.pids, children=self.children):
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                continue
+        return total
+
 
 def process_tree(pids: Sequence[int], *, children: bool = True) -> list[psutil.Process]:
     """The processes ``pids`` (and, with ``children``, all their descendants) still running."""
@@ -124,6 +134,11 @@ class Window:
     latency_sum_all_ms: float = 0.0  # every completed request, any outcome (Little's law)
     completed: int = 0
     in_flight_peak: int = 0  # open loop: most requests in flight at once in this window
+    server_rss_end: int | None = None
+    # the server's own counters (results/breakdown.py) read at the window's edges
+    server_counters_start: dict[str, float] | None = None
+    server_counters_end: dict[str, float] | None = None
+    server_read_error: str | None = None
 
     @property
     def duration(self) -> float:
@@ -160,6 +175,12 @@ class Window:
             sd_ms=sd,
             p50_ci_ms=p50_ci,
             p99_ci_ms=p99_ci,
+            server_cpu=(
+                (self.server_cpu_end - self.server_cpu_start) / self.duration
+                if self.server_cpu_end is not None and self.server_cpu_start is not None
+                else None
+            ),
+            server_rss_bytes=self.server_rss_end,
         )
 
 
@@ -172,7 +193,12 @@ class WindowRecorder:
     """
 
     def __init__(
-        self, counters: Any = None, server_watch: CpuWatch | None = None, *, service: bool = True
+        self,
+        counters: Any = None,
+        server_watch: CpuWatch | None = None,
+        *,
+        service: bool = True,
+        server_read: Callable[[], dict[str, float]] | None = None,
     ) -> None:
         # service=False (closed loop): service time == latency, so the second histogram (an HDR
         # record per request on the generator's hot path) is not kept.
@@ -183,6 +209,18 @@ class WindowRecorder:
         self.current: Window | None = None
         self.counters = counters
         self.server_watch = server_watch
+        # reads the server's own counters (raises on failure); at each edge of every window,
+        # before the window's clock starts and before it stops, so both sides see one span
+        self.server_read = server_read
+
+    def _read_server(self) -> tuple[dict[str, float] | None, str | None]:
+        """(the server's counters, None) or (None, why they could not be read)."""
+        if self.server_read is None:
+            return None, None
+        try:
+            return self.server_read(), None
+        except Exception as err:  # any failure: this window has no breakdown, and says why
+            return None, f"{type(err).__name__}: {err}"[:300]
 
     def _counters(self) -> dict[str, int]:
         return self.counters.snapshot() if self.counters is not None else {}
@@ -220,13 +258,16 @@ class WindowRecorder:
             )
             w.transport[str(kind)] += 1
 
-    def open_window(self) -> Window:
+    def open_window(self, *, warmup: bool = False) -> Window:
+        got, why = (None, None) if warmup else self._read_server()
         now = time.perf_counter()
         w = Window(
             index=len(self.windows),
             start=now,
             counters_start=self._counters(),
             cpu_start=own_cpu_seconds(),
+            server_counters_start=got,
+            server_read_error=why,
         )
         if self.server_watch is not None:
             w.server_cpu_start = self.server_watch.sample()
@@ -240,11 +281,14 @@ class WindowRecorder:
         """Close the current window; a ``warmup`` window is kept apart from the measured ones."""
         w = self.current
         assert w is not None, "no open window"
+        if not warmup and w.server_read_error is None:
+            w.server_counters_end, w.server_read_error = self._read_server()
         w.end = time.perf_counter()
         w.counters_end = self._counters()
         w.cpu_end = own_cpu_seconds()
         if self.server_watch is not None:
             w.server_cpu_end = self.server_watch.sample()
+            w.server_rss_end = self.server_watch.rss()
         if self.counters is not None and hasattr(self.counters, "in_flight_peak"):
             w.in_flight_peak = int(self.counters.in_flight_peak)
         (self.warmup_windows if warmup else self.windows).append(w)

@@ -93,6 +93,8 @@ class StepSpec(BaseModel):
     cpus: list[int] | None = None  # CPU affinity of the step process
     server_pids: list[int] = Field(default_factory=list)  # watched for "target saturated"
     server_cpu_budget: float | None = None  # cores given to the server (resources.cpus)
+    # the server's own metrics page, read at every window's edges for the latency breakdown
+    server_metrics_url: str | None = None
     slo_p99_ms: float | None = None  # rate sweep: judged per step
     grace_s: float = Field(default=5.0, ge=0)  # startup + drain allowance in the hard deadline
     # a burn-in (servecmp.load.engine.burnin), not a measurement: stops once throughput settled
@@ -101,6 +103,8 @@ class StepSpec(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> StepSpec:
         check_address(self.address, cluster_mode=self.cluster_mode, target=self.target)
+        if self.server_metrics_url is not None:
+            check_address(self.server_metrics_url, cluster_mode=self.cluster_mode)
         if self.mode == "closed_loop" and self.concurrency is None:
             raise ValueError("closed_loop step needs concurrency")
         if self.mode == "open_loop" and self.rate is None:

@@ -103,6 +103,28 @@ def _ready_clients(
     return clients, (time.perf_counter() - t0 if all_ok else None), error
 
 
+def server_reader(spec: StepSpec) -> Callable[[], dict[str, float]] | None:
+    """Reads the series the server's breakdown declares from its metrics page (None: no page
+    given, or the server declares no series)."""
+    url = spec.server_metrics_url
+    if not url:
+        return None
+    import urllib.request
+
+    from servecmp.results import breakdown as bd
+    from servecmp.servers import registry
+
+    series = bd.all_series(registry.get(spec.target.server).breakdown())
+    if not series:
+        return None
+
+    def read() -> dict[str, float]:
+        with urllib.request.urlopen(url, timeout=2.0) as r:  # loopback: checked by StepSpec
+            return bd.read_counters(r.read().decode("utf-8", "replace"), series)
+
+    return read
+
+
 def stop_rule(spec: StepSpec) -> Callable[[list[WindowSummary]], bool]:
     """When the measurement may stop early: steady windows, or for a burn-in settled throughput."""
     st, open_loop, arrival = spec.load.stability, spec.mode == "open_loop", spec.load.arrival.value
@@ -174,7 +196,9 @@ def run_here(spec: StepSpec) -> StepResult:
         )
     )
     server_watch = CpuWatch(spec.server_pids) if spec.server_pids else None
-    rec = WindowRecorder(ctx.counters, server_watch, service=open_loop)
+    rec = WindowRecorder(
+        ctx.counters, server_watch, service=open_loop, server_read=server_reader(spec)
+    )
     env.events.request.add_listener(rec.on_request)
     gm = _attach_generator_metrics(env, spec)
 

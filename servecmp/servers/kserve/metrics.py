@@ -15,7 +15,7 @@ series per ``namespace, model_name``.
 
 from __future__ import annotations
 
-from servecmp.servers.base import ServerMetrics
+from servecmp.servers.base import PartSource, Series, ServerMetrics
 
 PREDICT = "request_predict_seconds"
 PREPROCESS = "request_preprocess_seconds"
@@ -48,4 +48,27 @@ METRICS = ServerMetrics(
     note="model predict() time only (no decoding, no event-loop wait); histogram buckets (quantiles "
     "coarse); failed predicts counted; REST and gRPC together; one REST process per scrape "
     "when workers > 1",
+    breakdown={
+        # kserve 0.21.0 model.py InferenceModel.__call__: three timed stages, nothing around them
+        "total": PartSource(
+            metric=f"{PREPROCESS} + {PREDICT} + {POSTPROCESS}",
+            time=tuple(Series(m + "_sum") for m in (PREPROCESS, PREDICT, POSTPROCESS)),
+            count=Series(PREDICT + "_count"),
+            kind="quantile",
+            note="the model's three stages; body decoding and the event-loop wait are outside",
+        ),
+        "pre_post": PartSource(
+            metric=f"{PREPROCESS} + {POSTPROCESS}",
+            time=(Series(PREPROCESS + "_sum"), Series(POSTPROCESS + "_sum")),
+            count=Series(PREDICT + "_count"),
+            kind="quantile",
+        ),
+        "compute": PartSource(
+            metric=PREDICT,
+            time=(Series(PREDICT + "_sum"),),
+            count=Series(PREDICT + "_count"),
+            kind="quantile",
+            note="predict(): the array conversion and the model",
+        ),
+    },
 )

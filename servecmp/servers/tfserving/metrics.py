@@ -15,7 +15,7 @@ model_name`` (request latency also per ``protocol``, from the ``entrypoint`` lab
 
 from __future__ import annotations
 
-from servecmp.servers.base import ServerMetrics
+from servecmp.servers.base import PartSource, Series, ServerMetrics
 
 REQUEST_COUNT = ":tensorflow:serving:request_count"
 REQUEST_LATENCY = ":tensorflow:serving:request_latency"
@@ -26,6 +26,7 @@ SEL = "{sel}"
 BY = "namespace, model_name"
 BY_P = BY + ", protocol"
 PREDICT = 'API=~"(?i)predict"'  # REST "predict", gRPC "Predict"; GETs record ""
+_PREDICT_MATCH = (("API", "(?i)predict"),)
 
 
 def _rate(metric: str, *matchers: str) -> str:
@@ -72,4 +73,42 @@ METRICS = ServerMetrics(
     },
     note="successful Predict calls per protocol (p50/p95/p99 from its histogram, and mean); model "
     "runtime p50/p99 (both protocols); batching queue mean and p99 only with batching on",
+    breakdown={
+        "total": PartSource(
+            metric=REQUEST_LATENCY,
+            time=(Series(REQUEST_LATENCY + "_sum", _PREDICT_MATCH),),
+            count=Series(REQUEST_LATENCY + "_count", _PREDICT_MATCH),
+            scale_s=1e-6,
+            kind="quantile",
+            note="a successful Predict call inside the server (REST: http_server.cc; gRPC: "
+            "prediction_service_impl.cc)",
+        ),
+        "queue": PartSource(
+            metric=QUEUING_LATENCY,
+            time=(Series(QUEUING_LATENCY + "_sum"),),
+            count=Series(QUEUING_LATENCY + "_count"),
+            scale_s=1e-6,
+            kind="quantile",
+            note="the batching queue (batching_session.cc); exposed only with batching on",
+        ),
+        # predict_util.cc times session->Run; with batching on that is BatchingSession::Run,
+        # which waits in the batch queue first (batching_session.cc ProcessBatch records
+        # queuing_latency at dequeue): the model's own time is runtime - queue.
+        "compute": PartSource(
+            metric=f"{RUNTIME_LATENCY} - queue",
+            time=(Series(RUNTIME_LATENCY + "_sum", _PREDICT_MATCH),),
+            count=Series(RUNTIME_LATENCY + "_count", _PREDICT_MATCH),
+            minus_parts=("queue",),
+            scale_s=1e-6,
+            kind="quantile",
+            note="Session::Run of the model (predict_util.cc RecordRuntimeLatency), batch queue "
+            "excluded",
+        ),
+        "pre_post": PartSource(
+            metric=f"{REQUEST_LATENCY} - {RUNTIME_LATENCY}",
+            remainder=True,
+            note="request parsing into tensors and the reply's serialization inside the server "
+            "(http_server.cc / prediction_service_impl.cc time the whole call)",
+        ),
+    },
 )

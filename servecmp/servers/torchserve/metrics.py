@@ -13,7 +13,7 @@ rules); queries return one series per ``namespace, model_name``.
 
 from __future__ import annotations
 
-from servecmp.servers.base import ServerMetrics
+from servecmp.servers.base import PartSource, Series, ServerMetrics
 
 REQUESTS = "ts_inference_requests_total"
 LATENCY_US = "ts_inference_latency_microseconds"
@@ -37,4 +37,33 @@ METRICS = ServerMetrics(
     error_ratio=None,
     note="mean only (cumulative microsecond sums, no histogram); includes queueing; REST and gRPC "
     "counted together",
+    breakdown={
+        # v0.12.0 job/RestJob.java: inference = now - job begin (request parsed) at the response,
+        # queue = scheduled - begin; GRPCJob.java updates neither (only QueueTime, a gauge), so
+        # gRPC requests have no breakdown. HandlerTime/PredictionTime are last-value gauges
+        # (ts/configs/metrics.yaml model_metrics): no per-window mean of pre/post-processing.
+        "total": PartSource(
+            metric=LATENCY_US,
+            time=(Series(LATENCY_US),),
+            count=Series(REQUESTS),
+            scale_s=1e-6,
+            protocols=("rest",),
+            note="from the parsed request to the written response (frontend queue + worker)",
+        ),
+        "queue": PartSource(
+            metric=QUEUE_US,
+            time=(Series(QUEUE_US),),
+            count=Series(REQUESTS),
+            scale_s=1e-6,
+            protocols=("rest",),
+            note="waiting for a free worker",
+        ),
+        "compute": PartSource(
+            metric=f"{LATENCY_US} - {QUEUE_US}",
+            remainder=True,
+            protocols=("rest",),
+            note="the worker: frontend-worker socket, the handler's pre/post-processing and the "
+            "model (TorchServe 0.12 does not split them per request)",
+        ),
+    },
 )
