@@ -44,7 +44,8 @@ DESIGNS: dict[str, tuple[Path, dict[str, Any]]] = {
         EXPERIMENTS / "quick.yaml",
         {"load.repeats": 3, "load.stability.window_s": 1.5},
     ),
-    # the demo before: the native-encoding extras too, 3 rounds of 1.5 s windows
+    # close to the demo before: the native-encoding extras too, 3 rounds of 1.5 s windows (the
+    # round order and the baseline rule are today's)
     "encodings-3": (
         EXPERIMENTS / "encodings.yaml",
         {"load.repeats": 3, "load.stability.window_s": 1.5},
