@@ -156,9 +156,27 @@ def agreement(a: Outcome, b: Outcome) -> str:
     same = sum(first[k] == second[k] for k in common)
     found = disagreements(a.records, b.records)
     text = (
-        f"verdicts equal in both runs: {same}/{len(common)}; disagreements under the stable rule: "
+        f"verdicts equal in both runs: {same}/{len(common)}; "
+        f"rerun estimates inside the first run's interval: {inside(a, b)}; "
+        "disagreements under the stable rule: "
     )
     return text + ("; ".join(found) if found else "none")
+
+
+def inside(a: Outcome, b: Outcome) -> str:
+    """How many paired estimates of run ``b`` lie inside run ``a``'s interval: the premise of the
+    stable-verdict rule (stats.reproducible)."""
+    from servecmp.report.reproduce import verdict_of
+
+    first = {r["key"]: verdict_of(r) for r in a.records}
+    n = hits = 0
+    for rec in b.records:
+        v1, v2 = first.get(rec["key"]), verdict_of(rec)
+        if v1 is None or v2 is None or v1.interval is None or v2.change is None:
+            continue
+        n += 1
+        hits += v1.interval[0] <= v2.change <= v1.interval[1]
+    return f"{hits}/{n}"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
