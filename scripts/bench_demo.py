@@ -44,6 +44,13 @@ DESIGNS: dict[str, tuple[Path, dict[str, Any]]] = {
         EXPERIMENTS / "quick.yaml",
         {"load.repeats": 3, "load.stability.window_s": 1.5},
     ),
+    # burn-in off, and a longer one (3 s windows, up to 30 s): does TorchServe's first round
+    # still lag (scripts/burnin_effect.py on the runs)?
+    "quick-no-burn-in": (EXPERIMENTS / "quick.yaml", {"load.burn_in.max_s": 0}),
+    "quick-long-burn-in": (
+        EXPERIMENTS / "quick.yaml",
+        {"load.burn_in.max_s": 30, "load.burn_in.window_s": 3.0},
+    ),
     # close to the demo before: the native-encoding extras too, 3 rounds of 1.5 s windows (the
     # round order and the baseline rule are today's)
     "encodings-3": (
