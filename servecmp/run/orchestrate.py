@@ -13,8 +13,8 @@ Order of work, and why:
 5. ``load.repeats`` interleaved rounds: each round runs every target once per load level (all
    targets at the first level, then at the next; same-protocol targets of different servers
    side by side, ``rounds.py``), the order reversed every other round
-   (A B C, C B A: counterbalanced), servers and in-process baselines alike (a baseline whose
-   every server is unavailable is not run: it would pair with nothing) (the idle
+   (A B C, C B A: counterbalanced), servers and in-process baselines alike (with --quick, a
+   baseline whose every server is unavailable is not run: it would pair with nothing) (the idle
    servers' residual CPU is the
    ``idle_cpu_cores`` friction figure). Interleaving (A B A B, rather than A A B B) makes slow
    drift of a shared machine hit both sides of every comparison; the report pairs the steps of a
@@ -159,6 +159,7 @@ class LocalRun:
         prometheus: bool,
         friction_under_load: bool = True,
         startup_samples: int = 1,
+        skip_unpaired_baselines: bool = False,
     ) -> None:
         self.exp = exp
         self.startup_samples = max(1, startup_samples)
@@ -168,6 +169,8 @@ class LocalRun:
         self.artifacts_root = artifacts_root
         self.want_prometheus = prometheus
         self.friction_under_load = friction_under_load
+        # --quick: the demo compares servers; a baseline with no server to pair is a lost step
+        self.skip_unpaired_baselines = skip_unpaired_baselines
         self.placement = cpu_plan.plan(exp.resources.cpus, exp.resources.pinning)
         self.notes: list[str] = [self.placement.note]
         self.prom: Any = None
@@ -599,11 +602,13 @@ class LocalRun:
             for server, group in up:  # before round 1
                 self.burn_ins.ensure(server, group[0])
             groups: list[tuple[LocalServer | None, list[Target]]] = [*up]
-            baselines = self._paired_baselines(
-                [t for t in targets if t.is_baseline],
-                wanted=[name for name, group in by_server.items() if group],
-                up=[server.name for server, _ in up],
-            )
+            baselines = [t for t in targets if t.is_baseline]
+            if self.skip_unpaired_baselines:
+                baselines = self._paired_baselines(
+                    baselines,
+                    wanted=[name for name, group in by_server.items() if group],
+                    up=[server.name for server, _ in up],
+                )
             if baselines:
                 groups.append((None, baselines))
             self.run_rounds(groups)
@@ -717,6 +722,7 @@ def run_experiment(
     runs_root: Path = Path("runs"),
     artifacts_root: Path = Path("build/models"),
     quick: bool = False,
+    skip_unpaired_baselines: bool | None = None,
     only: list[str] | None = None,
     prometheus: bool = True,
     report: bool = True,
@@ -739,6 +745,10 @@ def run_experiment(
         prometheus=prometheus,
         friction_under_load=friction_under_load,
         startup_samples=exp.friction.startups,
+        # what --quick does unless told (scripts/bench_demo.py runs --quick designs pre-made)
+        skip_unpaired_baselines=quick
+        if skip_unpaired_baselines is None
+        else skip_unpaired_baselines,
     )
     _log(f"run {run_id}: {len(targets)} target(s); {run.placement.note}")
     if experiment_path is not None and experiment_path.exists():
