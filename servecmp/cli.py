@@ -102,11 +102,29 @@ def _cmd_steps(args: argparse.Namespace) -> int:
         gm.enable_multiprocess(out / "tmp" / "prom-multiproc")
         gm.start_exposition(args.metrics_port, host=args.metrics_host)
     store = RunStore(out)
-    store.write_meta(build_meta(exp, args.run_id, placement={"kind": "in-cluster loadgen"}))
+    meta = build_meta(exp, args.run_id, placement={"kind": "in-cluster loadgen"})
+    store.write_meta(meta)
     store.append_target(
         TargetAvailability(target=args.target, available=True, address=args.address)
     )
     from servecmp.cluster.loadgen import STEP_MARK
+    from servecmp.load.engine.burnin import describe, run_burn_in
+
+    # The local run's burn-in (load.burn_in), with the same engine helper: the server was just
+    # installed, and its first steps would otherwise measure its warm-up. Never a measured step.
+    burned = run_burn_in(
+        exp,
+        match[0],
+        args.address,
+        out / "burn-in",
+        run_id=args.run_id,
+        after="start",
+        cluster_mode=args.cluster_mode,
+    )
+    if burned is not None:
+        print(describe(burned), flush=True)
+        meta.burn_in.append(burned)
+        store.write_meta(meta)
 
     def landed(r: StepResult) -> None:
         # each finished step goes to stdout at once: the Job's log is followed from outside, so a

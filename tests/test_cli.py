@@ -86,6 +86,7 @@ def test_makefile_targets_call_the_cli() -> None:
 
 def test_validate_good_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(ROOT / "loadtests/experiments/quick.yaml")]) == 0
+    assert main(["validate", str(ROOT / "loadtests/experiments/encodings.yaml")]) == 0
     assert "torchserve-rest-raw  (native-encoding extra)" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text(

@@ -101,11 +101,19 @@ def test_repeats_default_and_bounds() -> None:
     assert "load.repeats" in msg and "greater than or equal to 1" in msg
 
 
-def test_quick_profile_interleaves_three_repeats() -> None:
-    from servecmp.run.orchestrate import quick_profile
+def test_quick_profile_interleaves_at_least_three_repeats() -> None:
+    from servecmp.run.orchestrate import QUICK_STABILITY, quick_profile
 
     exp = quick_profile(load_experiment(ROOT / "loadtests" / "experiments" / "quick.yaml"))
-    assert exp.load.repeats == 3 and exp.load.warmup_s <= 0.5
+    assert exp.load.repeats == 4 and exp.load.warmup_s <= 0.5  # quick.yaml's rounds are kept
+    assert exp.load.stability.window_s == QUICK_STABILITY["window_s"]
+    # a file's shorter windows and fewer repeats: the windows kept, the repeats raised to 3
+    short = parse_experiment(
+        {**BASE, "load": {"stability": {"window_s": 0.5, "windows": 2, "max_windows": 2}}}, "x"
+    )
+    q = quick_profile(short)
+    assert q.load.stability.window_s == 0.5 and q.load.stability.max_windows == 2
+    assert q.load.repeats == 3
 
 
 def test_event_load_and_cost_fields() -> None:

@@ -112,6 +112,13 @@ def test_job_deadline_is_the_sum_of_the_steps_hard_deadlines(tmp_path: Path) -> 
         ).hard_deadline_s()
         for i, p in enumerate(plan_steps(exp.load))
     )
+    from servecmp.load.engine.burnin import burn_in_spec
+
+    burn = burn_in_spec(
+        exp, target, "a.b.svc:1", run_id="x", after="start", number=0, cluster_mode=True
+    )
+    assert burn is not None  # `servecmp steps` burns the server in before its steps
+    expected += burn.hard_deadline_s()
     _, job = _render(target.name, exp_path)
     deadline = job["spec"]["activeDeadlineSeconds"]
     assert expected + loadgen.JOB_STARTUP_S <= deadline < expected + loadgen.JOB_STARTUP_S + 1
@@ -143,12 +150,33 @@ def _step(i: int, target: str = "torchserve-rest-json"):
 
 def test_servecmp_steps_prints_each_step_as_it_lands(tmp_path: Path, monkeypatch) -> None:
     import servecmp.load.engine as engine
+    import servecmp.load.engine.burnin as burnin
     from servecmp import cli
+    from servecmp.results.schema import BurnInRecord
+    from servecmp.results.store import RunStore
 
     seen_before_next: list[str] = []
     out = io.StringIO()
+    burned: list[tuple] = []
+
+    def fake_burn_in(exp, target, address, out_dir, *, run_id, after, **kw):
+        # the cluster path burns the server in first, like a local run, outside the steps
+        burned.append((target.name, address, Path(out_dir).name, after, kw.get("cluster_mode")))
+        return BurnInRecord(
+            server=target.server,
+            target=target.name,
+            after=after,
+            started_at="t0",
+            concurrency=4,
+            converged=True,
+            duration_s=3.0,
+            windows=3,
+            window_s=1.0,
+            throughput_rps=[60.0, 61.0, 60.5],
+        )
 
     def fake_run_target(exp, target, address, run_dir, *, run_id, on_result=None, **kw):
+        assert burned, "the steps ran before the burn-in"
         results = [_step(0), _step(1)]
         for r in results:
             assert on_result is not None
@@ -157,6 +185,7 @@ def test_servecmp_steps_prints_each_step_as_it_lands(tmp_path: Path, monkeypatch
         return results
 
     monkeypatch.setattr(engine, "run_target", fake_run_target)
+    monkeypatch.setattr(burnin, "run_burn_in", fake_burn_in)
     with redirect_stdout(out):
         rc = cli.main(
             [
@@ -173,6 +202,17 @@ def test_servecmp_steps_prints_each_step_as_it_lands(tmp_path: Path, monkeypatch
             ]
         )
     assert rc == 0
+    assert burned == [("torchserve-rest-json", "127.0.0.1:1", "burn-in", "start", False)]
+    assert "burn-in of torchserve after its start" in out.getvalue().splitlines()[0]
+    # provenance: the Job's meta keeps it, and merging the Job's run brings it home
+    assert [r.converged for r in RunStore(tmp_path / "run").read_meta().burn_in] == [True]
+    local = tmp_path / "local"
+    RunStore(local).write_meta(
+        RunStore(tmp_path / "run").read_meta().model_copy(update={"burn_in": []})
+    )
+    RunStore(tmp_path / "run").append_step(_step(0))  # a finished Job's run directory
+    loadgen.merge_run(local, tmp_path / "run")
+    assert [r.throughput_rps for r in RunStore(local).read_meta().burn_in] == [[60.0, 61.0, 60.5]]
     assert len(loadgen.steps_from_log(seen_before_next[0])) == 1  # step 0 on the log at once
     assert [s.step_id for s in loadgen.steps_from_log(out.getvalue())] == [
         "000-torchserve-rest-json",

@@ -42,8 +42,6 @@ TARGETS = [  # quick.yaml's targets
     "tfserving-grpc-tensorproto",
     "kserve-rest-json",
     "kserve-grpc-oip",
-    "kserve-rest-oip",
-    "torchserve-rest-raw",
     "pytorch-inprocess",
     "tensorflow-inprocess",
 ]

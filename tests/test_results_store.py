@@ -90,7 +90,7 @@ def test_other_format_version_is_rejected_with_file_and_versions(tmp_path: Path)
 
 
 def test_meta_roundtrip_and_version_check(tmp_path: Path) -> None:
-    exp = load_experiment(REPO / "loadtests" / "experiments" / "quick.yaml")
+    exp = load_experiment(REPO / "loadtests" / "experiments" / "encodings.yaml")
     store = RunStore(tmp_path)
     meta = build_meta(exp, "run-1", placement={"generator": [1], "servers": [0]})
     store.write_meta(meta)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from servecmp.experiment import Target
+    from servecmp.results.store import RunStore
 
 BEGIN = "---SERVECMP-RESULTS-BEGIN---"
 END = "---SERVECMP-RESULTS-END---"
@@ -348,11 +349,16 @@ def job_cpu(exp: Any = None) -> float:
 
 def job_deadline_s(exp: Any, target_name: str) -> int:
     """activeDeadlineSeconds of a steps Job: the sum of each step's hard deadline, from the same
-    plan and StepSpec the engine uses (servecmp.load.engine.sweep.run_target), plus JOB_STARTUP_S."""
+    plan and StepSpec the engine uses (servecmp.load.engine.sweep.run_target), plus the burn-in's
+    (``servecmp steps`` burns the server in first) and JOB_STARTUP_S."""
+    from servecmp.load.engine.burnin import burn_in_spec
     from servecmp.load.engine.spec import make_spec, plan_steps
 
     (target,) = [t for t in exp.targets if t.name == target_name]
-    total = 0.0
+    burn = burn_in_spec(
+        exp, target, "svc.ns.svc:1", run_id="deadline", after="start", number=0, cluster_mode=True
+    )
+    total = burn.hard_deadline_s() if burn is not None else 0.0
     for i, param in enumerate(plan_steps(exp.load)):
         spec = make_spec(
             run_id="deadline",
@@ -447,4 +453,16 @@ def merge_run(run_dir: Path, remote_run: Path | None, log_text: str = "") -> int
     if remote is not None:
         for t in remote.read_targets():
             local.append_target(t)
+        _merge_burn_ins(local, remote)
     return len(steps)
+
+
+def _merge_burn_ins(local: RunStore, remote: RunStore) -> None:
+    """The Job's burn-in records join the local run's provenance (meta.json ``burn_in``)."""
+    if not (local.dir / "meta.json").is_file() or not (remote.dir / "meta.json").is_file():
+        return
+    records = remote.read_meta().burn_in
+    if records:
+        meta = local.read_meta()
+        meta.burn_in.extend(records)
+        local.write_meta(meta)

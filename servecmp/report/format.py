@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from servecmp.report.stats import Verdict
 
 NOT_SIGNIFICANT = "not significant"
+STABLE = "stable"
+UNSTABLE = "may not reproduce"
 
 # decimals per unit: the Markdown shows round(value, DECIMALS[unit])
 DECIMALS: dict[str, int] = {"req/s": 2, "ms": 3, "fraction": 4, "count": 0, "cores": 3}
@@ -139,7 +141,10 @@ def verdict_brief(v: Verdict | None, a_label: str, b_label: str) -> tuple[str, s
         diff = f"{b_label} vs {a_label} {pct3(v.change, True)} [{pct3(lo, True)}, {pct3(hi, True)}]"
     else:
         diff = f"{b_label} vs {a_label} differ by {pct3(v.rel_diff)} (1 repeat)"
-    return f"{word}: {diff}, resolves ≥ {pct3(v.resolution or v.threshold)}", cls
+    text = f"{word}: {diff}, resolves ≥ {pct3(v.resolution or v.threshold)}"
+    if v.significant and v.paired:  # whether a rerun would call it too (stats.reproducible)
+        text += f"; {STABLE if v.stable else UNSTABLE}"
+    return text, cls
 
 
 def measurements_word(v: Verdict) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from servecmp.report.format import NOT_SIGNIFICANT, pct3
+from servecmp.report.format import NOT_SIGNIFICANT, STABLE, UNSTABLE, pct3
 from servecmp.report.stats import CONFIDENCE, MIN_FRICTION_ROUNDS, MIN_REL_DIFF, ONE_OFF_ERROR
 
 NOISE_RULE = (
@@ -24,8 +24,11 @@ NOISE_RULE = (
     "the window statistic that tracks the metric (window throughput for throughput; window p50 "
     "for p50 and mean; window p99 for p90 … max); that threshold is what such a pair resolves. "
     "Every verdict in the summary states its resolving power as “resolves ≥ x”: the paired "
-    "interval's half-width, or the single-step threshold. Friction measurements follow the "
-    "friction rule below."
+    "interval's half-width, or the single-step threshold. A paired winner is marked "
+    f"“{STABLE}” only when its interval's near edge clears 0 by more than that resolving power "
+    f"(and clears {MIN_REL_DIFF:.0%}): a second run of the same commit, whose estimate lands inside "
+    "this interval and whose interval is about as wide, would then name the same winner; "
+    f"otherwise it is marked “{UNSTABLE}”. Friction measurements follow the friction rule below."
 )
 FRICTION_RULE = (
     "Friction (cold start, memory, recovery …): counted quantities (files, lines, settings, metric "

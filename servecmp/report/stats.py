@@ -94,6 +94,8 @@ class Verdict:
     rule: Literal["paired", "window", "one-off", "exact"] = "window"
     n_a: int = 1  # measurements behind a and b (friction)
     n_b: int = 1
+    # a second run of the same commit would call the same winner (:func:`reproducible`)
+    stable: bool = False
 
     @property
     def paired(self) -> bool:
@@ -140,6 +142,7 @@ def paired_verdict(
     resolution = max(MIN_REL_DIFF, math.expm1((hi - lo) / 2))
     change = math.expm1(mean)
     sig = (lo > 0 or hi < 0) and abs(change) > MIN_REL_DIFF
+    stable = sig and reproducible(math.expm1(lo), math.expm1(hi))
     return Verdict(
         a,
         b,
@@ -153,7 +156,25 @@ def paired_verdict(
         noise=sd,
         resolution=resolution,
         rule="paired",
+        stable=stable,
     )
+
+
+def reproducible(lo: float, hi: float) -> bool:
+    """Whether a paired verdict whose relative difference has the interval [lo, hi] (as the
+    report shows it) would be called again by a second run of the same commit: the interval's
+    near edge clears zero by more than the resolving power (the half-width of the log-ratio's
+    interval as a relative difference, at least MIN_REL_DIFF).
+
+    Why that margin: a rerun's estimate lands inside this run's interval (two demo runs of one
+    commit put all six summary estimates inside the first run's intervals) and its own interval
+    is about as wide. Its estimate is then at least the near edge away from zero, and an interval
+    of the same half-width around it still excludes zero and the MIN_REL_DIFF threshold only when
+    that edge exceeds both. Judged on the relative figures the reader sees, which is at least
+    as strict as the same test on log-ratios."""
+    near = min(abs(lo), abs(hi)) if lo > 0 or hi < 0 else 0.0
+    half = (math.log1p(hi) - math.log1p(lo)) / 2
+    return near > max(math.expm1(half), MIN_REL_DIFF)
 
 
 def difference(metric: str, ca: Cell, cb: Cell) -> Verdict | None:
@@ -193,6 +214,7 @@ def compare_friction(
             _better(metric.better, va, vb),
             resolution=0.0,
             rule="exact",
+            stable=sig,  # a count does not move between runs
             n_a=len(a),
             n_b=len(b),
         )

@@ -11,8 +11,10 @@ Order of work, and why:
    (A B C, B C A, C A B, ...) so cold start and idle memory have several measurements each,
    taken under the same drift; the servers of the last round stay up;
 5. ``load.repeats`` interleaved rounds: each round runs every target once per load level (all
-   targets at the first level, then at the next), the order reversed every other round
-   (A B C, C B A: counterbalanced), servers and in-process baselines alike (the idle
+   targets at the first level, then at the next; same-protocol targets of different servers
+   side by side, ``rounds.py``), the order reversed every other round
+   (A B C, C B A: counterbalanced), servers and in-process baselines alike (with --quick, a
+   baseline whose every server is unavailable is not run: it would pair with nothing) (the idle
    servers' residual CPU is the
    ``idle_cpu_cores`` friction figure). Interleaving (A B A B, rather than A A B B) makes slow
    drift of a shared machine hit both sides of every comparison; the report pairs the steps of a
@@ -66,6 +68,7 @@ from servecmp.run.burnin import BurnIns
 from servecmp.run.configs import local_configs, model_root
 from servecmp.run.ports import free_ports
 from servecmp.run.procs import install_handlers
+from servecmp.run.rounds import interleaved_order, unpaired_baselines
 from servecmp.run.server import LocalServer, ServerFailed, ServerUnavailable
 from servecmp.servers import registry
 
@@ -80,6 +83,9 @@ T = TypeVar("T")
 
 
 QUICK_REPEATS = 3
+# --quick windows: at most these (shorter ones in the file are kept). Short steps leave time for
+# more rounds, and the report's intervals shrink with the rounds (docs/method.md, "Design").
+QUICK_STABILITY = {"window_s": 1.0, "windows": 2, "max_windows": 3}
 QUICK_BURN_IN = {"max_s": 6.0, "window_s": 1.0}
 # --quick: at most this many start-ups per server (experiment friction.startups, default 5)
 QUICK_STARTUP_SAMPLES = 3
@@ -96,9 +102,16 @@ def quick_profile(exp: Experiment) -> Experiment:
     """Short warm-up and windows, 3 interleaved repeats: the README's main job in minutes on 2 cores."""
     data = exp.model_dump(mode="json")
     data["load"]["warmup_s"] = min(exp.load.warmup_s, 0.5)
-    # Shorter steps, but 3 interleaved repeats: the report's verdicts need the noise estimated
-    # from repeats (windows of one step share the step's drift, repeats do not).
-    data["load"]["stability"] = {"window_s": 1.5, "windows": 2, "tolerance": 0.10, "max_windows": 3}
+    # Shorter steps, but at least 3 interleaved repeats: the report's verdicts need the noise
+    # estimated from repeats (windows of one step share the step's drift, repeats do not).
+    st = exp.load.stability
+    windows = min(st.windows, QUICK_STABILITY["windows"])
+    data["load"]["stability"] = {
+        "window_s": min(st.window_s, QUICK_STABILITY["window_s"]),
+        "windows": windows,
+        "tolerance": st.tolerance,
+        "max_windows": max(windows, min(st.max_windows, QUICK_STABILITY["max_windows"])),
+    }
     data["load"]["repeats"] = max(exp.load.repeats, QUICK_REPEATS)
     if exp.load.burn_in.max_s > 0:  # short, but still until throughput settles
         data["load"]["burn_in"] |= {
@@ -155,6 +168,7 @@ class LocalRun:
         prometheus: bool,
         friction_under_load: bool = True,
         startup_samples: int = 1,
+        skip_unpaired_baselines: bool = False,
     ) -> None:
         self.exp = exp
         self.startup_samples = max(1, startup_samples)
@@ -164,6 +178,8 @@ class LocalRun:
         self.artifacts_root = artifacts_root
         self.want_prometheus = prometheus
         self.friction_under_load = friction_under_load
+        # --quick: the demo compares servers; a baseline with no server to pair is a lost step
+        self.skip_unpaired_baselines = skip_unpaired_baselines
         self.placement = cpu_plan.plan(exp.resources.cpus, exp.resources.pinning)
         self.notes: list[str] = [self.placement.note]
         self.prom: Any = None
@@ -463,7 +479,7 @@ class LocalRun:
             if self.exp.load.profile is LoadProfile.rate_sweep
             else [[p] for p in plan_steps(self.exp.load)]
         )
-        order = [(server, target) for server, targets in groups for target in targets]
+        order = interleaved_order(groups)  # same-protocol pairs side by side
         for r in range(repeats):
             if repeats > 1:
                 _log(f"round {r + 1}/{repeats}")
@@ -638,6 +654,12 @@ class LocalRun:
                 self.burn_ins.ensure(server, group[0])
             groups: list[tuple[LocalServer | None, list[Target]]] = [*up]
             baselines = [t for t in targets if t.is_baseline and t.server not in self.no_artifact]
+            if self.skip_unpaired_baselines:
+                baselines = self._paired_baselines(
+                    baselines,
+                    wanted=[name for name, group in by_server.items() if group],
+                    up=[server.name for server, _ in up],
+                )
             if baselines:
                 groups.append((None, baselines))
             self.run_rounds(groups)
@@ -652,6 +674,22 @@ class LocalRun:
             for sampler in self._samplers.values():
                 sampler.stop()
             self._samplers.clear()
+
+    def _paired_baselines(
+        self, baselines: list[Target], wanted: list[str], up: list[str]
+    ) -> list[Target]:
+        """The baselines a comparison needs: one whose every server is unavailable costs a step
+        per level and round and pairs with nothing; it is marked unavailable with the reason."""
+        skip = unpaired_baselines(baselines, wanted, up, lambda s: registry.get(s).framework)
+        for target in baselines:
+            if target.name in skip:
+                _log(f"baseline {target.name}: {skip[target.name]}")
+                self.store.append_target(
+                    TargetAvailability(
+                        target=target.name, available=False, reason=skip[target.name]
+                    )
+                )
+        return [t for t in baselines if t.name not in skip]
 
     def _measured(self, target: Target) -> bool:
         return any(r.target == target.name for r in self.results)
@@ -750,6 +788,7 @@ def run_experiment(
     runs_root: Path = Path("runs"),
     artifacts_root: Path = Path("build/models"),
     quick: bool = False,
+    skip_unpaired_baselines: bool | None = None,
     only: list[str] | None = None,
     prometheus: bool = True,
     report: bool = True,
@@ -772,6 +811,10 @@ def run_experiment(
         prometheus=prometheus,
         friction_under_load=friction_under_load,
         startup_samples=exp.friction.startups,
+        # what --quick does unless told (scripts/bench_demo.py runs --quick designs pre-made)
+        skip_unpaired_baselines=quick
+        if skip_unpaired_baselines is None
+        else skip_unpaired_baselines,
     )
     _log(f"run {run_id}: {len(targets)} target(s); {run.placement.note}")
     if experiment_path is not None and experiment_path.exists():

@@ -1,0 +1,276 @@
+"""Which demo design resolves what, in how long: run named designs and print, per design, the wall
+time and each same-protocol pair's noise and resolving power (and, run twice, whether the
+verdicts reproduce).
+
+    .venv/bin/python scripts/bench_demo.py                       # quick + encodings-3, quick twice
+    .venv/bin/python scripts/bench_demo.py --design quick --design quick-r5 --rerun quick-r5
+    .venv/bin/python scripts/bench_demo.py --design tiny=loadtests/experiments/quick.yaml \
+        --set tiny:load.repeats=2 --set tiny:load.concurrency=[1]
+
+A design is an experiment file made as ``servecmp run --quick`` makes it (``quick_profile``),
+then overrides (``--set NAME:dotted.key=YAML value``). Each run is ``servecmp run`` on that file
+in a child process, bounded by ``--timeout-min``; the wall time is the child's, after the model
+export (done once before the first timing, as an installed checkout has it after its first run).
+Resolving power: the half-width of the 95 % interval of the paired ratio that the report states
+per pair (docs/method.md, "Design of the demo"); noise: the standard deviation of the paired
+log-ratios over the rounds. On a shared machine these figures say nothing: run it on an idle one.
+Default designs: quick, quick twice and encodings-3 — three runs, about 15-20 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "loadtests" / "experiments"
+
+# name -> (experiment file, overrides applied after the --quick profile)
+DESIGNS: dict[str, tuple[Path, dict[str, Any]]] = {
+    # the demo as quick.yaml has it (4 rounds, 1 s windows, same-protocol pairs side by side)
+    "quick": (EXPERIMENTS / "quick.yaml", {}),
+    "quick-r5": (EXPERIMENTS / "quick.yaml", {"load.repeats": 5}),
+    "quick-r3-w1.5": (
+        EXPERIMENTS / "quick.yaml",
+        {"load.repeats": 3, "load.stability.window_s": 1.5},
+    ),
+    # burn-in off, and a longer one (3 s windows, up to 30 s): does TorchServe's first round
+    # still lag (scripts/burnin_effect.py on the runs)?
+    "quick-no-burn-in": (EXPERIMENTS / "quick.yaml", {"load.burn_in.max_s": 0}),
+    "quick-long-burn-in": (
+        EXPERIMENTS / "quick.yaml",
+        {"load.burn_in.max_s": 30, "load.burn_in.window_s": 3.0},
+    ),
+    # close to the demo before: the native-encoding extras too, 3 rounds of 1.5 s windows (the
+    # round order and the baseline rule are today's)
+    "encodings-3": (
+        EXPERIMENTS / "encodings.yaml",
+        {"load.repeats": 3, "load.stability.window_s": 1.5},
+    ),
+}
+DEFAULT_DESIGNS = ("quick", "encodings-3")
+# `servecmp run FILE` for a file already made as --quick makes it, with what --quick also does
+# besides (no baseline whose servers are all unavailable): --quick itself would cap the overrides
+CHILD = """
+import sys
+from pathlib import Path
+from servecmp.experiment import load_experiment
+from servecmp.log import setup as setup_logging
+from servecmp.run.orchestrate import run_experiment
+setup_logging()
+path = Path(sys.argv[1])
+run_experiment(load_experiment(path), experiment_path=path, runs_root=Path(sys.argv[2]),
+               skip_unpaired_baselines=True)
+"""
+DEFAULT_RERUN = ("quick",)
+
+
+@dataclass
+class Outcome:
+    design: str
+    wall_s: float
+    run_dir: Path | None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    node = data
+    parts = key.split(".")
+    for p in parts[:-1]:
+        nxt = node.get(p)
+        if not isinstance(nxt, dict):
+            raise SystemExit(f"--set {key}: {p!r} is not a section of the experiment")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def resolved_experiment(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The experiment the design runs: the file under the --quick profile, then the overrides,
+    validated as any experiment file is."""
+    from servecmp.experiment import load_experiment, parse_experiment
+    from servecmp.run.orchestrate import quick_profile
+
+    data = copy.deepcopy(quick_profile(load_experiment(path)).model_dump(mode="json"))
+    for key, value in overrides.items():
+        set_dotted(data, key, value)
+    return parse_experiment(data, f"{path.name} with {overrides}").model_dump(mode="json")
+
+
+def run_design(name: str, exp: dict[str, Any], root: Path, timeout_s: float) -> Outcome:
+    from servecmp.report.data import load_run
+    from servecmp.report.reproduce import summary_inputs
+
+    runs = root / name
+    runs.mkdir(parents=True, exist_ok=True)
+    before = set(runs.iterdir())
+    exp_file = root / f"{name}.yaml"
+    exp_file.write_text(yaml.safe_dump(exp, sort_keys=False))
+    cmd = [sys.executable, "-c", CHILD, str(exp_file), str(runs)]
+    print(f"[{name}] servecmp run {exp_file} (as --quick runs it) into {runs}", flush=True)
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, timeout=timeout_s, stdout=subprocess.DEVNULL)
+        error = "" if proc.returncode == 0 else f"servecmp run exited {proc.returncode}"
+    except subprocess.TimeoutExpired:
+        error = f"stopped after {timeout_s:.0f} s"
+    wall = time.monotonic() - t0
+    new = sorted(set(runs.iterdir()) - before)
+    run_dir = new[-1] if new else None
+    out = Outcome(name, wall, run_dir, error=error)
+    if run_dir is not None and (run_dir / "steps.jsonl").exists():
+        out.records = summary_inputs(load_run(run_dir))
+    return out
+
+
+def pair_lines(o: Outcome) -> list[str]:
+    from servecmp.report.reproduce import verdict_of
+
+    lines = []
+    for rec in o.records:
+        if "friction" in rec:
+            continue
+        v = verdict_of(rec)
+        if v is None:
+            continue
+        noise = f"{v.noise:.1%}" if v.noise is not None else "—"
+        called = (v.better or "—") if v.significant else "ns"
+        lines.append(
+            f"  {rec['key']:<42} pairs {v.n_pairs}  noise {noise:>6}  resolves "
+            f"{(v.resolution or v.threshold):6.1%}  {called}{' stable' if v.stable else ''}"
+        )
+    return lines
+
+
+def worst_resolution(o: Outcome) -> float | None:
+    from servecmp.report.reproduce import verdict_of
+
+    vals = [
+        v.resolution or v.threshold
+        for rec in o.records
+        if "friction" not in rec and (v := verdict_of(rec)) is not None
+    ]
+    return max(vals) if vals else None
+
+
+def agreement(a: Outcome, b: Outcome) -> str:
+    from servecmp.report.reproduce import disagreements, verdict_of
+
+    def called(rec: dict[str, Any]) -> str:
+        v = verdict_of(rec)
+        return "—" if v is None else (v.better or "—") if v.significant else "ns"
+
+    first = {r["key"]: called(r) for r in a.records}
+    second = {r["key"]: called(r) for r in b.records}
+    common = sorted(set(first) & set(second))
+    same = sum(first[k] == second[k] for k in common)
+    found = disagreements(a.records, b.records)
+    text = (
+        f"verdicts equal in both runs: {same}/{len(common)}; "
+        f"rerun estimates inside the first run's interval: {inside(a, b)}; "
+        "disagreements under the stable rule: "
+    )
+    return text + ("; ".join(found) if found else "none")
+
+
+def inside(a: Outcome, b: Outcome) -> str:
+    """How many paired estimates of run ``b`` lie inside run ``a``'s interval: the premise of the
+    stable-verdict rule (stats.reproducible)."""
+    from servecmp.report.reproduce import verdict_of
+
+    first = {r["key"]: verdict_of(r) for r in a.records}
+    n = hits = 0
+    for rec in b.records:
+        v1, v2 = first.get(rec["key"]), verdict_of(rec)
+        if v1 is None or v2 is None or v1.interval is None or v2.change is None:
+            continue
+        n += 1
+        hits += v1.interval[0] <= v2.change <= v1.interval[1]
+    return f"{hits}/{n}"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--design",
+        action="append",
+        help=f"a design name ({', '.join(DESIGNS)}) or NAME=EXPERIMENT.yaml (repeatable)",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE",
+        help="override a dotted experiment key of design NAME (YAML value)",
+    )
+    ap.add_argument("--rerun", action="append", help="run this design a second time (repeatable)")
+    ap.add_argument("--timeout-min", type=float, default=12.0, help="bound on each run")
+    ap.add_argument("--out", type=Path, default=ROOT / "build" / "bench-demo")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    designs: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for item in args.design or DEFAULT_DESIGNS:
+        name, _, file = item.partition("=")
+        if file:
+            designs[name] = (Path(file), {})
+        elif name in DESIGNS:
+            designs[name] = (DESIGNS[name][0], dict(DESIGNS[name][1]))
+        else:
+            raise SystemExit(f"--design {name!r}: not one of {', '.join(DESIGNS)} (or NAME=FILE)")
+    for item in args.set:
+        name, sep, rest = item.partition(":")
+        key, eq, value = rest.partition("=")
+        if not sep or not eq or name not in designs:
+            raise SystemExit(f"--set {item!r}: expected NAME:KEY=VALUE with NAME among --design")
+        designs[name][1][key] = yaml.safe_load(value)
+    reruns = args.rerun if args.rerun is not None else [d for d in DEFAULT_RERUN if d in designs]
+    unknown = [r for r in reruns if r not in designs]
+    if unknown:
+        raise SystemExit(f"--rerun {unknown}: not among the designs {list(designs)}")
+    resolved = {name: resolved_experiment(path, ov) for name, (path, ov) in designs.items()}
+
+    from servecmp.run.orchestrate import ensure_artifacts
+
+    for exp in resolved.values():  # the export is install-time work: done before any clock
+        ensure_artifacts(
+            exp["model"], ROOT / "build" / "models" / f"seed-{exp['seed']}", exp["seed"]
+        )
+    root = args.out / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    plan = [(n, 0) for n in resolved] + [(n, 1) for n in reruns]
+    outcomes: dict[tuple[str, int], Outcome] = {}
+    for name, k in plan:
+        label = name if k == 0 else f"{name}-rerun"
+        outcomes[(name, k)] = run_design(label, resolved[name], root, args.timeout_min * 60)
+
+    print(f"\nbench_demo: {len(plan)} run(s) under {root}")
+    for (name, k), o in outcomes.items():
+        worst = worst_resolution(o)
+        head = (
+            f"{name}{' (rerun)' if k else ''}: wall {o.wall_s / 60:.0f} min {o.wall_s % 60:.0f} s"
+        )
+        head += f", worst pair resolves {worst:.1%}" if worst is not None else ", no pair resolved"
+        print(head + (f"  [{o.error}]" if o.error else "") + f"  ({o.run_dir})")
+        print("\n".join(pair_lines(o)) or "  (no same-protocol pair)")
+    for name in reruns:
+        print(f"{name}: {agreement(outcomes[(name, 0)], outcomes[(name, 1)])}")
+    walls = [o.wall_s for o in outcomes.values()]
+    if len(walls) > 1:
+        print(f"wall time over all runs: median {statistics.median(walls):.0f} s")
+    return 0 if all(not o.error for o in outcomes.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
