@@ -31,6 +31,7 @@ from typing import Any
 import requests
 
 from servecmp.load.clients.protos import CHECKOUT
+from servecmp.run import watchdog
 from servecmp.run.procs import ManagedProcess
 from servecmp.run.server import Endpoints, LocalServer, ServerUnavailable
 from servecmp.servers.triton import config
@@ -170,6 +171,7 @@ class TritonServer(LocalServer):
         model_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.config_dir / config.MODEL_CONFIG, model_dir / config.MODEL_CONFIG)
         self._stage = Path(tempfile.mkdtemp(prefix="servecmp-triton-"))
+        watchdog.remove_on_exit(self._stage)  # even when the orchestrator is killed -9
         backends = stage_backends(self._stage)
         (self._stage / "repo").symlink_to(repo.resolve(), target_is_directory=True)
         argv = [
