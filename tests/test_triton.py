@@ -272,6 +272,27 @@ def test_readiness_and_server_metadata(triton_server: TritonServer) -> None:
 
 @needs_venv
 @pytest.mark.slow
+def test_runtime_probe_reads_the_running_binarys_version(triton_server: TritonServer) -> None:
+    """What the cluster path runs in the container (kubectl exec), here against the local server:
+    the generated flags.txt names the HTTP port, GET /v2 the version."""
+    from servecmp.servers.triton import RUNTIME_PROBE, WIRE
+
+    code = RUNTIME_PROBE.replace(WIRE.paths["config"], str(triton_server.config_dir))
+    out = subprocess.run(
+        [str(venv_dir() / "bin" / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    found = ADAPTER.parse_runtime([out.stdout])
+    assert found["version"] == versions.TRITON_VERSION, out.stderr[-500:]
+    assert found["nvidia-pytriton"] == versions.PYTRITON_VERSION
+    assert ADAPTER.parse_runtime(["garbage"])["version"] == "unknown"
+
+
+@needs_venv
+@pytest.mark.slow
 def test_metrics_scrape_has_the_names_and_counts_requests(triton_server: TritonServer) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 

@@ -54,11 +54,15 @@ from servecmp.servers.triton.search import SEARCH_SPACE  # noqa: E402
 
 # Where the cluster image puts the Python backend's model file (deploy/kind/triton.Dockerfile).
 IMAGE_MODEL_PY = "/opt/servecmp/model.py"
-# What the cluster container reports: the binary's own version line is the server metadata, which
-# needs the server up; the image's installed packages are read instead.
+# What the cluster container reports (kubectl exec): the running binary's version from its own
+# server metadata (GET /v2 on the HTTP port its generated flags name) and the installed packages.
 RUNTIME_PROBE = (
-    "import importlib.metadata as m, json; "
-    "print(json.dumps({p: m.version(p) for p in ('torch', 'numpy')}))"
+    "import importlib.metadata as m, json, re, urllib.request; "
+    f"f = open('{WIRE.paths['config']}/flags.txt').read(); "
+    "p = re.search(r'--http-port=(\\d+)', f).group(1); "
+    "v = json.load(urllib.request.urlopen(f'http://127.0.0.1:{p}/v2', timeout=5)); "
+    "print(json.dumps({'triton': v['version'], "
+    "**{k: m.version(k) for k in ('nvidia-pytriton', 'torch', 'numpy')}}))"
 )
 
 
@@ -143,7 +147,7 @@ class TritonAdapter(ServerAdapter):
 
         try:
             found = json.loads(outputs[0].strip().splitlines()[-1])
-            return {"version": "2.51.0 (image)", **found}
+            return {"version": found.get("triton", "unknown"), **found}
         except (ValueError, IndexError, AttributeError):
             return {"version": "unknown", "outputs": [str(o).strip()[-300:] for o in outputs]}
 

@@ -154,13 +154,6 @@ class TritonServer(LocalServer):
                 return Path(f.split("=", 1)[1])
         raise ValueError(f"{self.config_dir / config.FLAGS_FILE}: no --model-repository line")
 
-    def workers(self) -> int:
-        text = (self.config_dir / config.MODEL_CONFIG).read_text()
-        for line in text.splitlines():
-            if line.strip().startswith("instance_group"):
-                return int(line.split("count:")[1].split()[0])
-        return 1
-
     def start(self) -> None:
         reason = self.availability()
         if reason:
@@ -170,7 +163,10 @@ class TritonServer(LocalServer):
         model_dir = repo / self.model_name
         model_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.config_dir / config.MODEL_CONFIG, model_dir / config.MODEL_CONFIG)
-        self._stage = Path(tempfile.mkdtemp(prefix="servecmp-triton-"))
+        tmp_root = (
+            None if " " not in tempfile.gettempdir() else "/tmp"
+        )  # the stage must be space-free
+        self._stage = Path(tempfile.mkdtemp(prefix="servecmp-triton-", dir=tmp_root))
         watchdog.remove_on_exit(self._stage)  # even when the orchestrator is killed -9
         backends = stage_backends(self._stage)
         (self._stage / "repo").symlink_to(repo.resolve(), target_is_directory=True)
