@@ -360,6 +360,28 @@ def test_bad_payloads_get_clear_errors(triton_server: TritonServer) -> None:
 
 @needs_venv
 @pytest.mark.slow
+def test_bad_payload_probe_speaks_the_oip_route(triton_server: TritonServer) -> None:
+    """The friction probe sends its bad bodies in the route's own format: on an OIP infer route a
+    wrong shape is an OIP tensor of the wrong shape (not a body without ``inputs``), so what is
+    judged is whether Triton names the problem."""
+    from servecmp.run import probes
+
+    ok_url, missing_url = ADAPTER.predict_urls(triton_server.endpoints.rest, MODEL)
+    results = {r.case: r for r in probes.probe_bad_payloads(ok_url, missing_url, (3, 64, 64))}
+    assert (
+        results["wrong_shape"].status == 400 and "got [1,3,65,64]" in results["wrong_shape"].message
+    )
+    unnamed = {r.case: (r.status, r.message) for r in results.values() if not r.names_problem}
+    # Triton's dtype message ("attempt to access JSON non-number as double", HTTP 500) holds none
+    # of the probe's dtype words: the probe records it as not naming the problem
+    assert set(unnamed) == {"wrong_dtype"}, unnamed
+    assert unnamed["wrong_dtype"][0] == 500 and "non-number" in unnamed["wrong_dtype"][1]
+    valid = probes.valid_body((3, 64, 64), oip=True)
+    assert requests.post(ok_url, data=valid, timeout=10).status_code == 200
+
+
+@needs_venv
+@pytest.mark.slow
 def test_bad_grpc_request_is_invalid_argument(triton_server: TritonServer) -> None:
     import grpc
 
