@@ -40,3 +40,14 @@ def release_of(version_text: str) -> str | None:
 # requires protobuf<7; our stack resolves to 7.x). scripts/setup.sh installs exactly this pin
 # and the cluster image (deploy/kind/kserve.Dockerfile) too (tests/test_versions.py checks).
 KSERVE_VERSION = "0.21.0"
+
+# Triton Inference Server 2.51.0 with its Python backend, as bundled in the ``nvidia-pytriton``
+# 0.7.0 wheel (``pytriton/tritonserver/bin/tritonserver``; PyPI's ``tritonserver`` is a
+# placeholder). Its models run in their own venv ``.venv-triton``: the backend stub fails every
+# response under numpy 2 ("output tensor shape does not match size of output"), so numpy is
+# pinned below 2 there; torch is the CPU wheel (any other pin pulls CUDA builds).
+# scripts/setup-triton.sh installs exactly these pins (tests/test_versions.py checks).
+TRITON_VERSION = "2.51.0"
+PYTRITON_VERSION = "0.7.0"
+TRITON_TORCH_VERSION = "2.13.0"
+TRITON_NUMPY_VERSION = "1.26.4"

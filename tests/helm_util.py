@@ -22,6 +22,7 @@ SUBCHARTS = {
     "torchserve": CHART / "charts" / "torchserve",
     "tfserving": CHART / "charts" / "tfserving",
     "kserve": CHART / "charts" / "kserve",
+    "triton": CHART / "charts" / "triton",
 }
 LIBCHART = CHART / "charts" / "servecmp-lib"
 CI_DIR = CHART / "ci"
@@ -54,6 +55,8 @@ BASE_TARGETS: list[dict[str, Any]] = [
     {"server": "tfserving", "protocol": "grpc"},
     {"server": "kserve", "protocol": "rest"},
     {"server": "kserve", "protocol": "grpc"},
+    {"server": "triton", "protocol": "rest"},
+    {"server": "triton", "protocol": "grpc"},
 ]
 BASE_EXPERIMENT: dict[str, Any] = {"name": "helm-test", "model": "resnet", "targets": BASE_TARGETS}
 

@@ -31,7 +31,7 @@ from helm_util import (
 
 pytestmark = pytest.mark.helm
 
-SERVERS = ("torchserve", "tfserving", "kserve")
+SERVERS = ("torchserve", "tfserving", "kserve", "triton")
 CRD_GROUPS = ("monitoring.coreos.com/",)
 
 

@@ -68,7 +68,12 @@ def test_bare_chart_templates_valid_manifests() -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     deployments = sorted(d["metadata"]["name"] for d in docs if d["kind"] == "Deployment")
-    assert deployments == ["servecmp-kserve", "servecmp-tfserving", "servecmp-torchserve"]
+    assert deployments == [
+        "servecmp-kserve",
+        "servecmp-tfserving",
+        "servecmp-torchserve",
+        "servecmp-triton",
+    ]
     for doc in docs:
         if not doc["apiVersion"].startswith("monitoring.coreos.com/"):
             kubernetes_validate.validate(doc, "1.32.0", strict=True)  # kind v0.27.0's node: 1.32

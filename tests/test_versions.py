@@ -105,3 +105,15 @@ def test_workflows_update_apt_before_installing(path: Path) -> None:
             run = step.get("run", "")
             if "apt-get install" in run:
                 assert "apt-get update" in run.split("apt-get install")[0], (path.name, step)
+
+
+def test_triton_setup_installs_the_pins() -> None:
+    """Triton's own venv: the wheel bundling Triton 2.51.0, the CPU torch and numpy < 2."""
+    setup = (ROOT / "scripts/setup-triton.sh").read_text()
+    for pkg, pin in (
+        ("nvidia-pytriton", versions.PYTRITON_VERSION),
+        ("torch", versions.TRITON_TORCH_VERSION),
+        ("numpy", versions.TRITON_NUMPY_VERSION),
+    ):
+        assert set(re.findall(rf"{pkg}==([\w.]+)", setup)) == {pin}, pkg
+    assert int(versions.TRITON_NUMPY_VERSION.split(".")[0]) < 2  # numpy 2 fails every response

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -67,25 +68,58 @@ class BadPayloadResult:
     limit_bytes: int | None = None  # the server's request-size limit; None: it has none
 
 
-def _bodies(shape: tuple[int, ...]) -> dict[str, bytes]:
+# The Open Inference Protocol's REST infer route (KServe, Triton, ...) ends with "/infer" and takes
+# {"inputs": [{name, shape, datatype, data}]}; every other predict route here takes {"instances"}.
+OIP_INFER_SUFFIX = "/infer"
+
+
+def is_oip(predict_url: str) -> bool:
+    return urlsplit(predict_url).path.endswith(OIP_INFER_SUFFIX)
+
+
+def _oip(shape: list[int], data: list[Any], name: str = "input") -> bytes:
+    tensor = {"name": name, "shape": shape, "datatype": "FP32", "data": data}
+    return json.dumps({"inputs": [tensor]}, separators=(",", ":")).encode()
+
+
+def _bodies(shape: tuple[int, ...], oip: bool = False) -> dict[str, bytes]:
+    """The harmless bad bodies, in the route's own format (``oip``: the OIP v2 JSON tensor, so a
+    wrong shape is a wrong shape and not a missing field)."""
     c, h, w = shape
+    garbage = bytes(np.random.default_rng(0).integers(0, 256, 512, dtype=np.uint8))
+    if oip:
+        n = c * h * w
+        return {
+            "wrong_shape": _oip([1, c, h + 1, w], [0.0] * (c * (h + 1) * w)),
+            "wrong_dtype": _oip([1, c, h, w], ["a"] * n),
+            "garbage_bytes": garbage,
+        }
     wrong = np.zeros((1, c, h + 1, w), dtype=np.float32).tolist()
     return {
         "wrong_shape": json.dumps({"instances": wrong}).encode(),
         "wrong_dtype": json.dumps({"instances": [[["a"] * w] * h] * c}).encode(),
-        "garbage_bytes": bytes(np.random.default_rng(0).integers(0, 256, 512, dtype=np.uint8)),
+        "garbage_bytes": garbage,
     }
 
 
-def oversize_instances(shape: tuple[int, ...], nbytes: int) -> bytes:
+def valid_body(shape: tuple[int, ...], oip: bool = False) -> bytes:
+    if oip:
+        return _oip([1, *shape], [0.0] * int(np.prod(shape)))
+    return json.dumps({"instances": np.zeros((1, *shape), dtype=np.float32).tolist()}).encode()
+
+
+def oversize_instances(shape: tuple[int, ...], nbytes: int, oip: bool = False) -> bytes:
     """A *valid* predict body of ONE correctly shaped row, ``{"instances": [row]}``, padded with
     JSON whitespace to ``nbytes`` (at least the row's own size). What is tested is the byte limit, not the
     format (a bare JSON array fails as "Is not object" on TF Serving, util/json_tensor.cc,
     before any size matters) and not the memory budget: a server without a limit parses the
     padding and runs the model on one row, where thousands of rows of a real model would need
     more memory than the server is given."""
-    row = json.dumps(np.zeros(shape, dtype=np.int8).tolist(), separators=(",", ":")).encode()
-    head, tail = b'{"instances":[' + row + b"]", b"}"
+    if oip:  # the same one row as an OIP tensor
+        head, tail = _oip([1, *shape], [0.0] * int(np.prod(shape)))[:-1], b"}"
+    else:
+        row = json.dumps(np.zeros(shape, dtype=np.int8).tolist(), separators=(",", ":")).encode()
+        head, tail = b'{"instances":[' + row + b"]", b"}"
     pad = max(0, nbytes - len(head) - len(tail))
     return head + b" " * pad + tail
 
@@ -115,10 +149,9 @@ def probe_bad_payloads(
 ) -> list[BadPayloadResult]:
     """POST each harmless bad payload over REST; record status, message and whether it names
     the problem."""
-    bodies = _bodies(tuple(input_shape[-3:]))
-    valid = json.dumps(
-        {"instances": np.zeros((1, *input_shape[-3:]), dtype=np.float32).tolist()}
-    ).encode()
+    shape = tuple(input_shape[-3:])
+    bodies = _bodies(shape, is_oip(predict_url))
+    valid = valid_body(shape, is_oip(predict_url))
 
     out = []
     for case in CASES:
@@ -176,7 +209,7 @@ def probe_oversize(
     """POST a body just over ``limit_bytes`` (the server's request-size limit) and say what the
     server did with it: rejected it, accepted it, or crashed (``server_up()`` false afterwards)."""
     size = oversize_size(limit_bytes)
-    body = oversize_instances(tuple(input_shape[-3:]), size)
+    body = oversize_instances(tuple(input_shape[-3:]), size, is_oip(predict_url))
     res = _result(OVERSIZE, lambda: post_early_answer(predict_url, body, timeout_s))
     res.sent_bytes, res.limit_bytes = len(body), limit_bytes
     if not server_up():

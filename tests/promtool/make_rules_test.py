@@ -35,6 +35,7 @@ from servecmp.observability import names as n  # noqa: E402
 from servecmp.observability.generator_metrics import LATENCY_BUCKETS  # noqa: E402
 from servecmp.servers.tfserving import metrics as tfs_m  # noqa: E402
 from servecmp.servers.torchserve import metrics as ts_m  # noqa: E402
+from servecmp.servers.triton import metrics as tr_m  # noqa: E402
 
 OUT = HERE / "rules_test.yaml"
 INTERVAL_S = 10
@@ -369,6 +370,35 @@ def build() -> dict[str, object]:
         rec,
         sample(rec, quantile(0.99, queue.rates()) / 1e6, namespace="servecmp", server="tfserving"),
     )
+
+    # ---------------- Triton 2.51 (docs/user_guide/metrics.md: labels model, version) ---------
+    tr = {"model": "resnet", "version": "1", "job": "servecmp-triton"}
+    tr |= {"instance": "10.244.1.8:8002", "namespace": "servecmp"}
+    for name, per_step in (
+        (tr_m.SUCCESS, 200),  # 20 req/s
+        (tr_m.INFERENCES, 800),  # batch 4 per request
+        (tr_m.EXECUTIONS, 200),
+        (tr_m.REQUEST_US, 200 * 8000),  # 8 ms per request
+        (tr_m.QUEUE_US, 200 * 500),
+        (tr_m.COMPUTE_INFER_US, 200 * 6000),
+    ):
+        series.append({"series": f"{name}{labels(tr)}", "values": counter(per_step)})
+    for reason, per_step in (("BACKEND", 10), ("REJECTED", 0), ("CANCELED", 0), ("OTHER", 0)):
+        series.append(
+            {
+                "series": f"{tr_m.FAILURE}{labels({**tr, 'reason': reason})}",
+                "values": counter(per_step),
+            }
+        )
+    tr_out = {"namespace": "servecmp", "model_name": "resnet", "server": "triton"}
+    server_expect(n.R_SERVER_REQUESTS, sample(n.R_SERVER_REQUESTS, 20, **tr_out))
+    server_expect(n.R_SERVER_LATENCY_MEAN, sample(n.R_SERVER_LATENCY_MEAN, 0.008, **tr_out))
+    server_expect(n.R_SERVER_QUEUE_MEAN, sample(n.R_SERVER_QUEUE_MEAN, 0.0005, **tr_out))
+    server_expect(n.R_SERVER_ERROR_RATIO, sample(n.R_SERVER_ERROR_RATIO, 1 / 21, **tr_out))
+    rec = n.r_server_extra("compute_seconds:mean")
+    server_expect(rec, sample(rec, 0.006, **tr_out))
+    rec = n.r_server_extra("batch_size:mean")
+    server_expect(rec, sample(rec, 4, **tr_out))
     for record, samples in srv.items():
         expect(record, *samples)
 

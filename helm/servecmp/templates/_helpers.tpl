@@ -44,6 +44,18 @@ global.model.inputShape; the same body shape both servers accept over REST.
 {{- end -}}
 
 {{/*
+servecmp.zeroOipInputs: the Open Inference Protocol v2 body of the same zeros: {"inputs": [{name,
+shape [1, C, H, W], datatype FP32, data (flat)}]}, global.model.inputName (default "input").
+*/}}
+{{- define "servecmp.zeroOipInputs" -}}
+{{- $shape := .Values.global.model.inputShape -}}
+{{- $n := mul (int (index $shape 0)) (int (index $shape 1)) (int (index $shape 2)) -}}
+{{- $data := repeat (int $n) "0.0," | trimSuffix "," -}}
+{{- $name := .Values.global.model.inputName | default "input" -}}
+{{- printf "{\"inputs\": [{\"name\": %s, \"shape\": [1, %d, %d, %d], \"datatype\": \"FP32\", \"data\": [%s]}]}" ($name | toJson) (int (index $shape 0)) (int (index $shape 1)) (int (index $shape 2)) $data -}}
+{{- end -}}
+
+{{/*
 servecmp.dashboardName: ConfigMap name for a dashboard file: <release>-dashboard-<file stem>,
 lowercased, non-alphanumerics turned into dashes, at most 63 characters.
 */}}
