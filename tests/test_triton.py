@@ -529,3 +529,22 @@ def test_no_process_left_after_kill_9_of_the_orchestrator(model_root: Path, tmp_
         for p in pids:
             if psutil.pid_exists(p):
                 os.kill(p, signal.SIGKILL)
+
+
+@needs_venv
+@pytest.mark.slow
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
+def test_breakdown_parts_add_up_to_the_clients_mean(
+    triton_server: TritonServer, target: Target, tmp_path: Path
+) -> None:
+    """A real step reads Triton's duration counters at its window edges: outside, queue, the
+    backend's input/output handling and compute add up to the client's mean within noise."""
+    from breakdown_util import assert_parts_add_up, breakdown_step, parts_of
+
+    path = str(_payloads(1).save(tmp_path))
+    address = triton_server.address(target.protocol)
+    r = breakdown_step(target, address, triton_server.endpoints.metrics_url, path, tmp_path)
+    assert_parts_add_up(r)
+    parts = parts_of(r)
+    assert parts["compute"].ms is not None and parts["compute"].ms > 0
+    assert parts["queue"].ms is not None and parts["pre_post"].ms is not None

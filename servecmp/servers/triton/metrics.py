@@ -17,7 +17,7 @@ queries return one series per ``namespace, model_name``.
 
 from __future__ import annotations
 
-from servecmp.servers.base import ServerMetrics
+from servecmp.servers.base import PartSource, Series, ServerMetrics
 
 SUCCESS = "nv_inference_request_success"
 FAILURE = "nv_inference_request_failure"
@@ -78,5 +78,37 @@ METRICS = ServerMetrics(
     extra={
         "compute_seconds:mean": _per_request(COMPUTE_INFER_US),
         "batch_size:mean": f"{_sum_rate(INFERENCES)} / {_sum_rate(EXECUTIONS)}",
+    },
+    # v2.51.0 docs/user_guide/metrics.md: the duration counters are cumulative per request (a
+    # request in a batch of n is charged the batch's compute), so each divides by the requests.
+    breakdown={
+        "total": PartSource(
+            metric=REQUEST_US,
+            time=(Series(REQUEST_US),),
+            count=Series(SUCCESS),
+            scale_s=1e-6,
+            note="from arrival in Triton's core to the response, queue included; the HTTP/gRPC "
+            "front end's parsing is outside",
+        ),
+        "queue": PartSource(
+            metric=QUEUE_US,
+            time=(Series(QUEUE_US),),
+            count=Series(SUCCESS),
+            scale_s=1e-6,
+        ),
+        "pre_post": PartSource(
+            metric=f"{COMPUTE_INPUT_US} + {COMPUTE_OUTPUT_US}",
+            time=(Series(COMPUTE_INPUT_US), Series(COMPUTE_OUTPUT_US)),
+            count=Series(SUCCESS),
+            scale_s=1e-6,
+            note="tensors into and out of the Python backend's stub (shared memory)",
+        ),
+        "compute": PartSource(
+            metric=COMPUTE_INFER_US,
+            time=(Series(COMPUTE_INFER_US),),
+            count=Series(SUCCESS),
+            scale_s=1e-6,
+            note="the stub's execute(): torch on the batch",
+        ),
     },
 )
