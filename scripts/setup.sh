@@ -55,5 +55,8 @@ else
   echo "$KHASH" >"$KSTAMP"
 fi
 
+# Ray Serve in its own venv (.venv-ray): scripts/setup-ray.sh.
+bash scripts/setup-ray.sh
+
 bash scripts/install-helm.sh >/dev/null || echo "warning: helm could not be installed; chart tests will be skipped"
 echo "==> setup done"

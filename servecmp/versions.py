@@ -40,3 +40,8 @@ def release_of(version_text: str) -> str | None:
 # requires protobuf<7; our stack resolves to 7.x). scripts/setup.sh installs exactly this pin
 # and the cluster image (deploy/kind/kserve.Dockerfile) too (tests/test_versions.py checks).
 KSERVE_VERSION = "0.21.0"
+
+# Ray Serve (PyPI ``ray[serve]``), run from its own venv ``.venv-ray`` (scripts/setup-ray.sh
+# installs exactly this pin, and so does the cluster image deploy/kind/rayserve.Dockerfile;
+# tests/test_versions.py checks both).
+RAY_VERSION = "2.60.0"

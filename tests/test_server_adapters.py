@@ -67,7 +67,7 @@ def _local(tmp: Path, adapters: tuple[ServerAdapter, ...] = SERVERS) -> Placemen
 # ---- completeness: every registered adapter --------------------------------------------------
 def test_registry_lists_servers_then_baselines() -> None:
     assert registry.names()[:2] == ("torchserve", "tfserving")
-    assert {a.name for a in SERVERS} == {"torchserve", "tfserving", "kserve"}
+    assert {a.name for a in SERVERS} == {"torchserve", "tfserving", "kserve", "rayserve"}
     assert [a.name for a in ADAPTERS if a.is_inprocess] == ["pytorch", "tensorflow"]
 
 
@@ -210,7 +210,7 @@ def test_unknown_server_names_the_field_and_the_known_servers() -> None:
         _exp(server="triton")
     msg = str(err.value)
     assert "targets.0.server" in msg and "'triton' is unknown" in msg
-    assert "torchserve, tfserving, kserve, pytorch, tensorflow" in msg
+    assert "torchserve, tfserving, kserve, rayserve, pytorch, tensorflow" in msg
 
 
 def test_encodings_come_from_the_adapters() -> None:
@@ -326,7 +326,7 @@ def test_a_fourth_server_is_one_adapter(fake_registered: ServerAdapter, tmp_path
         )
 
     k8s = render_all(exp, Placement.kubernetes())
-    assert list(k8s.files) == ["torchserve", "tfserving", "kserve", "fake"]
+    assert list(k8s.files) == ["torchserve", "tfserving", "kserve", "rayserve", "fake"]
     assert k8s.files["fake"]["args.txt"] == "--http=0.0.0.0:8090\n--metrics=8091\n--workers=2\n"
     local = render_all(exp, _local(tmp_path, registry.servers()))
     http = local.placement.port("fake", "rest")

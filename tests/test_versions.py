@@ -105,3 +105,14 @@ def test_workflows_update_apt_before_installing(path: Path) -> None:
             run = step.get("run", "")
             if "apt-get install" in run:
                 assert "apt-get update" in run.split("apt-get install")[0], (path.name, step)
+
+
+def test_ray_serve_is_installed_at_the_pin_everywhere() -> None:
+    """scripts/setup-ray.sh (.venv-ray) and the cluster image install servecmp/versions.py's pin."""
+    from servecmp.versions import RAY_VERSION
+
+    root = Path(__file__).resolve().parents[1]
+    for path in ("scripts/setup-ray.sh", "deploy/kind/rayserve.Dockerfile"):
+        text = (root / path).read_text()
+        assert f"ray[serve]=={RAY_VERSION}" in text, path
+        assert "torch==2.13.0" in text, path  # the CPU wheel: any other pin pulls CUDA

@@ -16,6 +16,7 @@ MODULES: dict[str, str] = {
     "torchserve": "servecmp.servers.torchserve",
     "tfserving": "servecmp.servers.tfserving",
     "kserve": "servecmp.servers.kserve",
+    "rayserve": "servecmp.servers.rayserve",
     "pytorch": "servecmp.servers.inprocess:PYTORCH",
     "tensorflow": "servecmp.servers.inprocess:TENSORFLOW",
 }
