@@ -22,6 +22,7 @@ SUBCHARTS = {
     "torchserve": CHART / "charts" / "torchserve",
     "tfserving": CHART / "charts" / "tfserving",
     "kserve": CHART / "charts" / "kserve",
+    "rayserve": CHART / "charts" / "rayserve",
 }
 LIBCHART = CHART / "charts" / "servecmp-lib"
 CI_DIR = CHART / "ci"
@@ -54,6 +55,8 @@ BASE_TARGETS: list[dict[str, Any]] = [
     {"server": "tfserving", "protocol": "grpc"},
     {"server": "kserve", "protocol": "rest"},
     {"server": "kserve", "protocol": "grpc"},
+    {"server": "rayserve", "protocol": "rest"},
+    {"server": "rayserve", "protocol": "grpc"},
 ]
 BASE_EXPERIMENT: dict[str, Any] = {"name": "helm-test", "model": "resnet", "targets": BASE_TARGETS}
 

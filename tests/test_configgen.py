@@ -32,6 +32,7 @@ def _local() -> Placement:
             "torchserve": {"models": "/tmp/ms", "config": "/tmp/cfg/ts"},
             "tfserving": {"models": "/tmp/tfs", "config": "/tmp/cfg/tfs"},
             "kserve": {"models": "/tmp/ks", "config": "/tmp/cfg/ks"},
+            "rayserve": {"models": "/tmp/rs", "config": "/tmp/cfg/rs"},
         },
         {
             "torchserve": {
@@ -43,6 +44,7 @@ def _local() -> Placement:
             },
             "tfserving": {"grpc": 18500, "rest": 18501, "metrics": 18501},
             "kserve": {"rest": 18090, "grpc": 18091, "metrics": 18090},
+            "rayserve": {"rest": 18000, "grpc": 19000, "metrics": 18088},
         },
     )
 
@@ -241,6 +243,7 @@ def test_local_placement_gives_every_socket_its_own_free_port() -> None:
             "torchserve": {"models": "/m", "config": "/c/ts"},
             "tfserving": {"models": "/t", "config": "/c/tfs"},
             "kserve": {"models": "/k", "config": "/c/ks"},
+            "rayserve": {"models": "/r", "config": "/c/rs"},
         }
     )
     assert pl.bind_host == "127.0.0.1"
