@@ -46,6 +46,8 @@ TARGETS = [  # quick.yaml's targets
     "torchserve-rest-raw",
     "pytorch-inprocess",
     "tensorflow-inprocess",
+    "rayserve-rest-oip",  # a server outside quick.yaml: its dashboard row needs data too
+    "rayserve-grpc-oip",
 ]
 
 
