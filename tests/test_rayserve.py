@@ -273,10 +273,14 @@ def ray_server(
     server = start_server("rayserve", MODEL, work, model_root, ready_timeout_s=240)
     assert isinstance(server, RayServeServer)
     yield server
+    # The server is killed (SIGKILL of the launcher, the Ray driver): Ray's agents outlive their
+    # raylet, and the workers sit in process groups of their own; stop() must still sweep them all.
     members = [p.pid for p in server.members()]
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGKILL)
     server.stop()
-    left = [p for p in members if _alive(p)]
-    assert not left, f"Ray processes survived stop(): {left}"
+    left = [" ".join(psutil.Process(p).cmdline())[:60] for p in members if _alive(p)]
+    assert not left, f"Ray processes survived the kill and stop(): {left}"
 
 
 def _payloads(batch: int, version: int = 1) -> Any:
