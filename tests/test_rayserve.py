@@ -270,7 +270,10 @@ def ray_server(
     if REASON:
         pytest.skip(REASON)
     work = tmp_path_factory.mktemp("rayserve run dir with a space")
-    server = start_server("rayserve", MODEL, work, model_root, ready_timeout_s=240)
+    last_cpu = max(os.sched_getaffinity(0))  # the server CPU set, as `servecmp run` pins it
+    server = start_server(
+        "rayserve", MODEL, work, model_root, cpus=(last_cpu,), ready_timeout_s=240
+    )
     assert isinstance(server, RayServeServer)
     yield server
     # The server is killed (SIGKILL of the launcher, the Ray driver): Ray's agents outlive their
@@ -325,9 +328,10 @@ def test_ray_tree_is_pinned_and_lives_under_the_run_dir(ray_server: RayServeServ
     assert root is not None
     tree = {p.pid for p in psutil.Process(root).children(recursive=True)} | {root}
     assert {p.pid for p in members} <= tree  # the resource numbers see every Ray process
-    # the launcher's CPU set reaches every Ray process (the raylet's workers included)
-    want = os.sched_getaffinity(root)
-    assert all(os.sched_getaffinity(p.pid) == want for p in members)
+    # the server's CPU set reaches every Ray process (the raylet's workers included)
+    assert ray_server.cpus is not None
+    want = set(ray_server.cpus)
+    assert {p.pid: os.sched_getaffinity(p.pid) for p in members} == {p.pid: want for p in members}
     sessions = list((ray_server.run_dir / "ray").glob("session_*/sockets"))
     assert sessions, "Ray's temp dir is not under the run dir"
 
