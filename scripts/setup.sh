@@ -56,5 +56,8 @@ else
 fi
 
 bash scripts/setup-triton.sh
+# Ray Serve in its own venv (.venv-ray): scripts/setup-ray.sh.
+bash scripts/setup-ray.sh
+
 bash scripts/install-helm.sh >/dev/null || echo "warning: helm could not be installed; chart tests will be skipped"
 echo "==> setup done"

@@ -51,3 +51,7 @@ TRITON_VERSION = "2.51.0"
 PYTRITON_VERSION = "0.7.0"
 TRITON_TORCH_VERSION = "2.13.0"
 TRITON_NUMPY_VERSION = "1.26.4"
+# Ray Serve (PyPI ``ray[serve]``), run from its own venv ``.venv-ray`` (scripts/setup-ray.sh
+# installs exactly this pin, and so does the cluster image deploy/kind/rayserve.Dockerfile;
+# tests/test_versions.py checks both).
+RAY_VERSION = "2.60.0"

@@ -23,6 +23,7 @@ SUBCHARTS = {
     "tfserving": CHART / "charts" / "tfserving",
     "kserve": CHART / "charts" / "kserve",
     "triton": CHART / "charts" / "triton",
+    "rayserve": CHART / "charts" / "rayserve",
 }
 LIBCHART = CHART / "charts" / "servecmp-lib"
 CI_DIR = CHART / "ci"
@@ -57,6 +58,8 @@ BASE_TARGETS: list[dict[str, Any]] = [
     {"server": "kserve", "protocol": "grpc"},
     {"server": "triton", "protocol": "rest"},
     {"server": "triton", "protocol": "grpc"},
+    {"server": "rayserve", "protocol": "rest"},
+    {"server": "rayserve", "protocol": "grpc"},
 ]
 BASE_EXPERIMENT: dict[str, Any] = {"name": "helm-test", "model": "resnet", "targets": BASE_TARGETS}
 

@@ -33,6 +33,7 @@ def _local() -> Placement:
             "tfserving": {"models": "/tmp/tfs", "config": "/tmp/cfg/tfs"},
             "kserve": {"models": "/tmp/ks", "config": "/tmp/cfg/ks"},
             "triton": {"models": "/tmp/tr", "config": "/tmp/cfg/tr"},
+            "rayserve": {"models": "/tmp/rs", "config": "/tmp/cfg/rs"},
         },
         {
             "torchserve": {
@@ -45,6 +46,7 @@ def _local() -> Placement:
             "tfserving": {"grpc": 18500, "rest": 18501, "metrics": 18501},
             "kserve": {"rest": 18090, "grpc": 18091, "metrics": 18090},
             "triton": {"rest": 18100, "grpc": 18101, "metrics": 18102},
+            "rayserve": {"rest": 18000, "grpc": 19000, "metrics": 18088},
         },
     )
 
@@ -244,6 +246,7 @@ def test_local_placement_gives_every_socket_its_own_free_port() -> None:
             "tfserving": {"models": "/t", "config": "/c/tfs"},
             "kserve": {"models": "/k", "config": "/c/ks"},
             "triton": {"models": "/tr", "config": "/c/tr"},
+            "rayserve": {"models": "/r", "config": "/c/rs"},
         }
     )
     assert pl.bind_host == "127.0.0.1"

@@ -224,3 +224,11 @@ def test_only_valid_steady_undisturbed_steps_are_comparable() -> None:
     assert not StepResult(**base, valid=False).comparable
     assert not StepResult(**base, steady=False, unsteady_reason="trend").comparable
     assert not StepResult(**base, disrupted="outage").comparable
+
+
+def test_a_process_that_renames_itself_is_not_a_tree_change() -> None:
+    """Ray's workers retitle themselves per task (setproctitle: ``ray::ServeReplica:app:M`` ->
+    ``...M.handle_request_with_rejection``): same pid, same start time, so the same process."""
+    before = {20: (5.0, "ray::ServeReplica:resnet:TorchScriptModel")}
+    after = {20: (5.0, "ray::ServeReplica:resnet:TorchScriptModel.handle_request")}
+    assert tree_change(before, after) is None

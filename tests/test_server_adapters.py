@@ -67,7 +67,7 @@ def _local(tmp: Path, adapters: tuple[ServerAdapter, ...] = SERVERS) -> Placemen
 # ---- completeness: every registered adapter --------------------------------------------------
 def test_registry_lists_servers_then_baselines() -> None:
     assert registry.names()[:2] == ("torchserve", "tfserving")
-    assert {a.name for a in SERVERS} == {"torchserve", "tfserving", "kserve", "triton"}
+    assert {a.name for a in SERVERS} == {"torchserve", "tfserving", "kserve", "triton", "rayserve"}
     assert [a.name for a in ADAPTERS if a.is_inprocess] == ["pytorch", "tensorflow"]
 
 

@@ -117,3 +117,14 @@ def test_triton_setup_installs_the_pins() -> None:
     ):
         assert set(re.findall(rf"{pkg}==([\w.]+)", setup)) == {pin}, pkg
     assert int(versions.TRITON_NUMPY_VERSION.split(".")[0]) < 2  # numpy 2 fails every response
+
+
+def test_ray_serve_is_installed_at_the_pin_everywhere() -> None:
+    """scripts/setup-ray.sh (.venv-ray) and the cluster image install servecmp/versions.py's pin."""
+    from servecmp.versions import RAY_VERSION
+
+    root = Path(__file__).resolve().parents[1]
+    for path in ("scripts/setup-ray.sh", "deploy/kind/rayserve.Dockerfile"):
+        text = (root / path).read_text()
+        assert f"ray[serve]=={RAY_VERSION}" in text, path
+        assert "torch==2.13.0" in text, path  # the CPU wheel: any other pin pulls CUDA

@@ -17,6 +17,7 @@ MODULES: dict[str, str] = {
     "tfserving": "servecmp.servers.tfserving",
     "kserve": "servecmp.servers.kserve",
     "triton": "servecmp.servers.triton",
+    "rayserve": "servecmp.servers.rayserve",
     "pytorch": "servecmp.servers.inprocess:PYTORCH",
     "tensorflow": "servecmp.servers.inprocess:TENSORFLOW",
 }

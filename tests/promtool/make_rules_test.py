@@ -12,6 +12,10 @@ Input series copy each source's REAL exposition format:
   entrypoint; buckets 10*1.8**i, i<33) and batching/batching_session.cc (queuing_latency:
   thread_pool_name; buckets 100*1.2**i, i<52). REST records API="predict", gRPC API="Predict";
   readiness GETs record API="" (must be filtered out).
+- Ray Serve 2.60.0: the proxy's latency histograms as a live scrape of the installed version
+  shows them (OpenTelemetry exporter: le="1.0", labels route, method, application, status_code
+  plus Component/SessionName/...; buckets ray/serve/_private/constants.py
+  DEFAULT_LATENCY_BUCKET_MS; readiness GETs must be filtered out of the HTTP one).
 - the generator: prometheus-client's own formatting of servecmp_* (le="1.0", "+Inf").
 - CPU / memory from the local process exporter AND from cAdvisor (kubelet job).
 
@@ -33,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from servecmp.observability import names as n  # noqa: E402
 from servecmp.observability.generator_metrics import LATENCY_BUCKETS  # noqa: E402
+from servecmp.servers.rayserve import metrics as ray_m  # noqa: E402
 from servecmp.servers.tfserving import metrics as tfs_m  # noqa: E402
 from servecmp.servers.torchserve import metrics as ts_m  # noqa: E402
 from servecmp.servers.triton import metrics as tr_m  # noqa: E402
@@ -399,6 +404,49 @@ def build() -> dict[str, object]:
     server_expect(rec, sample(rec, 0.006, **tr_out))
     rec = n.r_server_extra("batch_size:mean")
     server_expect(rec, sample(rec, 4, **tr_out))
+    # ---------------- Ray Serve 2.60 (proxy latency histograms, OpenTelemetry format) -----------
+    ray = {
+        "Component": "core_worker",
+        "SessionName": "session_2026-12-07_16-05-46_862262_758",
+        "Version": "2.60.0",
+        "job": "servecmp-rayserve",
+        "instance": "10.244.1.8:8080",
+        "namespace": "servecmp",
+        "application": "resnet",
+        "route": "/",
+    }
+    ray_le = [1, 2, 5, 10, 20, 50, 100, 200, 300, 400, 500, 1000, 2000, 5000, 10000, 60000]
+    ray_http = Histogram(
+        ray_m.HTTP_LATENCY_MS,
+        {**ray, "method": "POST", "status_code": "200"},
+        [float(x) for x in ray_le],
+        lambda x: f"{x:.1f}",
+        {3: 200, 4: 100},
+        300 * 9.0,
+    )
+    ray_ready = Histogram(
+        ray_m.HTTP_LATENCY_MS,
+        {**ray, "method": "GET", "status_code": "200"},
+        [float(x) for x in ray_le],
+        lambda x: f"{x:.1f}",
+        {10: 50},
+        50 * 450.0,
+    )  # readiness polls: excluded by method="POST"
+    ray_grpc = Histogram(
+        ray_m.GRPC_LATENCY_MS,
+        {**ray, "method": "/inference.GRPCInferenceService/ModelInfer", "status_code": "0"},
+        [float(x) for x in ray_le],
+        lambda x: f"{x:.1f}",
+        {2: 300},
+        300 * 4.0,
+    )
+    for h in (ray_http, ray_ready, ray_grpc):
+        series += h.series()
+    ray_out = {"namespace": "servecmp", "model_name": "resnet", "server": "rayserve"}
+    for key, h in (("proxy_http_seconds:p99", ray_http), ("proxy_grpc_seconds:p99", ray_grpc)):
+        rec = n.r_server_extra(key)
+        server_expect(rec, sample(rec, quantile(0.99, h.rates()) / 1e3, **ray_out))
+
     for record, samples in srv.items():
         expect(record, *samples)
 

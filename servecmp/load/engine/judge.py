@@ -79,9 +79,14 @@ def server_tree(pids: list[int]) -> dict[int, tuple[float, str]]:
 def tree_change(
     before: dict[int, tuple[float, str]], after: dict[int, tuple[float, str]]
 ) -> str | None:
-    """What changed in the server's process tree (None: nothing)."""
-    gone = [f"{before[p][1]} (pid {p})" for p in sorted(before) if after.get(p) != before[p]]
-    new = [f"{after[p][1]} (pid {p})" for p in sorted(after) if before.get(p) != after[p]]
+    """What changed in the server's process tree (None: nothing). A process is its pid and start
+    time; its name may change under it (Ray's workers retitle themselves per task)."""
+
+    def same(p: int, a: dict[int, tuple[float, str]], b: dict[int, tuple[float, str]]) -> bool:
+        return p in b and b[p][0] == a[p][0]
+
+    gone = [f"{before[p][1]} (pid {p})" for p in sorted(before) if not same(p, before, after)]
+    new = [f"{after[p][1]} (pid {p})" for p in sorted(after) if not same(p, after, before)]
     if not gone and not new:
         return None
     parts = []

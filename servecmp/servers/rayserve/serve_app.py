@@ -1,0 +1,364 @@
+"""Ray Serve 2.60 serving servecmp's TorchScript model: the deployment and its launcher (one script).
+
+Run by ``.venv-ray/bin/python`` locally and as the entrypoint of the cluster image
+(deploy/kind/rayserve.Dockerfile copies this file): it imports only ``ray``, ``torch``, ``numpy``,
+``starlette`` (Ray Serve's own dependency) and the OIP gRPC stubs (``servecmp_oip_grpc_stubs``,
+on ``PYTHONPATH``), never ``servecmp``.
+
+As a script (``python serve_app.py --config serve_config.yaml --num_cpus 1 ...``) it is the
+launcher: ``ray.init`` of a local one-node cluster (``num_cpus`` = the CPU budget, no dashboard,
+Prometheus export on ``--metrics_export_port``, ``_temp_dir`` from ``--temp_dir``), then what
+``serve run <config file>`` does (ray 2.60.0 ``ray/serve/scripts.py`` ``run``): validate the
+file as a ``ServeDeploySchema``, ``serve_start`` with its ``http_options``/``grpc_options``,
+``deploy_apps``. On SIGHUP it reads the file again and redeploys it (what ``serve deploy`` of an
+edited file does; servecmp's model update edits ``user_config.model_version``). SIGTERM/SIGINT
+shut Ray down (``serve.shutdown``, ``ray.shutdown``).
+
+As a module (``import_path: serve_app:app`` in the config) it is the application: one
+deployment, :class:`TorchScriptModel`, which answers
+- v1 predict ``POST /v1/models/<m>:predict`` (``{"instances"}``: the chart's ``helm test``);
+- Open Inference Protocol v2 REST ``POST /v2/models/<m>/infer`` (JSON body: ``inputs[0]`` FP32
+  ``[B,C,H,W]`` -> ``outputs[0]`` ``logits`` FP32 ``[B,K]``), ``GET /v2/models/<m>/ready``,
+  ``GET /v2/health/ready``, all through Ray Serve's HTTP proxy (``route_prefix: /``);
+- OIP v2 gRPC ``inference.GRPCInferenceService/ModelInfer`` (raw ``raw_input_contents`` in ->
+  ``raw_output_contents`` out; typed ``fp32_contents`` both ways), ``ModelReady``, ``ServerReady``,
+  ``ServerLive`` through Ray Serve's gRPC proxy: the proxy calls the deployment method named
+  like the gRPC method with the deserialized request (``ray/serve/_private/grpc_util.py``
+  ``gRPCGenericServer``, ``replica.py``); a code set on ``grpc_context`` is what the client
+  gets (``grpc_util.set_grpc_code_and_details``).
+
+``user_config`` (reconfigured in place, no replica restart): ``model_version`` (the
+``<model_dir>/<version>/model.pt`` to load), ``max_batch_size``/``batch_wait_timeout_s`` of the
+``@serve.batch`` queue (``batching: false`` runs each request alone, no batch queue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ray import serve
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+MODEL_FILE = "model.pt"
+SPEC_FILE = "model_spec.json"  # from the .mar, optional: {"input_shape": [C, H, W], ...}
+OUTPUT_NAME = "logits"
+
+
+class BadInput(ValueError):
+    """The request cannot be run: the message says what is wrong (HTTP 400, INVALID_ARGUMENT)."""
+
+
+def _oip() -> Any:
+    # Imported at first use: the HTTP path needs no stubs.
+    from servecmp_oip_grpc_stubs import grpc_predict_v2_pb2
+
+    return grpc_predict_v2_pb2
+
+
+@serve.deployment
+class TorchScriptModel:
+    def __init__(self, model_name: str, model_dir: str, intra_op_threads: int = 0) -> None:
+        import torch
+
+        self.model_name = model_name
+        self.model_dir = Path(model_dir)
+        self.threads = intra_op_threads
+        if intra_op_threads > 0:
+            torch.set_num_threads(intra_op_threads)
+        self.version = 0
+        self.batching = False
+        self.input_shape: list[int] | None = None
+        self._module: Any = None
+        self._lock = threading.Lock()
+
+    # ---- user_config: version and batching, applied in place -------------------------------
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        version = int(config.get("model_version", 1))
+        if version != self.version:
+            self._load(version)
+        self.batching = bool(config.get("batching", False))
+        if self.batching:
+            self._batched.set_max_batch_size(int(config["max_batch_size"]))
+            self._batched.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
+
+    def _load(self, version: int) -> None:
+        import torch
+
+        path = self.model_dir / str(version) / MODEL_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no version {version} of {self.model_name}")
+        module = torch.jit.load(str(path), map_location="cpu")
+        module.eval()
+        spec = path.with_name(SPEC_FILE)
+        shape = json.loads(spec.read_text()).get("input_shape") if spec.is_file() else None
+        self._module, self.version = module, version
+        self.input_shape = [int(d) for d in shape] if shape else None
+        print(
+            f"servecmp-rayserve: {self.model_name} version {version} loaded; pid {os.getpid()}, "
+            f"torch threads {torch.get_num_threads()}",
+            flush=True,
+        )
+
+    # ---- the model -----------------------------------------------------------------------------
+    def _check(self, batch: np.ndarray) -> None:
+        if batch.ndim != 4:
+            raise BadInput(f"input must be a [B, C, H, W] batch, got shape {list(batch.shape)}")
+        if self.input_shape and list(batch.shape[1:]) != self.input_shape:
+            raise BadInput(
+                f"input shape {list(batch.shape)} does not match the model's [B, "
+                f"{', '.join(map(str, self.input_shape))}]"
+            )
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        if self.threads > 0 and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)  # OpenMP's setting is per thread
+        with self._lock, torch.inference_mode():
+            out = self._module(torch.from_numpy(np.ascontiguousarray(batch)))
+        return out.numpy().astype(np.float32, copy=False)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def _batched(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        # Ray's batch counts calls (requests), each may hold several rows: one forward pass over
+        # their concatenation, split back per request.
+        sizes = [len(b) for b in batches]
+        logits = self._run(np.concatenate(batches))
+        return list(np.split(logits, np.cumsum(sizes)[:-1]))
+
+    async def _infer(self, batch: np.ndarray) -> np.ndarray:
+        self._check(batch)
+        if self.batching:
+            return await self._batched(batch)
+        return self._run(batch)
+
+    # ---- OIP v2 REST (through the HTTP proxy) ----------------------------------------------
+    async def __call__(self, request: Request) -> JSONResponse:
+        parts = request.url.path.strip("/").split("/")
+        if parts == ["v2", "health", "ready"] or parts == ["v2", "health", "live"]:
+            return JSONResponse({parts[-1]: True})
+        if len(parts) == 3 and parts[:2] == ["v1", "models"] and parts[2].endswith(":predict"):
+            return await self._v1_predict(parts[2].removesuffix(":predict"), request)
+        if len(parts) != 4 or parts[:2] != ["v2", "models"]:
+            return JSONResponse({"error": f"no route {request.url.path}"}, status_code=404)
+        name, verb = parts[2], parts[3]
+        if name != self.model_name:
+            return JSONResponse(
+                {"error": f"model {name} does not exist (served: {self.model_name})"},
+                status_code=404,
+            )
+        if verb == "ready" and request.method == "GET":
+            return JSONResponse({"name": name, "ready": self._module is not None})
+        if verb != "infer" or request.method != "POST":
+            return JSONResponse({"error": f"no route {request.method} {request.url.path}"}, 404)
+        try:
+            batch = oip_json_input(await request.body())
+            logits = await self._infer(batch)
+        except BadInput as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+        return JSONResponse(
+            {
+                "model_name": name,
+                "model_version": str(self.version),
+                "outputs": [
+                    {
+                        "name": OUTPUT_NAME,
+                        "shape": list(logits.shape),
+                        "datatype": "FP32",
+                        "data": logits.ravel().tolist(),
+                    }
+                ],
+            }
+        )
+
+    async def _v1_predict(self, name: str, request: Request) -> JSONResponse:
+        """``{"instances": [B,C,H,W]}`` -> ``{"predictions": [[...]]}`` (TF Serving's row format;
+        the chart's ``helm test`` posts it to every server)."""
+        if name != self.model_name:
+            return JSONResponse({"error": f"model {name} does not exist"}, status_code=404)
+        try:
+            doc = json.loads(await request.body())
+            if not isinstance(doc, dict) or "instances" not in doc:
+                raise BadInput(
+                    'v1 predict body must be a JSON object with "instances": [B, C, H, W]'
+                )
+            try:
+                batch = np.asarray(doc["instances"], dtype=np.float32)
+            except (ValueError, TypeError) as err:
+                raise BadInput(
+                    f'"instances" is not a rectangular array of numbers: {err}'
+                ) from None
+            logits = await self._infer(batch)
+        except ValueError as err:  # BadInput, or a body that is not JSON
+            return JSONResponse({"error": str(err)}, status_code=400)
+        return JSONResponse({"predictions": logits.tolist()})
+
+    # ---- OIP v2 gRPC (through the gRPC proxy) ----------------------------------------------
+    async def ModelInfer(self, request: Any, grpc_context: Any = None) -> Any:
+        pb2 = _oip()
+        try:
+            if request.model_name != self.model_name:
+                raise LookupError(f"model {request.model_name} does not exist")
+            batch = oip_grpc_input(request)
+            logits = await self._infer(batch)
+        except (BadInput, LookupError) as err:
+            import grpc
+
+            code = (
+                grpc.StatusCode.NOT_FOUND
+                if isinstance(err, LookupError)
+                else grpc.StatusCode.INVALID_ARGUMENT
+            )
+            grpc_context.set_code(code)
+            grpc_context.set_details(str(err).strip("'\""))
+            return pb2.ModelInferResponse()
+        out = pb2.ModelInferResponse.InferOutputTensor(
+            name=OUTPUT_NAME, datatype="FP32", shape=list(logits.shape)
+        )
+        reply = pb2.ModelInferResponse(
+            model_name=self.model_name, model_version=str(self.version), id=request.id
+        )
+        if request.raw_input_contents:  # raw in -> raw out, as KServe and Triton answer
+            reply.outputs.append(out)
+            reply.raw_output_contents.append(logits.astype("<f4").tobytes())
+        else:
+            out.contents.fp32_contents.extend(logits.ravel().tolist())
+            reply.outputs.append(out)
+        return reply
+
+    async def ModelReady(self, request: Any) -> Any:
+        return _oip().ModelReadyResponse(
+            ready=request.name == self.model_name and self._module is not None
+        )
+
+    async def ServerReady(self, request: Any) -> Any:
+        return _oip().ServerReadyResponse(ready=self._module is not None)
+
+    async def ServerLive(self, request: Any) -> Any:
+        return _oip().ServerLiveResponse(live=True)
+
+
+def oip_json_input(body: bytes) -> np.ndarray:
+    """The one FP32 input of an OIP v2 JSON request, shaped; BadInput names what is wrong."""
+    try:
+        doc = json.loads(body)
+    except ValueError as err:
+        raise BadInput(f"body is not JSON: {err}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
+        raise BadInput('body must be a JSON object with "inputs": [{name, shape, datatype, data}]')
+    if len(doc["inputs"]) != 1:
+        raise BadInput(f"expected exactly 1 input tensor, got {len(doc['inputs'])}")
+    inp = doc["inputs"][0]
+    if not isinstance(inp, dict):
+        raise BadInput("inputs[0] must be an object {name, shape, datatype, data}")
+    if inp.get("datatype") != "FP32":
+        raise BadInput(
+            f"input {inp.get('name')!r}: datatype must be FP32, got {inp.get('datatype')}"
+        )
+    try:
+        shape = [int(d) for d in inp["shape"]]
+        return np.asarray(inp["data"], dtype=np.float32).reshape(shape)
+    except KeyError as err:
+        raise BadInput(f"input {inp.get('name')!r}: missing {err}") from None
+    except (ValueError, TypeError) as err:
+        raise BadInput(f"input {inp.get('name')!r}: {err}") from None
+
+
+def oip_grpc_input(request: Any) -> np.ndarray:
+    """The one FP32 input of a ``ModelInferRequest`` (raw bytes or typed contents), shaped."""
+    if len(request.inputs) != 1:
+        raise BadInput(f"expected exactly 1 input tensor, got {len(request.inputs)}")
+    inp = request.inputs[0]
+    if inp.datatype != "FP32":
+        raise BadInput(f"input {inp.name!r}: datatype must be FP32, got {inp.datatype}")
+    shape = [int(d) for d in inp.shape]
+    try:
+        if request.raw_input_contents:
+            flat = np.frombuffer(request.raw_input_contents[0], dtype="<f4")
+        else:
+            flat = np.asarray(inp.contents.fp32_contents, dtype=np.float32)
+        return flat.reshape(shape)
+    except ValueError as err:
+        raise BadInput(f"input {inp.name!r}: {err}") from None
+
+
+def app(args: dict[str, Any]) -> Any:
+    """The application builder the config's ``import_path`` names (``args`` from the config)."""
+    # @serve.deployment made it a Deployment (mypy keeps the class type through a decorator)
+    return TorchScriptModel.bind(  # type: ignore[attr-defined]
+        str(args["model_name"]), str(args["model_dir"]), int(args.get("intra_op_threads", 0))
+    )
+
+
+# ---- the launcher ------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True, help="Serve config file (ServeDeploySchema YAML)")
+    p.add_argument("--num_cpus", type=int, required=True, help="ray.init num_cpus (CPU budget)")
+    p.add_argument("--metrics_export_port", type=int, required=True, help="Prometheus port")
+    p.add_argument("--temp_dir", default=None, help="Ray's root temp dir (absolute, short)")
+    return p
+
+
+def _deploy(client: Any, path: str) -> None:
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    config = ServeDeploySchema.model_validate(yaml.safe_load(Path(path).read_text()))
+    client.deploy_apps(config, _blocking=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import ray
+    import yaml
+    from ray.serve._private import api as serve_api
+    from ray.serve.config import gRPCOptions
+    from ray.serve.schema import ServeDeploySchema
+
+    args, _ = _parser().parse_known_args(argv)
+    t0 = time.time()
+    config = ServeDeploySchema.model_validate(yaml.safe_load(Path(args.config).read_text()))
+    ray.init(
+        num_cpus=args.num_cpus,
+        include_dashboard=False,
+        namespace="serve",  # SERVE_NAMESPACE, as `serve run` (ray/serve/scripts.py)
+        _metrics_export_port=args.metrics_export_port,
+        _temp_dir=args.temp_dir,
+    )
+    client = serve_api.serve_start(
+        http_options=config.http_options.model_dump(),
+        proxy_location=config.proxy_location,
+        grpc_options=gRPCOptions(**config.grpc_options.model_dump()),
+    )
+    client.deploy_apps(config, _blocking=False)
+    print(f"servecmp-rayserve: config deployed {time.time() - t0:.1f} s after start", flush=True)
+
+    redeploy = threading.Event()
+    stop = threading.Event()
+    signal.signal(signal.SIGHUP, lambda *_: redeploy.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        if redeploy.wait(0.2):
+            redeploy.clear()
+            try:
+                _deploy(client, args.config)
+                print("servecmp-rayserve: config redeployed", flush=True)
+            except Exception as err:  # a bad edit must not take the server down
+                print(f"servecmp-rayserve: redeploy failed: {err}", file=sys.stderr, flush=True)
+    serve.shutdown()
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
