@@ -26,6 +26,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test parametrized over the full-size model (``name="resnet"``: a 1.2 M-parameter CNN
+    built, traced and exported, seconds each) is heavy; its ``tiny`` twin keeps the same code
+    path in `make test-fast`."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("name") == "resnet":
+            item.add_marker(pytest.mark.heavy)
+
+
 # ==== servecmp.models fixtures (owner: models/) ===================================================
 
 
