@@ -46,8 +46,11 @@ test: setup ## The README's test command: lint, type-check, the whole suite (wha
 	$(MAKE) --no-print-directory lint typecheck
 	$(VENV)/bin/pytest --durations=15
 
-test-fast: ## Tests that start no server (no setup step; needs .venv)
-	$(VENV)/bin/pytest -m "not ($(SERVER_MARKERS))" --durations=10
+# Also left out of test-fast: real load against doubles, heavy subprocesses, helm renders (tests/conftest.py).
+FAST_EXCLUDED := $(SERVER_MARKERS) or load or heavy or helm
+
+test-fast: ## Tests that start no server and send no load, < 2 min (no setup step; needs .venv)
+	$(VENV)/bin/pytest -m "not ($(FAST_EXCLUDED))" --durations=15
 
 lint: ## ruff check + ruff format --check
 	$(VENV)/bin/ruff check .

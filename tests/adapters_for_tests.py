@@ -21,6 +21,7 @@ the real metrics objects (servecmp/servers/<name>/metrics.py). They render no co
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar, Literal
 
 import pytest
@@ -173,6 +174,17 @@ def use(monkeypatch: pytest.MonkeyPatch, modules: dict[str, str]) -> None:
     """Point the registry at ``modules`` for one test (its cache cleared before and after)."""
     registry.get.cache_clear()
     monkeypatch.setattr(registry, "MODULES", dict(modules))
+
+
+@contextmanager
+def registry_of(modules: dict[str, str]) -> Iterator[None]:
+    """``use`` outside a test, for a module-scoped fixture (a report built once, read by many)."""
+    with pytest.MonkeyPatch.context() as mp:
+        use(mp, modules)
+        try:
+            yield
+        finally:
+            registry.get.cache_clear()
 
 
 @pytest.fixture

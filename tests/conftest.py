@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,28 @@ import pytest
 # test_registry / test_registry_with_kserve: the registry pointed at test adapters (presentation
 # tests: report, console, rules, dashboards, scrape config)
 pytest_plugins = ["adapters_for_tests"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Markers of tests that start no server but cost seconds each: `make test` runs them,
+    `make test-fast` leaves them out (docs/testing.md)."""
+    config.addinivalue_line(
+        "markers", "load: sends real bounded load (step processes, Locust) to local test doubles"
+    )
+    config.addinivalue_line(
+        "markers",
+        "heavy: spawns interpreters that import the ML stack, build the wheel or run shims",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test parametrized over the full-size model (``name="resnet"``: a 1.2 M-parameter CNN
+    built, traced and exported, seconds each) is heavy; its ``tiny`` twin keeps the same code
+    path in `make test-fast`."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("name") == "resnet":
+            item.add_marker(pytest.mark.heavy)
 
 
 # ==== servecmp.models fixtures (owner: models/) ===================================================
@@ -83,3 +106,29 @@ def local_torchserve(
 
 
 # ==== end real local servers ======================================================================
+
+
+# ==== one export of the tiny model for every `servecmp run` in the session (owner: tests/) =======
+
+
+@pytest.fixture(scope="session")
+def tiny_run_exports(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
+    """``tiny_run_exports(dest)`` fills ``dest`` with the tiny model's exports as a run makes them
+    (v1 + v2, seed 1234) and returns it; pass it as ``artifacts_root``/``--artifacts``. The export
+    (≈10 s of CPU) runs once per session; each caller gets its own copy, so paths stay under its
+    tmp dir and a run that modifies its artifacts touches no other test's."""
+    made: list[Path] = []
+
+    def copy_to(dest: Path) -> Path:
+        if not made:
+            from servecmp.run.orchestrate import ensure_artifacts
+
+            made.append(tmp_path_factory.mktemp("tiny-run-exports"))
+            ensure_artifacts("tiny", made[0], 1234)
+        shutil.copytree(made[0], dest, dirs_exist_ok=True)
+        return dest
+
+    return copy_to
+
+
+# ==== end one export of the tiny model ============================================================

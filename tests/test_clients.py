@@ -241,6 +241,7 @@ def test_client_rejects_foreign_encoding(payloads: PayloadSet) -> None:
         TFServingRestClient(TS_REST_RAW, "127.0.0.1:1", payloads, 1.0)
 
 
+@pytest.mark.heavy
 def test_tensorflow_inprocess_thread_budget_in_fresh_process(
     artifacts: dict[str, Path], payloads: PayloadSet, tmp_path: Path
 ) -> None:

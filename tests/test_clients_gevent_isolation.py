@@ -54,6 +54,7 @@ print("GEVENT-OK")
 """
 
 
+@pytest.mark.load
 def test_clients_work_under_gevent(double: Any, tmp_path: Path) -> None:
     ps = PayloadSet.build(TinySpec(), 5, 1, 4, expected=TinyWeights.seeded().logits)  # type: ignore[arg-type]
     ps.save(tmp_path)

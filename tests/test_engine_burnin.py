@@ -138,6 +138,7 @@ def test_record_says_whether_it_converged_and_why_not() -> None:
     assert not crashed.converged and crashed.reason == "error: Traceback"
 
 
+@pytest.mark.load
 def test_burn_in_runs_as_its_own_step_outside_the_measured_steps(tmp_path: Path) -> None:
     proc, address = start_echo_server(2.0)
     run_dir = tmp_path / "run"

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from test_engine_doubles import REPO, save_echo_payloads, start_echo_server
 
+pytestmark = pytest.mark.load
+
 LOCUST = str(REPO / ".venv" / "bin" / "locust")
 EXP = """name: lf-test
 model: tiny

@@ -16,6 +16,8 @@ from servecmp.load.engine.runner import run_step
 from servecmp.load.engine.spec import StepSpec
 from servecmp.results.store import RunStore
 
+pytestmark = pytest.mark.load
+
 SERVICE_MS = 20.0  # serial endpoint: capacity 50 req/s
 RAW = Target(server="torchserve", protocol="rest", encoding="raw")
 

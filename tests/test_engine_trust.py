@@ -42,6 +42,7 @@ def _little(r) -> float:
     return r.achieved_rps * r.latency_ms.mean / 1000.0 / r.concurrency
 
 
+@pytest.mark.load
 def test_pytorch_baseline_queues_for_its_model_instance_like_a_server(tmp_path: Path) -> None:
     from servecmp.load.payloads import PayloadSet
 
@@ -112,6 +113,7 @@ def test_instance_pool_lets_one_call_in_per_instance_and_callers_wait_their_turn
     assert peak[0] == 1 and sorted(order) == [0, 1, 2, 3]
 
 
+@pytest.mark.load
 def test_clients_are_ready_before_the_warmup_clock(tmp_path: Path) -> None:
     spec = StepSpec(
         run_id="t",
@@ -135,6 +137,7 @@ def test_clients_are_ready_before_the_warmup_clock(tmp_path: Path) -> None:
     assert r.totals["warmup_measured_s"] >= 0.5  # warm-up started after the clients were ready
 
 
+@pytest.mark.load
 def test_a_server_that_dies_mid_step_marks_it_disrupted(tmp_path: Path) -> None:
     # It crashes (os._exit, like SIGKILL) after its 200th answer: after the clients' readiness
     # checks and while load runs, at a point fixed by the load rather than a timer.
@@ -165,6 +168,7 @@ def test_a_server_that_dies_mid_step_marks_it_disrupted(tmp_path: Path) -> None:
     assert not r.comparable
 
 
+@pytest.mark.load
 @pytest.mark.parametrize("warmup_s", [0.0])
 def test_no_warmup_means_none(tmp_path: Path, warmup_s: float) -> None:
     proc, address = start_echo_server(2.0)

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 HERE = Path(__file__).resolve().parent
+pytestmark = pytest.mark.load  # Locust steps against local doubles, in a fresh interpreter
 
 
 def test_gevent_suite_passes_in_its_own_process() -> None:

@@ -18,6 +18,8 @@ import pytest
 import yaml
 from helm_util import CHART, require_helm
 
+pytestmark = pytest.mark.helm
+
 BLOCK_S = 3.0  # a predict holding the loop; bounded
 
 

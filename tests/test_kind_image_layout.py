@@ -23,7 +23,7 @@ from helm_util import ROOT
 from servecmp.cluster import images, loadgen
 
 DOCKERFILE = ROOT / "deploy" / "kind" / "loadgen.Dockerfile"
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.heavy]
 
 
 def _place(src_root: Path, root: Path, copy: images.Copy, workdir: str) -> None:

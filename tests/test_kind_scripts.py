@@ -97,6 +97,7 @@ def _index(calls: list[list[str]], pred) -> int:
     return next(i for i, c in enumerate(calls) if pred(c))
 
 
+@pytest.mark.heavy  # runs the kind scripts end to end in a copied checkout
 @pytest.mark.timeout(900)
 def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
     proc = _run(checkout, "kind-up.sh", _env(tmp_path), "loadtests/experiments/quick.yaml")
@@ -147,6 +148,7 @@ def test_kind_up_dry_run(checkout: Path, tmp_path: Path) -> None:
     assert calls.index(chart) < _index(calls, lambda c: c[:2] == ["helm", "test"])
 
 
+@pytest.mark.heavy  # runs the kind scripts end to end in a copied checkout
 @pytest.mark.timeout(900)
 def test_kind_up_generates_values_the_chart_accepts(checkout: Path, tmp_path: Path) -> None:
     """The exact `helm upgrade --install` the flow runs, with the values files and --set-file
@@ -199,6 +201,7 @@ def test_kind_up_stops_in_seconds_on_a_two_core_host(checkout: Path, tmp_path: P
     )
 
 
+@pytest.mark.heavy  # runs the kind scripts end to end in a copied checkout
 @pytest.mark.timeout(900)
 def test_kind_load_dry_run_keeps_the_steps_a_killed_job_printed(
     checkout: Path, tmp_path: Path
@@ -237,6 +240,7 @@ def test_kind_load_refuses_locust_options_with_the_steps_engine(
     assert all("version" in c for c in _calls(tmp_path) if c[0] in ("docker", "kubectl", "kind"))
 
 
+@pytest.mark.heavy  # runs the kind scripts end to end in a copied checkout
 @pytest.mark.timeout(900)
 def test_kind_load_locust_engine_dry_run(checkout: Path, tmp_path: Path) -> None:
     env = _env(tmp_path, DRYRUN_CLUSTER="1")
@@ -277,6 +281,7 @@ def test_kind_load_preflight_counts_locust_workers(checkout: Path, tmp_path: Pat
     assert proc.returncode == 3 and "TOO MUCH: loadgen node" in proc.stderr
 
 
+@pytest.mark.heavy  # runs the kind scripts end to end in a copied checkout
 @pytest.mark.timeout(900)
 def test_kind_up_renders_the_mount_path_of_any_checkout(tmp_path: Path) -> None:
     """The kind config gets this checkout's absolute artifacts path, whatever characters it has

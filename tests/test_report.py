@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+from adapters_for_tests import MODULES, registry_of
 from fixtures.report_runs import (
     INVALID_REASON,
     STEP_PLAN,
@@ -72,10 +73,13 @@ def run_a(tmp_path: Path) -> Path:
     return make_run(tmp_path / "run-a")
 
 
-@pytest.fixture()
-def built(run_a: Path) -> tuple[Path, str, str]:
-    paths = build_report(run_a)
-    return run_a, paths.markdown.read_text(), paths.html.read_text()
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """One report of ``make_run()`` for the tests that only read it (built once per module)."""
+    with registry_of(MODULES):
+        run = make_run(tmp_path_factory.mktemp("built") / "run-a")
+        paths = build_report(run)
+        return run, paths.markdown.read_text(), paths.html.read_text()
 
 
 # ---- numbers ---------------------------------------------------------------------------------

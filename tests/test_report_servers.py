@@ -12,6 +12,7 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
+from adapters_for_tests import WITH_KSERVE, registry_of
 from fixtures.report_runs import (
     STEP_PLAN,
     THIRD_SERVER_PLAN,
@@ -39,10 +40,13 @@ def three(tmp_path: Path) -> Path:
     return make_run(tmp_path / "run-3", third_server=True)
 
 
-@pytest.fixture()
-def built3(three: Path, test_registry_with_kserve: None) -> tuple[Path, str, str]:
-    paths = build_report(three)
-    return three, paths.markdown.read_text(), paths.html.read_text()
+@pytest.fixture(scope="module")
+def built3(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """One report of the three-server run for the tests that only read it (built once per module)."""
+    with registry_of(WITH_KSERVE):
+        run = make_run(tmp_path_factory.mktemp("built3") / "run-3", third_server=True)
+        paths = build_report(run)
+        return run, paths.markdown.read_text(), paths.html.read_text()
 
 
 def test_servers_come_from_the_stored_run_in_registry_order(

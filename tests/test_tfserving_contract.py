@@ -79,6 +79,7 @@ def test_every_generated_flag_exists_in_tensorflow_model_server(
     assert set(config.FLAG_DEFAULTS) >= {f.split("=", 1)[0] for f in flags}
 
 
+@pytest.mark.heavy
 def test_the_double_refuses_an_unknown_flag_like_the_server_reports_it(tmp_path: Path) -> None:
     """main.cc prints "unknown argument: <arg>" and the usage; the double then exits non-zero
     (the real server would go on with the flag ignored, which no test must rely on)."""

@@ -95,7 +95,7 @@ def _doubles_running(root: Path) -> list[str]:
 
 
 def test_docker_mode_measures_kills_and_cleans_up_the_container(
-    shim_env: Path, tmp_path: Path
+    shim_env: Path, tmp_path: Path, tiny_run_exports: Any
 ) -> None:
     from servecmp.run.orchestrate import run_experiment
 
@@ -124,7 +124,7 @@ def test_docker_mode_measures_kills_and_cleans_up_the_container(
         run_dir = run_experiment(
             parse_experiment(EXP),
             runs_root=tmp_path / "runs",
-            artifacts_root=tmp_path / "build",
+            artifacts_root=tiny_run_exports(tmp_path / "build"),
             prometheus=False,
             report=False,
         )
@@ -211,7 +211,7 @@ def test_docker_mode_measures_kills_and_cleans_up_the_container(
 
 
 def test_an_invisible_container_pid_is_a_reported_failure_and_leaves_nothing(
-    shim_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shim_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_run_exports: Any
 ) -> None:
     """Docker Desktop / a remote engine: the container's pid is not ours to read. The target is
     reported unavailable with that reason (never measured from the client), the container goes."""
@@ -221,7 +221,7 @@ def test_an_invisible_container_pid_is_a_reported_failure_and_leaves_nothing(
     run_dir = run_experiment(
         parse_experiment(EXP),
         runs_root=tmp_path / "runs",
-        artifacts_root=tmp_path / "build",
+        artifacts_root=tiny_run_exports(tmp_path / "build"),
         prometheus=False,
         report=False,
         friction_under_load=False,
@@ -236,15 +236,11 @@ def test_an_invisible_container_pid_is_a_reported_failure_and_leaves_nothing(
     assert not _doubles_running(tmp_path)
 
 
-def test_ctrl_c_removes_the_container(shim_env: Path, tmp_path: Path) -> None:
-    exp = dict(
-        EXP,
-        load=dict(
-            EXP["load"],
-            concurrency=[1, 2],
-            stability={"window_s": 2.0, "windows": 3, "max_windows": 6},
-        ),
-    )
+def test_ctrl_c_removes_the_container(
+    shim_env: Path, tmp_path: Path, tiny_run_exports: Any
+) -> None:
+    # two levels: the signal lands while the second step runs (the first is on disk by then)
+    exp = dict(EXP, load=dict(EXP["load"], concurrency=[1, 2]))
     exp_path = tmp_path / "exp.yaml"
     exp_path.write_text(yaml.safe_dump(exp))
     log = (tmp_path / "run.log").open("w")
@@ -258,7 +254,7 @@ def test_ctrl_c_removes_the_container(shim_env: Path, tmp_path: Path) -> None:
             "--runs",
             str(tmp_path / "runs"),
             "--artifacts",
-            str(tmp_path / "build"),
+            str(tiny_run_exports(tmp_path / "build")),
             "--no-report",
         ],
         stdout=log,
@@ -287,19 +283,15 @@ def test_ctrl_c_removes_the_container(shim_env: Path, tmp_path: Path) -> None:
     assert not _doubles_running(tmp_path)
 
 
-def test_kill_9_of_servecmp_run_leaves_no_container(shim_env: Path, tmp_path: Path) -> None:
+def test_kill_9_of_servecmp_run_leaves_no_container(
+    shim_env: Path, tmp_path: Path, tiny_run_exports: Any
+) -> None:
     """SIGKILL of `servecmp run`: no handler runs. The watchdog stops the `docker run` client's
     group (SIGTERM, which the proxy passes on; without --init the server is PID 1 and ignores
     it) and sweeps the run token, which a container's environment never holds: only the run
     label finds the container."""
-    exp = dict(
-        EXP,
-        load=dict(
-            EXP["load"],
-            concurrency=[1, 2],
-            stability={"window_s": 2.0, "windows": 3, "max_windows": 6},
-        ),
-    )
+    # two levels: the signal lands while the second step runs (the first is on disk by then)
+    exp = dict(EXP, load=dict(EXP["load"], concurrency=[1, 2]))
     exp_path = tmp_path / "exp.yaml"
     exp_path.write_text(yaml.safe_dump(exp))
     log = (tmp_path / "run.log").open("w")
@@ -313,7 +305,7 @@ def test_kill_9_of_servecmp_run_leaves_no_container(shim_env: Path, tmp_path: Pa
             "--runs",
             str(tmp_path / "runs"),
             "--artifacts",
-            str(tmp_path / "build"),
+            str(tiny_run_exports(tmp_path / "build")),
             "--no-report",
         ],
         stdout=log,

@@ -506,6 +506,44 @@ def test_objective_is_the_best_throughput_meeting_the_slo_with_few_errors() -> N
     assert (m.score_rps, m.score_p99_ms) == (90, 60)
 
 
+def test_local_and_cluster_measurements_start_from_one_record() -> None:
+    """Both measurers build their record with measure.start_measurement: a run directory per
+    configuration, stage and round; finish() scores it and stamps the duration."""
+    import time
+
+    from servecmp.tune.measure import finish, start_measurement, target_for
+
+    exp = _exp()
+    cand = sp.candidate("torchserve", {"tuning.workers": 2})
+    target = target_for(exp, "torchserve")
+    a = start_measurement(cand, target, "screen", 0)
+    b = start_measurement(cand, target, "confirm", 1)
+    assert (a.server, a.target, a.config_id, a.label) == (
+        "torchserve",
+        target.name,
+        cand.id,
+        cand.label(),
+    )
+    assert a.config == cand.as_dict() and not a.levels and a.score_rps == 0.0
+    assert a.candidate_dir != b.candidate_dir and a.key != b.key
+    assert Path(b.candidate_dir).parts[:2] == ("candidates", "torchserve")
+    b.levels = [
+        Level(
+            param="concurrency=1",
+            throughput_rps=40.0,
+            p50_ms=5.0,
+            p99_ms=9.0,
+            error_fraction=0.0,
+            valid=True,
+            steady=True,
+            slo_ok=True,
+            step_id="s1",
+        )
+    ]
+    t0 = time.monotonic() - 2.0
+    assert finish(b, t0) is b and b.score_rps == 40.0 and b.duration_s >= 2.0
+
+
 # ---- protocol-bound knobs, logging, confirmation, rerun interval -----------------------------
 def _kserve_exp(*protocols: str) -> Any:
     return parse_experiment(

@@ -58,6 +58,7 @@ def _wait_for(paths: list[Path], timeout: float = 30.0) -> None:
     raise AssertionError(f"not written: {[str(p) for p in paths if not p.is_file()]}")
 
 
+@pytest.mark.heavy
 def test_kill_9_of_the_orchestrator_kills_its_whole_progeny(tmp_path: Path) -> None:
     out = tmp_path / "run dir"  # a space on purpose
     out.mkdir()
@@ -102,6 +103,7 @@ def test_clean_exit_stops_the_watchdog_and_drops_the_token(tmp_path: Path) -> No
     assert child.wait(timeout=10) == -signal.SIGTERM
 
 
+@pytest.mark.heavy
 def test_the_sweep_removes_the_runs_labelled_containers_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,14 +17,13 @@ import re
 import shutil
 import subprocess
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
 from servecmp.experiment import Experiment
 from servecmp.results.store import RunStore
-from servecmp.tune.measure import level_of, score, target_for
+from servecmp.tune.measure import finish, level_of, start_measurement, target_for
 from servecmp.tune.space import Candidate, TuneError, variant
 from servecmp.tune.store import Measurement, Stage
 
@@ -140,13 +139,12 @@ class ClusterMeasurer:
             raise TuneError(
                 f"{cand.server} is an in-process baseline: it has no cluster form (tune it locally)"
             )
-        rel = Path("candidates") / cand.server / f"{cand.id}-{stage}-r{rnd}"
-        cand_dir = self.tune_dir / rel
+        m = start_measurement(cand, target, stage, rnd)
+        cand_dir = self.tune_dir / m.candidate_dir
         cand_dir.mkdir(parents=True, exist_ok=True)
         exp_file = cand_dir / "experiment.yaml"
         exp_file.write_text(yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False))
         t0 = time.monotonic()
-        started = datetime.now(UTC).isoformat()
         self.rollout(exp, cand_dir)
         out = self._run(
             [
@@ -164,19 +162,5 @@ class ClusterMeasurer:
         run_dir = Path(found[-1].strip())
         (cand_dir / "run").write_text(str(run_dir) + "\n")  # where the steps are
         steps = [s for s in RunStore(run_dir).read_steps().steps if s.target == target.name]
-        m = Measurement(
-            server=cand.server,
-            target=target.name,
-            config_id=cand.id,
-            config=cand.as_dict(),
-            label=cand.label(),
-            stage=stage,
-            round=rnd,
-            started_at=started,
-            duration_s=0.0,
-            candidate_dir=str(rel),
-            levels=[level_of(s, exp.load.slo_p99_ms) for s in steps],
-        )
-        score(m)
-        m.duration_s = round(time.monotonic() - t0, 2)
-        return m
+        m.levels = [level_of(s, exp.load.slo_p99_ms) for s in steps]
+        return finish(m, t0)

@@ -82,6 +82,32 @@ def score(m: Measurement) -> None:
     m.score_rps, m.score_p99_ms, m.server_cpu = best.throughput_rps, best.p99_ms, best.server_cpu
 
 
+def start_measurement(cand: Candidate, target: Target, stage: Stage, rnd: int) -> Measurement:
+    """The record of one measurement of ``cand`` on ``target``, started now and still empty: the
+    local and the cluster measurer fill its levels, then ``finish`` scores it. Its run directory
+    (``candidate_dir``, relative to the tune dir) is unique per configuration, stage and round."""
+    rel = Path("candidates") / cand.server / f"{cand.id}-{stage}-r{rnd}"
+    return Measurement(
+        server=cand.server,
+        target=target.name,
+        config_id=cand.id,
+        config=cand.as_dict(),
+        label=cand.label(),
+        stage=stage,
+        round=rnd,
+        started_at=datetime.now(UTC).isoformat(),
+        duration_s=0.0,
+        candidate_dir=str(rel),
+    )
+
+
+def finish(m: Measurement, t0: float) -> Measurement:
+    """Score ``m`` from its levels and stamp its duration since ``t0`` (``time.monotonic``)."""
+    score(m)
+    m.duration_s = round(time.monotonic() - t0, 2)
+    return m
+
+
 class LocalMeasurer:
     """Measures candidates on this machine; each in its own run directory under the tune dir."""
 
@@ -112,12 +138,11 @@ class LocalMeasurer:
 
         exp = variant(self.exp, cand)
         target = target_for(exp, cand.server)
-        rel = Path("candidates") / cand.server / f"{cand.id}-{stage}-r{rnd}"
-        run_dir = self.tune_dir / rel
+        m = start_measurement(cand, target, stage, rnd)
+        run_dir = self.tune_dir / m.candidate_dir
         if run_dir.exists():  # a measurement killed half-way: its partial steps are kept aside
             run_dir.rename(run_dir.with_name(f"{run_dir.name}.killed-{int(time.time())}"))
         t0 = time.monotonic()
-        started = datetime.now(UTC).isoformat()
         run = LocalRun(
             exp,
             run_dir=run_dir,
@@ -126,18 +151,6 @@ class LocalMeasurer:
             friction_under_load=False,
         )
         run.prepare()
-        m = Measurement(
-            server=cand.server,
-            target=target.name,
-            config_id=cand.id,
-            config=cand.as_dict(),
-            label=cand.label(),
-            stage=stage,
-            round=rnd,
-            started_at=started,
-            duration_s=0.0,
-            candidate_dir=str(rel),
-        )
         gen = run.placement.generator_cpus if run.placement.pinned else None
         base_cpus = run.placement.server_cpus if run.placement.pinned else None
         server: Any = None
@@ -149,7 +162,7 @@ class LocalMeasurer:
                         (n for n in run.notes if n.startswith(f"{cand.server} unavailable")),
                         f"{cand.server} did not start",
                     )
-                    return self._done(m, t0)
+                    return finish(m, t0)
             if stage == "confirm" and server is not None:
                 m.burn_in = self._burn_in(run, exp, target, server, level)
             ref = {lv.param: lv for lv in incumbent.levels} if incumbent else {}
@@ -220,7 +233,7 @@ class LocalMeasurer:
             for s in run._samplers.values():
                 s.stop()
             run.finish_meta()
-        return self._done(m, t0)
+        return finish(m, t0)
 
     def _burn_in(
         self, run: Any, exp: Experiment, target: Target, server: Any, level: str | None
@@ -240,9 +253,3 @@ class LocalMeasurer:
             f"  burn-in {target.name}: {b.requests} requests in {b.seconds:.0f} s ({b.failures} failed)"
         )
         return {"seconds": b.seconds, "requests": float(b.requests), "failures": float(b.failures)}
-
-    @staticmethod
-    def _done(m: Measurement, t0: float) -> Measurement:
-        score(m)
-        m.duration_s = round(time.monotonic() - t0, 2)
-        return m
