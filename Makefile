@@ -40,7 +40,7 @@ parity: ## PyTorch vs TensorFlow parity check
 ##@ Quality
 .PHONY: test test-fast lint format typecheck
 # Markers of tests that start a real server, Prometheus, a browser or a cluster (pyproject markers).
-SERVER_MARKERS := slow or torchserve or kserve or tfserving or docker or cluster or prometheus or browser
+SERVER_MARKERS := slow or torchserve or kserve or tfserving or triton or rayserve or docker or cluster or prometheus or browser
 
 test: setup ## The README's test command: lint, type-check, the whole suite (what CI runs)
 	$(MAKE) --no-print-directory lint typecheck

@@ -9,7 +9,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 # calls that start a step process or a load-test double
-LOAD_CALLS = {"run_step", "start_echo_server"}
+LOAD_CALLS = {"run_step", "start_echo_server", "breakdown_step"}
 # any of these keeps a test out of `make test-fast` (Makefile SERVER_MARKERS + load)
 EXCLUDING = {
     "load",
@@ -17,6 +17,8 @@ EXCLUDING = {
     "torchserve",
     "kserve",
     "tfserving",
+    "triton",
+    "rayserve",
     "docker",
     "cluster",
     "prometheus",
