@@ -507,6 +507,11 @@ class Experiment(_Strict):
             del data["friction"]
         if data["cost"] == Cost().model_dump(mode="json"):
             del data["cost"]
+        if data["model_card"] is None:
+            del data["model_card"]  # built-ins: added later, older digests stay valid
+        else:  # the card's content, not where this checkout keeps it
+            card = Path(data["model_card"])
+            data["model_card"] = [card.name, hashlib.sha256(card.read_bytes()).hexdigest()]
         for o in data["tuning"].get("per_server", {}).values():
             if o.get("logging") is None:
                 o.pop("logging", None)

@@ -280,3 +280,25 @@ def test_payloads_take_the_cards_value_range(tmp_path: Path) -> None:
     assert ps.inputs.min() >= 0.0 and ps.inputs.max() <= 1.0
     assert ps.inputs.min() == 0.0 and ps.inputs.max() == 1.0  # normal values clipped to the range
     assert np.all(np.round(ps.inputs / QUANTUM) * QUANTUM == ps.inputs)  # exact in JSON text
+
+
+def test_digest_follows_the_cards_content_not_where_the_checkout_is(
+    tmp_path: Path, factories: str
+) -> None:
+    """The same card in another checkout (a path with a space) digests alike; a changed card
+    changes the digest."""
+    (tmp_path / "models").mkdir()
+    card = image_card({"factory": f"{factories}:make"})
+    write_card(tmp_path / "models", card, "mine.yaml")
+    data = {
+        "name": "x",
+        "model": "models/mine.yaml",
+        "targets": [{"server": "pytorch", "protocol": "inprocess"}],
+    }
+    exp = parse_experiment(data, "e.yaml", base_dir=tmp_path)
+    other = tmp_path / "b with space" / "models"
+    other.mkdir(parents=True)
+    copy = write_card(other, card, "mine.yaml")
+    assert exp.model_copy(update={"model_card": str(copy)}).digest() == exp.digest()
+    write_card(other, {**card, "description": "changed"}, "mine.yaml")
+    assert exp.model_copy(update={"model_card": str(copy)}).digest() != exp.digest()

@@ -44,8 +44,6 @@ TARGETS = [  # quick.yaml's targets
     "kserve-grpc-oip",
     "pytorch-inprocess",
     "tensorflow-inprocess",
-    "rayserve-rest-oip",  # a server outside quick.yaml: its dashboard row needs data too
-    "rayserve-grpc-oip",
 ]
 
 

@@ -16,6 +16,7 @@ from doubles.tiny_artifacts import TinyWeights, write_savedmodel
 
 from servecmp.configgen import Placement, render_all
 from servecmp.experiment import parse_experiment
+from servecmp.servers import registry
 from servecmp.servers.tfserving import config
 from servecmp.servers.tfserving.config import flag_lines
 
@@ -65,7 +66,7 @@ def test_every_generated_flag_exists_in_tensorflow_model_server(
         else Placement.local(
             {
                 s: {"models": f"/m/{s}", "config": f"/c/{s}"}
-                for s in ("torchserve", "tfserving", "kserve")
+                for s in (a.name for a in registry.servers())
             }
         )
     )
