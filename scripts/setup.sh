@@ -55,5 +55,6 @@ else
   echo "$KHASH" >"$KSTAMP"
 fi
 
+bash scripts/setup-port.sh  # the ONNX -> TensorFlow port's own venv (.venv-port)
 bash scripts/install-helm.sh >/dev/null || echo "warning: helm could not be installed; chart tests will be skipped"
 echo "==> setup done"

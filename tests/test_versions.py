@@ -105,3 +105,11 @@ def test_workflows_update_apt_before_installing(path: Path) -> None:
             run = step.get("run", "")
             if "apt-get install" in run:
                 assert "apt-get update" in run.split("apt-get install")[0], (path.name, step)
+
+
+def test_port_venv_installs_the_pinned_onnx2tf_with_a_tf_no_newer_than_the_server() -> None:
+    script = (ROOT / "scripts/setup-port.sh").read_text()
+    assert re.findall(r"onnx2tf==([\w.]+)", script) == [versions.ONNX2TF_VERSION]
+    assert re.findall(r"tf.__version__ == '([\w.]+)'", script) == [versions.PORT_TENSORFLOW_VERSION]
+    assert _release(versions.PORT_TENSORFLOW_VERSION) <= _release(versions.TF_SERVING_VERSION)
+    assert "bash scripts/setup-port.sh" in (ROOT / "scripts/setup.sh").read_text()
