@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from servecmp.models.calibration import calibrate
-from servecmp.models.zoo import bert, mobilenet_v3, resnet50 as _resnet50
+from servecmp.models.zoo import bert, mobilenet_v3, resnet_bottleneck
 
 DEFAULT_SEED = 1234
 # Seeded inputs used to set the BatchNorm statistics and centre the logits (see calibration.py);
@@ -61,8 +61,8 @@ def _calibrate(model: nn.Module, fc: nn.Linear, spec: ZooModel, seed: int) -> No
 
 
 def resnet50(seed: int = DEFAULT_SEED) -> nn.Module:
-    model = _seeded(_resnet50.ResNet50, seed)
-    assert isinstance(model, _resnet50.ResNet50)
+    model = _seeded(resnet_bottleneck.ResNet50, seed)
+    assert isinstance(model, resnet_bottleneck.ResNet50)
     _calibrate(model, model.fc, ZOO["resnet50"], seed)
     return model.eval()
 
@@ -154,7 +154,9 @@ def example_inputs(model: ZooModel, batch: int, seed: int) -> tuple[torch.Tensor
         shape = (batch, *(d for d in t.shape[1:] if d is not None))
         if t.dtype.startswith("int"):
             out.append(
-                torch.randint(int(t.low), int(t.high), shape, generator=g, dtype=getattr(torch, t.dtype))
+                torch.randint(
+                    int(t.low), int(t.high), shape, generator=g, dtype=getattr(torch, t.dtype)
+                )
             )
         else:
             x = torch.rand(shape, generator=g, dtype=getattr(torch, t.dtype))

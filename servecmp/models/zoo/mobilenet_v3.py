@@ -35,7 +35,9 @@ def _divisible(v: float, d: int = 8) -> int:
     return n + d if n < 0.9 * v else n
 
 
-def _conv_bn(c_in: int, c_out: int, k: int, stride: int, groups: int, act: nn.Module | None) -> nn.Sequential:
+def _conv_bn(
+    c_in: int, c_out: int, k: int, stride: int, groups: int, act: nn.Module | None
+) -> nn.Sequential:
     layers: list[nn.Module] = [
         nn.Conv2d(c_in, c_out, k, stride=stride, padding=(k - 1) // 2, groups=groups, bias=False),
         nn.BatchNorm2d(c_out, eps=BN_EPS),
