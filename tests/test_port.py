@@ -142,3 +142,61 @@ def test_failed_port_leaves_the_previous_output_and_no_temp_files(
     assert expected in str(e.value)
     assert os.listdir(models) == ["saved model"]
     assert (out / "saved_model.pb").read_text() == "previous"
+
+
+def _saved_model(where: Path, shape: tuple[int | None, ...]) -> Path:
+    """A real SavedModel (this venv's TF) whose serving signature takes ``input`` of ``shape``."""
+    import tensorflow as tf
+
+    class M(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="input")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"logits": tf.reduce_mean(x, axis=[1, 2, 3])[:, None]}
+
+    m = M()
+    tf.saved_model.save(
+        m, str(where), signatures={"serving_default": m.serve.get_concrete_function()}
+    )
+    return where
+
+
+def _copying_worker(root: Path, model: Path) -> Path:
+    # port.py runs: python WORKER request.json result.json, and expects the model beside them
+    return _fake_venv(
+        root,
+        f'cp -r "{model}" "$(dirname "$3")/saved_model"\n'
+        'echo \'{"ok": true, "tool": "onnx2tf 1.29.24", "notes": ["n1"]}\' > "$3"\n',
+    )
+
+
+@pytest.mark.slow  # TensorFlow here and in port.py's loading subprocess
+def test_a_channels_last_savedmodel_is_refused_and_not_moved_into_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nhwc = _saved_model(tmp_path / "nhwc", (None, 224, 224, 3))
+    monkeypatch.setenv(port.VENV_ENV, str(_copying_worker(tmp_path / "venv", nhwc)))
+    onnx_file = tmp_path / "m.onnx"
+    onnx_file.write_bytes(b"x")
+    with pytest.raises(PortError) as e:
+        port_onnx_to_savedmodel(onnx_file, tmp_path / "out" / "sm", [IMAGE], ["logits"])
+    assert "input input: the SavedModel signature has shape (None, 224, 224, 3), " in str(e.value)
+    assert "the spec (None, 3, 224, 224)" in str(e.value)
+    assert os.listdir(tmp_path / "out") == []
+
+
+@pytest.mark.slow
+def test_a_matching_savedmodel_replaces_the_previous_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nchw = _saved_model(tmp_path / "nchw", (None, 3, 224, 224))
+    monkeypatch.setenv(port.VENV_ENV, str(_copying_worker(tmp_path / "venv", nchw)))
+    onnx_file = tmp_path / "m.onnx"
+    onnx_file.write_bytes(b"x")
+    out = tmp_path / "out dir" / "sm"
+    out.mkdir(parents=True)
+    (out / "stale").write_text("old")
+    result = port_onnx_to_savedmodel(onnx_file, out, [IMAGE], ["logits"])
+    assert result.saved_model_dir == out.resolve() and result.tool == "onnx2tf 1.29.24"
+    assert "n1" in result.notes
+    assert os.listdir(tmp_path / "out dir") == ["sm"]
+    assert (out / "saved_model.pb").exists() and not (out / "stale").exists()

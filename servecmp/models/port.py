@@ -123,13 +123,16 @@ def read_signature(saved_model_dir: Path) -> tuple[Signature, list[str]]:
         "print('SIGNATURE=' + json.dumps([ins, sorted(f.structured_outputs)]))\n"
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(saved_model_dir)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(saved_model_dir)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise PortError(f"load: loading {saved_model_dir} took over {e.timeout:.0f} s") from e
     line = next((s for s in proc.stdout.splitlines() if s.startswith("SIGNATURE=")), None)
     if proc.returncode != 0 or line is None:
         raise PortError(
