@@ -6,9 +6,9 @@ Per model: build time, parameters, FLOPs, ONNX export time and size, port time, 
 serving signature (layout kept?), that the main venv's TF (the TF Serving pin) loads it, parity
 against PyTorch on seeded inputs (max |diff|, argmax agreement) and the per-request time at
 batch 1 on one thread in PyTorch and in the ported SavedModel. Also shows onnx2tf's default
-(channels-last inputs) being refused by the signature check, and whether nobuco imports here;
-``--nobuco-python`` ports the same modules with nobuco in a venv of its own (it needs Keras 2:
-tensorflow-cpu 2.15, numpy < 2, torch 2.13) and checks them the same way.
+(channels-last inputs) being refused by the signature check, and whether nobuco imports here
+(nobuco 0.17 needs Keras 2, i.e. TF <= 2.15, and imports torchvision, which fails beside torch
+2.13.0: it cannot run with this project's pins).
 
 Needs ``onnx`` in this venv for ``torch.onnx.export`` and the port venv (scripts/setup-port.sh).
 Timings on a shared 2-core machine vary a lot: repeat and read them as ranges.
@@ -20,12 +20,10 @@ import argparse
 import importlib.util
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,6 @@ import torch
 from servecmp.models import zoo
 from servecmp.models.port import PortError, port_onnx_to_savedmodel
 
-ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("resnet", "mobilenet_v3_small", "resnet50", "bert_base")
 PARITY_BATCH = 4
 PARITY_SEED = 99
@@ -91,7 +88,7 @@ def p50_ms(fn: Callable[[], Any]) -> float:
     return statistics.median(times)
 
 
-def bench_model(name: str, work: Path, tf: Any, nobuco_python: str | None, onnx2tf: bool) -> None:
+def bench_model(name: str, work: Path, tf: Any) -> None:
     spec = spec_of(name)
     t = time.perf_counter()
     model = spec.factory(zoo.DEFAULT_SEED)
@@ -102,10 +99,7 @@ def bench_model(name: str, work: Path, tf: Any, nobuco_python: str | None, onnx2
         f"  parameters {zoo.parameter_count(model):,}; FLOPs/example {zoo.flops(model, one) / 1e9:.3f} G "
         f"(2 per multiply-add); build {build_s:.1f} s"
     )
-    if onnx2tf:
-        onnx2tf_port(tf, spec, model, work, one)
-    if nobuco_python:
-        nobuco_port(tf, spec, model, work, one, nobuco_python)
+    onnx2tf_port(tf, spec, model, work, one)
 
 
 def onnx2tf_port(
@@ -167,72 +161,6 @@ def check_saved_model(
     )
 
 
-def nobuco_port(
-    tf: Any,
-    spec: zoo.ZooModel,
-    model: torch.nn.Module,
-    work: Path,
-    one: tuple[torch.Tensor, ...],
-    python: str,
-) -> None:
-    """nobuco (PyTorch -> Keras 2) in its own venv: it needs Keras 2, so TF <= 2.15 there."""
-    out = work / f"{spec.name} nobuco"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    t = time.perf_counter()
-    proc = subprocess.run(
-        [python, __file__, "--nobuco-child", spec.name, str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    seconds = time.perf_counter() - t
-    if proc.returncode != 0:
-        print(f"  nobuco: FAILED after {seconds:.0f} s: {proc.stderr.strip().splitlines()[-3:]}")
-        return
-    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    print(
-        f"  {proc.stdout.strip().splitlines()[-1]}: port {seconds:.1f} s (process start included),"
-        f" SavedModel {size / 2**20:.1f} MiB"
-    )
-    check_saved_model(tf, spec, model, out, one)
-
-
-def nobuco_child(name: str, out: str) -> int:
-    """Runs in the nobuco venv: convert the module, save a SavedModel named like the spec."""
-    import nobuco  # type: ignore[import-not-found,unused-ignore]
-    import tensorflow as tf
-    from nobuco import ChannelOrder  # type: ignore[import-not-found,unused-ignore]
-
-    spec = spec_of(name)
-    model = spec.factory(zoo.DEFAULT_SEED)
-    args = list(zoo.example_inputs(spec, 1, 0))
-    keras_model = nobuco.pytorch_to_keras(
-        model,
-        args=args,
-        input_shapes={a: t.shape for a, t in zip(args, spec.inputs, strict=True)},
-        inputs_channel_order=ChannelOrder.PYTORCH,
-        outputs_channel_order=ChannelOrder.PYTORCH,
-    )
-    sig = [tf.TensorSpec(t.shape, getattr(tf, t.dtype), name=t.name) for t in spec.inputs]
-
-    class Served(tf.Module):  # type: ignore[misc,unused-ignore]
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = keras_model
-
-        @tf.function(input_signature=sig)  # type: ignore[misc,unused-ignore]
-        def serve(self, *xs: Any) -> dict[str, Any]:
-            return {spec.outputs[0]: self.model(list(xs) if len(xs) > 1 else xs[0])}
-
-    served = Served()
-    tf.saved_model.save(
-        served, out, signatures={"serving_default": served.serve.get_concrete_function()}
-    )
-    print(f"nobuco {metadata.version('nobuco')} (tensorflow {tf.__version__})")
-    return 0
-
-
 def default_layout_is_refused(work: Path) -> None:
     spec = builtin_resnet()
     onnx_path = work / "layout.onnx"
@@ -265,15 +193,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {MODELS}")
     ap.add_argument("--skip-layout", action="store_true", help="skip the default-layout demo")
-    ap.add_argument(
-        "--nobuco-python",
-        help="python of a venv with nobuco 0.17 (Keras 2: tensorflow-cpu 2.15, numpy<2, torch)",
-    )
-    ap.add_argument("--skip-onnx2tf", action="store_true", help="only nobuco (--nobuco-python)")
-    ap.add_argument("--nobuco-child", nargs=2, metavar=("MODEL", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.nobuco_child:
-        return nobuco_child(*args.nobuco_child)
     names = [n for n in args.models.split(",") if n]
     bad = [n for n in names if n not in MODELS]
     if bad:
@@ -290,8 +210,8 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory(prefix="bench port ") as d:
         for name in names:
-            bench_model(name, Path(d), tf, args.nobuco_python, not args.skip_onnx2tf)
-        if not args.skip_layout and not args.skip_onnx2tf:
+            bench_model(name, Path(d), tf)
+        if not args.skip_layout:
             default_layout_is_refused(Path(d))
     nobuco_here()
     return 0
