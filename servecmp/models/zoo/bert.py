@@ -3,7 +3,10 @@
 BERT-base geometry (Devlin et al. 2018): 12 layers, hidden 768, 12 heads, FFN 3072, vocabulary
 30522, 512 positions; embeddings, encoder and pooler hold 109,482,240 parameters, the head
 1,538 more. Attention is written out (MatMul/Softmax) rather than a fused kernel so that the
-ONNX graph uses plain ops every converter knows.
+ONNX graph uses plain ops every converter knows, and every shape but the batch axis is a
+constant (SEQ_LEN): with shapes read from the input at run time (``t.reshape(n, s, ...)``),
+onnx2tf 1.29.24 loses the sequence axis and fails at the first residual Add (``/layers.0/Add_1``:
+"Dimensions must be equal, but are 128 and 768", shapes [?,768,128] and [?,?,768]).
 """
 
 from __future__ import annotations
@@ -38,13 +41,12 @@ class Layer(nn.Module):
         self.ln2 = nn.LayerNorm(HIDDEN, eps=LN_EPS)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
-        n, s, _ = t.shape
-        return t.reshape(n, s, HEADS, HIDDEN // HEADS).transpose(1, 2)
+        return t.reshape(-1, SEQ_LEN, HEADS, HIDDEN // HEADS).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         q, k, v = self._heads(self.q(x)), self._heads(self.k(x)), self._heads(self.v(x))
         scores = q @ k.transpose(-1, -2) / math.sqrt(HIDDEN // HEADS) + bias
-        ctx = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(x.shape)
+        ctx = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(-1, SEQ_LEN, HIDDEN)
         x = self.ln1(x + self.o(ctx))
         return self.ln2(x + self.ff2(nn.functional.gelu(self.ff1(x))))
 
@@ -61,8 +63,7 @@ class BertBase(nn.Module):
         self.classifier = nn.Linear(HIDDEN, NUM_LABELS)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        pos = torch.arange(input_ids.shape[1], device=input_ids.device)
-        x = self.word(input_ids) + self.position(pos) + self.token_type.weight[0]
+        x = self.word(input_ids) + self.position.weight[:SEQ_LEN] + self.token_type.weight[0]
         x = self.ln(x)
         # masked keys get a large negative score: (n, 1, 1, s) broadcast over heads and queries
         bias = (1.0 - attention_mask.to(x.dtype))[:, None, None, :] * -10000.0
