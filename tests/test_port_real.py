@@ -133,3 +133,18 @@ def test_spec_naming_other_inputs_than_the_graph_is_refused(tmp_path: Path) -> N
         port_onnx_to_savedmodel(
             onnx_file, tmp_path / "out", [Spec("image", (None, 3, 8, 8), "float32")], ["y"]
         )
+
+
+def test_onnx2tf_default_channels_last_is_refused_with_both_shapes(tmp_path: Path) -> None:
+    """Without keep_shape_absolutely_input_names onnx2tf moves channels last: refused, named."""
+    onnx_file = build("cnn", tmp_path / "src")
+    out = tmp_path / "out" / "sm"
+    with pytest.raises(PortError) as e:
+        port_onnx_to_savedmodel(
+            onnx_file, out, [Spec("x", (None, 3, 8, 8), "float32")], ["y"], keep_layout=False
+        )
+    assert (
+        "input x: the SavedModel signature has shape (None, 8, 8, 3), the spec (None, 3, 8, 8)"
+        in str(e.value)
+    )
+    assert os.listdir(tmp_path / "out") == []

@@ -155,10 +155,15 @@ def check_against_onnxruntime(
             feed[i["name"]] = rng.integers(0, 2, size=shape).astype(i["dtype"])
         else:
             feed[i["name"]] = rng.standard_normal(shape).astype(i["dtype"])
+    fn = tf.saved_model.load(str(out)).signatures["serving_default"]
+    sig = fn.structured_input_signature[1]
+    moved = [i["name"] for i in inputs if sig[i["name"]].shape.as_list() != list(i["shape"])]
+    if moved:
+        # port.py's signature check refuses this with both shapes; feeding it would only fail
+        return f"ONNX Runtime check skipped: the signature reshaped inputs {moved}"
     ref = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(
         outputs, feed
     )
-    fn = tf.saved_model.load(str(out)).signatures["serving_default"]
     got = fn(**{k: tf.constant(v) for k, v in feed.items()})
     diffs = []
     for name, r in zip(outputs, ref, strict=True):
