@@ -59,5 +59,6 @@ bash scripts/setup-triton.sh
 # Ray Serve in its own venv (.venv-ray): scripts/setup-ray.sh.
 bash scripts/setup-ray.sh
 
+bash scripts/setup-port.sh  # the ONNX -> TensorFlow port's own venv (.venv-port)
 bash scripts/install-helm.sh >/dev/null || echo "warning: helm could not be installed; chart tests will be skipped"
 echo "==> setup done"

@@ -55,3 +55,10 @@ TRITON_NUMPY_VERSION = "1.26.4"
 # installs exactly this pin, and so does the cluster image deploy/kind/rayserve.Dockerfile;
 # tests/test_versions.py checks both).
 RAY_VERSION = "2.60.0"
+# The ONNX -> TensorFlow port (servecmp/models/port.py) runs onnx2tf in its own venv
+# ``.venv-port`` (scripts/setup-port.sh installs exactly this pin): 1.29.24 is the newest release
+# on Python 3.11 (2.x needs >= 3.12) and pins tensorflow 2.19.0, numpy 1.26.4 and protobuf 4.25.5
+# (its wheel's Requires-Dist). The SavedModel it writes comes from that TensorFlow, which must not
+# be newer than TF Serving (tests/test_versions.py checks both).
+ONNX2TF_VERSION = "1.29.24"
+PORT_TENSORFLOW_VERSION = "2.19.0"

@@ -128,3 +128,11 @@ def test_ray_serve_is_installed_at_the_pin_everywhere() -> None:
         text = (root / path).read_text()
         assert f"ray[serve]=={RAY_VERSION}" in text, path
         assert "torch==2.13.0" in text, path  # the CPU wheel: any other pin pulls CUDA
+
+
+def test_port_venv_installs_the_pinned_onnx2tf_with_a_tf_no_newer_than_the_server() -> None:
+    script = (ROOT / "scripts/setup-port.sh").read_text()
+    assert re.findall(r"onnx2tf==([\w.]+)", script) == [versions.ONNX2TF_VERSION]
+    assert re.findall(r"tf.__version__ == '([\w.]+)'", script) == [versions.PORT_TENSORFLOW_VERSION]
+    assert _release(versions.PORT_TENSORFLOW_VERSION) <= _release(versions.TF_SERVING_VERSION)
+    assert "bash scripts/setup-port.sh" in (ROOT / "scripts/setup.sh").read_text()

@@ -14,10 +14,17 @@ from torch import nn
 
 
 def calibrate(
-    model: nn.Module, fc: nn.Linear, example_shape: tuple[int, ...], seed: int, n: int = 64
+    model: nn.Module,
+    fc: nn.Linear,
+    example_shape: tuple[int, ...],
+    seed: int,
+    n: int = 64,
+    inputs: torch.Tensor | None = None,
 ) -> None:
+    """``inputs``: calibrate on these (the distribution the model will be fed) instead of
+    ``n`` standard-normal examples of ``example_shape``."""
     g = torch.Generator().manual_seed(seed + 7919)
-    x = torch.randn((n, *example_shape), generator=g)
+    x = torch.randn((n, *example_shape), generator=g) if inputs is None else inputs
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     with torch.no_grad():
         # 1) running stats = the exact batch statistics of the calibration inputs
