@@ -697,8 +697,9 @@ def test_breakdown_parts_add_up_to_the_clients_mean(
 ) -> None:
     """A real step reads the proxy's and the replica's histograms at its window edges: outside,
     the proxy's share and the replica's method add up to the client's mean within noise. Each
-    Ray process exports about once a second on its own phase, so a short step's request count
-    may miss a second of requests: then the count check flags it (and only that check)."""
+    Ray process exports about once a second on its own phase, so a step's reads may cover a
+    window shifted by up to a second: where that shows (a request count that misses requests, or
+    a server mean that exceeds the client's), the self-check flags the step instead."""
     from breakdown_util import parts_of
 
     from servecmp.experiment import Load, Stability
@@ -715,8 +716,8 @@ def test_breakdown_parts_add_up_to_the_clients_mean(
         mode="closed_loop",
         concurrency=2,
         load=Load(
-            warmup_s=1.0,
-            stability=Stability(window_s=3.0, windows=2, max_windows=2, tolerance=0.5),
+            warmup_s=2.0,  # past the first slow requests: a shifted window sees the same load
+            stability=Stability(window_s=4.0, windows=2, max_windows=2, tolerance=0.5),
         ),
         payloads_path=path,
         server_metrics_url=ray_server.endpoints.metrics_url,
@@ -725,14 +726,18 @@ def test_breakdown_parts_add_up_to_the_clients_mean(
     b = r.breakdown
     assert r.ok > 10, r.error
     assert b is not None and b.not_reported is None, b
+    parts = parts_of(r)
+    assert parts["compute"].ms is not None and parts["compute"].ms > 0
+    assert parts["queue"].ms is None  # not a per-request series in Ray 2.60
     if b.flagged is not None:
-        assert b.flagged.startswith("Ray Serve 2.60: the server counted "), b.flagged
-        assert ";" not in b.flagged and "its counters do not cover" in b.flagged
+        lag = ("its counters do not cover these requests", "exceeds what the client saw")
+        assert all(any(w in f for w in lag) for f in b.flagged.split("; ")), b.flagged
+        if "exceeds what the client saw" in b.flagged:
+            assert parts["outside"].ms is None  # never drawn negative
+        return
     assert b.client_mean_ms is not None and b.noise_ms is not None
     assert b.server_total_ms is not None and b.server_total_ms <= b.client_mean_ms + b.noise_ms
-    parts = parts_of(r)
     reported = [p.ms for p in b.parts if p.ms is not None]
     assert all(ms >= 0 for ms in reported)
     assert abs(sum(reported) - b.client_mean_ms) <= b.noise_ms
-    assert parts["compute"].ms is not None and parts["compute"].ms > 0
-    assert parts["pre_post"].ms is not None and parts["queue"].ms is None
+    assert parts["pre_post"].ms is not None

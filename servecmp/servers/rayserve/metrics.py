@@ -94,15 +94,17 @@ def _proxy_total(
         protocols=(protocol,),
         # proxy.py proxy_request: start after the front end parsed the request, end after the
         # last response message; its own request count is what the step's self-check compares
-        note="the proxy's own time, routing to a replica and the reply included; the export "
-        "lags by up to ~1.1 s per process, so a short step may be flagged by the request-count "
-        "check instead of shown",
+        note="the proxy's own time, routing to a replica and the reply included; each process "
+        "exports about once a second on its own phase, so the reads may cover a window shifted "
+        "by up to ~1.1 s: where that shows (request count, or a server mean above the "
+        "client's) the self-check flags the step",
     )
 
 
 BREAKDOWN = {
     "total": _proxy_total(HTTP_LATENCY_MS, _POST, "rest"),
-    # replica.py _handle_errors_and_metrics times the deployment method; serve_app.py's methods
+    # replica.py handle_request: _handle_errors_and_metrics times the replica's slot
+    # (_start_request) and the deployment method; serve_app.py's methods
     # decode the body, await the @serve.batch queue (batching.py: the batch's wait and run are
     # per batch, serve_batch_wait_time_ms/serve_batch_execution_time_ms, so no per-request split)
     # and encode the reply inside it. Its own count: the replica exports on its own phase.
@@ -112,8 +114,8 @@ BREAKDOWN = {
         count=Series(PROCESSING_MS + "_count"),
         scale_s=MS,
         kind="quantile",
-        note="the deployment method: body decoding, the @serve.batch queue wait (batching on), "
-        "the model and the reply's encoding",
+        note="the replica: its slot, then the deployment method: body decoding, the "
+        "@serve.batch queue wait (batching on), the model and the reply's encoding",
     ),
     # request_router.py _record_queue_wait_time observes the router's queue once per assignment
     # (a replica's rejection re-queues the request and observes it again from its creation), so
