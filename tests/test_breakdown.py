@@ -212,6 +212,17 @@ def test_every_server_declares_a_total_and_known_parts() -> None:
         assert set(parts) <= {"total", "queue", "pre_post", "compute"}, a.name
 
 
+def test_every_server_gives_a_breakdown_for_each_of_its_protocols() -> None:
+    """A step asks for its own protocol's parts (step.py, judge.py): every adapter answers,
+    with a total (its ``protocols`` may leave this one out) or, in-process, the client's clock."""
+    for a in registry.adapters():
+        for spec in a.protocols:
+            parts = a.breakdown(spec.protocol.value)
+            assert set(parts) <= {"total", "queue", "pre_post", "compute"}, a.name
+            total = parts.get("total")
+            assert total is not None or a.is_inprocess, a.name
+
+
 def test_tfserving_with_batching_takes_the_queue_out_of_the_runtime() -> None:
     """predict_util.cc times session->Run, which with batching on is BatchingSession::Run: the
     batch queue is inside runtime_latency (batching_session.cc), so compute = runtime - queue

@@ -243,6 +243,93 @@ def test_contract_metric_names_are_in_rays_source() -> None:
         assert name in sources, name
 
 
+def _ray_page(n_http: int, n_grpc: int, n_replica: int) -> str:
+    """A metrics page as Ray exports it: the proxy's histograms per protocol (readiness calls
+    beside the inference ones), the replica's processing histogram; 10 ms proxy, 6 ms replica."""
+    h, g, p = rmetrics.HTTP_LATENCY_MS, rmetrics.GRPC_LATENCY_MS, rmetrics.PROCESSING_MS
+    lab = 'application="resnet",route="/",status_code="200"'
+    infer = "/inference.GRPCInferenceService/ModelInfer"
+    ready = "/inference.GRPCInferenceService/ServerReady"
+    return "".join(
+        (
+            f'{h}_sum{{method="POST",{lab}}} {n_http * 10.0}\n',
+            f'{h}_count{{method="POST",{lab}}} {n_http}\n',
+            f'{h}_sum{{method="GET",{lab}}} 5000\n',
+            f'{h}_count{{method="GET",{lab}}} 7\n',
+            f'{g}_sum{{method="{infer}",{lab}}} {n_grpc * 10.0}\n',
+            f'{g}_count{{method="{infer}",{lab}}} {n_grpc}\n',
+            f'{g}_sum{{method="{ready}",{lab}}} 900\n',
+            f'{g}_count{{method="{ready}",{lab}}} 3\n',
+            f'{p}_sum{{route="/",application="resnet"}} {n_replica * 6.0}\n',
+            f'{p}_count{{route="/",application="resnet"}} {n_replica}\n',
+        )
+    )
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_breakdown_reads_the_proxy_of_the_steps_protocol(protocol: str) -> None:
+    """REST steps read the HTTP proxy's POSTs, gRPC steps the gRPC proxy's ModelInfer calls; the
+    replica's method is compute, the proxy's rest pre/post (10 - 6 ms)."""
+    from servecmp.results import breakdown as bd
+
+    parts = ADAPTER.breakdown(protocol)
+    assert parts["total"].protocols == (protocol,)
+    series = bd.all_series(parts)
+    rest, grpc = (400, 0) if protocol == "rest" else (0, 400)
+    start = bd.read_counters(_ray_page(100, 100, 200), series)
+    end = bd.read_counters(_ray_page(100 + rest, 100 + grpc, 600), series)
+    client = bd.ClientSide(mean_ms=12.0, sd_ms=1.0, n=400, in_flight=2, completed=400)
+    out = bd.compute(
+        parts, server_label="Ray Serve 2.60", protocol=protocol, client=client,
+        readings=[(start, end)],
+    )  # fmt: skip
+    assert out is not None and out.flagged is None, out
+    got = {p.part: p.ms for p in out.parts}
+    assert got["outside"] == pytest.approx(2.0)
+    assert got["compute"] == pytest.approx(6.0)
+    assert got["pre_post"] == pytest.approx(4.0)
+    assert got["queue"] is None  # not a per-request series in Ray 2.60: never shown as 0
+    assert out.server_requests == 400
+
+
+def test_breakdown_flags_a_proxy_export_that_lags_the_window() -> None:
+    """Ray exports each process's series about once a second: a window whose end read missed
+    a second of requests counts too few of them and is flagged, not shown."""
+    from servecmp.results import breakdown as bd
+
+    parts = ADAPTER.breakdown("rest")
+    series = bd.all_series(parts)
+    start = bd.read_counters(_ray_page(100, 0, 100), series)
+    end = bd.read_counters(_ray_page(100 + 300, 0, 100 + 400), series)  # 100 not yet exported
+    client = bd.ClientSide(mean_ms=12.0, sd_ms=1.0, n=400, in_flight=2, completed=400)
+    out = bd.compute(
+        parts, server_label="Ray Serve 2.60", protocol="rest", client=client,
+        readings=[(start, end)],
+    )  # fmt: skip
+    assert out is not None and out.flagged is not None
+    assert "counted 300 requests" in out.flagged
+
+
+def test_launcher_shortens_rays_metrics_report_interval() -> None:
+    """Ray's default report interval (10 s) would leave a step's edge reads 10 s old; the
+    launcher asks for the 1 s floor, and the installed Ray still defaults to 10 s."""
+    import ast
+
+    src = (ROOT / "servecmp/servers/rayserve/serve_app.py").read_text()  # imports ray: parsed
+    assert '_system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS}' in src
+    consts = {
+        t.id: n.value
+        for n in ast.parse(src).body
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
+    interval = consts["METRICS_REPORT_INTERVAL_MS"]
+    assert isinstance(interval, ast.Constant) and interval.value == 1000
+    if REASON is None:
+        assert ray_python("import ray; print(ray._config.metrics_report_interval_ms())") == 10000
+
+
 # ---- the real server ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def model_root(exported_model: Callable[[str], Path]) -> Path:
@@ -600,3 +687,57 @@ def test_runtime_probe_reports_the_installed_versions() -> None:
     )
     found = ADAPTER.parse_runtime([out.stdout])
     assert found["version"] == "2.60.0" and found["torch"].startswith("2.13.0")
+
+
+@needs_venv
+@pytest.mark.slow
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
+def test_breakdown_parts_add_up_to_the_clients_mean(
+    ray_server: RayServeServer, target: Target, tmp_path: Path
+) -> None:
+    """A real step reads the proxy's and the replica's histograms at its window edges: outside,
+    the proxy's share and the replica's method add up to the client's mean within noise. Each
+    Ray process exports about once a second on its own phase, so a step's reads may cover a
+    window shifted by up to a second: where that shows (a request count that misses requests, or
+    a server mean that exceeds the client's), the self-check flags the step instead."""
+    from breakdown_util import parts_of
+
+    from servecmp.experiment import Load, Stability
+    from servecmp.load.engine.runner import run_step
+    from servecmp.load.engine.spec import StepSpec
+
+    path = str(_payloads(1).save(tmp_path))
+    spec = StepSpec(
+        run_id="t",
+        step_id=f"breakdown-{target.name}",
+        target=target,
+        address=ray_server.address(target.protocol),
+        sweep="closed_loop",
+        mode="closed_loop",
+        concurrency=2,
+        load=Load(
+            warmup_s=2.0,  # past the first slow requests: a shifted window sees the same load
+            stability=Stability(window_s=4.0, windows=2, max_windows=2, tolerance=0.5),
+        ),
+        payloads_path=path,
+        server_metrics_url=ray_server.endpoints.metrics_url,
+    )
+    r = run_step(spec, tmp_path)
+    b = r.breakdown
+    assert r.ok > 10, r.error
+    assert b is not None and b.not_reported is None, b
+    parts = parts_of(r)
+    assert parts["compute"].ms is not None and parts["compute"].ms > 0
+    assert parts["queue"].ms is None  # not a per-request series in Ray 2.60
+    if b.flagged is not None:
+        lag = ("its counters do not cover these requests", "exceeds what the client saw")
+        assert all(any(w in f for w in lag) for f in b.flagged.split("; ")), b.flagged
+        if "exceeds what the client saw" in b.flagged:
+            assert parts["outside"].ms is None  # never drawn negative
+        return
+    assert b.client_mean_ms is not None and b.noise_ms is not None
+    assert b.server_total_ms is not None and b.server_total_ms <= b.client_mean_ms + b.noise_ms
+    reported = [p.ms for p in b.parts if p.ms is not None]
+    assert all(ms >= 0 for ms in reported)
+    assert abs(sum(reported) - b.client_mean_ms) <= b.noise_ms
+    assert parts["pre_post"].ms is not None

@@ -162,6 +162,9 @@ class ServerMetrics:
     # request) and the parts of BREAKDOWN_PARTS it reports, each read as window deltas of its own
     # counters. A part left out is "not reported by <server>", never zero.
     breakdown: dict[str, PartSource] = field(default_factory=dict)
+    # Parts that differ per protocol (protocol -> part -> source), replacing ``breakdown``'s for
+    # that protocol's steps: a server timing each protocol in its own series (Ray's proxies).
+    breakdown_by_protocol: dict[str, dict[str, PartSource]] = field(default_factory=dict)
 
 
 # ---- tuning (servecmp tune) and fairness (README table) ---------------------------------------
@@ -306,9 +309,13 @@ class ServerAdapter(ABC):
         return None
 
     # ---- optional, with defaults ---------------------------------------------------------------
-    def breakdown(self) -> dict[str, PartSource]:
-        """The latency breakdown this server declares (``ServerMetrics.breakdown``)."""
-        return dict(self.metrics.breakdown) if self.metrics is not None else {}
+    def breakdown(self, protocol: str | None = None) -> dict[str, PartSource]:
+        """The latency breakdown this server declares (``ServerMetrics.breakdown``), for
+        ``protocol``'s steps when given (``breakdown_by_protocol`` overrides)."""
+        if self.metrics is None:
+            return {}
+        over = self.metrics.breakdown_by_protocol.get(protocol, {}) if protocol else {}
+        return {**self.metrics.breakdown, **over}
 
     def provenance_label(self, prov: dict[str, Any]) -> str:
         """meta.versions[name] for what ``provenance()`` returned."""

@@ -82,7 +82,7 @@ class InProcessAdapter(ServerAdapter):
 
     fairness = _FAIRNESS
 
-    def breakdown(self) -> dict[str, PartSource]:
+    def breakdown(self, protocol: str | None = None) -> dict[str, PartSource]:
         return {"compute": CLIENT_CLOCK}
 
     def render(self, exp: Experiment, placement: Placement) -> RenderedConfig:

@@ -158,7 +158,7 @@ def step_breakdown(spec: StepSpec, rep: Reported, open_loop: bool) -> Breakdown 
         if w.server_counters_start is not None and w.server_counters_end is not None
     ]
     return bd.compute(
-        adapter.breakdown(),
+        adapter.breakdown(spec.target.protocol.value),
         server_label=adapter.label,
         protocol=spec.target.protocol.value,
         client=client,

@@ -114,7 +114,7 @@ def server_reader(spec: StepSpec) -> Callable[[], dict[str, float]] | None:
     from servecmp.results import breakdown as bd
     from servecmp.servers import registry
 
-    series = bd.all_series(registry.get(spec.target.server).breakdown())
+    series = bd.all_series(registry.get(spec.target.server).breakdown(spec.target.protocol.value))
     if not series:
         return None
 

@@ -52,6 +52,10 @@ from starlette.responses import JSONResponse
 MODEL_FILE = "model.pt"
 SPEC_FILE = "model_spec.json"  # from the .mar, optional: {"input_shape": [C, H, W], ...}
 OUTPUT_NAME = "logits"
+# Ray pushes each process's metrics to the exported page every max(this, 1000) ms (default
+# 10000: a step's window-edge reads would be up to 10 s old); 1000 is the floor (ray 2.60.0
+# ray/_private/telemetry/open_telemetry_metric_recorder.py, mirroring src/ray/stats/stats.h).
+METRICS_REPORT_INTERVAL_MS = 1000
 
 
 class BadInput(ValueError):
@@ -333,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
         include_dashboard=False,
         namespace="serve",  # SERVE_NAMESPACE, as `serve run` (ray/serve/scripts.py)
         _metrics_export_port=args.metrics_export_port,
+        _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS},
         _temp_dir=args.temp_dir,
     )
     client = serve_api.serve_start(
