@@ -61,7 +61,13 @@ def test_every_adapter_declares_an_artifact_kind() -> None:
     assert set(kinds.values()) <= {"torchserve_mar", "torchscript", "onnx", "savedmodel"}
 
 
-def test_user_model_without_tf_twin_serves_pytorch_servers_only(card_dir: Path) -> None:
+def test_user_model_without_tf_twin_serves_pytorch_servers_only(
+    card_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A port that fails (here: its venv is missing) refuses the TF artifacts only.
+    from servecmp.models.port import VENV_ENV
+
+    monkeypatch.setenv(VENV_ENV, str(card_dir / "no-port-venv"))
     out = card_dir / "out"
     rec = export_model(str(card_dir / "plainmodel.yaml"), out)
     art = artifacts(rec.model, out)
@@ -72,6 +78,10 @@ def test_user_model_without_tf_twin_serves_pytorch_servers_only(card_dir: Path) 
     assert rec.servers["pytorch"].artifact == str(art.torchscript)
     assert set(rec.unavailable) == {"tfserving", "tensorflow"}
     assert "no SavedModel" in rec.unavailable["tfserving"]
+    assert (
+        "port failed" in rec.unavailable["tfserving"]
+        and "no-port-venv" in rec.unavailable["tensorflow"]
+    )
     kinds = {r["artifact"]: r for r in rec.parity}
     assert kinds["torchscript"]["passed"] and kinds["torchscript"]["argmax_agree"] == 1.0
     assert kinds["torchserve_mar"]["passed"] and "byte for byte" in kinds["torchserve_mar"]["note"]
@@ -164,8 +174,13 @@ def test_two_input_token_model_exports_with_parity(
     assert spec["inputs"][0]["dtype"] == "int64"
 
 
-def test_export_cli_takes_a_card_file(card_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_cli_takes_a_card_file(
+    card_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from servecmp.cli import main
+    from servecmp.models.port import VENV_ENV
+
+    monkeypatch.setenv(VENV_ENV, str(card_dir / "no-port-venv"))  # no TF artifacts, quickly
 
     out = card_dir / "cli-out"
     assert main(["export", "--model", str(card_dir / "plainmodel.yaml"), "--out", str(out)]) == 0

@@ -69,7 +69,9 @@ def p50(run_dir: Path, target: str) -> float:
 def test_model_card_section(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "run")
     write_run_card(run_dir, CARD)
-    tables = md_tables(build_report(run_dir).markdown.read_text())
+    md = build_report(run_dir).markdown.read_text()
+    tables = md_tables(md)
+    assert "Tolerance rule: pass when max |Δ| ≤ atol * max(1, max |reference|)" in md
     card = {r[0]: r[1] for r in tables["Model card"][1:]}
     assert (
         card["parameters"] == "1.93 k"

@@ -4,9 +4,10 @@ adapter to package what it declares (``ServerAdapter.artifact_kind``), prove par
 Source artifacts (from the card's PyTorch reference, seeded):
   torchscript   traced (or the card's own TorchScript file), served by KServe, the PyTorch
                 baseline and any adapter declaring ``torchscript``
-  onnx          ``torch.onnx.export`` where the ``onnx`` package is installed
-  savedmodel    the ONNX port (servecmp/models/port.py, where present) or a built-in's
-                hand-written TF twin; TF Serving and the TF baseline serve it
+  onnx          ``torch.onnx.export(dynamo=False)`` (needs ``onnx``, a dependency; not onnxscript)
+  savedmodel    a built-in's hand-written TF twin, else the ONNX port (servecmp/models/port.py,
+                onnx2tf in .venv-port); TF Serving and the TF baseline serve it. A failed port
+                makes only these two unavailable, with the port's message
 Adapters that need more (TorchServe's .mar) package it from these in ``ServerAdapter.package``.
 
 Everything is written under a staging folder and moved into place only after every artifact
@@ -215,8 +216,13 @@ def _savedmodel(
                 Path(onnx.artifact), tmp, card.inputs, [o.name for o in card.outputs]
             )
         except port.PortError as err:
-            raise ExportError(f"ONNX -> SavedModel port of {card.name!r} refused: {err}") from None
-        notes = list(res.notes)
+            # Refuse only the TF artifacts: the PyTorch-framework servers' artifacts do not
+            # depend on the port, so a comparison among them stays possible, and TF Serving /
+            # the TF baseline show the port's own message as the reason they are unavailable.
+            shutil.rmtree(tmp, ignore_errors=True)
+            secs = round(time.perf_counter() - t0, 3)
+            return None, f"no SavedModel: the ONNX -> SavedModel port failed ({secs} s): {err}", []
+        notes = [f"port: {res.tool}, {res.seconds:.1f} s", *res.notes]
         steps = [
             f"python: {PORT_MODULE}.port_onnx_to_savedmodel({Path(onnx.artifact).name!r}) ({res.tool})"
         ]

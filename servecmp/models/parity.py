@@ -16,8 +16,9 @@ import numpy as np
 
 from servecmp.models.reference import check_batch, seeded_inputs
 from servecmp.models.registry import DEFAULT_SEED, get_model
+from servecmp.models.tolerance import BASE_ATOL, tolerance
 
-ATOL = 1e-4
+ATOL = BASE_ATOL["float32"]  # at |logits| <= 1; the rule scales it (servecmp/models/tolerance.py)
 GOLDEN_DIR = Path(__file__).parent / "golden"
 GOLDEN_N = 4
 # Golden inputs come from a different stream than parity's random inputs.
@@ -125,14 +126,15 @@ def check_parity(
     name: str,
     seed: int = DEFAULT_SEED,
     n: int = 32,
-    atol: float = ATOL,
+    atol: float | None = None,
     torch_model: Any = None,
     tf_model: Any = None,
     golden_dir: Path = GOLDEN_DIR,
 ) -> ParityReport:
     """Compare PyTorch and TF logits; models are built from ``seed`` unless given.
 
-    ``tf_model`` may be the in-memory mirror or a loaded SavedModel.
+    ``tf_model`` may be the in-memory mirror or a loaded SavedModel. ``atol``: a fixed
+    tolerance; by default the shared rule (``tolerance.tolerance``) on the PyTorch logits.
     """
     spec = get_model(name)
     if torch_model is None:
@@ -151,9 +153,10 @@ def check_parity(
             drift = float(np.max(np.abs(run_torch(g_inputs) - g_logits)))
             golden_drift = drift if np.isfinite(drift) else float("inf")
 
-    max_diff, argmax_equal, total = 0.0, True, 0
+    max_diff, argmax_equal, total, allowed = 0.0, True, 0, 0.0
     for x in batches:
         a, b = run_torch(x), run_tf(x)
+        allowed = max(allowed, tolerance(a.dtype, a) if atol is None else atol)
         diff = float(np.max(np.abs(a - b)))
         max_diff = max(max_diff, diff if np.isfinite(diff) else float("inf"))  # NaN must fail
         argmax_equal &= bool(np.array_equal(a.argmax(axis=1), b.argmax(axis=1)))
@@ -164,7 +167,7 @@ def check_parity(
         n=total,
         max_abs_diff=max_diff,
         argmax_equal=argmax_equal,
-        atol=atol,
+        atol=allowed,
         golden_n=0 if golden is None else golden[0].shape[0],
         golden_max_abs_diff=golden_drift,
     )

@@ -2,8 +2,8 @@
 
 Every refusal is a ``ModelCardError`` naming the card's field and what was expected: a factory
 that fails to import or returns something else than an ``nn.Module``, a file that is not a
-TorchScript model, an ONNX source without a converter, a model whose outputs differ between two
-eval-mode runs on the same input, an input spec the model does not accept.
+TorchScript model, an ONNX source (no PyTorch reference from it here), a model whose outputs
+differ between two eval-mode runs on the same input, an input spec the model does not accept.
 """
 
 from __future__ import annotations
@@ -162,9 +162,17 @@ def build_torch(card: ModelCard, seed: int) -> Any:
     """The card's PyTorch reference in eval mode, checked (see ``check_model``)."""
     kind = card.source.kind
     if kind == "onnx":
+        # onnx2torch imports torchvision at import time (its node_converters/roi_align.py:
+        # `from torchvision.ops import roi_align`), and torchvision fails at import beside
+        # torch 2.13; every parity row and payload check is against a PyTorch reference.
         raise ModelCardError(
-            f"{_where(card)}source.onnx: an ONNX source has no PyTorch reference here "
-            "(no ONNX -> PyTorch converter is installed); give a TorchScript file or a factory"
+            f"{_where(card)}source.onnx: an ONNX file cannot be served here: the "
+            "PyTorch-framework servers (TorchServe, KServe, the PyTorch baseline) need "
+            "TorchScript, and the ONNX -> PyTorch converter (onnx2torch) needs torchvision, "
+            "which fails at import beside torch 2.13; TF Serving and the TF baseline could take "
+            "the ONNX -> SavedModel port, but parity and every answer are checked against a "
+            "PyTorch reference, which an ONNX file does not give. Give a TorchScript file or a "
+            "factory: the export then writes ONNX and ports it for TF Serving"
         )
     model = _from_factory(card, seed) if kind == "factory" else _from_torchscript(card)
     model.eval()

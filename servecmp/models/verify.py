@@ -17,10 +17,10 @@ import numpy as np
 
 from servecmp.models.card import ModelCard
 from servecmp.models.sources import example_inputs, run_torch
+from servecmp.models.tolerance import BASE_ATOL, tolerance
 
-# Absolute tolerance per output dtype, scaled by max(1, max |reference|): float32 kernels of two
-# frameworks differ in summation order, not in the function.
-ATOL = {"float32": 1e-4, "float64": 1e-8, "float16": 1e-2}
+# The rule (servecmp/models/tolerance.py): per-dtype atol scaled by max(1, max |reference|).
+ATOL = BASE_ATOL
 PARITY_N = 16
 
 Runner = Callable[[list[np.ndarray]], list[np.ndarray]]
@@ -100,9 +100,7 @@ def compare(
                 False,
                 f"output {spec.name}: shape {list(out.shape)}, expected {list(ref.shape)}",
             )
-        tol = ATOL.get(str(ref.dtype), 0.0) * max(
-            1.0, float(np.max(np.abs(ref))) if ref.size else 1.0
-        )
+        tol = tolerance(ref.dtype, ref)
         diff = (
             float(np.max(np.abs(out.astype(np.float64) - ref.astype(np.float64))))
             if ref.size

@@ -232,6 +232,8 @@ What was served and what it costs to send; every artifact was checked against th
 
 {{ tables.model_parity | md_table }}
 
+{{ tables.model_parity.caption }}
+
 #### Serving tax at concurrency 1
 
 {{ tables.model_tax | md_table }}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from servecmp.models.runcard import read_run_card
+from servecmp.models.tolerance import RULE
 from servecmp.report.cells import cells, targets
 from servecmp.report.data import RunData
 from servecmp.report.format import fmt
@@ -89,6 +90,7 @@ def parity_table(card: dict[str, Any]) -> Table:
             "verdict",
         ],
         [],
+        caption=f"Tolerance rule: {RULE}.",
     )
     for r in card.get("parity") or []:
         agree = r.get("argmax_agree")
