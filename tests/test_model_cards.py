@@ -288,17 +288,17 @@ def test_digest_follows_the_cards_content_not_where_the_checkout_is(
     """The same card in another checkout (a path with a space) digests alike; a changed card
     changes the digest."""
     (tmp_path / "models").mkdir()
-    card = image_card({"factory": f"{factories}:make"})
-    write_card(tmp_path / "models", card, "mine.yaml")
+    card = {**image_card({"factory": f"{factories}:make"}), "name": "digested"}
+    write_card(tmp_path / "models", card, "digested.yaml")
     data = {
         "name": "x",
-        "model": "models/mine.yaml",
+        "model": "models/digested.yaml",
         "targets": [{"server": "pytorch", "protocol": "inprocess"}],
     }
     exp = parse_experiment(data, "e.yaml", base_dir=tmp_path)
     other = tmp_path / "b with space" / "models"
     other.mkdir(parents=True)
-    copy = write_card(other, card, "mine.yaml")
+    copy = write_card(other, card, "digested.yaml")
     assert exp.model_copy(update={"model_card": str(copy)}).digest() == exp.digest()
-    write_card(other, {**card, "description": "changed"}, "mine.yaml")
+    write_card(other, {**card, "description": "changed"}, "digested.yaml")
     assert exp.model_copy(update={"model_card": str(copy)}).digest() != exp.digest()
