@@ -199,6 +199,12 @@ def inside(a: Outcome, b: Outcome) -> str:
     return f"{hits}/{n}"
 
 
+def minutes_seconds(seconds: float) -> str:
+    """296.4 -> "4 min 56 s" (whole minutes, never rounded up)."""
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s} s"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -258,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nbench_demo: {len(plan)} run(s) under {root}")
     for (name, k), o in outcomes.items():
         worst = worst_resolution(o)
-        head = (
-            f"{name}{' (rerun)' if k else ''}: wall {o.wall_s / 60:.0f} min {o.wall_s % 60:.0f} s"
-        )
+        head = f"{name}{' (rerun)' if k else ''}: wall {minutes_seconds(o.wall_s)}"
         head += f", worst pair resolves {worst:.1%}" if worst is not None else ", no pair resolved"
         print(head + (f"  [{o.error}]" if o.error else "") + f"  ({o.run_dir})")
         print("\n".join(pair_lines(o)) or "  (no same-protocol pair)")

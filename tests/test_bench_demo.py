@@ -46,3 +46,9 @@ def test_it_prints_resolving_power_per_pair_and_rerun_agreement() -> None:
     text = b.agreement(first, second)
     assert "disagreements under the stable rule: none" in text
     assert "rerun estimates inside the first run's interval" in text
+
+
+def test_wall_time_prints_whole_minutes() -> None:
+    """296 s is "4 min 56 s" (a rounded-up "5 min 56 s" overstated the demo by a minute)."""
+    assert _bench().minutes_seconds(296.4) == "4 min 56 s"
+    assert _bench().minutes_seconds(59.6) == "1 min 0 s"

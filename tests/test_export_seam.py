@@ -93,8 +93,9 @@ def test_user_model_without_tf_twin_serves_pytorch_servers_only(
     from servecmp.results.friction import read_friction
     from servecmp.run import friction
 
-    friction.packaging(card_dir, {1: saved})
+    friction.packaging(card_dir, {1: saved}, {"torchserve", "tfserving"})
     recs = {(r.server, r.metric): r for r in read_friction(card_dir)[0]}
+    assert {s for s, _ in recs} == {"torchserve", "tfserving"}  # no column for a server not run
     assert not recs[("tfserving", "packaging_s")].available
     assert "no SavedModel" in recs[("tfserving", "packaging_s")].reason
     assert recs[("torchserve", "packaging_s")].value == saved["torchserve"]["seconds"]

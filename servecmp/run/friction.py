@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,13 @@ def _rec_nth(
     append_friction(run_dir, record(server, metric, value, details=details, index=index))
 
 
-def packaging(run_dir: Path, export_records: dict[int, dict[str, Any]]) -> None:
+def packaging(
+    run_dir: Path, export_records: dict[int, dict[str, Any]], servers: Collection[str]
+) -> None:
     from servecmp.servers import registry
 
     rec = export_records.get(1)
-    for server in (a.name for a in registry.servers()):
+    for server in (a.name for a in registry.servers() if a.name in servers):
         if rec is None or server not in rec:
             # the export says why a server has no artifact for this model (e.g. no SavedModel)
             why = (rec or {}).get("unavailable", {}).get(server) or "no export record for version 1"
@@ -58,8 +60,10 @@ def packaging(run_dir: Path, export_records: dict[int, dict[str, Any]]) -> None:
         _rec(run_dir, server, "artifact_bytes", float(p["bytes"]), artifact=p["artifact"])
 
 
-def configuration(run_dir: Path, configs: GeneratedConfigs) -> None:
+def configuration(run_dir: Path, configs: GeneratedConfigs, servers: Collection[str]) -> None:
     for server, s in config_surface(configs).items():
+        if server not in servers:
+            continue
         _rec(run_dir, server, "config_files", float(s.files))
         _rec(run_dir, server, "config_lines", float(s.lines))
         _rec(

@@ -265,8 +265,11 @@ class LocalRun:
             }
         )
         self.store.write_meta(meta)
-        friction.packaging(self.run_dir, self.export_records)
-        friction.configuration(self.run_dir, self.configs)
+        # friction for the experiment's servers only: every registered server's config is rendered
+        # (one generator), but a server with no target is no column of this run's report
+        wanted = {t.server for t in exp.targets}
+        friction.packaging(self.run_dir, self.export_records, wanted)
+        friction.configuration(self.run_dir, self.configs, wanted)
 
     # ---- observability --------------------------------------------------------------------
     def start_observability(self) -> None:
