@@ -18,6 +18,7 @@ import numpy as np
 import psutil
 import pytest
 import requests
+from answers_util import outcomes
 
 from servecmp.experiment import Encoding, Protocol, Target, parse_experiment
 from servecmp.servers import registry
@@ -393,14 +394,6 @@ TARGETS = [
 ]  # type: ignore[arg-type]
 
 
-def _outcomes(server: KServeServer, target: Target, payloads: Any) -> list[str]:
-    from servecmp.load.clients.base import execute, make_client
-
-    with make_client(target, server.address(target.protocol), payloads, 10.0) as client:
-        results = [execute(client, i) for i in range(len(payloads))]
-    return [r.outcome.value + ("" if r.ok else f": {r.exception}") for r in results]
-
-
 @needs_venv
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 4])
@@ -408,15 +401,15 @@ def _outcomes(server: KServeServer, target: Target, payloads: Any) -> list[str]:
 def test_every_protocol_answers_the_expected_logits(
     kserve_server: KServeServer, target: Target, batch: int
 ) -> None:
-    assert _outcomes(kserve_server, target, _payloads(batch)) == ["ok"] * 4
+    assert outcomes(kserve_server, target, _payloads(batch)) == ["ok"] * 4
 
 
 @needs_venv
 @pytest.mark.slow
 def test_a_wrong_model_version_is_caught_as_a_wrong_answer(kserve_server: KServeServer) -> None:
     # The clients check logits: v2 weights' expectations against the v1 server must fail.
-    outcomes = _outcomes(kserve_server, TARGETS[1], _payloads(1, version=2))
-    assert all(o.startswith("wrong_answer") for o in outcomes)
+    answers = outcomes(kserve_server, TARGETS[1], _payloads(1, version=2))
+    assert all(o.startswith("wrong_answer") for o in answers)
 
 
 @needs_venv
@@ -445,7 +438,7 @@ def test_metrics_scrape_parses_and_counts_predicts(kserve_server: KServeServer) 
         )
 
     before = predicts()
-    assert _outcomes(kserve_server, TARGETS[2], _payloads(1)) == ["ok"] * 4  # gRPC counts too
+    assert outcomes(kserve_server, TARGETS[2], _payloads(1)) == ["ok"] * 4  # gRPC counts too
     assert predicts() - before == 4
 
 
@@ -544,7 +537,7 @@ def test_model_update_through_the_repository_extension(
     try:
         update()
         assert kserve_server.measured_pid() == pid  # in place, no restart
-        assert _outcomes(kserve_server, TARGETS[1], _payloads(1, version=2)) == ["ok"] * 4
+        assert outcomes(kserve_server, TARGETS[1], _payloads(1, version=2)) == ["ok"] * 4
         r = requests.post(
             f"http://{kserve_server.endpoints.rest}/v2/models/{MODEL}/infer",
             data=_payloads(1).body(Encoding.oip, 0),
@@ -555,7 +548,7 @@ def test_model_update_through_the_repository_extension(
     finally:  # back to v1 for the other tests
         (model_dir / "2" / "model.pt").unlink(missing_ok=True)
         kserve_server.reload_model()
-    assert _outcomes(kserve_server, TARGETS[0], _payloads(1)) == ["ok"] * 4
+    assert outcomes(kserve_server, TARGETS[0], _payloads(1)) == ["ok"] * 4
 
 
 @needs_venv
@@ -569,7 +562,7 @@ def test_kill_hard_then_restart_recovers(kserve_server: KServeServer) -> None:
     kserve_server.start()
     kserve_server.wait_ready(timeout_s=120)
     for target in TARGETS:
-        assert _outcomes(kserve_server, target, _payloads(1)) == ["ok"] * 4
+        assert outcomes(kserve_server, target, _payloads(1)) == ["ok"] * 4
 
 
 @needs_venv
@@ -593,7 +586,7 @@ def test_two_workers_are_two_rest_processes_and_stop_leaves_nothing(
         spawned = [p for p in tree if "spawn_main" in " ".join(p.cmdline())]
         assert len(spawned) == 2  # one uvicorn process per worker, each with its own model
         for target in TARGETS:
-            assert _outcomes(server, target, _payloads(4)) == ["ok"] * 4
+            assert outcomes(server, target, _payloads(4)) == ["ok"] * 4
     finally:
         server.stop()
     assert not [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

@@ -26,6 +26,7 @@ from typing import Any
 import psutil
 import pytest
 import requests
+from answers_util import outcomes
 
 from servecmp import versions
 from servecmp.experiment import Encoding, Target, parse_experiment
@@ -221,14 +222,6 @@ def _payloads(batch: int, version: int = 1) -> Any:
     )
 
 
-def _outcomes(server: TritonServer, target: Target, payloads: Any) -> list[str]:
-    from servecmp.load.clients.base import execute, make_client
-
-    with make_client(target, server.address(target.protocol), payloads, 10.0) as client:
-        results = [execute(client, i) for i in range(len(payloads))]
-    return [r.outcome.value + ("" if r.ok else f": {r.exception}") for r in results]
-
-
 @needs_venv
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 4])
@@ -236,7 +229,7 @@ def _outcomes(server: TritonServer, target: Target, payloads: Any) -> list[str]:
 def test_every_protocol_answers_the_expected_logits(
     triton_server: TritonServer, target: Target, batch: int
 ) -> None:
-    assert _outcomes(triton_server, target, _payloads(batch)) == ["ok"] * 4
+    assert outcomes(triton_server, target, _payloads(batch)) == ["ok"] * 4
 
 
 @needs_venv
@@ -252,8 +245,8 @@ def test_run_dir_has_a_space_and_the_server_runs_from_it(triton_server: TritonSe
 @needs_venv
 @pytest.mark.slow
 def test_a_wrong_model_version_is_caught_as_a_wrong_answer(triton_server: TritonServer) -> None:
-    outcomes = _outcomes(triton_server, TARGETS[0], _payloads(1, version=2))
-    assert all(o.startswith("wrong_answer") for o in outcomes)
+    answers = outcomes(triton_server, TARGETS[0], _payloads(1, version=2))
+    assert all(o.startswith("wrong_answer") for o in answers)
 
 
 @needs_venv
@@ -309,7 +302,7 @@ def test_metrics_scrape_has_the_names_and_counts_requests(triton_server: TritonS
 
     before = scrape()
     assert set(tmetrics.NAMES) <= set(before), sorted(set(tmetrics.NAMES) - set(before))
-    assert _outcomes(triton_server, TARGETS[1], _payloads(4)) == ["ok"] * 4  # gRPC counts too
+    assert outcomes(triton_server, TARGETS[1], _payloads(4)) == ["ok"] * 4  # gRPC counts too
     after = scrape()
     assert value(after, tmetrics.SUCCESS) - value(before, tmetrics.SUCCESS) == 4
     # nv_inference_count counts examples: 4 requests of 4
@@ -422,8 +415,8 @@ def test_model_update_through_the_repository_api(
     try:
         update()
         assert triton_server.measured_pid() == pid  # in place, no restart
-        assert _outcomes(triton_server, TARGETS[0], _payloads(1, version=2)) == ["ok"] * 4
-        assert _outcomes(triton_server, TARGETS[1], _payloads(1, version=2)) == ["ok"] * 4
+        assert outcomes(triton_server, TARGETS[0], _payloads(1, version=2)) == ["ok"] * 4
+        assert outcomes(triton_server, TARGETS[1], _payloads(1, version=2)) == ["ok"] * 4
         r = requests.post(
             f"http://{triton_server.endpoints.rest}/v2/models/{MODEL}/infer",
             data=_payloads(1).body(Encoding.oip, 0),
@@ -434,7 +427,7 @@ def test_model_update_through_the_repository_api(
     finally:  # back to v1 for the other tests
         shutil.rmtree(repo / MODEL / "2", ignore_errors=True)
         triton_server.load_model()
-    assert _outcomes(triton_server, TARGETS[0], _payloads(1)) == ["ok"] * 4
+    assert outcomes(triton_server, TARGETS[0], _payloads(1)) == ["ok"] * 4
 
 
 @needs_venv
@@ -449,7 +442,7 @@ def test_kill_hard_then_restart_recovers(triton_server: TritonServer) -> None:
     triton_server.start()
     triton_server.wait_ready(timeout_s=120)
     for target in TARGETS:
-        assert _outcomes(triton_server, target, _payloads(1)) == ["ok"] * 4
+        assert outcomes(triton_server, target, _payloads(1)) == ["ok"] * 4
 
 
 @needs_venv
@@ -475,7 +468,7 @@ def test_two_workers_are_two_stub_processes_and_stop_leaves_nothing(
         stubs = [p for p in tree if "triton_python_backend_stub" in p.name()]
         assert len(stubs) == 2  # one stub process per instance, each with its own model
         for target in TARGETS:
-            assert _outcomes(server, target, _payloads(1)) == ["ok"] * 4
+            assert outcomes(server, target, _payloads(1)) == ["ok"] * 4
     finally:
         server.stop()
     assert not _alive(tree)
