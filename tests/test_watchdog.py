@@ -68,7 +68,11 @@ def test_kill_9_of_the_orchestrator_kills_its_whole_progeny(tmp_path: Path) -> N
         _wait_for(pid_files)
         pids = [int(p.read_text()) for p in pid_files]
         assert all(_alive(p) for p in pids)
-        # the escaped one really left the group: killpg alone would miss it
+        # the escaped one really left the group: killpg alone would miss it. Its pid is
+        # written right after the fork, before the child has run setsid, so wait for it.
+        deadline = time.monotonic() + 30
+        while os.getpgid(pids[2]) == pids[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert os.getpgid(pids[2]) != pids[0]
         orch.send_signal(signal.SIGKILL)
         orch.wait(timeout=10)
