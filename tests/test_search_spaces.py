@@ -58,6 +58,17 @@ def test_snapshot_lists_no_server_the_registry_lacks() -> None:
     assert set(json.loads(SNAPSHOT.read_text())) == {a.name for a in registry.adapters()}
 
 
+def test_a_space_naming_a_field_no_helper_knows_is_refused_by_name() -> None:
+    from servecmp.servers import knobs
+
+    with pytest.raises(ValueError, match=r"unknown field\(s\) tuning\.worker; known"):
+        knobs.space(knobs.workers("cite"), reads=("tuning.worker",))
+    # the known list follows one order whatever order the knobs come in
+    s = knobs.space(knobs.logging("cite"), knobs.workers("cite"), reads=(knobs.IO_THREADS,))
+    assert s.known_fields() == (knobs.WORKERS, knobs.IO_THREADS, knobs.LOGGING)
+    assert [k.field for k in s.knobs] == [knobs.LOGGING, knobs.WORKERS]
+
+
 if __name__ == "__main__":
     SNAPSHOT.write_text(_text(snapshot()) + "\n")
     print(f"wrote {SNAPSHOT}")

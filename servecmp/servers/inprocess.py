@@ -11,14 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from servecmp.experiment import Encoding, Protocol
+from servecmp.servers import knobs
 from servecmp.servers.base import (
     CLIENT_CLOCK,
     FairnessRow,
-    Knob,
     PartSource,
     ProtocolSpec,
     RenderedConfig,
-    SearchSpace,
     ServerAdapter,
 )
 
@@ -29,41 +28,25 @@ if TYPE_CHECKING:
 # Search spaces (servecmp tune): model instances and math threads per instance, the two settings
 # the baseline clients honour. The baseline stands for "the model's compute with the same budget":
 # tuning it the same way keeps the server-vs-baseline overhead honest when the servers are tuned.
-KNOWN_FIELDS = ("tuning.workers", "tuning.intra_op_threads")
-
-PYTORCH_SPACE = SearchSpace(
-    known=KNOWN_FIELDS,
-    knobs=(
-        Knob(
-            field="tuning.workers",
-            values=(1, 2),
-            source="pytorch/serve v0.12.0 docs/performance_guide.md: number of workers (model "
-            "instances) on CPU; the baseline mirrors TorchServe's workers",
-        ),
-        Knob(
-            field="tuning.intra_op_threads",
-            values=(1, 2),
-            source="pytorch/serve v0.12.0 docs/performance_guide.md 'TorchServe On CPU': math "
-            "threads per instance (torch.set_num_threads)",
-        ),
+PYTORCH_SPACE = knobs.space(
+    knobs.workers(
+        "pytorch/serve v0.12.0 docs/performance_guide.md: number of workers (model instances) on "
+        "CPU; the baseline mirrors TorchServe's workers"
+    ),
+    knobs.intra_op_threads(
+        "pytorch/serve v0.12.0 docs/performance_guide.md 'TorchServe On CPU': math threads per "
+        "instance (torch.set_num_threads)"
     ),
 )
 
-TENSORFLOW_SPACE = SearchSpace(
-    known=KNOWN_FIELDS,
-    knobs=(
-        Knob(
-            field="tuning.workers",
-            values=(1, 2),
-            source="tensorflow/serving 2.20.0 tensorflow_serving/g3doc/performance.md 'Binary "
-            "Configuration': inter-op parallelism (concurrent runs)",
-        ),
-        Knob(
-            field="tuning.intra_op_threads",
-            values=(1, 2),
-            source="tensorflow/serving 2.20.0 tensorflow_serving/g3doc/performance.md 'Binary "
-            "Configuration': tensorflow_intra_op_parallelism",
-        ),
+TENSORFLOW_SPACE = knobs.space(
+    knobs.workers(
+        "tensorflow/serving 2.20.0 tensorflow_serving/g3doc/performance.md 'Binary "
+        "Configuration': inter-op parallelism (concurrent runs)"
+    ),
+    knobs.intra_op_threads(
+        "tensorflow/serving 2.20.0 tensorflow_serving/g3doc/performance.md 'Binary "
+        "Configuration': tensorflow_intra_op_parallelism"
     ),
 )
 

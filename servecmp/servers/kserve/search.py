@@ -11,28 +11,20 @@ holds it when the experiment also measures KServe over gRPC.
 
 from __future__ import annotations
 
-from servecmp.servers.base import Knob, SearchSpace
+from servecmp.servers import knobs
 
-SEARCH_SPACE = SearchSpace(
-    knobs=(
-        Knob(
-            field="tuning.workers",
-            values=(1, 2),
-            protocols=("rest",),
-            source="kserve 0.21.0 kserve/model_server.py --workers: 'The number of uvicorn workers "
-            "for multi-processing.'",
-        ),
-        Knob(
-            field="tuning.intra_op_threads",
-            values=(1, 2),
-            source="PyTorch docs, CPU threading and TorchScript inference: torch.set_num_threads "
-            "(intra-op parallelism); servecmp/servers/kserve/model_server.py --intra_op_threads",
-        ),
-        Knob(
-            field="tuning.logging",
-            values=("default", "quiet"),
-            source="kserve 0.21.0 kserve/logging.py KSERVE_LOG_CONFIG (uvicorn.access, kserve.trace "
-            "and kserve at INFO: lines per request) and kserve/model_server.py --log_config_file",
-        ),
-    )
+SEARCH_SPACE = knobs.space(
+    knobs.workers(
+        "kserve 0.21.0 kserve/model_server.py --workers: 'The number of uvicorn workers for "
+        "multi-processing.'",
+        protocols=("rest",),
+    ),
+    knobs.intra_op_threads(
+        "PyTorch docs, CPU threading and TorchScript inference: torch.set_num_threads (intra-op "
+        "parallelism); servecmp/servers/kserve/model_server.py --intra_op_threads"
+    ),
+    knobs.logging(
+        "kserve 0.21.0 kserve/logging.py KSERVE_LOG_CONFIG (uvicorn.access, kserve.trace and kserve "
+        "at INFO: lines per request) and kserve/model_server.py --log_config_file"
+    ),
 )

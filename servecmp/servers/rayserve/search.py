@@ -9,56 +9,30 @@ Ray has no I/O thread knob (one proxy actor on one asyncio loop serves HTTP and 
 
 from __future__ import annotations
 
-from servecmp.servers.base import Knob, SearchSpace
+from servecmp.servers import knobs
 
 PERF = "docs.ray.io Ray Serve 'Performance Tuning' (serve/advanced-guides/performance)"
 BATCH = "docs.ray.io Ray Serve 'Dynamic Request Batching' (serve/advanced-guides/dyn-req-batch)"
 
-KNOWN_FIELDS = (
-    "tuning.workers",
-    "tuning.intra_op_threads",
-    "tuning.batching.enabled",
-    "tuning.batching.max_batch_size",
-    "tuning.batching.batch_timeout_ms",
-    "tuning.logging",
-)
-
-SEARCH_SPACE = SearchSpace(
-    knobs=(
-        Knob(
-            field="tuning.batching.enabled",
-            values=(False, True),
-            source=f"{BATCH}: @serve.batch 'can improve your service throughput without "
-            "sacrificing latency'; ray 2.60.0 ray/serve/batching.py",
-        ),
-        Knob(
-            field="tuning.batching.max_batch_size",
-            values=(4, 8),
-            source=f"{BATCH} (max_batch_size); ray 2.60.0 ray/serve/batching.py set_max_batch_size",
-        ),
-        Knob(
-            field="tuning.batching.batch_timeout_ms",
-            values=(5.0,),
-            source=f"{BATCH} (batch_wait_timeout_s); ray/serve/batching.py set_batch_wait_timeout_s",
-        ),
-        Knob(
-            field="tuning.workers",
-            values=(1, 2),
-            source="docs.ray.io Ray Serve Autoscaling 'Manual Scaling': more num_replicas "
-            "'improve latency and throughput'; " + PERF,
-        ),
-        Knob(
-            field="tuning.intra_op_threads",
-            values=(1, 2),
-            source=f"{PERF}: 'Are you setting OMP_NUM_THREADS to increase the performance of your "
-            "deep learning framework?'",
-        ),
-        Knob(
-            field="tuning.logging",
-            values=("default", "quiet"),
-            source="ray 2.60.0 ray/serve/schema.py LoggingConfig.log_level (Serve logs an access "
-            "line per request at INFO: ray/serve/_private/logging_utils.py)",
-        ),
+SEARCH_SPACE = knobs.space(
+    *knobs.batching(
+        f"{BATCH}: @serve.batch 'can improve your service throughput without sacrificing "
+        "latency'; ray 2.60.0 ray/serve/batching.py",
+        max_batch_size=f"{BATCH} (max_batch_size); ray 2.60.0 ray/serve/batching.py "
+        "set_max_batch_size",
+        batch_timeout_ms=f"{BATCH} (batch_wait_timeout_s); ray/serve/batching.py "
+        "set_batch_wait_timeout_s",
     ),
-    known=KNOWN_FIELDS,
+    knobs.workers(
+        "docs.ray.io Ray Serve Autoscaling 'Manual Scaling': more num_replicas 'improve latency "
+        "and throughput'; " + PERF
+    ),
+    knobs.intra_op_threads(
+        f"{PERF}: 'Are you setting OMP_NUM_THREADS to increase the performance of your deep "
+        "learning framework?'"
+    ),
+    knobs.logging(
+        "ray 2.60.0 ray/serve/schema.py LoggingConfig.log_level (Serve logs an access line per "
+        "request at INFO: ray/serve/_private/logging_utils.py)"
+    ),
 )

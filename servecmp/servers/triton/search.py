@@ -10,43 +10,28 @@ fixed). torch's threads are ours (model.py), as for the other PyTorch servers.
 
 from __future__ import annotations
 
-from servecmp.servers.base import Knob, SearchSpace
+from servecmp.servers import knobs
 
-SEARCH_SPACE = SearchSpace(
-    knobs=(
-        Knob(
-            field="tuning.workers",
-            values=(1, 2),
-            source="triton-inference-server/server v2.51.0 docs/user_guide/optimization.md "
-            "'Model Instances' (instance_group count)",
-        ),
-        Knob(
-            field="tuning.intra_op_threads",
-            values=(1, 2),
-            source="PyTorch docs, CPU threading and TorchScript inference: torch.set_num_threads; "
-            "servecmp/servers/triton/model.py parameters.intra_op_threads",
-        ),
-        Knob(
-            field="tuning.io_threads",
-            values=(1, 2, 4),
-            protocols=("rest",),
-            source="triton-inference-server/server v2.51.0 src/command_line_parser.cc "
-            "--http-thread-count 'Number of threads handling HTTP requests' (default 8)",
-        ),
-        Knob(
-            field="tuning.batching.enabled",
-            values=(False, True),
-            source="triton-inference-server/server v2.51.0 docs/user_guide/optimization.md "
-            "'Dynamic Batcher'; model_configuration.md 'Dynamic Batcher'",
-        ),
+SERVER = "triton-inference-server/server v2.51.0"
+
+SEARCH_SPACE = knobs.space(
+    knobs.workers(
+        f"{SERVER} docs/user_guide/optimization.md 'Model Instances' (instance_group count)"
     ),
-    known=(
-        "tuning.workers",
-        "tuning.intra_op_threads",
-        "tuning.io_threads",
-        "tuning.batching.enabled",
-        "tuning.batching.max_batch_size",
-        "tuning.batching.batch_timeout_ms",
-        "tuning.batching.max_enqueued_batches",
+    knobs.intra_op_threads(
+        "PyTorch docs, CPU threading and TorchScript inference: torch.set_num_threads; "
+        "servecmp/servers/triton/model.py parameters.intra_op_threads"
     ),
+    knobs.io_threads(
+        f"{SERVER} src/command_line_parser.cc --http-thread-count 'Number of threads handling "
+        "HTTP requests' (default 8)",
+        values=(1, 2, 4),
+        protocols=("rest",),
+    ),
+    *knobs.batching(
+        f"{SERVER} docs/user_guide/optimization.md 'Dynamic Batcher'; model_configuration.md "
+        "'Dynamic Batcher'"
+    ),
+    # read by config.pbtxt's dynamic batcher and queue policy, not searched
+    reads=(knobs.MAX_BATCH_SIZE, knobs.BATCH_TIMEOUT_MS, knobs.MAX_ENQUEUED_BATCHES),
 )
