@@ -26,9 +26,9 @@ class GeneratedConfigs:
 def render_all(
     exp: Experiment, placement: Placement, adapters: Iterable[ServerAdapter] | None = None
 ) -> GeneratedConfigs:
-    """Every registered server's files (``adapters``: a subset, e.g. one server in a test).
-    Rendered whether or not the experiment targets the server: Helm and ``servecmp configs``
-    get the full set, and the files do not depend on which targets are listed."""
+    """Every registered server's files (``adapters``: only these). The full set is for the repo
+    (Helm values, ``servecmp configs``), whatever the targets; a local run passes the servers its
+    targets name (servecmp/run/configs.py ``run_servers``)."""
     if adapters is None:
         from servecmp.servers import registry
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +60,22 @@ def body_bytes(payloads: Any, encodings: Iterable[Any]) -> dict[str, int]:
 
 
 def run_card(
-    card: ModelCard, model: Any, record: dict[str, Any], input_bytes: dict[str, int]
+    card: ModelCard,
+    model: Any,
+    record: dict[str, Any],
+    input_bytes: dict[str, int],
+    servers_run: Collection[str] | None = None,
 ) -> dict[str, Any]:
+    """``servers_run``: the servers and baselines the run measures (None: every one exported);
+    the export packages for every adapter, the card lists only these."""
+
+    def wanted(server: str) -> bool:
+        return servers_run is None or server in servers_run
+
     servers = {
-        k: v for k, v in record.items() if isinstance(v, dict) and {"artifact", "bytes"} <= set(v)
+        k: v
+        for k, v in record.items()
+        if isinstance(v, dict) and {"artifact", "bytes"} <= set(v) and wanted(k)
     }
     return {
         "name": card.name,
@@ -80,7 +92,7 @@ def run_card(
         "build_s": record.get("build_s"),
         "sources": {k: float(v["seconds"]) for k, v in (record.get("sources") or {}).items()},
         "parity": record.get("parity") or [],
-        "unavailable": record.get("unavailable") or {},
+        "unavailable": {k: v for k, v in (record.get("unavailable") or {}).items() if wanted(k)},
         "notes": record.get("notes") or [],
         "seed": record.get("seed"),
     }

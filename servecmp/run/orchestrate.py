@@ -65,7 +65,7 @@ from servecmp.run import cpus as cpu_plan
 from servecmp.run import friction, probes, watchdog
 from servecmp.run import prometheus as prom_mod
 from servecmp.run.burnin import BurnIns
-from servecmp.run.configs import local_configs, model_root
+from servecmp.run.configs import local_configs, model_root, run_servers
 from servecmp.run.ports import free_ports
 from servecmp.run.procs import install_handlers
 from servecmp.run.rounds import interleaved_order, unpaired_baselines
@@ -169,8 +169,14 @@ class LocalRun:
         friction_under_load: bool = True,
         startup_samples: int = 1,
         skip_unpaired_baselines: bool = False,
+        targets: list[Target] | None = None,
     ) -> None:
         self.exp = exp
+        # the servers this run renders, starts and records (``targets``: the run's share of the
+        # experiment's); no other registered server leaves a file or a record in the run
+        run_targets = exp.targets if targets is None else targets
+        self.servers = run_servers(run_targets)
+        self.named = {t.server for t in run_targets}  # the servers and in-process baselines
         self.startup_samples = max(1, startup_samples)
         self.run_dir = run_dir
         self.run_id = run_dir.name
@@ -236,16 +242,17 @@ class LocalRun:
                 reference.torch_model(exp.model, seed_for_version(exp.seed, 1)),
                 self.export_records[1],
                 runcard.body_bytes(payloads, sorted({t.effective_encoding for t in exp.targets})),
+                servers_run=self.named,
             ),
         )
         # Servers and baselines the export has no artifact for (a model without a SavedModel).
         self.no_artifact: dict[str, str] = dict(self.export_records[1].get("unavailable", {}))
         # Each server publishes v1 where it loads from; v2 arrives in the update test.
-        for adapter in registry.servers():
+        for adapter in self.servers:
             if adapter.name not in self.no_artifact:
                 adapter.publish(self.art1, model_root(self.run_dir, adapter.name), 1)
 
-        self.configs, self.config_dirs = local_configs(exp, self.run_dir, self.art1)
+        self.configs, self.config_dirs = local_configs(exp, self.run_dir, self.art1, self.servers)
 
         meta = build_meta(
             exp,
@@ -255,6 +262,10 @@ class LocalRun:
                 "servers_run": "all up together on the server CPUs; load on one target at a time, "
                 f"{exp.load.repeats} interleaved round(s)",
                 "baselines_on": list(self.placement.server_cpus),
+                # the servers whose configs/<server>/ this run rendered, with their local ports
+                "server_ports": {
+                    name: dict(ports) for name, ports in self.configs.placement.ports.items()
+                },
             },
             notes=self.notes,
         )
@@ -265,9 +276,8 @@ class LocalRun:
             }
         )
         self.store.write_meta(meta)
-        # friction for the experiment's servers only: every registered server's config is rendered
-        # (one generator), but a server with no target is no column of this run's report
-        wanted = {t.server for t in exp.targets}
+        # a server with no target is no column of this run's report
+        wanted = {a.name for a in self.servers}
         friction.packaging(self.run_dir, self.export_records, wanted)
         friction.configuration(self.run_dir, self.configs, wanted)
 
@@ -283,12 +293,8 @@ class LocalRun:
         gen_port, exp_port = free_ports(2)
         self._http.append(gm.start_exposition(gen_port))
         self._http.append(ProcessExporter(self.exporter_pids).serve(exp_port))
-        # one <server>_metrics_url per registered server (its Wire's metrics port and path)
-        # one job per server this experiment runs (its Wire's metrics port and path)
-        wanted = {t.server for t in self.exp.targets}
-        metrics_urls = {
-            a.name: self.configs_url(a.name) for a in registry.servers() if a.name in wanted
-        }
+        # one job per server this run starts (its Wire's metrics port and path)
+        metrics_urls = {a.name: self.configs_url(a.name) for a in self.servers}
         cfg = local_scrape_config(
             run_id=self.run_id,
             metrics_urls=metrics_urls,
@@ -814,6 +820,7 @@ def run_experiment(
         prometheus=prometheus,
         friction_under_load=friction_under_load,
         startup_samples=exp.friction.startups,
+        targets=targets,
         # what --quick does unless told (scripts/bench_demo.py runs --quick designs pre-made)
         skip_unpaired_baselines=quick
         if skip_unpaired_baselines is None
