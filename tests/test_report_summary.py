@@ -293,3 +293,25 @@ def test_every_friction_metric_has_a_report_label() -> None:
     from servecmp.report.format import FRICTION_LABEL
 
     assert set(FRICTION_METRICS) <= set(FRICTION_LABEL), set(FRICTION_METRICS) - set(FRICTION_LABEL)
+
+
+def test_baselines_measured_in_round_one_only_leave_the_pairs_paired(tmp_path: Path) -> None:
+    """load.baseline_rounds: first — the in-process references have one step per level, the
+    server pairs keep every round: the summary's pair verdicts are those of a run that measured
+    the baselines in every round, and the baselines still show."""
+    every = repeated_rounds(5)
+    first = [p for p in every if not (p.target.endswith("-inprocess") and p.repeat)]
+    summaries = {}
+    for name, plan in (("every", every), ("first", first)):
+        run = make_run(tmp_path / name, third_server=True, plan=plan)
+        md = build_report(run).markdown.read_text()
+        summaries[name] = {k: v for k, v in summary_tables(md).items() if k != FRICTION}
+        assert "pytorch-inprocess" in md
+
+    # the same cells called (the fixture's values move with each step's index), each paired
+    def pairs(summary: dict[str, list[list[str]]]) -> list[str]:
+        return [c for rows in summary.values() for r in rows[1:] for c in r if " vs " in c]
+
+    called = pairs(summaries["first"])
+    assert len(called) == len(pairs(summaries["every"])) >= 4
+    assert all(re.search(r" \[[+-]\d", c) for c in called), called

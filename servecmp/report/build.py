@@ -181,6 +181,10 @@ def provenance_table(run: RunData) -> Table:
             or "none",
         ),
         ("interleaved rounds (load.repeats)", load.get("repeats", 1)),
+        (
+            "in-process baselines measured in",
+            "round 1 only" if load.get("baseline_rounds") == "first" else "every round",
+        ),
     ]
     for note in m.notes:
         pairs.append(("note", note))
