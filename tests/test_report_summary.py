@@ -315,3 +315,37 @@ def test_baselines_measured_in_round_one_only_leave_the_pairs_paired(tmp_path: P
     called = pairs(summaries["first"])
     assert len(called) == len(pairs(summaries["every"])) >= 4
     assert all(re.search(r" \[[+-]\d", c) for c in called), called
+
+
+def test_the_provenance_states_the_rounds_that_ran_and_where_the_baselines_were(
+    tmp_path: Path,
+) -> None:
+    """The demo's 4-round report said "interleaved rounds (load.repeats) | 1": the run's meta
+    did not record load.repeats. Now it does (and load.baseline_rounds); a run stored without it
+    shows the rounds its steps ran, and a run cut short says how many were planned."""
+    from fixtures.report_runs import experiment
+
+    from servecmp.experiment import Load
+    from servecmp.results.provenance import build_meta
+
+    plan = [p for p in repeated_rounds(5) if not (p.target.endswith("-inprocess") and p.repeat)]
+    run = make_run(tmp_path / "r", third_server=True, plan=plan)
+    store = RunStore(run)
+    meta = store.read_meta()
+    exp = experiment().model_copy(update={"load": Load(repeats=5, baseline_rounds="first")})
+    recorded = build_meta(exp, meta.run_id, placement=meta.placement).load
+    assert recorded["repeats"] == 5 and recorded["baseline_rounds"] == "first"
+
+    def row(name: str) -> str:
+        md = build_report(run).markdown.read_text()
+        return next(ln for ln in md.splitlines() if ln.startswith(f"| {name} |"))
+
+    store.write_meta(meta.model_copy(update={"load": recorded}))
+    assert row("interleaved rounds (load.repeats)") == "| interleaved rounds (load.repeats) | 5 |"
+    assert row("in-process baselines measured in").endswith("| round 1 only |")
+    store.write_meta(meta.model_copy(update={"load": {**recorded, "repeats": 6}}))
+    assert row("interleaved rounds (load.repeats)").endswith("| 5 of 6 planned |")
+    older = {k: v for k, v in recorded.items() if k not in ("repeats", "baseline_rounds")}
+    store.write_meta(meta.model_copy(update={"load": older}))
+    assert row("interleaved rounds (load.repeats)").endswith("| 5 |")
+    assert row("in-process baselines measured in").endswith("| every round |")
