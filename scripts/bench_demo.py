@@ -70,7 +70,8 @@ DESIGNS: dict[str, tuple[Path, dict[str, Any]]] = {
         {"load.burn_in.max_s": 30, "load.burn_in.window_s": 3.0},
     ),
     # a burn-in of at least 15 s per server (3 windows of 5 s): TorchServe was still speeding
-    # up a minute into those runs (c=4 REST 56.7 req/s at the end of its burn-in, 66-69 later)
+    # up a minute into the 2026-12-07 runs (c=4 REST 56-57 req/s at the end of its 3-4 s
+    # burn-ins, 64-72 req/s in later rounds)
     "quick-burn-in-15s": (
         EXPERIMENTS / "quick.yaml",
         {"load.burn_in.max_s": 30, "load.burn_in.window_s": 5.0},
