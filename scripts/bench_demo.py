@@ -2,8 +2,9 @@
 time and each same-protocol pair's noise and resolving power (and, run twice, whether the
 verdicts reproduce).
 
-    .venv/bin/python scripts/bench_demo.py                       # quick + encodings-3, quick twice
-    .venv/bin/python scripts/bench_demo.py --design quick --design quick-r5 --rerun quick-r5
+    .venv/bin/python scripts/bench_demo.py                       # quick + previous, quick twice
+    .venv/bin/python scripts/bench_demo.py --design quick --design quick-r6-w0.5 --rerun quick-r6-w0.5
+    .venv/bin/python scripts/bench_demo.py --predict tests/data/verdict_reproduction.json --rounds 5
     .venv/bin/python scripts/bench_demo.py --design tiny=loadtests/experiments/quick.yaml \
         --set tiny:load.repeats=2 --set tiny:load.concurrency=[1]
 
@@ -14,13 +15,17 @@ export (done once before the first timing, as an installed checkout has it after
 Resolving power: the half-width of the 95 % interval of the paired ratio that the report states
 per pair (docs/method.md, "Design of the demo"); noise: the standard deviation of the paired
 log-ratios over the rounds. On a shared machine these figures say nothing: run it on an idle one.
-Default designs: quick, quick twice and encodings-3 — three runs, about 15-20 min.
+Default designs: quick, quick twice and previous — three runs, about 15 min.
+``--predict`` runs nothing: from recorded runs (a run directory or a verdict fixture) it prints
+each pair's round-to-round noise and the resolving power that noise gives with N rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import math
 import statistics
 import subprocess
 import sys
@@ -37,19 +42,39 @@ EXPERIMENTS = ROOT / "loadtests" / "experiments"
 
 # name -> (experiment file, overrides applied after the --quick profile)
 DESIGNS: dict[str, tuple[Path, dict[str, Any]]] = {
-    # the demo as quick.yaml has it (4 rounds, 1 s windows, same-protocol pairs side by side)
+    # the demo as quick.yaml has it: 5 rounds of 0.75 s x 2 windows, same-protocol pairs side by
+    # side (ABBA over rounds), the in-process baselines in round 1 only
     "quick": (EXPERIMENTS / "quick.yaml", {}),
-    "quick-r5": (EXPERIMENTS / "quick.yaml", {"load.repeats": 5}),
-    "quick-r3-w1.5": (
+    # the design measured on 2026-12-07 (4 min 56 s; pairs resolved 8.1-29.2 %): 4 rounds of
+    # 1 s x 2 windows, baselines in every round
+    "previous": (
         EXPERIMENTS / "quick.yaml",
-        {"load.repeats": 3, "load.stability.window_s": 1.5},
+        {"load.repeats": 4, "load.baseline_rounds": "every", "load.stability.window_s": 1.0},
+    ),
+    # more, shorter rounds: 6 rounds of 0.5 s x 2 windows (p99 at c=1 then rests on ~60 answers)
+    "quick-r6-w0.5": (
+        EXPERIMENTS / "quick.yaml",
+        {"load.repeats": 6, "load.stability.window_s": 0.5},
+    ),
+    # fewer, longer rounds: 4 rounds of 1 s x 2 windows, baselines once
+    "quick-r4-w1": (
+        EXPERIMENTS / "quick.yaml",
+        {"load.repeats": 4, "load.stability.window_s": 1.0},
     ),
     # burn-in off, and a longer one (3 s windows, up to 30 s): does TorchServe's first round
-    # still lag (scripts/burnin_effect.py on the runs)?
+    # still lag (scripts/burnin_effect.py on the runs)? On the 2026-12-07 runs that lag was most
+    # of the REST pairs' round-to-round noise.
     "quick-no-burn-in": (EXPERIMENTS / "quick.yaml", {"load.burn_in.max_s": 0}),
     "quick-long-burn-in": (
         EXPERIMENTS / "quick.yaml",
         {"load.burn_in.max_s": 30, "load.burn_in.window_s": 3.0},
+    ),
+    # a burn-in of at least 15 s per server (3 windows of 5 s): TorchServe was still speeding
+    # up a minute into the 2026-12-07 runs (c=4 REST 56-57 req/s at the end of its 3-4 s
+    # burn-ins, 64-72 req/s in later rounds)
+    "quick-burn-in-15s": (
+        EXPERIMENTS / "quick.yaml",
+        {"load.burn_in.max_s": 30, "load.burn_in.window_s": 5.0},
     ),
     # close to the demo before: the native-encoding extras too, 3 rounds of 1.5 s windows (the
     # round order and the baseline rule are today's)
@@ -58,7 +83,7 @@ DESIGNS: dict[str, tuple[Path, dict[str, Any]]] = {
         {"load.repeats": 3, "load.stability.window_s": 1.5},
     ),
 }
-DEFAULT_DESIGNS = ("quick", "encodings-3")
+DEFAULT_DESIGNS = ("quick", "previous")
 # `servecmp run FILE` for a file already made as --quick makes it, with what --quick also does
 # besides (no baseline whose servers are all unavailable): --quick itself would cap the overrides
 CHILD = """
@@ -199,6 +224,75 @@ def inside(a: Outcome, b: Outcome) -> str:
     return f"{hits}/{n}"
 
 
+def round_factor(n: int) -> float:
+    """t(n-1) / sqrt(n): the 95 % half-width of a mean of n paired log-ratios per unit of sd."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, n - 1)) / math.sqrt(n)
+
+
+def recorded_runs(path: Path) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(run id, verdict records) from a run directory or a verdict fixture
+    (scripts/record_verdict_fixture.py writes one)."""
+    if path.is_dir():
+        from servecmp.report.data import load_run
+        from servecmp.report.reproduce import summary_inputs
+
+        run = load_run(path)
+        return [(run.run_id, summary_inputs(run))]
+    try:
+        data = json.loads(path.read_text())
+        return [(r["run"], r["verdicts"]) for r in data["runs"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SystemExit(
+            f"--predict {path}: expected a run directory or a verdict fixture "
+            f'({{"runs": [{{"run": ..., "verdicts": [...]}}]}}): {err}'
+        ) from err
+
+
+def log_ratios(rec: dict[str, Any]) -> list[float]:
+    """The pair's ln(b/a) per round, in round order."""
+    rounds = sorted(rec.get("rounds", {}).items(), key=lambda kv: int(kv[0]))
+    return [math.log(b / a) for _, (a, b) in rounds if a > 0 and b > 0]
+
+
+def _resolves(sd: float, n: int) -> str:
+    half = sd * round_factor(n)
+    return f"{sd:.1%} x {round_factor(n):.3f} = {half:.1%} (resolves >= {max(0.05, math.expm1(half)):.1%})"
+
+
+def predicted_lines(runs: list[tuple[str, list[dict[str, Any]]]], n: int) -> list[str]:
+    """Per recorded run and pair, and pooled over the runs (root mean square of the sds): the
+    round-to-round noise of the paired log-ratio and the resolving power it gives with ``n``
+    rounds of steps like the recorded ones; also without the first round, whose drift (a server
+    still warming up) a longer burn-in would remove if that is its cause."""
+    lines: list[str] = []
+    pooled: dict[str, list[tuple[float, float | None]]] = {}
+    for run_id, recs in runs:
+        lines.append(f"{run_id}:")
+        for rec in recs:
+            d = log_ratios(rec) if "friction" not in rec else []
+            if len(d) < 3:
+                continue
+            sd, later = statistics.stdev(d), statistics.stdev(d[1:]) if len(d) > 3 else None
+            pooled.setdefault(rec["key"], []).append((sd, later))
+            text = f"  {rec['key']:<42} {len(d)} rounds -> {n}: {_resolves(sd, n)}"
+            if later is not None:
+                text += f"; without round 1: {_resolves(later, n)}"
+            lines.append(text)
+    if len(runs) > 1:
+        lines.append(f"pooled over {len(runs)} runs:")
+        for key, sds in pooled.items():
+            sd = math.sqrt(statistics.fmean(x * x for x, _ in sds))
+            text = f"  {key:<42} {n} rounds: {_resolves(sd, n)}"
+            laters = [y for _, y in sds if y is not None]
+            if laters:
+                later = math.sqrt(statistics.fmean(y * y for y in laters))
+                text += f"; without round 1: {_resolves(later, n)}"
+            lines.append(text)
+    return lines
+
+
 def minutes_seconds(seconds: float) -> str:
     """296.4 -> "4 min 56 s" (whole minutes, never rounded up)."""
     m, s = divmod(round(seconds), 60)
@@ -220,6 +314,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="override a dotted experiment key of design NAME (YAML value)",
     )
     ap.add_argument("--rerun", action="append", help="run this design a second time (repeatable)")
+    ap.add_argument(
+        "--predict",
+        type=Path,
+        metavar="RUN_OR_FIXTURE",
+        help="run nothing: print each pair's noise in these recorded runs and what it resolves "
+        "with --rounds rounds",
+    )
+    ap.add_argument("--rounds", type=int, default=5, help="rounds for --predict (at least 2)")
     ap.add_argument("--timeout-min", type=float, default=12.0, help="bound on each run")
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "bench-demo")
     return ap.parse_args(argv)
@@ -227,6 +329,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.predict is not None:
+        if args.rounds < 2:
+            raise SystemExit(f"--rounds {args.rounds}: a paired interval needs at least 2 rounds")
+        print("\n".join(predicted_lines(recorded_runs(args.predict), args.rounds)))
+        return 0
     designs: dict[str, tuple[Path, dict[str, Any]]] = {}
     for item in args.design or DEFAULT_DESIGNS:
         name, _, file = item.partition("=")

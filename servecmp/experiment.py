@@ -207,6 +207,9 @@ class Load(_Strict):
     # report states each difference with an interval estimated from the paired repeats.
     repeats: Annotated[int, Field(ge=1, le=20)] = 1
     burn_in: BurnIn = BurnIn()
+    # Rounds that measure the in-process baselines: "every" round, or only the "first" (no paired
+    # verdict rests on a baseline; they are references, and a step each per level and round).
+    baseline_rounds: Literal["every", "first"] = "every"
 
     @model_validator(mode="after")
     def _non_empty(self) -> Load:
@@ -499,6 +502,8 @@ class Experiment(_Strict):
             del data["configuration"]
         if data["load"]["burn_in"] == BurnIn().model_dump(mode="json"):
             del data["load"]["burn_in"]  # added later: the default keeps older digests
+        if data["load"]["baseline_rounds"] == "every":
+            del data["load"]["baseline_rounds"]  # added later: the default keeps older digests
         if data["tuning"]["logging"] == "default":
             del data["tuning"]["logging"]
         if data["friction"]["event_load"] == EventLoad().model_dump(mode="json"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
+import statistics
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -25,9 +27,12 @@ def _bench() -> ModuleType:
 
 def test_a_design_is_the_quick_profile_then_its_overrides() -> None:
     b = _bench()
-    path, overrides = b.DESIGNS["quick-r5"]
+    path, overrides = b.DESIGNS["quick-r6-w0.5"]
     exp = b.resolved_experiment(path, overrides)
-    assert exp["load"]["repeats"] == 5  # the override
+    assert exp["load"]["repeats"] == 6 and exp["load"]["stability"]["window_s"] == 0.5
+    previous = b.resolved_experiment(*b.DESIGNS["previous"])  # the design measured 2026-12-07
+    assert previous["load"]["repeats"] == 4 and previous["load"]["baseline_rounds"] == "every"
+    assert previous["load"]["stability"]["window_s"] == 1.0
     assert exp["load"]["warmup_s"] <= 0.5 and exp["friction"]["startups"] <= 3  # --quick's
     with pytest.raises(SystemExit, match="'nope' is not a section"):
         b.resolved_experiment(path, {"load.nope.x": 1})
@@ -52,3 +57,36 @@ def test_wall_time_prints_whole_minutes() -> None:
     """296 s is "4 min 56 s" (a rounded-up "5 min 56 s" overstated the demo by a minute)."""
     assert _bench().minutes_seconds(296.4) == "4 min 56 s"
     assert _bench().minutes_seconds(59.6) == "1 min 0 s"
+
+
+def test_predict_reproduces_the_report_s_resolving_power_at_the_recorded_rounds() -> None:
+    """--predict's arithmetic (noise x t(n-1)/sqrt(n)) at the recorded number of rounds is the
+    resolving power the report stated for that run; more rounds shrink it by t(n-1)/sqrt(n)."""
+    from servecmp.report.reproduce import verdict_of
+
+    b = _bench()
+    runs = b.recorded_runs(ROOT / "tests" / "data" / "verdict_reproduction.json")
+    checked = 0
+    for _, recs in runs:
+        for rec in recs:
+            v = verdict_of(rec)
+            d = b.log_ratios(rec) if "friction" not in rec else []
+            if v is None or len(d) < 3:
+                continue
+            half = statistics.stdev(d) * b.round_factor(len(d))
+            assert max(0.05, math.expm1(half)) == pytest.approx(v.resolution, rel=1e-9)
+            checked += 1
+    assert checked >= 6
+    assert b.round_factor(5) / b.round_factor(4) == pytest.approx(1.242 / 1.591, rel=1e-3)
+    lines = b.predicted_lines(runs, 5)
+    assert any(ln.startswith("pooled over 2 runs") for ln in lines)
+    assert all("without round 1" in ln for ln in lines if "/" in ln and "rounds" in ln)
+
+
+def test_predict_refuses_what_is_not_a_run_or_a_fixture(tmp_path: Path) -> None:
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    with pytest.raises(SystemExit, match=r"--predict .*x\.json: expected a run directory"):
+        _bench().recorded_runs(bad)
+    with pytest.raises(SystemExit, match="at least 2 rounds"):
+        _bench().main(["--predict", str(bad), "--rounds", "1"])

@@ -293,3 +293,59 @@ def test_every_friction_metric_has_a_report_label() -> None:
     from servecmp.report.format import FRICTION_LABEL
 
     assert set(FRICTION_METRICS) <= set(FRICTION_LABEL), set(FRICTION_METRICS) - set(FRICTION_LABEL)
+
+
+def test_baselines_measured_in_round_one_only_leave_the_pairs_paired(tmp_path: Path) -> None:
+    """load.baseline_rounds: first — the in-process references have one step per level, the
+    server pairs keep every round: the summary's pair verdicts are those of a run that measured
+    the baselines in every round, and the baselines still show."""
+    every = repeated_rounds(5)
+    first = [p for p in every if not (p.target.endswith("-inprocess") and p.repeat)]
+    summaries = {}
+    for name, plan in (("every", every), ("first", first)):
+        run = make_run(tmp_path / name, third_server=True, plan=plan)
+        md = build_report(run).markdown.read_text()
+        summaries[name] = {k: v for k, v in summary_tables(md).items() if k != FRICTION}
+        assert "pytorch-inprocess" in md
+
+    # the same cells called (the fixture's values move with each step's index), each paired
+    def pairs(summary: dict[str, list[list[str]]]) -> list[str]:
+        return [c for rows in summary.values() for r in rows[1:] for c in r if " vs " in c]
+
+    called = pairs(summaries["first"])
+    assert len(called) == len(pairs(summaries["every"])) >= 4
+    assert all(re.search(r" \[[+-]\d", c) for c in called), called
+
+
+def test_the_provenance_states_the_rounds_that_ran_and_where_the_baselines_were(
+    tmp_path: Path,
+) -> None:
+    """The demo's 4-round report said "interleaved rounds (load.repeats) | 1": the run's meta
+    did not record load.repeats. Now it does (and load.baseline_rounds); a run stored without it
+    shows the rounds its steps ran, and a run cut short says how many were planned."""
+    from fixtures.report_runs import experiment
+
+    from servecmp.experiment import Load
+    from servecmp.results.provenance import build_meta
+
+    plan = [p for p in repeated_rounds(5) if not (p.target.endswith("-inprocess") and p.repeat)]
+    run = make_run(tmp_path / "r", third_server=True, plan=plan)
+    store = RunStore(run)
+    meta = store.read_meta()
+    exp = experiment().model_copy(update={"load": Load(repeats=5, baseline_rounds="first")})
+    recorded = build_meta(exp, meta.run_id, placement=meta.placement).load
+    assert recorded["repeats"] == 5 and recorded["baseline_rounds"] == "first"
+
+    def row(name: str) -> str:
+        md = build_report(run).markdown.read_text()
+        return next(ln for ln in md.splitlines() if ln.startswith(f"| {name} |"))
+
+    store.write_meta(meta.model_copy(update={"load": recorded}))
+    assert row("interleaved rounds (load.repeats)") == "| interleaved rounds (load.repeats) | 5 |"
+    assert row("in-process baselines measured in").endswith("| round 1 only |")
+    store.write_meta(meta.model_copy(update={"load": {**recorded, "repeats": 6}}))
+    assert row("interleaved rounds (load.repeats)").endswith("| 5 of 6 planned |")
+    older = {k: v for k, v in recorded.items() if k not in ("repeats", "baseline_rounds")}
+    store.write_meta(meta.model_copy(update={"load": older}))
+    assert row("interleaved rounds (load.repeats)").endswith("| 5 |")
+    assert row("in-process baselines measured in").endswith("| every round |")

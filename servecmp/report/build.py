@@ -180,7 +180,11 @@ def provenance_table(run: RunData) -> Table:
             )
             or "none",
         ),
-        ("interleaved rounds (load.repeats)", load.get("repeats", 1)),
+        ("interleaved rounds (load.repeats)", _rounds(load, run)),
+        (
+            "in-process baselines measured in",
+            "round 1 only" if load.get("baseline_rounds") == "first" else "every round",
+        ),
     ]
     for note in m.notes:
         pairs.append(("note", note))
@@ -194,6 +198,18 @@ def _cpus(v: Any) -> str:
     if isinstance(v, list | tuple):
         return ",".join(str(c) for c in v) or "(none)"
     return str(v)
+
+
+def _rounds(load: dict[str, Any], run: RunData) -> str:
+    """The rounds the steps ran, and the planned number when the run stopped short of it (runs
+    stored before the plan was recorded: the steps' rounds alone)."""
+    ran = len({s.repeat for s in run.steps})
+    planned = load.get("repeats")
+    if not ran:
+        return f"none of {planned} planned" if planned else "no step"
+    if planned is None or planned == ran:
+        return str(ran)
+    return f"{ran} of {planned} planned"
 
 
 def _levels(load: dict[str, Any]) -> str | None:

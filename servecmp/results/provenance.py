@@ -105,6 +105,8 @@ def build_meta(
             "late_send_tolerance": load.late_send_tolerance,
             "late_threshold_ms": load.late_threshold_ms,
             "burn_in": load.burn_in.model_dump(),
+            "repeats": load.repeats,
+            "baseline_rounds": load.baseline_rounds,
         },
         placement=placement or {},
         fairness=exp.fairness_settings(),

@@ -14,7 +14,8 @@ Order of work, and why:
    targets at the first level, then at the next; same-protocol targets of different servers
    side by side, ``rounds.py``), the order reversed every other round
    (A B C, C B A: counterbalanced), servers and in-process baselines alike (with --quick, a
-   baseline whose every server is unavailable is not run: it would pair with nothing) (the idle
+   baseline whose every server is unavailable is not run: it would pair with nothing; with
+   ``load.baseline_rounds: first`` the baselines run in round 1 only) (the idle
    servers' residual CPU is the
    ``idle_cpu_cores`` friction figure). Interleaving (A B A B, rather than A A B B) makes slow
    drift of a shared machine hit both sides of every comparison; the report pairs the steps of a
@@ -68,7 +69,12 @@ from servecmp.run.burnin import BurnIns
 from servecmp.run.configs import local_configs, model_root, run_servers
 from servecmp.run.ports import free_ports
 from servecmp.run.procs import install_handlers
-from servecmp.run.rounds import interleaved_order, unpaired_baselines
+from servecmp.run.rounds import (
+    baseline_round,
+    interleaved_order,
+    planned_steps,
+    unpaired_baselines,
+)
 from servecmp.run.server import LocalServer, ServerFailed, ServerUnavailable
 from servecmp.servers import registry
 
@@ -84,8 +90,10 @@ T = TypeVar("T")
 
 QUICK_REPEATS = 3
 # --quick windows: at most these (shorter ones in the file are kept). Short steps leave time for
-# more rounds, and the report's intervals shrink with the rounds (docs/method.md, "Design").
-QUICK_STABILITY = {"window_s": 1.0, "windows": 2, "max_windows": 3}
+# more rounds, and the report's intervals shrink with the rounds (docs/method.md, "Design"): a
+# step costs its warm-up and windows plus ~2 s fixed (the step process's start and imports), so
+# 0.75 s windows buy a fifth round in the demo's 5 minutes where 1 s windows do not.
+QUICK_STABILITY = {"window_s": 0.75, "windows": 2, "max_windows": 3}
 QUICK_BURN_IN = {"max_s": 6.0, "window_s": 1.0}
 # --quick: at most this many start-ups per server (experiment friction.startups, default 5)
 QUICK_STARTUP_SAMPLES = 3
@@ -495,6 +503,8 @@ class LocalRun:
             # counterbalanced (A B C, C B A, A B C …): a drift that is linear within a round
             # favours no target on average, instead of always the one measured first
             this_round = order if r % 2 == 0 else order[::-1]
+            if not baseline_round(self.exp.load, r):
+                this_round = [(s, t) for s, t in this_round if s is not None]
             for params in levels:
                 for server, target in this_round:
                     if server is None:  # in-process baseline
@@ -836,7 +846,7 @@ def run_experiment(
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     watchdog.start(run_dir / "logs" / "watchdog.log")
     with (
-        _progress(len(targets) * len(plan_steps(exp.load)) * exp.load.repeats) as advance,
+        _progress(len(plan_steps(exp.load)) * planned_steps(exp.load, targets)) as advance,
         contextlib.ExitStack() as pin,
     ):
         pin.callback(watchdog.stop)

@@ -5,6 +5,8 @@ steps of a pair, the less of the machine's drift lands in their ratio. So a roun
 protocol with the servers' targets of one protocol side by side (TorchServe REST, KServe REST,
 TorchServe gRPC, KServe gRPC …), native-encoding extras after their protocol's common targets,
 and the baselines last; every other round runs that order backwards (A B, B A: counterbalanced).
+No paired verdict rests on an in-process baseline, so ``load.baseline_rounds: first`` measures the
+baselines in round 1 only and leaves the other rounds to the pairs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from servecmp.experiment import Target
+from servecmp.experiment import Load, Target
 
 S = TypeVar("S")
 
@@ -55,3 +57,18 @@ def unpaired_baselines(
                 "unavailable, so nothing would be compared with this baseline"
             )
     return out
+
+
+def baseline_round(load: Load, r: int) -> bool:
+    """Whether round ``r`` (0-based) measures the in-process baselines."""
+    return load.baseline_rounds == "every" or r == 0
+
+
+def planned_steps(load: Load, targets: Sequence[Target]) -> int:
+    """Steps per load level over all rounds: every served target in each round, the baselines
+    in the rounds ``baseline_round`` picks."""
+    served = sum(not t.is_baseline for t in targets)
+    baselines = len(targets) - served
+    return served * load.repeats + baselines * sum(
+        baseline_round(load, r) for r in range(load.repeats)
+    )
