@@ -720,6 +720,7 @@ class LocalRun:
                 update,
                 how=adapter.update_how(server),
                 event=self.exp.friction.event_load,
+                steady_windows=self.exp.load.stability.windows,
             ),
         )
 
@@ -737,6 +738,7 @@ class LocalRun:
                 atol,
                 restart,
                 event=self.exp.friction.event_load,
+                steady_windows=self.exp.load.stability.windows,
             ),
         )
 
