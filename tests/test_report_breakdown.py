@@ -186,3 +186,21 @@ def test_step_windows_are_folded_except_long_open_loop_steps(run: Path) -> None:
     assert len(found) == sum(1 for x in lines if x["windows"])
     md = build_report(run).markdown.read_text()
     assert f"#### {shown[0][0]}" in md
+
+
+def test_cluster_steps_merged_from_the_load_job_show_their_breakdown(
+    run: Path, tmp_path: Path
+) -> None:
+    """The kind path: the in-cluster Job's steps (here ``run``, as the Job's run directory comes
+    back) are merged into the local run directory and reported like local ones, breakdown
+    included."""
+    from servecmp.cluster.loadgen import merge_run
+
+    local = make_run(tmp_path / "kind-run")
+    RunStore(local).steps_path.write_text("")  # the kind run holds only what the Job measured
+    assert merge_run(local, run) > 0
+    merged = [s for s in RunStore(local).read_steps().steps if s.breakdown is not None]
+    assert {s.target for s in merged} == {"torchserve-rest-json", "torchserve-grpc-bytes"}
+    md = build_report(local).markdown.read_text()
+    table = md_tables(md)["Breakdown per target and load level"]
+    assert any(r[0] == "torchserve-rest-json" for r in table[1:]), table
