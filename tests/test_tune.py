@@ -761,7 +761,7 @@ def _bd(outside: float, queue: float | None, compute: float, flagged: str | None
     )
 
 
-def _m(cid: str, stage: Stage, rnd: int, bd: Any, slo_ok: bool = True) -> Measurement:
+def _bd_m(cid: str, stage: Stage, rnd: int, bd: Any, slo_ok: bool = True) -> Measurement:
     lv = Level(
         param="concurrency=4",
         throughput_rps=50.0,
@@ -797,11 +797,13 @@ def test_the_tuned_configurations_breakdown_is_the_median_over_its_confirmation_
     from servecmp.tune.breakdown import tuned_breakdown
 
     ms = [
-        _m("best", "screen", 0, _bd(9.0, 9.0, 9.0)),  # screening: not used once confirmed
-        _m("best", "confirm", 1, _bd(1.0, 2.0, 3.0)),
-        _m("best", "confirm", 2, _bd(3.0, 4.0, 5.0)),
-        _m("best", "confirm", 3, _bd(50.0, 0.0, 0.0, flagged="its own time exceeds the client's")),
-        _m("defaults", "confirm", 1, _bd(7.0, 7.0, 7.0)),
+        _bd_m("best", "screen", 0, _bd(9.0, 9.0, 9.0)),  # screening: not used once confirmed
+        _bd_m("best", "confirm", 1, _bd(1.0, 2.0, 3.0)),
+        _bd_m("best", "confirm", 2, _bd(3.0, 4.0, 5.0)),
+        _bd_m(
+            "best", "confirm", 3, _bd(50.0, 0.0, 0.0, flagged="its own time exceeds the client's")
+        ),
+        _bd_m("defaults", "confirm", 1, _bd(7.0, 7.0, 7.0)),
     ]
     t = tuned_breakdown(ms, "torchserve", "best", "cfg best")
     assert t is not None and (t.stage, t.param, t.rounds) == ("confirm", "concurrency=4", 2)
@@ -841,10 +843,10 @@ def test_the_tuned_configurations_breakdown_is_the_median_over_its_confirmation_
 def test_a_tuned_configuration_without_a_breakdown_says_why() -> None:
     from servecmp.tune.breakdown import tuned_breakdown
 
-    t = tuned_breakdown([_m("best", "screen", 0, None)], "torchserve", "best", "cfg best")
+    t = tuned_breakdown([_bd_m("best", "screen", 0, None)], "torchserve", "best", "cfg best")
     assert t is not None and t.stage == "screen" and t.rounds == 0
     assert t.not_reported is not None and "no metrics page" in t.not_reported
     assert (
-        tuned_breakdown([_m("best", "screen", 0, None, slo_ok=False)], "torchserve", "best", "x")
+        tuned_breakdown([_bd_m("best", "screen", 0, None, slo_ok=False)], "torchserve", "best", "x")
         is None
     )
