@@ -142,6 +142,9 @@ def _cmd_steps(args: argparse.Namespace) -> int:
         run_id=args.run_id,
         cluster_mode=args.cluster_mode,
         on_result=landed,
+        # the latency breakdown: the server's page read at each window's edge, or why not
+        server_metrics_url=args.server_metrics_url or None,
+        server_metrics_unread=args.server_metrics_unread or None,
     )
     return 0
 
@@ -352,6 +355,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, default=0, help="serve the generator's servecmp_* metrics"
     )
     sp.add_argument("--metrics-host", default="127.0.0.1", help="bind address of --metrics-port")
+    sp.add_argument(
+        "--server-metrics-url",
+        default="",
+        help="the server's metrics page, read at each window's edges (latency breakdown)",
+    )
+    sp.add_argument(
+        "--server-metrics-unread",
+        default="",
+        help="why the server's metrics page is not read (each step's breakdown says so)",
+    )
 
     sp = add(
         "tune",

@@ -291,3 +291,51 @@ def test_the_recorder_reads_the_server_at_each_measured_windows_edges_only() -> 
     assert w.server_read_error == "ConnectionError: metrics page refused"
     assert w.server_counters_end is None  # after a failed read the window is not read again
     assert len(reads) == 3
+
+
+def test_a_stale_page_is_said_to_be_stale_not_blamed_on_the_server() -> None:
+    """A page whose counters never moved while the client had 400 answers (a cached or frozen
+    page, or another process's) is no reading of these windows: the breakdown says the page was
+    stale; before, its parts read "not reported by TorchServe", as if the server kept no count."""
+    frozen = _ts_reading(1000, 9_000_000, 500_000)
+    out, parts = _ts(_client(5.0), [(frozen, dict(frozen)), (frozen, dict(frozen))])
+    assert out.not_reported is not None and "stale" in out.not_reported, out
+    assert all(p.ms is None for p in parts.values())
+    assert "not reported by TorchServe" not in (parts["compute"].why or "")
+    # a window too short to expect any answer inside its edges is not called stale
+    out, _ = _ts(_client(5.0, n=3), [(frozen, dict(frozen))])
+    assert out.not_reported is None
+
+
+def test_a_step_told_why_the_page_is_not_read_says_so_in_its_breakdown() -> None:
+    """The kind path with several replicas behind one metrics Service reads no page
+    (servecmp/cluster/commands.py server_metrics): the step's breakdown carries the reason
+    instead of being absent, and a step with neither a page nor a reason has none."""
+    from servecmp.experiment import Load, Target
+    from servecmp.load.engine.judge import step_breakdown
+    from servecmp.load.engine.measure import Reported
+    from servecmp.load.engine.recorder import Window
+    from servecmp.load.engine.spec import StepSpec
+
+    w = Window(index=0, start=0.0, end=1.0, ok=3, samples=[4.0, 5.0, 6.0], completed=3)
+    rep = Reported.of([w], 1, server_watched=False)
+
+    def spec(**kw: object) -> StepSpec:
+        return StepSpec(
+            run_id="t",
+            step_id="s",
+            target=Target(server="torchserve", protocol="rest"),  # type: ignore[arg-type]
+            address="svc.servecmp.svc:8080",
+            cluster_mode=True,
+            sweep="closed_loop",
+            mode="closed_loop",
+            concurrency=1,
+            load=Load(),
+            **kw,  # type: ignore[arg-type]
+        )
+
+    why = "2 replicas behind one metrics Service: each read reaches one pod"
+    b = step_breakdown(spec(server_metrics_unread=why), rep, open_loop=False)
+    assert b is not None and b.not_reported == f"server counters not read: {why}"
+    assert b.client_mean_ms == pytest.approx(5.0) and all(p.ms is None for p in b.parts)
+    assert step_breakdown(spec(), rep, open_loop=False) is None

@@ -86,3 +86,29 @@ def test_a_double_that_inflates_its_own_times_trips_the_self_check(
     assert b is not None and b.flagged is not None, b
     assert "exceeds what the client saw" in b.flagged
     assert parts_of(r)["outside"].ms is None
+
+
+# ---- the limits of reading the page across a cluster network (tests/doubles/metrics_relay.py) --
+@pytest.mark.load
+@pytest.mark.parametrize("mode", ["drops", "stale"])
+def test_a_metrics_page_that_drops_or_goes_stale_gives_no_parts_and_says_why(
+    double: Any, tmp_path: Path, mode: str
+) -> None:
+    """What the in-cluster step meets reading the chart's metrics Service: the endpoint refusing
+    after the first read (its pod gone), or a page that stopped refreshing. Neither may yield
+    parts: the step says why instead."""
+    from doubles.metrics_relay import MetricsRelay
+
+    upstream = f"http://{double.rest_address}/monitoring/prometheus/metrics"
+    kw: dict[str, Any] = {"drop_after": 1} if mode == "drops" else {"stale": True}
+    with MetricsRelay(upstream, **kw) as relay:
+        target = Target(server="tfserving", protocol="rest")  # type: ignore[arg-type]
+        r = breakdown_step(target, double.rest_address, relay.url, _payloads(tmp_path), tmp_path)
+    b = r.breakdown
+    assert r.ok > 10, r.error
+    assert b is not None and b.not_reported is not None, b
+    assert all(p.ms is None for p in b.parts)
+    if mode == "drops":
+        assert b.not_reported.startswith("server counters not read: URLError"), b.not_reported
+    else:
+        assert "stale" in b.not_reported, b.not_reported

@@ -363,7 +363,12 @@ def test_the_kill_timeline_shows_the_gap_and_the_tail_around_t0(tmp_path: Path) 
     summary = tl["summary"]
     assert summary["longest_gap_s"] >= 0.9 * WARM_UP_S
     assert summary["event_p99_ms"] >= 0.9 * WARM_UP_S * 1000
-    assert summary["p99_ratio"] > 5
+    # this machine's noise may move the 2 s baseline: then it is said, not divided by
+    if summary["p99_ratio"] is None:
+        assert summary["p99_ratio_why"].startswith("baseline not steady: "), summary
+        assert summary["event_p99_ms"] > 5 * summary["steady_p99_ms"]
+    else:
+        assert summary["p99_ratio"] > 5 and summary["baseline_steady"] is True
     # the timeline's span was kept, and what it added to the probe is recorded
     ph = recs["recovery_s"].details["phases_s"]
     assert ph["load_stopped"] >= ph["kill"] + ev.after_s

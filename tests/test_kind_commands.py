@@ -334,3 +334,38 @@ def test_recovery_is_asked_for_the_deployed_replica_count(
     assert rec[rec.index("--server") + 1] == "torchserve" and rec[
         rec.index("--replicas") + 1
     ] == str(replicas)
+
+
+def _job_env(ops: RecordingOps) -> dict[str, str]:
+    import yaml
+
+    applied = next(
+        s for c, s in zip(ops.calls, ops.stdins, strict=True) if c[-3:] == ["apply", "-f", "-"]
+    )
+    (job,) = [d for d in yaml.safe_load_all(applied or "") if d and d["kind"] == "Job"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_the_load_job_reads_the_servers_metrics_page_where_one_pod_answers_it(
+    checkout: Path, replicas: int
+) -> None:
+    """One replica: the Job's steps read the chart's metrics Service at each window's edges (the
+    latency breakdown). Several: a ClusterIP Service sends each read to any pod, so the steps
+    are told why they read none, and their breakdown says so."""
+    from servecmp.load.engine.spec import check_address
+
+    ops = RecordingOps(checkout, cluster=True, job_log=_step_log(), replicas=replicas)
+    assert commands.load(QUICK, targets=["torchserve-rest-json"], ops=ops) == 0
+    env = _job_env(ops)
+    if replicas == 1:
+        # helm/servecmp/charts/servecmp-lib/templates/_helpers.tpl: <release>-<service>-metrics
+        # on the wire's metrics port (TorchServe's metrics_address, 8082)
+        url = "http://servecmp-torchserve-metrics.servecmp.svc:8082/metrics"
+        assert env["SERVECMP_SERVER_METRICS_URL"] == url
+        assert env["SERVECMP_SERVER_METRICS_UNREAD"] == ""
+        check_address(url, cluster_mode=True)  # the in-cluster step accepts it
+    else:
+        assert env["SERVECMP_SERVER_METRICS_URL"] == ""
+        assert env["SERVECMP_SERVER_METRICS_UNREAD"].startswith("2 replicas behind one metrics")

@@ -170,6 +170,30 @@ def test_in_cluster_steps_are_stored_like_local_ones(steps_run) -> None:
     assert {("torchserve", "install_ready_s"), ("tfserving", "image_bytes")} <= metrics
 
 
+def test_in_cluster_steps_carry_the_latency_breakdown(steps_run) -> None:
+    """Each in-cluster step read its server's metrics Service at its windows' edges (one replica
+    by the chart's defaults): the REST steps' counters were read and counted requests (parts
+    shown, or the self-check's flag); TorchServe's gRPC says 0.12 does not count it; the report's
+    breakdown table has the cluster steps."""
+    from servecmp.results.store import RunStore
+
+    run = steps_run["run"]
+    steps = RunStore(run).read_steps().steps
+    for target in TARGETS:
+        for s in (s for s in steps if s.target == target):
+            b = s.breakdown
+            assert b is not None, f"{s.step_id}: no breakdown"
+            if target == "torchserve-grpc-bytes":
+                assert b.not_reported is not None and "over grpc" in b.not_reported, b
+                continue
+            assert b.not_reported is None, f"{s.step_id}: {b.not_reported}"
+            assert b.server_requests and b.server_requests > 0, b
+            assert b.flagged or b.server_total_ms is not None, b
+    md = (run / "report" / "report.md").read_text()
+    table = md.split("Breakdown per target and load level")[1]
+    assert "torchserve-rest-json" in table and "tfserving-rest-json" in table
+
+
 def test_meta_records_server_images_runtimes_and_cpu_sharing(steps_run) -> None:
     meta = json.loads((steps_run["run"] / "meta.json").read_text())
     ts, tf = meta["servers"]["torchserve"], meta["servers"]["tfserving"]

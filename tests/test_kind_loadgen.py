@@ -291,3 +291,54 @@ def test_measured_step_peak_still_holds_and_rest_steps_do_not_import_tensorflow(
     assert got["tensorflow"] is False, "a TorchServe REST step imported TensorFlow"
     ts_rest = loadgen.client_of(Target(server="torchserve", protocol="rest"))
     assert got["peak_rss_mib"] <= loadgen.STEP_PEAK_RSS_MIB[ts_rest] * 1.2, got
+
+
+@pytest.mark.parametrize(
+    ("url", "unread"),
+    [("http://servecmp-torchserve-metrics.servecmp.svc:8082/metrics", ""), ("", "2 replicas x")],
+)
+def test_the_jobs_shell_command_hands_the_metrics_page_to_servecmp_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, unread: str
+) -> None:
+    """The Job's own `sh -c` line, run with its own environment, reaches the real `servecmp
+    steps` parser with the metrics URL or the reason it is not read (an empty one as no
+    value); `servecmp steps` hands both to every step."""
+    import servecmp.load.engine as engine
+    import servecmp.load.engine.burnin as burnin
+    from servecmp import cli
+
+    job = loadgen.load_job(
+        load_experiment(QUICK),
+        "torchserve-rest-json",
+        run_id="kind-x",
+        address="svc.servecmp.svc:8080",
+        image="servecmp/loadgen:abc",
+        namespace="servecmp",
+        experiment_text=QUICK.read_text(),
+        server_metrics=(url, unread),
+    )
+    (master,) = [d for d in loadgen.manifests(job) if d["kind"] == "Job"]
+    (c,) = master["spec"]["template"]["spec"]["containers"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "servecmp"  # prints what the real parser made of its arguments
+    shim.write_text(
+        f"#!/bin/sh\nexec {sys.executable} -c 'import json, sys; from servecmp.cli import "
+        "build_parser; print(json.dumps(vars(build_parser().parse_args(sys.argv[1:])), "
+        'default=str))\' "$@"\n'
+    )
+    shim.chmod(0o755)
+    env = {e["name"]: e["value"] for e in c["env"]}
+    env |= {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(c["command"], env=env, capture_output=True, text=True, timeout=60)
+    args = json.loads(proc.stdout.splitlines()[0])
+    assert (args["server_metrics_url"], args["server_metrics_unread"]) == (url, unread)
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(burnin, "run_burn_in", lambda *a, **k: None)
+    monkeypatch.setattr(engine, "run_target", lambda *a, **kw: seen.update(kw) or [])
+    argv = ["steps", str(QUICK), "--target", "torchserve-rest-json", "--address", "127.0.0.1:1"]
+    argv += ["--out", str(tmp_path / "run"), "--server-metrics-url", url]
+    assert cli.main([*argv, "--server-metrics-unread", unread]) == 0
+    assert seen["server_metrics_url"] == (url or None)
+    assert seen["server_metrics_unread"] == (unread or None)

@@ -53,3 +53,46 @@ def test_a_request_in_flight_at_t0_belongs_to_the_event() -> None:
     s = tl["summary"]
     assert s["steady_p99_ms"] == pytest.approx(50.0)
     assert s["event_p99_ms"] == pytest.approx(5500.0)
+
+
+def _baseline(drift: float, seed: int = 3) -> list[S]:
+    """10 s at 20 req/s before t = 0 (the event load's defaults), latency 10 ms with 0.3 ms of
+    seeded jitter, rising linearly by ``drift`` (a fraction) from the first request to the last;
+    then one slow answer during the event."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    sent = np.arange(-10.0, 0.0, 0.05)
+    lat = 0.010 * (1 + drift * (sent + 10.0) / 10.0) + rng.normal(0, 0.0003, sent.size)
+    return [S(float(t), True, float(t + d)) for t, d in zip(sent, lat, strict=True)] + [
+        S(0.01, True, 0.51)
+    ]
+
+
+def test_a_steady_baseline_passes_the_steps_rule_and_the_ratio_is_given() -> None:
+    tl = event_timeline(_baseline(0.0), 0.0, before_s=10.0, after_s=2.0, event_end=0.51)
+    s = tl["summary"]
+    assert s["baseline_steady"] is True and s["p99_ratio_why"] is None
+    assert s["p99_ratio"] == pytest.approx(500.0 / s["steady_p99_ms"])
+
+
+@pytest.mark.parametrize("windows", [2, 3, 5])
+def test_a_baseline_drifting_by_10_percent_is_not_steady_and_nothing_is_divided(
+    windows: int,
+) -> None:
+    tl = event_timeline(
+        _baseline(0.10), 0.0, before_s=10.0, after_s=2.0, event_end=0.51, steady_windows=windows
+    )
+    s = tl["summary"]
+    assert s["baseline_steady"] is False
+    assert s["p99_ratio"] is None
+    assert s["p99_ratio_why"].startswith("baseline not steady: ")
+    assert "p50" in s["p99_ratio_why"]  # the drift is named
+    assert s["steady_p99_ms"] is not None and s["event_p99_ms"] == pytest.approx(500.0)
+
+
+def test_a_baseline_window_without_an_answer_is_not_steady() -> None:
+    samples = [s for s in _baseline(0.0) if not -4.0 <= s.t < -2.0]  # the server stalled 2 s
+    tl = event_timeline(samples, 0.0, before_s=10.0, after_s=2.0, event_end=0.51, steady_windows=5)
+    assert tl["summary"]["p99_ratio"] is None
+    assert "no successful response" in tl["summary"]["p99_ratio_why"]

@@ -742,3 +742,111 @@ def test_bench_tune_default_experiment_tunes_kserve() -> None:
     assert _unavailable("kserve") == KServeServer.availability()
     if (ROOT / ".venv-kserve" / "bin" / "python").is_file():
         assert _unavailable("kserve") is None
+
+
+# ---- the tuned configuration's latency breakdown ----------------------------------------------
+def _bd(outside: float, queue: float | None, compute: float, flagged: str | None = None) -> Any:
+    from servecmp.results.schema import Breakdown, BreakdownPart
+
+    parts = [
+        BreakdownPart(part="outside", ms=outside, source="client mean - total"),
+        BreakdownPart(
+            part="queue", ms=queue, source="q", why=None if queue is not None else "no queue metric"
+        ),
+        BreakdownPart(part="pre_post", ms=None, source="", why="not reported by X"),
+        BreakdownPart(part="compute", ms=compute, source="c"),
+    ]
+    return Breakdown(
+        client_mean_ms=outside + (queue or 0.0) + compute, parts=parts, flagged=flagged
+    )
+
+
+def _bd_m(cid: str, stage: Stage, rnd: int, bd: Any, slo_ok: bool = True) -> Measurement:
+    lv = Level(
+        param="concurrency=4",
+        throughput_rps=50.0,
+        p50_ms=5.0,
+        p99_ms=9.0,
+        error_fraction=0.0,
+        valid=True,
+        steady=True,
+        slo_ok=slo_ok,
+        step_id="s",
+        breakdown=bd,
+    )
+    return Measurement(
+        server="torchserve",
+        target="torchserve-rest-json",
+        config_id=cid,
+        config={},
+        label=f"cfg {cid}",
+        stage=stage,
+        round=rnd,
+        started_at="now",
+        duration_s=1.0,
+        candidate_dir="c",
+        levels=[lv],
+        score_rps=50.0,
+    )
+
+
+def test_the_tuned_configurations_breakdown_is_the_median_over_its_confirmation_rounds(
+    tmp_path: Path,
+) -> None:
+    from servecmp.tune import report
+    from servecmp.tune.breakdown import tuned_breakdown
+
+    ms = [
+        _bd_m("best", "screen", 0, _bd(9.0, 9.0, 9.0)),  # screening: not used once confirmed
+        _bd_m("best", "confirm", 1, _bd(1.0, 2.0, 3.0)),
+        _bd_m("best", "confirm", 2, _bd(3.0, 4.0, 5.0)),
+        _bd_m(
+            "best", "confirm", 3, _bd(50.0, 0.0, 0.0, flagged="its own time exceeds the client's")
+        ),
+        _bd_m("defaults", "confirm", 1, _bd(7.0, 7.0, 7.0)),
+    ]
+    t = tuned_breakdown(ms, "torchserve", "best", "cfg best")
+    assert t is not None and (t.stage, t.param, t.rounds) == ("confirm", "concurrency=4", 2)
+    assert t.parts == {"outside": 2.0, "queue": 3.0, "pre_post": None, "compute": 4.0}
+    assert t.why["pre_post"] == "not reported by X"  # never 0
+    assert t.flagged == ["its own time exceeds the client's"]
+    store = TuneStore(tmp_path)
+    for m in ms:
+        store.append(m)
+    summary = {
+        "experiment": "e",
+        "strategy": "coordinate",
+        "budget_minutes": 1.0,
+        "measured_s": 1.0,
+        "wall_s": 1.0,
+        "servers": [
+            {
+                "server": "torchserve",
+                "defaults_label": "cfg defaults",
+                "best_label": "cfg best",
+                "best_id": "best",
+                "stopped": "",
+                "ratios": {},
+            }
+        ],
+    }
+    md = report.build(tmp_path, summary, 100.0)[0].read_text()
+    section = md.split("## Where the tuned configuration's time goes")[1].split("\n## ")[0]
+    row = next(r for r in section.splitlines() if r.startswith("| torchserve |"))
+    assert (
+        "| cfg best | concurrency=4 | 9 ms | 2 ms (22%) | 3 ms (33%) | not reported by X |" in row
+    )
+    assert row.endswith("| 2 (confirm) |")
+    assert "self-check failed in a round, not used: its own time exceeds" in section
+
+
+def test_a_tuned_configuration_without_a_breakdown_says_why() -> None:
+    from servecmp.tune.breakdown import tuned_breakdown
+
+    t = tuned_breakdown([_bd_m("best", "screen", 0, None)], "torchserve", "best", "cfg best")
+    assert t is not None and t.stage == "screen" and t.rounds == 0
+    assert t.not_reported is not None and "no metrics page" in t.not_reported
+    assert (
+        tuned_breakdown([_bd_m("best", "screen", 0, None, slo_ok=False)], "torchserve", "best", "x")
+        is None
+    )

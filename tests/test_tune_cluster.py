@@ -56,8 +56,23 @@ def _step(**over: object) -> object:
 
 
 # what the Job printed -> (level valid, meets the SLO, the candidate's score)
+def _breakdown() -> object:
+    from servecmp.results.schema import Breakdown, BreakdownPart
+
+    return Breakdown(
+        client_mean_ms=24.0,
+        client_n=400,
+        server_total_ms=20.0,
+        parts=[
+            BreakdownPart(part="outside", ms=4.0, source="client mean - total"),
+            BreakdownPart(part="compute", ms=20.0, source="ts_inference_latency_microseconds"),
+        ],
+    )
+
+
 CASES = {
-    "measured": (_step(), True, True, 40.0),
+    # the in-cluster step read the server's counters: its breakdown reaches the level
+    "measured": (_step(breakdown=_breakdown()), True, True, 40.0),
     # every answer wrong: no throughput, nothing to rank the candidate by
     "zero throughput": (
         _step(
@@ -137,6 +152,7 @@ def test_candidate_rolled_out_by_helm_upgrade_and_measured_in_cluster(
     assert (level.valid, level.slo_ok, m.score_rps) == (valid, slo_ok, score)
     if case == "measured":
         assert level.throughput_rps == 40.0 and level.error_fraction == 0 and m.score_p99_ms == 41.0
+        assert level.breakdown == step.breakdown  # type: ignore[attr-defined]
 
 
 @pytest.mark.cluster

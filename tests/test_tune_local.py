@@ -173,7 +173,18 @@ def test_torchserve_tuned_end_to_end_and_rerun_unchanged(tmp_path: Path, models:
     for m in ms:
         steps = RunStore(tune_dir / m.candidate_dir).read_steps().steps
         assert steps and all(s.server == "torchserve" for s in steps)
-    assert (tune_dir / "report" / "tune.md").read_text().count("## Defaults vs best") == 1
+    tune_md = (tune_dir / "report" / "tune.md").read_text()
+    assert tune_md.count("## Defaults vs best") == 1
+    # every tune step read TorchServe's metrics page at its windows' edges: REST parts, shown
+    # for the tuned configuration in the tune report
+    for m in ms:
+        for lv in m.levels:
+            assert lv.breakdown is not None and lv.breakdown.not_reported is None, lv.breakdown
+            assert lv.breakdown.server_total_ms is not None
+    section = tune_md.split("## Where the tuned configuration's time goes")[1].split("\n## ")[0]
+    summary = json.loads((tune_dir / "summary.json").read_text())["servers"][0]
+    if any(lv.slo_ok for m in ms if m.config_id == summary["best_id"] for lv in m.levels):
+        assert "| torchserve | " in section, section
     tuned = load_experiment(out)  # unchanged: as written
     assert tuned.configuration == "tuned" and "torchserve" in tuned.tuning.per_server
     run_dir = run_experiment(

@@ -642,7 +642,8 @@ def load(
             gen_image,
         )
 
-        plan = provenance.addresses(exp, s.release, s.namespace, targets, _wires(exp))
+        wires = _wires(exp)
+        plan = provenance.addresses(exp, s.release, s.namespace, targets, wires)
         if not plan:
             raise KindError(f"no REST/gRPC targets selected in {experiment}")
         rc = 0
@@ -660,6 +661,7 @@ def load(
                 engine,
                 recover,
                 locust_args,
+                wires,
             )
         ops.module(
             "cluster.cluster",
@@ -703,10 +705,12 @@ def _load_target(
     engine: str,
     recover: bool,
     locust_args: Mapping[str, Any],
+    wires: Mapping[str, Mapping[str, Any]],
 ) -> int:
     from servecmp.cluster import loadgen
 
     (t,) = [t for t in exp.targets if t.name == target]
+    replicas = _replicas(ops, s, t.server)
     job = loadgen.load_job(
         exp,
         target,
@@ -717,6 +721,7 @@ def _load_target(
         experiment_text=experiment.read_text(),
         engine=engine,
         locust_args=dict(locust_args),
+        server_metrics=server_metrics(s, t.server, replicas, wires),
     )
     docs = loadgen.manifests(job)
     manifest = run_dir / "kind" / f"{target}.yaml"
@@ -732,7 +737,6 @@ def _load_target(
 
         time.sleep(20)
         out = run_dir / "kind" / target / "recovery.json"
-        replicas = _replicas(ops, s, t.server)
         if (
             replicas is None
             or ops.module(
@@ -807,9 +811,29 @@ def _load_target(
     return rc
 
 
+def server_metrics(
+    s: Settings, server: str, replicas: int | None, wires: Mapping[str, Mapping[str, Any]]
+) -> tuple[str, str]:
+    """(metrics URL, "") when the in-cluster step can read ``server``'s own counters at each
+    window's edges, else ("", why not). The metrics Service is a ClusterIP Service: with several
+    replicas kube-proxy sends each read to one pod of its choosing, so the two edges of a window
+    could read two pods' counters, and their difference would be no window's."""
+    from servecmp.cluster import provenance
+
+    if replicas is None:
+        return "", "the server Deployment's replica count could not be read"
+    if replicas != 1:
+        return "", (
+            f"{replicas} replicas behind one metrics Service: each read reaches one pod, so a "
+            f"window's two edges could read different pods' counters"
+        )
+    return provenance.metrics_url(server, s.release, s.namespace, wires), ""
+
+
 def _replicas(ops: Ops, s: Settings, server: str) -> int | None:
     """The server Deployment's replica count as deployed (the chart's global.replicas, or what
-    SERVECMP_HELM_ARGS set), so recovery waits for a replacement pod, not for a survivor."""
+    SERVECMP_HELM_ARGS set), so recovery waits for a replacement pod, not for a survivor, and
+    the steps read the server's counters only where one pod answers (:func:`server_metrics`)."""
     proc = ops.kubectl(
         s,
         "-n",
@@ -826,7 +850,8 @@ def _replicas(ops: Ops, s: Settings, server: str) -> int | None:
     counts = (proc.stdout or "").split()
     if proc.returncode != 0 or len(counts) != 1 or not counts[0].isdigit():
         ops.log(
-            f"{server}: cannot read its Deployment's replicas ({proc.stderr or counts}); no recovery measured"
+            f"{server}: cannot read its Deployment's replicas ({proc.stderr or counts}); no "
+            f"recovery measured and no latency breakdown read"
         )
         return None
     return int(counts[0])

@@ -105,6 +105,10 @@ class LoadJob:
     deadline_s: int = 0  # activeDeadlineSeconds; 0: duration_s + JOB_STARTUP_S (locust engine)
     extra_env: dict[str, str] = field(default_factory=dict)
     engine: str = "steps"  # "steps" | "locust"
+    # steps engine: the server's metrics page, read at every window's edges (latency breakdown),
+    # or why it is not read; each step then says so instead of carrying no breakdown
+    server_metrics_url: str = ""
+    server_metrics_unread: str = ""
 
     @property
     def name(self) -> str:
@@ -140,6 +144,8 @@ def _env(job: LoadJob) -> list[dict[str, str]]:
         "SERVECMP_EXPERIMENT": EXPERIMENT_MOUNT,
         "SERVECMP_MODEL": job.model,
         "HOME": "/tmp",
+        "SERVECMP_SERVER_METRICS_URL": job.server_metrics_url,
+        "SERVECMP_SERVER_METRICS_UNREAD": job.server_metrics_unread,
         **job.extra_env,
     }
     return [{"name": k, "value": str(v)} for k, v in env.items()]
@@ -215,7 +221,9 @@ def _steps_manifests(job: LoadJob) -> list[dict[str, Any]]:
         "sh",
         "-c",
         'servecmp steps "$0" --target "$1" --address "$SERVECMP_ADDRESS" --run-id "$2" '
-        f"--cluster-mode --metrics-port {METRICS_PORT} --metrics-host 0.0.0.0 --out /results/run; rc=$?; "
+        f"--cluster-mode --metrics-port {METRICS_PORT} --metrics-host 0.0.0.0 --out /results/run "
+        '--server-metrics-url "$SERVECMP_SERVER_METRICS_URL" '
+        '--server-metrics-unread "$SERVECMP_SERVER_METRICS_UNREAD"; rc=$?; '
         f"echo '{BEGIN}'; tar -C /results -czf - . | base64; echo '{END}'; exit $rc",
         EXPERIMENT_MOUNT,
         job.target,
@@ -302,9 +310,11 @@ def load_job(
     experiment_text: str,
     engine: str = "steps",
     locust_args: dict[str, Any] | None = None,
+    server_metrics: tuple[str, str] = ("", ""),
 ) -> LoadJob:
     """The load Job for one target of ``exp``: sized from the experiment; ``locust_args``
-    (users, duration, workers, locustfile) apply to the Locust engine only."""
+    (users, duration, workers, locustfile) apply to the Locust engine only. ``server_metrics``:
+    (the server's metrics URL, why it is not read), one of them empty (commands.py)."""
     match = [t for t in exp.targets if t.name == target_name]
     if not match:
         raise ValueError(
@@ -338,6 +348,8 @@ def load_job(
         cpu=f"{job_cpu(exp):g}",
         memory=f"{memory_mib_for(match[0])}Mi",
         deadline_s=job_deadline_s(exp, target_name) if engine == "steps" else 0,
+        server_metrics_url=server_metrics[0],
+        server_metrics_unread=server_metrics[1],
     )
 
 

@@ -116,6 +116,37 @@ def addresses(
     return out
 
 
+def metrics_url(
+    server: str,
+    release: str,
+    namespace: str,
+    wires: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
+    """The in-cluster URL of ``server``'s own metrics page, which the in-cluster step reads at
+    every window's edges for the latency breakdown: the chart's ``<release>-<service>-metrics``
+    ClusterIP Service (helm/servecmp/charts/servecmp-lib/templates/_helpers.tpl,
+    ``servecmp-lib.services``) on the port named ``wire.metricsPort``, at ``wire.metricsPath``.
+    Every server's NetworkPolicy, where it has one, leaves that port open to any pod
+    (charts/torchserve/templates/networkpolicy.yaml). ``wires`` as in :func:`addresses`."""
+    from servecmp.servers import registry
+
+    adapter = registry.get(server)
+    if wires is None:
+        if adapter.wire is None:
+            raise ValueError(f"{server}: an in-process baseline has no metrics page")
+        wire: Mapping[str, Any] | None = adapter.wire.values()
+    else:
+        wire = wires.get(adapter.chart or server)
+    if not wire:
+        raise ValueError(
+            f"{server}: no generated wire values (servecmp/cluster/helmvalues.py writes "
+            f"<chart>.wire from the adapter)"
+        )
+    port = wire["ports"][wire["metricsPort"]]["port"]
+    path = "/" + str(wire["metricsPath"]).lstrip("/")
+    return f"http://{release}-{wire['service']}-metrics.{namespace}.svc:{port}{path}"
+
+
 # ---- talking to the cluster ---------------------------------------------------------------------
 Runner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
 

@@ -83,7 +83,9 @@ def _timelines(run: RunData) -> Section:
         note="Each probe keeps a steady load on (the same for every server: the experiment's "
         "friction.event_load) from before the event to after it, in one-second windows. "
         "'During ÷ steady': p99 of the requests sent from the event until the new state "
-        "answered, over the p99 before the event."
+        "answered, over the p99 before the event, given only when the windows before the event "
+        "pass the steps' steadiness rule (no tolerance beyond sampling noise); otherwise the cell "
+        "says 'baseline not steady' and why."
         + (
             f" The timelines added {added_seconds(run):.0f} s of probe time to this run."
             if found

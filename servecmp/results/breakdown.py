@@ -171,6 +171,7 @@ def compute(
             not_reported=why,
         )
     deltas, err, why_none = window_deltas(readings or [])
+    why_none = why_none or _stale(total_src, deltas, client, server_label)
     if read_error or why_none:
         why = f"server counters not read: {read_error or why_none}"
         return Breakdown(
@@ -270,6 +271,23 @@ def compute(
         means_only=all(p.kind == "mean" for p in parts.values() if not p.remainder),
         parts=[outside, *(out[n] for n in BREAKDOWN_PARTS)],
         flagged="; ".join(flags) or None,
+    )
+
+
+def _stale(
+    total_src: PartSource, deltas: Mapping[str, float], client: ClientSide, server_label: str
+) -> str | None:
+    """Why the page cannot be this server's for these windows: its request counter did not move
+    while the client had answers beyond the ones a window's edges split (a page that is not
+    refreshed, or another process's); None otherwise. Without this its parts would read as "not
+    reported by <server>", blaming the server for a page that was never current."""
+    if total_src.count is None or key(total_src.count) not in deltas:
+        return None
+    if deltas[key(total_src.count)] > 0 or client.n <= client.edge_requests():
+        return None
+    return (
+        f"{server_label}'s page counted no request in the windows while the client had "
+        f"{client.n} ok answers: the page was stale (not refreshed) or not this server's"
     )
 
 

@@ -282,12 +282,21 @@ def _until_after(load: TrickleLoad, t0: float, floor: float, event: EventLoad) -
     return max(0.0, t0 + event.after_s - max(floor, now))
 
 
-def _timeline(load: TrickleLoad, t0: float, end: float | None, event: EventLoad) -> dict[str, Any]:
+def _timeline(
+    load: TrickleLoad, t0: float, end: float | None, event: EventLoad, steady_windows: int
+) -> dict[str, Any]:
     """The timeline from ``before_s`` before the event to ``after_s`` after it, or to 1 s past
     the event's end when it outlasts that: shown whole, at no extra cost (the probe waits for
-    the end anyway)."""
+    the end anyway). Its baseline is judged over the steps' window count (load.stability)."""
     after = event.after_s if end is None else max(event.after_s, math.ceil(end - t0 + 1.0))
-    out = event_timeline(load.samples, t0, before_s=event.before_s, after_s=after, event_end=end)
+    out = event_timeline(
+        load.samples,
+        t0,
+        before_s=event.before_s,
+        after_s=after,
+        event_end=end,
+        steady_windows=steady_windows,
+    )
     out["load"] = {"rate": event.rate, "concurrency": event.concurrency}
     return out
 
@@ -301,6 +310,7 @@ def model_update(
     apply_update: Callable[[], None],
     how: str = "",
     event: EventLoad | None = None,
+    steady_windows: int = 3,
 ) -> None:
     """v1 → v2 under a steady load (``event``: rate, senders, the timeline's span): failed
     requests, seconds until v2 answers, and the per-second timeline around the update. ``how``:
@@ -333,7 +343,7 @@ def model_update(
     summary = {
         **load.summary(),
         "phases_s": _rounded(phases),
-        "event_timeline": _timeline(load, t_update, t_v2, ev),
+        "event_timeline": _timeline(load, t_update, t_v2, ev, steady_windows),
     }
     if t_v2 is None:
         _rec(
@@ -376,6 +386,7 @@ def recovery(
     atol: float,
     restart: Callable[[], None],
     event: EventLoad | None = None,
+    steady_windows: int = 3,
 ) -> None:
     """Kill the server (SIGKILL of its process group; in Docker mode ``docker kill`` of the
     container, then ``docker rm``) under a steady load (``event``), restart it as a supervisor
@@ -421,7 +432,7 @@ def recovery(
         None if t_back is None else t_back - t_kill,
         how=server.kill_description,
         phases_s=_rounded(phases),
-        event_timeline=_timeline(load, t_kill, t_back, ev),
+        event_timeline=_timeline(load, t_kill, t_back, ev, steady_windows),
         **load.summary(),
     )
     _rec(

@@ -736,6 +736,7 @@ class LocalRun:
                 update,
                 how=adapter.update_how(server),
                 event=self.exp.friction.event_load,
+                steady_windows=self.exp.load.stability.windows,
             ),
         )
 
@@ -753,6 +754,7 @@ class LocalRun:
                 atol,
                 restart,
                 event=self.exp.friction.event_load,
+                steady_windows=self.exp.load.stability.windows,
             ),
         )
 

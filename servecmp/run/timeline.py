@@ -20,6 +20,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from servecmp.load.engine.stability import quantile_ci, steadiness
+from servecmp.results.schema import WindowSummary
+
+BASELINE_TOLERANCE = 0.0
+"""The baseline runs a fixed paced rate against an unchanged server, so, as for an open loop's
+Poisson throughput (stability.py), any change beyond sampling noise is real: a baseline drifting
+by the steps' 10 % tolerance would pass with it, and the ratio would inherit the drift."""
+
 
 class Answered(Protocol):
     t: float  # sent (seconds on the load's clock)
@@ -32,6 +40,59 @@ def _p(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(values, q, method="higher")) if values else None
 
 
+def baseline_windows(
+    samples: Sequence[Answered], lo: float, t0: float, n: int
+) -> list[WindowSummary]:
+    """The steady span [lo, t0) cut into ``n`` equal windows of the requests sent and answered
+    in it (by answer time), summarized as the step engine summarizes its windows (recorder.py)."""
+    width = (t0 - lo) / n
+    lat: list[list[float]] = [[] for _ in range(n)]
+    err = [0] * n
+    for s in samples:
+        if not (lo <= s.t and lo <= s.done < t0):
+            continue
+        k = min(n - 1, int((s.done - lo) // width))
+        if s.ok:
+            lat[k].append((s.done - s.t) * 1000.0)
+        else:
+            err[k] += 1
+    out = []
+    for k, x in enumerate(lat):
+        a = np.asarray(x, dtype=float)
+        out.append(
+            WindowSummary(
+                index=k,
+                duration_s=width,
+                ok=len(x),
+                wrong_answers=0,
+                transport_errors=err[k],
+                throughput_rps=len(x) / width,
+                p99_ms=_p(x, 99),
+                p50_ms=_p(x, 50),
+                mean_ms=float(a.mean()) if x else None,
+                sd_ms=float(a.std()) if x else None,
+                p50_ci_ms=quantile_ci(a, 0.5) if x else None,
+                p99_ci_ms=quantile_ci(a, 0.99) if x else None,
+            )
+        )
+    return out
+
+
+def baseline_steadiness(
+    samples: Sequence[Answered],
+    lo: float,
+    t0: float,
+    *,
+    windows: int,
+    tolerance: float = BASELINE_TOLERANCE,
+) -> tuple[bool, str | None]:
+    """(steady, why not) of the span before the event, by the steps' rule. The event load is
+    paced (run/underload.py: each sender at rate/senders), so its throughput is judged as an
+    open loop with uniform arrivals."""
+    ws = baseline_windows(samples, lo, t0, windows)
+    return steadiness(ws, windows, tolerance, open_loop=True, arrival="uniform")
+
+
 def event_timeline(
     samples: Sequence[Answered],
     t0: float,
@@ -40,9 +101,12 @@ def event_timeline(
     after_s: float,
     event_end: float | None,
     window_s: float = 1.0,
+    steady_windows: int = 3,
 ) -> dict[str, Any]:
     """Windows and summary of ``samples`` around the event at ``t0`` (the load's clock).
-    ``event_end``: when the new state answered (None: it never did within the span)."""
+    ``event_end``: when the new state answered (None: it never did within the span).
+    ``steady_windows``: the steps' window count (load.stability.windows): the baseline before
+    the event is judged over that many windows before the event's p99 is divided by its p99."""
     lo, hi = t0 - before_s, t0 + after_s
     n = math.ceil((before_s + after_s) / window_s - 1e-9)
     lat: list[list[float]] = [[] for _ in range(n)]
@@ -72,6 +136,8 @@ def event_timeline(
     end = event_end if event_end is not None else hi
     during = [(s.done - s.t) * 1000.0 for s in samples if s.ok and s.done >= t0 and s.t <= end]
     steady_p99, event_p99 = _p(steady, 99), _p(during, 99)
+    base_ok, base_why = baseline_steadiness(samples, lo, t0, windows=steady_windows)
+    ratio = event_p99 / steady_p99 if event_p99 and steady_p99 and base_ok else None
     arrivals = sorted(s.done for s in samples if s.ok and lo <= s.done < hi)
     edges = [lo, *arrivals, hi]
     gap = max((b - a for a, b in pairwise(edges)), default=hi - lo)
@@ -84,7 +150,9 @@ def event_timeline(
         "summary": {
             "steady_p99_ms": steady_p99,
             "event_p99_ms": event_p99,
-            "p99_ratio": event_p99 / steady_p99 if event_p99 and steady_p99 else None,
+            "p99_ratio": ratio,
+            "p99_ratio_why": None if base_ok else f"baseline not steady: {base_why}",
+            "baseline_steady": base_ok,
             "steady_requests": len(steady),
             "event_ok": len(during),
             "event_end_s": None if event_end is None else round(event_end - t0, 4),

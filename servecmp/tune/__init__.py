@@ -254,6 +254,7 @@ def run_tune(
         row["held"] = held.get(o.server, [])
         if o.best is not None and not o.unavailable:
             best[o.server] = o.best
+            row["best_id"] = o.best.id
             confirm = [m for m in records if m.server == o.server and m.stage == "confirm"]
             ratios = report.defaults_vs_best(confirm, o.defaults.id, o.best.id)
             row["defaults_won"] = o.best.id == o.defaults.id  # no ratio: best is the defaults

@@ -66,6 +66,7 @@ def level_of(step: StepResult, slo_ms: float) -> Level:
         slo_ok=ok,
         server_cpu=cpu,
         step_id=step.step_id,
+        breakdown=step.breakdown,
     )
 
 
@@ -204,6 +205,8 @@ class LocalMeasurer:
                         cpus=gen,
                         params=[param],
                         server_pids=[p.pid for p in probes.tree(root)],
+                        # read at every window's edges: the step's latency breakdown
+                        server_metrics_url=run.configs_url(cand.server),
                     )
                 for step in run.results[before:]:
                     m.levels.append(level_of(step, exp.load.slo_p99_ms))

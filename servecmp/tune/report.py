@@ -128,6 +128,17 @@ def defaults_vs_best(
     return out
 
 
+def _breakdown_lines(ms: list[Measurement], summary: dict[str, Any]) -> list[str]:
+    from servecmp.tune.breakdown import lines, tuned_breakdown
+
+    found = [
+        tuned_breakdown(ms, s["server"], s["best_id"], s["best_label"])
+        for s in summary["servers"]
+        if s.get("best_id") and not s.get("unavailable")
+    ]
+    return lines([t for t in found if t is not None])
+
+
 def build(tune_dir: Path, summary: dict[str, Any], slo_ms: float) -> tuple[Path, Path]:
     ms, _ = TuneStore(tune_dir).read()
     out = tune_dir / "report"
@@ -195,6 +206,7 @@ def build(tune_dir: Path, summary: dict[str, Any], slo_ms: float) -> tuple[Path,
         "SLO counting 0."
     )
     md.append("")
+    md += _breakdown_lines(ms, summary)
     md.append("## Pareto front (throughput vs p99)")
     md.append("")
     pts = points(ms)

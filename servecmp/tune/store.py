@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from servecmp.results.schema import FORMAT_VERSION
+from servecmp.results.schema import FORMAT_VERSION, Breakdown
 from servecmp.results.store import _append_line, _read_jsonl
 
 MEASUREMENTS = "measurements.jsonl"
@@ -39,6 +39,9 @@ class Level(BaseModel):
     slo_ok: bool  # valid, undisturbed, p99 <= SLO, errors <= 0.1 %
     server_cpu: float | None = None  # cores, over the reported windows
     step_id: str
+    # where the step's time went (the server's own counters, results/breakdown.py); None when
+    # the step carried none (an older store, or a server that declares no breakdown)
+    breakdown: Breakdown | None = None
 
 
 class Measurement(BaseModel):

@@ -140,7 +140,8 @@ def step_breakdown(spec: StepSpec, rep: Reported, open_loop: bool) -> Breakdown 
         adapter = registry.get(spec.target.server)
     except KeyError:
         return None
-    if not adapter.is_inprocess and not spec.server_metrics_url:
+    unread = None if spec.server_metrics_url else spec.server_metrics_unread
+    if not adapter.is_inprocess and not spec.server_metrics_url and not unread:
         return None
     samples = np.asarray([x for w in rep.windows for x in w.samples], dtype=float)
     client = bd.ClientSide(
@@ -163,7 +164,7 @@ def step_breakdown(spec: StepSpec, rep: Reported, open_loop: bool) -> Breakdown 
         protocol=spec.target.protocol.value,
         client=client,
         readings=readings,
-        read_error=errors[0] if errors else None,
+        read_error=unread or (errors[0] if errors else None),
     )
 
 

@@ -95,6 +95,9 @@ class StepSpec(BaseModel):
     server_cpu_budget: float | None = None  # cores given to the server (resources.cpus)
     # the server's own metrics page, read at every window's edges for the latency breakdown
     server_metrics_url: str | None = None
+    # why the page is not read (e.g. several replicas behind one Service): the step's breakdown
+    # then says so rather than being absent
+    server_metrics_unread: str | None = None
     slo_p99_ms: float | None = None  # rate sweep: judged per step
     grace_s: float = Field(default=5.0, ge=0)  # startup + drain allowance in the hard deadline
     # a burn-in (servecmp.load.engine.burnin), not a measurement: stops once throughput settled

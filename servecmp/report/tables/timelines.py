@@ -40,6 +40,13 @@ def _ms(x: float | None) -> str:
     return "—" if x is None else f"{x:.3g} ms"
 
 
+def _no_ratio(summary: dict[str, Any]) -> str:
+    """The ratio's cell when there is none: "baseline not steady" (and why) rather than a
+    division by a drifting baseline (servecmp/run/timeline.py); else a dash."""
+    why = summary.get("p99_ratio_why")
+    return str(why) if why else "—"
+
+
 def timeline_table(items: list[EventTimeline]) -> Table:
     t = Table(
         [
@@ -65,7 +72,7 @@ def timeline_table(items: list[EventTimeline]) -> Table:
                 server_label(it.server),
                 _ms(s.get("steady_p99_ms")),
                 _ms(s.get("event_p99_ms")),
-                f"{ratio:.3g} x" if ratio is not None else "—",
+                f"{ratio:.3g} x" if ratio is not None else _no_ratio(s),
                 f"{s.get('longest_gap_s', 0.0):.3g} s",
                 str(s.get("errors", 0)),
                 f"{end:.3g} s" if end is not None else f"not over within {tl.get('after_s')} s",
