@@ -51,6 +51,8 @@ def body_bytes(payloads: Any, encodings: Iterable[Any]) -> dict[str, int]:
             n = len(body)
         elif isinstance(body, tuple):  # in-process, several inputs: the arrays themselves
             n = int(sum(getattr(a, "nbytes", 0) for a in body))
+        elif isinstance(body, dict):  # TF Serving gRPC, several inputs: one message each
+            n = int(sum(m.ByteSize() for m in body.values()))
         elif hasattr(body, "ByteSize"):
             n = int(body.ByteSize())  # a protobuf message: its serialized size
         else:
