@@ -85,6 +85,8 @@ def run_card(
         "unavailable": record.get("unavailable") or {},
         "notes": record.get("notes") or [],
         "seed": record.get("seed"),
+        # why there is no SavedModel by choice, e.g. "not ported (no TF target)"
+        "not_ported": record.get("not_ported") or "",
     }
 
 
