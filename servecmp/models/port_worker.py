@@ -113,10 +113,22 @@ def save(
 
     notes: list[str] = []
     layouts = getattr(model, "onnx_output_layouts", {}) or {}
-    specs = [
-        tf.TensorSpec(t.shape, t.dtype, name=i["name"])
-        for t, i in zip(model.inputs, inputs, strict=True)
-    ]
+    # The Keras inputs carry the ONNX input names (ops/Input.py at 1.29.24 names each
+    # tf_keras.Input after the graph input; get_tf_model_inputs lists them in graph order).
+    # Pair them by name, so two same-shaped inputs (token ids and a mask) can never swap; the
+    # order is the fallback only where onnx2tf renamed one.
+    keras_names = [str(t.name).split(":")[0] for t in model.inputs]
+    wanted = [i["name"] for i in inputs]
+    if sorted(keras_names) != sorted(wanted):
+        if len(keras_names) != len(wanted):
+            raise StepError(
+                "inputs", f"onnx2tf's model takes inputs {keras_names}, the spec names {wanted}"
+            )
+        notes.append(f"onnx2tf renamed the inputs to {keras_names}: paired in graph order")
+        keras_names = wanted
+    by_name = dict(zip(keras_names, model.inputs, strict=True))
+    specs = [tf.TensorSpec(by_name[n].shape, by_name[n].dtype, name=n) for n in wanted]
+    position = [wanted.index(n) for n in keras_names]  # model.inputs order, in spec positions
     onnx_out_rank = {o.name: len(o.type.tensor_type.shape.dim) for o in onnx_model.graph.output}
 
     class Served(tf.Module):
@@ -126,7 +138,7 @@ def save(
 
         @tf.function(input_signature=specs)
         def serve(self, *args: Any) -> dict[str, Any]:
-            ys = self.model(list(args))
+            ys = self.model([args[k] for k in position])
             ys = ys if isinstance(ys, list | tuple) else [ys]
             result = {}
             for name, y in zip(outputs, ys, strict=True):
