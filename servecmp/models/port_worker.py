@@ -219,7 +219,8 @@ def convert_and_check(
 
     Strict mode is not always the safer one: at 1.29.24 its Flatten check (ops/Flatten.py)
     tries every permutation and axis against ONNX Runtime's output on validation data of
-    batch 1, where flattening from axis 0 equals flattening from axis 1, so it takes axis 0 and
+    batch 1 (utils/common_functions.py dummy_onnx_inference fixes dynamic axes to 1), where
+    flattening from axis 0 equals flattening from axis 1, so it takes axis 0 and
     bakes the batch as 1 (`reshape(1, -1)`): nn.Flatten -> Linear then fails at batch 2 with
     "Matrix size-incompatible". Without strict mode that check is skipped and the axis comes
     from the graph. Only the ONNX Runtime check at batch 2 tells the two apart."""
