@@ -47,7 +47,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from servecmp.models import commands
 
     # every --model given (the list argparse collected)
-    return commands.export_command(args.out, args.model or None, args.seed, args.versions)
+    return commands.export_command(
+        args.out, args.model or None, args.seed, args.versions, port=not args.no_port
+    )
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
@@ -316,6 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=[1],
         help="model versions; version v uses seed+v-1 (default: 1)",
+    )
+    sp.add_argument(
+        "--no-port",
+        action="store_true",
+        help="skip the ONNX -> TensorFlow port (no SavedModel: TF Serving and the TF baseline "
+        "are unavailable for the model; a built-in's TF twin is still written)",
     )
 
     sp = add(

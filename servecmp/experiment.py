@@ -389,6 +389,17 @@ class Experiment(_Strict):
         from servecmp.servers import registry
 
         card = get_model(self.model)
+        if not card.port and not card.source.tf_mirror:
+            need = [
+                t.name
+                for t in self.targets
+                if registry.get(t.server).artifact_kind() == "savedmodel"
+            ]
+            if need:
+                raise ValueError(
+                    f"targets: model {self.model!r}: its card says port: false (no SavedModel), "
+                    f"but {', '.join(need)} serve the SavedModel; remove them or drop port: false"
+                )
         if not card.is_multi:
             return
         bad = [

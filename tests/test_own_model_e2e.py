@@ -172,6 +172,9 @@ def token_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             {"server": "torchserve", "protocol": "rest", "encoding": "raw"},
             {"server": "torchserve", "protocol": "grpc"},
             {"server": "pytorch", "protocol": "inprocess"},
+            {"server": "tensorflow", "protocol": "inprocess"},
+            {"server": "tfserving", "protocol": "rest"},
+            {"server": "tfserving", "protocol": "grpc"},
         ],
         "payload": {"distinct_inputs": 4},
         "load": {
@@ -209,3 +212,24 @@ def test_token_model_answers_correctly_on_every_encoding(token_run: Path) -> Non
     card = json.loads((token_run / "model_card.json").read_text())
     assert card["input_bytes_per_request"]["raw"] == 2 * 32 * 8  # two int64 [1, 32] tensors
     assert all(r["passed"] for r in card["parity"])
+    assert "savedmodel" in {r["artifact"] for r in card["parity"]}
+
+
+def test_token_model_runs_on_the_tf_targets_through_the_port(token_run: Path) -> None:
+    """The TF baseline serves the ported SavedModel with both inputs; TF Serving is unavailable
+    here only for its missing binary, never for the model's inputs."""
+    from servecmp.models.port import port_venv
+    from servecmp.servers.tfserving.local import TFServingServer
+
+    if not (port_venv() / "bin" / "python").exists():
+        pytest.skip(f"the port venv {port_venv()} is missing (scripts/setup-port.sh)")
+    steps = {s.target: s for s in RunStore(token_run).read_steps().steps}
+    tf = steps["tensorflow-inprocess"]
+    assert tf.ok > 0 and tf.wrong_answers == 0
+    avail = {t.target: t for t in RunStore(token_run).read_targets()}
+    for target in ("tfserving-rest-json", "tfserving-grpc-tensorproto"):
+        if TFServingServer.availability() is None:
+            assert steps[target].ok > 0 and steps[target].wrong_answers == 0, target
+        else:
+            assert not avail[target].available
+            assert "no SavedModel" not in (avail[target].reason or ""), target

@@ -65,12 +65,15 @@ def test_every_multi_input_encoding_carries_both(card) -> None:  # type: ignore[
     assert oip[0]["data"] == ids.ravel().tolist()
     nd = ps.body(Encoding.ndarray, 1)
     assert isinstance(nd, tuple) and len(nd) == 2
-    for enc in (Encoding.tensorproto, Encoding.b64):
-        with pytest.raises(
-            ValueError,
-            match=r"input_ids int64, attention_mask int64.*multi-input encodings: json, raw",
-        ):
-            ps.body(enc, 0)
+    protos = ps.body(Encoding.tensorproto, 1)  # TF Serving gRPC: one TensorProto per input
+    assert list(protos) == ["input_ids", "attention_mask"]
+    assert protos["input_ids"].tensor_content == ids.astype("<i8").tobytes()
+    assert protos["attention_mask"].dtype == 9  # DT_INT64 (types.proto)
+    with pytest.raises(
+        ValueError,
+        match=r"input_ids int64, attention_mask int64.*multi-input encodings: json, raw",
+    ):
+        ps.body(Encoding.b64, 0)
 
 
 def test_save_and_load_keep_every_input(card, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -96,3 +96,54 @@ def test_fresh_module_exports_and_ports_with_parity_on_every_artifact(
         for i in range(len(payloads)):
             assert call(c, i) is Outcome.ok  # the client checks the answer against `expected`
             np.testing.assert_allclose(c.send(i), payloads.expected[i], atol=1e-4, rtol=0)
+
+
+FLATTEN = """
+from torch import nn
+
+def build():
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 4))
+"""
+
+
+def test_flatten_then_linear_ports_with_parity_at_every_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """onnx2tf 1.29.24's strict-mode Flatten check picks axis 0 on batch-1 validation data and
+    bakes the batch as 1 ("Matrix size-incompatible: In[0]: [1,24], In[1]: [12,4]" at batch 2);
+    the port's ONNX Runtime check at batch 2 catches it and converts without strict mode."""
+    from servecmp.experiment import Protocol, Target
+    from servecmp.load.clients import Outcome, call, make_client
+    from servecmp.load.payloads import PayloadSet
+    from servecmp.models.export import artifacts, export_model
+    from servecmp.models.registry import get_model
+
+    tag = abs(hash(str(tmp_path))) % 10**8
+    (tmp_path / f"flatnet_{tag}.py").write_text(FLATTEN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    card_file = tmp_path / "flat.yaml"
+    card_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": f"flat{tag}",
+                "source": {"factory": f"flatnet_{tag}:build"},
+                "inputs": [{"name": "input", "shape": [None, 3, 2, 2]}],
+                "outputs": [{"name": "logits", "classification": True, "shape": [None, 4]}],
+            }
+        )
+    )
+    rec = export_model(str(card_file), tmp_path / "out")
+    assert rec.unavailable == {}, rec.unavailable
+    rows = {r["artifact"]: r for r in rec.parity}
+    assert rows["savedmodel"]["passed"], rows["savedmodel"]
+    assert any("converted with disable_strict_mode" in n for n in rec.notes), rec.notes
+
+    card = get_model(str(card_file))
+    art = artifacts(rec.model, tmp_path / "out")
+    for batch in (1, 3):
+        payloads = PayloadSet.build(card, 5, batch, 2, weights_seed=rec.seed)
+        target = Target(server="tensorflow", protocol=Protocol.inprocess)
+        with make_client(target, str(art.tfserving_base), payloads, 5.0, strict_threads=False) as c:
+            for i in range(len(payloads)):
+                assert call(c, i) is Outcome.ok, batch
+                np.testing.assert_allclose(c.send(i), payloads.expected[i], atol=1e-4, rtol=0)

@@ -131,8 +131,14 @@ def _b64_body(batch: np.ndarray, input_name: str) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+# numpy dtype name -> tensorflow DataType name (types.proto); the inputs a card can declare
+TF_DTYPES = {"float32": "DT_FLOAT", "int64": "DT_INT64", "int32": "DT_INT32"}
+
+
 def tensor_proto(array: np.ndarray) -> Any:
-    """A float32 ``tensorflow.TensorProto`` with ``tensor_content`` bytes (no tf ops involved).
+    """A ``tensorflow.TensorProto`` with little-endian ``tensor_content`` bytes (no tf ops
+    involved): float32 for floats, integers in their own width (int64 token ids stay DT_INT64,
+    which a signature input of that dtype requires: TF Serving converts nothing).
 
     Importing ``tensorflow.core.framework.tensor_pb2`` loads the tensorflow package once
     (that is how the official TF Serving API stubs are packaged); building the message uses only
@@ -140,9 +146,11 @@ def tensor_proto(array: np.ndarray) -> Any:
     """
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
-    arr = np.ascontiguousarray(array, dtype="<f4")
+    arr = _wire(array)
+    if arr.dtype.name not in TF_DTYPES:
+        raise ValueError(f"tensor_proto: dtype {arr.dtype.name} is not one of {list(TF_DTYPES)}")
     return tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_FLOAT,
+        dtype=types_pb2.DataType.Value(TF_DTYPES[arr.dtype.name]),
         tensor_shape=tensor_shape_pb2.TensorShapeProto(
             dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in arr.shape]
         ),
@@ -168,7 +176,7 @@ def tensor_proto_to_array(proto: Any) -> np.ndarray:
 
 OIP_DATATYPES = {"float32": "FP32", "int64": "INT64", "int32": "INT32"}
 # Encodings that carry several inputs or integer inputs (see PayloadSet._encode_multi).
-MULTI_ENCODINGS = ("json", "raw", "bytes", "oip", "ndarray")
+MULTI_ENCODINGS = ("json", "raw", "bytes", "oip", "ndarray", "tensorproto")
 
 
 def _wire(array: Any) -> np.ndarray:
@@ -397,6 +405,8 @@ class PayloadSet:
             return json.dumps(body, separators=(",", ":")).encode()
         if enc is Encoding.ndarray:
             return tuple(arrays)
+        if enc is Encoding.tensorproto:  # TF Serving gRPC: one TensorProto per named input
+            return {n: tensor_proto(a) for n, a in zip(self.names, arrays, strict=True)}
         raise ValueError(
             f"encoding {enc.value}: model {self.model!r} has inputs "
             f"{', '.join(f'{n} {a.dtype.name}' for n, a in zip(self.names, arrays, strict=True))}; "

@@ -132,6 +132,9 @@ class ModelCard(_Strict):
     inputs: list[TensorInput] = Field(min_length=1)
     outputs: list[TensorOutput] = Field(min_length=1)
     real_inputs: str | None = None  # .npz with one array per input name, relative to the card
+    # false: never port ONNX -> TensorFlow (no SavedModel: TF Serving and the TF baseline are
+    # refused for this model); a run also skips the port when no TF target is in it
+    port: bool = True
     # Where relative paths are resolved (the card's folder); not part of the YAML.
     base_dir: Path = Field(default=Path("."), exclude=True)
     card_path: Path | None = Field(default=None, exclude=True)
@@ -241,7 +244,9 @@ class ModelCard(_Strict):
         for the same digest."""
         import hashlib
 
-        h = hashlib.sha256(self.model_dump_json().encode())
+        # `port` decides only whether the SavedModel is made; the export record says so
+        # (ExportRecord.not_ported), and leaving it out keeps older digests valid
+        h = hashlib.sha256(self.model_dump_json(exclude={"port"}).encode())
         for rel in (self.source.torchscript, self.source.onnx, self.real_inputs):
             if rel is not None and self.path(rel).is_file():
                 h.update(self.path(rel).read_bytes())

@@ -22,17 +22,21 @@ def export_command(
     models: Sequence[str] | None = None,
     seed: int = DEFAULT_SEED,
     versions: Sequence[int] = (1,),
+    port: bool = True,
 ) -> int:
     """Export every model/version for every server; each artifact is checked against PyTorch
-    before it is kept (a refused export prints the parity table and returns 1)."""
-    from servecmp.models.export import ExportError, export_model, seed_for_version
+    before it is kept (a refused export prints the parity table and returns 1). ``port=False``
+    (``--no-port``) skips the ONNX -> TensorFlow port: no SavedModel unless a TF twin exists."""
+    from servecmp.models.export import NO_PORT_FLAG, ExportError, export_model, seed_for_version
 
     ok = True
     for name in _names(models):
         for version in versions:
             vseed = seed_for_version(seed, version)
             try:
-                rec = export_model(name, out, seed=vseed, version=version)
+                rec = export_model(
+                    name, out, seed=vseed, version=version, skip_port="" if port else NO_PORT_FLAG
+                )
             except ExportError as err:
                 print(err)
                 ok = False

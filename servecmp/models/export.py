@@ -81,6 +81,9 @@ class ExportRecord:
     parity: list[dict[str, Any]]  # verify.ArtifactParity rows
     notes: list[str] = field(default_factory=list)
     card_digest: str = ""  # ModelCard.digest() of what was exported
+    # why the ONNX -> TensorFlow port was skipped ("" when it ran or a TF twin was used), e.g.
+    # "not ported (no TF target)"
+    not_ported: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -189,9 +192,12 @@ def _onnx(card: Any, model: Any, art: Artifacts, seed: int) -> tuple[PackagingRe
 
 
 def _savedmodel(
-    card: Any, model: Any, art: Artifacts, onnx: PackagingRecord | None
+    card: Any, model: Any, art: Artifacts, onnx: PackagingRecord | None, skip_port: str = ""
 ) -> tuple[PackagingRecord | None, str, list[str]]:
-    """The SavedModel: the ONNX port where it is available, else a built-in's TF twin."""
+    """The SavedModel: a built-in's TF twin, else the ONNX port unless ``skip_port`` says why
+    not (the port takes seconds to minutes and up to ≈16 GB for BERT)."""
+    if skip_port and not card.source.tf_mirror:
+        return None, skip_port, []
     t0 = time.perf_counter()
     # Written beside the version dir, then renamed: TF Serving polls the base path and must
     # never see a half-written version.
@@ -277,16 +283,39 @@ def _move_into_place(stage: Artifacts, final: Artifacts) -> None:
         os.replace(src, dst)
 
 
+NO_TF_TARGET = "not ported (no TF target)"
+NO_PORT_FLAG = "not ported (--no-port)"
+CARD_NO_PORT = "not ported (card: port: false)"
+
+
+def needs_savedmodel(servers: Any) -> bool:
+    """Whether any of ``servers`` (adapter names) serves the SavedModel (TF Serving, the TF
+    baseline): only then is the ONNX -> TensorFlow port worth its time."""
+    from servecmp.servers import registry
+
+    return any(registry.get(s).artifact_kind() == "savedmodel" for s in set(servers))
+
+
 def export_model(
-    name: str, out_root: str | Path, seed: int = DEFAULT_SEED, version: int = 1
+    name: str,
+    out_root: str | Path,
+    seed: int = DEFAULT_SEED,
+    version: int = 1,
+    *,
+    skip_port: str = "",
 ) -> ExportRecord:
     """Build the seeded model once, write its source artifacts, let each adapter package its
     own, check every artifact against PyTorch, then move them into place and record it.
-    ``ExportError`` (with the parity table) when an artifact differs; nothing is left behind."""
+    ``ExportError`` (with the parity table) when an artifact differs; nothing is left behind.
+    ``skip_port``: why the ONNX -> TensorFlow port is not run (e.g. ``NO_TF_TARGET``); the
+    SavedModel's servers are then unavailable with that reason. A card with ``port: false``
+    is never ported."""
     from servecmp.models.verify import table, verify
     from servecmp.servers import registry
 
     card = get_model(name)
+    if not card.port:
+        skip_port = CARD_NO_PORT
     final = artifacts(card.name, out_root, version)
     staging_root = Path(out_root) / f".staging-{card.name}-v{version}"
     shutil.rmtree(staging_root, ignore_errors=True)
@@ -300,7 +329,7 @@ def export_model(
             "torchscript": _torchscript(card, model, stage, seed)
         }
         onnx, onnx_why = _onnx(card, model, stage, seed)
-        saved, saved_why, notes = _savedmodel(card, model, stage, onnx)
+        saved, saved_why, notes = _savedmodel(card, model, stage, onnx, skip_port)
         notes += [w for w in (onnx_why,) if w]
         sources.update({k: r for k, r in (("onnx", onnx), ("savedmodel", saved)) if r is not None})
         missing = {"onnx": onnx_why, "savedmodel": saved_why}
@@ -347,6 +376,7 @@ def export_model(
         parity=[r.to_json() for r in rows],
         notes=notes,
         card_digest=card.digest(),
+        not_ported=saved_why if saved is None and saved_why == skip_port else "",
     )
     _write_record(final.export_json, record)
     return record

@@ -51,6 +51,8 @@ def body_bytes(payloads: Any, encodings: Iterable[Any]) -> dict[str, int]:
             n = len(body)
         elif isinstance(body, tuple):  # in-process, several inputs: the arrays themselves
             n = int(sum(getattr(a, "nbytes", 0) for a in body))
+        elif isinstance(body, dict):  # TF Serving gRPC, several inputs: one message each
+            n = int(sum(m.ByteSize() for m in body.values()))
         elif hasattr(body, "ByteSize"):
             n = int(body.ByteSize())  # a protobuf message: its serialized size
         else:
@@ -95,6 +97,8 @@ def run_card(
         "unavailable": {k: v for k, v in (record.get("unavailable") or {}).items() if wanted(k)},
         "notes": record.get("notes") or [],
         "seed": record.get("seed"),
+        # why there is no SavedModel by choice, e.g. "not ported (no TF target)"
+        "not_ported": record.get("not_ported") or "",
     }
 
 

@@ -53,7 +53,14 @@ from servecmp.load.payloads import PayloadSet
 from servecmp.log import console
 from servecmp.models import reference, runcard
 from servecmp.models.card import ModelCardError
-from servecmp.models.export import artifacts, export_model, read_records, seed_for_version
+from servecmp.models.export import (
+    NO_TF_TARGET,
+    artifacts,
+    export_model,
+    needs_savedmodel,
+    read_records,
+    seed_for_version,
+)
 from servecmp.models.registry import get_model
 from servecmp.observability import generator_metrics as gm
 from servecmp.observability.process_exporter import ProcessExporter
@@ -154,15 +161,26 @@ def _progress(total: int) -> Iterator[Any]:
         yield lambda desc: prog.update(task, advance=1, description=desc)
 
 
-def ensure_artifacts(model: str, root: Path, seed: int) -> dict[int, dict[str, Any]]:
-    """Export v1 (measured) and v2 (the model-update test) unless already exported with this seed."""
+def ensure_artifacts(
+    model: str, root: Path, seed: int, *, savedmodel: bool = True
+) -> dict[int, dict[str, Any]]:
+    """Export v1 (measured) and v2 (the model-update test) unless already exported with this seed.
+    ``savedmodel=False`` (no TF target in the experiment) skips the ONNX -> TensorFlow port; an
+    export made that way is redone, port included, once a TF target needs it."""
     records = read_records(model, root)
     digest = get_model(model).digest()
-    if {1, 2} <= set(records) and all(records[v].get("card_digest") == digest for v in (1, 2)):
+    if {1, 2} <= set(records) and all(
+        records[v].get("card_digest") == digest
+        and (not savedmodel or not records[v].get("not_ported"))
+        for v in (1, 2)
+    ):
         return records
+    skip = "" if savedmodel else NO_TF_TARGET
     _log(f"exporting {model} (every server's artifact, seed {seed}) into {root}")
     for version in (1, 2):  # ExportError carries the parity numbers of a refused artifact
-        export_model(model, root, seed=seed_for_version(seed, version), version=version)
+        export_model(
+            model, root, seed=seed_for_version(seed, version), version=version, skip_port=skip
+        )
     return read_records(model, root)
 
 
@@ -221,7 +239,12 @@ class LocalRun:
             yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False)
         )
         self.model_root = self.artifacts_root / f"seed-{exp.seed}"
-        self.export_records = ensure_artifacts(exp.model, self.model_root, exp.seed)
+        self.export_records = ensure_artifacts(
+            exp.model,
+            self.model_root,
+            exp.seed,
+            savedmodel=needs_savedmodel(t.server for t in exp.targets),
+        )
         self.art1 = artifacts(exp.model, self.model_root, 1)
         self.art2 = artifacts(exp.model, self.model_root, 2)
         spec = get_model(exp.model)

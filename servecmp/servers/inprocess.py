@@ -91,6 +91,7 @@ class TensorFlowInProcess(InProcessAdapter):
     name = "tensorflow"
     label = "TensorFlow in-process"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "tensorflow"
+    multi_input = True  # the serving signature is called with every input by name
     protocols = (
         ProtocolSpec(
             Protocol.inprocess,

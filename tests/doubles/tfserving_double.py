@@ -275,16 +275,56 @@ def _json_type(value: Any) -> str:
     return "Number"
 
 
-def _first_bad_leaf(value: Any, want_float: bool) -> Any:
+_INT_RANGES = {
+    "int64": (-(2**63), 2**63 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "int16": (-(2**15), 2**15 - 1),
+    "int8": (-(2**7), 2**7 - 1),
+    "uint8": (-(2**31), 2**31 - 1),  # json_tensor.cc checks IsInt() for these, not the width
+}
+
+
+def _dtype_string(dtype: Any) -> str:
+    """TensorFlow's DataTypeString: DT_FLOAT -> "float", DT_INT64 -> "int64"."""
+    from tensorflow.core.framework import types_pb2
+
+    return types_pb2.DataType.Name(tf.as_dtype(dtype).as_datatype_enum)[3:].lower()
+
+
+def _leaf_fits(value: Any, dtype: Any) -> bool:
+    """util/json_tensor.cc AddValueToTensor: DT_FLOAT/DT_DOUBLE take any number (IsNumber),
+    integer types only JSON integers (IsInt/IsInt64: ``1.0`` is a double to rapidjson and is
+    refused), nothing else is converted."""
+    dt = tf.as_dtype(dtype)
+    if dt == tf.string:  # IsString(); a {"b64": ...} object arrives here decoded
+        return isinstance(value, str | bytes)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if dt.is_floating:
+        return True
+    lo, hi = _INT_RANGES.get(dt.name, (0, -1))
+    return isinstance(value, int) and lo <= value <= hi
+
+
+def _type_error(value: Any, dtype: Any) -> str | None:
+    """The upstream TypeError text for the first JSON leaf ``dtype`` cannot take, or None."""
     if isinstance(value, list):
         for v in value:
-            bad = _first_bad_leaf(v, want_float)
+            bad = _type_error(v, dtype)
             if bad is not None:
                 return bad
         return None
-    if want_float and (isinstance(value, bool) or not isinstance(value, int | float)):
-        return value
-    return None
+    if _leaf_fits(value, dtype):
+        return None
+    return (
+        f"JSON Value: {json.dumps(value)} Type: {_json_type(value)} is not of expected type: "
+        f"{_dtype_string(dtype)}"
+    )
+
+
+def _debug_string(value: Any) -> str:
+    # json_tensor.cc JsonValueToDebugString: compact JSON cut at kMaxJsonDebugStringBytes (256)
+    return json.dumps(value, separators=(",", ":"))[:256]
 
 
 def _as_proto_field(arr: np.ndarray) -> Any:
@@ -381,6 +421,18 @@ class TFServingDouble:
             raise _invalid(
                 "Inputs contains invalid name. Used request inputs: " + ",".join(sorted(inputs))
             )
+        # Session::Run converts nothing: a tensor of another dtype than its signature input is
+        # refused (TensorFlow core/framework/function.cc FunctionCallFrame::SetArgs; the arg
+        # index here follows the sorted input names)
+        for i, name in enumerate(sorted(specs)):
+            got = getattr(inputs[name], "dtype", None)
+            if got is None or specs[name].dtype == tf.string or got == np.dtype(object):
+                continue  # lists (ragged JSON) and strings: the model call reports them
+            if tf.as_dtype(got) != specs[name].dtype:
+                raise _invalid(
+                    f"Expects arg[{i}] to be {_dtype_string(specs[name].dtype)} but "
+                    f"{_dtype_string(got)} is provided"
+                )
         t0 = time.perf_counter()
         with self._in_model_lock:
             self.in_model += 1
@@ -486,7 +538,7 @@ class TFServingDouble:
         specs = self._signature(
             self._servable(model, version), sig_name
         ).structured_input_signature[1]
-        want_float = {k: s.dtype.is_floating for k, s in specs.items()}
+        dtypes = {k: s.dtype for k, s in specs.items()}
 
         # Rebuild the body only when it can hold {"b64": ...}: a copy of a large body's lists
         # would cost the double (not the server) hundreds of MB under the container's memory cap.
@@ -504,38 +556,65 @@ class TFServingDouble:
                 raise _invalid("JSON Value: ... Expecting 'instances' to be an list/array")
             if not rows:
                 raise _invalid("JSON Value: ... No values in 'instances' array")
-            if isinstance(rows[0], dict):
-                for i, r in enumerate(rows):
-                    for key in r:
-                        if key not in specs:
-                            raise _invalid(
-                                f"Failed to process element: {i} key: {key} of 'instances' list. "
-                                f"Error: INVALID_ARGUMENT: JSON object: does not have named input: {key}"
-                            )
-                inputs = {k: [r[k] for r in rows] for k in rows[0]}
-            elif len(specs) == 1:
-                name = next(iter(specs))
-                for i, r in enumerate(rows):
-                    bad = _first_bad_leaf(r, want_float[name])
-                    if bad is not None:
-                        raise _invalid(
-                            f"Failed to process element: {i} of 'instances' list. Error: "
-                            f"INVALID_ARGUMENT: JSON Value: {json.dumps(bad)} Type: "
-                            f"{_json_type(bad)} is not of expected type: float"
-                        )
-                inputs = {name: rows}
-            else:
+            if not isinstance(rows[0], dict) and len(specs) > 1:
                 raise _invalid(
                     "instances is a plain list, but expecting list of objects as "
                     "multiple input tensors required as per tensorinfo_map"
                 )
+            if isinstance(rows[0], dict):
+                names = ",".join(sorted(specs))  # a std::set<string>: sorted
+                for i, r in enumerate(rows):
+                    if not isinstance(r, dict):
+                        raise _invalid(f"Expecting object but got list at item {i} of input list")
+                    for key, value in r.items():  # AddInstanceItem, key by key
+                        if key not in specs:
+                            why = f"JSON object: does not have named input: {key}"
+                        else:
+                            why = _type_error(value, dtypes[key]) or ""
+                        if why:
+                            raise _invalid(
+                                f"Failed to process element: {i} key: {key} of 'instances' "
+                                f"list. Error: INVALID_ARGUMENT: {why}"
+                            )
+                    if set(r) != set(specs):  # every object names every input, no more
+                        raise _invalid(
+                            f"Failed to process element: {i} of 'instances' list. JSON object: "
+                            f"{_debug_string(r)} keys must be equal to: {names}"
+                        )
+                inputs = {k: [r[k] for r in rows] for k in rows[0]}
+            else:
+                name = next(iter(specs))
+                for i, r in enumerate(rows):
+                    if isinstance(r, dict):
+                        raise _invalid(
+                            f"Expecting value/list but got object at item {i} of input list"
+                        )
+                    why = _type_error(r, dtypes[name])
+                    if why is not None:
+                        raise _invalid(
+                            f"Failed to process element: {i} of 'instances' list. Error: "
+                            f"INVALID_ARGUMENT: {why}"
+                        )
+                inputs = {name: rows}
             columnar = False
         elif "inputs" in doc:  # columnar format
             raw = unb64(doc["inputs"])
-            inputs = raw if isinstance(raw, dict) else {next(iter(specs)): raw}
+            if not isinstance(raw, dict) and len(specs) > 1:
+                raise _invalid(
+                    "inputs is a plain value/list, but expecting an object as multiple "
+                    "input tensors required as per tensorinfo_map"
+                )
+            given = raw if isinstance(raw, dict) else {next(iter(specs)): raw}
+            # FillTensorMapFromInputsMap walks the signature's inputs only: a key the signature
+            # lacks is ignored, a missing one refused
+            inputs = {}
             for name in specs:
-                if name not in inputs:
+                if name not in given:
                     raise _invalid(f"Missing named input: {name} in 'inputs' object.")
+                why = _type_error(given[name], dtypes[name])
+                if why is not None:
+                    raise _invalid(why)
+                inputs[name] = given[name]
             columnar = True
         else:
             raise _invalid("Missing 'inputs' or 'instances' key")

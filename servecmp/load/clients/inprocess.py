@@ -206,7 +206,10 @@ class TensorFlowInProcessClient(TargetClient):
 
             def load() -> tuple[Any, Any, list[Any]]:
                 loaded = tf.saved_model.load(key[0])
-                inputs = [tf.constant(payloads.inputs[i]) for i in range(len(payloads))]
+                # every input of the signature, by the card's names (the port keeps them as
+                # the signature's names, models/port.py), each in its own dtype
+                named = list(zip(payloads.names, payloads.all_inputs, strict=True))
+                inputs = [{n: tf.constant(a[i]) for n, a in named} for i in range(len(payloads))]
                 return loaded, loaded.signatures[signature_name], inputs
 
             _TF_POOLS[key] = (pool, *pool.on_pool_thread(load))
@@ -218,7 +221,7 @@ class TensorFlowInProcessClient(TargetClient):
         x = self._inputs[index]
 
         def infer(_inst: Any) -> dict[str, np.ndarray]:
-            out = self._fn(**{self.payloads.input_name: x})
+            out = self._fn(**x)
             return {k: v.numpy() for k, v in out.items()}
 
         try:

@@ -3,7 +3,8 @@
 Official stubs (``tensorflow_serving.apis``). ``PredictRequest(model_spec.name=m,
 model_spec.signature_name="serving_default", inputs["input"]=TensorProto)``; the TensorProto is
 float32 with ``tensor_content`` bytes, built from protobuf fields (no tf ops) once per payload
-before the hot loop. The answer is ``outputs["logits"]``, in ``float_val`` (the server's default:
+before the hot loop. A model with several (or integer) inputs sends one TensorProto per input,
+each in its own dtype, under the signature's input names. The answer is ``outputs["logits"]``, in ``float_val`` (the server's default:
 predict_util.cc AsProtoField, TF Serving 2.20.0) or ``tensor_content`` (with
 ``--enable_serialization_as_tensor_content``); both decode here. Parsing + decoding a
 ``float_val`` reply costs ≈6 µs (≈2 µs more than ``tensor_content``;
@@ -49,7 +50,12 @@ class TFServingGrpcClient(TargetClient):
             req = predict_pb2.PredictRequest()
             req.model_spec.name = self.model_name
             req.model_spec.signature_name = signature_name
-            req.inputs[payloads.input_name].CopyFrom(payloads.body(Encoding.tensorproto, i))
+            body = payloads.body(Encoding.tensorproto, i)
+            # several inputs: one TensorProto per signature input, keyed by the card's input
+            # names, which the port keeps as the serving signature's names (models/port.py)
+            protos = body if isinstance(body, dict) else {payloads.input_name: body}
+            for name, proto in protos.items():
+                req.inputs[name].CopyFrom(proto)
             req.output_filter.append(payloads.output_name)
             self._requests.append(req)
         self._channel = insecure_channel(address)

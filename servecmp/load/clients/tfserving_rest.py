@@ -3,7 +3,11 @@
 ``json`` sends ``{"instances": [B,C,H,W] nested list}`` (the same bytes as TorchServe JSON);
 ``b64`` sends ``{"signature_name": "serving_b64", "instances": [{"input": {"b64": ...}}, ...]}``,
 one base64 float32 ``[C,H,W]`` buffer per batch item, for a SavedModel that exports that string
-signature. Both read ``{"predictions": [[...], ...]}``.
+signature. Both read ``{"predictions": [[...], ...]}``. A model with several (or integer) inputs
+sends ``json`` as row objects, ``{"instances": [{"input_ids": [...], "attention_mask": [...]}]}``:
+each object's keys must equal the signature's input names and int64 values must be JSON
+integers (tensorflow/serving 2.20.0 util/json_tensor.cc FillTensorMapFromInstancesList,
+AddValueToTensor); the card's names are the signature's (models/port.py keeps them).
 """
 
 from __future__ import annotations

@@ -62,6 +62,8 @@ def card_summary(card: dict[str, Any]) -> Table:
         ),
         ("building the PyTorch reference", fmt(card.get("build_s"), "s") + " s"),
     ]
+    if card.get("not_ported"):
+        pairs.append(("SavedModel (TF Serving, TF baseline)", card["not_ported"]))
     pairs += [(f"no artifact for {s}", why) for s, why in (card.get("unavailable") or {}).items()]
     pairs += [("note", n) for n in card.get("notes") or []]
     for k, v in pairs:
@@ -108,6 +110,8 @@ def parity_table(card: dict[str, Any]) -> Table:
             ],
             ["", "", "", "", "", "", "", "" if r["passed"] else "bad"],
         )
+    if card.get("not_ported"):  # a row that says so, rather than a missing one
+        t.add(["savedmodel", "tensorflow", "—", "—", "—", "—", "—", card["not_ported"]])
     return t
 
 

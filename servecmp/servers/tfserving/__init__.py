@@ -66,6 +66,9 @@ class TFServingAdapter(ServerAdapter):
     name = "tfserving"
     label = "TF Serving"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "tensorflow"
+    # json row objects and one TensorProto per input, named as the signature's inputs
+    # (load/clients/tfserving_*.py); b64 stays one float32 tensor
+    multi_input = True
     protocols = (
         # JSON {"instances": ...}: the fair common body; {"b64": ...} is a labelled extra.
         ProtocolSpec(
