@@ -127,6 +127,11 @@ class TorchScriptModel:
         )
 
     # ---- the model -----------------------------------------------------------------------------
+    @property
+    def datatypes(self) -> tuple[str, ...]:
+        """The OIP datatypes the model takes (FP32 for one float input)."""
+        return tuple(dict.fromkeys(OIP_DTYPES[d] for _, _, d in self.inputs)) or ("FP32",)
+
     def _check(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
         """The request's tensors in the model's input order, each checked against the spec."""
         if not self.inputs:
@@ -204,7 +209,9 @@ class TorchScriptModel:
             body = await request.body()
             header = request.headers.get(INFER_HEADER_LENGTH)
             named, binary_out = (
-                oip_binary_input(body, header) if header is not None else oip_json_input(body)
+                oip_binary_input(body, header, self.datatypes)
+                if header is not None
+                else oip_json_input(body, self.datatypes)
             )
             logits = await self._infer(named)
         except BadInput as err:
@@ -272,7 +279,7 @@ class TorchScriptModel:
         try:
             if request.model_name != self.model_name:
                 raise LookupError(f"model {request.model_name} does not exist")
-            logits = await self._infer(oip_grpc_input(request))
+            logits = await self._infer(oip_grpc_input(request, self.datatypes))
         except (BadInput, LookupError) as err:
             import grpc
 
@@ -319,14 +326,16 @@ def spec_inputs(spec: dict[str, Any]) -> list[tuple[str, list[int], str]]:
     return [(str(i["name"]), [int(d) for d in i["shape"][1:]], str(i["dtype"])) for i in inputs]
 
 
-def _tensor_meta(inp: Any, where: str) -> tuple[str, str, list[int]]:
+def _check_datatype(name: str, datatype: Any, allowed: tuple[str, ...]) -> None:
+    if datatype not in allowed:
+        raise BadInput(f"input {name!r}: datatype must be {' or '.join(allowed)}, got {datatype}")
+
+
+def _tensor_meta(inp: Any, where: str, allowed: tuple[str, ...]) -> tuple[str, str, list[int]]:
     if not isinstance(inp, dict):
         raise BadInput(f"{where} must be an object {{name, shape, datatype, ...}}")
     name, datatype = str(inp.get("name")), inp.get("datatype")
-    if datatype not in NP_DTYPES:
-        raise BadInput(
-            f"input {name!r}: datatype must be one of {', '.join(NP_DTYPES)}, got {datatype}"
-        )
+    _check_datatype(name, datatype, allowed)
     try:
         shape = [int(d) for d in inp["shape"]]
     except KeyError as err:
@@ -346,16 +355,16 @@ def _binary_out(doc: dict[str, Any]) -> bool:
     return bool((doc.get("parameters") or {}).get("binary_data_output", False))
 
 
-def oip_json_input(body: bytes) -> tuple[dict[str, np.ndarray], bool]:
+def oip_json_input(body: bytes, allowed: tuple[str, ...]) -> tuple[dict[str, np.ndarray], bool]:
     """An OIP v2 JSON request's tensors by name (shaped), and whether binary outputs were asked
-    for; BadInput names what is wrong."""
+    for; BadInput names what is wrong (a datatype outside ``allowed`` first)."""
     try:
         doc = json.loads(body)
     except ValueError as err:
         raise BadInput(f"body is not JSON: {err}") from None
     named = {}
     for k, inp in enumerate(_inputs_of(doc)):
-        name, datatype, shape = _tensor_meta(inp, f"inputs[{k}]")
+        name, datatype, shape = _tensor_meta(inp, f"inputs[{k}]", allowed)
         try:
             named[name] = np.asarray(inp["data"], dtype=NP_DTYPES[datatype]).reshape(shape)
         except KeyError as err:
@@ -365,7 +374,9 @@ def oip_json_input(body: bytes) -> tuple[dict[str, np.ndarray], bool]:
     return named, _binary_out(doc)
 
 
-def oip_binary_input(body: bytes, header_length: str) -> tuple[dict[str, np.ndarray], bool]:
+def oip_binary_input(
+    body: bytes, header_length: str, allowed: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], bool]:
     """A request of the binary tensor extension (Triton v2.51.0
     docs/protocol/extension_binary_data.md): the JSON header's inputs give each tensor's
     ``binary_data_size``; their bytes follow the header in the same order and must fill the body
@@ -382,7 +393,7 @@ def oip_binary_input(body: bytes, header_length: str) -> tuple[dict[str, np.ndar
         raise BadInput(f"the first {n} bytes are not a JSON header: {err}") from None
     named, offset = {}, n
     for k, inp in enumerate(_inputs_of(doc)):
-        name, datatype, shape = _tensor_meta(inp, f"inputs[{k}]")
+        name, datatype, shape = _tensor_meta(inp, f"inputs[{k}]", allowed)
         size = (inp.get("parameters") or {}).get("binary_data_size")
         if size is None:  # this input travels as JSON data
             try:
@@ -408,18 +419,14 @@ def oip_binary_input(body: bytes, header_length: str) -> tuple[dict[str, np.ndar
     return named, _binary_out(doc)
 
 
-def oip_grpc_input(request: Any) -> dict[str, np.ndarray]:
+def oip_grpc_input(request: Any, allowed: tuple[str, ...]) -> dict[str, np.ndarray]:
     """A ``ModelInferRequest``'s tensors by name (raw bytes in order, or typed contents)."""
     named = {}
     raw = list(request.raw_input_contents)
     if raw and len(raw) != len(request.inputs):
         raise BadInput(f"{len(request.inputs)} inputs but {len(raw)} raw_input_contents")
     for k, inp in enumerate(request.inputs):
-        if inp.datatype not in NP_DTYPES:
-            raise BadInput(
-                f"input {inp.name!r}: datatype must be one of {', '.join(NP_DTYPES)}, "
-                f"got {inp.datatype}"
-            )
+        _check_datatype(inp.name, inp.datatype, allowed)
         shape = [int(d) for d in inp.shape]
         try:
             if raw:
