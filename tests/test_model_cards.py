@@ -279,7 +279,9 @@ def test_experiment_refuses_targets_that_cannot_send_several_inputs(
     with pytest.raises(ExperimentError) as err:
         parse_experiment(data, "exp.yaml", base_dir=tmp_path)
     msg = str(err.value)
-    assert "input_ids int64, attention_mask int64" in msg and "tfserving-rest-b64 cannot send" in msg
+    assert (
+        "input_ids int64, attention_mask int64" in msg and "tfserving-rest-b64 cannot send" in msg
+    )
     assert all(s in msg for s in ("torchserve", "kserve", "triton", "rayserve", "pytorch"))
 
 

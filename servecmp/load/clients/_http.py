@@ -43,7 +43,8 @@ class HttpConnection:
             response = self._client.request(method, path, body=body, headers=headers)
             try:
                 data = response.read()
-                value = response.get(want) if want else None
+                found = response.get(want) if want else None
+                value = found[-1] if isinstance(found, list) else found  # a repeated header
             finally:
                 response.release()
             return response.status_code, data, value
