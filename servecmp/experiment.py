@@ -44,6 +44,9 @@ class Encoding(StrEnum):
     # Open Inference Protocol (v2): REST JSON {"inputs": [{name, shape, datatype FP32, data}]};
     # gRPC ModelInferRequest with the float32 bytes in raw_input_contents.
     oip = "oip"
+    # OIP REST with the binary tensor extension: a JSON header (each input's binary_data_size),
+    # then each tensor's raw little-endian bytes; binary outputs asked for and read the same way.
+    oip_binary = "oip-binary"
 
 
 def known_servers() -> tuple[str, ...]:

@@ -18,7 +18,7 @@ import numpy as np
 import psutil
 import pytest
 import requests
-from answers_util import outcomes
+from answers_util import binary_vs_json, malformed_binary, outcomes
 
 from servecmp.experiment import Encoding, Protocol, Target, parse_experiment
 from servecmp.servers import registry
@@ -212,7 +212,7 @@ def test_registry_lists_kserve_after_tfserving_with_its_pieces() -> None:
     assert names.index("kserve") == names.index("tfserving") + 1
     a = registry.get("kserve")
     assert a.framework == "pytorch" and a.baseline == "pytorch-inprocess" and a.chart == "kserve"
-    assert a.encodings(Protocol.rest) == (Encoding.json, Encoding.oip)
+    assert a.encodings(Protocol.rest) == (Encoding.json, Encoding.oip, Encoding.oip_binary)
     assert a.encodings(Protocol.grpc) == (Encoding.oip,)
     for spec in a.protocols:
         assert spec.client_class().__name__ in ("OipRestClient", "OipGrpcClient")
@@ -402,6 +402,40 @@ def test_every_protocol_answers_the_expected_logits(
     kserve_server: KServeServer, target: Target, batch: int
 ) -> None:
     assert outcomes(kserve_server, target, _payloads(batch)) == ["ok"] * 4
+
+
+@needs_venv
+@pytest.mark.slow
+def test_binary_tensor_extension_answers_as_json_does_in_fewer_bytes(
+    kserve_server: KServeServer,
+) -> None:
+    """kserve 0.21.0 decodes a body carrying ``inference-header-content-length``
+    (protocol/dataplane.py, InferRequest.from_bytes) and answers binary outputs for
+    ``binary_data_output`` (InferRequest.use_binary_outputs, InferResponse.to_rest)."""
+    import numpy as np
+
+    got = binary_vs_json(kserve_server, _payloads(4))
+    js, binary = got["oip"], got["oip-binary"]
+    assert js["outcomes"] == binary["outcomes"] == ["ok"] * 4
+    for a, b in zip(js["logits"], binary["logits"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert all(b < j for b, j in zip(binary["request_bytes"], js["request_bytes"], strict=True))
+    assert all(b < j for b, j in zip(binary["response_bytes"], js["response_bytes"], strict=True))
+
+
+@needs_venv
+@pytest.mark.slow
+def test_malformed_binary_body_is_kserves_error_counted_as_a_failure(
+    kserve_server: KServeServer,
+) -> None:
+    """kserve 0.21.0 InferRequest.from_bytes slices each input's binary_data_size and reshapes it
+    unchecked: a short body is a ValueError, answered 500; bytes after the last input are
+    never looked at, so a long body is answered as if they were not there."""
+    short = malformed_binary(kserve_server, _payloads(1), 4)
+    assert all(not r.ok for r in short)
+    assert short[0].error_kind == "http_5xx" and "cannot reshape" in str(short[0].exception)
+    long = malformed_binary(kserve_server, _payloads(1), -4)
+    assert [r.outcome.value for r in long] == ["ok"] * 4  # upstream checks no trailing bytes
 
 
 @needs_venv

@@ -257,15 +257,32 @@ def test_experiment_refuses_targets_that_cannot_send_several_inputs(
         {"server": "torchserve", "protocol": "rest", "encoding": "raw"},
         {"server": "torchserve", "protocol": "grpc"},
         {"server": "pytorch", "protocol": "inprocess"},
+        *(
+            {"server": s, "protocol": p, "encoding": e}
+            for s, p, e in (
+                ("kserve", "rest", "json"),
+                ("kserve", "rest", "oip"),
+                ("kserve", "rest", "oip-binary"),
+                ("kserve", "grpc", "oip"),
+                ("triton", "rest", "oip"),
+                ("triton", "rest", "oip-binary"),
+                ("triton", "grpc", "oip"),
+                ("rayserve", "rest", "oip"),
+                ("rayserve", "rest", "oip-binary"),
+                ("rayserve", "grpc", "oip"),
+            )
+        ),
     ]
     data = {"name": "x", "model": "enc2.yaml", "targets": ok}
     assert parse_experiment(data, "exp.yaml", base_dir=tmp_path).model == "enc2"
-    data["targets"] = [*ok, {"server": "kserve", "protocol": "rest"}]
+    data["targets"] = [*ok, {"server": "tfserving", "protocol": "rest", "encoding": "b64"}]
     with pytest.raises(ExperimentError) as err:
         parse_experiment(data, "exp.yaml", base_dir=tmp_path)
     msg = str(err.value)
-    assert "input_ids int64, attention_mask int64" in msg and "kserve-rest-json cannot send" in msg
-    assert "torchserve" in msg and "pytorch" in msg
+    assert (
+        "input_ids int64, attention_mask int64" in msg and "tfserving-rest-b64 cannot send" in msg
+    )
+    assert all(s in msg for s in ("torchserve", "kserve", "triton", "rayserve", "pytorch"))
 
 
 def test_payloads_take_the_cards_value_range(tmp_path: Path) -> None:

@@ -142,6 +142,25 @@ TOKENS = (
 )
 
 
+# The OIP servers take both inputs by name over REST JSON, the binary tensor extension and gRPC
+# (KServe also as v1 row objects); a server whose venv is missing is listed unavailable.
+OIP_TOKEN_TARGETS = [
+    {"server": "kserve", "protocol": "rest"},
+    {"server": "kserve", "protocol": "rest", "encoding": "oip"},
+    {"server": "kserve", "protocol": "rest", "encoding": "oip-binary"},
+    {"server": "kserve", "protocol": "grpc"},
+    *(
+        t
+        for server in ("triton", "rayserve")
+        for t in (
+            {"server": server, "protocol": "rest"},
+            {"server": server, "protocol": "rest", "encoding": "oip-binary"},
+            {"server": server, "protocol": "grpc"},
+        )
+    ),
+]
+
+
 @pytest.fixture(scope="module")
 def token_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-input int64 model (token ids and an attention mask) from a factory in the user's
@@ -175,6 +194,7 @@ def token_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             {"server": "tensorflow", "protocol": "inprocess"},
             {"server": "tfserving", "protocol": "rest"},
             {"server": "tfserving", "protocol": "grpc"},
+            *OIP_TOKEN_TARGETS,
         ],
         "payload": {"distinct_inputs": 4},
         "load": {
@@ -184,7 +204,8 @@ def token_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "stability": {"window_s": 1.0, "windows": 2, "max_windows": 2},
             "burn_in": {"max_s": 2.0, "window_s": 0.5},
         },
-        "friction": {"startups": 1},
+        # short update/kill timelines: five servers' probes, the same short span for each
+        "friction": {"startups": 1, "event_load": {"rate": 5, "before_s": 1, "after_s": 2}},
     }
     (root / "exp.yaml").write_text(yaml.safe_dump(exp))
     runs = root / "runs"
@@ -209,6 +230,19 @@ def test_token_model_answers_correctly_on_every_encoding(token_run: Path) -> Non
         "pytorch-inprocess",
     ):
         assert steps[target].ok > 0 and steps[target].wrong_answers == 0, target
+    avail = {a.target: a for a in RunStore(token_run).read_targets()}
+    oip = [n for n in avail if n.split("-")[0] in ("kserve", "triton", "rayserve")]
+    assert len(oip) == len(OIP_TOKEN_TARGETS)
+    for target in oip:
+        if not avail[target].available:  # only a missing server venv, said so
+            assert "virtual environment" in (avail[target].reason or ""), avail[target].reason
+            continue
+        s = steps[target]
+        assert s.ok > 0 and s.transport_error_count == 0 and s.wrong_answers == 0, (
+            target,
+            s.transport_errors,
+            s.invalid_reason,
+        )
     card = json.loads((token_run / "model_card.json").read_text())
     assert card["input_bytes_per_request"]["raw"] == 2 * 32 * 8  # two int64 [1, 32] tensors
     assert all(r["passed"] for r in card["parity"])

@@ -70,6 +70,14 @@ def _decode(ps: PayloadSet, enc: Encoding, i: int) -> np.ndarray:
         (inp,) = json.loads(body)["inputs"]
         assert inp["name"] == ps.input_name and inp["datatype"] == "FP32"
         return np.asarray(inp["data"], dtype=np.float32).reshape(inp["shape"])
+    if enc is Encoding.oip_binary:  # the JSON header, then the tensor's little-endian bytes
+        head = json.loads(body[: body.header_length])
+        (inp,) = head["inputs"]
+        assert inp["name"] == ps.input_name and inp["datatype"] == "FP32" and "data" not in inp
+        assert head["parameters"] == {"binary_data_output": True}
+        data = body[body.header_length :]
+        assert len(data) == inp["parameters"]["binary_data_size"]
+        return np.frombuffer(data, dtype="<f4").reshape(inp["shape"])
     assert enc is Encoding.ndarray
     return np.asarray(body)
 

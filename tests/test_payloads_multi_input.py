@@ -63,6 +63,13 @@ def test_every_multi_input_encoding_carries_both(card) -> None:  # type: ignore[
         ("attention_mask", "INT64", [2, 5]),
     ]
     assert oip[0]["data"] == ids.ravel().tolist()
+    binary = ps.body(Encoding.oip_binary, 1)  # the header, then each tensor's bytes in order
+    head = json.loads(binary[: binary.header_length])["inputs"]
+    assert [(t["name"], t["datatype"], t["parameters"]) for t in head] == [
+        ("input_ids", "INT64", {"binary_data_size": 80}),
+        ("attention_mask", "INT64", {"binary_data_size": 80}),
+    ]
+    assert binary[binary.header_length :] == raw
     nd = ps.body(Encoding.ndarray, 1)
     assert isinstance(nd, tuple) and len(nd) == 2
     protos = ps.body(Encoding.tensorproto, 1)  # TF Serving gRPC: one TensorProto per input

@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 import pytest
 import requests
-from answers_util import outcomes
+from answers_util import binary_vs_json, malformed_binary, outcomes
 
 from servecmp.experiment import Encoding, Target, parse_experiment
 from servecmp.servers import registry
@@ -428,6 +428,40 @@ def test_every_protocol_answers_the_expected_logits(
     ray_server: RayServeServer, target: Target, batch: int
 ) -> None:
     assert _outcomes(ray_server, target, _payloads(batch)) == ["ok"] * 4
+
+
+@needs_venv
+@pytest.mark.slow
+def test_binary_tensor_extension_answers_as_json_does_in_fewer_bytes(
+    ray_server: RayServeServer,
+) -> None:
+    """Ray Serve has no OIP of its own: our deployment reads and answers the binary tensor
+    extension as Triton v2.51.0 docs/protocol/extension_binary_data.md describes it."""
+    import numpy as np
+
+    got = binary_vs_json(ray_server, _payloads(4), timeout_s=20.0)
+    js, binary = got["oip"], got["oip-binary"]
+    assert js["outcomes"] == binary["outcomes"] == ["ok"] * 4
+    for a, b in zip(js["logits"], binary["logits"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert all(b < j for b, j in zip(binary["request_bytes"], js["request_bytes"], strict=True))
+    assert all(b < j for b, j in zip(binary["response_bytes"], js["response_bytes"], strict=True))
+
+
+@needs_venv
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [(4, "binary_data_size 49152, 49148 bytes left"), (-4, "4 bytes after the last input")],
+    ids=["short", "long"],
+)
+def test_malformed_binary_body_is_a_400_counted_as_a_failure(
+    ray_server: RayServeServer, cut: int, message: str
+) -> None:
+    """Short or long binary data is refused as Triton refuses it (src/http_server.cc v2.51.0)."""
+    results = malformed_binary(ray_server, _payloads(1), cut, timeout_s=20.0)
+    assert [r.error_kind for r in results] == ["http_4xx"] * 4
+    assert all(message in str(r.exception) for r in results), results[0].exception
 
 
 @needs_venv

@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 import pytest
 import requests
-from answers_util import outcomes
+from answers_util import binary_vs_json, malformed_binary, outcomes
 
 from servecmp import versions
 from servecmp.experiment import Encoding, Target, parse_experiment
@@ -230,6 +230,41 @@ def test_every_protocol_answers_the_expected_logits(
     triton_server: TritonServer, target: Target, batch: int
 ) -> None:
     assert outcomes(triton_server, target, _payloads(batch)) == ["ok"] * 4
+
+
+@needs_venv
+@pytest.mark.slow
+def test_binary_tensor_extension_answers_as_json_does_in_fewer_bytes(
+    triton_server: TritonServer,
+) -> None:
+    """Triton v2.51.0 docs/protocol/extension_binary_data.md: binary inputs after the JSON
+    header, binary outputs asked for with binary_data_output."""
+    import numpy as np
+
+    got = binary_vs_json(triton_server, _payloads(4))
+    js, binary = got["oip"], got["oip-binary"]
+    assert js["outcomes"] == binary["outcomes"] == ["ok"] * 4
+    for a, b in zip(js["logits"], binary["logits"], strict=True):
+        np.testing.assert_array_equal(a, b)  # the same float32 bits, whatever the wire
+    assert all(b < j for b, j in zip(binary["request_bytes"], js["request_bytes"], strict=True))
+    assert all(b < j for b, j in zip(binary["response_bytes"], js["response_bytes"], strict=True))
+
+
+@needs_venv
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [(4, "unexpected size for input 'input'"), (-4, "unexpected additional input data")],
+    ids=["short", "long"],
+)
+def test_malformed_binary_body_is_triton_s_400_counted_as_a_failure(
+    triton_server: TritonServer, cut: int, message: str
+) -> None:
+    """src/http_server.cc v2.51.0: binary data shorter or longer than the inputs'
+    binary_data_size is INVALID_ARG (HTTP 400); the step counts it as a transport error."""
+    results = malformed_binary(triton_server, _payloads(1), cut)
+    assert [r.error_kind for r in results] == ["http_4xx"] * 4
+    assert all(message in str(r.exception) for r in results), results[0].exception
 
 
 @needs_venv

@@ -176,7 +176,46 @@ def tensor_proto_to_array(proto: Any) -> np.ndarray:
 
 OIP_DATATYPES = {"float32": "FP32", "int64": "INT64", "int32": "INT32"}
 # Encodings that carry several inputs or integer inputs (see PayloadSet._encode_multi).
-MULTI_ENCODINGS = ("json", "raw", "bytes", "oip", "ndarray", "tensorproto")
+MULTI_ENCODINGS = ("json", "raw", "bytes", "oip", "oip-binary", "ndarray", "tensorproto")
+# The binary tensor extension's request header naming the JSON part's length (Triton v2.51.0
+# src/common.h kInferHeaderContentLengthHTTPHeader; KServe 0.21.0 constants.py, lower case).
+INFER_HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+class BinaryBody(bytes):
+    """A body of the OIP binary tensor extension: the JSON header, then the tensors' bytes;
+    ``header_length`` is the JSON part's length (the ``Inference-Header-Content-Length``)."""
+
+    header_length: int
+
+    def __new__(cls, data: bytes, header_length: int) -> BinaryBody:
+        if not 0 <= header_length <= len(data):
+            raise ValueError(f"header_length {header_length} outside the body of {len(data)} B")
+        self = super().__new__(cls, data)
+        self.header_length = header_length
+        return self
+
+
+def oip_binary_body(names: list[str], arrays: list[np.ndarray]) -> BinaryBody:
+    """Open Inference Protocol REST with the binary tensor extension (Triton v2.51.0
+    docs/protocol/extension_binary_data.md): each input's ``binary_data_size`` in the JSON
+    header, its little-endian row-major bytes after the header in the same order, and
+    ``binary_data_output`` asking for every output as binary data the same way."""
+    raw = [_wire(a) for a in arrays]
+    header = {
+        "inputs": [
+            {
+                "name": n,
+                "shape": list(a.shape),
+                "datatype": OIP_DATATYPES[a.dtype.name],
+                "parameters": {"binary_data_size": a.nbytes},
+            }
+            for n, a in zip(names, raw, strict=True)
+        ],
+        "parameters": {"binary_data_output": True},
+    }
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return BinaryBody(head + b"".join(a.tobytes() for a in raw), len(head))
 
 
 def _wire(array: Any) -> np.ndarray:
@@ -403,6 +442,8 @@ class PayloadSet:
                 ]
             }
             return json.dumps(body, separators=(",", ":")).encode()
+        if enc is Encoding.oip_binary:
+            return oip_binary_body(self.names, arrays)
         if enc is Encoding.ndarray:
             return tuple(arrays)
         if enc is Encoding.tensorproto:  # TF Serving gRPC: one TensorProto per named input
@@ -427,6 +468,8 @@ class PayloadSet:
             return batch
         if enc is Encoding.oip:
             return _oip_json_body(batch, self.input_name)
+        if enc is Encoding.oip_binary:
+            return oip_binary_body([self.input_name], [batch])
         raise ValueError(f"unknown encoding {enc!r}")
 
     def body(self, encoding: Encoding, index: int) -> Any:

@@ -44,6 +44,19 @@ class TargetInfo:
         return self.name
 
 
+def is_native_extra(server: str, protocol: str, encoding: str) -> bool:
+    """Whether a target's encoding is one of its server's labelled extras (every encoding after
+    the first its adapter lists for the protocol, as ``Target.is_native_extra``); a server no
+    longer registered falls back to the extras of the first two servers (raw, b64)."""
+    from servecmp.servers import registry
+
+    try:
+        listed = registry.get(server).encodings(Protocol(protocol))
+    except (KeyError, ValueError):
+        return encoding in ("raw", "b64")
+    return bool(listed) and encoding != listed[0].value
+
+
 def target_info(run: RunData, name: str) -> TargetInfo:
     step = next((s for s in run.steps if s.target == name), None)
     if step is not None:
@@ -61,7 +74,7 @@ def target_info(run: RunData, name: str) -> TargetInfo:
         protocol=protocol,
         encoding=encoding,
         baseline=protocol == "inprocess",
-        native_extra=encoding in ("raw", "b64"),
+        native_extra=is_native_extra(server, protocol, encoding),
         unavailable=run.unavailable_reason(name),
     )
 

@@ -1,7 +1,8 @@
 """Open Inference Protocol v2 over gRPC: ``inference.GRPCInferenceService/ModelInfer``.
 
-Request: one FP32 input ``[B,C,H,W]`` whose little-endian bytes travel in
-``raw_input_contents`` (no per-float protobuf encoding, as TorchServe's ``bytes`` and TF
+Request: each model input (one FP32 ``[B,C,H,W]``, or int64 token ids and a mask) as a tensor
+whose little-endian bytes travel in ``raw_input_contents`` (no per-float protobuf encoding, as
+TorchServe's ``bytes`` and TF
 Serving's ``tensor_content``). A server answers raw inputs with ``raw_output_contents`` (KServe
 0.21.0 ``InferRequest.use_binary_outputs``; Triton does the same); typed
 ``outputs[0].contents.fp32_contents`` are read too. Stubs: ``protos.load("oip")`` (generated with our
@@ -19,11 +20,11 @@ from servecmp.experiment import Encoding, Protocol, Target
 from servecmp.load.clients import protos
 from servecmp.load.clients._grpc import insecure_channel, transport_error
 from servecmp.load.clients.base import TargetClient, TransportError
-from servecmp.load.payloads import PayloadSet
+from servecmp.load.payloads import OIP_DATATYPES, PayloadSet
 
 
 class OipGrpcClient(TargetClient):
-    # Any server whose adapter lists this client for grpc (KServe today; Triton, MLServer and
+    # Any server whose adapter lists this client for grpc (KServe, Triton, Ray Serve; MLServer and
     # OpenVINO Model Server speak the same protocol): the protocol is checked, not the server.
     serves = ()
 
@@ -38,18 +39,19 @@ class OipGrpcClient(TargetClient):
         if self.encoding is not Encoding.oip:
             raise ValueError(f"OIP gRPC does not take encoding {self.encoding.value}")
         pb2, pb2_grpc = protos.load("oip")
-        payloads.prepare([Encoding.bytes])
-        shape = [payloads.batch_size, *payloads.input_shape]
-        # Requests are built once; the hot loop only serialises them.
+        # Requests are built once; the hot loop only serialises them. Every input of the model
+        # (token ids and a mask, say) is one tensor, its little-endian bytes in
+        # raw_input_contents in the same order.
         self._requests = [
             pb2.ModelInferRequest(
                 model_name=self.model_name,
                 inputs=[
                     pb2.ModelInferRequest.InferInputTensor(
-                        name=payloads.input_name, datatype="FP32", shape=shape
+                        name=name, datatype=OIP_DATATYPES[a.dtype.name], shape=list(a.shape[1:])
                     )
+                    for name, a in zip(payloads.names, payloads.all_inputs, strict=True)
                 ],
-                raw_input_contents=[payloads.body(Encoding.bytes, i)],
+                raw_input_contents=[a[i].tobytes() for a in payloads.all_inputs],
             )
             for i in range(len(payloads))
         ]

@@ -2,7 +2,8 @@
 
 Runs from its own venv ``.venv-kserve`` (kserve 0.21 requires protobuf<7; ours is 7.x) with
 ``servecmp/servers/kserve/model_server.py`` (a ``kserve.Model`` subclass; also the cluster image's
-entrypoint). Protocols: v1 predict (``json``, TF Serving's body) and OIP v2 (``oip``) over REST,
+entrypoint). Protocols: v1 predict (``json``, TF Serving's body) and OIP v2 (``oip``, and
+``oip-binary``: the binary tensor extension) over REST,
 OIP v2 ``ModelInfer`` over gRPC. Importing this package stays cheap (no torch, no grpc stubs).
 """
 
@@ -12,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from servecmp.experiment import Encoding, Protocol
+from servecmp.experiment import Encoding
+from servecmp.load.clients.oip_spec import oip_protocols
 from servecmp.servers.base import (
     FairnessRow,
     Port,
@@ -62,22 +64,16 @@ class KServeAdapter(ServerAdapter):
     label: ClassVar[str] = "KServe 0.21 (Python model server)"
     short_label: ClassVar[str] = "KServe"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
-    protocols: ClassVar[tuple[ProtocolSpec, ...]] = (
-        ProtocolSpec(
-            Protocol.rest,
-            (Encoding.json, Encoding.oip),
-            "servecmp.load.clients.oip_rest:OipRestClient",
-        ),
-        ProtocolSpec(
-            Protocol.grpc, (Encoding.oip,), "servecmp.load.clients.oip_grpc:OipGrpcClient"
-        ),
-    )
+    # v1 predict JSON (TF Serving's body) first: its fair default over REST
+    protocols: ClassVar[tuple[ProtocolSpec, ...]] = oip_protocols(Encoding.json)
     baseline: ClassVar[str | None] = "pytorch-inprocess"
     chart: ClassVar[str | None] = "kserve"
     wire: ClassVar[Wire | None] = WIRE
     metrics: ClassVar[ServerMetrics | None] = METRICS
     search_space: ClassVar[SearchSpace | None] = SEARCH_SPACE
     server_batching: ClassVar[bool] = False  # config.NO_BATCHING
+    # several (or integer) inputs: model_server.py takes every input of model_spec.json by name (OIP) or per row (v1)
+    multi_input: ClassVar[bool] = True
     fairness: ClassVar[tuple[FairnessRow, ...]] = (
         FairnessRow("resources.cpus", "CPU set (local) / CPU limit (k8s)", "= resources.cpus"),
         FairnessRow("resources.memory_mib", "memory limit (k8s); no server knob", "= memory_mib"),

@@ -23,7 +23,12 @@ What it serves (routes of kserve 0.21.0, ``kserve/protocol/rest/{v1,v2}_endpoint
 - v1 predict ``POST /v1/models/<m>:predict``: ``{"instances": [B,C,H,W]}`` ->
   ``{"predictions": [[...]]}`` (TF Serving's row format);
 - Open Inference Protocol v2 REST ``POST /v2/models/<m>/infer``: ``inputs[0]`` FP32
-  ``[B,C,H,W]`` -> ``outputs[0]`` ``logits`` FP32 ``[B,K]``;
+  ``[B,C,H,W]`` -> ``outputs[0]`` ``logits`` FP32 ``[B,K]``; JSON tensors or the binary tensor
+  extension (KServe 0.21.0 decodes a body with ``inference-header-content-length``,
+  ``InferRequest.from_bytes`` in ``protocol/infer_type.py``; ``binary_data_output`` asks for
+  binary outputs, ``InferResponse.to_rest``);
+- a model with several (or integer) inputs (``inputs`` in model_spec.json: token ids and a
+  mask) takes each by name over OIP (REST JSON, binary, gRPC) and as row objects over v1;
 - OIP v2 gRPC ``inference.GRPCInferenceService/ModelInfer`` on ``--grpc_port``: raw
   ``raw_input_contents`` in -> ``raw_output_contents`` out (KServe answers raw for raw), or
   typed ``contents.fp32_contents`` both ways;
@@ -71,6 +76,17 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse 
 
 MODEL_FILE = "model.pt"
 SPEC_FILE = "model_spec.json"  # from the .mar, optional: {"input_shape": [C, H, W], ...}
+# OIP datatype per card dtype (the Open Inference Protocol's tensor data types)
+OIP_DTYPES = {"float32": "FP32", "int64": "INT64", "int32": "INT32"}
+
+
+def spec_inputs(spec: dict[str, Any]) -> list[tuple[str, list[int], str]]:
+    """(name, shape without the batch axis, dtype) per input of a model with several (or
+    integer) inputs; [] for one float32 input (the image path: ``input_shape``)."""
+    inputs = spec.get("inputs") or []
+    if len(inputs) == 1 and inputs[0].get("dtype", "float32") == "float32":
+        return []
+    return [(str(i["name"]), [int(d) for d in i["shape"][1:]], str(i["dtype"])) for i in inputs]
 
 
 def latest_version(model_dir: Path) -> tuple[int, Path]:
@@ -110,6 +126,8 @@ class TorchScriptModel(kserve.Model):
         self.worker_threads = worker_threads or threads  # ... of each REST worker process
         self.version = 0
         self.input_shape: list[int] | None = None  # [C, H, W] when the version ships its spec
+        # (name, shape without batch, dtype) per input of a several-input model; [] otherwise
+        self.inputs: list[tuple[str, list[int], str]] = []
         self._module: Any = None
         self._loading: threading.Thread | None = None
 
@@ -152,10 +170,12 @@ class TorchScriptModel(kserve.Model):
         version, path = latest_version(self.model_dir)
         module = torch.jit.load(str(path), map_location="cpu")
         module.eval()
-        spec = path.with_name(SPEC_FILE)
-        shape = json.loads(spec.read_text()).get("input_shape") if spec.is_file() else None
+        spec_path = path.with_name(SPEC_FILE)
+        spec = json.loads(spec_path.read_text()) if spec_path.is_file() else {}
+        shape = spec.get("input_shape")
         self._module, self.version = module, version
         self.input_shape = [int(d) for d in shape] if shape else None
+        self.inputs = spec_inputs(spec)
         self.ready = True
         return self.ready
 
@@ -186,19 +206,97 @@ class TorchScriptModel(kserve.Model):
             ) from None
         return out.numpy().astype(np.float32, copy=False)
 
-    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-        if isinstance(payload, InferRequest):  # OIP v2, REST or gRPC
-            if len(payload.inputs) != 1:
-                raise InvalidInput(f"expected exactly 1 input tensor, got {len(payload.inputs)}")
-            inp = payload.inputs[0]
-            if inp.datatype != "FP32":
-                raise InvalidInput(f"input {inp.name!r}: datatype must be FP32, got {inp.datatype}")
+    def _describe(self) -> str:
+        return ", ".join(
+            f"{n} [B, {', '.join(map(str, shape))}] {dt}" for n, shape, dt in self.inputs
+        )
+
+    def _run_multi(self, arrays: list[np.ndarray]) -> np.ndarray:
+        """Every input (in the model's order) checked against the spec, then one call."""
+        batch = {int(a.shape[0]) if a.ndim else -1 for a in arrays}
+        for (name, shape, dtype), a in zip(self.inputs, arrays, strict=True):
+            if a.dtype != np.dtype(dtype) or list(a.shape[1:]) != shape or a.ndim != len(shape) + 1:
+                raise InvalidInput(
+                    f"input {name!r}: expected {dtype} [B, {', '.join(map(str, shape))}], got "
+                    f"{a.dtype} {list(a.shape)} (inputs {self._describe()})"
+                )
+        if len(batch) != 1:
+            raise InvalidInput(f"inputs disagree on the batch size B: {sorted(batch)}")
+        import torch
+
+        if self.threads > 0 and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+        with torch.inference_mode():
+            out = self._module(*tensors)
+        return out.numpy().astype(np.float32, copy=False)
+
+    def _oip_multi(self, inputs: list[Any]) -> np.ndarray:
+        by_name = {inp.name: inp for inp in inputs}
+        names = [n for n, _, _ in self.inputs]
+        if sorted(by_name) != sorted(names):
+            raise InvalidInput(
+                f"expected the inputs {', '.join(names)}, got {', '.join(sorted(by_name))} "
+                f"(inputs {self._describe()})"
+            )
+        arrays = []
+        for name, _, dtype in self.inputs:
+            inp = by_name[name]
+            if inp.datatype != OIP_DTYPES.get(dtype):
+                raise InvalidInput(
+                    f"input {name!r}: datatype must be {OIP_DTYPES.get(dtype)}, got {inp.datatype}"
+                )
             try:
-                batch = inp.as_numpy()
+                arrays.append(inp.as_numpy())
             except ValueError as err:  # data length does not match the declared shape
-                raise InvalidInput(f"input {inp.name!r}: {err}") from None
-            logits = self._run(batch)
-            binary = payload.use_binary_outputs  # gRPC raw in -> raw out (infer_type.py)
+                raise InvalidInput(f"input {name!r}: {err}") from None
+        return self._run_multi(arrays)
+
+    def _v1_multi(self, rows: Any) -> np.ndarray:
+        """v1 rows as objects, one entry per input (TF Serving's row format; the TorchServe
+        handler takes the same body)."""
+        names = [n for n, _, _ in self.inputs]
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+            raise InvalidInput(
+                f"instances: expected a non-empty list of objects with {', '.join(names)} "
+                f"(inputs {self._describe()})"
+            )
+        arrays = []
+        for name, _, dtype in self.inputs:
+            if any(name not in r for r in rows):
+                raise InvalidInput(
+                    f"instances: every row needs {name!r} (inputs {self._describe()})"
+                )
+            try:
+                arr = np.asarray([r[name] for r in rows])
+            except ValueError:
+                raise InvalidInput(
+                    f"instances.{name}: expected a rectangular nested list"
+                ) from None
+            if arr.dtype.kind not in ("iu" if dtype != "float32" else "fiu"):
+                raise InvalidInput(f"instances.{name}: expected {dtype} values, got {arr.dtype}")
+            arrays.append(arr.astype(dtype))
+        return self._run_multi(arrays)
+
+    def _oip_single(self, inputs: list[Any]) -> np.ndarray:
+        if len(inputs) != 1:
+            raise InvalidInput(f"expected exactly 1 input tensor, got {len(inputs)}")
+        inp = inputs[0]
+        if inp.datatype != "FP32":
+            raise InvalidInput(f"input {inp.name!r}: datatype must be FP32, got {inp.datatype}")
+        try:
+            batch = inp.as_numpy()
+        except ValueError as err:  # data length does not match the declared shape
+            raise InvalidInput(f"input {inp.name!r}: {err}") from None
+        return self._run(batch)
+
+    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        if isinstance(payload, InferRequest):  # OIP v2: REST (JSON or binary) or gRPC
+            inputs = payload.inputs
+            logits = self._oip_multi(inputs) if self.inputs else self._oip_single(inputs)
+            # gRPC: raw in -> raw out; REST: the binary tensor extension's binary_data_output
+            # (InferRequest.use_binary_outputs, kserve 0.21.0 protocol/infer_type.py)
+            binary = payload.use_binary_outputs
             out = InferOutput(name=self.output_name, shape=list(logits.shape), datatype="FP32")
             out.set_data_from_numpy(logits, binary_data=binary)
             return InferResponse(
@@ -217,6 +315,8 @@ class TorchScriptModel(kserve.Model):
             raise InvalidInput(
                 'v1 predict body must be a JSON object with "instances": [B, C, H, W]'
             )
+        if self.inputs:
+            return {"predictions": self._v1_multi(payload["instances"]).tolist()}
         try:
             batch = np.asarray(payload["instances"], dtype=np.float32)
         except (ValueError, TypeError) as err:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from servecmp.experiment import Encoding, Protocol
+from servecmp.load.clients.oip_spec import OIP_PROTOCOLS
 from servecmp.servers.base import (
     FairnessRow,
     Port,
@@ -64,19 +64,14 @@ class RayServeAdapter(ServerAdapter):
     label: ClassVar[str] = "Ray Serve 2.60"
     short_label: ClassVar[str] = "Ray Serve"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
-    protocols: ClassVar[tuple[ProtocolSpec, ...]] = (
-        ProtocolSpec(
-            Protocol.rest, (Encoding.oip,), "servecmp.load.clients.oip_rest:OipRestClient"
-        ),
-        ProtocolSpec(
-            Protocol.grpc, (Encoding.oip,), "servecmp.load.clients.oip_grpc:OipGrpcClient"
-        ),
-    )
+    protocols: ClassVar[tuple[ProtocolSpec, ...]] = OIP_PROTOCOLS
     baseline: ClassVar[str | None] = "pytorch-inprocess"
     chart: ClassVar[str | None] = "rayserve"
     wire: ClassVar[Wire | None] = WIRE
     metrics: ClassVar[ServerMetrics | None] = METRICS
     search_space: ClassVar[SearchSpace | None] = SEARCH_SPACE
+    # several (or integer) inputs: serve_app.py takes every input of model_spec.json by name (OIP REST and gRPC)
+    multi_input: ClassVar[bool] = True
     fairness: ClassVar[tuple[FairnessRow, ...]] = (
         FairnessRow(
             "resources.cpus",

@@ -18,8 +18,12 @@ As a module (``import_path: serve_app:app`` in the config) it is the application
 deployment, :class:`TorchScriptModel`, which answers
 - v1 predict ``POST /v1/models/<m>:predict`` (``{"instances"}``: the chart's ``helm test``);
 - Open Inference Protocol v2 REST ``POST /v2/models/<m>/infer`` (JSON body: ``inputs[0]`` FP32
-  ``[B,C,H,W]`` -> ``outputs[0]`` ``logits`` FP32 ``[B,K]``), ``GET /v2/models/<m>/ready``,
-  ``GET /v2/health/ready``, all through Ray Serve's HTTP proxy (``route_prefix: /``);
+  ``[B,C,H,W]`` -> ``outputs[0]`` ``logits`` FP32 ``[B,K]``; or the binary tensor extension,
+  which Ray Serve does not implement itself: this deployment parses and answers it as Triton
+  v2.51.0 docs/protocol/extension_binary_data.md describes), ``GET /v2/models/<m>/ready``,
+  ``GET /v2/health/ready``, all through Ray Serve's HTTP proxy (``route_prefix: /``); a model
+  with several (or integer) inputs (``inputs`` in model_spec.json) takes each by name, over REST
+  and gRPC alike;
 - OIP v2 gRPC ``inference.GRPCInferenceService/ModelInfer`` (raw ``raw_input_contents`` in ->
   ``raw_output_contents`` out; typed ``fp32_contents`` both ways), ``ModelReady``, ``ServerReady``,
   ``ServerLive`` through Ray Serve's gRPC proxy: the proxy calls the deployment method named
@@ -47,11 +51,16 @@ from typing import Any
 import numpy as np
 from ray import serve
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 MODEL_FILE = "model.pt"
 SPEC_FILE = "model_spec.json"  # from the .mar, optional: {"input_shape": [C, H, W], ...}
 OUTPUT_NAME = "logits"
+# The binary tensor extension's header giving the JSON part's length (Triton v2.51.0
+# docs/protocol/extension_binary_data.md; starlette reads header names case-insensitively).
+INFER_HEADER_LENGTH = "inference-header-content-length"
+NP_DTYPES = {"FP32": "<f4", "INT64": "<i8", "INT32": "<i4"}
+OIP_DTYPES = {"float32": "FP32", "int64": "INT64", "int32": "INT32"}
 # Ray pushes each process's metrics to the exported page every max(this, 1000) ms (default
 # 10000: a step's window-edge reads would be up to 10 s old); 1000 is the floor (ray 2.60.0
 # ray/_private/telemetry/open_telemetry_metric_recorder.py, mirroring src/ray/stats/stats.h).
@@ -82,6 +91,8 @@ class TorchScriptModel:
         self.version = 0
         self.batching = False
         self.input_shape: list[int] | None = None
+        # (name, shape without batch, dtype) per input of a several-input model; [] otherwise
+        self.inputs: list[tuple[str, list[int], str]] = []
         self._module: Any = None
         self._lock = threading.Lock()
 
@@ -103,10 +114,12 @@ class TorchScriptModel:
             raise FileNotFoundError(f"{path}: no version {version} of {self.model_name}")
         module = torch.jit.load(str(path), map_location="cpu")
         module.eval()
-        spec = path.with_name(SPEC_FILE)
-        shape = json.loads(spec.read_text()).get("input_shape") if spec.is_file() else None
+        spec_path = path.with_name(SPEC_FILE)
+        spec = json.loads(spec_path.read_text()) if spec_path.is_file() else {}
+        shape = spec.get("input_shape")
         self._module, self.version = module, version
         self.input_shape = [int(d) for d in shape] if shape else None
+        self.inputs = spec_inputs(spec)
         print(
             f"servecmp-rayserve: {self.model_name} version {version} loaded; pid {os.getpid()}, "
             f"torch threads {torch.get_num_threads()}",
@@ -114,37 +127,64 @@ class TorchScriptModel:
         )
 
     # ---- the model -----------------------------------------------------------------------------
-    def _check(self, batch: np.ndarray) -> None:
-        if batch.ndim != 4:
-            raise BadInput(f"input must be a [B, C, H, W] batch, got shape {list(batch.shape)}")
-        if self.input_shape and list(batch.shape[1:]) != self.input_shape:
-            raise BadInput(
-                f"input shape {list(batch.shape)} does not match the model's [B, "
-                f"{', '.join(map(str, self.input_shape))}]"
-            )
+    @property
+    def datatypes(self) -> tuple[str, ...]:
+        """The OIP datatypes the model takes (FP32 for one float input)."""
+        return tuple(dict.fromkeys(OIP_DTYPES[d] for _, _, d in self.inputs)) or ("FP32",)
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _check(self, named: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The request's tensors in the model's input order, each checked against the spec."""
+        if not self.inputs:
+            if len(named) != 1:
+                raise BadInput(f"expected exactly 1 input tensor, got {len(named)}")
+            ((name, batch),) = named.items()
+            if batch.dtype != np.float32:
+                raise BadInput(f"input {name!r}: datatype must be FP32, got {batch.dtype}")
+            if batch.ndim != 4:
+                raise BadInput(f"input must be a [B, C, H, W] batch, got shape {list(batch.shape)}")
+            if self.input_shape and list(batch.shape[1:]) != self.input_shape:
+                raise BadInput(
+                    f"input shape {list(batch.shape)} does not match the model's [B, "
+                    f"{', '.join(map(str, self.input_shape))}]"
+                )
+            return [batch]
+        want = ", ".join(f"{n} [B, {', '.join(map(str, s))}] {d}" for n, s, d in self.inputs)
+        if sorted(named) != sorted(n for n, _, _ in self.inputs):
+            raise BadInput(f"expected the inputs {want}, got {', '.join(sorted(named))}")
+        arrays = [named[n] for n, _, _ in self.inputs]
+        for (name, shape, dtype), a in zip(self.inputs, arrays, strict=True):
+            if a.dtype != np.dtype(dtype) or a.ndim != len(shape) + 1 or list(a.shape[1:]) != shape:
+                raise BadInput(
+                    f"input {name!r}: expected {dtype} [B, {', '.join(map(str, shape))}], got "
+                    f"{a.dtype} {list(a.shape)} (inputs {want})"
+                )
+        if len({len(a) for a in arrays}) != 1:
+            raise BadInput(f"inputs disagree on the batch size B: {[len(a) for a in arrays]}")
+        return arrays
+
+    def _run(self, arrays: list[np.ndarray]) -> np.ndarray:
         import torch
 
         if self.threads > 0 and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)  # OpenMP's setting is per thread
+        tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
         with self._lock, torch.inference_mode():
-            out = self._module(torch.from_numpy(np.ascontiguousarray(batch)))
+            out = self._module(*tensors)
         return out.numpy().astype(np.float32, copy=False)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
-    async def _batched(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+    async def _batched(self, requests: list[list[np.ndarray]]) -> list[np.ndarray]:
         # Ray's batch counts calls (requests), each may hold several rows: one forward pass over
-        # their concatenation, split back per request.
-        sizes = [len(b) for b in batches]
-        logits = self._run(np.concatenate(batches))
+        # their concatenation (per input), split back per request.
+        sizes = [len(r[0]) for r in requests]
+        logits = self._run([np.concatenate(parts) for parts in zip(*requests, strict=True)])
         return list(np.split(logits, np.cumsum(sizes)[:-1]))
 
-    async def _infer(self, batch: np.ndarray) -> np.ndarray:
-        self._check(batch)
+    async def _infer(self, named: dict[str, np.ndarray]) -> np.ndarray:
+        arrays = self._check(named)
         if self.batching:
-            return await self._batched(batch)
-        return self._run(batch)
+            return await self._batched(arrays)
+        return self._run(arrays)
 
     # ---- OIP v2 REST (through the HTTP proxy) ----------------------------------------------
     async def __call__(self, request: Request) -> JSONResponse:
@@ -166,23 +206,33 @@ class TorchScriptModel:
         if verb != "infer" or request.method != "POST":
             return JSONResponse({"error": f"no route {request.method} {request.url.path}"}, 404)
         try:
-            batch = oip_json_input(await request.body())
-            logits = await self._infer(batch)
+            body = await request.body()
+            header = request.headers.get(INFER_HEADER_LENGTH)
+            named, binary_out = (
+                oip_binary_input(body, header, self.datatypes)
+                if header is not None
+                else oip_json_input(body, self.datatypes)
+            )
+            logits = await self._infer(named)
         except BadInput as err:
             return JSONResponse({"error": str(err)}, status_code=400)
-        return JSONResponse(
-            {
-                "model_name": name,
-                "model_version": str(self.version),
-                "outputs": [
-                    {
-                        "name": OUTPUT_NAME,
-                        "shape": list(logits.shape),
-                        "datatype": "FP32",
-                        "data": logits.ravel().tolist(),
-                    }
-                ],
-            }
+        out: dict[str, Any] = {"name": OUTPUT_NAME, "shape": list(logits.shape), "datatype": "FP32"}
+        reply: dict[str, Any] = {
+            "model_name": name,
+            "model_version": str(self.version),
+            "outputs": [out],
+        }
+        if not binary_out:
+            out["data"] = logits.ravel().tolist()
+            return JSONResponse(reply)
+        # binary_data_output: the header, then the output's bytes (extension_binary_data.md)
+        raw = logits.astype("<f4").tobytes()
+        out["parameters"] = {"binary_data_size": len(raw)}
+        head = json.dumps(reply, separators=(",", ":")).encode()
+        return Response(
+            head + raw,
+            media_type="application/octet-stream",
+            headers={INFER_HEADER_LENGTH: str(len(head))},
         )
 
     async def _v1_predict(self, name: str, request: Request) -> JSONResponse:
@@ -196,16 +246,32 @@ class TorchScriptModel:
                 raise BadInput(
                     'v1 predict body must be a JSON object with "instances": [B, C, H, W]'
                 )
+            logits = await self._infer(self._v1_named(doc["instances"]))
+        except ValueError as err:  # BadInput, or a body that is not JSON
+            return JSONResponse({"error": str(err)}, status_code=400)
+        return JSONResponse({"predictions": logits.tolist()})
+
+    def _v1_named(self, rows: Any) -> dict[str, np.ndarray]:
+        """v1 rows: the batch itself for one float input; objects with one entry per input for a
+        model with several (TF Serving's row format, the TorchServe handler's too)."""
+        if not self.inputs:
             try:
-                batch = np.asarray(doc["instances"], dtype=np.float32)
+                return {"input": np.asarray(rows, dtype=np.float32)}
             except (ValueError, TypeError) as err:
                 raise BadInput(
                     f'"instances" is not a rectangular array of numbers: {err}'
                 ) from None
-            logits = await self._infer(batch)
-        except ValueError as err:  # BadInput, or a body that is not JSON
-            return JSONResponse({"error": str(err)}, status_code=400)
-        return JSONResponse({"predictions": logits.tolist()})
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+            raise BadInput("instances: expected a non-empty list of objects, one entry per input")
+        named = {}
+        for name, _, dtype in self.inputs:
+            if any(name not in r for r in rows):
+                raise BadInput(f"instances: every row needs {name!r}")
+            try:
+                named[name] = np.asarray([r[name] for r in rows]).astype(dtype)
+            except (ValueError, TypeError) as err:
+                raise BadInput(f"instances.{name}: {err}") from None
+        return named
 
     # ---- OIP v2 gRPC (through the gRPC proxy) ----------------------------------------------
     async def ModelInfer(self, request: Any, grpc_context: Any = None) -> Any:
@@ -213,8 +279,7 @@ class TorchScriptModel:
         try:
             if request.model_name != self.model_name:
                 raise LookupError(f"model {request.model_name} does not exist")
-            batch = oip_grpc_input(request)
-            logits = await self._infer(batch)
+            logits = await self._infer(oip_grpc_input(request, self.datatypes))
         except (BadInput, LookupError) as err:
             import grpc
 
@@ -252,48 +317,129 @@ class TorchScriptModel:
         return _oip().ServerLiveResponse(live=True)
 
 
-def oip_json_input(body: bytes) -> np.ndarray:
-    """The one FP32 input of an OIP v2 JSON request, shaped; BadInput names what is wrong."""
+def spec_inputs(spec: dict[str, Any]) -> list[tuple[str, list[int], str]]:
+    """(name, shape without the batch axis, dtype) per input of a model with several (or
+    integer) inputs; [] for one float32 input (the image path: ``input_shape``)."""
+    inputs = spec.get("inputs") or []
+    if len(inputs) == 1 and inputs[0].get("dtype", "float32") == "float32":
+        return []
+    return [(str(i["name"]), [int(d) for d in i["shape"][1:]], str(i["dtype"])) for i in inputs]
+
+
+def _check_datatype(name: str, datatype: Any, allowed: tuple[str, ...]) -> None:
+    if datatype not in allowed:
+        raise BadInput(f"input {name!r}: datatype must be {' or '.join(allowed)}, got {datatype}")
+
+
+def _tensor_meta(inp: Any, where: str, allowed: tuple[str, ...]) -> tuple[str, str, list[int]]:
+    if not isinstance(inp, dict):
+        raise BadInput(f"{where} must be an object {{name, shape, datatype, ...}}")
+    name, datatype = str(inp.get("name")), inp.get("datatype")
+    _check_datatype(name, datatype, allowed)
+    try:
+        shape = [int(d) for d in inp["shape"]]
+    except KeyError as err:
+        raise BadInput(f"input {name!r}: missing {err}") from None
+    except (ValueError, TypeError) as err:
+        raise BadInput(f"input {name!r}: shape: {err}") from None
+    return name, str(datatype), shape
+
+
+def _inputs_of(doc: Any) -> list[Any]:
+    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
+        raise BadInput('body must be a JSON object with "inputs": [{name, shape, datatype, data}]')
+    return list(doc["inputs"])
+
+
+def _binary_out(doc: dict[str, Any]) -> bool:
+    return bool((doc.get("parameters") or {}).get("binary_data_output", False))
+
+
+def oip_json_input(body: bytes, allowed: tuple[str, ...]) -> tuple[dict[str, np.ndarray], bool]:
+    """An OIP v2 JSON request's tensors by name (shaped), and whether binary outputs were asked
+    for; BadInput names what is wrong (a datatype outside ``allowed`` first)."""
     try:
         doc = json.loads(body)
     except ValueError as err:
         raise BadInput(f"body is not JSON: {err}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
-        raise BadInput('body must be a JSON object with "inputs": [{name, shape, datatype, data}]')
-    if len(doc["inputs"]) != 1:
-        raise BadInput(f"expected exactly 1 input tensor, got {len(doc['inputs'])}")
-    inp = doc["inputs"][0]
-    if not isinstance(inp, dict):
-        raise BadInput("inputs[0] must be an object {name, shape, datatype, data}")
-    if inp.get("datatype") != "FP32":
-        raise BadInput(
-            f"input {inp.get('name')!r}: datatype must be FP32, got {inp.get('datatype')}"
-        )
-    try:
-        shape = [int(d) for d in inp["shape"]]
-        return np.asarray(inp["data"], dtype=np.float32).reshape(shape)
-    except KeyError as err:
-        raise BadInput(f"input {inp.get('name')!r}: missing {err}") from None
-    except (ValueError, TypeError) as err:
-        raise BadInput(f"input {inp.get('name')!r}: {err}") from None
+    named = {}
+    for k, inp in enumerate(_inputs_of(doc)):
+        name, datatype, shape = _tensor_meta(inp, f"inputs[{k}]", allowed)
+        try:
+            named[name] = np.asarray(inp["data"], dtype=NP_DTYPES[datatype]).reshape(shape)
+        except KeyError as err:
+            raise BadInput(f"input {name!r}: missing {err}") from None
+        except (ValueError, TypeError) as err:
+            raise BadInput(f"input {name!r}: {err}") from None
+    return named, _binary_out(doc)
 
 
-def oip_grpc_input(request: Any) -> np.ndarray:
-    """The one FP32 input of a ``ModelInferRequest`` (raw bytes or typed contents), shaped."""
-    if len(request.inputs) != 1:
-        raise BadInput(f"expected exactly 1 input tensor, got {len(request.inputs)}")
-    inp = request.inputs[0]
-    if inp.datatype != "FP32":
-        raise BadInput(f"input {inp.name!r}: datatype must be FP32, got {inp.datatype}")
-    shape = [int(d) for d in inp.shape]
+def oip_binary_input(
+    body: bytes, header_length: str, allowed: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], bool]:
+    """A request of the binary tensor extension (Triton v2.51.0
+    docs/protocol/extension_binary_data.md): the JSON header's inputs give each tensor's
+    ``binary_data_size``; their bytes follow the header in the same order and must fill the body
+    exactly (a short or long body is refused, as Triton's src/http_server.cc does)."""
     try:
-        if request.raw_input_contents:
-            flat = np.frombuffer(request.raw_input_contents[0], dtype="<f4")
-        else:
-            flat = np.asarray(inp.contents.fp32_contents, dtype=np.float32)
-        return flat.reshape(shape)
+        n = int(header_length)
+    except ValueError:
+        raise BadInput(f"{INFER_HEADER_LENGTH}: not an integer: {header_length!r}") from None
+    if not 0 < n <= len(body):
+        raise BadInput(f"{INFER_HEADER_LENGTH} {n} outside the body's {len(body)} bytes")
+    try:
+        doc = json.loads(body[:n])
     except ValueError as err:
-        raise BadInput(f"input {inp.name!r}: {err}") from None
+        raise BadInput(f"the first {n} bytes are not a JSON header: {err}") from None
+    named, offset = {}, n
+    for k, inp in enumerate(_inputs_of(doc)):
+        name, datatype, shape = _tensor_meta(inp, f"inputs[{k}]", allowed)
+        size = (inp.get("parameters") or {}).get("binary_data_size")
+        if size is None:  # this input travels as JSON data
+            try:
+                named[name] = np.asarray(inp["data"], dtype=NP_DTYPES[datatype]).reshape(shape)
+            except (KeyError, ValueError, TypeError) as err:
+                raise BadInput(f"input {name!r}: {err}") from None
+            continue
+        if not isinstance(size, int) or size < 0 or offset + size > len(body):
+            raise BadInput(
+                f"input {name!r}: binary_data_size {size!r}, {len(body) - offset} bytes left"
+            )
+        dtype = np.dtype(NP_DTYPES[datatype])
+        if size != dtype.itemsize * int(np.prod(shape)):
+            raise BadInput(
+                f"input {name!r}: {size} bytes do not hold {datatype} {shape} "
+                f"({dtype.itemsize * int(np.prod(shape))} bytes)"
+            )
+        named[name] = np.frombuffer(body, dtype=dtype, count=size // dtype.itemsize, offset=offset)
+        named[name] = named[name].reshape(shape)
+        offset += size
+    if offset != len(body):
+        raise BadInput(f"{len(body) - offset} bytes after the last input's binary data")
+    return named, _binary_out(doc)
+
+
+def oip_grpc_input(request: Any, allowed: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """A ``ModelInferRequest``'s tensors by name (raw bytes in order, or typed contents)."""
+    named = {}
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise BadInput(f"{len(request.inputs)} inputs but {len(raw)} raw_input_contents")
+    for k, inp in enumerate(request.inputs):
+        _check_datatype(inp.name, inp.datatype, allowed)
+        shape = [int(d) for d in inp.shape]
+        try:
+            if raw:
+                flat = np.frombuffer(raw[k], dtype=NP_DTYPES[inp.datatype])
+            elif inp.datatype == "FP32":
+                flat = np.asarray(inp.contents.fp32_contents, dtype=np.float32)
+            else:
+                flat = np.asarray(inp.contents.int64_contents or inp.contents.int_contents)
+                flat = flat.astype(NP_DTYPES[inp.datatype])
+            named[inp.name] = flat.reshape(shape)
+        except ValueError as err:
+            raise BadInput(f"input {inp.name!r}: {err}") from None
+    return named
 
 
 def app(args: dict[str, Any]) -> Any:

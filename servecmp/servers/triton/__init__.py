@@ -5,7 +5,8 @@ a placeholder), run directly from ``.venv-triton`` with a generated model reposi
 (``config.pbtxt`` + ``servecmp/servers/triton/model.py``, which runs the TorchScript through
 torch). Most Triton users serve PyTorch through the libtorch (PyTorch) or ONNX Runtime backends,
 which are not obtainable here: every figure is "Triton (Python backend)", the Python stub and
-its shared-memory hop included. Protocols: Open Inference Protocol v2 REST (JSON) and gRPC.
+its shared-memory hop included. Protocols: Open Inference Protocol v2 REST (JSON tensors, and
+the binary tensor extension as a native extra) and gRPC.
 Importing this package stays cheap (no torch, no grpc stubs).
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from servecmp.experiment import Encoding, Protocol
+from servecmp.load.clients.oip_spec import OIP_PROTOCOLS
 from servecmp.servers.base import (
     FairnessRow,
     Port,
@@ -71,20 +72,15 @@ class TritonAdapter(ServerAdapter):
     label: ClassVar[str] = "Triton 2.51 (Python backend)"
     short_label: ClassVar[str] = "Triton"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
-    protocols: ClassVar[tuple[ProtocolSpec, ...]] = (
-        ProtocolSpec(
-            Protocol.rest, (Encoding.oip,), "servecmp.load.clients.oip_rest:OipRestClient"
-        ),
-        ProtocolSpec(
-            Protocol.grpc, (Encoding.oip,), "servecmp.load.clients.oip_grpc:OipGrpcClient"
-        ),
-    )
+    protocols: ClassVar[tuple[ProtocolSpec, ...]] = OIP_PROTOCOLS
     baseline: ClassVar[str | None] = "pytorch-inprocess"
     chart: ClassVar[str | None] = "triton"
     wire: ClassVar[Wire | None] = WIRE
     metrics: ClassVar[ServerMetrics | None] = METRICS
     search_space: ClassVar[SearchSpace | None] = SEARCH_SPACE
     server_batching: ClassVar[bool] = True
+    # several (or integer) inputs: model.py runs every input of config.pbtxt (rendered from the card's inputs)
+    multi_input: ClassVar[bool] = True
     fairness: ClassVar[tuple[FairnessRow, ...]] = (
         FairnessRow("resources.cpus", "CPU set (local) / CPU limit (k8s)", "= resources.cpus"),
         FairnessRow("resources.memory_mib", "memory limit (k8s); no server knob", "= memory_mib"),

@@ -12,9 +12,10 @@ numpy live in ``.venv-triton``: the launcher passes that venv's site-packages in
 r24.10 ``src/stub_launcher.cc`` forks and execs ``bash -c``), put first on ``sys.path`` before
 numpy is imported. The cluster image installs them into the system Python instead.
 
-Per request: inputs of every request in the (dynamic) batch are concatenated along the batch
-axis, run once, and split back, so Triton's batcher (``config.pbtxt`` ``dynamic_batching``)
-decides how many examples share a forward pass. ``parameters.intra_op_threads`` sets
+Per request: each input (several for a token model: ids and a mask, in config.pbtxt's order) of
+every request in the (dynamic) batch is concatenated along the batch axis, the model runs once
+on them all, and its output is split back, so Triton's batcher (``config.pbtxt``
+``dynamic_batching``) decides how many examples share a forward pass. ``parameters.intra_op_threads`` sets
 ``torch.set_num_threads`` in this instance's process (each instance is its own stub process).
 """
 
@@ -45,7 +46,9 @@ class TritonPythonModel:
         self.threads = int(params.get("intra_op_threads") or 0)
         if self.threads > 0:
             torch.set_num_threads(self.threads)
-        self.input_name = config["input"][0]["name"]
+        # every input of config.pbtxt, in its order (token ids and a mask: the forward's order);
+        # Triton has checked each one's datatype and dims against it before execute
+        self.input_names = [i["name"] for i in config["input"]]
         self.output_name = config["output"][0]["name"]
         path = os.path.join(args["model_repository"], args["model_version"], MODEL_FILE)
         self.module = torch.jit.load(path, map_location="cpu").eval()
@@ -55,17 +58,19 @@ class TritonPythonModel:
         if self.threads > 0 and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         try:
-            xs = [
-                pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests
+            per_input = [
+                [pb_utils.get_input_tensor_by_name(r, n).as_numpy() for r in requests]
+                for n in self.input_names
             ]
+            tensors = [torch.from_numpy(np.concatenate(xs)) for xs in per_input]
             with torch.inference_mode():
-                out = self.module(torch.from_numpy(np.concatenate(xs))).numpy()
+                out = self.module(*tensors).numpy()
         except Exception as err:  # every request of the batch gets the reason
             error = pb_utils.TritonError(f"{type(err).__name__}: {err}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
         responses = []
         start = 0
-        for x in xs:
+        for x in per_input[0]:
             part = np.ascontiguousarray(out[start : start + x.shape[0]], dtype=np.float32)
             responses.append(pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, part)]))
             start += x.shape[0]
