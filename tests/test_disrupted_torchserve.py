@@ -67,7 +67,18 @@ def test_worker_killed_mid_step_marks_the_step_disrupted(
 
     worker = _worker(root)
     name = worker.name()
-    killer = threading.Thread(target=lambda: (time.sleep(3.0), worker.send_signal(signal.SIGKILL)))
+
+    def kill_once_loaded() -> None:
+        # Kill once the step's load reaches the worker (its CPU time grows), not after a fixed
+        # delay: on a loaded machine the step process can take longer than any fixed delay to
+        # start, and a kill before the step snapshots the tree is not "during the step".
+        idle = sum(worker.cpu_times()[:2])
+        deadline = time.monotonic() + 60
+        while sum(worker.cpu_times()[:2]) < idle + 0.3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_once_loaded)
     killer.start()
     try:
         hit = run_step(spec("worker-killed"), tmp_path)
