@@ -13,6 +13,7 @@ from typing import Any
 
 import psutil
 import pytest
+import requests
 
 from servecmp.experiment import Load, Stability, Target
 from servecmp.load.engine.runner import run_step
@@ -34,6 +35,16 @@ def _worker(root: int) -> psutil.Process:
         if "python" in p.name() and any("model_service_worker" in a for a in p.cmdline()):
             return p
     raise AssertionError("no TorchServe worker process found")
+
+
+def _requests_served(metrics_url: str) -> float:
+    """TorchServe's REST inference requests so far (its Prometheus counter, every model)."""
+    text = requests.get(metrics_url, timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("ts_inference_requests_total{")
+    )
 
 
 def test_worker_killed_mid_step_marks_the_step_disrupted(
@@ -67,18 +78,20 @@ def test_worker_killed_mid_step_marks_the_step_disrupted(
 
     worker = _worker(root)
     name = worker.name()
+    served = _requests_served(server.endpoints.metrics_url)
 
-    def kill_once_loaded() -> None:
-        # Kill once the step's load reaches the worker (its CPU time grows), not after a fixed
-        # delay: on a loaded machine the step process can take longer than any fixed delay to
-        # start, and a kill before the step snapshots the tree is not "during the step".
-        idle = sum(worker.cpu_times()[:2])
-        deadline = time.monotonic() + 60
-        while sum(worker.cpu_times()[:2]) < idle + 0.3 and time.monotonic() < deadline:
+    def kill_under_load() -> None:
+        # Once the step's requests reach the server, its process tree was read (the step reads
+        # it before its clients connect): the kill lands inside the step however long the step
+        # process took to start (a fixed 3 s wait fell before it on a loaded machine).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if _requests_served(server.endpoints.metrics_url) >= served + 10:
+                break
             time.sleep(0.05)
         worker.send_signal(signal.SIGKILL)
 
-    killer = threading.Thread(target=kill_once_loaded)
+    killer = threading.Thread(target=kill_under_load)
     killer.start()
     try:
         hit = run_step(spec("worker-killed"), tmp_path)

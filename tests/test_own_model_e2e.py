@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+import run_budget
 import torch
 import yaml
 from torch import nn
@@ -71,7 +72,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "stability": {"window_s": 1.0, "windows": 2, "max_windows": 2},
             "burn_in": {"max_s": 2.0, "window_s": 0.5},
         },
-        "friction": {"startups": 1},
+        "friction": run_budget.friction(),
     }
     (root / "exp.yaml").write_text(yaml.safe_dump(exp))
     runs = root / "runs"
@@ -205,7 +206,7 @@ def token_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "burn_in": {"max_s": 2.0, "window_s": 0.5},
         },
         # short update/kill timelines: five servers' probes, the same short span for each
-        "friction": {"startups": 1, "event_load": {"rate": 5, "before_s": 1, "after_s": 2}},
+        "friction": run_budget.friction(),
     }
     (root / "exp.yaml").write_text(yaml.safe_dump(exp))
     runs = root / "runs"

@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 import pytest
+import run_budget
 import yaml
 
 from servecmp.experiment import parse_experiment
@@ -49,9 +50,10 @@ TINY = {
         "warmup_s": 0.5,
         "stability": {"window_s": 1.0, "windows": 2, "max_windows": 3},
         "repeats": 2,
-        "burn_in": {"max_s": 3.0, "window_s": 0.5},
+        "burn_in": {"max_s": 1.5, "window_s": 0.5},
     },
-    "friction": {"startups": 3},
+    # two start-ups show that each is measured and stored with its index
+    "friction": run_budget.friction(startups=2),
 }
 
 
@@ -267,7 +269,7 @@ def _start_run(
         repeats=1,
         stability={"window_s": 1.5, "windows": 2, "max_windows": 4},
     )
-    exp["friction"] = {"startups": 1}
+    exp["friction"] = run_budget.friction()
     tmp_path.mkdir(parents=True, exist_ok=True)
     exp_path = tmp_path / f"{name}.yaml"
     exp_path.write_text(yaml.safe_dump(exp))
@@ -336,7 +338,11 @@ def test_torchserve_killed_mid_run_keeps_earlier_steps(
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    proc, run_dir, log = _start_run(tmp_path, tiny_run_exports, "kill", "--no-prometheus")
+    # one level: the kill lands in the second of two steps (a step's windows alone outlast the
+    # 1 s wait), and every step after it would only count errors against a dead server
+    proc, run_dir, log = _start_run(
+        tmp_path, tiny_run_exports, "kill", "--no-prometheus", concurrency=(1,)
+    )
     try:
         steps_file = run_dir / "steps.jsonl"
         first = steps_file.read_text()

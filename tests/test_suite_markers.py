@@ -97,3 +97,56 @@ def test_the_checker_finds_an_unmarked_load_test(tmp_path: Path) -> None:
 def test_every_test_that_sends_load_is_left_out_of_test_fast() -> None:
     found = [t for p in sorted(TESTS.glob("test_*.py")) for t in unmarked_load_tests(p)]
     assert not found, "mark these @pytest.mark.load (docs/testing.md):\n" + "\n".join(found)
+
+
+def long_event_frictions(path: Path) -> list[str]:
+    """Experiment ``friction`` settings written as a dict literal without ``event_load``: a run
+    of it holds the update and kill probes' load for the 10 s + 20 s default timeline each
+    (tests/run_budget.py gives the short one)."""
+    out: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        values: list[ast.expr] = []
+        if isinstance(node, ast.Dict):
+            values = [
+                v
+                for k, v in zip(node.keys, node.values, strict=True)
+                if isinstance(k, ast.Constant) and k.value == "friction"
+            ]
+        elif isinstance(node, ast.Assign):
+            values = [
+                node.value
+                for t in node.targets
+                if isinstance(t, ast.Subscript)
+                and isinstance(t.slice, ast.Constant)
+                and t.slice.value == "friction"
+            ]
+        elif isinstance(node, ast.Call):
+            values = [kw.value for kw in node.keywords if kw.arg == "friction"]
+        for v in values:
+            keys = (
+                {k.value for k in v.keys if isinstance(k, ast.Constant)}
+                if isinstance(v, ast.Dict)
+                else {"event_load"}
+            )
+            if "event_load" not in keys:
+                out.append((v.lineno, f"{path.name}:{v.lineno}"))
+    return [where for _, where in sorted(out)]
+
+
+def test_the_checker_finds_a_friction_without_event_load(tmp_path: Path) -> None:
+    f = tmp_path / "test_x.py"
+    f.write_text(
+        'EXP = {"targets": [], "friction": {"startups": 1}}\n'
+        'EXP["friction"] = {"startups": 2}\n'
+        'OTHER = dict(EXP, friction={"startups": 1})\n'
+        'OK = {"friction": {"startups": 1, "event_load": {"before_s": 1.0}}}\n'
+        'ALSO_OK = {"friction": run_budget.friction()}\n'
+    )
+    assert long_event_frictions(f) == ["test_x.py:1", "test_x.py:2", "test_x.py:3"]
+
+
+def test_every_experiment_in_the_tests_shortens_its_event_timelines() -> None:
+    found = [t for p in sorted(TESTS.glob("test_*.py")) for t in long_event_frictions(p)]
+    assert not found, (
+        "set friction.event_load (tests/run_budget.py friction()) in these:\n" + "\n".join(found)
+    )

@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 import pytest
+import run_budget
 import yaml
 
 from servecmp.experiment import parse_experiment
@@ -44,10 +45,10 @@ EXP = {
         "concurrency": [2],
         "warmup_s": 0.5,
         "stability": {"window_s": 1.0, "windows": 2, "max_windows": 3},
-        "burn_in": {"max_s": 3.0, "window_s": 0.5},
+        "burn_in": {"max_s": 1.5, "window_s": 0.5},
     },
     "resources": {"cpus": 1, "memory_mib": 1536},
-    "friction": {"startups": 2},
+    "friction": run_budget.friction(startups=2),
 }
 
 
@@ -239,8 +240,9 @@ def test_an_invisible_container_pid_is_a_reported_failure_and_leaves_nothing(
 def test_ctrl_c_removes_the_container(
     shim_env: Path, tmp_path: Path, tiny_run_exports: Any
 ) -> None:
-    # two levels: the signal lands while the second step runs (the first is on disk by then)
-    exp = dict(EXP, load=dict(EXP["load"], concurrency=[1, 2]))
+    # two levels: the signal lands while the second step runs (the first is on disk by then);
+    # one start-up: the signal is the point, not repeated cold starts
+    exp = dict(EXP, load=dict(EXP["load"], concurrency=[1, 2]), friction=run_budget.friction())
     exp_path = tmp_path / "exp.yaml"
     exp_path.write_text(yaml.safe_dump(exp))
     log = (tmp_path / "run.log").open("w")
@@ -290,8 +292,9 @@ def test_kill_9_of_servecmp_run_leaves_no_container(
     group (SIGTERM, which the proxy passes on; without --init the server is PID 1 and ignores
     it) and sweeps the run token, which a container's environment never holds: only the run
     label finds the container."""
-    # two levels: the signal lands while the second step runs (the first is on disk by then)
-    exp = dict(EXP, load=dict(EXP["load"], concurrency=[1, 2]))
+    # two levels: the signal lands while the second step runs (the first is on disk by then);
+    # one start-up: the signal is the point, not repeated cold starts
+    exp = dict(EXP, load=dict(EXP["load"], concurrency=[1, 2]), friction=run_budget.friction())
     exp_path = tmp_path / "exp.yaml"
     exp_path.write_text(yaml.safe_dump(exp))
     log = (tmp_path / "run.log").open("w")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import run_budget
 import yaml
 
 from servecmp.experiment import load_experiment, parse_experiment
@@ -42,9 +43,8 @@ TINY: dict[str, Any] = {
         "burn_in": {"max_s": 1.5, "window_s": 0.5},
     },
     "resources": {"cpus": 1},
-    "friction": {
-        "startups": 1
-    },  # friction repeats are tested in test_friction_probes/test_run_local
+    # friction repeats are tested in test_friction_probes/test_run_local
+    "friction": run_budget.friction(),
 }
 
 
@@ -227,27 +227,79 @@ def _shortened(path: Path) -> dict[str, Any]:
     # by any level; the sweep over levels is tested in test_engine_* and test_run_local
     load["concurrency"] = load["concurrency"][:1]
     load["burn_in"] = {"max_s": 1.5, "window_s": 0.5}
-    data["friction"] = {"startups": 1}
+    data["friction"] = run_budget.friction()
     load["rates"] = load["rates"][:2]
     return data
 
 
-# zoo-*.yaml differ from quick.yaml only in their model and sizing, both replaced here (tiny,
-# shortened load): running them would repeat quick.yaml's case, never their own models
-@pytest.mark.torchserve
-@pytest.mark.parametrize(
-    "name",
-    sorted(
-        p.name
+def _covers(run: dict[str, Any], other: dict[str, Any]) -> bool:
+    """``run``'s shortened run exercises everything ``other``'s would: the same settings, and
+    every target of ``other`` among its own."""
+    a, b = dict(run), dict(other)
+    for d in (a, b):
+        for key in ("name", "description"):
+            d.pop(key, None)
+    targets_a, targets_b = a.pop("targets"), b.pop("targets")
+    return a == b and all(t in targets_a for t in targets_b)
+
+
+def _experiment_files() -> dict[str, dict[str, Any]]:
+    # zoo-*.yaml differ from quick.yaml only in their model and sizing, both replaced here (tiny,
+    # shortened load): running them would repeat quick.yaml's case, never their own models
+    files = sorted(
+        p
         for p in (ROOT / "loadtests" / "experiments").glob("*.yaml")
         if not p.name.startswith("zoo-")
-    ),
-)
+    )
+    return {p.name: _shortened(p) for p in files}
+
+
+def _split_by_shape(
+    shortened: dict[str, dict[str, Any]],
+) -> tuple[list[str], dict[str, str]]:
+    """The files to run (one per distinct shortened shape, the one with most targets first) and,
+    for each other file, the run file that covers it."""
+    order = sorted(shortened, key=lambda n: (-len(shortened[n]["targets"]), n))
+    run: list[str] = []
+    covered: dict[str, str] = {}
+    for name in order:
+        by = next((r for r in run if _covers(shortened[r], shortened[name])), None)
+        if by is None:
+            run.append(name)
+        else:
+            covered[name] = by
+    return sorted(run), covered
+
+
+SHORTENED = _experiment_files()
+RUN_FILES, COVERED_FILES = _split_by_shape(SHORTENED)
+
+
+def test_covers_needs_the_same_settings_and_a_subset_of_targets() -> None:
+    base = {"name": "a", "targets": [{"server": "x"}, {"server": "y"}], "load": {"rate": 1}}
+    assert _covers(base, dict(base, name="b", targets=[{"server": "y"}]))
+    assert not _covers(base, dict(base, targets=[{"server": "z"}]))
+    assert not _covers(base, dict(base, load={"rate": 2}))
+    run, covered = _split_by_shape({"big": base, "small": dict(base, targets=base["targets"][:1])})
+    assert run == ["big"] and covered == {"small": "big"}
+
+
+@pytest.mark.parametrize("name", sorted(COVERED_FILES))
+def test_experiment_file_of_a_shape_already_run_is_valid(name: str) -> None:
+    """A file whose shortened form a run file covers (same settings, its targets among the run
+    file's) is validated in full and shortened, without load: running it would repeat that run."""
+    load_experiment(ROOT / "loadtests" / "experiments" / name)
+    parse_experiment(SHORTENED[name], name)
+    assert COVERED_FILES[name] in RUN_FILES
+
+
+@pytest.mark.torchserve
+@pytest.mark.parametrize("name", RUN_FILES)
 def test_every_experiment_file_runs_shortened(name: str, tmp_path: Path, models: Path) -> None:
     _skip_without_torchserve()
     from servecmp.run.orchestrate import run_experiment
 
-    exp = parse_experiment(_shortened(ROOT / "loadtests" / "experiments" / name), name)
+    exp = parse_experiment(SHORTENED[name], name)
     run_dir = run_experiment(
         exp,
         runs_root=tmp_path / "runs",
