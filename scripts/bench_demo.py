@@ -42,7 +42,7 @@ EXPERIMENTS = ROOT / "loadtests" / "experiments"
 
 # name -> (experiment file, overrides applied after the --quick profile)
 DESIGNS: dict[str, tuple[Path, dict[str, Any]]] = {
-    # the demo as quick.yaml has it: 5 rounds of 0.75 s x 2 windows, same-protocol pairs side by
+    # the demo as quick.yaml has it: 4 rounds of 1 s x 2 windows, same-protocol pairs side by
     # side (ABBA over rounds), the in-process baselines in round 1 only
     "quick": (EXPERIMENTS / "quick.yaml", {}),
     # the design measured on 2026-12-07 (4 min 56 s; pairs resolved 8.1-29.2 %): 4 rounds of
@@ -56,11 +56,14 @@ DESIGNS: dict[str, tuple[Path, dict[str, Any]]] = {
         EXPERIMENTS / "quick.yaml",
         {"load.repeats": 6, "load.stability.window_s": 0.5},
     ),
-    # fewer, longer rounds: 4 rounds of 1 s x 2 windows, baselines once
-    "quick-r4-w1": (
+    # measured 2026-12-07 20:09-20:31 (docs/figures.md): 5 rounds, baselines once, windows of
+    # 0.75 s x 2 (5 min 26 s / 5 min 5 s; pairs 9.1-84.5 %) and of 1 s x 2 (5 min 13 s / 5 min 8 s;
+    # 7.1-33.5 %): neither resolved better than 4 rounds, both over 5 minutes
+    "quick-r5-w0.75": (
         EXPERIMENTS / "quick.yaml",
-        {"load.repeats": 4, "load.stability.window_s": 1.0},
+        {"load.repeats": 5, "load.stability.window_s": 0.75},
     ),
+    "quick-r5-w1": (EXPERIMENTS / "quick.yaml", {"load.repeats": 5}),
     # burn-in off, and a longer one (3 s windows, up to 30 s): does TorchServe's first round
     # still lag (scripts/burnin_effect.py on the runs)? On the 2026-12-07 runs that lag was most
     # of the REST pairs' round-to-round noise.

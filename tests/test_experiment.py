@@ -105,7 +105,7 @@ def test_quick_profile_interleaves_at_least_three_repeats() -> None:
     from servecmp.run.orchestrate import QUICK_STABILITY, quick_profile
 
     exp = quick_profile(load_experiment(ROOT / "loadtests" / "experiments" / "quick.yaml"))
-    assert exp.load.repeats == 5 and exp.load.warmup_s <= 0.5  # quick.yaml's rounds are kept
+    assert exp.load.repeats == 4 and exp.load.warmup_s <= 0.5  # quick.yaml's rounds are kept
     assert exp.load.baseline_rounds == "first"  # the references once, the pairs every round
     assert exp.load.stability.window_s == QUICK_STABILITY["window_s"]
     # a file's shorter windows and fewer repeats: the windows kept, the repeats raised to 3

@@ -142,7 +142,7 @@ def paired_verdict(
     resolution = max(MIN_REL_DIFF, math.expm1((hi - lo) / 2))
     change = math.expm1(mean)
     sig = (lo > 0 or hi < 0) and abs(change) > MIN_REL_DIFF
-    stable = sig and reproducible(math.expm1(lo), math.expm1(hi))
+    stable = sig and reproducible(math.expm1(lo), math.expm1(hi), len(pairs))
     return Verdict(
         a,
         b,
@@ -160,20 +160,37 @@ def paired_verdict(
     )
 
 
-def reproducible(lo: float, hi: float) -> bool:
+# How much wider a rerun's interval may be: its noise estimate's one-sided upper confidence
+# bound at this level (chi-square on n-1 degrees of freedom). Four recorded idle demo runs of
+# 2026-12-07 had a pair's round-to-round noise differ up to 2.5x between two runs of one commit.
+RERUN_NOISE_CONFIDENCE = 0.90
+
+
+def rerun_width_factor(n_pairs: int) -> float:
+    """The factor by which a rerun's interval may be wider than this one's: the upper confidence
+    bound of sd / sd-estimate from ``n_pairs`` rounds (1 when nothing is known)."""
+    if n_pairs < 2:
+        return 1.0
+    df = n_pairs - 1
+    return math.sqrt(df / float(stats.chi2.ppf(1 - RERUN_NOISE_CONFIDENCE, df)))
+
+
+def reproducible(lo: float, hi: float, n_pairs: int | None = None) -> bool:
     """Whether a paired verdict whose relative difference has the interval [lo, hi] (as the
     report shows it) would be called again by a second run of the same commit: the interval's
-    near edge clears zero by more than the resolving power (the half-width of the log-ratio's
-    interval as a relative difference, at least MIN_REL_DIFF).
+    near edge clears zero by more than the rerun's resolving power, at least MIN_REL_DIFF.
 
     Why that margin: a rerun's estimate lands inside this run's interval (two demo runs of one
-    commit put all six summary estimates inside the first run's intervals) and its own interval
-    is about as wide. Its estimate is then at least the near edge away from zero, and an interval
-    of the same half-width around it still excludes zero and the MIN_REL_DIFF threshold only when
-    that edge exceeds both. Judged on the relative figures the reader sees, which is at least
-    as strict as the same test on log-ratios."""
+    commit put all six summary estimates inside the first run's intervals), so it is at least
+    the near edge away from zero; the rerun calls it again when its own interval's half-width is
+    smaller. That half-width is this one's times :func:`rerun_width_factor` (``n_pairs`` rounds):
+    a noise estimate from a few rounds is itself uncertain, and a rerun as wide as this run
+    called "stable" what a noisier rerun did not. Judged on the relative figures the reader sees,
+    at least as strict as the same test on log-ratios."""
     near = min(abs(lo), abs(hi)) if lo > 0 or hi < 0 else 0.0
     half = (math.log1p(hi) - math.log1p(lo)) / 2
+    if n_pairs is not None:
+        half *= rerun_width_factor(n_pairs)
     return near > max(math.expm1(half), MIN_REL_DIFF)
 
 
