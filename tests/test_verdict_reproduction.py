@@ -27,10 +27,12 @@ pytestmark = pytest.mark.usefixtures("test_registry_with_kserve")
 
 # Pairs of idle-machine demo runs of one commit (scripts/record_verdict_fixture.py): 4 rounds of
 # 1 s windows (17:39-17:50), 5 rounds of 0.75 s windows (20:09-20:20), 5 rounds of 1 s windows
-# (20:20-20:31), all 2026-12-07.
+# (20:20-20:31), all 2026-12-07; the demo's design once more below.
 RECORDED = [
     pytest.param(FIXTURE, id="r4-w1"),
     pytest.param(FIXTURE.with_name("verdict_reproduction_r5w075.json"), id="r5-w0.75"),
+    # the demo's design: 4 rounds of 1 s windows, baselines once (20:34-20:43)
+    pytest.param(FIXTURE.with_name("verdict_reproduction_r4w1_once.json"), id="r4-w1-once"),
     pytest.param(
         FIXTURE.with_name("verdict_reproduction_r5w1.json"),
         id="r5-w1",
