@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import subprocess
 import sys
 from contextlib import redirect_stdout
@@ -323,7 +324,7 @@ def test_the_jobs_shell_command_hands_the_metrics_page_to_servecmp_steps(
     bin_dir.mkdir()
     shim = bin_dir / "servecmp"  # prints what the real parser made of its arguments
     shim.write_text(
-        f"#!/bin/sh\nexec {sys.executable} -c 'import json, sys; from servecmp.cli import "
+        f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -c 'import json, sys; from servecmp.cli import "
         "build_parser; print(json.dumps(vars(build_parser().parse_args(sys.argv[1:])), "
         'default=str))\' "$@"\n'
     )
