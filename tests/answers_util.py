@@ -41,6 +41,19 @@ def binary_vs_json(server: LocalServer, payloads: Any, timeout_s: float = 10.0) 
     return out
 
 
+def assert_binary_answers_as_json_in_fewer_bytes(got: dict[str, Any], n: int) -> None:
+    """What :func:`binary_vs_json` found: every answer ok both ways, the same float32 bits
+    whatever the wire, and every request and response smaller in binary."""
+    import numpy as np
+
+    js, binary = got["oip"], got["oip-binary"]
+    assert js["outcomes"] == binary["outcomes"] == ["ok"] * n
+    for a, b in zip(js["logits"], binary["logits"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert all(b < j for b, j in zip(binary["request_bytes"], js["request_bytes"], strict=True))
+    assert all(b < j for b, j in zip(binary["response_bytes"], js["response_bytes"], strict=True))
+
+
 def malformed_binary(
     server: LocalServer, payloads: Any, cut: int, timeout_s: float = 10.0
 ) -> list[Any]:

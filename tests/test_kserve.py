@@ -18,7 +18,12 @@ import numpy as np
 import psutil
 import pytest
 import requests
-from answers_util import binary_vs_json, malformed_binary, outcomes
+from answers_util import (
+    assert_binary_answers_as_json_in_fewer_bytes,
+    binary_vs_json,
+    malformed_binary,
+    outcomes,
+)
 
 from servecmp.experiment import Encoding, Protocol, Target, parse_experiment
 from servecmp.servers import registry
@@ -412,15 +417,7 @@ def test_binary_tensor_extension_answers_as_json_does_in_fewer_bytes(
     """kserve 0.21.0 decodes a body carrying ``inference-header-content-length``
     (protocol/dataplane.py, InferRequest.from_bytes) and answers binary outputs for
     ``binary_data_output`` (InferRequest.use_binary_outputs, InferResponse.to_rest)."""
-    import numpy as np
-
-    got = binary_vs_json(kserve_server, _payloads(4))
-    js, binary = got["oip"], got["oip-binary"]
-    assert js["outcomes"] == binary["outcomes"] == ["ok"] * 4
-    for a, b in zip(js["logits"], binary["logits"], strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert all(b < j for b, j in zip(binary["request_bytes"], js["request_bytes"], strict=True))
-    assert all(b < j for b, j in zip(binary["response_bytes"], js["response_bytes"], strict=True))
+    assert_binary_answers_as_json_in_fewer_bytes(binary_vs_json(kserve_server, _payloads(4)), 4)
 
 
 @needs_venv
