@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import run_budget
 
 from servecmp.experiment import parse_experiment
 from servecmp.models.runcard import read_run_card
@@ -91,3 +92,51 @@ def test_a_run_of_two_servers_holds_only_their_configs_and_records(
     one.prepare()
     assert [p.name for p in (one.run_dir / "configs").iterdir()] == ["kserve"]
     assert {r.server for r in read_friction(one.run_dir)[0]} == {"kserve"}
+
+
+@pytest.mark.heavy
+@pytest.mark.load
+def test_the_progress_total_counts_only_the_steps_that_run(
+    tmp_path: Path, tiny_run_exports: Callable[[Path], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that cannot start takes no step: the bar's total drops its steps, so a run that
+    finishes ends at N/N (it ended at 42/64 when TF Serving's binary was missing)."""
+    from servecmp.run.orchestrate import LocalRun
+    from servecmp.servers.torchserve.local import TorchServeServer
+
+    monkeypatch.setattr(TorchServeServer, "availability", classmethod(lambda cls: "no java here"))
+    exp = parse_experiment(
+        {
+            "name": "bar",
+            "model": "tiny",
+            "seed": 1234,
+            "targets": [
+                {"server": "torchserve", "protocol": "rest"},
+                {"server": "torchserve", "protocol": "grpc"},
+                {"server": "pytorch", "protocol": "inprocess"},
+            ],
+            "payload": {"distinct_inputs": 4},
+            "load": {
+                "profile": "closed_loop",
+                "concurrency": [1],
+                "warmup_s": 0.2,
+                "stability": {"window_s": 0.5, "windows": 2, "max_windows": 2},
+                "repeats": 2,
+                "burn_in": {"max_s": 0},
+            },
+            "friction": run_budget.friction(),
+        }
+    )
+    run = LocalRun(
+        exp,
+        run_dir=tmp_path / "run",
+        artifacts_root=tiny_run_exports(tmp_path / "b"),
+        prometheus=False,
+    )
+    totals: list[int] = []
+    advanced: list[str] = []
+    run.resize_progress, run.advance = totals.append, advanced.append
+    run.prepare()
+    run.run_all(list(exp.targets))
+    assert advanced == ["pytorch-inprocess", "pytorch-inprocess"]  # one step per round
+    assert totals == [len(advanced)]

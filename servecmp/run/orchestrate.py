@@ -32,6 +32,7 @@ everything measured so far; every child process is stopped on any exit path.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import shutil
 import time
@@ -159,7 +160,19 @@ def _progress(total: int) -> Iterator[Any]:
         console=console(),
     ) as prog:
         task = prog.add_task("", total=total)
-        yield lambda desc: prog.update(task, advance=1, description=desc)
+        yield _Bar(
+            advance=lambda desc: prog.update(task, advance=1, description=desc),
+            resize=lambda n: prog.update(task, total=n),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Bar:
+    """The progress bar's two handles: one step stored; the planned total once the run knows
+    which targets run (an unavailable server's steps are never taken)."""
+
+    advance: Callable[[str], None]
+    resize: Callable[[int], None]
 
 
 def ensure_artifacts(
@@ -222,6 +235,7 @@ class LocalRun:
         self.index = 0
         self.results: list[StepResult] = []
         self.advance: Any = lambda desc: None
+        self.resize_progress: Any = lambda total: None
         self._samplers: dict[str, Any] = {}
         self.burn_ins = BurnIns(
             exp,
@@ -705,6 +719,10 @@ class LocalRun:
                 )
             if baselines:
                 groups.append((None, baselines))
+            running = [t for _, group in groups for t in group]
+            self.resize_progress(
+                len(plan_steps(self.exp.load)) * planned_steps(self.exp.load, running)
+            )
             self.run_rounds(groups)
             while up:
                 server, group = up.pop(0)
@@ -872,11 +890,11 @@ def run_experiment(
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     watchdog.start(run_dir / "logs" / "watchdog.log")
     with (
-        _progress(len(plan_steps(exp.load)) * planned_steps(exp.load, targets)) as advance,
+        _progress(len(plan_steps(exp.load)) * planned_steps(exp.load, targets)) as bar,
         contextlib.ExitStack() as pin,
     ):
         pin.callback(watchdog.stop)
-        run.advance = advance
+        run.advance, run.resize_progress = bar.advance, bar.resize
         run.prepare()  # unpinned, so the provenance records every CPU the machine offers
         pin.enter_context(cpu_plan.pinned(gen_cpus))
         try:
