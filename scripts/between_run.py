@@ -24,6 +24,7 @@ from servecmp.report.between_run import (
     Term,
     by_family,
     estimate,
+    families_differ,
     fixture_pair,
     run_dirs_pair,
     terms,
@@ -53,6 +54,11 @@ def report(pairs: dict[str, tuple[Records, Records]]) -> list[str]:
     lines = [f"pooled: {_est(estimate(every))}"]
     for family, ts in sorted(by_family(every).items()):
         lines.append(f"  {family:<10} {_est(estimate(ts))}")
+    stat, df, p = families_differ(every)
+    lines.append(
+        f"a tau per family against one pooled: likelihood ratio {stat:.2f} on {df} df, p = {p:.2f}"
+        + (" (pool)" if p >= 0.05 else " (the families differ: consider a tau per family)")
+    )
     big = [t for t in every if abs(t.z) > 2]
     lines.append(
         f"verdicts that moved > 2 within-run standard errors: {len(big)}/{len(every)} "

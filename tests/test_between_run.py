@@ -124,6 +124,9 @@ def test_the_script_prints_tau_and_the_leave_one_out_check(
     assert out.startswith(f"pooled: tau = {BETWEEN_RUN.tau:.2%}")
     for family in ("throughput", "p50", "p99"):
         assert f"  {family} " in out
+    assert (
+        "a tau per family against one pooled: likelihood ratio 1.76 on 2 df, p = 0.42 (pool)" in out
+    )
     loo = out.split("leave one out")[1].splitlines()[1:]
     assert len(loo) == len(FIXTURES)
     assert all(ln.endswith("disagreements: none") for ln in loo), loo

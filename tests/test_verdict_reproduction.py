@@ -190,6 +190,10 @@ def test_summary_cells_say_whether_a_verdict_is_stable() -> None:
 def test_the_records_give_the_summary_s_own_verdicts(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "r", third_server=True, plan=repeated_rounds(3))
     md = build_report(run_dir).markdown.read_text()
+    # the rule with tau and its provenance in the method text and the provenance table; the
+    # rerun interval where a verdict is explained
+    assert NOISE_RULE in md and f"| stable-verdict rule | {BETWEEN_RUN.statement()} |" in md
+    assert "; a rerun lands in [" in md
     shown = [cell for rows in summary_tables(md).values() for row in rows[1:] for cell in row]
     recs = summary_inputs(load_run(run_dir))
     assert any(r["key"].startswith("rest/") for r in recs)

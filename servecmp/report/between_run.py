@@ -107,19 +107,40 @@ def _nll(tau: float, shift: np.ndarray, within: np.ndarray) -> float:
     return 0.5 * float(np.sum(np.log(var) + shift * shift / var))
 
 
-def estimate(found: Sequence[Term], confidence: float = CONFIDENCE) -> Estimate:
-    """tau by maximum likelihood with its profile-likelihood interval at ``confidence``, from
-    the compared verdicts (at least 2 with a within-run spread)."""
+def _data(found: Sequence[Term]) -> tuple[list[Term], tuple[np.ndarray, np.ndarray]]:
     use = [t for t in found if t.within > 0]  # an exact tie in every round has no spread to use
     if len(use) < 2:
         raise ValueError(f"need at least 2 verdicts compared across runs, got {len(use)}")
-    data = (np.array([t.shift for t in use]), np.array([t.within for t in use]))
+    return use, (np.array([t.shift for t in use]), np.array([t.within for t in use]))
+
+
+def _fit(data: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
+    """(tau, negative log-likelihood there)."""
     fit = optimize.minimize_scalar(
         _nll, bounds=(0.0, TAU_MAX), args=data, method="bounded", options={"xatol": 1e-7}
     )
     tau, best = float(fit.x), float(fit.fun)
     if _nll(0.0, *data) <= best:  # the bounded search does not try the boundary itself
         tau, best = 0.0, _nll(0.0, *data)
+    return tau, best
+
+
+def families_differ(found: Sequence[Term]) -> tuple[float, int, float]:
+    """Whether a tau per metric family fits better than one pooled tau: (likelihood-ratio
+    statistic, degrees of freedom, p-value), over the families with >= 2 verdicts."""
+    groups = [ts for ts in by_family(found).values() if len(ts) >= 2]
+    pooled = _fit(_data([t for ts in groups for t in ts])[1])[1]
+    apart = sum(_fit(_data(ts)[1])[1] for ts in groups)
+    stat = max(0.0, 2 * (pooled - apart))
+    df = len(groups) - 1
+    return stat, df, float(sps.chi2.sf(stat, df)) if df > 0 else 1.0
+
+
+def estimate(found: Sequence[Term], confidence: float = CONFIDENCE) -> Estimate:
+    """tau by maximum likelihood with its profile-likelihood interval at ``confidence``, from
+    the compared verdicts (at least 2 with a within-run spread)."""
+    use, data = _data(found)
+    tau, best = _fit(data)
     cut = float(sps.chi2.ppf(confidence, 1)) / 2
 
     def excess(x: float) -> float:
