@@ -17,7 +17,9 @@ per pair (docs/method.md, "Design of the demo"); noise: the standard deviation o
 log-ratios over the rounds. On a shared machine these figures say nothing: run it on an idle one.
 Default designs: quick, quick twice and previous — three runs, about 15 min.
 ``--predict`` runs nothing: from recorded runs (a run directory or a verdict fixture) it prints
-each pair's round-to-round noise and the resolving power that noise gives with N rounds.
+each pair's round-to-round noise, the resolving power that noise gives with N rounds, and the
+smallest difference N rounds would call stable: that one allows for the machine's between-run
+component (``stats.BETWEEN_RUN``, or ``--between-run``), which more rounds do not shrink.
 """
 
 from __future__ import annotations
@@ -212,19 +214,13 @@ def agreement(a: Outcome, b: Outcome) -> str:
 
 
 def inside(a: Outcome, b: Outcome) -> str:
-    """How many paired estimates of run ``b`` lie inside run ``a``'s interval: the premise of the
+    """How many paired estimates of run ``b`` lie inside run ``a``'s interval, and inside its
+    rerun interval (the interval widened by the between-run component): the premise of the
     stable-verdict rule (stats.reproducible)."""
-    from servecmp.report.reproduce import verdict_of
+    from servecmp.report.reproduce import landings
 
-    first = {r["key"]: verdict_of(r) for r in a.records}
-    n = hits = 0
-    for rec in b.records:
-        v1, v2 = first.get(rec["key"]), verdict_of(rec)
-        if v1 is None or v2 is None or v1.interval is None or v2.change is None:
-            continue
-        n += 1
-        hits += v1.interval[0] <= v2.change <= v1.interval[1]
-    return f"{hits}/{n}"
+    n, in_ci, in_rerun = landings(a.records, b.records)
+    return f"{in_ci}/{n} (rerun interval: {in_rerun}/{n})"
 
 
 def round_factor(n: int) -> float:
@@ -259,17 +255,41 @@ def log_ratios(rec: dict[str, Any]) -> list[float]:
     return [math.log(b / a) for _, (a, b) in rounds if a > 0 and b > 0]
 
 
-def _resolves(sd: float, n: int) -> str:
+def stable_floor(sd: float, n: int, tau: float) -> float:
+    """The smallest difference (b above a) that ``n`` rounds at noise ``sd`` call stable
+    (stats.reproducible): the rerun interval's near edge, m - sqrt(h^2 + (t sqrt(2) tau)^2),
+    must clear the rerun's half-width h x rerun_width_factor(n) and 5 %. Unlike the resolving
+    power h, it stays above t sqrt(2) tau however many rounds."""
+    from scipy import stats
+
+    from servecmp.report.stats import MIN_REL_DIFF, rerun_width_factor
+
     half = sd * round_factor(n)
-    return f"{sd:.1%} x {round_factor(n):.3f} = {half:.1%} (resolves >= {max(0.05, math.expm1(half)):.1%})"
+    t = float(stats.t.ppf(0.975, n - 1))
+    rerun = math.hypot(half, t * math.sqrt(2) * tau)
+    return math.expm1(rerun + max(half * rerun_width_factor(n), math.log1p(MIN_REL_DIFF)))
 
 
-def predicted_lines(runs: list[tuple[str, list[dict[str, Any]]]], n: int) -> list[str]:
+def _resolves(sd: float, n: int, tau: float) -> str:
+    half = sd * round_factor(n)
+    return (
+        f"{sd:.1%} x {round_factor(n):.3f} = {half:.1%} (resolves >= "
+        f"{max(0.05, math.expm1(half)):.1%}, stable >= {stable_floor(sd, n, tau):.1%})"
+    )
+
+
+def predicted_lines(
+    runs: list[tuple[str, list[dict[str, Any]]]], n: int, tau: float | None = None
+) -> list[str]:
     """Per recorded run and pair, and pooled over the runs (root mean square of the sds): the
-    round-to-round noise of the paired log-ratio and the resolving power it gives with ``n``
-    rounds of steps like the recorded ones; also without the first round, whose drift (a server
-    still warming up) a longer burn-in would remove if that is its cause."""
-    lines: list[str] = []
+    round-to-round noise of the paired log-ratio, the resolving power it gives with ``n``
+    rounds of steps like the recorded ones, and the smallest difference called stable with the
+    between-run component ``tau`` (None: stats.BETWEEN_RUN); also without the first round, whose
+    drift (a server still warming up) a longer burn-in would remove if that is its cause."""
+    from servecmp.report.stats import BETWEEN_RUN
+
+    tau = BETWEEN_RUN.tau if tau is None else tau
+    lines: list[str] = [f"between-run component tau = {tau:.2%} (log-ratio sd)"]
     pooled: dict[str, list[tuple[float, float | None]]] = {}
     for run_id, recs in runs:
         lines.append(f"{run_id}:")
@@ -279,19 +299,19 @@ def predicted_lines(runs: list[tuple[str, list[dict[str, Any]]]], n: int) -> lis
                 continue
             sd, later = statistics.stdev(d), statistics.stdev(d[1:]) if len(d) > 3 else None
             pooled.setdefault(rec["key"], []).append((sd, later))
-            text = f"  {rec['key']:<42} {len(d)} rounds -> {n}: {_resolves(sd, n)}"
+            text = f"  {rec['key']:<42} {len(d)} rounds -> {n}: {_resolves(sd, n, tau)}"
             if later is not None:
-                text += f"; without round 1: {_resolves(later, n)}"
+                text += f"; without round 1: {_resolves(later, n, tau)}"
             lines.append(text)
     if len(runs) > 1:
         lines.append(f"pooled over {len(runs)} runs:")
         for key, sds in pooled.items():
             sd = math.sqrt(statistics.fmean(x * x for x, _ in sds))
-            text = f"  {key:<42} {n} rounds: {_resolves(sd, n)}"
+            text = f"  {key:<42} {n} rounds: {_resolves(sd, n, tau)}"
             laters = [y for _, y in sds if y is not None]
             if laters:
                 later = math.sqrt(statistics.fmean(y * y for y in laters))
-                text += f"; without round 1: {_resolves(later, n)}"
+                text += f"; without round 1: {_resolves(later, n, tau)}"
             lines.append(text)
     return lines
 
@@ -325,6 +345,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "with --rounds rounds",
     )
     ap.add_argument("--rounds", type=int, default=5, help="rounds for --predict (at least 2)")
+    ap.add_argument(
+        "--between-run",
+        type=float,
+        metavar="TAU",
+        help="between-run component for --predict, a log-ratio sd such as 0.03 (default: "
+        "stats.BETWEEN_RUN; scripts/between_run.py estimates it from recorded pairs)",
+    )
     ap.add_argument("--timeout-min", type=float, default=12.0, help="bound on each run")
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "bench-demo")
     return ap.parse_args(argv)
@@ -335,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.predict is not None:
         if args.rounds < 2:
             raise SystemExit(f"--rounds {args.rounds}: a paired interval needs at least 2 rounds")
-        print("\n".join(predicted_lines(recorded_runs(args.predict), args.rounds)))
+        tau = args.between_run
+        if tau is not None and not (math.isfinite(tau) and 0 <= tau < 1):
+            raise SystemExit(f"--between-run {tau}: expected a log-ratio sd in [0, 1), e.g. 0.03")
+        print("\n".join(predicted_lines(recorded_runs(args.predict), args.rounds, tau)))
         return 0
     designs: dict[str, tuple[Path, dict[str, Any]]] = {}
     for item in args.design or DEFAULT_DESIGNS:

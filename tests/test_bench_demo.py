@@ -90,3 +90,34 @@ def test_predict_refuses_what_is_not_a_run_or_a_fixture(tmp_path: Path) -> None:
         _bench().recorded_runs(bad)
     with pytest.raises(SystemExit, match="at least 2 rounds"):
         _bench().main(["--predict", str(bad), "--rounds", "1"])
+
+
+def test_predict_states_what_would_be_called_stable_with_the_between_run_component() -> None:
+    """--predict's "stable >=" is the stable rule's threshold (stats.reproducible) at that noise,
+    rounds and tau; with tau > 0 more rounds cannot bring it under t(n-1) sqrt(2) tau."""
+    from scipy import stats
+
+    from servecmp.report.stats import BETWEEN_RUN, reproducible
+
+    b = _bench()
+    for sd, n, tau in [(0.08, 4, 0.0), (0.08, 4, 0.03), (0.2, 5, 0.05), (0.01, 20, 0.04)]:
+        floor, half = b.stable_floor(sd, n, tau), sd * b.round_factor(n)
+        for eps, called in ((1e-6, True), (-1e-6, False)):
+            m = math.log1p(floor) + eps
+            assert reproducible(math.expm1(m - half), math.expm1(m + half), n, tau) is called
+    for n in (4, 50, 500):
+        assert b.stable_floor(0.05, n, 0.03) > math.expm1(stats.t.ppf(0.975, n - 1) * 0.03 * 2**0.5)
+    assert b.stable_floor(0.05, 4, 0.03) > b.stable_floor(0.05, 4, 0.0)
+    runs = b.recorded_runs(ROOT / "tests" / "data" / "verdict_reproduction.json")
+    lines = b.predicted_lines(runs, 5)
+    assert lines[0] == f"between-run component tau = {BETWEEN_RUN.tau:.2%} (log-ratio sd)"
+    assert all("stable >= " in ln for ln in lines if "rounds" in ln)
+    with pytest.raises(SystemExit, match=r"--between-run -0\.1: expected a log-ratio sd"):
+        b.main(
+            [
+                "--predict",
+                str(ROOT / "tests" / "data" / "verdict_reproduction.json"),
+                "--between-run",
+                "-0.1",
+            ]
+        )

@@ -24,6 +24,7 @@ from servecmp.report.notes import note_ref
 from servecmp.report.rules import FRICTION_RULE, NOISE_RULE, REPRESENTATIVE_RULE
 from servecmp.report.sections import sections
 from servecmp.report.slo import MAX_ERROR_FRACTION_FOR_SLO, STANDARD_SLOS_MS, summary_slo
+from servecmp.report.stats import BETWEEN_RUN
 from servecmp.report.table import Table
 from servecmp.report.tables.all_steps import all_steps
 from servecmp.report.tables.differences import differences
@@ -185,6 +186,7 @@ def provenance_table(run: RunData) -> Table:
             "in-process baselines measured in",
             "round 1 only" if load.get("baseline_rounds") == "first" else "every round",
         ),
+        ("stable-verdict rule", BETWEEN_RUN.statement()),
     ]
     for note in m.notes:
         pairs.append(("note", note))

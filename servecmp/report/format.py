@@ -48,9 +48,18 @@ def describe(v: Verdict) -> str:
         return (
             f"{signed_pct(v.change)} [{signed_pct(lo)}, {signed_pct(hi)}] "
             f"({v.n_pairs} paired repeats, noise {fmt_pct(v.noise or 0.0)}, "
-            f"resolves ≥ {fmt_pct(v.resolution or v.threshold)})"
+            f"resolves ≥ {fmt_pct(v.resolution or v.threshold)}{_rerun_text(v)})"
         )
     return f"{fmt_pct(v.rel_diff)} (threshold {fmt_pct(v.threshold)}; 1 repeat, window noise)"
+
+
+def _rerun_text(v: Verdict) -> str:
+    """Where a rerun's estimate may land (stats.rerun_interval), when it differs from the
+    interval: the within-run interval widened by the between-run component."""
+    if v.rerun is None or v.between_run <= 0:
+        return ""
+    lo, hi = v.rerun
+    return f"; a rerun lands in [{signed_pct(lo)}, {signed_pct(hi)}] (between-run τ)"
 
 
 def sig3(x: float | None) -> str:

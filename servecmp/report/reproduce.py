@@ -82,8 +82,9 @@ def summary_inputs(run: RunData) -> list[dict[str, Any]]:
     return out
 
 
-def verdict_of(rec: dict[str, Any]) -> Verdict | None:
-    """The summary's verdict for one record (the rules of ``stats``)."""
+def verdict_of(rec: dict[str, Any], between_run: float | None = None) -> Verdict | None:
+    """The summary's verdict for one record (the rules of ``stats``); ``between_run``: the tau
+    the stable rule allows for (None: the machine's, ``stats.BETWEEN_RUN``)."""
     if "friction" in rec:
         fa, fb = ({int(k): float(v) for k, v in side.items()} for side in rec["friction"])
         return compare_friction(FRICTION_METRICS[rec["metric"]], fa, fb)
@@ -91,7 +92,7 @@ def verdict_of(rec: dict[str, Any]) -> Verdict | None:
     va, vb = rec["values"]
     pairs = [(float(x), float(y)) for x, y in rec["rounds"].values()]
     if len(pairs) >= 2:
-        return paired_verdict(metric, pairs, va, vb)
+        return paired_verdict(metric, pairs, va, vb, between_run)
     return compare_values(metric, va, vb, *rec["noise"])
 
 
@@ -99,16 +100,18 @@ def _called(v: Verdict | None) -> str:
     return "no data" if v is None else (v.better or "none") if v.significant else "not significant"
 
 
-def disagreements(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> list[str]:
+def disagreements(
+    first: list[dict[str, Any]], second: list[dict[str, Any]], between_run: float | None = None
+) -> list[str]:
     """Where two runs' verdicts disagree: opposite winners, or a verdict the stable rule calls
     stable that the other run does not call. A verdict marked "may not reproduce" against
     "not significant" is no disagreement: the rule said it might not reproduce."""
-    other = {r["key"]: verdict_of(r) for r in second}
+    other = {r["key"]: verdict_of(r, between_run) for r in second}
     out = []
     for rec in first:
         if rec["key"] not in other:
             continue
-        v1, v2 = verdict_of(rec), other[rec["key"]]
+        v1, v2 = verdict_of(rec, between_run), other[rec["key"]]
         if v1 is None or v2 is None:
             continue
         opposite = v1.significant and v2.significant and v1.better != v2.better
@@ -119,3 +122,22 @@ def disagreements(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> 
                 f"{_called(v2)}{' (stable)' if v2.stable else ''}"
             )
     return out
+
+
+def landings(
+    first: list[dict[str, Any]], second: list[dict[str, Any]], between_run: float | None = None
+) -> tuple[int, int, int]:
+    """(load-step verdicts compared, second-run estimates inside the first run's interval,
+    inside its rerun interval): what "a rerun lands inside the interval stated" holds to."""
+    ref = {r["key"]: verdict_of(r, between_run) for r in first if "friction" not in r}
+    n = in_ci = in_rerun = 0
+    for rec in second:
+        v1, v2 = ref.get(rec["key"]), verdict_of(rec, between_run)
+        if v1 is None or v2 is None or v1.interval is None or v1.rerun is None:
+            continue
+        if v2.change is None:
+            continue
+        n += 1
+        in_ci += v1.interval[0] <= v2.change <= v1.interval[1]
+        in_rerun += v1.rerun[0] <= v2.change <= v1.rerun[1]
+    return n, in_ci, in_rerun

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from servecmp.report.format import NOT_SIGNIFICANT, STABLE, UNSTABLE, pct3
-from servecmp.report.stats import CONFIDENCE, MIN_FRICTION_ROUNDS, MIN_REL_DIFF, ONE_OFF_ERROR
+from servecmp.report.stats import (
+    BETWEEN_RUN,
+    CONFIDENCE,
+    MIN_FRICTION_ROUNDS,
+    MIN_REL_DIFF,
+    ONE_OFF_ERROR,
+    RERUN_NOISE_CONFIDENCE,
+)
 
 NOISE_RULE = (
     "Only comparable steps count: valid (the measurement checked itself), steady (its windows "
@@ -25,10 +32,20 @@ NOISE_RULE = (
     "for p50 and mean; window p99 for p90 … max); that threshold is what such a pair resolves. "
     "Every verdict in the summary states its resolving power as “resolves ≥ x”: the paired "
     "interval's half-width, or the single-step threshold. A paired winner is marked "
-    f"“{STABLE}” only when its interval's near edge clears 0 by more than that resolving power "
-    f"(and clears {MIN_REL_DIFF:.0%}): a second run of the same commit, whose estimate lands inside "
-    "this interval and whose interval is about as wide, would then name the same winner; "
-    f"otherwise it is marked “{UNSTABLE}”. Friction measurements follow the friction rule below."
+    f"“{STABLE}” only when a second run of the same commit would name it again: the rerun's "
+    "estimate may move from this one by this run's within-run uncertainty plus a between-run "
+    "component τ (machine state that shifts a pair's ratio from one run to the next, which no "
+    "run's own rounds show), so it lands in the rerun interval exp(mean d ± √(h² + 2 (t τ)²)) - 1, "
+    "h the paired interval's half-width on the log scale and t its Student-t quantile; the rerun "
+    "names the winner again when its own interval, centred anywhere in that rerun interval, "
+    "still excludes 0, and that interval may be wider than this one by the noise estimate's "
+    f"{RERUN_NOISE_CONFIDENCE:.0%} upper confidence bound, √((n - 1) / χ²(n - 1) at "
+    f"{1 - RERUN_NOISE_CONFIDENCE:.0%}) for n rounds. So: “{STABLE}” when the rerun interval's "
+    f"near edge clears 0 by more than that widened half-width and by more than {MIN_REL_DIFF:.0%}; "
+    f"otherwise “{UNSTABLE}”. Where a verdict is explained, “a rerun lands in [x, y]” states the "
+    f"rerun interval. This machine's {BETWEEN_RUN.statement()}; it applies to load steps' "
+    "metrics (friction verdicts allow for none: not measured). Friction measurements follow the "
+    "friction rule below."
 )
 FRICTION_RULE = (
     "Friction (cold start, memory, recovery …): counted quantities (files, lines, settings, metric "
