@@ -39,7 +39,7 @@ SHORT_LOAD: dict[str, Any] = {
     "stability": {"window_s": 1.0, "windows": 2, "max_windows": 2},
     "burn_in": {"max_s": 2.0, "window_s": 0.5},
 }
-SERVERS = ("torchserve",)
+SERVERS = ("torchserve", "kserve")
 
 
 class Fresh(nn.Module):
@@ -193,7 +193,7 @@ def token_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     example = (torch.zeros(2, 32, dtype=torch.int64), torch.ones(2, 32, dtype=torch.int64))
     targets = [
-        *_server_targets(("torchserve",)),
+        *_server_targets(("torchserve", "kserve")),
         {"server": "torchserve", "protocol": "rest", "encoding": "raw"},
         {"server": "pytorch", "protocol": "inprocess"},
     ]
@@ -203,7 +203,7 @@ def token_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_an_onnx_token_model_takes_int64_ids_and_mask_on_torchserve_and_kserve(
     token_run: Path,
 ) -> None:
-    _assert_every_answer_checked(token_run, ("torchserve",))
+    _assert_every_answer_checked(token_run, ("torchserve", "kserve"))
     steps = {s.target: s for s in RunStore(token_run).read_steps().steps}
     assert steps["torchserve-rest-raw"].ok > 0 and steps["torchserve-rest-raw"].wrong_answers == 0
     _assert_onnx_runtime_is_the_reference(token_run)
