@@ -228,3 +228,27 @@ def test_an_experiment_naming_onnxruntime_as_a_server_is_pointed_to_the_pytorch_
     with pytest.raises(ValueError, match=r"server 'onnxruntime' is unknown .*server: pytorch"):
         Target(server="onnxruntime", protocol="inprocess")  # type: ignore[arg-type]
 
+
+def test_an_experiment_refuses_a_target_whose_server_cannot_serve_an_onnx_card(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servecmp.experiment import ExperimentError, parse_experiment
+    from servecmp.servers.kserve import KServeAdapter
+
+    _linear(tmp_path)
+    _card(tmp_path, [{"name": "x", "shape": [None, 6]}], name="refusedsrc")
+    exp = {
+        "name": "onnx-refused",
+        "model": str(tmp_path / "refusedsrc.yaml"),
+        "targets": [
+            {"server": "torchserve", "protocol": "rest"},
+            {"server": "kserve", "protocol": "rest"},
+        ],
+    }
+    parse_experiment(exp)  # every server here serves it
+    monkeypatch.setattr(KServeAdapter, "onnx_source", False)
+    with pytest.raises(ExperimentError) as err:
+        parse_experiment(exp)
+    msg = str(err.value)
+    assert "kserve-rest-json" in msg and "cannot serve an ONNX source" in msg
+    assert "torchserve-rest-json" not in msg

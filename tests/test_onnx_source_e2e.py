@@ -39,7 +39,7 @@ SHORT_LOAD: dict[str, Any] = {
     "stability": {"window_s": 1.0, "windows": 2, "max_windows": 2},
     "burn_in": {"max_s": 2.0, "window_s": 0.5},
 }
-SERVERS = ("torchserve", "kserve", "triton")
+SERVERS = ("torchserve", "kserve", "triton", "rayserve")
 
 
 class Fresh(nn.Module):
