@@ -252,3 +252,55 @@ def test_an_experiment_refuses_a_target_whose_server_cannot_serve_an_onnx_card(
     msg = str(err.value)
     assert "kserve-rest-json" in msg and "cannot serve an ONNX source" in msg
     assert "torchserve-rest-json" not in msg
+
+
+def test_torchserve_handler_runs_the_mar_onnx_on_the_workers_thread_budget(tmp_path: Path) -> None:
+    """The .mar's model.onnx, loaded by the handler as a TorchServe 0.12 worker does: an ONNX
+    Runtime session with the worker's threads (not BaseHandler's every host core), inter-op 1,
+    answering what the reference answers."""
+    import importlib.util as iu
+    import json
+
+    from ts.context import Context, RequestProcessor
+
+    from servecmp.models.sources import run_torch
+
+    _linear(tmp_path)
+    card = _card(tmp_path, [{"name": "x", "shape": [None, 6]}], name="tshandler")
+    rec = export_model(str(card), tmp_path / "out", skip_port=NO_TF_TARGET)
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(rec.servers["torchserve"].artifact) as z:
+        z.extractall(unpacked)
+    spec = iu.spec_from_file_location("onnx_handler", unpacked / "handler.py")
+    assert spec is not None and spec.loader is not None
+    mod = iu.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    class Sink:
+        def add_time(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    manifest = json.loads((unpacked / "MAR-INF" / "MANIFEST.json").read_text())
+    ctx = Context(
+        rec.model,
+        str(unpacked),
+        manifest,
+        1,
+        None,
+        "0.12.0",
+        metrics=Sink(),
+        model_yaml_config={"handler": {"intra_op_threads": 1}},
+    )
+    before = torch.get_num_threads()
+    try:
+        h = mod.ServecmpHandler()
+        h.initialize(ctx)
+    finally:
+        torch.set_num_threads(before)
+    opts = h.model.get_session_options()
+    assert h._ort and opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
+    x = np.arange(12, dtype=np.float32).reshape(2, 6) / 8
+    ctx.request_processor = [RequestProcessor({"body": {"content-type": "application/json"}})]
+    (answer,) = h.handle([{"body": {"instances": x.tolist()}}], ctx)
+    want = run_torch(load_card(card).build_torch(0), [x])[0]
+    np.testing.assert_allclose(np.array(json.loads(answer)["predictions"]), want, atol=1e-6)
