@@ -304,3 +304,26 @@ def test_torchserve_handler_runs_the_mar_onnx_on_the_workers_thread_budget(tmp_p
     (answer,) = h.handle([{"body": {"instances": x.tolist()}}], ctx)
     want = run_torch(load_card(card).build_torch(0), [x])[0]
     np.testing.assert_allclose(np.array(json.loads(answer)["predictions"]), want, atol=1e-6)
+
+
+def test_the_pytorch_baseline_runs_an_onnx_card_in_onnxruntime_on_its_thread_budget(
+    tmp_path: Path,
+) -> None:
+    """The `pytorch` in-process target given the .onnx: ONNX Runtime sessions (one per worker)
+    with intra-op = the baseline's threads, answering what the reference answers."""
+    from servecmp.experiment import Target
+    from servecmp.load.clients.base import Outcome, call, make_client
+    from servecmp.load.payloads import PayloadSet
+    from servecmp.models.registry import get_model
+
+    torch.manual_seed(2)  # payloads take an image ([C, H, W]) for one float input
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3), torch.nn.Flatten(1), torch.nn.Linear(12, 3))
+    _export(net, (torch.zeros(2, 3, 4, 4),), tmp_path / "m.onnx", ["x"])
+    card = get_model(str(_card(tmp_path, [{"name": "x", "shape": [None, 3, 4, 4]}], name="base")))
+    payloads = PayloadSet.build(card, 3, 2, 3)
+    target = Target(server="pytorch", protocol="inprocess")  # type: ignore[arg-type]
+    client = make_client(
+        target, str(tmp_path / "m.onnx"), payloads, 5.0, intra_op_threads=1, workers=2
+    )
+    assert client.threads_effective == 1  # type: ignore[attr-defined]
+    assert [call(client, i) for i in range(len(payloads))] == [Outcome.ok] * len(payloads)
