@@ -327,3 +327,16 @@ def test_the_pytorch_baseline_runs_an_onnx_card_in_onnxruntime_on_its_thread_bud
     )
     assert client.threads_effective == 1  # type: ignore[attr-defined]
     assert [call(client, i) for i in range(len(payloads))] == [Outcome.ok] * len(payloads)
+
+
+def test_the_breakdown_names_onnx_runtime_not_pytorch_for_an_onnx_cards_baseline() -> None:
+    from types import SimpleNamespace
+
+    from servecmp.report.tables.breakdown import version_of
+
+    onnx_run: Any = SimpleNamespace(
+        meta=SimpleNamespace(versions={"pytorch": "ONNX Runtime 1.23.0 (in-process)"})
+    )
+    assert version_of(onnx_run, "pytorch") == "ONNX Runtime 1.23.0 (in-process)"
+    torch_run: Any = SimpleNamespace(meta=SimpleNamespace(versions={"torchserve": "0.12.0"}))
+    assert version_of(torch_run, "torchserve") == "TorchServe (ran 0.12.0)"
