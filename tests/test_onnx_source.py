@@ -340,3 +340,40 @@ def test_the_breakdown_names_onnx_runtime_not_pytorch_for_an_onnx_cards_baseline
     assert version_of(onnx_run, "pytorch") == "ONNX Runtime 1.23.0 (in-process)"
     torch_run: Any = SimpleNamespace(meta=SimpleNamespace(versions={"torchserve": "0.12.0"}))
     assert version_of(torch_run, "torchserve") == "TorchServe (ran 0.12.0)"
+
+
+def test_an_op_the_port_cannot_convert_leaves_tf_targets_unavailable_with_op_and_node(
+    tmp_path: Path,
+) -> None:
+    """ONNX Runtime runs CastLike, onnx2tf 1.29.24 has no converter for it: the ONNX card's
+    PyTorch-framework servers keep their artifacts, TF Serving and the TF baseline are
+    unavailable with the port's message naming the op and its node."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from servecmp.models.port import port_venv
+
+    if not (port_venv() / "bin" / "python").exists():
+        pytest.skip(f"the port venv {port_venv()} is missing (scripts/setup-port.sh)")
+    import onnx
+
+    like = numpy_helper.from_array(np.zeros(1, dtype=np.float64), "like")
+    graph = helper.make_graph(
+        [
+            helper.make_node("CastLike", ["x", "like"], ["wide"], name="cast_like_1"),
+            helper.make_node("Cast", ["wide"], ["logits"], to=TensorProto.FLOAT, name="narrow"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 6])],
+        [like],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    out = [{"name": "logits", "classification": True, "shape": [None, 6]}]
+    card = _card(tmp_path, [{"name": "x", "shape": [None, 6]}], name="portfail", outputs=out)
+    rec = export_model(str(card), tmp_path / "out")
+    for tf in ("tfserving", "tensorflow"):
+        why = rec.unavailable[tf]
+        assert "port failed" in why and "CastLike" in why and "cast_like_1" in why, why
+    assert "torchserve" in rec.servers and all(r["passed"] for r in rec.parity)
