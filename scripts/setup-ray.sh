@@ -17,5 +17,5 @@ echo "==> ray environment in $RVENV"
 [ -x "$RVENV/bin/python" ] || "$PY" -m venv "$RVENV"
 "$RVENV/bin/pip" install -q --upgrade pip
 "$RVENV/bin/pip" install -q torch==2.13.0  # the CPU wheel: any other pin pulls CUDA builds
-"$RVENV/bin/pip" install -q "ray[serve]==2.60.0" numpy grpcio-tools
+"$RVENV/bin/pip" install -q "ray[serve]==2.60.0" numpy grpcio-tools onnxruntime==1.23.0
 echo "$RHASH" >"$RSTAMP"

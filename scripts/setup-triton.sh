@@ -19,5 +19,5 @@ echo "==> triton environment in $TVENV"
 [ -x "$TVENV/bin/python" ] || "$PY" -m venv "$TVENV"
 "$TVENV/bin/pip" install -q --upgrade pip
 "$TVENV/bin/pip" install -q torch==2.13.0  # the CPU wheel: any other pin pulls CUDA builds
-"$TVENV/bin/pip" install -q nvidia-pytriton==0.7.0 numpy==1.26.4
+"$TVENV/bin/pip" install -q nvidia-pytriton==0.7.0 numpy==1.26.4 onnxruntime==1.23.0
 echo "$THASH" >"$TSTAMP"

@@ -51,7 +51,7 @@ else
   [ -x "$KVENV/bin/python" ] || "$PY" -m venv "$KVENV"
   "$KVENV/bin/pip" install -q --upgrade pip
   "$KVENV/bin/pip" install -q torch==2.13.0  # the CPU wheel: any other pin pulls CUDA builds
-  "$KVENV/bin/pip" install -q kserve==0.21.0 numpy
+  "$KVENV/bin/pip" install -q kserve==0.21.0 numpy onnxruntime==1.23.0  # ONNX-source cards
   echo "$KHASH" >"$KSTAMP"
 fi
 

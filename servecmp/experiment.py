@@ -84,7 +84,13 @@ class Target(_Strict):
     def _known_server(cls, v: str) -> str:
         known = known_servers()
         if v not in known:
-            raise ValueError(f"server {v!r} is unknown; known servers: {', '.join(known)}")
+            hint = (
+                " (an ONNX card's in-process baseline is server: pytorch, which runs the file in "
+                "ONNX Runtime)"
+                if v.lower() in ("onnxruntime", "onnx", "ort")
+                else ""
+            )
+            raise ValueError(f"server {v!r} is unknown{hint}; known servers: {', '.join(known)}")
         return v
 
     @model_validator(mode="after")
@@ -392,6 +398,15 @@ class Experiment(_Strict):
         from servecmp.servers import registry
 
         card = get_model(self.model)
+        refused = [
+            f"{t.name} ({why})"
+            for t in self.targets
+            if (why := registry.get(t.server).source_refusal(card.source.kind))
+        ]
+        if refused:
+            raise ValueError(
+                f"targets: model {self.model!r} has an ONNX source; " + "; ".join(refused)
+            )
         if not card.port and not card.source.tf_mirror:
             need = [
                 t.name

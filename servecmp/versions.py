@@ -62,3 +62,9 @@ RAY_VERSION = "2.60.0"
 # be newer than TF Serving (tests/test_versions.py checks both).
 ONNX2TF_VERSION = "1.29.24"
 PORT_TENSORFLOW_VERSION = "2.19.0"
+# ONNX Runtime runs an ONNX-source card: its reference and the `pytorch` baseline (.venv), and the
+# model code of TorchServe's handler, KServe, Triton and Ray Serve (each server's venv). The same
+# release everywhere, the one .venv-port has (onnx2tf's checks): scripts/setup.sh,
+# setup-triton.sh, setup-ray.sh and pyproject.toml install exactly this pin
+# (tests/test_versions.py checks).
+ONNXRUNTIME_VERSION = "1.23.0"

@@ -136,3 +136,17 @@ def test_port_venv_installs_the_pinned_onnx2tf_with_a_tf_no_newer_than_the_serve
     assert re.findall(r"tf.__version__ == '([\w.]+)'", script) == [versions.PORT_TENSORFLOW_VERSION]
     assert _release(versions.PORT_TENSORFLOW_VERSION) <= _release(versions.TF_SERVING_VERSION)
     assert "bash scripts/setup-port.sh" in (ROOT / "scripts/setup.sh").read_text()
+
+
+def test_onnxruntime_is_installed_at_the_pin_wherever_an_onnx_source_runs() -> None:
+    """The reference/baseline venv (pyproject), KServe, Triton and Ray Serve's venvs all take
+    servecmp/versions.py's ONNX Runtime pin."""
+    pin = versions.ONNXRUNTIME_VERSION
+    for path in (
+        "pyproject.toml",
+        "scripts/setup.sh",
+        "scripts/setup-triton.sh",
+        "scripts/setup-ray.sh",
+    ):
+        found = set(re.findall(r"onnxruntime==([\w.]+)", (ROOT / path).read_text()))
+        assert found == {pin}, path

@@ -9,6 +9,9 @@ Source artifacts (from the card's PyTorch reference, seeded):
                 onnx2tf in .venv-port); TF Serving and the TF baseline serve it. A failed port
                 makes only these two unavailable, with the port's message
 Adapters that need more (TorchServe's .mar) package it from these in ``ServerAdapter.package``.
+An ONNX card's source is its file: the ``onnx`` artifact is that file copied (digest recorded),
+there is no TorchScript, the PyTorch-framework servers serve the ONNX file through ONNX Runtime
+(``ServerAdapter.artifact_kind(source)``) and the reference is ONNX Runtime on the card's file.
 
 Everything is written under a staging folder and moved into place only after every artifact
 passed parity, so a refused export leaves nothing half-written. Layout under ``out_root``:
@@ -156,7 +159,29 @@ def _torchscript(card: Any, model: Any, art: Artifacts, seed: int) -> PackagingR
     )
 
 
+def _onnx_copy(card: Any, art: Artifacts) -> PackagingRecord:
+    """An ONNX card's artifact: its own file, byte for byte."""
+    from servecmp.models.onnx_source import file_digest
+
+    t0 = time.perf_counter()
+    src = card.path(card.source.onnx)
+    art.onnx.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, art.onnx)
+    return PackagingRecord(
+        "onnx",
+        str(art.onnx),
+        [
+            shlex.join(["cp", str(src), str(art.onnx)]),
+            f"sha256 {file_digest(art.onnx)} (the card's file)",
+        ],
+        round(time.perf_counter() - t0, 3),
+        size_of(art.onnx),
+    )
+
+
 def _onnx(card: Any, model: Any, art: Artifacts, seed: int) -> tuple[PackagingRecord | None, str]:
+    if card.source.onnx:
+        return _onnx_copy(card, art), ""
     if importlib.util.find_spec("onnx") is None:
         return None, "no ONNX artifact: the onnx package is not installed"
     import torch
@@ -254,7 +279,7 @@ def _savedmodel(
 
 def _libraries() -> dict[str, str]:
     out = {}
-    for pkg in ("torch", "tensorflow-cpu", "torch-model-archiver", "onnx"):
+    for pkg in ("torch", "tensorflow-cpu", "torch-model-archiver", "onnx", "onnxruntime"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -325,9 +350,10 @@ def export_model(
         t0 = time.perf_counter()
         model = card.build_torch(seed)
         build_s = round(time.perf_counter() - t0, 3)
-        sources: dict[str, PackagingRecord] = {
-            "torchscript": _torchscript(card, model, stage, seed)
-        }
+        # an ONNX card has no TorchScript: its servers run the ONNX file itself
+        sources: dict[str, PackagingRecord] = (
+            {} if card.source.onnx else {"torchscript": _torchscript(card, model, stage, seed)}
+        )
         onnx, onnx_why = _onnx(card, model, stage, seed)
         saved, saved_why, notes = _savedmodel(card, model, stage, onnx, skip_port)
         notes += [w for w in (onnx_why,) if w]
@@ -336,7 +362,11 @@ def export_model(
         servers: dict[str, PackagingRecord] = {}
         unavailable: dict[str, str] = {}
         for adapter in registry.adapters():
-            kind = adapter.artifact_kind()
+            kind = adapter.artifact_kind(card.source.kind)
+            refused = adapter.source_refusal(card.source.kind)
+            if refused:
+                unavailable[adapter.name] = refused
+                continue
             packaged = adapter.package(card, stage, version)
             if packaged is not None:
                 sources[kind] = packaged
@@ -349,7 +379,7 @@ def export_model(
             card,
             model,
             seed,
-            torchscript=stage.torchscript,
+            torchscript=None if card.source.onnx else stage.torchscript,
             mar=stage.mar if stage.mar.is_file() else None,
             onnx=stage.onnx if onnx is not None else None,
             savedmodel=stage.savedmodel if saved is not None else None,
@@ -357,7 +387,8 @@ def export_model(
         if not all(r.passed for r in rows):
             raise ExportError(
                 f"export of {card.name!r} v{version} refused: an artifact differs from the "
-                f"PyTorch reference (seed {seed})\n{table(rows)}"
+                f"{'ONNX Runtime' if card.source.onnx else 'PyTorch'} reference (seed {seed})"
+                f"\n{table(rows)}"
             )
         _move_into_place(stage, final)
     finally:

@@ -1,7 +1,8 @@
 """TorchServe handler for servecmp models (packaged into every .mar as ``handler.py``).
 
-Self-contained on purpose: the worker imports only torch, numpy and ts, so the .mar runs on
-any TorchServe image without the servecmp package. The model's input shape comes from
+Self-contained on purpose: the worker imports only torch, numpy and ts (and onnxruntime for an
+ONNX-source card's ``model.onnx``), so the .mar runs on any TorchServe image without the
+servecmp package. The model's input shape comes from
 ``model_spec.json`` packaged beside the TorchScript file.
 
 Wire formats (docs/ARCHITECTURE.md):
@@ -68,11 +69,21 @@ class ServecmpHandler(BaseHandler):
         # (name, shape without the batch axis, little-endian numpy dtype) per model input
         self.inputs: list[tuple[str, tuple[int, ...], np.dtype]] = []
         self._parsed: list[ParsedRequest | PredictionException] = []
+        self._ort = False  # serving an ONNX file through ONNX Runtime
 
     # ---- load ---------------------------------------------------------------------------
     def initialize(self, context: Any) -> None:
-        self._configure_threads(context)
-        super().initialize(context)  # loads the TorchScript file named by --serialized-file
+        threads = self._configure_threads(context)
+        # loads the file named by --serialized-file: TorchScript (.pt) or, for an ONNX-source
+        # card, an ONNX Runtime session on the .onnx (pytorch/serve v0.12.0
+        # ts/torch_handler/base_handler.py `setup_ort_session`)
+        super().initialize(context)
+        self._ort = bool(self.model_pt_path and str(self.model_pt_path).endswith(".onnx"))
+        if self._ort:
+            # BaseHandler gives the session intra_op_num_threads = psutil.cpu_count(logical=True)
+            # (every host core, v0.12.0 base_handler.py); a worker gets the same budget as for
+            # a TorchScript model: this worker's threads, inter-op 1
+            self.model = self._ort_session(str(self.model_pt_path), threads)
         spec_path = os.path.join(context.system_properties["model_dir"], SPEC_FILE)
         try:
             with open(spec_path) as f:
@@ -103,18 +114,31 @@ class ServecmpHandler(BaseHandler):
             torch.get_num_threads(),
         )
 
-    def _configure_threads(self, context: Any) -> None:
+    def _configure_threads(self, context: Any) -> int:
+        """This worker's math threads (0: torch's default, which TorchServe's OMP_NUM_THREADS
+        may set), applied to torch and returned for an ONNX Runtime session."""
         env = os.environ.get(THREADS_ENV)
         if env:
             threads = parse_threads(env, f"environment variable {THREADS_ENV}")
         else:
             cfg = (getattr(context, "model_yaml_config", None) or {}).get("handler") or {}
             if cfg.get("intra_op_threads") is None:
-                return  # keep torch's default (TorchServe may set OMP_NUM_THREADS)
+                return 0  # keep torch's default (TorchServe may set OMP_NUM_THREADS)
             threads = parse_threads(
                 cfg["intra_op_threads"], "model config handler.intra_op_threads"
             )
         torch.set_num_threads(threads)
+        return threads
+
+    @staticmethod
+    def _ort_session(path: str, threads: int) -> Any:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
 
     # ---- request -> tensor --------------------------------------------------------------
     def _expected(self) -> str:
@@ -285,13 +309,17 @@ class ServecmpHandler(BaseHandler):
         ]
 
     # ---- model ---------------------------------------------------------------------------
-    def inference(self, data: list[torch.Tensor], *args: Any, **kwargs: Any) -> torch.Tensor:
+    def inference(self, data: list[torch.Tensor], *args: Any, **kwargs: Any) -> Any:
+        if self._ort:  # ONNX Runtime takes numpy feeds by the spec's input names
+            feeds = {name: t.numpy() for (name, _, _), t in zip(self.inputs, data, strict=True)}
+            return self.model.run(None, feeds)[0]
         with torch.inference_mode():
             return self.model(*data)
 
     # ---- tensor -> one response per request ---------------------------------------------
-    def postprocess(self, data: torch.Tensor) -> list[bytes | str]:
-        logits = data.detach().cpu().numpy().astype("<f4", copy=False)
+    def postprocess(self, data: Any) -> list[bytes | str]:
+        out = data if isinstance(data, np.ndarray) else data.detach().cpu().numpy()
+        logits = out.astype("<f4", copy=False)
         responses: list[bytes | str] = []
         offset = 0
         for idx, parsed in enumerate(self._parsed):

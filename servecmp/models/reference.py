@@ -1,4 +1,5 @@
-"""In-process PyTorch reference: seeded inputs and the logits every served response must match."""
+"""In-process reference (PyTorch; ONNX Runtime for an ONNX-source card): seeded inputs and the
+logits every served response must match."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
 
 @functools.lru_cache(maxsize=8)
 def torch_model(name: str, seed: int = DEFAULT_SEED) -> nn.Module:
-    """The seeded eval-mode PyTorch model, built once per (name, seed) in this process."""
+    """The seeded eval-mode reference, built once per (name, seed) in this process (an
+    ``OnnxModel`` for an ONNX-source card; ``sources.run_torch`` runs either)."""
     return get_model(name).build_torch(seed)
 
 
@@ -43,12 +45,12 @@ def check_batch(name: str, inputs: np.ndarray) -> np.ndarray:
 
 
 def expected_logits(name: str, inputs: np.ndarray, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """PyTorch logits ``[B, num_classes]`` (float32) for ``inputs`` ``[B, *input_shape]``."""
-    import torch
+    """Reference logits ``[B, num_classes]`` (float32) for ``inputs`` ``[B, *input_shape]``:
+    PyTorch, or ONNX Runtime for an ONNX-source card."""
+    from servecmp.models.sources import run_torch
 
     x = check_batch(name, inputs)
-    with torch.inference_mode():
-        return torch_model(name, seed)(torch.from_numpy(x)).numpy()
+    return np.asarray(run_torch(torch_model(name, seed), [x])[0])
 
 
 def expected_outputs(name: str, arrays: list[np.ndarray], seed: int | None = None) -> np.ndarray:

@@ -20,6 +20,8 @@ RUN_CARD_FILE = "model_card.json"
 
 
 def count_parameters(model: Any) -> int | None:
+    if isinstance(getattr(model, "parameter_count", None), int):  # an ONNX source: initializers
+        return int(model.parameter_count)
     params = getattr(model, "parameters", None)
     if params is None:
         return None
@@ -27,7 +29,10 @@ def count_parameters(model: Any) -> int | None:
 
 
 def measure_flops(card: ModelCard, model: Any) -> int | None:
-    """FLOPs of one example (batch 1); None where the counter cannot run the model."""
+    """FLOPs of one example (batch 1); None where the counter cannot run the model (an ONNX
+    source: the counter sees torch ops only)."""
+    if card.source.onnx:
+        return None
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -40,6 +45,19 @@ def measure_flops(card: ModelCard, model: Any) -> int | None:
     except Exception:
         return None
     return int(counter.get_total_flops())
+
+
+def reference_runtime(card: ModelCard) -> str:
+    from importlib import metadata
+
+    if card.source.onnx:
+        from servecmp.models.onnx_source import ort_version
+
+        return f"ONNX Runtime {ort_version()}"
+    try:
+        return f"PyTorch {metadata.version('torch')}"
+    except metadata.PackageNotFoundError:
+        return "PyTorch"
 
 
 def body_bytes(payloads: Any, encodings: Iterable[Any]) -> dict[str, int]:
@@ -83,6 +101,8 @@ def run_card(
         "name": card.name,
         "description": card.description,
         "source": {"kind": card.source.kind, "ref": card.module},
+        # what computes the reference (and, for the PyTorch-framework servers, what serves)
+        "runtime": reference_runtime(card),
         "card_path": str(card.card_path) if card.card_path else None,
         "inputs": [i.model_dump(mode="json") for i in card.inputs],
         "outputs": [o.model_dump(mode="json") for o in card.outputs],

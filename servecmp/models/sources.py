@@ -1,9 +1,12 @@
-"""Build the PyTorch reference of a model card's source, and refuse what cannot be served.
+"""Build the reference of a model card's source, and refuse what cannot be served.
+
+The reference is the PyTorch model for a factory or a TorchScript file, and ONNX Runtime on the
+file for an ONNX source (servecmp/models/onnx_source.py); ``run_torch`` runs either.
 
 Every refusal is a ``ModelCardError`` naming the card's field and what was expected: a factory
 that fails to import or returns something else than an ``nn.Module``, a file that is not a
-TorchScript model, an ONNX source (no PyTorch reference from it here), a model whose outputs
-differ between two eval-mode runs on the same input, an input spec the model does not accept.
+TorchScript (or ONNX) model, an ONNX graph unlike its card, a model whose outputs differ between
+two eval-mode runs on the same input, an input spec the model does not accept.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from servecmp.models.card import ModelCard, ModelCardError, TensorInput
+from servecmp.models.onnx_source import OnnxModel, load_onnx
 
 # Two eval-mode runs on the same input must agree this closely (dropout left on, sampling,
 # uninitialised memory show up far above it).
@@ -102,7 +106,10 @@ def generate(spec: TensorInput, batch: int, rng: np.random.Generator) -> np.ndar
 
 
 def run_torch(model: Any, arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """Outputs of ``model`` on ``arrays`` as a list of numpy arrays (tuple/dict outputs flattened)."""
+    """Outputs of ``model`` on ``arrays`` as a list of numpy arrays (tuple/dict outputs flattened);
+    an ONNX source's reference runs in ONNX Runtime."""
+    if isinstance(model, OnnxModel):
+        return model.run(arrays)
     import torch
 
     with torch.inference_mode():
@@ -154,27 +161,20 @@ def check_model(card: ModelCard, model: Any, seed: int) -> None:
         if not np.isfinite(diff) or diff > DETERMINISM_ATOL:
             raise ModelCardError(
                 f"{_where(card)}output {out.name!r} is not deterministic in eval mode: two runs "
-                f"on the same input differ by max |d| = {diff:.3g} (dropout or sampling left on?)"
+                f"on the same input differ by max |d| = {diff:.3g} (dropout or sampling left on"
+                f"{', e.g. a Random* or training-mode Dropout node' if card.source.onnx else ''}?)"
             )
 
 
 def build_torch(card: ModelCard, seed: int) -> Any:
-    """The card's PyTorch reference in eval mode, checked (see ``check_model``)."""
+    """The card's reference in eval mode, checked (see ``check_model``): a PyTorch module, or
+    for an ONNX source an ONNX Runtime session on the file (its weights are the file's: the
+    seed does not change them)."""
     kind = card.source.kind
     if kind == "onnx":
-        # onnx2torch imports torchvision at import time (its node_converters/roi_align.py:
-        # `from torchvision.ops import roi_align`), and torchvision fails at import beside
-        # torch 2.13; every parity row and payload check is against a PyTorch reference.
-        raise ModelCardError(
-            f"{_where(card)}source.onnx: an ONNX file cannot be served here: the "
-            "PyTorch-framework servers (TorchServe, KServe, the PyTorch baseline) need "
-            "TorchScript, and the ONNX -> PyTorch converter (onnx2torch) needs torchvision, "
-            "which fails at import beside torch 2.13; TF Serving and the TF baseline could take "
-            "the ONNX -> SavedModel port, but parity and every answer are checked against a "
-            "PyTorch reference, which an ONNX file does not give. Give a TorchScript file or a "
-            "factory: the export then writes ONNX and ports it for TF Serving"
-        )
-    model = _from_factory(card, seed) if kind == "factory" else _from_torchscript(card)
+        model: Any = load_onnx(card)
+    else:
+        model = _from_factory(card, seed) if kind == "factory" else _from_torchscript(card)
     model.eval()
     check_model(card, model, seed)
     return model

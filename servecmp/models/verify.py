@@ -1,6 +1,7 @@
 """Parity before measuring: every exported artifact, run on seeded inputs (plus the card's real
-inputs), against the PyTorch reference. Per output: max |d| within a tolerance per dtype and,
-for a classification, the same argmax (and top-k set) on every row. A failing artifact is
+inputs), against the reference (PyTorch; ONNX Runtime on the card's file for an ONNX source).
+Per output: max |d| within a tolerance per dtype and, for a classification, the same argmax (and
+top-k set) on every row. A failing artifact is
 refused by the export with these numbers; the rows go to export.json and the report.
 """
 
@@ -10,6 +11,7 @@ import hashlib
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any
 
@@ -173,41 +175,62 @@ def verify(
     model: Any,
     seed: int,
     *,
-    torchscript: Path,
+    torchscript: Path | None,
     mar: Path | None = None,
     onnx: Path | None = None,
     savedmodel: Path | None = None,
     n: int = PARITY_N,
 ) -> list[ArtifactParity]:
-    """One row per artifact given (``mar``: its TorchScript must be the same bytes; ``onnx``:
-    only where onnxruntime is installed, no server here serves that file itself)."""
+    """One row per artifact given against the card's reference (PyTorch, or ONNX Runtime on the
+    card's file for an ONNX source). ``mar``: its serialized file must be the TorchScript (ONNX
+    for an ONNX card) artifact's bytes; ``onnx``: a torch source's export is checked only where
+    onnxruntime is installed, an ONNX source's copy always (it is what its servers run)."""
     import importlib.util
 
     x = parity_inputs(card, seed, n)
     ref = run_torch(model, x)
-    rows = [compare(card, "torchscript", "torch.jit", ref, torchscript_runner(torchscript)(x))]
-    if mar is not None:
-        with zipfile.ZipFile(mar) as z:
-            inside = sha256(z.read("model.pt"))
-        same = inside == sha256(torchscript.read_bytes())
-        ts = rows[0]
+    rows: list[ArtifactParity] = []
+    if torchscript is not None:
         rows.append(
+            compare(card, "torchscript", "torch.jit", ref, torchscript_runner(torchscript)(x))
+        )
+    if onnx is not None and (card.source.onnx or importlib.util.find_spec("onnxruntime")):
+        note = ""
+        if card.source.onnx:
+            same_src = sha256(onnx.read_bytes()) == sha256(card.path(card.source.onnx).read_bytes())
+            note = (
+                "the card's ONNX file, byte for byte"
+                if same_src
+                else "differs from the card's ONNX file"
+            )
+        row = compare(card, "onnx", "onnxruntime", ref, onnx_runner(card, onnx)(x), note)
+        if note and "differs" in note:
+            row = dataclasses_replace(row, passed=False)
+        rows.append(row)
+    if mar is not None:
+        inner, served = ("model.onnx", onnx) if card.source.onnx else ("model.pt", torchscript)
+        base = rows[0]
+        with zipfile.ZipFile(mar) as z:
+            names = z.namelist()
+            inside = sha256(z.read(inner)) if inner in names else ""
+        same = served is not None and inside == sha256(served.read_bytes())
+        kind = "ONNX" if card.source.onnx else "TorchScript"
+        rows.insert(
+            1,
             ArtifactParity(
                 "torchserve_mar",
-                "torch.jit",
-                ts.n,
-                ts.max_abs_diff,
-                ts.atol,
-                ts.argmax_agree,
-                ts.topk_agree,
-                ts.passed and same,
-                "model.pt is the TorchScript artifact, byte for byte"
+                base.runtime,
+                base.n,
+                base.max_abs_diff,
+                base.atol,
+                base.argmax_agree,
+                base.topk_agree,
+                base.passed and same,
+                f"{inner} is the {kind} artifact, byte for byte"
                 if same
-                else "model.pt inside the .mar differs from the TorchScript artifact",
-            )
+                else f"{inner} inside the .mar differs from the {kind} artifact",
+            ),
         )
-    if onnx is not None and importlib.util.find_spec("onnxruntime") is not None:
-        rows.append(compare(card, "onnx", "onnxruntime", ref, onnx_runner(card, onnx)(x)))
     if savedmodel is not None:
         rows.append(
             compare(card, "savedmodel", "tensorflow", ref, savedmodel_runner(card, savedmodel)(x))

@@ -16,6 +16,7 @@ from servecmp.results.schema import RunMeta
 # distribution names whose versions a reader needs to trust a comparison
 PACKAGES = {
     "torch": ("torch",),
+    "onnxruntime": ("onnxruntime",),
     "tensorflow": ("tensorflow-cpu", "tensorflow"),
     "tensorflow-serving-api": ("tensorflow-serving-api",),
     "torchserve": ("torchserve",),

@@ -264,6 +264,14 @@ class LocalRun:
         self.art2 = artifacts(exp.model, self.model_root, 2)
         spec = get_model(exp.model)
         self.spec = spec
+        if spec.source.onnx:
+            from servecmp.models.onnx_source import ort_version
+
+            self.notes.append(
+                f"model {spec.name!r} is an ONNX file: its reference, the `pytorch` baseline and "
+                f"every PyTorch-framework server run it in ONNX Runtime {ort_version()} (no "
+                "PyTorch); TF Serving and the TF baseline serve its ONNX -> SavedModel port"
+            )
         payloads = PayloadSet.build(
             spec,
             exp.seed,
@@ -826,12 +834,18 @@ class LocalRun:
         )
 
     def _torchscript_path(self) -> Path:
-        """The TorchScript file from inside the .mar: the baseline runs TorchServe's exact bytes."""
-        dest = self.run_dir / "models" / "pytorch" / "model.pt"
+        """The TorchScript file from inside the .mar: the baseline runs TorchServe's exact bytes
+        (the ONNX file for an ONNX source, run by ONNX Runtime)."""
+        inner = "model.onnx" if self.spec.source.onnx else "model.pt"
+        dest = self.run_dir / "models" / "pytorch" / inner
         if not dest.exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with zipfile.ZipFile(self.art1.mar) as mar:
-                dest.write_bytes(mar.read("model.pt"))
+            if self.art1.mar.is_file():
+                with zipfile.ZipFile(self.art1.mar) as mar:
+                    dest.write_bytes(mar.read(inner))
+            else:  # no .mar (TorchServe cannot serve this source): the source artifact itself
+                src = self.art1.onnx if self.spec.source.onnx else self.art1.torchscript
+                shutil.copyfile(src, dest)
         return dest
 
     def finish_meta(self) -> None:
@@ -841,6 +855,11 @@ class LocalRun:
         for name, prov in self.server_provenance.items():
             meta.versions[name] = registry.get(name).provenance_label(prov)
             meta.placement[f"{name}_runtime"] = prov
+        if self.spec.source.onnx and any(t.server == "pytorch" for t in self.exp.targets):
+            from servecmp.models.onnx_source import runtime_label
+
+            # the `pytorch` baseline of an ONNX card runs ONNX Runtime, not PyTorch
+            meta.versions["pytorch"] = runtime_label()
         self.store.write_meta(meta)
 
 

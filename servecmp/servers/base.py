@@ -214,6 +214,7 @@ class RenderedConfig:
 # What a server loads. export.py writes the source artifacts once (torchscript, onnx, savedmodel)
 # from the model's one source; an adapter needing more (torchserve_mar) packages it itself.
 ArtifactKind = Literal["torchserve_mar", "torchscript", "onnx", "savedmodel"]
+SourceKind = Literal["torchscript", "onnx", "factory"]  # ModelCard.source.kind
 
 
 # ---- the adapter ------------------------------------------------------------------------------
@@ -243,10 +244,24 @@ class ServerAdapter(ABC):
     # (load/payloads.py MULTI_ENCODINGS); False: an experiment with such a model refuses its targets.
     multi_input: ClassVar[bool] = False
 
-    def artifact_kind(self) -> ArtifactKind:
+    # Whether it serves an ONNX-source card (the ONNX file through ONNX Runtime, or for a
+    # TensorFlow server the port of that file); False: such a card's targets are refused by name.
+    onnx_source: ClassVar[bool] = False
+
+    def artifact_kind(self, source: SourceKind = "torchscript") -> ArtifactKind:
+        """What it loads for a card whose source is ``source`` (``ModelCard.source.kind``): a
+        PyTorch-framework server runs the ONNX file itself for an ONNX source."""
         if self.artifact is not None:
             return self.artifact
-        return "torchscript" if self.framework == "pytorch" else "savedmodel"
+        if self.framework == "tensorflow":
+            return "savedmodel"
+        return "onnx" if source == "onnx" else "torchscript"
+
+    def source_refusal(self, source: SourceKind) -> str:
+        """Why this server cannot serve a card with this source ("" when it can)."""
+        if source == "onnx" and self.framework == "pytorch" and not self.onnx_source:
+            return f"{self.label} cannot serve an ONNX source (model card source.onnx) yet"
+        return ""
 
     def package(self, card: ModelCard, art: Artifacts, version: int) -> PackagingRecord | None:
         """Make this server's artifact from the source artifacts in ``art`` (written before);

@@ -57,6 +57,11 @@ _FAIRNESS = (
         "threads per instance",
         "cpus / workers (or tuning.intra_op_threads)",
     ),
+    FairnessRow(
+        "tuning.intra_op_threads",
+        "ONNX source (pytorch baseline): onnxruntime session per instance",
+        "intra_op_num_threads = the threads per instance; inter-op 1",
+    ),
 )
 
 
@@ -77,6 +82,9 @@ class PyTorchInProcess(InProcessAdapter):
     label = "PyTorch in-process"
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
     multi_input = True  # the model is called with every input tensor
+    # an ONNX card's file runs in ONNX Runtime here (meta.versions["pytorch"] says so), with
+    # the same budget: intra-op threads as for torch, inter-op 1
+    onnx_source = True
     protocols = (
         ProtocolSpec(
             Protocol.inprocess,

@@ -1,7 +1,8 @@
 """In-process baselines: the model called directly, no server, no network, no encoding.
 
-``address`` is the artifact: a TorchScript file (``pytorch``) or a SavedModel directory
-(``tensorflow``; a TF Serving base dir with numeric version subdirs picks the highest).
+``address`` is the artifact: a TorchScript file (``pytorch``; an ONNX file for an ONNX-source
+card, run by ONNX Runtime) or a SavedModel directory (``tensorflow``; a TF Serving base dir with
+numeric version subdirs picks the highest).
 
 Same concurrency semantics as a server with the same budget (issue 11): every client of one
 process shares ONE :class:`InstancePool` of ``workers`` model instances, each call runs on a
@@ -112,6 +113,9 @@ class PyTorchInProcessClient(TargetClient):
 
         self._torch = torch
         key = (str(address), int(workers), intra_op_threads, id(payloads))
+        self._onnx = str(address).endswith(".onnx")
+        if self._onnx and key not in _PT_POOLS:
+            _PT_POOLS[key] = _onnx_pool(address, int(workers), intra_op_threads, payloads)
         if key not in _PT_POOLS:
             if intra_op_threads is not None:
                 torch.set_num_threads(int(intra_op_threads))
@@ -135,6 +139,8 @@ class PyTorchInProcessClient(TargetClient):
         torch = self._torch
 
         def infer(model: Any) -> np.ndarray:
+            if self._onnx:  # an ONNX source: an ONNX Runtime session, numpy feeds
+                return np.asarray(model.run([self.payloads.output_name], x)[0])
             with torch.inference_mode():
                 out = model(*x)
             if isinstance(out, dict):
@@ -146,6 +152,35 @@ class PyTorchInProcessClient(TargetClient):
         except Exception as err:
             raise TransportError("inprocess", f"{type(err).__name__}: {err}") from None
         return self._logits_from_flat(logits), logits.nbytes
+
+
+def _onnx_pool(
+    address: str, workers: int, intra_op_threads: int | None, payloads: PayloadSet
+) -> tuple[InstancePool, list[Any], int]:
+    """``workers`` ONNX Runtime sessions on an ONNX source's file, each with the budget a
+    PyTorch instance gets (intra-op = ``intra_op_threads``, inter-op 1): the ``pytorch``
+    baseline of an ONNX card runs ONNX Runtime, and its provenance says so."""
+    import onnxruntime as ort
+
+    from servecmp.models.onnx_source import session_options
+
+    sessions = [
+        ort.InferenceSession(
+            str(address),
+            sess_options=session_options(intra_op_threads),
+            providers=["CPUExecutionProvider"],
+        )
+        for _ in range(workers)
+    ]
+    threads = int(sessions[0].get_session_options().intra_op_num_threads)
+    feeds = [
+        {
+            n: np.ascontiguousarray(a[i])
+            for n, a in zip(payloads.names, payloads.all_inputs, strict=True)
+        }
+        for i in range(len(payloads))
+    ]
+    return InstancePool(sessions), feeds, threads
 
 
 def saved_model_dir(path: str | Path) -> Path:

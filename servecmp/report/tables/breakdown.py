@@ -114,6 +114,8 @@ def _part_text(c: BreakdownCell, part: str) -> str:
 def version_of(run: RunData, server: str) -> str:
     """The server's version as the run recorded it (meta.versions), else its label."""
     v = run.meta.versions.get(server)
+    if v and str(v).startswith("ONNX Runtime "):
+        return str(v)  # the `pytorch` baseline of an ONNX card ran no PyTorch: name what did
     return f"{server_label(server)} (ran {v})" if v else server_label(server)
 
 

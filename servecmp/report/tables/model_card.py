@@ -60,7 +60,11 @@ def card_summary(card: dict[str, Any]) -> Table:
             )
             or "—",
         ),
-        ("building the PyTorch reference", fmt(card.get("build_s"), "s") + " s"),
+        ("reference runtime", card.get("runtime") or "PyTorch"),
+        (
+            f"building the {card.get('runtime') or 'PyTorch'} reference",
+            fmt(card.get("build_s"), "s") + " s",
+        ),
     ]
     if card.get("not_ported"):
         pairs.append(("SavedModel (TF Serving, TF baseline)", card["not_ported"]))

@@ -74,6 +74,8 @@ class KServeAdapter(ServerAdapter):
     server_batching: ClassVar[bool] = False  # config.NO_BATCHING
     # several (or integer) inputs: model_server.py takes every input of model_spec.json by name (OIP) or per row (v1)
     multi_input: ClassVar[bool] = True
+    # an ONNX card publishes model.onnx (from the .mar), run in ONNX Runtime by our model code
+    onnx_source: ClassVar[bool] = True
     fairness: ClassVar[tuple[FairnessRow, ...]] = (
         FairnessRow("resources.cpus", "CPU set (local) / CPU limit (k8s)", "= resources.cpus"),
         FairnessRow("resources.memory_mib", "memory limit (k8s); no server knob", "= memory_mib"),
@@ -90,6 +92,12 @@ class KServeAdapter(ServerAdapter):
             "--parent_intra_op_threads",
             "per REST process: cpus / workers (or tuning.intra_op_threads); with workers > 1 the "
             "gRPC parent gets intra_op_threads x workers (the whole budget, as TF Serving's pool)",
+        ),
+        FairnessRow(
+            "tuning.intra_op_threads",
+            "ONNX source: onnxruntime session per process (intra_op_num_threads, "
+            "inter_op_num_threads)",
+            "per process: the torch threads above; inter-op 1",
         ),
         FairnessRow(
             "tuning.io_threads",

@@ -45,14 +45,20 @@ def installed_versions() -> dict[str, str]:
 
 def publish_model(mar: Path, model_dir: Path, version: int) -> Path:
     """``<model_dir>/<version>/model.pt``: the TorchScript bytes from inside the .mar (the
-    in-process baseline and TorchServe run the same file), and the .mar's ``model_spec.json``."""
-    dest = model_dir / str(version) / "model.pt"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".pt.tmp")
+    in-process baseline and TorchServe run the same file), and the .mar's ``model_spec.json``.
+    For an ONNX-source card the .mar holds ``model.onnx`` instead: that file is published, and
+    the model code runs it in ONNX Runtime."""
     with zipfile.ZipFile(mar) as zf:
-        if "model_spec.json" in zf.namelist():  # the input shape the server enforces
+        names = zf.namelist()
+        inner = "model.onnx" if "model.onnx" in names else "model.pt"
+        dest = model_dir / str(version) / inner
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        for other in {"model.onnx", "model.pt"} - {inner}:  # one model file per version dir
+            (dest.parent / other).unlink(missing_ok=True)
+        if "model_spec.json" in names:  # the input shape the server enforces
             (dest.parent / "model_spec.json").write_bytes(zf.read("model_spec.json"))
-        tmp.write_bytes(zf.read("model.pt"))
+        tmp = dest.with_name(dest.name + ".tmp")
+        tmp.write_bytes(zf.read(inner))
     os.replace(tmp, dest)  # a reload never sees half a file
     return dest
 

@@ -11,7 +11,8 @@ CLI (one flag per line in the generated ``flags.txt``; servecmp/servers/kserve/c
 
 Our flags: ``--model_dir`` holds ``<version>/model.pt`` (the TorchScript file from inside the
 .mar; ``<version>/model_spec.json`` beside it, when present, fixes the input's [C, H, W]); the
-highest version loads. ``--intra_op_threads`` sets ``torch.set_num_threads`` (the
+highest version loads. An ONNX-source card's version holds ``model.onnx`` instead, run in an
+ONNX Runtime session with the same threads (intra-op ``--intra_op_threads``, inter-op 1). ``--intra_op_threads`` sets ``torch.set_num_threads`` (the
 TorchServe handler and the in-process baseline do the same) in each REST worker process,
 ``--parent_intra_op_threads`` (0: the same) in the parent, which alone serves gRPC when
 ``--workers`` > 1; ``--interop_threads`` ``torch.set_num_interop_threads``. Every other flag is KServe's own: ``kserve/model_server.py``
@@ -89,13 +90,37 @@ def spec_inputs(spec: dict[str, Any]) -> list[tuple[str, list[int], str]]:
     return [(str(i["name"]), [int(d) for d in i["shape"][1:]], str(i["dtype"])) for i in inputs]
 
 
+ONNX_FILE = "model.onnx"  # an ONNX-source card's file, run in ONNX Runtime
+
+
+def _model_file(version_dir: Path) -> Path | None:
+    for name in (ONNX_FILE, MODEL_FILE):
+        if (version_dir / name).is_file():
+            return version_dir / name
+    return None
+
+
+def ort_session(path: Path, threads: int) -> Any:
+    """An ONNX Runtime session with the budget torch gets here: ``--intra_op_threads`` math
+    threads (0: ONNX Runtime's default), inter-op 1."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads > 0:
+        opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
 def latest_version(model_dir: Path) -> tuple[int, Path]:
-    """(version, file) of the highest ``<version>/model.pt`` under ``model_dir``."""
+    """(version, file) of the highest ``<version>/model.pt`` (or ``model.onnx``) under
+    ``model_dir``."""
     found = (
         sorted(
-            (int(d.name), d / MODEL_FILE)
+            (int(d.name), f)
             for d in model_dir.iterdir()
-            if d.is_dir() and d.name.isdigit() and (d / MODEL_FILE).is_file()
+            if d.is_dir() and d.name.isdigit() and (f := _model_file(d)) is not None
         )
         if model_dir.is_dir()
         else []
@@ -129,6 +154,8 @@ class TorchScriptModel(kserve.Model):
         # (name, shape without batch, dtype) per input of a several-input model; [] otherwise
         self.inputs: list[tuple[str, list[int], str]] = []
         self._module: Any = None
+        self._ort = False  # an ONNX file in an ONNX Runtime session (else TorchScript)
+        self._feeds: list[str] = []  # the ONNX graph's input names, in order
         self._loading: threading.Thread | None = None
 
     # --workers > 1 starts REST processes with multiprocessing "spawn" and pickles the model
@@ -168,8 +195,13 @@ class TorchScriptModel(kserve.Model):
         if self.threads > 0:
             torch.set_num_threads(self.threads)
         version, path = latest_version(self.model_dir)
-        module = torch.jit.load(str(path), map_location="cpu")
-        module.eval()
+        self._ort = path.name == ONNX_FILE
+        if self._ort:
+            module: Any = ort_session(path, self.threads)
+            self._feeds = [i.name for i in module.get_inputs()]
+        else:
+            module = torch.jit.load(str(path), map_location="cpu")
+            module.eval()
         spec_path = path.with_name(SPEC_FILE)
         spec = json.loads(spec_path.read_text()) if spec_path.is_file() else {}
         shape = spec.get("input_shape")
@@ -190,20 +222,29 @@ class TorchScriptModel(kserve.Model):
                 f"input shape {list(batch.shape)} does not match the model's [B, "
                 f"{', '.join(map(str, self.input_shape))}]"
             )
+        try:
+            return self._forward([batch])
+        except RuntimeError as err:  # wrong C/H/W reaches the network's first layer
+            last = (str(err).strip().splitlines() or ["?"])[-1]  # not the TorchScript traceback
+            raise InvalidInput(
+                f"model {self.name} cannot run input of shape {list(batch.shape)}: {last}"
+            ) from None
+
+    def _forward(self, arrays: list[np.ndarray]) -> np.ndarray:
+        """The model on every input (in its order): TorchScript, or ONNX Runtime for an ONNX
+        file (numpy feeds by the graph's input names)."""
+        if self._ort:
+            feeds = {n: np.ascontiguousarray(a) for n, a in zip(self._feeds, arrays, strict=True)}
+            return np.asarray(self._module.run(None, feeds)[0]).astype(np.float32, copy=False)
         import torch
 
         if self.threads > 0 and torch.get_num_threads() != self.threads:
             torch.set_num_threads(
                 self.threads
             )  # OpenMP's setting is per thread: the loader's was another
-        try:
-            with torch.inference_mode():
-                out = self._module(torch.from_numpy(np.ascontiguousarray(batch)))
-        except RuntimeError as err:  # wrong C/H/W reaches the network's first layer
-            last = (str(err).strip().splitlines() or ["?"])[-1]  # not the TorchScript traceback
-            raise InvalidInput(
-                f"model {self.name} cannot run input of shape {list(batch.shape)}: {last}"
-            ) from None
+        tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+        with torch.inference_mode():
+            out = self._module(*tensors)
         return out.numpy().astype(np.float32, copy=False)
 
     def _describe(self) -> str:
@@ -222,14 +263,7 @@ class TorchScriptModel(kserve.Model):
                 )
         if len(batch) != 1:
             raise InvalidInput(f"inputs disagree on the batch size B: {sorted(batch)}")
-        import torch
-
-        if self.threads > 0 and torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
-        tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
-        with torch.inference_mode():
-            out = self._module(*tensors)
-        return out.numpy().astype(np.float32, copy=False)
+        return self._forward(arrays)
 
     def _oip_multi(self, inputs: list[Any]) -> np.ndarray:
         by_name = {inp.name: inp for inp in inputs}

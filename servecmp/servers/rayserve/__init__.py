@@ -72,6 +72,8 @@ class RayServeAdapter(ServerAdapter):
     search_space: ClassVar[SearchSpace | None] = SEARCH_SPACE
     # several (or integer) inputs: serve_app.py takes every input of model_spec.json by name (OIP REST and gRPC)
     multi_input: ClassVar[bool] = True
+    # an ONNX card publishes model.onnx (from the .mar), run in ONNX Runtime by our model code
+    onnx_source: ClassVar[bool] = True
     fairness: ClassVar[tuple[FairnessRow, ...]] = (
         FairnessRow(
             "resources.cpus",
@@ -90,6 +92,11 @@ class RayServeAdapter(ServerAdapter):
             "tuning.intra_op_threads",
             "torch.set_num_threads in each replica, OMP_NUM_THREADS",
             "per replica: cpus / workers (or tuning.intra_op_threads)",
+        ),
+        FairnessRow(
+            "tuning.intra_op_threads",
+            "ONNX source: onnxruntime session in each replica (intra_op_num_threads, inter_op_num_threads)",
+            "per replica: the torch threads above; inter-op 1",
         ),
         FairnessRow(
             "tuning.io_threads",

@@ -31,6 +31,9 @@ deployment, :class:`TorchScriptModel`, which answers
   ``gRPCGenericServer``, ``replica.py``); a code set on ``grpc_context`` is what the client
   gets (``grpc_util.set_grpc_code_and_details``).
 
+An ONNX-source card's version holds ``model.onnx`` instead of ``model.pt``: it runs in an ONNX
+Runtime session with the replica's threads (intra-op ``intra_op_threads``, inter-op 1).
+
 ``user_config`` (reconfigured in place, no replica restart): ``model_version`` (the
 ``<model_dir>/<version>/model.pt`` to load), ``max_batch_size``/``batch_wait_timeout_s`` of the
 ``@serve.batch`` queue (``batching: false`` runs each request alone, no batch queue).
@@ -54,6 +57,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 MODEL_FILE = "model.pt"
+ONNX_FILE = "model.onnx"  # an ONNX-source card's file (published instead of model.pt)
 SPEC_FILE = "model_spec.json"  # from the .mar, optional: {"input_shape": [C, H, W], ...}
 OUTPUT_NAME = "logits"
 # The binary tensor extension's header giving the JSON part's length (Triton v2.51.0
@@ -94,6 +98,8 @@ class TorchScriptModel:
         # (name, shape without batch, dtype) per input of a several-input model; [] otherwise
         self.inputs: list[tuple[str, list[int], str]] = []
         self._module: Any = None
+        self._ort = False  # an ONNX file in an ONNX Runtime session (else TorchScript)
+        self._feeds: list[str] = []  # the ONNX graph's input names, in order
         self._lock = threading.Lock()
 
     # ---- user_config: version and batching, applied in place -------------------------------
@@ -110,10 +116,26 @@ class TorchScriptModel:
         import torch
 
         path = self.model_dir / str(version) / MODEL_FILE
-        if not path.is_file():
+        onnx_path = path.with_name(ONNX_FILE)
+        if onnx_path.is_file():  # an ONNX-source card: ONNX Runtime, the same thread budget
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            if self.threads > 0:
+                opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            module: Any = ort.InferenceSession(
+                str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+            self._feeds = [i.name for i in module.get_inputs()]
+            path = onnx_path
+        elif not path.is_file():
             raise FileNotFoundError(f"{path}: no version {version} of {self.model_name}")
-        module = torch.jit.load(str(path), map_location="cpu")
-        module.eval()
+        else:
+            module = torch.jit.load(str(path), map_location="cpu")
+            module.eval()
+        self._ort = path == onnx_path
         spec_path = path.with_name(SPEC_FILE)
         spec = json.loads(spec_path.read_text()) if spec_path.is_file() else {}
         shape = spec.get("input_shape")
@@ -163,6 +185,11 @@ class TorchScriptModel:
         return arrays
 
     def _run(self, arrays: list[np.ndarray]) -> np.ndarray:
+        if self._ort:  # numpy feeds by the graph's input names
+            feeds = {n: np.ascontiguousarray(a) for n, a in zip(self._feeds, arrays, strict=True)}
+            with self._lock:
+                out = self._module.run(None, feeds)[0]
+            return np.asarray(out).astype(np.float32, copy=False)
         import torch
 
         if self.threads > 0 and torch.get_num_threads() != self.threads:

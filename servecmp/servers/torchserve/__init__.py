@@ -75,6 +75,7 @@ class TorchServeAdapter(ServerAdapter):
     framework: ClassVar[Literal["pytorch", "tensorflow"]] = "pytorch"
     artifact = "torchserve_mar"
     multi_input = True  # servecmp/models/handler.py reads every input of the spec
+    onnx_source = True  # the .mar carries model.onnx; the handler runs it in ONNX Runtime
     protocols = (
         # JSON {"instances": ...} is the body every REST server takes: the fair default; raw
         # float32 bytes (TorchServe's native best) is a labelled extra.
@@ -108,6 +109,11 @@ class TorchServeAdapter(ServerAdapter):
             "tuning.intra_op_threads",
             "OMP_NUM_THREADS, torch.set_num_threads in the handler",
             "per worker: cpus / workers (or tuning.intra_op_threads)",
+        ),
+        FairnessRow(
+            "tuning.intra_op_threads",
+            "ONNX source: the handler's onnxruntime session (intra_op_num_threads, inter_op_num_threads)",
+            "per worker: the torch threads above (not BaseHandler's all host cores); inter-op 1",
         ),
         FairnessRow(
             "tuning.io_threads",

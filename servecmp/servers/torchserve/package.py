@@ -1,4 +1,5 @@
-"""TorchServe's artifact: a ``.mar`` archive of the exported TorchScript file, the handler and
+"""TorchServe's artifact: a ``.mar`` archive of the exported TorchScript file (an ONNX-source
+card's ``.onnx``), the handler and
 the model's input spec (``model_spec.json``), made by ``torch-model-archiver``.
 
 The archiver (pytorch/serve v0.12.0 model-archiver) stores ``--serialized-file`` under its own
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 HANDLER_FILE = Path(__file__).parents[2] / "models" / "handler.py"
 SPEC_FILE = "model_spec.json"  # must match handler.SPEC_FILE
 SERIALIZED = "model.pt"  # the TorchScript file's name inside the .mar (cluster/artifacts.py)
+SERIALIZED_ONNX = "model.onnx"  # an ONNX-source card's file inside the .mar
 
 
 def archiver() -> str:
@@ -47,7 +49,12 @@ def package_mar(card: ModelCard, art: Artifacts, version: int) -> PackagingRecor
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     t0 = time.perf_counter()
-    shutil.copyfile(art.torchscript, staging / SERIALIZED)
+    # an ONNX-source card: the .onnx is the serialized file and BaseHandler opens it with
+    # onnxruntime by its suffix (pytorch/serve v0.12.0 ts/torch_handler/base_handler.py)
+    source, serialized = (
+        (art.onnx, SERIALIZED_ONNX) if card.source.onnx else (art.torchscript, SERIALIZED)
+    )
+    shutil.copyfile(source, staging / serialized)
     (staging / SPEC_FILE).write_text(json.dumps(card.to_json(), indent=2))
     cmd = [
         archiver(),
@@ -56,7 +63,7 @@ def package_mar(card: ModelCard, art: Artifacts, version: int) -> PackagingRecor
         "--version",
         f"{version}.0",
         "--serialized-file",
-        str(staging / SERIALIZED),
+        str(staging / serialized),
         "--handler",
         str(HANDLER_FILE),
         "--extra-files",
@@ -75,7 +82,7 @@ def package_mar(card: ModelCard, art: Artifacts, version: int) -> PackagingRecor
         server="torchserve",
         artifact=str(art.mar),
         steps=[
-            shlex.join(["cp", str(art.torchscript), SERIALIZED]),
+            shlex.join(["cp", str(source), serialized]),
             f"python: write {SPEC_FILE} (inputs, outputs) for the handler",
             shlex.join(cmd),
             shlex.join(["mv", f"{card.name}.mar", str(art.mar)]),

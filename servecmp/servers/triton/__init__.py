@@ -81,6 +81,8 @@ class TritonAdapter(ServerAdapter):
     server_batching: ClassVar[bool] = True
     # several (or integer) inputs: model.py runs every input of config.pbtxt (rendered from the card's inputs)
     multi_input: ClassVar[bool] = True
+    # an ONNX card publishes model.onnx (from the .mar), run in ONNX Runtime by our model code
+    onnx_source: ClassVar[bool] = True
     fairness: ClassVar[tuple[FairnessRow, ...]] = (
         FairnessRow("resources.cpus", "CPU set (local) / CPU limit (k8s)", "= resources.cpus"),
         FairnessRow("resources.memory_mib", "memory limit (k8s); no server knob", "= memory_mib"),
@@ -95,6 +97,11 @@ class TritonAdapter(ServerAdapter):
             "tuning.intra_op_threads",
             "parameters.intra_op_threads -> torch.set_num_threads in model.py; OMP_NUM_THREADS",
             "per instance: cpus / workers (or tuning.intra_op_threads)",
+        ),
+        FairnessRow(
+            "tuning.intra_op_threads",
+            "ONNX source: onnxruntime session in model.py (intra_op_num_threads, inter_op_num_threads)",
+            "per instance: parameters.intra_op_threads; inter-op 1",
         ),
         FairnessRow(
             "tuning.io_threads",

@@ -41,6 +41,7 @@ STUB = "triton_python_backend_stub"
 BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
 SITE_ENV = "SERVECMP_TRITON_SITE_PACKAGES"
 TORCHSCRIPT_IN_MAR = "model.pt"  # the serialized file's name inside a .mar (models/export.py)
+ONNX_IN_MAR = "model.onnx"  # ... for an ONNX-source card
 
 
 def venv_dir() -> Path:
@@ -107,12 +108,16 @@ def publish_model(mar: Path, model_dir: Path, version: int) -> Path:
     version_dir = model_dir / str(version)
     version_dir.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(mar) as zf:
-        data = zf.read(TORCHSCRIPT_IN_MAR)
-    for name, content in ((TORCHSCRIPT_IN_MAR, data), ("model.py", SCRIPT.read_bytes())):
+        # an ONNX-source card's .mar holds model.onnx: model.py runs it in ONNX Runtime
+        inner = ONNX_IN_MAR if ONNX_IN_MAR in zf.namelist() else TORCHSCRIPT_IN_MAR
+        data = zf.read(inner)
+    for other in {ONNX_IN_MAR, TORCHSCRIPT_IN_MAR} - {inner}:  # one model file per version
+        (version_dir / other).unlink(missing_ok=True)
+    for name, content in ((inner, data), ("model.py", SCRIPT.read_bytes())):
         tmp = version_dir / f".{name}.tmp"
         tmp.write_bytes(content)
         os.replace(tmp, version_dir / name)  # a load never sees half a file
-    return version_dir / TORCHSCRIPT_IN_MAR
+    return version_dir / inner
 
 
 class TritonServer(LocalServer):

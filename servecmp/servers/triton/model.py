@@ -17,6 +17,8 @@ every request in the (dynamic) batch is concatenated along the batch axis, the m
 on them all, and its output is split back, so Triton's batcher (``config.pbtxt``
 ``dynamic_batching``) decides how many examples share a forward pass. ``parameters.intra_op_threads`` sets
 ``torch.set_num_threads`` in this instance's process (each instance is its own stub process).
+An ONNX-source card publishes ``model.onnx`` instead of ``model.pt``: it runs in an ONNX Runtime
+session with the same budget (intra-op ``intra_op_threads``, inter-op 1).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import torch  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
 MODEL_FILE = "model.pt"
+ONNX_FILE = "model.onnx"  # an ONNX-source card's file (published instead of model.pt)
 
 
 class TritonPythonModel:
@@ -50,8 +53,23 @@ class TritonPythonModel:
         # Triton has checked each one's datatype and dims against it before execute
         self.input_names = [i["name"] for i in config["input"]]
         self.output_name = config["output"][0]["name"]
-        path = os.path.join(args["model_repository"], args["model_version"], MODEL_FILE)
-        self.module = torch.jit.load(path, map_location="cpu").eval()
+        version_dir = os.path.join(args["model_repository"], args["model_version"])
+        onnx_path = os.path.join(version_dir, ONNX_FILE)
+        self.ort = os.path.isfile(onnx_path)
+        if self.ort:  # an ONNX-source card: its file in ONNX Runtime, the same thread budget
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            if self.threads > 0:
+                opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            self.module = ort.InferenceSession(
+                onnx_path, sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        else:
+            path = os.path.join(version_dir, MODEL_FILE)
+            self.module = torch.jit.load(path, map_location="cpu").eval()
 
     def execute(self, requests: list[Any]) -> list[Any]:
         # OpenMP's thread count is per calling thread: hold it where execute runs.
@@ -62,9 +80,12 @@ class TritonPythonModel:
                 [pb_utils.get_input_tensor_by_name(r, n).as_numpy() for r in requests]
                 for n in self.input_names
             ]
-            tensors = [torch.from_numpy(np.concatenate(xs)) for xs in per_input]
-            with torch.inference_mode():
-                out = self.module(*tensors).numpy()
+            arrays = [np.concatenate(xs) for xs in per_input]
+            if self.ort:
+                out = self.module.run(None, dict(zip(self.input_names, arrays, strict=True)))[0]
+            else:
+                with torch.inference_mode():
+                    out = self.module(*[torch.from_numpy(a) for a in arrays]).numpy()
         except Exception as err:  # every request of the batch gets the reason
             error = pb_utils.TritonError(f"{type(err).__name__}: {err}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
