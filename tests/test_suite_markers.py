@@ -150,3 +150,18 @@ def test_every_experiment_in_the_tests_shortens_its_event_timelines() -> None:
     assert not found, (
         "set friction.event_load (tests/run_budget.py friction()) in these:\n" + "\n".join(found)
     )
+
+
+def _make_variable(make: str, name: str) -> str:
+    (line,) = [ln for ln in make.splitlines() if ln.startswith(f"{name} :=")]
+    return line.split(":=", 1)[1].strip()
+
+
+def test_the_markers_checked_here_are_the_ones_make_runs_serially() -> None:
+    """`make test` runs server and load tests one at a time and the rest on 2 workers; the load
+    check above is only worth something if its marker set is the Makefile's serial set."""
+    make = (TESTS.parent / "Makefile").read_text()
+    servers = set(_make_variable(make, "SERVER_MARKERS").split(" or "))
+    assert _make_variable(make, "SERIAL") == "$(SERVER_MARKERS) or load"
+    assert servers | {"load"} == EXCLUDING
+    assert '-m "not ($(SERIAL))"' in make and '-m "$(SERIAL)"' in make

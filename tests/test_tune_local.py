@@ -239,6 +239,10 @@ def _covers(run: dict[str, Any], other: dict[str, Any]) -> bool:
     for d in (a, b):
         for key in ("name", "description"):
             d.pop(key, None)
+        if d.get("load", {}).get("repeats") == 1:
+            # which rounds run the baselines (servecmp/run/rounds.py baseline_round): with
+            # one round, "first" and "every" run the same steps
+            d["load"] = {k: v for k, v in d["load"].items() if k != "baseline_rounds"}
     targets_a, targets_b = a.pop("targets"), b.pop("targets")
     return a == b and all(t in targets_a for t in targets_b)
 
@@ -282,6 +286,10 @@ def test_covers_needs_the_same_settings_and_a_subset_of_targets() -> None:
     assert not _covers(base, dict(base, load={"rate": 2}))
     run, covered = _split_by_shape({"big": base, "small": dict(base, targets=base["targets"][:1])})
     assert run == ["big"] and covered == {"small": "big"}
+    one_round = dict(base, load={"repeats": 1, "baseline_rounds": "every"})
+    assert _covers(one_round, dict(one_round, load={"repeats": 1, "baseline_rounds": "first"}))
+    rounds = dict(base, load={"repeats": 2, "baseline_rounds": "every"})
+    assert not _covers(rounds, dict(rounds, load={"repeats": 2, "baseline_rounds": "first"}))
 
 
 @pytest.mark.parametrize("name", sorted(COVERED_FILES))
