@@ -78,7 +78,8 @@ def _tune_cmd(exp: Path, tmp: Path, models: Path, *extra: str) -> list[str]:
 
 
 def test_killed_search_resumes_without_remeasuring(tmp_path: Path, models: Path) -> None:
-    exp = _write(tmp_path, TINY)
+    # one level: the reuse under test is per configuration; each level is one more step process
+    exp = _write(tmp_path, {**TINY, "load": {**TINY["load"], "concurrency": [1]}})
     args = ["--server", "pytorch", "--budget-minutes", "3"]
     log = (tmp_path / "first.log").open(
         "w"
@@ -280,7 +281,11 @@ RUN_FILES, COVERED_FILES = _split_by_shape(SHORTENED)
 
 
 def test_covers_needs_the_same_settings_and_a_subset_of_targets() -> None:
-    base = {"name": "a", "targets": [{"server": "x"}, {"server": "y"}], "load": {"rate": 1}}
+    base: dict[str, Any] = {
+        "name": "a",
+        "targets": [{"server": "x"}, {"server": "y"}],
+        "load": {"rate": 1},
+    }
     assert _covers(base, dict(base, name="b", targets=[{"server": "y"}]))
     assert not _covers(base, dict(base, targets=[{"server": "z"}]))
     assert not _covers(base, dict(base, load={"rate": 2}))
