@@ -61,7 +61,13 @@ def unmarked_load_tests(path: Path) -> list[str]:
             module_marks |= _marks(node.value)
         elif isinstance(node, ast.FunctionDef):
             functions[node.name] = node
-    loading = {name for name, fn in functions.items() if _calls(fn) & LOAD_CALLS}
+    # a function that calls a loading one loads too (a test's helper, a fixture's helper)
+    loading: set[str] = set()
+    while True:
+        more = {n for n, fn in functions.items() if _calls(fn) & (LOAD_CALLS | loading)}
+        if more <= loading:
+            break
+        loading |= more
     out = []
     for name, fn in functions.items():
         if not name.startswith("test_"):
@@ -86,8 +92,15 @@ def test_the_checker_finds_an_unmarked_load_test(tmp_path: Path) -> None:
         "def test_b(endpoint): pass\n"
         "def test_c(tmp_path): runner.run_step(spec, tmp_path)\n"
         "def test_d(): pass\n"
+        "def _step(d): return breakdown_step(d)\n"
+        "def _twice(d): return [_step(d), _step(d)]\n"
+        "def test_e(double): _twice(double)\n"
     )
-    assert unmarked_load_tests(f) == ["test_x.py::test_a", "test_x.py::test_c"]
+    assert unmarked_load_tests(f) == [
+        "test_x.py::test_a",
+        "test_x.py::test_c",
+        "test_x.py::test_e",
+    ]
     f.write_text(
         f.read_text().replace("import pytest\n", "import pytest\npytestmark = [pytest.mark.slow]\n")
     )
