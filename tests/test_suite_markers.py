@@ -8,8 +8,8 @@ import ast
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
-# calls that start a step process or a load-test double
-LOAD_CALLS = {"run_step", "start_echo_server", "breakdown_step"}
+# calls that start a step process or a load-test double, or hold a friction probe's paced load
+LOAD_CALLS = {"run_step", "start_echo_server", "breakdown_step", "recovery", "model_update"}
 # any of these keeps a test out of `make test-fast` (Makefile SERVER_MARKERS + load)
 EXCLUDING = {
     "load",
