@@ -43,7 +43,8 @@ parity: ## PyTorch vs TensorFlow parity check
 SERVER_MARKERS := slow or torchserve or kserve or tfserving or triton or rayserve or docker or cluster or prometheus or browser
 
 # The whole suite in two passes: tests that start no server and send no load run on 2 xdist
-# workers, a module per worker (a module's fixtures start once); server and load tests run one at
+# workers, a module per worker (a module's fixtures start once: pytest-xdist 3.8.0
+# xdist/scheduler/loadfile.py hands out work units grouped by test file); server and load tests run one at
 # a time after them, so no step is measured beside another server test. Both passes always run.
 SERIAL := $(SERVER_MARKERS) or load
 PARALLEL := -n 2 --dist loadfile
