@@ -42,15 +42,25 @@ parity: ## PyTorch vs TensorFlow parity check
 # Markers of tests that start a real server, Prometheus, a browser or a cluster (pyproject markers).
 SERVER_MARKERS := slow or torchserve or kserve or tfserving or triton or rayserve or docker or cluster or prometheus or browser
 
+# The whole suite in two passes: tests that start no server and send no load run on 2 xdist
+# workers, a module per worker (a module's fixtures start once: pytest-xdist 3.8.0
+# xdist/scheduler/loadfile.py hands out work units grouped by test file); server and load tests run one at
+# a time after them, so no step is measured beside another server test. Both passes always run.
+SERIAL := $(SERVER_MARKERS) or load
+PARALLEL := -n 2 --dist loadfile
+
 test: setup ## The README's test command: lint, type-check, the whole suite (what CI runs)
 	$(MAKE) --no-print-directory lint typecheck
-	$(VENV)/bin/pytest --durations=15
+	@rc=0; \
+	$(VENV)/bin/pytest $(PARALLEL) -m "not ($(SERIAL))" --durations=15 || rc=$$?; \
+	$(VENV)/bin/pytest -m "$(SERIAL)" --durations=15 || rc=$$?; \
+	exit $$rc
 
 # Also left out of test-fast: real load against doubles, heavy subprocesses, helm renders (tests/conftest.py).
 FAST_EXCLUDED := $(SERVER_MARKERS) or load or heavy or helm
 
 test-fast: ## Tests that start no server and send no load, < 2 min (no setup step; needs .venv)
-	$(VENV)/bin/pytest -m "not ($(FAST_EXCLUDED))" --durations=15
+	$(VENV)/bin/pytest $(PARALLEL) -m "not ($(FAST_EXCLUDED))" --durations=15
 
 lint: ## ruff check + ruff format --check
 	$(VENV)/bin/ruff check .

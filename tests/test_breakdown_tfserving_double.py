@@ -44,6 +44,7 @@ def _step(double: Any, run_dir: Path, protocol: str, metrics: bool = True) -> An
     return breakdown_step(target, address, url, _payloads(run_dir), run_dir)
 
 
+@pytest.mark.load
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 def test_parts_of_the_double_add_up_to_the_clients_mean(
     double: Any, tmp_path: Path, protocol: str
@@ -64,11 +65,13 @@ def test_parts_of_the_double_add_up_to_the_clients_mean(
     assert all(w.server_cpu is None for w in r.windows)
 
 
+@pytest.mark.load
 def test_without_a_metrics_page_there_is_no_breakdown(double: Any, tmp_path: Path) -> None:
     r = _step(double, tmp_path, "rest", metrics=False)
     assert r.ok > 0 and r.breakdown is None
 
 
+@pytest.mark.load
 def test_a_double_that_inflates_its_own_times_trips_the_self_check(
     double: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -102,6 +102,7 @@ def test_user_model_without_tf_twin_serves_pytorch_servers_only(
     assert recs[("torchserve", "packaging_s")].value == saved["torchserve"]["seconds"]
 
 
+@pytest.mark.heavy  # a whole export: seconds
 def test_an_artifact_that_differs_is_refused_with_its_numbers(card_dir: Path) -> None:
     out = card_dir / "out"
     with pytest.raises(ExportError) as err:
@@ -139,6 +140,7 @@ def test_run_card_counts_parameters_flops_and_body_bytes(exported_model) -> None
     }
 
 
+@pytest.mark.heavy  # a whole export: seconds
 def test_two_input_token_model_exports_with_parity(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -319,6 +319,7 @@ class Flaky:
         return Client(Target(server="torchserve", protocol=Protocol.rest), "", echo_payloads(), 1.0)
 
 
+@pytest.mark.load
 def test_recovery_counts_until_the_first_answer_arrived_and_the_probe_ends_right_after(
     tmp_path: Path,
 ) -> None:
@@ -345,6 +346,7 @@ def test_recovery_counts_until_the_first_answer_arrived_and_the_probe_ends_right
     )  # sent, ok, version, error, answered
 
 
+@pytest.mark.load
 def test_the_kill_timeline_shows_the_gap_and_the_tail_around_t0(tmp_path: Path) -> None:
     """Per-second windows from before_s before the kill to after_s after it, under the
     experiment's steady load (recorded): the scripted server's warm-up after the restart is the
@@ -486,6 +488,7 @@ def test_oversize_body_against_the_real_server_with_resnet(
         srv.stop()
 
 
+@pytest.mark.load
 def test_a_recovery_that_outlasts_after_s_is_shown_whole(tmp_path: Path) -> None:
     srv = Flaky()
     pay = echo_payloads()

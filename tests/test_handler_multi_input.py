@@ -34,6 +34,10 @@ FACTORY = (
 )
 
 
+# every test reads the module fixture's export (the ONNX -> TF port included: seconds)
+pytestmark = [pytest.mark.heavy]
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Any]:
     import sys

@@ -61,6 +61,7 @@ def test_build_torch_is_seeded_and_in_eval_mode(name: str) -> None:
         assert tuple(a(x).shape) == (3, spec.num_classes)
 
 
+@pytest.mark.heavy  # builds the full-size resnet (tests/conftest.py: resnet is heavy)
 def test_resnet_is_realistic() -> None:
     m = get_model("resnet").build_torch(1234)
     assert sum(p.numel() for p in m.parameters()) > 1_000_000

@@ -144,28 +144,30 @@ TOKENS = (
 
 
 # The OIP servers take both inputs by name over REST JSON, the binary tensor extension and gRPC
-# (KServe also as v1 row objects); a server whose venv is missing is listed unavailable.
+# (KServe also as v1 row objects); a server whose venv is missing is listed unavailable. KServe,
+# Triton and Ray Serve share the OIP clients, so the run measures them on KServe only; Triton and
+# Ray Serve answer every encoding's requests without load (test_token_model_on_each_oip_server).
 OIP_TOKEN_TARGETS = [
     {"server": "kserve", "protocol": "rest"},
     {"server": "kserve", "protocol": "rest", "encoding": "oip"},
     {"server": "kserve", "protocol": "rest", "encoding": "oip-binary"},
     {"server": "kserve", "protocol": "grpc"},
-    *(
-        t
-        for server in ("triton", "rayserve")
-        for t in (
-            {"server": server, "protocol": "rest"},
-            {"server": server, "protocol": "rest", "encoding": "oip-binary"},
-            {"server": server, "protocol": "grpc"},
-        )
-    ),
 ]
+OIP_REQUEST_TARGETS = {
+    server: [
+        {"server": server, "protocol": "rest"},
+        {"server": server, "protocol": "rest", "encoding": "oip-binary"},
+        {"server": server, "protocol": "grpc"},
+    ]
+    for server in ("triton", "rayserve")
+}
 
 
 @pytest.fixture(scope="module")
 def token_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-input int64 model (token ids and an attention mask) from a factory in the user's
-    own package, on every target that sends several inputs."""
+    own package, run on TorchServe's encodings, KServe's OIP and v1 encodings and the
+    baselines (Triton and Ray Serve: test_token_model_on_each_oip_server)."""
     reason = TorchServeServer.availability()
     if reason:
         pytest.skip(reason)
@@ -205,7 +207,7 @@ def token_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "stability": {"window_s": 1.0, "windows": 2, "max_windows": 2},
             "burn_in": {"max_s": 2.0, "window_s": 0.5},
         },
-        # short update/kill timelines: five servers' probes, the same short span for each
+        # short update/kill timelines: each server's probes, the same short span for each
         "friction": run_budget.friction(),
     }
     (root / "exp.yaml").write_text(yaml.safe_dump(exp))
@@ -268,3 +270,41 @@ def test_token_model_runs_on_the_tf_targets_through_the_port(token_run: Path) ->
         else:
             assert not avail[target].available
             assert "no SavedModel" not in (avail[target].reason or ""), target
+
+
+@pytest.mark.triton
+@pytest.mark.rayserve
+@pytest.mark.parametrize("server", sorted(OIP_REQUEST_TARGETS))
+def test_token_model_on_each_oip_server(token_run: Path, server: str, tmp_path: Path) -> None:
+    """Triton and Ray Serve serve the run's two-input artifacts and answer the run's payloads
+    (every distinct input once) correctly over REST JSON, the binary extension and gRPC; a
+    server whose venv is missing says so."""
+    from answers_util import outcomes
+
+    from servecmp.experiment import Target
+    from servecmp.load.payloads import PayloadSet
+    from servecmp.models.registry import register_card
+    from servecmp.run.standalone import start_server
+    from servecmp.servers import registry
+
+    reason = registry.get(server).launcher().availability()
+    if reason:
+        assert "virtual environment" in reason, reason
+        pytest.skip(reason)
+    root = token_run.parents[1]
+    register_card(root / "tokens.yaml")  # the run's card, already known in this process
+    payloads = PayloadSet.load(token_run)  # inputs and the expected logits the run checked
+    srv = start_server(
+        server,
+        "tokens",
+        tmp_path,
+        root / "build" / "seed-1234",  # where the run exported (the experiment's default seed)
+        ready_timeout_s=240,  # Ray Serve's cold start on a busy machine (tests/test_rayserve.py)
+        payload={"distinct_inputs": 4},
+    )
+    try:
+        for fields in OIP_REQUEST_TARGETS[server]:
+            target = Target.model_validate(fields)
+            assert outcomes(srv, target, payloads) == ["ok"] * len(payloads), target.name
+    finally:
+        srv.stop()  # process leftovers after stop(): tests/test_triton.py, tests/test_rayserve.py

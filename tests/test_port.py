@@ -169,7 +169,7 @@ def _copying_worker(root: Path, model: Path) -> Path:
     )
 
 
-@pytest.mark.slow  # TensorFlow here and in port.py's loading subprocess
+@pytest.mark.heavy  # TensorFlow here and in port.py's loading subprocess
 def test_a_channels_last_savedmodel_is_refused_and_not_moved_into_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -184,7 +184,7 @@ def test_a_channels_last_savedmodel_is_refused_and_not_moved_into_place(
     assert os.listdir(tmp_path / "out") == []
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_a_matching_savedmodel_replaces_the_previous_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ import yaml
 from servecmp.models.port import port_venv
 
 pytestmark = [
-    pytest.mark.slow,
+    pytest.mark.heavy,  # converts and loads models; starts no server, sends no load
     pytest.mark.skipif(
         not (port_venv() / "bin" / "python").exists(),
         reason=f"the port venv {port_venv()} is missing (scripts/setup-port.sh)",

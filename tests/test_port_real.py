@@ -16,7 +16,7 @@ from servecmp.models import port
 from servecmp.models.port import PortError, port_onnx_to_savedmodel
 
 pytestmark = [
-    pytest.mark.slow,
+    pytest.mark.heavy,  # converts and loads models; starts no server, sends no load
     pytest.mark.skipif(
         not (port.port_venv() / "bin" / "python").exists(),
         reason=f"no port venv at {port.port_venv()} (scripts/setup-port.sh makes it)",

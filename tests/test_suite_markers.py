@@ -8,8 +8,8 @@ import ast
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
-# calls that start a step process or a load-test double
-LOAD_CALLS = {"run_step", "start_echo_server", "breakdown_step"}
+# calls that start a step process or a load-test double, or hold a friction probe's paced load
+LOAD_CALLS = {"run_step", "start_echo_server", "breakdown_step", "recovery", "model_update"}
 # any of these keeps a test out of `make test-fast` (Makefile SERVER_MARKERS + load)
 EXCLUDING = {
     "load",
@@ -61,7 +61,13 @@ def unmarked_load_tests(path: Path) -> list[str]:
             module_marks |= _marks(node.value)
         elif isinstance(node, ast.FunctionDef):
             functions[node.name] = node
-    loading = {name for name, fn in functions.items() if _calls(fn) & LOAD_CALLS}
+    # a function that calls a loading one loads too (a test's helper, a fixture's helper)
+    loading: set[str] = set()
+    while True:
+        more = {n for n, fn in functions.items() if _calls(fn) & (LOAD_CALLS | loading)}
+        if more <= loading:
+            break
+        loading |= more
     out = []
     for name, fn in functions.items():
         if not name.startswith("test_"):
@@ -86,8 +92,15 @@ def test_the_checker_finds_an_unmarked_load_test(tmp_path: Path) -> None:
         "def test_b(endpoint): pass\n"
         "def test_c(tmp_path): runner.run_step(spec, tmp_path)\n"
         "def test_d(): pass\n"
+        "def _step(d): return breakdown_step(d)\n"
+        "def _twice(d): return [_step(d), _step(d)]\n"
+        "def test_e(double): _twice(double)\n"
     )
-    assert unmarked_load_tests(f) == ["test_x.py::test_a", "test_x.py::test_c"]
+    assert unmarked_load_tests(f) == [
+        "test_x.py::test_a",
+        "test_x.py::test_c",
+        "test_x.py::test_e",
+    ]
     f.write_text(
         f.read_text().replace("import pytest\n", "import pytest\npytestmark = [pytest.mark.slow]\n")
     )
@@ -150,3 +163,18 @@ def test_every_experiment_in_the_tests_shortens_its_event_timelines() -> None:
     assert not found, (
         "set friction.event_load (tests/run_budget.py friction()) in these:\n" + "\n".join(found)
     )
+
+
+def _make_variable(make: str, name: str) -> str:
+    (line,) = [ln for ln in make.splitlines() if ln.startswith(f"{name} :=")]
+    return line.split(":=", 1)[1].strip()
+
+
+def test_the_markers_checked_here_are_the_ones_make_runs_serially() -> None:
+    """`make test` runs server and load tests one at a time and the rest on 2 workers; the load
+    check above is only worth something if its marker set is the Makefile's serial set."""
+    make = (TESTS.parent / "Makefile").read_text()
+    servers = set(_make_variable(make, "SERVER_MARKERS").split(" or "))
+    assert _make_variable(make, "SERIAL") == "$(SERVER_MARKERS) or load"
+    assert servers | {"load"} == EXCLUDING
+    assert '-m "not ($(SERIAL))"' in make and '-m "$(SERIAL)"' in make

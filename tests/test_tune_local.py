@@ -78,7 +78,8 @@ def _tune_cmd(exp: Path, tmp: Path, models: Path, *extra: str) -> list[str]:
 
 
 def test_killed_search_resumes_without_remeasuring(tmp_path: Path, models: Path) -> None:
-    exp = _write(tmp_path, TINY)
+    # one level: the reuse under test is per configuration; each level is one more step process
+    exp = _write(tmp_path, {**TINY, "load": {**TINY["load"], "concurrency": [1]}})
     args = ["--server", "pytorch", "--budget-minutes", "3"]
     log = (tmp_path / "first.log").open(
         "w"
@@ -239,6 +240,10 @@ def _covers(run: dict[str, Any], other: dict[str, Any]) -> bool:
     for d in (a, b):
         for key in ("name", "description"):
             d.pop(key, None)
+        if d.get("load", {}).get("repeats") == 1:
+            # which rounds run the baselines (servecmp/run/rounds.py baseline_round): with
+            # one round, "first" and "every" run the same steps
+            d["load"] = {k: v for k, v in d["load"].items() if k != "baseline_rounds"}
     targets_a, targets_b = a.pop("targets"), b.pop("targets")
     return a == b and all(t in targets_a for t in targets_b)
 
@@ -276,12 +281,20 @@ RUN_FILES, COVERED_FILES = _split_by_shape(SHORTENED)
 
 
 def test_covers_needs_the_same_settings_and_a_subset_of_targets() -> None:
-    base = {"name": "a", "targets": [{"server": "x"}, {"server": "y"}], "load": {"rate": 1}}
+    base: dict[str, Any] = {
+        "name": "a",
+        "targets": [{"server": "x"}, {"server": "y"}],
+        "load": {"rate": 1},
+    }
     assert _covers(base, dict(base, name="b", targets=[{"server": "y"}]))
     assert not _covers(base, dict(base, targets=[{"server": "z"}]))
     assert not _covers(base, dict(base, load={"rate": 2}))
     run, covered = _split_by_shape({"big": base, "small": dict(base, targets=base["targets"][:1])})
     assert run == ["big"] and covered == {"small": "big"}
+    one_round = dict(base, load={"repeats": 1, "baseline_rounds": "every"})
+    assert _covers(one_round, dict(one_round, load={"repeats": 1, "baseline_rounds": "first"}))
+    rounds = dict(base, load={"repeats": 2, "baseline_rounds": "every"})
+    assert not _covers(rounds, dict(rounds, load={"repeats": 2, "baseline_rounds": "first"}))
 
 
 @pytest.mark.parametrize("name", sorted(COVERED_FILES))
