@@ -850,3 +850,16 @@ def test_a_tuned_configuration_without_a_breakdown_says_why() -> None:
         tuned_breakdown([_bd_m("best", "screen", 0, None, slo_ok=False)], "torchserve", "best", "x")
         is None
     )
+
+
+def test_a_server_whose_defaults_were_the_only_measurement_is_not_said_to_have_won() -> None:
+    """A 15-minute search of quick.yaml spent KServe's share on its defaults alone: the summary
+    said "the defaults won the re-measurement (0.0 req/s mean)" although nothing was re-measured."""
+    from servecmp.tune.report import defaults_outcome
+
+    alone = {"defaults_won": True, "best_confirmed_rps": None, "best_screen_rps": 70.9}
+    text = defaults_outcome(alone)
+    assert "re-measurement" not in text and "0.0" not in text
+    assert "only the defaults were measured" in text and "70.9 req/s (single measurement)" in text
+    won = {"defaults_won": True, "best_confirmed_rps": 101.25, "best_screen_rps": 99.0}
+    assert defaults_outcome(won) == "the defaults won the re-measurement (101.2 req/s mean)"

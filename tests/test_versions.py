@@ -139,14 +139,18 @@ def test_port_venv_installs_the_pinned_onnx2tf_with_a_tf_no_newer_than_the_serve
 
 
 def test_onnxruntime_is_installed_at_the_pin_wherever_an_onnx_source_runs() -> None:
-    """The reference/baseline venv (pyproject), KServe, Triton and Ray Serve's venvs all take
-    servecmp/versions.py's ONNX Runtime pin."""
+    """The reference/baseline venv (pyproject), KServe, Triton and Ray Serve's venvs and the
+    kind path's server images all take servecmp/versions.py's ONNX Runtime pin."""
     pin = versions.ONNXRUNTIME_VERSION
     for path in (
         "pyproject.toml",
         "scripts/setup.sh",
         "scripts/setup-triton.sh",
         "scripts/setup-ray.sh",
+        "deploy/kind/torchserve.Dockerfile",
+        "deploy/kind/kserve.Dockerfile",
+        "deploy/kind/triton.Dockerfile",
+        "deploy/kind/rayserve.Dockerfile",
     ):
         found = set(re.findall(r"onnxruntime==([\w.]+)", (ROOT / path).read_text()))
         assert found == {pin}, path

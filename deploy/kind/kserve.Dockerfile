@@ -14,8 +14,9 @@
 # copies, and `kind load`s it onto the server node).
 FROM python:3.11-slim-bookworm
 ENV PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# onnxruntime: an ONNX-source card is served as its .onnx in ONNX Runtime (servecmp/models/onnx_source.py)
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
-    && pip install kserve==0.21.0 "numpy>=1.26"
+    && pip install kserve==0.21.0 "numpy>=1.26" onnxruntime==1.23.0
 RUN useradd --create-home --uid 1000 --user-group kserve \
     && mkdir -p /opt/servecmp
 COPY servecmp/servers/kserve/model_server.py /opt/servecmp/model_server.py

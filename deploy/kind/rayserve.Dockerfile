@@ -20,8 +20,9 @@ RUN pip download --no-deps --only-binary=:all: --dest /dl kserve==0.21.0 \
 
 FROM python:3.11-slim-bookworm
 ENV PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# onnxruntime: an ONNX-source card is served as its .onnx in ONNX Runtime (servecmp/models/onnx_source.py)
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
-    && pip install "ray[serve]==2.60.0" "numpy>=1.26" grpcio-tools
+    && pip install "ray[serve]==2.60.0" "numpy>=1.26" grpcio-tools onnxruntime==1.23.0
 RUN useradd --create-home --uid 1000 --user-group ray \
     && mkdir -p /opt/servecmp /opt/gen/servecmp/load/clients
 COPY --from=oip /oip/grpc_predict_v2_pb2.py /opt/oip/grpc_predict_v2_pb2.py

@@ -18,8 +18,10 @@ RUN mkdir -p /usr/share/man/man1 \
     && apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
     && rm -rf /var/lib/apt/lists/*
+# onnxruntime: an ONNX-source card is served as its .onnx in ONNX Runtime (servecmp/models/onnx_source.py)
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
-    && pip install torchserve==0.12.0 torch-model-archiver==0.12.0 "pyyaml>=6" "numpy>=1.26"
+    && pip install torchserve==0.12.0 torch-model-archiver==0.12.0 "pyyaml>=6" "numpy>=1.26" \
+       onnxruntime==1.23.0
 RUN useradd --create-home --uid 1000 --user-group model-server \
     && mkdir -p /home/model-server/model-store /home/model-server/logs /home/model-server/tmp \
     && chown -R 1000:1000 /home/model-server

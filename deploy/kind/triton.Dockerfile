@@ -14,8 +14,9 @@
 # (the chart copies it into each model version). Build context: the repository root.
 FROM python:3.11-slim-bookworm
 ENV PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# onnxruntime: an ONNX-source card is served as its .onnx in ONNX Runtime (servecmp/models/onnx_source.py)
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
-    && pip install nvidia-pytriton==0.7.0 numpy==1.26.4
+    && pip install nvidia-pytriton==0.7.0 numpy==1.26.4 onnxruntime==1.23.0
 ARG WHEEL=/usr/local/lib/python3.11/site-packages/pytriton/tritonserver
 ENV LD_LIBRARY_PATH=/usr/local/lib/python3.11/site-packages/nvidia_pytriton.libs
 RUN cp ${WHEEL}/python_backend_stubs/3.11/triton_python_backend_stub ${WHEEL}/backends/python/ \

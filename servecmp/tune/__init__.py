@@ -299,6 +299,8 @@ def run_tune(
 
 
 def _header(tune_dir: Path, summary: dict[str, Any], experiment: str | Path) -> str:
+    from servecmp.tune import report
+
     lines = [
         f"# Tuned by `servecmp tune {experiment} --budget-minutes {summary['budget_minutes']:g}`",
         f"# (tune run {tune_dir.name}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, strategy {summary['strategy']}).",
@@ -314,7 +316,7 @@ def _header(tune_dir: Path, summary: dict[str, Any], experiment: str | Path) -> 
             tp = (s.get("ratios") or {}).get("throughput_rps")
             ratio = f", throughput under SLO x{tp['ratio']:.2f} vs defaults" if tp else ""
             if s.get("defaults_won"):
-                ratio = " (the defaults won the re-measurement)"
+                ratio = f" ({report.defaults_outcome(s)})"
             lines.append(f"# {s['server']}: {s['best_label']}{ratio}")
             ri = s.get("rerun_interval")
             if ri:
@@ -325,6 +327,8 @@ def _header(tune_dir: Path, summary: dict[str, Any], experiment: str | Path) -> 
 
 
 def _print(summary: dict[str, Any]) -> None:
+    from servecmp.tune import report
+
     print(
         f"\nservecmp tune {summary['experiment']} ({summary['strategy']}): measured "
         f"{summary['measured_s']:.0f} s, wall {summary['wall_s']:.0f} s of a "
@@ -343,7 +347,7 @@ def _print(summary: dict[str, Any]) -> None:
                 + f" ({tp['defaults']:.1f} -> {tp['best']:.1f} req/s)"
             )
         elif s.get("defaults_won"):
-            r = f"the defaults won the re-measurement ({s.get('best_confirmed_rps') or 0:.1f} req/s mean)"
+            r = report.defaults_outcome(s)
         else:
             r = f"best {s.get('best_screen_rps') or 0:.1f} req/s (single measurement)"
         print(f"  {s['server']:<11} {s['best_label']}: {r}")

@@ -51,6 +51,18 @@ class RerunInterval:
     text: str
 
 
+def defaults_outcome(row: dict[str, Any]) -> str:
+    """What a summary row whose best is the defaults says: won a re-measurement, or was the only
+    configuration measured (the server's share of the budget ran out before any other)."""
+    if row.get("best_confirmed_rps") is None:
+        single = row.get("best_screen_rps")
+        return (
+            "only the defaults were measured (its share of the budget ran out); not re-measured"
+            + (f", {single:.1f} req/s (single measurement)" if single is not None else "")
+        )
+    return f"the defaults won the re-measurement ({row['best_confirmed_rps']:.1f} req/s mean)"
+
+
 def rerun_interval(per_round_rps: list[float], level: float = 0.95) -> RerunInterval | None:
     """A Student-t prediction interval for one new measurement from the confirmation rounds'
     throughput (mean ± t · s · √(1 + 1/n)): wider than the mean's confidence interval, because a
@@ -168,11 +180,7 @@ def build(tune_dir: Path, summary: dict[str, Any], slo_ms: float) -> tuple[Path,
         tp_t = (
             Ratio(**tp).text("req/s")
             if tp
-            else (
-                "the defaults won the re-measurement (x1)"
-                if s.get("defaults_won")
-                else "no paired re-measurement"
-            )
+            else (defaults_outcome(s) if s.get("defaults_won") else "no paired re-measurement")
         )
         p_t = Ratio(**p99).text("ms") if p99 else "—"
         md.append(
