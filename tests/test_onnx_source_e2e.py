@@ -18,6 +18,7 @@ import pytest
 import run_budget
 import torch
 import yaml
+from test_own_model_e2e import Fresh
 from torch import nn
 
 from servecmp.cli import main
@@ -40,16 +41,6 @@ SHORT_LOAD: dict[str, Any] = {
     "burn_in": {"max_s": 2.0, "window_s": 0.5},
 }
 SERVERS = ("torchserve", "kserve", "triton", "rayserve")
-
-
-class Fresh(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 6, 3, padding=1)
-        self.fc = nn.Linear(6, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
 class Tokens(nn.Module):
